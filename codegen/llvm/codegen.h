@@ -1,0 +1,36 @@
+/*
+ * codegen.h — lowered functions to LLVM IR (codegen.c) and from there to
+ * machine code, a JIT and exported libraries (jit.c).
+ */
+#ifndef KILN_CG_LLVM_H
+#define KILN_CG_LLVM_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "ir/ir.h"
+#include "runtime/rt.h"
+
+typedef struct {
+	const char *triple;
+	const char *cpu;
+	const char *features;
+	int vector_bits; /* preferred vector width */
+	bool wasm;
+} cg_target;
+
+/* Fills t for this host (cpu name and features as LLVM detects them). */
+void cg_host_target(cg_target *t);
+
+/*
+ * Emits every function into mod. Returns 0, or -1 with a message on ctx
+ * (e.g. a GPU-only construct reached the CPU target).
+ */
+int cg_llvm_emit(kiln_ctx *ctx, LLVMContextRef c, LLVMModuleRef mod, const cg_target *t, int nfunc,
+                 kiln_func *const *funcs);
+/* Adds the module container bytes as the symbols an exported library carries. */
+void cg_llvm_embed_blob(LLVMContextRef c, LLVMModuleRef mod, const uint8_t *data, size_t size);
+/* Argument metadata of a lowered function. */
+void cg_arg_infos(const kiln_func *f, kiln_arg_info *out);
+
+#endif

@@ -1,0 +1,266 @@
+/*
+ * jit.c — LLVM IR to machine code: the O3 pipeline, one object file in
+ * memory, loaded into an ORC LLJIT for in-process calls and linked with
+ * `cc -shared` when exported. One compile serves both.
+ */
+#include <dlfcn.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "codegen.h"
+#include "schedule/schedule.h"
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_llvm(void)
+{
+	LLVMInitializeNativeTarget();
+	LLVMInitializeNativeAsmPrinter();
+}
+
+void cg_host_target(cg_target *t)
+{
+	pthread_once(&init_once, init_llvm);
+	static char *triple, *cpu, *features;
+	if (!triple) {
+		triple = LLVMGetDefaultTargetTriple();
+		cpu = LLVMGetHostCPUName();
+		features = LLVMGetHostCPUFeatures();
+	}
+	t->triple = triple;
+	t->cpu = cpu;
+	t->features = features;
+	t->vector_bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
+	t->wasm = false;
+}
+
+static int llvm_err(kiln_ctx *ctx, const char *what, LLVMErrorRef err)
+{
+	char *m = LLVMGetErrorMessage(err);
+	ir_error(ctx, "%s: %s", what, m);
+	LLVMDisposeErrorMessage(m);
+	return -1;
+}
+
+typedef struct {
+	LLVMOrcLLJITRef jit;
+	uint8_t *obj;
+	size_t obj_size;
+	char *ir;
+} jit_owner;
+
+static void jit_free(void *p)
+{
+	jit_owner *o = p;
+	if (o->jit)
+		LLVMOrcDisposeLLJIT(o->jit);
+	free(o->obj);
+	LLVMDisposeMessage(o->ir);
+	free(o);
+}
+
+/* Optimizes mod and emits an object into memory. */
+static int compile(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod, uint8_t **obj, size_t *size, char **ir)
+{
+	char *msg = NULL;
+	LLVMTargetRef target;
+	if (LLVMGetTargetFromTriple(t->triple, &target, &msg)) {
+		ir_error(ctx, "llvm: no target for %s: %s", t->triple, msg);
+		LLVMDisposeMessage(msg);
+		return -1;
+	}
+	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->features,
+	                                                  LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelDefault);
+	LLVMSetTarget(mod, t->triple);
+	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+	LLVMSetModuleDataLayout(mod, td);
+	LLVMDisposeTargetData(td);
+	LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+	LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
+	LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
+	LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
+	LLVMErrorRef err = LLVMRunPasses(mod, "default<O3>", tm, opts);
+	LLVMDisposePassBuilderOptions(opts);
+	if (err) {
+		LLVMDisposeTargetMachine(tm);
+		return llvm_err(ctx, "llvm: optimization failed", err);
+	}
+	*ir = LLVMPrintModuleToString(mod);
+	LLVMMemoryBufferRef buf;
+	if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &buf)) {
+		ir_error(ctx, "llvm: object emission failed: %s", msg);
+		LLVMDisposeMessage(msg);
+		LLVMDisposeTargetMachine(tm);
+		return -1;
+	}
+	*size = LLVMGetBufferSize(buf);
+	*obj = malloc(*size);
+	memcpy(*obj, LLVMGetBufferStart(buf), *size);
+	LLVMDisposeMemoryBuffer(buf);
+	LLVMDisposeTargetMachine(tm);
+	return 0;
+}
+
+static int jit_load(kiln_ctx *ctx, jit_owner *o, kiln_module *m)
+{
+	LLVMErrorRef err = LLVMOrcCreateLLJIT(&o->jit, NULL);
+	if (err)
+		return llvm_err(ctx, "jit: cannot create LLJIT", err);
+	LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(o->jit);
+	LLVMOrcDefinitionGeneratorRef gen;
+	/* generated code calls into libkiln_runtime and libm, both already in this process */
+	err = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(o->jit), NULL, NULL);
+	if (err)
+		return llvm_err(ctx, "jit: cannot search this process for symbols", err);
+	LLVMOrcJITDylibAddGenerator(jd, gen);
+	LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)o->obj, o->obj_size, "kiln");
+	err = LLVMOrcLLJITAddObjectFile(o->jit, jd, buf);
+	if (err)
+		return llvm_err(ctx, "jit: cannot add the object", err);
+	for (int i = 0; i < m->nfunc; i++) {
+		LLVMOrcExecutorAddress addr;
+		err = LLVMOrcLLJITLookup(o->jit, &addr, m->funcs[i].name);
+		if (err)
+			return llvm_err(ctx, "jit: lookup failed", err);
+		m->funcs[i].fn = (void *)(uintptr_t)addr;
+	}
+	return 0;
+}
+
+kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target)
+{
+	if (!target || strcmp(target, "llvm") != 0)
+		return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm)", target ? target : "(null)"), NULL;
+	if (nfunc < 1)
+		return ir_error(ctx, "build: no functions"), NULL;
+	for (int i = 0; i < nfunc; i++)
+		if (!funcs[i])
+			return ir_error(ctx, "build: function %d is NULL (did lowering fail?)", i), NULL;
+	cg_target t;
+	cg_host_target(&t);
+	kiln_module *m = rt_module_new(target);
+	for (int i = 0; i < nfunc; i++) {
+		kiln_arg_info args[64];
+		if (funcs[i]->nargs > 64) {
+			kiln_module_free(m);
+			return ir_error(ctx, "build: '%s' has more than 64 arguments", funcs[i]->name), NULL;
+		}
+		cg_arg_infos(funcs[i], args);
+		if (rt_module_add_function(m, funcs[i]->name, funcs[i]->nargs, args, NULL)) {
+			kiln_module_free(m);
+			return ir_error(ctx, "build: %s", kiln_rt_last_error()), NULL;
+		}
+	}
+	LLVMContextRef c = LLVMContextCreate();
+	LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("kiln", c);
+	jit_owner *o = calloc(1, sizeof *o);
+	m->owner = o;
+	m->owner_free = jit_free;
+	int rc = cg_llvm_emit(ctx, c, mod, &t, nfunc, funcs);
+	if (!rc) {
+		uint8_t *meta;
+		size_t msize;
+		rt_module_serialize(m, &meta, &msize);
+		cg_llvm_embed_blob(c, mod, meta, msize);
+		free(meta);
+		rc = compile(ctx, &t, mod, &o->obj, &o->obj_size, &o->ir);
+	}
+	LLVMDisposeModule(mod);
+	LLVMContextDispose(c);
+	if (!rc)
+		rc = jit_load(ctx, o, m);
+	if (rc) {
+		kiln_module_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,
+                                 const char *target)
+{
+	if (!s)
+		return NULL;
+	kiln_func *f = kiln_lower(s, name, nargs, args, NULL);
+	return f ? kiln_build(s->ctx, 1, &f, target) : NULL;
+}
+
+int kiln_module_llvm_ir(const kiln_module *m, FILE *out)
+{
+	if (!m || m->owner_free != jit_free)
+		return rt_error("module was not built by kiln_build in this process");
+	fputs(((jit_owner *)m->owner)->ir, out);
+	return 0;
+}
+
+/* Runs argv without a shell; returns its exit status. */
+static int run(char *const *argv)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path)
+{
+	if (!m || m->owner_free != jit_free)
+		return ir_error(ctx, "export: the module was not built by kiln_build in this process");
+	jit_owner *o = m->owner;
+	char obj[] = "/tmp/kiln-export-XXXXXX.o";
+	int fd = mkstemps(obj, 2);
+	if (fd < 0)
+		return ir_error(ctx, "export: cannot create a temporary file");
+	ssize_t w = write(fd, o->obj, o->obj_size);
+	close(fd);
+	if (w != (ssize_t)o->obj_size) {
+		unlink(obj);
+		return ir_error(ctx, "export: cannot write %s", obj);
+	}
+	/* link against this process's libkiln_runtime, and find it again at load time */
+	Dl_info info;
+	char rt[4096] = "", rpath[4200] = "";
+	if (dladdr((void *)kiln_parallel_for, &info) && info.dli_fname) {
+		snprintf(rt, sizeof rt, "%s", info.dli_fname);
+		char *slash = strrchr(rt, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(rpath, sizeof rpath, "-Wl,-rpath,%s", rt);
+			*slash = '/';
+		}
+	}
+	const char *cc = getenv("CC") ? getenv("CC") : "cc";
+	char *argv[12];
+	int n = 0;
+	argv[n++] = (char *)cc;
+	argv[n++] = "-shared";
+	argv[n++] = "-o";
+	argv[n++] = (char *)path;
+	argv[n++] = obj;
+	if (rt[0] && rpath[0]) {
+		argv[n++] = rt;
+		argv[n++] = rpath;
+	}
+	argv[n++] = "-lm";
+	argv[n] = NULL;
+	int st = run(argv);
+	unlink(obj);
+	if (st != 0)
+		return ir_error(ctx, "export: '%s -shared' failed with status %d while writing %s", cc, st, path);
+	return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * kiln build: lowering a schedule to loop IR and compiling it.
+ */
+#ifndef KILN_BUILD_H
+#define KILN_BUILD_H
+
+#include <stdio.h>
+
+#include "schedule.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ir_func kiln_func;
+
+/*
+ * Lowers a schedule to one function whose arguments are args (inputs and
+ * outputs, in order). With trace != NULL the IR is printed there after
+ * every pass of the pipeline.
+ */
+kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args, FILE *trace);
+/* Prints a lowered function. */
+void kiln_func_print(const kiln_func *f, FILE *out);
+
+/*
+ * Compiles lowered functions for a target ("llvm" = this CPU) into a
+ * module that can be called at once (JIT) and exported. NULL on failure.
+ */
+kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target);
+/* Lowers and builds one function in one step. */
+kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,
+                                 const char *target);
+/*
+ * Writes a shared library holding the module's code and its metadata, so a
+ * program that links only libkiln_runtime can dlopen it and call each
+ * function by its C signature, or load it with kiln_module_load.
+ */
+int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path);
+/* Writes the generated LLVM IR (after optimization) of the last build. */
+int kiln_module_llvm_ir(const kiln_module *m, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

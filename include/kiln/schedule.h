@@ -1,0 +1,71 @@
+/*
+ * kiln schedules: how a tensor expression becomes loops.
+ *
+ * A schedule holds one stage per compute. Primitives rewrite a stage's loop
+ * nest (split, fuse, reorder, tile), annotate loops (vectorize, unroll,
+ * parallel, bind), move stages (compute_at / inline / root), and add stages
+ * (cache_read, cache_write, rfactor). Every primitive checks its arguments
+ * and returns -1 (or NULL) with a message in kiln_error(ctx) on misuse.
+ */
+#ifndef KILN_SCHEDULE_H
+#define KILN_SCHEDULE_H
+
+#include "te.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sch_schedule kiln_schedule;
+typedef struct sch_stage kiln_stage;
+
+/* Thread indices a loop can be bound to (GPU targets). */
+typedef enum {
+	KILN_THREAD_NONE = 0,
+	KILN_BLOCK_X, KILN_BLOCK_Y, KILN_BLOCK_Z,
+	KILN_THREAD_X, KILN_THREAD_Y, KILN_THREAD_Z,
+} kiln_thread;
+
+/* Memory scopes of a stage's buffer. */
+typedef enum { KILN_SCOPE_GLOBAL = 0, KILN_SCOPE_SHARED, KILN_SCOPE_LOCAL } kiln_scope;
+
+kiln_schedule *kiln_schedule_create(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+kiln_stage *kiln_stage_of(kiln_schedule *s, kiln_tensor *t);
+/* The i-th data-parallel axis and i-th reduction axis of a stage's op. */
+kiln_iter *kiln_stage_axis(kiln_stage *st, int i);
+kiln_iter *kiln_stage_reduce_axis(kiln_stage *st, int i);
+/* The current loop order, outermost first. */
+int kiln_stage_leaves(kiln_stage *st, kiln_iter ***leaves);
+
+int kiln_split(kiln_stage *st, kiln_iter *it, int64_t factor, kiln_iter **outer, kiln_iter **inner);
+int kiln_split_nparts(kiln_stage *st, kiln_iter *it, int64_t nparts, kiln_iter **outer, kiln_iter **inner);
+int kiln_fuse(kiln_stage *st, kiln_iter *outer, kiln_iter *inner, kiln_iter **fused);
+int kiln_reorder(kiln_stage *st, int n, kiln_iter *const *order);
+int kiln_tile(kiln_stage *st, kiln_iter *x, kiln_iter *y, int64_t fx, int64_t fy, kiln_iter **xo, kiln_iter **yo,
+              kiln_iter **xi, kiln_iter **yi);
+int kiln_vectorize(kiln_stage *st, kiln_iter *it);
+int kiln_unroll(kiln_stage *st, kiln_iter *it);
+int kiln_parallel(kiln_stage *st, kiln_iter *it);
+int kiln_bind(kiln_stage *st, kiln_iter *it, kiln_thread thread);
+
+int kiln_compute_at(kiln_stage *st, kiln_stage *parent, kiln_iter *it);
+int kiln_compute_inline(kiln_stage *st);
+int kiln_compute_root(kiln_stage *st);
+int kiln_set_scope(kiln_stage *st, kiln_scope scope);
+
+/* A stage copying t into scope, read by the given stages instead of t. */
+kiln_tensor *kiln_cache_read(kiln_schedule *s, kiln_tensor *t, kiln_scope scope, int nreaders,
+                             kiln_stage *const *readers);
+/* t's computation moves into a new stage in scope; t becomes a copy of it. */
+kiln_tensor *kiln_cache_write(kiln_schedule *s, kiln_tensor *t, kiln_scope scope);
+/*
+ * Factors the reduction of t over the reduce leaf it: returns a tensor with
+ * a new leading axis of extent(it) holding partial results; t then reduces
+ * that axis.
+ */
+kiln_tensor *kiln_rfactor(kiln_schedule *s, kiln_tensor *t, kiln_iter *it);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

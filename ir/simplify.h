@@ -1,0 +1,30 @@
+/*
+ * simplify.h — the arithmetic simplifier and constant bounds.
+ */
+#ifndef KILN_SIMPLIFY_H
+#define KILN_SIMPLIFY_H
+
+#include "ir.h"
+
+/* A closed integer interval; INT64_MIN / INT64_MAX stand for "unbounded". */
+typedef struct {
+	int64_t lo, hi;
+} ir_range;
+
+/* Known constant ranges of variables (a stack: inner scopes push). */
+typedef struct {
+	int n, cap;
+	const ir_expr **vars;
+	ir_range *r;
+} ir_env;
+
+void ir_env_push(ir_env *env, const ir_expr *var, int64_t lo, int64_t hi);
+void ir_env_free(ir_env *env);
+/* Constant bounds of an integer expression under env (may be unbounded). */
+ir_range ir_const_bounds(const ir_env *env, const ir_expr *e);
+
+/* env may be NULL. Loops met while simplifying a statement add their ranges. */
+ir_expr *ir_simplify_expr(kiln_ctx *ctx, ir_env *env, ir_expr *e);
+ir_stmt *ir_simplify(kiln_ctx *ctx, ir_env *env, ir_stmt *s);
+
+#endif

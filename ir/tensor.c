@@ -1,0 +1,223 @@
+/*
+ * tensor.c — placeholders and compute ops: the tensor-expression graph.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+
+static const char *axis_names[KILN_MAX_DIMS] = {"i", "j", "l", "m", "n", "o", "p", "q"};
+
+static int check_shape(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape)
+{
+	if (ndim < 0 || ndim > KILN_MAX_DIMS)
+		return ir_error(ctx, "tensor '%s': %d dimensions (at most %d)", name, ndim, KILN_MAX_DIMS);
+	for (int d = 0; d < ndim; d++)
+		if (shape[d] <= 0)
+			return ir_error(ctx, "tensor '%s': dimension %d has extent %lld; extents must be positive", name, d,
+			                (long long)shape[d]);
+	return 0;
+}
+
+static ir_tensor *new_tensor(kiln_ctx *ctx, const char *name, ir_type t, int ndim, const int64_t *shape, ir_op *op,
+                             int vi)
+{
+	ir_tensor *x = ir_alloc(ctx, sizeof *x);
+	x->name = ir_strdup(ctx, name);
+	x->type = t;
+	x->ndim = ndim;
+	memcpy(x->shape, shape, sizeof(int64_t) * ndim);
+	x->op = op;
+	x->value_index = vi;
+	return x;
+}
+
+kiln_tensor *kiln_placeholder(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape, kiln_dtype t)
+{
+	if (check_shape(ctx, name, ndim, shape))
+		return NULL;
+	if (t.lanes != 1 || t.code == KILN_HANDLE)
+		return ir_error(ctx, "placeholder '%s': element type must be a scalar number", name), NULL;
+	ir_op *op = ir_alloc(ctx, sizeof *op);
+	op->kind = IR_OP_PLACEHOLDER;
+	op->name = ir_strdup(ctx, name);
+	op->nout = 1;
+	op->outs = ir_alloc(ctx, sizeof(ir_tensor *));
+	op->outs[0] = new_tensor(ctx, name, t, ndim, shape, op, 0);
+	return op->outs[0];
+}
+
+/* Is there a reduction anywhere below the top of e? */
+static bool nested_reduce(const ir_expr *e, bool top)
+{
+	if (!e)
+		return false;
+	switch (e->kind) {
+	case IR_REDUCE:
+		return !top || nested_reduce(e->red.src, false) || nested_reduce(e->red.cond, false);
+	case IR_SELECT:
+		return nested_reduce(e->sel.cond, false) || nested_reduce(e->sel.t, false) || nested_reduce(e->sel.f, false);
+	case IR_CALL:
+		return nested_reduce(e->call.a, false) || nested_reduce(e->call.b, false);
+	case IR_READ:
+		for (int d = 0; d < e->read.t->ndim; d++)
+			if (nested_reduce(e->read.idx[d], false))
+				return true;
+		return false;
+	case IR_NOT:
+	case IR_CAST:
+		return nested_reduce(e->bin.a, false);
+	case IR_LET:
+		return nested_reduce(e->let.value, false) || nested_reduce(e->let.body, false);
+	default:
+		if (ir_is_binary(e->kind))
+			return nested_reduce(e->bin.a, false) || nested_reduce(e->bin.b, false);
+		return false;
+	}
+}
+
+ir_op *ir_compute_op(kiln_ctx *ctx, const char *name, int naxis, ir_iter **axis, int nout, ir_expr **body,
+                     const char *const *out_names)
+{
+	for (int i = 0; i < nout; i++) {
+		if (!body[i])
+			return NULL;
+		if (body[i]->type.lanes != 1 || body[i]->type.code == KILN_HANDLE)
+			return ir_error(ctx, "compute '%s': body must be a scalar number", name), NULL;
+		if (nested_reduce(body[i], true))
+			return ir_error(ctx, "compute '%s': a reduction may only be the whole body, not part of it "
+			                     "(declare it as a separate compute)", name), NULL;
+		bool red = body[i]->kind == IR_REDUCE, red0 = body[0]->kind == IR_REDUCE;
+		if (red != red0 || (red && (body[i]->red.naxis != body[0]->red.naxis ||
+		                            memcmp(body[i]->red.axis, body[0]->red.axis,
+		                                   sizeof(ir_iter *) * body[0]->red.naxis))))
+			return ir_error(ctx, "compute '%s': all outputs must reduce over the same axes or none", name), NULL;
+	}
+	ir_op *op = ir_alloc(ctx, sizeof *op);
+	op->kind = IR_OP_COMPUTE;
+	op->name = ir_strdup(ctx, name);
+	op->naxis = naxis;
+	op->axis = axis;
+	if (body[0]->kind == IR_REDUCE) {
+		op->nreduce = body[0]->red.naxis;
+		op->reduce = body[0]->red.axis;
+	}
+	op->nout = nout;
+	op->body = ir_alloc(ctx, sizeof(ir_expr *) * nout);
+	memcpy(op->body, body, sizeof(ir_expr *) * nout);
+	op->outs = ir_alloc(ctx, sizeof(ir_tensor *) * nout);
+	int64_t shape[KILN_MAX_DIMS];
+	for (int d = 0; d < naxis; d++)
+		shape[d] = axis[d]->extent;
+	for (int i = 0; i < nout; i++)
+		op->outs[i] = new_tensor(ctx, out_names ? out_names[i] : nout == 1 ? name : ir_fmt(ctx, "%s.v%d", name, i),
+		                         body[i]->type, naxis, shape, op, i);
+	return op;
+}
+
+static ir_iter **make_axes(kiln_ctx *ctx, int ndim, const int64_t *shape, ir_expr **vars)
+{
+	ir_iter **axis = ir_alloc(ctx, sizeof(ir_iter *) * (ndim ? ndim : 1));
+	for (int d = 0; d < ndim; d++) {
+		axis[d] = ir_iter_new(ctx, axis_names[d], 0, shape[d], false);
+		vars[d] = axis[d]->var;
+	}
+	return axis;
+}
+
+kiln_tensor *kiln_compute(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape, kiln_compute_fn fn,
+                          void *user)
+{
+	if (check_shape(ctx, name, ndim, shape))
+		return NULL;
+	ir_expr *vars[KILN_MAX_DIMS];
+	ir_iter **axis = make_axes(ctx, ndim, shape, vars);
+	ir_expr *body = fn(ctx, vars, user);
+	if (!body)
+		return ctx->nerr ? NULL : (ir_error(ctx, "compute '%s': the body callback returned NULL", name), NULL);
+	ir_op *op = ir_compute_op(ctx, name, ndim, axis, 1, &body, NULL);
+	return op ? op->outs[0] : NULL;
+}
+
+int kiln_compute_multi(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape, int nout,
+                       kiln_compute_multi_fn fn, void *user, kiln_tensor **outs)
+{
+	if (check_shape(ctx, name, ndim, shape))
+		return -1;
+	if (nout < 1 || nout > 16)
+		return ir_error(ctx, "compute '%s': %d outputs (1 to 16)", name, nout);
+	ir_expr *vars[KILN_MAX_DIMS];
+	ir_iter **axis = make_axes(ctx, ndim, shape, vars);
+	ir_expr **body = ir_alloc(ctx, sizeof(ir_expr *) * nout);
+	if (fn(ctx, vars, body, user))
+		return ctx->nerr ? -1 : ir_error(ctx, "compute '%s': the body callback failed", name);
+	ir_op *op = ir_compute_op(ctx, name, ndim, axis, nout, body, NULL);
+	if (!op)
+		return -1;
+	for (int i = 0; i < nout; i++)
+		outs[i] = op->outs[i];
+	return 0;
+}
+
+const char *kiln_tensor_name(const kiln_tensor *t) { return t->name; }
+int kiln_tensor_ndim(const kiln_tensor *t) { return t->ndim; }
+const int64_t *kiln_tensor_shape(const kiln_tensor *t) { return t->shape; }
+kiln_dtype kiln_tensor_dtype(const kiln_tensor *t) { return t->type; }
+
+static int add_tensor(ir_tensor *t, ir_tensor ***list, int *n, int *cap)
+{
+	for (int i = 0; i < *n; i++)
+		if ((*list)[i] == t)
+			return 0;
+	if (*n == *cap) {
+		int nc = *cap ? *cap * 2 : 8;
+		ir_tensor **nl = realloc(*list, sizeof(ir_tensor *) * nc);
+		if (!nl)
+			return -1;
+		*list = nl;
+		*cap = nc;
+	}
+	(*list)[(*n)++] = t;
+	return 0;
+}
+
+/* Collects the tensors e reads; the list is malloc'ed (caller frees). */
+int ir_expr_tensors(const ir_expr *e, ir_tensor ***list, int *n, int *cap)
+{
+	if (!e)
+		return 0;
+	switch (e->kind) {
+	case IR_READ:
+		add_tensor(e->read.t, list, n, cap);
+		for (int d = 0; d < e->read.t->ndim; d++)
+			ir_expr_tensors(e->read.idx[d], list, n, cap);
+		return 0;
+	case IR_SELECT:
+		ir_expr_tensors(e->sel.cond, list, n, cap);
+		ir_expr_tensors(e->sel.t, list, n, cap);
+		return ir_expr_tensors(e->sel.f, list, n, cap);
+	case IR_CALL:
+		ir_expr_tensors(e->call.a, list, n, cap);
+		return ir_expr_tensors(e->call.b, list, n, cap);
+	case IR_REDUCE:
+		ir_expr_tensors(e->red.src, list, n, cap);
+		return ir_expr_tensors(e->red.cond, list, n, cap);
+	case IR_NOT:
+	case IR_CAST:
+		return ir_expr_tensors(e->bin.a, list, n, cap);
+	case IR_LET:
+		ir_expr_tensors(e->let.value, list, n, cap);
+		return ir_expr_tensors(e->let.body, list, n, cap);
+	case IR_RAMP:
+	case IR_BROADCAST:
+	case IR_LOAD:
+		return 0;
+	default:
+		if (ir_is_binary(e->kind)) {
+			ir_expr_tensors(e->bin.a, list, n, cap);
+			return ir_expr_tensors(e->bin.b, list, n, cap);
+		}
+		return 0;
+	}
+}
+int kiln_tensor_is_placeholder(const kiln_tensor *t) { return t->op->kind == IR_OP_PLACEHOLDER; }

@@ -1,0 +1,187 @@
+/*
+ * array.c — dtypes, aligned n-d arrays, and the runtime's error slot.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rt.h"
+
+static _Thread_local char rt_err[1024];
+
+int rt_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rt_err, sizeof rt_err, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+const char *kiln_rt_last_error(void) { return rt_err; }
+
+double rt_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+const char *kiln_dtype_str(kiln_dtype t, char *buf)
+{
+	static const char *names[] = {"bool", "int", "uint", "float", "handle"};
+	if (t.code > KILN_HANDLE) {
+		snprintf(buf, 16, "?%d", t.code);
+		return buf;
+	}
+	if (t.code == KILN_BOOL || t.code == KILN_HANDLE)
+		snprintf(buf, 16, "%s", names[t.code]);
+	else
+		snprintf(buf, 16, "%s%d", names[t.code], t.bits);
+	if (t.lanes > 1)
+		snprintf(buf + strlen(buf), 16 - strlen(buf), "x%d", t.lanes);
+	return buf;
+}
+
+int kiln_dtype_parse(const char *s, kiln_dtype *out)
+{
+	static const struct {
+		const char *name;
+		kiln_dtype t;
+	} tab[] = {
+		{"bool", {KILN_BOOL, 1, 1}},     {"float16", {KILN_FLOAT, 16, 1}}, {"f16", {KILN_FLOAT, 16, 1}},
+		{"float32", {KILN_FLOAT, 32, 1}}, {"f32", {KILN_FLOAT, 32, 1}},    {"float64", {KILN_FLOAT, 64, 1}},
+		{"f64", {KILN_FLOAT, 64, 1}},    {"int8", {KILN_INT, 8, 1}},       {"i8", {KILN_INT, 8, 1}},
+		{"int16", {KILN_INT, 16, 1}},    {"int32", {KILN_INT, 32, 1}},     {"i32", {KILN_INT, 32, 1}},
+		{"int64", {KILN_INT, 64, 1}},    {"i64", {KILN_INT, 64, 1}},       {"uint8", {KILN_UINT, 8, 1}},
+		{"u8", {KILN_UINT, 8, 1}},       {"uint16", {KILN_UINT, 16, 1}},   {"uint32", {KILN_UINT, 32, 1}},
+		{"uint64", {KILN_UINT, 64, 1}},
+	};
+	for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
+		if (!strcmp(s, tab[i].name)) {
+			*out = tab[i].t;
+			return 0;
+		}
+	return -1;
+}
+
+size_t kiln_dtype_bytes(kiln_dtype t)
+{
+	size_t b = t.code == KILN_BOOL ? 1 : (t.bits + 7) / 8;
+	return b * (t.lanes ? t.lanes : 1);
+}
+
+static kiln_array *array_new(int ndim, const int64_t *shape, kiln_dtype dtype)
+{
+	if (ndim < 0 || ndim > KILN_MAX_DIMS) {
+		rt_error("array: %d dimensions (at most %d)", ndim, KILN_MAX_DIMS);
+		return NULL;
+	}
+	for (int d = 0; d < ndim; d++)
+		if (shape[d] < 0) {
+			rt_error("array: dimension %d is negative (%lld)", d, (long long)shape[d]);
+			return NULL;
+		}
+	kiln_array *a = calloc(1, sizeof *a);
+	if (!a)
+		return NULL;
+	a->ndim = ndim;
+	a->dtype = dtype;
+	int64_t s = 1;
+	for (int d = ndim - 1; d >= 0; d--) {
+		a->shape[d] = shape[d];
+		a->strides[d] = s;
+		s *= shape[d];
+	}
+	return a;
+}
+
+kiln_array *kiln_array_empty(int ndim, const int64_t *shape, kiln_dtype dtype)
+{
+	kiln_array *a = array_new(ndim, shape, dtype);
+	if (!a)
+		return NULL;
+	size_t bytes = (size_t)kiln_array_numel(a) * kiln_dtype_bytes(dtype);
+	bytes = (bytes + 63) & ~(size_t)63;
+	a->data = aligned_alloc(64, bytes ? bytes : 64);
+	if (!a->data) {
+		free(a);
+		rt_error("array: out of memory for %zu bytes", bytes);
+		return NULL;
+	}
+	memset(a->data, 0, bytes);
+	a->owns_data = 1;
+	return a;
+}
+
+kiln_array *kiln_array_wrap(void *data, int ndim, const int64_t *shape, kiln_dtype dtype)
+{
+	kiln_array *a = array_new(ndim, shape, dtype);
+	if (a)
+		a->data = data;
+	return a;
+}
+
+void kiln_array_free(kiln_array *a)
+{
+	if (!a)
+		return;
+	if (a->owns_data)
+		free(a->data);
+	free(a);
+}
+
+int64_t kiln_array_numel(const kiln_array *a)
+{
+	int64_t n = 1;
+	for (int d = 0; d < a->ndim; d++)
+		n *= a->shape[d];
+	return n;
+}
+
+int kiln_array_is_compact(const kiln_array *a)
+{
+	int64_t s = 1;
+	for (int d = a->ndim - 1; d >= 0; d--) {
+		if (a->shape[d] != 1 && a->strides[d] != s)
+			return 0;
+		s *= a->shape[d];
+	}
+	return 1;
+}
+
+/* splitmix64: a small, good, seedable generator for test data */
+static uint64_t next_u64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+void kiln_array_fill_random(kiln_array *a, uint64_t seed, double lo, double hi)
+{
+	int64_t n = kiln_array_numel(a);
+	uint64_t s = seed;
+	for (int64_t i = 0; i < n; i++) {
+		double u = (double)(next_u64(&s) >> 11) * (1.0 / 9007199254740992.0);
+		double v = lo + (hi - lo) * u;
+		kiln_dtype t = a->dtype;
+		if (t.code == KILN_FLOAT && t.bits == 32)
+			((float *)a->data)[i] = (float)v;
+		else if (t.code == KILN_FLOAT && t.bits == 64)
+			((double *)a->data)[i] = v;
+		else if (t.code == KILN_FLOAT && t.bits == 16)
+			((_Float16 *)a->data)[i] = (_Float16)v;
+		else if (t.code == KILN_BOOL || t.bits == 8)
+			((int8_t *)a->data)[i] = (int8_t)(t.code == KILN_BOOL ? (v > (lo + hi) / 2) : (int64_t)v);
+		else if (t.bits == 16)
+			((int16_t *)a->data)[i] = (int16_t)(int64_t)v;
+		else if (t.bits == 32)
+			((int32_t *)a->data)[i] = (int32_t)(int64_t)v;
+		else
+			((int64_t *)a->data)[i] = (int64_t)v;
+	}
+}

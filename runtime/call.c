@@ -1,0 +1,168 @@
+/*
+ * call.c — calling any compiled function through libffi, after checking
+ * the arguments against the module's metadata, and the time evaluator.
+ */
+#include <ffi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+#define MAX_FFI_ARGS 256
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+	size_t k = (size_t)snprintf(buf, n, "[");
+	for (int d = 0; d < ndim && k < n; d++)
+		k += (size_t)snprintf(buf + k, n - k, "%s%lld", d ? ", " : "", (long long)shape[d]);
+	if (k < n)
+		snprintf(buf + k, n - k, "]");
+}
+
+static int check_args(const rt_function *f, kiln_array **args, int nargs)
+{
+	if (nargs != f->nargs) {
+		char names[512] = "";
+		size_t k = 0;
+		for (int i = 0; i < f->nargs && k < sizeof names; i++)
+			k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "", f->args[i].name);
+		return rt_error("%s expects %d arguments (%s), got %d", f->name, f->nargs, names, nargs);
+	}
+	for (int i = 0; i < nargs; i++) {
+		const kiln_arg_info *ai = &f->args[i];
+		const kiln_array *a = args[i];
+		char want[64], got[64];
+		if (!a || !a->data)
+			return rt_error("argument %d (%s) of %s is NULL", i, ai->name, f->name);
+		if (a->dtype.code != ai->dtype.code || a->dtype.bits != ai->dtype.bits || a->dtype.lanes != ai->dtype.lanes)
+			return rt_error("argument %d (%s) of %s has dtype %s, expected %s", i, ai->name, f->name,
+			                kiln_dtype_str(a->dtype, got), kiln_dtype_str(ai->dtype, want));
+		bool same = a->ndim == ai->ndim;
+		for (int d = 0; same && d < a->ndim; d++)
+			same = a->shape[d] == ai->shape[d];
+		if (!same) {
+			shape_str(got, sizeof got, a->ndim, a->shape);
+			shape_str(want, sizeof want, ai->ndim, ai->shape);
+			return rt_error("argument %d (%s) of %s has shape %s, expected %s", i, ai->name, f->name, got, want);
+		}
+		if (!kiln_array_is_compact(a))
+			return rt_error("argument %d (%s) of %s is not a compact row-major array", i, ai->name, f->name);
+		if (a->device != KILN_DEV_CPU)
+			return rt_error("argument %d (%s) of %s lives on another device; CPU code needs a CPU array", i,
+			                ai->name, f->name);
+	}
+	if (!f->fn)
+		return rt_error("%s has no CPU code in this module", f->name);
+	return 0;
+}
+
+static int invoke(const rt_function *f, kiln_array **args)
+{
+	ffi_cif cif;
+	ffi_type *types[MAX_FFI_ARGS];
+	void *ptrs[MAX_FFI_ARGS], *vals[MAX_FFI_ARGS];
+	for (int i = 0; i < f->nargs; i++) {
+		types[i] = &ffi_type_pointer;
+		ptrs[i] = args[i]->data;
+		vals[i] = &ptrs[i];
+	}
+	if (ffi_prep_cif(&cif, FFI_DEFAULT_ABI, (unsigned)f->nargs, &ffi_type_sint32, types) != FFI_OK)
+		return rt_error("libffi cannot describe a call to %s", f->name);
+	ffi_arg rc = 0;
+	ffi_call(&cif, FFI_FN(f->fn), &rc, vals);
+	if ((int32_t)rc != 0)
+		return rt_error("%s returned status %d", f->name, (int)(int32_t)rc);
+	return 0;
+}
+
+int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int nargs)
+{
+	if (!m)
+		return rt_error("call: no module");
+	rt_function *f = rt_module_find(m, fn);
+	if (!f) {
+		char names[512] = "";
+		size_t k = 0;
+		for (int i = 0; i < m->nfunc && k < sizeof names; i++)
+			k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "", m->funcs[i].name);
+		return rt_error("no function '%s' in the module (it has: %s)", fn, names);
+	}
+	if (f->nargs > MAX_FFI_ARGS)
+		return rt_error("%s has more than %d arguments", fn, MAX_FFI_ARGS);
+	if (check_args(f, args, nargs))
+		return -1;
+	return invoke(f, args);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int nargs, const kiln_time_opts *opts,
+                     kiln_timing *out)
+{
+	memset(out, 0, sizeof *out);
+	kiln_time_opts o = opts ? *opts : (kiln_time_opts){0};
+	if (o.repeat <= 0)
+		o.repeat = 5;
+	if (o.warmup < 0)
+		o.warmup = 0;
+	if (!opts)
+		o.warmup = 1;
+	if (kiln_module_call(m, fn, args, nargs)) /* checks everything once */
+		return -1;
+	rt_function *f = rt_module_find(m, fn);
+	for (int i = 0; i < o.warmup; i++)
+		if (invoke(f, args))
+			return -1;
+	int number = o.number > 0 ? o.number : 1;
+	if (o.number <= 0 && o.min_repeat_ms > 0) {
+		/* grow number until one sample takes min_repeat_ms */
+		for (;;) {
+			double t0 = rt_now_ms();
+			for (int i = 0; i < number; i++)
+				if (invoke(f, args))
+					return -1;
+			double dt = rt_now_ms() - t0;
+			if (dt >= o.min_repeat_ms || number >= (1 << 24))
+				break;
+			int next = dt > 0 ? (int)(number * o.min_repeat_ms / dt * 1.1) + 1 : number * 10;
+			number = next > number * 10 ? number * 10 : next > number ? next : number + 1;
+		}
+	}
+	out->samples_ms = malloc(sizeof(double) * o.repeat);
+	if (!out->samples_ms)
+		return rt_error("out of memory");
+	for (int r = 0; r < o.repeat; r++) {
+		double t0 = rt_now_ms();
+		for (int i = 0; i < number; i++)
+			if (invoke(f, args)) {
+				kiln_timing_free(out);
+				return -1;
+			}
+		out->samples_ms[r] = (rt_now_ms() - t0) / number;
+	}
+	out->nsamples = o.repeat;
+	out->number = number;
+	double *sorted = malloc(sizeof(double) * o.repeat);
+	memcpy(sorted, out->samples_ms, sizeof(double) * o.repeat);
+	qsort(sorted, (size_t)o.repeat, sizeof(double), cmp_double);
+	out->median_ms = o.repeat % 2 ? sorted[o.repeat / 2] : (sorted[o.repeat / 2 - 1] + sorted[o.repeat / 2]) / 2;
+	out->min_ms = sorted[0];
+	double sum = 0;
+	for (int r = 0; r < o.repeat; r++)
+		sum += sorted[r];
+	out->mean_ms = sum / o.repeat;
+	free(sorted);
+	return 0;
+}
+
+void kiln_timing_free(kiln_timing *t)
+{
+	free(t->samples_ms);
+	t->samples_ms = NULL;
+	t->nsamples = 0;
+}

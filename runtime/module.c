@@ -1,0 +1,471 @@
+/*
+ * module.c — the module container: one format for every target.
+ *
+ *   "KILNMOD\1"  u32 version
+ *   str target
+ *   u32 nfunc  { str name, u32 nargs { str name, u8 code, u8 bits, u16 lanes,
+ *                                      u8 ndim, i64 shape[ndim], u8 is_output } }
+ *   u32 nblob  { str name, u64 size, bytes }
+ *
+ * Integers are little-endian; str is u32 length + bytes. An exported shared
+ * library carries the container (without blobs) in a data symbol; a saved
+ * module is the container in a file, its blobs holding the code (an object
+ * file for CPU code, kernel sources for GPU targets). The reader checks every
+ * length against what is left, so a truncated or hostile file gets an error.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rt.h"
+
+#define MAGIC "KILNMOD\1"
+#define VERSION 1u
+#define MAX_FUNCS 4096
+#define MAX_ARGS 256
+
+kiln_module *rt_module_new(const char *target)
+{
+	kiln_module *m = calloc(1, sizeof *m);
+	if (m)
+		snprintf(m->target, sizeof m->target, "%s", target);
+	return m;
+}
+
+int rt_module_add_function(kiln_module *m, const char *name, int nargs, const kiln_arg_info *args, void *fn)
+{
+	if (rt_module_find(m, name))
+		return rt_error("module already has a function named '%s'", name);
+	rt_function *nf = realloc(m->funcs, sizeof *nf * (m->nfunc + 1));
+	if (!nf)
+		return rt_error("out of memory");
+	m->funcs = nf;
+	rt_function *f = &m->funcs[m->nfunc];
+	f->name = strdup(name);
+	f->nargs = nargs;
+	f->args = calloc(nargs ? nargs : 1, sizeof *f->args);
+	if (!f->name || !f->args)
+		return rt_error("out of memory");
+	memcpy(f->args, args, sizeof *args * nargs);
+	f->fn = fn;
+	m->nfunc++;
+	return 0;
+}
+
+int rt_module_add_blob(kiln_module *m, const char *name, const void *data, size_t size)
+{
+	rt_blob *nb = realloc(m->blobs, sizeof *nb * (m->nblob + 1));
+	if (!nb)
+		return rt_error("out of memory");
+	m->blobs = nb;
+	rt_blob *b = &m->blobs[m->nblob];
+	b->name = strdup(name);
+	b->data = malloc(size ? size : 1);
+	if (!b->name || !b->data)
+		return rt_error("out of memory");
+	memcpy(b->data, data, size);
+	b->size = size;
+	m->nblob++;
+	return 0;
+}
+
+const rt_blob *rt_module_blob(const kiln_module *m, const char *name)
+{
+	for (int i = 0; i < m->nblob; i++)
+		if (!strcmp(m->blobs[i].name, name))
+			return &m->blobs[i];
+	return NULL;
+}
+
+rt_function *rt_module_find(const kiln_module *m, const char *name)
+{
+	for (int i = 0; i < m->nfunc; i++)
+		if (!strcmp(m->funcs[i].name, name))
+			return &m->funcs[i];
+	return NULL;
+}
+
+void kiln_module_free(kiln_module *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; i < m->nfunc; i++) {
+		free(m->funcs[i].name);
+		free(m->funcs[i].args);
+	}
+	free(m->funcs);
+	for (int i = 0; i < m->nblob; i++) {
+		free(m->blobs[i].name);
+		free(m->blobs[i].data);
+	}
+	free(m->blobs);
+	if (m->owner_free)
+		m->owner_free(m->owner);
+	if (m->dl)
+		dlclose(m->dl);
+	free(m);
+}
+
+int kiln_module_num_functions(const kiln_module *m) { return m ? m->nfunc : 0; }
+
+const char *kiln_module_function_name(const kiln_module *m, int i)
+{
+	return m && i >= 0 && i < m->nfunc ? m->funcs[i].name : NULL;
+}
+
+int kiln_module_function_args(const kiln_module *m, const char *fn, const kiln_arg_info **args)
+{
+	rt_function *f = m ? rt_module_find(m, fn) : NULL;
+	if (!f)
+		return rt_error("no function '%s' in the module", fn);
+	*args = f->args;
+	return f->nargs;
+}
+
+void *kiln_module_function_ptr(const kiln_module *m, const char *fn)
+{
+	rt_function *f = m ? rt_module_find(m, fn) : NULL;
+	return f ? f->fn : NULL;
+}
+
+/* ---- writing ---- */
+
+typedef struct {
+	uint8_t *p;
+	size_t n, cap;
+} wbuf;
+
+static void put(wbuf *w, const void *d, size_t n)
+{
+	if (w->n + n > w->cap) {
+		size_t nc = w->cap ? w->cap : 256;
+		while (nc < w->n + n)
+			nc *= 2;
+		w->p = realloc(w->p, nc);
+		w->cap = nc;
+	}
+	memcpy(w->p + w->n, d, n);
+	w->n += n;
+}
+
+static void put_u8(wbuf *w, uint8_t v) { put(w, &v, 1); }
+static void put_u16(wbuf *w, uint16_t v) { put(w, (uint8_t[]){v & 255, v >> 8}, 2); }
+
+static void put_u32(wbuf *w, uint32_t v)
+{
+	uint8_t b[4];
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	put(w, b, 4);
+}
+
+static void put_u64(wbuf *w, uint64_t v)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	put(w, b, 8);
+}
+
+static void put_str(wbuf *w, const char *s)
+{
+	size_t n = strlen(s);
+	put_u32(w, (uint32_t)n);
+	put(w, s, n);
+}
+
+static int serialize(const kiln_module *m, bool blobs, uint8_t **out, size_t *size)
+{
+	wbuf w = {0};
+	put(&w, MAGIC, 8);
+	put_u32(&w, VERSION);
+	put_str(&w, m->target);
+	put_u32(&w, (uint32_t)m->nfunc);
+	for (int i = 0; i < m->nfunc; i++) {
+		rt_function *f = &m->funcs[i];
+		put_str(&w, f->name);
+		put_u32(&w, (uint32_t)f->nargs);
+		for (int a = 0; a < f->nargs; a++) {
+			kiln_arg_info *ai = &f->args[a];
+			put_str(&w, ai->name);
+			put_u8(&w, ai->dtype.code);
+			put_u8(&w, ai->dtype.bits);
+			put_u16(&w, ai->dtype.lanes);
+			put_u8(&w, (uint8_t)ai->ndim);
+			for (int d = 0; d < ai->ndim; d++)
+				put_u64(&w, (uint64_t)ai->shape[d]);
+			put_u8(&w, (uint8_t)ai->is_output);
+		}
+	}
+	put_u32(&w, blobs ? (uint32_t)m->nblob : 0);
+	for (int i = 0; blobs && i < m->nblob; i++) {
+		put_str(&w, m->blobs[i].name);
+		put_u64(&w, m->blobs[i].size);
+		put(&w, m->blobs[i].data, m->blobs[i].size);
+	}
+	*out = w.p;
+	*size = w.n;
+	return 0;
+}
+
+int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size) { return serialize(m, false, out, size); }
+
+int kiln_module_save(const kiln_module *m, const char *path)
+{
+	if (!m)
+		return rt_error("save: no module");
+	uint8_t *data;
+	size_t n;
+	serialize(m, true, &data, &n);
+	FILE *f = fopen(path, "wb");
+	if (!f) {
+		free(data);
+		return rt_error("save: cannot open '%s' for writing", path);
+	}
+	size_t w = fwrite(data, 1, n, f);
+	int bad = fclose(f) != 0 || w != n;
+	free(data);
+	return bad ? rt_error("save: cannot write '%s'", path) : 0;
+}
+
+/* ---- reading ---- */
+
+typedef struct {
+	const uint8_t *p;
+	size_t n, off;
+	const char *what;
+	int err;
+} rbuf;
+
+static int need(rbuf *r, size_t k, const char *field)
+{
+	if (r->err)
+		return -1;
+	if (k > r->n - r->off) {
+		r->err = 1;
+		return rt_error("%s: truncated module: %s needs %zu bytes at offset %zu, only %zu left", r->what, field, k,
+		                r->off, r->n - r->off);
+	}
+	return 0;
+}
+
+static uint64_t get_uint(rbuf *r, int bytes, const char *field)
+{
+	if (need(r, (size_t)bytes, field))
+		return 0;
+	uint64_t v = 0;
+	for (int i = 0; i < bytes; i++)
+		v |= (uint64_t)r->p[r->off + i] << (8 * i);
+	r->off += (size_t)bytes;
+	return v;
+}
+
+static int get_str(rbuf *r, char *out, size_t cap, const char *field)
+{
+	uint64_t n = get_uint(r, 4, field);
+	if (r->err || need(r, n, field))
+		return -1;
+	if (n >= cap) {
+		r->err = 1;
+		return rt_error("%s: %s is %llu bytes long (at most %zu) at offset %zu", r->what, field,
+		                (unsigned long long)n, cap - 1, r->off);
+	}
+	memcpy(out, r->p + r->off, n);
+	out[n] = 0;
+	if (strlen(out) != n) {
+		r->err = 1;
+		return rt_error("%s: %s contains a NUL byte at offset %zu", r->what, field, r->off);
+	}
+	r->off += n;
+	return 0;
+}
+
+static int bad(rbuf *r, const char *fmt, unsigned long long v)
+{
+	r->err = 1;
+	char msg[256];
+	snprintf(msg, sizeof msg, fmt, v);
+	return rt_error("%s: %s (offset %zu)", r->what, msg, r->off);
+}
+
+kiln_module *rt_module_parse(const uint8_t *data, size_t size, const char *what)
+{
+	rbuf r = {data, size, 0, what, 0};
+	if (size < 8 || memcmp(data, MAGIC, 8) != 0) {
+		rt_error("%s: not a kiln module (bad magic)", what);
+		return NULL;
+	}
+	r.off = 8;
+	uint32_t ver = (uint32_t)get_uint(&r, 4, "version");
+	if (!r.err && ver != VERSION)
+		bad(&r, "unsupported container version %llu", ver);
+	char target[32], name[256];
+	get_str(&r, target, sizeof target, "target name");
+	if (r.err)
+		return NULL;
+	kiln_module *m = rt_module_new(target);
+	uint64_t nfunc = get_uint(&r, 4, "function count");
+	if (!r.err && nfunc > MAX_FUNCS)
+		bad(&r, "%llu functions (at most 4096)", nfunc);
+	for (uint64_t i = 0; i < nfunc && !r.err; i++) {
+		get_str(&r, name, sizeof name, "function name");
+		uint64_t nargs = get_uint(&r, 4, "argument count");
+		if (!r.err && nargs > MAX_ARGS)
+			bad(&r, "%llu arguments (at most 256)", nargs);
+		kiln_arg_info *args = calloc(nargs ? nargs : 1, sizeof *args);
+		for (uint64_t a = 0; a < nargs && !r.err; a++) {
+			get_str(&r, args[a].name, sizeof args[a].name, "argument name");
+			args[a].dtype.code = (uint8_t)get_uint(&r, 1, "dtype");
+			args[a].dtype.bits = (uint8_t)get_uint(&r, 1, "dtype");
+			args[a].dtype.lanes = (uint16_t)get_uint(&r, 2, "dtype");
+			if (!r.err && (args[a].dtype.code > KILN_FLOAT || args[a].dtype.lanes != 1))
+				bad(&r, "invalid dtype code %llu", args[a].dtype.code);
+			uint64_t nd = get_uint(&r, 1, "rank");
+			if (!r.err && nd > KILN_MAX_DIMS)
+				bad(&r, "rank %llu (at most 8)", nd);
+			args[a].ndim = (int)nd;
+			for (uint64_t d = 0; d < nd && !r.err; d++) {
+				args[a].shape[d] = (int64_t)get_uint(&r, 8, "shape");
+				if (!r.err && args[a].shape[d] < 0)
+					bad(&r, "negative extent %lld", (unsigned long long)args[a].shape[d]);
+			}
+			args[a].is_output = get_uint(&r, 1, "output flag") != 0;
+		}
+		if (!r.err && rt_module_add_function(m, name, (int)nargs, args, NULL))
+			r.err = 1;
+		free(args);
+	}
+	uint64_t nblob = get_uint(&r, 4, "blob count");
+	if (!r.err && nblob > 1024)
+		bad(&r, "%llu blobs (at most 1024)", nblob);
+	for (uint64_t i = 0; i < nblob && !r.err; i++) {
+		get_str(&r, name, sizeof name, "blob name");
+		uint64_t n = get_uint(&r, 8, "blob size");
+		if (r.err || need(&r, n, "blob data"))
+			break;
+		if (rt_module_add_blob(m, name, r.p + r.off, n))
+			r.err = 1;
+		r.off += n;
+	}
+	if (!r.err && r.off != size)
+		bad(&r, "%llu bytes of trailing garbage", size - r.off);
+	if (r.err) {
+		kiln_module_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+static int resolve_symbols(kiln_module *m, const char *path)
+{
+	for (int i = 0; i < m->nfunc; i++) {
+		m->funcs[i].fn = dlsym(m->dl, m->funcs[i].name);
+		if (!m->funcs[i].fn)
+			return rt_error("%s: the library has no symbol for function '%s'", path, m->funcs[i].name);
+	}
+	return 0;
+}
+
+static kiln_module *load_shared(const char *path)
+{
+	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		rt_error("cannot load '%s': %s", path, dlerror());
+		return NULL;
+	}
+	const uint8_t *blob = dlsym(dl, RT_BLOB_SYMBOL);
+	const int64_t *size = dlsym(dl, RT_BLOB_SIZE_SYMBOL);
+	if (!blob || !size || *size < 0) {
+		dlclose(dl);
+		rt_error("%s: a shared library, but not one exported by kiln (no %s symbol)", path, RT_BLOB_SYMBOL);
+		return NULL;
+	}
+	kiln_module *m = rt_module_parse(blob, (size_t)*size, path);
+	if (!m) {
+		dlclose(dl);
+		return NULL;
+	}
+	m->dl = dl;
+	if (resolve_symbols(m, path)) {
+		kiln_module_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* CPU code saved as an object: link it into a temporary library and load that. */
+static int link_object(kiln_module *m, const rt_blob *obj, const char *path)
+{
+	char o[] = "/tmp/kiln-load-XXXXXX.o", so[] = "/tmp/kiln-load-XXXXXX.so";
+	int fo = mkstemps(o, 2), fs = mkstemps(so, 3);
+	if (fo < 0 || fs < 0)
+		return rt_error("%s: cannot create temporary files", path);
+	close(fs);
+	ssize_t w = write(fo, obj->data, obj->size);
+	close(fo);
+	int rc = -1;
+	if (w == (ssize_t)obj->size) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			const char *cc = getenv("CC") ? getenv("CC") : "cc";
+			execlp(cc, cc, "-shared", "-o", so, o, "-lm", (char *)NULL);
+			_exit(127);
+		}
+		int st = 0;
+		if (pid > 0 && waitpid(pid, &st, 0) > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+			m->dl = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+			rc = m->dl ? resolve_symbols(m, path) : rt_error("%s: cannot load its linked code: %s", path, dlerror());
+		} else {
+			rc = rt_error("%s: linking its object code with cc failed", path);
+		}
+	} else {
+		rc = rt_error("%s: cannot write a temporary object", path);
+	}
+	unlink(o);
+	unlink(so);
+	return rc;
+}
+
+kiln_module *kiln_module_load(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		rt_error("cannot open module '%s'", path);
+		return NULL;
+	}
+	uint8_t head[4] = {0};
+	size_t got = fread(head, 1, 4, f);
+	if (got == 4 && !memcmp(head, "\x7f" "ELF", 4)) {
+		fclose(f);
+		return load_shared(path);
+	}
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	if (n < 0 || n > (1L << 31)) {
+		fclose(f);
+		rt_error("%s: unreadable or larger than 2 GiB", path);
+		return NULL;
+	}
+	uint8_t *data = malloc((size_t)n + 1);
+	size_t rd = data ? fread(data, 1, (size_t)n, f) : 0;
+	fclose(f);
+	if (rd != (size_t)n) {
+		free(data);
+		rt_error("%s: read failed", path);
+		return NULL;
+	}
+	kiln_module *m = rt_module_parse(data, (size_t)n, path);
+	free(data);
+	if (!m)
+		return NULL;
+	const rt_blob *obj = rt_module_blob(m, "llvm-obj");
+	if (obj && link_object(m, obj, path)) {
+		kiln_module_free(m);
+		return NULL;
+	}
+	return m;
+}

@@ -1,0 +1,197 @@
+/*
+ * threadpool.c — the pool that runs parallel loops.
+ *
+ * kiln_parallel_for splits [0, n) into one contiguous chunk per thread; the
+ * caller runs chunks too, so a pool of N threads has N-1 workers. Workers
+ * spin briefly after a job before sleeping, because kernels are usually
+ * called back to back and a futex wake-up costs more than a short kernel.
+ * A parallel loop inside a parallel loop, or a second caller while the pool
+ * is busy, runs serially in the calling thread: correct, never deadlocks.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rt.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+typedef struct {
+	int nthreads;
+	pthread_t *workers;
+	pthread_mutex_t mu;
+	pthread_cond_t wake, done;
+	pthread_mutex_t busy; /* held by the caller that owns the current job */
+	/* the current job */
+	kiln_parallel_fn fn;
+	void *closure;
+	int64_t n;
+	int nchunks;
+	atomic_int next;
+	atomic_int remaining;
+	atomic_int status;
+	atomic_uint_fast64_t generation;
+	atomic_bool stop;
+} pool;
+
+static pool *the_pool;
+static int requested;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local int in_parallel;
+
+static void run_chunks(pool *p)
+{
+	int c;
+	while ((c = atomic_fetch_add(&p->next, 1)) < p->nchunks) {
+		int64_t b = p->n * c / p->nchunks, e = p->n * (c + 1) / p->nchunks;
+		int rc = p->fn(b, e, p->closure);
+		if (rc)
+			atomic_store(&p->status, rc);
+		if (atomic_fetch_sub(&p->remaining, 1) == 1) {
+			pthread_mutex_lock(&p->mu);
+			pthread_cond_signal(&p->done);
+			pthread_mutex_unlock(&p->mu);
+		}
+	}
+}
+
+static void *worker(void *arg)
+{
+	pool *p = arg;
+	in_parallel = 1;
+	uint64_t seen = 0;
+	for (;;) {
+		/* spin a little before sleeping */
+		for (int i = 0; i < 20000 && atomic_load(&p->generation) == seen && !atomic_load(&p->stop); i++)
+			cpu_relax();
+		pthread_mutex_lock(&p->mu);
+		while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+			pthread_cond_wait(&p->wake, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		if (atomic_load(&p->stop))
+			return NULL;
+		seen = atomic_load(&p->generation);
+		run_chunks(p);
+	}
+}
+
+static int default_threads(void)
+{
+	const char *env = getenv("KILN_NUM_THREADS");
+	if (env && atoi(env) > 0)
+		return atoi(env);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+static void pool_destroy(pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	atomic_store(&p->stop, true);
+	pthread_cond_broadcast(&p->wake);
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; i < p->nthreads - 1; i++)
+		pthread_join(p->workers[i], NULL);
+	free(p->workers);
+	free(p);
+}
+
+static pool *pool_create(int n)
+{
+	pool *p = calloc(1, sizeof *p);
+	p->nthreads = n;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->busy, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->workers = calloc((size_t)n, sizeof(pthread_t));
+	for (int i = 0; i < n - 1; i++)
+		if (pthread_create(&p->workers[i], NULL, worker, p)) {
+			p->nthreads = i + 1; /* run with the threads we got */
+			break;
+		}
+	return p;
+}
+
+static void at_exit_destroy(void) { pool_destroy(the_pool); the_pool = NULL; }
+
+static pool *get_pool(void)
+{
+	pthread_mutex_lock(&pool_mu);
+	int want = requested > 0 ? requested : default_threads();
+	if (!the_pool || the_pool->nthreads != want) {
+		static int registered;
+		pool_destroy(the_pool);
+		the_pool = pool_create(want);
+		if (!registered++)
+			atexit(at_exit_destroy);
+	}
+	pool *p = the_pool;
+	pthread_mutex_unlock(&pool_mu);
+	return p;
+}
+
+void kiln_set_num_threads(int n)
+{
+	pthread_mutex_lock(&pool_mu);
+	requested = n > 0 ? n : 0;
+	pthread_mutex_unlock(&pool_mu);
+}
+
+int kiln_get_num_threads(void)
+{
+	pthread_mutex_lock(&pool_mu);
+	int n = requested > 0 ? requested : default_threads();
+	pthread_mutex_unlock(&pool_mu);
+	return n;
+}
+
+int kiln_parallel_for(int64_t n, kiln_parallel_fn fn, void *closure)
+{
+	if (n <= 0)
+		return 0;
+	if (in_parallel || n == 1 || kiln_get_num_threads() <= 1)
+		return fn(0, n, closure);
+	pool *p = get_pool();
+	if (pthread_mutex_trylock(&p->busy) != 0)
+		return fn(0, n, closure);
+	p->fn = fn;
+	p->closure = closure;
+	p->n = n;
+	p->nchunks = n < p->nthreads ? (int)n : p->nthreads;
+	atomic_store(&p->next, 0);
+	atomic_store(&p->remaining, p->nchunks);
+	atomic_store(&p->status, 0);
+	pthread_mutex_lock(&p->mu);
+	atomic_fetch_add(&p->generation, 1);
+	pthread_cond_broadcast(&p->wake);
+	pthread_mutex_unlock(&p->mu);
+	in_parallel = 1;
+	run_chunks(p);
+	in_parallel = 0;
+	for (int i = 0; i < 100000 && atomic_load(&p->remaining) > 0; i++)
+		cpu_relax();
+	pthread_mutex_lock(&p->mu);
+	while (atomic_load(&p->remaining) > 0)
+		pthread_cond_wait(&p->done, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	int rc = atomic_load(&p->status);
+	pthread_mutex_unlock(&p->busy);
+	return rc;
+}
+
+void *kiln_workspace_alloc(int64_t bytes)
+{
+	size_t n = ((size_t)(bytes > 0 ? bytes : 1) + 63) & ~(size_t)63;
+	return aligned_alloc(64, n);
+}
+
+void kiln_workspace_free(void *p) { free(p); }

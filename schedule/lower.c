@@ -1,0 +1,424 @@
+/*
+ * lower.c — from a schedule to a lowered function.
+ *
+ * kiln_lower is the whole pipeline in one readable list (as Halide's
+ * Lower.cpp): schedule_ops builds the loop nests (inline expansion, bound
+ * inference, loops, guards, attach points), then flatten, simplify,
+ * vectorize, unroll, simplify. Pass a FILE to print the IR after each.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/mutate.h"
+#include "schedule.h"
+
+/* ---- inline expansion ---- */
+
+typedef struct {
+	ir_mutator m;
+	sch_schedule *s;
+} inliner;
+
+static ir_expr *inline_expr(ir_mutator *m, ir_expr *e)
+{
+	inliner *in = (inliner *)m;
+	if (e->kind == IR_READ) {
+		ir_expr *r = ir_mutate_expr_children(m, e);
+		sch_stage *p = sch_stage_of(in->s, e->read.t);
+		if (p && p->attach == ATTACH_INLINE) {
+			ir_expr *vars[KILN_MAX_DIMS];
+			for (int d = 0; d < p->op->naxis; d++)
+				vars[d] = p->op->axis[d]->var;
+			return ir_substitute(m->ctx, p->body[e->read.t->value_index], p->op->naxis, vars, r->read.idx);
+		}
+		return r;
+	}
+	return ir_mutate_expr_children(m, e);
+}
+
+static void expand_inline(sch_schedule *s)
+{
+	inliner in = {{s->ctx, inline_expr, NULL, NULL}, s};
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *st = s->stages[i];
+		st->body = ir_alloc(s->ctx, sizeof(ir_expr *) * st->op->nout);
+		for (int k = 0; k < st->op->nout; k++)
+			st->body[k] = ir_mutate_expr(&in.m, st->op->body[k]);
+	}
+}
+
+/* ---- bound inference ---- */
+
+static int leaf_pos(const sch_stage *st, const ir_iter *it)
+{
+	for (int i = 0; i < st->nleaf; i++)
+		if (st->leaf[i] == it)
+			return i;
+	return -1;
+}
+
+static int64_t *root_extents(sch_stage *st)
+{
+	int64_t *ext = ir_alloc(st->s->ctx, sizeof(int64_t) * (st->nroot ? st->nroot : 1));
+	for (int d = 0; d < st->op->naxis; d++)
+		ext[d] = st->dext[d];
+	for (int r = 0; r < st->op->nreduce; r++)
+		ext[st->op->naxis + r] = st->op->reduce[r]->extent;
+	return ext;
+}
+
+/* Index of each root iterator of st, in terms of its leaf loop variables. */
+static ir_expr **root_index(sch_stage *st, const sch_nest *nest)
+{
+	kiln_ctx *ctx = st->s->ctx;
+	ir_expr **idx = ir_alloc(ctx, sizeof(ir_expr *) * (st->nroot ? st->nroot : 1));
+	for (int d = 0; d < st->op->naxis; d++)
+		idx[d] = ir_add(ctx, st->dmin[d], nest->root_val[d]);
+	for (int r = 0; r < st->op->nreduce; r++)
+		idx[st->op->naxis + r] = ir_add(ctx, ir_i64(ctx, st->op->reduce[r]->min), nest->root_val[st->op->naxis + r]);
+	return idx;
+}
+
+static ir_expr **root_vars(sch_stage *st)
+{
+	ir_expr **v = ir_alloc(st->s->ctx, sizeof(ir_expr *) * (st->nroot ? st->nroot : 1));
+	for (int i = 0; i < st->nroot; i++)
+		v[i] = st->root[i]->var;
+	return v;
+}
+
+typedef struct {
+	kiln_ctx *ctx;
+	sch_stage *p;
+	int n;
+	ir_expr **reads[64];
+} read_list;
+
+static bool collect_reads(const ir_expr *e, void *user)
+{
+	read_list *rl = user;
+	if (e->kind == IR_READ)
+		for (int k = 0; k < rl->p->nout; k++)
+			if (e->read.t == rl->p->outs[k] && rl->n < 64)
+				rl->reads[rl->n++] = e->read.idx;
+	return true;
+}
+
+/* The region of p that its consumer needs inside one iteration of p's attach loop. */
+static int infer_attached(sch_stage *p)
+{
+	kiln_ctx *ctx = p->s->ctx;
+	sch_stage *c = p->attach_stage;
+	int pos = leaf_pos(c, p->attach_iv);
+	sch_nest nest;
+	sch_make_nest(c, root_extents(c), &nest);
+	ir_expr **idx = root_index(c, &nest), **vars = root_vars(c);
+	const ir_expr *fv[64];
+	int64_t flo[64], fhi[64];
+	int nf = 0;
+	for (int i = pos + 1; i < c->nleaf && nf < 64; i++, nf++) {
+		fv[nf] = c->leaf[i]->var;
+		flo[nf] = 0;
+		fhi[nf] = nest.leaf_ext[i] - 1;
+	}
+	sch_free fr = {nf, fv, flo, fhi};
+	read_list rl = {ctx, p, 0, {0}};
+	for (int k = 0; k < c->op->nout; k++)
+		ir_visit_expr(c->body[k], collect_reads, &rl);
+	ir_tensor *t = p->outs[0];
+	for (int d = 0; d < t->ndim; d++) {
+		ir_expr *lo = NULL, *hi = NULL;
+		bool ok = rl.n > 0;
+		for (int r = 0; r < rl.n && ok; r++) {
+			ir_expr *e = ir_substitute(ctx, rl.reads[r][d], c->nroot, vars, idx);
+			sch_ival iv = sch_bound(ctx, ir_simplify_expr(ctx, NULL, e), &fr);
+			if (!iv.lo) {
+				ok = false;
+				break;
+			}
+			lo = lo ? ir_binary(ctx, IR_MIN, lo, iv.lo) : iv.lo;
+			hi = hi ? ir_binary(ctx, IR_MAX, hi, iv.hi) : iv.hi;
+		}
+		int64_t ext = 0;
+		if (ok) {
+			lo = ir_simplify_expr(ctx, NULL, lo);
+			ir_expr *n = ir_simplify_expr(ctx, NULL, ir_add(ctx, ir_sub(ctx, hi, lo), ir_i64(ctx, 1)));
+			ok = ir_is_const_int(n, &ext) && ext > 0;
+		}
+		if (!ok || ext >= t->shape[d]) {
+			/* beyond interval arithmetic, or the whole extent anyway */
+			p->dmin[d] = ir_i64(ctx, 0);
+			p->dext[d] = t->shape[d];
+			continue;
+		}
+		/* Slide the window inside the tensor so that it keeps a constant extent:
+		 * the consumer's imperfect tiles would otherwise make p compute (and read
+		 * its own inputs) past the end. */
+		ir_expr *mn = ir_binary(ctx, IR_MAX, ir_binary(ctx, IR_MIN, lo, ir_i64(ctx, t->shape[d] - ext)), ir_i64(ctx, 0));
+		p->dmin[d] = ir_simplify_expr(ctx, NULL, mn);
+		p->dext[d] = ext;
+	}
+	return 0;
+}
+
+static int check_attachments(sch_schedule *s, int nargs, ir_tensor *const *args)
+{
+	kiln_ctx *ctx = s->ctx;
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *p = s->stages[i];
+		if (p->attach != ATTACH_AT)
+			continue;
+		sch_stage *c = p->attach_stage;
+		if (c->attach == ATTACH_INLINE)
+			return ir_error(ctx, "compute_at: '%s' is computed inside '%s', which was then inlined", p->op->name,
+			                c->op->name);
+		if (leaf_pos(c, p->attach_iv) < 0)
+			return ir_error(ctx, "compute_at: axis '%s' of '%s' was split or fused after '%s' was attached to it",
+			                p->attach_iv->var->var.name, c->op->name, p->op->name);
+		for (int a = 0; a < nargs; a++)
+			for (int k = 0; k < p->nout; k++)
+				if (args[a] == p->outs[k])
+					return ir_error(ctx, "compute_at: '%s' is a function argument; arguments are computed at the root",
+					                args[a]->name);
+		for (int j = 0; j < s->nstage; j++) {
+			sch_stage *o = s->stages[j];
+			if (o != c && o != p && o->attach != ATTACH_INLINE)
+				for (int k = 0; k < p->nout; k++)
+					if (sch_reads(o, p->outs[k]))
+						return ir_error(ctx, "compute_at: '%s' is computed inside '%s' but '%s' reads it too",
+						                p->op->name, c->op->name, o->op->name);
+		}
+	}
+	return 0;
+}
+
+static void infer_bounds(sch_schedule *s)
+{
+	kiln_ctx *ctx = s->ctx;
+	for (int i = s->nstage - 1; i >= 0; i--) {
+		sch_stage *st = s->stages[i];
+		int n = st->op->naxis ? st->op->naxis : 1;
+		st->dmin = ir_alloc(ctx, sizeof(ir_expr *) * n);
+		st->dext = ir_alloc(ctx, sizeof(int64_t) * n);
+		if (st->attach == ATTACH_AT) {
+			infer_attached(st);
+		} else {
+			for (int d = 0; d < st->op->naxis; d++) {
+				st->dmin[d] = ir_i64(ctx, 0);
+				st->dext[d] = st->outs[0]->shape[d];
+			}
+		}
+	}
+}
+
+/* ---- loop nests ---- */
+
+static ir_stmt *stage_nest(sch_stage *st);
+
+/* Wraps body with the stages computed at leaf `level` of c. */
+static ir_stmt *attach_at(sch_stage *c, int level, ir_stmt *body)
+{
+	sch_schedule *s = c->s;
+	for (int i = s->nstage - 1; i >= 0; i--) {
+		sch_stage *p = s->stages[i];
+		if (p->attach != ATTACH_AT || p->attach_stage != c || p->attach_iv != c->leaf[level])
+			continue;
+		body = ir_seq2(s->ctx, stage_nest(p), body);
+		for (int k = 0; k < p->nout; k++)
+			body = ir_realize(s->ctx, p->outs[k], p->dmin, p->dext, p->scope, body);
+	}
+	return body;
+}
+
+static int guard_depth(const sch_stage *st, const ir_expr *g)
+{
+	int depth = 0;
+	for (int i = 0; i < st->nleaf; i++)
+		if (ir_expr_uses_var(g, st->leaf[i]->var))
+			depth = i;
+	return depth;
+}
+
+static bool guard_on_data(const sch_stage *st, const ir_expr *g)
+{
+	for (int i = 0; i < st->nleaf; i++)
+		if (st->leaf[i]->reduce && ir_expr_uses_var(g, st->leaf[i]->var))
+			return false;
+	return true;
+}
+
+static ir_stmt *wrap_level(sch_stage *st, const sch_nest *nest, int level, ir_stmt *body, bool data_only,
+                           bool attach)
+{
+	kiln_ctx *ctx = st->s->ctx;
+	for (int g = 0; g < nest->nguard; g++)
+		if (guard_depth(st, nest->guard[g]) == level && (!data_only || guard_on_data(st, nest->guard[g])))
+			body = ir_if(ctx, nest->guard[g], body, NULL);
+	if (attach)
+		body = attach_at(st, level, body);
+	ir_iter *it = st->leaf[level];
+	sch_ann a = sch_annotation(st, it);
+	return ir_for(ctx, it->var, ir_i64(ctx, 0), ir_i64(ctx, nest->leaf_ext[level]), a.kind, a.thread, body);
+}
+
+static ir_stmt *stage_nest(sch_stage *st)
+{
+	kiln_ctx *ctx = st->s->ctx;
+	sch_nest nest;
+	sch_make_nest(st, root_extents(st), &nest);
+	ir_expr **idx = root_index(st, &nest), **vars = root_vars(st);
+	int nax = st->op->naxis;
+	bool reduce = st->op->nreduce > 0;
+	ir_stmt *update = NULL, *init = NULL;
+	for (int k = 0; k < st->op->nout; k++) {
+		ir_tensor *t = st->outs[k];
+		ir_expr *b = st->body[k];
+		if (!reduce) {
+			update = ir_seq2(ctx, update, ir_provide(ctx, t, idx, ir_substitute(ctx, b, st->nroot, vars, idx)));
+			continue;
+		}
+		ir_expr *src = ir_substitute(ctx, b->red.src, st->nroot, vars, idx);
+		ir_expr *acc = ir_reduce_combine(ctx, b->red.op, ir_read(ctx, t, idx), src);
+		ir_stmt *u = ir_provide(ctx, t, idx, acc);
+		if (b->red.cond)
+			u = ir_if(ctx, ir_substitute(ctx, b->red.cond, st->nroot, vars, idx), u, NULL);
+		update = ir_seq2(ctx, update, u);
+		init = ir_seq2(ctx, init, ir_provide(ctx, t, idx, ir_reduce_identity(ctx, b->red.op, t->type)));
+	}
+	int p = st->nleaf;
+	if (reduce)
+		for (int i = 0; i < st->nleaf; i++)
+			if (st->leaf[i]->reduce) {
+				p = i;
+				break;
+			}
+	ir_stmt *body = update;
+	for (int level = st->nleaf - 1; level >= p; level--)
+		body = wrap_level(st, &nest, level, body, false, true);
+	if (reduce) {
+		/* the data-parallel loops inside the first reduction loop are repeated for the init */
+		for (int level = st->nleaf - 1; level > p; level--)
+			if (!st->leaf[level]->reduce)
+				init = wrap_level(st, &nest, level, init, true, false);
+		body = ir_seq2(ctx, init, body);
+	}
+	for (int level = p - 1; level >= 0; level--)
+		body = wrap_level(st, &nest, level, body, false, true);
+	(void)nax;
+	return body;
+}
+
+static bool is_arg(ir_tensor *t, int nargs, ir_tensor *const *args)
+{
+	for (int i = 0; i < nargs; i++)
+		if (args[i] == t)
+			return true;
+	return false;
+}
+
+static ir_stmt *schedule_ops(sch_schedule *s, int nargs, ir_tensor *const *args)
+{
+	if (check_attachments(s, nargs, args))
+		return NULL;
+	expand_inline(s);
+	infer_bounds(s);
+	kiln_ctx *ctx = s->ctx;
+	ir_stmt *body = NULL;
+	for (int i = 0; i < s->nstage; i++)
+		if (s->stages[i]->attach == ATTACH_ROOT)
+			body = ir_seq2(ctx, body, stage_nest(s->stages[i]));
+	for (int i = s->nstage - 1; i >= 0; i--) {
+		sch_stage *st = s->stages[i];
+		if (st->attach != ATTACH_ROOT)
+			continue;
+		for (int k = 0; k < st->nout; k++)
+			if (!is_arg(st->outs[k], nargs, args))
+				body = ir_realize(ctx, st->outs[k], st->dmin, st->dext, st->scope, body);
+	}
+	return body;
+}
+
+/* Every tensor the function touches must be an argument or computed in it. */
+static int check_args(sch_schedule *s, int nargs, ir_tensor *const *args)
+{
+	kiln_ctx *ctx = s->ctx;
+	if (nargs < 1)
+		return ir_error(ctx, "lower: a function needs at least one argument");
+	for (int i = 0; i < nargs; i++) {
+		if (!args[i])
+			return ir_error(ctx, "lower: argument %d is NULL", i);
+		for (int k = 0; k < i; k++)
+			if (args[k] == args[i])
+				return ir_error(ctx, "lower: tensor '%s' is given twice as an argument", args[i]->name);
+		if (args[i]->op->kind == IR_OP_COMPUTE && !sch_stage_of(s, args[i]))
+			return ir_error(ctx, "lower: argument '%s' is not computed by this schedule", args[i]->name);
+	}
+	for (int i = 0; i < s->nout; i++)
+		if (!is_arg(s->outs[i], nargs, args))
+			return ir_error(ctx, "lower: output '%s' of the schedule is not among the arguments", s->outs[i]->name);
+	for (int i = 0; i < s->nstage; i++) {
+		ir_tensor **ts = NULL;
+		int n = 0, cap = 0;
+		for (int k = 0; k < s->stages[i]->op->nout; k++)
+			ir_expr_tensors(s->stages[i]->op->body[k], &ts, &n, &cap);
+		for (int k = 0; k < n; k++)
+			if (ts[k]->op->kind == IR_OP_PLACEHOLDER && !is_arg(ts[k], nargs, args)) {
+				int rc = ir_error(ctx, "lower: '%s' reads placeholder '%s', which is not among the arguments",
+				                  s->stages[i]->op->name, ts[k]->name);
+				free(ts);
+				return rc;
+			}
+		free(ts);
+	}
+	return 0;
+}
+
+static void trace_pass(FILE *trace, const char *pass, const ir_stmt *s)
+{
+	if (!trace)
+		return;
+	fprintf(trace, "// ---- after %s ----\n", pass);
+	ir_print_stmt(trace, s, 0);
+}
+
+kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args, FILE *trace)
+{
+	if (!s)
+		return NULL;
+	kiln_ctx *ctx = s->ctx;
+	if (check_args(s, nargs, args))
+		return NULL;
+	ir_func *f = ir_alloc(ctx, sizeof *f);
+	f->name = ir_strdup(ctx, name);
+	f->ctx = ctx;
+	f->nargs = nargs;
+	f->args = ir_alloc(ctx, sizeof(ir_buffer *) * nargs);
+	f->is_output = ir_alloc(ctx, sizeof(bool) * nargs);
+	for (int i = 0; i < nargs; i++)
+		f->is_output[i] = args[i]->op->kind == IR_OP_COMPUTE;
+
+	ir_stmt *st = schedule_ops(s, nargs, args);
+	if (!st)
+		return NULL;
+	trace_pass(trace, "schedule", st);
+	st = ir_flatten(ctx, st, nargs, args, f->args);
+	if (!st)
+		return NULL;
+	trace_pass(trace, "flatten", st);
+	st = ir_simplify(ctx, NULL, st);
+	trace_pass(trace, "simplify", st);
+	st = ir_vectorize(ctx, st);
+	if (!st)
+		return NULL;
+	trace_pass(trace, "vectorize", st);
+	st = ir_unroll(ctx, st);
+	if (!st)
+		return NULL;
+	trace_pass(trace, "unroll", st);
+	st = ir_simplify(ctx, NULL, st);
+	trace_pass(trace, "simplify", st);
+	if (ctx->nerr)
+		return NULL;
+	f->body = st ? st : ir_eval(ctx, ir_int(ctx, IR_I32, 0));
+	return f;
+}

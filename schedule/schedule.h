@@ -1,0 +1,101 @@
+/*
+ * schedule.h — stages, iteration relations and the lowering entry points.
+ */
+#ifndef KILN_SCHEDULE_INTERNAL_H
+#define KILN_SCHEDULE_INTERNAL_H
+
+#include "ir/ir.h"
+#include "ir/simplify.h"
+
+typedef struct sch_stage sch_stage;
+typedef struct sch_schedule sch_schedule;
+
+/* How leaf iterators derive from root ones. Applied in order. */
+typedef enum { REL_SPLIT, REL_FUSE } sch_rel_kind;
+typedef struct {
+	sch_rel_kind kind;
+	ir_iter *parent, *outer, *inner; /* split: parent -> (outer, inner); fuse: (outer, inner) -> fused */
+	ir_iter *fused;
+	int64_t factor; /* split: the inner extent, or the outer one with nparts */
+	bool nparts;
+} sch_rel;
+
+typedef enum { ATTACH_ROOT, ATTACH_INLINE, ATTACH_AT } sch_attach;
+
+typedef struct {
+	ir_iter *iv;
+	ir_for_kind kind;
+	kiln_thread thread;
+} sch_ann;
+
+struct sch_stage {
+	sch_schedule *s;
+	ir_op *op;
+	int nout;
+	ir_tensor **outs;     /* the tensors this stage writes */
+	int nroot;
+	ir_iter **root;       /* op axes, then reduce axes */
+	int nleaf, leafcap;
+	ir_iter **leaf;       /* current loop order, outermost first */
+	int nrel, relcap;
+	sch_rel *rel;
+	int nann, anncap;
+	sch_ann *ann;
+	sch_attach attach;
+	sch_stage *attach_stage;
+	ir_iter *attach_iv;
+	kiln_scope scope;
+	bool is_output;
+	/* filled by bound inference (lower.c) */
+	ir_expr **dmin;       /* per data axis: the first index computed */
+	int64_t *dext;        /* per data axis: how many */
+	ir_expr **body;       /* op bodies with inline stages substituted */
+};
+
+struct sch_schedule {
+	kiln_ctx *ctx;
+	int nstage, stagecap;
+	sch_stage **stages; /* producers before consumers */
+	int nout;
+	ir_tensor **outs;
+};
+
+sch_stage *sch_stage_of(sch_schedule *s, const ir_tensor *t);
+/* Extents of every iterator of a stage given its root extents. */
+int64_t sch_extent(sch_stage *st, ir_iter *it, const int64_t *root_ext);
+/* The for-kind and thread annotation of a leaf. */
+sch_ann sch_annotation(const sch_stage *st, const ir_iter *it);
+/* Does this stage's (inline-expanded) body read t? */
+bool sch_reads(const sch_stage *st, const ir_tensor *t);
+
+/*
+ * Root values in terms of leaf loop variables: vals[r] for each root iter r
+ * (relative to the root's min), and the guard conditions that imperfect
+ * splits need. ext[] receives each leaf's extent.
+ */
+typedef struct {
+	ir_expr **root_val;   /* per root iter */
+	int nguard;
+	ir_expr **guard;      /* conditions over leaf vars */
+	int64_t *leaf_ext;    /* per leaf */
+} sch_nest;
+int sch_make_nest(sch_stage *st, const int64_t *root_ext, sch_nest *out);
+
+/* Lowering passes; each takes and returns a statement. */
+ir_stmt *sch_schedule_ops(sch_schedule *s);                    /* bound inference + loop nests */
+ir_stmt *ir_flatten(kiln_ctx *ctx, ir_stmt *s, int nargs, ir_tensor *const *args, ir_buffer **bufs);
+ir_stmt *ir_vectorize(kiln_ctx *ctx, ir_stmt *s);
+ir_stmt *ir_unroll(kiln_ctx *ctx, ir_stmt *s);
+
+/* Symbolic interval of an index expression (bounds.c). NULL ends mean unknown. */
+typedef struct {
+	ir_expr *lo, *hi;
+} sch_ival;
+typedef struct {
+	int n;
+	const ir_expr **vars;
+	const int64_t *lo, *hi;
+} sch_free;
+sch_ival sch_bound(kiln_ctx *ctx, const ir_expr *e, const sch_free *fr);
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * test_ir.c — the IR core: constructors, printer, simplifier, oracle, and
+ * a first matmul through the whole pipeline.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/ir.h"
+#include "ir/simplify.h"
+#include "testutil.h"
+
+static char buf[4096];
+#define STR(e) kiln_expr_str((e), buf, sizeof buf)
+
+START_TEST(type_errors)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_expr *x = kiln_var(ctx, "x", KILN_F32), *b = kiln_var(ctx, "b", KILN_BOOLT);
+	ck_assert_ptr_null(kiln_add(ctx, x, b));
+	ck_assert_msg(strstr(kiln_error(ctx), "arithmetic '+' on bool") || strstr(kiln_error(ctx), "type mismatch"),
+	              "%s", kiln_error(ctx));
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_and(ctx, x, x));
+	ck_assert_str_eq(kiln_error(ctx), "operands of '&&' must be bool");
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_call(ctx, KILN_EXP, kiln_int(ctx, 3), NULL));
+	ck_assert_str_eq(kiln_error(ctx), "exp needs a float operand");
+	/* NULL propagates without a second message */
+	ck_assert_ptr_null(kiln_mul(ctx, NULL, x));
+	ck_assert_str_eq(kiln_error(ctx), "exp needs a float operand");
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(printer)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_expr *i = kiln_var(ctx, "i", KILN_I64), *j = kiln_var(ctx, "j", KILN_I64);
+	kiln_expr *e = kiln_mul(ctx, kiln_add(ctx, i, j), kiln_sub(ctx, i, kiln_sub(ctx, j, kiln_int(ctx, 1))));
+	ck_assert_str_eq(STR(e), "(i + j)*(i - (j - 1))");
+	kiln_expr *s = kiln_select(ctx, kiln_lt(ctx, i, j), kiln_float(ctx, 1.5), kiln_float(ctx, 0));
+	ck_assert_str_eq(STR(s), "select(i < j, 1.5f, 0f)");
+	ck_assert_str_eq(STR(kiln_call(ctx, KILN_TANH, kiln_cast(ctx, KILN_F32, i), NULL)), "tanh(float32(i))");
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+static const char *simp(kiln_ctx *ctx, ir_env *env, kiln_expr *e)
+{
+	return STR(ir_simplify_expr(ctx, env, e));
+}
+
+START_TEST(simplifier)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	ir_expr *i = ir_var(ctx, "i", IR_I64), *j = ir_var(ctx, "j", IR_I64);
+	ir_env env = {0};
+	ir_env_push(&env, i, 0, 15);
+	ir_env_push(&env, j, 0, 511);
+	/* constant folding and canonical sums */
+	ck_assert_str_eq(simp(ctx, &env, ir_add(ctx, ir_i64(ctx, 2), ir_mul(ctx, ir_i64(ctx, 3), ir_i64(ctx, 4)))), "14");
+	ck_assert_str_eq(simp(ctx, &env, ir_sub(ctx, ir_mul(ctx, ir_add(ctx, ir_mul(ctx, i, ir_i64(ctx, 16)), j), ir_i64(ctx, 512)),
+	                                        ir_mul(ctx, i, ir_i64(ctx, 8192)))),
+	                 "j*512");
+	ck_assert_str_eq(simp(ctx, &env, ir_add(ctx, ir_add(ctx, i, j), ir_sub(ctx, i, ir_i64(ctx, 3)))), "i*2 + j - 3");
+	/* division and modulo under known bounds */
+	ck_assert_str_eq(simp(ctx, &env, ir_div(ctx, i, ir_i64(ctx, 16))), "0");
+	ck_assert_str_eq(simp(ctx, &env, ir_mod(ctx, i, ir_i64(ctx, 16))), "i");
+	ck_assert_str_eq(simp(ctx, &env, ir_div(ctx, ir_add(ctx, ir_mul(ctx, j, ir_i64(ctx, 16)), i), ir_i64(ctx, 16))), "j");
+	ck_assert_str_eq(simp(ctx, &env, ir_mod(ctx, ir_add(ctx, ir_mul(ctx, j, ir_i64(ctx, 16)), i), ir_i64(ctx, 16))), "i");
+	ck_assert_str_eq(simp(ctx, &env, ir_div(ctx, ir_div(ctx, j, ir_i64(ctx, 4)), ir_i64(ctx, 8))), "j/32");
+	ck_assert_str_eq(simp(ctx, NULL, ir_div(ctx, ir_i64(ctx, -7), ir_i64(ctx, 2))), "-4");
+	ck_assert_str_eq(simp(ctx, NULL, ir_mod(ctx, ir_i64(ctx, -7), ir_i64(ctx, 2))), "1");
+	/* guards that always hold fold away; others stay */
+	ck_assert_str_eq(simp(ctx, &env, ir_lt(ctx, ir_add(ctx, ir_mul(ctx, i, ir_i64(ctx, 32)), j), ir_i64(ctx, 992))), "true");
+	ck_assert_str_eq(simp(ctx, &env, ir_lt(ctx, ir_add(ctx, ir_mul(ctx, i, ir_i64(ctx, 32)), j), ir_i64(ctx, 500))),
+	                 "i*32 + j < 500");
+	ck_assert_str_eq(simp(ctx, &env, ir_binary(ctx, IR_MIN, i, ir_add(ctx, i, ir_i64(ctx, 1)))), "i");
+	/* vector index arithmetic */
+	ir_expr *r = ir_ramp(ctx, ir_i64(ctx, 0), ir_i64(ctx, 1), 16);
+	ck_assert_str_eq(simp(ctx, &env, ir_add(ctx, ir_mul(ctx, i, ir_i64(ctx, 512)), r)), "ramp(i*512, 1, 16)");
+	ck_assert_str_eq(simp(ctx, &env, ir_mul(ctx, r, ir_i64(ctx, 4))), "ramp(0, 4, 16)");
+	ir_env_free(&env);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+static kiln_expr *relu_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	kiln_tensor *A = user;
+	return kiln_max(ctx, KILN_READ(ctx, A, idx[0], idx[1]), kiln_float(ctx, 0));
+}
+
+START_TEST(oracle_relu)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *A = kiln_placeholder(ctx, "A", 2, (int64_t[]){2, 3}, KILN_F32);
+	kiln_tensor *B = kiln_compute(ctx, "B", 2, (int64_t[]){2, 3}, relu_body, A);
+	float a[6] = {-1, 2, -3, 4, 0, 5}, b[6];
+	kiln_array *ia = kiln_array_wrap(a, 2, (int64_t[]){2, 3}, KILN_F32);
+	kiln_array *ob = kiln_array_wrap(b, 2, (int64_t[]){2, 3}, KILN_F32);
+	ck_assert_int_eq(kiln_eval(ctx, B, 1, &A, &ia, ob), 0);
+	float want[6] = {0, 2, 0, 4, 0, 5};
+	for (int i = 0; i < 6; i++)
+		ck_assert_float_eq(b[i], want[i]);
+	kiln_array_free(ia);
+	kiln_array_free(ob);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+typedef struct {
+	kiln_tensor *A, *B;
+	kiln_iter *k;
+} mm;
+
+static kiln_expr *mm_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	mm *m = user;
+	kiln_expr *k = kiln_iter_var(m->k);
+	return kiln_sum(ctx, kiln_mul(ctx, KILN_READ(ctx, m->A, idx[0], k), KILN_READ(ctx, m->B, k, idx[1])), 1, &m->k);
+}
+
+START_TEST(matmul_pipeline)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	mm m;
+	m.A = kiln_placeholder(ctx, "A", 2, (int64_t[]){37, 29}, KILN_F32);
+	m.B = kiln_placeholder(ctx, "B", 2, (int64_t[]){29, 45}, KILN_F32);
+	m.k = kiln_reduce_axis(ctx, 29, "k");
+	kiln_tensor *C = kiln_compute(ctx, "C", 2, (int64_t[]){37, 45}, mm_body, &m);
+	kiln_schedule *s = kiln_schedule_create(ctx, 1, &C);
+	ck_assert_double_ge(tu_check(ctx, s, 3, (kiln_tensor *[]){m.A, m.B, C}, 1), 0);
+	kiln_ctx_free(ctx);
+
+	/* tiled, vectorized, parallel, unrolled: imperfect splits everywhere */
+	ctx = kiln_ctx_new();
+	m.A = kiln_placeholder(ctx, "A", 2, (int64_t[]){37, 29}, KILN_F32);
+	m.B = kiln_placeholder(ctx, "B", 2, (int64_t[]){29, 45}, KILN_F32);
+	m.k = kiln_reduce_axis(ctx, 29, "k");
+	C = kiln_compute(ctx, "C", 2, (int64_t[]){37, 45}, mm_body, &m);
+	s = kiln_schedule_create(ctx, 1, &C);
+	kiln_stage *st = kiln_stage_of(s, C);
+	kiln_iter *io, *jo, *ii, *ji, *ko, *ki;
+	ck_assert_int_eq(kiln_tile(st, kiln_stage_axis(st, 0), kiln_stage_axis(st, 1), 8, 16, &io, &jo, &ii, &ji), 0);
+	ck_assert_int_eq(kiln_split(st, m.k, 4, &ko, &ki), 0);
+	ck_assert_int_eq(kiln_reorder(st, 6, (kiln_iter *[]){io, jo, ko, ii, ki, ji}), 0);
+	ck_assert_int_eq(kiln_parallel(st, io), 0);
+	ck_assert_int_eq(kiln_vectorize(st, ji), 0);
+	ck_assert_int_eq(kiln_unroll(st, ki), 0);
+	ck_assert_double_ge(tu_check(ctx, s, 3, (kiln_tensor *[]){m.A, m.B, C}, 2), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+Suite *ir_suite(void)
+{
+	Suite *s = suite_create("ir");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, type_errors);
+	tcase_add_test(tc, printer);
+	tcase_add_test(tc, simplifier);
+	tcase_add_test(tc, oracle_relu);
+	tcase_add_test(tc, matmul_pipeline);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(ir_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,105 @@
+/*
+ * testutil.c — build, run on random inputs, compare with the oracle.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+void tu_tolerance(kiln_dtype t, double *atol, double *rtol)
+{
+	if (t.code != KILN_FLOAT) {
+		*atol = 0;
+		*rtol = 0;
+	} else if (t.bits == 16) {
+		*atol = 1e-2;
+		*rtol = 1e-2;
+	} else if (t.bits == 32) {
+		*atol = 1e-4;
+		*rtol = 1e-4;
+	} else {
+		*atol = 1e-10;
+		*rtol = 1e-10;
+	}
+}
+
+static double get(const kiln_array *a, int64_t i)
+{
+	kiln_dtype t = a->dtype;
+	if (t.code == KILN_FLOAT)
+		return t.bits == 32 ? ((float *)a->data)[i] : t.bits == 64 ? ((double *)a->data)[i]
+		                                                            : (double)((_Float16 *)a->data)[i];
+	if (t.code == KILN_BOOL || t.bits == 8)
+		return t.code == KILN_UINT || t.code == KILN_BOOL ? ((uint8_t *)a->data)[i] : ((int8_t *)a->data)[i];
+	if (t.bits == 16)
+		return ((int16_t *)a->data)[i];
+	if (t.bits == 32)
+		return ((int32_t *)a->data)[i];
+	return (double)((int64_t *)a->data)[i];
+}
+
+double tu_check(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed)
+{
+	kiln_func *f = kiln_lower(s, "fn", nargs, args, NULL);
+	if (!f) {
+		fprintf(stderr, "lower failed: %s\n", kiln_error(ctx));
+		return -1;
+	}
+	kiln_module *m = kiln_build(ctx, 1, &f, "llvm");
+	if (!m) {
+		fprintf(stderr, "build failed: %s\n", kiln_error(ctx));
+		return -1;
+	}
+	kiln_array *arr[64], *ins[64];
+	kiln_tensor *phs[64];
+	int nin = 0;
+	for (int i = 0; i < nargs; i++) {
+		kiln_dtype t = kiln_tensor_dtype(args[i]);
+		arr[i] = kiln_array_empty(kiln_tensor_ndim(args[i]), kiln_tensor_shape(args[i]), t);
+		bool is_input = kiln_tensor_is_placeholder(args[i]);
+		if (is_input) {
+			if (t.code == KILN_FLOAT)
+				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -1, 1);
+			else
+				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -10, 10);
+			ins[nin] = arr[i];
+			phs[nin++] = args[i];
+		}
+	}
+	double maxerr = 0;
+	if (kiln_module_call(m, "fn", arr, nargs)) {
+		fprintf(stderr, "call failed: %s\n", kiln_rt_last_error());
+		maxerr = -1;
+	}
+	for (int i = 0; i < nargs && maxerr >= 0; i++) {
+		if (kiln_tensor_is_placeholder(args[i]))
+			continue;
+		kiln_array *want = kiln_array_empty(kiln_tensor_ndim(args[i]), kiln_tensor_shape(args[i]), kiln_tensor_dtype(args[i]));
+		if (kiln_eval(ctx, args[i], nin, phs, ins, want)) {
+			fprintf(stderr, "oracle failed: %s\n", kiln_error(ctx));
+			maxerr = -1;
+		} else {
+			double atol, rtol;
+			tu_tolerance(kiln_tensor_dtype(args[i]), &atol, &rtol);
+			int64_t n = kiln_array_numel(want);
+			for (int64_t k = 0; k < n; k++) {
+				double a = get(arr[i], k), b = get(want, k), err = fabs(a - b);
+				if (!(err <= atol + rtol * fabs(b))) {
+					fprintf(stderr, "mismatch in %s at flat index %lld: got %.9g, want %.9g\n",
+					        kiln_tensor_name(args[i]), (long long)k, a, b);
+					maxerr = -1;
+					break;
+				}
+				if (err > maxerr)
+					maxerr = err;
+			}
+		}
+		kiln_array_free(want);
+	}
+	for (int i = 0; i < nargs; i++)
+		kiln_array_free(arr[i]);
+	kiln_module_free(m);
+	return maxerr;
+}

@@ -1,0 +1,28 @@
+/*
+ * testutil.h — helpers shared by the Check suites: compare a built
+ * function with the oracle on random inputs.
+ */
+#ifndef KILN_TESTUTIL_H
+#define KILN_TESTUTIL_H
+
+#include <check.h>
+
+#include "kiln/build.h"
+
+/* Tolerance for an element type: |got - want| <= atol + rtol * |want|. */
+void tu_tolerance(kiln_dtype t, double *atol, double *rtol);
+/*
+ * Builds the schedule for the llvm target, runs it on random inputs and
+ * compares every output with the oracle. Returns the max error seen, or -1
+ * (with a message printed) on any failure.
+ */
+double tu_check(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed);
+/* Asserts that a step failed with a message containing `needle`. */
+#define tu_expect_error(ctx, rc_is_error, needle)                                                                  \
+	do {                                                                                                             \
+		ck_assert_msg((rc_is_error), "expected an error containing '%s'", (needle));                                \
+		ck_assert_msg(strstr(kiln_error(ctx), (needle)) != NULL, "error was: '%s', expected '%s'", kiln_error(ctx), \
+		              (needle));                                                                                     \
+	} while (0)
+
+#endif
