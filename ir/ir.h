@@ -162,6 +162,8 @@ struct ir_op {
 	int nout;
 	ir_expr **body;     /* one per output */
 	ir_tensor **outs;
+	const char *tag;    /* what kind of operator made it (ops/), for default schedules */
+	int64_t attr[8];    /* op-specific numbers a default schedule needs (e.g. the pack width) */
 };
 
 struct ir_tensor {

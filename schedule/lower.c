@@ -104,19 +104,19 @@ static bool collect_reads(const ir_expr *e, void *user)
 	return true;
 }
 
-/* The region of p that its consumer needs inside one iteration of p's attach loop. */
-static int infer_attached(sch_stage *p)
+static bool stage_reads(const sch_stage *o, const sch_stage *p);
+
+/* Adds the reads of p in consumer c, as intervals over c's free leaves. */
+static void region_from(sch_stage *p, sch_stage *c, int first_free, ir_expr **lo, ir_expr **hi, bool *ok)
 {
 	kiln_ctx *ctx = p->s->ctx;
-	sch_stage *c = p->attach_stage;
-	int pos = leaf_pos(c, p->attach_iv);
 	sch_nest nest;
 	sch_make_nest(c, root_extents(c), &nest);
 	ir_expr **idx = root_index(c, &nest), **vars = root_vars(c);
 	const ir_expr *fv[64];
 	int64_t flo[64], fhi[64];
 	int nf = 0;
-	for (int i = pos + 1; i < c->nleaf && nf < 64; i++, nf++) {
+	for (int i = first_free; i < c->nleaf && nf < 64; i++, nf++) {
 		fv[nf] = c->leaf[i]->var;
 		flo[nf] = 0;
 		fhi[nf] = nest.leaf_ext[i] - 1;
@@ -125,27 +125,53 @@ static int infer_attached(sch_stage *p)
 	read_list rl = {ctx, p, 0, {0}};
 	for (int k = 0; k < c->op->nout; k++)
 		ir_visit_expr(c->body[k], collect_reads, &rl);
-	ir_tensor *t = p->outs[0];
-	for (int d = 0; d < t->ndim; d++) {
-		ir_expr *lo = NULL, *hi = NULL;
-		bool ok = rl.n > 0;
-		for (int r = 0; r < rl.n && ok; r++) {
+	for (int d = 0; d < p->outs[0]->ndim; d++) {
+		for (int r = 0; r < rl.n && ok[d]; r++) {
 			ir_expr *e = ir_substitute(ctx, rl.reads[r][d], c->nroot, vars, idx);
 			sch_ival iv = sch_bound(ctx, ir_simplify_expr(ctx, NULL, e), &fr);
 			if (!iv.lo) {
-				ok = false;
+				ok[d] = false;
 				break;
 			}
-			lo = lo ? ir_binary(ctx, IR_MIN, lo, iv.lo) : iv.lo;
-			hi = hi ? ir_binary(ctx, IR_MAX, hi, iv.hi) : iv.hi;
+			lo[d] = lo[d] ? ir_binary(ctx, IR_MIN, lo[d], iv.lo) : iv.lo;
+			hi[d] = hi[d] ? ir_binary(ctx, IR_MAX, hi[d], iv.hi) : iv.hi;
 		}
+	}
+}
+
+/* Stages attached at the same loop as p that read it (they run after p there). */
+static bool shares_attach(const sch_stage *o, const sch_stage *p)
+{
+	return o != p && o->attach == ATTACH_AT && o->attach_stage == p->attach_stage && o->attach_iv == p->attach_iv;
+}
+
+/*
+ * The region of p needed inside one iteration of its attach loop: what the
+ * consumer reads with the loops inside that point free, plus what stages
+ * attached at the same point read over their whole (already inferred) nest.
+ */
+static int infer_attached(sch_stage *p)
+{
+	kiln_ctx *ctx = p->s->ctx;
+	sch_stage *c = p->attach_stage;
+	ir_tensor *t = p->outs[0];
+	ir_expr *lo[KILN_MAX_DIMS] = {0}, *hi[KILN_MAX_DIMS] = {0};
+	bool ok[KILN_MAX_DIMS];
+	for (int d = 0; d < t->ndim; d++)
+		ok[d] = true;
+	region_from(p, c, leaf_pos(c, p->attach_iv) + 1, lo, hi, ok);
+	for (int i = 0; i < p->s->nstage; i++)
+		if (shares_attach(p->s->stages[i], p) && stage_reads(p->s->stages[i], p))
+			region_from(p, p->s->stages[i], 0, lo, hi, ok);
+	for (int d = 0; d < t->ndim; d++) {
 		int64_t ext = 0;
-		if (ok) {
-			lo = ir_simplify_expr(ctx, NULL, lo);
-			ir_expr *n = ir_simplify_expr(ctx, NULL, ir_add(ctx, ir_sub(ctx, hi, lo), ir_i64(ctx, 1)));
-			ok = ir_is_const_int(n, &ext) && ext > 0;
+		bool good = ok[d] && lo[d];
+		if (good) {
+			lo[d] = ir_simplify_expr(ctx, NULL, lo[d]);
+			ir_expr *n = ir_simplify_expr(ctx, NULL, ir_add(ctx, ir_sub(ctx, hi[d], lo[d]), ir_i64(ctx, 1)));
+			good = ir_is_const_int(n, &ext) && ext > 0;
 		}
-		if (!ok || ext >= t->shape[d]) {
+		if (!good || ext >= t->shape[d]) {
 			/* beyond interval arithmetic, or the whole extent anyway */
 			p->dmin[d] = ir_i64(ctx, 0);
 			p->dext[d] = t->shape[d];
@@ -154,11 +180,19 @@ static int infer_attached(sch_stage *p)
 		/* Slide the window inside the tensor so that it keeps a constant extent:
 		 * the consumer's imperfect tiles would otherwise make p compute (and read
 		 * its own inputs) past the end. */
-		ir_expr *mn = ir_binary(ctx, IR_MAX, ir_binary(ctx, IR_MIN, lo, ir_i64(ctx, t->shape[d] - ext)), ir_i64(ctx, 0));
+		ir_expr *mn = ir_binary(ctx, IR_MAX, ir_binary(ctx, IR_MIN, lo[d], ir_i64(ctx, t->shape[d] - ext)), ir_i64(ctx, 0));
 		p->dmin[d] = ir_simplify_expr(ctx, NULL, mn);
 		p->dext[d] = ext;
 	}
 	return 0;
+}
+
+static bool stage_reads(const sch_stage *o, const sch_stage *p)
+{
+	for (int k = 0; k < p->nout; k++)
+		if (sch_reads(o, p->outs[k]))
+			return true;
+	return false;
 }
 
 static int check_attachments(sch_schedule *s, int nargs, ir_tensor *const *args)
@@ -182,11 +216,9 @@ static int check_attachments(sch_schedule *s, int nargs, ir_tensor *const *args)
 					                args[a]->name);
 		for (int j = 0; j < s->nstage; j++) {
 			sch_stage *o = s->stages[j];
-			if (o != c && o != p && o->attach != ATTACH_INLINE)
-				for (int k = 0; k < p->nout; k++)
-					if (sch_reads(o, p->outs[k]))
-						return ir_error(ctx, "compute_at: '%s' is computed inside '%s' but '%s' reads it too",
-						                p->op->name, c->op->name, o->op->name);
+			if (o != c && o != p && o->attach != ATTACH_INLINE && !shares_attach(o, p) && stage_reads(o, p))
+				return ir_error(ctx, "compute_at: '%s' is computed inside '%s' but '%s', computed elsewhere, reads it too",
+				                p->op->name, c->op->name, o->op->name);
 		}
 	}
 	return 0;

@@ -356,11 +356,21 @@ bool sch_reads(const sch_stage *st, const ir_tensor *t)
 	return false;
 }
 
-static bool stage_reads_any(const sch_stage *c, const sch_stage *p)
+/* Does c read p's outputs, directly or through other stages? */
+static bool depends_on(const sch_stage *c, const sch_stage *p, int depth)
 {
 	for (int k = 0; k < p->nout; k++)
 		if (sch_reads(c, p->outs[k]))
 			return true;
+	if (depth > 64)
+		return false;
+	for (int i = 0; i < c->s->nstage; i++) {
+		const sch_stage *q = c->s->stages[i];
+		if (q != c && q != p && depends_on(q, p, depth + 1))
+			for (int k = 0; k < q->nout; k++)
+				if (sch_reads(c, q->outs[k]))
+					return true;
+	}
 	return false;
 }
 
@@ -376,7 +386,7 @@ int kiln_compute_at(kiln_stage *st, kiln_stage *parent, kiln_iter *it)
 		                st->op->name);
 	if (check_stage(parent, "compute_at") || leaf_index(parent, it, "compute_at") < 0)
 		return -1;
-	if (!stage_reads_any(parent, st))
+	if (!depends_on(parent, st, 0))
 		return ir_error(ctx, "compute_at: stage '%s' does not read '%s', so '%s' cannot be computed inside it",
 		                parent->op->name, st->outs[0]->name, st->outs[0]->name);
 	for (sch_stage *a = parent; a; a = a->attach == ATTACH_AT ? a->attach_stage : NULL)
@@ -660,8 +670,9 @@ static ir_expr *lookup(ival_pair *v, int n, ir_iter *it)
 }
 
 /*
- * Walks the relations backwards from leaf variables to root values, and
- * records a guard wherever a split does not divide its parent's extent.
+ * Walks the relations backwards from leaf variables to root values. Where a
+ * split does not divide its parent's extent, a pure stage shifts its last
+ * tile inwards and a reduction stage gets a guard.
  */
 int sch_make_nest(sch_stage *st, const int64_t *root_ext, sch_nest *out)
 {
@@ -675,6 +686,7 @@ int sch_make_nest(sch_stage *st, const int64_t *root_ext, sch_nest *out)
 		out->leaf_ext[i] = sch_extent(st, st->leaf[i], root_ext);
 	}
 	out->guard = ir_alloc(ctx, sizeof(ir_expr *) * (st->nrel ? st->nrel : 1));
+	bool pure = st->op->nreduce == 0;
 	out->nguard = 0;
 	for (int i = st->nrel - 1; i >= 0; i--) {
 		sch_rel *r = &st->rel[i];
@@ -683,9 +695,16 @@ int sch_make_nest(sch_stage *st, const int64_t *root_ext, sch_nest *out)
 			ir_assert(o && in);
 			int64_t e = sch_extent(st, r->parent, root_ext);
 			int64_t ie = sch_extent(st, r->inner, root_ext), oe = sch_extent(st, r->outer, root_ext);
-			ir_expr *pv = ir_add(ctx, ir_mul(ctx, o, ir_i64(ctx, ie)), in);
+			ir_expr *start = ir_mul(ctx, o, ir_i64(ctx, ie));
+			if (ie * oe != e && pure && e >= ie) {
+				/* Halide's shift-inwards: the last tile moves back to end at e and
+				 * recomputes a few elements, which is harmless for a pure stage and
+				 * keeps the inner loop free of guards (so it stays vectorizable) */
+				start = ir_binary(ctx, IR_MIN, start, ir_i64(ctx, e - ie));
+			}
+			ir_expr *pv = ir_add(ctx, start, in);
 			v[n++] = (ival_pair){r->parent, pv};
-			if (ie * oe != e)
+			if (ie * oe != e && !(pure && e >= ie))
 				out->guard[out->nguard++] = ir_lt(ctx, pv, ir_i64(ctx, e));
 		} else {
 			ir_expr *fv = lookup(v, n, r->fused);

@@ -60,7 +60,10 @@ double tu_check(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *
 		arr[i] = kiln_array_empty(kiln_tensor_ndim(args[i]), kiln_tensor_shape(args[i]), t);
 		bool is_input = kiln_tensor_is_placeholder(args[i]);
 		if (is_input) {
-			if (t.code == KILN_FLOAT)
+			/* variances must be positive; everything else spans both signs */
+			if (t.code == KILN_FLOAT && !strcmp(kiln_tensor_name(args[i]), "var"))
+				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, 0.5, 1.5);
+			else if (t.code == KILN_FLOAT)
 				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -1, 1);
 			else
 				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -10, 10);

@@ -1,0 +1,103 @@
+/*
+ * kiln operator library: compute declarations (as TVM's TOPI) and their
+ * default schedules, plus a registry the CLI and the tests walk.
+ *
+ * Layouts are NCHW for images and OIHW for convolution weights. Every
+ * declaration checks shapes and returns NULL with a message on mismatch.
+ */
+#ifndef KILN_OPS_H
+#define KILN_OPS_H
+
+#include "schedule.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* C = op(A) @ op(B) for 2-D A, B; op transposes when the flag is set. */
+kiln_tensor *kiln_op_matmul(kiln_ctx *ctx, kiln_tensor *A, kiln_tensor *B, int trans_a, int trans_b);
+/* The same over a leading batch axis: A [b, m, k], B [b, k, n]. */
+kiln_tensor *kiln_op_batch_matmul(kiln_ctx *ctx, kiln_tensor *A, kiln_tensor *B, int trans_a, int trans_b);
+/* Y = X W^T + bias: X [m, k], W [n, k], bias [n] or NULL (TVM's dense, ONNX Gemm with transB). */
+kiln_tensor *kiln_op_dense(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, kiln_tensor *bias);
+
+typedef struct {
+	int64_t stride[2];   /* h, w */
+	int64_t pad[4];      /* top, left, bottom, right */
+	int64_t dilation[2]; /* h, w */
+	int64_t groups;
+} kiln_conv2d_attrs;
+/* X [n, c, h, w], W [k, c/groups, r, s] -> [n, k, oh, ow]. */
+kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a);
+/* X [n, c, h, w], W [c, 1, r, s]: one filter per channel. */
+kiln_tensor *kiln_op_depthwise_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a);
+
+typedef struct {
+	int64_t kernel[2], stride[2], pad[4];
+	int count_include_pad; /* average pooling: divide by the full window */
+} kiln_pool2d_attrs;
+kiln_tensor *kiln_op_max_pool2d(kiln_ctx *ctx, kiln_tensor *X, const kiln_pool2d_attrs *a);
+kiln_tensor *kiln_op_avg_pool2d(kiln_ctx *ctx, kiln_tensor *X, const kiln_pool2d_attrs *a);
+/* [n, c, h, w] -> [n, c, 1, 1] */
+kiln_tensor *kiln_op_global_avg_pool2d(kiln_ctx *ctx, kiln_tensor *X);
+
+/* Numerically stable softmax over one axis (negative counts from the end). */
+kiln_tensor *kiln_op_softmax(kiln_ctx *ctx, kiln_tensor *X, int axis);
+/* Normalizes over the last axis: gamma, beta [last]. */
+kiln_tensor *kiln_op_layer_norm(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *gamma, kiln_tensor *beta, double eps);
+/* Inference batch norm over axis 1 of NCHW: gamma, beta, mean, var [c]. */
+kiln_tensor *kiln_op_batch_norm(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *gamma, kiln_tensor *beta,
+                                kiln_tensor *mean, kiln_tensor *var, double eps);
+
+typedef enum { KILN_BIN_ADD, KILN_BIN_SUB, KILN_BIN_MUL, KILN_BIN_DIV, KILN_BIN_MAX, KILN_BIN_MIN, KILN_BIN_POW } kiln_binop;
+/* Elementwise with numpy broadcasting. */
+kiln_tensor *kiln_op_binary(kiln_ctx *ctx, kiln_binop op, kiln_tensor *A, kiln_tensor *B);
+
+typedef enum {
+	KILN_UN_RELU, KILN_UN_CLIP, KILN_UN_SIGMOID, KILN_UN_TANH, KILN_UN_GELU, KILN_UN_EXP, KILN_UN_LOG,
+	KILN_UN_SQRT, KILN_UN_ABS, KILN_UN_NEG, KILN_UN_LEAKY_RELU
+} kiln_unop;
+/* p0, p1: clip's min and max; leaky relu's slope. */
+kiln_tensor *kiln_op_unary(kiln_ctx *ctx, kiln_unop op, kiln_tensor *X, double p0, double p1);
+
+kiln_tensor *kiln_op_transpose(kiln_ctx *ctx, kiln_tensor *X, const int *perm);
+kiln_tensor *kiln_op_reshape(kiln_ctx *ctx, kiln_tensor *X, int ndim, const int64_t *shape);
+/* Constant padding: before[d] / after[d] elements on each side of each dim. */
+kiln_tensor *kiln_op_pad(kiln_ctx *ctx, kiln_tensor *X, const int64_t *before, const int64_t *after, double value);
+kiln_tensor *kiln_op_concat(kiln_ctx *ctx, int n, kiln_tensor *const *xs, int axis);
+
+/*
+ * The default CPU schedule for the tensors an op declaration returned:
+ * tiled for cache, vectorized along the innermost contiguous axis, parallel
+ * on the outer axis. Walks every stage the outputs depend on.
+ */
+kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+
+/* ---- the registry: operators by name, for tools and tests ---- */
+
+#define KILN_OP_MAX_ARGS 8
+typedef struct {
+	int nargs, nin;                      /* args = inputs, then outputs */
+	kiln_tensor *args[KILN_OP_MAX_ARGS];
+	double flops;                        /* floating-point operations of one call */
+} kiln_op_inst;
+
+typedef struct {
+	const char *name;
+	const char *summary;
+	const char *shape_help; /* what --shape means, e.g. "M,N,K" */
+	int nshape;             /* how many numbers --shape takes */
+	const char *attr_help;  /* key=value attributes it takes, or "" */
+	const int64_t *example; /* a small shape the tests use */
+	/* Declares the op from --shape numbers and "k=v,k=v" attributes. */
+	int (*declare)(kiln_ctx *ctx, const int64_t *shape, const char *attrs, kiln_op_inst *out);
+} kiln_op_info;
+
+int kiln_num_ops(void);
+const kiln_op_info *kiln_op_at(int i);
+const kiln_op_info *kiln_op_find(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,613 @@
+/*
+ * nn.c — the compute declarations of the neural-network operators.
+ *
+ * Each operator is one or a few computes built by a body callback. Where a
+ * layout change makes the kernel fast on every target it is part of the
+ * declaration (matmul packs B into panels of `nb` columns; convolution pads
+ * its input once), because a schedule can reorder loops but not data.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ops.h"
+
+kiln_tensor *op_tag(kiln_tensor *t, const char *tag)
+{
+	if (t)
+		t->op->tag = tag;
+	return t;
+}
+
+bool op_is(const sch_stage *st, const char *tag) { return st->op->tag && !strcmp(st->op->tag, tag); }
+
+kiln_expr *op_const(kiln_ctx *ctx, kiln_dtype t, double v) { return kiln_const(ctx, t, v); }
+
+static int need_float(kiln_ctx *ctx, const char *op, kiln_tensor *t)
+{
+	if (t->type.code != KILN_FLOAT)
+		return ir_error(ctx, "%s: '%s' must be a float tensor", op, t->name);
+	return 0;
+}
+
+static int same_type(kiln_ctx *ctx, const char *op, kiln_tensor *a, kiln_tensor *b)
+{
+	char x[16], y[16];
+	if (!ir_type_eq(a->type, b->type))
+		return ir_error(ctx, "%s: '%s' is %s but '%s' is %s", op, a->name, kiln_dtype_str(a->type, x), b->name,
+		                kiln_dtype_str(b->type, y));
+	return 0;
+}
+
+/* ---- matmul family ---- */
+
+typedef struct {
+	kiln_tensor *A, *B, *Bp, *bias;
+	kiln_iter *k;
+	int ta, tb, batch;
+	int64_t nb, N;
+} mm_args;
+
+/* Bp[(b,) jo, k, ji] = B[(b,) k, jo*nb + ji], zero past N: panels of nb contiguous columns. */
+static kiln_expr *pack_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	mm_args *m = user;
+	int o = m->batch;
+	kiln_expr *j = kiln_add(ctx, kiln_mul(ctx, idx[o], kiln_const(ctx, KILN_I64, (double)m->nb)), idx[o + 2]);
+	kiln_expr *k = idx[o + 1];
+	kiln_expr *jc = kiln_min(ctx, j, kiln_const(ctx, KILN_I64, (double)(m->N - 1)));
+	kiln_expr *v = m->batch ? (m->tb ? KILN_READ(ctx, m->B, idx[0], jc, k) : KILN_READ(ctx, m->B, idx[0], k, jc))
+	                        : (m->tb ? KILN_READ(ctx, m->B, jc, k) : KILN_READ(ctx, m->B, k, jc));
+	if (m->N % m->nb == 0)
+		return v;
+	return kiln_select(ctx, kiln_lt(ctx, j, kiln_const(ctx, KILN_I64, (double)m->N)), v, kiln_const(ctx, m->B->type, 0));
+}
+
+static kiln_expr *mm_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	mm_args *m = user;
+	int o = m->batch;
+	kiln_expr *k = kiln_iter_var(m->k), *i = idx[o], *j = idx[o + 1];
+	kiln_expr *nb = kiln_const(ctx, KILN_I64, (double)m->nb);
+	kiln_expr *a = m->batch ? (m->ta ? KILN_READ(ctx, m->A, idx[0], k, i) : KILN_READ(ctx, m->A, idx[0], i, k))
+	                        : (m->ta ? KILN_READ(ctx, m->A, k, i) : KILN_READ(ctx, m->A, i, k));
+	kiln_expr *b = m->batch ? KILN_READ(ctx, m->Bp, idx[0], kiln_div(ctx, j, nb), k, kiln_mod(ctx, j, nb))
+	                        : KILN_READ(ctx, m->Bp, kiln_div(ctx, j, nb), k, kiln_mod(ctx, j, nb));
+	return kiln_sum(ctx, kiln_mul(ctx, a, b), 1, &m->k);
+}
+
+static kiln_expr *bias_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	mm_args *m = user;
+	return kiln_add(ctx, KILN_READ(ctx, m->A, idx[0], idx[1]), KILN_READ(ctx, m->bias, idx[1]));
+}
+
+static int64_t pick_nb(int64_t N)
+{
+	if (N % 32 == 0 || N > 32)
+		return N % 32 == 0 || N % 16 != 0 ? 32 : 16;
+	return N;
+}
+
+static kiln_tensor *matmul_common(kiln_ctx *ctx, const char *op, kiln_tensor *A, kiln_tensor *B, int ta, int tb,
+                                  int batch)
+{
+	if (!A || !B)
+		return NULL;
+	int nd = batch ? 3 : 2;
+	if (A->ndim != nd || B->ndim != nd)
+		return ir_error(ctx, "%s: operands must be %d-D (got %d-D '%s' and %d-D '%s')", op, nd, A->ndim, A->name,
+		                B->ndim, B->name), NULL;
+	if (need_float(ctx, op, A) || same_type(ctx, op, A, B))
+		return NULL;
+	int o = batch;
+	int64_t M = ta ? A->shape[o + 1] : A->shape[o], K = ta ? A->shape[o] : A->shape[o + 1];
+	int64_t K2 = tb ? B->shape[o + 1] : B->shape[o], N = tb ? B->shape[o] : B->shape[o + 1];
+	if (K != K2)
+		return ir_error(ctx, "%s: inner dimensions differ: '%s' gives %lld, '%s' gives %lld", op, A->name,
+		                (long long)K, B->name, (long long)K2), NULL;
+	if (batch && A->shape[0] != B->shape[0])
+		return ir_error(ctx, "%s: batch sizes differ (%lld vs %lld)", op, (long long)A->shape[0],
+		                (long long)B->shape[0]), NULL;
+	mm_args *m = ir_alloc(ctx, sizeof *m);
+	*m = (mm_args){A, B, NULL, NULL, NULL, ta, tb, batch, pick_nb(N), N};
+	int64_t np = (N + m->nb - 1) / m->nb;
+	int64_t pshape[4] = {A->shape[0], np, K, m->nb};
+	m->Bp = op_tag(kiln_compute(ctx, ir_fmt(ctx, "%s.packed", B->name), batch ? 4 : 3, batch ? pshape : pshape + 1,
+	                            pack_body, m), TAG_PACK);
+	m->k = kiln_reduce_axis(ctx, K, "k");
+	int64_t cshape[3] = {A->shape[0], M, N};
+	kiln_tensor *C = op_tag(kiln_compute(ctx, op, nd, batch ? cshape : cshape + 1, mm_body, m), TAG_MATMUL);
+	if (C)
+		C->op->attr[0] = m->nb;
+	return C;
+}
+
+kiln_tensor *kiln_op_matmul(kiln_ctx *ctx, kiln_tensor *A, kiln_tensor *B, int trans_a, int trans_b)
+{
+	return matmul_common(ctx, "matmul", A, B, trans_a, trans_b, 0);
+}
+
+kiln_tensor *kiln_op_batch_matmul(kiln_ctx *ctx, kiln_tensor *A, kiln_tensor *B, int trans_a, int trans_b)
+{
+	return matmul_common(ctx, "batch_matmul", A, B, trans_a, trans_b, 1);
+}
+
+kiln_tensor *kiln_op_dense(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, kiln_tensor *bias)
+{
+	kiln_tensor *mm = matmul_common(ctx, bias ? "dense.matmul" : "dense", X, W, 0, 1, 0);
+	if (!mm || !bias)
+		return mm;
+	if (bias->ndim != 1 || bias->shape[0] != mm->shape[1] || same_type(ctx, "dense", X, bias))
+		return ctx->nerr ? NULL
+		                 : (ir_error(ctx, "dense: bias must have shape [%lld], got a %d-D tensor", (long long)mm->shape[1],
+		                             bias->ndim), NULL);
+	mm_args *m = ir_alloc(ctx, sizeof *m);
+	m->A = mm;
+	m->bias = bias;
+	kiln_tensor *out = op_tag(kiln_compute(ctx, "dense", 2, mm->shape, bias_body, m), TAG_INJECTIVE);
+	return out;
+}
+
+/* ---- convolution ---- */
+
+typedef struct {
+	kiln_tensor *X, *W, *Xp;
+	kiln_iter *rc, *r, *s;
+	kiln_conv2d_attrs a;
+	int64_t cpg, kpg; /* channels per group in and out */
+	double value;     /* padding value */
+	int64_t pt, pl;
+} conv_args;
+
+/* Xp = X padded with `value`; out-of-range reads take the padding value. */
+static kiln_expr *pad_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	conv_args *c = user;
+	kiln_expr *h = kiln_sub(ctx, idx[2], kiln_const(ctx, KILN_I64, (double)c->pt));
+	kiln_expr *w = kiln_sub(ctx, idx[3], kiln_const(ctx, KILN_I64, (double)c->pl));
+	kiln_expr *zero = kiln_const(ctx, KILN_I64, 0);
+	kiln_expr *in = kiln_and(ctx, kiln_and(ctx, kiln_ge(ctx, h, zero), kiln_lt(ctx, h, kiln_const(ctx, KILN_I64, (double)c->X->shape[2]))),
+	                         kiln_and(ctx, kiln_ge(ctx, w, zero), kiln_lt(ctx, w, kiln_const(ctx, KILN_I64, (double)c->X->shape[3]))));
+	/* clamp the indices so the read itself stays in bounds on every target */
+	kiln_expr *hc = kiln_max(ctx, kiln_min(ctx, h, kiln_const(ctx, KILN_I64, (double)c->X->shape[2] - 1)), zero);
+	kiln_expr *wc = kiln_max(ctx, kiln_min(ctx, w, kiln_const(ctx, KILN_I64, (double)c->X->shape[3] - 1)), zero);
+	return kiln_select(ctx, in, KILN_READ(ctx, c->X, idx[0], idx[1], hc, wc), kiln_const(ctx, c->X->type, c->value));
+}
+
+static kiln_tensor *pad_spatial(kiln_ctx *ctx, conv_args *c, const int64_t *pad)
+{
+	if (!pad[0] && !pad[1] && !pad[2] && !pad[3])
+		return c->X;
+	c->pt = pad[0];
+	c->pl = pad[1];
+	int64_t shape[4] = {c->X->shape[0], c->X->shape[1], c->X->shape[2] + pad[0] + pad[2], c->X->shape[3] + pad[1] + pad[3]};
+	return op_tag(kiln_compute(ctx, ir_fmt(ctx, "%s.pad", c->X->name), 4, shape, pad_body, c), TAG_INJECTIVE);
+}
+
+static kiln_expr *in_h(kiln_ctx *ctx, conv_args *c, kiln_expr *oh, kiln_expr *r)
+{
+	return kiln_add(ctx, kiln_mul(ctx, oh, kiln_const(ctx, KILN_I64, (double)c->a.stride[0])),
+	                kiln_mul(ctx, r, kiln_const(ctx, KILN_I64, (double)c->a.dilation[0])));
+}
+
+static kiln_expr *in_w(kiln_ctx *ctx, conv_args *c, kiln_expr *ow, kiln_expr *s)
+{
+	return kiln_add(ctx, kiln_mul(ctx, ow, kiln_const(ctx, KILN_I64, (double)c->a.stride[1])),
+	                kiln_mul(ctx, s, kiln_const(ctx, KILN_I64, (double)c->a.dilation[1])));
+}
+
+static kiln_expr *conv_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	conv_args *c = user;
+	kiln_expr *rc = kiln_iter_var(c->rc), *r = kiln_iter_var(c->r), *s = kiln_iter_var(c->s);
+	kiln_expr *ch = rc;
+	if (c->a.groups > 1)
+		ch = kiln_add(ctx, kiln_mul(ctx, kiln_div(ctx, idx[1], kiln_const(ctx, KILN_I64, (double)c->kpg)),
+		                            kiln_const(ctx, KILN_I64, (double)c->cpg)), rc);
+	kiln_expr *x = KILN_READ(ctx, c->Xp, idx[0], ch, in_h(ctx, c, idx[2], r), in_w(ctx, c, idx[3], s));
+	kiln_expr *w = KILN_READ(ctx, c->W, idx[1], rc, r, s);
+	return kiln_sum(ctx, kiln_mul(ctx, x, w), 3, (kiln_iter *[]){c->rc, c->r, c->s});
+}
+
+static kiln_expr *dw_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	conv_args *c = user;
+	kiln_expr *r = kiln_iter_var(c->r), *s = kiln_iter_var(c->s);
+	kiln_expr *x = KILN_READ(ctx, c->Xp, idx[0], idx[1], in_h(ctx, c, idx[2], r), in_w(ctx, c, idx[3], s));
+	kiln_expr *w = KILN_READ(ctx, c->W, idx[1], kiln_const(ctx, KILN_I64, 0), r, s);
+	return kiln_sum(ctx, kiln_mul(ctx, x, w), 2, (kiln_iter *[]){c->r, c->s});
+}
+
+static int check_window(kiln_ctx *ctx, const char *op, const kiln_tensor *X, int64_t R, int64_t S, const int64_t *stride,
+                        const int64_t *pad, const int64_t *dil, int64_t *oh, int64_t *ow)
+{
+	for (int i = 0; i < 2; i++)
+		if (stride[i] < 1 || dil[i] < 1)
+			return ir_error(ctx, "%s: stride and dilation must be at least 1", op);
+	for (int i = 0; i < 4; i++)
+		if (pad[i] < 0)
+			return ir_error(ctx, "%s: padding must not be negative", op);
+	int64_t eh = (R - 1) * dil[0] + 1, ew = (S - 1) * dil[1] + 1;
+	int64_t hp = X->shape[2] + pad[0] + pad[2], wp = X->shape[3] + pad[1] + pad[3];
+	if (eh > hp || ew > wp)
+		return ir_error(ctx, "%s: the %lldx%lld window is larger than the padded %lldx%lld input", op, (long long)eh,
+		                (long long)ew, (long long)hp, (long long)wp);
+	*oh = (hp - eh) / stride[0] + 1;
+	*ow = (wp - ew) / stride[1] + 1;
+	return 0;
+}
+
+static int norm_conv_attrs(kiln_conv2d_attrs *a)
+{
+	for (int i = 0; i < 2; i++) {
+		if (!a->stride[i])
+			a->stride[i] = 1;
+		if (!a->dilation[i])
+			a->dilation[i] = 1;
+	}
+	if (!a->groups)
+		a->groups = 1;
+	return 0;
+}
+
+kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
+{
+	if (!X || !W)
+		return NULL;
+	conv_args *c = ir_alloc(ctx, sizeof *c);
+	c->X = X;
+	c->W = W;
+	if (attrs)
+		c->a = *attrs;
+	norm_conv_attrs(&c->a);
+	if (X->ndim != 4 || W->ndim != 4)
+		return ir_error(ctx, "conv2d: input and weight must be 4-D (NCHW, OIHW)"), NULL;
+	if (need_float(ctx, "conv2d", X) || same_type(ctx, "conv2d", X, W))
+		return NULL;
+	int64_t g = c->a.groups, C = X->shape[1], K = W->shape[0];
+	if (g < 1 || C % g || K % g)
+		return ir_error(ctx, "conv2d: %lld groups do not divide %lld input and %lld output channels", (long long)g,
+		                (long long)C, (long long)K), NULL;
+	if (W->shape[1] != C / g)
+		return ir_error(ctx, "conv2d: weight has %lld input channels, expected %lld (= %lld / %lld groups)",
+		                (long long)W->shape[1], (long long)(C / g), (long long)C, (long long)g), NULL;
+	int64_t oh, ow;
+	if (check_window(ctx, "conv2d", X, W->shape[2], W->shape[3], c->a.stride, c->a.pad, c->a.dilation, &oh, &ow))
+		return NULL;
+	c->cpg = C / g;
+	c->kpg = K / g;
+	c->Xp = pad_spatial(ctx, c, c->a.pad);
+	c->rc = kiln_reduce_axis(ctx, C / g, "rc");
+	c->r = kiln_reduce_axis(ctx, W->shape[2], "r");
+	c->s = kiln_reduce_axis(ctx, W->shape[3], "s");
+	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){X->shape[0], K, oh, ow}, conv_body, c), TAG_CONV);
+}
+
+kiln_tensor *kiln_op_depthwise_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
+{
+	if (!X || !W)
+		return NULL;
+	conv_args *c = ir_alloc(ctx, sizeof *c);
+	c->X = X;
+	c->W = W;
+	if (attrs)
+		c->a = *attrs;
+	norm_conv_attrs(&c->a);
+	if (X->ndim != 4 || W->ndim != 4)
+		return ir_error(ctx, "depthwise_conv2d: input and weight must be 4-D"), NULL;
+	if (need_float(ctx, "depthwise_conv2d", X) || same_type(ctx, "depthwise_conv2d", X, W))
+		return NULL;
+	if (W->shape[0] != X->shape[1] || W->shape[1] != 1)
+		return ir_error(ctx, "depthwise_conv2d: weight must be [%lld, 1, r, s], got [%lld, %lld, ...]",
+		                (long long)X->shape[1], (long long)W->shape[0], (long long)W->shape[1]), NULL;
+	int64_t oh, ow;
+	if (check_window(ctx, "depthwise_conv2d", X, W->shape[2], W->shape[3], c->a.stride, c->a.pad, c->a.dilation, &oh, &ow))
+		return NULL;
+	c->Xp = pad_spatial(ctx, c, c->a.pad);
+	c->r = kiln_reduce_axis(ctx, W->shape[2], "r");
+	c->s = kiln_reduce_axis(ctx, W->shape[3], "s");
+	return op_tag(kiln_compute(ctx, "depthwise_conv2d", 4, (int64_t[]){X->shape[0], X->shape[1], oh, ow}, dw_body, c),
+	              TAG_SPATIAL_REDUCE);
+}
+
+/* ---- pooling ---- */
+
+typedef struct {
+	conv_args c;
+	kiln_pool2d_attrs p;
+	kiln_tensor *sum;
+	int64_t H, W;
+} pool_args;
+
+static kiln_expr *window_reduce(kiln_ctx *ctx, kiln_expr *const *idx, conv_args *c, kiln_reduce_op op)
+{
+	kiln_expr *r = kiln_iter_var(c->r), *s = kiln_iter_var(c->s);
+	kiln_expr *x = KILN_READ(ctx, c->Xp, idx[0], idx[1], in_h(ctx, c, idx[2], r), in_w(ctx, c, idx[3], s));
+	return kiln_reduce(ctx, op, x, 2, (kiln_iter *[]){c->r, c->s}, NULL);
+}
+
+static kiln_expr *maxpool_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	return window_reduce(ctx, idx, user, KILN_RMAX);
+}
+
+static kiln_expr *sumpool_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	return window_reduce(ctx, idx, user, KILN_SUM);
+}
+
+/* Divides the window sum by the window size, or by its part inside the input. */
+static kiln_expr *avgpool_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	pool_args *p = user;
+	kiln_expr *sum = KILN_READ(ctx, p->sum, idx[0], idx[1], idx[2], idx[3]);
+	kiln_dtype t = p->sum->type;
+	if (p->p.count_include_pad)
+		return kiln_div(ctx, sum, kiln_const(ctx, t, (double)(p->p.kernel[0] * p->p.kernel[1])));
+	kiln_expr *cnt[2];
+	for (int d = 0; d < 2; d++) {
+		kiln_expr *start = kiln_sub(ctx, kiln_mul(ctx, idx[2 + d], kiln_const(ctx, KILN_I64, (double)p->p.stride[d])),
+		                            kiln_const(ctx, KILN_I64, (double)p->p.pad[d]));
+		kiln_expr *end = kiln_add(ctx, start, kiln_const(ctx, KILN_I64, (double)p->p.kernel[d]));
+		int64_t ext = d == 0 ? p->H : p->W;
+		cnt[d] = kiln_sub(ctx, kiln_min(ctx, end, kiln_const(ctx, KILN_I64, (double)ext)),
+		                  kiln_max(ctx, start, kiln_const(ctx, KILN_I64, 0)));
+	}
+	return kiln_div(ctx, sum, kiln_cast(ctx, t, kiln_mul(ctx, cnt[0], cnt[1])));
+}
+
+static kiln_tensor *pool_common(kiln_ctx *ctx, const char *op, kiln_tensor *X, const kiln_pool2d_attrs *a, bool max)
+{
+	if (!X)
+		return NULL;
+	if (X->ndim != 4)
+		return ir_error(ctx, "%s: input must be 4-D NCHW", op), NULL;
+	if (need_float(ctx, op, X))
+		return NULL;
+	pool_args *p = ir_alloc(ctx, sizeof *p);
+	p->p = *a;
+	for (int i = 0; i < 2; i++) {
+		if (p->p.kernel[i] < 1)
+			return ir_error(ctx, "%s: kernel size must be at least 1", op), NULL;
+		if (!p->p.stride[i])
+			p->p.stride[i] = 1;
+	}
+	conv_args *c = &p->c;
+	c->X = X;
+	c->a.stride[0] = p->p.stride[0];
+	c->a.stride[1] = p->p.stride[1];
+	c->a.dilation[0] = c->a.dilation[1] = 1;
+	int64_t oh, ow;
+	if (check_window(ctx, op, X, p->p.kernel[0], p->p.kernel[1], p->p.stride, p->p.pad, c->a.dilation, &oh, &ow))
+		return NULL;
+	for (int i = 0; i < 2; i++)
+		if (p->p.pad[i] >= p->p.kernel[i] || p->p.pad[i + 2] >= p->p.kernel[i])
+			return ir_error(ctx, "%s: padding %lld is not smaller than the kernel (%lld)", op,
+			                (long long)p->p.pad[i], (long long)p->p.kernel[i]), NULL;
+	c->value = max ? -INFINITY : 0;
+	c->Xp = pad_spatial(ctx, c, p->p.pad);
+	c->r = kiln_reduce_axis(ctx, p->p.kernel[0], "r");
+	c->s = kiln_reduce_axis(ctx, p->p.kernel[1], "s");
+	int64_t shape[4] = {X->shape[0], X->shape[1], oh, ow};
+	if (max)
+		return op_tag(kiln_compute(ctx, op, 4, shape, maxpool_body, c), TAG_SPATIAL_REDUCE);
+	p->H = X->shape[2];
+	p->W = X->shape[3];
+	p->sum = op_tag(kiln_compute(ctx, ir_fmt(ctx, "%s.sum", op), 4, shape, sumpool_body, c), TAG_SPATIAL_REDUCE);
+	if (!p->sum)
+		return NULL;
+	return op_tag(kiln_compute(ctx, op, 4, shape, avgpool_body, p), TAG_INJECTIVE);
+}
+
+kiln_tensor *kiln_op_max_pool2d(kiln_ctx *ctx, kiln_tensor *X, const kiln_pool2d_attrs *a)
+{
+	return pool_common(ctx, "max_pool2d", X, a, true);
+}
+
+kiln_tensor *kiln_op_avg_pool2d(kiln_ctx *ctx, kiln_tensor *X, const kiln_pool2d_attrs *a)
+{
+	return pool_common(ctx, "avg_pool2d", X, a, false);
+}
+
+typedef struct {
+	kiln_tensor *X, *sum;
+	kiln_iter *h, *w;
+} gap_args;
+
+static kiln_expr *gap_sum_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	gap_args *g = user;
+	return kiln_sum(ctx, KILN_READ(ctx, g->X, idx[0], idx[1], kiln_iter_var(g->h), kiln_iter_var(g->w)), 2,
+	                (kiln_iter *[]){g->h, g->w});
+}
+
+static kiln_expr *gap_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	gap_args *g = user;
+	return kiln_div(ctx, KILN_READ(ctx, g->sum, idx[0], idx[1], idx[2], idx[3]),
+	                kiln_const(ctx, g->X->type, (double)(g->X->shape[2] * g->X->shape[3])));
+}
+
+kiln_tensor *kiln_op_global_avg_pool2d(kiln_ctx *ctx, kiln_tensor *X)
+{
+	if (!X)
+		return NULL;
+	if (X->ndim != 4)
+		return ir_error(ctx, "global_avg_pool2d: input must be 4-D NCHW"), NULL;
+	if (need_float(ctx, "global_avg_pool2d", X))
+		return NULL;
+	gap_args *g = ir_alloc(ctx, sizeof *g);
+	g->X = X;
+	g->h = kiln_reduce_axis(ctx, X->shape[2], "h");
+	g->w = kiln_reduce_axis(ctx, X->shape[3], "w");
+	int64_t shape[4] = {X->shape[0], X->shape[1], 1, 1};
+	g->sum = op_tag(kiln_compute(ctx, "global_avg_pool2d.sum", 4, shape, gap_sum_body, g), TAG_GLOBAL_POOL);
+	return op_tag(kiln_compute(ctx, "global_avg_pool2d", 4, shape, gap_body, g), TAG_INJECTIVE);
+}
+
+/* ---- row-wise: softmax, layer norm ---- */
+
+typedef struct {
+	kiln_tensor *X, *max, *e, *sum, *mean, *var, *gamma, *beta;
+	kiln_iter *k;
+	int axis;
+	double eps;
+} row_args;
+
+/* idx with position axis replaced by v (or removed when v is NULL and keep is false) */
+static void row_index(const row_args *r, kiln_expr *const *idx, kiln_expr *v, kiln_expr **out)
+{
+	for (int d = 0; d < r->X->ndim; d++)
+		out[d] = d == r->axis ? v : idx[d];
+}
+
+static kiln_expr *sm_max_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	row_args *r = user;
+	kiln_expr *ix[KILN_MAX_DIMS];
+	row_index(r, idx, kiln_iter_var(r->k), ix);
+	return kiln_reduce(ctx, KILN_RMAX, kiln_read(ctx, r->X, ix), 1, &r->k, NULL);
+}
+
+static kiln_expr *sm_exp_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	row_args *r = user;
+	kiln_expr *ix[KILN_MAX_DIMS];
+	row_index(r, idx, kiln_const(ctx, KILN_I64, 0), ix);
+	return kiln_call(ctx, KILN_EXP, kiln_sub(ctx, kiln_read(ctx, r->X, idx), kiln_read(ctx, r->max, ix)), NULL);
+}
+
+static kiln_expr *sm_sum_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	row_args *r = user;
+	kiln_expr *ix[KILN_MAX_DIMS];
+	row_index(r, idx, kiln_iter_var(r->k), ix);
+	return kiln_sum(ctx, kiln_read(ctx, r->e, ix), 1, &r->k);
+}
+
+static kiln_expr *sm_out_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	row_args *r = user;
+	kiln_expr *ix[KILN_MAX_DIMS];
+	row_index(r, idx, kiln_const(ctx, KILN_I64, 0), ix);
+	return kiln_div(ctx, kiln_read(ctx, r->e, idx), kiln_read(ctx, r->sum, ix));
+}
+
+static int row_shape(kiln_ctx *ctx, const char *op, kiln_tensor *X, int *axis, int64_t *shape)
+{
+	if (*axis < 0)
+		*axis += X->ndim;
+	if (*axis < 0 || *axis >= X->ndim)
+		return ir_error(ctx, "%s: axis is out of range for a %d-D tensor", op, X->ndim);
+	memcpy(shape, X->shape, sizeof(int64_t) * X->ndim);
+	shape[*axis] = 1;
+	return 0;
+}
+
+kiln_tensor *kiln_op_softmax(kiln_ctx *ctx, kiln_tensor *X, int axis)
+{
+	if (!X || need_float(ctx, "softmax", X))
+		return NULL;
+	row_args *r = ir_alloc(ctx, sizeof *r);
+	r->X = X;
+	int64_t rs[KILN_MAX_DIMS];
+	if (row_shape(ctx, "softmax", X, &axis, rs))
+		return NULL;
+	r->axis = axis;
+	r->k = kiln_reduce_axis(ctx, X->shape[axis], "k");
+	r->max = op_tag(kiln_compute(ctx, "softmax.max", X->ndim, rs, sm_max_body, r), TAG_ROW_REDUCE);
+	r->e = op_tag(kiln_compute(ctx, "softmax.exp", X->ndim, X->shape, sm_exp_body, r), TAG_INJECTIVE);
+	r->k = kiln_reduce_axis(ctx, X->shape[axis], "k");
+	r->sum = op_tag(kiln_compute(ctx, "softmax.sum", X->ndim, rs, sm_sum_body, r), TAG_ROW_REDUCE);
+	kiln_tensor *out = op_tag(kiln_compute(ctx, "softmax", X->ndim, X->shape, sm_out_body, r), TAG_ROW_OUTPUT);
+	if (out)
+		out->op->attr[0] = axis;
+	return out;
+}
+
+static kiln_expr *ln_mean_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	row_args *r = user;
+	kiln_expr *ix[KILN_MAX_DIMS];
+	row_index(r, idx, kiln_iter_var(r->k), ix);
+	kiln_expr *n = kiln_const(ctx, r->X->type, (double)r->X->shape[r->axis]);
+	return kiln_sum(ctx, kiln_div(ctx, kiln_read(ctx, r->X, ix), n), 1, &r->k);
+}
+
+static kiln_expr *ln_var_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	row_args *r = user;
+	kiln_expr *ix[KILN_MAX_DIMS];
+	row_index(r, idx, kiln_iter_var(r->k), ix);
+	kiln_expr *d = kiln_sub(ctx, kiln_read(ctx, r->X, ix), kiln_read(ctx, r->mean, idx));
+	kiln_expr *n = kiln_const(ctx, r->X->type, (double)r->X->shape[r->axis]);
+	return kiln_sum(ctx, kiln_div(ctx, kiln_mul(ctx, d, d), n), 1, &r->k);
+}
+
+static kiln_expr *ln_out_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	row_args *r = user;
+	kiln_expr *ix[KILN_MAX_DIMS];
+	row_index(r, idx, kiln_const(ctx, KILN_I64, 0), ix);
+	kiln_expr *c = idx[r->axis];
+	kiln_expr *inv = kiln_call(ctx, KILN_RSQRT, kiln_add(ctx, kiln_read(ctx, r->var, ix), kiln_const(ctx, r->X->type, r->eps)), NULL);
+	kiln_expr *y = kiln_mul(ctx, kiln_sub(ctx, kiln_read(ctx, r->X, idx), kiln_read(ctx, r->mean, ix)), inv);
+	return kiln_add(ctx, kiln_mul(ctx, y, KILN_READ(ctx, r->gamma, c)), KILN_READ(ctx, r->beta, c));
+}
+
+kiln_tensor *kiln_op_layer_norm(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *gamma, kiln_tensor *beta, double eps)
+{
+	if (!X || !gamma || !beta || need_float(ctx, "layer_norm", X) || same_type(ctx, "layer_norm", X, gamma) ||
+	    same_type(ctx, "layer_norm", X, beta))
+		return NULL;
+	row_args *r = ir_alloc(ctx, sizeof *r);
+	r->X = X;
+	r->gamma = gamma;
+	r->beta = beta;
+	r->eps = eps;
+	int axis = -1;
+	int64_t rs[KILN_MAX_DIMS];
+	if (row_shape(ctx, "layer_norm", X, &axis, rs))
+		return NULL;
+	r->axis = axis;
+	int64_t n = X->shape[axis];
+	if (gamma->ndim != 1 || gamma->shape[0] != n || beta->ndim != 1 || beta->shape[0] != n)
+		return ir_error(ctx, "layer_norm: gamma and beta must have shape [%lld]", (long long)n), NULL;
+	r->k = kiln_reduce_axis(ctx, n, "k");
+	r->mean = op_tag(kiln_compute(ctx, "layer_norm.mean", X->ndim, rs, ln_mean_body, r), TAG_ROW_REDUCE);
+	r->k = kiln_reduce_axis(ctx, n, "k");
+	r->var = op_tag(kiln_compute(ctx, "layer_norm.var", X->ndim, rs, ln_var_body, r), TAG_ROW_REDUCE);
+	kiln_tensor *out = op_tag(kiln_compute(ctx, "layer_norm", X->ndim, X->shape, ln_out_body, r), TAG_ROW_OUTPUT);
+	if (out)
+		out->op->attr[0] = axis;
+	return out;
+}
+
+static kiln_expr *bn_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	row_args *r = user;
+	kiln_expr *c = idx[1];
+	kiln_expr *scale = kiln_mul(ctx, KILN_READ(ctx, r->gamma, c),
+	                            kiln_call(ctx, KILN_RSQRT, kiln_add(ctx, KILN_READ(ctx, r->var, c), kiln_const(ctx, r->X->type, r->eps)), NULL));
+	return kiln_add(ctx, kiln_mul(ctx, kiln_sub(ctx, kiln_read(ctx, r->X, idx), KILN_READ(ctx, r->mean, c)), scale),
+	                KILN_READ(ctx, r->beta, c));
+}
+
+kiln_tensor *kiln_op_batch_norm(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *gamma, kiln_tensor *beta,
+                                kiln_tensor *mean, kiln_tensor *var, double eps)
+{
+	if (!X || !gamma || !beta || !mean || !var || need_float(ctx, "batch_norm", X))
+		return NULL;
+	if (X->ndim < 2)
+		return ir_error(ctx, "batch_norm: input must have a channel axis (at least 2-D)"), NULL;
+	kiln_tensor *p[4] = {gamma, beta, mean, var};
+	for (int i = 0; i < 4; i++) {
+		if (same_type(ctx, "batch_norm", X, p[i]))
+			return NULL;
+		if (p[i]->ndim != 1 || p[i]->shape[0] != X->shape[1])
+			return ir_error(ctx, "batch_norm: '%s' must have shape [%lld]", p[i]->name, (long long)X->shape[1]), NULL;
+	}
+	row_args *r = ir_alloc(ctx, sizeof *r);
+	*r = (row_args){.X = X, .gamma = gamma, .beta = beta, .mean = mean, .var = var, .eps = eps};
+	return op_tag(kiln_compute(ctx, "batch_norm", X->ndim, X->shape, bn_body, r), TAG_INJECTIVE);
+}

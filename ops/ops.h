@@ -1,0 +1,27 @@
+/*
+ * ops.h — helpers shared by the operator declarations and schedules.
+ */
+#ifndef KILN_OPS_INTERNAL_H
+#define KILN_OPS_INTERNAL_H
+
+#include "ir/ir.h"
+#include "kiln/ops.h"
+#include "schedule/schedule.h"
+
+/* Tags name the operator kind that made a stage; the default schedules dispatch on them. */
+#define TAG_INJECTIVE "injective"
+#define TAG_PACK "pack"
+#define TAG_MATMUL "matmul"
+#define TAG_CONV "conv2d"
+#define TAG_SPATIAL_REDUCE "spatial_reduce" /* depthwise conv, pooling */
+#define TAG_ROW_REDUCE "row_reduce"         /* reductions over one row: softmax, layer norm stats */
+#define TAG_ROW_OUTPUT "row_output"         /* the output of a row-wise op */
+#define TAG_GLOBAL_POOL "global_pool"
+
+kiln_tensor *op_tag(kiln_tensor *t, const char *tag);
+/* The stage's op has this tag. */
+bool op_is(const sch_stage *st, const char *tag);
+/* x as a float of type t (for constants in a body). */
+kiln_expr *op_const(kiln_ctx *ctx, kiln_dtype t, double v);
+
+#endif

@@ -1,0 +1,298 @@
+/*
+ * schedule_cpu.c — the default CPU schedules, chosen per stage by the tag
+ * its operator left on it.
+ *
+ * The compute-heavy ones share one shape (as TVM's x86 dense and conv):
+ * the output is tiled into rb x vb blocks, the reduction runs in a `local`
+ * stage computed at the block, with its reduce loops outermost, the rb rows
+ * unrolled and the vb columns one vector, so the block's accumulators stay
+ * in registers; the output copy is vectorized and its outer loops fused and
+ * parallel. Elementwise stages fuse their outer axes (parallel) and vectorize
+ * 16 lanes of the innermost one.
+ */
+#include <string.h>
+
+#include "ops.h"
+
+#define VEC 16 /* f32 lanes of one AVX-512 register */
+
+static sch_stage *only_consumer(sch_schedule *s, sch_stage *p)
+{
+	sch_stage *found = NULL;
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *c = s->stages[i];
+		if (c == p)
+			continue;
+		for (int k = 0; k < p->nout; k++)
+			if (sch_reads(c, p->outs[k])) {
+				if (found && found != c)
+					return NULL;
+				found = c;
+			}
+	}
+	return found;
+}
+
+/* Fuses the leaves [from, to] (adjacent) into one; returns it. */
+static kiln_iter *fuse_range(sch_stage *st, int from, int to)
+{
+	kiln_iter *f = st->leaf[from];
+	for (int i = from + 1; i <= to; i++) {
+		kiln_iter *next = st->leaf[from + 1];
+		if (kiln_fuse(st, f, next, &f))
+			return NULL;
+	}
+	return f;
+}
+
+static int schedule_injective(sch_stage *st)
+{
+	int n = st->op->naxis;
+	if (n == 0 || st->nrel)
+		return 0;
+	kiln_iter *last = st->op->axis[n - 1];
+	bool vec = last->extent >= VEC;
+	if (vec) {
+		kiln_iter *o, *i;
+		kiln_split(st, last, VEC, &o, &i);
+		kiln_vectorize(st, i);
+	}
+	/* everything but the innermost loop becomes one parallel loop */
+	int outer = st->nleaf >= 2 ? st->nleaf - 2 : 0;
+	kiln_iter *par = fuse_range(st, 0, outer);
+	return par ? kiln_parallel(st, par) : -1;
+}
+
+/*
+ * The shared tiled-reduction schedule. out: the (pure) output stage; red:
+ * the reduction, already local. row: the output axis whose rb rows are
+ * unrolled (-1 for none); the last output axis gives the vector of vb lanes.
+ * cols_first puts the column blocks outside the row blocks (matmul: a panel
+ * of packed B stays in cache while the rows stream by).
+ */
+static int schedule_tiled(sch_stage *out, sch_stage *red, int row, int64_t rb, int64_t vb, bool cols_first)
+{
+	int n = out->op->naxis;
+	kiln_iter *last = out->op->axis[n - 1], *lo, *li, *ro = NULL, *ri = NULL;
+	if (kiln_split(out, last, vb, &lo, &li))
+		return -1;
+	if (row >= 0 && kiln_split(out, out->op->axis[row], rb, &ro, &ri))
+		return -1;
+	/* order: other axes in place (row.outer at the row's place), then col.outer, row.inner, col.inner */
+	kiln_iter *order[KILN_MAX_DIMS + 2];
+	int k = 0;
+	for (int d = 0; d < n - 1; d++)
+		order[k++] = d == row ? ro : out->op->axis[d];
+	if (cols_first && row >= 0) {
+		/* swap row.outer and col.outer */
+		for (int d = 0; d < k; d++)
+			if (order[d] == ro)
+				order[d] = lo;
+		order[k++] = ro;
+	} else {
+		order[k++] = lo;
+	}
+	if (ri)
+		order[k++] = ri;
+	order[k++] = li;
+	if (kiln_reorder(out, k, order))
+		return -1;
+	kiln_iter *attach = order[k - (ri ? 3 : 2)];
+	/* parallel: every loop outside the attach point, fused */
+	int apos = 0;
+	for (int i = 0; i < out->nleaf; i++)
+		if (out->leaf[i] == attach)
+			apos = i;
+	kiln_iter *par = apos > 0 ? fuse_range(out, 0, apos - 1) : NULL;
+	if (par)
+		kiln_parallel(out, par);
+	kiln_vectorize(out, li);
+	if (kiln_compute_at(red, out, attach))
+		return -1;
+	/* the reduction: reduce loops outside, rows unrolled, columns one vector */
+	kiln_iter *rorder[KILN_MAX_DIMS * 2];
+	int m = 0;
+	for (int d = 0; d < red->op->naxis - 1; d++)
+		if (d != row)
+			rorder[m++] = red->op->axis[d];
+	for (int r = 0; r < red->op->nreduce; r++)
+		rorder[m++] = red->op->reduce[r];
+	if (row >= 0)
+		rorder[m++] = red->op->axis[row];
+	rorder[m++] = red->op->axis[n - 1];
+	if (kiln_reorder(red, m, rorder))
+		return -1;
+	if (row >= 0)
+		kiln_unroll(red, red->op->axis[row]);
+	kiln_iter *col = red->op->axis[n - 1];
+	if (vb > VEC && vb % VEC == 0) {
+		kiln_iter *co, *ci;
+		kiln_split(red, col, VEC, &co, &ci);
+		kiln_unroll(red, co);
+		kiln_vectorize(red, ci);
+	} else {
+		kiln_vectorize(red, col);
+	}
+	return 0;
+}
+
+/* The stage that will hold the reduction's block: an epilogue consumer, or a cache. */
+static int local_pair(sch_schedule *s, sch_stage *st, sch_stage **out, sch_stage **red)
+{
+	sch_stage *c = only_consumer(s, st);
+	if (!st->is_output && c && c->is_output && op_is(c, TAG_INJECTIVE) && c->op->naxis == st->op->naxis &&
+	    !memcmp(c->outs[0]->shape, st->outs[0]->shape, sizeof(int64_t) * st->op->naxis) && !c->nrel) {
+		*out = c;
+		*red = st;
+		return kiln_set_scope(st, KILN_SCOPE_LOCAL);
+	}
+	if (!st->is_output)
+		return 1; /* an intermediate read elsewhere: leave it at the root */
+	kiln_tensor *l = kiln_cache_write(s, st->outs[0], KILN_SCOPE_LOCAL);
+	if (!l)
+		return -1;
+	*out = st;
+	*red = sch_stage_of(s, l);
+	return 0;
+}
+
+static int64_t largest_divisor_at_most(int64_t n, int64_t cap)
+{
+	for (int64_t d = cap; d > 1; d--)
+		if (n % d == 0)
+			return d;
+	return 1;
+}
+
+static int schedule_matmul(sch_schedule *s, sch_stage *st)
+{
+	sch_stage *out, *red;
+	int rc = local_pair(s, st, &out, &red);
+	if (rc)
+		return rc < 0 ? -1 : 0;
+	int n = out->op->naxis;
+	int64_t M = out->outs[0]->shape[n - 2], nb = red->op->attr[0] ? red->op->attr[0] : VEC;
+	int64_t N = out->outs[0]->shape[n - 1];
+	if (nb > N)
+		nb = N;
+	return schedule_tiled(out, red, n - 2, M < 8 ? M : 8, nb, true);
+}
+
+static int schedule_conv(sch_schedule *s, sch_stage *st)
+{
+	sch_stage *out, *red;
+	int rc = local_pair(s, st, &out, &red);
+	if (rc)
+		return rc < 0 ? -1 : 0;
+	int64_t K = out->outs[0]->shape[1], OW = out->outs[0]->shape[3];
+	int64_t kb = K % 8 == 0 ? 8 : K % 4 == 0 ? 4 : K < 8 ? K : 1;
+	int64_t vb = OW <= 32 ? OW : largest_divisor_at_most(OW, 32);
+	if (vb < 8)
+		vb = OW < 32 ? OW : 32;
+	return schedule_tiled(out, red, kb > 1 ? 1 : -1, kb, vb, false);
+}
+
+static int schedule_spatial(sch_schedule *s, sch_stage *st)
+{
+	sch_stage *out, *red;
+	int rc = local_pair(s, st, &out, &red);
+	if (rc)
+		return rc < 0 ? -1 : 0;
+	int64_t OW = out->outs[0]->shape[3];
+	int64_t vb = OW <= 32 ? OW : largest_divisor_at_most(OW, 32);
+	if (vb < 8)
+		vb = OW < 32 ? OW : 32;
+	return schedule_tiled(out, red, -1, 1, vb, false);
+}
+
+static int schedule_pack(sch_stage *st)
+{
+	int n = st->op->naxis;
+	kiln_iter *f = fuse_range(st, 0, n - 3);
+	if (f)
+		kiln_parallel(st, f);
+	return kiln_vectorize(st, st->op->axis[n - 1]);
+}
+
+/* Row-wise ops: one parallel loop over rows; the row's statistics computed inside it. */
+static int schedule_row(sch_schedule *s, sch_stage *out)
+{
+	int n = out->op->naxis, axis = (int)out->op->attr[0];
+	if (axis != n - 1) {
+		/* a middle axis: rows are not contiguous; parallelize the outer axis only */
+		if (n > 1 && axis > 0)
+			kiln_parallel(out, out->op->axis[0]);
+		return 0;
+	}
+	kiln_iter *last = out->op->axis[n - 1];
+	kiln_iter *row = n > 1 ? fuse_range(out, 0, n - 2) : NULL;
+	if (last->extent >= VEC) {
+		kiln_iter *o, *i;
+		kiln_split(out, last, VEC, &o, &i);
+		kiln_vectorize(out, i);
+	}
+	if (!row)
+		return 0;
+	kiln_parallel(out, row);
+	/* every row stage this output depends on is computed per row */
+	for (int i = s->nstage - 1; i >= 0; i--) {
+		sch_stage *p = s->stages[i];
+		if (p == out || p->is_output || p->attach != ATTACH_ROOT)
+			continue;
+		bool row_stage = op_is(p, TAG_ROW_REDUCE) ||
+		                 (op_is(p, TAG_INJECTIVE) && p->op->naxis == n && p->op->axis[n - 1]->extent == last->extent &&
+		                  sch_reads(out, p->outs[0]));
+		if (!row_stage)
+			continue;
+		if (op_is(p, TAG_INJECTIVE) && p->op->axis[n - 1]->extent >= VEC) {
+			kiln_iter *o, *in;
+			kiln_split(p, p->op->axis[n - 1], VEC, &o, &in);
+			kiln_vectorize(p, in);
+		}
+		if (kiln_compute_at(p, out, row))
+			return -1;
+	}
+	return 0;
+}
+
+static int schedule_global_pool(sch_stage *st)
+{
+	kiln_iter *f = fuse_range(st, 0, 1);
+	return f ? kiln_parallel(st, f) : 0;
+}
+
+kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
+{
+	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
+	if (!s)
+		return NULL;
+	int n = s->nstage;
+	sch_stage **snap = ir_alloc(ctx, sizeof(sch_stage *) * n);
+	memcpy(snap, s->stages, sizeof(sch_stage *) * n);
+	/* reductions first: they claim their epilogues and row stages */
+	for (int i = n - 1; i >= 0; i--) {
+		sch_stage *st = snap[i];
+		int rc = 0;
+		if (op_is(st, TAG_MATMUL))
+			rc = schedule_matmul(s, st);
+		else if (op_is(st, TAG_CONV))
+			rc = schedule_conv(s, st);
+		else if (op_is(st, TAG_SPATIAL_REDUCE))
+			rc = schedule_spatial(s, st);
+		else if (op_is(st, TAG_ROW_OUTPUT))
+			rc = schedule_row(s, st);
+		else if (op_is(st, TAG_GLOBAL_POOL))
+			rc = schedule_global_pool(st);
+		else if (op_is(st, TAG_PACK))
+			rc = schedule_pack(st);
+		if (rc)
+			return NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		sch_stage *st = snap[i];
+		if (op_is(st, TAG_INJECTIVE) && st->attach == ATTACH_ROOT && !st->nrel && st->scope == KILN_SCOPE_GLOBAL)
+			if (schedule_injective(st))
+				return NULL;
+	}
+	return s;
+}

@@ -1,0 +1,130 @@
+/*
+ * test_ops.c — every operator of the registry against the oracle, under
+ * its default CPU schedule and under a second, hand-written one that
+ * inlines producers, splits by odd factors (guards and shifted tiles),
+ * unrolls and parallelizes. Shapes are deliberately not multiples of 16.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/ir.h"
+#include "kiln/ops.h"
+#include "schedule/schedule.h"
+#include "testutil.h"
+
+/* The second schedule: the same for every operator, written by hand. */
+static kiln_schedule *stress_schedule(kiln_ctx *ctx, kiln_op_inst *o)
+{
+	kiln_tensor *out = o->args[o->nargs - 1];
+	kiln_schedule *s = kiln_schedule_create(ctx, 1, &out);
+	kiln_stage *st = kiln_stage_of(s, out);
+	/* inline every elementwise producer reachable through the output's reads */
+	for (int i = 0; i < s->nstage; i++) {
+		kiln_stage *p = s->stages[i];
+		if (p != st && p->op->nreduce == 0 && p->op->tag && !strcmp(p->op->tag, "injective"))
+			kiln_compute_inline(p);
+	}
+	for (int i = 0; i < s->nstage; i++) {
+		kiln_stage *p = s->stages[i];
+		if (p->attach == ATTACH_INLINE || p->op->naxis == 0)
+			continue;
+		kiln_iter *last = kiln_stage_axis(p, p->op->naxis - 1), *o3, *i3;
+		if (kiln_split(p, last, 3, &o3, &i3))
+			return NULL;
+		if (kiln_unroll(p, i3))
+			return NULL;
+		if (p->op->nreduce) {
+			kiln_iter *k = kiln_stage_reduce_axis(p, 0), *ko, *ki;
+			if (kiln_split(p, k, 2, &ko, &ki))
+				return NULL;
+		}
+		if (p->op->naxis > 1 && kiln_parallel(p, kiln_stage_axis(p, 0)))
+			return NULL;
+	}
+	return s;
+}
+
+static void run_op(const kiln_op_info *info, bool stress)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_msg(info->declare(ctx, info->example, "", &o) == 0, "%s: declare failed: %s", info->name, kiln_error(ctx));
+	kiln_tensor *out = o.args[o.nargs - 1];
+	kiln_schedule *s = stress ? stress_schedule(ctx, &o) : kiln_schedule_cpu(ctx, 1, &out);
+	ck_assert_msg(s != NULL, "%s: schedule failed: %s", info->name, kiln_error(ctx));
+	double err = tu_check(ctx, s, o.nargs, o.args, 42);
+	ck_assert_msg(err >= 0, "%s (%s schedule) does not match the oracle: %s", info->name, stress ? "stress" : "default",
+	              kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+
+START_TEST(op_default) { run_op(kiln_op_at(_i), false); }
+END_TEST
+
+START_TEST(op_stress) { run_op(kiln_op_at(_i), true); }
+END_TEST
+
+/* Attributes the example shapes do not reach: strides, padding, groups, transposes. */
+static void run_attrs(const char *name, const int64_t *shape, const char *attrs)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	const kiln_op_info *info = kiln_op_find(name);
+	ck_assert_msg(info->declare(ctx, shape, attrs, &o) == 0, "%s %s: %s", name, attrs, kiln_error(ctx));
+	kiln_tensor *out = o.args[o.nargs - 1];
+	kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &out);
+	ck_assert_msg(s && tu_check(ctx, s, o.nargs, o.args, 7) >= 0, "%s %s: %s", name, attrs, kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+
+START_TEST(op_attrs)
+{
+	run_attrs("matmul", (int64_t[]){33, 70, 21}, "trans_a=1,trans_b=1");
+	run_attrs("matmul", (int64_t[]){64, 64, 64}, "");
+	run_attrs("batch_matmul", (int64_t[]){2, 9, 40, 5}, "trans_b=1");
+	run_attrs("dense", (int64_t[]){1, 100, 64}, "bias=0");
+	run_attrs("conv2d", (int64_t[]){1, 8, 14, 14, 16, 3, 3}, "pad=1");
+	run_attrs("conv2d", (int64_t[]){2, 4, 13, 11, 6, 3, 3}, "stride=2,pad=1,dilation=2");
+	run_attrs("conv2d", (int64_t[]){1, 8, 9, 9, 8, 3, 3}, "groups=4,pad=1");
+	run_attrs("conv2d", (int64_t[]){1, 3, 20, 20, 8, 1, 1}, "");
+	run_attrs("depthwise_conv2d", (int64_t[]){1, 4, 15, 15, 3, 3}, "stride=2,pad=1");
+	run_attrs("max_pool2d", (int64_t[]){1, 2, 13, 13}, "kernel=3,stride=2,pad=1");
+	run_attrs("avg_pool2d", (int64_t[]){1, 2, 13, 13}, "kernel=3,stride=2,pad=1");
+	run_attrs("avg_pool2d", (int64_t[]){1, 2, 13, 13}, "kernel=3,stride=2,pad=1,count_include_pad=1");
+	run_attrs("softmax", (int64_t[]){3, 5, 7}, "axis=1");
+	run_attrs("add", (int64_t[]){2, 3, 4, 5}, "bshape=3x1x5");
+	run_attrs("transpose", (int64_t[]){2, 3, 4, 5}, "perm=0x2x3x1");
+	run_attrs("reshape", (int64_t[]){4, 6, 5}, "to=5x24");
+	run_attrs("concat", (int64_t[]){3, 4, 5}, "n=3,axis=2");
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_conv2d_attrs bad = {{1, 1}, {0, 0, 0, 0}, {1, 1}, 3};
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 4, 5, 5}, KILN_F32);
+	kiln_tensor *W = kiln_placeholder(ctx, "W", 4, (int64_t[]){6, 4, 3, 3}, KILN_F32);
+	ck_assert_ptr_null(kiln_op_conv2d(ctx, X, W, &bad));
+	ck_assert_str_eq(kiln_error(ctx), "conv2d: 3 groups do not divide 4 input and 6 output channels");
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+Suite *ops_suite(void)
+{
+	Suite *s = suite_create("ops");
+	TCase *tc = tcase_create("every_op");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
+	tcase_add_loop_test(tc, op_stress, 0, kiln_num_ops());
+	tcase_add_test(tc, op_attrs);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(ops_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
