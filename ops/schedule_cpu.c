@@ -186,9 +186,9 @@ static int schedule_conv(sch_schedule *s, sch_stage *st)
 		return rc < 0 ? -1 : 0;
 	int64_t K = out->outs[0]->shape[1], OW = out->outs[0]->shape[3];
 	int64_t kb = K % 8 == 0 ? 8 : K % 4 == 0 ? 4 : K < 8 ? K : 1;
-	int64_t vb = OW <= 32 ? OW : largest_divisor_at_most(OW, 32);
+	int64_t vb = OW <= 16 ? OW : largest_divisor_at_most(OW, 16);
 	if (vb < 8)
-		vb = OW < 32 ? OW : 32;
+		vb = 16;
 	return schedule_tiled(out, red, kb > 1 ? 1 : -1, kb, vb, false);
 }
 

@@ -1,0 +1,352 @@
+/*
+ * kiln — the command-line tool.
+ *
+ *   kiln ops                         list the operators
+ *   kiln lower OP --shape ...        print the IR after every lowering pass
+ *   kiln build OP --shape ... -o F   compile and export a shared library
+ *   kiln run OP --shape ...          run on random inputs, compare with the oracle
+ *   kiln bench OP --shape ...        median time and GFLOP/s
+ *
+ * Errors go to stderr and the exit status is 1 (2 for bad usage).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/build.h"
+#include "kiln/ops.h"
+
+typedef struct {
+	const char *op, *shape, *attrs, *target, *out;
+	int threads, repeat;
+	uint64_t seed;
+	int help;
+} opts;
+
+static const char *usage_main =
+	"usage: kiln <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  ops                       list the operators and their --shape numbers\n"
+	"  lower OP --shape S        print the loop IR after every lowering pass\n"
+	"  build OP --shape S -o F   compile OP and export it as a shared library F\n"
+	"  run OP --shape S          run OP on random inputs and compare with the oracle\n"
+	"  bench OP --shape S        time OP: median milliseconds and GFLOP/s\n"
+	"\n"
+	"`kiln <command> --help` describes a command's options.\n";
+
+static const char *usage_common =
+	"  --shape N,N,...   the operator's sizes (see `kiln ops`)\n"
+	"  --attr k=v,...    operator attributes (see `kiln ops`)\n"
+	"  --target T        llvm (this CPU; the default)\n";
+
+static void cmd_usage(const char *cmd)
+{
+	if (!strcmp(cmd, "ops")) {
+		printf("usage: kiln ops\n\nLists every operator with what --shape and --attr mean for it.\n");
+		return;
+	}
+	printf("usage: kiln %s OP --shape N,N,... [options]\n\n", cmd);
+	if (!strcmp(cmd, "lower"))
+		printf("Prints the IR of OP's default schedule after each pass of the lowering pipeline.\n\n");
+	else if (!strcmp(cmd, "build"))
+		printf("Compiles OP and writes a shared library (-o) whose function OP has the C signature\n"
+		       "int OP(float *in0, ..., float *out). Load it with kiln_module_load or dlopen.\n\n");
+	else if (!strcmp(cmd, "run"))
+		printf("Runs OP on random inputs and prints the largest difference from the oracle;\n"
+		       "exits 1 when it exceeds the tolerance of the dtype.\n\n");
+	else if (!strcmp(cmd, "bench"))
+		printf("Times OP with the runtime's time evaluator and prints the median.\n\n");
+	printf("options:\n%s", usage_common);
+	if (!strcmp(cmd, "build"))
+		printf("  -o FILE           where to write the library (required)\n");
+	if (!strcmp(cmd, "run"))
+		printf("  --seed N          seed of the random inputs (default 1)\n");
+	if (!strcmp(cmd, "bench"))
+		printf("  --threads N       threads for parallel loops (default: KILN_NUM_THREADS or all cores)\n"
+		       "  --repeat N        samples to take the median of (default 10)\n");
+}
+
+static int parse(int argc, char **argv, opts *o)
+{
+	*o = (opts){.target = "llvm", .attrs = "", .repeat = 10, .seed = 1};
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			o->help = 1;
+			return 0;
+		}
+		if (a[0] != '-') {
+			if (o->op) {
+				fprintf(stderr, "kiln: unexpected argument '%s'\n", a);
+				return -1;
+			}
+			o->op = a;
+			continue;
+		}
+		if (!v) {
+			fprintf(stderr, "kiln: option %s needs a value\n", a);
+			return -1;
+		}
+		i++;
+		if (!strcmp(a, "--shape"))
+			o->shape = v;
+		else if (!strcmp(a, "--attr"))
+			o->attrs = v;
+		else if (!strcmp(a, "--target"))
+			o->target = v;
+		else if (!strcmp(a, "-o"))
+			o->out = v;
+		else if (!strcmp(a, "--threads"))
+			o->threads = atoi(v);
+		else if (!strcmp(a, "--repeat"))
+			o->repeat = atoi(v);
+		else if (!strcmp(a, "--seed"))
+			o->seed = strtoull(v, NULL, 10);
+		else {
+			fprintf(stderr, "kiln: unknown option '%s' (try kiln %s --help)\n", a, argv[1]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_shape(const char *s, int64_t *shape)
+{
+	int n = 0;
+	memset(shape, 0, sizeof(int64_t) * KILN_MAX_DIMS);
+	const char *p = s;
+	while (*p) {
+		if (n == KILN_MAX_DIMS)
+			return -1;
+		char *end;
+		long long v = strtoll(p, &end, 10);
+		if (end == p || v <= 0)
+			return -1;
+		shape[n++] = v;
+		p = end;
+		if (*p == ',' || *p == 'x')
+			p++;
+		else if (*p)
+			return -1;
+	}
+	return n;
+}
+
+/* Declares the operator named in o; prints what went wrong otherwise. */
+static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *inst)
+{
+	if (!o->op) {
+		fprintf(stderr, "kiln: which operator? (see kiln ops)\n");
+		return NULL;
+	}
+	const kiln_op_info *info = kiln_op_find(o->op);
+	if (!info) {
+		fprintf(stderr, "kiln: unknown operator '%s' (see kiln ops)\n", o->op);
+		return NULL;
+	}
+	int64_t shape[KILN_MAX_DIMS];
+	int n = 0;
+	if (o->shape) {
+		n = parse_shape(o->shape, shape);
+	} else { /* without --shape, the small example shape the tests use */
+		memcpy(shape, info->example, sizeof shape);
+		while (n < KILN_MAX_DIMS && shape[n] > 0)
+			n++;
+	}
+	if (n <= 0) {
+		fprintf(stderr, "kiln: --shape '%s' is not a list of positive integers\n", o->shape);
+		return NULL;
+	}
+	if (info->nshape > 0 && n != info->nshape) {
+		fprintf(stderr, "kiln: %s takes %d numbers in --shape (%s), got %d\n", info->name, info->nshape,
+		        info->shape_help, n);
+		return NULL;
+	}
+	if (strcmp(o->target, "llvm") != 0) {
+		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm)\n", o->target);
+		return NULL;
+	}
+	if (info->declare(ctx, shape, o->attrs, inst)) {
+		fprintf(stderr, "kiln: %s: %s\n", info->name, kiln_error(ctx));
+		return NULL;
+	}
+	return info;
+}
+
+static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *inst, FILE *trace)
+{
+	kiln_tensor *out = inst->args[inst->nargs - 1];
+	kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &out);
+	kiln_func *f = s ? kiln_lower(s, info->name, inst->nargs, inst->args, trace) : NULL;
+	if (!f)
+		fprintf(stderr, "kiln: %s: %s\n", info->name, kiln_error(ctx));
+	return f;
+}
+
+static kiln_module *build(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *inst)
+{
+	kiln_func *f = lower(ctx, info, inst, NULL);
+	kiln_module *m = f ? kiln_build(ctx, 1, &f, "llvm") : NULL;
+	if (f && !m)
+		fprintf(stderr, "kiln: %s: %s\n", info->name, kiln_error(ctx));
+	return m;
+}
+
+static kiln_array **alloc_args(kiln_op_inst *inst, uint64_t seed)
+{
+	kiln_array **a = calloc((size_t)inst->nargs, sizeof *a);
+	for (int i = 0; i < inst->nargs; i++) {
+		kiln_tensor *t = inst->args[i];
+		a[i] = kiln_array_empty(kiln_tensor_ndim(t), kiln_tensor_shape(t), kiln_tensor_dtype(t));
+		bool var = !strcmp(kiln_tensor_name(t), "var");
+		if (i < inst->nin)
+			kiln_array_fill_random(a[i], seed + (uint64_t)i, var ? 0.5 : -1, var ? 1.5 : 1);
+	}
+	return a;
+}
+
+static void free_args(kiln_op_inst *inst, kiln_array **a)
+{
+	for (int i = 0; i < inst->nargs; i++)
+		kiln_array_free(a[i]);
+	free(a);
+}
+
+static int cmd_ops(void)
+{
+	printf("%-18s %-16s %s\n", "operator", "--shape", "what it computes [--attr]");
+	for (int i = 0; i < kiln_num_ops(); i++) {
+		const kiln_op_info *op = kiln_op_at(i);
+		printf("%-18s %-16s %s", op->name, op->shape_help, op->summary);
+		if (op->attr_help[0])
+			printf(" [%s]", op->attr_help);
+		printf("\n");
+	}
+	return 0;
+}
+
+static int cmd_run(kiln_ctx *ctx, const opts *o)
+{
+	kiln_op_inst inst;
+	const kiln_op_info *info = declare(ctx, o, &inst);
+	if (!info)
+		return 1;
+	kiln_module *m = build(ctx, info, &inst);
+	if (!m)
+		return 1;
+	kiln_array **a = alloc_args(&inst, o->seed);
+	int rc = 0;
+	if (kiln_module_call(m, info->name, a, inst.nargs)) {
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+		rc = 1;
+	}
+	kiln_tensor *out = inst.args[inst.nargs - 1];
+	kiln_array *want = kiln_array_empty(kiln_tensor_ndim(out), kiln_tensor_shape(out), kiln_tensor_dtype(out));
+	if (!rc && kiln_eval(ctx, out, inst.nin, inst.args, a, want)) {
+		fprintf(stderr, "kiln: oracle: %s\n", kiln_error(ctx));
+		rc = 1;
+	}
+	if (!rc) {
+		const float *got = a[inst.nargs - 1]->data, *ref = want->data;
+		double maxerr = 0, worst = 0;
+		int64_t n = kiln_array_numel(want);
+		for (int64_t i = 0; i < n; i++) {
+			double e = fabs((double)got[i] - ref[i]), scaled = e / (1e-4 + 1e-4 * fabs(ref[i]));
+			if (e > maxerr || isnan(e))
+				maxerr = isnan(e) ? INFINITY : e;
+			if (scaled > worst || isnan(scaled))
+				worst = isnan(scaled) ? INFINITY : scaled;
+		}
+		printf("%s: %lld outputs, max abs error %.3g vs the oracle (%s)\n", info->name, (long long)n, maxerr,
+		       worst <= 1 ? "within tolerance" : "OVER TOLERANCE");
+		rc = worst <= 1 ? 0 : 1;
+	}
+	kiln_array_free(want);
+	free_args(&inst, a);
+	kiln_module_free(m);
+	return rc;
+}
+
+static int cmd_bench(kiln_ctx *ctx, const opts *o)
+{
+	if (o->threads > 0)
+		kiln_set_num_threads(o->threads);
+	kiln_op_inst inst;
+	const kiln_op_info *info = declare(ctx, o, &inst);
+	if (!info)
+		return 1;
+	kiln_module *m = build(ctx, info, &inst);
+	if (!m)
+		return 1;
+	kiln_array **a = alloc_args(&inst, o->seed);
+	kiln_time_opts t = {.warmup = 3, .repeat = o->repeat > 0 ? o->repeat : 10, .min_repeat_ms = 50};
+	kiln_timing r;
+	int rc = kiln_module_time(m, info->name, a, inst.nargs, &t, &r);
+	if (rc)
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+	else
+		printf("%s: median %.4f ms over %d samples of %d calls, %.2f GFLOP/s, %d threads\n", info->name, r.median_ms,
+		       r.nsamples, r.number, inst.flops / r.median_ms / 1e6, kiln_get_num_threads());
+	kiln_timing_free(&r);
+	free_args(&inst, a);
+	kiln_module_free(m);
+	return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_main, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *cmd = argv[1];
+	static const char *cmds[] = {"ops", "lower", "build", "run", "bench"};
+	bool known = false;
+	for (int i = 0; i < 5; i++)
+		known |= !strcmp(cmd, cmds[i]);
+	if (!known) {
+		fprintf(stderr, "kiln: unknown command '%s'\n\n%s", cmd, usage_main);
+		return 2;
+	}
+	opts o;
+	if (parse(argc, argv, &o))
+		return 2;
+	if (o.help) {
+		cmd_usage(cmd);
+		return 0;
+	}
+	if (!strcmp(cmd, "ops"))
+		return cmd_ops();
+	kiln_ctx *ctx = kiln_ctx_new();
+	int rc = 1;
+	if (!strcmp(cmd, "run")) {
+		rc = cmd_run(ctx, &o);
+	} else if (!strcmp(cmd, "bench")) {
+		rc = cmd_bench(ctx, &o);
+	} else {
+		kiln_op_inst inst;
+		const kiln_op_info *info = declare(ctx, &o, &inst);
+		if (info && !strcmp(cmd, "lower")) {
+			rc = lower(ctx, info, &inst, stdout) ? 0 : 1;
+		} else if (info) {
+			kiln_module *m = NULL;
+			if (!o.out)
+				fprintf(stderr, "kiln: build needs -o FILE\n");
+			else if ((m = build(ctx, info, &inst)) && kiln_export_library(ctx, m, o.out))
+				fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+			else if (m) {
+				printf("wrote %s: int %s(", o.out, info->name);
+				for (int i = 0; i < inst.nargs; i++)
+					printf("%sfloat *%s", i ? ", " : "", kiln_tensor_name(inst.args[i]));
+				printf(")\n");
+				rc = 0;
+			}
+			kiln_module_free(m);
+		}
+	}
+	kiln_ctx_free(ctx);
+	return rc;
+}
