@@ -50,10 +50,11 @@ static int llvm_err(kiln_ctx *ctx, const char *what, LLVMErrorRef err)
 	return -1;
 }
 
+/* What a JIT-built module owns besides its container: the JIT and the IR text.
+ * The object file itself is the module's "llvm-obj" blob, so save and export
+ * both find it there. */
 typedef struct {
 	LLVMOrcLLJITRef jit;
-	uint8_t *obj;
-	size_t obj_size;
 	char *ir;
 } jit_owner;
 
@@ -62,7 +63,6 @@ static void jit_free(void *p)
 	jit_owner *o = p;
 	if (o->jit)
 		LLVMOrcDisposeLLJIT(o->jit);
-	free(o->obj);
 	LLVMDisposeMessage(o->ir);
 	free(o);
 }
@@ -109,7 +109,7 @@ static int compile(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod, uint8_t
 	return 0;
 }
 
-static int jit_load(kiln_ctx *ctx, jit_owner *o, kiln_module *m)
+static int jit_load(kiln_ctx *ctx, jit_owner *o, kiln_module *m, const uint8_t *obj, size_t size)
 {
 	LLVMErrorRef err = LLVMOrcCreateLLJIT(&o->jit, NULL);
 	if (err)
@@ -121,7 +121,7 @@ static int jit_load(kiln_ctx *ctx, jit_owner *o, kiln_module *m)
 	if (err)
 		return llvm_err(ctx, "jit: cannot search this process for symbols", err);
 	LLVMOrcJITDylibAddGenerator(jd, gen);
-	LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)o->obj, o->obj_size, "kiln");
+	LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)obj, size, "kiln");
 	err = LLVMOrcLLJITAddObjectFile(o->jit, jd, buf);
 	if (err)
 		return llvm_err(ctx, "jit: cannot add the object", err);
@@ -164,6 +164,8 @@ kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const
 	jit_owner *o = calloc(1, sizeof *o);
 	m->owner = o;
 	m->owner_free = jit_free;
+	uint8_t *obj = NULL;
+	size_t obj_size = 0;
 	int rc = cg_llvm_emit(ctx, c, mod, &t, nfunc, funcs);
 	if (!rc) {
 		uint8_t *meta;
@@ -171,12 +173,14 @@ kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const
 		rt_module_serialize(m, &meta, &msize);
 		cg_llvm_embed_blob(c, mod, meta, msize);
 		free(meta);
-		rc = compile(ctx, &t, mod, &o->obj, &o->obj_size, &o->ir);
+		rc = compile(ctx, &t, mod, &obj, &obj_size, &o->ir);
 	}
 	LLVMDisposeModule(mod);
 	LLVMContextDispose(c);
 	if (!rc)
-		rc = jit_load(ctx, o, m);
+		rc = rt_module_add_blob(m, "llvm-obj", obj, obj_size) ? ir_error(ctx, "build: %s", kiln_rt_last_error())
+		                                                       : jit_load(ctx, o, m, obj, obj_size);
+	free(obj);
 	if (rc) {
 		kiln_module_free(m);
 		return NULL;
@@ -219,16 +223,16 @@ static int run(char *const *argv)
 
 int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path)
 {
-	if (!m || m->owner_free != jit_free)
-		return ir_error(ctx, "export: the module was not built by kiln_build in this process");
-	jit_owner *o = m->owner;
+	const rt_blob *objb = m ? rt_module_blob(m, "llvm-obj") : NULL;
+	if (!objb)
+		return ir_error(ctx, "export: the module holds no CPU object code (built for another target?)");
 	char obj[] = "/tmp/kiln-export-XXXXXX.o";
 	int fd = mkstemps(obj, 2);
 	if (fd < 0)
 		return ir_error(ctx, "export: cannot create a temporary file");
-	ssize_t w = write(fd, o->obj, o->obj_size);
+	ssize_t w = write(fd, objb->data, objb->size);
 	close(fd);
-	if (w != (ssize_t)o->obj_size) {
+	if (w != (ssize_t)objb->size) {
 		unlink(obj);
 		return ir_error(ctx, "export: cannot write %s", obj);
 	}

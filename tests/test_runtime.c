@@ -1,0 +1,201 @@
+/*
+ * test_runtime.c — the runtime core: the module container (round trip,
+ * truncated and corrupted files), the thread pool and the time evaluator.
+ */
+#include <check.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kiln/ops.h"
+#include "runtime/rt.h"
+#include "testutil.h"
+
+/* A small built module: relu over [5, 37]. */
+static kiln_module *relu_module(kiln_ctx *ctx)
+{
+	kiln_op_inst o;
+	const kiln_op_info *info = kiln_op_find("relu");
+	ck_assert_int_eq(info->declare(ctx, (int64_t[KILN_MAX_DIMS]){5, 37}, "", &o), 0);
+	kiln_tensor *out = o.args[1];
+	kiln_module *m = kiln_build_schedule(kiln_schedule_cpu(ctx, 1, &out), "relu", 2, o.args, "llvm");
+	ck_assert_msg(m != NULL, "%s", kiln_error(ctx));
+	return m;
+}
+
+static int run_relu(kiln_module *m)
+{
+	kiln_array *x = kiln_array_empty(2, (int64_t[]){5, 37}, KILN_F32), *y = kiln_array_empty(2, (int64_t[]){5, 37}, KILN_F32);
+	kiln_array_fill_random(x, 9, -1, 1);
+	int rc = kiln_module_call(m, "relu", (kiln_array *[]){x, y}, 2);
+	for (int i = 0; !rc && i < 5 * 37; i++) {
+		float a = ((float *)x->data)[i], b = ((float *)y->data)[i];
+		if (b != (a > 0 ? a : 0))
+			rc = -1;
+	}
+	kiln_array_free(x);
+	kiln_array_free(y);
+	return rc;
+}
+
+START_TEST(save_load_roundtrip)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_module *m = relu_module(ctx);
+	char path[] = "/tmp/kiln-test-XXXXXX.kmod";
+	int fd = mkstemps(path, 5);
+	close(fd);
+	ck_assert_int_eq(kiln_module_save(m, path), 0);
+	kiln_module *l = kiln_module_load(path);
+	ck_assert_msg(l != NULL, "%s", kiln_rt_last_error());
+	ck_assert_int_eq(kiln_module_num_functions(l), 1);
+	ck_assert_str_eq(kiln_module_function_name(l, 0), "relu");
+	ck_assert_int_eq(run_relu(l), 0);
+	kiln_module_free(l);
+	/* an exported library loads the same way */
+	char so[] = "/tmp/kiln-test-XXXXXX.so";
+	fd = mkstemps(so, 3);
+	close(fd);
+	ck_assert_int_eq(kiln_export_library(ctx, m, so), 0);
+	l = kiln_module_load(so);
+	ck_assert_msg(l != NULL, "%s", kiln_rt_last_error());
+	ck_assert_int_eq(run_relu(l), 0);
+	kiln_module_free(l);
+	unlink(so);
+	unlink(path);
+	kiln_module_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(truncated_and_corrupt)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_module *m = relu_module(ctx);
+	/* metadata only: blobs would make every prefix a long object file */
+	uint8_t *data;
+	size_t n;
+	rt_module_serialize(m, &data, &n);
+	for (size_t k = 0; k < n; k++) {
+		kiln_module *p = rt_module_parse(data, k, "cut");
+		ck_assert_msg(p == NULL, "a module cut at %zu of %zu bytes was accepted", k, n);
+		ck_assert_msg(strstr(kiln_rt_last_error(), "cut:") == kiln_rt_last_error(), "%s", kiln_rt_last_error());
+	}
+	kiln_module *whole = rt_module_parse(data, n, "whole");
+	ck_assert_ptr_nonnull(whole);
+	kiln_module_free(whole);
+	/* every single-byte corruption is either parsed or refused, never a crash */
+	uint64_t s = 12345;
+	for (size_t k = 8; k < n; k++)
+		for (int t = 0; t < 4; t++) {
+			uint8_t *c = malloc(n);
+			memcpy(c, data, n);
+			s = s * 6364136223846793005ull + 1442695040888963407ull;
+			c[k] = (uint8_t)(s >> 56);
+			kiln_module_free(rt_module_parse(c, n, "corrupt"));
+			free(c);
+		}
+	/* a huge length field is refused without allocating it */
+	uint8_t bad[] = {'K', 'I', 'L', 'N', 'M', 'O', 'D', 1, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f};
+	ck_assert_ptr_null(rt_module_parse(bad, sizeof bad, "huge"));
+	ck_assert_msg(strstr(kiln_rt_last_error(), "truncated module: target name needs 2147483647 bytes"), "%s",
+	              kiln_rt_last_error());
+	ck_assert_ptr_null(kiln_module_load("/nonexistent/x.so"));
+	ck_assert_str_eq(kiln_rt_last_error(), "cannot open module '/nonexistent/x.so'");
+	free(data);
+	kiln_module_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+static int count_chunk(int64_t b, int64_t e, void *closure)
+{
+	atomic_long *sum = closure;
+	for (int64_t i = b; i < e; i++)
+		atomic_fetch_add(sum, i);
+	return 0;
+}
+
+static int nested_chunk(int64_t b, int64_t e, void *closure)
+{
+	for (int64_t i = b; i < e; i++)
+		kiln_parallel_for(10, count_chunk, closure);
+	return 0;
+}
+
+static int failing_chunk(int64_t b, int64_t e, void *closure) { return b == 0 ? 7 : 0; }
+
+START_TEST(thread_pool)
+{
+	for (int t = 1; t <= 4; t++) {
+		kiln_set_num_threads(t);
+		ck_assert_int_eq(kiln_get_num_threads(), t);
+		atomic_long sum = 0;
+		ck_assert_int_eq(kiln_parallel_for(1000, count_chunk, &sum), 0);
+		ck_assert_int_eq(sum, 999 * 1000 / 2);
+		sum = 0;
+		ck_assert_int_eq(kiln_parallel_for(5, nested_chunk, &sum), 0); /* nested loops run serially */
+		ck_assert_int_eq(sum, 5 * 45);
+		ck_assert_int_eq(kiln_parallel_for(8, failing_chunk, NULL), 7);
+	}
+	kiln_set_num_threads(0);
+	/* results do not depend on the thread count */
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_module *m = relu_module(ctx);
+	kiln_set_num_threads(1);
+	ck_assert_int_eq(run_relu(m), 0);
+	kiln_set_num_threads(3);
+	ck_assert_int_eq(run_relu(m), 0);
+	kiln_set_num_threads(0);
+	kiln_module_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(time_evaluator)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_module *m = relu_module(ctx);
+	kiln_array *x = kiln_array_empty(2, (int64_t[]){5, 37}, KILN_F32), *y = kiln_array_empty(2, (int64_t[]){5, 37}, KILN_F32);
+	kiln_timing t;
+	kiln_time_opts o = {.warmup = 1, .repeat = 7, .min_repeat_ms = 2};
+	ck_assert_int_eq(kiln_module_time(m, "relu", (kiln_array *[]){x, y}, 2, &o, &t), 0);
+	ck_assert_int_eq(t.nsamples, 7);
+	ck_assert_int_ge(t.number, 1);
+	ck_assert(t.min_ms <= t.median_ms && t.median_ms > 0);
+	for (int i = 0; i < 7; i++)
+		ck_assert(t.samples_ms[i] >= t.min_ms);
+	kiln_timing_free(&t);
+	/* a bad call is reported by the evaluator too */
+	ck_assert_int_eq(kiln_module_time(m, "relu", (kiln_array *[]){x}, 1, &o, &t), -1);
+	ck_assert_str_eq(kiln_rt_last_error(), "relu expects 2 arguments (X, relu), got 1");
+	kiln_array_free(x);
+	kiln_array_free(y);
+	kiln_module_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+Suite *runtime_suite(void)
+{
+	Suite *s = suite_create("runtime");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, save_load_roundtrip);
+	tcase_add_test(tc, truncated_and_corrupt);
+	tcase_add_test(tc, thread_pool);
+	tcase_add_test(tc, time_evaluator);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(runtime_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

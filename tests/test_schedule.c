@@ -1,0 +1,389 @@
+/*
+ * test_schedule.c — every schedule primitive, checked on the exact IR it
+ * lowers to (small cases, pinned text) and on the results (against the
+ * oracle); and every misuse, checked for its message.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schedule/schedule.h"
+#include "testutil.h"
+
+/* ---- small operators ---- */
+
+typedef struct {
+	kiln_ctx *ctx;
+	kiln_tensor *A, *B, *C;
+	kiln_iter *k;
+} fix;
+
+static kiln_expr *copy2_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	fix *f = user;
+	return kiln_mul(ctx, KILN_READ(ctx, f->A, idx[0], idx[1]), kiln_float(ctx, 2));
+}
+
+static kiln_expr *plus1_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	fix *f = user;
+	return kiln_add(ctx, KILN_READ(ctx, f->B, idx[0], idx[1]), kiln_float(ctx, 1));
+}
+
+static kiln_expr *rowsum_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	fix *f = user;
+	return kiln_sum(ctx, KILN_READ(ctx, f->A, idx[0], kiln_iter_var(f->k)), 1, &f->k);
+}
+
+/* B = A * 2, C = B + 1 over [R, S] */
+static fix chain(int64_t R, int64_t S)
+{
+	fix f = {kiln_ctx_new()};
+	f.A = kiln_placeholder(f.ctx, "A", 2, (int64_t[]){R, S}, KILN_F32);
+	f.B = kiln_compute(f.ctx, "B", 2, (int64_t[]){R, S}, copy2_body, &f);
+	f.C = kiln_compute(f.ctx, "C", 2, (int64_t[]){R, S}, plus1_body, &f);
+	return f;
+}
+
+/* B[i] = sum_k A[i, k] over [R, K] */
+static fix rowsum(int64_t R, int64_t K)
+{
+	fix f = {kiln_ctx_new()};
+	f.A = kiln_placeholder(f.ctx, "A", 2, (int64_t[]){R, K}, KILN_F32);
+	f.k = kiln_reduce_axis(f.ctx, K, "k");
+	f.B = kiln_compute(f.ctx, "B", 1, (int64_t[]){R}, rowsum_body, &f);
+	return f;
+}
+
+/* Lowers and returns the printed function body (static buffer). */
+static const char *lowered(kiln_schedule *s, int n, kiln_tensor *const *args)
+{
+	static char buf[8192];
+	kiln_func *f = kiln_lower(s, "f", n, args, NULL);
+	ck_assert_msg(f != NULL, "lower failed: %s", kiln_error(s->ctx));
+	FILE *m = fmemopen(buf, sizeof buf, "w");
+	kiln_func_print(f, m);
+	fclose(m);
+	return buf;
+}
+
+#define PRINT_ONLY getenv("KILN_PRINT_IR")
+static void expect_ir(const char *name, const char *got, const char *want)
+{
+	if (PRINT_ONLY) {
+		printf("=== %s\n%s", name, got);
+		return;
+	}
+	ck_assert_msg(!strcmp(got, want), "%s: lowered IR differs.\n--- got:\n%s--- want:\n%s", name, got, want);
+}
+
+#include "test_schedule_ir.h"
+
+#define CHECK_ORACLE(f, s, n, ...) \
+	ck_assert_double_ge(tu_check((f).ctx, (s), (n), (kiln_tensor *[]){__VA_ARGS__}, 3), 0)
+
+START_TEST(prim_split)
+{
+	/* a pure stage: the last tile shifts inwards, no guard */
+	fix f = chain(6, 10);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *c = kiln_stage_of(s, f.C);
+	ck_assert_int_eq(kiln_compute_inline(kiln_stage_of(s, f.B)), 0);
+	kiln_iter *o, *i;
+	ck_assert_int_eq(kiln_split(c, kiln_stage_axis(c, 1), 4, &o, &i), 0);
+	expect_ir("split", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_SPLIT);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(prim_split_reduce_guard)
+{
+	/* a reduction split unevenly gets a guard; an even split gets none */
+	fix f = rowsum(4, 10);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.B);
+	kiln_stage *b = kiln_stage_of(s, f.B);
+	kiln_iter *o, *i;
+	ck_assert_int_eq(kiln_split(b, f.k, 4, &o, &i), 0);
+	expect_ir("split_reduce", lowered(s, 2, (kiln_tensor *[]){f.A, f.B}), IR_SPLIT_REDUCE);
+	CHECK_ORACLE(f, s, 2, f.A, f.B);
+	kiln_ctx_free(f.ctx);
+	f = rowsum(4, 12);
+	s = kiln_schedule_create(f.ctx, 1, &f.B);
+	b = kiln_stage_of(s, f.B);
+	ck_assert_int_eq(kiln_split_nparts(b, f.k, 3, &o, &i), 0);
+	expect_ir("split_nparts", lowered(s, 2, (kiln_tensor *[]){f.A, f.B}), IR_SPLIT_NPARTS);
+	CHECK_ORACLE(f, s, 2, f.A, f.B);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(prim_fuse_reorder_parallel)
+{
+	fix f = chain(3, 5);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *c = kiln_stage_of(s, f.C);
+	kiln_compute_inline(kiln_stage_of(s, f.B));
+	kiln_iter *i = kiln_stage_axis(c, 0), *j = kiln_stage_axis(c, 1), *fused;
+	ck_assert_int_eq(kiln_reorder(c, 2, (kiln_iter *[]){j, i}), 0);
+	expect_ir("reorder", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_REORDER);
+	ck_assert_int_eq(kiln_fuse(c, j, i, &fused), 0);
+	ck_assert_int_eq(kiln_parallel(c, fused), 0);
+	expect_ir("fuse_parallel", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_FUSE);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(prim_tile_vectorize_unroll)
+{
+	fix f = chain(4, 32);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *c = kiln_stage_of(s, f.C);
+	kiln_compute_inline(kiln_stage_of(s, f.B));
+	kiln_iter *io, *jo, *ii, *ji;
+	ck_assert_int_eq(kiln_tile(c, kiln_stage_axis(c, 0), kiln_stage_axis(c, 1), 2, 16, &io, &jo, &ii, &ji), 0);
+	ck_assert_int_eq(kiln_vectorize(c, ji), 0);
+	ck_assert_int_eq(kiln_unroll(c, ii), 0);
+	expect_ir("tile_vectorize_unroll", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_TILE);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(prim_compute_at_root_inline)
+{
+	fix f = chain(4, 6);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *b = kiln_stage_of(s, f.B), *c = kiln_stage_of(s, f.C);
+	expect_ir("compute_root", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_ROOT);
+	ck_assert_int_eq(kiln_compute_at(b, c, kiln_stage_axis(c, 0)), 0);
+	expect_ir("compute_at", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_AT);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	ck_assert_int_eq(kiln_compute_root(b), 0);
+	ck_assert_int_eq(kiln_compute_inline(b), 0);
+	expect_ir("compute_inline", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_INLINE);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(prim_caches)
+{
+	fix f = rowsum(3, 8);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.B);
+	kiln_stage *b = kiln_stage_of(s, f.B);
+	kiln_tensor *AL = kiln_cache_read(s, f.A, KILN_SCOPE_LOCAL, 1, &b);
+	ck_assert_ptr_nonnull(AL);
+	ck_assert_int_eq(kiln_compute_at(kiln_stage_of(s, AL), b, kiln_stage_axis(b, 0)), 0);
+	expect_ir("cache_read", lowered(s, 2, (kiln_tensor *[]){f.A, f.B}), IR_CACHE_READ);
+	CHECK_ORACLE(f, s, 2, f.A, f.B);
+	kiln_ctx_free(f.ctx);
+
+	f = rowsum(3, 8);
+	s = kiln_schedule_create(f.ctx, 1, &f.B);
+	kiln_tensor *BL = kiln_cache_write(s, f.B, KILN_SCOPE_LOCAL);
+	ck_assert_ptr_nonnull(BL);
+	b = kiln_stage_of(s, f.B);
+	ck_assert_int_eq(kiln_compute_at(kiln_stage_of(s, BL), b, kiln_stage_axis(b, 0)), 0);
+	expect_ir("cache_write", lowered(s, 2, (kiln_tensor *[]){f.A, f.B}), IR_CACHE_WRITE);
+	CHECK_ORACLE(f, s, 2, f.A, f.B);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(prim_rfactor)
+{
+	/* the classic use: 16 partial sums as one vector, then a short final sum */
+	fix f = rowsum(2, 64);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.B);
+	kiln_stage *b = kiln_stage_of(s, f.B);
+	kiln_iter *ko, *ki;
+	ck_assert_int_eq(kiln_split(b, f.k, 16, &ko, &ki), 0);
+	kiln_tensor *RF = kiln_rfactor(s, f.B, ki);
+	ck_assert_msg(RF != NULL, "%s", kiln_error(f.ctx));
+	kiln_stage *rf = kiln_stage_of(s, RF);
+	kiln_iter *lane = kiln_stage_axis(rf, 0), *row = kiln_stage_axis(rf, 1), *rest = kiln_stage_reduce_axis(rf, 0);
+	ck_assert_int_eq(kiln_reorder(rf, 3, (kiln_iter *[]){row, rest, lane}), 0);
+	ck_assert_int_eq(kiln_vectorize(rf, lane), 0);
+	expect_ir("rfactor", lowered(s, 2, (kiln_tensor *[]){f.A, f.B}), IR_RFACTOR);
+	CHECK_ORACLE(f, s, 2, f.A, f.B);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(prim_bind)
+{
+	fix f = chain(4, 64);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *c = kiln_stage_of(s, f.C);
+	kiln_compute_inline(kiln_stage_of(s, f.B));
+	ck_assert_int_eq(kiln_bind(c, kiln_stage_axis(c, 0), KILN_BLOCK_X), 0);
+	ck_assert_int_eq(kiln_bind(c, kiln_stage_axis(c, 1), KILN_THREAD_X), 0);
+	expect_ir("bind", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_BIND);
+	/* the CPU target refuses thread-bound loops with a message */
+	kiln_func *fn = kiln_lower(s, "f", 2, (kiln_tensor *[]){f.A, f.C}, NULL);
+	tu_expect_error(f.ctx, kiln_build(f.ctx, 1, &fn, "llvm") == NULL, "bound to a GPU thread index");
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+/* ---- misuse: a message, never an abort ---- */
+
+START_TEST(misuse)
+{
+	fix f = chain(4, 6), g = chain(4, 6);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *b = kiln_stage_of(s, f.B), *c = kiln_stage_of(s, f.C);
+	kiln_iter *o, *i;
+	/* an axis of another stage */
+	tu_expect_error(f.ctx, kiln_split(c, kiln_stage_axis(b, 0), 2, &o, &i) < 0,
+	                "axis 'i' belongs to stage 'B', not to stage 'C'");
+	kiln_clear_error(f.ctx);
+	/* an axis of another schedule's tensor entirely */
+	tu_expect_error(f.ctx, kiln_split(c, g.C->op->axis[0], 2, &o, &i) < 0, "is not an axis of stage 'C'");
+	kiln_clear_error(f.ctx);
+	/* zero and negative factors */
+	tu_expect_error(f.ctx, kiln_split(c, kiln_stage_axis(c, 0), 0, &o, &i) < 0, "factor 0 of axis 'i' must be positive");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_split_nparts(c, kiln_stage_axis(c, 0), -2, &o, &i) < 0, "nparts -2 of axis 'i' must be positive");
+	kiln_clear_error(f.ctx);
+	/* compute_at into a stage that does not consume the tensor */
+	kiln_schedule *s2 = kiln_schedule_create(f.ctx, 2, (kiln_tensor *[]){f.B, f.C});
+	(void)s2;
+	fix h = rowsum(4, 6);
+	kiln_tensor *both[2] = {h.B, NULL};
+	(void)both;
+	kiln_ctx_free(h.ctx);
+	tu_expect_error(f.ctx, kiln_compute_at(c, b, kiln_stage_axis(b, 0)) < 0, "");
+	ck_assert_msg(strstr(kiln_error(f.ctx), "does not read 'C'") || strstr(kiln_error(f.ctx), "output"), "%s",
+	              kiln_error(f.ctx));
+	kiln_clear_error(f.ctx);
+	/* reorder with a duplicate or a foreign axis */
+	tu_expect_error(f.ctx, kiln_reorder(c, 2, (kiln_iter *[]){kiln_stage_axis(c, 0), kiln_stage_axis(c, 0)}) < 0,
+	                "reorder: axis 'i' appears twice");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_reorder(c, 2, (kiln_iter *[]){kiln_stage_axis(c, 0), kiln_stage_axis(b, 1)}) < 0,
+	                "reorder: axis 'j' belongs to stage 'B'");
+	kiln_clear_error(f.ctx);
+	/* an axis already split */
+	ck_assert_int_eq(kiln_split(c, kiln_stage_axis(c, 1), 2, &o, &i), 0);
+	tu_expect_error(f.ctx, kiln_vectorize(c, kiln_stage_axis(c, 1)) < 0, "was already split or fused; use its parts");
+	kiln_clear_error(f.ctx);
+	/* fuse of non-adjacent axes; parallel on a reduction */
+	tu_expect_error(f.ctx, kiln_fuse(c, o, kiln_stage_axis(c, 0), NULL) < 0, "are not adjacent");
+	kiln_clear_error(f.ctx);
+	kiln_ctx_free(g.ctx);
+	kiln_ctx_free(f.ctx);
+
+	f = rowsum(4, 6);
+	s = kiln_schedule_create(f.ctx, 1, &f.B);
+	b = kiln_stage_of(s, f.B);
+	tu_expect_error(f.ctx, kiln_parallel(b, f.k) < 0, "parallel: 'k' is a reduction axis");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_compute_inline(b) < 0, "is an output of the schedule");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_bind(b, kiln_stage_axis(b, 0), KILN_THREAD_X) < 0 ? 0 : 1, "");
+	tu_expect_error(f.ctx, kiln_bind(b, kiln_stage_axis(b, 0), (kiln_thread)42) < 0, "bind: 42 is not a thread index");
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(misuse_lowering)
+{
+	/* vectorize of a loop too long to be one vector */
+	fix f = chain(2, 200);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *c = kiln_stage_of(s, f.C);
+	ck_assert_int_eq(kiln_vectorize(c, kiln_stage_axis(c, 1)), 0);
+	tu_expect_error(f.ctx, kiln_lower(s, "f", 2, (kiln_tensor *[]){f.A, f.C}, NULL) == NULL,
+	                "vectorize: loop 'j' has extent 200; vectorized loops take at most 64 lanes");
+	kiln_ctx_free(f.ctx);
+	/* a missing argument, an output left out, a repeated argument */
+	f = chain(2, 3);
+	s = kiln_schedule_create(f.ctx, 1, &f.C);
+	tu_expect_error(f.ctx, kiln_lower(s, "f", 1, (kiln_tensor *[]){f.C}, NULL) == NULL,
+	                "reads placeholder 'A', which is not among the arguments");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_lower(s, "f", 1, (kiln_tensor *[]){f.A}, NULL) == NULL,
+	                "output 'C' of the schedule is not among the arguments");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_lower(s, "f", 3, (kiln_tensor *[]){f.A, f.A, f.C}, NULL) == NULL,
+	                "tensor 'A' is given twice");
+	kiln_ctx_free(f.ctx);
+	/* compute_at, then the attach axis is split away */
+	f = chain(4, 6);
+	s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *b = kiln_stage_of(s, f.B);
+	c = kiln_stage_of(s, f.C);
+	kiln_iter *o, *i;
+	ck_assert_int_eq(kiln_compute_at(b, c, kiln_stage_axis(c, 0)), 0);
+	ck_assert_int_eq(kiln_split(c, kiln_stage_axis(c, 0), 2, &o, &i), 0);
+	tu_expect_error(f.ctx, kiln_lower(s, "f", 2, (kiln_tensor *[]){f.A, f.C}, NULL) == NULL,
+	                "axis 'i' of 'C' was split or fused after 'B' was attached to it");
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+/* ---- calls: count, dtype, shape ---- */
+
+START_TEST(misuse_calls)
+{
+	fix f = chain(4, 6);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_module *m = kiln_build_schedule(s, "f", 2, (kiln_tensor *[]){f.A, f.C}, "llvm");
+	ck_assert_ptr_nonnull(m);
+	kiln_array *a = kiln_array_empty(2, (int64_t[]){4, 6}, KILN_F32), *c = kiln_array_empty(2, (int64_t[]){4, 6}, KILN_F32);
+	kiln_array *d = kiln_array_empty(2, (int64_t[]){4, 6}, KILN_F64), *e = kiln_array_empty(2, (int64_t[]){6, 4}, KILN_F32);
+	ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){a, c}, 2), 0);
+	ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){a}, 1), -1);
+	ck_assert_str_eq(kiln_rt_last_error(), "f expects 2 arguments (A, C), got 1");
+	ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){d, c}, 2), -1);
+	ck_assert_str_eq(kiln_rt_last_error(), "argument 0 (A) of f has dtype float64, expected float32");
+	ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){a, e}, 2), -1);
+	ck_assert_str_eq(kiln_rt_last_error(), "argument 1 (C) of f has shape [6, 4], expected [4, 6]");
+	ck_assert_int_eq(kiln_module_call(m, "g", (kiln_array *[]){a, c}, 2), -1);
+	ck_assert_str_eq(kiln_rt_last_error(), "no function 'g' in the module (it has: f)");
+	ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){a, NULL}, 2), -1);
+	ck_assert_str_eq(kiln_rt_last_error(), "argument 1 (C) of f is NULL");
+	ck_assert_ptr_null(kiln_build(f.ctx, 0, NULL, "vulkan"));
+	ck_assert_str_eq(kiln_error(f.ctx), "build: unknown target 'vulkan' (this build knows: llvm)");
+	kiln_array_free(a);
+	kiln_array_free(c);
+	kiln_array_free(d);
+	kiln_array_free(e);
+	kiln_module_free(m);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+Suite *schedule_suite(void)
+{
+	Suite *s = suite_create("schedule");
+	TCase *tc = tcase_create("primitives");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, prim_split);
+	tcase_add_test(tc, prim_split_reduce_guard);
+	tcase_add_test(tc, prim_fuse_reorder_parallel);
+	tcase_add_test(tc, prim_tile_vectorize_unroll);
+	tcase_add_test(tc, prim_compute_at_root_inline);
+	tcase_add_test(tc, prim_caches);
+	tcase_add_test(tc, prim_rfactor);
+	tcase_add_test(tc, prim_bind);
+	tcase_add_test(tc, misuse);
+	tcase_add_test(tc, misuse_lowering);
+	tcase_add_test(tc, misuse_calls);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(schedule_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
