@@ -53,14 +53,6 @@ static int attr_list(const char *attrs, const char *key, int64_t *out, int max)
 	return n;
 }
 
-static int rank_of(const int64_t *shape)
-{
-	int n = 0;
-	while (n < KILN_MAX_DIMS && shape[n] > 0)
-		n++;
-	return n;
-}
-
 static kiln_tensor *ph(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape)
 {
 	return kiln_placeholder(ctx, name, ndim, shape, KILN_F32);
@@ -86,7 +78,7 @@ static double numel(const kiln_tensor *t)
 	return n;
 }
 
-static int d_matmul(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_matmul(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	int ta = (int)attr_num(a, "trans_a", 0), tb = (int)attr_num(a, "trans_b", 0);
 	kiln_tensor *A = ph(ctx, "A", 2, ta ? (int64_t[]){s[2], s[0]} : (int64_t[]){s[0], s[2]});
@@ -94,7 +86,7 @@ static int d_matmul(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst
 	return finish(o, 2, (kiln_tensor *[]){A, B}, kiln_op_matmul(ctx, A, B, ta, tb), 2.0 * s[0] * s[1] * s[2]);
 }
 
-static int d_batch_matmul(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_batch_matmul(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	int ta = (int)attr_num(a, "trans_a", 0), tb = (int)attr_num(a, "trans_b", 0);
 	kiln_tensor *A = ph(ctx, "A", 3, ta ? (int64_t[]){s[0], s[3], s[1]} : (int64_t[]){s[0], s[1], s[3]});
@@ -103,7 +95,7 @@ static int d_batch_matmul(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_o
 	              2.0 * s[0] * s[1] * s[2] * s[3]);
 }
 
-static int d_dense(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_dense(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	kiln_tensor *X = ph(ctx, "X", 2, (int64_t[]){s[0], s[2]}), *W = ph(ctx, "W", 2, (int64_t[]){s[1], s[2]});
 	kiln_tensor *b = attr_num(a, "bias", 1) ? ph(ctx, "bias", 1, (int64_t[]){s[1]}) : NULL;
@@ -117,7 +109,7 @@ static void conv_attrs(const char *a, kiln_conv2d_attrs *c)
 	*c = (kiln_conv2d_attrs){{st, st}, {pad, pad, pad, pad}, {dil, dil}, (int64_t)attr_num(a, "groups", 1)};
 }
 
-static int d_conv2d(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_conv2d(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	kiln_conv2d_attrs c;
 	conv_attrs(a, &c);
@@ -128,7 +120,7 @@ static int d_conv2d(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst
 	return finish(o, 2, (kiln_tensor *[]){X, W}, Y, fl);
 }
 
-static int d_depthwise(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_depthwise(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	kiln_conv2d_attrs c;
 	conv_attrs(a, &c);
@@ -144,7 +136,7 @@ static void pool_attrs(const char *a, kiln_pool2d_attrs *p)
 	*p = (kiln_pool2d_attrs){{k, k}, {st, st}, {pad, pad, pad, pad}, (int)attr_num(a, "count_include_pad", 0)};
 }
 
-static int d_maxpool(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_maxpool(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	kiln_pool2d_attrs p;
 	pool_attrs(a, &p);
@@ -152,7 +144,7 @@ static int d_maxpool(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_ins
 	return finish(o, 1, &X, Y, Y ? numel(Y) * (double)(p.kernel[0] * p.kernel[1]) : 0);
 }
 
-static int d_avgpool(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_avgpool(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	kiln_pool2d_attrs p;
 	pool_attrs(a, &p);
@@ -160,27 +152,26 @@ static int d_avgpool(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_ins
 	return finish(o, 1, &X, Y, Y ? numel(Y) * (double)(p.kernel[0] * p.kernel[1]) : 0);
 }
 
-static int d_gap(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_gap(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	kiln_tensor *X = ph(ctx, "X", 4, s);
 	return finish(o, 1, &X, kiln_op_global_avg_pool2d(ctx, X), numel(X));
 }
 
-static int d_softmax(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_softmax(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
-	kiln_tensor *X = ph(ctx, "X", rank_of(s), s);
+	kiln_tensor *X = ph(ctx, "X", n, s);
 	return finish(o, 1, &X, kiln_op_softmax(ctx, X, (int)attr_num(a, "axis", -1)), 5 * numel(X));
 }
 
-static int d_layer_norm(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_layer_norm(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
-	int n = rank_of(s);
 	kiln_tensor *X = ph(ctx, "X", n, s), *g = ph(ctx, "gamma", 1, &s[n - 1]), *b = ph(ctx, "beta", 1, &s[n - 1]);
 	return finish(o, 3, (kiln_tensor *[]){X, g, b}, kiln_op_layer_norm(ctx, X, g, b, attr_num(a, "eps", 1e-5)),
 	              8 * numel(X));
 }
 
-static int d_batch_norm(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_batch_norm(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	kiln_tensor *X = ph(ctx, "X", 4, s);
 	kiln_tensor *p[4];
@@ -191,9 +182,8 @@ static int d_batch_norm(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_
 	return finish(o, 5, (kiln_tensor *[]){X, p[0], p[1], p[2], p[3]}, Y, 4 * numel(X));
 }
 
-static int binary(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o, kiln_binop op)
+static int binary(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o, kiln_binop op)
 {
-	int n = rank_of(s);
 	int64_t bs[KILN_MAX_DIMS];
 	int nb = attr_list(a, "bshape", bs, KILN_MAX_DIMS);
 	kiln_tensor *A = ph(ctx, "A", n, s), *B = nb ? ph(ctx, "B", nb, bs) : ph(ctx, "B", n, s);
@@ -201,29 +191,28 @@ static int binary(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *
 	return finish(o, 2, (kiln_tensor *[]){A, B}, C, C ? numel(C) : 0);
 }
 
-static int d_add(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return binary(c, s, a, o, KILN_BIN_ADD); }
-static int d_sub(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return binary(c, s, a, o, KILN_BIN_SUB); }
-static int d_mul(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return binary(c, s, a, o, KILN_BIN_MUL); }
-static int d_div(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return binary(c, s, a, o, KILN_BIN_DIV); }
+static int d_add(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return binary(c, n, s, a, o, KILN_BIN_ADD); }
+static int d_sub(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return binary(c, n, s, a, o, KILN_BIN_SUB); }
+static int d_mul(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return binary(c, n, s, a, o, KILN_BIN_MUL); }
+static int d_div(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return binary(c, n, s, a, o, KILN_BIN_DIV); }
 
-static int unary(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o, kiln_unop op)
+static int unary(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o, kiln_unop op)
 {
-	kiln_tensor *X = ph(ctx, "X", rank_of(s), s);
+	kiln_tensor *X = ph(ctx, "X", n, s);
 	double p0 = attr_num(a, op == KILN_UN_CLIP ? "min" : "alpha", op == KILN_UN_CLIP ? -0.5 : 0.01);
 	double p1 = attr_num(a, "max", 0.5);
 	return finish(o, 1, &X, kiln_op_unary(ctx, op, X, p0, p1), numel(X));
 }
 
-static int d_relu(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, s, a, o, KILN_UN_RELU); }
-static int d_clip(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, s, a, o, KILN_UN_CLIP); }
-static int d_sigmoid(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, s, a, o, KILN_UN_SIGMOID); }
-static int d_tanh(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, s, a, o, KILN_UN_TANH); }
-static int d_gelu(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, s, a, o, KILN_UN_GELU); }
-static int d_exp(kiln_ctx *c, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, s, a, o, KILN_UN_EXP); }
+static int d_relu(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, n, s, a, o, KILN_UN_RELU); }
+static int d_clip(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, n, s, a, o, KILN_UN_CLIP); }
+static int d_sigmoid(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, n, s, a, o, KILN_UN_SIGMOID); }
+static int d_tanh(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, n, s, a, o, KILN_UN_TANH); }
+static int d_gelu(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, n, s, a, o, KILN_UN_GELU); }
+static int d_exp(kiln_ctx *c, int n, const int64_t *s, const char *a, kiln_op_inst *o) { return unary(c, n, s, a, o, KILN_UN_EXP); }
 
-static int d_transpose(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_transpose(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
-	int n = rank_of(s);
 	int64_t p[KILN_MAX_DIMS];
 	int perm[KILN_MAX_DIMS];
 	int np = attr_list(a, "perm", p, KILN_MAX_DIMS);
@@ -235,9 +224,8 @@ static int d_transpose(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_i
 	return finish(o, 1, &X, kiln_op_transpose(ctx, X, perm), numel(X));
 }
 
-static int d_reshape(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_reshape(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
-	int n = rank_of(s);
 	int64_t to[KILN_MAX_DIMS];
 	int nt = attr_list(a, "to", to, KILN_MAX_DIMS);
 	kiln_tensor *X = ph(ctx, "X", n, s);
@@ -251,9 +239,8 @@ static int d_reshape(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_ins
 	return finish(o, 1, &X, kiln_op_reshape(ctx, X, nt, to), numel(X));
 }
 
-static int d_pad(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_pad(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
-	int n = rank_of(s);
 	int64_t before[KILN_MAX_DIMS] = {0}, after[KILN_MAX_DIMS] = {0};
 	int64_t p = (int64_t)attr_num(a, "pad", 1);
 	for (int d = 0; d < n; d++)
@@ -265,9 +252,9 @@ static int d_pad(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o
 	return finish(o, 1, &X, Y, Y ? numel(Y) : 0);
 }
 
-static int d_concat(kiln_ctx *ctx, const int64_t *s, const char *a, kiln_op_inst *o)
+static int d_concat(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
-	int n = rank_of(s), k = (int)attr_num(a, "n", 2), axis = (int)attr_num(a, "axis", 1 % (n ? n : 1));
+	int k = (int)attr_num(a, "n", 2), axis = (int)attr_num(a, "axis", 1 % (n ? n : 1));
 	if (k < 1 || k > KILN_OP_MAX_ARGS - 1)
 		return ir_error(ctx, "concat: n=%d inputs (1 to %d)", k, KILN_OP_MAX_ARGS - 1);
 	kiln_tensor *xs[KILN_OP_MAX_ARGS];
@@ -319,6 +306,31 @@ static const kiln_op_info ops[] = {
 
 int kiln_num_ops(void) { return (int)(sizeof ops / sizeof ops[0]); }
 const kiln_op_info *kiln_op_at(int i) { return i >= 0 && i < kiln_num_ops() ? &ops[i] : NULL; }
+
+int kiln_op_example_rank(const kiln_op_info *op)
+{
+	int n = 0;
+	while (n < KILN_MAX_DIMS && op->example[n] > 0)
+		n++;
+	return n;
+}
+
+int kiln_op_declare(kiln_ctx *ctx, const kiln_op_info *op, int n, const int64_t *shape, const char *attrs,
+                    kiln_op_inst *out)
+{
+	if (!op)
+		return ir_error(ctx, "no such operator");
+	if (op->nshape > 0 && n != op->nshape)
+		return ir_error(ctx, "%s takes %d shape numbers (%s), got %d", op->name, op->nshape, op->shape_help, n);
+	if (n < 1 || n > KILN_MAX_DIMS)
+		return ir_error(ctx, "%s takes 1 to %d shape numbers, got %d", op->name, KILN_MAX_DIMS, n);
+	for (int i = 0; i < n; i++)
+		if (shape[i] <= 0)
+			return ir_error(ctx, "%s: shape number %d is %lld; sizes must be positive", op->name, i,
+			                (long long)shape[i]);
+	memset(out, 0, sizeof *out);
+	return op->declare(ctx, n, shape, attrs ? attrs : "", out);
+}
 
 const kiln_op_info *kiln_op_find(const char *name)
 {

@@ -315,6 +315,8 @@ kiln_module *rt_module_parse(const uint8_t *data, size_t size, const char *what)
 		uint64_t nargs = get_uint(&r, 4, "argument count");
 		if (!r.err && nargs > MAX_ARGS)
 			bad(&r, "%llu arguments (at most 256)", nargs);
+		if (r.err)
+			break; /* before allocating anything a hostile count asks for */
 		kiln_arg_info *args = calloc(nargs ? nargs : 1, sizeof *args);
 		for (uint64_t a = 0; a < nargs && !r.err; a++) {
 			get_str(&r, args[a].name, sizeof args[a].name, "argument name");

@@ -33,8 +33,10 @@ static sch_stage *new_stage(sch_schedule *s, ir_op *op, int nout, ir_tensor **ou
 	memcpy(st->outs, outs, sizeof(ir_tensor *) * nout);
 	st->nroot = op->naxis + op->nreduce;
 	st->root = ir_alloc(ctx, sizeof(ir_iter *) * (st->nroot ? st->nroot : 1));
-	memcpy(st->root, op->axis, sizeof(ir_iter *) * op->naxis);
-	memcpy(st->root + op->naxis, op->reduce, sizeof(ir_iter *) * op->nreduce);
+	for (int i = 0; i < op->naxis; i++)
+		st->root[i] = op->axis[i];
+	for (int i = 0; i < op->nreduce; i++)
+		st->root[op->naxis + i] = op->reduce[i];
 	for (int i = 0; i < st->nroot; i++) {
 		GROW(st->leaf, st->nleaf, st->leafcap, ctx);
 		st->leaf[st->nleaf++] = st->root[i];

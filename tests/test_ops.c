@@ -50,7 +50,8 @@ static void run_op(const kiln_op_info *info, bool stress)
 {
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
-	ck_assert_msg(info->declare(ctx, info->example, "", &o) == 0, "%s: declare failed: %s", info->name, kiln_error(ctx));
+	ck_assert_msg(kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o) == 0,
+	              "%s: declare failed: %s", info->name, kiln_error(ctx));
 	kiln_tensor *out = o.args[o.nargs - 1];
 	kiln_schedule *s = stress ? stress_schedule(ctx, &o) : kiln_schedule_cpu(ctx, 1, &out);
 	ck_assert_msg(s != NULL, "%s: schedule failed: %s", info->name, kiln_error(ctx));
@@ -67,37 +68,40 @@ START_TEST(op_stress) { run_op(kiln_op_at(_i), true); }
 END_TEST
 
 /* Attributes the example shapes do not reach: strides, padding, groups, transposes. */
-static void run_attrs(const char *name, const int64_t *shape, const char *attrs)
+static void run_attrs(const char *name, int n, const int64_t *shape, const char *attrs)
 {
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
 	const kiln_op_info *info = kiln_op_find(name);
-	ck_assert_msg(info->declare(ctx, shape, attrs, &o) == 0, "%s %s: %s", name, attrs, kiln_error(ctx));
+	ck_assert_msg(kiln_op_declare(ctx, info, n, shape, attrs, &o) == 0, "%s %s: %s", name, attrs, kiln_error(ctx));
 	kiln_tensor *out = o.args[o.nargs - 1];
 	kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &out);
 	ck_assert_msg(s && tu_check(ctx, s, o.nargs, o.args, 7) >= 0, "%s %s: %s", name, attrs, kiln_error(ctx));
 	kiln_ctx_free(ctx);
 }
 
+#define RUN(name, attrs, ...)                                                                                      \
+	run_attrs(name, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}, attrs)
+
 START_TEST(op_attrs)
 {
-	run_attrs("matmul", (int64_t[]){33, 70, 21}, "trans_a=1,trans_b=1");
-	run_attrs("matmul", (int64_t[]){64, 64, 64}, "");
-	run_attrs("batch_matmul", (int64_t[]){2, 9, 40, 5}, "trans_b=1");
-	run_attrs("dense", (int64_t[]){1, 100, 64}, "bias=0");
-	run_attrs("conv2d", (int64_t[]){1, 8, 14, 14, 16, 3, 3}, "pad=1");
-	run_attrs("conv2d", (int64_t[]){2, 4, 13, 11, 6, 3, 3}, "stride=2,pad=1,dilation=2");
-	run_attrs("conv2d", (int64_t[]){1, 8, 9, 9, 8, 3, 3}, "groups=4,pad=1");
-	run_attrs("conv2d", (int64_t[]){1, 3, 20, 20, 8, 1, 1}, "");
-	run_attrs("depthwise_conv2d", (int64_t[]){1, 4, 15, 15, 3, 3}, "stride=2,pad=1");
-	run_attrs("max_pool2d", (int64_t[]){1, 2, 13, 13}, "kernel=3,stride=2,pad=1");
-	run_attrs("avg_pool2d", (int64_t[]){1, 2, 13, 13}, "kernel=3,stride=2,pad=1");
-	run_attrs("avg_pool2d", (int64_t[]){1, 2, 13, 13}, "kernel=3,stride=2,pad=1,count_include_pad=1");
-	run_attrs("softmax", (int64_t[]){3, 5, 7}, "axis=1");
-	run_attrs("add", (int64_t[]){2, 3, 4, 5}, "bshape=3x1x5");
-	run_attrs("transpose", (int64_t[]){2, 3, 4, 5}, "perm=0x2x3x1");
-	run_attrs("reshape", (int64_t[]){4, 6, 5}, "to=5x24");
-	run_attrs("concat", (int64_t[]){3, 4, 5}, "n=3,axis=2");
+	RUN("matmul", "trans_a=1,trans_b=1", 33, 70, 21);
+	RUN("matmul", "", 64, 64, 64);
+	RUN("batch_matmul", "trans_b=1", 2, 9, 40, 5);
+	RUN("dense", "bias=0", 1, 100, 64);
+	RUN("conv2d", "pad=1", 1, 8, 14, 14, 16, 3, 3);
+	RUN("conv2d", "stride=2,pad=1,dilation=2", 2, 4, 13, 11, 6, 3, 3);
+	RUN("conv2d", "groups=4,pad=1", 1, 8, 9, 9, 8, 3, 3);
+	RUN("conv2d", "", 1, 3, 20, 20, 8, 1, 1);
+	RUN("depthwise_conv2d", "stride=2,pad=1", 1, 4, 15, 15, 3, 3);
+	RUN("max_pool2d", "kernel=3,stride=2,pad=1", 1, 2, 13, 13);
+	RUN("avg_pool2d", "kernel=3,stride=2,pad=1", 1, 2, 13, 13);
+	RUN("avg_pool2d", "kernel=3,stride=2,pad=1,count_include_pad=1", 1, 2, 13, 13);
+	RUN("softmax", "axis=1", 3, 5, 7);
+	RUN("add", "bshape=3x1x5", 2, 3, 4, 5);
+	RUN("transpose", "perm=0x2x3x1", 2, 3, 4, 5);
+	RUN("reshape", "to=5x24", 4, 6, 5);
+	RUN("concat", "n=3,axis=2", 3, 4, 5);
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_conv2d_attrs bad = {{1, 1}, {0, 0, 0, 0}, {1, 1}, 3};
 	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 4, 5, 5}, KILN_F32);

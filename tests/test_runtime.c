@@ -18,7 +18,7 @@ static kiln_module *relu_module(kiln_ctx *ctx)
 {
 	kiln_op_inst o;
 	const kiln_op_info *info = kiln_op_find("relu");
-	ck_assert_int_eq(info->declare(ctx, (int64_t[KILN_MAX_DIMS]){5, 37}, "", &o), 0);
+	ck_assert_int_eq(kiln_op_declare(ctx, info, 2, (int64_t[]){5, 37}, "", &o), 0);
 	kiln_tensor *out = o.args[1];
 	kiln_module *m = kiln_build_schedule(kiln_schedule_cpu(ctx, 1, &out), "relu", 2, o.args, "llvm");
 	ck_assert_msg(m != NULL, "%s", kiln_error(ctx));

@@ -152,25 +152,19 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 	if (o->shape) {
 		n = parse_shape(o->shape, shape);
 	} else { /* without --shape, the small example shape the tests use */
-		memcpy(shape, info->example, sizeof shape);
-		while (n < KILN_MAX_DIMS && shape[n] > 0)
-			n++;
+		n = kiln_op_example_rank(info);
+		memcpy(shape, info->example, sizeof(int64_t) * (size_t)n);
 	}
 	if (n <= 0) {
 		fprintf(stderr, "kiln: --shape '%s' is not a list of positive integers\n", o->shape);
-		return NULL;
-	}
-	if (info->nshape > 0 && n != info->nshape) {
-		fprintf(stderr, "kiln: %s takes %d numbers in --shape (%s), got %d\n", info->name, info->nshape,
-		        info->shape_help, n);
 		return NULL;
 	}
 	if (strcmp(o->target, "llvm") != 0) {
 		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm)\n", o->target);
 		return NULL;
 	}
-	if (info->declare(ctx, shape, o->attrs, inst)) {
-		fprintf(stderr, "kiln: %s: %s\n", info->name, kiln_error(ctx));
+	if (kiln_op_declare(ctx, info, n, shape, o->attrs, inst)) {
+		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 		return NULL;
 	}
 	return info;

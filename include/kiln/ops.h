@@ -88,14 +88,19 @@ typedef struct {
 	const char *shape_help; /* what --shape means, e.g. "M,N,K" */
 	int nshape;             /* how many numbers --shape takes */
 	const char *attr_help;  /* key=value attributes it takes, or "" */
-	const int64_t *example; /* a small shape the tests use */
-	/* Declares the op from --shape numbers and "k=v,k=v" attributes. */
-	int (*declare)(kiln_ctx *ctx, const int64_t *shape, const char *attrs, kiln_op_inst *out);
+	const int64_t *example; /* a small shape the tests use (zero-terminated) */
+	/* Declares the op from n --shape numbers and "k=v,k=v" attributes. */
+	int (*declare)(kiln_ctx *ctx, int n, const int64_t *shape, const char *attrs, kiln_op_inst *out);
 } kiln_op_info;
 
 int kiln_num_ops(void);
 const kiln_op_info *kiln_op_at(int i);
 const kiln_op_info *kiln_op_find(const char *name);
+/* Checks the count and sign of the shape numbers, then declares the op. */
+int kiln_op_declare(kiln_ctx *ctx, const kiln_op_info *op, int n, const int64_t *shape, const char *attrs,
+                    kiln_op_inst *out);
+/* The number of entries of op->example. */
+int kiln_op_example_rank(const kiln_op_info *op);
 
 #ifdef __cplusplus
 }
