@@ -82,7 +82,10 @@ static int schedule_tiled(sch_stage *out, sch_stage *red, int row, int64_t rb, i
 	kiln_iter *order[KILN_MAX_DIMS + 2];
 	int k = 0;
 	for (int d = 0; d < n - 1; d++)
-		order[k++] = d == row ? ro : out->op->axis[d];
+		if (d != row || cols_first)
+			order[k++] = d == row ? ro : out->op->axis[d];
+	if (row >= 0 && !cols_first)
+		order[k++] = ro; /* row blocks inside the other axes: a thread's input rows stay in cache */
 	if (cols_first && row >= 0) {
 		/* swap row.outer and col.outer */
 		for (int d = 0; d < k; d++)

@@ -1,0 +1,92 @@
+/*
+ * matmul_cpu — kiln's default-scheduled matmul against OpenBLAS sgemm,
+ * measured in the same run, at 1 and 2 threads, N = 256 .. 2048.
+ * One JSON line per case; ratio = peer_ms / kiln_ms (> 1: kiln is faster).
+ * Run through benchmarks/run.sh, which sets OPENBLAS_CORETYPE.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "kiln/build.h"
+#include "kiln/ops.h"
+
+typedef struct {
+	kiln_module *m;
+	kiln_array **args;
+	const float *a, *b;
+	float *c;
+	int n;
+} ctx_t;
+
+static void run_kiln(void *p)
+{
+	ctx_t *c = p;
+	if (kiln_module_call(c->m, "matmul", c->args, 3)) {
+		fprintf(stderr, "%s\n", kiln_rt_last_error());
+		exit(1);
+	}
+}
+
+static void run_blas(void *p)
+{
+	ctx_t *c = p;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->n, c->n, c->n, 1.0f, c->a, c->n, c->b, c->n, 0.0f, c->c,
+	            c->n);
+}
+
+int main(int argc, char **argv)
+{
+	int sizes[] = {256, 512, 1024, 2048};
+	int repeat = argc > 1 ? atoi(argv[1]) : 9;
+	const char *core = getenv("OPENBLAS_CORETYPE");
+	for (int threads = 1; threads <= 2; threads++) {
+		kiln_set_num_threads(threads);
+		openblas_set_num_threads(threads);
+		for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+			int n = sizes[s];
+			kiln_ctx *kc = kiln_ctx_new();
+			kiln_tensor *A = kiln_placeholder(kc, "A", 2, (int64_t[]){n, n}, KILN_F32);
+			kiln_tensor *B = kiln_placeholder(kc, "B", 2, (int64_t[]){n, n}, KILN_F32);
+			kiln_tensor *C = kiln_op_matmul(kc, A, B, 0, 0);
+			double t0 = bench_now_ms();
+			kiln_module *m = kiln_build_schedule(kiln_schedule_cpu(kc, 1, &C), "matmul", 3,
+			                                     (kiln_tensor *[]){A, B, C}, "llvm");
+			double compile_ms = bench_now_ms() - t0;
+			if (!m) {
+				fprintf(stderr, "build: %s\n", kiln_error(kc));
+				return 1;
+			}
+			kiln_array *a = kiln_array_empty(2, (int64_t[]){n, n}, KILN_F32);
+			kiln_array *b = kiln_array_empty(2, (int64_t[]){n, n}, KILN_F32);
+			kiln_array *c = kiln_array_empty(2, (int64_t[]){n, n}, KILN_F32);
+			kiln_array_fill_random(a, 1, -1, 1);
+			kiln_array_fill_random(b, 2, -1, 1);
+			float *ref = malloc(sizeof(float) * n * n);
+			ctx_t cx = {m, (kiln_array *[]){a, b, c}, a->data, b->data, ref, n};
+			run_kiln(&cx);
+			run_blas(&cx);
+			double maxerr = 0;
+			for (int64_t i = 0; i < (int64_t)n * n; i++)
+				maxerr = fmax(maxerr, fabs(ref[i] - ((float *)c->data)[i]));
+			double kms, pms;
+			bench_pair(run_kiln, &cx, run_blas, &cx, repeat, &kms, &pms);
+			double fl = 2.0 * n * n * n;
+			printf("{\"bench\": \"matmul_cpu\", \"case\": \"%dx%dx%d\", \"target\": \"llvm\", \"threads\": %d, "
+			       "\"kiln_ms\": %.4f, \"peer\": \"openblas-sgemm(%s)\", \"peer_ms\": %.4f, \"ratio\": %.3f, "
+			       "\"gflops\": %.1f, \"peer_gflops\": %.1f, \"compile_ms\": %.1f, \"max_abs_diff\": %.2g}\n",
+			       n, n, n, threads, kms, core ? core : "auto", pms, pms / kms, fl / kms / 1e6, fl / pms / 1e6,
+			       compile_ms, maxerr);
+			fflush(stdout);
+			free(ref);
+			kiln_array_free(a);
+			kiln_array_free(b);
+			kiln_array_free(c);
+			kiln_module_free(m);
+			kiln_ctx_free(kc);
+		}
+	}
+	return 0;
+}
