@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs kiln's dependencies (Debian 12, as root), builds it, and runs the
+# demo on every target this machine can run. Safe to run again.
+set -eu
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+apt() { apt-get -o DPkg::Lock::Timeout=1200 "$@"; }
+if [ "$(id -u)" = 0 ]; then
+	apt update -qq
+	apt install -y -qq --no-install-recommends \
+		build-essential pkg-config meson ninja-build \
+		llvm-19-dev lld-19 libffi-dev check libsubunit-dev \
+		libopenblas-dev valgrind >/dev/null
+else
+	echo "setup.sh: not root, skipping apt (dependencies must already be installed)" >&2
+fi
+[ -d build ] || meson setup build >/dev/null
+ninja -C build
+
+demo=$(mktemp -d)
+trap 'rm -rf "$demo"' EXIT
+echo
+echo "== demo, target llvm (this CPU): declare, schedule, build, run, time, export matmul"
+build/examples/matmul "$demo/matmul.so" 512 | tail -n 3
+echo "== a program linking only libkiln_runtime calls the exported library"
+build/examples/call_matmul "$demo/matmul.so" 512
+echo "== ResNet-18's first 3x3 convolution, checked against the oracle"
+build/kiln run conv2d --shape 1,64,56,56,64,3,3 --attr pad=1
+build/kiln bench conv2d --shape 1,64,56,56,64,3,3 --attr pad=1
+echo "(targets other than llvm are not built yet: see the README's status section)"
