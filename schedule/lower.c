@@ -299,7 +299,6 @@ static ir_stmt *stage_nest(sch_stage *st)
 	sch_nest nest;
 	sch_make_nest(st, root_extents(st), &nest);
 	ir_expr **idx = root_index(st, &nest), **vars = root_vars(st);
-	int nax = st->op->naxis;
 	bool reduce = st->op->nreduce > 0;
 	ir_stmt *update = NULL, *init = NULL;
 	for (int k = 0; k < st->op->nout; k++) {
@@ -336,7 +335,6 @@ static ir_stmt *stage_nest(sch_stage *st)
 	}
 	for (int level = p - 1; level >= 0; level--)
 		body = wrap_level(st, &nest, level, body, false, true);
-	(void)nax;
 	return body;
 }
 

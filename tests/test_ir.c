@@ -154,6 +154,87 @@ START_TEST(matmul_pipeline)
 }
 END_TEST
 
+/* ---- dtypes: every target must agree with the oracle on integer semantics too ---- */
+
+typedef struct {
+	kiln_tensor *A, *B;
+	int which;
+} dt;
+
+static kiln_expr *dtype_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	dt *d = user;
+	kiln_expr *a = KILN_READ(ctx, d->A, idx[0]), *b = KILN_READ(ctx, d->B, idx[0]);
+	kiln_dtype t = kiln_tensor_dtype(d->A);
+	kiln_expr *pos = kiln_add(ctx, kiln_mul(ctx, b, b), kiln_const(ctx, t, 1)); /* never zero */
+	switch (d->which) {
+	case 0: /* f16 arithmetic */
+		return kiln_add(ctx, a, kiln_mul(ctx, b, kiln_const(ctx, t, 2)));
+	case 1: /* floor division and modulo, both signs */
+		return kiln_add(ctx, kiln_mul(ctx, kiln_div(ctx, a, pos), kiln_const(ctx, t, 100)),
+		                kiln_add(ctx, kiln_mod(ctx, a, kiln_sub(ctx, kiln_const(ctx, t, 0), pos)), kiln_mod(ctx, a, pos)));
+	case 2: /* uint8 wraps around */
+		return kiln_add(ctx, kiln_mul(ctx, a, b), kiln_const(ctx, t, 200));
+	case 3: /* a bool result from comparisons and logic */
+		return kiln_or(ctx, kiln_and(ctx, kiln_lt(ctx, a, b), kiln_ne(ctx, a, kiln_const(ctx, t, 0))),
+		               kiln_ge(ctx, kiln_max(ctx, a, b), kiln_const(ctx, t, 7)));
+	case 4: /* casts both ways, truncating toward zero */
+		return kiln_add(ctx, kiln_cast(ctx, KILN_I32, kiln_mul(ctx, a, kiln_float(ctx, 7.5f))),
+		                kiln_cast(ctx, KILN_I32, kiln_cast(ctx, KILN_F64, kiln_cast(ctx, KILN_I32, b))));
+	default: /* int64 with min / max / select / abs */
+		return kiln_select(ctx, kiln_gt(ctx, a, b), kiln_call(ctx, KILN_ABS, kiln_sub(ctx, a, b), NULL),
+		                   kiln_min(ctx, a, kiln_mul(ctx, b, kiln_const(ctx, t, 3))));
+	}
+}
+
+START_TEST(dtypes)
+{
+	static const kiln_dtype types[] = {KILN_F16, KILN_I32, KILN_U8, KILN_I32, KILN_F32, KILN_I64};
+	kiln_ctx *ctx = kiln_ctx_new();
+	dt d = {kiln_placeholder(ctx, "A", 1, (int64_t[]){77}, types[_i]), kiln_placeholder(ctx, "B", 1, (int64_t[]){77}, types[_i]), _i};
+	kiln_tensor *C = kiln_compute(ctx, "C", 1, (int64_t[]){77}, dtype_body, &d);
+	ck_assert_msg(C != NULL, "%s", kiln_error(ctx));
+	/* vectorized, with the last tile shifted inwards */
+	kiln_schedule *s = kiln_schedule_create(ctx, 1, &C);
+	kiln_stage *st = kiln_stage_of(s, C);
+	kiln_iter *o, *i;
+	ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), 16, &o, &i), 0);
+	ck_assert_int_eq(kiln_vectorize(st, i), 0);
+	ck_assert_msg(tu_check(ctx, s, 3, (kiln_tensor *[]){d.A, d.B, C}, 11 + _i) >= 0, "dtype case %d: %s", _i,
+	              kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- several outputs over one iteration space ---- */
+
+static int stats_body(kiln_ctx *ctx, kiln_expr *const *idx, kiln_expr **bodies, void *user)
+{
+	mm *m = user;
+	kiln_expr *x = KILN_READ(ctx, m->A, idx[0], kiln_iter_var(m->k));
+	bodies[0] = kiln_sum(ctx, x, 1, &m->k);
+	bodies[1] = kiln_sum(ctx, kiln_mul(ctx, x, x), 1, &m->k);
+	return 0;
+}
+
+START_TEST(multi_output)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	mm m;
+	m.A = kiln_placeholder(ctx, "A", 2, (int64_t[]){9, 40}, KILN_F32);
+	m.k = kiln_reduce_axis(ctx, 40, "k");
+	kiln_tensor *outs[2];
+	ck_assert_int_eq(kiln_compute_multi(ctx, "stats", 1, (int64_t[]){9}, 2, stats_body, &m, outs), 0);
+	ck_assert_str_eq(kiln_tensor_name(outs[0]), "stats.v0");
+	kiln_schedule *s = kiln_schedule_create(ctx, 2, outs);
+	kiln_stage *st = kiln_stage_of(s, outs[0]);
+	ck_assert_ptr_eq(st, kiln_stage_of(s, outs[1])); /* one stage, one loop nest, two results */
+	ck_assert_int_eq(kiln_parallel(st, kiln_stage_axis(st, 0)), 0);
+	ck_assert_double_ge(tu_check(ctx, s, 3, (kiln_tensor *[]){m.A, outs[0], outs[1]}, 5), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 Suite *ir_suite(void)
 {
 	Suite *s = suite_create("ir");
@@ -164,6 +245,8 @@ Suite *ir_suite(void)
 	tcase_add_test(tc, simplifier);
 	tcase_add_test(tc, oracle_relu);
 	tcase_add_test(tc, matmul_pipeline);
+	tcase_add_loop_test(tc, dtypes, 0, 6);
+	tcase_add_test(tc, multi_output);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -288,12 +288,9 @@ static LLVMValueRef int_divmod(cg *g, const ir_expr *e, LLVMValueRef a, LLVMValu
 	bool div = e->kind == IR_DIV;
 	if (e->type.code == KILN_UINT)
 		return div ? LLVMBuildUDiv(g->b, a, b, "") : LLVMBuildURem(g->b, a, b, "");
-	int64_t c;
-	/* a non-negative constant divisor and an operand known non-negative need no fix-up */
+	/* C rounds toward zero; step the quotient down when the remainder's sign differs
+	 * from the divisor's. With constant divisors LLVM folds all of this well. */
 	LLVMValueRef q = LLVMBuildSDiv(g->b, a, b, ""), r = LLVMBuildSRem(g->b, a, b, "");
-	if (ir_is_const_int(e->bin.b, &c) && c > 0 && e->bin.a->kind != IR_SUB) {
-		/* fall through to the general form: LLVM folds it well for constant divisors */
-	}
 	LLVMValueRef zero = LLVMConstNull(LLVMTypeOf(a));
 	LLVMValueRef nz = LLVMBuildICmp(g->b, LLVMIntNE, r, zero, "");
 	LLVMValueRef sdiff = LLVMBuildICmp(g->b, LLVMIntSLT, LLVMBuildXor(g->b, r, b, ""), zero, "");
@@ -589,9 +586,6 @@ static void emit_parallel(cg *g, const ir_stmt *s)
 		push(g, fv.vars[i], LLVMBuildLoad2(g->b, ftypes[i], LLVMBuildStructGEP2(g->b, st, pclo, (unsigned)i, ""), ""));
 	LLVMValueRef mn = LLVMBuildSExt(g->b, expr(g, s->loop.min), g->i64, "");
 	/* iterate begin..end, with the loop variable offset by min */
-	ir_expr *it = ir_var(g->ctx, "task", IR_I64);
-	ir_expr *off = ir_add(g->ctx, it, ir_var(g->ctx, "min", IR_I64));
-	(void)off;
 	LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
 	LLVMBasicBlockRef head = new_block(g, "loop"), bodyb = new_block(g, "body"), exit = new_block(g, "done");
 	LLVMBuildBr(g->b, head);
