@@ -250,6 +250,68 @@ static int norm_conv_attrs(kiln_conv2d_attrs *a)
 	return 0;
 }
 
+/*
+ * Small images as a GEMM: output positions q = (n, oh, ow) flattened become
+ * the columns of a matmul whose B packs each position's receptive field
+ * (im2col fused into the panel pack), so every vector lane does work even
+ * when a row holds only 7 pixels.
+ */
+typedef struct {
+	conv_args *c;
+	kiln_tensor *Bp, *mm;
+	int64_t nb, OH, OW, Q;
+} gemm_conv;
+
+static kiln_expr *gc_pack_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	gemm_conv *g = user;
+	conv_args *c = g->c;
+	/* Bp[jo, ch, r, s, ji] = Xp[n, ch, oh*sh + r*dh, ow*sw + s*dw] at q = jo*nb + ji */
+	kiln_expr *q = kiln_add(ctx, kiln_mul(ctx, idx[0], kiln_const(ctx, KILN_I64, (double)g->nb)), idx[4]);
+	kiln_expr *qc = kiln_min(ctx, q, kiln_const(ctx, KILN_I64, (double)(g->Q - 1)));
+	kiln_expr *P = kiln_const(ctx, KILN_I64, (double)(g->OH * g->OW)), *OW = kiln_const(ctx, KILN_I64, (double)g->OW);
+	kiln_expr *n = kiln_div(ctx, qc, P), *p = kiln_mod(ctx, qc, P);
+	kiln_expr *x = KILN_READ(ctx, c->Xp, n, idx[1], in_h(ctx, c, kiln_div(ctx, p, OW), idx[2]),
+	                         in_w(ctx, c, kiln_mod(ctx, p, OW), idx[3]));
+	if (g->Q % g->nb == 0)
+		return x;
+	return kiln_select(ctx, kiln_lt(ctx, q, kiln_const(ctx, KILN_I64, (double)g->Q)), x, kiln_const(ctx, c->X->type, 0));
+}
+
+static kiln_expr *gc_mm_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	gemm_conv *g = user;
+	conv_args *c = g->c;
+	kiln_expr *ch = kiln_iter_var(c->rc), *r = kiln_iter_var(c->r), *s = kiln_iter_var(c->s);
+	kiln_expr *nb = kiln_const(ctx, KILN_I64, (double)g->nb);
+	kiln_expr *b = KILN_READ(ctx, g->Bp, kiln_div(ctx, idx[1], nb), ch, r, s, kiln_mod(ctx, idx[1], nb));
+	return kiln_sum(ctx, kiln_mul(ctx, KILN_READ(ctx, c->W, idx[0], ch, r, s), b), 3, (kiln_iter *[]){c->rc, c->r, c->s});
+}
+
+static kiln_expr *gc_out_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	gemm_conv *g = user;
+	kiln_expr *q = kiln_add(ctx, kiln_mul(ctx, idx[0], kiln_const(ctx, KILN_I64, (double)(g->OH * g->OW))),
+	                        kiln_add(ctx, kiln_mul(ctx, idx[2], kiln_const(ctx, KILN_I64, (double)g->OW)), idx[3]));
+	return KILN_READ(ctx, g->mm, idx[1], q);
+}
+
+static kiln_tensor *conv_as_gemm(kiln_ctx *ctx, conv_args *c, int64_t OH, int64_t OW)
+{
+	gemm_conv *g = ir_alloc(ctx, sizeof *g);
+	int64_t N = c->X->shape[0], C = c->X->shape[1], K = c->W->shape[0], R = c->W->shape[2], S = c->W->shape[3];
+	*g = (gemm_conv){c, NULL, NULL, 32, OH, OW, N * OH * OW};
+	int64_t np = (g->Q + g->nb - 1) / g->nb;
+	g->Bp = op_tag(kiln_compute(ctx, "conv2d.cols", 5, (int64_t[]){np, C, R, S, g->nb}, gc_pack_body, g), TAG_PACK);
+	/* the GEMM covers whole panels (the padding columns are zeros), so every
+	 * tile starts on a panel boundary and B loads stay contiguous */
+	g->mm = op_tag(kiln_compute(ctx, "conv2d.gemm", 2, (int64_t[]){K, np * g->nb}, gc_mm_body, g), TAG_MATMUL);
+	if (!g->mm)
+		return NULL;
+	g->mm->op->attr[0] = g->nb;
+	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){N, K, OH, OW}, gc_out_body, g), TAG_INJECTIVE);
+}
+
 kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
 {
 	if (!X || !W)
@@ -280,6 +342,10 @@ kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const
 	c->rc = kiln_reduce_axis(ctx, C / g, "rc");
 	c->r = kiln_reduce_axis(ctx, W->shape[2], "r");
 	c->s = kiln_reduce_axis(ctx, W->shape[3], "s");
+	/* measured on AVX-512: the GEMM form wins below 32 columns (7x7: 55 -> 90
+	 * GFLOP/s), direct vectors along the rows win on wider images */
+	if (g == 1 && ow < 32)
+		return conv_as_gemm(ctx, c, oh, ow);
 	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){X->shape[0], K, oh, ow}, conv_body, c), TAG_CONV);
 }
 

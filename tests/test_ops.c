@@ -93,6 +93,9 @@ START_TEST(op_attrs)
 	RUN("conv2d", "stride=2,pad=1,dilation=2", 2, 4, 13, 11, 6, 3, 3);
 	RUN("conv2d", "groups=4,pad=1", 1, 8, 9, 9, 8, 3, 3);
 	RUN("conv2d", "", 1, 3, 20, 20, 8, 1, 1);
+	RUN("conv2d", "pad=1", 1, 3, 6, 40, 8, 3, 3);           /* wide rows: the direct form */
+	RUN("conv2d", "stride=2,pad=2,dilation=2", 2, 5, 9, 70, 12, 3, 3);
+	RUN("conv2d", "pad=1", 3, 4, 5, 5, 9, 3, 3);            /* the GEMM form over a batch */
 	RUN("depthwise_conv2d", "stride=2,pad=1", 1, 4, 15, 15, 3, 3);
 	RUN("max_pool2d", "kernel=3,stride=2,pad=1", 1, 2, 13, 13);
 	RUN("avg_pool2d", "kernel=3,stride=2,pad=1", 1, 2, 13, 13);
