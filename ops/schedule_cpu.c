@@ -149,8 +149,8 @@ static int local_pair(sch_schedule *s, sch_stage *st, sch_stage **out, sch_stage
 		*red = st;
 		return kiln_set_scope(st, KILN_SCOPE_LOCAL);
 	}
-	if (!st->is_output)
-		return 1; /* an intermediate read elsewhere: leave it at the root */
+	if (st->attach != ATTACH_ROOT || st->nrel)
+		return 1; /* already placed by hand */
 	kiln_tensor *l = kiln_cache_write(s, st->outs[0], KILN_SCOPE_LOCAL);
 	if (!l)
 		return -1;
