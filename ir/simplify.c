@@ -199,6 +199,44 @@ static void to_lin(lin *l, ir_expr *e, int64_t k)
 	lin_add_term(l, e, k);
 }
 
+/* Is d the division of x by b (directly, or x = y/a and d = y/(a*b))? */
+static bool divides_into(const ir_expr *d, const ir_expr *x, int64_t b)
+{
+	int64_t c, a;
+	if (d->kind != IR_DIV || !ir_is_const_int(d->bin.b, &c))
+		return false;
+	if (c == b && ir_expr_equal(d->bin.a, x))
+		return true;
+	return x->kind == IR_DIV && ir_is_const_int(x->bin.b, &a) && a > 0 && c == a * b &&
+	       ir_expr_equal(d->bin.a, x->bin.a);
+}
+
+/*
+ * Folds k*(x % b) + k*b*(x / b) back into k*x (floor division makes this an
+ * identity), repeatedly, so fused and reshaped indices that are split and
+ * re-joined come back to the plain index.
+ */
+static void lin_merge_divmod(lin *l)
+{
+	for (bool changed = true; changed;) {
+		changed = false;
+		for (int i = 0; i < l->n && !changed; i++) {
+			ir_expr *m = l->term[i];
+			int64_t b;
+			if (l->coef[i] == 0 || m->kind != IR_MOD || !ir_is_const_int(m->bin.b, &b) || b <= 0)
+				continue;
+			for (int j = 0; j < l->n; j++)
+				if (l->coef[j] == l->coef[i] * b && divides_into(l->term[j], m->bin.a, b)) {
+					int64_t k = l->coef[i];
+					l->coef[i] = l->coef[j] = 0;
+					lin_add_term(l, m->bin.a, k);
+					changed = true;
+					break;
+				}
+		}
+	}
+}
+
 static ir_expr *from_lin(kiln_ctx *ctx, const lin *l, ir_type t)
 {
 	ir_expr *r = NULL;
@@ -280,6 +318,7 @@ static ir_expr *simp_int(simp *s, int kind, ir_expr *e, ir_expr *a, ir_expr *b)
 			return e->bin.a == a && e->bin.b == b ? e : ir_mul(ctx, a, b);
 		lin l = {0};
 		to_lin(&l, e->bin.a == a && e->bin.b == b ? e : ir_binary(ctx, kind, a, b), 1);
+		lin_merge_divmod(&l);
 		ir_expr *r = from_lin(ctx, &l, t);
 		lin_free(&l);
 		return r;

@@ -72,6 +72,14 @@ START_TEST(simplifier)
 	ck_assert_str_eq(simp(ctx, &env, ir_div(ctx, ir_div(ctx, j, ir_i64(ctx, 4)), ir_i64(ctx, 8))), "j/32");
 	ck_assert_str_eq(simp(ctx, NULL, ir_div(ctx, ir_i64(ctx, -7), ir_i64(ctx, 2))), "-4");
 	ck_assert_str_eq(simp(ctx, NULL, ir_mod(ctx, ir_i64(ctx, -7), ir_i64(ctx, 2))), "1");
+	/* a split index joined again is the index: (x/4)*4 + x%4, and nested */
+	ir_expr *x = ir_var(ctx, "x", IR_I64), *c3 = ir_i64(ctx, 3), *c9 = ir_i64(ctx, 9);
+	ck_assert_str_eq(simp(ctx, &env, ir_add(ctx, ir_mul(ctx, ir_div(ctx, x, ir_i64(ctx, 4)), ir_i64(ctx, 4)),
+	                                        ir_mod(ctx, x, ir_i64(ctx, 4)))), "x");
+	ir_expr *nested = ir_add(ctx, ir_mul(ctx, ir_add(ctx, ir_mul(ctx, ir_div(ctx, x, c9), c3), ir_mod(ctx, ir_div(ctx, x, c3), c3)), c3),
+	                         ir_mod(ctx, x, c3));
+	ck_assert_str_eq(simp(ctx, &env, nested), "x");
+	ck_assert_str_eq(simp(ctx, &env, ir_add(ctx, ir_mul(ctx, ir_div(ctx, x, c3), c3), x)), "x/3*3 + x");
 	/* guards that always hold fold away; others stay */
 	ck_assert_str_eq(simp(ctx, &env, ir_lt(ctx, ir_add(ctx, ir_mul(ctx, i, ir_i64(ctx, 32)), j), ir_i64(ctx, 992))), "true");
 	ck_assert_str_eq(simp(ctx, &env, ir_lt(ctx, ir_add(ctx, ir_mul(ctx, i, ir_i64(ctx, 32)), j), ir_i64(ctx, 500))),
