@@ -237,7 +237,7 @@ static int check_window(kiln_ctx *ctx, const char *op, const kiln_tensor *X, int
 	return 0;
 }
 
-static int norm_conv_attrs(kiln_conv2d_attrs *a)
+static void norm_conv_attrs(kiln_conv2d_attrs *a)
 {
 	for (int i = 0; i < 2; i++) {
 		if (!a->stride[i])
@@ -247,7 +247,6 @@ static int norm_conv_attrs(kiln_conv2d_attrs *a)
 	}
 	if (!a->groups)
 		a->groups = 1;
-	return 0;
 }
 
 /*
@@ -312,9 +311,14 @@ static kiln_tensor *conv_as_gemm(kiln_ctx *ctx, conv_args *c, int64_t OH, int64_
 	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){N, K, OH, OW}, gc_out_body, g), TAG_INJECTIVE);
 }
 
-kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
+/* The checks and attributes both convolutions share; NULL after an error. */
+static conv_args *conv_begin(kiln_ctx *ctx, const char *op, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
 {
 	if (!X || !W)
+		return NULL;
+	if (X->ndim != 4 || W->ndim != 4)
+		return ir_error(ctx, "%s: input and weight must be 4-D (NCHW, OIHW)", op), NULL;
+	if (need_float(ctx, op, X) || same_type(ctx, op, X, W))
 		return NULL;
 	conv_args *c = ir_alloc(ctx, sizeof *c);
 	c->X = X;
@@ -322,9 +326,13 @@ kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const
 	if (attrs)
 		c->a = *attrs;
 	norm_conv_attrs(&c->a);
-	if (X->ndim != 4 || W->ndim != 4)
-		return ir_error(ctx, "conv2d: input and weight must be 4-D (NCHW, OIHW)"), NULL;
-	if (need_float(ctx, "conv2d", X) || same_type(ctx, "conv2d", X, W))
+	return c;
+}
+
+kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
+{
+	conv_args *c = conv_begin(ctx, "conv2d", X, W, attrs);
+	if (!c)
 		return NULL;
 	int64_t g = c->a.groups, C = X->shape[1], K = W->shape[0];
 	if (g < 1 || C % g || K % g)
@@ -351,17 +359,8 @@ kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const
 
 kiln_tensor *kiln_op_depthwise_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
 {
-	if (!X || !W)
-		return NULL;
-	conv_args *c = ir_alloc(ctx, sizeof *c);
-	c->X = X;
-	c->W = W;
-	if (attrs)
-		c->a = *attrs;
-	norm_conv_attrs(&c->a);
-	if (X->ndim != 4 || W->ndim != 4)
-		return ir_error(ctx, "depthwise_conv2d: input and weight must be 4-D"), NULL;
-	if (need_float(ctx, "depthwise_conv2d", X) || same_type(ctx, "depthwise_conv2d", X, W))
+	conv_args *c = conv_begin(ctx, "depthwise_conv2d", X, W, attrs);
+	if (!c)
 		return NULL;
 	if (W->shape[0] != X->shape[1] || W->shape[1] != 1)
 		return ir_error(ctx, "depthwise_conv2d: weight must be [%lld, 1, r, s], got [%lld, %lld, ...]",

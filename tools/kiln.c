@@ -222,16 +222,25 @@ static int cmd_ops(void)
 	return 0;
 }
 
+/* Declares, builds and allocates random arguments: what run and bench share. */
+static kiln_module *prepare(kiln_ctx *ctx, const opts *o, kiln_op_inst *inst, const kiln_op_info **info,
+                            kiln_array ***args)
+{
+	*info = declare(ctx, o, inst);
+	kiln_module *m = *info ? build(ctx, *info, inst) : NULL;
+	if (m)
+		*args = alloc_args(inst, o->seed);
+	return m;
+}
+
 static int cmd_run(kiln_ctx *ctx, const opts *o)
 {
 	kiln_op_inst inst;
-	const kiln_op_info *info = declare(ctx, o, &inst);
-	if (!info)
-		return 1;
-	kiln_module *m = build(ctx, info, &inst);
+	const kiln_op_info *info;
+	kiln_array **a;
+	kiln_module *m = prepare(ctx, o, &inst, &info, &a);
 	if (!m)
 		return 1;
-	kiln_array **a = alloc_args(&inst, o->seed);
 	int rc = 0;
 	if (kiln_module_call(m, info->name, a, inst.nargs)) {
 		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
@@ -269,13 +278,11 @@ static int cmd_bench(kiln_ctx *ctx, const opts *o)
 	if (o->threads > 0)
 		kiln_set_num_threads(o->threads);
 	kiln_op_inst inst;
-	const kiln_op_info *info = declare(ctx, o, &inst);
-	if (!info)
-		return 1;
-	kiln_module *m = build(ctx, info, &inst);
+	const kiln_op_info *info;
+	kiln_array **a;
+	kiln_module *m = prepare(ctx, o, &inst, &info, &a);
 	if (!m)
 		return 1;
-	kiln_array **a = alloc_args(&inst, o->seed);
 	kiln_time_opts t = {.warmup = 3, .repeat = o->repeat > 0 ? o->repeat : 10, .min_repeat_ms = 50};
 	kiln_timing r;
 	int rc = kiln_module_time(m, info->name, a, inst.nargs, &t, &r);

@@ -532,6 +532,22 @@ static ir_stmt *scan_stores(ir_mutator *m, ir_stmt *s)
 
 static void set_attrs(cg *g, LLVMValueRef fn);
 
+/* An alloca in the current function's entry block, so a loop that reaches it
+ * many times reuses one slot (and mem2reg / SROA can promote it). */
+static LLVMValueRef entry_alloca(cg *g, LLVMTypeRef t, const char *name)
+{
+	LLVMBasicBlockRef cur = LLVMGetInsertBlock(g->b);
+	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
+	LLVMValueRef first = LLVMGetFirstInstruction(entry);
+	if (first)
+		LLVMPositionBuilderBefore(g->b, first);
+	else
+		LLVMPositionBuilderAtEnd(g->b, entry);
+	LLVMValueRef a = LLVMBuildAlloca(g->b, t, name);
+	LLVMPositionBuilderAtEnd(g->b, cur);
+	return a;
+}
+
 /*
  * A parallel loop: the body goes into its own function that runs a chunk
  * [begin, end) of iterations; the variables it uses from outside travel in a
@@ -555,16 +571,8 @@ static void emit_parallel(cg *g, const ir_stmt *s)
 		ftypes[i] = LLVMTypeOf(vals[i]);
 	}
 	LLVMTypeRef st = LLVMStructTypeInContext(g->c, ftypes, (unsigned)fv.n, 0);
-	/* the closure lives in the caller's entry block */
+	LLVMValueRef clo = entry_alloca(g, st, "closure");
 	LLVMBasicBlockRef cur = LLVMGetInsertBlock(g->b);
-	LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
-	LLVMValueRef first = LLVMGetFirstInstruction(entry);
-	if (first)
-		LLVMPositionBuilderBefore(g->b, first);
-	else
-		LLVMPositionBuilderAtEnd(g->b, entry);
-	LLVMValueRef clo = LLVMBuildAlloca(g->b, st, "closure");
-	LLVMPositionBuilderAtEnd(g->b, cur);
 	for (int i = 0; i < fv.n; i++)
 		LLVMBuildStore(g->b, vals[i], LLVMBuildStructGEP2(g->b, st, clo, (unsigned)i, ""));
 
@@ -643,17 +651,9 @@ static void emit_allocate(cg *g, const ir_stmt *s)
 	LLVMValueRef p;
 	bool heap = bytes > 256 * 1024;
 	if (!heap) {
-		/* small buffers live on the stack, allocated once in the entry block */
-		LLVMBasicBlockRef cur = LLVMGetInsertBlock(g->b);
-		LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
-		LLVMValueRef first = LLVMGetFirstInstruction(entry);
-		if (first)
-			LLVMPositionBuilderBefore(g->b, first);
-		else
-			LLVMPositionBuilderAtEnd(g->b, entry);
-		p = LLVMBuildAlloca(g->b, LLVMArrayType2(mem_type(g, buf->elem), (uint64_t)buf->size), buf->name);
+		/* small buffers live on the stack */
+		p = entry_alloca(g, LLVMArrayType2(mem_type(g, buf->elem), (uint64_t)buf->size), buf->name);
 		LLVMSetAlignment(p, 64);
-		LLVMPositionBuilderAtEnd(g->b, cur);
 	} else {
 		LLVMTypeRef ft = LLVMFunctionType(g->ptr, &g->i64, 1, 0);
 		LLVMValueRef f = LLVMGetNamedFunction(g->mod, "kiln_workspace_alloc");
