@@ -159,12 +159,20 @@ static int local_pair(sch_schedule *s, sch_stage *st, sch_stage **out, sch_stage
 	return 0;
 }
 
-static int64_t largest_divisor_at_most(int64_t n, int64_t cap)
+/*
+ * The columns of one register block: the whole row when it fits a vector,
+ * else the largest divisor of the row up to 16 lanes (no shifted tiles), or
+ * 16 with a shifted last tile when the row has no good divisor. Wider
+ * blocks of odd widths (28 lanes) made LLVM spill the accumulators.
+ */
+static int64_t vector_block(int64_t width)
 {
-	for (int64_t d = cap; d > 1; d--)
-		if (n % d == 0)
+	if (width <= VEC)
+		return width;
+	for (int64_t d = VEC; d >= 8; d--)
+		if (width % d == 0)
 			return d;
-	return 1;
+	return VEC;
 }
 
 static int schedule_matmul(sch_schedule *s, sch_stage *st)
@@ -189,10 +197,7 @@ static int schedule_conv(sch_schedule *s, sch_stage *st)
 		return rc < 0 ? -1 : 0;
 	int64_t K = out->outs[0]->shape[1], OW = out->outs[0]->shape[3];
 	int64_t kb = K % 8 == 0 ? 8 : K % 4 == 0 ? 4 : K < 8 ? K : 1;
-	int64_t vb = OW <= 16 ? OW : largest_divisor_at_most(OW, 16);
-	if (vb < 8)
-		vb = 16;
-	return schedule_tiled(out, red, kb > 1 ? 1 : -1, kb, vb, false);
+	return schedule_tiled(out, red, kb > 1 ? 1 : -1, kb, vector_block(OW), false);
 }
 
 static int schedule_spatial(sch_schedule *s, sch_stage *st)
@@ -201,11 +206,7 @@ static int schedule_spatial(sch_schedule *s, sch_stage *st)
 	int rc = local_pair(s, st, &out, &red);
 	if (rc)
 		return rc < 0 ? -1 : 0;
-	int64_t OW = out->outs[0]->shape[3];
-	int64_t vb = OW <= 32 ? OW : largest_divisor_at_most(OW, 32);
-	if (vb < 8)
-		vb = OW < 32 ? OW : 32;
-	return schedule_tiled(out, red, -1, 1, vb, false);
+	return schedule_tiled(out, red, -1, 1, vector_block(out->outs[0]->shape[3]), false);
 }
 
 static int schedule_pack(sch_stage *st)
