@@ -363,9 +363,10 @@ kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const
 	c->rc = kiln_reduce_axis(ctx, C / g, "rc");
 	c->r = kiln_reduce_axis(ctx, W->shape[2], "r");
 	c->s = kiln_reduce_axis(ctx, W->shape[3], "s");
-	/* measured on AVX-512, one core: the GEMM form gives 7x7 90-100 GFLOP/s
-	 * (direct: 55) and 56x56 81 (direct: 78); wider images run directly */
-	if (g == 1 && ow < 64)
+	/* measured on AVX-512, one core: below 32 columns the GEMM form wins (7x7:
+	 * 90-100 GFLOP/s, direct 55); from 32 up the direct form with two-vector
+	 * blocks wins (56x56: 96, GEMM 81-87) */
+	if (g == 1 && ow < 32)
 		return conv_as_gemm(ctx, c, oh, ow);
 	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){X->shape[0], K, oh, ow}, conv_body, c), TAG_CONV);
 }

@@ -197,7 +197,9 @@ static int schedule_conv(sch_schedule *s, sch_stage *st)
 		return rc < 0 ? -1 : 0;
 	int64_t K = out->outs[0]->shape[1], OW = out->outs[0]->shape[3];
 	int64_t kb = K % 8 == 0 ? 8 : K % 4 == 0 ? 4 : K < 8 ? K : 1;
-	return schedule_tiled(out, red, kb > 1 ? 1 : -1, kb, vector_block(OW), false);
+	/* two vectors per row block when the row has room: twice the FMAs per
+	 * weight broadcast (the last block shifts inwards) */
+	return schedule_tiled(out, red, kb > 1 ? 1 : -1, kb, OW >= 2 * VEC ? 2 * VEC : vector_block(OW), false);
 }
 
 static int schedule_spatial(sch_schedule *s, sch_stage *st)
