@@ -230,6 +230,32 @@ START_TEST(prim_bind)
 }
 END_TEST
 
+/* The LLVM IR code generation emits for a small kernel, up to the attributes
+ * (which name the host CPU), pinned; and the same kernel executed. */
+START_TEST(llvm_ir_text)
+{
+	fix f = chain(2, 16);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *c = kiln_stage_of(s, f.C);
+	kiln_compute_inline(kiln_stage_of(s, f.B));
+	ck_assert_int_eq(kiln_vectorize(c, kiln_stage_axis(c, 1)), 0);
+	kiln_func *fn = kiln_lower(s, "f", 2, (kiln_tensor *[]){f.A, f.C}, NULL);
+	ck_assert_ptr_nonnull(fn);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	ck_assert_int_eq(kiln_llvm_ir(f.ctx, 1, &fn, 0, m), 0);
+	fclose(m);
+	char *attrs = strstr(text, "attributes #0");
+	ck_assert_ptr_nonnull(attrs);
+	*attrs = 0;
+	expect_ir("llvm_ir", text, IR_LLVM);
+	free(text);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
 /* ---- misuse: a message, never an abort ---- */
 
 START_TEST(misuse)
@@ -372,6 +398,7 @@ Suite *schedule_suite(void)
 	tcase_add_test(tc, prim_caches);
 	tcase_add_test(tc, prim_rfactor);
 	tcase_add_test(tc, prim_bind);
+	tcase_add_test(tc, llvm_ir_text);
 	tcase_add_test(tc, misuse);
 	tcase_add_test(tc, misuse_lowering);
 	tcase_add_test(tc, misuse_calls);

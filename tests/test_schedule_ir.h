@@ -1,4 +1,4 @@
-/* test_schedule_ir.h — the exact IR each schedule primitive lowers to (pinned). */
+/* test_schedule_ir.h — the exact IR each schedule primitive lowers to, and the LLVM IR of one small kernel (pinned). */
 
 #define IR_SPLIT \
 	"func f(A: float32[6, 10], C: float32[6, 10]) {\n" \
@@ -156,3 +156,34 @@
 	"    }\n" \
 	"  }\n" \
 	"}\n"
+
+#define IR_LLVM \
+	"; ModuleID = 'kiln'\n" \
+	"source_filename = \"kiln\"\n" \
+	"\n" \
+	"; Function Attrs: nounwind\n" \
+	"define i32 @f(ptr noalias %A, ptr noalias %C) #0 {\n" \
+	"entry:\n" \
+	"  br label %loop\n" \
+	"\n" \
+	"loop:                                             ; preds = %body, %entry\n" \
+	"  %i = phi i64 [ 0, %entry ], [ %8, %body ]\n" \
+	"  %0 = icmp slt i64 %i, 2\n" \
+	"  br i1 %0, label %body, label %done\n" \
+	"\n" \
+	"body:                                             ; preds = %loop\n" \
+	"  %1 = mul i64 %i, 16\n" \
+	"  %2 = getelementptr float, ptr %A, i64 %1\n" \
+	"  %3 = load <16 x float>, ptr %2, align 4\n" \
+	"  %4 = fmul contract <16 x float> %3, <float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00, float 2.000000e+00>\n" \
+	"  %5 = fadd contract <16 x float> %4, <float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00, float 1.000000e+00>\n" \
+	"  %6 = mul i64 %i, 16\n" \
+	"  %7 = getelementptr float, ptr %C, i64 %6\n" \
+	"  store <16 x float> %5, ptr %7, align 4\n" \
+	"  %8 = add i64 %i, 1\n" \
+	"  br label %loop\n" \
+	"\n" \
+	"done:                                             ; preds = %loop\n" \
+	"  ret i32 0\n" \
+	"}\n" \
+	"\n"

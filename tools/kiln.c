@@ -22,6 +22,7 @@ typedef struct {
 	int threads, repeat;
 	uint64_t seed;
 	int help;
+	int llvm; /* lower: 1 = the LLVM IR as emitted, 2 = after O3 */
 } opts;
 
 static const char *usage_main =
@@ -61,6 +62,9 @@ static void cmd_usage(const char *cmd)
 	printf("options:\n%s", usage_common);
 	if (!strcmp(cmd, "build"))
 		printf("  -o FILE           where to write the library (required)\n");
+	if (!strcmp(cmd, "lower"))
+		printf("  --llvm            print the LLVM IR code generation emits instead\n"
+		       "  --llvm-opt        print the LLVM IR after the O3 pipeline\n");
 	if (!strcmp(cmd, "run"))
 		printf("  --seed N          seed of the random inputs (default 1)\n");
 	if (!strcmp(cmd, "bench"))
@@ -77,6 +81,10 @@ static int parse(int argc, char **argv, opts *o)
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			o->help = 1;
 			return 0;
+		}
+		if (!strcmp(a, "--llvm") || !strcmp(a, "--llvm-opt")) {
+			o->llvm = a[6] ? 2 : 1;
+			continue;
 		}
 		if (a[0] != '-') {
 			if (o->op) {
@@ -331,7 +339,12 @@ int main(int argc, char **argv)
 		kiln_op_inst inst;
 		const kiln_op_info *info = declare(ctx, &o, &inst);
 		if (info && !strcmp(cmd, "lower")) {
-			rc = lower(ctx, info, &inst, stdout) ? 0 : 1;
+			kiln_func *f = lower(ctx, info, &inst, o.llvm ? NULL : stdout);
+			rc = f ? 0 : 1;
+			if (f && o.llvm && kiln_llvm_ir(ctx, 1, &f, o.llvm == 2, stdout)) {
+				fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+				rc = 1;
+			}
 		} else if (info) {
 			kiln_module *m = NULL;
 			if (!o.out)

@@ -67,15 +67,15 @@ static void jit_free(void *p)
 	free(o);
 }
 
-/* Optimizes mod and emits an object into memory. */
-static int compile(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod, uint8_t **obj, size_t *size, char **ir)
+/* A target machine for t, with mod set to its triple and data layout. */
+static LLVMTargetMachineRef target_machine(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod)
 {
 	char *msg = NULL;
 	LLVMTargetRef target;
 	if (LLVMGetTargetFromTriple(t->triple, &target, &msg)) {
 		ir_error(ctx, "llvm: no target for %s: %s", t->triple, msg);
 		LLVMDisposeMessage(msg);
-		return -1;
+		return NULL;
 	}
 	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->features,
 	                                                  LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelDefault);
@@ -83,15 +83,30 @@ static int compile(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod, uint8_t
 	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
 	LLVMSetModuleDataLayout(mod, td);
 	LLVMDisposeTargetData(td);
+	return tm;
+}
+
+static int optimize(kiln_ctx *ctx, LLVMTargetMachineRef tm, LLVMModuleRef mod)
+{
 	LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
 	LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
 	LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
 	LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
 	LLVMErrorRef err = LLVMRunPasses(mod, "default<O3>", tm, opts);
 	LLVMDisposePassBuilderOptions(opts);
-	if (err) {
+	return err ? llvm_err(ctx, "llvm: optimization failed", err) : 0;
+}
+
+/* Optimizes mod and emits an object into memory. */
+static int compile(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod, uint8_t **obj, size_t *size, char **ir)
+{
+	char *msg = NULL;
+	LLVMTargetMachineRef tm = target_machine(ctx, t, mod);
+	if (!tm)
+		return -1;
+	if (optimize(ctx, tm, mod)) {
 		LLVMDisposeTargetMachine(tm);
-		return llvm_err(ctx, "llvm: optimization failed", err);
+		return -1;
 	}
 	*ir = LLVMPrintModuleToString(mod);
 	LLVMMemoryBufferRef buf;
@@ -186,6 +201,32 @@ kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const
 		return NULL;
 	}
 	return m;
+}
+
+int kiln_llvm_ir(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, int opt, FILE *out)
+{
+	for (int i = 0; i < nfunc; i++)
+		if (!funcs[i])
+			return ir_error(ctx, "llvm_ir: function %d is NULL (did lowering fail?)", i);
+	cg_target t;
+	cg_host_target(&t);
+	LLVMContextRef c = LLVMContextCreate();
+	LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("kiln", c);
+	int rc = cg_llvm_emit(ctx, c, mod, &t, nfunc, funcs);
+	if (!rc && opt) {
+		LLVMTargetMachineRef tm = target_machine(ctx, &t, mod);
+		rc = tm ? optimize(ctx, tm, mod) : -1;
+		if (tm)
+			LLVMDisposeTargetMachine(tm);
+	}
+	if (!rc) {
+		char *text = LLVMPrintModuleToString(mod);
+		fputs(text, out);
+		LLVMDisposeMessage(text);
+	}
+	LLVMDisposeModule(mod);
+	LLVMContextDispose(c);
+	return rc;
 }
 
 kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,

@@ -37,8 +37,14 @@ kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, 
  * function by its C signature, or load it with kiln_module_load.
  */
 int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path);
-/* Writes the generated LLVM IR (after optimization) of the last build. */
+/* Writes the LLVM IR a build of this module produced (after optimization). */
 int kiln_module_llvm_ir(const kiln_module *m, FILE *out);
+/*
+ * Writes the LLVM IR of functions for the llvm target without building a
+ * module: as code generation emits it (optimize = 0) or after the O3
+ * pipeline (optimize = 1).
+ */
+int kiln_llvm_ir(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, int optimize, FILE *out);
 
 #ifdef __cplusplus
 }
