@@ -403,6 +403,59 @@ static int check_args(sch_schedule *s, int nargs, ir_tensor *const *args)
 	return 0;
 }
 
+typedef struct {
+	kiln_ctx *ctx;
+	ir_env *env;
+	const char *stage;
+	int err;
+} read_check;
+
+static bool check_read(const ir_expr *e, void *user)
+{
+	read_check *rc = user;
+	if (e->kind != IR_READ || rc->err)
+		return !rc->err;
+	ir_tensor *t = e->read.t;
+	for (int d = 0; d < t->ndim; d++) {
+		ir_range r = ir_const_bounds(rc->env, ir_simplify_expr(rc->ctx, rc->env, e->read.idx[d]));
+		bool lo_bad = r.lo != INT64_MIN && r.lo < 0, hi_bad = r.hi != INT64_MAX && r.hi >= t->shape[d];
+		if (lo_bad || hi_bad) {
+			char *ix = ir_expr_to_str(rc->ctx, e->read.idx[d]);
+			rc->err = ir_error(rc->ctx, "lower: '%s' reads %s out of bounds: index %d (%s) ranges over [%lld, %lld] "
+			                            "but '%s' has extent %lld there",
+			                   rc->stage, t->name, d, ix, (long long)r.lo, (long long)r.hi, t->name,
+			                   (long long)t->shape[d]);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Refuses declarations whose reads are provably outside a tensor (shapes are
+ * static, so most index ranges are known); indices beyond interval
+ * arithmetic (data-dependent ones) are left to the user.
+ */
+static int check_reads(sch_schedule *s)
+{
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *st = s->stages[i];
+		ir_env env = {0};
+		for (int d = 0; d < st->op->naxis; d++)
+			ir_env_push(&env, st->op->axis[d]->var, 0, st->op->axis[d]->extent - 1);
+		for (int r = 0; r < st->op->nreduce; r++)
+			ir_env_push(&env, st->op->reduce[r]->var, st->op->reduce[r]->min,
+			            st->op->reduce[r]->min + st->op->reduce[r]->extent - 1);
+		read_check rc = {s->ctx, &env, st->op->name, 0};
+		for (int k = 0; k < st->op->nout && !rc.err; k++)
+			ir_visit_expr(st->op->body[k], check_read, &rc);
+		ir_env_free(&env);
+		if (rc.err)
+			return -1;
+	}
+	return 0;
+}
+
 static void trace_pass(FILE *trace, const char *pass, const ir_stmt *s)
 {
 	if (!trace)
@@ -416,7 +469,7 @@ kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor
 	if (!s)
 		return NULL;
 	kiln_ctx *ctx = s->ctx;
-	if (check_args(s, nargs, args))
+	if (check_args(s, nargs, args) || check_reads(s))
 		return NULL;
 	ir_func *f = ir_alloc(ctx, sizeof *f);
 	f->name = ir_strdup(ctx, name);

@@ -317,8 +317,23 @@ START_TEST(misuse)
 }
 END_TEST
 
+static kiln_expr *shifted_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	fix *f = user;
+	return KILN_READ(ctx, f->A, idx[0], kiln_add(ctx, idx[1], kiln_int(ctx, 1)));
+}
+
 START_TEST(misuse_lowering)
 {
+	/* a read past the end of a tensor is refused, not compiled */
+	{
+		fix f = chain(4, 6);
+		kiln_tensor *S = kiln_compute(f.ctx, "S", 2, (int64_t[]){4, 6}, shifted_body, &f);
+		kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &S);
+		tu_expect_error(f.ctx, kiln_lower(s, "f", 2, (kiln_tensor *[]){f.A, S}, NULL) == NULL,
+		                "lower: 'S' reads A out of bounds: index 1 (j + 1) ranges over [1, 6] but 'A' has extent 6 there");
+		kiln_ctx_free(f.ctx);
+	}
 	/* vectorize of a loop too long to be one vector */
 	fix f = chain(2, 200);
 	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
