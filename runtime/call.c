@@ -52,9 +52,17 @@ static int check_args(const rt_function *f, kiln_array **args, int nargs)
 			return rt_error("argument %d (%s) of %s lives on another device; CPU code needs a CPU array", i,
 			                ai->name, f->name);
 	}
-	if (!f->fn)
-		return rt_error("%s has no CPU code in this module", f->name);
+	if (!f->fn && !f->nlaunch)
+		return rt_error("%s has no code in this module", f->name);
 	return 0;
+}
+
+/* Runs f on m's device; ms receives the kernels' own time (device functions). */
+static int invoke_device(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
+{
+	if (!strcmp(m->target, "opencl"))
+		return rt_opencl_run(m, f, args, ms);
+	return rt_error("%s: this runtime cannot run target '%s'", f->name, m->target);
 }
 
 static int invoke(const rt_function *f, kiln_array **args)
@@ -92,13 +100,52 @@ int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int narg
 		return rt_error("%s has more than %d arguments", fn, MAX_FFI_ARGS);
 	if (check_args(f, args, nargs))
 		return -1;
-	return invoke(f, args);
+	return f->nlaunch ? invoke_device(m, f, args, NULL) : invoke(f, args);
 }
 
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
+}
+
+static void summarize(kiln_timing *out, int repeat);
+
+/*
+ * A device function is timed by the device's own clock: each sample is the
+ * kernels' time averaged over `number` calls, without the transfers.
+ */
+static int time_device(kiln_module *m, rt_function *f, kiln_array **args, const kiln_time_opts *o, kiln_timing *out)
+{
+	double ms;
+	for (int i = 0; i < o->warmup; i++)
+		if (invoke_device(m, f, args, &ms))
+			return -1;
+	int number = o->number > 0 ? o->number : 1;
+	if (o->number <= 0 && o->min_repeat_ms > 0) {
+		if (invoke_device(m, f, args, &ms))
+			return -1;
+		number = ms > 0 ? (int)(o->min_repeat_ms / ms) + 1 : 1;
+		if (number > 1000)
+			number = 1000;
+	}
+	out->samples_ms = malloc(sizeof(double) * o->repeat);
+	if (!out->samples_ms)
+		return rt_error("out of memory");
+	for (int r = 0; r < o->repeat; r++) {
+		double sum = 0;
+		for (int i = 0; i < number; i++) {
+			if (invoke_device(m, f, args, &ms)) {
+				kiln_timing_free(out);
+				return -1;
+			}
+			sum += ms;
+		}
+		out->samples_ms[r] = sum / number;
+	}
+	out->number = number;
+	summarize(out, o->repeat);
+	return 0;
 }
 
 int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int nargs, const kiln_time_opts *opts,
@@ -115,6 +162,8 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 	if (kiln_module_call(m, fn, args, nargs)) /* checks everything once */
 		return -1;
 	rt_function *f = rt_module_find(m, fn);
+	if (f->nlaunch)
+		return time_device(m, f, args, &o, out);
 	for (int i = 0; i < o.warmup; i++)
 		if (invoke(f, args))
 			return -1;
@@ -145,19 +194,24 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 			}
 		out->samples_ms[r] = (rt_now_ms() - t0) / number;
 	}
-	out->nsamples = o.repeat;
 	out->number = number;
-	double *sorted = malloc(sizeof(double) * o.repeat);
-	memcpy(sorted, out->samples_ms, sizeof(double) * o.repeat);
-	qsort(sorted, (size_t)o.repeat, sizeof(double), cmp_double);
-	out->median_ms = o.repeat % 2 ? sorted[o.repeat / 2] : (sorted[o.repeat / 2 - 1] + sorted[o.repeat / 2]) / 2;
+	summarize(out, o.repeat);
+	return 0;
+}
+
+static void summarize(kiln_timing *out, int repeat)
+{
+	out->nsamples = repeat;
+	double *sorted = malloc(sizeof(double) * repeat);
+	memcpy(sorted, out->samples_ms, sizeof(double) * repeat);
+	qsort(sorted, (size_t)repeat, sizeof(double), cmp_double);
+	out->median_ms = repeat % 2 ? sorted[repeat / 2] : (sorted[repeat / 2 - 1] + sorted[repeat / 2]) / 2;
 	out->min_ms = sorted[0];
 	double sum = 0;
-	for (int r = 0; r < o.repeat; r++)
+	for (int r = 0; r < repeat; r++)
 		sum += sorted[r];
-	out->mean_ms = sum / o.repeat;
+	out->mean_ms = sum / repeat;
 	free(sorted);
-	return 0;
 }
 
 void kiln_timing_free(kiln_timing *t)

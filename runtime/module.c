@@ -4,7 +4,9 @@
  *   "KILNMOD\1"  u32 version
  *   str target
  *   u32 nfunc  { str name, u32 nargs { str name, u8 code, u8 bits, u16 lanes,
- *                                      u8 ndim, i64 shape[ndim], u8 is_output } }
+ *                                      u8 ndim, i64 shape[ndim], u8 is_output }
+ *                u32 nlaunch { str kernel, u32 grid[3], u32 block[3], u32 nargs, i32 args[nargs] }
+ *                u32 ntemp { u64 bytes } }
  *   u32 nblob  { str name, u64 size, bytes }
  *
  * Integers are little-endian; str is u32 length + bytes. An exported shared
@@ -23,7 +25,7 @@
 #include "rt.h"
 
 #define MAGIC "KILNMOD\1"
-#define VERSION 1u
+#define VERSION 2u
 #define MAX_FUNCS 4096
 #define MAX_ARGS 256
 
@@ -44,6 +46,7 @@ int rt_module_add_function(kiln_module *m, const char *name, int nargs, const ki
 		return rt_error("out of memory");
 	m->funcs = nf;
 	rt_function *f = &m->funcs[m->nfunc];
+	memset(f, 0, sizeof *f);
 	f->name = strdup(name);
 	f->nargs = nargs;
 	f->args = calloc(nargs ? nargs : 1, sizeof *f->args);
@@ -52,6 +55,21 @@ int rt_module_add_function(kiln_module *m, const char *name, int nargs, const ki
 	memcpy(f->args, args, sizeof *args * nargs);
 	f->fn = fn;
 	m->nfunc++;
+	return 0;
+}
+
+int rt_function_set_launches(rt_function *f, int nlaunch, const rt_launch *l, int ntemp, const uint64_t *temp_bytes)
+{
+	f->launches = calloc(nlaunch ? nlaunch : 1, sizeof *l);
+	f->temp_bytes = calloc(ntemp ? ntemp : 1, sizeof *temp_bytes);
+	if (!f->launches || !f->temp_bytes)
+		return rt_error("out of memory");
+	if (nlaunch)
+		memcpy(f->launches, l, sizeof *l * nlaunch);
+	if (ntemp)
+		memcpy(f->temp_bytes, temp_bytes, sizeof *temp_bytes * ntemp);
+	f->nlaunch = nlaunch;
+	f->ntemp = ntemp;
 	return 0;
 }
 
@@ -93,8 +111,12 @@ void kiln_module_free(kiln_module *m)
 	if (!m)
 		return;
 	for (int i = 0; i < m->nfunc; i++) {
+		if (m->funcs[i].dev && m->dev_free)
+			m->dev_free(&m->funcs[i]);
 		free(m->funcs[i].name);
 		free(m->funcs[i].args);
+		free(m->funcs[i].launches);
+		free(m->funcs[i].temp_bytes);
 	}
 	free(m->funcs);
 	for (int i = 0; i < m->nblob; i++) {
@@ -199,6 +221,21 @@ static int serialize(const kiln_module *m, bool blobs, uint8_t **out, size_t *si
 				put_u64(&w, (uint64_t)ai->shape[d]);
 			put_u8(&w, (uint8_t)ai->is_output);
 		}
+		put_u32(&w, (uint32_t)f->nlaunch);
+		for (int l = 0; l < f->nlaunch; l++) {
+			rt_launch *la = &f->launches[l];
+			put_str(&w, la->kernel);
+			for (int d = 0; d < 3; d++)
+				put_u32(&w, la->grid[d]);
+			for (int d = 0; d < 3; d++)
+				put_u32(&w, la->block[d]);
+			put_u32(&w, (uint32_t)la->nargs);
+			for (int a = 0; a < la->nargs; a++)
+				put_u32(&w, (uint32_t)la->args[a]);
+		}
+		put_u32(&w, (uint32_t)f->ntemp);
+		for (int t = 0; t < f->ntemp; t++)
+			put_u64(&w, f->temp_bytes[t]);
 	}
 	put_u32(&w, blobs ? (uint32_t)m->nblob : 0);
 	for (int i = 0; blobs && i < m->nblob; i++) {
@@ -291,6 +328,44 @@ static int bad(rbuf *r, const char *fmt, unsigned long long v)
 	return rt_error("%s: %s (offset %zu)", r->what, msg, r->off);
 }
 
+/* The launches of one function; every argument index must name an argument or a temporary. */
+static int parse_launches(rbuf *r, rt_function *f)
+{
+	uint64_t nl = get_uint(r, 4, "launch count");
+	if (!r->err && nl > 4096)
+		return bad(r, "%llu launches (at most 4096)", nl);
+	rt_launch *ls = calloc(nl ? nl : 1, sizeof *ls);
+	for (uint64_t l = 0; l < nl && !r->err; l++) {
+		get_str(r, ls[l].kernel, sizeof ls[l].kernel, "kernel name");
+		for (int d = 0; d < 3; d++)
+			ls[l].grid[d] = (uint32_t)get_uint(r, 4, "grid");
+		for (int d = 0; d < 3; d++)
+			ls[l].block[d] = (uint32_t)get_uint(r, 4, "block");
+		uint64_t na = get_uint(r, 4, "launch argument count");
+		if (!r->err && na > RT_MAX_LAUNCH_ARGS) {
+			bad(r, "a launch with %llu arguments (at most 64)", na);
+			break;
+		}
+		ls[l].nargs = (int)na;
+		for (uint64_t a = 0; a < na && !r->err; a++)
+			ls[l].args[a] = (int32_t)(uint32_t)get_uint(r, 4, "launch argument");
+	}
+	uint64_t nt = r->err ? 0 : get_uint(r, 4, "temporary count");
+	if (!r->err && nt > 4096)
+		bad(r, "%llu temporaries (at most 4096)", nt);
+	uint64_t *tb = calloc(nt && !r->err ? nt : 1, sizeof *tb);
+	for (uint64_t t = 0; t < nt && !r->err; t++)
+		tb[t] = get_uint(r, 8, "temporary size");
+	for (uint64_t l = 0; l < nl && !r->err; l++)
+		for (int a = 0; a < ls[l].nargs; a++)
+			if (ls[l].args[a] >= f->nargs || (ls[l].args[a] < 0 && -1 - ls[l].args[a] >= (int64_t)nt))
+				bad(r, "launch argument %lld names no argument or temporary", (unsigned long long)ls[l].args[a]);
+	int rc = r->err ? -1 : rt_function_set_launches(f, (int)nl, ls, (int)nt, tb);
+	free(ls);
+	free(tb);
+	return rc;
+}
+
 kiln_module *rt_module_parse(const uint8_t *data, size_t size, const char *what)
 {
 	rbuf r = {data, size, 0, what, 0};
@@ -339,6 +414,8 @@ kiln_module *rt_module_parse(const uint8_t *data, size_t size, const char *what)
 		if (!r.err && rt_module_add_function(m, name, (int)nargs, args, NULL))
 			r.err = 1;
 		free(args);
+		if (!r.err && parse_launches(&r, &m->funcs[m->nfunc - 1]))
+			r.err = 1;
 	}
 	uint64_t nblob = get_uint(&r, 4, "blob count");
 	if (!r.err && nblob > 1024)

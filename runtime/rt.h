@@ -9,12 +9,26 @@
 /* Sets this thread's runtime error and returns -1. */
 int rt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* One function of a module. */
+/* One kernel launch of a device function. */
+#define RT_MAX_LAUNCH_ARGS 64
+typedef struct {
+	char kernel[64];          /* entry point in the module's source */
+	uint32_t grid[3], block[3];
+	int nargs;
+	int32_t args[RT_MAX_LAUNCH_ARGS]; /* >= 0: the function's argument; < 0: temporary -1-k */
+} rt_launch;
+
+/* One function of a module: a CPU entry point, or a list of kernel launches. */
 typedef struct {
 	char *name;
 	int nargs;
 	kiln_arg_info *args;
-	void *fn; /* CPU entry point once resolved */
+	void *fn;                 /* CPU entry point once resolved */
+	int nlaunch;
+	rt_launch *launches;
+	int ntemp;
+	uint64_t *temp_bytes;     /* device intermediates the launches share */
+	void *dev;                /* the device layer's per-function state */
 } rt_function;
 
 /* A named blob: object code, kernel source, ... */
@@ -33,7 +47,17 @@ struct kiln_module {
 	void *dl;                   /* dlopen handle of an exported library */
 	void *owner;                /* e.g. the JIT that holds the code */
 	void (*owner_free)(void *owner);
+	void (*dev_free)(rt_function *f); /* releases f->dev */
 };
+
+/* Adds the launches and temporaries of a device function. */
+int rt_function_set_launches(rt_function *f, int nlaunch, const rt_launch *l, int ntemp, const uint64_t *temp_bytes);
+
+/*
+ * Runs a device function: uploads the inputs, launches every kernel, reads
+ * the outputs back. With kernel_ms, the kernels' device time is returned.
+ */
+int rt_opencl_run(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms);
 
 /* Serializes the module container (metadata + blobs); malloc'ed bytes. */
 int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size);

@@ -139,6 +139,44 @@ static void region_from(sch_stage *p, sch_stage *c, int first_free, ir_expr **lo
 	}
 }
 
+/*
+ * A shared buffer serves every thread of a block: its region is the union
+ * over the thread indices, so loops bound to threadIdx become free variables
+ * ranging over their extents (consumers' bounds are already inferred).
+ */
+static void relax_threads(sch_schedule *s, int ndim, ir_expr **lo, ir_expr **hi, bool *ok)
+{
+	kiln_ctx *ctx = s->ctx;
+	const ir_expr *fv[64];
+	int64_t flo[64], fhi[64];
+	int nf = 0;
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *st = s->stages[i];
+		if (!st->dext || st->attach == ATTACH_INLINE)
+			continue;
+		sch_nest nest;
+		sch_make_nest(st, root_extents(st), &nest);
+		for (int l = 0; l < st->nleaf && nf < 64; l++) {
+			sch_ann a = sch_annotation(st, st->leaf[l]);
+			if (a.kind == IR_FOR_THREAD && a.thread >= KILN_THREAD_X) {
+				fv[nf] = st->leaf[l]->var;
+				flo[nf] = 0;
+				fhi[nf++] = nest.leaf_ext[l] - 1;
+			}
+		}
+	}
+	sch_free fr = {nf, fv, flo, fhi};
+	for (int d = 0; d < ndim; d++) {
+		if (!ok[d] || !lo[d])
+			continue;
+		sch_ival a = sch_bound(ctx, ir_simplify_expr(ctx, NULL, lo[d]), &fr);
+		sch_ival b = sch_bound(ctx, ir_simplify_expr(ctx, NULL, hi[d]), &fr);
+		ok[d] = a.lo && b.hi;
+		lo[d] = a.lo;
+		hi[d] = b.hi;
+	}
+}
+
 /* Stages attached at the same loop as p that read it (they run after p there). */
 static bool shares_attach(const sch_stage *o, const sch_stage *p)
 {
@@ -163,6 +201,8 @@ static int infer_attached(sch_stage *p)
 	for (int i = 0; i < p->s->nstage; i++)
 		if (shares_attach(p->s->stages[i], p) && stage_reads(p->s->stages[i], p))
 			region_from(p, p->s->stages[i], 0, lo, hi, ok);
+	if (p->scope == KILN_SCOPE_SHARED)
+		relax_threads(p->s, t->ndim, lo, hi, ok);
 	for (int d = 0; d < t->ndim; d++) {
 		int64_t ext = 0;
 		bool good = ok[d] && lo[d];

@@ -187,8 +187,11 @@ static int do_split(kiln_stage *st, kiln_iter *it, int64_t factor, bool nparts, 
 	if (factor <= 0)
 		return ir_error(ctx, "%s: %s %lld of axis '%s' must be positive", prim, nparts ? "nparts" : "factor",
 		                (long long)factor, iname(it));
-	ir_iter *o = ir_iter_new(ctx, ir_fmt(ctx, "%s.outer", iname(it)), 0, 0, it->reduce);
-	ir_iter *i = ir_iter_new(ctx, ir_fmt(ctx, "%s.inner", iname(it)), 0, 0, it->reduce);
+	/* nominal extents, from the full domain, for heuristics and users; lowering
+	 * derives the real ones from each stage's inferred region */
+	int64_t e = it->extent, other = (e + factor - 1) / factor;
+	ir_iter *o = ir_iter_new(ctx, ir_fmt(ctx, "%s.outer", iname(it)), 0, nparts ? factor : other, it->reduce);
+	ir_iter *i = ir_iter_new(ctx, ir_fmt(ctx, "%s.inner", iname(it)), 0, nparts ? other : factor, it->reduce);
 	GROW(st->rel, st->nrel, st->relcap, ctx);
 	st->rel[st->nrel++] = (sch_rel){REL_SPLIT, it, o, i, NULL, factor, nparts};
 	GROW(st->leaf, st->nleaf, st->leafcap, ctx);
@@ -227,7 +230,8 @@ int kiln_fuse(kiln_stage *st, kiln_iter *outer, kiln_iter *inner, kiln_iter **fu
 	if (outer->reduce != inner->reduce)
 		return ir_error(ctx, "fuse: cannot fuse a reduction axis with a data-parallel axis ('%s', '%s')",
 		                iname(outer), iname(inner));
-	ir_iter *f = ir_iter_new(ctx, ir_fmt(ctx, "%s.%s.fused", iname(outer), iname(inner)), 0, 0, outer->reduce);
+	ir_iter *f = ir_iter_new(ctx, ir_fmt(ctx, "%s.%s.fused", iname(outer), iname(inner)), 0,
+	                         outer->extent * inner->extent, outer->reduce);
 	GROW(st->rel, st->nrel, st->relcap, ctx);
 	st->rel[st->nrel++] = (sch_rel){REL_FUSE, NULL, outer, inner, f, 0, false};
 	st->leaf[po] = f;

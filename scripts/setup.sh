@@ -10,7 +10,8 @@ if [ "$(id -u)" = 0 ]; then
 	apt install -y -qq --no-install-recommends \
 		build-essential pkg-config meson ninja-build \
 		llvm-19-dev lld-19 libffi-dev check libsubunit-dev \
-		libopenblas-dev valgrind >/dev/null
+		libopenblas-dev valgrind \
+		pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo >/dev/null
 else
 	echo "setup.sh: not root, skipping apt (dependencies must already be installed)" >&2
 fi

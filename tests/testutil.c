@@ -42,12 +42,18 @@ static double get(const kiln_array *a, int64_t i)
 
 double tu_check(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed)
 {
+	return tu_check_target(ctx, s, nargs, args, seed, "llvm");
+}
+
+double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed,
+                       const char *target)
+{
 	kiln_func *f = kiln_lower(s, "fn", nargs, args, NULL);
 	if (!f) {
 		fprintf(stderr, "lower failed: %s\n", kiln_error(ctx));
 		return -1;
 	}
-	kiln_module *m = kiln_build(ctx, 1, &f, "llvm");
+	kiln_module *m = kiln_build(ctx, 1, &f, target);
 	if (!m) {
 		fprintf(stderr, "build failed: %s\n", kiln_error(ctx));
 		return -1;

@@ -17,6 +17,9 @@ void tu_tolerance(kiln_dtype t, double *atol, double *rtol);
  * (with a message printed) on any failure.
  */
 double tu_check(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed);
+/* The same for another target ("opencl"). */
+double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed,
+                       const char *target);
 /* Asserts that a step failed with a message containing `needle`. */
 #define tu_expect_error(ctx, rc_is_error, needle)                                                                  \
 	do {                                                                                                             \

@@ -30,6 +30,8 @@ int cg_llvm_emit(kiln_ctx *ctx, LLVMContextRef c, LLVMModuleRef mod, const cg_ta
                  kiln_func *const *funcs);
 /* Adds the module container bytes as the symbols an exported library carries. */
 void cg_llvm_embed_blob(LLVMContextRef c, LLVMModuleRef mod, const uint8_t *data, size_t size);
+/* Compiles functions for this CPU: a module callable at once and exportable. */
+kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target);
 /* Argument metadata of a lowered function. */
 void cg_arg_infos(const kiln_func *f, kiln_arg_info *out);
 

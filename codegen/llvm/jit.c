@@ -150,15 +150,8 @@ static int jit_load(kiln_ctx *ctx, jit_owner *o, kiln_module *m, const uint8_t *
 	return 0;
 }
 
-kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target)
+kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target)
 {
-	if (!target || strcmp(target, "llvm") != 0)
-		return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm)", target ? target : "(null)"), NULL;
-	if (nfunc < 1)
-		return ir_error(ctx, "build: no functions"), NULL;
-	for (int i = 0; i < nfunc; i++)
-		if (!funcs[i])
-			return ir_error(ctx, "build: function %d is NULL (did lowering fail?)", i), NULL;
 	cg_target t;
 	cg_host_target(&t);
 	kiln_module *m = rt_module_new(target);
@@ -227,15 +220,6 @@ int kiln_llvm_ir(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, int opt, FIL
 	LLVMDisposeModule(mod);
 	LLVMContextDispose(c);
 	return rc;
-}
-
-kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,
-                                 const char *target)
-{
-	if (!s)
-		return NULL;
-	kiln_func *f = kiln_lower(s, name, nargs, args, NULL);
-	return f ? kiln_build(s->ctx, 1, &f, target) : NULL;
 }
 
 int kiln_module_llvm_ir(const kiln_module *m, FILE *out)

@@ -24,10 +24,13 @@ kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor
 void kiln_func_print(const kiln_func *f, FILE *out);
 
 /*
- * Compiles lowered functions for a target ("llvm" = this CPU) into a
- * module that can be called at once (JIT) and exported. NULL on failure.
+ * Compiles lowered functions for a target into a module that can be called
+ * at once: "llvm" (this CPU, JIT; exportable) or "opencl" (kernels run on
+ * the OpenCL device the runtime selects). NULL on failure.
  */
 kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target);
+/* Writes the kernel source a GPU-style target ("opencl") generates for funcs. */
+int kiln_device_source(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target, FILE *out);
 /* Lowers and builds one function in one step. */
 kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,
                                  const char *target);

@@ -72,6 +72,11 @@ kiln_tensor *kiln_op_concat(kiln_ctx *ctx, int n, kiln_tensor *const *xs, int ax
  * on the outer axis. Walks every stage the outputs depend on.
  */
 kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+/* The default schedule for GPU-style targets (opencl): every stage a kernel,
+ * threads bound to output elements. */
+kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+/* The default schedule for a target name ("llvm", "opencl"). */
+kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs);
 
 /* ---- the registry: operators by name, for tools and tests ---- */
 

@@ -1,0 +1,142 @@
+/*
+ * build.c — kiln_build: one entry point, a target per folder. The CPU goes
+ * through LLVM (codegen/llvm); GPU-style targets are split into kernels
+ * (schedule/device.c), printed by their language's hooks of the C-like
+ * printer, and described to the runtime as launches.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/c_like.h"
+#include "codegen/llvm/codegen.h"
+#include "codegen/opencl/opencl.h"
+#include "schedule/schedule.h"
+
+/* A GPU-style target: its language and what its devices can launch. */
+typedef struct {
+	const char *name;
+	const cg_lang *lang;
+	const char *blob; /* the blob the runtime reads the source from */
+	ir_device_limits limits;
+} device_target;
+
+static const device_target device_targets[] = {
+	{"opencl", &cg_opencl, "opencl-src", {1024, 48 * 1024, 0x7fffffff}},
+};
+
+/* Where each kernel parameter comes from: an argument of f, or temporary -1-k. */
+static int bind_params(kiln_ctx *ctx, const ir_device_func *d, const ir_kernel *k, rt_launch *l)
+{
+	const kiln_func *f = d->func;
+	if (k->nparam > RT_MAX_LAUNCH_ARGS)
+		return ir_error(ctx, "build: kernel '%s' takes %d buffers (at most %d)", k->name, k->nparam, RT_MAX_LAUNCH_ARGS);
+	l->nargs = k->nparam;
+	for (int p = 0; p < k->nparam; p++) {
+		int found = 0;
+		for (int a = 0; a < f->nargs && !found; a++)
+			if (f->args[a] == k->params[p]) {
+				l->args[p] = a;
+				found = 1;
+			}
+		for (int t = 0; t < d->ntemp && !found; t++)
+			if (d->temps[t] == k->params[p]) {
+				l->args[p] = -1 - t;
+				found = 1;
+			}
+		ir_assert(found);
+	}
+	return 0;
+}
+
+static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const device_target *t)
+{
+	ir_device_func **ds = ir_alloc(ctx, sizeof(ir_device_func *) * nfunc);
+	for (int i = 0; i < nfunc; i++)
+		if (!(ds[i] = ir_split_device(ctx, funcs[i], &t->limits)))
+			return NULL;
+	char *src = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&src, &len);
+	int rc = 0;
+	for (int i = 0; i < nfunc && !rc; i++)
+		rc = cg_print_kernels(ctx, t->lang, ds[i], f, i == 0);
+	fclose(f);
+	kiln_module *m = rc ? NULL : rt_module_new(t->name);
+	for (int i = 0; m && i < nfunc; i++) {
+		kiln_arg_info args[64];
+		ir_device_func *d = ds[i];
+		if (funcs[i]->nargs > 64 || rt_module_add_function(m, funcs[i]->name, funcs[i]->nargs, args, NULL)) {
+			ir_error(ctx, "build: %s", funcs[i]->nargs > 64 ? "more than 64 arguments" : kiln_rt_last_error());
+			kiln_module_free(m);
+			m = NULL;
+			break;
+		}
+		cg_arg_infos(funcs[i], m->funcs[m->nfunc - 1].args);
+		rt_launch *ls = calloc((size_t)d->nkernel, sizeof *ls);
+		uint64_t *tb = calloc((size_t)(d->ntemp ? d->ntemp : 1), sizeof *tb);
+		for (int k = 0; k < d->nkernel && !rc; k++) {
+			const ir_kernel *kn = &d->kernels[k];
+			snprintf(ls[k].kernel, sizeof ls[k].kernel, "%s", kn->name);
+			for (int x = 0; x < 3; x++) {
+				ls[k].grid[x] = (uint32_t)kn->grid[x];
+				ls[k].block[x] = (uint32_t)kn->block[x];
+			}
+			rc = bind_params(ctx, d, kn, &ls[k]);
+		}
+		for (int k = 0; k < d->ntemp; k++)
+			tb[k] = (uint64_t)d->temps[k]->size * kiln_dtype_bytes(d->temps[k]->elem);
+		if (!rc)
+			rc = rt_function_set_launches(&m->funcs[m->nfunc - 1], d->nkernel, ls, d->ntemp, tb);
+		free(ls);
+		free(tb);
+		if (rc) {
+			kiln_module_free(m);
+			m = NULL;
+		}
+	}
+	if (m && rt_module_add_blob(m, t->blob, src, len)) {
+		ir_error(ctx, "build: %s", kiln_rt_last_error());
+		kiln_module_free(m);
+		m = NULL;
+	}
+	free(src);
+	return m;
+}
+
+kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target)
+{
+	if (nfunc < 1)
+		return ir_error(ctx, "build: no functions"), NULL;
+	for (int i = 0; i < nfunc; i++)
+		if (!funcs[i])
+			return ir_error(ctx, "build: function %d is NULL (did lowering fail?)", i), NULL;
+	if (target && !strcmp(target, "llvm"))
+		return cg_llvm_build(ctx, nfunc, funcs, target);
+	for (size_t i = 0; target && i < sizeof device_targets / sizeof *device_targets; i++)
+		if (!strcmp(target, device_targets[i].name))
+			return build_device(ctx, nfunc, funcs, &device_targets[i]);
+	return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm, opencl)", target ? target : "(null)"), NULL;
+}
+
+kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,
+                                 const char *target)
+{
+	if (!s)
+		return NULL;
+	kiln_func *f = kiln_lower(s, name, nargs, args, NULL);
+	return f ? kiln_build(s->ctx, 1, &f, target) : NULL;
+}
+
+int kiln_device_source(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target, FILE *out)
+{
+	for (size_t i = 0; target && i < sizeof device_targets / sizeof *device_targets; i++)
+		if (!strcmp(target, device_targets[i].name)) {
+			for (int k = 0; k < nfunc; k++) {
+				ir_device_func *d = ir_split_device(ctx, funcs[k], &device_targets[i].limits);
+				if (!d || cg_print_kernels(ctx, device_targets[i].lang, d, out, k == 0))
+					return -1;
+			}
+			return 0;
+		}
+	return ir_error(ctx, "source: '%s' is not a source-printing target (opencl)", target ? target : "(null)");
+}

@@ -1,0 +1,352 @@
+/*
+ * c_like.c — the shared printer of C-like kernel source.
+ *
+ * Expressions print to strings; whatever must be named first (a vector
+ * index that a gather reads lane by lane, a let) becomes a temporary on its
+ * own line before the statement that uses it. Every variable and buffer gets
+ * a unique, legal identifier: a producer computed inside a consumer's loop
+ * reads the consumer's `i` inside its own `i` loop, so shadowing would be a
+ * silent bug.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c_like.h"
+#include "ir/mutate.h"
+
+int cg_fail(cg_src *s, const char *fmt, ...)
+{
+	if (s->err++ == 0) {
+		char buf[512];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(buf, sizeof buf, fmt, ap);
+		va_end(ap);
+		ir_error(s->ctx, "%s codegen: %s", s->lang->name, buf);
+	}
+	return -1;
+}
+
+char *cg_fmt(cg_src *s, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n < (int)sizeof buf)
+		return ir_strdup(s->ctx, buf);
+	char *big = ir_alloc(s->ctx, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return big;
+}
+
+void cg_line(cg_src *s, const char *fmt, ...)
+{
+	for (int i = 0; i < s->indent; i++)
+		fputs("  ", s->f);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(s->f, fmt, ap);
+	va_end(ap);
+	fputc('\n', s->f);
+}
+
+/* Reserved words of the languages kiln prints, which a tensor may be named. */
+static bool reserved(const char *n)
+{
+	static const char *words[] = {
+		"int", "uint", "long", "ulong", "float", "double", "half", "char", "uchar", "short", "ushort", "bool",
+		"void", "for", "if", "else", "while", "do", "return", "const", "restrict", "global", "local", "private",
+		"kernel", "constant", "in", "out", "inout", "uniform", "buffer", "shared", "precision", "highp", "mediump",
+		"lowp", "sampler2D", "texture", "vec2", "vec3", "vec4", "ivec4", "mat4", "struct", "switch", "case",
+		"break", "continue", "default", "static", "sizeof", "goto", "select", "min", "max", "exp", "log", "fn",
+		"var", "let", "loop", "main", "true", "false", "discard", "layout", "flat", "smooth", "output", "input",
+		/* built-in functions the printers call */
+		"sqrt", "rsqrt", "tanh", "erf", "pow", "fabs", "abs", "floor", "ceil", "rint", "round", "fmin", "fmax",
+		"barrier", "sign", "clamp", "mix", "texelFetch", "floatBitsToInt", "isnan", "isinf", NULL};
+	for (int i = 0; words[i]; i++)
+		if (!strcmp(n, words[i]))
+			return true;
+	/* families: vload4, convert_float4, get_local_id, workgroupBarrier ... */
+	static const char *prefixes[] = {"vload", "vstore", "convert_", "get_", "as_", "atomic", "workgroup", NULL};
+	for (int i = 0; prefixes[i]; i++)
+		if (!strncmp(n, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
+}
+
+const char *cg_name_of(cg_src *s, const void *key, const char *base)
+{
+	for (int i = 0; i < s->nname; i++)
+		if (s->names[i].key == key)
+			return s->names[i].name;
+	char clean[128];
+	size_t n = 0;
+	for (const char *p = base; *p && n < sizeof clean - 8; p++)
+		clean[n++] = isalnum((unsigned char)*p) ? *p : '_';
+	clean[n] = 0;
+	if (!n || isdigit((unsigned char)clean[0]) || reserved(clean) || !strncmp(clean, "gl_", 3) ||
+	    !strncmp(clean, "kiln_", 5)) {
+		memmove(clean + 2, clean, n + 1);
+		clean[0] = 'v';
+		clean[1] = '_';
+	}
+	char *name = ir_strdup(s->ctx, clean);
+	for (int suffix = 1;; suffix++) {
+		bool taken = false;
+		for (int i = 0; i < s->nname && !taken; i++)
+			taken = !strcmp(s->names[i].name, name);
+		if (!taken)
+			break;
+		name = cg_fmt(s, "%s_%d", clean, suffix);
+	}
+	if (s->nname == s->namecap) {
+		s->namecap = s->namecap ? s->namecap * 2 : 64;
+		s->names = realloc(s->names, sizeof *s->names * s->namecap);
+	}
+	s->names[s->nname++] = (cg_name){key, name};
+	return name;
+}
+
+const char *cg_temp(cg_src *s, const ir_expr *e)
+{
+	char tb[32];
+	char *v = cg_expr(s, e);
+	const char *name = cg_fmt(s, "t%d", s->ntmp++);
+	cg_line(s, "const %s %s = %s;", s->lang->type(s, e->type, tb), name, v);
+	return name;
+}
+
+static const char *binop(int kind)
+{
+	static const char *ops[] = {[IR_ADD] = "+", [IR_SUB] = "-", [IR_MUL] = "*", [IR_DIV] = "/", [IR_MOD] = "%",
+	                            [IR_EQ] = "==", [IR_NE] = "!=", [IR_LT] = "<", [IR_LE] = "<=", [IR_GT] = ">",
+	                            [IR_GE] = ">=", [IR_AND] = "&&", [IR_OR] = "||"};
+	return ops[kind];
+}
+
+static char *float_imm(cg_src *s, ir_type t, double v)
+{
+	char num[64];
+	if (v != v)
+		return cg_fmt(s, "(0.0f/0.0f)");
+	if (v == 1.0 / 0.0 || v == -1.0 / 0.0)
+		snprintf(num, sizeof num, "%s(1.0f/0.0f)", v < 0 ? "-" : "");
+	else {
+		snprintf(num, sizeof num, "%.9g", v);
+		if (!strpbrk(num, ".e"))
+			strcat(num, ".0");
+		if (t.bits == 32)
+			strcat(num, "f");
+	}
+	return cg_fmt(s, "%s", num);
+}
+
+static char *vec_of(cg_src *s, ir_type t, const char *scalar)
+{
+	char tb[32];
+	return cg_fmt(s, "((%s)(%s))", s->lang->type(s, t, tb), scalar);
+}
+
+static char *call(cg_src *s, const ir_expr *e)
+{
+	ir_type t = e->type;
+	char *a = cg_expr(s, e->call.a);
+	const char *fn = s->lang->math(e->call.op, t);
+	if (fn && e->call.op == KILN_POW)
+		return cg_fmt(s, "%s(%s, %s)", fn, a, cg_expr(s, e->call.b));
+	if (fn)
+		return cg_fmt(s, "%s(%s)", fn, a);
+	char *one = t.lanes > 1 ? vec_of(s, t, float_imm(s, ir_elem(t), 1.0)) : float_imm(s, t, 1.0);
+	switch (e->call.op) {
+	case KILN_SIGMOID:
+		return cg_fmt(s, "(%s / (%s + %s(-(%s))))", one, one, s->lang->math(KILN_EXP, t), a);
+	case KILN_RSQRT:
+		return cg_fmt(s, "(%s / %s(%s))", one, s->lang->math(KILN_SQRT, t), a);
+	default:
+		cg_fail(s, "no %s for %s", kiln_intrinsic_name(e->call.op), "this type");
+		return cg_fmt(s, "0");
+	}
+}
+
+char *cg_expr(cg_src *s, const ir_expr *e)
+{
+	const cg_lang *L = s->lang;
+	switch (e->kind) {
+	case IR_INT_IMM: {
+		char *buf = NULL;
+		size_t n = 0;
+		FILE *saved = s->f, *m = open_memstream(&buf, &n);
+		s->f = m;
+		L->int_imm(s, e->type, e->i);
+		fclose(m);
+		s->f = saved;
+		char *r = cg_fmt(s, "%s", buf);
+		free(buf);
+		return r;
+	}
+	case IR_FLOAT_IMM:
+		return float_imm(s, e->type, e->f);
+	case IR_VAR:
+		return cg_fmt(s, "%s", cg_name_of(s, e, e->var.name));
+	case IR_NOT:
+		return cg_fmt(s, "(!%s)", cg_expr(s, e->bin.a));
+	case IR_SELECT: {
+		char *c = cg_expr(s, e->sel.cond), *t = cg_expr(s, e->sel.t), *f = cg_expr(s, e->sel.f);
+		if (e->type.lanes == 1)
+			return cg_fmt(s, "(%s ? %s : %s)", c, t, f);
+		return L->select(s, e, c, t, f);
+	}
+	case IR_CAST:
+		return L->cast(s, e->type, e->bin.a, cg_expr(s, e->bin.a));
+	case IR_CALL:
+		return call(s, e);
+	case IR_LOAD:
+		return L->load(s, e);
+	case IR_RAMP: {
+		char tb[32];
+		char *lanes = cg_fmt(s, "0");
+		for (int i = 1; i < e->type.lanes; i++)
+			lanes = cg_fmt(s, "%s, %d", lanes, i);
+		return cg_fmt(s, "((%s)(%s) * %s + %s)", L->type(s, e->type, tb), lanes,
+		              vec_of(s, e->type, cg_expr(s, e->ramp.stride)), vec_of(s, e->type, cg_expr(s, e->ramp.base)));
+	}
+	case IR_BROADCAST:
+		return vec_of(s, e->type, cg_expr(s, e->bcast.value));
+	case IR_LET: {
+		char tb[32];
+		const char *v = cg_name_of(s, e->let.var, e->let.var->var.name);
+		cg_line(s, "const %s %s = %s;", L->type(s, e->let.var->type, tb), v, cg_expr(s, e->let.value));
+		return cg_expr(s, e->let.body);
+	}
+	case IR_MIN:
+	case IR_MAX:
+		return L->minmax(s, e, cg_expr(s, e->bin.a), cg_expr(s, e->bin.b));
+	case IR_DIV:
+	case IR_MOD:
+		if (ir_is_int(e->type)) {
+			if (e->type.lanes > 1)
+				cg_fail(s, "integer division of vectors is not supported (vectorize a loop whose index "
+				           "does not divide)");
+			return cg_fmt(s, "kiln_floor%s(%s, %s)", e->kind == IR_DIV ? "div" : "mod", cg_expr(s, e->bin.a),
+			              cg_expr(s, e->bin.b));
+		}
+		if (e->kind == IR_MOD) {
+			char *a = cg_expr(s, e->bin.a), *b = cg_expr(s, e->bin.b);
+			return cg_fmt(s, "(%s - floor(%s / %s) * %s)", a, a, b, b);
+		}
+		/* fall through */
+	default:
+		if (ir_is_binary(e->kind)) {
+			const char *op = binop(e->kind);
+			if ((e->kind == IR_AND || e->kind == IR_OR) && e->type.lanes > 1)
+				op = e->kind == IR_AND ? "&" : "|";
+			return cg_fmt(s, "(%s %s %s)", cg_expr(s, e->bin.a), op, cg_expr(s, e->bin.b));
+		}
+		cg_fail(s, "a '%s' node survived lowering", e->kind == IR_READ ? "tensor read" : "reduce");
+		return cg_fmt(s, "0");
+	}
+}
+
+static void stmt(cg_src *s, const ir_stmt *st)
+{
+	if (!st || s->err)
+		return;
+	const cg_lang *L = s->lang;
+	char tb[32];
+	switch (st->kind) {
+	case IR_FOR: {
+		const char *v = cg_name_of(s, st->loop.var, st->loop.var->var.name);
+		char *mn = cg_expr(s, st->loop.min), *ext = cg_expr(s, st->loop.extent);
+		const char *t = L->type(s, st->loop.var->type, tb);
+		if (!strcmp(mn, "0") || !strcmp(mn, "0L"))
+			cg_line(s, "for (%s %s = %s; %s < %s; %s++) {", t, v, mn, v, ext, v);
+		else
+			cg_line(s, "for (%s %s = %s; %s < %s + %s; %s++) {", t, v, mn, v, mn, ext, v);
+		s->indent++;
+		stmt(s, st->loop.body);
+		s->indent--;
+		cg_line(s, "}");
+		return;
+	}
+	case IR_STORE:
+		L->store(s, st);
+		return;
+	case IR_ALLOCATE:
+		cg_line(s, "{");
+		s->indent++;
+		L->local_array(s, st->alloc.buf);
+		stmt(s, st->alloc.body);
+		s->indent--;
+		cg_line(s, "}");
+		return;
+	case IR_IF:
+		cg_line(s, "if (%s) {", cg_expr(s, st->ifs.cond));
+		s->indent++;
+		stmt(s, st->ifs.then);
+		s->indent--;
+		if (st->ifs.els) {
+			cg_line(s, "} else {");
+			s->indent++;
+			stmt(s, st->ifs.els);
+			s->indent--;
+		}
+		cg_line(s, "}");
+		return;
+	case IR_SEQ:
+		for (int i = 0; i < st->seq.n; i++)
+			stmt(s, st->seq.s[i]);
+		return;
+	case IR_LET_STMT: {
+		const char *v = cg_name_of(s, st->let.var, st->let.var->var.name);
+		cg_line(s, "const %s %s = %s;", L->type(s, st->let.var->type, tb), v, cg_expr(s, st->let.value));
+		stmt(s, st->let.body);
+		return;
+	}
+	case IR_BARRIER:
+		L->barrier(s);
+		return;
+	case IR_EVAL:
+		cg_expr(s, st->eval.e);
+		return;
+	default:
+		cg_fail(s, "a '%s' statement survived lowering", st->kind == IR_PROVIDE ? "provide" : "realize");
+	}
+}
+
+/* Every vector in a kernel must have a width the language has. */
+static bool lanes_check(const ir_expr *e, void *user)
+{
+	cg_src *s = user;
+	if (e->type.lanes > 1 && !s->lang->lanes_ok(e->type.lanes) && !s->err)
+		cg_fail(s, "a vector of %d lanes; %s has vectors of 2, 3, 4, 8 or 16 lanes (split the vectorized loop)",
+		        e->type.lanes, s->lang->name);
+	return !s->err;
+}
+
+int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, const ir_device_func *d, FILE *f, bool prelude)
+{
+	cg_src s = {f, lang, NULL, ctx, 0, 0, 0, 0, 0, NULL, NULL};
+	if (prelude && lang->prelude)
+		fputs(lang->prelude, f);
+	for (int i = 0; i < d->nkernel && !s.err; i++) {
+		s.k = &d->kernels[i];
+		s.nname = 0; /* names are per kernel */
+		s.ntmp = 0;
+		ir_visit_stmt_exprs(s.k->body, lanes_check, &s);
+		if (s.err)
+			break;
+		lang->kernel_begin(&s);
+		s.indent = 1;
+		stmt(&s, s.k->body);
+		s.indent = 0;
+		lang->kernel_end(&s);
+	}
+	free(s.names);
+	return s.err ? -1 : 0;
+}

@@ -1,0 +1,73 @@
+/*
+ * c_like.h — one printer for the C-like kernel languages (OpenCL C now,
+ * GLSL ES and WGSL later). The shared part walks the kernel IR; a language
+ * is a table of hooks for what differs: type names, literals, built-ins,
+ * vector loads and stores, declarations.
+ */
+#ifndef KILN_C_LIKE_H
+#define KILN_C_LIKE_H
+
+#include <stdio.h>
+
+#include "schedule/device.h"
+
+typedef struct cg_src cg_src;
+
+typedef struct {
+	const char *name;
+	/* the spelling of a type, for declarations and casts */
+	const char *(*type)(cg_src *s, ir_type t, char *buf);
+	/* literals */
+	void (*int_imm)(cg_src *s, ir_type t, int64_t v);
+	/* the kernel's signature, index variables and shared arrays; its closing */
+	void (*kernel_begin)(cg_src *s);
+	void (*kernel_end)(cg_src *s);
+	/* buf[index] as a value (index may be a vector) */
+	char *(*load)(cg_src *s, const ir_expr *e);
+	void (*store)(cg_src *s, const ir_stmt *st);
+	void (*barrier)(cg_src *s);
+	/* a private (per-thread) array */
+	void (*local_array)(cg_src *s, const ir_buffer *b);
+	/* the function implementing an intrinsic on t, or NULL to expand it */
+	const char *(*math)(kiln_intrinsic op, ir_type t);
+	/* min, max, select and casts on vectors differ by language */
+	char *(*minmax)(cg_src *s, const ir_expr *e, const char *a, const char *b);
+	char *(*select)(cg_src *s, const ir_expr *e, const char *c, const char *t, const char *f);
+	char *(*cast)(cg_src *s, ir_type to, const ir_expr *from, const char *v);
+	/* helper definitions printed once before the kernels */
+	const char *prelude;
+	int max_lanes;
+	bool (*lanes_ok)(int lanes);
+} cg_lang;
+
+typedef struct {
+	const void *key;
+	const char *name;
+} cg_name;
+
+struct cg_src {
+	FILE *f;
+	const cg_lang *lang;
+	const ir_kernel *k;
+	kiln_ctx *ctx;
+	int indent;
+	int err;
+	int ntmp;
+	int nname, namecap;
+	cg_name *names;
+	void *user; /* the language's own state */
+};
+
+/* Prints every kernel of d into f, the language's prelude first when asked. Returns 0 or -1. */
+int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, const ir_device_func *d, FILE *f, bool prelude);
+
+/* For the hooks: */
+char *cg_expr(cg_src *s, const ir_expr *e);
+const char *cg_name_of(cg_src *s, const void *key, const char *base);
+void cg_line(cg_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *cg_fmt(cg_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A fresh temporary holding e, declared on its own line before the statement. */
+const char *cg_temp(cg_src *s, const ir_expr *e);
+int cg_fail(cg_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

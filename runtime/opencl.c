@@ -1,0 +1,358 @@
+/*
+ * opencl.c — the OpenCL device layer (through ocl-icd): picks a platform
+ * and device, compiles each module's source once (a program cache keyed by
+ * the source), keeps each function's device buffers between calls, and runs
+ * its launches. Event profiling gives the kernels' own time.
+ *
+ * Platform and device come from kiln_opencl_select() or the environment
+ * (KILN_OPENCL_PLATFORM, KILN_OPENCL_DEVICE: case-insensitive substrings),
+ * else the first GPU, else the first device. Nothing touches OpenCL before
+ * the first call that needs it (PoCL hangs in a child forked after that).
+ */
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/opencl.h"
+#include "rt.h"
+
+typedef struct {
+	uint64_t hash;
+	char *src;
+	cl_program prog;
+} program;
+
+typedef struct {
+	cl_platform_id platform;
+	cl_device_id device;
+	cl_context ctx;
+	cl_command_queue q;
+	char name[600];
+	int nprog;
+	program progs[64];
+} cl_state;
+
+static cl_state *st;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static char want_platform[128], want_device[128];
+static int selected;
+
+/* Buffers of one function, kept between calls. */
+typedef struct {
+	int n;
+	cl_mem *mem; /* arguments, then temporaries */
+	size_t *bytes;
+	cl_kernel *kernels;
+} fn_state;
+
+static const char *cl_err(cl_int e)
+{
+	switch (e) {
+	case CL_OUT_OF_RESOURCES: return "out of resources";
+	case CL_OUT_OF_HOST_MEMORY: return "out of host memory";
+	case CL_MEM_OBJECT_ALLOCATION_FAILURE: return "buffer allocation failed";
+	case CL_INVALID_WORK_GROUP_SIZE: return "invalid work-group size";
+	case CL_INVALID_WORK_ITEM_SIZE: return "invalid work-item size";
+	case CL_INVALID_KERNEL_NAME: return "no such kernel";
+	case CL_BUILD_PROGRAM_FAILURE: return "build failed";
+	case CL_DEVICE_NOT_FOUND: return "no device";
+	case -1001: return "no platform (is an ICD installed?)"; /* CL_PLATFORM_NOT_FOUND_KHR */
+	default: return "error";
+	}
+}
+
+static bool contains(const char *hay, const char *needle)
+{
+	if (!needle[0])
+		return true;
+	for (const char *h = hay; *h; h++) {
+		size_t i = 0;
+		while (needle[i] && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
+			i++;
+		if (!needle[i])
+			return true;
+	}
+	return false;
+}
+
+void kiln_opencl_select(const char *platform, const char *device)
+{
+	pthread_mutex_lock(&mu);
+	snprintf(want_platform, sizeof want_platform, "%s", platform ? platform : "");
+	snprintf(want_device, sizeof want_device, "%s", device ? device : "");
+	selected = 1;
+	pthread_mutex_unlock(&mu);
+}
+
+/* Lists "platform / device" lines into buf; returns how many devices. */
+int kiln_opencl_devices(char *buf, size_t n)
+{
+	cl_platform_id ps[16];
+	cl_uint np = 0;
+	size_t k = 0;
+	if (n)
+		buf[0] = 0;
+	if (clGetPlatformIDs(16, ps, &np) != CL_SUCCESS)
+		return 0;
+	int count = 0;
+	for (cl_uint i = 0; i < np; i++) {
+		char pn[256] = "";
+		clGetPlatformInfo(ps[i], CL_PLATFORM_NAME, sizeof pn, pn, NULL);
+		cl_device_id ds[16];
+		cl_uint nd = 0;
+		if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS)
+			continue;
+		for (cl_uint j = 0; j < nd; j++) {
+			char dn[256] = "", ver[128] = "";
+			clGetDeviceInfo(ds[j], CL_DEVICE_NAME, sizeof dn, dn, NULL);
+			clGetDeviceInfo(ds[j], CL_DEVICE_VERSION, sizeof ver, ver, NULL);
+			if (k < n)
+				k += (size_t)snprintf(buf + k, n - k, "opencl: %s / %s (%s)\n", pn, dn, ver);
+			count++;
+		}
+	}
+	return count;
+}
+
+static int init_locked(void)
+{
+	if (st)
+		return 0;
+	if (!selected) {
+		const char *p = getenv("KILN_OPENCL_PLATFORM"), *d = getenv("KILN_OPENCL_DEVICE");
+		snprintf(want_platform, sizeof want_platform, "%s", p ? p : "");
+		snprintf(want_device, sizeof want_device, "%s", d ? d : "");
+	}
+	cl_platform_id ps[16];
+	cl_uint np = 0;
+	cl_int e = clGetPlatformIDs(16, ps, &np);
+	if (e != CL_SUCCESS || np == 0)
+		return rt_error("opencl: no platform found (%s); install an ICD such as pocl-opencl-icd", cl_err(e));
+	cl_platform_id best_p = NULL;
+	cl_device_id best_d = NULL;
+	int best_score = -1;
+	for (cl_uint i = 0; i < np; i++) {
+		char pn[256] = "";
+		clGetPlatformInfo(ps[i], CL_PLATFORM_NAME, sizeof pn, pn, NULL);
+		if (!contains(pn, want_platform))
+			continue;
+		cl_device_id ds[16];
+		cl_uint nd = 0;
+		if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS)
+			continue;
+		for (cl_uint j = 0; j < nd; j++) {
+			char dn[256] = "";
+			cl_device_type t = 0;
+			clGetDeviceInfo(ds[j], CL_DEVICE_NAME, sizeof dn, dn, NULL);
+			clGetDeviceInfo(ds[j], CL_DEVICE_TYPE, sizeof t, &t, NULL);
+			if (!contains(dn, want_device))
+				continue;
+			int score = (t & CL_DEVICE_TYPE_GPU) ? 2 : 1;
+			if (score > best_score) {
+				best_score = score;
+				best_p = ps[i];
+				best_d = ds[j];
+			}
+		}
+	}
+	if (!best_d)
+		return rt_error("opencl: no device matches platform '%s' and device '%s'", want_platform, want_device);
+	cl_state *s = calloc(1, sizeof *s);
+	s->platform = best_p;
+	s->device = best_d;
+	s->ctx = clCreateContext(NULL, 1, &best_d, NULL, NULL, &e);
+	if (e != CL_SUCCESS) {
+		free(s);
+		return rt_error("opencl: cannot create a context (%s)", cl_err(e));
+	}
+	s->q = clCreateCommandQueue(s->ctx, best_d, CL_QUEUE_PROFILING_ENABLE, &e);
+	if (e != CL_SUCCESS) {
+		clReleaseContext(s->ctx);
+		free(s);
+		return rt_error("opencl: cannot create a queue (%s)", cl_err(e));
+	}
+	char pn[256] = "", dn[256] = "";
+	clGetPlatformInfo(best_p, CL_PLATFORM_NAME, sizeof pn, pn, NULL);
+	clGetDeviceInfo(best_d, CL_DEVICE_NAME, sizeof dn, dn, NULL);
+	snprintf(s->name, sizeof s->name, "%s / %s", pn, dn);
+	st = s;
+	return 0;
+}
+
+const char *kiln_opencl_device_name(void)
+{
+	pthread_mutex_lock(&mu);
+	int rc = init_locked();
+	pthread_mutex_unlock(&mu);
+	return rc ? NULL : st->name;
+}
+
+static uint64_t fnv(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+	return h;
+}
+
+/* The program built from src, from the cache when this source was built before. */
+static cl_program get_program(const char *src, size_t len)
+{
+	uint64_t h = fnv(src, len);
+	for (int i = 0; i < st->nprog; i++)
+		if (st->progs[i].hash == h && strlen(st->progs[i].src) == len && !memcmp(st->progs[i].src, src, len))
+			return st->progs[i].prog;
+	cl_int e;
+	cl_program p = clCreateProgramWithSource(st->ctx, 1, &src, &len, &e);
+	if (e != CL_SUCCESS) {
+		rt_error("opencl: cannot create a program (%s)", cl_err(e));
+		return NULL;
+	}
+	e = clBuildProgram(p, 1, &st->device, "-cl-std=CL1.2", NULL, NULL);
+	if (e != CL_SUCCESS) {
+		char log[4096] = "";
+		clGetProgramBuildInfo(p, st->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
+		rt_error("opencl: the kernel source does not build on %s: %.3000s", st->name, log);
+		clReleaseProgram(p);
+		return NULL;
+	}
+	if (st->nprog == 64) { /* full: drop the oldest */
+		clReleaseProgram(st->progs[0].prog);
+		free(st->progs[0].src);
+		memmove(st->progs, st->progs + 1, sizeof(program) * 63);
+		st->nprog--;
+	}
+	char *copy = malloc(len + 1);
+	memcpy(copy, src, len);
+	copy[len] = 0;
+	st->progs[st->nprog++] = (program){h, copy, p};
+	return p;
+}
+
+static void free_fn_state(rt_function *f)
+{
+	fn_state *fs = f->dev;
+	if (!fs)
+		return;
+	for (int i = 0; i < fs->n; i++)
+		if (fs->mem[i])
+			clReleaseMemObject(fs->mem[i]);
+	for (int l = 0; l < f->nlaunch; l++)
+		if (fs->kernels[l])
+			clReleaseKernel(fs->kernels[l]);
+	free(fs->mem);
+	free(fs->bytes);
+	free(fs->kernels);
+	free(fs);
+	f->dev = NULL;
+}
+
+static int prepare(kiln_module *m, rt_function *f)
+{
+	if (f->dev)
+		return 0;
+	const rt_blob *src = rt_module_blob(m, "opencl-src");
+	if (!src)
+		return rt_error("%s: the module carries no OpenCL source", f->name);
+	cl_program p = get_program((const char *)src->data, src->size);
+	if (!p)
+		return -1;
+	fn_state *fs = calloc(1, sizeof *fs);
+	fs->n = f->nargs + f->ntemp;
+	fs->mem = calloc((size_t)fs->n, sizeof(cl_mem));
+	fs->bytes = calloc((size_t)fs->n, sizeof(size_t));
+	fs->kernels = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(cl_kernel));
+	f->dev = fs;
+	m->dev_free = free_fn_state;
+	cl_int e;
+	for (int i = 0; i < fs->n; i++) {
+		size_t bytes;
+		if (i < f->nargs) {
+			bytes = kiln_dtype_bytes(f->args[i].dtype);
+			for (int d = 0; d < f->args[i].ndim; d++)
+				bytes *= (size_t)f->args[i].shape[d];
+		} else {
+			bytes = f->temp_bytes[i - f->nargs];
+		}
+		fs->bytes[i] = bytes;
+		fs->mem[i] = clCreateBuffer(st->ctx, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &e);
+		if (e != CL_SUCCESS)
+			return rt_error("%s: cannot allocate %zu bytes on %s (%s)", f->name, bytes, st->name, cl_err(e));
+	}
+	for (int l = 0; l < f->nlaunch; l++) {
+		rt_launch *la = &f->launches[l];
+		fs->kernels[l] = clCreateKernel(p, la->kernel, &e);
+		if (e != CL_SUCCESS)
+			return rt_error("%s: kernel '%s' (%s)", f->name, la->kernel, cl_err(e));
+		for (int a = 0; a < la->nargs; a++) {
+			int idx = la->args[a] >= 0 ? la->args[a] : f->nargs - 1 - la->args[a];
+			e = clSetKernelArg(fs->kernels[l], (cl_uint)a, sizeof(cl_mem), &fs->mem[idx]);
+			if (e != CL_SUCCESS)
+				return rt_error("%s: argument %d of kernel '%s' (%s)", f->name, a, la->kernel, cl_err(e));
+		}
+	}
+	return 0;
+}
+
+static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms)
+{
+	if (init_locked() || prepare(m, f))
+		return -1;
+	fn_state *fs = f->dev;
+	cl_int e;
+	for (int i = 0; i < f->nargs; i++)
+		if (!f->args[i].is_output) {
+			e = clEnqueueWriteBuffer(st->q, fs->mem[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
+			if (e != CL_SUCCESS)
+				return rt_error("%s: upload of argument %d failed (%s)", f->name, i, cl_err(e));
+		}
+	cl_event *ev = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(cl_event));
+	int rc = 0;
+	for (int l = 0; l < f->nlaunch && !rc; l++) {
+		rt_launch *la = &f->launches[l];
+		size_t global[3], local[3];
+		for (int d = 0; d < 3; d++) {
+			local[d] = la->block[d];
+			global[d] = (size_t)la->grid[d] * la->block[d];
+		}
+		e = clEnqueueNDRangeKernel(st->q, fs->kernels[l], 3, NULL, global, local, 0, NULL, &ev[l]);
+		if (e != CL_SUCCESS)
+			rc = rt_error("%s: launch of '%s' (%ux%ux%u blocks of %ux%ux%u) failed on %s (%s)", f->name, la->kernel,
+			              la->grid[0], la->grid[1], la->grid[2], la->block[0], la->block[1], la->block[2], st->name,
+			              cl_err(e));
+	}
+	for (int i = 0; i < f->nargs && !rc; i++)
+		if (f->args[i].is_output) {
+			e = clEnqueueReadBuffer(st->q, fs->mem[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
+			if (e != CL_SUCCESS)
+				rc = rt_error("%s: download of argument %d failed (%s)", f->name, i, cl_err(e));
+		}
+	e = clFinish(st->q);
+	if (!rc && e != CL_SUCCESS)
+		rc = rt_error("%s: the device failed while running (%s)", f->name, cl_err(e));
+	double ms = 0;
+	for (int l = 0; l < f->nlaunch; l++)
+		if (ev[l]) {
+			cl_ulong a = 0, b = 0;
+			clGetEventProfilingInfo(ev[l], CL_PROFILING_COMMAND_START, sizeof a, &a, NULL);
+			clGetEventProfilingInfo(ev[l], CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
+			ms += (double)(b - a) * 1e-6;
+			clReleaseEvent(ev[l]);
+		}
+	free(ev);
+	if (kernel_ms)
+		*kernel_ms = ms;
+	return rc;
+}
+
+int rt_opencl_run(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms)
+{
+	pthread_mutex_lock(&mu);
+	int rc = run_locked(m, f, args, kernel_ms);
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
