@@ -315,6 +315,8 @@ static kiln_tensor *conv_as_gemm(kiln_ctx *ctx, conv_args *c, int64_t OH, int64_
 	int64_t np = (g->Q + g->nb - 1) / g->nb;
 	g->crs = kiln_reduce_axis(ctx, C * R * S, "crs");
 	g->Bp = op_tag(kiln_compute(ctx, "conv2d.cols", 3, (int64_t[]){np, C * R * S, g->nb}, gc_pack_body, g), TAG_PACK);
+	if (g->Bp)
+		g->Bp->op->attr[1] = 1; /* an im2col: GPU schedules keep it a kernel of its own */
 	/* the GEMM covers whole panels (the padding columns are zeros), so every
 	 * tile starts on a panel boundary and B loads stay contiguous */
 	g->mm = op_tag(kiln_compute(ctx, "conv2d.gemm", 2, (int64_t[]){K, np * g->nb}, gc_mm_body, g), TAG_MATMUL);

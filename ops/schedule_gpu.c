@@ -5,6 +5,7 @@
  * blocks of 64 threads; reductions loop inside the thread. Matmul-shaped
  * stages get a tiled schedule with shared-memory panels (schedule_matmul_gpu).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
@@ -28,6 +29,92 @@ static int one_thread_per_element(sch_stage *st)
 	return 0;
 }
 
+/* The tensors an expression reads (at most 8). */
+static int reads_of(const ir_expr *e, ir_tensor **out)
+{
+	ir_tensor **ts = NULL;
+	int n = 0, cap = 0;
+	ir_expr_tensors(e, &ts, &n, &cap);
+	int m = n < 8 ? n : 8;
+	memcpy(out, ts, sizeof(ir_tensor *) * m);
+	free(ts);
+	return m;
+}
+
+/* A 16x16 thread block copies a shared stage cooperatively. */
+static int cooperative_fetch(sch_stage *st)
+{
+	kiln_iter *f = st->op->axis[0];
+	for (int d = 1; d < st->op->naxis; d++)
+		if (kiln_fuse(st, f, st->op->axis[d], &f))
+			return -1;
+	kiln_iter *o, *i, *ty, *tx;
+	return kiln_split(st, f, 256, &o, &i) || kiln_split(st, i, 16, &ty, &tx) || kiln_bind(st, ty, KILN_THREAD_Y) ||
+	       kiln_bind(st, tx, KILN_THREAD_X);
+}
+
+/*
+ * Matmul-shaped stages: 64x64 outputs per block of 16x16 threads, 4x4 per
+ * thread in registers, A and B staged through shared memory 8 deep along k.
+ * A pack stage that only changes layout is inlined (B is staged directly);
+ * an im2col pack stays a kernel of its own.
+ */
+static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c)
+{
+	int n = c->op->naxis;
+	int64_t M = c->outs[0]->shape[n - 2], N = c->outs[0]->shape[n - 1];
+	if (M < 64 || N < 64 || c->attach != ATTACH_ROOT || c->nrel)
+		return one_thread_per_element(c);
+	ir_tensor *rd[8];
+	int nr = reads_of(c->op->body[0], rd);
+	for (int r = 0; r < nr; r++) {
+		sch_stage *p = sch_stage_of(s, rd[r]);
+		if (p && op_is(p, TAG_PACK) && !p->op->attr[1] && kiln_compute_inline(p))
+			return -1;
+	}
+	kiln_tensor *cl_t = kiln_cache_write(s, c->outs[0], KILN_SCOPE_LOCAL);
+	if (!cl_t)
+		return -1;
+	sch_stage *cl = sch_stage_of(s, cl_t);
+	kiln_iter *bi, *bj, *ii, *ji, *ty, *ti, *tx, *tj;
+	if (kiln_tile(c, c->op->axis[n - 2], c->op->axis[n - 1], 64, 64, &bi, &bj, &ii, &ji) ||
+	    kiln_split(c, ii, 4, &ty, &ti) || kiln_split(c, ji, 4, &tx, &tj))
+		return -1;
+	kiln_iter *order[8];
+	int k = 0;
+	if (n == 3)
+		order[k++] = c->op->axis[0];
+	kiln_iter *rest[] = {bi, bj, ty, tx, ti, tj};
+	memcpy(order + k, rest, sizeof rest);
+	k += 6;
+	if (kiln_reorder(c, k, order) || kiln_bind(c, bi, KILN_BLOCK_Y) || kiln_bind(c, bj, KILN_BLOCK_X) ||
+	    kiln_bind(c, ty, KILN_THREAD_Y) || kiln_bind(c, tx, KILN_THREAD_X) ||
+	    (n == 3 && kiln_bind(c, c->op->axis[0], KILN_BLOCK_Z)) || kiln_compute_at(cl, c, tx))
+		return -1;
+	kiln_iter *ko, *ki;
+	if (kiln_split(cl, cl->op->reduce[0], 8, &ko, &ki))
+		return -1;
+	kiln_iter *ro[8];
+	k = 0;
+	if (n == 3)
+		ro[k++] = cl->op->axis[0];
+	ro[k++] = ko;
+	ro[k++] = ki;
+	ro[k++] = cl->op->axis[n - 2];
+	ro[k++] = cl->op->axis[n - 1];
+	if (kiln_reorder(cl, k, ro) || kiln_unroll(cl, cl->op->axis[n - 2]) || kiln_unroll(cl, cl->op->axis[n - 1]))
+		return -1;
+	/* both operands through shared memory, fetched by the whole block at each k slice */
+	nr = reads_of(cl->op->body[0], rd);
+	for (int r = 0; r < nr; r++) {
+		kiln_stage *rs = cl;
+		kiln_tensor *sh = kiln_cache_read(s, rd[r], KILN_SCOPE_SHARED, 1, &rs);
+		if (!sh || kiln_compute_at(sch_stage_of(s, sh), cl, ko) || cooperative_fetch(sch_stage_of(s, sh)))
+			return -1;
+	}
+	return 0;
+}
+
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
@@ -36,8 +123,11 @@ kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
 	int n = s->nstage;
 	sch_stage **snap = ir_alloc(ctx, sizeof(sch_stage *) * n);
 	memcpy(snap, s->stages, sizeof(sch_stage *) * n);
+	for (int i = n - 1; i >= 0; i--)
+		if (op_is(snap[i], TAG_MATMUL) && schedule_matmul_gpu(s, snap[i]))
+			return NULL;
 	for (int i = 0; i < n; i++)
-		if (snap[i]->attach == ATTACH_ROOT && one_thread_per_element(snap[i]))
+		if (snap[i]->attach == ATTACH_ROOT && !snap[i]->nrel && one_thread_per_element(snap[i]))
 			return NULL;
 	return s;
 }

@@ -139,6 +139,20 @@ static void region_from(sch_stage *p, sch_stage *c, int first_free, ir_expr **lo
 	}
 }
 
+/* The ranges of every loop of the stages whose bounds are already inferred. */
+static void leaf_env(sch_schedule *s, ir_env *env)
+{
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *st = s->stages[i];
+		if (!st->dext || st->attach == ATTACH_INLINE)
+			continue;
+		sch_nest nest;
+		sch_make_nest(st, root_extents(st), &nest);
+		for (int l = 0; l < st->nleaf; l++)
+			ir_env_push(env, st->leaf[l]->var, 0, nest.leaf_ext[l] - 1);
+	}
+}
+
 /*
  * A shared buffer serves every thread of a block: its region is the union
  * over the thread indices, so loops bound to threadIdx become free variables
@@ -201,14 +215,23 @@ static int infer_attached(sch_stage *p)
 	for (int i = 0; i < p->s->nstage; i++)
 		if (shares_attach(p->s->stages[i], p) && stage_reads(p->s->stages[i], p))
 			region_from(p, p->s->stages[i], 0, lo, hi, ok);
+	/* with the loop ranges known, the consumers' in-bounds clamps fold away
+	 * when tiles divide evenly, and windows keep constant extents */
+	ir_env env = {0};
+	leaf_env(p->s, &env);
+	for (int d = 0; d < t->ndim; d++)
+		if (ok[d] && lo[d]) {
+			lo[d] = ir_simplify_expr(ctx, &env, lo[d]);
+			hi[d] = ir_simplify_expr(ctx, &env, hi[d]);
+		}
 	if (p->scope == KILN_SCOPE_SHARED)
 		relax_threads(p->s, t->ndim, lo, hi, ok);
 	for (int d = 0; d < t->ndim; d++) {
 		int64_t ext = 0;
 		bool good = ok[d] && lo[d];
 		if (good) {
-			lo[d] = ir_simplify_expr(ctx, NULL, lo[d]);
-			ir_expr *n = ir_simplify_expr(ctx, NULL, ir_add(ctx, ir_sub(ctx, hi[d], lo[d]), ir_i64(ctx, 1)));
+			lo[d] = ir_simplify_expr(ctx, &env, lo[d]);
+			ir_expr *n = ir_simplify_expr(ctx, &env, ir_add(ctx, ir_sub(ctx, hi[d], lo[d]), ir_i64(ctx, 1)));
 			good = ir_is_const_int(n, &ext) && ext > 0;
 		}
 		if (!good || ext >= t->shape[d]) {
@@ -221,9 +244,10 @@ static int infer_attached(sch_stage *p)
 		 * the consumer's imperfect tiles would otherwise make p compute (and read
 		 * its own inputs) past the end. */
 		ir_expr *mn = ir_binary(ctx, IR_MAX, ir_binary(ctx, IR_MIN, lo[d], ir_i64(ctx, t->shape[d] - ext)), ir_i64(ctx, 0));
-		p->dmin[d] = ir_simplify_expr(ctx, NULL, mn);
+		p->dmin[d] = ir_simplify_expr(ctx, &env, mn);
 		p->dext[d] = ext;
 	}
+	ir_env_free(&env);
 	return 0;
 }
 

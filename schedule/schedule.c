@@ -404,6 +404,58 @@ int kiln_compute_at(kiln_stage *st, kiln_stage *parent, kiln_iter *it)
 	return 0;
 }
 
+/* Reads of st's outputs become its body, with its axes set to the read's indices. */
+typedef struct {
+	ir_mutator m;
+	sch_stage *st;
+} inliner;
+
+static ir_expr *inline_expr(ir_mutator *m, ir_expr *e)
+{
+	inliner *in = (inliner *)m;
+	ir_expr *r = ir_mutate_expr_children(m, e);
+	if (r->kind != IR_READ)
+		return r;
+	for (int k = 0; k < in->st->nout; k++)
+		if (r->read.t == in->st->outs[k]) {
+			ir_expr *vars[KILN_MAX_DIMS];
+			for (int d = 0; d < in->st->op->naxis; d++)
+				vars[d] = in->st->op->axis[d]->var;
+			return ir_substitute(m->ctx, in->st->op->body[k], in->st->op->naxis, vars, r->read.idx);
+		}
+	return r;
+}
+
+/*
+ * Inlining rewrites the readers' bodies at once (lowering would too), so
+ * that later primitives see what the readers really read: cache_read of the
+ * tensor behind an inlined layout change (matmul's packed B) then works.
+ */
+static void inline_into_readers(sch_stage *st)
+{
+	sch_schedule *s = st->s;
+	inliner in = {{s->ctx, inline_expr, NULL, NULL}, st};
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *c = s->stages[i];
+		if (c == st)
+			continue;
+		bool reads = false;
+		for (int k = 0; k < st->nout; k++)
+			for (int b = 0; b < c->op->nout; b++)
+				reads |= reads_rec(s, c->op->body[b], st->outs[k], 64);
+		if (!reads)
+			continue;
+		ir_op *nop = ir_alloc(s->ctx, sizeof *nop);
+		*nop = *c->op;
+		nop->body = ir_alloc(s->ctx, sizeof(ir_expr *) * c->op->nout);
+		for (int b = 0; b < c->op->nout; b++)
+			nop->body[b] = ir_mutate_expr(&in.m, c->op->body[b]);
+		if (nop->nreduce)
+			nop->reduce = nop->body[0]->red.axis;
+		c->op = nop;
+	}
+}
+
 int kiln_compute_inline(kiln_stage *st)
 {
 	if (!st)
@@ -423,6 +475,7 @@ int kiln_compute_inline(kiln_stage *st)
 			return ir_error(ctx, "compute_inline: stage '%s' is computed inside '%s'", o->op->name, st->op->name);
 	}
 	st->attach = ATTACH_INLINE;
+	inline_into_readers(st);
 	return 0;
 }
 
