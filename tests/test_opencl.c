@@ -64,6 +64,133 @@ END_TEST
 START_TEST(op_grid2d) { run_op(kiln_op_at(_i), true); }
 END_TEST
 
+/* Shapes large enough for the tiled matmul schedule (shared memory, barriers), uneven ones included. */
+static void run_shape(const char *name, int n, const int64_t *shape, const char *attrs)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_msg(kiln_op_declare(ctx, kiln_op_find(name), n, shape, attrs, &o) == 0, "%s", kiln_error(ctx));
+	kiln_tensor *out = o.args[o.nargs - 1];
+	kiln_schedule *s = kiln_schedule_gpu(ctx, 1, &out);
+	ck_assert_msg(s && tu_check_target(ctx, s, o.nargs, o.args, 5, "opencl") >= 0, "%s %s: %s", name, attrs,
+	              kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+
+#define RUN(name, attrs, ...)                                                                                      \
+	run_shape(name, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}, attrs)
+
+START_TEST(tiled_shapes)
+{
+	RUN("matmul", "", 128, 128, 64);
+	RUN("matmul", "trans_a=1,trans_b=1", 100, 70, 37);
+	RUN("batch_matmul", "", 2, 64, 96, 20);
+	RUN("dense", "", 64, 80, 30);
+	RUN("conv2d", "pad=1", 1, 8, 10, 10, 64, 3, 3);
+}
+END_TEST
+
+/* The OpenCL C of a small kernel, pinned; the same kernel runs in op tests. */
+START_TEST(source_text)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 1, (int64_t[]){100}, KILN_F32);
+	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_RELU, X, 0, 0);
+	kiln_schedule *s = kiln_schedule_gpu(ctx, 1, &Y);
+	kiln_func *f = kiln_lower(s, "relu", 2, (kiln_tensor *[]){X, Y}, NULL);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	ck_assert_int_eq(kiln_device_source(ctx, 1, &f, "opencl", m), 0);
+	fclose(m);
+	const char *body = strstr(text, "__kernel");
+	ck_assert_ptr_nonnull(body);
+	ck_assert_str_eq(body,
+	                 "__kernel void relu_kernel0(__global float *restrict X, __global float *restrict relu)\n"
+	                 "{\n"
+	                 "  const long blockIdx_x = get_group_id(0);\n"
+	                 "  const long threadIdx_x = get_local_id(0);\n"
+	                 "  relu[(min((blockIdx_x * 64L), 36L) + threadIdx_x)] = fmax(X[(min((blockIdx_x * 64L), 36L) + threadIdx_x)], 0.0f);\n"
+	                 "}\n");
+	free(text);
+	ck_assert_double_ge(tu_check_target(ctx, s, 2, (kiln_tensor *[]){X, Y}, 9, "opencl"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+static kiln_expr *twice(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	return kiln_mul(ctx, KILN_READ(ctx, (kiln_tensor *)user, idx[0], idx[1]), kiln_float(ctx, 2));
+}
+
+/* Schedules a device cannot run are refused with a message. */
+START_TEST(device_errors)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *A = kiln_placeholder(ctx, "A", 2, (int64_t[]){64, 2048}, KILN_F32);
+	kiln_tensor *B = kiln_compute(ctx, "B", 2, (int64_t[]){64, 2048}, twice, A);
+	kiln_tensor *args[] = {A, B};
+	/* nothing bound: the loop runs outside every kernel */
+	kiln_schedule *s = kiln_schedule_create(ctx, 1, &B);
+	kiln_func *f = kiln_lower(s, "f", 2, args, NULL);
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "opencl") == NULL,
+	                "device: loop 'i' is not bound to a block or thread index and runs outside every kernel");
+	kiln_clear_error(ctx);
+	/* a block of 2048 threads */
+	s = kiln_schedule_create(ctx, 1, &B);
+	kiln_stage *st = kiln_stage_of(s, B);
+	kiln_bind(st, kiln_stage_axis(st, 0), KILN_BLOCK_X);
+	kiln_bind(st, kiln_stage_axis(st, 1), KILN_THREAD_X);
+	f = kiln_lower(s, "f", 2, args, NULL);
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "opencl") == NULL,
+	                "has 2048 threads per block (2048 x 1 x 1); the device allows 1024");
+	kiln_clear_error(ctx);
+	/* the same thread index bound twice in one stage */
+	s = kiln_schedule_create(ctx, 1, &B);
+	st = kiln_stage_of(s, B);
+	kiln_bind(st, kiln_stage_axis(st, 0), KILN_THREAD_X);
+	tu_expect_error(ctx, kiln_bind(st, kiln_stage_axis(st, 1), KILN_THREAD_X) < 0,
+	                "bind: stage 'B' already binds 'i' to the same thread index");
+	kiln_clear_error(ctx);
+	/* shared memory over the limit: a 64x2048 float cache is 512 KiB */
+	s = kiln_schedule_create(ctx, 1, &B);
+	st = kiln_stage_of(s, B);
+	kiln_tensor *AS = kiln_cache_read(s, A, KILN_SCOPE_SHARED, 1, &st);
+	kiln_iter *o, *in;
+	kiln_split(st, kiln_stage_axis(st, 1), 256, &o, &in);
+	kiln_reorder(st, 3, (kiln_iter *[]){o, kiln_stage_axis(st, 0), in});
+	kiln_bind(st, o, KILN_BLOCK_X);
+	kiln_bind(st, kiln_stage_axis(st, 0), KILN_BLOCK_Y);
+	kiln_bind(st, in, KILN_THREAD_X);
+	kiln_compute_at(kiln_stage_of(s, AS), st, o);
+	kiln_stage *as = kiln_stage_of(s, AS);
+	kiln_iter *ao, *ai;
+	kiln_split(as, kiln_stage_axis(as, 1), 256, &ao, &ai);
+	kiln_bind(as, ai, KILN_THREAD_X);
+	f = kiln_lower(s, "f", 2, args, NULL);
+	ck_assert_msg(f != NULL, "%s", kiln_error(ctx));
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "opencl") == NULL, "bytes of shared memory; the device allows 49152");
+	kiln_clear_error(ctx);
+	/* extents of one thread index disagree inside a kernel */
+	s = kiln_schedule_create(ctx, 1, &B);
+	st = kiln_stage_of(s, B);
+	AS = kiln_cache_read(s, A, KILN_SCOPE_SHARED, 1, &st);
+	kiln_split(st, kiln_stage_axis(st, 1), 256, &o, &in);
+	kiln_bind(st, kiln_stage_axis(st, 0), KILN_BLOCK_Y);
+	kiln_bind(st, o, KILN_BLOCK_X);
+	kiln_bind(st, in, KILN_THREAD_X);
+	kiln_compute_at(kiln_stage_of(s, AS), st, o);
+	as = kiln_stage_of(s, AS);
+	kiln_split(as, kiln_stage_axis(as, 1), 128, &ao, &ai);
+	kiln_bind(as, ai, KILN_THREAD_X);
+	f = kiln_lower(s, "f", 2, args, NULL);
+	ck_assert_msg(f != NULL, "%s", kiln_error(ctx));
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "opencl") == NULL,
+	                "threadIdx.x is bound to loops of extents 128 and 256 in one kernel; they must match");
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 Suite *opencl_suite(void)
 {
 	Suite *s = suite_create("opencl");
@@ -71,6 +198,9 @@ Suite *opencl_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, op_grid2d, 0, kiln_num_ops());
+	tcase_add_test(tc, tiled_shapes);
+	tcase_add_test(tc, source_text);
+	tcase_add_test(tc, device_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }
