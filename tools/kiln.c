@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kiln/build.h"
+#include "kiln/opencl.h"
 #include "kiln/ops.h"
 
 typedef struct {
@@ -34,13 +35,15 @@ static const char *usage_main =
 	"  build OP --shape S -o F   compile OP and export it as a shared library F\n"
 	"  run OP --shape S          run OP on random inputs and compare with the oracle\n"
 	"  bench OP --shape S        time OP: median milliseconds and GFLOP/s\n"
+	"  devices                   list the devices each target can run on here\n"
 	"\n"
 	"`kiln <command> --help` describes a command's options.\n";
 
 static const char *usage_common =
 	"  --shape N,N,...   the operator's sizes (see `kiln ops`)\n"
 	"  --attr k=v,...    operator attributes (see `kiln ops`)\n"
-	"  --target T        llvm (this CPU; the default)\n";
+	"  --target T        llvm (this CPU; the default) or opencl (KILN_OPENCL_PLATFORM and\n"
+	"                    KILN_OPENCL_DEVICE pick the device)\n";
 
 static void cmd_usage(const char *cmd)
 {
@@ -48,17 +51,23 @@ static void cmd_usage(const char *cmd)
 		printf("usage: kiln ops\n\nLists every operator with what --shape and --attr mean for it.\n");
 		return;
 	}
+	if (!strcmp(cmd, "devices")) {
+		printf("usage: kiln devices\n\nLists the CPU and every OpenCL device, and which one runs opencl.\n");
+		return;
+	}
 	printf("usage: kiln %s OP --shape N,N,... [options]\n\n", cmd);
 	if (!strcmp(cmd, "lower"))
 		printf("Prints the IR of OP's default schedule after each pass of the lowering pipeline.\n\n");
 	else if (!strcmp(cmd, "build"))
-		printf("Compiles OP and writes a shared library (-o) whose function OP has the C signature\n"
-		       "int OP(float *in0, ..., float *out). Load it with kiln_module_load or dlopen.\n\n");
+		printf("Compiles OP. For llvm, writes a shared library (-o) whose function OP has the C\n"
+		       "signature int OP(float *in0, ..., float *out): dlopen it or kiln_module_load it. For\n"
+		       "opencl, writes a module container holding the kernels; kiln_module_load runs it.\n\n");
 	else if (!strcmp(cmd, "run"))
 		printf("Runs OP on random inputs and prints the largest difference from the oracle;\n"
 		       "exits 1 when it exceeds the tolerance of the dtype.\n\n");
 	else if (!strcmp(cmd, "bench"))
-		printf("Times OP with the runtime's time evaluator and prints the median.\n\n");
+		printf("Times OP with the runtime's time evaluator and prints the median (for opencl, the\n"
+		       "kernels' own time from device events, without transfers).\n\n");
 	printf("options:\n%s", usage_common);
 	if (!strcmp(cmd, "build"))
 		printf("  -o FILE           where to write the library (required)\n");
@@ -167,8 +176,8 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 		fprintf(stderr, "kiln: --shape '%s' is not a list of positive integers\n", o->shape);
 		return NULL;
 	}
-	if (strcmp(o->target, "llvm") != 0) {
-		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm)\n", o->target);
+	if (strcmp(o->target, "llvm") != 0 && strcmp(o->target, "opencl") != 0) {
+		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, opencl)\n", o->target);
 		return NULL;
 	}
 	if (kiln_op_declare(ctx, info, n, shape, o->attrs, inst)) {
@@ -178,20 +187,20 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 	return info;
 }
 
-static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *inst, FILE *trace)
+static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *inst, const char *target, FILE *trace)
 {
 	kiln_tensor *out = inst->args[inst->nargs - 1];
-	kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &out);
+	kiln_schedule *s = kiln_schedule_for(ctx, target, 1, &out);
 	kiln_func *f = s ? kiln_lower(s, info->name, inst->nargs, inst->args, trace) : NULL;
 	if (!f)
 		fprintf(stderr, "kiln: %s: %s\n", info->name, kiln_error(ctx));
 	return f;
 }
 
-static kiln_module *build(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *inst)
+static kiln_module *build(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *inst, const char *target)
 {
-	kiln_func *f = lower(ctx, info, inst, NULL);
-	kiln_module *m = f ? kiln_build(ctx, 1, &f, "llvm") : NULL;
+	kiln_func *f = lower(ctx, info, inst, target, NULL);
+	kiln_module *m = f ? kiln_build(ctx, 1, &f, target) : NULL;
 	if (f && !m)
 		fprintf(stderr, "kiln: %s: %s\n", info->name, kiln_error(ctx));
 	return m;
@@ -217,6 +226,20 @@ static void free_args(kiln_op_inst *inst, kiln_array **a)
 	free(a);
 }
 
+static int cmd_devices(void)
+{
+	printf("llvm: this CPU (%d threads)\n", kiln_get_num_threads());
+	char buf[4096];
+	if (kiln_opencl_devices(buf, sizeof buf) > 0) {
+		fputs(buf, stdout);
+		const char *used = kiln_opencl_device_name();
+		printf("opencl runs on: %s\n", used ? used : kiln_rt_last_error());
+	} else {
+		printf("opencl: no device (install an ICD, e.g. pocl-opencl-icd)\n");
+	}
+	return 0;
+}
+
 static int cmd_ops(void)
 {
 	printf("%-18s %-16s %s\n", "operator", "--shape", "what it computes [--attr]");
@@ -235,7 +258,7 @@ static kiln_module *prepare(kiln_ctx *ctx, const opts *o, kiln_op_inst *inst, co
                             kiln_array ***args)
 {
 	*info = declare(ctx, o, inst);
-	kiln_module *m = *info ? build(ctx, *info, inst) : NULL;
+	kiln_module *m = *info ? build(ctx, *info, inst, o->target) : NULL;
 	if (m)
 		*args = alloc_args(inst, o->seed);
 	return m;
@@ -312,9 +335,9 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
-	static const char *cmds[] = {"ops", "lower", "build", "run", "bench"};
+	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices"};
 	bool known = false;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		known |= !strcmp(cmd, cmds[i]);
 	if (!known) {
 		fprintf(stderr, "kiln: unknown command '%s'\n\n%s", cmd, usage_main);
@@ -329,6 +352,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "ops"))
 		return cmd_ops();
+	if (!strcmp(cmd, "devices"))
+		return cmd_devices();
 	kiln_ctx *ctx = kiln_ctx_new();
 	int rc = 1;
 	if (!strcmp(cmd, "run")) {
@@ -339,19 +364,32 @@ int main(int argc, char **argv)
 		kiln_op_inst inst;
 		const kiln_op_info *info = declare(ctx, &o, &inst);
 		if (info && !strcmp(cmd, "lower")) {
-			kiln_func *f = lower(ctx, info, &inst, o.llvm ? NULL : stdout);
+			kiln_func *f = lower(ctx, info, &inst, o.target, o.llvm ? NULL : stdout);
 			rc = f ? 0 : 1;
+			if (f && !o.llvm && strcmp(o.target, "llvm") != 0) {
+				printf("// ---- %s source ----\n", o.target);
+				if (kiln_device_source(ctx, 1, &f, o.target, stdout)) {
+					fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+					rc = 1;
+				}
+			}
 			if (f && o.llvm && kiln_llvm_ir(ctx, 1, &f, o.llvm == 2, stdout)) {
 				fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 				rc = 1;
 			}
 		} else if (info) {
 			kiln_module *m = NULL;
+			bool cpu = !strcmp(o.target, "llvm");
 			if (!o.out)
 				fprintf(stderr, "kiln: build needs -o FILE\n");
-			else if ((m = build(ctx, info, &inst)) && kiln_export_library(ctx, m, o.out))
+			else if ((m = build(ctx, info, &inst, o.target)) && cpu && kiln_export_library(ctx, m, o.out))
 				fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
-			else if (m) {
+			else if (m && !cpu && kiln_module_save(m, o.out))
+				fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+			else if (m && !cpu) {
+				printf("wrote %s: an %s module (load it with kiln_module_load)\n", o.out, o.target);
+				rc = 0;
+			} else if (m) {
 				printf("wrote %s: int %s(", o.out, info->name);
 				for (int i = 0; i < inst.nargs; i++)
 					printf("%sfloat *%s", i ? ", " : "", kiln_tensor_name(inst.args[i]));
