@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/mutate.h"
 #include "ops.h"
 
 #define THREADS 64
@@ -39,6 +40,35 @@ static int reads_of(const ir_expr *e, ir_tensor **out)
 	memcpy(out, ts, sizeof(ir_tensor *) * m);
 	free(ts);
 	return m;
+}
+
+typedef struct {
+	const ir_tensor *t;
+	bool found;
+} divmod_search;
+
+static bool has_divmod(const ir_expr *e, void *user)
+{
+	if (e->kind == IR_DIV || e->kind == IR_MOD)
+		*(bool *)user = true;
+	return true;
+}
+
+static bool find_divmod_read(const ir_expr *e, void *user)
+{
+	divmod_search *d = user;
+	if (e->kind == IR_READ && e->read.t == d->t)
+		for (int i = 0; i < e->read.t->ndim; i++)
+			ir_visit_expr(e->read.idx[i], has_divmod, &d->found);
+	return !d->found;
+}
+
+/* Does body read t at an index computed with division or modulo? */
+static bool read_divides(const ir_expr *body, const ir_tensor *t)
+{
+	divmod_search d = {t, false};
+	ir_visit_expr(body, find_divmod_read, &d);
+	return d.found;
 }
 
 /* A 16x16 thread block copies a shared stage cooperatively. */
@@ -104,9 +134,13 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c)
 	ro[k++] = cl->op->axis[n - 1];
 	if (kiln_reorder(cl, k, ro) || kiln_unroll(cl, cl->op->axis[n - 2]) || kiln_unroll(cl, cl->op->axis[n - 1]))
 		return -1;
-	/* both operands through shared memory, fetched by the whole block at each k slice */
+	/* both operands through shared memory, fetched by the whole block at each k
+	 * slice; an operand read through div/mod (a convolution's weights viewed
+	 * as a matrix) has no tight region and is read from global memory instead */
 	nr = reads_of(cl->op->body[0], rd);
 	for (int r = 0; r < nr; r++) {
+		if (read_divides(cl->op->body[0], rd[r]))
+			continue;
 		kiln_stage *rs = cl;
 		kiln_tensor *sh = kiln_cache_read(s, rd[r], KILN_SCOPE_SHARED, 1, &rs);
 		if (!sh || kiln_compute_at(sch_stage_of(s, sh), cl, ko) || cooperative_fetch(sch_stage_of(s, sh)))
