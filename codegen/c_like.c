@@ -230,11 +230,16 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 	case IR_DIV:
 	case IR_MOD:
 		if (ir_is_int(e->type)) {
-			if (e->type.lanes > 1)
-				cg_fail(s, "integer division of vectors is not supported (vectorize a loop whose index "
-				           "does not divide)");
-			return cg_fmt(s, "kiln_floor%s(%s, %s)", e->kind == IR_DIV ? "div" : "mod", cg_expr(s, e->bin.a),
-			              cg_expr(s, e->bin.b));
+			const char *fn = e->kind == IR_DIV ? "div" : "mod";
+			if (e->type.lanes == 1)
+				return cg_fmt(s, "kiln_floor%s(%s, %s)", fn, cg_expr(s, e->bin.a), cg_expr(s, e->bin.b));
+			/* lane by lane: the helpers are scalar */
+			char tb[32];
+			const char *a = cg_temp(s, e->bin.a), *b = cg_temp(s, e->bin.b);
+			char *lanes = cg_fmt(s, "%s", "");
+			for (int i = 0; i < e->type.lanes; i++)
+				lanes = cg_fmt(s, "%s%skiln_floor%s(%s.s%x, %s.s%x)", lanes, i ? ", " : "", fn, a, i, b, i);
+			return cg_fmt(s, "((%s)(%s))", L->type(s, e->type, tb), lanes);
 		}
 		if (e->kind == IR_MOD) {
 			char *a = cg_expr(s, e->bin.a), *b = cg_expr(s, e->bin.b);
