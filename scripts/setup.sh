@@ -28,4 +28,9 @@ build/examples/call_matmul "$demo/matmul.so" 512
 echo "== ResNet-18's first 3x3 convolution, checked against the oracle"
 build/kiln run conv2d --shape 1,64,56,56,64,3,3 --attr pad=1
 build/kiln bench conv2d --shape 1,64,56,56,64,3,3 --attr pad=1
-echo "(targets other than llvm are not built yet: see the README's status section)"
+echo "== target opencl: the same operators on the OpenCL device here"
+build/kiln devices
+build/kiln run matmul --shape 256,256,256 --target opencl
+build/kiln run conv2d --shape 1,64,28,28,64,3,3 --attr pad=1 --target opencl
+build/kiln bench matmul --shape 256,256,256 --target opencl
+echo "(webgl, wasm and webgpu are not built yet: see the README's status section)"

@@ -319,9 +319,12 @@ static int cmd_bench(kiln_ctx *ctx, const opts *o)
 	int rc = kiln_module_time(m, info->name, a, inst.nargs, &t, &r);
 	if (rc)
 		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
-	else
+	else if (!strcmp(o->target, "llvm"))
 		printf("%s: median %.4f ms over %d samples of %d calls, %.2f GFLOP/s, %d threads\n", info->name, r.median_ms,
 		       r.nsamples, r.number, inst.flops / r.median_ms / 1e6, kiln_get_num_threads());
+	else
+		printf("%s: median %.4f ms of kernel time over %d samples of %d calls, %.2f GFLOP/s, on %s\n", info->name,
+		       r.median_ms, r.nsamples, r.number, inst.flops / r.median_ms / 1e6, kiln_opencl_device_name());
 	kiln_timing_free(&r);
 	free_args(&inst, a);
 	kiln_module_free(m);
