@@ -9,6 +9,7 @@
 
 #include "codegen/c_like.h"
 #include "codegen/llvm/codegen.h"
+#include "codegen/glsl/glsl.h"
 #include "codegen/opencl/opencl.h"
 #include "schedule/schedule.h"
 
@@ -22,7 +23,25 @@ typedef struct {
 
 static const device_target device_targets[] = {
 	{"opencl", &cg_opencl, "opencl-src", {1024, 48 * 1024, 0x7fffffff}},
+	/* WebGL2: no shared memory; a fragment per element of textures up to 4096 x 4096 */
+	{"webgl", &cg_glsl, "glsl-src", {1024, 0, 4096 * 4096}},
 };
+
+/* For languages that write one buffer per kernel: that buffer becomes the first parameter. */
+static void output_first(ir_device_func *d)
+{
+	for (int k = 0; k < d->nkernel; k++) {
+		ir_kernel *kn = &d->kernels[k];
+		if (kn->nwritten != 1)
+			continue;
+		for (int p = 0; p < kn->nparam; p++)
+			if (kn->params[p] == kn->written[0]) {
+				ir_buffer *w = kn->params[p];
+				memmove(kn->params + 1, kn->params, sizeof(ir_buffer *) * p);
+				kn->params[0] = w;
+			}
+	}
+}
 
 /* Where each kernel parameter comes from: an argument of f, or temporary -1-k. */
 static int bind_params(kiln_ctx *ctx, const ir_device_func *d, const ir_kernel *k, rt_launch *l)
@@ -51,9 +70,12 @@ static int bind_params(kiln_ctx *ctx, const ir_device_func *d, const ir_kernel *
 static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const device_target *t)
 {
 	ir_device_func **ds = ir_alloc(ctx, sizeof(ir_device_func *) * nfunc);
-	for (int i = 0; i < nfunc; i++)
+	for (int i = 0; i < nfunc; i++) {
 		if (!(ds[i] = ir_split_device(ctx, funcs[i], &t->limits)))
 			return NULL;
+		if (t->lang->output_first)
+			output_first(ds[i]);
+	}
 	char *src = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&src, &len);
@@ -115,7 +137,7 @@ kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const
 	for (size_t i = 0; target && i < sizeof device_targets / sizeof *device_targets; i++)
 		if (!strcmp(target, device_targets[i].name))
 			return build_device(ctx, nfunc, funcs, &device_targets[i]);
-	return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm, opencl)", target ? target : "(null)"), NULL;
+	return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm, opencl, webgl)", target ? target : "(null)"), NULL;
 }
 
 kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,
@@ -133,10 +155,12 @@ int kiln_device_source(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const 
 		if (!strcmp(target, device_targets[i].name)) {
 			for (int k = 0; k < nfunc; k++) {
 				ir_device_func *d = ir_split_device(ctx, funcs[k], &device_targets[i].limits);
+				if (d && device_targets[i].lang->output_first)
+					output_first(d);
 				if (!d || cg_print_kernels(ctx, device_targets[i].lang, d, out, k == 0))
 					return -1;
 			}
 			return 0;
 		}
-	return ir_error(ctx, "source: '%s' is not a source-printing target (opencl)", target ? target : "(null)");
+	return ir_error(ctx, "source: '%s' is not a source-printing target (opencl, webgl)", target ? target : "(null)");
 }

@@ -133,6 +133,8 @@ static const char *binop(int kind)
 static char *float_imm(cg_src *s, ir_type t, double v)
 {
 	char num[64];
+	if ((v != v || v == 1.0 / 0.0 || v == -1.0 / 0.0) && s->lang->special_float)
+		return s->lang->special_float(s, v);
 	if (v != v)
 		return cg_fmt(s, "(0.0f/0.0f)");
 	if (v == 1.0 / 0.0 || v == -1.0 / 0.0)
@@ -336,7 +338,7 @@ static bool lanes_check(const ir_expr *e, void *user)
 
 int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, const ir_device_func *d, FILE *f, bool prelude)
 {
-	cg_src s = {f, lang, NULL, ctx, 0, 0, 0, 0, 0, NULL, NULL};
+	cg_src s = {f, lang, NULL, ctx, 0, 0, 0, 0, 0, NULL, lang->state_size ? calloc(1, lang->state_size) : NULL};
 	if (prelude && lang->prelude)
 		fputs(lang->prelude, f);
 	for (int i = 0; i < d->nkernel && !s.err; i++) {
@@ -349,9 +351,10 @@ int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, const ir_device_func *d
 		lang->kernel_begin(&s);
 		s.indent = 1;
 		stmt(&s, s.k->body);
-		s.indent = 0;
 		lang->kernel_end(&s);
+		s.indent = 0;
 	}
 	free(s.names);
+	free(s.user);
 	return s.err ? -1 : 0;
 }

@@ -38,6 +38,10 @@ typedef struct {
 	const char *prelude;
 	int max_lanes;
 	bool (*lanes_ok)(int lanes);
+	size_t state_size;  /* the hooks' own state, zeroed per print (cg_src.user) */
+	/* infinities and NaN where the language has no literal for them (NULL: C's 1.0f/0.0f) */
+	char *(*special_float)(cg_src *s, double v);
+	bool output_first;  /* kernel parameters: the written buffer first (one per kernel) */
 } cg_lang;
 
 typedef struct {

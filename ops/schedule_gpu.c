@@ -184,11 +184,37 @@ kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
 	return s;
 }
 
+/*
+ * WebGL2: one fragment per output element, so every stage is a kernel whose
+ * fused output axis is the fragment index (no split: a fragment writes only
+ * its own element); reductions loop inside the fragment.
+ */
+kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
+{
+	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
+	if (!s)
+		return NULL;
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *st = s->stages[i];
+		if (st->attach != ATTACH_ROOT || st->op->naxis == 0)
+			continue;
+		kiln_iter *f = st->op->axis[0];
+		for (int d = 1; d < st->op->naxis; d++)
+			if (kiln_fuse(st, f, st->op->axis[d], &f))
+				return NULL;
+		if (kiln_bind(st, f, KILN_BLOCK_X))
+			return NULL;
+	}
+	return s;
+}
+
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs)
 {
 	if (target && !strcmp(target, "llvm"))
 		return kiln_schedule_cpu(ctx, nout, outs);
 	if (target && !strcmp(target, "opencl"))
 		return kiln_schedule_gpu(ctx, nout, outs);
-	return ir_error(ctx, "schedule: no default schedule for target '%s' (llvm, opencl)", target ? target : "(null)"), NULL;
+	if (target && !strcmp(target, "webgl"))
+		return kiln_schedule_webgl(ctx, nout, outs);
+	return ir_error(ctx, "schedule: no default schedule for target '%s' (llvm, opencl, webgl)", target ? target : "(null)"), NULL;
 }

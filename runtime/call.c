@@ -62,6 +62,8 @@ static int invoke_device(kiln_module *m, rt_function *f, kiln_array **args, doub
 {
 	if (!strcmp(m->target, "opencl"))
 		return rt_opencl_run(m, f, args, ms);
+	if (!strcmp(m->target, "webgl"))
+		return rt_gles_run(m, f, args, ms);
 	return rt_error("%s: this runtime cannot run target '%s'", f->name, m->target);
 }
 

@@ -58,6 +58,8 @@ int rt_function_set_launches(rt_function *f, int nlaunch, const rt_launch *l, in
  * the outputs back. With kernel_ms, the kernels' device time is returned.
  */
 int rt_opencl_run(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms);
+/* The same for webgl modules on the GLES device (EGL); ms is wall time around the draws. */
+int rt_gles_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms);
 
 /* Serializes the module container (metadata + blobs); malloc'ed bytes. */
 int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size);

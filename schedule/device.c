@@ -105,8 +105,10 @@ static ir_stmt *kernel_stmt(ir_mutator *m, ir_stmt *s)
 		return body ? ir_allocate(ctx, b, body) : NULL;
 	}
 	case IR_STORE:
-		if (s->store.buf->scope == KILN_SCOPE_GLOBAL)
+		if (s->store.buf->scope == KILN_SCOPE_GLOBAL) {
 			add_buffer(ctx, &k->params, &k->nparam, s->store.buf);
+			add_buffer(ctx, &k->written, &k->nwritten, s->store.buf);
+		}
 		return ir_mutate_stmt_children(m, s);
 	default:
 		return ir_mutate_stmt_children(m, s);

@@ -15,6 +15,8 @@ typedef struct {
 	ir_expr *index[7];           /* the variable standing for each kiln_thread (NULL when unused) */
 	int nparam;
 	ir_buffer **params;          /* global buffers the kernel touches, in first-use order */
+	int nwritten;
+	ir_buffer **written;         /* the global buffers it stores to */
 	int nshared;
 	ir_buffer **shared;          /* shared buffers, declared at the kernel's top */
 	int64_t shared_bytes;

@@ -176,8 +176,8 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 		fprintf(stderr, "kiln: --shape '%s' is not a list of positive integers\n", o->shape);
 		return NULL;
 	}
-	if (strcmp(o->target, "llvm") != 0 && strcmp(o->target, "opencl") != 0) {
-		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, opencl)\n", o->target);
+	if (strcmp(o->target, "llvm") != 0 && strcmp(o->target, "opencl") != 0 && strcmp(o->target, "webgl") != 0) {
+		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, opencl, webgl)\n", o->target);
 		return NULL;
 	}
 	if (kiln_op_declare(ctx, info, n, shape, o->attrs, inst)) {

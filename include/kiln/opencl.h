@@ -16,6 +16,8 @@ extern "C" {
 void kiln_opencl_select(const char *platform, const char *device);
 /* "platform / device" of the device runs use, or NULL (reason in kiln_rt_last_error). */
 const char *kiln_opencl_device_name(void);
+/* "vendor / renderer" of the GLES device webgl modules run on natively, or NULL. */
+const char *kiln_gles_device_name(void);
 /* Writes one line per OpenCL device into buf; returns the count. */
 int kiln_opencl_devices(char *buf, size_t n);
 

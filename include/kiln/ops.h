@@ -75,7 +75,9 @@ kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
 /* The default schedule for GPU-style targets (opencl): every stage a kernel,
  * threads bound to output elements. */
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
-/* The default schedule for a target name ("llvm", "opencl"). */
+/* The default schedule for WebGL2 (webgl): one fragment per output element. */
+kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+/* The default schedule for a target name ("llvm", "opencl", "webgl"). */
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs);
 
 /* ---- the registry: operators by name, for tools and tests ---- */

@@ -1,0 +1,272 @@
+/*
+ * glsl.c — GLSL ES 3.00 (WebGL2) through the shared C-like printer.
+ *
+ * The WebGL programming model: one fragment per output element. Each kernel
+ * is a fragment shader of its own; tensors are R32F textures, element i at
+ * texel (i % W, i / W) with W = min(size, KILN_GLSL_WIDTH), read with
+ * texelFetch. A kernel writes exactly one buffer and only the element of
+ * its own fragment: that element lives in a local accumulator (so a
+ * reduction can read and update it), and becomes the fragment's colour.
+ * No shared memory, no 64-bit integers: indices are 32-bit ints.
+ */
+#include <string.h>
+
+#include "codegen/c_like.h"
+#include "glsl.h"
+#include "ir/mutate.h"
+#include "ir/simplify.h"
+
+/* What the hooks need to know about the kernel being printed. */
+typedef struct {
+	const ir_buffer *out; /* the one global buffer the kernel writes */
+	int ntex;
+	const ir_buffer *tex[64]; /* the global buffers it reads, as textures t0, t1, ... */
+} glsl_state;
+
+int64_t cg_glsl_width(int64_t n) { return n < KILN_GLSL_WIDTH ? (n ? n : 1) : KILN_GLSL_WIDTH; }
+
+static const char *gl_type(cg_src *s, ir_type t, char *buf)
+{
+	const char *base = t.code == KILN_FLOAT ? "float" : t.code == KILN_BOOL ? "bool" : "int";
+	const char *vec = t.code == KILN_FLOAT ? "vec" : t.code == KILN_BOOL ? "bvec" : "ivec";
+	if (t.code == KILN_FLOAT && t.bits != 32)
+		cg_fail(s, "only float32 tensors (GLSL ES has no %d-bit floats)", t.bits);
+	if (t.lanes > 1)
+		snprintf(buf, 32, "%s%d", vec, t.lanes);
+	else
+		snprintf(buf, 32, "%s", base);
+	return buf;
+}
+
+static void gl_int_imm(cg_src *s, ir_type t, int64_t v)
+{
+	if (t.code == KILN_BOOL)
+		fputs(v ? "true" : "false", s->f);
+	else if (v > INT32_MAX || v < INT32_MIN)
+		cg_fail(s, "the integer %lld does not fit GLSL's 32-bit int", (long long)v);
+	else
+		fprintf(s->f, "%lld", (long long)v);
+}
+
+static int tex_index(glsl_state *g, const ir_buffer *b)
+{
+	for (int i = 0; i < g->ntex; i++)
+		if (g->tex[i] == b)
+			return i;
+	return -1;
+}
+
+static void gl_kernel_begin(cg_src *s)
+{
+	const ir_kernel *k = s->k;
+	glsl_state *g = s->user;
+	memset(g, 0, sizeof *g);
+	for (int p = 0; p < k->nparam; p++)
+		if (k->params[p]->elem.code != KILN_FLOAT || k->params[p]->elem.bits != 32)
+			cg_fail(s, "tensor '%s' is not float32; the webgl target stores float32 tensors only (R32F textures)",
+			        k->params[p]->name);
+	if (k->nwritten != 1)
+		cg_fail(s, "kernel '%s' writes %d tensors; a webgl kernel writes exactly one", k->name, k->nwritten);
+	/* the written buffer is the output (build_device puts it first); the others are textures */
+	g->out = k->nparam ? k->params[0] : NULL;
+	for (int p = 1; p < k->nparam && g->ntex < 64; p++)
+		g->tex[g->ntex++] = k->params[p];
+	if (k->grid[1] != 1 || k->grid[2] != 1 || k->block[1] != 1 || k->block[2] != 1)
+		cg_fail(s, "kernel '%s' uses a 2-D or 3-D grid; webgl kernels bind one fused axis (x)", k->name);
+	if (!g->out)
+		cg_fail(s, "kernel '%s' writes no tensor", k->name);
+	if (s->err)
+		return;
+	int64_t n = g->out->size, w = cg_glsl_width(n);
+	fprintf(s->f, "//@kernel %s\n#version 300 es\nprecision highp float;\nprecision highp int;\n"
+	              "precision highp sampler2D;\n", k->name);
+	for (int i = 0; i < g->ntex; i++)
+		fprintf(s->f, "uniform highp sampler2D t%d; /* %s */\n", i, g->tex[i]->name);
+	fputs("out vec4 kiln_frag;\n", s->f);
+	for (int i = 0; i < g->ntex; i++) {
+		int64_t tw = cg_glsl_width(g->tex[i]->size);
+		fprintf(s->f, "float kiln_t%d(int i) { return texelFetch(t%d, ivec2(i %% %lld, i / %lld), 0).r; }\n", i, i,
+		        (long long)tw, (long long)tw);
+	}
+	fputs("int kiln_floordiv(int a, int b) { int q = a / b; return (a % b != 0 && ((a % b < 0) != (b < 0))) ? q - 1 : q; }\n"
+	      "int kiln_floormod(int a, int b) { int r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }\n"
+	      "float kiln_erf(float x) { float t = 1.0 / (1.0 + 0.3275911 * abs(x)); float p = t * (0.254829592 + t * "
+	      "(-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))); "
+	      "return sign(x) * (1.0 - p * exp(-x * x)); }\n",
+	      s->f);
+	fprintf(s->f, "void main()\n{\n");
+	s->indent = 1;
+	cg_line(s, "int kiln_id = int(gl_FragCoord.y) * %lld + int(gl_FragCoord.x);", (long long)w);
+	cg_line(s, "if (kiln_id >= %lld) discard;", (long long)n);
+	int64_t threads = k->grid[0] * k->block[0];
+	if (threads != n)
+		cg_fail(s, "kernel '%s' runs %lld threads for %lld outputs; webgl runs one fragment per output element "
+		           "(bind the output's fused axis without a shifted or guarded split)", k->name, (long long)threads,
+		        (long long)n);
+	if (k->index[KILN_BLOCK_X])
+		cg_line(s, "int %s = kiln_id / %lld;", cg_name_of(s, k->index[KILN_BLOCK_X], "blockIdx.x"),
+		        (long long)k->block[0]);
+	if (k->index[KILN_THREAD_X])
+		cg_line(s, "int %s = kiln_id %% %lld;", cg_name_of(s, k->index[KILN_THREAD_X], "threadIdx.x"),
+		        (long long)k->block[0]);
+	cg_line(s, "float kiln_out = 0.0;");
+}
+
+static void gl_kernel_end(cg_src *s)
+{
+	cg_line(s, "kiln_frag = vec4(kiln_out, 0.0, 0.0, 1.0);");
+	fputs("}\n", s->f);
+}
+
+/* The fragment may only touch its own output element. */
+static void check_own(cg_src *s, const ir_expr *index)
+{
+	const ir_kernel *k = s->k;
+	ir_expr *id = NULL;
+	if (k->index[KILN_BLOCK_X])
+		id = ir_mul(s->ctx, k->index[KILN_BLOCK_X], ir_i64(s->ctx, k->block[0]));
+	if (k->index[KILN_THREAD_X])
+		id = id ? ir_add(s->ctx, id, k->index[KILN_THREAD_X]) : k->index[KILN_THREAD_X];
+	if (!id)
+		id = ir_i64(s->ctx, 0);
+	ir_expr *d = ir_simplify_expr(s->ctx, NULL, ir_sub(s->ctx, ir_cast(s->ctx, IR_I64, (ir_expr *)index), id));
+	int64_t v;
+	if (!ir_is_const_int(d, &v) || v != 0)
+		cg_fail(s, "kernel '%s' touches output element %s, not its own; webgl runs one fragment per element "
+		           "(bind the output's fused axis without a shifted split)", k->name, ir_expr_to_str(s->ctx, index));
+}
+
+static char *gl_load(cg_src *s, const ir_expr *e)
+{
+	glsl_state *g = s->user;
+	const ir_buffer *b = e->load.buf;
+	const ir_expr *ix = e->load.index;
+	int n = e->type.lanes;
+	char tb[32];
+	if (b == g->out) {
+		if (n > 1)
+			cg_fail(s, "a vector read of the output '%s'", b->name);
+		check_own(s, ix);
+		return cg_fmt(s, "kiln_out");
+	}
+	int t = tex_index(g, b);
+	const char *name = t >= 0 ? NULL : cg_name_of(s, b, b->name);
+	if (n == 1)
+		return t >= 0 ? cg_fmt(s, "kiln_t%d(%s)", t, cg_expr(s, ix)) : cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
+	/* vectors: lane by lane from a named index vector */
+	const char *iv = cg_temp(s, ix);
+	static const char lane[] = "xyzw";
+	char *lanes = cg_fmt(s, "%s", "");
+	for (int i = 0; i < n; i++)
+		lanes = t >= 0 ? cg_fmt(s, "%s%skiln_t%d(%s.%c)", lanes, i ? ", " : "", t, iv, lane[i])
+		               : cg_fmt(s, "%s%s%s[%s.%c]", lanes, i ? ", " : "", name, iv, lane[i]);
+	return cg_fmt(s, "%s(%s)", gl_type(s, e->type, tb), lanes);
+}
+
+static void gl_store(cg_src *s, const ir_stmt *st)
+{
+	glsl_state *g = s->user;
+	const ir_buffer *b = st->store.buf;
+	const ir_expr *val = st->store.value;
+	char *v = cg_expr(s, val);
+	if (b == g->out) {
+		if (val->type.lanes > 1) {
+			cg_fail(s, "a vector store to the output '%s' (webgl writes one element per fragment)", b->name);
+			return;
+		}
+		check_own(s, st->store.index);
+		cg_line(s, "kiln_out = %s;", v);
+		return;
+	}
+	if (b->scope == KILN_SCOPE_GLOBAL) {
+		cg_fail(s, "kernel '%s' writes both '%s' and '%s'; a webgl kernel writes one tensor", s->k->name,
+		        g->out ? g->out->name : "?", b->name);
+		return;
+	}
+	const char *name = cg_name_of(s, b, b->name);
+	if (val->type.lanes == 1) {
+		cg_line(s, "%s[%s] = %s;", name, cg_expr(s, st->store.index), v);
+		return;
+	}
+	static const char lane[] = "xyzw";
+	char tb[32];
+	const char *iv = cg_temp(s, st->store.index);
+	const char *vv = cg_fmt(s, "t%d", s->ntmp++);
+	cg_line(s, "%s %s = %s;", gl_type(s, val->type, tb), vv, v);
+	for (int i = 0; i < val->type.lanes; i++)
+		cg_line(s, "%s[%s.%c] = %s.%c;", name, iv, lane[i], vv, lane[i]);
+}
+
+static void gl_barrier(cg_src *s) { cg_fail(s, "webgl has no barriers (no shared memory)"); }
+
+static void gl_local_array(cg_src *s, const ir_buffer *b)
+{
+	char tb[32];
+	cg_line(s, "%s %s[%lld];", gl_type(s, b->elem, tb), cg_name_of(s, b, b->name), (long long)b->size);
+}
+
+static const char *gl_math(kiln_intrinsic op, ir_type t)
+{
+	switch (op) {
+	case KILN_EXP: return "exp";
+	case KILN_LOG: return "log";
+	case KILN_SQRT: return "sqrt";
+	case KILN_RSQRT: return "inversesqrt";
+	case KILN_TANH: return "tanh";
+	case KILN_ERF: return t.lanes == 1 ? "kiln_erf" : NULL;
+	case KILN_POW: return "pow";
+	case KILN_ABS: return "abs";
+	case KILN_FLOOR: return "floor";
+	case KILN_CEIL: return "ceil";
+	case KILN_ROUND: return "roundEven";
+	default: return NULL;
+	}
+}
+
+static char *gl_minmax(cg_src *s, const ir_expr *e, const char *a, const char *b)
+{
+	return cg_fmt(s, "%s(%s, %s)", e->kind == IR_MIN ? "min" : "max", a, b);
+}
+
+static char *gl_select(cg_src *s, const ir_expr *e, const char *c, const char *t, const char *f)
+{
+	return cg_fmt(s, "mix(%s, %s, %s)", f, t, c);
+}
+
+static char *gl_cast(cg_src *s, ir_type to, const ir_expr *from, const char *v)
+{
+	char tb[32];
+	return cg_fmt(s, "%s(%s)", gl_type(s, to, tb), v);
+}
+
+static bool gl_lanes_ok(int n) { return n >= 2 && n <= 4; }
+
+/* GLSL ES rejects 1.0/0.0 in constant expressions: spell the bits */
+static char *gl_special_float(cg_src *s, double v)
+{
+	if (v != v)
+		return cg_fmt(s, "uintBitsToFloat(0x7fc00000u)");
+	return cg_fmt(s, "uintBitsToFloat(%s)", v > 0 ? "0x7f800000u" : "0xff800000u");
+}
+
+const cg_lang cg_glsl = {
+	.name = "webgl",
+	.type = gl_type,
+	.int_imm = gl_int_imm,
+	.kernel_begin = gl_kernel_begin,
+	.kernel_end = gl_kernel_end,
+	.load = gl_load,
+	.store = gl_store,
+	.barrier = gl_barrier,
+	.local_array = gl_local_array,
+	.math = gl_math,
+	.minmax = gl_minmax,
+	.select = gl_select,
+	.cast = gl_cast,
+	.prelude = NULL,
+	.max_lanes = 4,
+	.lanes_ok = gl_lanes_ok,
+	.state_size = sizeof(glsl_state),
+	.special_float = gl_special_float,
+	.output_first = true,
+};

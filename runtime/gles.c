@@ -1,0 +1,282 @@
+/*
+ * gles.c — the GLES device: runs webgl modules natively through EGL
+ * (surfaceless, Mesa llvmpipe here, NVIDIA on the GPU machine). Only
+ * OpenGL ES 3.0 calls that WebGL2 also has are used, so this file can later
+ * compile under Emscripten against WebGL2.
+ *
+ * Every buffer is an R32F texture of cg_glsl_width(n) columns; a kernel
+ * draws one full-screen triangle into the texture of its output (an FBO,
+ * EXT_color_buffer_float), reading its inputs with texelFetch.
+ */
+#include <EGL/egl.h>
+#include <EGL/eglext.h>
+#include <GLES3/gl3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+#define WIDTH 4096 /* texels per row: KILN_GLSL_WIDTH of the code generator */
+
+typedef struct {
+	EGLDisplay dpy;
+	EGLContext ctx;
+	GLuint vs, fbo, vao;
+	char name[256];
+} gl_state;
+
+typedef struct {
+	char *src;
+	GLuint prog;
+} gl_prog;
+
+/* A function's textures and programs, kept between calls. */
+typedef struct {
+	int n;
+	GLuint *tex;
+	int64_t *elems;
+	GLuint *progs;
+	float *staging;
+} fn_state;
+
+static gl_state *gs;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t tex_width(int64_t n) { return n < WIDTH ? (n ? n : 1) : WIDTH; }
+static int64_t tex_height(int64_t n) { return (n + tex_width(n) - 1) / tex_width(n); }
+
+static const char vertex_src[] = "#version 300 es\n"
+                                 "void main() {\n"
+                                 "  vec2 p = vec2(float((gl_VertexID & 1) << 2) - 1.0, float((gl_VertexID & 2) << 1) - 1.0);\n"
+                                 "  gl_Position = vec4(p, 0.0, 1.0);\n"
+                                 "}\n";
+
+static GLuint compile(GLenum kind, const char *src, const char *what)
+{
+	GLuint sh = glCreateShader(kind);
+	glShaderSource(sh, 1, &src, NULL);
+	glCompileShader(sh);
+	GLint ok = 0;
+	glGetShaderiv(sh, GL_COMPILE_STATUS, &ok);
+	if (!ok) {
+		char log[2048] = "";
+		glGetShaderInfoLog(sh, sizeof log - 1, NULL, log);
+		rt_error("webgl: %s does not compile: %s", what, log);
+		glDeleteShader(sh);
+		return 0;
+	}
+	return sh;
+}
+
+static int init_locked(void)
+{
+	if (gs)
+		return 0;
+	PFNEGLGETPLATFORMDISPLAYEXTPROC get_display = (PFNEGLGETPLATFORMDISPLAYEXTPROC)eglGetProcAddress("eglGetPlatformDisplayEXT");
+	EGLDisplay dpy = get_display ? get_display(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, NULL) : EGL_NO_DISPLAY;
+	if (dpy == EGL_NO_DISPLAY)
+		dpy = eglGetDisplay(EGL_DEFAULT_DISPLAY);
+	EGLint major, minor;
+	if (dpy == EGL_NO_DISPLAY || !eglInitialize(dpy, &major, &minor))
+		return rt_error("webgl: no EGL display (install libegl-mesa0 and libgl1-mesa-dri, or a GPU driver)");
+	EGLint cattrs[] = {EGL_SURFACE_TYPE, EGL_PBUFFER_BIT, EGL_RENDERABLE_TYPE, EGL_OPENGL_ES3_BIT, EGL_NONE};
+	EGLConfig cfg;
+	EGLint ncfg = 0;
+	if (!eglChooseConfig(dpy, cattrs, &cfg, 1, &ncfg) || ncfg < 1 || !eglBindAPI(EGL_OPENGL_ES_API))
+		return rt_error("webgl: EGL has no OpenGL ES 3 configuration");
+	EGLint ctxattrs[] = {EGL_CONTEXT_MAJOR_VERSION, 3, EGL_CONTEXT_MINOR_VERSION, 0, EGL_NONE};
+	EGLContext ctx = eglCreateContext(dpy, cfg, EGL_NO_CONTEXT, ctxattrs);
+	if (ctx == EGL_NO_CONTEXT || !eglMakeCurrent(dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, ctx))
+		return rt_error("webgl: cannot create an OpenGL ES 3 context");
+	const char *ext = (const char *)glGetString(GL_EXTENSIONS);
+	if (!ext || !strstr(ext, "GL_EXT_color_buffer_float"))
+		return rt_error("webgl: the device cannot render to float textures (no EXT_color_buffer_float)");
+	gl_state *s = calloc(1, sizeof *s);
+	s->dpy = dpy;
+	s->ctx = ctx;
+	s->vs = compile(GL_VERTEX_SHADER, vertex_src, "the vertex shader");
+	glGenFramebuffers(1, &s->fbo);
+	glGenVertexArrays(1, &s->vao);
+	snprintf(s->name, sizeof s->name, "%s / %s", (const char *)glGetString(GL_VENDOR),
+	         (const char *)glGetString(GL_RENDERER));
+	gs = s;
+	return 0;
+}
+
+const char *kiln_gles_device_name(void)
+{
+	pthread_mutex_lock(&mu);
+	int rc = init_locked();
+	pthread_mutex_unlock(&mu);
+	return rc ? NULL : gs->name;
+}
+
+/* The source of kernel `name` in the module's blob of "//@kernel" sections. */
+static char *kernel_source(const rt_blob *b, const char *name)
+{
+	char marker[96];
+	snprintf(marker, sizeof marker, "//@kernel %s\n", name);
+	const char *text = (const char *)b->data, *end = text + b->size;
+	size_t ml = strlen(marker);
+	for (const char *p = text; p + ml <= end; p++)
+		if (!memcmp(p, marker, ml) && (p == text || p[-1] == '\n')) {
+			const char *q = p + ml, *stop = q;
+			while (stop + 10 <= end && memcmp(stop, "//@kernel ", 10))
+				stop++;
+			if (stop + 10 > end)
+				stop = end;
+			char *src = malloc((size_t)(stop - q) + 1);
+			memcpy(src, q, (size_t)(stop - q));
+			src[stop - q] = 0;
+			return src;
+		}
+	return NULL;
+}
+
+static void free_fn_state(rt_function *f)
+{
+	fn_state *fs = f->dev;
+	if (!fs)
+		return;
+	glDeleteTextures(fs->n, fs->tex);
+	for (int l = 0; l < f->nlaunch; l++)
+		if (fs->progs[l])
+			glDeleteProgram(fs->progs[l]);
+	free(fs->tex);
+	free(fs->elems);
+	free(fs->progs);
+	free(fs->staging);
+	free(fs);
+	f->dev = NULL;
+}
+
+static int prepare(kiln_module *m, rt_function *f)
+{
+	if (f->dev)
+		return 0;
+	const rt_blob *b = rt_module_blob(m, "glsl-src");
+	if (!b)
+		return rt_error("%s: the module carries no GLSL source", f->name);
+	fn_state *fs = calloc(1, sizeof *fs);
+	fs->n = f->nargs + f->ntemp;
+	fs->tex = calloc((size_t)fs->n, sizeof(GLuint));
+	fs->elems = calloc((size_t)fs->n, sizeof(int64_t));
+	fs->progs = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(GLuint));
+	f->dev = fs;
+	m->dev_free = free_fn_state;
+	glGenTextures(fs->n, fs->tex);
+	int64_t most = 1;
+	for (int i = 0; i < fs->n; i++) {
+		int64_t n;
+		if (i < f->nargs) {
+			if (f->args[i].dtype.code != KILN_FLOAT || f->args[i].dtype.bits != 32)
+				return rt_error("%s: argument %d is not float32; webgl runs float32 tensors", f->name, i);
+			n = 1;
+			for (int d = 0; d < f->args[i].ndim; d++)
+				n *= f->args[i].shape[d];
+		} else {
+			n = (int64_t)(f->temp_bytes[i - f->nargs] / 4);
+		}
+		fs->elems[i] = n;
+		most = n > most ? n : most;
+		GLint maxsize = 0;
+		glGetIntegerv(GL_MAX_TEXTURE_SIZE, &maxsize);
+		if (tex_height(n) > maxsize)
+			return rt_error("%s: a tensor of %lld elements needs %lld texture rows; the device allows %d", f->name,
+			                (long long)n, (long long)tex_height(n), maxsize);
+		glBindTexture(GL_TEXTURE_2D, fs->tex[i]);
+		glTexImage2D(GL_TEXTURE_2D, 0, GL_R32F, (GLsizei)tex_width(n), (GLsizei)tex_height(n), 0, GL_RED, GL_FLOAT, NULL);
+		glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+		glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+	}
+	fs->staging = malloc(sizeof(float) * (size_t)(tex_width(most) * tex_height(most)) * 4);
+	for (int l = 0; l < f->nlaunch; l++) {
+		char *src = kernel_source(b, f->launches[l].kernel);
+		if (!src)
+			return rt_error("%s: no source for kernel '%s'", f->name, f->launches[l].kernel);
+		GLuint fsh = compile(GL_FRAGMENT_SHADER, src, f->launches[l].kernel);
+		free(src);
+		if (!fsh)
+			return -1;
+		GLuint p = glCreateProgram();
+		glAttachShader(p, gs->vs);
+		glAttachShader(p, fsh);
+		glLinkProgram(p);
+		glDeleteShader(fsh);
+		GLint ok = 0;
+		glGetProgramiv(p, GL_LINK_STATUS, &ok);
+		if (!ok)
+			return rt_error("%s: kernel '%s' does not link", f->name, f->launches[l].kernel);
+		fs->progs[l] = p;
+	}
+	return 0;
+}
+
+static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
+{
+	if (init_locked() || prepare(m, f))
+		return -1;
+	fn_state *fs = f->dev;
+	/* inputs: rows of the texture, the last one padded */
+	for (int i = 0; i < f->nargs; i++) {
+		if (f->args[i].is_output)
+			continue;
+		int64_t n = fs->elems[i], w = tex_width(n), h = tex_height(n);
+		const float *src = args[i]->data;
+		glBindTexture(GL_TEXTURE_2D, fs->tex[i]);
+		if (n == w * h) {
+			glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, GL_RED, GL_FLOAT, src);
+		} else {
+			memcpy(fs->staging, src, sizeof(float) * (size_t)n);
+			memset(fs->staging + n, 0, sizeof(float) * (size_t)(w * h - n));
+			glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, GL_RED, GL_FLOAT, fs->staging);
+		}
+	}
+	glFinish();
+	double t0 = rt_now_ms();
+	glBindFramebuffer(GL_FRAMEBUFFER, gs->fbo);
+	glBindVertexArray(gs->vao);
+	for (int l = 0; l < f->nlaunch; l++) {
+		rt_launch *la = &f->launches[l];
+		int out = la->args[0] >= 0 ? la->args[0] : f->nargs - 1 - la->args[0];
+		glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, fs->tex[out], 0);
+		if (glCheckFramebufferStatus(GL_FRAMEBUFFER) != GL_FRAMEBUFFER_COMPLETE)
+			return rt_error("%s: cannot render into an R32F texture on %s", f->name, gs->name);
+		glUseProgram(fs->progs[l]);
+		for (int a = 1; a < la->nargs; a++) {
+			int idx = la->args[a] >= 0 ? la->args[a] : f->nargs - 1 - la->args[a];
+			char uname[16];
+			snprintf(uname, sizeof uname, "t%d", a - 1);
+			glActiveTexture(GL_TEXTURE0 + (GLenum)(a - 1));
+			glBindTexture(GL_TEXTURE_2D, fs->tex[idx]);
+			glUniform1i(glGetUniformLocation(fs->progs[l], uname), a - 1);
+		}
+		glViewport(0, 0, (GLsizei)tex_width(fs->elems[out]), (GLsizei)tex_height(fs->elems[out]));
+		glDrawArrays(GL_TRIANGLES, 0, 3);
+	}
+	glFinish();
+	if (ms)
+		*ms = rt_now_ms() - t0;
+	for (int i = 0; i < f->nargs; i++) {
+		if (!f->args[i].is_output)
+			continue;
+		int64_t n = fs->elems[i], w = tex_width(n), h = tex_height(n);
+		glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, fs->tex[i], 0);
+		glReadPixels(0, 0, (GLsizei)w, (GLsizei)h, GL_RED, GL_FLOAT, fs->staging);
+		memcpy(args[i]->data, fs->staging, sizeof(float) * (size_t)n);
+	}
+	GLenum err = glGetError();
+	if (err != GL_NO_ERROR)
+		return rt_error("%s: OpenGL ES error 0x%x on %s", f->name, err, gs->name);
+	return 0;
+}
+
+int rt_gles_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
+{
+	pthread_mutex_lock(&mu);
+	int rc = run_locked(m, f, args, ms);
+	pthread_mutex_unlock(&mu);
+	return rc;
+}

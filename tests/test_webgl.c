@@ -1,0 +1,145 @@
+/*
+ * test_webgl.c — the GLSL ES 3.00 (WebGL2) target on the native GLES
+ * device (EGL surfaceless, Mesa llvmpipe in CI): every operator against the
+ * oracle under the default schedule and a hand-written one; the GLSL of a
+ * small kernel pinned and executed; the errors of the fragment model.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/ops.h"
+#include "schedule/schedule.h"
+#include "testutil.h"
+
+/* Producers inlined; the fragment index split into blocks by an exact divisor. */
+static kiln_schedule *blocked_schedule(kiln_ctx *ctx, kiln_tensor *out)
+{
+	kiln_schedule *s = kiln_schedule_create(ctx, 1, &out);
+	kiln_stage *o = kiln_stage_of(s, out);
+	for (int i = 0; i < s->nstage; i++)
+		if (s->stages[i] != o && s->stages[i]->op->nreduce == 0)
+			kiln_compute_inline(s->stages[i]);
+	for (int i = 0; i < s->nstage; i++) {
+		kiln_stage *p = s->stages[i];
+		if (p->attach == ATTACH_INLINE)
+			continue;
+		kiln_iter *f = kiln_stage_axis(p, 0);
+		int64_t total = p->outs[0]->shape[0];
+		for (int d = 1; d < p->op->naxis; d++) {
+			total *= p->outs[0]->shape[d];
+			if (kiln_fuse(p, f, kiln_stage_axis(p, d), &f))
+				return NULL;
+		}
+		int64_t b = 1;
+		for (int64_t c = 2; c <= 64; c++)
+			if (total % c == 0)
+				b = c;
+		kiln_iter *bo, *bi;
+		if (kiln_split(p, f, b, &bo, &bi) || kiln_bind(p, bo, KILN_BLOCK_X) || kiln_bind(p, bi, KILN_THREAD_X))
+			return NULL;
+	}
+	return s;
+}
+
+static void run_op(const kiln_op_info *info, bool second)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_msg(kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o) == 0, "%s: %s",
+	              info->name, kiln_error(ctx));
+	kiln_tensor *out = o.args[o.nargs - 1];
+	kiln_schedule *s = second ? blocked_schedule(ctx, out) : kiln_schedule_webgl(ctx, 1, &out);
+	ck_assert_msg(s != NULL, "%s: schedule failed: %s", info->name, kiln_error(ctx));
+	double err = tu_check_target(ctx, s, o.nargs, o.args, 42, "webgl");
+	ck_assert_msg(err >= 0, "%s (%s schedule) on webgl does not match the oracle: %s", info->name,
+	              second ? "blocked" : "default", kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+
+START_TEST(op_default) { run_op(kiln_op_at(_i), false); }
+END_TEST
+
+START_TEST(op_blocked) { run_op(kiln_op_at(_i), true); }
+END_TEST
+
+START_TEST(source_text)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 1, (int64_t[]){10}, KILN_F32);
+	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_RELU, X, 0, 0);
+	kiln_schedule *s = kiln_schedule_webgl(ctx, 1, &Y);
+	kiln_func *f = kiln_lower(s, "relu", 2, (kiln_tensor *[]){X, Y}, NULL);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	ck_assert_int_eq(kiln_device_source(ctx, 1, &f, "webgl", m), 0);
+	fclose(m);
+	const char *main_fn = strstr(text, "void main()");
+	ck_assert_ptr_nonnull(main_fn);
+	ck_assert_str_eq(main_fn, "void main()\n"
+	                          "{\n"
+	                          "  int kiln_id = int(gl_FragCoord.y) * 10 + int(gl_FragCoord.x);\n"
+	                          "  if (kiln_id >= 10) discard;\n"
+	                          "  int blockIdx_x = kiln_id / 1;\n"
+	                          "  float kiln_out = 0.0;\n"
+	                          "  kiln_out = max(kiln_t0(blockIdx_x), 0.0f);\n"
+	                          "  kiln_frag = vec4(kiln_out, 0.0, 0.0, 1.0);\n"
+	                          "}\n");
+	ck_assert_ptr_nonnull(strstr(text, "float kiln_t0(int i) { return texelFetch(t0, ivec2(i % 10, i / 10), 0).r; }"));
+	free(text);
+	ck_assert_double_ge(tu_check_target(ctx, s, 2, (kiln_tensor *[]){X, Y}, 9, "webgl"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(errors)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	/* a shifted split makes a fragment write another fragment's element */
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 1, (int64_t[]){100}, KILN_F32);
+	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_RELU, X, 0, 0);
+	kiln_schedule *s = kiln_schedule_gpu(ctx, 1, &Y);
+	kiln_func *f = kiln_lower(s, "relu", 2, (kiln_tensor *[]){X, Y}, NULL);
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "webgl") == NULL, "runs 128 threads for 100 outputs; webgl runs one fragment per output element");
+	kiln_clear_error(ctx);
+	/* shared memory does not exist in WebGL2 */
+	kiln_tensor *A = kiln_placeholder(ctx, "A", 2, (int64_t[]){128, 128}, KILN_F32);
+	kiln_tensor *B = kiln_placeholder(ctx, "B", 2, (int64_t[]){128, 128}, KILN_F32);
+	kiln_tensor *C = kiln_op_matmul(ctx, A, B, 0, 0);
+	s = kiln_schedule_gpu(ctx, 1, &C);
+	f = kiln_lower(s, "mm", 3, (kiln_tensor *[]){A, B, C}, NULL);
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "webgl") == NULL, "bytes of shared memory; the device allows 0");
+	kiln_clear_error(ctx);
+	/* integer tensors are refused clearly */
+	kiln_tensor *I = kiln_placeholder(ctx, "I", 1, (int64_t[]){16}, KILN_I32);
+	kiln_tensor *J = kiln_op_unary(ctx, KILN_UN_RELU, I, 0, 0);
+	s = kiln_schedule_webgl(ctx, 1, &J);
+	f = kiln_lower(s, "relu", 2, (kiln_tensor *[]){I, J}, NULL);
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "webgl") == NULL, "the webgl target stores float32 tensors only");
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+Suite *webgl_suite(void)
+{
+	Suite *s = suite_create("webgl");
+	TCase *tc = tcase_create("ops");
+	tcase_set_timeout(tc, 600);
+	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
+	tcase_add_loop_test(tc, op_blocked, 0, kiln_num_ops());
+	tcase_add_test(tc, source_text);
+	tcase_add_test(tc, errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(webgl_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
