@@ -1,8 +1,9 @@
 /*
- * gpu_bench — matmul_gpu and conv2d_gpu: kiln's OpenCL target on whatever
- * device the runtime picks (PoCL here; KILN_OPENCL_PLATFORM chooses), with
- * kiln's CPU target as the peer in the same run. kiln_ms is the kernels'
- * device time (events), the CPU peer's is wall time per call.
+ * gpu_bench — matmul_gpu and conv2d_gpu: kiln's OpenCL and WebGL (GLES)
+ * targets on whatever devices are present (PoCL and Mesa llvmpipe here),
+ * with kiln's CPU target as the peer in the same run. kiln_ms is the
+ * kernels' device time for OpenCL (events), wall time around the draws for
+ * GLES; the CPU peer's is wall time per call.
  *
  *   gpu_bench matmul|conv2d [REPEAT]
  */
@@ -24,7 +25,8 @@ static kiln_module *build(kiln_ctx *ctx, kiln_op_inst *o, const char *target)
 	return m;
 }
 
-static void run_case(const char *bench, const char *op, int n, const int64_t *shape, const char *attrs, int repeat)
+static void run_case(const char *target, const char *bench, const char *op, int n, const int64_t *shape, const char *attrs,
+                     int repeat)
 {
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
@@ -32,7 +34,7 @@ static void run_case(const char *bench, const char *op, int n, const int64_t *sh
 		fprintf(stderr, "%s\n", kiln_error(ctx));
 		exit(1);
 	}
-	kiln_module *g = build(ctx, &o, "opencl"), *c = build(ctx, &o, "llvm");
+	kiln_module *g = build(ctx, &o, target), *c = build(ctx, &o, "llvm");
 	if (!g || !c)
 		exit(1);
 	kiln_array *a[8], *ref = NULL;
@@ -43,7 +45,7 @@ static void run_case(const char *bench, const char *op, int n, const int64_t *sh
 	kiln_time_opts t = {.warmup = 2, .repeat = repeat, .min_repeat_ms = 50};
 	kiln_timing tg, tc;
 	if (kiln_module_time(g, "f", a, o.nargs, &t, &tg)) {
-		fprintf(stderr, "opencl: %s\n", kiln_rt_last_error());
+		fprintf(stderr, "%s: %s\n", target, kiln_rt_last_error());
 		exit(1);
 	}
 	kiln_tensor *out = o.args[o.nargs - 1];
@@ -60,10 +62,11 @@ static void run_case(const char *bench, const char *op, int n, const int64_t *sh
 	char cs[128] = "";
 	for (int i = 0; i < n; i++)
 		snprintf(cs + strlen(cs), sizeof cs - strlen(cs), "%s%lld", i ? "x" : "", (long long)shape[i]);
-	printf("{\"bench\": \"%s\", \"case\": \"%s %s\", \"target\": \"opencl\", \"device\": \"%s\", \"threads\": %d, "
+	printf("{\"bench\": \"%s\", \"case\": \"%s %s\", \"target\": \"%s\", \"device\": \"%s\", \"threads\": %d, "
 	       "\"kiln_ms\": %.4f, \"peer\": \"kiln-llvm (CPU)\", \"peer_ms\": %.4f, \"ratio\": %.3f, \"gflops\": %.2f, "
 	       "\"max_abs_diff\": %.2g}\n",
-	       bench, cs, attrs, kiln_opencl_device_name(), kiln_get_num_threads(), tg.median_ms, tc.median_ms,
+	       bench, cs, attrs, target, strcmp(target, "webgl") ? kiln_opencl_device_name() : kiln_gles_device_name(),
+	       kiln_get_num_threads(), tg.median_ms, tc.median_ms,
 	       tc.median_ms / tg.median_ms, o.flops / tg.median_ms / 1e6, maxerr);
 	fflush(stdout);
 	kiln_timing_free(&tg);
@@ -80,19 +83,24 @@ int main(int argc, char **argv)
 {
 	const char *which = argc > 1 ? argv[1] : "matmul";
 	int repeat = argc > 2 ? atoi(argv[2]) : 5;
-	if (!kiln_opencl_device_name()) {
-		printf("{\"bench\": \"%s_gpu\", \"skipped\": \"%s\"}\n", which, kiln_rt_last_error());
-		return 0;
-	}
-	if (!strcmp(which, "matmul")) {
-		int sizes[] = {256, 512, 1024};
-		for (int i = 0; i < 3; i++)
-			run_case("matmul_gpu", "matmul", 3, (int64_t[]){sizes[i], sizes[i], sizes[i]}, "", repeat);
-	} else {
-		static const int layers[][2] = {{64, 56}, {128, 28}, {256, 14}, {512, 7}};
-		for (int l = 0; l < 4; l++) {
-			int c = layers[l][0], h = layers[l][1];
-			run_case("conv2d_gpu", "conv2d", 7, (int64_t[]){1, c, h, h, c, 3, 3}, "pad=1", repeat);
+	static const char *targets[] = {"opencl", "webgl"};
+	for (int t = 0; t < 2; t++) {
+		const char *dev = t == 0 ? kiln_opencl_device_name() : kiln_gles_device_name();
+		if (!dev) {
+			printf("{\"bench\": \"%s_gpu\", \"target\": \"%s\", \"skipped\": \"%s\"}\n", which, targets[t],
+			       kiln_rt_last_error());
+			continue;
+		}
+		if (!strcmp(which, "matmul")) {
+			int sizes[] = {256, 512, 1024};
+			for (int i = 0; i < 3; i++)
+				run_case(targets[t], "matmul_gpu", "matmul", 3, (int64_t[]){sizes[i], sizes[i], sizes[i]}, "", repeat);
+		} else {
+			static const int layers[][2] = {{64, 56}, {128, 28}, {256, 14}, {512, 7}};
+			for (int l = 0; l < 4; l++) {
+				int c = layers[l][0], h = layers[l][1];
+				run_case(targets[t], "conv2d_gpu", "conv2d", 7, (int64_t[]){1, c, h, h, c, 3, 3}, "pad=1", repeat);
+			}
 		}
 	}
 	return 0;

@@ -71,10 +71,11 @@ int main(int argc, char **argv)
 			maxerr = fmax(maxerr, fabs(ref - C[i * N + j]) / (1 + fabs(ref)));
 		}
 	}
-	const char *dev = strcmp(argv[1], "") ? kiln_opencl_device_name() : NULL;
-	printf("{\"bench\": \"%s\", \"case\": \"%s\", \"target\": \"opencl\", \"device\": \"%s\", \"kiln_ms\": %.4f, "
+	const char *target = kiln_module_target(m);
+	const char *dev = !strcmp(target, "webgl") ? kiln_gles_device_name() : !strcmp(target, "opencl") ? kiln_opencl_device_name() : "cpu";
+	printf("{\"bench\": \"%s\", \"case\": \"%s\", \"target\": \"%s\", \"device\": \"%s\", \"kiln_ms\": %.4f, "
 	       "\"samples\": %d, \"gflops\": %.1f, \"max_rel_err\": %.2g}\n",
-	       bench, cas, dev ? dev : "?", t.median_ms, t.nsamples, flops ? flops / t.median_ms / 1e6 : 0, maxerr);
+	       bench, cas, target, dev ? dev : "?", t.median_ms, t.nsamples, flops ? flops / t.median_ms / 1e6 : 0, maxerr);
 	kiln_timing_free(&t);
 	for (int i = 0; i < n; i++)
 		kiln_array_free(args[i]);

@@ -132,6 +132,7 @@ void kiln_module_free(kiln_module *m)
 }
 
 int kiln_module_num_functions(const kiln_module *m) { return m ? m->nfunc : 0; }
+const char *kiln_module_target(const kiln_module *m) { return m ? m->target : ""; }
 
 const char *kiln_module_function_name(const kiln_module *m, int i)
 {

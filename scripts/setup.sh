@@ -11,7 +11,8 @@ if [ "$(id -u)" = 0 ]; then
 		build-essential pkg-config meson ninja-build \
 		llvm-19-dev lld-19 libffi-dev check libsubunit-dev \
 		libopenblas-dev valgrind \
-		pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo >/dev/null
+		pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo \
+		libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri libgbm1 >/dev/null
 else
 	echo "setup.sh: not root, skipping apt (dependencies must already be installed)" >&2
 fi
@@ -33,4 +34,7 @@ build/kiln devices
 build/kiln run matmul --shape 256,256,256 --target opencl
 build/kiln run conv2d --shape 1,64,28,28,64,3,3 --attr pad=1 --target opencl
 build/kiln bench matmul --shape 256,256,256 --target opencl
-echo "(webgl, wasm and webgpu are not built yet: see the README's status section)"
+echo "== target webgl: GLSL ES 3.00 fragment shaders on the native GLES device (EGL)"
+build/kiln run matmul --shape 256,256,256 --target webgl
+build/kiln run softmax --shape 64,1000 --target webgl
+echo "(wasm and webgpu are not built yet: see the README's status section)"

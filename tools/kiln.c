@@ -42,8 +42,9 @@ static const char *usage_main =
 static const char *usage_common =
 	"  --shape N,N,...   the operator's sizes (see `kiln ops`)\n"
 	"  --attr k=v,...    operator attributes (see `kiln ops`)\n"
-	"  --target T        llvm (this CPU; the default) or opencl (KILN_OPENCL_PLATFORM and\n"
-	"                    KILN_OPENCL_DEVICE pick the device)\n";
+	"  --target T        llvm (this CPU; the default), opencl (KILN_OPENCL_PLATFORM and\n"
+	"                    KILN_OPENCL_DEVICE pick the device) or webgl (GLSL ES 3.00, run\n"
+	"                    natively on EGL)\n";
 
 static void cmd_usage(const char *cmd)
 {
@@ -237,6 +238,8 @@ static int cmd_devices(void)
 	} else {
 		printf("opencl: no device (install an ICD, e.g. pocl-opencl-icd)\n");
 	}
+	const char *gles = kiln_gles_device_name();
+	printf("webgl (native GLES through EGL): %s\n", gles ? gles : kiln_rt_last_error());
 	return 0;
 }
 
@@ -324,7 +327,8 @@ static int cmd_bench(kiln_ctx *ctx, const opts *o)
 		       r.nsamples, r.number, inst.flops / r.median_ms / 1e6, kiln_get_num_threads());
 	else
 		printf("%s: median %.4f ms of kernel time over %d samples of %d calls, %.2f GFLOP/s, on %s\n", info->name,
-		       r.median_ms, r.nsamples, r.number, inst.flops / r.median_ms / 1e6, kiln_opencl_device_name());
+		       r.median_ms, r.nsamples, r.number, inst.flops / r.median_ms / 1e6,
+		       strcmp(o->target, "webgl") ? kiln_opencl_device_name() : kiln_gles_device_name());
 	kiln_timing_free(&r);
 	free_args(&inst, a);
 	kiln_module_free(m);

@@ -86,6 +86,8 @@ void kiln_module_free(kiln_module *m);
 /* Writes the module's container (metadata and blobs) to path. */
 int kiln_module_save(const kiln_module *m, const char *path);
 int kiln_module_num_functions(const kiln_module *m);
+/* The target the module was built for: "llvm", "opencl", "webgl". */
+const char *kiln_module_target(const kiln_module *m);
 const char *kiln_module_function_name(const kiln_module *m, int i);
 /* Argument metadata of a function; returns the count or -1 if not found. */
 int kiln_module_function_args(const kiln_module *m, const char *fn, const kiln_arg_info **args);
