@@ -14,36 +14,13 @@
 
 /* ---- inline expansion ---- */
 
-typedef struct {
-	ir_mutator m;
-	sch_schedule *s;
-} inliner;
-
-static ir_expr *inline_expr(ir_mutator *m, ir_expr *e)
-{
-	inliner *in = (inliner *)m;
-	if (e->kind == IR_READ) {
-		ir_expr *r = ir_mutate_expr_children(m, e);
-		sch_stage *p = sch_stage_of(in->s, e->read.t);
-		if (p && p->attach == ATTACH_INLINE) {
-			ir_expr *vars[KILN_MAX_DIMS];
-			for (int d = 0; d < p->op->naxis; d++)
-				vars[d] = p->op->axis[d]->var;
-			return ir_substitute(m->ctx, p->body[e->read.t->value_index], p->op->naxis, vars, r->read.idx);
-		}
-		return r;
-	}
-	return ir_mutate_expr_children(m, e);
-}
-
 static void expand_inline(sch_schedule *s)
 {
-	inliner in = {{s->ctx, inline_expr, NULL, NULL}, s};
 	for (int i = 0; i < s->nstage; i++) {
 		sch_stage *st = s->stages[i];
 		st->body = ir_alloc(s->ctx, sizeof(ir_expr *) * st->op->nout);
 		for (int k = 0; k < st->op->nout; k++)
-			st->body[k] = ir_mutate_expr(&in.m, st->op->body[k]);
+			st->body[k] = sch_expand_inline(s, st->op->body[k]);
 	}
 }
 

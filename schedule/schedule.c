@@ -404,10 +404,11 @@ int kiln_compute_at(kiln_stage *st, kiln_stage *parent, kiln_iter *it)
 	return 0;
 }
 
-/* Reads of st's outputs become its body, with its axes set to the read's indices. */
+/* Reads of inlined stages become their bodies, with the axes set to the read's indices. */
 typedef struct {
 	ir_mutator m;
-	sch_stage *st;
+	sch_schedule *s;
+	int depth;
 } inliner;
 
 static ir_expr *inline_expr(ir_mutator *m, ir_expr *e)
@@ -416,25 +417,34 @@ static ir_expr *inline_expr(ir_mutator *m, ir_expr *e)
 	ir_expr *r = ir_mutate_expr_children(m, e);
 	if (r->kind != IR_READ)
 		return r;
-	for (int k = 0; k < in->st->nout; k++)
-		if (r->read.t == in->st->outs[k]) {
-			ir_expr *vars[KILN_MAX_DIMS];
-			for (int d = 0; d < in->st->op->naxis; d++)
-				vars[d] = in->st->op->axis[d]->var;
-			return ir_substitute(m->ctx, in->st->op->body[k], in->st->op->naxis, vars, r->read.idx);
-		}
-	return r;
+	sch_stage *p = sch_stage_of(in->s, r->read.t);
+	if (!p || p->attach != ATTACH_INLINE || in->depth > 64)
+		return r;
+	ir_expr *vars[KILN_MAX_DIMS];
+	for (int d = 0; d < p->op->naxis; d++)
+		vars[d] = p->op->axis[d]->var;
+	ir_expr *body = ir_substitute(m->ctx, p->op->body[r->read.t->value_index], p->op->naxis, vars, r->read.idx);
+	in->depth++; /* the body may read inlined stages itself */
+	body = ir_mutate_expr(m, body);
+	in->depth--;
+	return body;
+}
+
+ir_expr *sch_expand_inline(sch_schedule *s, ir_expr *e)
+{
+	inliner in = {{s->ctx, inline_expr, NULL, NULL}, s, 0};
+	return ir_mutate_expr(&in.m, e);
 }
 
 /*
- * Inlining rewrites the readers' bodies at once (lowering would too), so
- * that later primitives see what the readers really read: cache_read of the
- * tensor behind an inlined layout change (matmul's packed B) then works.
+ * Inlining rewrites the readers' bodies at once (lowering expands what is
+ * left, e.g. a cache stage made later), so that later primitives see what
+ * the readers really read: cache_read of the tensor behind an inlined layout
+ * change (matmul's packed B) then works.
  */
 static void inline_into_readers(sch_stage *st)
 {
 	sch_schedule *s = st->s;
-	inliner in = {{s->ctx, inline_expr, NULL, NULL}, st};
 	for (int i = 0; i < s->nstage; i++) {
 		sch_stage *c = s->stages[i];
 		if (c == st)
@@ -449,7 +459,7 @@ static void inline_into_readers(sch_stage *st)
 		*nop = *c->op;
 		nop->body = ir_alloc(s->ctx, sizeof(ir_expr *) * c->op->nout);
 		for (int b = 0; b < c->op->nout; b++)
-			nop->body[b] = ir_mutate_expr(&in.m, c->op->body[b]);
+			nop->body[b] = sch_expand_inline(s, c->op->body[b]);
 		if (nop->nreduce)
 			nop->reduce = nop->body[0]->red.axis;
 		c->op = nop;

@@ -65,6 +65,8 @@ sch_stage *sch_stage_of(sch_schedule *s, const ir_tensor *t);
 int64_t sch_extent(sch_stage *st, ir_iter *it, const int64_t *root_ext);
 /* The for-kind and thread annotation of a leaf. */
 sch_ann sch_annotation(const sch_stage *st, const ir_iter *it);
+/* e with every read of an inlined stage replaced by that stage's body. */
+ir_expr *sch_expand_inline(sch_schedule *s, ir_expr *e);
 /* Does this stage's (inline-expanded) body read t? */
 bool sch_reads(const sch_stage *st, const ir_tensor *t);
 

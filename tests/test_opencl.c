@@ -43,25 +43,12 @@ static kiln_schedule *grid2d_schedule(kiln_ctx *ctx, kiln_tensor *out)
 	return s;
 }
 
-static void run_op(const kiln_op_info *info, bool second)
-{
-	kiln_ctx *ctx = kiln_ctx_new();
-	kiln_op_inst o;
-	ck_assert_msg(kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o) == 0, "%s: %s",
-	              info->name, kiln_error(ctx));
-	kiln_tensor *out = o.args[o.nargs - 1];
-	kiln_schedule *s = second ? grid2d_schedule(ctx, out) : kiln_schedule_gpu(ctx, 1, &out);
-	ck_assert_msg(s != NULL, "%s: schedule failed: %s", info->name, kiln_error(ctx));
-	double err = tu_check_target(ctx, s, o.nargs, o.args, 42, "opencl");
-	ck_assert_msg(err >= 0, "%s (%s GPU schedule) on OpenCL does not match the oracle: %s", info->name,
-	              second ? "2-D grid" : "default", kiln_error(ctx));
-	kiln_ctx_free(ctx);
-}
+static kiln_schedule *default_schedule(kiln_ctx *ctx, kiln_tensor *out) { return kiln_schedule_gpu(ctx, 1, &out); }
 
-START_TEST(op_default) { run_op(kiln_op_at(_i), false); }
+START_TEST(op_default) { tu_run_op(kiln_op_at(_i), default_schedule, "opencl", "default"); }
 END_TEST
 
-START_TEST(op_grid2d) { run_op(kiln_op_at(_i), true); }
+START_TEST(op_grid2d) { tu_run_op(kiln_op_at(_i), grid2d_schedule, "opencl", "2-D grid"); }
 END_TEST
 
 /* Shapes large enough for the tiled matmul schedule (shared memory, barriers), uneven ones included. */

@@ -43,25 +43,12 @@ static kiln_schedule *blocked_schedule(kiln_ctx *ctx, kiln_tensor *out)
 	return s;
 }
 
-static void run_op(const kiln_op_info *info, bool second)
-{
-	kiln_ctx *ctx = kiln_ctx_new();
-	kiln_op_inst o;
-	ck_assert_msg(kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o) == 0, "%s: %s",
-	              info->name, kiln_error(ctx));
-	kiln_tensor *out = o.args[o.nargs - 1];
-	kiln_schedule *s = second ? blocked_schedule(ctx, out) : kiln_schedule_webgl(ctx, 1, &out);
-	ck_assert_msg(s != NULL, "%s: schedule failed: %s", info->name, kiln_error(ctx));
-	double err = tu_check_target(ctx, s, o.nargs, o.args, 42, "webgl");
-	ck_assert_msg(err >= 0, "%s (%s schedule) on webgl does not match the oracle: %s", info->name,
-	              second ? "blocked" : "default", kiln_error(ctx));
-	kiln_ctx_free(ctx);
-}
+static kiln_schedule *default_schedule(kiln_ctx *ctx, kiln_tensor *out) { return kiln_schedule_webgl(ctx, 1, &out); }
 
-START_TEST(op_default) { run_op(kiln_op_at(_i), false); }
+START_TEST(op_default) { tu_run_op(kiln_op_at(_i), default_schedule, "webgl", "default"); }
 END_TEST
 
-START_TEST(op_blocked) { run_op(kiln_op_at(_i), true); }
+START_TEST(op_blocked) { tu_run_op(kiln_op_at(_i), blocked_schedule, "webgl", "blocked"); }
 END_TEST
 
 START_TEST(source_text)

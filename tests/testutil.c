@@ -112,3 +112,18 @@ double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *
 	kiln_module_free(m);
 	return maxerr;
 }
+
+void tu_run_op(const kiln_op_info *info, tu_schedule_fn sched, const char *target, const char *what)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_msg(kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o) == 0, "%s: %s",
+	              info->name, kiln_error(ctx));
+	kiln_tensor *out = o.args[o.nargs - 1];
+	kiln_schedule *s = sched(ctx, out);
+	ck_assert_msg(s != NULL, "%s: schedule failed: %s", info->name, kiln_error(ctx));
+	double err = tu_check_target(ctx, s, o.nargs, o.args, 42, target);
+	ck_assert_msg(err >= 0, "%s (%s schedule) on %s does not match the oracle: %s", info->name, what, target,
+	              kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}

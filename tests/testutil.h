@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "kiln/build.h"
+#include "kiln/ops.h"
 
 /* Tolerance for an element type: |got - want| <= atol + rtol * |want|. */
 void tu_tolerance(kiln_dtype t, double *atol, double *rtol);
@@ -20,6 +21,11 @@ double tu_check(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *
 /* The same for another target ("opencl"). */
 double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed,
                        const char *target);
+/* Declares registry operator info at its example shape, schedules it with sched
+ * and checks it on target against the oracle (Check assertions). */
+typedef kiln_schedule *(*tu_schedule_fn)(kiln_ctx *ctx, kiln_tensor *out);
+void tu_run_op(const kiln_op_info *info, tu_schedule_fn sched, const char *target, const char *what);
+
 /* Asserts that a step failed with a message containing `needle`. */
 #define tu_expect_error(ctx, rc_is_error, needle)                                                                  \
 	do {                                                                                                             \
