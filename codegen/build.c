@@ -87,13 +87,14 @@ static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *fun
 	for (int i = 0; m && i < nfunc; i++) {
 		kiln_arg_info args[64];
 		ir_device_func *d = ds[i];
+		if (funcs[i]->nargs <= 64)
+			cg_arg_infos(funcs[i], args);
 		if (funcs[i]->nargs > 64 || rt_module_add_function(m, funcs[i]->name, funcs[i]->nargs, args, NULL)) {
 			ir_error(ctx, "build: %s", funcs[i]->nargs > 64 ? "more than 64 arguments" : kiln_rt_last_error());
 			kiln_module_free(m);
 			m = NULL;
 			break;
 		}
-		cg_arg_infos(funcs[i], m->funcs[m->nfunc - 1].args);
 		rt_launch *ls = calloc((size_t)d->nkernel, sizeof *ls);
 		uint64_t *tb = calloc((size_t)(d->ntemp ? d->ntemp : 1), sizeof *tb);
 		for (int k = 0; k < d->nkernel && !rc; k++) {
