@@ -28,15 +28,19 @@ typedef struct {
 	pthread_mutex_t mu;
 	pthread_cond_t wake, done;
 	pthread_mutex_t busy; /* held by the caller that owns the current job */
-	/* the current job */
+	/* the current job, published under generation `gen` */
 	kiln_parallel_fn fn;
 	void *closure;
 	int64_t n;
 	int nchunks;
-	atomic_int next;
+	atomic_uint_fast32_t gen;
+	/* claims: generation (24 bits) | chunk count (16) | next chunk (24). A claim
+	 * carries the chunk count of its own job, so it is valid exactly when its
+	 * chunk is below that count: every chunk of an earlier job was claimed
+	 * before the next job was published, so stale claims are always past it. */
+	atomic_uint_fast64_t ticket;
 	atomic_int remaining;
 	atomic_int status;
-	atomic_uint_fast64_t generation;
 	atomic_bool stop;
 } pool;
 
@@ -45,10 +49,19 @@ static int requested;
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int in_parallel;
 
+/*
+ * Claims and runs chunks of the published job until none is left. Whoever
+ * makes a valid claim runs it, even a thread still leaving the previous job;
+ * the job's fields are stable meanwhile, since the next job is published
+ * only once every chunk of this one has finished.
+ */
 static void run_chunks(pool *p)
 {
-	int c;
-	while ((c = atomic_fetch_add(&p->next, 1)) < p->nchunks) {
+	for (;;) {
+		uint64_t t = atomic_fetch_add(&p->ticket, 1);
+		int c = (int)(t & 0xffffff), nchunks = (int)((t >> 24) & 0xffff);
+		if (c >= nchunks)
+			return;
 		int64_t b = p->n * c / p->nchunks, e = p->n * (c + 1) / p->nchunks;
 		int rc = p->fn(b, e, p->closure);
 		if (rc)
@@ -65,18 +78,18 @@ static void *worker(void *arg)
 {
 	pool *p = arg;
 	in_parallel = 1;
-	uint64_t seen = 0;
+	uint32_t seen = 0;
 	for (;;) {
 		/* spin a little before sleeping */
-		for (int i = 0; i < 20000 && atomic_load(&p->generation) == seen && !atomic_load(&p->stop); i++)
+		for (int i = 0; i < 20000 && atomic_load(&p->gen) == seen && !atomic_load(&p->stop); i++)
 			cpu_relax();
 		pthread_mutex_lock(&p->mu);
-		while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+		while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
 			pthread_cond_wait(&p->wake, &p->mu);
 		pthread_mutex_unlock(&p->mu);
 		if (atomic_load(&p->stop))
 			return NULL;
-		seen = atomic_load(&p->generation);
+		seen = (uint32_t)atomic_load(&p->gen);
 		run_chunks(p);
 	}
 }
@@ -106,6 +119,8 @@ static void pool_destroy(pool *p)
 
 static pool *pool_create(int n)
 {
+	if (n > 1024)
+		n = 1024;
 	pool *p = calloc(1, sizeof *p);
 	p->nthreads = n;
 	pthread_mutex_init(&p->mu, NULL);
@@ -163,15 +178,17 @@ int kiln_parallel_for(int64_t n, kiln_parallel_fn fn, void *closure)
 	pool *p = get_pool();
 	if (pthread_mutex_trylock(&p->busy) != 0)
 		return fn(0, n, closure);
+	/* publish: the fields, then the generation, then the claims (release order) */
 	p->fn = fn;
 	p->closure = closure;
 	p->n = n;
-	p->nchunks = n < p->nthreads ? (int)n : p->nthreads;
-	atomic_store(&p->next, 0);
+	p->nchunks = n < p->nthreads ? (int)n : p->nthreads; /* at most 65535: pool_create caps threads */
 	atomic_store(&p->remaining, p->nchunks);
 	atomic_store(&p->status, 0);
+	uint32_t g = (uint32_t)atomic_load(&p->gen) + 1;
 	pthread_mutex_lock(&p->mu);
-	atomic_fetch_add(&p->generation, 1);
+	atomic_store(&p->gen, g);
+	atomic_store(&p->ticket, ((uint64_t)(g & 0xffffff) << 40) | ((uint64_t)p->nchunks << 24));
 	pthread_cond_broadcast(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 	in_parallel = 1;

@@ -140,6 +140,17 @@ START_TEST(thread_pool)
 		ck_assert_int_eq(sum, 5 * 45);
 		ck_assert_int_eq(kiln_parallel_for(8, failing_chunk, NULL), 7);
 	}
+	/* back-to-back short jobs: a thread leaving one job must neither lose nor
+	 * repeat a chunk of the next (this once hung the time evaluator) */
+	for (int t = 2; t <= 4; t++) {
+		kiln_set_num_threads(t);
+		for (int it = 0; it < 30000; it++) {
+			atomic_long sum = 0;
+			int64_t n = 1 + it % 7;
+			ck_assert_int_eq(kiln_parallel_for(n, count_chunk, &sum), 0);
+			ck_assert_int_eq(sum, n * (n - 1) / 2);
+		}
+	}
 	kiln_set_num_threads(0);
 	/* results do not depend on the thread count */
 	kiln_ctx *ctx = kiln_ctx_new();
