@@ -118,7 +118,7 @@ const char *cg_temp(cg_src *s, const ir_expr *e)
 	char tb[32];
 	char *v = cg_expr(s, e);
 	const char *name = cg_fmt(s, "t%d", s->ntmp++);
-	cg_line(s, "const %s %s = %s;", s->lang->type(s, e->type, tb), name, v);
+	cg_line(s, "%s%s %s = %s;", s->lang->value_decl ? s->lang->value_decl : "const ", s->lang->type(s, e->type, tb), name, v);
 	return name;
 }
 
@@ -149,10 +149,22 @@ static char *float_imm(cg_src *s, ir_type t, double v)
 	return cg_fmt(s, "%s", num);
 }
 
-static char *vec_of(cg_src *s, ir_type t, const char *scalar)
+/* The name of lane i of a vector: s0..sf in OpenCL C, x y z w where vectors are constructed. */
+const char *cg_lane(cg_src *s, int i)
+{
+	static const char *cl[] = {"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7",
+	                           "s8", "s9", "sa", "sb", "sc", "sd", "se", "sf"};
+	static const char *gl[] = {"x", "y", "z", "w"};
+	return s->lang->constructors ? gl[i & 3] : cl[i & 15];
+}
+
+/* A vector of type t from the given lanes (or one value for all of them). */
+static char *vec_of(cg_src *s, ir_type t, const char *lanes)
 {
 	char tb[32];
-	return cg_fmt(s, "((%s)(%s))", s->lang->type(s, t, tb), scalar);
+	if (s->lang->constructors)
+		return cg_fmt(s, "%s(%s)", s->lang->type(s, t, tb), lanes);
+	return cg_fmt(s, "((%s)(%s))", s->lang->type(s, t, tb), lanes);
 }
 
 static char *call(cg_src *s, const ir_expr *e)
@@ -197,6 +209,8 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 	case IR_VAR:
 		return cg_fmt(s, "%s", cg_name_of(s, e, e->var.name));
 	case IR_NOT:
+		if (e->type.lanes > 1 && L->vector_binary)
+			return L->vector_binary(s, e, cg_expr(s, e->bin.a), NULL);
 		return cg_fmt(s, "(!%s)", cg_expr(s, e->bin.a));
 	case IR_SELECT: {
 		char *c = cg_expr(s, e->sel.cond), *t = cg_expr(s, e->sel.t), *f = cg_expr(s, e->sel.f);
@@ -211,19 +225,19 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 	case IR_LOAD:
 		return L->load(s, e);
 	case IR_RAMP: {
-		char tb[32];
 		char *lanes = cg_fmt(s, "0");
 		for (int i = 1; i < e->type.lanes; i++)
 			lanes = cg_fmt(s, "%s, %d", lanes, i);
-		return cg_fmt(s, "((%s)(%s) * %s + %s)", L->type(s, e->type, tb), lanes,
-		              vec_of(s, e->type, cg_expr(s, e->ramp.stride)), vec_of(s, e->type, cg_expr(s, e->ramp.base)));
+		return cg_fmt(s, "(%s * %s + %s)", vec_of(s, e->type, lanes), vec_of(s, e->type, cg_expr(s, e->ramp.stride)),
+		              vec_of(s, e->type, cg_expr(s, e->ramp.base)));
 	}
 	case IR_BROADCAST:
 		return vec_of(s, e->type, cg_expr(s, e->bcast.value));
 	case IR_LET: {
 		char tb[32];
 		const char *v = cg_name_of(s, e->let.var, e->let.var->var.name);
-		cg_line(s, "const %s %s = %s;", L->type(s, e->let.var->type, tb), v, cg_expr(s, e->let.value));
+		cg_line(s, "%s%s %s = %s;", L->value_decl ? L->value_decl : "const ", L->type(s, e->let.var->type, tb), v,
+		        cg_expr(s, e->let.value));
 		return cg_expr(s, e->let.body);
 	}
 	case IR_MIN:
@@ -236,12 +250,12 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 			if (e->type.lanes == 1)
 				return cg_fmt(s, "kiln_floor%s(%s, %s)", fn, cg_expr(s, e->bin.a), cg_expr(s, e->bin.b));
 			/* lane by lane: the helpers are scalar */
-			char tb[32];
 			const char *a = cg_temp(s, e->bin.a), *b = cg_temp(s, e->bin.b);
 			char *lanes = cg_fmt(s, "%s", "");
 			for (int i = 0; i < e->type.lanes; i++)
-				lanes = cg_fmt(s, "%s%skiln_floor%s(%s.s%x, %s.s%x)", lanes, i ? ", " : "", fn, a, i, b, i);
-			return cg_fmt(s, "((%s)(%s))", L->type(s, e->type, tb), lanes);
+				lanes = cg_fmt(s, "%s%skiln_floor%s(%s.%s, %s.%s)", lanes, i ? ", " : "", fn, a, cg_lane(s, i), b,
+				               cg_lane(s, i));
+			return vec_of(s, e->type, lanes);
 		}
 		if (e->kind == IR_MOD) {
 			char *a = cg_expr(s, e->bin.a), *b = cg_expr(s, e->bin.b);
@@ -250,6 +264,8 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 		/* fall through */
 	default:
 		if (ir_is_binary(e->kind)) {
+			if (e->type.lanes > 1 && L->vector_binary && (ir_is_compare(e->kind) || e->kind == IR_AND || e->kind == IR_OR))
+				return L->vector_binary(s, e, cg_expr(s, e->bin.a), cg_expr(s, e->bin.b));
 			const char *op = binop(e->kind);
 			if ((e->kind == IR_AND || e->kind == IR_OR) && e->type.lanes > 1)
 				op = e->kind == IR_AND ? "&" : "|";
@@ -311,7 +327,8 @@ static void stmt(cg_src *s, const ir_stmt *st)
 		return;
 	case IR_LET_STMT: {
 		const char *v = cg_name_of(s, st->let.var, st->let.var->var.name);
-		cg_line(s, "const %s %s = %s;", L->type(s, st->let.var->type, tb), v, cg_expr(s, st->let.value));
+		cg_line(s, "%s%s %s = %s;", L->value_decl ? L->value_decl : "const ", L->type(s, st->let.var->type, tb), v,
+		        cg_expr(s, st->let.value));
 		stmt(s, st->let.body);
 		return;
 	}

@@ -34,6 +34,8 @@ typedef struct {
 	char *(*minmax)(cg_src *s, const ir_expr *e, const char *a, const char *b);
 	char *(*select)(cg_src *s, const ir_expr *e, const char *c, const char *t, const char *f);
 	char *(*cast)(cg_src *s, ir_type to, const ir_expr *from, const char *v);
+	/* comparisons and logic on vectors where infix operators do not apply (NULL: infix) */
+	char *(*vector_binary)(cg_src *s, const ir_expr *e, const char *a, const char *b);
 	/* helper definitions printed once before the kernels */
 	const char *prelude;
 	int max_lanes;
@@ -42,6 +44,8 @@ typedef struct {
 	/* infinities and NaN where the language has no literal for them (NULL: C's 1.0f/0.0f) */
 	char *(*special_float)(cg_src *s, double v);
 	bool output_first;  /* kernel parameters: the written buffer first (one per kernel) */
+	bool constructors;  /* vector literals as T(a, b) (GLSL, WGSL) rather than ((T)(a, b)) (OpenCL) */
+	const char *value_decl; /* how a named value is declared: "const " in C; GLSL's const wants constants */
 } cg_lang;
 
 typedef struct {
@@ -73,5 +77,7 @@ char *cg_fmt(cg_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* A fresh temporary holding e, declared on its own line before the statement. */
 const char *cg_temp(cg_src *s, const ir_expr *e);
 int cg_fail(cg_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The name of lane i of a vector in the language. */
+const char *cg_lane(cg_src *s, int i);
 
 #endif

@@ -208,6 +208,54 @@ kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *
 	return s;
 }
 
+/*
+ * WebGL2 with RGBA packing: four consecutive elements per texel, so each
+ * fragment computes four outputs (its innermost axis split by 4, one
+ * vector) and reads its inputs four at a time where they are aligned.
+ * Elementwise producers are inlined; every other stage's innermost extent
+ * must be a multiple of 4.
+ */
+kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
+{
+	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
+	if (!s)
+		return NULL;
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *st = s->stages[i];
+		if (!st->is_output && st->op->nreduce == 0 && kiln_compute_inline(st))
+			return NULL;
+	}
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *st = s->stages[i];
+		int n = st->op->naxis;
+		if (st->attach != ATTACH_ROOT || n == 0)
+			continue;
+		kiln_iter *last = st->op->axis[n - 1], *lo, *li;
+		if (last->extent % 4)
+			return ir_error(ctx, "webgl packing: the innermost extent of '%s' is %lld, not a multiple of 4",
+			                st->op->name, (long long)last->extent), NULL;
+		if (kiln_split(st, last, 4, &lo, &li))
+			return NULL;
+		kiln_iter *order[KILN_MAX_DIMS * 2 + 2];
+		int k = 0;
+		for (int d = 0; d < n - 1; d++)
+			order[k++] = st->op->axis[d];
+		order[k++] = lo;
+		for (int r = 0; r < st->op->nreduce; r++)
+			order[k++] = st->op->reduce[r];
+		order[k++] = li;
+		if (kiln_reorder(st, k, order))
+			return NULL;
+		kiln_iter *f = st->leaf[0];
+		for (int d = 1; d < n; d++)
+			if (kiln_fuse(st, f, st->leaf[1], &f))
+				return NULL;
+		if (kiln_bind(st, f, KILN_BLOCK_X) || kiln_vectorize(st, li))
+			return NULL;
+	}
+	return s;
+}
+
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs)
 {
 	if (target && !strcmp(target, "llvm"))

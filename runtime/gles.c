@@ -39,13 +39,16 @@ typedef struct {
 	int64_t *elems;
 	GLuint *progs;
 	float *staging;
+	int lanes; /* elements per texel: 1 (R32F) or 4 (RGBA32F) for the whole function */
 } fn_state;
 
 static gl_state *gs;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* The texture of n texels: rows of up to WIDTH. */
 static int64_t tex_width(int64_t n) { return n < WIDTH ? (n ? n : 1) : WIDTH; }
 static int64_t tex_height(int64_t n) { return (n + tex_width(n) - 1) / tex_width(n); }
+static int64_t texels(const fn_state *fs, int i) { return (fs->elems[i] + fs->lanes - 1) / fs->lanes; }
 
 static const char vertex_src[] = "#version 300 es\n"
                                  "void main() {\n"
@@ -113,16 +116,24 @@ const char *kiln_gles_device_name(void)
 	return rc ? NULL : gs->name;
 }
 
-/* The source of kernel `name` in the module's blob of "//@kernel" sections. */
-static char *kernel_source(const rt_blob *b, const char *name)
+/*
+ * The source of kernel `name` in the module's blob of "//@kernel NAME[ rgba]"
+ * sections; *lanes is 4 for a packed (RGBA) kernel, else 1.
+ */
+static char *kernel_source(const rt_blob *b, const char *name, int *lanes)
 {
 	char marker[96];
-	snprintf(marker, sizeof marker, "//@kernel %s\n", name);
+	snprintf(marker, sizeof marker, "//@kernel %s", name);
 	const char *text = (const char *)b->data, *end = text + b->size;
 	size_t ml = strlen(marker);
-	for (const char *p = text; p + ml <= end; p++)
-		if (!memcmp(p, marker, ml) && (p == text || p[-1] == '\n')) {
-			const char *q = p + ml, *stop = q;
+	for (const char *p = text; p + ml < end; p++)
+		if (!memcmp(p, marker, ml) && (p == text || p[-1] == '\n') && (p[ml] == '\n' || p[ml] == ' ')) {
+			const char *q = memchr(p + ml, '\n', (size_t)(end - p - ml));
+			if (!q)
+				return NULL;
+			*lanes = p[ml] == ' ' && q - (p + ml) >= 5 && !memcmp(p + ml, " rgba", 5) ? 4 : 1;
+			q++;
+			const char *stop = q;
 			while (stop + 10 <= end && memcmp(stop, "//@kernel ", 10))
 				stop++;
 			if (stop + 10 > end)
@@ -160,6 +171,11 @@ static int prepare(kiln_module *m, rt_function *f)
 	if (!b)
 		return rt_error("%s: the module carries no GLSL source", f->name);
 	fn_state *fs = calloc(1, sizeof *fs);
+	fs->lanes = 1;
+	if (f->nlaunch) {
+		char *first = kernel_source(b, f->launches[0].kernel, &fs->lanes);
+		free(first);
+	}
 	fs->n = f->nargs + f->ntemp;
 	fs->tex = calloc((size_t)fs->n, sizeof(GLuint));
 	fs->elems = calloc((size_t)fs->n, sizeof(int64_t));
@@ -180,22 +196,33 @@ static int prepare(kiln_module *m, rt_function *f)
 			n = (int64_t)(f->temp_bytes[i - f->nargs] / 4);
 		}
 		fs->elems[i] = n;
-		most = n > most ? n : most;
+		int64_t tx = texels(fs, i);
+		most = tx > most ? tx : most;
 		GLint maxsize = 0;
 		glGetIntegerv(GL_MAX_TEXTURE_SIZE, &maxsize);
-		if (tex_height(n) > maxsize)
+		if (tex_height(tx) > maxsize)
 			return rt_error("%s: a tensor of %lld elements needs %lld texture rows; the device allows %d", f->name,
-			                (long long)n, (long long)tex_height(n), maxsize);
+			                (long long)n, (long long)tex_height(tx), maxsize);
 		glBindTexture(GL_TEXTURE_2D, fs->tex[i]);
-		glTexImage2D(GL_TEXTURE_2D, 0, GL_R32F, (GLsizei)tex_width(n), (GLsizei)tex_height(n), 0, GL_RED, GL_FLOAT, NULL);
+		if (fs->lanes == 4)
+			glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RGBA,
+			             GL_FLOAT, NULL);
+		else
+			glTexImage2D(GL_TEXTURE_2D, 0, GL_R32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RED,
+			             GL_FLOAT, NULL);
 		glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
 		glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
 	}
 	fs->staging = malloc(sizeof(float) * (size_t)(tex_width(most) * tex_height(most)) * 4);
+	int lanes = 1;
 	for (int l = 0; l < f->nlaunch; l++) {
-		char *src = kernel_source(b, f->launches[l].kernel);
+		char *src = kernel_source(b, f->launches[l].kernel, &lanes);
 		if (!src)
 			return rt_error("%s: no source for kernel '%s'", f->name, f->launches[l].kernel);
+		if (lanes != fs->lanes) {
+			free(src);
+			return rt_error("%s: kernels disagree on packing (RGBA or not)", f->name);
+		}
 		GLuint fsh = compile(GL_FRAGMENT_SHADER, src, f->launches[l].kernel);
 		free(src);
 		if (!fsh)
@@ -223,15 +250,16 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	for (int i = 0; i < f->nargs; i++) {
 		if (f->args[i].is_output)
 			continue;
-		int64_t n = fs->elems[i], w = tex_width(n), h = tex_height(n);
+		int64_t n = fs->elems[i], tx = texels(fs, i), w = tex_width(tx), h = tex_height(tx), cap = w * h * fs->lanes;
 		const float *src = args[i]->data;
+		GLenum fmt = fs->lanes == 4 ? GL_RGBA : GL_RED;
 		glBindTexture(GL_TEXTURE_2D, fs->tex[i]);
-		if (n == w * h) {
-			glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, GL_RED, GL_FLOAT, src);
-		} else {
+		if (n == cap) {
+			glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, fmt, GL_FLOAT, src);
+		} else { /* the last row padded with zeros */
 			memcpy(fs->staging, src, sizeof(float) * (size_t)n);
-			memset(fs->staging + n, 0, sizeof(float) * (size_t)(w * h - n));
-			glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, GL_RED, GL_FLOAT, fs->staging);
+			memset(fs->staging + n, 0, sizeof(float) * (size_t)(cap - n));
+			glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, fmt, GL_FLOAT, fs->staging);
 		}
 	}
 	glFinish();
@@ -253,7 +281,7 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 			glBindTexture(GL_TEXTURE_2D, fs->tex[idx]);
 			glUniform1i(glGetUniformLocation(fs->progs[l], uname), a - 1);
 		}
-		glViewport(0, 0, (GLsizei)tex_width(fs->elems[out]), (GLsizei)tex_height(fs->elems[out]));
+		glViewport(0, 0, (GLsizei)tex_width(texels(fs, out)), (GLsizei)tex_height(texels(fs, out)));
 		glDrawArrays(GL_TRIANGLES, 0, 3);
 	}
 	glFinish();
@@ -262,9 +290,9 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	for (int i = 0; i < f->nargs; i++) {
 		if (!f->args[i].is_output)
 			continue;
-		int64_t n = fs->elems[i], w = tex_width(n), h = tex_height(n);
+		int64_t n = fs->elems[i], tx = texels(fs, i), w = tex_width(tx), h = tex_height(tx);
 		glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, fs->tex[i], 0);
-		glReadPixels(0, 0, (GLsizei)w, (GLsizei)h, GL_RED, GL_FLOAT, fs->staging);
+		glReadPixels(0, 0, (GLsizei)w, (GLsizei)h, fs->lanes == 4 ? GL_RGBA : GL_RED, GL_FLOAT, fs->staging);
 		memcpy(args[i]->data, fs->staging, sizeof(float) * (size_t)n);
 	}
 	GLenum err = glGetError();

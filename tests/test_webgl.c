@@ -109,6 +109,57 @@ START_TEST(errors)
 }
 END_TEST
 
+/* RGBA packing, a schedule choice: four elements per texel and per fragment. */
+static void run_packed(const char *name, int n, const int64_t *shape, const char *attrs)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_msg(kiln_op_declare(ctx, kiln_op_find(name), n, shape, attrs, &o) == 0, "%s", kiln_error(ctx));
+	kiln_tensor *out = o.args[o.nargs - 1];
+	kiln_schedule *s = kiln_schedule_webgl_packed(ctx, 1, &out);
+	ck_assert_msg(s && tu_check_target(ctx, s, o.nargs, o.args, 3, "webgl") >= 0, "%s %s packed: %s", name, attrs,
+	              kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+
+#define PACKED(name, attrs, ...)                                                                                   \
+	run_packed(name, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}, attrs)
+
+START_TEST(packed)
+{
+	PACKED("matmul", "", 32, 48, 20);
+	PACKED("matmul", "trans_b=1", 12, 64, 33);
+	PACKED("dense", "", 5, 40, 24);
+	PACKED("conv2d", "pad=1", 1, 6, 12, 12, 16, 3, 3);
+	PACKED("add", "bshape=5x32", 4, 5, 32);
+	PACKED("relu", "", 3, 7, 40);
+	PACKED("gelu", "", 3, 7, 40);
+	PACKED("max_pool2d", "", 1, 3, 8, 16);
+	PACKED("batch_norm", "", 2, 3, 5, 20);
+	PACKED("pad", "", 2, 3, 9, 10);
+	PACKED("concat", "n=2,axis=1", 2, 3, 16);
+	/* the packed GLSL reads four aligned elements with one texel fetch */
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 1, (int64_t[]){8}, KILN_F32);
+	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_RELU, X, 0, 0);
+	kiln_func *f = kiln_lower(kiln_schedule_webgl_packed(ctx, 1, &Y), "relu", 2, (kiln_tensor *[]){X, Y}, NULL);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	ck_assert_int_eq(kiln_device_source(ctx, 1, &f, "webgl", m), 0);
+	fclose(m);
+	ck_assert_ptr_nonnull(strstr(text, "//@kernel relu_kernel0 rgba\n"));
+	ck_assert_ptr_nonnull(strstr(text, "  kiln_out = max(kiln_t0v((blockIdx_x * 4)), vec4(0.0f));\n"));
+	free(text);
+	/* not a multiple of 4: refused */
+	kiln_tensor *Z = kiln_placeholder(ctx, "Z", 1, (int64_t[]){10}, KILN_F32);
+	kiln_tensor *W = kiln_op_unary(ctx, KILN_UN_RELU, Z, 0, 0);
+	tu_expect_error(ctx, kiln_schedule_webgl_packed(ctx, 1, &W) == NULL,
+	                "webgl packing: the innermost extent of 'relu' is 10, not a multiple of 4");
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 Suite *webgl_suite(void)
 {
 	Suite *s = suite_create("webgl");
@@ -117,6 +168,7 @@ Suite *webgl_suite(void)
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, op_blocked, 0, kiln_num_ops());
 	tcase_add_test(tc, source_text);
+	tcase_add_test(tc, packed);
 	tcase_add_test(tc, errors);
 	suite_add_tcase(s, tc);
 	return s;

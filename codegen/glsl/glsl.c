@@ -21,7 +21,26 @@ typedef struct {
 	const ir_buffer *out; /* the one global buffer the kernel writes */
 	int ntex;
 	const ir_buffer *tex[64]; /* the global buffers it reads, as textures t0, t1, ... */
+	int lanes;                /* elements per texel: 1 (R32F) or 4 (RGBA32F, packed) */
+	int function_lanes;       /* the first kernel's, which every kernel of the function shares */
 } glsl_state;
+
+/* Texels of a tensor of n elements, lanes per texel; and the width of its texture. */
+static int64_t texels(int64_t n, int lanes) { return (n + lanes - 1) / lanes; }
+
+/* Lanes of the kernel's stores to global memory: 4 when it writes whole texels. */
+typedef struct {
+	ir_mutator m;
+	int lanes;
+} lane_scan;
+
+static ir_stmt *scan_store(ir_mutator *m, ir_stmt *s)
+{
+	lane_scan *ls = (lane_scan *)m;
+	if (s->kind == IR_STORE && s->store.buf->scope == KILN_SCOPE_GLOBAL)
+		ls->lanes = s->store.value->type.lanes;
+	return ir_mutate_stmt_children(m, s);
+}
 
 int64_t cg_glsl_width(int64_t n) { return n < KILN_GLSL_WIDTH ? (n ? n : 1) : KILN_GLSL_WIDTH; }
 
@@ -60,7 +79,18 @@ static void gl_kernel_begin(cg_src *s)
 {
 	const ir_kernel *k = s->k;
 	glsl_state *g = s->user;
+	int function_lanes = g->function_lanes;
 	memset(g, 0, sizeof *g);
+	lane_scan ls = {{NULL, NULL, scan_store, NULL}, 1};
+	ir_mutate_stmt(&ls.m, k->body);
+	g->lanes = ls.lanes;
+	g->function_lanes = function_lanes ? function_lanes : g->lanes;
+	if (g->lanes != 1 && g->lanes != 4)
+		cg_fail(s, "kernel '%s' writes %d elements per fragment; webgl writes 1 (R32F) or 4 (packed RGBA)", k->name,
+		        g->lanes);
+	if (g->lanes != g->function_lanes)
+		cg_fail(s, "kernel '%s' is %s but an earlier kernel of the function is not; pack every stage or none",
+		        k->name, g->lanes == 4 ? "packed" : "unpacked");
 	for (int p = 0; p < k->nparam; p++)
 		if (k->params[p]->elem.code != KILN_FLOAT || k->params[p]->elem.bits != 32)
 			cg_fail(s, "tensor '%s' is not float32; the webgl target stores float32 tensors only (R32F textures)",
@@ -77,28 +107,41 @@ static void gl_kernel_begin(cg_src *s)
 		cg_fail(s, "kernel '%s' writes no tensor", k->name);
 	if (s->err)
 		return;
-	int64_t n = g->out->size, w = cg_glsl_width(n);
-	fprintf(s->f, "//@kernel %s\n#version 300 es\nprecision highp float;\nprecision highp int;\n"
-	              "precision highp sampler2D;\n", k->name);
+	int L = g->lanes;
+	int64_t n = texels(g->out->size, L), w = cg_glsl_width(n);
+	if (L == 4 && g->out->size % 4)
+		cg_fail(s, "packed output '%s' has %lld elements, not a multiple of 4", g->out->name, (long long)g->out->size);
+	fprintf(s->f, "//@kernel %s%s\n#version 300 es\nprecision highp float;\nprecision highp int;\n"
+	              "precision highp sampler2D;\n", k->name, L == 4 ? " rgba" : "");
 	for (int i = 0; i < g->ntex; i++)
 		fprintf(s->f, "uniform highp sampler2D t%d; /* %s */\n", i, g->tex[i]->name);
 	fputs("out vec4 kiln_frag;\n", s->f);
 	for (int i = 0; i < g->ntex; i++) {
-		int64_t tw = cg_glsl_width(g->tex[i]->size);
-		fprintf(s->f, "float kiln_t%d(int i) { return texelFetch(t%d, ivec2(i %% %lld, i / %lld), 0).r; }\n", i, i,
-		        (long long)tw, (long long)tw);
+		long long tw = (long long)cg_glsl_width(texels(g->tex[i]->size, L));
+		if (L == 1) {
+			fprintf(s->f, "float kiln_t%d(int i) { return texelFetch(t%d, ivec2(i %% %lld, i / %lld), 0).r; }\n", i,
+			        i, tw, tw);
+			continue;
+		}
+		/* packed: element i is component i % 4 of texel i / 4; kiln_tNv reads 4 aligned elements */
+		fprintf(s->f, "vec4 kiln_t%dv(int i) { int t = i / 4; return texelFetch(t%d, ivec2(t %% %lld, t / %lld), 0); }\n",
+		        i, i, tw, tw);
+		fprintf(s->f, "float kiln_t%d(int i) { return kiln_t%dv(i - i %% 4)[i %% 4]; }\n", i, i);
 	}
 	fputs("int kiln_floordiv(int a, int b) { int q = a / b; return (a % b != 0 && ((a % b < 0) != (b < 0))) ? q - 1 : q; }\n"
 	      "int kiln_floormod(int a, int b) { int r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }\n"
 	      "float kiln_erf(float x) { float t = 1.0 / (1.0 + 0.3275911 * abs(x)); float p = t * (0.254829592 + t * "
 	      "(-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))); "
-	      "return sign(x) * (1.0 - p * exp(-x * x)); }\n",
+	      "return sign(x) * (1.0 - p * exp(-x * x)); }\n"
+	      "vec2 kiln_erf(vec2 x) { return vec2(kiln_erf(x.x), kiln_erf(x.y)); }\n"
+	      "vec3 kiln_erf(vec3 x) { return vec3(kiln_erf(x.x), kiln_erf(x.y), kiln_erf(x.z)); }\n"
+	      "vec4 kiln_erf(vec4 x) { return vec4(kiln_erf(x.x), kiln_erf(x.y), kiln_erf(x.z), kiln_erf(x.w)); }\n",
 	      s->f);
 	fprintf(s->f, "void main()\n{\n");
 	s->indent = 1;
 	cg_line(s, "int kiln_id = int(gl_FragCoord.y) * %lld + int(gl_FragCoord.x);", (long long)w);
 	cg_line(s, "if (kiln_id >= %lld) discard;", (long long)n);
-	int64_t threads = k->grid[0] * k->block[0];
+	int64_t threads = k->grid[0] * k->block[0]; /* one per texel */
 	if (threads != n)
 		cg_fail(s, "kernel '%s' runs %lld threads for %lld outputs; webgl runs one fragment per output element "
 		           "(bind the output's fused axis without a shifted or guarded split)", k->name, (long long)threads,
@@ -109,12 +152,19 @@ static void gl_kernel_begin(cg_src *s)
 	if (k->index[KILN_THREAD_X])
 		cg_line(s, "int %s = kiln_id %% %lld;", cg_name_of(s, k->index[KILN_THREAD_X], "threadIdx.x"),
 		        (long long)k->block[0]);
-	cg_line(s, "float kiln_out = 0.0;");
+	if (L == 4)
+		cg_line(s, "vec4 kiln_out = vec4(0.0);");
+	else
+		cg_line(s, "float kiln_out = 0.0;");
 }
 
 static void gl_kernel_end(cg_src *s)
 {
-	cg_line(s, "kiln_frag = vec4(kiln_out, 0.0, 0.0, 1.0);");
+	glsl_state *g = s->user;
+	if (g->lanes == 4)
+		cg_line(s, "kiln_frag = kiln_out;");
+	else
+		cg_line(s, "kiln_frag = vec4(kiln_out, 0.0, 0.0, 1.0);");
 	fputs("}\n", s->f);
 }
 
@@ -122,6 +172,17 @@ static void gl_kernel_end(cg_src *s)
 static void check_own(cg_src *s, const ir_expr *index)
 {
 	const ir_kernel *k = s->k;
+	glsl_state *g = s->user;
+	if (index->type.lanes > 1) {
+		int64_t st;
+		if (index->kind != IR_RAMP || !ir_is_const_int(index->ramp.stride, &st) || st != 1 ||
+		    index->type.lanes != g->lanes) {
+			cg_fail(s, "kernel '%s' writes a non-contiguous vector; a packed fragment writes 4 consecutive elements",
+			        k->name);
+			return;
+		}
+		index = ir_div(s->ctx, ir_cast(s->ctx, IR_I64, index->ramp.base), ir_i64(s->ctx, g->lanes));
+	}
 	ir_expr *id = NULL;
 	if (k->index[KILN_BLOCK_X])
 		id = ir_mul(s->ctx, k->index[KILN_BLOCK_X], ir_i64(s->ctx, k->block[0]));
@@ -144,8 +205,8 @@ static char *gl_load(cg_src *s, const ir_expr *e)
 	int n = e->type.lanes;
 	char tb[32];
 	if (b == g->out) {
-		if (n > 1)
-			cg_fail(s, "a vector read of the output '%s'", b->name);
+		if (n != g->lanes)
+			cg_fail(s, "a %d-lane read of the output '%s' in a %d-lane kernel", n, b->name, g->lanes);
 		check_own(s, ix);
 		return cg_fmt(s, "kiln_out");
 	}
@@ -153,13 +214,17 @@ static char *gl_load(cg_src *s, const ir_expr *e)
 	const char *name = t >= 0 ? NULL : cg_name_of(s, b, b->name);
 	if (n == 1)
 		return t >= 0 ? cg_fmt(s, "kiln_t%d(%s)", t, cg_expr(s, ix)) : cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
+	int64_t st, rem;
+	if (t >= 0 && g->lanes == 4 && n == 4 && ix->kind == IR_RAMP && ir_is_const_int(ix->ramp.stride, &st) && st == 1 &&
+	    ir_is_const_int(ir_simplify_expr(s->ctx, NULL, ir_mod(s->ctx, ix->ramp.base, ir_i64(s->ctx, 4))), &rem) &&
+	    rem == 0) /* four aligned elements: one texel */
+		return cg_fmt(s, "kiln_t%dv(%s)", t, cg_expr(s, ix->ramp.base));
 	/* vectors: lane by lane from a named index vector */
 	const char *iv = cg_temp(s, ix);
-	static const char lane[] = "xyzw";
 	char *lanes = cg_fmt(s, "%s", "");
 	for (int i = 0; i < n; i++)
-		lanes = t >= 0 ? cg_fmt(s, "%s%skiln_t%d(%s.%c)", lanes, i ? ", " : "", t, iv, lane[i])
-		               : cg_fmt(s, "%s%s%s[%s.%c]", lanes, i ? ", " : "", name, iv, lane[i]);
+		lanes = t >= 0 ? cg_fmt(s, "%s%skiln_t%d(%s.%s)", lanes, i ? ", " : "", t, iv, cg_lane(s, i))
+		               : cg_fmt(s, "%s%s%s[%s.%s]", lanes, i ? ", " : "", name, iv, cg_lane(s, i));
 	return cg_fmt(s, "%s(%s)", gl_type(s, e->type, tb), lanes);
 }
 
@@ -170,10 +235,6 @@ static void gl_store(cg_src *s, const ir_stmt *st)
 	const ir_expr *val = st->store.value;
 	char *v = cg_expr(s, val);
 	if (b == g->out) {
-		if (val->type.lanes > 1) {
-			cg_fail(s, "a vector store to the output '%s' (webgl writes one element per fragment)", b->name);
-			return;
-		}
 		check_own(s, st->store.index);
 		cg_line(s, "kiln_out = %s;", v);
 		return;
@@ -188,13 +249,12 @@ static void gl_store(cg_src *s, const ir_stmt *st)
 		cg_line(s, "%s[%s] = %s;", name, cg_expr(s, st->store.index), v);
 		return;
 	}
-	static const char lane[] = "xyzw";
 	char tb[32];
 	const char *iv = cg_temp(s, st->store.index);
 	const char *vv = cg_fmt(s, "t%d", s->ntmp++);
 	cg_line(s, "%s %s = %s;", gl_type(s, val->type, tb), vv, v);
 	for (int i = 0; i < val->type.lanes; i++)
-		cg_line(s, "%s[%s.%c] = %s.%c;", name, iv, lane[i], vv, lane[i]);
+		cg_line(s, "%s[%s.%s] = %s.%s;", name, iv, cg_lane(s, i), vv, cg_lane(s, i));
 }
 
 static void gl_barrier(cg_src *s) { cg_fail(s, "webgl has no barriers (no shared memory)"); }
@@ -213,7 +273,7 @@ static const char *gl_math(kiln_intrinsic op, ir_type t)
 	case KILN_SQRT: return "sqrt";
 	case KILN_RSQRT: return "inversesqrt";
 	case KILN_TANH: return "tanh";
-	case KILN_ERF: return t.lanes == 1 ? "kiln_erf" : NULL;
+	case KILN_ERF: return "kiln_erf";
 	case KILN_POW: return "pow";
 	case KILN_ABS: return "abs";
 	case KILN_FLOOR: return "floor";
@@ -241,6 +301,24 @@ static char *gl_cast(cg_src *s, ir_type to, const ir_expr *from, const char *v)
 
 static bool gl_lanes_ok(int n) { return n >= 2 && n <= 4; }
 
+/* GLSL compares vectors with functions, and has no && || ! on bool vectors */
+static char *gl_vector_binary(cg_src *s, const ir_expr *e, const char *a, const char *b)
+{
+	int n = e->type.lanes;
+	switch (e->kind) {
+	case IR_EQ: return cg_fmt(s, "equal(%s, %s)", a, b);
+	case IR_NE: return cg_fmt(s, "notEqual(%s, %s)", a, b);
+	case IR_LT: return cg_fmt(s, "lessThan(%s, %s)", a, b);
+	case IR_LE: return cg_fmt(s, "lessThanEqual(%s, %s)", a, b);
+	case IR_GT: return cg_fmt(s, "greaterThan(%s, %s)", a, b);
+	case IR_GE: return cg_fmt(s, "greaterThanEqual(%s, %s)", a, b);
+	case IR_AND: return cg_fmt(s, "bvec%d(ivec%d(%s) * ivec%d(%s))", n, n, a, n, b);
+	case IR_OR: return cg_fmt(s, "bvec%d(ivec%d(%s) + ivec%d(%s))", n, n, a, n, b);
+	case IR_NOT: return cg_fmt(s, "not(%s)", a);
+	default: return cg_fmt(s, "(%s)", a);
+	}
+}
+
 /* GLSL ES rejects 1.0/0.0 in constant expressions: spell the bits */
 static char *gl_special_float(cg_src *s, double v)
 {
@@ -263,10 +341,13 @@ const cg_lang cg_glsl = {
 	.minmax = gl_minmax,
 	.select = gl_select,
 	.cast = gl_cast,
+	.vector_binary = gl_vector_binary,
 	.prelude = NULL,
 	.max_lanes = 4,
 	.lanes_ok = gl_lanes_ok,
 	.state_size = sizeof(glsl_state),
 	.special_float = gl_special_float,
 	.output_first = true,
+	.constructors = true,
+	.value_decl = "",
 };

@@ -77,6 +77,9 @@ kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
 /* The default schedule for WebGL2 (webgl): one fragment per output element. */
 kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+/* WebGL2 with RGBA packing (4 elements per texel and per fragment): a schedule
+ * choice for stages whose innermost extent is a multiple of 4. */
+kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
 /* The default schedule for a target name ("llvm", "opencl", "webgl"). */
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs);
 
