@@ -27,19 +27,19 @@ static const device_target device_targets[] = {
 	{"webgl", &cg_glsl, "glsl-src", {1024, 0, 4096 * 4096}},
 };
 
-/* For languages that write one buffer per kernel: that buffer becomes the first parameter. */
+/* For languages whose kernels render their outputs: the written buffers become the first parameters. */
 static void output_first(ir_device_func *d)
 {
 	for (int k = 0; k < d->nkernel; k++) {
 		ir_kernel *kn = &d->kernels[k];
-		if (kn->nwritten != 1)
-			continue;
-		for (int p = 0; p < kn->nparam; p++)
-			if (kn->params[p] == kn->written[0]) {
-				ir_buffer *w = kn->params[p];
-				memmove(kn->params + 1, kn->params, sizeof(ir_buffer *) * p);
-				kn->params[0] = w;
-			}
+		for (int w = kn->nwritten - 1; w >= 0; w--)
+			for (int p = 0; p < kn->nparam; p++)
+				if (kn->params[p] == kn->written[w]) {
+					ir_buffer *b = kn->params[p];
+					memmove(kn->params + 1, kn->params, sizeof(ir_buffer *) * p);
+					kn->params[0] = b;
+					break;
+				}
 	}
 }
 

@@ -40,6 +40,7 @@ typedef struct {
 	GLuint *progs;
 	float *staging;
 	int lanes; /* elements per texel: 1 (R32F) or 4 (RGBA32F) for the whole function */
+	int *outs; /* render targets of each launch */
 } fn_state;
 
 static gl_state *gs;
@@ -117,10 +118,11 @@ const char *kiln_gles_device_name(void)
 }
 
 /*
- * The source of kernel `name` in the module's blob of "//@kernel NAME[ rgba]"
- * sections; *lanes is 4 for a packed (RGBA) kernel, else 1.
+ * The source of kernel `name` in the module's blob of "//@kernel NAME[ rgba]
+ * [ outputs=N]" sections; *lanes is 4 for a packed (RGBA) kernel, else 1;
+ * *outs is how many render targets it writes (its first parameters).
  */
-static char *kernel_source(const rt_blob *b, const char *name, int *lanes)
+static char *kernel_source(const rt_blob *b, const char *name, int *lanes, int *outs)
 {
 	char marker[96];
 	snprintf(marker, sizeof marker, "//@kernel %s", name);
@@ -132,6 +134,14 @@ static char *kernel_source(const rt_blob *b, const char *name, int *lanes)
 			if (!q)
 				return NULL;
 			*lanes = p[ml] == ' ' && q - (p + ml) >= 5 && !memcmp(p + ml, " rgba", 5) ? 4 : 1;
+			const char *o = p + ml;
+			*outs = 1;
+			while (o < q && memcmp(o, "outputs=", 8))
+				o++;
+			if (o < q)
+				*outs = atoi(o + 8);
+			if (*outs < 1 || *outs > 8)
+				return NULL;
 			q++;
 			const char *stop = q;
 			while (stop + 10 <= end && memcmp(stop, "//@kernel ", 10))
@@ -159,6 +169,7 @@ static void free_fn_state(rt_function *f)
 	free(fs->elems);
 	free(fs->progs);
 	free(fs->staging);
+	free(fs->outs);
 	free(fs);
 	f->dev = NULL;
 }
@@ -172,8 +183,10 @@ static int prepare(kiln_module *m, rt_function *f)
 		return rt_error("%s: the module carries no GLSL source", f->name);
 	fn_state *fs = calloc(1, sizeof *fs);
 	fs->lanes = 1;
+	fs->outs = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(int));
 	if (f->nlaunch) {
-		char *first = kernel_source(b, f->launches[0].kernel, &fs->lanes);
+		int outs;
+		char *first = kernel_source(b, f->launches[0].kernel, &fs->lanes, &outs);
 		free(first);
 	}
 	fs->n = f->nargs + f->ntemp;
@@ -216,9 +229,9 @@ static int prepare(kiln_module *m, rt_function *f)
 	fs->staging = malloc(sizeof(float) * (size_t)(tex_width(most) * tex_height(most)) * 4);
 	int lanes = 1;
 	for (int l = 0; l < f->nlaunch; l++) {
-		char *src = kernel_source(b, f->launches[l].kernel, &lanes);
-		if (!src)
-			return rt_error("%s: no source for kernel '%s'", f->name, f->launches[l].kernel);
+		char *src = kernel_source(b, f->launches[l].kernel, &lanes, &fs->outs[l]);
+		if (!src || fs->outs[l] > f->launches[l].nargs)
+			return rt_error("%s: no valid source for kernel '%s'", f->name, f->launches[l].kernel);
 		if (lanes != fs->lanes) {
 			free(src);
 			return rt_error("%s: kernels disagree on packing (RGBA or not)", f->name);
@@ -268,18 +281,28 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	glBindVertexArray(gs->vao);
 	for (int l = 0; l < f->nlaunch; l++) {
 		rt_launch *la = &f->launches[l];
-		int out = la->args[0] >= 0 ? la->args[0] : f->nargs - 1 - la->args[0];
-		glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, fs->tex[out], 0);
+		int nout = fs->outs[l], out = 0;
+		GLenum bufs[8];
+		for (int o = 0; o < nout; o++) { /* one render target per output */
+			int idx = la->args[o] >= 0 ? la->args[o] : f->nargs - 1 - la->args[o];
+			if (o == 0)
+				out = idx;
+			glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, fs->tex[idx], 0);
+			bufs[o] = GL_COLOR_ATTACHMENT0 + (GLenum)o;
+		}
+		for (int o = nout; o < 4; o++) /* detach what an earlier launch attached */
+			glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, 0, 0);
+		glDrawBuffers(nout, bufs);
 		if (glCheckFramebufferStatus(GL_FRAMEBUFFER) != GL_FRAMEBUFFER_COMPLETE)
-			return rt_error("%s: cannot render into an R32F texture on %s", f->name, gs->name);
+			return rt_error("%s: cannot render into float textures on %s", f->name, gs->name);
 		glUseProgram(fs->progs[l]);
-		for (int a = 1; a < la->nargs; a++) {
+		for (int a = nout; a < la->nargs; a++) {
 			int idx = la->args[a] >= 0 ? la->args[a] : f->nargs - 1 - la->args[a];
 			char uname[16];
-			snprintf(uname, sizeof uname, "t%d", a - 1);
-			glActiveTexture(GL_TEXTURE0 + (GLenum)(a - 1));
+			snprintf(uname, sizeof uname, "t%d", a - nout);
+			glActiveTexture(GL_TEXTURE0 + (GLenum)(a - nout));
 			glBindTexture(GL_TEXTURE_2D, fs->tex[idx]);
-			glUniform1i(glGetUniformLocation(fs->progs[l], uname), a - 1);
+			glUniform1i(glGetUniformLocation(fs->progs[l], uname), a - nout);
 		}
 		glViewport(0, 0, (GLsizei)tex_width(texels(fs, out)), (GLsizei)tex_height(texels(fs, out)));
 		glDrawArrays(GL_TRIANGLES, 0, 3);
@@ -287,6 +310,11 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	glFinish();
 	if (ms)
 		*ms = rt_now_ms() - t0;
+	for (int o = 1; o < 4; o++)
+		glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, 0, 0);
+	GLenum first = GL_COLOR_ATTACHMENT0;
+	glDrawBuffers(1, &first);
+	glReadBuffer(GL_COLOR_ATTACHMENT0);
 	for (int i = 0; i < f->nargs; i++) {
 		if (!f->args[i].is_output)
 			continue;

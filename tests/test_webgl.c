@@ -160,6 +160,57 @@ START_TEST(packed)
 }
 END_TEST
 
+typedef struct {
+	kiln_tensor *A;
+	kiln_iter *k;
+} two_args;
+
+/* Two results of one iteration space: a row's sum and its sum of squares. */
+static int stats(kiln_ctx *ctx, kiln_expr *const *idx, kiln_expr **bodies, void *user)
+{
+	two_args *t = user;
+	kiln_expr *x = KILN_READ(ctx, t->A, idx[0], kiln_iter_var(t->k));
+	bodies[0] = kiln_sum(ctx, x, 1, &t->k);
+	bodies[1] = kiln_sum(ctx, kiln_mul(ctx, x, x), 1, &t->k);
+	return 0;
+}
+
+/* Elementwise: min and max of a pair, in one pass. */
+static int minmax(kiln_ctx *ctx, kiln_expr *const *idx, kiln_expr **bodies, void *user)
+{
+	two_args *t = user;
+	kiln_expr *a = KILN_READ(ctx, t->A, idx[0], idx[1]), *b = kiln_mul(ctx, a, kiln_float(ctx, -0.5f));
+	bodies[0] = kiln_min(ctx, a, b);
+	bodies[1] = kiln_max(ctx, a, b);
+	return 0;
+}
+
+/* Several outputs of one kernel go to multiple render targets. */
+START_TEST(render_targets)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	two_args t = {kiln_placeholder(ctx, "A", 2, (int64_t[]){9, 40}, KILN_F32), kiln_reduce_axis(ctx, 40, "k")};
+	kiln_tensor *o[2];
+	ck_assert_int_eq(kiln_compute_multi(ctx, "stats", 1, (int64_t[]){9}, 2, stats, &t, o), 0);
+	kiln_schedule *s = kiln_schedule_webgl(ctx, 2, o);
+	ck_assert_double_ge(tu_check_target(ctx, s, 3, (kiln_tensor *[]){t.A, o[0], o[1]}, 4, "webgl"), 0);
+	kiln_tensor *p[2];
+	ck_assert_int_eq(kiln_compute_multi(ctx, "minmax", 2, (int64_t[]){9, 40}, 2, minmax, &t, p), 0);
+	s = kiln_schedule_webgl_packed(ctx, 2, p);
+	kiln_func *f = kiln_lower(s, "mm", 3, (kiln_tensor *[]){t.A, p[0], p[1]}, NULL);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	ck_assert_int_eq(kiln_device_source(ctx, 1, &f, "webgl", m), 0);
+	fclose(m);
+	ck_assert_ptr_nonnull(strstr(text, "//@kernel mm_kernel0 rgba outputs=2\n"));
+	ck_assert_ptr_nonnull(strstr(text, "layout(location = 1) out vec4 kiln_frag1;"));
+	free(text);
+	ck_assert_double_ge(tu_check_target(ctx, s, 3, (kiln_tensor *[]){t.A, p[0], p[1]}, 5, "webgl"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 Suite *webgl_suite(void)
 {
 	Suite *s = suite_create("webgl");
@@ -169,6 +220,7 @@ Suite *webgl_suite(void)
 	tcase_add_loop_test(tc, op_blocked, 0, kiln_num_ops());
 	tcase_add_test(tc, source_text);
 	tcase_add_test(tc, packed);
+	tcase_add_test(tc, render_targets);
 	tcase_add_test(tc, errors);
 	suite_add_tcase(s, tc);
 	return s;

@@ -17,8 +17,12 @@
 #include "ir/simplify.h"
 
 /* What the hooks need to know about the kernel being printed. */
+#define MAX_OUTPUTS 4 /* draw buffers every GLES 3.0 / WebGL2 device has */
+
 typedef struct {
-	const ir_buffer *out; /* the one global buffer the kernel writes */
+	const ir_buffer *out; /* the first global buffer the kernel writes */
+	int nout;
+	const ir_buffer *outs[MAX_OUTPUTS]; /* all it writes: one render target each */
 	int ntex;
 	const ir_buffer *tex[64]; /* the global buffers it reads, as textures t0, t1, ... */
 	int lanes;                /* elements per texel: 1 (R32F) or 4 (RGBA32F, packed) */
@@ -67,6 +71,21 @@ static void gl_int_imm(cg_src *s, ir_type t, int64_t v)
 		fprintf(s->f, "%lld", (long long)v);
 }
 
+/* The accumulator of render target o: kiln_out, or kiln_out0, kiln_out1, ... */
+static const char *out_name(cg_src *s, int o)
+{
+	glsl_state *g = s->user;
+	return g->nout == 1 ? "kiln_out" : cg_fmt(s, "kiln_out%d", o);
+}
+
+static int out_index(glsl_state *g, const ir_buffer *b)
+{
+	for (int o = 0; o < g->nout; o++)
+		if (g->outs[o] == b)
+			return o;
+	return -1;
+}
+
 static int tex_index(glsl_state *g, const ir_buffer *b)
 {
 	for (int i = 0; i < g->ntex; i++)
@@ -95,11 +114,19 @@ static void gl_kernel_begin(cg_src *s)
 		if (k->params[p]->elem.code != KILN_FLOAT || k->params[p]->elem.bits != 32)
 			cg_fail(s, "tensor '%s' is not float32; the webgl target stores float32 tensors only (R32F textures)",
 			        k->params[p]->name);
-	if (k->nwritten != 1)
-		cg_fail(s, "kernel '%s' writes %d tensors; a webgl kernel writes exactly one", k->name, k->nwritten);
-	/* the written buffer is the output (build_device puts it first); the others are textures */
+	if (k->nwritten < 1 || k->nwritten > MAX_OUTPUTS)
+		cg_fail(s, "kernel '%s' writes %d tensors; a webgl kernel writes 1 to %d (one render target each)", k->name,
+		        k->nwritten, MAX_OUTPUTS);
+	/* the written buffers come first (build_device puts them there): render targets; the rest are textures */
+	g->nout = k->nwritten < MAX_OUTPUTS ? k->nwritten : MAX_OUTPUTS;
+	for (int o = 0; o < g->nout && o < k->nparam; o++) {
+		g->outs[o] = k->params[o];
+		if (g->outs[o]->size != k->params[0]->size)
+			cg_fail(s, "kernel '%s' writes '%s' and '%s' of different sizes; render targets share one grid", k->name,
+			        k->params[0]->name, g->outs[o]->name);
+	}
 	g->out = k->nparam ? k->params[0] : NULL;
-	for (int p = 1; p < k->nparam && g->ntex < 64; p++)
+	for (int p = g->nout; p < k->nparam && g->ntex < 64; p++)
 		g->tex[g->ntex++] = k->params[p];
 	if (k->grid[1] != 1 || k->grid[2] != 1 || k->block[1] != 1 || k->block[2] != 1)
 		cg_fail(s, "kernel '%s' uses a 2-D or 3-D grid; webgl kernels bind one fused axis (x)", k->name);
@@ -111,11 +138,17 @@ static void gl_kernel_begin(cg_src *s)
 	int64_t n = texels(g->out->size, L), w = cg_glsl_width(n);
 	if (L == 4 && g->out->size % 4)
 		cg_fail(s, "packed output '%s' has %lld elements, not a multiple of 4", g->out->name, (long long)g->out->size);
-	fprintf(s->f, "//@kernel %s%s\n#version 300 es\nprecision highp float;\nprecision highp int;\n"
-	              "precision highp sampler2D;\n", k->name, L == 4 ? " rgba" : "");
+	fprintf(s->f, "//@kernel %s%s", k->name, L == 4 ? " rgba" : "");
+	if (g->nout > 1)
+		fprintf(s->f, " outputs=%d", g->nout);
+	fputs("\n#version 300 es\nprecision highp float;\nprecision highp int;\nprecision highp sampler2D;\n", s->f);
 	for (int i = 0; i < g->ntex; i++)
 		fprintf(s->f, "uniform highp sampler2D t%d; /* %s */\n", i, g->tex[i]->name);
-	fputs("out vec4 kiln_frag;\n", s->f);
+	if (g->nout == 1)
+		fputs("out vec4 kiln_frag;\n", s->f);
+	else
+		for (int o = 0; o < g->nout; o++)
+			fprintf(s->f, "layout(location = %d) out vec4 kiln_frag%d; /* %s */\n", o, o, g->outs[o]->name);
 	for (int i = 0; i < g->ntex; i++) {
 		long long tw = (long long)cg_glsl_width(texels(g->tex[i]->size, L));
 		if (L == 1) {
@@ -152,19 +185,20 @@ static void gl_kernel_begin(cg_src *s)
 	if (k->index[KILN_THREAD_X])
 		cg_line(s, "int %s = kiln_id %% %lld;", cg_name_of(s, k->index[KILN_THREAD_X], "threadIdx.x"),
 		        (long long)k->block[0]);
-	if (L == 4)
-		cg_line(s, "vec4 kiln_out = vec4(0.0);");
-	else
-		cg_line(s, "float kiln_out = 0.0;");
+	for (int o = 0; o < g->nout; o++)
+		cg_line(s, "%s %s = %s;", L == 4 ? "vec4" : "float", out_name(s, o), L == 4 ? "vec4(0.0)" : "0.0");
 }
 
 static void gl_kernel_end(cg_src *s)
 {
 	glsl_state *g = s->user;
-	if (g->lanes == 4)
-		cg_line(s, "kiln_frag = kiln_out;");
-	else
-		cg_line(s, "kiln_frag = vec4(kiln_out, 0.0, 0.0, 1.0);");
+	for (int o = 0; o < g->nout; o++) {
+		const char *frag = g->nout == 1 ? "kiln_frag" : cg_fmt(s, "kiln_frag%d", o);
+		if (g->lanes == 4)
+			cg_line(s, "%s = %s;", frag, out_name(s, o));
+		else
+			cg_line(s, "%s = vec4(%s, 0.0, 0.0, 1.0);", frag, out_name(s, o));
+	}
 	fputs("}\n", s->f);
 }
 
@@ -204,11 +238,12 @@ static char *gl_load(cg_src *s, const ir_expr *e)
 	const ir_expr *ix = e->load.index;
 	int n = e->type.lanes;
 	char tb[32];
-	if (b == g->out) {
+	int o = out_index(g, b);
+	if (o >= 0) {
 		if (n != g->lanes)
 			cg_fail(s, "a %d-lane read of the output '%s' in a %d-lane kernel", n, b->name, g->lanes);
 		check_own(s, ix);
-		return cg_fmt(s, "kiln_out");
+		return cg_fmt(s, "%s", out_name(s, o));
 	}
 	int t = tex_index(g, b);
 	const char *name = t >= 0 ? NULL : cg_name_of(s, b, b->name);
@@ -234,14 +269,14 @@ static void gl_store(cg_src *s, const ir_stmt *st)
 	const ir_buffer *b = st->store.buf;
 	const ir_expr *val = st->store.value;
 	char *v = cg_expr(s, val);
-	if (b == g->out) {
+	int o = out_index(g, b);
+	if (o >= 0) {
 		check_own(s, st->store.index);
-		cg_line(s, "kiln_out = %s;", v);
+		cg_line(s, "%s = %s;", out_name(s, o), v);
 		return;
 	}
 	if (b->scope == KILN_SCOPE_GLOBAL) {
-		cg_fail(s, "kernel '%s' writes both '%s' and '%s'; a webgl kernel writes one tensor", s->k->name,
-		        g->out ? g->out->name : "?", b->name);
+		cg_fail(s, "kernel '%s' writes '%s' beyond its render targets", s->k->name, b->name);
 		return;
 	}
 	const char *name = cg_name_of(s, b, b->name);
