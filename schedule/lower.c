@@ -116,8 +116,8 @@ static void region_from(sch_stage *p, sch_stage *c, int first_free, ir_expr **lo
 	}
 }
 
-/* The ranges of every loop of the stages whose bounds are already inferred. */
-static void leaf_env(sch_schedule *s, ir_env *env)
+/* The ranges of the loops (or only the threadIdx-bound ones) of the stages whose bounds are already inferred. */
+static void leaf_env(sch_schedule *s, ir_env *env, bool threads_only)
 {
 	for (int i = 0; i < s->nstage; i++) {
 		sch_stage *st = s->stages[i];
@@ -125,8 +125,11 @@ static void leaf_env(sch_schedule *s, ir_env *env)
 			continue;
 		sch_nest nest;
 		sch_make_nest(st, root_extents(st), &nest);
-		for (int l = 0; l < st->nleaf; l++)
-			ir_env_push(env, st->leaf[l]->var, 0, nest.leaf_ext[l] - 1);
+		for (int l = 0; l < st->nleaf; l++) {
+			sch_ann a = sch_annotation(st, st->leaf[l]);
+			if (!threads_only || (a.kind == IR_FOR_THREAD && a.thread >= KILN_THREAD_X))
+				ir_env_push(env, st->leaf[l]->var, 0, nest.leaf_ext[l] - 1);
+		}
 	}
 }
 
@@ -138,25 +141,15 @@ static void leaf_env(sch_schedule *s, ir_env *env)
 static void relax_threads(sch_schedule *s, int ndim, ir_expr **lo, ir_expr **hi, bool *ok)
 {
 	kiln_ctx *ctx = s->ctx;
-	const ir_expr *fv[64];
+	ir_env threads = {0};
+	leaf_env(s, &threads, true);
+	int nf = threads.n < 64 ? threads.n : 64;
 	int64_t flo[64], fhi[64];
-	int nf = 0;
-	for (int i = 0; i < s->nstage; i++) {
-		sch_stage *st = s->stages[i];
-		if (!st->dext || st->attach == ATTACH_INLINE)
-			continue;
-		sch_nest nest;
-		sch_make_nest(st, root_extents(st), &nest);
-		for (int l = 0; l < st->nleaf && nf < 64; l++) {
-			sch_ann a = sch_annotation(st, st->leaf[l]);
-			if (a.kind == IR_FOR_THREAD && a.thread >= KILN_THREAD_X) {
-				fv[nf] = st->leaf[l]->var;
-				flo[nf] = 0;
-				fhi[nf++] = nest.leaf_ext[l] - 1;
-			}
-		}
+	for (int i = 0; i < nf; i++) {
+		flo[i] = threads.r[i].lo;
+		fhi[i] = threads.r[i].hi;
 	}
-	sch_free fr = {nf, fv, flo, fhi};
+	sch_free fr = {nf, threads.vars, flo, fhi};
 	for (int d = 0; d < ndim; d++) {
 		if (!ok[d] || !lo[d])
 			continue;
@@ -166,6 +159,7 @@ static void relax_threads(sch_schedule *s, int ndim, ir_expr **lo, ir_expr **hi,
 		lo[d] = a.lo;
 		hi[d] = b.hi;
 	}
+	ir_env_free(&threads);
 }
 
 /* Stages attached at the same loop as p that read it (they run after p there). */
@@ -195,7 +189,7 @@ static int infer_attached(sch_stage *p)
 	/* with the loop ranges known, the consumers' in-bounds clamps fold away
 	 * when tiles divide evenly, and windows keep constant extents */
 	ir_env env = {0};
-	leaf_env(p->s, &env);
+	leaf_env(p->s, &env, false);
 	for (int d = 0; d < t->ndim; d++)
 		if (ok[d] && lo[d]) {
 			lo[d] = ir_simplify_expr(ctx, &env, lo[d]);
