@@ -165,7 +165,8 @@ static const char *scope_name(kiln_scope s)
 
 static const char *thread_name(kiln_thread t)
 {
-	static const char *n[] = {"", "blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z"};
+	static const char *n[] = {"", "blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z",
+	                          "vthread.x", "vthread.y", "vthread.z"};
 	return n[t];
 }
 

@@ -18,7 +18,8 @@
 
 static const char *tag_name(kiln_thread t)
 {
-	static const char *n[] = {"", "blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z"};
+	static const char *n[] = {"", "blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z",
+	                          "vthread.x", "vthread.y", "vthread.z"};
 	return n[t];
 }
 

@@ -1,7 +1,8 @@
 /*
  * flatten.c — storage flattening: realize becomes allocate, and the
  * multi-dimensional provide/read become store/load at a flat row-major
- * index relative to the realized region's first element.
+ * index relative to the realized region's first element, in the stage's
+ * storage order.
  */
 #include <stdlib.h>
 
@@ -12,10 +13,12 @@ typedef struct {
 	ir_tensor *t;
 	ir_buffer *buf;
 	ir_expr **min; /* NULL: the region starts at 0 */
+	int *order;    /* storage order, outermost first (NULL: row-major) */
 } binding;
 
 typedef struct {
 	ir_mutator m;
+	sch_schedule *sch;
 	int n;
 	binding b[256];
 	int err;
@@ -32,11 +35,12 @@ static binding *find(flattener *fl, const ir_tensor *t)
 static ir_expr *flat_index(kiln_ctx *ctx, const binding *b, ir_expr *const *idx)
 {
 	ir_expr *flat = NULL;
-	for (int d = 0; d < b->buf->ndim; d++) {
+	for (int p = 0; p < b->buf->ndim; p++) {
+		int d = b->order ? b->order[p] : p;
 		ir_expr *i = ir_cast(ctx, IR_I64, idx[d]);
 		if (b->min)
 			i = ir_sub(ctx, i, b->min[d]);
-		flat = flat ? ir_add(ctx, ir_mul(ctx, flat, ir_i64(ctx, b->buf->shape[d])), i) : i;
+		flat = flat ? ir_add(ctx, ir_mul(ctx, flat, ir_i64(ctx, b->buf->shape[p])), i) : i;
 	}
 	return flat ? flat : ir_i64(ctx, 0);
 }
@@ -72,9 +76,15 @@ static ir_stmt *flatten_stmt(ir_mutator *m, ir_stmt *s)
 			fl->err++;
 			return s;
 		}
-		ir_buffer *buf = ir_buffer_new(ctx, t->name, t->type, t->ndim, s->realize.extent, s->realize.scope);
+		/* the buffer's shape lists the extents in storage order */
+		sch_stage *st = sch_stage_of(fl->sch, t);
+		int *order = st ? st->storage : NULL;
+		int64_t shape[KILN_MAX_DIMS];
+		for (int p = 0; p < t->ndim; p++)
+			shape[p] = s->realize.extent[order ? order[p] : p];
+		ir_buffer *buf = ir_buffer_new(ctx, t->name, t->type, t->ndim, shape, s->realize.scope);
 		buf->tensor = t;
-		fl->b[fl->n++] = (binding){t, buf, s->realize.min};
+		fl->b[fl->n++] = (binding){t, buf, s->realize.min, order};
 		ir_stmt *body = ir_mutate_stmt(m, s->realize.body);
 		fl->n--;
 		return ir_allocate(ctx, buf, body);
@@ -89,16 +99,18 @@ static ir_stmt *flatten_stmt(ir_mutator *m, ir_stmt *s)
 	return ir_mutate_stmt_children(m, s);
 }
 
-ir_stmt *ir_flatten(kiln_ctx *ctx, ir_stmt *s, int nargs, ir_tensor *const *args, ir_buffer **bufs)
+ir_stmt *ir_flatten(sch_schedule *sch, ir_stmt *s, int nargs, ir_tensor *const *args, ir_buffer **bufs)
 {
+	kiln_ctx *ctx = sch->ctx;
 	static flattener zero;
 	flattener *fl = malloc(sizeof *fl);
 	*fl = zero;
 	fl->m = (ir_mutator){ctx, flatten_expr, flatten_stmt, NULL};
+	fl->sch = sch;
 	for (int i = 0; i < nargs && i < 256; i++) {
 		bufs[i] = ir_buffer_new(ctx, args[i]->name, args[i]->type, args[i]->ndim, args[i]->shape, KILN_SCOPE_GLOBAL);
 		bufs[i]->tensor = args[i];
-		fl->b[fl->n++] = (binding){args[i], bufs[i], NULL};
+		fl->b[fl->n++] = (binding){args[i], bufs[i], NULL, NULL};
 	}
 	ir_stmt *r = ir_mutate_stmt(&fl->m, s);
 	int err = fl->err;

@@ -3,7 +3,7 @@
  *
  * kiln_lower is the whole pipeline in one readable list (as Halide's
  * Lower.cpp): schedule_ops builds the loop nests (inline expansion, bound
- * inference, loops, guards, attach points), then flatten, simplify,
+ * inference, loops, guards, attach points), then flatten, inject_vthread, simplify,
  * vectorize, unroll, simplify. Pass a FILE to print the IR after each.
  */
 #include <stdlib.h>
@@ -417,6 +417,9 @@ static int check_args(sch_schedule *s, int nargs, ir_tensor *const *args)
 				return ir_error(ctx, "lower: tensor '%s' is given twice as an argument", args[i]->name);
 		if (args[i]->op->kind == IR_OP_COMPUTE && !sch_stage_of(s, args[i]))
 			return ir_error(ctx, "lower: argument '%s' is not computed by this schedule", args[i]->name);
+		if (args[i]->op->kind == IR_OP_COMPUTE && sch_stage_of(s, args[i])->storage)
+			return ir_error(ctx, "lower: argument '%s' has a storage order, but arguments keep the caller's "
+			                     "row-major layout", args[i]->name);
 	}
 	for (int i = 0; i < s->nout; i++)
 		if (!is_arg(s->outs[i], nargs, args))
@@ -519,10 +522,14 @@ kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor
 	if (!st)
 		return NULL;
 	trace_pass(trace, "schedule", st);
-	st = ir_flatten(ctx, st, nargs, args, f->args);
+	st = ir_flatten(s, st, nargs, args, f->args);
 	if (!st)
 		return NULL;
 	trace_pass(trace, "flatten", st);
+	st = ir_inject_vthread(ctx, st);
+	if (!st)
+		return NULL;
+	trace_pass(trace, "inject_vthread", st);
 	st = ir_simplify(ctx, NULL, st);
 	trace_pass(trace, "simplify", st);
 	st = ir_vectorize(ctx, st);

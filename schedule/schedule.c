@@ -319,7 +319,7 @@ int kiln_parallel(kiln_stage *st, kiln_iter *it) { return annotate(st, it, IR_FO
 
 int kiln_bind(kiln_stage *st, kiln_iter *it, kiln_thread thread)
 {
-	if (st && (thread < KILN_BLOCK_X || thread > KILN_THREAD_Z))
+	if (st && (thread < KILN_BLOCK_X || thread > KILN_VTHREAD_Z))
 		return ir_error(st->s->ctx, "bind: %d is not a thread index", (int)thread);
 	return annotate(st, it, IR_FOR_THREAD, thread, "bind");
 }
@@ -506,6 +506,29 @@ int kiln_set_scope(kiln_stage *st, kiln_scope scope)
 	if (st->is_output && scope != KILN_SCOPE_GLOBAL)
 		return ir_error(st->s->ctx, "set_scope: output '%s' must stay in global memory", st->op->name);
 	st->scope = scope;
+	return 0;
+}
+
+int kiln_storage_order(kiln_stage *st, int n, const int *dims)
+{
+	if (!st)
+		return -1;
+	kiln_ctx *ctx = st->s->ctx;
+	int ndim = st->outs[0]->ndim;
+	if (st->is_output)
+		return ir_error(ctx, "storage_order: output '%s' keeps the caller's row-major layout", st->op->name);
+	if (n != ndim || !dims)
+		return ir_error(ctx, "storage_order: stage '%s' has %d dimensions but %d were given", st->op->name, ndim, n);
+	bool seen[KILN_MAX_DIMS] = {false};
+	for (int i = 0; i < n; i++) {
+		if (dims[i] < 0 || dims[i] >= ndim || seen[dims[i]])
+			return ir_error(ctx, "storage_order: dimension %d at position %d of stage '%s' is out of range or repeated "
+			                     "(give a permutation of 0..%d)",
+			                dims[i], i, st->op->name, ndim - 1);
+		seen[dims[i]] = true;
+	}
+	st->storage = ir_alloc(ctx, sizeof(int) * n);
+	memcpy(st->storage, dims, sizeof(int) * n);
 	return 0;
 }
 

@@ -45,6 +45,7 @@ struct sch_stage {
 	sch_stage *attach_stage;
 	ir_iter *attach_iv;
 	kiln_scope scope;
+	int *storage;         /* storage_order: dimensions outermost first (NULL: row-major) */
 	bool is_output;
 	/* filled by bound inference (lower.c) */
 	ir_expr **dmin;       /* per data axis: the first index computed */
@@ -85,7 +86,9 @@ int sch_make_nest(sch_stage *st, const int64_t *root_ext, sch_nest *out);
 
 /* Lowering passes; each takes and returns a statement. */
 ir_stmt *sch_schedule_ops(sch_schedule *s);                    /* bound inference + loop nests */
-ir_stmt *ir_flatten(kiln_ctx *ctx, ir_stmt *s, int nargs, ir_tensor *const *args, ir_buffer **bufs);
+/* Virtual-thread loops unrolled where used, local buffers copied per virtual thread (vthread.c). */
+ir_stmt *ir_inject_vthread(kiln_ctx *ctx, ir_stmt *s);
+ir_stmt *ir_flatten(sch_schedule *sch, ir_stmt *s, int nargs, ir_tensor *const *args, ir_buffer **bufs);
 ir_stmt *ir_vectorize(kiln_ctx *ctx, ir_stmt *s);
 ir_stmt *ir_unroll(kiln_ctx *ctx, ir_stmt *s);
 

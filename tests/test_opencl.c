@@ -70,6 +70,7 @@ static void run_shape(const char *name, int n, const int64_t *shape, const char 
 START_TEST(tiled_shapes)
 {
 	RUN("matmul", "", 128, 128, 64);
+	RUN("matmul", "", 2048, 2048, 8); /* 8x8 per thread: virtual threads, A's panel k-major */
 	RUN("matmul", "trans_a=1,trans_b=1", 100, 70, 37);
 	RUN("batch_matmul", "", 2, 64, 96, 20);
 	RUN("dense", "", 64, 80, 30);

@@ -194,6 +194,40 @@ START_TEST(prim_caches)
 }
 END_TEST
 
+START_TEST(prim_storage_order)
+{
+	/* B stored transposed: a [S][R] buffer indexed j*R + i */
+	fix f = chain(3, 5);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	ck_assert_int_eq(kiln_storage_order(kiln_stage_of(s, f.B), 2, (int[]){1, 0}), 0);
+	expect_ir("storage_order", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_STORAGE_ORDER);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	/* as a function argument B would have to be the caller's row-major array */
+	tu_expect_error(f.ctx, kiln_lower(s, "g", 3, (kiln_tensor *[]){f.A, f.B, f.C}, NULL) == NULL,
+	                "lower: argument 'B' has a storage order");
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(prim_vthread)
+{
+	/* C's columns j = v*4 + jr with v a virtual thread; B (local, computed per
+	 * row inside it) gets one copy of its 4-element tile per virtual thread */
+	fix f = chain(3, 8);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *c = kiln_stage_of(s, f.C), *b = kiln_stage_of(s, f.B);
+	kiln_iter *v, *jr;
+	ck_assert_int_eq(kiln_split_nparts(c, kiln_stage_axis(c, 1), 2, &v, &jr), 0);
+	ck_assert_int_eq(kiln_reorder(c, 3, (kiln_iter *[]){v, kiln_stage_axis(c, 0), jr}), 0);
+	ck_assert_int_eq(kiln_bind(c, v, KILN_VTHREAD_X), 0);
+	ck_assert_int_eq(kiln_set_scope(b, KILN_SCOPE_LOCAL), 0);
+	ck_assert_int_eq(kiln_compute_at(b, c, kiln_stage_axis(c, 0)), 0);
+	expect_ir("vthread", lowered(s, 2, (kiln_tensor *[]){f.A, f.C}), IR_VTHREAD);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
 START_TEST(prim_rfactor)
 {
 	/* the classic use: 16 partial sums as one vector, then a short final sum */
@@ -286,6 +320,15 @@ START_TEST(misuse)
 	/* an output cannot move inside another stage */
 	tu_expect_error(f.ctx, kiln_compute_at(c, b, kiln_stage_axis(b, 0)) < 0,
 	                "compute_at: 'C' is an output of the schedule; outputs stay at the root");
+	kiln_clear_error(f.ctx);
+	/* storage orders: a permutation of the dimensions, never of an output */
+	tu_expect_error(f.ctx, kiln_storage_order(b, 2, (int[]){1, 1}) < 0,
+	                "storage_order: dimension 1 at position 1 of stage 'B' is out of range or repeated");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_storage_order(b, 1, (int[]){0}) < 0, "stage 'B' has 2 dimensions but 1 were given");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_storage_order(c, 2, (int[]){1, 0}) < 0,
+	                "storage_order: output 'C' keeps the caller's row-major layout");
 	kiln_clear_error(f.ctx);
 	/* reorder with a duplicate or a foreign axis */
 	tu_expect_error(f.ctx, kiln_reorder(c, 2, (kiln_iter *[]){kiln_stage_axis(c, 0), kiln_stage_axis(c, 0)}) < 0,
@@ -413,6 +456,8 @@ Suite *schedule_suite(void)
 	tcase_add_test(tc, prim_compute_at_root_inline);
 	tcase_add_test(tc, prim_caches);
 	tcase_add_test(tc, prim_rfactor);
+	tcase_add_test(tc, prim_storage_order);
+	tcase_add_test(tc, prim_vthread);
 	tcase_add_test(tc, prim_bind);
 	tcase_add_test(tc, llvm_ir_text);
 	tcase_add_test(tc, misuse);

@@ -187,3 +187,35 @@
 	"  ret i32 0\n" \
 	"}\n" \
 	"\n"
+
+#define IR_STORAGE_ORDER \
+	"func f(A: float32[3, 5], C: float32[3, 5]) {\n" \
+	"  allocate B[float32 * 15] in global {\n" \
+	"    for (i, 0, 3) {\n" \
+	"      for (j, 0, 5) {\n" \
+	"        B[j*3 + i] = A[i*5 + j]*2f\n" \
+	"      }\n" \
+	"    }\n" \
+	"    for (i, 0, 3) {\n" \
+	"      for (j, 0, 5) {\n" \
+	"        C[i*5 + j] = B[j*3 + i] + 1f\n" \
+	"      }\n" \
+	"    }\n" \
+	"  }\n" \
+	"}\n"
+
+#define IR_VTHREAD \
+	"func f(A: float32[3, 8], C: float32[3, 8]) {\n" \
+	"  for (i, 0, 3) {\n" \
+	"    allocate B[float32 * 8] in local {\n" \
+	"      for (j, 0, 4) {\n" \
+	"        B[j] = A[i*8 + j]*2f\n" \
+	"        B[j + 4] = A[i*8 + j + 4]*2f\n" \
+	"      }\n" \
+	"      for (j.inner, 0, 4) {\n" \
+	"        C[i*8 + j.inner] = B[j.inner] + 1f\n" \
+	"        C[i*8 + j.inner + 4] = B[j.inner + 4] + 1f\n" \
+	"      }\n" \
+	"    }\n" \
+	"  }\n" \
+	"}\n"

@@ -19,11 +19,17 @@ extern "C" {
 typedef struct sch_schedule kiln_schedule;
 typedef struct sch_stage kiln_stage;
 
-/* Thread indices a loop can be bound to (GPU targets). */
+/*
+ * Thread indices a loop can be bound to (GPU targets). A virtual thread
+ * (TVM's vthread) runs its iterations as more threads of the block inside
+ * one real thread: bound inference gives each its own local tile, and the
+ * loop is unrolled where its variable is used (on every target).
+ */
 typedef enum {
 	KILN_THREAD_NONE = 0,
 	KILN_BLOCK_X, KILN_BLOCK_Y, KILN_BLOCK_Z,
 	KILN_THREAD_X, KILN_THREAD_Y, KILN_THREAD_Z,
+	KILN_VTHREAD_X, KILN_VTHREAD_Y, KILN_VTHREAD_Z,
 } kiln_thread;
 
 /* Memory scopes of a stage's buffer. */
@@ -52,6 +58,13 @@ int kiln_compute_at(kiln_stage *st, kiln_stage *parent, kiln_iter *it);
 int kiln_compute_inline(kiln_stage *st);
 int kiln_compute_root(kiln_stage *st);
 int kiln_set_scope(kiln_stage *st, kiln_scope scope);
+/*
+ * Lays out the stage's buffer with its dimensions in the order dims[0]
+ * (outermost) .. dims[n-1] (innermost) instead of row-major: {1, 0} stores a
+ * 2-d stage transposed (Halide's reorder_storage). Function arguments keep
+ * the caller's row-major layout.
+ */
+int kiln_storage_order(kiln_stage *st, int n, const int *dims);
 
 /* A stage copying t into scope, read by the given stages instead of t. */
 kiln_tensor *kiln_cache_read(kiln_schedule *s, kiln_tensor *t, kiln_scope scope, int nreaders,
