@@ -135,10 +135,12 @@ kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const
 			return ir_error(ctx, "build: function %d is NULL (did lowering fail?)", i), NULL;
 	if (target && !strcmp(target, "llvm"))
 		return cg_llvm_build(ctx, nfunc, funcs, target);
+	if (target && !strcmp(target, "wasm"))
+		return cg_wasm_build(ctx, nfunc, funcs);
 	for (size_t i = 0; target && i < sizeof device_targets / sizeof *device_targets; i++)
 		if (!strcmp(target, device_targets[i].name))
 			return build_device(ctx, nfunc, funcs, &device_targets[i]);
-	return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm, opencl, webgl)", target ? target : "(null)"), NULL;
+	return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl)", target ? target : "(null)"), NULL;
 }
 
 kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,

@@ -302,11 +302,12 @@ kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *
 
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs)
 {
-	if (target && !strcmp(target, "llvm"))
+	/* wasm kernels are the CPU's loop nests at 128-bit SIMD (parallel loops run serially) */
+	if (target && (!strcmp(target, "llvm") || !strcmp(target, "wasm")))
 		return kiln_schedule_cpu(ctx, nout, outs);
 	if (target && !strcmp(target, "opencl"))
 		return kiln_schedule_gpu(ctx, nout, outs);
 	if (target && !strcmp(target, "webgl"))
 		return kiln_schedule_webgl(ctx, nout, outs);
-	return ir_error(ctx, "schedule: no default schedule for target '%s' (llvm, opencl, webgl)", target ? target : "(null)"), NULL;
+	return ir_error(ctx, "schedule: no default schedule for target '%s' (llvm, wasm, opencl, webgl)", target ? target : "(null)"), NULL;
 }

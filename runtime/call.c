@@ -20,8 +20,11 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 		snprintf(buf + k, n - k, "]");
 }
 
-static int check_args(const rt_function *f, kiln_array **args, int nargs)
+static int check_args(const kiln_module *m, const rt_function *f, kiln_array **args, int nargs)
 {
+	if (!strcmp(m->target, "wasm"))
+		return rt_error("%s: a wasm module runs in a JavaScript host (node or a browser); this native runtime "
+		                "cannot call it", f->name);
 	if (nargs != f->nargs) {
 		char names[512] = "";
 		size_t k = 0;
@@ -100,7 +103,7 @@ int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int narg
 	}
 	if (f->nargs > MAX_FFI_ARGS)
 		return rt_error("%s has more than %d arguments", fn, MAX_FFI_ARGS);
-	if (check_args(f, args, nargs))
+	if (check_args(m, f, args, nargs))
 		return -1;
 	return f->nlaunch ? invoke_device(m, f, args, NULL) : invoke(f, args);
 }

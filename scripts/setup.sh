@@ -12,7 +12,8 @@ if [ "$(id -u)" = 0 ]; then
 		llvm-19-dev lld-19 libffi-dev check libsubunit-dev \
 		libopenblas-dev valgrind \
 		pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo \
-		libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri libgbm1 >/dev/null
+		libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri libgbm1 \
+		nodejs >/dev/null
 else
 	echo "setup.sh: not root, skipping apt (dependencies must already be installed)" >&2
 fi

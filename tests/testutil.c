@@ -5,8 +5,88 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "kiln/runtime.h"
+#include "runtime/rt.h"
 #include "testutil.h"
+
+static int write_bytes(const char *path, const void *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	int ok = fwrite(data, 1, n, f) == n;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/*
+ * A wasm module runs in node (tests/wasm_call.js): the arrays go to files in
+ * a fresh folder with the kernel binaries, and the outputs come back.
+ */
+static int call_in_node(kiln_module *m, const char *fn, kiln_array **arr, int nargs, const bool *is_output)
+{
+	char dir[] = "/tmp/kiln-node-XXXXXX", path[4200];
+	if (!mkdtemp(dir))
+		return fprintf(stderr, "cannot create a temporary folder\n"), -1;
+	static const char *variants[] = {"wasm-relaxed", "wasm-simd128"};
+	const char *order = getenv("KILN_WASM_VARIANT"); /* force one of them */
+	int rc = 0;
+	char json[8192];
+	size_t k = (size_t)snprintf(json, sizeof json, "{\"func\": \"%s\", \"variants\": [", fn);
+	int nv = 0;
+	for (int v = 0; v < 2 && !rc; v++) {
+		if (order && strcmp(order, variants[v]))
+			continue;
+		const rt_blob *b = rt_module_blob(m, variants[v]);
+		snprintf(path, sizeof path, "%s/%s.wasm", dir, variants[v]);
+		rc = !b || write_bytes(path, b->data, b->size);
+		k += (size_t)snprintf(json + k, sizeof json - k, "%s\"%s.wasm\"", nv++ ? ", " : "", variants[v]);
+	}
+	k += (size_t)snprintf(json + k, sizeof json - k, "], \"args\": [");
+	for (int i = 0; i < nargs && !rc; i++) {
+		size_t n = (size_t)kiln_array_numel(arr[i]) * kiln_dtype_bytes(arr[i]->dtype);
+		snprintf(path, sizeof path, "%s/a%d.bin", dir, i);
+		rc = write_bytes(path, arr[i]->data, n);
+		k += (size_t)snprintf(json + k, sizeof json - k, "%s{\"file\": \"a%d.bin\", \"bytes\": %zu, \"output\": %s}",
+		                      i ? ", " : "", i, n, is_output[i] ? "true" : "false");
+	}
+	snprintf(json + k, sizeof json - k, "]}\n");
+	snprintf(path, sizeof path, "%s/call.json", dir);
+	if (rc || write_bytes(path, json, strlen(json))) {
+		fprintf(stderr, "cannot write the call into %s\n", dir);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		execlp("node", "node", KILN_TESTS_DIR "/wasm_call.js", dir, (char *)NULL);
+		_exit(127);
+	}
+	int st = -1;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		fprintf(stderr, "node %s/wasm_call.js %s failed (status %d)\n", KILN_TESTS_DIR, dir, st);
+		return -1;
+	}
+	for (int i = 0; i < nargs && !rc; i++) {
+		if (!is_output[i])
+			continue;
+		size_t n = (size_t)kiln_array_numel(arr[i]) * kiln_dtype_bytes(arr[i]->dtype);
+		snprintf(path, sizeof path, "%s/a%d.bin", dir, i);
+		FILE *f = fopen(path, "rb");
+		rc = !f || fread(arr[i]->data, 1, n, f) != n;
+		if (f)
+			fclose(f);
+	}
+	char *args[] = {"rm", "-rf", dir, NULL};
+	if (!rc && (pid = fork()) == 0) {
+		execvp("rm", args);
+		_exit(127);
+	}
+	if (!rc)
+		waitpid(pid, &st, 0);
+	return rc ? (fprintf(stderr, "cannot read the outputs back from %s\n", dir), -1) : 0;
+}
 
 void tu_tolerance(kiln_dtype t, double *atol, double *rtol)
 {
@@ -78,7 +158,13 @@ double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *
 		}
 	}
 	double maxerr = 0;
-	if (kiln_module_call(m, "fn", arr, nargs)) {
+	bool is_output[64];
+	for (int i = 0; i < nargs; i++)
+		is_output[i] = !kiln_tensor_is_placeholder(args[i]);
+	if (!strcmp(target, "wasm")) {
+		if (call_in_node(m, "fn", arr, nargs, is_output))
+			maxerr = -1;
+	} else if (kiln_module_call(m, "fn", arr, nargs)) {
 		fprintf(stderr, "call failed: %s\n", kiln_rt_last_error());
 		maxerr = -1;
 	}

@@ -177,8 +177,9 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 		fprintf(stderr, "kiln: --shape '%s' is not a list of positive integers\n", o->shape);
 		return NULL;
 	}
-	if (strcmp(o->target, "llvm") != 0 && strcmp(o->target, "opencl") != 0 && strcmp(o->target, "webgl") != 0) {
-		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, opencl, webgl)\n", o->target);
+	if (strcmp(o->target, "llvm") != 0 && strcmp(o->target, "wasm") != 0 && strcmp(o->target, "opencl") != 0 &&
+	    strcmp(o->target, "webgl") != 0) {
+		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl)\n", o->target);
 		return NULL;
 	}
 	if (kiln_op_declare(ctx, info, n, shape, o->attrs, inst)) {
@@ -394,7 +395,7 @@ int main(int argc, char **argv)
 			else if (m && !cpu && kiln_module_save(m, o.out))
 				fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
 			else if (m && !cpu) {
-				printf("wrote %s: an %s module (load it with kiln_module_load)\n", o.out, o.target);
+				printf("wrote %s: a module for target %s (load it with kiln_module_load)\n", o.out, o.target);
 				rc = 0;
 			} else if (m) {
 				printf("wrote %s: int %s(", o.out, info->name);

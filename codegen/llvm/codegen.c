@@ -684,7 +684,7 @@ static void stmt(cg *g, const ir_stmt *s)
 			           "(build for a GPU target, or remove the bind)", s->loop.var->var.name);
 			return;
 		}
-		if (s->loop.kind == IR_FOR_PARALLEL) {
+		if (s->loop.kind == IR_FOR_PARALLEL && !g->tgt->wasm) { /* wasm kernels run on one thread */
 			emit_parallel(g, s);
 			return;
 		}

@@ -30,6 +30,12 @@ int cg_llvm_emit(kiln_ctx *ctx, LLVMContextRef c, LLVMModuleRef mod, const cg_ta
                  kiln_func *const *funcs);
 /* Adds the module container bytes as the symbols an exported library carries. */
 void cg_llvm_embed_blob(LLVMContextRef c, LLVMModuleRef mod, const uint8_t *data, size_t size);
+/* Optimizes mod (O3 for t) and emits an object into malloc'ed memory; *ir gets the optimized IR text. */
+int cg_llvm_compile(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod, uint8_t **obj, size_t *size, char **ir);
+/* Runs argv without a shell; returns its exit status (-1 if it could not run). */
+int cg_run(char *const *argv);
+/* Compiles functions for wasm32 (wasm.c): a module holding linked kernel binaries. */
+kiln_module *cg_wasm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs);
 /* Compiles functions for this CPU: a module callable at once and exportable. */
 kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target);
 /* Argument metadata of a lowered function. */

@@ -98,7 +98,7 @@ static int optimize(kiln_ctx *ctx, LLVMTargetMachineRef tm, LLVMModuleRef mod)
 }
 
 /* Optimizes mod and emits an object into memory. */
-static int compile(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod, uint8_t **obj, size_t *size, char **ir)
+int cg_llvm_compile(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod, uint8_t **obj, size_t *size, char **ir)
 {
 	char *msg = NULL;
 	LLVMTargetMachineRef tm = target_machine(ctx, t, mod);
@@ -181,7 +181,7 @@ kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, co
 		rt_module_serialize(m, &meta, &msize);
 		cg_llvm_embed_blob(c, mod, meta, msize);
 		free(meta);
-		rc = compile(ctx, &t, mod, &obj, &obj_size, &o->ir);
+		rc = cg_llvm_compile(ctx, &t, mod, &obj, &obj_size, &o->ir);
 	}
 	LLVMDisposeModule(mod);
 	LLVMContextDispose(c);
@@ -231,7 +231,7 @@ int kiln_module_llvm_ir(const kiln_module *m, FILE *out)
 }
 
 /* Runs argv without a shell; returns its exit status. */
-static int run(char *const *argv)
+int cg_run(char *const *argv)
 {
 	pid_t pid = fork();
 	if (pid < 0)
@@ -287,7 +287,7 @@ int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path)
 	}
 	argv[n++] = "-lm";
 	argv[n] = NULL;
-	int st = run(argv);
+	int st = cg_run(argv);
 	unlink(obj);
 	if (st != 0)
 		return ir_error(ctx, "export: '%s -shared' failed with status %d while writing %s", cc, st, path);
