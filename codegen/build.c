@@ -83,18 +83,9 @@ static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *fun
 	for (int i = 0; i < nfunc && !rc; i++)
 		rc = cg_print_kernels(ctx, t->lang, ds[i], f, i == 0);
 	fclose(f);
-	kiln_module *m = rc ? NULL : rt_module_new(t->name);
+	kiln_module *m = rc ? NULL : cg_module_new(ctx, t->name, nfunc, funcs);
 	for (int i = 0; m && i < nfunc; i++) {
-		kiln_arg_info args[64];
 		ir_device_func *d = ds[i];
-		if (funcs[i]->nargs <= 64)
-			cg_arg_infos(funcs[i], args);
-		if (funcs[i]->nargs > 64 || rt_module_add_function(m, funcs[i]->name, funcs[i]->nargs, args, NULL)) {
-			ir_error(ctx, "build: %s", funcs[i]->nargs > 64 ? "more than 64 arguments" : kiln_rt_last_error());
-			kiln_module_free(m);
-			m = NULL;
-			break;
-		}
 		rt_launch *ls = calloc((size_t)d->nkernel, sizeof *ls);
 		uint64_t *tb = calloc((size_t)(d->ntemp ? d->ntemp : 1), sizeof *tb);
 		for (int k = 0; k < d->nkernel && !rc; k++) {
@@ -109,7 +100,7 @@ static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *fun
 		for (int k = 0; k < d->ntemp; k++)
 			tb[k] = (uint64_t)d->temps[k]->size * kiln_dtype_bytes(d->temps[k]->elem);
 		if (!rc)
-			rc = rt_function_set_launches(&m->funcs[m->nfunc - 1], d->nkernel, ls, d->ntemp, tb);
+			rc = rt_function_set_launches(&m->funcs[i], d->nkernel, ls, d->ntemp, tb);
 		free(ls);
 		free(tb);
 		if (rc) {

@@ -252,6 +252,8 @@ struct ir_func {
 
 void ir_print_expr(FILE *f, const ir_expr *e);
 void ir_print_stmt(FILE *f, const ir_stmt *s, int indent);
+/* "blockIdx.x", "threadIdx.y", "vthread.x", ... ("" for none). */
+const char *ir_thread_name(kiln_thread t);
 /* Prints into an arena string. */
 char *ir_expr_to_str(kiln_ctx *ctx, const ir_expr *e);
 char *ir_stmt_to_str(kiln_ctx *ctx, const ir_stmt *s);

@@ -163,7 +163,7 @@ static const char *scope_name(kiln_scope s)
 	return s == KILN_SCOPE_SHARED ? "shared" : s == KILN_SCOPE_LOCAL ? "local" : "global";
 }
 
-static const char *thread_name(kiln_thread t)
+const char *ir_thread_name(kiln_thread t)
 {
 	static const char *n[] = {"", "blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z",
 	                          "vthread.x", "vthread.y", "vthread.z"};
@@ -186,7 +186,7 @@ void ir_print_stmt(FILE *f, const ir_stmt *s, int d)
 		fputs(", ", f);
 		pexpr(f, s->loop.extent, 0);
 		if (s->loop.kind == IR_FOR_THREAD)
-			fprintf(f, ", %s", thread_name(s->loop.thread));
+			fprintf(f, ", %s", ir_thread_name(s->loop.thread));
 		fputs(") {\n", f);
 		ir_print_stmt(f, s->loop.body, d + 1);
 		ind(f, d);

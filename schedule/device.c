@@ -16,13 +16,6 @@
 #include "ir/mutate.h"
 #include "ir/simplify.h"
 
-static const char *tag_name(kiln_thread t)
-{
-	static const char *n[] = {"", "blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z",
-	                          "vthread.x", "vthread.y", "vthread.z"};
-	return n[t];
-}
-
 typedef struct {
 	ir_mutator m;
 	ir_kernel *k;
@@ -81,11 +74,11 @@ static ir_stmt *kernel_stmt(ir_mutator *m, ir_stmt *s)
 		int64_t *slot = t <= KILN_BLOCK_Z ? &k->grid[t - KILN_BLOCK_X] : &k->block[t - KILN_THREAD_X];
 		if (k->index[t] && *slot != ext) {
 			kfail(kb, "device: %s is bound to loops of extents %lld and %lld in one kernel; they must match",
-			      tag_name(t), (long long)*slot, (long long)ext);
+			      ir_thread_name(t), (long long)*slot, (long long)ext);
 			return s;
 		}
 		if (!k->index[t]) {
-			k->index[t] = ir_var(ctx, tag_name(t), IR_I64);
+			k->index[t] = ir_var(ctx, ir_thread_name(t), IR_I64);
 			*slot = ext;
 		}
 		ir_expr *idx = ir_add(ctx, s->loop.min, k->index[t]);
@@ -306,7 +299,7 @@ static int make_kernel(splitter *sp, ir_stmt *root)
 	for (int d = 0; d < 3; d++)
 		if (k->grid[d] > sp->lim->max_grid)
 			return ir_error(ctx, "device: kernel '%s' launches %lld blocks along %s; the device allows %lld",
-			                k->name, (long long)k->grid[d], tag_name(KILN_BLOCK_X + d), (long long)sp->lim->max_grid);
+			                k->name, (long long)k->grid[d], ir_thread_name(KILN_BLOCK_X + d), (long long)sp->lim->max_grid);
 	return check_barriers(ctx, k->body, k, false);
 }
 

@@ -41,8 +41,9 @@ const env = {
   kiln_workspace_free() {},
 };
 for (const [c, js] of [['exp', Math.exp], ['log', Math.log], ['pow', Math.pow], ['tanh', Math.tanh],
-  ['sqrt', Math.sqrt], ['erf', null], ['fmod', (a, b) => a % b]]) {
-  if (js) { env[c] = js; env[c + 'f'] = js; }
+  ['sqrt', Math.sqrt], ['fmod', (a, b) => a % b]]) {
+  env[c] = js;
+  env[c + 'f'] = js;
 }
 for (const imp of WebAssembly.Module.imports(mod)) {
   if (imp.module !== 'env' || !(imp.name in env)) {

@@ -817,6 +817,24 @@ void cg_llvm_embed_blob(LLVMContextRef c, LLVMModuleRef mod, const uint8_t *data
 	LLVMSetGlobalConstant(n, 1);
 }
 
+kiln_module *cg_module_new(kiln_ctx *ctx, const char *target, int nfunc, kiln_func *const *funcs)
+{
+	kiln_module *m = rt_module_new(target);
+	for (int i = 0; i < nfunc; i++) {
+		kiln_arg_info args[64];
+		if (funcs[i]->nargs > 64) {
+			kiln_module_free(m);
+			return ir_error(ctx, "build: '%s' has more than 64 arguments", funcs[i]->name), NULL;
+		}
+		cg_arg_infos(funcs[i], args);
+		if (rt_module_add_function(m, funcs[i]->name, funcs[i]->nargs, args, NULL)) {
+			kiln_module_free(m);
+			return ir_error(ctx, "build: %s", kiln_rt_last_error()), NULL;
+		}
+	}
+	return m;
+}
+
 void cg_arg_infos(const kiln_func *f, kiln_arg_info *out)
 {
 	for (int i = 0; i < f->nargs; i++) {

@@ -38,6 +38,8 @@ int cg_run(char *const *argv);
 kiln_module *cg_wasm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs);
 /* Compiles functions for this CPU: a module callable at once and exportable. */
 kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target);
+/* An empty module for target listing funcs with their argument metadata (no code yet). */
+kiln_module *cg_module_new(kiln_ctx *ctx, const char *target, int nfunc, kiln_func *const *funcs);
 /* Argument metadata of a lowered function. */
 void cg_arg_infos(const kiln_func *f, kiln_arg_info *out);
 

@@ -154,19 +154,9 @@ kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, co
 {
 	cg_target t;
 	cg_host_target(&t);
-	kiln_module *m = rt_module_new(target);
-	for (int i = 0; i < nfunc; i++) {
-		kiln_arg_info args[64];
-		if (funcs[i]->nargs > 64) {
-			kiln_module_free(m);
-			return ir_error(ctx, "build: '%s' has more than 64 arguments", funcs[i]->name), NULL;
-		}
-		cg_arg_infos(funcs[i], args);
-		if (rt_module_add_function(m, funcs[i]->name, funcs[i]->nargs, args, NULL)) {
-			kiln_module_free(m);
-			return ir_error(ctx, "build: %s", kiln_rt_last_error()), NULL;
-		}
-	}
+	kiln_module *m = cg_module_new(ctx, target, nfunc, funcs);
+	if (!m)
+		return NULL;
 	LLVMContextRef c = LLVMContextCreate();
 	LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("kiln", c);
 	jit_owner *o = calloc(1, sizeof *o);

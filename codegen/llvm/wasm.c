@@ -115,19 +115,9 @@ static int link_wasm(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const ui
 kiln_module *cg_wasm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs)
 {
 	pthread_once(&wasm_once, init_wasm);
-	kiln_module *m = rt_module_new("wasm");
-	for (int i = 0; i < nfunc; i++) {
-		kiln_arg_info args[64];
-		if (funcs[i]->nargs > 64) {
-			kiln_module_free(m);
-			return ir_error(ctx, "build: '%s' has more than 64 arguments", funcs[i]->name), NULL;
-		}
-		cg_arg_infos(funcs[i], args);
-		if (rt_module_add_function(m, funcs[i]->name, funcs[i]->nargs, args, NULL)) {
-			kiln_module_free(m);
-			return ir_error(ctx, "build: %s", kiln_rt_last_error()), NULL;
-		}
-	}
+	kiln_module *m = cg_module_new(ctx, "wasm", nfunc, funcs);
+	if (!m)
+		return NULL;
 	int rc = 0;
 	for (size_t v = 0; v < sizeof variants / sizeof *variants && !rc; v++) {
 		cg_target t = {"wasm32-unknown-unknown", "generic", variants[v][1], 128, true};
