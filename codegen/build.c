@@ -11,6 +11,7 @@
 #include "codegen/llvm/codegen.h"
 #include "codegen/glsl/glsl.h"
 #include "codegen/opencl/opencl.h"
+#include "codegen/wgsl/wgsl.h"
 #include "schedule/schedule.h"
 
 /* A GPU-style target: its language and what its devices can launch. */
@@ -25,6 +26,9 @@ static const device_target device_targets[] = {
 	{"opencl", &cg_opencl, "opencl-src", {1024, 48 * 1024, 0x7fffffff}},
 	/* WebGL2: no shared memory; a fragment per element of textures up to 4096 x 4096 */
 	{"webgl", &cg_glsl, "glsl-src", {1024, 0, 4096 * 4096}},
+	/* WebGPU's default limits (a device may grant more; these every adapter has);
+	 * grids beyond 65535 workgroups per dimension are folded (codegen/wgsl) */
+	{"webgpu", &cg_wgsl, "wgsl-src", {256, 16 * 1024, 0x7fffffff}},
 };
 
 /* For languages whose kernels render their outputs: the written buffers become the first parameters. */
@@ -67,7 +71,8 @@ static int bind_params(kiln_ctx *ctx, const ir_device_func *d, const ir_kernel *
 	return 0;
 }
 
-static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const device_target *t)
+/* Every function split into kernels for t; NULL with a message. */
+static ir_device_func **split_all(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const device_target *t)
 {
 	ir_device_func **ds = ir_alloc(ctx, sizeof(ir_device_func *) * nfunc);
 	for (int i = 0; i < nfunc; i++) {
@@ -76,12 +81,18 @@ static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *fun
 		if (t->lang->output_first)
 			output_first(ds[i]);
 	}
+	return ds;
+}
+
+static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const device_target *t)
+{
+	ir_device_func **ds = split_all(ctx, nfunc, funcs, t);
+	if (!ds)
+		return NULL;
 	char *src = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&src, &len);
-	int rc = 0;
-	for (int i = 0; i < nfunc && !rc; i++)
-		rc = cg_print_kernels(ctx, t->lang, ds[i], f, i == 0);
+	int rc = cg_print_kernels(ctx, t->lang, nfunc, ds, f);
 	fclose(f);
 	kiln_module *m = rc ? NULL : cg_module_new(ctx, t->name, nfunc, funcs);
 	for (int i = 0; m && i < nfunc; i++) {
@@ -131,7 +142,7 @@ kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const
 	for (size_t i = 0; target && i < sizeof device_targets / sizeof *device_targets; i++)
 		if (!strcmp(target, device_targets[i].name))
 			return build_device(ctx, nfunc, funcs, &device_targets[i]);
-	return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl)", target ? target : "(null)"), NULL;
+	return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl, webgpu)", target ? target : "(null)"), NULL;
 }
 
 kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,
@@ -147,14 +158,8 @@ int kiln_device_source(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const 
 {
 	for (size_t i = 0; target && i < sizeof device_targets / sizeof *device_targets; i++)
 		if (!strcmp(target, device_targets[i].name)) {
-			for (int k = 0; k < nfunc; k++) {
-				ir_device_func *d = ir_split_device(ctx, funcs[k], &device_targets[i].limits);
-				if (d && device_targets[i].lang->output_first)
-					output_first(d);
-				if (!d || cg_print_kernels(ctx, device_targets[i].lang, d, out, k == 0))
-					return -1;
-			}
-			return 0;
+			ir_device_func **ds = split_all(ctx, nfunc, funcs, &device_targets[i]);
+			return ds ? cg_print_kernels(ctx, device_targets[i].lang, nfunc, ds, out) : -1;
 		}
-	return ir_error(ctx, "source: '%s' is not a source-printing target (opencl, webgl)", target ? target : "(null)");
+	return ir_error(ctx, "source: '%s' is not a source-printing target (opencl, webgl, webgpu)", target ? target : "(null)");
 }

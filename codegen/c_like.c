@@ -68,7 +68,28 @@ static bool reserved(const char *n)
 		"var", "let", "loop", "main", "true", "false", "discard", "layout", "flat", "smooth", "output", "input",
 		/* built-in functions the printers call */
 		"sqrt", "rsqrt", "tanh", "erf", "pow", "fabs", "abs", "floor", "ceil", "rint", "round", "fmin", "fmax",
-		"barrier", "sign", "clamp", "mix", "texelFetch", "floatBitsToInt", "isnan", "isinf", NULL};
+		"barrier", "sign", "clamp", "mix", "texelFetch", "floatBitsToInt", "isnan", "isinf",
+		/* WGSL's keywords, reserved words and the built-ins it prints */
+		"alias", "const_assert", "diagnostic", "enable", "f16", "f32", "i32", "u32", "override", "requires",
+		"array", "atomic", "ptr", "mat2x2", "mat3x3", "mat4x4", "vec2i", "vec3i", "vec4i", "vec2f", "vec3f", "vec4f",
+		"vec2u", "vec3u", "vec4u", "vec2h", "vec3h", "vec4h", "bitcast", "inverseSqrt", "NULL", "Self", "abstract",
+		"active", "alignas", "alignof", "as", "asm", "asm_fragment", "async", "attribute", "auto", "await", "become",
+		"cast", "catch", "class", "co_await", "co_return", "co_yield", "coherent", "column_major", "common",
+		"compile", "compile_fragment", "concept", "const_cast", "consteval", "constexpr", "constinit", "crate",
+		"debugger", "decltype", "delete", "demote", "demote_to_helper", "dynamic_cast", "enum", "explicit",
+		"export", "extends", "extern", "external", "fallthrough", "filter", "final", "finally", "friend", "from",
+		"fxgroup", "get", "groupshared", "handle", "impl", "implements", "import", "inline", "instanceof",
+		"interface", "invariant", "lowp", "macro", "macro_rules", "match", "meta", "mod", "module", "move", "mut",
+		"mutable", "namespace", "new", "nil", "noexcept", "noinline", "nointerpolation", "non_coherent",
+		"noncoherent", "noperspective", "null", "nullptr", "of", "operator", "package", "packoffset",
+		"partition", "pass", "patch", "pixelfragment", "precise", "premerge", "priv", "protected", "pub",
+		"public", "readonly", "ref", "regardless", "register", "reinterpret_cast", "require", "resource",
+		"row_major", "samper", "sample", "sampler", "sampler_comparison", "self", "set", "signed", "smooth",
+		"snorm", "static_assert", "static_cast", "std", "subroutine", "super", "target", "template", "this",
+		"thread_local", "throw", "trait", "try", "type", "typedef", "typeid", "typename", "typeof", "union",
+		"unless", "unorm", "unsafe", "unsized", "use", "using", "varying", "virtual", "volatile", "wgsl",
+		"where", "with", "writeonly", "yield", "read", "write", "read_write", "storage", "function",
+		"workgroup", "compute", "vertex", "fragment", "binding", "group", "builtin", "location", NULL};
 	for (int i = 0; words[i]; i++)
 		if (!strcmp(n, words[i]))
 			return true;
@@ -78,6 +99,15 @@ static bool reserved(const char *n)
 		if (!strncmp(n, prefixes[i], strlen(prefixes[i])))
 			return true;
 	return false;
+}
+
+static void name_set(cg_src *s, const void *key, const char *name)
+{
+	if (s->nname == s->namecap) {
+		s->namecap = s->namecap ? s->namecap * 2 : 64;
+		s->names = realloc(s->names, sizeof *s->names * s->namecap);
+	}
+	s->names[s->nname++] = (cg_name){key, ir_strdup(s->ctx, name)};
 }
 
 const char *cg_name_of(cg_src *s, const void *key, const char *base)
@@ -90,8 +120,9 @@ const char *cg_name_of(cg_src *s, const void *key, const char *base)
 	for (const char *p = base; *p && n < sizeof clean - 8; p++)
 		clean[n++] = isalnum((unsigned char)*p) ? *p : '_';
 	clean[n] = 0;
+	/* WGSL refuses a leading "__" and a lone "_" */
 	if (!n || isdigit((unsigned char)clean[0]) || reserved(clean) || !strncmp(clean, "gl_", 3) ||
-	    !strncmp(clean, "kiln_", 5)) {
+	    !strncmp(clean, "kiln_", 5) || clean[0] == '_') {
 		memmove(clean + 2, clean, n + 1);
 		clean[0] = 'v';
 		clean[1] = '_';
@@ -105,20 +136,25 @@ const char *cg_name_of(cg_src *s, const void *key, const char *base)
 			break;
 		name = cg_fmt(s, "%s_%d", clean, suffix);
 	}
-	if (s->nname == s->namecap) {
-		s->namecap = s->namecap ? s->namecap * 2 : 64;
-		s->names = realloc(s->names, sizeof *s->names * s->namecap);
-	}
-	s->names[s->nname++] = (cg_name){key, name};
-	return name;
+	name_set(s, key, name);
+	return s->names[s->nname - 1].name;
+}
+
+
+char *cg_decl(cg_src *s, ir_type t, const char *name, bool mut)
+{
+	char tb[32];
+	if (s->lang->declare)
+		return s->lang->declare(s, t, name, mut);
+	const char *value = s->lang->value_decl ? s->lang->value_decl : "const ";
+	return cg_fmt(s, "%s%s %s", mut ? "" : value, s->lang->type(s, t, tb), name);
 }
 
 const char *cg_temp(cg_src *s, const ir_expr *e)
 {
-	char tb[32];
 	char *v = cg_expr(s, e);
 	const char *name = cg_fmt(s, "t%d", s->ntmp++);
-	cg_line(s, "%s%s %s = %s;", s->lang->value_decl ? s->lang->value_decl : "const ", s->lang->type(s, e->type, tb), name, v);
+	cg_line(s, "%s = %s;", cg_decl(s, e->type, name, false), v);
 	return name;
 }
 
@@ -214,7 +250,7 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 		return cg_fmt(s, "(!%s)", cg_expr(s, e->bin.a));
 	case IR_SELECT: {
 		char *c = cg_expr(s, e->sel.cond), *t = cg_expr(s, e->sel.t), *f = cg_expr(s, e->sel.f);
-		if (e->type.lanes == 1)
+		if (e->type.lanes == 1 && !L->no_ternary)
 			return cg_fmt(s, "(%s ? %s : %s)", c, t, f);
 		return L->select(s, e, c, t, f);
 	}
@@ -234,10 +270,8 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 	case IR_BROADCAST:
 		return vec_of(s, e->type, cg_expr(s, e->bcast.value));
 	case IR_LET: {
-		char tb[32];
 		const char *v = cg_name_of(s, e->let.var, e->let.var->var.name);
-		cg_line(s, "%s%s %s = %s;", L->value_decl ? L->value_decl : "const ", L->type(s, e->let.var->type, tb), v,
-		        cg_expr(s, e->let.value));
+		cg_line(s, "%s = %s;", cg_decl(s, e->let.var->type, v, false), cg_expr(s, e->let.value));
 		return cg_expr(s, e->let.body);
 	}
 	case IR_MIN:
@@ -281,16 +315,15 @@ static void stmt(cg_src *s, const ir_stmt *st)
 	if (!st || s->err)
 		return;
 	const cg_lang *L = s->lang;
-	char tb[32];
 	switch (st->kind) {
 	case IR_FOR: {
 		const char *v = cg_name_of(s, st->loop.var, st->loop.var->var.name);
 		char *mn = cg_expr(s, st->loop.min), *ext = cg_expr(s, st->loop.extent);
-		const char *t = L->type(s, st->loop.var->type, tb);
+		const char *d = cg_decl(s, st->loop.var->type, v, true);
 		if (!strcmp(mn, "0") || !strcmp(mn, "0L"))
-			cg_line(s, "for (%s %s = %s; %s < %s; %s++) {", t, v, mn, v, ext, v);
+			cg_line(s, "for (%s = %s; %s < %s; %s++) {", d, mn, v, ext, v);
 		else
-			cg_line(s, "for (%s %s = %s; %s < %s + %s; %s++) {", t, v, mn, v, mn, ext, v);
+			cg_line(s, "for (%s = %s; %s < %s + %s; %s++) {", d, mn, v, mn, ext, v);
 		s->indent++;
 		stmt(s, st->loop.body);
 		s->indent--;
@@ -327,8 +360,7 @@ static void stmt(cg_src *s, const ir_stmt *st)
 		return;
 	case IR_LET_STMT: {
 		const char *v = cg_name_of(s, st->let.var, st->let.var->var.name);
-		cg_line(s, "%s%s %s = %s;", L->value_decl ? L->value_decl : "const ", L->type(s, st->let.var->type, tb), v,
-		        cg_expr(s, st->let.value));
+		cg_line(s, "%s = %s;", cg_decl(s, st->let.var->type, v, false), cg_expr(s, st->let.value));
 		stmt(s, st->let.body);
 		return;
 	}
@@ -353,23 +385,27 @@ static bool lanes_check(const ir_expr *e, void *user)
 	return !s->err;
 }
 
-int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, const ir_device_func *d, FILE *f, bool prelude)
+int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, int nfunc, ir_device_func *const *ds, FILE *f)
 {
 	cg_src s = {f, lang, NULL, ctx, 0, 0, 0, 0, 0, NULL, lang->state_size ? calloc(1, lang->state_size) : NULL};
-	if (prelude && lang->prelude)
+	if (lang->prelude)
 		fputs(lang->prelude, f);
-	for (int i = 0; i < d->nkernel && !s.err; i++) {
-		s.k = &d->kernels[i];
-		s.nname = 0; /* names are per kernel */
-		s.ntmp = 0;
-		ir_visit_stmt_exprs(s.k->body, lanes_check, &s);
-		if (s.err)
-			break;
-		lang->kernel_begin(&s);
-		s.indent = 1;
-		stmt(&s, s.k->body);
-		lang->kernel_end(&s);
-		s.indent = 0;
+	for (int fi = 0; fi < nfunc && !s.err; fi++) {
+		if (s.user) /* the hooks' state is per function */
+			memset(s.user, 0, lang->state_size);
+		for (int i = 0; i < ds[fi]->nkernel && !s.err; i++) {
+			s.k = &ds[fi]->kernels[i];
+			s.nname = 0; /* names are per kernel */
+			s.ntmp = 0;
+			ir_visit_stmt_exprs(s.k->body, lanes_check, &s);
+			if (s.err)
+				break;
+			lang->kernel_begin(&s);
+			s.indent = 1;
+			stmt(&s, s.k->body);
+			lang->kernel_end(&s);
+			s.indent = 0;
+		}
 	}
 	free(s.names);
 	free(s.user);

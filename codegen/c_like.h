@@ -1,6 +1,6 @@
 /*
- * c_like.h — one printer for the C-like kernel languages (OpenCL C now,
- * GLSL ES and WGSL later). The shared part walks the kernel IR; a language
+ * c_like.h — one printer for the C-like kernel languages: OpenCL C, GLSL ES
+ * and WGSL. The shared part walks the kernel IR; a language
  * is a table of hooks for what differs: type names, literals, built-ins,
  * vector loads and stores, declarations.
  */
@@ -46,6 +46,10 @@ typedef struct {
 	bool output_first;  /* kernel parameters: the written buffer first (one per kernel) */
 	bool constructors;  /* vector literals as T(a, b) (GLSL, WGSL) rather than ((T)(a, b)) (OpenCL) */
 	const char *value_decl; /* how a named value is declared: "const " in C; GLSL's const wants constants */
+	/* the declaration of a variable (mut) or a named value, without its initializer
+	 * (NULL: C's "T name", value_decl first for values) */
+	char *(*declare)(cg_src *s, ir_type t, const char *name, bool mut);
+	bool no_ternary; /* scalar selects go through select() too (WGSL has no ?:) */
 } cg_lang;
 
 typedef struct {
@@ -66,12 +70,14 @@ struct cg_src {
 	void *user; /* the language's own state */
 };
 
-/* Prints every kernel of d into f, the language's prelude first when asked. Returns 0 or -1. */
-int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, const ir_device_func *d, FILE *f, bool prelude);
+/* Prints the kernels of every function into f, the language's prelude first. Returns 0 or -1. */
+int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, int nfunc, ir_device_func *const *ds, FILE *f);
 
 /* For the hooks: */
 char *cg_expr(cg_src *s, const ir_expr *e);
 const char *cg_name_of(cg_src *s, const void *key, const char *base);
+/* "T name" in C, "let name: T" in WGSL: see cg_lang.declare. */
+char *cg_decl(cg_src *s, ir_type t, const char *name, bool mut);
 void cg_line(cg_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *cg_fmt(cg_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A fresh temporary holding e, declared on its own line before the statement. */

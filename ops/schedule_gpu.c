@@ -305,9 +305,10 @@ kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, ki
 	/* wasm kernels are the CPU's loop nests at 128-bit SIMD (parallel loops run serially) */
 	if (target && (!strcmp(target, "llvm") || !strcmp(target, "wasm")))
 		return kiln_schedule_cpu(ctx, nout, outs);
-	if (target && !strcmp(target, "opencl"))
+	/* WGSL runs the OpenCL schedule: same workgroups, shared panels and float4 loops */
+	if (target && (!strcmp(target, "opencl") || !strcmp(target, "webgpu")))
 		return kiln_schedule_gpu(ctx, nout, outs);
 	if (target && !strcmp(target, "webgl"))
 		return kiln_schedule_webgl(ctx, nout, outs);
-	return ir_error(ctx, "schedule: no default schedule for target '%s' (llvm, wasm, opencl, webgl)", target ? target : "(null)"), NULL;
+	return ir_error(ctx, "schedule: no default schedule for target '%s' (llvm, wasm, opencl, webgl, webgpu)", target ? target : "(null)"), NULL;
 }

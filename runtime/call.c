@@ -22,9 +22,9 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 
 static int check_args(const kiln_module *m, const rt_function *f, kiln_array **args, int nargs)
 {
-	if (!strcmp(m->target, "wasm"))
-		return rt_error("%s: a wasm module runs in a JavaScript host (node or a browser); this native runtime "
-		                "cannot call it", f->name);
+	if (!strcmp(m->target, "wasm") || !strcmp(m->target, "webgpu"))
+		return rt_error("%s: a %s module runs in a JavaScript host (node or a browser); this native runtime "
+		                "cannot call it", f->name, m->target);
 	if (nargs != f->nargs) {
 		char names[512] = "";
 		size_t k = 0;

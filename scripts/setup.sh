@@ -14,9 +14,13 @@ if [ "$(id -u)" = 0 ]; then
 		pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo \
 		libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri libgbm1 \
 		nodejs >/dev/null
+	# Debian's nodejs comes without npm (NodeSource's includes it)
+	command -v npm >/dev/null || apt install -y -qq --no-install-recommends npm >/dev/null
 else
 	echo "setup.sh: not root, skipping apt (dependencies must already be installed)" >&2
 fi
+# the JavaScript side's packages (package.json): Dawn for node (webgpu)
+npm install --no-audit --no-fund --loglevel=error >/dev/null
 [ -d build ] || meson setup build >/dev/null
 ninja -C build
 

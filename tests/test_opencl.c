@@ -14,41 +14,12 @@
 #include "schedule/schedule.h"
 #include "testutil.h"
 
-/* The second schedule: producers inlined, the first axis on blockIdx.y, the
- * rest fused into blocks of 32 threads on blockIdx.x / threadIdx.x. */
-static kiln_schedule *grid2d_schedule(kiln_ctx *ctx, kiln_tensor *out)
-{
-	kiln_schedule *s = kiln_schedule_create(ctx, 1, &out);
-	kiln_stage *o = kiln_stage_of(s, out);
-	for (int i = 0; i < s->nstage; i++) {
-		kiln_stage *p = s->stages[i];
-		if (p != o && p->op->nreduce == 0)
-			kiln_compute_inline(p);
-	}
-	for (int i = 0; i < s->nstage; i++) {
-		kiln_stage *p = s->stages[i];
-		if (p->attach == ATTACH_INLINE)
-			continue;
-		int n = p->op->naxis;
-		kiln_iter *rest = n > 1 ? kiln_stage_axis(p, 1) : kiln_stage_axis(p, 0);
-		for (int d = 2; d < n; d++)
-			if (kiln_fuse(p, rest, kiln_stage_axis(p, d), &rest))
-				return NULL;
-		kiln_iter *bo, *bi;
-		if (kiln_split(p, rest, 32, &bo, &bi) || kiln_bind(p, bo, KILN_BLOCK_X) || kiln_bind(p, bi, KILN_THREAD_X))
-			return NULL;
-		if (n > 1 && kiln_bind(p, kiln_stage_axis(p, 0), KILN_BLOCK_Y))
-			return NULL;
-	}
-	return s;
-}
-
 static kiln_schedule *default_schedule(kiln_ctx *ctx, kiln_tensor *out) { return kiln_schedule_gpu(ctx, 1, &out); }
 
 START_TEST(op_default) { tu_run_op(kiln_op_at(_i), default_schedule, "opencl", "default"); }
 END_TEST
 
-START_TEST(op_grid2d) { tu_run_op(kiln_op_at(_i), grid2d_schedule, "opencl", "2-D grid"); }
+START_TEST(op_grid2d) { tu_run_op(kiln_op_at(_i), tu_grid2d_schedule, "opencl", "2-D grid"); }
 END_TEST
 
 /* Shapes large enough for the tiled matmul schedule (shared memory, barriers), uneven ones included. */

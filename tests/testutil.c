@@ -10,6 +10,7 @@
 
 #include "kiln/runtime.h"
 #include "runtime/rt.h"
+#include "schedule/schedule.h"
 #include "testutil.h"
 
 static int write_bytes(const char *path, const void *data, size_t n)
@@ -21,75 +22,141 @@ static int write_bytes(const char *path, const void *data, size_t n)
 	return fclose(f) == 0 && ok ? 0 : -1;
 }
 
-/*
- * A wasm module runs in node (tests/wasm_call.js): the arrays go to files in
- * a fresh folder with the kernel binaries, and the outputs come back.
- */
-static int call_in_node(kiln_module *m, const char *fn, kiln_array **arr, int nargs, const bool *is_output)
+/* The files a node call wrote into its folder, removed once it worked. */
+typedef struct {
+	char dir[32];
+	int n;
+	char names[80][32];
+} node_dir;
+
+static int put_file(node_dir *d, const char *name, const void *data, size_t n)
 {
-	char dir[] = "/tmp/kiln-node-XXXXXX", path[4200];
-	if (!mkdtemp(dir))
-		return fprintf(stderr, "cannot create a temporary folder\n"), -1;
+	char path[64];
+	snprintf(path, sizeof path, "%s/%s", d->dir, name);
+	if (d->n < 80)
+		snprintf(d->names[d->n++], sizeof d->names[0], "%s", name);
+	return write_bytes(path, data, n);
+}
+
+/* call.json's target-specific part for a wasm module: the kernel binaries. */
+static int wasm_files(node_dir *d, const kiln_module *m, char *json, size_t cap)
+{
 	static const char *variants[] = {"wasm-relaxed", "wasm-simd128"};
 	const char *order = getenv("KILN_WASM_VARIANT"); /* force one of them */
-	int rc = 0;
-	char json[8192];
-	size_t k = (size_t)snprintf(json, sizeof json, "{\"func\": \"%s\", \"variants\": [", fn);
+	size_t k = (size_t)snprintf(json, cap, "\"variants\": [");
 	int nv = 0;
-	for (int v = 0; v < 2 && !rc; v++) {
+	for (int v = 0; v < 2; v++) {
 		if (order && strcmp(order, variants[v]))
 			continue;
 		const rt_blob *b = rt_module_blob(m, variants[v]);
-		snprintf(path, sizeof path, "%s/%s.wasm", dir, variants[v]);
-		rc = !b || write_bytes(path, b->data, b->size);
-		k += (size_t)snprintf(json + k, sizeof json - k, "%s\"%s.wasm\"", nv++ ? ", " : "", variants[v]);
+		char name[32];
+		snprintf(name, sizeof name, "%s.wasm", variants[v]);
+		if (!b || put_file(d, name, b->data, b->size))
+			return -1;
+		k += (size_t)snprintf(json + k, cap - k, "%s\"%s\"", nv++ ? ", " : "", name);
 	}
-	k += (size_t)snprintf(json + k, sizeof json - k, "], \"args\": [");
+	snprintf(json + k, cap - k, "], ");
+	return 0;
+}
+
+/* ... for a webgpu module: the WGSL source, the launches and their temporaries. */
+static int webgpu_files(node_dir *d, const kiln_module *m, const char *fn, char *json, size_t cap)
+{
+	const rt_blob *b = rt_module_blob(m, "wgsl-src");
+	const rt_function *f = rt_module_find(m, fn);
+	if (!b || !f || put_file(d, "kernels.wgsl", b->data, b->size))
+		return -1;
+	size_t k = (size_t)snprintf(json, cap, "\"source\": \"kernels.wgsl\", \"launches\": [");
+	for (int l = 0; l < f->nlaunch && k < cap; l++) {
+		const rt_launch *ln = &f->launches[l];
+		k += (size_t)snprintf(json + k, cap - k, "%s{\"kernel\": \"%s\", \"grid\": [%u, %u, %u], \"block\": [%u, %u, %u], \"args\": [",
+		                      l ? ", " : "", ln->kernel, ln->grid[0], ln->grid[1], ln->grid[2], ln->block[0],
+		                      ln->block[1], ln->block[2]);
+		for (int a = 0; a < ln->nargs && k < cap; a++)
+			k += (size_t)snprintf(json + k, cap - k, "%s%d", a ? ", " : "", ln->args[a]);
+		k += (size_t)snprintf(json + k, cap - k, "]}");
+	}
+	k += (size_t)snprintf(json + k, cap - k, "], \"temps\": [");
+	for (int t = 0; t < f->ntemp && k < cap; t++)
+		k += (size_t)snprintf(json + k, cap - k, "%s%llu", t ? ", " : "", (unsigned long long)f->temp_bytes[t]);
+	k += (size_t)snprintf(json + k, cap - k, "], ");
+	return k < cap ? 0 : -1;
+}
+
+/*
+ * A wasm or webgpu module runs in node (tests/wasm_call.js, tests/webgpu_call.mjs):
+ * the arrays go to files in a fresh folder with the kernels, and the outputs come back.
+ */
+static int call_in_node(kiln_module *m, const char *fn, kiln_array **arr, int nargs, const bool *is_output)
+{
+	node_dir d = {"/tmp/kiln-node-XXXXXX", 0, {{0}}};
+	char path[64], *json = malloc(1 << 16);
+	const size_t cap = 1 << 16;
+	bool webgpu = !strcmp(m->target, "webgpu");
+	if (!mkdtemp(d.dir))
+		return free(json), fprintf(stderr, "cannot create a temporary folder\n"), -1;
+	size_t k = (size_t)snprintf(json, cap, "{\"func\": \"%s\", ", fn);
+	int rc = webgpu ? webgpu_files(&d, m, fn, json + k, cap - k) : wasm_files(&d, m, json + k, cap - k);
+	k += strlen(json + k);
+	k += (size_t)snprintf(json + k, cap - k, "\"args\": [");
 	for (int i = 0; i < nargs && !rc; i++) {
 		size_t n = (size_t)kiln_array_numel(arr[i]) * kiln_dtype_bytes(arr[i]->dtype);
-		snprintf(path, sizeof path, "%s/a%d.bin", dir, i);
-		rc = write_bytes(path, arr[i]->data, n);
-		k += (size_t)snprintf(json + k, sizeof json - k, "%s{\"file\": \"a%d.bin\", \"bytes\": %zu, \"output\": %s}",
-		                      i ? ", " : "", i, n, is_output[i] ? "true" : "false");
+		char name[32];
+		snprintf(name, sizeof name, "a%d.bin", i);
+		rc = put_file(&d, name, arr[i]->data, n);
+		k += (size_t)snprintf(json + k, cap - k, "%s{\"file\": \"%s\", \"bytes\": %zu, \"output\": %s}", i ? ", " : "",
+		                      name, n, is_output[i] ? "true" : "false");
 	}
-	snprintf(json + k, sizeof json - k, "]}\n");
-	snprintf(path, sizeof path, "%s/call.json", dir);
-	if (rc || write_bytes(path, json, strlen(json))) {
-		fprintf(stderr, "cannot write the call into %s\n", dir);
+	snprintf(json + k, cap - k, "]}\n");
+	rc = rc || put_file(&d, "call.json", json, strlen(json));
+	free(json);
+	if (rc) {
+		fprintf(stderr, "cannot write the call into %s\n", d.dir);
 		return -1;
 	}
+	const char *script = webgpu ? KILN_TESTS_DIR "/webgpu_call.mjs" : KILN_TESTS_DIR "/wasm_call.js";
+	/* node's stderr goes to a file, shown only when the call fails: Dawn warns
+	 * about its limits on every start */
+	snprintf(path, sizeof path, "%s/stderr.txt", d.dir);
+	snprintf(d.names[d.n < 80 ? d.n++ : 79], sizeof d.names[0], "stderr.txt");
+	fflush(stderr);
 	pid_t pid = fork();
 	if (pid == 0) {
-		execlp("node", "node", KILN_TESTS_DIR "/wasm_call.js", dir, (char *)NULL);
+		if (!freopen(path, "w", stderr))
+			_exit(126);
+		execlp("node", "node", script, d.dir, (char *)NULL);
 		_exit(127);
 	}
 	int st = -1;
 	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		fprintf(stderr, "node %s/wasm_call.js %s failed (status %d)\n", KILN_TESTS_DIR, dir, st);
+		FILE *e = fopen(path, "r");
+		char line[1024];
+		while (e && fgets(line, sizeof line, e))
+			fputs(line, stderr);
+		if (e)
+			fclose(e);
+		fprintf(stderr, "node %s %s failed (status %d)\n", script, d.dir, st);
 		return -1;
 	}
 	for (int i = 0; i < nargs && !rc; i++) {
 		if (!is_output[i])
 			continue;
 		size_t n = (size_t)kiln_array_numel(arr[i]) * kiln_dtype_bytes(arr[i]->dtype);
-		snprintf(path, sizeof path, "%s/a%d.bin", dir, i);
+		snprintf(path, sizeof path, "%s/a%d.bin", d.dir, i);
 		FILE *f = fopen(path, "rb");
 		rc = !f || fread(arr[i]->data, 1, n, f) != n;
 		if (f)
 			fclose(f);
 	}
-	if (!rc) { /* what this function and wasm_call.js wrote */
-		const char *names[] = {"wasm-relaxed.wasm", "wasm-simd128.wasm", "call.json", "used.txt"};
-		for (int i = 0; i < 4 + nargs; i++) {
-			if (i < 4)
-				snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-			else
-				snprintf(path, sizeof path, "%s/a%d.bin", dir, i - 4);
-			unlink(path);
-		}
-		rmdir(dir);
+	if (rc)
+		return fprintf(stderr, "cannot read the outputs back from %s\n", d.dir), -1;
+	snprintf(d.names[d.n < 80 ? d.n++ : 79], sizeof d.names[0], "used.txt");
+	for (int i = 0; i < d.n; i++) {
+		snprintf(path, sizeof path, "%s/%s", d.dir, d.names[i]);
+		unlink(path);
 	}
-	return rc ? (fprintf(stderr, "cannot read the outputs back from %s\n", dir), -1) : 0;
+	rmdir(d.dir);
+	return 0;
 }
 
 void tu_tolerance(kiln_dtype t, double *atol, double *rtol)
@@ -165,7 +232,7 @@ double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *
 	bool is_output[64];
 	for (int i = 0; i < nargs; i++)
 		is_output[i] = !kiln_tensor_is_placeholder(args[i]);
-	if (!strcmp(target, "wasm")) {
+	if (!strcmp(target, "wasm") || !strcmp(target, "webgpu")) {
 		if (call_in_node(m, "fn", arr, nargs, is_output))
 			maxerr = -1;
 	} else if (kiln_module_call(m, "fn", arr, nargs)) {
@@ -216,4 +283,33 @@ void tu_run_op(const kiln_op_info *info, tu_schedule_fn sched, const char *targe
 	ck_assert_msg(err >= 0, "%s (%s schedule) on %s does not match the oracle: %s", info->name, what, target,
 	              kiln_error(ctx));
 	kiln_ctx_free(ctx);
+}
+
+/* The second schedule: producers inlined, the first axis on blockIdx.y, the
+ * rest fused into blocks of 32 threads on blockIdx.x / threadIdx.x. */
+kiln_schedule *tu_grid2d_schedule(kiln_ctx *ctx, kiln_tensor *out)
+{
+	kiln_schedule *s = kiln_schedule_create(ctx, 1, &out);
+	kiln_stage *o = kiln_stage_of(s, out);
+	for (int i = 0; i < s->nstage; i++) {
+		kiln_stage *p = s->stages[i];
+		if (p != o && p->op->nreduce == 0)
+			kiln_compute_inline(p);
+	}
+	for (int i = 0; i < s->nstage; i++) {
+		kiln_stage *p = s->stages[i];
+		if (p->attach == ATTACH_INLINE)
+			continue;
+		int n = p->op->naxis;
+		kiln_iter *rest = n > 1 ? kiln_stage_axis(p, 1) : kiln_stage_axis(p, 0);
+		for (int d = 2; d < n; d++)
+			if (kiln_fuse(p, rest, kiln_stage_axis(p, d), &rest))
+				return NULL;
+		kiln_iter *bo, *bi;
+		if (kiln_split(p, rest, 32, &bo, &bi) || kiln_bind(p, bo, KILN_BLOCK_X) || kiln_bind(p, bi, KILN_THREAD_X))
+			return NULL;
+		if (n > 1 && kiln_bind(p, kiln_stage_axis(p, 0), KILN_BLOCK_Y))
+			return NULL;
+	}
+	return s;
 }

@@ -26,6 +26,10 @@ double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *
 typedef kiln_schedule *(*tu_schedule_fn)(kiln_ctx *ctx, kiln_tensor *out);
 void tu_run_op(const kiln_op_info *info, tu_schedule_fn sched, const char *target, const char *what);
 
+/* A second GPU schedule: producers inlined, the first axis on blockIdx.y, the
+ * rest fused into blocks of 32 threads on blockIdx.x / threadIdx.x. */
+kiln_schedule *tu_grid2d_schedule(kiln_ctx *ctx, kiln_tensor *out);
+
 /* Asserts that a step failed with a message containing `needle`. */
 #define tu_expect_error(ctx, rc_is_error, needle)                                                                  \
 	do {                                                                                                             \

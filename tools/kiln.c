@@ -43,8 +43,9 @@ static const char *usage_common =
 	"  --shape N,N,...   the operator's sizes (see `kiln ops`)\n"
 	"  --attr k=v,...    operator attributes (see `kiln ops`)\n"
 	"  --target T        llvm (this CPU; the default), opencl (KILN_OPENCL_PLATFORM and\n"
-	"                    KILN_OPENCL_DEVICE pick the device) or webgl (GLSL ES 3.00, run\n"
-	"                    natively on EGL)\n";
+	"                    KILN_OPENCL_DEVICE pick the device), webgl (GLSL ES 3.00, run\n"
+	"                    natively on EGL), wasm or webgpu (WGSL; both build and lower\n"
+	"                    only: their kernels run in a JavaScript host)\n";
 
 static void cmd_usage(const char *cmd)
 {
@@ -177,9 +178,12 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 		fprintf(stderr, "kiln: --shape '%s' is not a list of positive integers\n", o->shape);
 		return NULL;
 	}
-	if (strcmp(o->target, "llvm") != 0 && strcmp(o->target, "wasm") != 0 && strcmp(o->target, "opencl") != 0 &&
-	    strcmp(o->target, "webgl") != 0) {
-		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl)\n", o->target);
+	static const char *targets[] = {"llvm", "wasm", "opencl", "webgl", "webgpu"};
+	bool known = false;
+	for (int i = 0; i < 5; i++)
+		known |= !strcmp(o->target, targets[i]);
+	if (!known) {
+		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl, webgpu)\n", o->target);
 		return NULL;
 	}
 	if (kiln_op_declare(ctx, info, n, shape, o->attrs, inst)) {

@@ -1,0 +1,176 @@
+/*
+ * test_webgpu.c — the webgpu target (WGSL), run in node on Dawn (npm
+ * `webgpu`, tests/webgpu_call.mjs): every operator against the oracle under
+ * the default GPU schedule and the 2-D grid one; the printed WGSL of small
+ * kernels pinned and executed; a grid over 65535 workgroups (folded); what
+ * WGSL cannot hold refused with a message; the native runtime's refusal.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/ops.h"
+#include "schedule/schedule.h"
+#include "testutil.h"
+
+static kiln_schedule *default_schedule(kiln_ctx *ctx, kiln_tensor *out)
+{
+	return kiln_schedule_for(ctx, "webgpu", 1, &out);
+}
+
+START_TEST(op_default) { tu_run_op(kiln_op_at(_i), default_schedule, "webgpu", "default"); }
+END_TEST
+
+START_TEST(op_grid2d) { tu_run_op(kiln_op_at(_i), tu_grid2d_schedule, "webgpu", "2-D grid"); }
+END_TEST
+
+static char *source_of(kiln_ctx *ctx, kiln_func *f)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	int rc = kiln_device_source(ctx, 1, &f, "webgpu", m);
+	fclose(m);
+	ck_assert_msg(rc == 0, "%s", kiln_error(ctx));
+	return text;
+}
+
+/* The WGSL of a small kernel, pinned; then run. */
+START_TEST(source_text)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 1, (int64_t[]){100}, KILN_F32);
+	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_RELU, X, 0, 0);
+	kiln_schedule *s = kiln_schedule_for(ctx, "webgpu", 1, &Y);
+	kiln_func *f = kiln_lower(s, "relu", 2, (kiln_tensor *[]){X, Y}, NULL);
+	char *text = source_of(ctx, f);
+	ck_assert_str_eq(text,
+	                 "//@kernel relu_kernel0\n"
+	                 "@group(0) @binding(0) var<storage, read> X: array<f32>;\n"
+	                 "@group(0) @binding(1) var<storage, read_write> relu: array<f32>;\n"
+	                 "\n"
+	                 "@compute @workgroup_size(64, 1, 1)\n"
+	                 "fn relu_kernel0(@builtin(workgroup_id) kiln_wid: vec3<u32>, @builtin(local_invocation_id) kiln_lid: vec3<u32>)\n"
+	                 "{\n"
+	                 "  let blockIdx_x: i32 = i32(kiln_wid.x);\n"
+	                 "  let threadIdx_x: i32 = i32(kiln_lid.x);\n"
+	                 "  relu[(min((blockIdx_x * 64), 36) + threadIdx_x)] = max(X[(min((blockIdx_x * 64), 36) + threadIdx_x)], 0.0f);\n"
+	                 "}\n");
+	free(text);
+	ck_assert_double_ge(tu_check_target(ctx, s, 2, (kiln_tensor *[]){X, Y}, 9, "webgpu"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/* Reserved words as tensor names, -inf as a literal, integer floor division:
+ * the names are renamed, the infinity comes from bits at run time. */
+START_TEST(names_and_infinity)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "var", 2, (int64_t[]){6, 40}, KILN_F32);
+	kiln_tensor *loop = kiln_placeholder(ctx, "loop", 2, (int64_t[]){6, 40}, KILN_F32);
+	kiln_tensor *sum = kiln_op_binary(ctx, KILN_BIN_ADD, X, loop);
+	kiln_tensor *Y = kiln_op_softmax(ctx, sum, -1);
+	ck_assert_msg(Y != NULL, "%s", kiln_error(ctx));
+	kiln_schedule *s = kiln_schedule_for(ctx, "webgpu", 1, &Y);
+	kiln_func *f = kiln_lower(s, "fn", 3, (kiln_tensor *[]){X, loop, Y}, NULL);
+	char *text = source_of(ctx, f);
+	ck_assert_msg(strstr(text, "var<storage, read> v_var: array<f32>;") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "var<storage, read> v_loop: array<f32>;") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "kiln_f32_bits(0xff800000u)") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "fn kiln_f32_bits(b: u32) -> f32") != NULL, "%s", text);
+	free(text);
+	ck_assert_double_ge(tu_check_target(ctx, s, 3, (kiln_tensor *[]){X, loop, Y}, 3, "webgpu"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/* 3 million elements in blocks of 32 threads: 93750 workgroups, more than one
+ * dispatch dimension holds, so the kernel unfolds a 2-D dispatch. */
+START_TEST(folded_grid)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 1, (int64_t[]){3000000}, KILN_F32);
+	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_TANH, X, 0, 0);
+	kiln_schedule *s = tu_grid2d_schedule(ctx, Y);
+	kiln_func *f = kiln_lower(s, "fn", 2, (kiln_tensor *[]){X, Y}, NULL);
+	char *text = source_of(ctx, f);
+	ck_assert_msg(strstr(text, "if (kiln_flat >= 93750u) {") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "let blockIdx_x: i32 = i32(kiln_flat % 93750u);") != NULL, "%s", text);
+	free(text);
+	ck_assert_double_ge(tu_check_target(ctx, s, 2, (kiln_tensor *[]){X, Y}, 5, "webgpu"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/* What WGSL or WebGPU cannot run is an error naming it, at build time. */
+START_TEST(refusals)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	/* int8 and float64 tensors: storage buffers hold 32-bit elements (and f16) */
+	kiln_tensor *B = kiln_placeholder(ctx, "bytes", 1, (int64_t[]){64}, KILN_I8);
+	kiln_tensor *R = kiln_op_unary(ctx, KILN_UN_RELU, B, 0, 0);
+	kiln_schedule *s = tu_grid2d_schedule(ctx, R);
+	kiln_func *f = kiln_lower(s, "fn", 2, (kiln_tensor *[]){B, R}, NULL);
+	ck_assert_msg(f != NULL, "%s", kiln_error(ctx));
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "webgpu") == NULL, "tensor 'bytes' has 8-bit elements");
+	kiln_clear_error(ctx);
+	kiln_tensor *D = kiln_placeholder(ctx, "wide", 1, (int64_t[]){64}, KILN_F64);
+	R = kiln_op_unary(ctx, KILN_UN_RELU, D, 0, 0);
+	s = tu_grid2d_schedule(ctx, R);
+	f = kiln_lower(s, "fn", 2, (kiln_tensor *[]){D, R}, NULL);
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "webgpu") == NULL, "tensor 'wide' has 64-bit elements");
+	/* a workgroup of 512 threads: over WebGPU's 256 */
+	kiln_clear_error(ctx);
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 1, (int64_t[]){4096}, KILN_F32);
+	R = kiln_op_unary(ctx, KILN_UN_RELU, X, 0, 0);
+	s = kiln_schedule_create(ctx, 1, &R);
+	kiln_stage *st = kiln_stage_of(s, R);
+	kiln_iter *bo, *bi;
+	ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), 512, &bo, &bi), 0);
+	ck_assert_int_eq(kiln_bind(st, bo, KILN_BLOCK_X) || kiln_bind(st, bi, KILN_THREAD_X), 0);
+	f = kiln_lower(s, "fn", 2, (kiln_tensor *[]){X, R}, NULL);
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "webgpu") == NULL, "512 threads");
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(native_call_refused)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 1, (int64_t[]){100}, KILN_F32);
+	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_RELU, X, 0, 0);
+	kiln_module *m = kiln_build_schedule(kiln_schedule_for(ctx, "webgpu", 1, &Y), "relu", 2, (kiln_tensor *[]){X, Y},
+	                                     "webgpu");
+	ck_assert_msg(m != NULL, "%s", kiln_error(ctx));
+	kiln_array *a = kiln_array_empty(1, (int64_t[]){100}, KILN_F32), *b = kiln_array_empty(1, (int64_t[]){100}, KILN_F32);
+	ck_assert_int_ne(kiln_module_call(m, "relu", (kiln_array *[]){a, b}, 2), 0);
+	ck_assert_msg(strstr(kiln_rt_last_error(), "a webgpu module runs in a JavaScript host") != NULL, "%s",
+	              kiln_rt_last_error());
+	kiln_array_free(a);
+	kiln_array_free(b);
+	kiln_module_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("webgpu");
+	TCase *tc = tcase_create("webgpu");
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
+	tcase_add_loop_test(tc, op_grid2d, 0, kiln_num_ops());
+	tcase_add_test(tc, source_text);
+	tcase_add_test(tc, names_and_infinity);
+	tcase_add_test(tc, folded_grid);
+	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, native_call_refused);
+	suite_add_tcase(s, tc);
+	SRunner *r = srunner_create(s);
+	srunner_run_all(r, CK_NORMAL);
+	int failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,173 @@
+// webgpu.mjs — kiln's WebGPU device: opens an adapter, compiles the WGSL a
+// webgpu module carries (one shader module per kernel), owns buffers and
+// runs a function's launches. The same file serves node (npm `webgpu`, Dawn)
+// and a browser (navigator.gpu).
+//
+// The WGSL source holds one module per kernel, each introduced by a line
+// "//@kernel NAME" (codegen/wgsl). A launch is {kernel, grid[3], block[3],
+// args[]}: args[i] >= 0 is the function's argument, < 0 its temporary -1-i.
+
+const MAX_GROUPS = 65535; // maxComputeWorkgroupsPerDimension (codegen/wgsl/wgsl.h)
+
+// The limits kiln asks for: the adapter's own, where it grants more than the
+// defaults (a compatibility-mode adapter starts at 4 storage buffers and
+// 128 invocations per workgroup).
+const WANTED_LIMITS = [
+  'maxStorageBuffersPerShaderStage', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupStorageSize',
+  'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension',
+];
+
+// Splits a module's source into its kernels: [{name, code, line}], line being
+// where the kernel's text starts in the whole source (for messages).
+export function splitKernels(source) {
+  const out = [];
+  const lines = source.split('\n');
+  let cur = null;
+  lines.forEach((text, i) => {
+    const m = /^\/\/@kernel (\S+)/.exec(text);
+    if (m) {
+      cur = { name: m[1], lines: [], line: i + 1 };
+      out.push(cur);
+    }
+    if (cur) cur.lines.push(text);
+  });
+  return out.map((k) => ({ name: k.name, code: k.lines.join('\n') + '\n', line: k.line }));
+}
+
+// The workgroups to dispatch for a kernel's grid: as is, or folded into
+// (min(total, 65535), ceil(total / 65535), 1) when a dimension exceeds 65535;
+// the kernel unfolds it from num_workgroups.
+export function dispatchSize(grid) {
+  if (grid.every((g) => g <= MAX_GROUPS)) return grid.slice(0, 3);
+  const total = grid[0] * grid[1] * grid[2];
+  const x = Math.min(total, MAX_GROUPS);
+  return [x, Math.ceil(total / x), 1];
+}
+
+// A WGSL compilation message with the offending line and a caret under it.
+function describe(kernel, msg) {
+  const lines = kernel.code.split('\n');
+  const src = lines[msg.lineNum - 1];
+  let text = `kernel ${kernel.name}, line ${msg.lineNum}:${msg.linePos}: ${msg.type}: ${msg.message}`;
+  if (src !== undefined && msg.lineNum > 0)
+    text += `\n  ${src}\n  ${' '.repeat(Math.max(0, msg.linePos - 1))}^`;
+  return text;
+}
+
+export class WebGPUDevice {
+  // Opens the first adapter gpu offers (core first, then compatibility mode).
+  // Throws an Error saying why when there is none.
+  static async open(gpu, { compatibility = false } = {}) {
+    if (!gpu) throw new Error('webgpu: no WebGPU in this host (navigator.gpu is missing)');
+    let adapter = compatibility ? null : await gpu.requestAdapter();
+    if (!adapter) adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' });
+    if (!adapter) throw new Error('webgpu: requestAdapter found no adapter');
+    const requiredLimits = {};
+    for (const l of WANTED_LIMITS) if (adapter.limits[l] !== undefined) requiredLimits[l] = adapter.limits[l];
+    const requiredFeatures = ['shader-f16', 'timestamp-query'].filter((f) => adapter.features.has(f));
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+    return new WebGPUDevice(adapter, device);
+  }
+
+  constructor(adapter, device) {
+    this.adapter = adapter;
+    this.device = device;
+    this.pipelines = new Map(); // source text -> Map(kernel name -> GPUComputePipeline)
+    this.lost = null;
+    device.lost.then((info) => { this.lost = info.message || info.reason || 'lost'; });
+  }
+
+  get name() {
+    const i = this.adapter.info || {};
+    return [i.vendor, i.architecture, i.device, i.description].filter((s) => s).join(' ') || 'WebGPU adapter';
+  }
+
+  // The pipelines of every kernel of source, compiled once (async pipeline
+  // creation, so a page stays responsive). Throws with the compiler's messages.
+  async compile(source) {
+    const cached = this.pipelines.get(source);
+    if (cached) return cached;
+    const kernels = splitKernels(source);
+    if (!kernels.length) throw new Error('webgpu: the module holds no kernels (no //@kernel line)');
+    const made = await Promise.all(kernels.map(async (k) => {
+      if (/^enable f16;/m.test(k.code) && !this.device.features.has('shader-f16'))
+        throw new Error(`webgpu: kernel ${k.name} computes in f16, but this adapter has no 'shader-f16'`);
+      // inside an error scope: the messages come back below, not as an uncaptured error
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ code: k.code, label: k.name });
+      await this.device.popErrorScope();
+      const info = await module.getCompilationInfo();
+      const errors = info.messages.filter((m) => m.type === 'error');
+      if (errors.length) throw new Error('webgpu: WGSL does not compile:\n' + errors.map((m) => describe(k, m)).join('\n'));
+      try {
+        const p = await this.device.createComputePipelineAsync({
+          layout: 'auto', compute: { module, entryPoint: k.name }, label: k.name,
+        });
+        return [k.name, p];
+      } catch (e) {
+        throw new Error(`webgpu: kernel ${k.name}: pipeline creation failed: ${e.message}`);
+      }
+    }));
+    const map = new Map(made);
+    this.pipelines.set(source, map);
+    return map;
+  }
+
+  // A storage buffer of at least bytes (WebGPU sizes are multiples of 4).
+  alloc(bytes) {
+    return this.device.createBuffer({
+      size: Math.max(4, Math.ceil(bytes / 4) * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  upload(buf, bytes) {
+    const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (u8.byteLength % 4 === 0) {
+      this.device.queue.writeBuffer(buf, 0, u8);
+    } else { // writeBuffer wants multiples of 4
+      const padded = new Uint8Array(Math.ceil(u8.byteLength / 4) * 4);
+      padded.set(u8);
+      this.device.queue.writeBuffer(buf, 0, padded);
+    }
+  }
+
+  // The first bytes of buf, once every submitted launch is done.
+  async download(buf, bytes) {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(buf, 0, staging, 0, size);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Uint8Array(staging.getMappedRange().slice(0, bytes));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  // Encodes and submits a function's launches; args and temps are GPUBuffers.
+  // Validation errors come back as a rejected promise naming the kernel.
+  async run(pipelines, launches, args, temps) {
+    const dev = this.device;
+    if (this.lost) throw new Error(`webgpu: the device was lost (${this.lost})`);
+    dev.pushErrorScope('validation');
+    const enc = dev.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (const l of launches) {
+      const p = pipelines.get(l.kernel);
+      if (!p) throw new Error(`webgpu: the module has no kernel '${l.kernel}'`);
+      const entries = l.args.map((a, i) => ({ binding: i, resource: { buffer: a >= 0 ? args[a] : temps[-1 - a] } }));
+      pass.setPipeline(p);
+      pass.setBindGroup(0, dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries }));
+      const [x, y, z] = dispatchSize(l.grid);
+      pass.dispatchWorkgroups(x, y, z);
+    }
+    pass.end();
+    dev.queue.submit([enc.finish()]);
+    const err = await dev.popErrorScope();
+    if (err) throw new Error(`webgpu: launching ${launches.map((l) => l.kernel).join(', ')}: ${err.message}`);
+    await dev.queue.onSubmittedWorkDone();
+  }
+}
