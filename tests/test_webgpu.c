@@ -63,6 +63,23 @@ START_TEST(source_text)
 }
 END_TEST
 
+/* f16 tensors: the module enables f16 (tests/test_webgpu_device.mjs runs such a
+ * kernel where the adapter has shader-f16, and checks the refusal where not). */
+START_TEST(f16_source)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *A = kiln_placeholder(ctx, "A", 1, (int64_t[]){64}, KILN_F16);
+	kiln_tensor *B = kiln_placeholder(ctx, "B", 1, (int64_t[]){64}, KILN_F16);
+	kiln_tensor *C = kiln_op_binary(ctx, KILN_BIN_ADD, A, B);
+	kiln_func *f = kiln_lower(kiln_schedule_for(ctx, "webgpu", 1, &C), "add", 3, (kiln_tensor *[]){A, B, C}, NULL);
+	char *text = source_of(ctx, f);
+	const char *want = "//@kernel add_kernel0\nenable f16;\n@group(0) @binding(0) var<storage, read> A: array<f16>;\n";
+	ck_assert_msg(!strncmp(text, want, strlen(want)), "%s", text);
+	free(text);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 /* Reserved words as tensor names, -inf as a literal, integer floor division:
  * the names are renamed, the infinity comes from bits at run time. */
 START_TEST(names_and_infinity)
@@ -163,6 +180,7 @@ int main(void)
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, op_grid2d, 0, kiln_num_ops());
 	tcase_add_test(tc, source_text);
+	tcase_add_test(tc, f16_source);
 	tcase_add_test(tc, names_and_infinity);
 	tcase_add_test(tc, folded_grid);
 	tcase_add_test(tc, refusals);

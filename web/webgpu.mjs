@@ -67,10 +67,11 @@ export class WebGPUDevice {
     for (const l of WANTED_LIMITS) if (adapter.limits[l] !== undefined) requiredLimits[l] = adapter.limits[l];
     const requiredFeatures = ['shader-f16', 'timestamp-query'].filter((f) => adapter.features.has(f));
     const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-    return new WebGPUDevice(adapter, device);
+    return new WebGPUDevice(adapter, device, gpu);
   }
 
-  constructor(adapter, device) {
+  constructor(adapter, device, gpu = null) {
+    this.gpu = gpu; // Dawn in node aborts when the GPU object is collected before its devices
     this.adapter = adapter;
     this.device = device;
     this.pipelines = new Map(); // source text -> Map(kernel name -> GPUComputePipeline)
