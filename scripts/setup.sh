@@ -42,4 +42,7 @@ build/kiln bench matmul --shape 256,256,256 --target opencl
 echo "== target webgl: GLSL ES 3.00 fragment shaders on the native GLES device (EGL)"
 build/kiln run matmul --shape 256,256,256 --target webgl
 build/kiln run softmax --shape 64,1000 --target webgl
-echo "(wasm and webgpu are not built yet: see the README's status section)"
+echo "== target webgpu: the WGSL of a small kernel (webgpu and wasm kernels run in node: test_webgpu,"
+echo "   test_wasm; the JS runtime that lets kiln run them from the command line is not built yet)"
+build/kiln lower relu --shape 1000 --target webgpu | sed -n '/webgpu source/,$p'
+
