@@ -1,9 +1,9 @@
 /*
  * test_wasm.c — the wasm target, run in node (tests/wasm_call.js): every
  * operator against the oracle under the default schedule (the CPU's, at
- * 128-bit SIMD) and under a plain one (producers inlined, no vectors); both
- * kernel variants (relaxed-simd and plain simd128) where node validates
- * them; and the native runtime's refusal to call a wasm module.
+ * 128-bit SIMD) and under a plain one (producers inlined, no vectors); each
+ * kernel variant forced (the relaxed-simd one must use relaxed_madd); and
+ * the native runtime's refusal to call a wasm module.
  */
 #include <check.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kiln/ops.h"
+#include "runtime/rt.h"
 #include "schedule/schedule.h"
 #include "testutil.h"
 
@@ -46,6 +47,37 @@ START_TEST(simd128_variant)
 }
 END_TEST
 
+/* f32x4.relaxed_madd's encoding (0xfd, LEB128 261) occurrences in a binary. */
+static int count_madd(const rt_blob *b)
+{
+	int n = 0;
+	for (size_t i = 0; b && i + 3 <= b->size; i++)
+		n += b->data[i] == 0xfd && b->data[i + 1] == 0x85 && b->data[i + 2] == 0x02;
+	return n;
+}
+
+/* The relaxed build fuses the matmul's mul-adds (the simd128 one cannot), and
+ * runs correctly where the engine takes it (tests/wasm_call.js enables
+ * relaxed-simd in node 20). */
+START_TEST(relaxed_variant)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	const kiln_op_info *mm = kiln_op_find("matmul");
+	ck_assert_int_eq(kiln_op_declare(ctx, mm, kiln_op_example_rank(mm), mm->example, "", &o), 0);
+	kiln_module *m = kiln_build_schedule(default_schedule(ctx, o.args[o.nargs - 1]), "mm", o.nargs, o.args, "wasm");
+	ck_assert_msg(m != NULL, "%s", kiln_error(ctx));
+	ck_assert_int_gt(count_madd(rt_module_blob(m, "wasm-relaxed")), 0);
+	ck_assert_int_eq(count_madd(rt_module_blob(m, "wasm-simd128")), 0);
+	kiln_module_free(m);
+	kiln_ctx_free(ctx);
+	setenv("KILN_WASM_VARIANT", "wasm-relaxed", 1);
+	tu_run_op(kiln_op_find("matmul"), default_schedule, "wasm", "default, relaxed build");
+	tu_run_op(kiln_op_find("conv2d"), default_schedule, "wasm", "default, relaxed build");
+	unsetenv("KILN_WASM_VARIANT");
+}
+END_TEST
+
 START_TEST(native_call_refused)
 {
 	kiln_ctx *ctx = kiln_ctx_new();
@@ -76,6 +108,7 @@ int main(void)
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, op_plain, 0, kiln_num_ops());
 	tcase_add_test(tc, simd128_variant);
+	tcase_add_test(tc, relaxed_variant);
 	tcase_add_test(tc, native_call_refused);
 	suite_add_tcase(s, tc);
 	SRunner *r = srunner_create(s);

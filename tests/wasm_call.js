@@ -9,6 +9,9 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
+// node 20's V8 (11.3) validates relaxed-simd only behind this flag; later engines
+// (Chromium 114+) have it on. Unknown to an engine, the flag is ignored.
+require('v8').setFlagsFromString('--experimental-wasm-relaxed-simd');
 
 const dir = process.argv[2];
 const call = JSON.parse(fs.readFileSync(path.join(dir, 'call.json'), 'utf8'));

@@ -17,7 +17,12 @@ typedef struct {
 	const char *features;
 	int vector_bits; /* preferred vector width */
 	bool wasm;
+	bool relaxed_madd; /* wasm: contracted vector mul-adds become relaxed_madd (cg_wasm_relaxed_madd) */
 } cg_target;
+
+/* Rewrites every contracted fadd(fmul(a, b), c) on f32x4 / f64x2 in mod into
+ * llvm.wasm.relaxed.madd, which LLVM 19 does not form itself. Returns how many. */
+int cg_wasm_relaxed_madd(LLVMModuleRef mod);
 
 /* Fills t for this host (cpu name and features as LLVM detects them). */
 void cg_host_target(cg_target *t);

@@ -40,6 +40,7 @@ void cg_host_target(cg_target *t)
 	t->features = features;
 	t->vector_bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
 	t->wasm = false;
+	t->relaxed_madd = false;
 }
 
 static int llvm_err(kiln_ctx *ctx, const char *what, LLVMErrorRef err)
@@ -108,6 +109,8 @@ int cg_llvm_compile(kiln_ctx *ctx, const cg_target *t, LLVMModuleRef mod, uint8_
 		LLVMDisposeTargetMachine(tm);
 		return -1;
 	}
+	if (t->relaxed_madd)
+		cg_wasm_relaxed_madd(mod);
 	*ir = LLVMPrintModuleToString(mod);
 	LLVMMemoryBufferRef buf;
 	if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &buf)) {

@@ -7,7 +7,8 @@
  * from "env", and exports each function, its stack pointer (a host points
  * it into memory it owns before calling) and __heap_base. Two binaries go
  * into the module: "wasm-simd128", and "wasm-relaxed" built with
- * relaxed-simd, which a host picks when its engine validates it. Parallel
+ * relaxed-simd (its contracted vector mul-adds fused into relaxed_madd),
+ * which a host picks when its engine validates it. Parallel
  * loops run serially: wasm kernels run on one thread.
  */
 #include <llvm-c/Target.h>
@@ -28,6 +29,94 @@ static void init_wasm(void)
 	LLVMInitializeWebAssemblyTarget();
 	LLVMInitializeWebAssemblyTargetMC();
 	LLVMInitializeWebAssemblyAsmPrinter();
+}
+
+/* The fmul feeding an fadd operand, when both may contract and the sum is its only use. */
+static LLVMValueRef contracted_mul(LLVMValueRef v)
+{
+	if (!LLVMIsAInstruction(v) || LLVMGetInstructionOpcode(v) != LLVMFMul)
+		return NULL;
+	if (!(LLVMGetFastMathFlags(v) & LLVMFastMathAllowContract))
+		return NULL;
+	LLVMUseRef u = LLVMGetFirstUse(v);
+	return u && !LLVMGetNextUse(u) ? v : NULL;
+}
+
+/* Lanes [first, first + n) of v as a vector of n. */
+static LLVMValueRef lanes_of(LLVMBuilderRef b, LLVMContextRef c, LLVMValueRef v, unsigned first, unsigned n)
+{
+	LLVMValueRef mask[64];
+	for (unsigned k = 0; k < n; k++)
+		mask[k] = LLVMConstInt(LLVMInt32TypeInContext(c), first + k, 0);
+	return LLVMBuildShuffleVector(b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(mask, n), "");
+}
+
+/* a and b (of n lanes each) side by side. */
+static LLVMValueRef concat(LLVMBuilderRef b, LLVMContextRef c, LLVMValueRef x, LLVMValueRef y, unsigned n)
+{
+	LLVMValueRef mask[64];
+	for (unsigned k = 0; k < 2 * n; k++)
+		mask[k] = LLVMConstInt(LLVMInt32TypeInContext(c), k, 0);
+	return LLVMBuildShuffleVector(b, x, y, LLVMConstVector(mask, 2 * n), "");
+}
+
+/* relaxed_madd over 128-bit pieces of a vector of `lanes` (a power-of-two
+ * multiple of the piece): the backend splits wide vectors into v128
+ * registers anyway, so the shuffles cost nothing. */
+static LLVMValueRef madd(LLVMBuilderRef b, LLVMModuleRef mod, LLVMValueRef x, LLVMValueRef y, LLVMValueRef acc,
+                         unsigned first, unsigned n, unsigned piece)
+{
+	LLVMContextRef c = LLVMGetModuleContext(mod);
+	if (n > piece) {
+		LLVMValueRef lo = madd(b, mod, x, y, acc, first, n / 2, piece);
+		LLVMValueRef hi = madd(b, mod, x, y, acc, first + n / 2, n / 2, piece);
+		return concat(b, c, lo, hi, n / 2);
+	}
+	unsigned total = LLVMGetVectorSize(LLVMTypeOf(x));
+	LLVMValueRef args[3] = {x, y, acc};
+	if (n != total)
+		for (int k = 0; k < 3; k++)
+			args[k] = lanes_of(b, c, args[k], first, n);
+	LLVMTypeRef ty = LLVMTypeOf(args[0]);
+	const char *name = "llvm.wasm.relaxed.madd";
+	LLVMValueRef fn = LLVMGetIntrinsicDeclaration(mod, LLVMLookupIntrinsicID(name, strlen(name)), &ty, 1);
+	return LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, 3, "");
+}
+
+int cg_wasm_relaxed_madd(LLVMModuleRef mod)
+{
+	LLVMBuilderRef b = LLVMCreateBuilderInContext(LLVMGetModuleContext(mod));
+	int n = 0;
+	for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
+		for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+			for (LLVMValueRef i = LLVMGetFirstInstruction(bb), next; i; i = next) {
+				next = LLVMGetNextInstruction(i);
+				if (LLVMGetInstructionOpcode(i) != LLVMFAdd || !(LLVMGetFastMathFlags(i) & LLVMFastMathAllowContract))
+					continue;
+				LLVMTypeRef ty = LLVMTypeOf(i);
+				if (LLVMGetTypeKind(ty) != LLVMVectorTypeKind)
+					continue;
+				LLVMTypeKind el = LLVMGetTypeKind(LLVMGetElementType(ty));
+				unsigned lanes = LLVMGetVectorSize(ty), piece = el == LLVMFloatTypeKind ? 4 : el == LLVMDoubleTypeKind ? 2 : 0;
+				if (!piece || lanes < piece || lanes > 64 || lanes % piece || (lanes & (lanes - 1)))
+					continue;
+				LLVMValueRef x = LLVMGetOperand(i, 0), y = LLVMGetOperand(i, 1);
+				LLVMValueRef mul = contracted_mul(x), acc = y;
+				if (!mul) {
+					mul = contracted_mul(y);
+					acc = x;
+				}
+				if (!mul)
+					continue;
+				LLVMPositionBuilderBefore(b, i);
+				LLVMValueRef r = madd(b, mod, LLVMGetOperand(mul, 0), LLVMGetOperand(mul, 1), acc, 0, lanes, piece);
+				LLVMReplaceAllUsesWith(i, r);
+				LLVMInstructionEraseFromParent(i);
+				LLVMInstructionEraseFromParent(mul);
+				n++;
+			}
+	LLVMDisposeBuilder(b);
+	return n;
 }
 
 static const char *const variants[][2] = {
@@ -120,7 +209,7 @@ kiln_module *cg_wasm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs)
 		return NULL;
 	int rc = 0;
 	for (size_t v = 0; v < sizeof variants / sizeof *variants && !rc; v++) {
-		cg_target t = {"wasm32-unknown-unknown", "generic", variants[v][1], 128, true};
+		cg_target t = {"wasm32-unknown-unknown", "generic", variants[v][1], 128, true, v == 1};
 		LLVMContextRef c = LLVMContextCreate();
 		LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("kiln", c);
 		uint8_t *obj = NULL, *bin = NULL;
