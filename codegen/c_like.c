@@ -185,6 +185,12 @@ static char *float_imm(cg_src *s, ir_type t, double v)
 	return cg_fmt(s, "%s", num);
 }
 
+bool cg_unit_ramp(const ir_expr *ix)
+{
+	int64_t st;
+	return ix->kind == IR_RAMP && ir_is_const_int(ix->ramp.stride, &st) && st == 1;
+}
+
 /* The name of lane i of a vector: s0..sf in OpenCL C, x y z w where vectors are constructed. */
 const char *cg_lane(cg_src *s, int i)
 {

@@ -71,12 +71,6 @@ static const char *space(const ir_buffer *b)
 	return b->scope == KILN_SCOPE_SHARED ? "__local " : b->scope == KILN_SCOPE_LOCAL ? "" : "__global ";
 }
 
-static bool unit_ramp(const ir_expr *ix)
-{
-	int64_t st;
-	return ix->kind == IR_RAMP && ir_is_const_int(ix->ramp.stride, &st) && st == 1;
-}
-
 static char *from_mem(cg_src *s, ir_type t, char *v)
 {
 	if (t.code != KILN_BOOL)
@@ -93,7 +87,7 @@ static char *cl_load(cg_src *s, const ir_expr *e)
 	char tb[32];
 	if (n == 1)
 		return from_mem(s, e->type, cg_fmt(s, "%s[%s]", name, cg_expr(s, ix)));
-	if (unit_ramp(ix))
+	if (cg_unit_ramp(ix))
 		return from_mem(s, e->type, cg_fmt(s, "vload%d(0, (%s%s *)%s + %s)", n, space(b), mem_type(s, ir_elem(b->elem), tb),
 		                                   name, cg_expr(s, ix->ramp.base)));
 	if (ix->kind == IR_BROADCAST)
@@ -120,7 +114,7 @@ static void cl_store(cg_src *s, const ir_stmt *st)
 		cg_line(s, "%s[%s] = %s;", name, cg_expr(s, ix), v);
 		return;
 	}
-	if (unit_ramp(ix)) {
+	if (cg_unit_ramp(ix)) {
 		cg_line(s, "vstore%d(%s, 0, (%s%s *)%s + %s);", n, v, space(b), mem_type(s, ir_elem(b->elem), tb), name,
 		        cg_expr(s, ix->ramp.base));
 		return;

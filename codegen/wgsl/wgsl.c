@@ -208,12 +208,6 @@ static void wg_kernel_end(cg_src *s)
 		fputs("fn kiln_f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }\n", s->f);
 }
 
-static bool unit_ramp(const ir_expr *ix)
-{
-	int64_t st;
-	return ix->kind == IR_RAMP && ir_is_const_int(ix->ramp.stride, &st) && st == 1;
-}
-
 /* Lane i's index: base + i of a unit ramp, else lane i of the index vector. */
 static char *lane_index(cg_src *s, const char *iv, bool ramp, int i)
 {
@@ -233,7 +227,7 @@ static char *wg_load(cg_src *s, const ir_expr *e)
 		return cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
 	if (ix->kind == IR_BROADCAST)
 		return cg_fmt(s, "%s(%s[%s])", wg_type(s, e->type, tb), name, cg_expr(s, ix->bcast.value));
-	bool ramp = unit_ramp(ix);
+	bool ramp = cg_unit_ramp(ix);
 	const char *iv = cg_temp(s, ramp ? ix->ramp.base : ix);
 	char *lanes = cg_fmt(s, "%s", "");
 	for (int i = 0; i < n; i++)
@@ -253,7 +247,7 @@ static void wg_store(cg_src *s, const ir_stmt *st)
 		return;
 	}
 	const char *vv = cg_temp(s, val);
-	bool ramp = unit_ramp(ix);
+	bool ramp = cg_unit_ramp(ix);
 	const char *iv = cg_temp(s, ramp ? ix->ramp.base : ix);
 	for (int i = 0; i < n; i++)
 		cg_line(s, "%s[%s] = %s.%s;", name, lane_index(s, iv, ramp, i), vv, cg_lane(s, i));
