@@ -79,12 +79,12 @@ static bool reserved(const char *n)
 		"debugger", "decltype", "delete", "demote", "demote_to_helper", "dynamic_cast", "enum", "explicit",
 		"export", "extends", "extern", "external", "fallthrough", "filter", "final", "finally", "friend", "from",
 		"fxgroup", "get", "groupshared", "handle", "impl", "implements", "import", "inline", "instanceof",
-		"interface", "invariant", "lowp", "macro", "macro_rules", "match", "meta", "mod", "module", "move", "mut",
+		"interface", "invariant", "macro", "macro_rules", "match", "meta", "mod", "module", "move", "mut",
 		"mutable", "namespace", "new", "nil", "noexcept", "noinline", "nointerpolation", "non_coherent",
 		"noncoherent", "noperspective", "null", "nullptr", "of", "operator", "package", "packoffset",
 		"partition", "pass", "patch", "pixelfragment", "precise", "premerge", "priv", "protected", "pub",
 		"public", "readonly", "ref", "regardless", "register", "reinterpret_cast", "require", "resource",
-		"row_major", "samper", "sample", "sampler", "sampler_comparison", "self", "set", "signed", "smooth",
+		"row_major", "sample", "sampler", "sampler_comparison", "self", "set", "signed",
 		"snorm", "static_assert", "static_cast", "std", "subroutine", "super", "target", "template", "this",
 		"thread_local", "throw", "trait", "try", "type", "typedef", "typeid", "typename", "typeof", "union",
 		"unless", "unorm", "unsafe", "unsized", "use", "using", "varying", "virtual", "volatile", "wgsl",
@@ -139,7 +139,6 @@ const char *cg_name_of(cg_src *s, const void *key, const char *base)
 	name_set(s, key, name);
 	return s->names[s->nname - 1].name;
 }
-
 
 char *cg_decl(cg_src *s, ir_type t, const char *name, bool mut)
 {
