@@ -161,6 +161,38 @@ static uint64_t next_u64(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/*
+ * IEEE half from a double, rounded to nearest even, by bits: clang 14 (which
+ * Emscripten uses) has no _Float16 for wasm.
+ */
+static uint16_t to_half(double v)
+{
+	float fv = (float)v;
+	uint32_t x;
+	memcpy(&x, &fv, 4);
+	uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+	int32_t e = (int32_t)((x >> 23) & 0xff) - 127 + 15;
+	uint32_t mant = x & 0x7fffff;
+	if (((x >> 23) & 0xff) == 0xff) /* inf, nan */
+		return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+	if (e >= 31)
+		return (uint16_t)(sign | 0x7c00);
+	if (e <= 0) { /* subnormal half, or zero */
+		if (e < -10)
+			return sign;
+		mant |= 0x800000;
+		uint32_t shift = (uint32_t)(14 - e);
+		uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+		if (rem > half || (rem == half && (h & 1)))
+			h++;
+		return (uint16_t)(sign | h);
+	}
+	uint32_t h = ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fff;
+	if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+		h++; /* may carry into the exponent, up to inf: still right */
+	return (uint16_t)(sign | h);
+}
+
 void kiln_array_fill_random(kiln_array *a, uint64_t seed, double lo, double hi)
 {
 	int64_t n = kiln_array_numel(a);
@@ -174,7 +206,7 @@ void kiln_array_fill_random(kiln_array *a, uint64_t seed, double lo, double hi)
 		else if (t.code == KILN_FLOAT && t.bits == 64)
 			((double *)a->data)[i] = v;
 		else if (t.code == KILN_FLOAT && t.bits == 16)
-			((_Float16 *)a->data)[i] = (_Float16)v;
+			((uint16_t *)a->data)[i] = to_half(v);
 		else if (t.code == KILN_BOOL || t.bits == 8)
 			((int8_t *)a->data)[i] = (int8_t)(t.code == KILN_BOOL ? (v > (lo + hi) / 2) : (int64_t)v);
 		else if (t.bits == 16)

@@ -2,7 +2,9 @@
  * call.c — calling any compiled function through libffi, after checking
  * the arguments against the module's metadata, and the time evaluator.
  */
+#ifndef __EMSCRIPTEN__
 #include <ffi.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +22,42 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 		snprintf(buf + k, n - k, "]");
 }
 
+/*
+ * Where the arrays of m's functions must live: the host's memory, except in
+ * the web runtime, where a wasm module's arrays live in its kernel instance
+ * and a webgpu module's in GPU buffers. -1: this runtime cannot run m.
+ */
+static int arg_device(const kiln_module *m)
+{
+#ifdef __EMSCRIPTEN__
+	if (!strcmp(m->target, "wasm"))
+		return KILN_DEV_WASM;
+	if (!strcmp(m->target, "webgpu"))
+		return KILN_DEV_WEBGPU;
+	return !strcmp(m->target, "webgl") ? KILN_DEV_CPU : -1;
+#else
+	return !strcmp(m->target, "wasm") || !strcmp(m->target, "webgpu") ? -1 : KILN_DEV_CPU;
+#endif
+}
+
+static const char *device_name(int d)
+{
+	static const char *names[] = {"the host's memory", "an OpenCL device", "a GLES device", "a WebGPU buffer",
+	                              "a wasm kernel instance's memory"};
+	return d >= 0 && d <= KILN_DEV_WASM ? names[d] : "an unknown device";
+}
+
 static int check_args(const kiln_module *m, const rt_function *f, kiln_array **args, int nargs)
 {
-	if (!strcmp(m->target, "wasm") || !strcmp(m->target, "webgpu"))
+	int dev = arg_device(m);
+	if (dev < 0)
+#ifdef __EMSCRIPTEN__
+		return rt_error("%s: a %s module runs natively; the web runtime runs wasm, webgl and webgpu modules",
+		                f->name, m->target);
+#else
 		return rt_error("%s: a %s module runs in a JavaScript host (node or a browser); this native runtime "
 		                "cannot call it", f->name, m->target);
+#endif
 	if (nargs != f->nargs) {
 		char names[512] = "";
 		size_t k = 0;
@@ -51,11 +84,12 @@ static int check_args(const kiln_module *m, const rt_function *f, kiln_array **a
 		}
 		if (!kiln_array_is_compact(a))
 			return rt_error("argument %d (%s) of %s is not a compact row-major array", i, ai->name, f->name);
-		if (a->device != KILN_DEV_CPU)
-			return rt_error("argument %d (%s) of %s lives on another device; CPU code needs a CPU array", i,
-			                ai->name, f->name);
+		if ((int)a->device != dev)
+			return rt_error("argument %d (%s) of %s lives in %s; a %s module takes arrays in %s", i, ai->name,
+			                f->name, device_name(a->device), m->target, device_name(dev));
 	}
-	if (!f->fn && !f->nlaunch)
+	/* a wasm function's code is the module's kernel binary, which the JS host holds */
+	if (!f->fn && !f->nlaunch && dev != KILN_DEV_WASM)
 		return rt_error("%s has no code in this module", f->name);
 	return 0;
 }
@@ -63,14 +97,23 @@ static int check_args(const kiln_module *m, const rt_function *f, kiln_array **a
 /* Runs f on m's device; ms receives the kernels' own time (device functions). */
 static int invoke_device(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 {
+#ifdef __EMSCRIPTEN__
+	if (!strcmp(m->target, "webgpu"))
+		return rt_webgpu_run(m, f, args, ms);
+#else
 	if (!strcmp(m->target, "opencl"))
 		return rt_opencl_run(m, f, args, ms);
+#endif
 	if (!strcmp(m->target, "webgl"))
 		return rt_gles_run(m, f, args, ms);
 	return rt_error("%s: this runtime cannot run target '%s'", f->name, m->target);
 }
 
-static int invoke(const rt_function *f, kiln_array **args)
+#ifdef __EMSCRIPTEN__
+/* A CPU function of the web runtime is an export of the module's wasm kernel instance. */
+static int invoke(kiln_module *m, const rt_function *f, kiln_array **args) { return rt_wasm_call(m, f, args); }
+#else
+static int invoke(kiln_module *m, const rt_function *f, kiln_array **args)
 {
 	ffi_cif cif;
 	ffi_type *types[MAX_FFI_ARGS];
@@ -88,6 +131,7 @@ static int invoke(const rt_function *f, kiln_array **args)
 		return rt_error("%s returned status %d", f->name, (int)(int32_t)rc);
 	return 0;
 }
+#endif
 
 int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int nargs)
 {
@@ -105,7 +149,7 @@ int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int narg
 		return rt_error("%s has more than %d arguments", fn, MAX_FFI_ARGS);
 	if (check_args(m, f, args, nargs))
 		return -1;
-	return f->nlaunch ? invoke_device(m, f, args, NULL) : invoke(f, args);
+	return f->nlaunch ? invoke_device(m, f, args, NULL) : invoke(m, f, args);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -170,7 +214,7 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 	if (f->nlaunch)
 		return time_device(m, f, args, &o, out);
 	for (int i = 0; i < o.warmup; i++)
-		if (invoke(f, args))
+		if (invoke(m, f, args))
 			return -1;
 	int number = o.number > 0 ? o.number : 1;
 	if (o.number <= 0 && o.min_repeat_ms > 0) {
@@ -178,7 +222,7 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 		for (;;) {
 			double t0 = rt_now_ms();
 			for (int i = 0; i < number; i++)
-				if (invoke(f, args))
+				if (invoke(m, f, args))
 					return -1;
 			double dt = rt_now_ms() - t0;
 			if (dt >= o.min_repeat_ms || number >= (1 << 24))
@@ -193,7 +237,7 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 	for (int r = 0; r < o.repeat; r++) {
 		double t0 = rt_now_ms();
 		for (int i = 0; i < number; i++)
-			if (invoke(f, args)) {
+			if (invoke(m, f, args)) {
 				kiln_timing_free(out);
 				return -1;
 			}

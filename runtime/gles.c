@@ -7,9 +7,16 @@
  * Every buffer is an R32F texture of cg_glsl_width(n) columns; a kernel
  * draws one full-screen triangle into the texture of its output (an FBO,
  * EXT_color_buffer_float), reading its inputs with texelFetch.
+ *
+ * Compiled by Emscripten, the same file runs on WebGL2: only the context
+ * comes from elsewhere (a canvas the JS layer registers as "#kiln-webgl").
  */
+#ifdef __EMSCRIPTEN__
+#include <emscripten/html5.h>
+#else
 #include <EGL/egl.h>
 #include <EGL/eglext.h>
+#endif
 #include <GLES3/gl3.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,9 +28,8 @@
 #define WIDTH 4096 /* texels per row: KILN_GLSL_WIDTH of the code generator */
 
 typedef struct {
-	EGLDisplay dpy;
-	EGLContext ctx;
 	GLuint vs, fbo, vao;
+	GLenum read_fmt; /* how R32F textures read back: GL_RED, else GL_RGBA (WebGL's one sure format) */
 	char name[256];
 } gl_state;
 
@@ -74,10 +80,23 @@ static GLuint compile(GLenum kind, const char *src, const char *what)
 	return sh;
 }
 
-static int init_locked(void)
+#ifdef __EMSCRIPTEN__
+/* A WebGL2 context on the canvas the JS layer put in specialHTMLTargets. */
+static int make_context(void)
 {
-	if (gs)
-		return 0;
+	EmscriptenWebGLContextAttributes at;
+	emscripten_webgl_init_context_attributes(&at);
+	at.majorVersion = 2;
+	at.alpha = at.depth = at.stencil = at.antialias = at.premultipliedAlpha = 0;
+	EMSCRIPTEN_WEBGL_CONTEXT_HANDLE ctx = emscripten_webgl_create_context("#kiln-webgl", &at);
+	if (ctx <= 0 || emscripten_webgl_make_context_current(ctx) != EMSCRIPTEN_RESULT_SUCCESS)
+		return rt_error("webgl: this host offers no WebGL2 context");
+	return 0;
+}
+#else
+/* An OpenGL ES 3 context without a surface (EGL_MESA_platform_surfaceless, else the default display). */
+static int make_context(void)
+{
 	PFNEGLGETPLATFORMDISPLAYEXTPROC get_display = (PFNEGLGETPLATFORMDISPLAYEXTPROC)eglGetProcAddress("eglGetPlatformDisplayEXT");
 	EGLDisplay dpy = get_display ? get_display(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, NULL) : EGL_NO_DISPLAY;
 	if (dpy == EGL_NO_DISPLAY)
@@ -94,17 +113,42 @@ static int init_locked(void)
 	EGLContext ctx = eglCreateContext(dpy, cfg, EGL_NO_CONTEXT, ctxattrs);
 	if (ctx == EGL_NO_CONTEXT || !eglMakeCurrent(dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, ctx))
 		return rt_error("webgl: cannot create an OpenGL ES 3 context");
+	return 0;
+}
+#endif
+
+static int init_locked(void)
+{
+	if (gs)
+		return 0;
+	if (make_context())
+		return -1;
 	const char *ext = (const char *)glGetString(GL_EXTENSIONS);
 	if (!ext || !strstr(ext, "GL_EXT_color_buffer_float"))
 		return rt_error("webgl: the device cannot render to float textures (no EXT_color_buffer_float)");
 	gl_state *s = calloc(1, sizeof *s);
-	s->dpy = dpy;
-	s->ctx = ctx;
 	s->vs = compile(GL_VERTEX_SHADER, vertex_src, "the vertex shader");
 	glGenFramebuffers(1, &s->fbo);
 	glGenVertexArrays(1, &s->vao);
 	snprintf(s->name, sizeof s->name, "%s / %s", (const char *)glGetString(GL_VENDOR),
 	         (const char *)glGetString(GL_RENDERER));
+	/*
+	 * Reading an R32F attachment as GL_RED is an implementation's choice
+	 * (WebGL only promises RGBA + FLOAT): ask, with an R32F target bound.
+	 */
+	GLuint t;
+	glGenTextures(1, &t);
+	glBindTexture(GL_TEXTURE_2D, t);
+	glTexImage2D(GL_TEXTURE_2D, 0, GL_R32F, 1, 1, 0, GL_RED, GL_FLOAT, NULL);
+	glBindFramebuffer(GL_FRAMEBUFFER, s->fbo);
+	glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, t, 0);
+	GLint fmt = 0, type = 0;
+	glGetIntegerv(GL_IMPLEMENTATION_COLOR_READ_FORMAT, &fmt);
+	glGetIntegerv(GL_IMPLEMENTATION_COLOR_READ_TYPE, &type);
+	s->read_fmt = fmt == GL_RED && type == GL_FLOAT ? GL_RED : GL_RGBA;
+	glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, 0, 0);
+	glDeleteTextures(1, &t);
+	glGetError();
 	gs = s;
 	return 0;
 }
@@ -320,8 +364,15 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 			continue;
 		int64_t n = fs->elems[i], tx = texels(fs, i), w = tex_width(tx), h = tex_height(tx);
 		glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, fs->tex[i], 0);
-		glReadPixels(0, 0, (GLsizei)w, (GLsizei)h, fs->lanes == 4 ? GL_RGBA : GL_RED, GL_FLOAT, fs->staging);
-		memcpy(args[i]->data, fs->staging, sizeof(float) * (size_t)n);
+		if (fs->lanes == 4 || gs->read_fmt == GL_RED) {
+			glReadPixels(0, 0, (GLsizei)w, (GLsizei)h, fs->lanes == 4 ? GL_RGBA : GL_RED, GL_FLOAT, fs->staging);
+			memcpy(args[i]->data, fs->staging, sizeof(float) * (size_t)n);
+		} else { /* one float of each RGBA texel */
+			glReadPixels(0, 0, (GLsizei)w, (GLsizei)h, GL_RGBA, GL_FLOAT, fs->staging);
+			float *dst = args[i]->data;
+			for (int64_t k = 0; k < n; k++)
+				dst[k] = fs->staging[4 * k];
+		}
 	}
 	GLenum err = glGetError();
 	if (err != GL_NO_ERROR)

@@ -15,11 +15,13 @@
  * file for CPU code, kernel sources for GPU targets). The reader checks every
  * length against what is left, so a truncated or hostile file gets an error.
  */
+#ifndef __EMSCRIPTEN__
 #include <dlfcn.h>
+#include <sys/wait.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -126,8 +128,10 @@ void kiln_module_free(kiln_module *m)
 	free(m->blobs);
 	if (m->owner_free)
 		m->owner_free(m->owner);
+#ifndef __EMSCRIPTEN__
 	if (m->dl)
 		dlclose(m->dl);
+#endif
 	free(m);
 }
 
@@ -439,6 +443,7 @@ kiln_module *rt_module_parse(const uint8_t *data, size_t size, const char *what)
 	return m;
 }
 
+#ifndef __EMSCRIPTEN__
 static int resolve_symbols(kiln_module *m, const char *path)
 {
 	for (int i = 0; i < m->nfunc; i++) {
@@ -508,6 +513,36 @@ static int link_object(kiln_module *m, const rt_blob *obj, const char *path)
 	unlink(so);
 	return rc;
 }
+#else
+/*
+ * The web runtime has no dynamic loader and no C compiler: CPU code reaches
+ * it as a wasm kernel binary that the JS host instantiates.
+ */
+static kiln_module *load_shared(const char *path)
+{
+	rt_error("%s: a shared library; the web runtime loads module containers only", path);
+	return NULL;
+}
+
+static int link_object(kiln_module *m, const rt_blob *obj, const char *path)
+{
+	return rt_error("%s: holds native object code (target %s); the web runtime runs wasm, webgl and webgpu "
+	                "modules", path, m->target);
+}
+#endif
+
+kiln_module *kiln_module_load_bytes(const void *data, size_t size, const char *what)
+{
+	kiln_module *m = rt_module_parse(data, size, what);
+	if (!m)
+		return NULL;
+	const rt_blob *obj = rt_module_blob(m, "llvm-obj");
+	if (obj && link_object(m, obj, what)) {
+		kiln_module_free(m);
+		return NULL;
+	}
+	return m;
+}
 
 kiln_module *kiln_module_load(const char *path)
 {
@@ -538,14 +573,7 @@ kiln_module *kiln_module_load(const char *path)
 		rt_error("%s: read failed", path);
 		return NULL;
 	}
-	kiln_module *m = rt_module_parse(data, (size_t)n, path);
+	kiln_module *m = kiln_module_load_bytes(data, (size_t)n, path);
 	free(data);
-	if (!m)
-		return NULL;
-	const rt_blob *obj = rt_module_blob(m, "llvm-obj");
-	if (obj && link_object(m, obj, path)) {
-		kiln_module_free(m);
-		return NULL;
-	}
 	return m;
 }

@@ -61,6 +61,14 @@ int rt_opencl_run(kiln_module *m, rt_function *f, kiln_array **args, double *ker
 /* The same for webgl modules on the GLES device (EGL); ms is wall time around the draws. */
 int rt_gles_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms);
 
+/*
+ * The web runtime's devices (web.c): the JS host runs a wasm module's
+ * functions in its kernel instance, and WebGPU launches; completion and
+ * readback are asynchronous there, so rt_webgpu_run only submits.
+ */
+int rt_wasm_call(kiln_module *m, const rt_function *f, kiln_array **args);
+int rt_webgpu_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms);
+
 /* Serializes the module container (metadata + blobs); malloc'ed bytes. */
 int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size);
 /* Parses a container; what says where the bytes came from (for messages). */

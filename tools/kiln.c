@@ -9,10 +9,13 @@
  *
  * Errors go to stderr and the exit status is 1 (2 for bad usage).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "kiln/build.h"
 #include "kiln/opencl.h"
@@ -24,6 +27,7 @@ typedef struct {
 	uint64_t seed;
 	int help;
 	int llvm; /* lower: 1 = the LLVM IR as emitted, 2 = after O3 */
+	const char *port; /* serve */
 } opts;
 
 static const char *usage_main =
@@ -33,6 +37,9 @@ static const char *usage_main =
 	"  ops                       list the operators and their --shape numbers\n"
 	"  lower OP --shape S        print the loop IR after every lowering pass\n"
 	"  build OP --shape S -o F   compile OP and export it as a shared library F\n"
+	"  build OP --target web -o DIR/\n"
+	"                            write a bundle that runs OP in node or a browser\n"
+	"  serve DIR                 serve a bundle to a browser (http://127.0.0.1:8080/)\n"
 	"  run OP --shape S          run OP on random inputs and compare with the oracle\n"
 	"  bench OP --shape S        time OP: median milliseconds and GFLOP/s\n"
 	"  devices                   list the devices each target can run on here\n"
@@ -53,6 +60,13 @@ static void cmd_usage(const char *cmd)
 		printf("usage: kiln ops\n\nLists every operator with what --shape and --attr mean for it.\n");
 		return;
 	}
+	if (!strcmp(cmd, "serve")) {
+		printf("usage: kiln serve DIR [--port N]\n\nServes a bundle folder over HTTP on 127.0.0.1 (port 8080 by default;\n"
+		       "0 picks a free one) with the COOP/COEP headers a cross-origin isolated page needs.\n"
+		       "Open the printed URL: the bundle's index.html runs each function and times it.\n"
+		       "Runs the bundle's serve.mjs with node.\n");
+		return;
+	}
 	if (!strcmp(cmd, "devices")) {
 		printf("usage: kiln devices\n\nLists the CPU and every OpenCL device, and which one runs opencl.\n");
 		return;
@@ -63,7 +77,11 @@ static void cmd_usage(const char *cmd)
 	else if (!strcmp(cmd, "build"))
 		printf("Compiles OP. For llvm, writes a shared library (-o) whose function OP has the C\n"
 		       "signature int OP(float *in0, ..., float *out): dlopen it or kiln_module_load it. For\n"
-		       "opencl, writes a module container holding the kernels; kiln_module_load runs it.\n\n");
+		       "opencl, writes a module container holding the kernels; kiln_module_load runs it.\n"
+		       "With -o DIR/ (a folder: a trailing '/' or an existing one) or --target web, writes a\n"
+		       "bundle for node and browsers: --target takes webgpu, webgl, wasm or a comma list of\n"
+		       "them (web = webgpu,webgl,wasm); the JS API (DIR/kiln.mjs) runs the first that works\n"
+		       "there. Serve it with `kiln serve DIR`.\n\n");
 	else if (!strcmp(cmd, "run"))
 		printf("Runs OP on random inputs and prints the largest difference from the oracle;\n"
 		       "exits 1 when it exceeds the tolerance of the dtype.\n\n");
@@ -72,7 +90,7 @@ static void cmd_usage(const char *cmd)
 		       "kernels' own time from device events, without transfers).\n\n");
 	printf("options:\n%s", usage_common);
 	if (!strcmp(cmd, "build"))
-		printf("  -o FILE           where to write the library (required)\n");
+		printf("  -o FILE|DIR/      where to write the library, module or bundle (required)\n");
 	if (!strcmp(cmd, "lower"))
 		printf("  --llvm            print the LLVM IR code generation emits instead\n"
 		       "  --llvm-opt        print the LLVM IR after the O3 pipeline\n");
@@ -122,6 +140,8 @@ static int parse(int argc, char **argv, opts *o)
 			o->threads = atoi(v);
 		else if (!strcmp(a, "--repeat"))
 			o->repeat = atoi(v);
+		else if (!strcmp(a, "--port"))
+			o->port = v;
 		else if (!strcmp(a, "--seed"))
 			o->seed = strtoull(v, NULL, 10);
 		else {
@@ -340,6 +360,77 @@ static int cmd_bench(kiln_ctx *ctx, const opts *o)
 	return rc ? 1 : 0;
 }
 
+/* build writes a bundle for --target web or a list, or for -o naming a folder. */
+static bool is_bundle(const opts *o)
+{
+	struct stat st;
+	size_t n = o->out ? strlen(o->out) : 0;
+	return !strcmp(o->target, "web") || strchr(o->target, ',') || (n && o->out[n - 1] == '/') ||
+	       (o->out && !stat(o->out, &st) && S_ISDIR(st.st_mode));
+}
+
+/* kiln build OP --target T1,T2 -o DIR/: one module per web target, in one bundle. */
+static int cmd_bundle(kiln_ctx *ctx, const opts *o)
+{
+	if (!o->out) {
+		fprintf(stderr, "kiln: build needs -o DIR/\n");
+		return 1;
+	}
+	char list[256];
+	snprintf(list, sizeof list, "%s", strcmp(o->target, "web") ? o->target : "webgpu,webgl,wasm");
+	kiln_module *mods[3];
+	int n = 0, rc = 1;
+	for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (strcmp(t, "webgpu") && strcmp(t, "webgl") && strcmp(t, "wasm")) {
+			fprintf(stderr, "kiln: a bundle holds webgpu, webgl and wasm modules, not '%s'\n", t);
+			goto done;
+		}
+		if (n == 3) {
+			fprintf(stderr, "kiln: --target names a target twice\n");
+			goto done;
+		}
+		opts one = *o;
+		one.target = t;
+		kiln_op_inst inst;
+		const kiln_op_info *info = declare(ctx, &one, &inst);
+		if (!info || !(mods[n] = build(ctx, info, &inst, t)))
+			goto done;
+		n++;
+	}
+	if (kiln_bundle_write(ctx, o->out, o->op, n, mods)) {
+		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+		goto done;
+	}
+	printf("wrote %s: a bundle of %s for", o->out, o->op);
+	for (int i = 0; i < n; i++)
+		printf(" %s", kiln_module_target(mods[i]));
+	printf("\n  node: import { load } from '<the folder>/kiln.mjs'; browser: kiln serve %s\n", o->out);
+	rc = 0;
+done:
+	for (int i = 0; i < n; i++)
+		kiln_module_free(mods[i]);
+	return rc;
+}
+
+/* kiln serve DIR: the bundle's own server (serve.mjs) under node. */
+static int cmd_serve(const opts *o)
+{
+	if (!o->op) {
+		fprintf(stderr, "kiln: serve needs a folder (a bundle from kiln build ... -o DIR/)\n");
+		return 2;
+	}
+	char script[4096];
+	snprintf(script, sizeof script, "%s/serve.mjs", o->op);
+	if (access(script, R_OK)) {
+		fprintf(stderr, "kiln: %s is not a bundle (no serve.mjs in it)\n", o->op);
+		return 1;
+	}
+	const char *argv[] = {"node", script, o->op, "--port", o->port ? o->port : "8080", NULL};
+	execvp("node", (char **)argv);
+	fprintf(stderr, "kiln: cannot run node (%s); install nodejs\n", strerror(errno));
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -347,9 +438,9 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
-	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices"};
+	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices", "serve"};
 	bool known = false;
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		known |= !strcmp(cmd, cmds[i]);
 	if (!known) {
 		fprintf(stderr, "kiln: unknown command '%s'\n\n%s", cmd, usage_main);
@@ -366,7 +457,14 @@ int main(int argc, char **argv)
 		return cmd_ops();
 	if (!strcmp(cmd, "devices"))
 		return cmd_devices();
+	if (!strcmp(cmd, "serve"))
+		return cmd_serve(&o);
 	kiln_ctx *ctx = kiln_ctx_new();
+	if (!strcmp(cmd, "build") && is_bundle(&o)) {
+		int brc = cmd_bundle(ctx, &o);
+		kiln_ctx_free(ctx);
+		return brc;
+	}
 	int rc = 1;
 	if (!strcmp(cmd, "run")) {
 		rc = cmd_run(ctx, &o);

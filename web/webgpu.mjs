@@ -76,6 +76,7 @@ export class WebGPUDevice {
     this.device = device;
     this.pipelines = new Map(); // source text -> Map(kernel name -> GPUComputePipeline)
     this.lost = null;
+    this.pending = null; // {encoder, pass} while launches are being recorded
     device.lost.then((info) => { this.lost = info.message || info.reason || 'lost'; });
   }
 
@@ -148,25 +149,46 @@ export class WebGPUDevice {
     return out;
   }
 
+  // Records one launch of pipeline over buffers (bound in order) into the
+  // pass being encoded; submit() sends every launch recorded since the last.
+  dispatch(pipeline, buffers, grid) {
+    const dev = this.device;
+    if (!this.pending) {
+      const encoder = dev.createCommandEncoder();
+      this.pending = { encoder, pass: encoder.beginComputePass() };
+    }
+    const entries = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+    const { pass } = this.pending;
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    const [x, y, z] = dispatchSize(grid);
+    pass.dispatchWorkgroups(x, y, z);
+  }
+
+  submit() {
+    if (!this.pending) return;
+    const { encoder, pass } = this.pending;
+    this.pending = null;
+    pass.end();
+    this.device.queue.submit([encoder.finish()]);
+  }
+
   // Encodes and submits a function's launches; args and temps are GPUBuffers.
   // Validation errors come back as a rejected promise naming the kernel.
   async run(pipelines, launches, args, temps) {
     const dev = this.device;
     if (this.lost) throw new Error(`webgpu: the device was lost (${this.lost})`);
     dev.pushErrorScope('validation');
-    const enc = dev.createCommandEncoder();
-    const pass = enc.beginComputePass();
     for (const l of launches) {
       const p = pipelines.get(l.kernel);
-      if (!p) throw new Error(`webgpu: the module has no kernel '${l.kernel}'`);
-      const entries = l.args.map((a, i) => ({ binding: i, resource: { buffer: a >= 0 ? args[a] : temps[-1 - a] } }));
-      pass.setPipeline(p);
-      pass.setBindGroup(0, dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries }));
-      const [x, y, z] = dispatchSize(l.grid);
-      pass.dispatchWorkgroups(x, y, z);
+      if (!p) {
+        this.pending = null;
+        await dev.popErrorScope();
+        throw new Error(`webgpu: the module has no kernel '${l.kernel}'`);
+      }
+      this.dispatch(p, l.args.map((a) => (a >= 0 ? args[a] : temps[-1 - a])), l.grid);
     }
-    pass.end();
-    dev.queue.submit([enc.finish()]);
+    this.submit();
     const err = await dev.popErrorScope();
     if (err) throw new Error(`webgpu: launching ${launches.map((l) => l.kernel).join(', ')}: ${err.message}`);
     await dev.queue.onSubmittedWorkDone();

@@ -40,6 +40,13 @@ kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, 
  * function by its C signature, or load it with kiln_module_load.
  */
 int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path);
+/*
+ * Writes a web bundle into folder dir (made if missing): the modules (one
+ * per target among webgpu, webgl, wasm) as name.TARGET.kmod, a kiln.json
+ * manifest, the Emscripten-built runtime and the JS API (web/kiln.mjs). It
+ * loads in node and in a page; the JS API picks webgpu, webgl or wasm.
+ */
+int kiln_bundle_write(kiln_ctx *ctx, const char *dir, const char *name, int nmod, kiln_module *const *mods);
 /* Writes the LLVM IR a build of this module produced (after optimization). */
 int kiln_module_llvm_ir(const kiln_module *m, FILE *out);
 /*

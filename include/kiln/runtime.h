@@ -40,7 +40,19 @@ int kiln_dtype_parse(const char *s, kiln_dtype *out);
 /* Bytes of one element (all lanes); bool takes one byte. */
 size_t kiln_dtype_bytes(kiln_dtype t);
 
-typedef enum { KILN_DEV_CPU = 0, KILN_DEV_OPENCL = 1, KILN_DEV_GLES = 2, KILN_DEV_WEBGPU = 3 } kiln_device_kind;
+/*
+ * Where an array's data lives. In the web runtime, a wasm array's data is an
+ * offset into the memory of its module's kernel instance, and a webgpu
+ * array's data is the JS layer's id of a GPUBuffer (as a CUDA or OpenCL
+ * array's data is a device handle in TVM's DLTensor).
+ */
+typedef enum {
+	KILN_DEV_CPU = 0,
+	KILN_DEV_OPENCL = 1,
+	KILN_DEV_GLES = 2,
+	KILN_DEV_WEBGPU = 3,
+	KILN_DEV_WASM = 4,
+} kiln_device_kind;
 
 /*
  * An n-d array. data is 64-byte aligned when the runtime allocated it.
@@ -82,11 +94,16 @@ typedef struct kiln_module kiln_module;
  * is in kiln_rt_last_error().
  */
 kiln_module *kiln_module_load(const char *path);
+/*
+ * Loads a module container from memory (what kiln_module_save writes); what
+ * names the bytes in messages. The web runtime loads bundles this way.
+ */
+kiln_module *kiln_module_load_bytes(const void *data, size_t size, const char *what);
 void kiln_module_free(kiln_module *m);
 /* Writes the module's container (metadata and blobs) to path. */
 int kiln_module_save(const kiln_module *m, const char *path);
 int kiln_module_num_functions(const kiln_module *m);
-/* The target the module was built for: "llvm", "opencl", "webgl". */
+/* The target the module was built for: "llvm", "wasm", "opencl", "webgl", "webgpu". */
 const char *kiln_module_target(const kiln_module *m);
 const char *kiln_module_function_name(const kiln_module *m, int i);
 /* Argument metadata of a function; returns the count or -1 if not found. */

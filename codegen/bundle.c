@@ -1,0 +1,124 @@
+/*
+ * bundle.c — kiln_bundle_write: a folder a browser or node loads as is.
+ *
+ *   kiln.json              {"format": "kiln-bundle", "version": 1, "name": N,
+ *                           "modules": {TARGET: FILE, ...}}
+ *   N.TARGET.kmod          one module container per target (with its kernels)
+ *   kiln_runtime.js/.wasm  the runtime's C, compiled by Emscripten (web/meson.build)
+ *   kiln.mjs, kiln.d.ts,   the JS API and its WebGPU device
+ *   webgpu.mjs
+ *   index.html, serve.mjs  a page that runs every function, and a server for it
+ *
+ * The web files come from KILN_WEB_DIR when set (one folder with all of
+ * them), else from the build tree and source tree this kiln was built in.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ir/ir.h"
+#include "kiln/build.h"
+
+#ifndef KILN_WEB_BUILD_DIR
+#define KILN_WEB_BUILD_DIR "."
+#endif
+#ifndef KILN_WEB_SRC_DIR
+#define KILN_WEB_SRC_DIR "."
+#endif
+
+static const char *const built_files[] = {"kiln_runtime.js", "kiln_runtime.wasm"};
+static const char *const source_files[] = {"kiln.mjs", "kiln.d.ts", "webgpu.mjs", "index.html", "serve.mjs"};
+static const char *const web_targets[] = {"webgpu", "webgl", "wasm"};
+
+static int copy_file(kiln_ctx *ctx, const char *from_dir, const char *name, const char *to_dir, const char *hint)
+{
+	char from[4096], to[4096];
+	snprintf(from, sizeof from, "%s/%s", from_dir, name);
+	snprintf(to, sizeof to, "%s/%s", to_dir, name);
+	FILE *in = fopen(from, "rb");
+	if (!in)
+		return ir_error(ctx, "bundle: cannot read %s%s", from, hint);
+	FILE *out = fopen(to, "wb");
+	if (!out) {
+		fclose(in);
+		return ir_error(ctx, "bundle: cannot write %s: %s", to, strerror(errno));
+	}
+	char buf[1 << 16];
+	size_t n;
+	int rc = 0;
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, n, out) != n) {
+			rc = ir_error(ctx, "bundle: writing %s failed", to);
+			break;
+		}
+	if (ferror(in))
+		rc = ir_error(ctx, "bundle: reading %s failed", from);
+	fclose(in);
+	if (fclose(out) && !rc)
+		rc = ir_error(ctx, "bundle: writing %s failed", to);
+	return rc;
+}
+
+/* A name that is safe as a file name and inside JSON: letters, digits, _ - . */
+static int plain_name(const char *s)
+{
+	if (!*s || *s == '.')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+		      *s == '-' || *s == '.'))
+			return 0;
+	return 1;
+}
+
+int kiln_bundle_write(kiln_ctx *ctx, const char *dir, const char *name, int nmod, kiln_module *const *mods)
+{
+	if (!plain_name(name))
+		return ir_error(ctx, "bundle: name '%s' is not plain (letters, digits, '_', '-', '.')", name);
+	if (nmod <= 0)
+		return ir_error(ctx, "bundle: no modules to write");
+	for (int i = 0; i < nmod; i++) {
+		const char *t = kiln_module_target(mods[i]);
+		int web = 0;
+		for (size_t k = 0; k < sizeof web_targets / sizeof *web_targets; k++)
+			web |= !strcmp(t, web_targets[k]);
+		if (!web)
+			return ir_error(ctx, "bundle: a %s module does not run on the web (bundles hold webgpu, webgl and wasm "
+			                     "modules)", t);
+		for (int j = 0; j < i; j++)
+			if (!strcmp(t, kiln_module_target(mods[j])))
+				return ir_error(ctx, "bundle: two %s modules; a bundle holds one per target", t);
+	}
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return ir_error(ctx, "bundle: cannot create folder %s: %s", dir, strerror(errno));
+	const char *env = getenv("KILN_WEB_DIR");
+	const char *bdir = env && *env ? env : KILN_WEB_BUILD_DIR, *sdir = env && *env ? env : KILN_WEB_SRC_DIR;
+	for (size_t k = 0; k < sizeof built_files / sizeof *built_files; k++)
+		if (copy_file(ctx, bdir, built_files[k], dir,
+		              " (the web runtime is built by Emscripten: install emscripten and rebuild kiln, or set "
+		              "KILN_WEB_DIR)"))
+			return -1;
+	for (size_t k = 0; k < sizeof source_files / sizeof *source_files; k++)
+		if (copy_file(ctx, sdir, source_files[k], dir, " (set KILN_WEB_DIR to kiln's web/ folder)"))
+			return -1;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/kiln.json", dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return ir_error(ctx, "bundle: cannot write %s: %s", path, strerror(errno));
+	fprintf(f, "{\n  \"format\": \"kiln-bundle\",\n  \"version\": 1,\n  \"name\": \"%s\",\n  \"modules\": {", name);
+	for (int i = 0; i < nmod; i++)
+		fprintf(f, "%s\n    \"%s\": \"%s.%s.kmod\"", i ? "," : "", kiln_module_target(mods[i]), name,
+		        kiln_module_target(mods[i]));
+	fprintf(f, "\n  }\n}\n");
+	if (fclose(f))
+		return ir_error(ctx, "bundle: writing %s failed", path);
+	for (int i = 0; i < nmod; i++) {
+		snprintf(path, sizeof path, "%s/%s.%s.kmod", dir, name, kiln_module_target(mods[i]));
+		if (kiln_module_save(mods[i], path))
+			return ir_error(ctx, "bundle: %s", kiln_rt_last_error());
+	}
+	return 0;
+}

@@ -1,0 +1,506 @@
+// kiln.mjs — kiln's JavaScript API, for node and the browser.
+//
+//   import * as kiln from './kiln.mjs';
+//   const s = await kiln.load();                 // the bundle this file lies in
+//   const x = s.array(new Float32Array(...), [64, 64]);
+//   const y = s.empty([64, 64]);
+//   await s.run('relu', [x, y]);
+//   const out = await y.read();                  // a Float32Array
+//
+// A bundle (`kiln build OP --target webgpu,webgl,wasm -o dir/`) holds kiln.json,
+// one module container per target, the web runtime (kiln_runtime.js/.wasm:
+// the native runtime's C compiled by Emscripten) and these JS files. load()
+// tries the backends in the order asked (by default webgpu, then webgl, then
+// wasm) and keeps the first that opens; session.skipped says why each earlier
+// one was passed over. The C runtime parses the module, checks every call's
+// arguments and walks the launch plan; this file gives it what only JS has:
+// the wasm kernel instance, and WebGPU buffers and pipelines.
+import { WebGPUDevice } from './webgpu.mjs';
+
+const isNode = typeof process === 'object' && !!process.versions?.node && typeof window === 'undefined';
+
+export const BACKENDS = ['webgpu', 'webgl', 'wasm'];
+
+// dtype name (as the runtime prints it) -> [typed array, kiln_typecode, bits]
+const DTYPES = {
+  bool: [Uint8Array, 0, 1], int8: [Int8Array, 1, 8], int16: [Int16Array, 1, 16], int32: [Int32Array, 1, 32],
+  int64: [BigInt64Array, 1, 64], uint8: [Uint8Array, 2, 8], uint16: [Uint16Array, 2, 16],
+  uint32: [Uint32Array, 2, 32], uint64: [BigUint64Array, 2, 64], float16: [Uint16Array, 3, 16],
+  float32: [Float32Array, 3, 32], float64: [Float64Array, 3, 64],
+};
+const DEV = { cpu: 0, webgpu: 3, wasm: 4 }; // kiln_device_kind
+
+const align = (n, a) => Math.ceil(n / a) * a;
+
+// Reads a file of the bundle at base (a directory path in node, a URL in a page).
+async function readBytes(base, name) {
+  if (isNode && !/^(https?|blob|data):/.test(String(base))) {
+    const fs = await import('node:fs/promises');
+    const { fileURLToPath } = await import('node:url');
+    const dir = String(base).startsWith('file:') ? fileURLToPath(base) : String(base);
+    return new Uint8Array(await fs.readFile(dir.replace(/\/?$/, '/') + name));
+  }
+  const url = new URL(name, new URL(String(base).replace(/\/?$/, '/'), globalThis.location?.href));
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`kiln: cannot fetch ${url} (HTTP ${r.status})`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+// Starts the web runtime (Emscripten's CommonJS factory) with host as Module.kilnHost.
+async function startRuntime(base, host) {
+  const wasmBinary = await readBytes(base, 'kiln_runtime.wasm');
+  const text = new TextDecoder().decode(await readBytes(base, 'kiln_runtime.js'));
+  let factory;
+  if (isNode) { // the factory require()s node's modules: give it a require
+    const { createRequire } = await import('node:module');
+    const require = createRequire(import.meta.url);
+    const module = { exports: {} };
+    new Function('require', 'module', 'exports', '__dirname', '__filename', text)(require, module, module.exports, '.', 'kiln_runtime.js');
+    factory = module.exports;
+  } else {
+    factory = new Function(`${text}\nreturn KilnRuntime;`)();
+  }
+  return factory({ wasmBinary, kilnHost: host, print: () => {}, printErr: () => {} });
+}
+
+// A first-fit allocator over a wasm memory, above base: wasm arrays live in
+// their module's kernel instance, so kernels read them in place.
+class WasmHeap {
+  constructor(memory, base) {
+    this.memory = memory;
+    this.top = align(base, 64);
+    this.sizes = new Map(); // offset -> bytes
+    this.holes = [];        // [{off, size}] sorted by offset
+  }
+
+  alloc(bytes) {
+    const n = align(Math.max(Number(bytes), 1), 64);
+    let off = -1;
+    const i = this.holes.findIndex((h) => h.size >= n);
+    if (i >= 0) {
+      const h = this.holes[i];
+      off = h.off;
+      if (h.size === n) this.holes.splice(i, 1);
+      else this.holes[i] = { off: h.off + n, size: h.size - n };
+    } else {
+      off = this.top;
+      this.top += n;
+      const need = Math.ceil(this.top / 65536) - this.memory.buffer.byteLength / 65536;
+      if (need > 0) this.memory.grow(need);
+    }
+    this.sizes.set(off, n);
+    return off;
+  }
+
+  free(off) {
+    const size = this.sizes.get(off);
+    if (size === undefined) return;
+    this.sizes.delete(off);
+    this.holes.push({ off, size });
+    this.holes.sort((a, b) => a.off - b.off);
+    const merged = [];
+    for (const h of this.holes) {
+      const last = merged[merged.length - 1];
+      if (last && last.off + last.size === h.off) last.size += h.size;
+      else merged.push({ ...h });
+    }
+    const last = merged[merged.length - 1];
+    if (last && last.off + last.size === this.top) { // give the top back
+      this.top = last.off;
+      merged.pop();
+    }
+    this.holes = merged;
+  }
+}
+
+// The wasm backend: the module's kernel binary (relaxed-simd when this
+// engine validates it, else plain simd128) instantiated over its own memory.
+async function openWasm(rt, mod) {
+  if (isNode) { // node 20's V8 validates relaxed SIMD only behind this flag
+    const v8 = await import('node:v8');
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  }
+  let bytes = null, variant = null;
+  for (const name of ['wasm-relaxed', 'wasm-simd128']) {
+    const b = rt.blob(mod, name);
+    if (b && WebAssembly.validate(b)) { bytes = b; variant = name; break; }
+  }
+  if (!bytes) throw new Error('this engine validates neither of the module\'s kernel binaries (wasm SIMD is needed)');
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  let heap = null;
+  const env = {
+    memory,
+    kiln_workspace_alloc: (n) => heap.alloc(n),
+    kiln_workspace_free: (p) => heap.free(p),
+  };
+  for (const [c, js] of [['exp', Math.exp], ['log', Math.log], ['pow', Math.pow], ['tanh', Math.tanh],
+    ['sqrt', Math.sqrt], ['fmod', (a, b) => a % b]]) {
+    env[c] = js;
+    env[c + 'f'] = js;
+  }
+  const module = await WebAssembly.compile(bytes);
+  for (const imp of WebAssembly.Module.imports(module))
+    if (imp.module !== 'env' || !(imp.name in env))
+      throw new Error(`the kernel imports ${imp.module}.${imp.name}, which this host does not provide`);
+  // the kernel's data and its 1 MiB stack lie below __heap_base
+  memory.grow(Math.ceil((4 << 20) / 65536));
+  const instance = await WebAssembly.instantiate(module, { env });
+  heap = new WasmHeap(memory, instance.exports.__heap_base.value);
+  return { instance, memory, heap, variant };
+}
+
+// Dawn for node (npm `webgpu`): KILN_DAWN_BACKEND picks its backend, default
+// OpenGL ES through EGL surfaceless (Mesa here); "vulkan" for a Vulkan driver.
+async function nodeGpu() {
+  let pkg;
+  try {
+    pkg = await import('webgpu');
+  } catch {
+    throw new Error('no WebGPU in node without the npm package `webgpu` (npm install webgpu)');
+  }
+  Object.assign(globalThis, pkg.globals);
+  const backend = process.env.KILN_DAWN_BACKEND || 'opengles';
+  if (backend === 'opengles' && !process.env.EGL_PLATFORM) process.env.EGL_PLATFORM = 'surfaceless';
+  return { gpu: pkg.create([`backend=${backend}`]), compatibility: backend === 'opengles' };
+}
+
+// The runtime's exports, wrapped for JS values.
+class Runtime {
+  constructor(M) {
+    this.M = M;
+  }
+
+  str(p) { return this.M.UTF8ToString(p); }
+
+  cstr(s) {
+    const n = this.M.lengthBytesUTF8(s) + 1;
+    const p = this.M._malloc(n);
+    this.M.stringToUTF8(s, p, n);
+    return p;
+  }
+
+  error() { return this.str(this.M._kiln_rt_last_error()); }
+
+  load(bytes, what) {
+    const p = this.M._malloc(bytes.length);
+    this.M.HEAPU8.set(bytes, p);
+    const w = this.cstr(what);
+    const mod = this.M._kiln_module_load_bytes(p, bytes.length, w);
+    this.M._free(p);
+    this.M._free(w);
+    if (!mod) throw new Error(`kiln: ${this.error()}`);
+    return mod;
+  }
+
+  describe(mod) {
+    const p = this.M._kiln_web_describe(mod);
+    if (!p) throw new Error(`kiln: ${this.error()}`);
+    const d = JSON.parse(this.str(p));
+    this.M._free(p);
+    return d;
+  }
+
+  blob(mod, name) {
+    const n = this.cstr(name), sz = this.M._malloc(4);
+    const p = this.M._kiln_web_blob(mod, n, sz);
+    const size = this.M.HEAPU32[sz >> 2];
+    this.M._free(n);
+    this.M._free(sz);
+    return p ? this.M.HEAPU8.slice(p, p + size) : null;
+  }
+
+  // fn(mod, name, argv, nargs, ...rest) with the descriptors in a C array
+  withArgs(name, descs, fn) {
+    const n = this.cstr(name), argv = this.M._malloc(4 * Math.max(1, descs.length));
+    this.M.HEAPU32.set(descs, argv >> 2);
+    try {
+      return fn(n, argv);
+    } finally {
+      this.M._free(n);
+      this.M._free(argv);
+    }
+  }
+}
+
+// An n-d array on a session's backend. read() gives a typed array.
+export class KilnArray {
+  constructor(session, shape, dtype) {
+    const info = DTYPES[dtype];
+    if (!info) throw new Error(`kiln: unknown dtype '${dtype}' (one of ${Object.keys(DTYPES).join(', ')})`);
+    shape.forEach((d, i) => {
+      if (!Number.isInteger(d) || d < 0) throw new Error(`kiln: dimension ${i} of shape [${shape}] is not a size`);
+    });
+    this.session = session;
+    this.shape = shape.slice();
+    this.dtype = dtype;
+    this.size = shape.reduce((a, b) => a * b, 1);
+    this.bytes = dtype === 'bool' ? this.size : this.size * (info[2] / 8);
+    const s = session, M = s.rt.M, be = s.backend;
+    let data = 0;
+    if (be === 'wasm') data = s.wasm.heap.alloc(this.bytes);
+    else if (be === 'webgpu') data = s.gpuAlloc(this.bytes);
+    const shp = M._malloc(8 * Math.max(1, shape.length));
+    M.HEAPF64.set(shape, shp >> 3);
+    this.desc = M._kiln_web_array(data, be === 'webgl' ? DEV.cpu : DEV[be], info[1], info[2], 1, shape.length, shp);
+    M._free(shp);
+    if (!this.desc) throw new Error(`kiln: ${s.rt.error()}`);
+    this.data = be === 'webgl' ? M._kiln_web_array_data(this.desc) : data;
+  }
+
+  // The bytes of this array where the backend can see them (wasm, webgl).
+  view() {
+    const mem = this.session.backend === 'wasm' ? this.session.wasm.memory.buffer : this.session.rt.M.HEAPU8.buffer;
+    return new Uint8Array(mem, this.data, this.bytes);
+  }
+
+  write(values) {
+    if (!this.desc) throw new Error('kiln: the array was disposed');
+    const T = DTYPES[this.dtype][0];
+    const typed = ArrayBuffer.isView(values) ? values : T.from(values);
+    if (typed.length !== this.size)
+      throw new Error(`kiln: ${typed.length} values for an array of shape [${this.shape}] (${this.size} elements)`);
+    if (!(typed instanceof T))
+      throw new Error(`kiln: a ${typed.constructor.name} for a ${this.dtype} array (wants ${T.name})`);
+    const u8 = new Uint8Array(typed.buffer, typed.byteOffset, this.bytes);
+    if (this.session.backend === 'webgpu') this.session.gpu.upload(this.session.buffers.get(this.data), u8);
+    else this.view().set(u8);
+    return this;
+  }
+
+  async read() {
+    if (!this.desc) throw new Error('kiln: the array was disposed');
+    const T = DTYPES[this.dtype][0];
+    let u8;
+    if (this.session.backend === 'webgpu') {
+      await this.session.check();
+      u8 = await this.session.gpu.download(this.session.buffers.get(this.data), this.bytes);
+    } else {
+      u8 = this.view().slice();
+    }
+    return new T(u8.buffer, u8.byteOffset, this.size);
+  }
+
+  dispose() {
+    if (!this.desc) return;
+    const s = this.session;
+    s.rt.M._kiln_array_free(this.desc);
+    if (s.backend === 'wasm') s.wasm.heap.free(this.data);
+    else if (s.backend === 'webgpu') s.gpuFree(this.data);
+    this.desc = 0;
+  }
+}
+
+// A loaded bundle on one backend.
+export class Session {
+  constructor(rt, manifest) {
+    this.rt = rt;
+    this.manifest = manifest;
+    this.backend = null;
+    this.device = '';    // what runs it: adapter or renderer name, wasm variant
+    this.skipped = [];   // [{backend, reason}] for the backends passed over
+    this.functions = []; // [{name, args: [{name, dtype, shape, output}]}]
+    this.buffers = new Map(); // GPUBuffer id -> GPUBuffer
+    this.nextBuffer = 1;
+    this.scopes = 0; // open WebGPU error scopes
+  }
+
+  fn(name) {
+    const f = this.functions.find((g) => g.name === name);
+    if (!f) throw new Error(`kiln: no function '${name}' in the bundle (it has: ${this.functions.map((g) => g.name).join(', ')})`);
+    return f;
+  }
+
+  array(values, shape, dtype = 'float32') {
+    const a = new KilnArray(this, shape ?? [values.length], dtype);
+    return values ? a.write(values) : a;
+  }
+
+  empty(shape, dtype = 'float32') { return new KilnArray(this, shape, dtype); }
+
+  // Arrays for every argument of fn (inputs filled from inputs[i] when given).
+  arraysFor(name, inputs = []) {
+    return this.fn(name).args.map((a, i) => this.array(a.output ? null : inputs[i] ?? null, a.shape, a.dtype));
+  }
+
+  gpuAlloc(bytes) {
+    const id = this.nextBuffer++;
+    this.buffers.set(id, this.gpu.alloc(bytes));
+    return id;
+  }
+
+  gpuFree(id) {
+    this.buffers.get(id)?.destroy();
+    this.buffers.delete(id);
+  }
+
+  // One call through the C runtime (checks the arguments, then runs or submits).
+  call(name, args) {
+    const f = this.fn(name);
+    const list = Array.isArray(args) ? args : f.args.map((a) => args[a.name]);
+    list.forEach((a, i) => {
+      if (!(a instanceof KilnArray) || a.session !== this)
+        throw new Error(`kiln: argument ${i} of ${name} is not an array of this session`);
+    });
+    const rc = this.rt.withArgs(name, list.map((a) => a.desc),
+      (n, argv) => this.rt.M._kiln_module_call(this.mod, n, argv, list.length));
+    if (rc) throw new Error(`kiln: ${this.rt.error()}`);
+  }
+
+  // Runs fn once. args: arrays in the function's order, or {argName: array}.
+  async run(name, args) {
+    if (this.backend !== 'webgpu') return this.call(name, args);
+    this.gpu.device.pushErrorScope('validation');
+    this.scopes++;
+    try {
+      this.call(name, args);
+    } finally {
+      await this.check();
+    }
+  }
+
+  // Raises the first WebGPU validation error of the launches submitted so far.
+  async check() {
+    let err = null;
+    for (; this.scopes > 0; this.scopes--) err = (await this.gpu.device.popErrorScope()) || err;
+    if (err) throw new Error(`kiln: webgpu: ${err.message}`);
+    if (this.gpu.lost) throw new Error(`kiln: webgpu: the device was lost (${this.gpu.lost})`);
+  }
+
+  // The time evaluator: median/mean/min milliseconds per call over `repeat`
+  // samples of `number` calls. wasm and webgl are timed by the C runtime;
+  // WebGPU by the wall clock around submits and onSubmittedWorkDone.
+  async time(name, args, { warmup = 1, number = 0, repeat = 10, minRepeatMs = 50 } = {}) {
+    if (this.backend !== 'webgpu') {
+      const out = this.rt.M._malloc(32);
+      const list = Array.isArray(args) ? args : this.fn(name).args.map((a) => args[a.name]);
+      const rc = this.rt.withArgs(name, list.map((a) => a?.desc ?? 0),
+        (n, argv) => this.rt.M._kiln_web_time(this.mod, n, argv, list.length, warmup, number, repeat, minRepeatMs, out));
+      const [medianMs, meanMs, minMs, calls] = this.rt.M.HEAPF64.slice(out >> 3, (out >> 3) + 4);
+      this.rt.M._free(out);
+      if (rc) throw new Error(`kiln: ${this.rt.error()}`);
+      return { medianMs, meanMs, minMs, number: calls, repeat };
+    }
+    const q = this.gpu.device.queue;
+    const batch = async (k) => {
+      const t0 = performance.now();
+      for (let i = 0; i < k; i++) this.call(name, args);
+      await q.onSubmittedWorkDone();
+      return performance.now() - t0;
+    };
+    await this.run(name, args);
+    for (let i = 1; i < warmup; i++) await batch(1);
+    if (number <= 0) number = Math.max(1, Math.min(1000, Math.ceil(minRepeatMs / Math.max(await batch(1), 1e-3))));
+    const samples = [];
+    for (let r = 0; r < repeat; r++) samples.push((await batch(number)) / number);
+    const sorted = samples.slice().sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return {
+      medianMs: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
+      meanMs: samples.reduce((a, b) => a + b, 0) / samples.length,
+      minMs: sorted[0], number, repeat,
+    };
+  }
+
+  dispose() {
+    if (this.mod) this.rt.M._kiln_module_free(this.mod);
+    this.mod = 0;
+    for (const b of this.buffers.values()) b.destroy();
+    this.buffers.clear();
+    this.gpu?.device.destroy();
+  }
+}
+
+// Opens backend `name` for session s, or throws saying why it cannot run here.
+async function open(s, name, base, opts) {
+  const file = s.manifest.modules?.[name];
+  if (!file) throw new Error(`the bundle has no ${name} module (build it with --target ${name})`);
+  const mod = s.rt.load(await readBytes(base, file), file);
+  try {
+    const d = s.rt.describe(mod);
+    if (d.target !== name) throw new Error(`${file} holds a ${d.target} module, not ${name}`);
+    s.functions = d.functions;
+    if (name === 'wasm') {
+      s.wasm = await openWasm(s.rt, mod);
+      s.device = `wasm (${s.wasm.variant})`;
+    } else if (name === 'webgpu') {
+      let gpu = opts.gpu ?? globalThis.navigator?.gpu, compatibility = !!opts.compatibility;
+      if (!gpu && isNode) ({ gpu, compatibility } = await nodeGpu());
+      if (!gpu) throw new Error('this host has no WebGPU (navigator.gpu is missing)');
+      s.gpu = await WebGPUDevice.open(gpu, { compatibility });
+      const src = s.rt.blob(mod, 'wgsl-src');
+      if (!src) throw new Error(`${file} carries no WGSL`);
+      try {
+        s.pipelines = await s.gpu.compile(new TextDecoder().decode(src));
+      } catch (e) {
+        s.gpu.device.destroy();
+        throw e;
+      }
+      s.device = s.gpu.name;
+    } else if (name === 'webgl') {
+      const canvas = opts.canvas ?? (typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1)
+        : globalThis.document?.createElement('canvas'));
+      if (!canvas) throw new Error(isNode ? 'node has no WebGL2 (run the bundle in a browser)' : 'this host has no canvas for WebGL2');
+      s.rt.M.specialHTMLTargets['#kiln-webgl'] = canvas;
+      const p = s.rt.M._kiln_gles_device_name();
+      if (!p) throw new Error(s.rt.error());
+      s.device = s.rt.str(p);
+    } else {
+      throw new Error(`unknown backend '${name}'`);
+    }
+  } catch (e) {
+    s.rt.M._kiln_module_free(mod);
+    throw e;
+  }
+  s.mod = mod;
+  s.backend = name;
+}
+
+// What the C runtime calls back into (web.c); modules are told apart by pointer,
+// and a page may hold several sessions over one runtime each.
+function makeHost() {
+  const host = { session: null, lastError: '' };
+  host.wasmCall = (mod, name, offsets) => {
+    const f = host.session.wasm.instance.exports[name];
+    if (typeof f !== 'function') throw new Error(`the kernel binary has no function '${name}'`);
+    return f(...offsets);
+  };
+  host.gpuAlloc = (bytes) => host.session.gpuAlloc(bytes);
+  host.gpuFree = (id) => host.session.gpuFree(id);
+  host.gpuDispatch = (mod, kernel, grid, ids) => {
+    const s = host.session, p = s.pipelines.get(kernel);
+    if (!p) throw new Error(`the module has no kernel '${kernel}'`);
+    s.gpu.dispatch(p, ids.map((id) => s.buffers.get(id)), grid);
+    return 0;
+  };
+  host.gpuSubmit = () => {
+    host.session.gpu.submit();
+    return 0;
+  };
+  return host;
+}
+
+/**
+ * Loads the bundle at base (default: the folder this file was loaded from).
+ * opts.backend: 'auto' (webgpu, webgl, wasm: the first that opens), one name,
+ * or a list in order. opts.gpu: a GPU object (navigator.gpu, or Dawn's in node).
+ */
+export async function load(base = new URL('.', import.meta.url).href, opts = {}) {
+  const manifest = JSON.parse(new TextDecoder().decode(await readBytes(base, 'kiln.json')));
+  if (manifest.format !== 'kiln-bundle') throw new Error(`kiln: ${base}kiln.json is not a kiln bundle manifest`);
+  const want = opts.backend && opts.backend !== 'auto' ? [opts.backend].flat() : BACKENDS;
+  for (const b of want)
+    if (!BACKENDS.includes(b)) throw new Error(`kiln: unknown backend '${b}' (one of ${BACKENDS.join(', ')}, or 'auto')`);
+  const host = makeHost();
+  const rt = new Runtime(await startRuntime(base, host));
+  const s = new Session(rt, manifest);
+  host.session = s;
+  for (const b of want) {
+    try {
+      await open(s, b, base, opts);
+      return s;
+    } catch (e) {
+      s.skipped.push({ backend: b, reason: e.message });
+    }
+  }
+  throw new Error(`kiln: no backend can run this bundle here:\n${s.skipped.map((k) => `  ${k.backend}: ${k.reason}`).join('\n')}`);
+}
