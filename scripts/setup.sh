@@ -13,13 +13,14 @@ if [ "$(id -u)" = 0 ]; then
 		libopenblas-dev valgrind \
 		pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo \
 		libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri libgbm1 \
-		emscripten nodejs >/dev/null
+		emscripten nodejs chromium >/dev/null
 	# Debian's nodejs comes without npm (NodeSource's includes it)
 	command -v npm >/dev/null || apt install -y -qq --no-install-recommends npm >/dev/null
 else
 	echo "setup.sh: not root, skipping apt (dependencies must already be installed)" >&2
 fi
-# the JavaScript side's packages (package.json): Dawn for node (webgpu)
+# the JavaScript side's packages (package.json): Dawn for node (webgpu), and
+# playwright-core to drive Debian's chromium (it never downloads a browser)
 npm install --no-audit --no-fund --loglevel=error >/dev/null
 [ -d build ] || meson setup build >/dev/null
 ninja -C build
@@ -42,7 +43,10 @@ build/kiln bench matmul --shape 256,256,256 --target opencl
 echo "== target webgl: GLSL ES 3.00 fragment shaders on the native GLES device (EGL)"
 build/kiln run matmul --shape 256,256,256 --target webgl
 build/kiln run softmax --shape 64,1000 --target webgl
-echo "== target webgpu: the WGSL of a small kernel (webgpu and wasm kernels run in node: test_webgpu,"
-echo "   test_wasm; the JS runtime that lets kiln run them from the command line is not built yet)"
+echo "== target webgpu: the WGSL of a small kernel"
 build/kiln lower relu --shape 1000 --target webgpu | sed -n '/webgpu source/,$p'
+echo "== the web: a bundle of matmul for webgpu, webgl and wasm, run by the JS API in node and in"
+echo "   headless Chromium (serve it to a browser with: build/kiln serve $demo/matmul-web)"
+build/kiln build matmul --shape 256,256,256 --target web -o "$demo/matmul-web/"
+node scripts/web_demo.mjs "$demo/matmul-web" 2>&1 | grep -v '^Warning: maxDynamic'
 

@@ -191,6 +191,45 @@ static double get(const kiln_array *a, int64_t i)
 	return (double)((int64_t *)a->data)[i];
 }
 
+int tu_fill_inputs(int nargs, kiln_tensor *const *args, uint64_t seed, kiln_array **arr, kiln_array **ins,
+                   kiln_tensor **phs)
+{
+	int nin = 0;
+	for (int i = 0; i < nargs; i++) {
+		kiln_dtype t = kiln_tensor_dtype(args[i]);
+		arr[i] = kiln_array_empty(kiln_tensor_ndim(args[i]), kiln_tensor_shape(args[i]), t);
+		if (kiln_tensor_is_placeholder(args[i])) {
+			/* variances must be positive; everything else spans both signs */
+			if (t.code == KILN_FLOAT && !strcmp(kiln_tensor_name(args[i]), "var"))
+				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, 0.5, 1.5);
+			else if (t.code == KILN_FLOAT)
+				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -1, 1);
+			else
+				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -10, 10);
+			ins[nin] = arr[i];
+			phs[nin++] = args[i];
+		}
+	}
+	return nin;
+}
+
+double tu_compare(const char *name, const kiln_array *got, const kiln_array *want)
+{
+	double atol, rtol, maxerr = 0;
+	tu_tolerance(want->dtype, &atol, &rtol);
+	int64_t n = kiln_array_numel(want);
+	for (int64_t k = 0; k < n; k++) {
+		double a = get(got, k), b = get(want, k), err = fabs(a - b);
+		if (!(err <= atol + rtol * fabs(b))) {
+			fprintf(stderr, "mismatch in %s at flat index %lld: got %.9g, want %.9g\n", name, (long long)k, a, b);
+			return -1;
+		}
+		if (err > maxerr)
+			maxerr = err;
+	}
+	return maxerr;
+}
+
 double tu_check(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed)
 {
 	return tu_check_target(ctx, s, nargs, args, seed, "llvm");
@@ -211,23 +250,7 @@ double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *
 	}
 	kiln_array *arr[64], *ins[64];
 	kiln_tensor *phs[64];
-	int nin = 0;
-	for (int i = 0; i < nargs; i++) {
-		kiln_dtype t = kiln_tensor_dtype(args[i]);
-		arr[i] = kiln_array_empty(kiln_tensor_ndim(args[i]), kiln_tensor_shape(args[i]), t);
-		bool is_input = kiln_tensor_is_placeholder(args[i]);
-		if (is_input) {
-			/* variances must be positive; everything else spans both signs */
-			if (t.code == KILN_FLOAT && !strcmp(kiln_tensor_name(args[i]), "var"))
-				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, 0.5, 1.5);
-			else if (t.code == KILN_FLOAT)
-				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -1, 1);
-			else
-				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -10, 10);
-			ins[nin] = arr[i];
-			phs[nin++] = args[i];
-		}
-	}
+	int nin = tu_fill_inputs(nargs, args, seed, arr, ins, phs);
 	double maxerr = 0;
 	bool is_output[64];
 	for (int i = 0; i < nargs; i++)
@@ -247,20 +270,8 @@ double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *
 			fprintf(stderr, "oracle failed: %s\n", kiln_error(ctx));
 			maxerr = -1;
 		} else {
-			double atol, rtol;
-			tu_tolerance(kiln_tensor_dtype(args[i]), &atol, &rtol);
-			int64_t n = kiln_array_numel(want);
-			for (int64_t k = 0; k < n; k++) {
-				double a = get(arr[i], k), b = get(want, k), err = fabs(a - b);
-				if (!(err <= atol + rtol * fabs(b))) {
-					fprintf(stderr, "mismatch in %s at flat index %lld: got %.9g, want %.9g\n",
-					        kiln_tensor_name(args[i]), (long long)k, a, b);
-					maxerr = -1;
-					break;
-				}
-				if (err > maxerr)
-					maxerr = err;
-			}
+			double err = tu_compare(kiln_tensor_name(args[i]), arr[i], want);
+			maxerr = err < 0 ? -1 : err > maxerr ? err : maxerr;
 		}
 		kiln_array_free(want);
 	}

@@ -13,6 +13,15 @@
 /* Tolerance for an element type: |got - want| <= atol + rtol * |want|. */
 void tu_tolerance(kiln_dtype t, double *atol, double *rtol);
 /*
+ * Makes an array per argument and fills the placeholders' with random values
+ * from seed (variances positive); ins/phs receive the inputs and their
+ * tensors for kiln_eval. Returns the number of inputs.
+ */
+int tu_fill_inputs(int nargs, kiln_tensor *const *args, uint64_t seed, kiln_array **arr, kiln_array **ins,
+                   kiln_tensor **phs);
+/* The largest |got - want| over all elements, or -1 (printed) past the dtype's tolerance. */
+double tu_compare(const char *name, const kiln_array *got, const kiln_array *want);
+/*
  * Builds the schedule for the llvm target, runs it on random inputs and
  * compares every output with the oracle. Returns the max error seen, or -1
  * (with a message printed) on any failure.

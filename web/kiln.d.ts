@@ -14,6 +14,9 @@ export type TypedArrayOf<D extends DType> =
   : D extends 'uint64' ? BigUint64Array : D extends 'uint32' ? Uint32Array
   : D extends 'uint16' | 'float16' ? Uint16Array : Uint8Array;
 
+/** The typed array class holding a dtype's elements. */
+export declare function arrayType<D extends DType>(dtype: D): { new(buffer: ArrayBufferLike, byteOffset?: number, length?: number): TypedArrayOf<D> };
+
 export interface ArgInfo {
   name: string;
   dtype: DType;

@@ -28,6 +28,13 @@ const DTYPES = {
   uint32: [Uint32Array, 2, 32], uint64: [BigUint64Array, 2, 64], float16: [Uint16Array, 3, 16],
   float32: [Float32Array, 3, 32], float64: [Float64Array, 3, 64],
 };
+// The typed array class that holds a dtype's elements (float16: the raw bits).
+export function arrayType(dtype) {
+  const info = DTYPES[dtype];
+  if (!info) throw new Error(`kiln: unknown dtype '${dtype}' (one of ${Object.keys(DTYPES).join(', ')})`);
+  return info[0];
+}
+
 const DEV = { cpu: 0, webgpu: 3, wasm: 4 }; // kiln_device_kind
 
 const align = (n, a) => Math.ceil(n / a) * a;

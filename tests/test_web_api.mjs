@@ -1,0 +1,138 @@
+// test_web_api.mjs — the JS API (web/kiln.mjs) in node (node:test, TAP for
+// meson): the backend it picks and why it skips the others, the clear error
+// when none can run, the C runtime's argument checks reaching JS, named
+// arguments, the time evaluator, dispose, and malformed bundles (a manifest
+// that is not kiln's, a truncated or corrupted module container).
+//
+// KILN names the kiln binary that writes the bundles; they go to a folder
+// under the working directory, so that kiln.mjs finds npm `webgpu` from there.
+import test, { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const kilnBin = process.env.KILN;
+assert.ok(kilnBin, 'set KILN to the kiln binary');
+const work = fs.mkdtempSync(path.join(process.cwd(), 'web-api-'));
+after(() => fs.rmSync(work, { recursive: true, force: true }));
+
+// kiln build ARGS -o work/NAME/; returns the bundle's folder
+function bundle(name, ...args) {
+  const dir = path.join(work, name) + '/';
+  execFileSync(kilnBin, ['build', ...args, '-o', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return dir;
+}
+
+const relu = bundle('relu', 'relu', '--shape', '1000', '--target', 'web');
+const wasmOnly = bundle('relu-wasm', 'relu', '--shape', '1000', '--target', 'wasm,webgl');
+const kiln = await import(pathToFileURL(relu + 'kiln.mjs').href);
+const input = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i * 0.37) * 3);
+const expected = input.map((v) => Math.max(0, v));
+
+async function check(s) {
+  const x = s.array(input, [1000]);
+  const y = s.empty([1000]);
+  await s.run('relu', [x, y]);
+  assert.deepEqual(await y.read(), expected);
+  x.dispose();
+  y.dispose();
+}
+
+test('auto picks webgpu in node (Dawn) and says webgl was not needed', async () => {
+  const s = await kiln.load(relu);
+  assert.equal(s.backend, 'webgpu');
+  assert.deepEqual(s.skipped, []);
+  assert.deepEqual(s.functions.map((f) => f.name), ['relu']);
+  assert.deepEqual(s.functions[0].args.map((a) => [a.name, a.dtype, a.shape, a.output]),
+    [['X', 'float32', [1000], false], ['relu', 'float32', [1000], true]]);
+  await check(s);
+  s.dispose();
+});
+
+test('without webgpu in the bundle, auto skips it and webgl (node has none) and runs wasm', async () => {
+  const s = await kiln.load(wasmOnly);
+  assert.equal(s.backend, 'wasm');
+  assert.match(s.device, /^wasm \(wasm-(relaxed|simd128)\)$/);
+  assert.deepEqual(s.skipped.map((k) => k.backend), ['webgpu', 'webgl']);
+  assert.match(s.skipped[0].reason, /the bundle has no webgpu module \(build it with --target webgpu\)/);
+  assert.match(s.skipped[1].reason, /node has no WebGL2/);
+  await check(s);
+  s.dispose();
+});
+
+test('each backend on request; a list is tried in order', async () => {
+  for (const b of ['webgpu', 'wasm']) {
+    const s = await kiln.load(relu, { backend: b });
+    assert.equal(s.backend, b);
+    await check(s);
+    s.dispose();
+  }
+  const s = await kiln.load(relu, { backend: ['webgl', 'wasm'] });
+  assert.equal(s.backend, 'wasm');
+  assert.deepEqual(s.skipped.map((k) => k.backend), ['webgl']);
+  s.dispose();
+});
+
+test('no backend that can run: one error listing every reason', async () => {
+  await assert.rejects(kiln.load(relu, { backend: 'webgl' }),
+    /^Error: kiln: no backend can run this bundle here:\n {2}webgl: node has no WebGL2/);
+  await assert.rejects(kiln.load(wasmOnly, { backend: ['webgpu'] }), /webgpu: the bundle has no webgpu module/);
+  await assert.rejects(kiln.load(relu, { backend: 'cuda' }), /unknown backend 'cuda' \(one of webgpu, webgl, wasm/);
+});
+
+test('the C runtime checks every call: count, shape, dtype, foreign arrays', async () => {
+  for (const b of ['wasm', 'webgpu']) {
+    const s = await kiln.load(relu, { backend: b });
+    const x = s.array(input, [1000]);
+    const y = s.empty([1000]);
+    await assert.rejects(s.run('relu', [x]), /kiln: relu expects 2 arguments \(X, relu\), got 1/);
+    await assert.rejects(s.run('relu', [x, s.empty([10, 100])]), /argument 1 \(relu\) of relu has shape \[10, 100\], expected \[1000\]/);
+    await assert.rejects(s.run('relu', [x, s.empty([1000], 'int32')]), /argument 1 \(relu\) of relu has dtype int32, expected float32/);
+    await assert.rejects(s.run('nope', [x, y]), /no function 'nope' in the bundle \(it has: relu\)/);
+    const other = await kiln.load(relu, { backend: 'wasm' });
+    await assert.rejects(s.run('relu', [other.empty([1000]), y]), /argument 0 of relu is not an array of this session/);
+    other.dispose();
+    assert.throws(() => x.write(new Float32Array(5)), /5 values for an array of shape \[1000\]/);
+    assert.throws(() => x.write(new Int32Array(1000)), /a Int32Array for a float32 array/);
+    await s.run('relu', { X: x, relu: y }); // by name
+    assert.deepEqual(await y.read(), expected);
+    y.dispose();
+    await assert.rejects(y.read(), /disposed/);
+    s.dispose();
+  }
+});
+
+test('time: milliseconds per call from the C time evaluator (wasm) and around submits (webgpu)', async () => {
+  for (const b of ['wasm', 'webgpu']) {
+    const s = await kiln.load(relu, { backend: b });
+    const args = s.arraysFor('relu', [input]);
+    const t = await s.time('relu', args, { repeat: 3, number: 4 });
+    assert.equal(t.repeat, 3);
+    assert.equal(t.number, 4);
+    assert.ok(t.medianMs > 0 && t.minMs <= t.medianMs && Number.isFinite(t.meanMs), JSON.stringify(t));
+    s.dispose();
+  }
+});
+
+test('malformed bundles: not a manifest, a truncated or corrupted module', async () => {
+  const bad = bundle('bad', 'relu', '--shape', '1000', '--target', 'wasm');
+  const kmod = path.join(bad, 'relu.wasm.kmod');
+  const bytes = fs.readFileSync(kmod);
+  fs.writeFileSync(kmod, bytes.subarray(0, bytes.length >> 1));
+  await assert.rejects(kiln.load(bad, { backend: 'wasm' }), /wasm: kiln: relu\.wasm\.kmod: .*(truncated|ends|short)/i);
+  const corrupt = Buffer.from(bytes);
+  corrupt.write('NOTKILN!', 0);
+  fs.writeFileSync(kmod, corrupt);
+  await assert.rejects(kiln.load(bad, { backend: 'wasm' }), /wasm: kiln: relu\.wasm\.kmod: /);
+  fs.writeFileSync(path.join(bad, 'kiln.json'), '{"hello": 1}');
+  await assert.rejects(kiln.load(bad), /kiln\.json is not a kiln bundle manifest/);
+  fs.rmSync(path.join(bad, 'kiln.json'));
+  await assert.rejects(kiln.load(bad), /ENOENT|kiln\.json/);
+});
+
+test('kiln refuses a bundle target the web cannot run', () => {
+  assert.throws(() => execFileSync(kilnBin, ['build', 'relu', '--target', 'opencl,wasm', '-o', path.join(work, 'x') + '/'],
+    { stdio: 'pipe' }), (e) => /a bundle holds webgpu, webgl and wasm modules, not 'opencl'/.test(e.stderr));
+});
