@@ -52,7 +52,8 @@ static const char *usage_common =
 	"  --target T        llvm (this CPU; the default), opencl (KILN_OPENCL_PLATFORM and\n"
 	"                    KILN_OPENCL_DEVICE pick the device), webgl (GLSL ES 3.00, run\n"
 	"                    natively on EGL), wasm or webgpu (WGSL; both build and lower\n"
-	"                    only: their kernels run in a JavaScript host)\n";
+	"                    only: their kernels run in a JavaScript host, from a bundle);\n"
+	"                    build also takes web or a comma list of webgpu, webgl, wasm\n";
 
 static void cmd_usage(const char *cmd)
 {
