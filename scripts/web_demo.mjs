@@ -8,10 +8,17 @@ import { pathToFileURL } from 'node:url';
 
 const dir = path.resolve(process.argv[2] || '.');
 const kiln = await import(pathToFileURL(path.join(dir, 'kiln.mjs')).href);
+// Dawn from kiln's own node_modules, wherever the bundle lies
+let opts = {};
+try {
+  opts = kiln.dawnGpu(await import('webgpu'));
+} catch {
+  // no npm webgpu: the JS API says so for the webgpu backend
+}
 
 for (const backend of ['webgpu', 'wasm']) {
   try {
-    const s = await kiln.load(dir, { backend });
+    const s = await kiln.load(dir, { ...opts, backend });
     for (const f of s.functions) {
       const args = s.arraysFor(f.name, f.args.map((a) => Float32Array.from(
         { length: a.shape.reduce((x, y) => x * y, 1) }, () => Math.random() * 2 - 1)));
@@ -21,7 +28,7 @@ for (const backend of ['webgpu', 'wasm']) {
     }
     s.dispose();
   } catch (e) {
-    console.log(`node     ${backend.padEnd(7)} cannot run: ${e.message.split('\n').slice(1).join(' ').trim() || e.message}`);
+    console.log(`node     ${backend.padEnd(7)} cannot run: ${e.message.split('\n').pop().trim()}`);
   }
 }
 

@@ -74,12 +74,10 @@ function record(c, backend, r) {
 }
 
 // Dawn from this repository's node_modules (the bundles lie elsewhere, where
-// kiln.mjs's own import('webgpu') would not find it): OpenGL ES on Mesa.
+// kiln.mjs's own import('webgpu') would not find it).
 async function inNode() {
-  const { create, globals } = await import('webgpu');
-  Object.assign(globalThis, globals);
-  if (!process.env.EGL_PLATFORM) process.env.EGL_PLATFORM = 'surfaceless';
-  const opts = { gpu: create(['backend=opengles']), compatibility: true };
+  const { dawnGpu } = await import('../web/kiln.mjs');
+  const opts = dawnGpu(await import('webgpu'));
   for (const c of cases)
     for (const backend of backends[env]) {
       const base = pathToFileURL(path.join(path.resolve(root), c.dir)).href + '/';

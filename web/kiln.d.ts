@@ -103,6 +103,9 @@ export declare class Session {
   dispose(): void;
 }
 
+/** In node: load()'s {gpu, compatibility} for Dawn from the imported npm `webgpu` package (KILN_DAWN_BACKEND). */
+export declare function dawnGpu(pkg: unknown): { gpu: GPU; compatibility: boolean };
+
 /**
  * Loads the bundle at base (a folder path in node, a URL in a page; default:
  * the folder kiln.mjs was loaded from). Rejects, listing each backend's reason,

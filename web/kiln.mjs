@@ -156,8 +156,17 @@ async function openWasm(rt, mod) {
   return { instance, memory, heap, variant };
 }
 
-// Dawn for node (npm `webgpu`): KILN_DAWN_BACKEND picks its backend, default
-// OpenGL ES through EGL surfaceless (Mesa here); "vulkan" for a Vulkan driver.
+// Dawn's GPU object in node, from npm `webgpu` (pkg: the imported package):
+// KILN_DAWN_BACKEND picks Dawn's backend, default OpenGL ES through EGL
+// surfaceless (Mesa here, a compatibility-mode adapter); "vulkan" for a
+// Vulkan driver. Returns load()'s {gpu, compatibility} options.
+export function dawnGpu(pkg) {
+  Object.assign(globalThis, pkg.globals);
+  const backend = process.env.KILN_DAWN_BACKEND || 'opengles';
+  if (backend === 'opengles' && !process.env.EGL_PLATFORM) process.env.EGL_PLATFORM = 'surfaceless';
+  return { gpu: pkg.create([`backend=${backend}`]), compatibility: backend === 'opengles' };
+}
+
 async function nodeGpu() {
   let pkg;
   try {
@@ -165,10 +174,7 @@ async function nodeGpu() {
   } catch {
     throw new Error('no WebGPU in node without the npm package `webgpu` (npm install webgpu)');
   }
-  Object.assign(globalThis, pkg.globals);
-  const backend = process.env.KILN_DAWN_BACKEND || 'opengles';
-  if (backend === 'opengles' && !process.env.EGL_PLATFORM) process.env.EGL_PLATFORM = 'surfaceless';
-  return { gpu: pkg.create([`backend=${backend}`]), compatibility: backend === 'opengles' };
+  return dawnGpu(pkg);
 }
 
 // The runtime's exports, wrapped for JS values.
