@@ -98,6 +98,12 @@ export declare class Session {
    * (a mismatch rejects with a message naming the argument).
    */
   run(fn: string, args: KilnArray[] | Record<string, KilnArray>): Promise<void>;
+  /**
+   * One call, synchronously: checks the arguments, then runs it (wasm, webgl) or
+   * submits its launches without waiting for them or for validation (webgpu).
+   * For timing loops; run() is the checked, awaited form.
+   */
+  call(fn: string, args: KilnArray[] | Record<string, KilnArray>): void;
   /** The time evaluator: milliseconds per call, without transfers. */
   time(fn: string, args: KilnArray[] | Record<string, KilnArray>, opts?: TimeOptions): Promise<Timing>;
   dispose(): void;

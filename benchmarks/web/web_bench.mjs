@@ -1,0 +1,294 @@
+#!/usr/bin/env node
+// web_bench.mjs matmul|conv2d [REPEAT] — kiln's web targets against the web's
+// peers, measured in the same run (benchmarks/run.sh matmul_web|conv2d_web).
+//
+//   wasm, node, one thread: kiln (bundle, JS API) vs @tensorflow/tfjs-backend-wasm
+//     and onnxruntime-web's wasm execution provider;
+//   WebGPU, headless Chromium, one page: kiln vs @tensorflow/tfjs-backend-webgpu.
+//
+// Cases: matmul 1024^3; the four 3x3 convolutions of ResNet-18 (batch 1, pad 1).
+// WebGPU samples end with the last output read back (see pageBench).
+// Prints one JSON line per case and peer: bench, case, target, threads,
+// kiln_ms, peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster),
+// gflops. Each side is timed in blocks (kiln, peers, then again), each sample
+// at least 100 ms of calls after a long warm-up (V8 runs wasm in Liftoff
+// first); the median of all samples is reported. Transfers are not timed:
+// inputs stay where each library keeps them. TF.js computes convolutions in
+// NHWC, kiln and onnxruntime in NCHW, each in its own layout.
+//
+// KILN names the kiln binary (run.sh sets it); bundles go to KILN_BENCH_DIR.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const [which = 'matmul', repeatArg = '5'] = process.argv.slice(2);
+const repeat = Number(repeatArg);
+const kilnBin = process.env.KILN;
+const work = process.env.KILN_BENCH_DIR || fs.mkdtempSync('/tmp/kiln-web-bench-');
+if (!kilnBin || !['matmul', 'conv2d'].includes(which) || !(repeat > 0)) {
+  console.error('usage: KILN=path/to/kiln web_bench.mjs matmul|conv2d [REPEAT]');
+  process.exit(2);
+}
+
+const CASES = which === 'matmul'
+  ? [{ name: 'matmul 1024x1024x1024', op: 'matmul', shape: [1024, 1024, 1024], flops: 2 * 1024 ** 3 }]
+  : [[64, 56], [128, 28], [256, 14], [512, 7]].map(([c, hw]) => ({
+    name: `resnet18 ${c}x${hw}x${hw}->${c} 3x3 pad1`, op: 'conv2d', attr: 'pad=1', shape: [1, c, hw, hw, c, 3, 3],
+    c, hw, flops: 2 * c * c * 9 * hw * hw,
+  }));
+
+const median = (v) => {
+  const s = v.slice().sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const random = (n, seed) => {
+  let x = seed >>> 0 || 1;
+  return Float32Array.from({ length: n }, () => {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    return (x >>> 0) / 2147483648 - 1;
+  });
+};
+
+// Milliseconds per call of fn (async) over `count` samples of >= 100 ms each.
+async function sample(fn, count, calls) {
+  const out = [];
+  for (let r = 0; r < count; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) await fn();
+    out.push((performance.now() - t0) / calls);
+  }
+  return out;
+}
+
+async function calibrate(fn, warmup) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const t0 = performance.now();
+  await fn();
+  const dt = performance.now() - t0;
+  return Math.max(1, Math.ceil(100 / Math.max(dt, 1e-3)));
+}
+
+function bundle(c, targets) {
+  const dir = path.join(work, `${c.op}-${c.shape.join('x')}-${targets.replace(/,/g, '-')}`) + '/';
+  const args = ['build', c.op, '--shape', c.shape.join(','), '--target', targets, '-o', dir];
+  if (c.attr) args.push('--attr', c.attr);
+  execFileSync(kilnBin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  return dir;
+}
+
+// An ONNX model of the case (MatMul of two inputs; Conv with its weights as an
+// initializer), written with protobufjs from Debian's onnx.proto (libonnx-dev).
+async function onnxModel(c, weights) {
+  const protobuf = (await import('protobufjs')).default;
+  const protoPath = process.env.KILN_ONNX_PROTO || '/usr/include/onnx/onnx.proto';
+  const root = new protobuf.Root().loadSync(protoPath, { keepCase: true });
+  const Model = root.lookupType('onnx.ModelProto');
+  const vi = (name, dims) => ({ name, type: { tensor_type: { elem_type: 1, shape: { dim: dims.map((d) => ({ dim_value: d })) } } } });
+  let graph;
+  if (c.op === 'matmul') {
+    const [m, n, k] = c.shape;
+    graph = { name: 'mm', node: [{ op_type: 'MatMul', input: ['A', 'B'], output: ['C'] }],
+      input: [vi('A', [m, k]), vi('B', [k, n])], output: [vi('C', [m, n])] };
+  } else {
+    const { c: ch, hw } = c;
+    graph = { name: 'conv', node: [{ op_type: 'Conv', input: ['X', 'W'], output: ['Y'], attribute: [
+      { name: 'kernel_shape', type: 7, ints: [3, 3] }, { name: 'pads', type: 7, ints: [1, 1, 1, 1] }] }],
+    initializer: [{ name: 'W', dims: [ch, ch, 3, 3], data_type: 1, raw_data: new Uint8Array(weights.buffer) }],
+    input: [vi('X', [1, ch, hw, hw])], output: [vi('Y', [1, ch, hw, hw])] };
+  }
+  const msg = Model.fromObject({ ir_version: 8, producer_name: 'kiln-bench', opset_import: [{ domain: '', version: 13 }], graph });
+  return Model.encode(msg).finish();
+}
+
+function line(c, target, kilnMs, peer, peerMs, extra = {}) {
+  console.log(JSON.stringify({
+    bench: `${which}_web`, case: c.name, target, threads: 1, kiln_ms: +kilnMs.toFixed(4), peer, peer_ms: +peerMs.toFixed(4),
+    ratio: +(peerMs / kilnMs).toFixed(3), gflops: +(c.flops / kilnMs / 1e6).toFixed(2),
+    peer_gflops: +(c.flops / peerMs / 1e6).toFixed(2), ...extra,
+  }));
+}
+
+// ---- wasm in node, one thread --------------------------------------------
+async function wasmInNode() {
+  const tf = await import('@tensorflow/tfjs-core');
+  const wasmBackend = await import('@tensorflow/tfjs-backend-wasm');
+  wasmBackend.setWasmPaths(pathToFileURL(path.join(here, 'node_modules/@tensorflow/tfjs-backend-wasm/dist/')).pathname);
+  await tf.setBackend('wasm');
+  await tf.ready();
+  const ort = (await import('onnxruntime-web')).default ?? (await import('onnxruntime-web'));
+  ort.env.wasm.numThreads = 1;
+  for (const c of CASES) {
+    const dir = bundle(c, 'wasm');
+    const kiln = await import(pathToFileURL(dir + 'kiln.mjs').href);
+    const s = await kiln.load(dir, { backend: 'wasm' });
+    const f = s.functions[0];
+    const data = f.args.filter((a) => !a.output).map((a, i) => random(a.shape.reduce((x, y) => x * y, 1), 7 + i));
+    const args = s.arraysFor(f.name, data);
+    const kilnRun = () => s.run(f.name, args);
+
+    let tfRun, ortRun, ortSession, feeds;
+    if (c.op === 'matmul') {
+      const [m, n, k] = c.shape;
+      const a = tf.tensor2d(data[0], [m, k]), b = tf.tensor2d(data[1], [k, n]);
+      tfRun = () => tf.tidy(() => tf.matMul(a, b).dataSync());
+      ortSession = await ort.InferenceSession.create(await onnxModel(c), { executionProviders: ['wasm'] });
+      feeds = { A: new ort.Tensor('float32', data[0], [m, k]), B: new ort.Tensor('float32', data[1], [k, n]) };
+    } else {
+      const { c: ch, hw } = c;
+      const x = tf.transpose(tf.tensor4d(data[0], [1, ch, hw, hw]), [0, 2, 3, 1]);
+      const w = tf.transpose(tf.tensor4d(data[1], [ch, ch, 3, 3]), [2, 3, 1, 0]);
+      tfRun = () => tf.tidy(() => tf.conv2d(x, w, 1, 'same').dataSync());
+      ortSession = await ort.InferenceSession.create(await onnxModel(c, data[1]), { executionProviders: ['wasm'] });
+      feeds = { X: new ort.Tensor('float32', data[0], [1, ch, hw, hw]) };
+    }
+    ortRun = () => ortSession.run(feeds);
+
+    // the same answer from all three, on the first elements
+    await kilnRun();
+    const mine = await args[args.length - 1].read();
+    const theirs = (await ortSession.run(feeds))[c.op === 'matmul' ? 'C' : 'Y'].data;
+    let diff = 0;
+    for (let i = 0; i < Math.min(mine.length, 4096); i++) diff = Math.max(diff, Math.abs(mine[i] - theirs[i]));
+
+    const runs = { kiln: kilnRun, tfjs: tfRun, ort: ortRun };
+    const calls = {}, samples = { kiln: [], tfjs: [], ort: [] };
+    for (const k of Object.keys(runs)) calls[k] = await calibrate(runs[k], 10);
+    for (let block = 0; block < 2; block++)
+      for (const k of Object.keys(runs)) samples[k].push(...await sample(runs[k], repeat, calls[k]));
+    const km = median(samples.kiln);
+    line(c, 'wasm', km, 'tfjs-backend-wasm 4.22 (node, 1 thread)', median(samples.tfjs), { kiln_variant: s.device, node: process.version });
+    line(c, 'wasm', km, `onnxruntime-web ${ort.env.versions?.web ?? ''} wasm EP (node, 1 thread)`, median(samples.ort),
+      { kiln_variant: s.device, max_abs_diff_vs_ort: +diff.toExponential(2) });
+    args.forEach((a) => a.dispose());
+    s.dispose();
+  }
+}
+
+// ---- WebGPU in headless Chromium ------------------------------------------
+// The page loads kiln's bundle and TF.js (UMD builds) side by side.
+async function pageBench({ bundleUrl, peersUrl, c, repeat }) {
+  const load = (src) => new Promise((ok, fail) => {
+    const el = document.createElement('script');
+    el.src = src;
+    el.onload = ok;
+    el.onerror = () => fail(new Error(`cannot load ${src}`));
+    document.head.appendChild(el);
+  });
+  await load(`${peersUrl}@tensorflow/tfjs-core/dist/tf-core.min.js`);
+  await load(`${peersUrl}@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js`);
+  const tf = globalThis.tf;
+  await tf.setBackend('webgpu');
+  await tf.ready();
+  const kiln = await import(`${bundleUrl}kiln.mjs`);
+  const s = await kiln.load(bundleUrl, { backend: 'webgpu' });
+  const f = s.functions[0];
+  const rnd = (n) => Float32Array.from({ length: n }, () => Math.random() * 2 - 1);
+  const data = f.args.filter((a) => !a.output).map((a) => rnd(a.shape.reduce((x, y) => x * y, 1)));
+  const args = s.arraysFor(f.name, data);
+  let tfOp;
+  if (c.op === 'matmul') {
+    const [m, n, k] = c.shape;
+    const a = tf.tensor2d(data[0], [m, k]), b = tf.tensor2d(data[1], [k, n]);
+    tfOp = () => tf.matMul(a, b);
+  } else {
+    const { c: ch, hw } = c;
+    const x = tf.transpose(tf.tensor4d(data[0], [1, ch, hw, hw]), [0, 2, 3, 1]);
+    const w = tf.transpose(tf.tensor4d(data[1], [ch, ch, 3, 3]), [2, 3, 1, 0]);
+    tfOp = () => tf.conv2d(x, w, 1, 'same');
+  }
+  // k calls, then the last output read back: both libraries queue GPU work
+  // and return at once, and a readback is the one completion both expose
+  // alike (TF.js's own queue flushing is internal); k is large enough that
+  // the one readback is a small part of a sample
+  const tfBatch = async (k) => {
+    const t0 = performance.now();
+    let out = null;
+    for (let i = 0; i < k; i++) {
+      out?.dispose();
+      out = tfOp();
+    }
+    await out.data();
+    out.dispose();
+    return (performance.now() - t0) / k;
+  };
+  const result = args[args.length - 1];
+  const kilnBatch = async (k) => {
+    const t0 = performance.now();
+    for (let i = 0; i < k; i++) s.call(f.name, args);
+    await result.read();
+    return (performance.now() - t0) / k;
+  };
+  const calls = async (fn) => {
+    for (let i = 0; i < 3; i++) await fn(1);
+    return Math.max(1, Math.min(200, Math.ceil(100 / Math.max(await fn(1), 1e-3))));
+  };
+  const kc = await calls(kilnBatch), tc = await calls(tfBatch);
+  const ks = [], ts = [];
+  for (let block = 0; block < 2; block++) {
+    for (let r = 0; r < repeat; r++) ks.push(await kilnBatch(kc));
+    for (let r = 0; r < repeat; r++) ts.push(await tfBatch(tc));
+  }
+  const med = (v) => {
+    const q = v.slice().sort((a, b) => a - b), m = q.length >> 1;
+    return q.length % 2 ? q[m] : (q[m - 1] + q[m]) / 2;
+  };
+  const device = s.device;
+  args.forEach((a) => a.dispose());
+  s.dispose();
+  return { kilnMs: med(ks), tfMs: med(ts), device };
+}
+
+async function webgpuInChromium() {
+  let chromium;
+  try {
+    ({ chromium } = await import('playwright-core'));
+  } catch {
+    console.error('web_bench: npm playwright-core is missing (npm install at the repository root); WebGPU skipped');
+    return;
+  }
+  const { serve } = await import('../../web/serve.mjs');
+  // one folder served: the bundles, and the peers' files through a link
+  const site = fs.mkdtempSync(path.join(work, 'site-'));
+  fs.symlinkSync(path.join(here, 'node_modules'), path.join(site, 'peers'));
+  fs.writeFileSync(path.join(site, 'index.html'), '<!doctype html><meta charset="utf-8"><title>kiln web bench</title>\n');
+  const server = await serve(site, { port: 0 });
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  // a fresh browser per case: SwiftShader's seconds-long dispatches can leave
+  // Chromium's GPU process unusable for the next page
+  const launch = (profile) => chromium.launchPersistentContext(profile, {
+    headless: true, executablePath: process.env.KILN_CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu', ...(process.env.KILN_CHROMIUM_ARGS || '').split(' ').filter(Boolean)],
+  });
+  try {
+    for (const c of CASES) {
+      const dir = bundle(c, 'webgpu');
+      const name = path.basename(dir);
+      fs.symlinkSync(dir, path.join(site, name));
+      const profile = fs.mkdtempSync('/tmp/kiln-bench-chromium-');
+      const ctx = await launch(profile);
+      try {
+        const page = await ctx.newPage();
+        await page.goto(`${origin}/index.html`);
+        const r = await page.evaluate(pageBench, { bundleUrl: `${origin}/${name}/`, peersUrl: `${origin}/peers/`, c, repeat });
+        line(c, 'webgpu', r.kilnMs, 'tfjs-backend-webgpu 4.22 (same page)', r.tfMs,
+          { adapter: r.device, browser: 'chromium ' + ctx.browser()?.version?.() });
+      } catch (e) {
+        console.error(`web_bench: ${c.name} on webgpu: ${e.message.split('\n')[0]}`);
+      } finally {
+        await ctx.close();
+        fs.rmSync(profile, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    server.close();
+  }
+}
+
+const only = process.env.KILN_WEB_BENCH || 'wasm,webgpu';
+if (only.includes('wasm')) await wasmInNode();
+if (only.includes('webgpu')) await webgpuInChromium();
+if (!process.env.KILN_BENCH_DIR) fs.rmSync(work, { recursive: true, force: true });
+process.exit(0);
