@@ -24,15 +24,6 @@ static const char *const targets[] = {"webgpu", "webgl", "wasm"};
 static char root[64] = "/tmp/kiln-web-XXXXXX";
 static char harness_failed[2][512]; /* why web_run.mjs failed, per host */
 
-static int write_file(const char *path, const void *data, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-	if (!f)
-		return -1;
-	int ok = fwrite(data, 1, n, f) == n;
-	return fclose(f) == 0 && ok ? 0 : -1;
-}
-
 /* Reads path into a (which must have its size); -1 if short or missing. */
 static int read_into(const char *path, kiln_array *a)
 {
@@ -92,7 +83,7 @@ static int prepare_op(int i, FILE *json)
 			rc = -1;
 		}
 		snprintf(path, sizeof path, "%s/%sa%d.bin", dir, out ? "want-" : "", a);
-		rc = rc || write_file(path, arr[a]->data, n);
+		rc = rc || tu_write_file(path, arr[a]->data, n);
 		fprintf(json, "%s{\"file\": \"a%d.bin\", \"output\": %s}", a ? ", " : "", a, out ? "true" : "false");
 	}
 	fprintf(json, "]}");

@@ -13,7 +13,7 @@
 #include "schedule/schedule.h"
 #include "testutil.h"
 
-static int write_bytes(const char *path, const void *data, size_t n)
+int tu_write_file(const char *path, const void *data, size_t n)
 {
 	FILE *f = fopen(path, "wb");
 	if (!f)
@@ -35,7 +35,7 @@ static int put_file(node_dir *d, const char *name, const void *data, size_t n)
 	snprintf(path, sizeof path, "%s/%s", d->dir, name);
 	if (d->n < 80)
 		snprintf(d->names[d->n++], sizeof d->names[0], "%s", name);
-	return write_bytes(path, data, n);
+	return tu_write_file(path, data, n);
 }
 
 /* call.json's target-specific part for a wasm module: the kernel binaries. */

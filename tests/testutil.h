@@ -10,6 +10,8 @@
 #include "kiln/build.h"
 #include "kiln/ops.h"
 
+/* Writes n bytes to path; 0 or -1. */
+int tu_write_file(const char *path, const void *data, size_t n);
 /* Tolerance for an element type: |got - want| <= atol + rtol * |want|. */
 void tu_tolerance(kiln_dtype t, double *atol, double *rtol);
 /*
