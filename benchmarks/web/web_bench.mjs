@@ -10,7 +10,8 @@
 // WebGPU samples end with the last output read back (see pageBench).
 // Prints one JSON line per case and peer: bench, case, target, threads,
 // kiln_ms, peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster),
-// gflops. Each side is timed in blocks (kiln, peers, then again), each sample
+// gflops. Each side is timed in blocks (kiln, peers, then again; for wasm each
+// block in a fresh node process of its own), each sample
 // at least 100 ms of calls after a long warm-up (V8 runs wasm in Liftoff
 // first); the median of all samples is reported. Transfers are not timed:
 // inputs stay where each library keeps them. TF.js computes convolutions in
@@ -27,6 +28,7 @@ const [which = 'matmul', repeatArg = '5'] = process.argv.slice(2);
 const repeat = Number(repeatArg);
 const kilnBin = process.env.KILN;
 const work = process.env.KILN_BENCH_DIR || fs.mkdtempSync('/tmp/kiln-web-bench-');
+const keepWork = !!process.env.KILN_BENCH_DIR;
 if (!kilnBin || !['matmul', 'conv2d'].includes(which) || !(repeat > 0)) {
   console.error('usage: KILN=path/to/kiln web_bench.mjs matmul|conv2d [REPEAT]');
   process.exit(2);
@@ -72,6 +74,7 @@ async function calibrate(fn, warmup) {
 
 function bundle(c, targets) {
   const dir = path.join(work, `${c.op}-${c.shape.join('x')}-${targets.replace(/,/g, '-')}`) + '/';
+  if (fs.existsSync(dir + 'kiln.json')) return dir; // built by an earlier process of this run
   const args = ['build', c.op, '--shape', c.shape.join(','), '--target', targets, '-o', dir];
   if (c.attr) args.push('--attr', c.attr);
   execFileSync(kilnBin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -111,58 +114,84 @@ function line(c, target, kilnMs, peer, peerMs, extra = {}) {
 }
 
 // ---- wasm in node, one thread --------------------------------------------
-async function wasmInNode() {
-  const tf = await import('@tensorflow/tfjs-core');
-  const wasmBackend = await import('@tensorflow/tfjs-backend-wasm');
-  wasmBackend.setWasmPaths(pathToFileURL(path.join(here, 'node_modules/@tensorflow/tfjs-backend-wasm/dist/')).pathname);
-  await tf.setBackend('wasm');
-  await tf.ready();
-  const ort = (await import('onnxruntime-web')).default ?? (await import('onnxruntime-web'));
-  ort.env.wasm.numThreads = 1;
-  for (const c of CASES) {
+// Each library runs in its own node process (`--child LIB CASE`): loaded
+// together, one library's wasm engine state (V8 flags, compiled modules,
+// memory) moved another's timings by up to 25% here. A child sets up its
+// library, warms up, and prints its samples and its first outputs.
+async function wasmChild(lib, c) {
+  const n = c.op === 'matmul' ? c.shape[0] * c.shape[2] : c.c * c.hw * c.hw;
+  const data = [random(n, 7), random(c.op === 'matmul' ? c.shape[2] * c.shape[1] : c.c * c.c * 9, 8)];
+  let run, result, info = '';
+  if (lib === 'kiln') {
     const dir = bundle(c, 'wasm');
     const kiln = await import(pathToFileURL(dir + 'kiln.mjs').href);
     const s = await kiln.load(dir, { backend: 'wasm' });
     const f = s.functions[0];
-    const data = f.args.filter((a) => !a.output).map((a, i) => random(a.shape.reduce((x, y) => x * y, 1), 7 + i));
     const args = s.arraysFor(f.name, data);
-    const kilnRun = () => s.run(f.name, args);
-
-    let tfRun, ortRun, ortSession, feeds;
+    run = () => s.run(f.name, args);
+    result = async () => args[args.length - 1].read();
+    info = s.device;
+  } else if (lib === 'tfjs') {
+    const tf = await import('@tensorflow/tfjs-core');
+    const wasmBackend = await import('@tensorflow/tfjs-backend-wasm');
+    wasmBackend.setWasmPaths(pathToFileURL(path.join(here, 'node_modules/@tensorflow/tfjs-backend-wasm/dist/')).pathname);
+    await tf.setBackend('wasm');
+    await tf.ready();
+    let op;
     if (c.op === 'matmul') {
-      const [m, n, k] = c.shape;
-      const a = tf.tensor2d(data[0], [m, k]), b = tf.tensor2d(data[1], [k, n]);
-      tfRun = () => tf.tidy(() => tf.matMul(a, b).dataSync());
-      ortSession = await ort.InferenceSession.create(await onnxModel(c), { executionProviders: ['wasm'] });
-      feeds = { A: new ort.Tensor('float32', data[0], [m, k]), B: new ort.Tensor('float32', data[1], [k, n]) };
+      const [m, nn, k] = c.shape;
+      const a = tf.tensor2d(data[0], [m, k]), b = tf.tensor2d(data[1], [k, nn]);
+      op = () => tf.matMul(a, b);
     } else {
       const { c: ch, hw } = c;
       const x = tf.transpose(tf.tensor4d(data[0], [1, ch, hw, hw]), [0, 2, 3, 1]);
       const w = tf.transpose(tf.tensor4d(data[1], [ch, ch, 3, 3]), [2, 3, 1, 0]);
-      tfRun = () => tf.tidy(() => tf.conv2d(x, w, 1, 'same').dataSync());
-      ortSession = await ort.InferenceSession.create(await onnxModel(c, data[1]), { executionProviders: ['wasm'] });
+      op = () => tf.conv2d(x, w, 1, 'same');
+    }
+    run = () => tf.tidy(() => op().dataSync());
+    info = `simd ${await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')}`;
+  } else {
+    const ort = (await import('onnxruntime-web')).default ?? (await import('onnxruntime-web'));
+    ort.env.wasm.numThreads = 1;
+    let session, feeds;
+    if (c.op === 'matmul') {
+      const [m, nn, k] = c.shape;
+      session = await ort.InferenceSession.create(await onnxModel(c), { executionProviders: ['wasm'] });
+      feeds = { A: new ort.Tensor('float32', data[0], [m, k]), B: new ort.Tensor('float32', data[1], [k, nn]) };
+    } else {
+      const { c: ch, hw } = c;
+      session = await ort.InferenceSession.create(await onnxModel(c, data[1]), { executionProviders: ['wasm'] });
       feeds = { X: new ort.Tensor('float32', data[0], [1, ch, hw, hw]) };
     }
-    ortRun = () => ortSession.run(feeds);
+    run = () => session.run(feeds);
+    result = async () => (await session.run(feeds))[c.op === 'matmul' ? 'C' : 'Y'].data;
+    info = `onnxruntime-web ${ort.env.versions?.web ?? ''}`;
+  }
+  const calls = await calibrate(run, 10);
+  const samples = await sample(run, repeat, calls);
+  const first = result ? Array.from((await result()).subarray(0, 4096)) : null;
+  // a pipe takes writes asynchronously: wait, or exit() cuts the line at 64 KiB
+  await new Promise((done) => process.stdout.write(JSON.stringify({ samples, first, info }) + '\n', done));
+}
 
-    // the same answer from all three, on the first elements
-    await kilnRun();
-    const mine = await args[args.length - 1].read();
-    const theirs = (await ortSession.run(feeds))[c.op === 'matmul' ? 'C' : 'Y'].data;
-    let diff = 0;
-    for (let i = 0; i < Math.min(mine.length, 4096); i++) diff = Math.max(diff, Math.abs(mine[i] - theirs[i]));
-
-    const runs = { kiln: kilnRun, tfjs: tfRun, ort: ortRun };
-    const calls = {}, samples = { kiln: [], tfjs: [], ort: [] };
-    for (const k of Object.keys(runs)) calls[k] = await calibrate(runs[k], 10);
+async function wasmInNode() {
+  const self = fileURLToPath(import.meta.url);
+  const child = (lib, i) => JSON.parse(execFileSync(process.execPath, [self, which, String(repeat), '--child', lib, String(i)],
+    { env: { ...process.env, KILN_BENCH_DIR: work }, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 26 }).toString().trim().split('\n').pop());
+  for (let i = 0; i < CASES.length; i++) {
+    const c = CASES[i];
+    const samples = { kiln: [], tfjs: [], ort: [] }, last = {};
     for (let block = 0; block < 2; block++)
-      for (const k of Object.keys(runs)) samples[k].push(...await sample(runs[k], repeat, calls[k]));
+      for (const lib of Object.keys(samples)) {
+        last[lib] = child(lib, i);
+        samples[lib].push(...last[lib].samples);
+      }
+    let diff = 0;
+    for (let k = 0; k < last.kiln.first.length; k++) diff = Math.max(diff, Math.abs(last.kiln.first[k] - last.ort.first[k]));
     const km = median(samples.kiln);
-    line(c, 'wasm', km, 'tfjs-backend-wasm 4.22 (node, 1 thread)', median(samples.tfjs), { kiln_variant: s.device, node: process.version });
-    line(c, 'wasm', km, `onnxruntime-web ${ort.env.versions?.web ?? ''} wasm EP (node, 1 thread)`, median(samples.ort),
-      { kiln_variant: s.device, max_abs_diff_vs_ort: +diff.toExponential(2) });
-    args.forEach((a) => a.dispose());
-    s.dispose();
+    line(c, 'wasm', km, 'tfjs-backend-wasm 4.22 (node, 1 thread)', median(samples.tfjs), { kiln_variant: last.kiln.info, peer_info: last.tfjs.info, node: process.version });
+    line(c, 'wasm', km, `${last.ort.info} wasm EP (node, 1 thread)`, median(samples.ort),
+      { kiln_variant: last.kiln.info, max_abs_diff_vs_ort: +diff.toExponential(2) });
   }
 }
 
@@ -287,8 +316,13 @@ async function webgpuInChromium() {
   }
 }
 
+const childAt = process.argv.indexOf('--child');
+if (childAt > 0) {
+  await wasmChild(process.argv[childAt + 1], CASES[Number(process.argv[childAt + 2])]);
+  process.exit(0);
+}
 const only = process.env.KILN_WEB_BENCH || 'wasm,webgpu';
 if (only.includes('wasm')) await wasmInNode();
 if (only.includes('webgpu')) await webgpuInChromium();
-if (!process.env.KILN_BENCH_DIR) fs.rmSync(work, { recursive: true, force: true });
+if (!keepWork) fs.rmSync(work, { recursive: true, force: true });
 process.exit(0);
