@@ -347,15 +347,21 @@ export class Session {
   }
 
   // One call through the C runtime (checks the arguments, then runs or submits).
-  call(name, args) {
+  // The runtime's descriptors of args (in order, or by name) for fn: only
+  // this session's arrays, since another's point into another runtime.
+  descs(name, args) {
     const f = this.fn(name);
     const list = Array.isArray(args) ? args : f.args.map((a) => args[a.name]);
-    list.forEach((a, i) => {
+    return list.map((a, i) => {
       if (!(a instanceof KilnArray) || a.session !== this)
         throw new Error(`kiln: argument ${i} of ${name} is not an array of this session`);
+      return a.desc;
     });
-    const rc = this.rt.withArgs(name, list.map((a) => a.desc),
-      (n, argv) => this.rt.M._kiln_module_call(this.mod, n, argv, list.length));
+  }
+
+  call(name, args) {
+    const d = this.descs(name, args);
+    const rc = this.rt.withArgs(name, d, (n, argv) => this.rt.M._kiln_module_call(this.mod, n, argv, d.length));
     if (rc) throw new Error(`kiln: ${this.rt.error()}`);
   }
 
@@ -384,10 +390,10 @@ export class Session {
   // WebGPU by the wall clock around submits and onSubmittedWorkDone.
   async time(name, args, { warmup = 1, number = 0, repeat = 10, minRepeatMs = 50 } = {}) {
     if (this.backend !== 'webgpu') {
+      const d = this.descs(name, args);
       const out = this.rt.M._malloc(32);
-      const list = Array.isArray(args) ? args : this.fn(name).args.map((a) => args[a.name]);
-      const rc = this.rt.withArgs(name, list.map((a) => a?.desc ?? 0),
-        (n, argv) => this.rt.M._kiln_web_time(this.mod, n, argv, list.length, warmup, number, repeat, minRepeatMs, out));
+      const rc = this.rt.withArgs(name, d,
+        (n, argv) => this.rt.M._kiln_web_time(this.mod, n, argv, d.length, warmup, number, repeat, minRepeatMs, out));
       const [medianMs, meanMs, minMs, calls] = this.rt.M.HEAPF64.slice(out >> 3, (out >> 3) + 4);
       this.rt.M._free(out);
       if (rc) throw new Error(`kiln: ${this.rt.error()}`);
@@ -442,12 +448,7 @@ async function open(s, name, base, opts) {
       s.gpu = await WebGPUDevice.open(gpu, { compatibility });
       const src = s.rt.blob(mod, 'wgsl-src');
       if (!src) throw new Error(`${file} carries no WGSL`);
-      try {
-        s.pipelines = await s.gpu.compile(new TextDecoder().decode(src));
-      } catch (e) {
-        s.gpu.device.destroy();
-        throw e;
-      }
+      s.pipelines = await s.gpu.compile(new TextDecoder().decode(src));
       s.device = s.gpu.name;
     } else if (name === 'webgl') {
       const canvas = opts.canvas ?? (typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1)
@@ -462,6 +463,9 @@ async function open(s, name, base, opts) {
     }
   } catch (e) {
     s.rt.M._kiln_module_free(mod);
+    s.gpu?.device.destroy(); // opened before a later step failed
+    s.gpu = null;
+    s.wasm = null;
     throw e;
   }
   s.mod = mod;
