@@ -190,6 +190,118 @@ bool cg_unit_ramp(const ir_expr *ix)
 	return ix->kind == IR_RAMP && ir_is_const_int(ix->ramp.stride, &st) && st == 1;
 }
 
+/* ---- the ranges of integer values, as far as constants and loops tell ---- */
+
+static const ir_range unbounded = {INT64_MIN, INT64_MAX};
+
+static ir_range loop_range(const ir_env *env, const ir_stmt *st)
+{
+	ir_range mn = ir_const_bounds(env, st->loop.min), ext = ir_const_bounds(env, st->loop.extent);
+	if (mn.lo == INT64_MIN || mn.hi == INT64_MAX || ext.hi == INT64_MAX)
+		return unbounded;
+	return (ir_range){mn.lo, mn.hi + ext.hi - 1};
+}
+
+static void push_range(ir_env *env, const ir_expr *var, ir_range r) { ir_env_push(env, var, r.lo, r.hi); }
+
+/* blockIdx in [0, grid), threadIdx in [0, block) */
+static void push_thread_ranges(ir_env *env, const ir_kernel *k)
+{
+	for (int t = KILN_BLOCK_X; t <= KILN_THREAD_Z; t++)
+		if (k->index[t])
+			ir_env_push(env, k->index[t], 0,
+			            (t <= KILN_BLOCK_Z ? k->grid[t - KILN_BLOCK_X] : k->block[t - KILN_THREAD_X]) - 1);
+}
+
+static bool is_int64(ir_type t) { return ir_is_int(t) && t.bits == 64; }
+
+typedef struct {
+	const ir_env *env;
+	bool ok;
+} narrow_check;
+
+static bool narrow_visit(const ir_expr *e, void *user)
+{
+	narrow_check *c = user;
+	if (is_int64(e->type)) {
+		ir_range r = ir_lane_bounds(c->env, e);
+		c->ok &= r.lo >= INT32_MIN && r.hi <= INT32_MAX;
+	}
+	return c->ok;
+}
+
+static bool narrow_expr(const ir_env *env, const ir_expr *e)
+{
+	narrow_check c = {env, true};
+	if (e)
+		ir_visit_expr(e, narrow_visit, &c);
+	return c.ok;
+}
+
+/* Whether every 64-bit integer value st computes provably fits 32 bits:
+ * indices are 64-bit in kiln's IR, and on GPUs 64-bit integer arithmetic is
+ * two instructions or more. A loaded or converted 64-bit value has no known
+ * range, so a kernel touching 64-bit integer data stays 64-bit. */
+static bool narrow_stmt(ir_env *env, const ir_stmt *st)
+{
+	if (!st)
+		return true;
+	bool ok = true;
+	switch (st->kind) {
+	case IR_FOR:
+		if (!narrow_expr(env, st->loop.min) || !narrow_expr(env, st->loop.extent))
+			return false;
+		push_range(env, st->loop.var, loop_range(env, st));
+		ok = narrow_stmt(env, st->loop.body);
+		env->n--;
+		return ok;
+	case IR_LET_STMT:
+		if (!narrow_expr(env, st->let.value))
+			return false;
+		push_range(env, st->let.var, ir_lane_bounds(env, st->let.value));
+		ok = narrow_stmt(env, st->let.body);
+		env->n--;
+		return ok;
+	case IR_ALLOCATE:
+		return !is_int64(st->alloc.buf->elem) && narrow_stmt(env, st->alloc.body);
+	case IR_IF:
+		return narrow_expr(env, st->ifs.cond) && narrow_stmt(env, st->ifs.then) && narrow_stmt(env, st->ifs.els);
+	case IR_SEQ:
+		for (int i = 0; i < st->seq.n && ok; i++)
+			ok = narrow_stmt(env, st->seq.s[i]);
+		return ok;
+	case IR_STORE:
+		return narrow_expr(env, st->store.index) && narrow_expr(env, st->store.value);
+	case IR_EVAL:
+		return narrow_expr(env, st->eval.e);
+	default:
+		return true;
+	}
+}
+
+static bool kernel_narrows(const ir_kernel *k)
+{
+	for (int i = 0; i < k->nparam; i++)
+		if (is_int64(k->params[i]->elem))
+			return false;
+	for (int i = 0; i < k->nshared; i++)
+		if (is_int64(k->shared[i]->elem))
+			return false;
+	ir_env env = {0};
+	push_thread_ranges(&env, k);
+	bool ok = narrow_stmt(&env, k->body);
+	ir_env_free(&env);
+	return ok;
+}
+
+/* Whether a / b rounds the same toward zero as toward minus infinity:
+ * both known non-negative (then C's / and % are kiln's floor division) */
+static bool truncation_is_floor(cg_src *s, const ir_expr *e)
+{
+	ir_range a = ir_const_bounds(&s->env, e->bin.a), b = ir_const_bounds(&s->env, e->bin.b);
+	return e->type.lanes == 1 && a.lo >= 0 && b.lo > 0;
+}
+
 /* The name of lane i of a vector: s0..sf in OpenCL C, x y z w where vectors are constructed. */
 const char *cg_lane(cg_src *s, int i)
 {
@@ -277,15 +389,21 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 	case IR_LET: {
 		const char *v = cg_name_of(s, e->let.var, e->let.var->var.name);
 		cg_line(s, "%s = %s;", cg_decl(s, e->let.var->type, v, false), cg_expr(s, e->let.value));
-		return cg_expr(s, e->let.body);
+		push_range(&s->env, e->let.var, ir_lane_bounds(&s->env, e->let.value));
+		char *body = cg_expr(s, e->let.body);
+		s->env.n--;
+		return body;
 	}
 	case IR_MIN:
 	case IR_MAX:
 		return L->minmax(s, e, cg_expr(s, e->bin.a), cg_expr(s, e->bin.b));
 	case IR_DIV:
 	case IR_MOD:
+		if (ir_is_int(e->type) && truncation_is_floor(s, e))
+			return cg_fmt(s, "(%s %s %s)", cg_expr(s, e->bin.a), binop(e->kind), cg_expr(s, e->bin.b));
 		if (ir_is_int(e->type)) {
-			const char *fn = e->kind == IR_DIV ? "div" : "mod";
+			const char *fn = cg_fmt(s, "%s%s", e->kind == IR_DIV ? "div" : "mod",
+			                        L->int64 && (e->type.bits < 64 || s->narrow) ? "32" : "");
 			if (e->type.lanes == 1)
 				return cg_fmt(s, "kiln_floor%s(%s, %s)", fn, cg_expr(s, e->bin.a), cg_expr(s, e->bin.b));
 			/* lane by lane: the helpers are scalar */
@@ -330,7 +448,9 @@ static void stmt(cg_src *s, const ir_stmt *st)
 		else
 			cg_line(s, "for (%s = %s; %s < %s + %s; %s++) {", d, mn, v, mn, ext, v);
 		s->indent++;
+		push_range(&s->env, st->loop.var, loop_range(&s->env, st));
 		stmt(s, st->loop.body);
+		s->env.n--;
 		s->indent--;
 		cg_line(s, "}");
 		return;
@@ -366,7 +486,9 @@ static void stmt(cg_src *s, const ir_stmt *st)
 	case IR_LET_STMT: {
 		const char *v = cg_name_of(s, st->let.var, st->let.var->var.name);
 		cg_line(s, "%s = %s;", cg_decl(s, st->let.var->type, v, false), cg_expr(s, st->let.value));
+		push_range(&s->env, st->let.var, ir_lane_bounds(&s->env, st->let.value));
 		stmt(s, st->let.body);
+		s->env.n--;
 		return;
 	}
 	case IR_BARRIER:
@@ -405,6 +527,9 @@ int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, int nfunc, ir_device_fu
 			ir_visit_stmt_exprs(s.k->body, lanes_check, &s);
 			if (s.err)
 				break;
+			s.narrow = lang->int64 && kernel_narrows(s.k);
+			s.env.n = 0;
+			push_thread_ranges(&s.env, s.k);
 			lang->kernel_begin(&s);
 			s.indent = 1;
 			stmt(&s, s.k->body);
@@ -414,5 +539,6 @@ int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, int nfunc, ir_device_fu
 	}
 	free(s.names);
 	free(s.user);
+	ir_env_free(&s.env);
 	return s.err ? -1 : 0;
 }

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 
+#include "ir/simplify.h"
 #include "schedule/device.h"
 
 typedef struct cg_src cg_src;
@@ -50,6 +51,10 @@ typedef struct {
 	 * (NULL: C's "T name", value_decl first for values) */
 	char *(*declare)(cg_src *s, ir_type t, const char *name, bool mut);
 	bool no_ternary; /* scalar selects go through select() too (WGSL has no ?:) */
+	/* the language has 64-bit integers (OpenCL C): a kernel whose index math
+	 * provably fits 32 bits is printed with it narrowed (cg_src.narrow), and
+	 * the floor helpers for 32-bit values are kiln_floordiv32 / kiln_floormod32 */
+	bool int64;
 } cg_lang;
 
 typedef struct {
@@ -68,6 +73,8 @@ struct cg_src {
 	int nname, namecap;
 	cg_name *names;
 	void *user; /* the language's own state */
+	ir_env env; /* the ranges of the index variables in scope where printing is */
+	bool narrow; /* 64-bit integers print as 32-bit in this kernel (cg_lang.int64) */
 };
 
 /* Prints the kernels of every function into f, the language's prelude first. Returns 0 or -1. */

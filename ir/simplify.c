@@ -66,11 +66,32 @@ void ir_env_free(ir_env *env)
 	memset(env, 0, sizeof *env);
 }
 
-ir_range ir_const_bounds(const ir_env *env, const ir_expr *e)
+static ir_range range_mul(ir_range a, ir_range b)
 {
-	if (!e || e->type.lanes != 1)
+	if (!known(a) || !known(b))
+		return unknown;
+	int64_t c[4] = {sat_mul(a.lo, b.lo), sat_mul(a.lo, b.hi), sat_mul(a.hi, b.lo), sat_mul(a.hi, b.hi)};
+	ir_range r = {c[0], c[0]};
+	for (int i = 1; i < 4; i++) {
+		r.lo = c[i] < r.lo ? c[i] : r.lo;
+		r.hi = c[i] > r.hi ? c[i] : r.hi;
+	}
+	return r;
+}
+
+/* lanes: whether a vector's range is the union of its lanes' (else unknown) */
+static ir_range bounds(const ir_env *env, const ir_expr *e, bool lanes)
+{
+	if (!e || (e->type.lanes != 1 && !lanes))
 		return unknown;
 	switch (e->kind) {
+	case IR_RAMP: {
+		ir_range b = bounds(env, e->ramp.base, lanes), st = bounds(env, e->ramp.stride, lanes);
+		ir_range off = range_mul(st, (ir_range){0, e->type.lanes - 1});
+		return (ir_range){sat_add(b.lo, off.lo), sat_add(b.hi, off.hi)};
+	}
+	case IR_BROADCAST:
+		return bounds(env, e->bcast.value, lanes);
 	case IR_INT_IMM:
 		return (ir_range){e->i, e->i};
 	case IR_VAR:
@@ -80,9 +101,9 @@ ir_range ir_const_bounds(const ir_env *env, const ir_expr *e)
 					return env->r[i];
 		return unknown;
 	case IR_CAST:
-		return ir_is_int(e->bin.a->type) ? ir_const_bounds(env, e->bin.a) : unknown;
+		return ir_is_int(e->bin.a->type) ? bounds(env, e->bin.a, lanes) : unknown;
 	case IR_SELECT: {
-		ir_range a = ir_const_bounds(env, e->sel.t), b = ir_const_bounds(env, e->sel.f);
+		ir_range a = bounds(env, e->sel.t, lanes), b = bounds(env, e->sel.f, lanes);
 		return (ir_range){a.lo < b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi};
 	}
 	case IR_ADD:
@@ -98,23 +119,14 @@ ir_range ir_const_bounds(const ir_env *env, const ir_expr *e)
 	}
 	if (!ir_is_int(e->type))
 		return unknown;
-	ir_range a = ir_const_bounds(env, e->bin.a), b = ir_const_bounds(env, e->bin.b);
+	ir_range a = bounds(env, e->bin.a, lanes), b = bounds(env, e->bin.b, lanes);
 	switch (e->kind) {
 	case IR_ADD:
 		return (ir_range){sat_add(a.lo, b.lo), sat_add(a.hi, b.hi)};
 	case IR_SUB:
 		return (ir_range){sat_add(a.lo, -b.hi), sat_add(a.hi, -b.lo)};
-	case IR_MUL: {
-		if (!known(a) || !known(b))
-			return unknown;
-		int64_t c[4] = {sat_mul(a.lo, b.lo), sat_mul(a.lo, b.hi), sat_mul(a.hi, b.lo), sat_mul(a.hi, b.hi)};
-		ir_range r = {c[0], c[0]};
-		for (int i = 1; i < 4; i++) {
-			r.lo = c[i] < r.lo ? c[i] : r.lo;
-			r.hi = c[i] > r.hi ? c[i] : r.hi;
-		}
-		return r;
-	}
+	case IR_MUL:
+		return range_mul(a, b);
 	case IR_MIN:
 		return (ir_range){a.lo < b.lo ? a.lo : b.lo, a.hi < b.hi ? a.hi : b.hi};
 	case IR_MAX:
@@ -135,6 +147,10 @@ ir_range ir_const_bounds(const ir_env *env, const ir_expr *e)
 	}
 	return unknown;
 }
+
+ir_range ir_const_bounds(const ir_env *env, const ir_expr *e) { return bounds(env, e, false); }
+
+ir_range ir_lane_bounds(const ir_env *env, const ir_expr *e) { return bounds(env, e, true); }
 
 /* ---- linear forms: sum coef[i]*term[i] + c ---- */
 

@@ -22,6 +22,8 @@ void ir_env_push(ir_env *env, const ir_expr *var, int64_t lo, int64_t hi);
 void ir_env_free(ir_env *env);
 /* Constant bounds of an integer expression under env (may be unbounded). */
 ir_range ir_const_bounds(const ir_env *env, const ir_expr *e);
+/* The same for vectors too: a range holding every lane. */
+ir_range ir_lane_bounds(const ir_env *env, const ir_expr *e);
 
 /* env may be NULL. Loops met while simplifying a statement add their ranges. */
 ir_expr *ir_simplify_expr(kiln_ctx *ctx, ir_env *env, ir_expr *e);

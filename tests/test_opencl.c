@@ -67,12 +67,25 @@ START_TEST(source_text)
 	ck_assert_str_eq(body,
 	                 "__kernel void relu_kernel0(__global float *restrict X, __global float *restrict relu)\n"
 	                 "{\n"
-	                 "  const long blockIdx_x = get_group_id(0);\n"
-	                 "  const long threadIdx_x = get_local_id(0);\n"
-	                 "  relu[(min((blockIdx_x * 64L), 36L) + threadIdx_x)] = fmax(X[(min((blockIdx_x * 64L), 36L) + threadIdx_x)], 0.0f);\n"
+	                 "  const int blockIdx_x = get_group_id(0);\n"
+	                 "  const int threadIdx_x = get_local_id(0);\n"
+	                 "  relu[(min((blockIdx_x * 64), 36) + threadIdx_x)] = fmax(X[(min((blockIdx_x * 64), 36) + threadIdx_x)], 0.0f);\n"
 	                 "}\n");
 	free(text);
 	ck_assert_double_ge(tu_check_target(ctx, s, 2, (kiln_tensor *[]){X, Y}, 9, "opencl"), 0);
+	/* 64-bit integer data: loaded values have no known range, so the index
+	 * math stays 64-bit too */
+	kiln_tensor *L = kiln_placeholder(ctx, "L", 1, (int64_t[]){100}, KILN_I64);
+	kiln_tensor *R = kiln_op_unary(ctx, KILN_UN_RELU, L, 0, 0);
+	kiln_schedule *sl = kiln_schedule_gpu(ctx, 1, &R);
+	kiln_func *fl = kiln_lower(sl, "relu64", 2, (kiln_tensor *[]){L, R}, NULL);
+	m = open_memstream(&text, &len);
+	ck_assert_int_eq(kiln_device_source(ctx, 1, &fl, "opencl", m), 0);
+	fclose(m);
+	ck_assert_ptr_nonnull(strstr(text, "const long blockIdx_x"));
+	ck_assert_ptr_nonnull(strstr(text, "__global long *restrict L"));
+	free(text);
+	ck_assert_double_ge(tu_check_target(ctx, sl, 2, (kiln_tensor *[]){L, R}, 9, "opencl"), 0);
 	kiln_ctx_free(ctx);
 }
 END_TEST

@@ -11,6 +11,8 @@
 static const char *cl_type(cg_src *s, ir_type t, char *buf)
 {
 	const char *base;
+	if (s && s->narrow && ir_is_int(t) && t.bits == 64) /* index math that fits 32 bits (c_like.h) */
+		t.bits = 32;
 	switch (t.code) {
 	case KILN_BOOL: base = t.lanes > 1 ? "int" : "bool"; break;
 	case KILN_FLOAT: base = t.bits == 16 ? "half" : t.bits == 32 ? "float" : "double"; break;
@@ -36,7 +38,7 @@ static void cl_int_imm(cg_src *s, ir_type t, int64_t v)
 {
 	if (t.code == KILN_BOOL)
 		fputs(v ? "true" : "false", s->f);
-	else if (t.bits == 64)
+	else if (t.bits == 64 && !s->narrow)
 		fprintf(s->f, "%lldL", (long long)v);
 	else if (t.code == KILN_UINT)
 		fprintf(s->f, "%lluu", (unsigned long long)v);
@@ -58,7 +60,8 @@ static void cl_kernel_begin(cg_src *s)
 	s->indent = 1;
 	for (int t = KILN_BLOCK_X; t <= KILN_THREAD_Z; t++)
 		if (k->index[t])
-			cg_line(s, "const long %s = %s;", cg_name_of(s, k->index[t], k->index[t]->var.name), fn[t]);
+			cg_line(s, "const %s %s = %s;", cl_type(s, k->index[t]->type, tb), cg_name_of(s, k->index[t], k->index[t]->var.name),
+			        fn[t]);
 	for (int i = 0; i < k->nshared; i++)
 		cg_line(s, "__local %s %s[%lld];", mem_type(s, k->shared[i]->elem, tb),
 		        cg_name_of(s, k->shared[i], k->shared[i]->name), (long long)k->shared[i]->size);
@@ -193,7 +196,9 @@ static const char prelude[] =
 	"#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n"
 	"/* integer division and modulo rounding toward minus infinity, as kiln's IR defines them */\n"
 	"inline long kiln_floordiv(long a, long b) { long q = a / b; return (a % b != 0 && ((a % b < 0) != (b < 0))) ? q - 1 : q; }\n"
-	"inline long kiln_floormod(long a, long b) { long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }\n";
+	"inline long kiln_floormod(long a, long b) { long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }\n"
+	"inline int kiln_floordiv32(int a, int b) { int q = a / b; return (a % b != 0 && ((a % b < 0) != (b < 0))) ? q - 1 : q; }\n"
+	"inline int kiln_floormod32(int a, int b) { int r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }\n";
 
 const cg_lang cg_opencl = {
 	.name = "opencl",
@@ -212,4 +217,5 @@ const cg_lang cg_opencl = {
 	.prelude = prelude,
 	.max_lanes = 16,
 	.lanes_ok = cl_lanes_ok,
+	.int64 = true,
 };
