@@ -302,6 +302,15 @@ static bool truncation_is_floor(cg_src *s, const ir_expr *e)
 	return e->type.lanes == 1 && a.lo >= 0 && b.lo > 0;
 }
 
+bool cg_aligned_ramp(cg_src *s, const ir_expr *ix)
+{
+	int64_t rem;
+	return cg_unit_ramp(ix) &&
+	       ir_is_const_int(ir_simplify_expr(s->ctx, &s->env, ir_mod(s->ctx, ix->ramp.base, ir_i64(s->ctx, ix->type.lanes))),
+	                       &rem) &&
+	       rem == 0;
+}
+
 /* The name of lane i of a vector: s0..sf in OpenCL C, x y z w where vectors are constructed. */
 const char *cg_lane(cg_src *s, int i)
 {

@@ -92,6 +92,9 @@ const char *cg_temp(cg_src *s, const ir_expr *e);
 int cg_fail(cg_src *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Whether a vector index is base + (0, 1, 2, ...): consecutive elements. */
 bool cg_unit_ramp(const ir_expr *ix);
+/* And base a multiple of the lane count (under the ranges in scope): whole
+ * aligned vectors of a buffer whose start is aligned. */
+bool cg_aligned_ramp(cg_src *s, const ir_expr *ix);
 /* The name of lane i of a vector in the language. */
 const char *cg_lane(cg_src *s, int i);
 

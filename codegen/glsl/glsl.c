@@ -249,10 +249,7 @@ static char *gl_load(cg_src *s, const ir_expr *e)
 	const char *name = t >= 0 ? NULL : cg_name_of(s, b, b->name);
 	if (n == 1)
 		return t >= 0 ? cg_fmt(s, "kiln_t%d(%s)", t, cg_expr(s, ix)) : cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
-	int64_t st, rem;
-	if (t >= 0 && g->lanes == 4 && n == 4 && ix->kind == IR_RAMP && ir_is_const_int(ix->ramp.stride, &st) && st == 1 &&
-	    ir_is_const_int(ir_simplify_expr(s->ctx, NULL, ir_mod(s->ctx, ix->ramp.base, ir_i64(s->ctx, 4))), &rem) &&
-	    rem == 0) /* four aligned elements: one texel */
+	if (t >= 0 && g->lanes == 4 && n == 4 && cg_aligned_ramp(s, ix)) /* four aligned elements: one texel */
 		return cg_fmt(s, "kiln_t%dv(%s)", t, cg_expr(s, ix->ramp.base));
 	/* vectors: lane by lane from a named index vector */
 	const char *iv = cg_temp(s, ix);

@@ -63,8 +63,9 @@ static void cl_kernel_begin(cg_src *s)
 			cg_line(s, "const %s %s = %s;", cl_type(s, k->index[t]->type, tb), cg_name_of(s, k->index[t], k->index[t]->var.name),
 			        fn[t]);
 	for (int i = 0; i < k->nshared; i++)
-		cg_line(s, "__local %s %s[%lld];", mem_type(s, k->shared[i]->elem, tb),
-		        cg_name_of(s, k->shared[i], k->shared[i]->name), (long long)k->shared[i]->size);
+		cg_line(s, "__local %s %s[%lld] __attribute__((aligned(%d)));", mem_type(s, k->shared[i]->elem, tb),
+		        cg_name_of(s, k->shared[i], k->shared[i]->name), (long long)k->shared[i]->size,
+		        16 * (k->shared[i]->elem.bits / 8 ? k->shared[i]->elem.bits / 8 : 1)); /* the widest vector (16 lanes) */
 }
 
 static void cl_kernel_end(cg_src *s) { fputs("}\n", s->f); }
@@ -72,6 +73,19 @@ static void cl_kernel_end(cg_src *s) { fputs("}\n", s->f); }
 static const char *space(const ir_buffer *b)
 {
 	return b->scope == KILN_SCOPE_SHARED ? "__local " : b->scope == KILN_SCOPE_LOCAL ? "" : "__global ";
+}
+
+/*
+ * Whether a vector access can be one aligned vector load or store: vloadN
+ * only promises element alignment, so NVIDIA's compiler splits it into
+ * scalar accesses (of __local memory too). Global buffers start aligned
+ * (CL_DEVICE_MEM_BASE_ADDR_ALIGN is at least 128 bytes) and __local arrays
+ * are declared aligned; private arrays live in registers anyway. Measured on
+ * an H200, matmul 4096^3: 25.1 -> 34.5 TFLOP/s.
+ */
+static bool aligned_vector(cg_src *s, const ir_buffer *b, const ir_expr *ix)
+{
+	return b->scope != KILN_SCOPE_LOCAL && b->elem.code != KILN_BOOL && cg_aligned_ramp(s, ix);
 }
 
 static char *from_mem(cg_src *s, ir_type t, char *v)
@@ -90,6 +104,8 @@ static char *cl_load(cg_src *s, const ir_expr *e)
 	char tb[32];
 	if (n == 1)
 		return from_mem(s, e->type, cg_fmt(s, "%s[%s]", name, cg_expr(s, ix)));
+	if (aligned_vector(s, b, ix))
+		return cg_fmt(s, "(*(%s%s *)(%s + %s))", space(b), mem_type(s, e->type, tb), name, cg_expr(s, ix->ramp.base));
 	if (cg_unit_ramp(ix))
 		return from_mem(s, e->type, cg_fmt(s, "vload%d(0, (%s%s *)%s + %s)", n, space(b), mem_type(s, ir_elem(b->elem), tb),
 		                                   name, cg_expr(s, ix->ramp.base)));
@@ -115,6 +131,10 @@ static void cl_store(cg_src *s, const ir_stmt *st)
 		v = n > 1 ? cg_fmt(s, "convert_uchar%d(%s != 0)", n, v) : cg_fmt(s, "(uchar)(%s)", v);
 	if (n == 1) {
 		cg_line(s, "%s[%s] = %s;", name, cg_expr(s, ix), v);
+		return;
+	}
+	if (aligned_vector(s, b, ix)) {
+		cg_line(s, "*(%s%s *)(%s + %s) = %s;", space(b), mem_type(s, val->type, tb), name, cg_expr(s, ix->ramp.base), v);
 		return;
 	}
 	if (cg_unit_ramp(ix)) {
