@@ -148,7 +148,14 @@ async function wasmChild(lib, c) {
       const w = tf.transpose(tf.tensor4d(data[1], [ch, ch, 3, 3]), [2, 3, 1, 0]);
       op = () => tf.conv2d(x, w, 1, 'same');
     }
-    run = () => tf.tidy(() => op().dataSync());
+    // not tf.tidy(() => op().dataSync()): tidy walks whatever the callback
+    // returns looking for tensors, and walking a 1M-element Float32Array took
+    // ten times longer than the matmul itself
+    run = () => {
+      const out = op();
+      out.dataSync();
+      out.dispose();
+    };
     info = `simd ${await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')}`;
   } else {
     const ort = (await import('onnxruntime-web')).default ?? (await import('onnxruntime-web'));
