@@ -3,7 +3,9 @@
  *
  *   kiln.json              {"format": "kiln-bundle", "version": 1, "name": N,
  *                           "modules": {TARGET: FILE, ...}}
- *   N.TARGET.kmod          one module container per target (with its kernels)
+ *   N.KEY.kmod             one module container per key: a target (webgpu, webgl,
+ *                          wasm), or webgpu-cpu: WGSL scheduled for adapters
+ *                          that are a CPU underneath (kiln_schedule_gpu_emulated)
  *   kiln_runtime.js/.wasm  the runtime's C, compiled by Emscripten (web/meson.build)
  *   kiln.mjs, kiln.d.ts,   the JS API and its WebGPU device
  *   webgpu.mjs
@@ -75,21 +77,37 @@ static int plain_name(const char *s)
 
 int kiln_bundle_write(kiln_ctx *ctx, const char *dir, const char *name, int nmod, kiln_module *const *mods)
 {
+	return kiln_bundle_write_keys(ctx, dir, name, nmod, mods, NULL);
+}
+
+/* The manifest key of module i: its target unless keys name another. */
+static const char *key_of(kiln_module *const *mods, const char *const *keys, int i)
+{
+	return keys && keys[i] ? keys[i] : kiln_module_target(mods[i]);
+}
+
+int kiln_bundle_write_keys(kiln_ctx *ctx, const char *dir, const char *name, int nmod, kiln_module *const *mods,
+                           const char *const *keys)
+{
 	if (!plain_name(name))
 		return ir_error(ctx, "bundle: name '%s' is not plain (letters, digits, '_', '-', '.')", name);
 	if (nmod <= 0)
 		return ir_error(ctx, "bundle: no modules to write");
 	for (int i = 0; i < nmod; i++) {
-		const char *t = kiln_module_target(mods[i]);
+		const char *t = kiln_module_target(mods[i]), *key = key_of(mods, keys, i);
 		int web = 0;
 		for (size_t k = 0; k < sizeof web_targets / sizeof *web_targets; k++)
 			web |= !strcmp(t, web_targets[k]);
 		if (!web)
 			return ir_error(ctx, "bundle: a %s module does not run on the web (bundles hold webgpu, webgl and wasm "
 			                     "modules)", t);
+		/* "webgpu-cpu": WGSL scheduled for adapters that are a CPU underneath */
+		if (strcmp(key, t) && !(!strcmp(key, "webgpu-cpu") && !strcmp(t, "webgpu")))
+			return ir_error(ctx, "bundle: a %s module cannot stand as '%s' (keys are the targets, and webgpu-cpu "
+			                     "for a webgpu module)", t, key);
 		for (int j = 0; j < i; j++)
-			if (!strcmp(t, kiln_module_target(mods[j])))
-				return ir_error(ctx, "bundle: two %s modules; a bundle holds one per target", t);
+			if (!strcmp(key, key_of(mods, keys, j)))
+				return ir_error(ctx, "bundle: two %s modules; a bundle holds one of each", key);
 	}
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return ir_error(ctx, "bundle: cannot create folder %s: %s", dir, strerror(errno));
@@ -110,13 +128,12 @@ int kiln_bundle_write(kiln_ctx *ctx, const char *dir, const char *name, int nmod
 		return ir_error(ctx, "bundle: cannot write %s: %s", path, strerror(errno));
 	fprintf(f, "{\n  \"format\": \"kiln-bundle\",\n  \"version\": 1,\n  \"name\": \"%s\",\n  \"modules\": {", name);
 	for (int i = 0; i < nmod; i++)
-		fprintf(f, "%s\n    \"%s\": \"%s.%s.kmod\"", i ? "," : "", kiln_module_target(mods[i]), name,
-		        kiln_module_target(mods[i]));
+		fprintf(f, "%s\n    \"%s\": \"%s.%s.kmod\"", i ? "," : "", key_of(mods, keys, i), name, key_of(mods, keys, i));
 	fprintf(f, "\n  }\n}\n");
 	if (fclose(f))
 		return ir_error(ctx, "bundle: writing %s failed", path);
 	for (int i = 0; i < nmod; i++) {
-		snprintf(path, sizeof path, "%s/%s.%s.kmod", dir, name, kiln_module_target(mods[i]));
+		snprintf(path, sizeof path, "%s/%s.%s.kmod", dir, name, key_of(mods, keys, i));
 		if (kiln_module_save(mods[i], path))
 			return ir_error(ctx, "bundle: %s", kiln_rt_last_error());
 	}

@@ -20,7 +20,9 @@
 #include "kiln/ops.h"
 #include "testutil.h"
 
-static const char *const targets[] = {"webgpu", "webgl", "wasm"};
+/* bundle keys; "webgpu-cpu" is WGSL under the schedule for emulated adapters */
+static const char *const targets[] = {"webgpu", "webgpu-cpu", "webgl", "wasm"};
+#define NTARGET 4
 static char root[64] = "/tmp/kiln-web-XXXXXX";
 static char harness_failed[2][512]; /* why web_run.mjs failed, per host */
 
@@ -58,16 +60,16 @@ static int prepare_op(int i, FILE *json)
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
 	int rc = kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o);
-	kiln_module *mods[3] = {0};
-	for (int t = 0; t < 3 && !rc; t++) {
+	kiln_module *mods[NTARGET] = {0};
+	for (int t = 0; t < NTARGET && !rc; t++) {
 		kiln_tensor *out = o.args[o.nargs - 1];
 		kiln_func *f = kiln_lower(kiln_schedule_for(ctx, targets[t], 1, &out), info->name, o.nargs, o.args, NULL);
-		mods[t] = f ? kiln_build(ctx, 1, &f, targets[t]) : NULL;
+		mods[t] = f ? kiln_build(ctx, 1, &f, strcmp(targets[t], "webgpu-cpu") ? targets[t] : "webgpu") : NULL;
 		rc = mods[t] ? 0 : -1;
 	}
 	char dir[128], path[192];
 	snprintf(dir, sizeof dir, "%s/%s", root, info->name);
-	rc = rc || kiln_bundle_write(ctx, dir, info->name, 3, mods);
+	rc = rc || kiln_bundle_write_keys(ctx, dir, info->name, NTARGET, mods, targets);
 	if (rc)
 		fprintf(stderr, "%s: %s\n", info->name, kiln_error(ctx));
 	kiln_array *arr[64], *ins[64];
@@ -89,7 +91,7 @@ static int prepare_op(int i, FILE *json)
 	fprintf(json, "]}");
 	for (int a = 0; filled && a < o.nargs; a++)
 		kiln_array_free(arr[a]);
-	for (int t = 0; t < 3; t++)
+	for (int t = 0; t < NTARGET; t++)
 		kiln_module_free(mods[t]);
 	kiln_ctx_free(ctx);
 	return rc;
@@ -160,6 +162,10 @@ START_TEST(chromium_webgpu) { check_case(_i, 1, "webgpu"); }
 END_TEST
 START_TEST(chromium_webgl) { check_case(_i, 1, "webgl"); }
 END_TEST
+START_TEST(node_webgpu_cpu) { check_case(_i, 0, "webgpu-cpu"); }
+END_TEST
+START_TEST(chromium_webgpu_cpu) { check_case(_i, 1, "webgpu-cpu"); }
+END_TEST
 
 /* Removes root and what the runs left in it. */
 static void clean(void)
@@ -185,7 +191,8 @@ int main(void)
 		for (int i = 0; i < kiln_num_ops(); i++)
 			bad |= prepare_op(i, json) != 0;
 		/* node has no WebGL2: the JS API's refusal of it is tested in test_web_api.mjs */
-		fprintf(json, "\n], \"backends\": {\"node\": [\"wasm\", \"webgpu\"], \"chromium\": [\"wasm\", \"webgpu\", \"webgl\"]}}\n");
+		fprintf(json, "\n], \"backends\": {\"node\": [\"wasm\", \"webgpu\", \"webgpu-cpu\"], "
+		              "\"chromium\": [\"wasm\", \"webgpu\", \"webgpu-cpu\", \"webgl\"]}}\n");
 		bad |= fclose(json) != 0;
 	}
 	if (bad) {
@@ -199,11 +206,13 @@ int main(void)
 	TCase *tn = tcase_create("node");
 	tcase_add_loop_test(tn, node_wasm, 0, kiln_num_ops());
 	tcase_add_loop_test(tn, node_webgpu, 0, kiln_num_ops());
+	tcase_add_loop_test(tn, node_webgpu_cpu, 0, kiln_num_ops());
 	suite_add_tcase(s, tn);
 	TCase *tc = tcase_create("chromium");
 	tcase_add_loop_test(tc, chromium_wasm, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, chromium_webgpu, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, chromium_webgl, 0, kiln_num_ops());
+	tcase_add_loop_test(tc, chromium_webgpu_cpu, 0, kiln_num_ops());
 	suite_add_tcase(s, tc);
 	SRunner *r = srunner_create(s);
 	srunner_run_all(r, CK_NORMAL);

@@ -1,7 +1,8 @@
 // test_web_api.mjs — the JS API (web/kiln.mjs) in node (node:test, TAP for
 // meson): the backend it picks and why it skips the others, the clear error
 // when none can run, the C runtime's argument checks reaching JS, named
-// arguments, the time evaluator, dispose, and malformed bundles (a manifest
+// arguments, the time evaluator, dispose, the choice between the bundle's two
+// WebGPU modules, and malformed bundles (a manifest
 // that is not kiln's, a truncated or corrupted module container).
 //
 // KILN names the kiln binary that writes the bundles; they go to a folder
@@ -134,5 +135,24 @@ test('malformed bundles: not a manifest, a truncated or corrupted module', async
 
 test('kiln refuses a bundle target the web cannot run', () => {
   assert.throws(() => execFileSync(kilnBin, ['build', 'relu', '--target', 'opencl,wasm', '-o', path.join(work, 'x') + '/'],
-    { stdio: 'pipe' }), (e) => /a bundle holds webgpu, webgl and wasm modules, not 'opencl'/.test(e.stderr));
+    { stdio: 'pipe' }), (e) => /a bundle holds webgpu, webgpu-cpu, webgl and wasm modules, not 'opencl'/.test(e.stderr));
+});
+
+test('webgpuKernels picks the bundle\'s GPU or CPU-adapter kernels, and auto follows the adapter', async () => {
+  const manifest = JSON.parse(fs.readFileSync(relu + 'kiln.json', 'utf8'));
+  assert.equal(manifest.modules['webgpu-cpu'], 'relu.webgpu-cpu.kmod');
+  for (const kernels of ['gpu', 'cpu']) {
+    const s = await kiln.load(relu, { backend: 'webgpu', webgpuKernels: kernels });
+    assert.equal(s.device.endsWith('(kernels for CPU adapters)'), kernels === 'cpu');
+    await check(s);
+    s.dispose();
+  }
+  const s = await kiln.load(relu, { backend: 'webgpu' });
+  assert.equal(s.device.endsWith('(kernels for CPU adapters)'), s.gpu.emulated);
+  s.dispose();
+  await assert.rejects(kiln.load(relu, { backend: 'webgpu', webgpuKernels: 'fast' }),
+    /webgpu: webgpuKernels is 'auto', 'gpu' or 'cpu', not 'fast'/);
+  const gpuOnly = bundle('relu-gpu', 'relu', '--shape', '1000', '--target', 'webgpu,wasm');
+  await assert.rejects(kiln.load(gpuOnly, { backend: 'webgpu', webgpuKernels: 'cpu' }),
+    /the bundle has no webgpu-cpu module/);
 });

@@ -33,7 +33,9 @@ async function runCase({ base, c, backend, inputs, opts }) {
   let s;
   try {
     const kiln = await import(base + 'kiln.mjs');
-    s = await kiln.load(base, { ...opts, backend });
+    // "webgpu" and "webgpu-cpu": the bundle's two WebGPU modules, each insisted on
+    const kernels = backend === 'webgpu-cpu' ? 'cpu' : backend === 'webgpu' ? 'gpu' : undefined;
+    s = await kiln.load(base, { ...opts, backend: backend === 'webgpu-cpu' ? 'webgpu' : backend, webgpuKernels: kernels });
     const f = s.fn(c.func);
     const arrays = f.args.map((a, i) => {
       const arr = s.empty(a.shape, a.dtype);

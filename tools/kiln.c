@@ -199,12 +199,13 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 		fprintf(stderr, "kiln: --shape '%s' is not a list of positive integers\n", o->shape);
 		return NULL;
 	}
-	static const char *targets[] = {"llvm", "wasm", "opencl", "webgl", "webgpu"};
+	static const char *targets[] = {"llvm", "wasm", "opencl", "webgl", "webgpu", "webgpu-cpu"};
 	bool known = false;
-	for (int i = 0; i < 5; i++)
+	for (size_t i = 0; i < sizeof targets / sizeof *targets; i++)
 		known |= !strcmp(o->target, targets[i]);
 	if (!known) {
-		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl, webgpu)\n", o->target);
+		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl, webgpu, webgpu-cpu)\n",
+		        o->target);
 		return NULL;
 	}
 	if (kiln_op_declare(ctx, info, n, shape, o->attrs, inst)) {
@@ -224,10 +225,13 @@ static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *i
 	return f;
 }
 
+/* The code a target name generates: "webgpu-cpu" is WGSL under another schedule. */
+static const char *codegen_target(const char *target) { return strcmp(target, "webgpu-cpu") ? target : "webgpu"; }
+
 static kiln_module *build(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *inst, const char *target)
 {
 	kiln_func *f = lower(ctx, info, inst, target, NULL);
-	kiln_module *m = f ? kiln_build(ctx, 1, &f, target) : NULL;
+	kiln_module *m = f ? kiln_build(ctx, 1, &f, codegen_target(target)) : NULL;
 	if (f && !m)
 		fprintf(stderr, "kiln: %s: %s\n", info->name, kiln_error(ctx));
 	return m;
@@ -378,18 +382,20 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 		return 1;
 	}
 	char list[256];
-	snprintf(list, sizeof list, "%s", strcmp(o->target, "web") ? o->target : "webgpu,webgl,wasm");
-	kiln_module *mods[3];
+	snprintf(list, sizeof list, "%s", strcmp(o->target, "web") ? o->target : "webgpu,webgpu-cpu,webgl,wasm");
+	kiln_module *mods[4];
+	const char *keys[4];
 	int n = 0, rc = 1;
 	for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (strcmp(t, "webgpu") && strcmp(t, "webgl") && strcmp(t, "wasm")) {
-			fprintf(stderr, "kiln: a bundle holds webgpu, webgl and wasm modules, not '%s'\n", t);
+		if (strcmp(t, "webgpu") && strcmp(t, "webgpu-cpu") && strcmp(t, "webgl") && strcmp(t, "wasm")) {
+			fprintf(stderr, "kiln: a bundle holds webgpu, webgpu-cpu, webgl and wasm modules, not '%s'\n", t);
 			goto done;
 		}
-		if (n == 3) {
+		if (n == 4) {
 			fprintf(stderr, "kiln: --target names a target twice\n");
 			goto done;
 		}
+		keys[n] = t;
 		opts one = *o;
 		one.target = t;
 		kiln_op_inst inst;
@@ -398,13 +404,13 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 			goto done;
 		n++;
 	}
-	if (kiln_bundle_write(ctx, o->out, o->op, n, mods)) {
+	if (kiln_bundle_write_keys(ctx, o->out, o->op, n, mods, keys)) {
 		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 		goto done;
 	}
 	printf("wrote %s: a bundle of %s for", o->out, o->op);
 	for (int i = 0; i < n; i++)
-		printf(" %s", kiln_module_target(mods[i]));
+		printf(" %s", keys[i]);
 	printf("\n  node: import { load } from '<the folder>/kiln.mjs'; browser: kiln serve %s\n", o->out);
 	rc = 0;
 done:
@@ -479,7 +485,7 @@ int main(int argc, char **argv)
 			rc = f ? 0 : 1;
 			if (f && !o.llvm && strcmp(o.target, "llvm") != 0) {
 				printf("// ---- %s source ----\n", o.target);
-				if (kiln_device_source(ctx, 1, &f, o.target, stdout)) {
+				if (kiln_device_source(ctx, 1, &f, codegen_target(o.target), stdout)) {
 					fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 					rc = 1;
 				}

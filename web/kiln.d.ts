@@ -62,6 +62,12 @@ export interface LoadOptions {
   compatibility?: boolean;
   /** the canvas the webgl backend draws with (default: a new OffscreenCanvas) */
   canvas?: HTMLCanvasElement | OffscreenCanvas;
+  /**
+   * which of the bundle's WebGPU kernels run: 'auto' (default) takes its "webgpu-cpu" module
+   * (no shared memory, register tiles) when the adapter is a CPU underneath (SwiftShader,
+   * llvmpipe / lavapipe, or a fallback adapter), else "webgpu"; 'gpu' or 'cpu' insist
+   */
+  webgpuKernels?: 'auto' | 'gpu' | 'cpu';
 }
 
 /** An n-d array on its session's backend. */
@@ -83,7 +89,8 @@ export declare class KilnArray<D extends DType = DType> {
 export declare class Session {
   /** the backend that runs this session */
   readonly backend: Backend;
-  /** the adapter or renderer behind it, or the wasm variant ("wasm (wasm-relaxed)") */
+  /** the adapter or renderer behind it (with "kernels for CPU adapters" when the webgpu-cpu
+   * module runs), or the wasm variant ("wasm (wasm-relaxed)") */
   readonly device: string;
   /** the backends tried before this one, and why each could not run */
   readonly skipped: { backend: Backend; reason: string }[];

@@ -431,10 +431,23 @@ export class Session {
 
 // Opens backend `name` for session s, or throws saying why it cannot run here.
 async function open(s, name, base, opts) {
-  const file = s.manifest.modules?.[name];
+  let file = s.manifest.modules?.[name], mod = 0;
   if (!file) throw new Error(`the bundle has no ${name} module (build it with --target ${name})`);
-  const mod = s.rt.load(await readBytes(base, file), file);
   try {
+    let cpuKernels = false;
+    if (name === 'webgpu') { // the adapter first: it decides which of the bundle's kernels run
+      let gpu = opts.gpu ?? globalThis.navigator?.gpu, compatibility = !!opts.compatibility;
+      if (!gpu && isNode) ({ gpu, compatibility } = await nodeGpu());
+      if (!gpu) throw new Error('this host has no WebGPU (navigator.gpu is missing)');
+      const want = opts.webgpuKernels ?? 'auto';
+      if (!['auto', 'gpu', 'cpu'].includes(want)) throw new Error(`webgpuKernels is 'auto', 'gpu' or 'cpu', not '${want}'`);
+      const cpuFile = s.manifest.modules?.['webgpu-cpu'];
+      if (want === 'cpu' && !cpuFile) throw new Error('the bundle has no webgpu-cpu module (build it with --target web)');
+      s.gpu = await WebGPUDevice.open(gpu, { compatibility });
+      cpuKernels = !!cpuFile && (want === 'cpu' || (want === 'auto' && s.gpu.emulated));
+      if (cpuKernels) file = cpuFile;
+    }
+    mod = s.rt.load(await readBytes(base, file), file);
     const d = s.rt.describe(mod);
     if (d.target !== name) throw new Error(`${file} holds a ${d.target} module, not ${name}`);
     s.functions = d.functions;
@@ -442,14 +455,10 @@ async function open(s, name, base, opts) {
       s.wasm = await openWasm(s.rt, mod);
       s.device = `wasm (${s.wasm.variant})`;
     } else if (name === 'webgpu') {
-      let gpu = opts.gpu ?? globalThis.navigator?.gpu, compatibility = !!opts.compatibility;
-      if (!gpu && isNode) ({ gpu, compatibility } = await nodeGpu());
-      if (!gpu) throw new Error('this host has no WebGPU (navigator.gpu is missing)');
-      s.gpu = await WebGPUDevice.open(gpu, { compatibility });
       const src = s.rt.blob(mod, 'wgsl-src');
       if (!src) throw new Error(`${file} carries no WGSL`);
       s.pipelines = await s.gpu.compile(new TextDecoder().decode(src));
-      s.device = s.gpu.name;
+      s.device = s.gpu.name + (cpuKernels ? ' (kernels for CPU adapters)' : '');
     } else if (name === 'webgl') {
       const canvas = opts.canvas ?? (typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(1, 1)
         : globalThis.document?.createElement('canvas'));
@@ -462,7 +471,7 @@ async function open(s, name, base, opts) {
       throw new Error(`unknown backend '${name}'`);
     }
   } catch (e) {
-    s.rt.M._kiln_module_free(mod);
+    if (mod) s.rt.M._kiln_module_free(mod);
     s.gpu?.device.destroy(); // opened before a later step failed
     s.gpu = null;
     s.wasm = null;

@@ -80,6 +80,14 @@ export class WebGPUDevice {
     device.lost.then((info) => { this.lost = info.message || info.reason || 'lost'; });
   }
 
+  // Whether the adapter is a CPU underneath: kernels tiled for a real GPU
+  // (shared memory, barriers) run slower there than plain register tiles.
+  get emulated() {
+    const i = this.adapter.info || {};
+    return !!(i.isFallbackAdapter || this.adapter.isFallbackAdapter ||
+      /swiftshader|llvmpipe|lavapipe/i.test([i.vendor, i.architecture, i.device, i.description].join(' ')));
+  }
+
   get name() {
     const i = this.adapter.info || {};
     return [i.vendor, i.architecture, i.device, i.description].filter((s) => s).join(' ') || 'WebGPU adapter';

@@ -21,9 +21,141 @@
 #include "wgsl.h"
 
 /* What the kernel being printed needs besides its own body. */
+#define MAX_VEC4 32
+
 typedef struct {
 	bool floordiv, erf, special, f16;
+	/* private arrays stored as array<vec4<T>>: every vector access to them is
+	 * four aligned lanes (register tiles), see vec4_layout */
+	int nvec4;
+	const ir_buffer *vec4[MAX_VEC4];
+	bool split[MAX_VEC4]; /* indexed by constants only: one vec4 variable per four elements */
 } wgsl_needs;
+
+/* ---- private arrays as vectors ---- */
+
+typedef struct {
+	const ir_buffer *b;
+	kiln_ctx *ctx;
+	bool vector, other, variable; /* variable: some index is not a constant */
+} vec4_use;
+
+static void vec4_access(vec4_use *u, const ir_expr *ix, int lanes)
+{
+	int64_t rem, c;
+	if (!ir_is_const_int(ir_simplify_expr(u->ctx, NULL, (ir_expr *)(lanes == 1 ? ix : ix->kind == IR_RAMP ? ix->ramp.base : ix)), &c))
+		u->variable = true;
+	if (lanes == 1)
+		return;
+	if (lanes == 4 && cg_unit_ramp(ix) &&
+	    ir_is_const_int(ir_simplify_expr(u->ctx, NULL, ir_mod(u->ctx, ix->ramp.base, ir_i64(u->ctx, 4))), &rem) && !rem)
+		u->vector = true;
+	else
+		u->other = true;
+}
+
+static bool vec4_load(const ir_expr *e, void *user)
+{
+	vec4_use *u = user;
+	if (e->kind == IR_LOAD && e->load.buf == u->b)
+		vec4_access(u, e->load.index, e->type.lanes);
+	return !u->other;
+}
+
+static void vec4_walk(const ir_stmt *st, vec4_use *u)
+{
+	if (!st || u->other)
+		return;
+	switch (st->kind) {
+	case IR_FOR: vec4_walk(st->loop.body, u); break;
+	case IR_LET_STMT: vec4_walk(st->let.body, u); break;
+	case IR_ALLOCATE: vec4_walk(st->alloc.body, u); break;
+	case IR_IF:
+		vec4_walk(st->ifs.then, u);
+		vec4_walk(st->ifs.els, u);
+		break;
+	case IR_SEQ:
+		for (int i = 0; i < st->seq.n; i++)
+			vec4_walk(st->seq.s[i], u);
+		break;
+	case IR_STORE:
+		if (st->store.buf == u->b)
+			vec4_access(u, st->store.index, st->store.value->type.lanes);
+		break;
+	default: break;
+	}
+}
+
+/*
+ * Private arrays that are read and written as whole aligned vec4s (and
+ * single elements) become array<vec4<T>, n/4>: a register tile of scalars
+ * made CPU emulators (SwiftShader) assemble and split every vector lane by
+ * lane (matmul 1024^3 in Chromium: 0.89 -> see README).
+ */
+static void vec4_layout(cg_src *s, const ir_stmt *st, wgsl_needs *n)
+{
+	if (!st)
+		return;
+	switch (st->kind) {
+	case IR_FOR: vec4_layout(s, st->loop.body, n); break;
+	case IR_LET_STMT: vec4_layout(s, st->let.body, n); break;
+	case IR_IF:
+		vec4_layout(s, st->ifs.then, n);
+		vec4_layout(s, st->ifs.els, n);
+		break;
+	case IR_SEQ:
+		for (int i = 0; i < st->seq.n; i++)
+			vec4_layout(s, st->seq.s[i], n);
+		break;
+	case IR_ALLOCATE: {
+		const ir_buffer *b = st->alloc.buf;
+		if (b->scope == KILN_SCOPE_LOCAL && b->elem.bits == 32 && b->elem.code != KILN_BOOL && b->size % 4 == 0 &&
+		    n->nvec4 < MAX_VEC4) {
+			vec4_use u = {b, s->ctx, false, false, false};
+			vec4_walk(st->alloc.body, &u);
+			ir_visit_stmt_exprs(st->alloc.body, vec4_load, &u);
+			if (u.vector && !u.other) {
+				n->split[n->nvec4] = !u.variable;
+				n->vec4[n->nvec4++] = b;
+			}
+		}
+		vec4_layout(s, st->alloc.body, n);
+		break;
+	}
+	default: break;
+	}
+}
+
+/* 0: b is an array of scalars; 1: of vec4s; 2: vec4 variables name_0, name_1, ... */
+static int vec4_kind(cg_src *s, const ir_buffer *b)
+{
+	wgsl_needs *n = s->user;
+	for (int i = 0; i < n->nvec4; i++)
+		if (n->vec4[i] == b)
+			return n->split[i] ? 2 : 1;
+	return 0;
+}
+
+static bool is_vec4(cg_src *s, const ir_buffer *b) { return vec4_kind(s, b) != 0; }
+
+/* Element ix of a vec4 array (ix is never negative: it indexes a private array). */
+static char *vec4_element(cg_src *s, const char *name, const ir_expr *ix)
+{
+	const char *i = cg_temp(s, ix);
+	return cg_fmt(s, "%s[%s / 4][%s %% 4]", name, i, i);
+}
+
+/* The vector at element base (a multiple of 4), or element ix (lanes 1). */
+static char *vec4_ref(cg_src *s, const ir_buffer *b, const char *name, const ir_expr *ix, int lanes)
+{
+	if (vec4_kind(s, b) == 2) { /* constant indices: the variables themselves */
+		int64_t c = 0;
+		ir_is_const_int(ir_simplify_expr(s->ctx, NULL, (ir_expr *)(lanes == 1 ? ix : ix->ramp.base)), &c);
+		return lanes == 1 ? cg_fmt(s, "%s_%lld.%s", name, (long long)(c / 4), cg_lane(s, (int)(c % 4)))
+		                  : cg_fmt(s, "%s_%lld", name, (long long)(c / 4));
+	}
+	return lanes == 1 ? vec4_element(s, name, ix) : cg_fmt(s, "%s[(%s) / 4]", name, cg_expr(s, ix->ramp.base));
+}
 
 static const char *scalar(cg_src *s, ir_type t)
 {
@@ -118,6 +250,7 @@ static void wg_kernel_begin(cg_src *s)
 	char tb[32];
 	memset(n, 0, sizeof *n);
 	ir_visit_stmt_exprs(k->body, scan, n);
+	vec4_layout(s, k->body, n);
 	for (int p = 0; p < k->nparam; p++) {
 		const ir_buffer *b = k->params[p];
 		if (b->elem.bits != 32 && !(b->elem.code == KILN_FLOAT && b->elem.bits == 16))
@@ -223,6 +356,8 @@ static char *wg_load(cg_src *s, const ir_expr *e)
 	const ir_expr *ix = e->load.index;
 	int n = e->type.lanes;
 	char tb[32];
+	if (is_vec4(s, b))
+		return vec4_ref(s, b, name, ix, n);
 	if (n == 1)
 		return cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
 	if (ix->kind == IR_BROADCAST)
@@ -241,6 +376,11 @@ static void wg_store(cg_src *s, const ir_stmt *st)
 	const char *name = cg_name_of(s, b, b->name);
 	const ir_expr *ix = st->store.index, *val = st->store.value;
 	int n = val->type.lanes;
+	if (is_vec4(s, b)) {
+		char *v = cg_expr(s, val);
+		cg_line(s, "%s = %s;", vec4_ref(s, b, name, ix, n), v);
+		return;
+	}
 	if (n == 1) {
 		char *v = cg_expr(s, val);
 		cg_line(s, "%s[%s] = %s;", name, cg_expr(s, ix), v);
@@ -258,7 +398,14 @@ static void wg_barrier(cg_src *s) { cg_line(s, "workgroupBarrier();"); }
 static void wg_local_array(cg_src *s, const ir_buffer *b)
 {
 	char tb[32];
-	cg_line(s, "var %s: array<%s, %lld>;", cg_name_of(s, b, b->name), wg_type(s, b->elem, tb), (long long)b->size);
+	const char *name = cg_name_of(s, b, b->name);
+	if (vec4_kind(s, b) == 2) /* emulators keep arrays in memory, variables in registers */
+		for (int64_t i = 0; i < b->size / 4; i++)
+			cg_line(s, "var %s_%lld: %s;", name, (long long)i, wg_type(s, ir_with_lanes(b->elem, 4), tb));
+	else if (is_vec4(s, b))
+		cg_line(s, "var %s: array<%s, %lld>;", name, wg_type(s, ir_with_lanes(b->elem, 4), tb), (long long)b->size / 4);
+	else
+		cg_line(s, "var %s: array<%s, %lld>;", cg_name_of(s, b, b->name), wg_type(s, b->elem, tb), (long long)b->size);
 }
 
 static const char *wg_math(kiln_intrinsic op, ir_type t)

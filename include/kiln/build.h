@@ -47,6 +47,14 @@ int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path);
  * loads in node and in a page; the JS API picks webgpu, webgl or wasm.
  */
 int kiln_bundle_write(kiln_ctx *ctx, const char *dir, const char *name, int nmod, kiln_module *const *mods);
+/*
+ * The same with a manifest key per module (keys[i] NULL: its target). The
+ * key "webgpu-cpu" holds a second webgpu module, built from
+ * kiln_schedule_gpu_emulated: the JS API loads it instead of "webgpu" when
+ * the adapter is a CPU underneath (SwiftShader, llvmpipe / lavapipe).
+ */
+int kiln_bundle_write_keys(kiln_ctx *ctx, const char *dir, const char *name, int nmod, kiln_module *const *mods,
+                           const char *const *keys);
 /* Writes the LLVM IR a build of this module produced (after optimization). */
 int kiln_module_llvm_ir(const kiln_module *m, FILE *out);
 /*

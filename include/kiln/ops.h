@@ -75,12 +75,16 @@ kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
 /* The default schedule for GPU-style targets (opencl): every stage a kernel,
  * threads bound to output elements. */
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+/* For GPUs emulated on a CPU (SwiftShader, lavapipe; WebGPU's "webgpu-cpu"):
+ * no shared memory or barriers, a 4x4 register tile per thread for matmuls. */
+kiln_schedule *kiln_schedule_gpu_emulated(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
 /* The default schedule for WebGL2 (webgl): one fragment per output element. */
 kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
 /* WebGL2 with RGBA packing (4 elements per texel and per fragment): a schedule
  * choice for stages whose innermost extent is a multiple of 4. */
 kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
-/* The default schedule for a target name ("llvm", "opencl", "webgl"). */
+/* The default schedule for a target name ("llvm", "wasm", "opencl", "webgl", "webgpu",
+ * "webgpu-cpu"). */
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs);
 
 /* ---- the registry: operators by name, for tools and tests ---- */
