@@ -221,6 +221,29 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c)
 }
 
 /*
+ * The operand of register tile cl indexed by its vector axis `cols` (a
+ * matmul's B, a convolution's input row), read into registers once at `at`
+ * instead of once per unrolled row: emulators do not merge repeated loads.
+ */
+static int cache_column_operand(sch_schedule *s, sch_stage *cl, kiln_iter *cols, kiln_iter *at)
+{
+	ir_tensor *rd[8];
+	int nr = reads_of(cl->op->body[0], rd);
+	for (int r = 0; r < nr; r++) {
+		if (!innermost_index_uses(cl->op->body[0], rd[r], cols->var))
+			continue;
+		kiln_stage *rs = cl;
+		kiln_tensor *bl = kiln_cache_read(s, rd[r], KILN_SCOPE_LOCAL, 1, &rs);
+		if (!bl || kiln_compute_at(sch_stage_of(s, bl), cl, at))
+			return -1;
+		sch_stage *bs = sch_stage_of(s, bl);
+		if (kiln_vectorize(bs, bs->op->axis[bs->op->naxis - 1]))
+			return -1;
+	}
+	return 0;
+}
+
+/*
  * Matmul-shaped stages for a GPU emulated on a CPU (SwiftShader, lavapipe):
  * there a workgroup barrier is a switch between fibers and shared memory is
  * ordinary memory, so the tiles of schedule_matmul_gpu cost more than they
@@ -278,22 +301,38 @@ static int schedule_matmul_emulated(sch_schedule *s, sch_stage *c)
 		return kiln_unroll(cl, cl->op->axis[n - 1]);
 	if (kiln_vectorize(cl, cl->op->axis[n - 1]))
 		return -1;
-	/* the operand indexed by the columns (B) read once per k into registers,
-	 * not once per row: emulators do not merge the repeated loads */
-	ir_tensor *rd[8];
-	int nr = reads_of(cl->op->body[0], rd);
-	for (int r = 0; r < nr; r++) {
-		if (!innermost_index_uses(cl->op->body[0], rd[r], cl->op->axis[n - 1]->var))
-			continue;
-		kiln_stage *rs = cl;
-		kiln_tensor *bl = kiln_cache_read(s, rd[r], KILN_SCOPE_LOCAL, 1, &rs);
-		if (!bl || kiln_compute_at(sch_stage_of(s, bl), cl, ki))
-			return -1;
-		sch_stage *bs = sch_stage_of(s, bl);
-		if (kiln_vectorize(bs, bs->op->axis[bs->op->naxis - 1]))
-			return -1;
-	}
-	return 0;
+	return cache_column_operand(s, cl, cl->op->axis[n - 1], ki);
+}
+
+/*
+ * A direct convolution (n, k, oh, ow; reduce c, r, s) for an emulated GPU:
+ * each invocation computes 4 output channels x 4 columns, the columns one
+ * vector, 64 invocations per workgroup over the fused rest.
+ */
+static int schedule_conv_emulated(sch_schedule *s, sch_stage *c)
+{
+	if (c->op->naxis != 4 || c->attach != ATTACH_ROOT || c->nrel || c->op->axis[1]->extent % 4 ||
+	    c->op->axis[3]->extent % 4)
+		return one_thread_per_element(c);
+	kiln_tensor *cl_t = kiln_cache_write(s, c->outs[0], KILN_SCOPE_LOCAL);
+	if (!cl_t)
+		return -1;
+	sch_stage *cl = sch_stage_of(s, cl_t);
+	kiln_iter **ax = c->op->axis, *ko, *ki, *wo, *wi, *f, *bx, *tx;
+	if (kiln_split(c, ax[1], 4, &ko, &ki) || kiln_split(c, ax[3], 4, &wo, &wi) ||
+	    kiln_reorder(c, 6, (kiln_iter *[]){ax[0], ko, ax[2], wo, ki, wi}) || kiln_fuse(c, ax[0], ko, &f) ||
+	    kiln_fuse(c, f, ax[2], &f) || kiln_fuse(c, f, wo, &f))
+		return -1;
+	int64_t threads = f->extent < 64 ? f->extent : 64;
+	if (kiln_split(c, f, threads, &bx, &tx) || kiln_bind(c, bx, KILN_BLOCK_X) || kiln_bind(c, tx, KILN_THREAD_X) ||
+	    kiln_compute_at(cl, c, tx) || kiln_unroll(c, ki) || kiln_unroll(c, wi))
+		return -1;
+	kiln_iter **la = cl->op->axis, **lr = cl->op->reduce;
+	if (cl->op->nreduce != 3 ||
+	    kiln_reorder(cl, 7, (kiln_iter *[]){la[0], la[2], lr[0], lr[1], lr[2], la[1], la[3]}) ||
+	    kiln_unroll(cl, la[1]) || kiln_vectorize(cl, la[3]))
+		return -1;
+	return cache_column_operand(s, cl, la[3], lr[2]);
 }
 
 typedef int (*matmul_schedule)(sch_schedule *s, sch_stage *c);
@@ -310,6 +349,10 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 	for (int i = n - 1; i >= 0; i--)
 		if (op_is(snap[i], TAG_MATMUL) && sched(s, snap[i]))
 			return NULL;
+	if (sched == schedule_matmul_emulated)
+		for (int i = n - 1; i >= 0; i--)
+			if (op_is(snap[i], TAG_CONV) && schedule_conv_emulated(s, snap[i]))
+				return NULL;
 	for (int i = 0; i < n; i++)
 		if (snap[i]->attach == ATTACH_ROOT && !snap[i]->nrel && one_thread_per_element(snap[i]))
 			return NULL;

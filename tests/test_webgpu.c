@@ -1,7 +1,8 @@
 /*
  * test_webgpu.c — the webgpu target (WGSL), run in node on Dawn (npm
  * `webgpu`, tests/webgpu_call.mjs): every operator against the oracle under
- * the default GPU schedule and the 2-D grid one; the printed WGSL of small
+ * the default GPU schedule, the 2-D grid one and the one for emulated
+ * adapters (webgpu-cpu, with its register tiles checked); the printed WGSL of small
  * kernels pinned and executed; a grid over 65535 workgroups (folded); what
  * WGSL cannot hold refused with a message; the native runtime's refusal.
  */
@@ -23,6 +24,14 @@ START_TEST(op_default) { tu_run_op(kiln_op_at(_i), default_schedule, "webgpu", "
 END_TEST
 
 START_TEST(op_grid2d) { tu_run_op(kiln_op_at(_i), tu_grid2d_schedule, "webgpu", "2-D grid"); }
+END_TEST
+
+static kiln_schedule *emulated_schedule(kiln_ctx *ctx, kiln_tensor *out)
+{
+	return kiln_schedule_for(ctx, "webgpu-cpu", 1, &out);
+}
+
+START_TEST(op_emulated) { tu_run_op(kiln_op_at(_i), emulated_schedule, "webgpu", "webgpu-cpu"); }
 END_TEST
 
 static char *source_of(kiln_ctx *ctx, kiln_func *f)
@@ -121,6 +130,35 @@ START_TEST(folded_grid)
 }
 END_TEST
 
+/* The schedule for emulated adapters at shapes that take its register tiles
+ * (a matmul, a direct convolution 36 wide) and one that falls back (34 wide):
+ * tiles indexed by constants are vec4 variables; all run against the oracle. */
+START_TEST(emulated_tiles)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *A = kiln_placeholder(ctx, "A", 2, (int64_t[]){64, 40}, KILN_F32);
+	kiln_tensor *B = kiln_placeholder(ctx, "B", 2, (int64_t[]){40, 96}, KILN_F32);
+	kiln_tensor *C = kiln_op_matmul(ctx, A, B, false, false);
+	kiln_schedule *s = emulated_schedule(ctx, C);
+	char *text = source_of(ctx, kiln_lower(s, "mm", 3, (kiln_tensor *[]){A, B, C}, NULL));
+	ck_assert_msg(strstr(text, "var matmul_local_3: vec4<f32>;") && !strstr(text, "var<workgroup>"), "%s", text);
+	free(text);
+	ck_assert_double_ge(tu_check_target(ctx, s, 3, (kiln_tensor *[]){A, B, C}, 11, "webgpu"), 0);
+	for (int64_t w = 36; w >= 34; w -= 2) {
+		kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 8, 10, w}, KILN_F32);
+		kiln_tensor *W = kiln_placeholder(ctx, "W", 4, (int64_t[]){8, 8, 3, 3}, KILN_F32);
+		kiln_conv2d_attrs at = {.stride = {1, 1}, .pad = {1, 1, 1, 1}, .dilation = {1, 1}, .groups = 1};
+		kiln_tensor *Y = kiln_op_conv2d(ctx, X, W, &at);
+		kiln_schedule *sc = emulated_schedule(ctx, Y);
+		text = source_of(ctx, kiln_lower(sc, "conv", 3, (kiln_tensor *[]){X, W, Y}, NULL));
+		ck_assert_msg((strstr(text, "var conv2d_local_0: vec4<f32>;") != NULL) == (w == 36), "%s", text);
+		free(text);
+		ck_assert_double_ge(tu_check_target(ctx, sc, 3, (kiln_tensor *[]){X, W, Y}, 12, "webgpu"), 0);
+	}
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 /* What WGSL or WebGPU cannot run is an error naming it, at build time. */
 START_TEST(refusals)
 {
@@ -179,6 +217,8 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, op_grid2d, 0, kiln_num_ops());
+	tcase_add_loop_test(tc, op_emulated, 0, kiln_num_ops());
+	tcase_add_test(tc, emulated_tiles);
 	tcase_add_test(tc, source_text);
 	tcase_add_test(tc, f16_source);
 	tcase_add_test(tc, names_and_infinity);

@@ -53,7 +53,9 @@ static const char *usage_common =
 	"                    KILN_OPENCL_DEVICE pick the device), webgl (GLSL ES 3.00, run\n"
 	"                    natively on EGL), wasm or webgpu (WGSL; both build and lower\n"
 	"                    only: their kernels run in a JavaScript host, from a bundle);\n"
-	"                    build also takes web or a comma list of webgpu, webgl, wasm\n";
+	"                    webgpu-cpu is WGSL scheduled for adapters that are a CPU\n"
+	"                    underneath (SwiftShader); build also takes web or a comma list\n"
+	"                    of webgpu, webgpu-cpu, webgl, wasm\n";
 
 static void cmd_usage(const char *cmd)
 {
@@ -80,9 +82,10 @@ static void cmd_usage(const char *cmd)
 		       "signature int OP(float *in0, ..., float *out): dlopen it or kiln_module_load it. For\n"
 		       "opencl, writes a module container holding the kernels; kiln_module_load runs it.\n"
 		       "With -o DIR/ (a folder: a trailing '/' or an existing one) or --target web, writes a\n"
-		       "bundle for node and browsers: --target takes webgpu, webgl, wasm or a comma list of\n"
-		       "them (web = webgpu,webgl,wasm); the JS API (DIR/kiln.mjs) runs the first that works\n"
-		       "there. Serve it with `kiln serve DIR`.\n\n");
+		       "bundle for node and browsers: --target takes webgpu, webgpu-cpu, webgl, wasm or a\n"
+		       "comma list of them (web = all four); the JS API (DIR/kiln.mjs) runs the first that\n"
+		       "works there (webgpu-cpu in place of webgpu on a CPU-emulated adapter). Serve it with\n"
+		       "`kiln serve DIR`.\n\n");
 	else if (!strcmp(cmd, "run"))
 		printf("Runs OP on random inputs and prints the largest difference from the oracle;\n"
 		       "exits 1 when it exceeds the tolerance of the dtype.\n\n");

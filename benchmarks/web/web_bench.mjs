@@ -300,7 +300,7 @@ async function webgpuInChromium() {
   });
   try {
     for (const c of CASES) {
-      const dir = bundle(c, 'webgpu');
+      const dir = bundle(c, 'webgpu,webgpu-cpu'); // the JS API picks the module for this adapter
       const name = path.basename(dir);
       fs.symlinkSync(dir, path.join(site, name));
       const profile = fs.mkdtempSync('/tmp/kiln-bench-chromium-');
