@@ -25,11 +25,9 @@
 
 typedef struct {
 	bool floordiv, erf, special, f16;
-	/* private arrays stored as array<vec4<T>>: every vector access to them is
-	 * four aligned lanes (register tiles), see vec4_layout */
+	/* private arrays printed as vec4 variables (register tiles), see vec4_layout */
 	int nvec4;
 	const ir_buffer *vec4[MAX_VEC4];
-	bool split[MAX_VEC4]; /* indexed by constants only: one vec4 variable per four elements */
 } wgsl_needs;
 
 /* ---- private arrays as vectors ---- */
@@ -87,10 +85,11 @@ static void vec4_walk(const ir_stmt *st, vec4_use *u)
 }
 
 /*
- * Private arrays that are read and written as whole aligned vec4s (and
- * single elements) become array<vec4<T>, n/4>: a register tile of scalars
- * made CPU emulators (SwiftShader) assemble and split every vector lane by
- * lane (matmul 1024^3 in Chromium: 0.89 -> see README).
+ * Private arrays indexed by constants only, read and written as aligned
+ * vec4s (and single elements), become one vec4 variable per four elements:
+ * CPU emulators (SwiftShader) keep arrays in memory and variables in
+ * registers (matmul 1024^3 in Chromium: 0.89 -> 1.07-1.25 GFLOP/s). An
+ * array<vec4> instead of array<f32> made no difference there.
  */
 static void vec4_layout(cg_src *s, const ir_stmt *st, wgsl_needs *n)
 {
@@ -114,10 +113,8 @@ static void vec4_layout(cg_src *s, const ir_stmt *st, wgsl_needs *n)
 			vec4_use u = {b, s->ctx, false, false, false};
 			vec4_walk(st->alloc.body, &u);
 			ir_visit_stmt_exprs(st->alloc.body, vec4_load, &u);
-			if (u.vector && !u.other) {
-				n->split[n->nvec4] = !u.variable;
+			if (u.vector && !u.other && !u.variable)
 				n->vec4[n->nvec4++] = b;
-			}
 		}
 		vec4_layout(s, st->alloc.body, n);
 		break;
@@ -126,35 +123,22 @@ static void vec4_layout(cg_src *s, const ir_stmt *st, wgsl_needs *n)
 	}
 }
 
-/* 0: b is an array of scalars; 1: of vec4s; 2: vec4 variables name_0, name_1, ... */
-static int vec4_kind(cg_src *s, const ir_buffer *b)
+static bool is_vec4(cg_src *s, const ir_buffer *b)
 {
 	wgsl_needs *n = s->user;
 	for (int i = 0; i < n->nvec4; i++)
 		if (n->vec4[i] == b)
-			return n->split[i] ? 2 : 1;
-	return 0;
+			return true;
+	return false;
 }
 
-static bool is_vec4(cg_src *s, const ir_buffer *b) { return vec4_kind(s, b) != 0; }
-
-/* Element ix of a vec4 array (ix is never negative: it indexes a private array). */
-static char *vec4_element(cg_src *s, const char *name, const ir_expr *ix)
+/* The variable holding elements c..c+3 of b (lanes 4), or element c's lane (lanes 1). */
+static char *vec4_ref(cg_src *s, const char *name, const ir_expr *ix, int lanes)
 {
-	const char *i = cg_temp(s, ix);
-	return cg_fmt(s, "%s[%s / 4][%s %% 4]", name, i, i);
-}
-
-/* The vector at element base (a multiple of 4), or element ix (lanes 1). */
-static char *vec4_ref(cg_src *s, const ir_buffer *b, const char *name, const ir_expr *ix, int lanes)
-{
-	if (vec4_kind(s, b) == 2) { /* constant indices: the variables themselves */
-		int64_t c = 0;
-		ir_is_const_int(ir_simplify_expr(s->ctx, NULL, (ir_expr *)(lanes == 1 ? ix : ix->ramp.base)), &c);
-		return lanes == 1 ? cg_fmt(s, "%s_%lld.%s", name, (long long)(c / 4), cg_lane(s, (int)(c % 4)))
-		                  : cg_fmt(s, "%s_%lld", name, (long long)(c / 4));
-	}
-	return lanes == 1 ? vec4_element(s, name, ix) : cg_fmt(s, "%s[(%s) / 4]", name, cg_expr(s, ix->ramp.base));
+	int64_t c = 0;
+	ir_is_const_int(ir_simplify_expr(s->ctx, NULL, (ir_expr *)(lanes == 1 ? ix : ix->ramp.base)), &c);
+	return lanes == 1 ? cg_fmt(s, "%s_%lld.%s", name, (long long)(c / 4), cg_lane(s, (int)(c % 4)))
+	                  : cg_fmt(s, "%s_%lld", name, (long long)(c / 4));
 }
 
 static const char *scalar(cg_src *s, ir_type t)
@@ -357,7 +341,7 @@ static char *wg_load(cg_src *s, const ir_expr *e)
 	int n = e->type.lanes;
 	char tb[32];
 	if (is_vec4(s, b))
-		return vec4_ref(s, b, name, ix, n);
+		return vec4_ref(s, name, ix, n);
 	if (n == 1)
 		return cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
 	if (ix->kind == IR_BROADCAST)
@@ -378,7 +362,7 @@ static void wg_store(cg_src *s, const ir_stmt *st)
 	int n = val->type.lanes;
 	if (is_vec4(s, b)) {
 		char *v = cg_expr(s, val);
-		cg_line(s, "%s = %s;", vec4_ref(s, b, name, ix, n), v);
+		cg_line(s, "%s = %s;", vec4_ref(s, name, ix, n), v);
 		return;
 	}
 	if (n == 1) {
@@ -399,13 +383,11 @@ static void wg_local_array(cg_src *s, const ir_buffer *b)
 {
 	char tb[32];
 	const char *name = cg_name_of(s, b, b->name);
-	if (vec4_kind(s, b) == 2) /* emulators keep arrays in memory, variables in registers */
+	if (is_vec4(s, b))
 		for (int64_t i = 0; i < b->size / 4; i++)
 			cg_line(s, "var %s_%lld: %s;", name, (long long)i, wg_type(s, ir_with_lanes(b->elem, 4), tb));
-	else if (is_vec4(s, b))
-		cg_line(s, "var %s: array<%s, %lld>;", name, wg_type(s, ir_with_lanes(b->elem, 4), tb), (long long)b->size / 4);
 	else
-		cg_line(s, "var %s: array<%s, %lld>;", cg_name_of(s, b, b->name), wg_type(s, b->elem, tb), (long long)b->size);
+		cg_line(s, "var %s: array<%s, %lld>;", name, wg_type(s, b->elem, tb), (long long)b->size);
 }
 
 static const char *wg_math(kiln_intrinsic op, ir_type t)
