@@ -28,6 +28,7 @@ typedef struct {
 	/* private arrays printed as vec4 variables (register tiles), see vec4_layout */
 	int nvec4;
 	const ir_buffer *vec4[MAX_VEC4];
+	const char **vars[MAX_VEC4]; /* their variables' names, one per four elements */
 } wgsl_needs;
 
 /* ---- private arrays as vectors ---- */
@@ -113,8 +114,16 @@ static void vec4_layout(cg_src *s, const ir_stmt *st, wgsl_needs *n)
 			vec4_use u = {b, s->ctx, false, false, false};
 			vec4_walk(st->alloc.body, &u);
 			ir_visit_stmt_exprs(st->alloc.body, vec4_load, &u);
-			if (u.vector && !u.other && !u.variable)
+			if (u.vector && !u.other && !u.variable) {
+				/* names from the kernel's name table, so none can collide;
+				 * each slot's address is its key */
+				const char **vars = ir_alloc(s->ctx, sizeof *vars * (size_t)(b->size / 4));
+				const char *base = cg_name_of(s, b, b->name);
+				for (int64_t i = 0; i < b->size / 4; i++)
+					vars[i] = cg_name_of(s, &vars[i], cg_fmt(s, "%s_%lld", base, (long long)i));
+				n->vars[n->nvec4] = vars;
 				n->vec4[n->nvec4++] = b;
+			}
 		}
 		vec4_layout(s, st->alloc.body, n);
 		break;
@@ -123,22 +132,22 @@ static void vec4_layout(cg_src *s, const ir_stmt *st, wgsl_needs *n)
 	}
 }
 
-static bool is_vec4(cg_src *s, const ir_buffer *b)
+/* The names of b's vec4 variables, or NULL when b is an array. */
+static const char **vec4_vars(cg_src *s, const ir_buffer *b)
 {
 	wgsl_needs *n = s->user;
 	for (int i = 0; i < n->nvec4; i++)
 		if (n->vec4[i] == b)
-			return true;
-	return false;
+			return n->vars[i];
+	return NULL;
 }
 
-/* The variable holding elements c..c+3 of b (lanes 4), or element c's lane (lanes 1). */
-static char *vec4_ref(cg_src *s, const char *name, const ir_expr *ix, int lanes)
+/* The variable holding elements c..c+3 (lanes 4), or element c's lane (lanes 1). */
+static char *vec4_ref(cg_src *s, const char **vars, const ir_expr *ix, int lanes)
 {
 	int64_t c = 0;
 	ir_is_const_int(ir_simplify_expr(s->ctx, NULL, (ir_expr *)(lanes == 1 ? ix : ix->ramp.base)), &c);
-	return lanes == 1 ? cg_fmt(s, "%s_%lld.%s", name, (long long)(c / 4), cg_lane(s, (int)(c % 4)))
-	                  : cg_fmt(s, "%s_%lld", name, (long long)(c / 4));
+	return lanes == 1 ? cg_fmt(s, "%s.%s", vars[c / 4], cg_lane(s, (int)(c % 4))) : cg_fmt(s, "%s", vars[c / 4]);
 }
 
 static const char *scalar(cg_src *s, ir_type t)
@@ -340,8 +349,9 @@ static char *wg_load(cg_src *s, const ir_expr *e)
 	const ir_expr *ix = e->load.index;
 	int n = e->type.lanes;
 	char tb[32];
-	if (is_vec4(s, b))
-		return vec4_ref(s, name, ix, n);
+	const char **vars = vec4_vars(s, b);
+	if (vars)
+		return vec4_ref(s, vars, ix, n);
 	if (n == 1)
 		return cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
 	if (ix->kind == IR_BROADCAST)
@@ -360,9 +370,10 @@ static void wg_store(cg_src *s, const ir_stmt *st)
 	const char *name = cg_name_of(s, b, b->name);
 	const ir_expr *ix = st->store.index, *val = st->store.value;
 	int n = val->type.lanes;
-	if (is_vec4(s, b)) {
+	const char **vars = vec4_vars(s, b);
+	if (vars) {
 		char *v = cg_expr(s, val);
-		cg_line(s, "%s = %s;", vec4_ref(s, name, ix, n), v);
+		cg_line(s, "%s = %s;", vec4_ref(s, vars, ix, n), v);
 		return;
 	}
 	if (n == 1) {
@@ -382,12 +393,11 @@ static void wg_barrier(cg_src *s) { cg_line(s, "workgroupBarrier();"); }
 static void wg_local_array(cg_src *s, const ir_buffer *b)
 {
 	char tb[32];
-	const char *name = cg_name_of(s, b, b->name);
-	if (is_vec4(s, b))
-		for (int64_t i = 0; i < b->size / 4; i++)
-			cg_line(s, "var %s_%lld: %s;", name, (long long)i, wg_type(s, ir_with_lanes(b->elem, 4), tb));
-	else
-		cg_line(s, "var %s: array<%s, %lld>;", name, wg_type(s, b->elem, tb), (long long)b->size);
+	const char **vars = vec4_vars(s, b);
+	for (int64_t i = 0; vars && i < b->size / 4; i++)
+		cg_line(s, "var %s: %s;", vars[i], wg_type(s, ir_with_lanes(b->elem, 4), tb));
+	if (!vars)
+		cg_line(s, "var %s: array<%s, %lld>;", cg_name_of(s, b, b->name), wg_type(s, b->elem, tb), (long long)b->size);
 }
 
 static const char *wg_math(kiln_intrinsic op, ir_type t)
