@@ -244,6 +244,32 @@ void ir_visit_stmt_exprs(const ir_stmt *s, bool (*fn)(const ir_expr *e, void *us
 	ir_mutate_stmt(&v.m, (ir_stmt *)s);
 }
 
+typedef struct {
+	ir_mutator m;
+	bool (*fn)(const ir_stmt *s, void *user);
+	void *user;
+} stmt_visitor;
+
+static ir_expr *skip_expr(ir_mutator *m, ir_expr *e)
+{
+	(void)m;
+	return e;
+}
+
+static ir_stmt *visit_stmt(ir_mutator *m, ir_stmt *s)
+{
+	stmt_visitor *v = (stmt_visitor *)m;
+	if (v->fn(s, v->user))
+		ir_mutate_stmt_children(m, s);
+	return s;
+}
+
+void ir_visit_stmts(const ir_stmt *s, bool (*fn)(const ir_stmt *s, void *user), void *user)
+{
+	stmt_visitor v = {{NULL, skip_expr, visit_stmt, NULL}, fn, user};
+	ir_mutate_stmt(&v.m, (ir_stmt *)s);
+}
+
 static bool uses_var_fn(const ir_expr *e, void *user)
 {
 	const ir_expr **target = user;

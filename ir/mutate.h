@@ -33,6 +33,8 @@ ir_expr *ir_replace_tensor(kiln_ctx *ctx, ir_expr *e, ir_tensor *from, ir_tensor
 /* Calls fn on every subexpression, pre-order; fn returns false to skip children. */
 void ir_visit_expr(const ir_expr *e, bool (*fn)(const ir_expr *e, void *user), void *user);
 void ir_visit_stmt_exprs(const ir_stmt *s, bool (*fn)(const ir_expr *e, void *user), void *user);
+/* Calls fn on every statement, pre-order; fn returns false to skip its children. */
+void ir_visit_stmts(const ir_stmt *s, bool (*fn)(const ir_stmt *s, void *user), void *user);
 bool ir_expr_uses_var(const ir_expr *e, const ir_expr *var);
 bool ir_stmt_uses_var(const ir_stmt *s, const ir_expr *var);
 

@@ -61,28 +61,12 @@ static bool vec4_load(const ir_expr *e, void *user)
 	return !u->other;
 }
 
-static void vec4_walk(const ir_stmt *st, vec4_use *u)
+static bool vec4_store(const ir_stmt *st, void *user)
 {
-	if (!st || u->other)
-		return;
-	switch (st->kind) {
-	case IR_FOR: vec4_walk(st->loop.body, u); break;
-	case IR_LET_STMT: vec4_walk(st->let.body, u); break;
-	case IR_ALLOCATE: vec4_walk(st->alloc.body, u); break;
-	case IR_IF:
-		vec4_walk(st->ifs.then, u);
-		vec4_walk(st->ifs.els, u);
-		break;
-	case IR_SEQ:
-		for (int i = 0; i < st->seq.n; i++)
-			vec4_walk(st->seq.s[i], u);
-		break;
-	case IR_STORE:
-		if (st->store.buf == u->b)
-			vec4_access(u, st->store.index, st->store.value->type.lanes);
-		break;
-	default: break;
-	}
+	vec4_use *u = user;
+	if (st->kind == IR_STORE && st->store.buf == u->b)
+		vec4_access(u, st->store.index, st->store.value->type.lanes);
+	return !u->other;
 }
 
 /*
@@ -92,44 +76,33 @@ static void vec4_walk(const ir_stmt *st, vec4_use *u)
  * registers (matmul 1024^3 in Chromium: 0.89 -> 1.07-1.25 GFLOP/s). An
  * array<vec4> instead of array<f32> made no difference there.
  */
-static void vec4_layout(cg_src *s, const ir_stmt *st, wgsl_needs *n)
+typedef struct {
+	cg_src *s;
+	wgsl_needs *n;
+} vec4_scan;
+
+static bool vec4_layout(const ir_stmt *st, void *user)
 {
-	if (!st)
-		return;
-	switch (st->kind) {
-	case IR_FOR: vec4_layout(s, st->loop.body, n); break;
-	case IR_LET_STMT: vec4_layout(s, st->let.body, n); break;
-	case IR_IF:
-		vec4_layout(s, st->ifs.then, n);
-		vec4_layout(s, st->ifs.els, n);
-		break;
-	case IR_SEQ:
-		for (int i = 0; i < st->seq.n; i++)
-			vec4_layout(s, st->seq.s[i], n);
-		break;
-	case IR_ALLOCATE: {
-		const ir_buffer *b = st->alloc.buf;
-		if (b->scope == KILN_SCOPE_LOCAL && b->elem.bits == 32 && b->elem.code != KILN_BOOL && b->size % 4 == 0 &&
-		    n->nvec4 < MAX_VEC4) {
-			vec4_use u = {b, s->ctx, false, false, false};
-			vec4_walk(st->alloc.body, &u);
-			ir_visit_stmt_exprs(st->alloc.body, vec4_load, &u);
-			if (u.vector && !u.other && !u.variable) {
-				/* names from the kernel's name table, so none can collide;
-				 * each slot's address is its key */
-				const char **vars = ir_alloc(s->ctx, sizeof *vars * (size_t)(b->size / 4));
-				const char *base = cg_name_of(s, b, b->name);
-				for (int64_t i = 0; i < b->size / 4; i++)
-					vars[i] = cg_name_of(s, &vars[i], cg_fmt(s, "%s_%lld", base, (long long)i));
-				n->vars[n->nvec4] = vars;
-				n->vec4[n->nvec4++] = b;
-			}
+	vec4_scan *v = user;
+	wgsl_needs *n = v->n;
+	const ir_buffer *b = st->kind == IR_ALLOCATE ? st->alloc.buf : NULL;
+	if (b && b->scope == KILN_SCOPE_LOCAL && b->elem.bits == 32 && b->elem.code != KILN_BOOL && b->size % 4 == 0 &&
+	    n->nvec4 < MAX_VEC4) {
+		vec4_use u = {b, v->s->ctx, false, false, false};
+		ir_visit_stmts(st->alloc.body, vec4_store, &u);
+		ir_visit_stmt_exprs(st->alloc.body, vec4_load, &u);
+		if (u.vector && !u.other && !u.variable) {
+			/* names from the kernel's name table, so none can collide;
+			 * each slot's address is its key */
+			const char **vars = ir_alloc(v->s->ctx, sizeof *vars * (size_t)(b->size / 4));
+			const char *base = cg_name_of(v->s, b, b->name);
+			for (int64_t i = 0; i < b->size / 4; i++)
+				vars[i] = cg_name_of(v->s, &vars[i], cg_fmt(v->s, "%s_%lld", base, (long long)i));
+			n->vars[n->nvec4] = vars;
+			n->vec4[n->nvec4++] = b;
 		}
-		vec4_layout(s, st->alloc.body, n);
-		break;
 	}
-	default: break;
-	}
+	return true;
 }
 
 /* The names of b's vec4 variables, or NULL when b is an array. */
@@ -243,7 +216,7 @@ static void wg_kernel_begin(cg_src *s)
 	char tb[32];
 	memset(n, 0, sizeof *n);
 	ir_visit_stmt_exprs(k->body, scan, n);
-	vec4_layout(s, k->body, n);
+	ir_visit_stmts(k->body, vec4_layout, &(vec4_scan){s, n});
 	for (int p = 0; p < k->nparam; p++) {
 		const ir_buffer *b = k->params[p];
 		if (b->elem.bits != 32 && !(b->elem.code == KILN_FLOAT && b->elem.bits == 16))
