@@ -251,6 +251,25 @@ static void free_fn_state(rt_function *f)
 	f->dev = NULL;
 }
 
+/*
+ * KILN_CHECK_DEVICE=1 (the test suites set it): every buffer gets a guard zone
+ * of GUARD_BYTES filled with a canary, outputs are uploaded too (so the poison
+ * a test writes into them reaches the device and an unwritten element shows),
+ * and after each call the guards and the inputs are read back and compared:
+ * a kernel writing past an argument or into an input is an error.
+ */
+#define GUARD_BYTES 256
+#define CANARY 0xA7
+static bool check_mode(void)
+{
+	static int on = -1;
+	if (on < 0) {
+		const char *v = getenv("KILN_CHECK_DEVICE");
+		on = v && *v && strcmp(v, "0");
+	}
+	return on;
+}
+
 static int prepare(kiln_module *m, rt_function *f)
 {
 	if (f->dev)
@@ -279,7 +298,8 @@ static int prepare(kiln_module *m, rt_function *f)
 			bytes = f->temp_bytes[i - f->nargs];
 		}
 		fs->bytes[i] = bytes;
-		fs->mem[i] = clCreateBuffer(st->ctx, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &e);
+		fs->mem[i] = clCreateBuffer(st->ctx, CL_MEM_READ_WRITE, (bytes ? bytes : 4) + (check_mode() ? GUARD_BYTES : 0),
+		                            NULL, &e);
 		if (e != CL_SUCCESS)
 			return rt_error("%s: cannot allocate %zu bytes on %s (%s)", f->name, bytes, st->name, cl_err(e));
 	}
@@ -298,15 +318,46 @@ static int prepare(kiln_module *m, rt_function *f)
 	return 0;
 }
 
+/* Check mode, after a call: every guard zone intact, every input as uploaded. */
+static int check_buffers(const rt_function *f, const fn_state *fs, kiln_array **args)
+{
+	uint8_t guard[GUARD_BYTES];
+	for (int i = 0; i < f->nargs; i++) {
+		cl_int e = clEnqueueReadBuffer(st->q, fs->mem[i], CL_TRUE, fs->bytes[i], GUARD_BYTES, guard, 0, NULL, NULL);
+		if (e != CL_SUCCESS)
+			return rt_error("%s: reading the guard of argument %d failed (%s)", f->name, i, cl_err(e));
+		for (int b = 0; b < GUARD_BYTES; b++)
+			if (guard[b] != CANARY)
+				return rt_error("%s: a kernel wrote past the end of argument %d (%s), at byte %zu", f->name, i,
+				                f->args[i].name, fs->bytes[i] + (size_t)b);
+		if (f->args[i].is_output)
+			continue;
+		uint8_t *now = malloc(fs->bytes[i] ? fs->bytes[i] : 1);
+		e = now ? clEnqueueReadBuffer(st->q, fs->mem[i], CL_TRUE, 0, fs->bytes[i], now, 0, NULL, NULL)
+		        : CL_OUT_OF_HOST_MEMORY;
+		int changed = e == CL_SUCCESS && memcmp(now, args[i]->data, fs->bytes[i]);
+		free(now);
+		if (e != CL_SUCCESS)
+			return rt_error("%s: reading back input %d failed (%s)", f->name, i, cl_err(e));
+		if (changed)
+			return rt_error("%s: a kernel changed input %d (%s)", f->name, i, f->args[i].name);
+	}
+	return 0;
+}
+
 static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms)
 {
 	if (init_locked() || prepare(m, f))
 		return -1;
 	fn_state *fs = f->dev;
 	cl_int e;
+	uint8_t canary[GUARD_BYTES];
+	memset(canary, CANARY, sizeof canary);
 	for (int i = 0; i < f->nargs; i++)
-		if (!f->args[i].is_output) {
-			e = clEnqueueWriteBuffer(st->q, fs->mem[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
+		if (!f->args[i].is_output || check_mode()) {
+			e = clEnqueueWriteBuffer(st->q, fs->mem[i], CL_TRUE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
+			if (e == CL_SUCCESS && check_mode())
+				e = clEnqueueWriteBuffer(st->q, fs->mem[i], CL_TRUE, fs->bytes[i], GUARD_BYTES, canary, 0, NULL, NULL);
 			if (e != CL_SUCCESS)
 				return rt_error("%s: upload of argument %d failed (%s)", f->name, i, cl_err(e));
 		}
@@ -334,6 +385,8 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	e = clFinish(st->q);
 	if (!rc && e != CL_SUCCESS)
 		rc = rt_error("%s: the device failed while running (%s)", f->name, cl_err(e));
+	if (!rc && check_mode())
+		rc = check_buffers(f, fs, args);
 	double ms = 0;
 	for (int l = 0; l < f->nlaunch; l++)
 		if (ev[l]) {

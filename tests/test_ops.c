@@ -55,8 +55,8 @@ static void run_op(const kiln_op_info *info, bool stress)
 	kiln_tensor *out = o.args[o.nargs - 1];
 	kiln_schedule *s = stress ? stress_schedule(ctx, &o) : kiln_schedule_cpu(ctx, 1, &out);
 	ck_assert_msg(s != NULL, "%s: schedule failed: %s", info->name, kiln_error(ctx));
-	double err = tu_check(ctx, s, o.nargs, o.args, 42);
-	ck_assert_msg(err >= 0, "%s (%s schedule) does not match the oracle: %s", info->name, stress ? "stress" : "default",
+	double err = tu_check_ref(ctx, s, o.nargs, o.args, 42, "llvm", info->name, "");
+	ck_assert_msg(err >= 0, "%s (%s schedule) does not match the oracle or the reference: %s", info->name, stress ? "stress" : "default",
 	              kiln_error(ctx));
 	kiln_ctx_free(ctx);
 }
@@ -76,7 +76,8 @@ static void run_attrs(const char *name, int n, const int64_t *shape, const char 
 	ck_assert_msg(kiln_op_declare(ctx, info, n, shape, attrs, &o) == 0, "%s %s: %s", name, attrs, kiln_error(ctx));
 	kiln_tensor *out = o.args[o.nargs - 1];
 	kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &out);
-	ck_assert_msg(s && tu_check(ctx, s, o.nargs, o.args, 7) >= 0, "%s %s: %s", name, attrs, kiln_error(ctx));
+	ck_assert_msg(s && tu_check_ref(ctx, s, o.nargs, o.args, 7, "llvm", name, attrs) >= 0, "%s %s: %s", name, attrs,
+	              kiln_error(ctx));
 	kiln_ctx_free(ctx);
 }
 
@@ -105,6 +106,23 @@ START_TEST(op_attrs)
 	RUN("transpose", "perm=0x2x3x1", 2, 3, 4, 5);
 	RUN("reshape", "to=5x24", 4, 6, 5);
 	RUN("concat", "n=3,axis=2", 3, 4, 5);
+	RUN("concat", "n=1,axis=0", 3, 4);
+	/* values the defaults hide: a pad value that is not 0, an eps that matters */
+	RUN("pad", "before=1x0x2,after=0x3x1,value=1.5", 2, 5, 6);
+	RUN("layer_norm", "eps=0.25", 4, 3, 10);
+	RUN("batch_norm", "eps=0.25", 1, 4, 3, 5);
+	RUN("clip", "min=-0.2,max=0.7", 5, 11);
+	RUN("softmax", "axis=0", 9, 4);
+	RUN("matmul", "trans_a=1", 17, 9, 33);
+	RUN("max_pool2d", "kernel=3,stride=1,pad=1", 2, 3, 7, 8);
+	RUN("avg_pool2d", "kernel=2,stride=1", 1, 3, 6, 7);
+	RUN("depthwise_conv2d", "dilation=2,pad=2", 2, 3, 9, 10, 3, 3);
+	RUN("conv2d", "groups=2,stride=2", 1, 6, 11, 12, 4, 3, 3);
+	RUN("sub", "bshape=5", 3, 4, 5);
+	RUN("mul", "bshape=4x1", 2, 4, 6);
+	RUN("div", "bshape=1x1x6", 3, 2, 6);
+	RUN("transpose", "", 2, 3, 4);
+	RUN("global_avg_pool2d", "", 2, 3, 1, 17);
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_conv2d_attrs bad = {{1, 1}, {0, 0, 0, 0}, {1, 1}, 3};
 	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 4, 5, 5}, KILN_F32);

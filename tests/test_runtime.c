@@ -127,6 +127,27 @@ static int nested_chunk(int64_t b, int64_t e, void *closure)
 
 static int failing_chunk(int64_t b, int64_t e, void *closure) { return b == 0 ? 7 : 0; }
 
+/* The guard zones of test arrays see a kernel that writes past its output:
+ * relu built for [5, 37] is told its arrays are [5, 30] and writes 35 floats
+ * past the end (inside the guard, so nothing else is harmed). */
+START_TEST(guard_zone_catches_overrun)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_module *m = relu_module(ctx);
+	rt_function *f = rt_module_find(m, "relu");
+	f->args[0].shape[1] = f->args[1].shape[1] = 30;
+	kiln_array *x = tu_guarded_array(2, (int64_t[]){5, 30}, KILN_F32), *y = tu_guarded_array(2, (int64_t[]){5, 30}, KILN_F32);
+	kiln_array_fill_random(x, 3, -1, 1);
+	ck_assert_int_eq(kiln_module_call(m, "relu", (kiln_array *[]){x, y}, 2), 0);
+	ck_assert(tu_guard_intact("X", x));
+	ck_assert(!tu_guard_intact("relu", y));
+	kiln_array_free(x);
+	kiln_array_free(y);
+	kiln_module_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(thread_pool)
 {
 	for (int t = 1; t <= 4; t++) {
@@ -196,6 +217,7 @@ Suite *runtime_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, save_load_roundtrip);
 	tcase_add_test(tc, truncated_and_corrupt);
+	tcase_add_test(tc, guard_zone_catches_overrun);
 	tcase_add_test(tc, thread_pool);
 	tcase_add_test(tc, time_evaluator);
 	suite_add_tcase(s, tc);

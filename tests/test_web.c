@@ -18,12 +18,37 @@
 #include <unistd.h>
 
 #include "kiln/ops.h"
+#include "reference.h"
 #include "testutil.h"
 
 /* bundle keys; "webgpu-cpu" is WGSL under the schedule for emulated adapters */
 static const char *const targets[] = {"webgpu", "webgpu-cpu", "webgl", "wasm"};
 #define NTARGET 4
 static char root[64] = "/tmp/kiln-web-XXXXXX";
+
+/* A bundle to run: an operator at a shape, with attributes, in folder dir. */
+typedef struct {
+	const kiln_op_info *info;
+	int n;
+	int64_t shape[KILN_MAX_DIMS];
+	const char *attrs;
+	char dir[48];
+	double *ref; /* the independent reference's output */
+} web_case;
+static web_case cases[64];
+static int ncases;
+
+/* Beyond every operator's example: shapes that take the GPU schedule's tiled
+ * forms (shared memory, barriers; uneven edges), and a pad value that is not 0. */
+static const struct {
+	const char *op, *dir, *attrs;
+	int n;
+	int64_t shape[KILN_MAX_DIMS];
+} extra[] = {
+	{"matmul", "matmul-tiled", "", 3, {97, 130, 45}},
+	{"conv2d", "conv2d-tiled", "pad=1", 7, {1, 8, 10, 10, 64, 3, 3}},
+	{"pad", "pad-value", "before=1x0x2,after=0x3x1,value=1.5", 3, {2, 5, 6}},
+};
 static char harness_failed[2][512]; /* why web_run.mjs failed, per host */
 
 /* Reads path into a (which must have its size); -1 if short or missing. */
@@ -51,15 +76,16 @@ static char *slurp(const char *path)
 }
 
 /*
- * The bundle of operator i at its example shape in root/NAME, its inputs
- * (aK.bin) and the oracle's outputs (want-aK.bin); its case goes to json.
+ * The bundle of case i in root/DIR, its inputs (aK.bin), the oracle's
+ * outputs (want-aK.bin) and the reference's; its entry goes to json.
  */
-static int prepare_op(int i, FILE *json)
+static int prepare_case(int i, FILE *json)
 {
-	const kiln_op_info *info = kiln_op_at(i);
+	web_case *c = &cases[i];
+	const kiln_op_info *info = c->info;
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
-	int rc = kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o);
+	int rc = kiln_op_declare(ctx, info, c->n, c->shape, c->attrs, &o);
 	kiln_module *mods[NTARGET] = {0};
 	for (int t = 0; t < NTARGET && !rc; t++) {
 		kiln_tensor *out = o.args[o.nargs - 1];
@@ -68,21 +94,30 @@ static int prepare_op(int i, FILE *json)
 		rc = mods[t] ? 0 : -1;
 	}
 	char dir[128], path[192];
-	snprintf(dir, sizeof dir, "%s/%s", root, info->name);
+	snprintf(dir, sizeof dir, "%s/%s", root, c->dir);
 	rc = rc || kiln_bundle_write_keys(ctx, dir, info->name, NTARGET, mods, targets);
 	if (rc)
-		fprintf(stderr, "%s: %s\n", info->name, kiln_error(ctx));
+		fprintf(stderr, "%s: %s\n", c->dir, kiln_error(ctx));
 	kiln_array *arr[64], *ins[64];
 	kiln_tensor *phs[64];
 	bool filled = !rc;
 	int nin = filled ? tu_fill_inputs(o.nargs, o.args, 42, arr, ins, phs) : 0;
-	fprintf(json, "%s{\"dir\": \"%s\", \"func\": \"%s\", \"args\": [", i ? ",\n" : "", info->name, info->name);
+	fprintf(json, "%s{\"dir\": \"%s\", \"func\": \"%s\", \"args\": [", i ? ",\n" : "", c->dir, info->name);
 	for (int a = 0; a < o.nargs && !rc; a++) {
 		bool out = !kiln_tensor_is_placeholder(o.args[a]);
 		size_t n = (size_t)kiln_array_numel(arr[a]) * kiln_dtype_bytes(arr[a]->dtype);
 		if (out && kiln_eval(ctx, o.args[a], nin, phs, ins, arr[a])) {
-			fprintf(stderr, "%s: the oracle failed: %s\n", info->name, kiln_error(ctx));
+			fprintf(stderr, "%s: the oracle failed: %s\n", c->dir, kiln_error(ctx));
 			rc = -1;
+		}
+		char why[256];
+		if (out && !rc) {
+			c->ref = malloc(sizeof(double) * (size_t)kiln_array_numel(arr[a]));
+			if (ref_eval(info->name, c->attrs, nin, (const kiln_array *const *)ins, arr[a], c->ref, why,
+			             sizeof why)) {
+				fprintf(stderr, "%s: the reference refused: %s\n", c->dir, why);
+				rc = -1;
+			}
 		}
 		snprintf(path, sizeof path, "%s/%sa%d.bin", dir, out ? "want-" : "", a);
 		rc = rc || tu_write_file(path, arr[a]->data, n);
@@ -118,37 +153,32 @@ static void run_host(int h, const char *host)
 	}
 }
 
-/* The outputs of operator _i on backend `backend` in host h against the oracle's. */
+/* The outputs of case i on backend `backend` in host h against the oracle's and the reference's. */
 static void check_case(int i, int h, const char *backend)
 {
 	static const char *hosts[] = {"node", "chromium"};
 	ck_assert_msg(!harness_failed[h][0], "%s", harness_failed[h]);
-	const kiln_op_info *info = kiln_op_at(i);
+	web_case *c = &cases[i];
 	char path[256];
-	snprintf(path, sizeof path, "%s/%s/%s-%s.err", root, info->name, hosts[h], backend);
+	snprintf(path, sizeof path, "%s/%s/%s-%s.err", root, c->dir, hosts[h], backend);
 	const char *err = slurp(path);
-	ck_assert_msg(!err, "%s on %s in %s: %s", info->name, backend, hosts[h], err);
+	ck_assert_msg(!err, "%s on %s in %s: %s", c->dir, backend, hosts[h], err);
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
-	ck_assert_int_eq(kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o), 0);
-	int compared = 0;
-	for (int a = 0; a < o.nargs; a++) {
-		if (kiln_tensor_is_placeholder(o.args[a]))
-			continue;
-		kiln_tensor *t = o.args[a];
-		kiln_array *got = kiln_array_empty(kiln_tensor_ndim(t), kiln_tensor_shape(t), kiln_tensor_dtype(t));
-		kiln_array *want = kiln_array_empty(kiln_tensor_ndim(t), kiln_tensor_shape(t), kiln_tensor_dtype(t));
-		snprintf(path, sizeof path, "%s/%s/want-a%d.bin", root, info->name, a);
-		ck_assert_msg(!read_into(path, want), "%s: no oracle output %s", info->name, path);
-		snprintf(path, sizeof path, "%s/%s/%s-%s-a%d.bin", root, info->name, hosts[h], backend, a);
-		ck_assert_msg(!read_into(path, got), "%s on %s in %s: no output %s", info->name, backend, hosts[h], path);
-		double e = tu_compare(kiln_tensor_name(t), got, want);
-		ck_assert_msg(e >= 0, "%s on %s in %s does not match the oracle", info->name, backend, hosts[h]);
-		kiln_array_free(got);
-		kiln_array_free(want);
-		compared++;
-	}
-	ck_assert_int_gt(compared, 0);
+	ck_assert_int_eq(kiln_op_declare(ctx, c->info, c->n, c->shape, c->attrs, &o), 0);
+	kiln_tensor *t = o.args[o.nargs - 1];
+	kiln_array *got = kiln_array_empty(kiln_tensor_ndim(t), kiln_tensor_shape(t), kiln_tensor_dtype(t));
+	kiln_array *want = kiln_array_empty(kiln_tensor_ndim(t), kiln_tensor_shape(t), kiln_tensor_dtype(t));
+	snprintf(path, sizeof path, "%s/%s/want-a%d.bin", root, c->dir, o.nargs - 1);
+	ck_assert_msg(!read_into(path, want), "%s: no oracle output %s", c->dir, path);
+	snprintf(path, sizeof path, "%s/%s/%s-%s-a%d.bin", root, c->dir, hosts[h], backend, o.nargs - 1);
+	ck_assert_msg(!read_into(path, got), "%s on %s in %s: no output %s", c->dir, backend, hosts[h], path);
+	ck_assert_msg(tu_compare(kiln_tensor_name(t), got, want) >= 0, "%s on %s in %s does not match the oracle", c->dir,
+	              backend, hosts[h]);
+	ck_assert_msg(tu_compare_ref(kiln_tensor_name(t), got, c->ref) >= 0,
+	              "%s on %s in %s does not match the independent reference", c->dir, backend, hosts[h]);
+	kiln_array_free(got);
+	kiln_array_free(want);
 	kiln_ctx_free(ctx);
 }
 
@@ -188,8 +218,21 @@ int main(void)
 	int bad = !json;
 	if (json) {
 		fprintf(json, "{\"cases\": [\n");
-		for (int i = 0; i < kiln_num_ops(); i++)
-			bad |= prepare_op(i, json) != 0;
+		for (int i = 0; i < kiln_num_ops(); i++) {
+			const kiln_op_info *info = kiln_op_at(i);
+			web_case *c = &cases[ncases++];
+			*c = (web_case){info, kiln_op_example_rank(info), {0}, "", "", NULL};
+			memcpy(c->shape, info->example, sizeof(int64_t) * (size_t)c->n);
+			snprintf(c->dir, sizeof c->dir, "%s", info->name);
+		}
+		for (size_t e = 0; e < sizeof extra / sizeof extra[0]; e++) {
+			web_case *c = &cases[ncases++];
+			*c = (web_case){kiln_op_find(extra[e].op), extra[e].n, {0}, extra[e].attrs, "", NULL};
+			memcpy(c->shape, extra[e].shape, sizeof c->shape);
+			snprintf(c->dir, sizeof c->dir, "%s", extra[e].dir);
+		}
+		for (int i = 0; i < ncases; i++)
+			bad |= prepare_case(i, json) != 0;
 		/* node has no WebGL2: the JS API's refusal of it is tested in test_web_api.mjs */
 		fprintf(json, "\n], \"backends\": {\"node\": [\"wasm\", \"webgpu\", \"webgpu-cpu\"], "
 		              "\"chromium\": [\"wasm\", \"webgpu\", \"webgpu-cpu\", \"webgl\"]}}\n");
@@ -204,15 +247,15 @@ int main(void)
 
 	Suite *s = suite_create("web");
 	TCase *tn = tcase_create("node");
-	tcase_add_loop_test(tn, node_wasm, 0, kiln_num_ops());
-	tcase_add_loop_test(tn, node_webgpu, 0, kiln_num_ops());
-	tcase_add_loop_test(tn, node_webgpu_cpu, 0, kiln_num_ops());
+	tcase_add_loop_test(tn, node_wasm, 0, ncases);
+	tcase_add_loop_test(tn, node_webgpu, 0, ncases);
+	tcase_add_loop_test(tn, node_webgpu_cpu, 0, ncases);
 	suite_add_tcase(s, tn);
 	TCase *tc = tcase_create("chromium");
-	tcase_add_loop_test(tc, chromium_wasm, 0, kiln_num_ops());
-	tcase_add_loop_test(tc, chromium_webgpu, 0, kiln_num_ops());
-	tcase_add_loop_test(tc, chromium_webgl, 0, kiln_num_ops());
-	tcase_add_loop_test(tc, chromium_webgpu_cpu, 0, kiln_num_ops());
+	tcase_add_loop_test(tc, chromium_wasm, 0, ncases);
+	tcase_add_loop_test(tc, chromium_webgpu, 0, ncases);
+	tcase_add_loop_test(tc, chromium_webgl, 0, ncases);
+	tcase_add_loop_test(tc, chromium_webgpu_cpu, 0, ncases);
 	suite_add_tcase(s, tc);
 	SRunner *r = srunner_create(s);
 	srunner_run_all(r, CK_NORMAL);

@@ -117,7 +117,7 @@ static void run_packed(const char *name, int n, const int64_t *shape, const char
 	ck_assert_msg(kiln_op_declare(ctx, kiln_op_find(name), n, shape, attrs, &o) == 0, "%s", kiln_error(ctx));
 	kiln_tensor *out = o.args[o.nargs - 1];
 	kiln_schedule *s = kiln_schedule_webgl_packed(ctx, 1, &out);
-	ck_assert_msg(s && tu_check_target(ctx, s, o.nargs, o.args, 3, "webgl") >= 0, "%s %s packed: %s", name, attrs,
+	ck_assert_msg(s && tu_check_ref(ctx, s, o.nargs, o.args, 3, "webgl", name, attrs) >= 0, "%s %s packed: %s", name, attrs,
 	              kiln_error(ctx));
 	kiln_ctx_free(ctx);
 }

@@ -159,6 +159,42 @@ START_TEST(emulated_tiles)
 }
 END_TEST
 
+/* Shapes that take the GPU schedule's tiled forms (shared memory, barriers,
+ * virtual threads; for convolutions the GEMM form's 16x16 workgroups), even
+ * and uneven, against the oracle and the reference. */
+static void run_tiled(const char *name, int n, const int64_t *shape, const char *attrs)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_msg(kiln_op_declare(ctx, kiln_op_find(name), n, shape, attrs, &o) == 0, "%s", kiln_error(ctx));
+	kiln_tensor *out = o.args[o.nargs - 1];
+	kiln_schedule *s = default_schedule(ctx, out);
+	char *text = source_of(ctx, kiln_lower(s, "fn", o.nargs, o.args, NULL));
+	bool tiled = strstr(name, "conv") ? strstr(text, "@workgroup_size(16, 16, 1)") != NULL
+	                                  : strstr(text, "var<workgroup>") && strstr(text, "workgroupBarrier()");
+	if (!tiled)
+		fprintf(stderr, "%s\n", text);
+	ck_assert_msg(tiled, "%s %s: no shared-memory tiles in the WGSL (printed above)", name, attrs);
+	free(text);
+	ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 5, "webgpu", name, attrs) >= 0, "%s %s: %s", name, attrs,
+	              kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+
+#define RUN_TILED(name, attrs, ...)                                                                                \
+	run_tiled(name, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}, attrs)
+
+START_TEST(tiled_shapes)
+{
+	RUN_TILED("matmul", "", 128, 128, 64);
+	RUN_TILED("matmul", "", 97, 130, 45); /* edges on both axes */
+	RUN_TILED("matmul", "trans_a=1,trans_b=1", 100, 70, 37);
+	RUN_TILED("batch_matmul", "", 2, 64, 96, 20);
+	RUN_TILED("dense", "", 64, 80, 30);
+	RUN_TILED("conv2d", "pad=1", 1, 8, 10, 10, 64, 3, 3);
+}
+END_TEST
+
 /* What WGSL or WebGPU cannot run is an error naming it, at build time. */
 START_TEST(refusals)
 {
@@ -219,6 +255,7 @@ int main(void)
 	tcase_add_loop_test(tc, op_grid2d, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, op_emulated, 0, kiln_num_ops());
 	tcase_add_test(tc, emulated_tiles);
+	tcase_add_test(tc, tiled_shapes);
 	tcase_add_test(tc, source_text);
 	tcase_add_test(tc, f16_source);
 	tcase_add_test(tc, names_and_infinity);

@@ -11,6 +11,7 @@
 #include "kiln/runtime.h"
 #include "runtime/rt.h"
 #include "schedule/schedule.h"
+#include "reference.h"
 #include "testutil.h"
 
 int tu_write_file(const char *path, const void *data, size_t n)
@@ -83,6 +84,28 @@ static int webgpu_files(node_dir *d, const kiln_module *m, const char *fn, char 
 	return k < cap ? 0 : -1;
 }
 
+/* What the wasm harness must have run: the forced variant, else the relaxed one (node 20 takes it). */
+static int check_used(const char *dir, const char *target)
+{
+	char path[64], used[64] = "";
+	snprintf(path, sizeof path, "%s/used.txt", dir);
+	FILE *f = fopen(path, "r");
+	if (!f || !fgets(used, sizeof used, f)) {
+		if (f)
+			fclose(f);
+		return fprintf(stderr, "the %s harness did not say what it ran\n", target), -1;
+	}
+	fclose(f);
+	used[strcspn(used, "\n")] = 0;
+	char *ext = strstr(used, ".wasm"); /* the harness names the file it ran */
+	if (ext)
+		*ext = 0;
+	const char *want = getenv("KILN_WASM_VARIANT") ? getenv("KILN_WASM_VARIANT") : "wasm-relaxed";
+	if (!strcmp(target, "wasm") && strcmp(used, want))
+		return fprintf(stderr, "wasm: the harness ran %s, expected %s\n", used, want), -1;
+	return 0;
+}
+
 /*
  * A wasm or webgpu module runs in node (tests/wasm_call.js, tests/webgpu_call.mjs):
  * the arrays go to files in a fresh folder with the kernels, and the outputs come back.
@@ -138,9 +161,8 @@ static int call_in_node(kiln_module *m, const char *fn, kiln_array **arr, int na
 		fprintf(stderr, "node %s %s failed (status %d)\n", script, d.dir, st);
 		return -1;
 	}
+	/* every argument comes back, inputs too: they must be unchanged */
 	for (int i = 0; i < nargs && !rc; i++) {
-		if (!is_output[i])
-			continue;
 		size_t n = (size_t)kiln_array_numel(arr[i]) * kiln_dtype_bytes(arr[i]->dtype);
 		snprintf(path, sizeof path, "%s/a%d.bin", d.dir, i);
 		FILE *f = fopen(path, "rb");
@@ -150,6 +172,8 @@ static int call_in_node(kiln_module *m, const char *fn, kiln_array **arr, int na
 	}
 	if (rc)
 		return fprintf(stderr, "cannot read the outputs back from %s\n", d.dir), -1;
+	if (check_used(d.dir, m->target))
+		return -1;
 	snprintf(d.names[d.n < 80 ? d.n++ : 79], sizeof d.names[0], "used.txt");
 	for (int i = 0; i < d.n; i++) {
 		snprintf(path, sizeof path, "%s/%s", d.dir, d.names[i]);
@@ -191,21 +215,26 @@ static double get(const kiln_array *a, int64_t i)
 	return (double)((int64_t *)a->data)[i];
 }
 
+/* Fills placeholder array a (argument i) with random values from seed. */
+static void fill_input(kiln_array *a, const kiln_tensor *t, int i, uint64_t seed)
+{
+	/* variances must be positive; everything else spans both signs */
+	if (a->dtype.code == KILN_FLOAT && !strcmp(kiln_tensor_name(t), "var"))
+		kiln_array_fill_random(a, seed + (uint64_t)i * 7919, 0.5, 1.5);
+	else if (a->dtype.code == KILN_FLOAT)
+		kiln_array_fill_random(a, seed + (uint64_t)i * 7919, -1, 1);
+	else
+		kiln_array_fill_random(a, seed + (uint64_t)i * 7919, -10, 10);
+}
+
 int tu_fill_inputs(int nargs, kiln_tensor *const *args, uint64_t seed, kiln_array **arr, kiln_array **ins,
                    kiln_tensor **phs)
 {
 	int nin = 0;
 	for (int i = 0; i < nargs; i++) {
-		kiln_dtype t = kiln_tensor_dtype(args[i]);
-		arr[i] = kiln_array_empty(kiln_tensor_ndim(args[i]), kiln_tensor_shape(args[i]), t);
+		arr[i] = kiln_array_empty(kiln_tensor_ndim(args[i]), kiln_tensor_shape(args[i]), kiln_tensor_dtype(args[i]));
 		if (kiln_tensor_is_placeholder(args[i])) {
-			/* variances must be positive; everything else spans both signs */
-			if (t.code == KILN_FLOAT && !strcmp(kiln_tensor_name(args[i]), "var"))
-				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, 0.5, 1.5);
-			else if (t.code == KILN_FLOAT)
-				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -1, 1);
-			else
-				kiln_array_fill_random(arr[i], seed + (uint64_t)i * 7919, -10, 10);
+			fill_input(arr[i], args[i], i, seed);
 			ins[nin] = arr[i];
 			phs[nin++] = args[i];
 		}
@@ -230,13 +259,98 @@ double tu_compare(const char *name, const kiln_array *got, const kiln_array *wan
 	return maxerr;
 }
 
+static size_t nbytes(const kiln_array *a) { return (size_t)kiln_array_numel(a) * kiln_dtype_bytes(a->dtype); }
+
+#define TU_GUARD 256
+#define TU_CANARY 0xC3
+
+kiln_array *tu_guarded_array(int ndim, const int64_t *shape, kiln_dtype dtype)
+{
+	kiln_array *a = kiln_array_wrap(NULL, ndim, shape, dtype);
+	size_t n = nbytes(a), cap = (n + TU_GUARD + 63) & ~(size_t)63;
+	a->data = aligned_alloc(64, cap);
+	a->owns_data = 1;
+	memset((char *)a->data + n, TU_CANARY, cap - n);
+	return a;
+}
+
+int tu_guard_intact(const char *name, const kiln_array *a)
+{
+	const unsigned char *g = (const unsigned char *)a->data + nbytes(a);
+	for (int b = 0; b < TU_GUARD; b++)
+		if (g[b] != TU_CANARY) {
+			fprintf(stderr, "the kernel wrote past the end of %s (byte %d of its guard zone)\n", name, b);
+			return 0;
+		}
+	return 1;
+}
+
+/*
+ * Poison for an output before the kernel runs: NaN for floats, a pattern for
+ * integers, so an element the kernel never writes cannot pass as a zero.
+ */
+static void poison(kiln_array *a)
+{
+	int64_t n = kiln_array_numel(a);
+	kiln_dtype t = a->dtype;
+	if (t.code == KILN_FLOAT && t.bits == 32)
+		for (int64_t i = 0; i < n; i++)
+			((float *)a->data)[i] = NAN;
+	else if (t.code == KILN_FLOAT && t.bits == 64)
+		for (int64_t i = 0; i < n; i++)
+			((double *)a->data)[i] = NAN;
+	else if (t.code == KILN_FLOAT && t.bits == 16)
+		for (int64_t i = 0; i < n; i++)
+			((uint16_t *)a->data)[i] = 0x7e00;
+	else
+		memset(a->data, 0x5b, nbytes(a));
+}
+
+/* Compares got with the reference's doubles; max error or -1 (printed). */
+double tu_compare_ref(const char *name, const kiln_array *got, const double *want)
+{
+	double atol, rtol, maxerr = 0;
+	tu_tolerance(got->dtype, &atol, &rtol);
+	for (int64_t k = 0; k < kiln_array_numel(got); k++) {
+		double a = get(got, k), err = fabs(a - want[k]);
+		if (!(err <= atol + rtol * fabs(want[k]))) {
+			fprintf(stderr, "%s differs from the independent reference at flat index %lld: got %.9g, want %.9g\n",
+			        name, (long long)k, a, want[k]);
+			return -1;
+		}
+		maxerr = err > maxerr ? err : maxerr;
+	}
+	return maxerr;
+}
+
 double tu_check(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed)
 {
-	return tu_check_target(ctx, s, nargs, args, seed, "llvm");
+	return tu_check_ref(ctx, s, nargs, args, seed, "llvm", NULL, NULL);
 }
 
 double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed,
                        const char *target)
+{
+	return tu_check_ref(ctx, s, nargs, args, seed, target, NULL, NULL);
+}
+
+/* Runs fn of m on target with arr; 0 or -1 (printed). */
+static int run_kernel(kiln_module *m, const char *target, int nargs, kiln_tensor *const *args, kiln_array **arr)
+{
+	bool is_output[64];
+	for (int i = 0; i < nargs; i++)
+		is_output[i] = !kiln_tensor_is_placeholder(args[i]);
+	if (!strcmp(target, "wasm") || !strcmp(target, "webgpu"))
+		return call_in_node(m, "fn", arr, nargs, is_output);
+	if (kiln_module_call(m, "fn", arr, nargs)) {
+		fprintf(stderr, "call failed: %s\n", kiln_rt_last_error());
+		return -1;
+	}
+	return 0;
+}
+
+double tu_check_ref(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed,
+                    const char *target, const char *op, const char *attrs)
 {
 	kiln_func *f = kiln_lower(s, "fn", nargs, args, NULL);
 	if (!f) {
@@ -248,35 +362,67 @@ double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *
 		fprintf(stderr, "build failed: %s\n", kiln_error(ctx));
 		return -1;
 	}
-	kiln_array *arr[64], *ins[64];
+	/* the device layers check their own buffers' guards and inputs (runtime/opencl.c) */
+	setenv("KILN_CHECK_DEVICE", "1", 0);
+	kiln_array *arr[64], *ins[64], *want[64] = {0}, *copy[64] = {0};
 	kiln_tensor *phs[64];
-	int nin = tu_fill_inputs(nargs, args, seed, arr, ins, phs);
+	int nin = 0;
 	double maxerr = 0;
-	bool is_output[64];
-	for (int i = 0; i < nargs; i++)
-		is_output[i] = !kiln_tensor_is_placeholder(args[i]);
-	if (!strcmp(target, "wasm") || !strcmp(target, "webgpu")) {
-		if (call_in_node(m, "fn", arr, nargs, is_output))
-			maxerr = -1;
-	} else if (kiln_module_call(m, "fn", arr, nargs)) {
-		fprintf(stderr, "call failed: %s\n", kiln_rt_last_error());
-		maxerr = -1;
+	for (int i = 0; i < nargs; i++) {
+		arr[i] = tu_guarded_array(kiln_tensor_ndim(args[i]), kiln_tensor_shape(args[i]), kiln_tensor_dtype(args[i]));
+		if (kiln_tensor_is_placeholder(args[i])) {
+			fill_input(arr[i], args[i], i, seed);
+			copy[i] = kiln_array_empty(arr[i]->ndim, arr[i]->shape, arr[i]->dtype);
+			memcpy(copy[i]->data, arr[i]->data, nbytes(arr[i]));
+			ins[nin] = copy[i];
+			phs[nin++] = args[i];
+		} else {
+			poison(arr[i]);
+		}
 	}
+	/* the oracle and the reference read pristine copies of the inputs */
 	for (int i = 0; i < nargs && maxerr >= 0; i++) {
-		if (kiln_tensor_is_placeholder(args[i]))
+		if (copy[i])
 			continue;
-		kiln_array *want = kiln_array_empty(kiln_tensor_ndim(args[i]), kiln_tensor_shape(args[i]), kiln_tensor_dtype(args[i]));
-		if (kiln_eval(ctx, args[i], nin, phs, ins, want)) {
+		want[i] = kiln_array_empty(arr[i]->ndim, arr[i]->shape, arr[i]->dtype);
+		if (kiln_eval(ctx, args[i], nin, phs, ins, want[i])) {
 			fprintf(stderr, "oracle failed: %s\n", kiln_error(ctx));
 			maxerr = -1;
-		} else {
-			double err = tu_compare(kiln_tensor_name(args[i]), arr[i], want);
+		}
+	}
+	if (maxerr >= 0 && run_kernel(m, target, nargs, args, arr))
+		maxerr = -1;
+	for (int i = 0; i < nargs && maxerr >= 0; i++) {
+		const char *name = kiln_tensor_name(args[i]);
+		if (!tu_guard_intact(name, arr[i]))
+			maxerr = -1;
+		else if (copy[i] && memcmp(copy[i]->data, arr[i]->data, nbytes(arr[i]))) {
+			fprintf(stderr, "the kernel changed its input %s\n", name);
+			maxerr = -1;
+		} else if (want[i]) {
+			double err = tu_compare(name, arr[i], want[i]);
 			maxerr = err < 0 ? -1 : err > maxerr ? err : maxerr;
 		}
-		kiln_array_free(want);
 	}
-	for (int i = 0; i < nargs; i++)
+	if (op && maxerr >= 0) {
+		/* the independent reference: one output, after the inputs */
+		kiln_array *out = arr[nargs - 1];
+		double *ref = malloc(sizeof(double) * (size_t)(kiln_array_numel(out) ? kiln_array_numel(out) : 1));
+		char why[256];
+		if (ref_eval(op, attrs, nin, (const kiln_array *const *)ins, out, ref, why, sizeof why)) {
+			fprintf(stderr, "%s %s: the reference refused: %s\n", op, attrs ? attrs : "", why);
+			maxerr = -1;
+		} else {
+			double err = tu_compare_ref(kiln_tensor_name(args[nargs - 1]), out, ref);
+			maxerr = err < 0 ? -1 : err > maxerr ? err : maxerr;
+		}
+		free(ref);
+	}
+	for (int i = 0; i < nargs; i++) {
 		kiln_array_free(arr[i]);
+		kiln_array_free(want[i]);
+		kiln_array_free(copy[i]);
+	}
 	kiln_module_free(m);
 	return maxerr;
 }
@@ -290,8 +436,8 @@ void tu_run_op(const kiln_op_info *info, tu_schedule_fn sched, const char *targe
 	kiln_tensor *out = o.args[o.nargs - 1];
 	kiln_schedule *s = sched(ctx, out);
 	ck_assert_msg(s != NULL, "%s: schedule failed: %s", info->name, kiln_error(ctx));
-	double err = tu_check_target(ctx, s, o.nargs, o.args, 42, target);
-	ck_assert_msg(err >= 0, "%s (%s schedule) on %s does not match the oracle: %s", info->name, what, target,
+	double err = tu_check_ref(ctx, s, o.nargs, o.args, 42, target, info->name, "");
+	ck_assert_msg(err >= 0, "%s (%s schedule) on %s does not match the oracle or the reference: %s", info->name, what, target,
 	              kiln_error(ctx));
 	kiln_ctx_free(ctx);
 }

@@ -23,6 +23,8 @@ int tu_fill_inputs(int nargs, kiln_tensor *const *args, uint64_t seed, kiln_arra
                    kiln_tensor **phs);
 /* The largest |got - want| over all elements, or -1 (printed) past the dtype's tolerance. */
 double tu_compare(const char *name, const kiln_array *got, const kiln_array *want);
+/* The same against the independent reference's doubles (tests/reference.h). */
+double tu_compare_ref(const char *name, const kiln_array *got, const double *want);
 /*
  * Builds the schedule for the llvm target, runs it on random inputs and
  * compares every output with the oracle. Returns the max error seen, or -1
@@ -32,6 +34,24 @@ double tu_check(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *
 /* The same for another target ("opencl"). */
 double tu_check_target(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed,
                        const char *target);
+/*
+ * The check every kernel test ends in. Outputs are poisoned (NaN) before the
+ * kernel runs and every array carries a guard zone; afterwards the guards
+ * must be intact, the inputs unchanged, and each output must match the
+ * oracle (computed before the kernel ran) and, when op is the name of a
+ * registry operator, the independent reference (tests/reference.c) with
+ * the same "k=v" attrs. Returns the max error, or -1 (printed).
+ */
+double tu_check_ref(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, uint64_t seed,
+                    const char *target, const char *op, const char *attrs);
+/*
+ * A test array: its data followed by a guard zone of 256 bytes holding a
+ * canary, so a kernel writing past the end shows (allocations round up and
+ * JIT code is not instrumented, so ASan and valgrind would not see it).
+ */
+kiln_array *tu_guarded_array(int ndim, const int64_t *shape, kiln_dtype dtype);
+/* Whether a's guard zone still holds the canary (if not, says so on stderr). */
+int tu_guard_intact(const char *name, const kiln_array *a);
 /* Declares registry operator info at its example shape, schedules it with sched
  * and checks it on target against the oracle (Check assertions). */
 typedef kiln_schedule *(*tu_schedule_fn)(kiln_ctx *ctx, kiln_tensor *out);

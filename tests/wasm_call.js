@@ -4,8 +4,9 @@
 //
 // DIR holds call.json {func, variants: [file...], args: [{file, bytes, output}]}
 // and the argument arrays as raw little-endian files. The first variant the
-// engine validates runs (relaxed-simd first when offered); outputs are
-// written back over their files and the variant used goes to used.txt.
+// engine validates runs (relaxed-simd first when offered); every argument is
+// written back over its file (after its guard zone was checked) and the
+// variant used goes to used.txt, which testutil checks.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -65,22 +66,31 @@ try {
   process.exit(2);
 }
 top = inst.exports.__heap_base.value;
+// each array is followed by a guard zone holding a canary
+const GUARD = 256, CANARY = 0xc3;
 const ptrs = call.args.map((a) => {
   const p = align(top, 64);
-  top = p + a.bytes;
+  top = p + a.bytes + GUARD;
   return p;
 });
 grow(top);
 call.args.forEach((a, i) => {
   const data = fs.readFileSync(path.join(dir, a.file));
   new Uint8Array(memory.buffer, ptrs[i], a.bytes).set(data.subarray(0, a.bytes));
+  new Uint8Array(memory.buffer, ptrs[i] + a.bytes, GUARD).fill(CANARY);
 });
 const rc = inst.exports[call.func](...ptrs);
 if (rc !== 0) {
   console.error(`wasm_call: ${call.func} returned ${rc}`);
   process.exit(1);
 }
+// every argument goes back, inputs too (testutil checks they are unchanged)
 call.args.forEach((a, i) => {
-  if (a.output) fs.writeFileSync(path.join(dir, a.file), new Uint8Array(memory.buffer, ptrs[i], a.bytes));
+  const bad = new Uint8Array(memory.buffer, ptrs[i] + a.bytes, GUARD).findIndex((v) => v !== CANARY);
+  if (bad >= 0) {
+    console.error(`wasm_call: ${call.func} wrote past the end of argument ${i} (byte ${bad} of its guard zone)`);
+    process.exit(1);
+  }
+  fs.writeFileSync(path.join(dir, a.file), new Uint8Array(memory.buffer, ptrs[i], a.bytes));
 });
 fs.writeFileSync(path.join(dir, 'used.txt'), used);
