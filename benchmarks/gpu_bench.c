@@ -6,12 +6,16 @@
  * GLES; the CPU peer's is wall time per call.
  *
  *   gpu_bench matmul|conv2d [REPEAT]
+ *
+ * Exits 1 when a target's output differs from the CPU's anywhere.
+ * KILN_BENCH_SMOKE=1: tiny uneven shapes, one sample (CI).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "kiln/build.h"
 #include "kiln/opencl.h"
 #include "kiln/ops.h"
@@ -42,7 +46,7 @@ static void run_case(const char *target, const char *bench, const char *op, int 
 		a[i] = kiln_array_empty(kiln_tensor_ndim(o.args[i]), kiln_tensor_shape(o.args[i]), KILN_F32);
 		kiln_array_fill_random(a[i], 7 + (uint64_t)i, -1, 1);
 	}
-	kiln_time_opts t = {.warmup = 2, .repeat = repeat, .min_repeat_ms = 50};
+	kiln_time_opts t = {.warmup = bench_smoke() ? 0 : 2, .repeat = repeat, .min_repeat_ms = bench_smoke() ? 0 : 50};
 	kiln_timing tg, tc;
 	if (kiln_module_time(g, "f", a, o.nargs, &t, &tg)) {
 		fprintf(stderr, "%s: %s\n", target, kiln_rt_last_error());
@@ -59,6 +63,9 @@ static void run_case(const char *target, const char *bench, const char *op, int 
 	double maxerr = 0;
 	for (int64_t i = 0; i < kiln_array_numel(ref); i++)
 		maxerr = fmax(maxerr, fabs(((float *)ref->data)[i] - ((float *)saved->data)[i]));
+	/* ref holds the device's output, saved (the same array, run again) the CPU's */
+	int64_t terms = !strcmp(op, "matmul") ? shape[2] : shape[1] * shape[5] * shape[6];
+	bench_check(target, ref->data, saved->data, (long)kiln_array_numel(ref), (int)terms);
 	char cs[128] = "";
 	for (int i = 0; i < n; i++)
 		snprintf(cs + strlen(cs), sizeof cs - strlen(cs), "%s%lld", i ? "x" : "", (long long)shape[i]);
@@ -82,7 +89,7 @@ static void run_case(const char *target, const char *bench, const char *op, int 
 int main(int argc, char **argv)
 {
 	const char *which = argc > 1 ? argv[1] : "matmul";
-	int repeat = argc > 2 ? atoi(argv[2]) : 5;
+	int repeat = bench_smoke() ? 1 : argc > 2 ? atoi(argv[2]) : 5;
 	static const char *targets[] = {"opencl", "webgl"};
 	for (int t = 0; t < 2; t++) {
 		const char *dev = t == 0 ? kiln_opencl_device_name() : kiln_gles_device_name();
@@ -93,12 +100,14 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(which, "matmul")) {
 			int sizes[] = {256, 512, 1024};
-			for (int i = 0; i < 3; i++)
+			if (bench_smoke())
+				sizes[0] = 97;
+			for (int i = 0; i < (bench_smoke() ? 1 : 3); i++)
 				run_case(targets[t], "matmul_gpu", "matmul", 3, (int64_t[]){sizes[i], sizes[i], sizes[i]}, "", repeat);
 		} else {
-			static const int layers[][2] = {{64, 56}, {128, 28}, {256, 14}, {512, 7}};
-			for (int l = 0; l < 4; l++) {
-				int c = layers[l][0], h = layers[l][1];
+			static const int layers[][2] = {{64, 56}, {128, 28}, {256, 14}, {512, 7}}, tiny[][2] = {{16, 9}};
+			for (int l = 0; l < (bench_smoke() ? 1 : 4); l++) {
+				int c = bench_smoke() ? tiny[l][0] : layers[l][0], h = bench_smoke() ? tiny[l][1] : layers[l][1];
 				run_case(targets[t], "conv2d_gpu", "conv2d", 7, (int64_t[]){1, c, h, h, c, 3, 3}, "pad=1", repeat);
 			}
 		}

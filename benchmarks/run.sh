@@ -4,10 +4,37 @@
 # peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster), gflops.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web)}
+name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, smoke)}
 build=${KILN_BUILD:-$here/build}
 [ -d "$build" ] || meson setup "$build" "$here" >/dev/null
+# OpenBLAS 0.3.21 misdetects these CPUs and falls back to slow kernels, and the
+# machines may preset a core type this CPU cannot run (SkylakeX on an AVX2-only
+# CPU dies with SIGILL): pick its kernels from what /proc/cpuinfo says, unless told.
+if [ -n "${KILN_OPENBLAS_CORETYPE:-}" ]; then
+	export OPENBLAS_CORETYPE=$KILN_OPENBLAS_CORETYPE
+elif grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+	export OPENBLAS_CORETYPE=SkylakeX
+elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+	export OPENBLAS_CORETYPE=Haswell
+else
+	unset OPENBLAS_CORETYPE
+fi
 case $name in
+smoke)
+	# every benchmark once at tiny sizes (KILN_BENCH_SMOKE): each checks its
+	# outputs against its peer and exits non-zero on a mismatch or a missing
+	# peer, so a wrong kernel or an instruction this host lacks fails CI.
+	# Not here: webgpu_node.mjs (TF.js needs a core WebGPU adapter, which
+	# Dawn on Mesa lacks; it runs on the GPU machine).
+	export KILN_BENCH_SMOKE=1
+	for b in matmul_cpu conv2d_cpu matmul_gpu conv2d_gpu matmul_web conv2d_web; do
+		echo "-- $b"
+		sh "$0" "$b" 1 || { echo "benchmarks/run.sh: $b failed" >&2; exit 1; }
+	done
+	echo "-- gles_probe --small"
+	sh "$0" gles_probe --small >/dev/null
+	echo "benchmarks: every smoke run passed its checks"
+	exit 0 ;;
 matmul_web | conv2d_web)
 	# the peers (TF.js, onnxruntime-web, protobufjs) live in benchmarks/web,
 	# apart from what CI installs; ONNX models are written from onnx.proto
@@ -27,7 +54,4 @@ matmul_gpu | conv2d_gpu)
 	exec "$build/benchmarks/gpu_bench" "${name%_gpu}" "${2:-5}" ;;
 esac
 ninja -C "$build" "benchmarks/$name" >/dev/null
-# OpenBLAS 0.3.21 misdetects these CPUs and falls back to slow kernels; the
-# machines may also preset another core type. Force SkylakeX unless told.
-export OPENBLAS_CORETYPE=${KILN_OPENBLAS_CORETYPE:-SkylakeX}
 exec "$build/benchmarks/$name" "${2:-9}"

@@ -1,7 +1,9 @@
 #!/bin/sh
-# The whole test suite: the Check suites and the export test in a normal
-# build, again under AddressSanitizer + UndefinedBehaviorSanitizer (leaks
-# included), and the Check suites under valgrind. Prints Check's summaries.
+# The whole test suite: the Check suites, the export and JS tests in a normal
+# build; again under AddressSanitizer + UndefinedBehaviorSanitizer (leaks
+# included); every Check suite under valgrind; the mutation test (the suite
+# must catch wrong operators); every benchmark once in smoke mode (tiny
+# sizes, outputs checked against the peers). Prints Check's summaries.
 set -eu
 cd "$(dirname "$0")/.."
 [ -d build ] || meson setup build >/dev/null
@@ -18,10 +20,19 @@ meson test -C build-asan -v --print-errorlogs
 
 echo "== unit tests under valgrind"
 status=0
-for t in test_ir test_schedule test_runtime test_ops; do
+# the suites that run wasm and WebGPU kernels do so in node child processes,
+# which valgrind does not follow: it checks their C side (building, files)
+for t in test_ir test_schedule test_runtime test_ops test_opencl test_webgl test_wasm test_webgpu test_web; do
+	[ -x "build/tests/$t" ] || { echo "valgrind: build/tests/$t is missing" >&2; status=1; continue; }
 	echo "-- valgrind $t"
-	CK_FORK=no valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
-		"build/tests/$t" || status=1
+	CK_FORK=no valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite \
+		--errors-for-leak-kinds=definite "build/tests/$t" || status=1
 done
 [ $status = 0 ] && echo "valgrind: clean"
+
+echo "== mutation test: wrong operators must fail the suite"
+sh tests/mutation_test.sh || status=1
+
+echo "== benchmarks, smoke mode (tiny sizes; each checks its outputs against its peer)"
+KILN_BENCH_SMOKE=1 sh benchmarks/run.sh smoke || status=1
 exit $status

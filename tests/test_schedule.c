@@ -69,13 +69,12 @@ static const char *lowered(kiln_schedule *s, int n, kiln_tensor *const *args)
 	return buf;
 }
 
-#define PRINT_ONLY getenv("KILN_PRINT_IR")
+/* KILN_PRINT_IR=1 prints every lowered body (to re-record the pins); the
+ * comparison still runs, so a run with it set cannot pass by skipping it. */
 static void expect_ir(const char *name, const char *got, const char *want)
 {
-	if (PRINT_ONLY) {
+	if (getenv("KILN_PRINT_IR"))
 		printf("=== %s\n%s", name, got);
-		return;
-	}
 	ck_assert_msg(!strcmp(got, want), "%s: lowered IR differs.\n--- got:\n%s--- want:\n%s", name, got, want);
 }
 
@@ -354,7 +353,8 @@ START_TEST(misuse)
 	kiln_clear_error(f.ctx);
 	tu_expect_error(f.ctx, kiln_compute_inline(b) < 0, "is an output of the schedule");
 	kiln_clear_error(f.ctx);
-	tu_expect_error(f.ctx, kiln_bind(b, kiln_stage_axis(b, 0), KILN_THREAD_X) < 0 ? 0 : 1, "");
+	/* binding a thread index is a schedule choice; only a CPU build refuses it */
+	ck_assert_msg(kiln_bind(b, kiln_stage_axis(b, 0), KILN_THREAD_X) == 0, "%s", kiln_error(f.ctx));
 	tu_expect_error(f.ctx, kiln_bind(b, kiln_stage_axis(b, 0), (kiln_thread)42) < 0, "bind: 42 is not a thread index");
 	kiln_ctx_free(f.ctx);
 }

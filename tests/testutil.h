@@ -64,6 +64,7 @@ kiln_schedule *tu_grid2d_schedule(kiln_ctx *ctx, kiln_tensor *out);
 /* Asserts that a step failed with a message containing `needle`. */
 #define tu_expect_error(ctx, rc_is_error, needle)                                                                  \
 	do {                                                                                                             \
+		ck_assert_msg((needle)[0] != '\0', "tu_expect_error needs a non-empty needle");                           \
 		ck_assert_msg((rc_is_error), "expected an error containing '%s'", (needle));                                \
 		ck_assert_msg(strstr(kiln_error(ctx), (needle)) != NULL, "error was: '%s', expected '%s'", kiln_error(ctx), \
 		              (needle));                                                                                     \

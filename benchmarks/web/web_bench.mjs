@@ -25,7 +25,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [which = 'matmul', repeatArg = '5'] = process.argv.slice(2);
-const repeat = Number(repeatArg);
+// KILN_BENCH_SMOKE=1: tiny cases, one sample each (CI runs every benchmark
+// once this way; its timings mean nothing, its checks do)
+const smoke = !!process.env.KILN_BENCH_SMOKE && process.env.KILN_BENCH_SMOKE !== '0';
+const repeat = smoke ? 1 : Number(repeatArg);
+let failed = false; // any mismatch, missing peer or failed case: exit 1 at the end
 const kilnBin = process.env.KILN;
 const work = process.env.KILN_BENCH_DIR || fs.mkdtempSync('/tmp/kiln-web-bench-');
 const keepWork = !!process.env.KILN_BENCH_DIR;
@@ -35,8 +39,9 @@ if (!kilnBin || !['matmul', 'conv2d'].includes(which) || !(repeat > 0)) {
 }
 
 const CASES = which === 'matmul'
-  ? [{ name: 'matmul 1024x1024x1024', op: 'matmul', shape: [1024, 1024, 1024], flops: 2 * 1024 ** 3 }]
-  : [[64, 56], [128, 28], [256, 14], [512, 7]].map(([c, hw]) => ({
+  ? [smoke ? { name: 'matmul 67x67x67', op: 'matmul', shape: [67, 67, 67], flops: 2 * 67 ** 3 }
+    : { name: 'matmul 1024x1024x1024', op: 'matmul', shape: [1024, 1024, 1024], flops: 2 * 1024 ** 3 }]
+  : (smoke ? [[16, 9]] : [[64, 56], [128, 28], [256, 14], [512, 7]]).map(([c, hw]) => ({
     name: `resnet18 ${c}x${hw}x${hw}->${c} 3x3 pad1`, op: 'conv2d', attr: 'pad=1', shape: [1, c, hw, hw, c, 3, 3],
     c, hw, flops: 2 * c * c * 9 * hw * hw,
   }));
@@ -65,6 +70,7 @@ async function sample(fn, count, calls) {
 }
 
 async function calibrate(fn, warmup) {
+  if (smoke) return 1;
   for (let i = 0; i < warmup; i++) await fn();
   const t0 = performance.now();
   await fn();
@@ -105,6 +111,31 @@ async function onnxModel(c, weights) {
   return Model.encode(msg).finish();
 }
 
+// The number of products summed into one output element (the tolerance grows with it).
+const terms = (c) => (c.op === 'matmul' ? c.shape[2] : c.c * 9);
+
+// Whole outputs compared: |k - p| <= 1e-5 terms + 1e-4 |p| everywhere, else
+// the case failed (a benchmark of a wrong kernel has measured nothing).
+function check(c, peer, kiln, other) {
+  const atol = 1e-5 * terms(c);
+  let diff = 0;
+  if (!kiln || !other || kiln.length !== other.length) {
+    console.error(`web_bench: ${c.name}: kiln's output and ${peer}'s have different sizes`);
+    failed = true;
+    return NaN;
+  }
+  for (let k = 0; k < kiln.length; k++) {
+    const d = Math.abs(kiln[k] - other[k]);
+    if (!(d <= atol + 1e-4 * Math.abs(other[k]))) {
+      console.error(`web_bench: ${c.name}: kiln and ${peer} differ at element ${k} of ${kiln.length}: ${kiln[k]} vs ${other[k]}`);
+      failed = true;
+      return NaN;
+    }
+    diff = Math.max(diff, d);
+  }
+  return diff;
+}
+
 function line(c, target, kilnMs, peer, peerMs, extra = {}) {
   console.log(JSON.stringify({
     bench: `${which}_web`, case: c.name, target, threads: 1, kiln_ms: +kilnMs.toFixed(4), peer, peer_ms: +peerMs.toFixed(4),
@@ -117,19 +148,29 @@ function line(c, target, kilnMs, peer, peerMs, extra = {}) {
 // Each library runs in its own node process (`--child LIB CASE`): loaded
 // together, one library's wasm engine state (V8 flags, compiled modules,
 // memory) moved another's timings by up to 25% here. A child sets up its
-// library, warms up, and prints its samples and its first outputs.
+// library, warms up, prints its samples and writes its whole output to
+// WORK/out-LIB.bin. Every library pays for moving data in and out of wasm
+// memory per call (TF.js reads its output out, onnxruntime copies inputs in
+// and outputs out): kiln's samples do too (write inputs, run, read the
+// output), and its in-place time is reported beside them.
 async function wasmChild(lib, c) {
   const n = c.op === 'matmul' ? c.shape[0] * c.shape[2] : c.c * c.hw * c.hw;
   const data = [random(n, 7), random(c.op === 'matmul' ? c.shape[2] * c.shape[1] : c.c * c.c * 9, 8)];
-  let run, result, info = '';
+  let run, result, inPlace = null, info = '';
   if (lib === 'kiln') {
     const dir = bundle(c, 'wasm');
     const kiln = await import(pathToFileURL(dir + 'kiln.mjs').href);
     const s = await kiln.load(dir, { backend: 'wasm' });
     const f = s.functions[0];
     const args = s.arraysFor(f.name, data);
-    run = () => s.run(f.name, args);
-    result = async () => args[args.length - 1].read();
+    const out = args[args.length - 1];
+    run = async () => {
+      data.forEach((d, i) => args[i].write(d));
+      await s.run(f.name, args);
+      await out.read();
+    };
+    inPlace = () => s.run(f.name, args);
+    result = async () => out.read();
     info = s.device;
   } else if (lib === 'tfjs') {
     const tf = await import('@tensorflow/tfjs-core');
@@ -156,6 +197,13 @@ async function wasmChild(lib, c) {
       out.dataSync();
       out.dispose();
     };
+    result = async () => {
+      const out = op(), nchw = c.op === 'matmul' ? out : tf.transpose(out, [0, 3, 1, 2]);
+      const v = nchw.dataSync();
+      out.dispose();
+      nchw.dispose();
+      return v;
+    };
     info = `simd ${await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')}`;
   } else {
     const ort = (await import('onnxruntime-web')).default ?? (await import('onnxruntime-web'));
@@ -176,9 +224,11 @@ async function wasmChild(lib, c) {
   }
   const calls = await calibrate(run, 10);
   const samples = await sample(run, repeat, calls);
-  const first = result ? Array.from((await result()).subarray(0, 4096)) : null;
+  const inPlaceSamples = inPlace ? await sample(inPlace, repeat, await calibrate(inPlace, 3)) : null;
+  const v = await result();
+  fs.writeFileSync(path.join(work, `out-${lib}.bin`), new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   // a pipe takes writes asynchronously: wait, or exit() cuts the line at 64 KiB
-  await new Promise((done) => process.stdout.write(JSON.stringify({ samples, first, info }) + '\n', done));
+  await new Promise((done) => process.stdout.write(JSON.stringify({ samples, inPlaceSamples, info }) + '\n', done));
 }
 
 async function wasmInNode() {
@@ -187,24 +237,33 @@ async function wasmInNode() {
     { env: { ...process.env, KILN_BENCH_DIR: work }, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 26 }).toString().trim().split('\n').pop());
   for (let i = 0; i < CASES.length; i++) {
     const c = CASES[i];
-    const samples = { kiln: [], tfjs: [], ort: [] }, last = {};
+    const samples = { kiln: [], tfjs: [], ort: [] }, last = {}, outs = {}, inPlace = [];
     for (let block = 0; block < 2; block++)
       for (const lib of Object.keys(samples)) {
-        last[lib] = child(lib, i);
+        try {
+          last[lib] = child(lib, i);
+        } catch (e) {
+          console.error(`web_bench: ${c.name}: the ${lib} process failed: ${e.message.split('\n')[0]}`);
+          process.exit(1);
+        }
         samples[lib].push(...last[lib].samples);
+        if (last[lib].inPlaceSamples) inPlace.push(...last[lib].inPlaceSamples);
+        const b = fs.readFileSync(path.join(work, `out-${lib}.bin`));
+        outs[lib] = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
       }
-    let diff = 0;
-    for (let k = 0; k < last.kiln.first.length; k++) diff = Math.max(diff, Math.abs(last.kiln.first[k] - last.ort.first[k]));
-    const km = median(samples.kiln);
-    line(c, 'wasm', km, 'tfjs-backend-wasm 4.22 (node, 1 thread)', median(samples.tfjs), { kiln_variant: last.kiln.info, peer_info: last.tfjs.info, node: process.version });
+    const km = median(samples.kiln), extra = { kiln_variant: last.kiln.info, kiln_in_place_ms: +median(inPlace).toFixed(4),
+      timed: 'every library moves its inputs in and its output out of wasm memory per call' };
+    const dt = check(c, 'TF.js', outs.kiln, outs.tfjs), dort = check(c, 'onnxruntime-web', outs.kiln, outs.ort);
+    line(c, 'wasm', km, 'tfjs-backend-wasm 4.22 (node, 1 thread)', median(samples.tfjs),
+      { ...extra, peer_info: last.tfjs.info, node: process.version, max_abs_diff: +dt.toExponential(2) });
     line(c, 'wasm', km, `${last.ort.info} wasm EP (node, 1 thread)`, median(samples.ort),
-      { kiln_variant: last.kiln.info, max_abs_diff_vs_ort: +diff.toExponential(2) });
+      { ...extra, max_abs_diff: +dort.toExponential(2) });
   }
 }
 
 // ---- WebGPU in headless Chromium ------------------------------------------
 // The page loads kiln's bundle and TF.js (UMD builds) side by side.
-async function pageBench({ bundleUrl, peersUrl, c, repeat }) {
+async function pageBench({ bundleUrl, peersUrl, c, repeat, smoke }) {
   const load = (src) => new Promise((ok, fail) => {
     const el = document.createElement('script');
     el.src = src;
@@ -260,6 +319,26 @@ async function pageBench({ bundleUrl, peersUrl, c, repeat }) {
     for (let i = 0; i < 3; i++) await fn(1);
     return Math.max(1, Math.min(200, Math.ceil(100 / Math.max(await fn(1), 1e-3))));
   };
+  // whole outputs compared before timing (TF.js's conv is NHWC: transposed back)
+  s.call(f.name, args);
+  const kOut = await result.read();
+  const tOutT = tfOp(), tOutN = c.op === 'matmul' ? tOutT : tf.transpose(tOutT, [0, 3, 1, 2]);
+  const tOut = await tOutN.data();
+  tOutT.dispose();
+  if (tOutN !== tOutT) tOutN.dispose();
+  const atol = 1e-5 * (c.op === 'matmul' ? c.shape[2] : c.c * 9);
+  let maxDiff = 0, mismatch = null;
+  for (let k = 0; k < kOut.length && !mismatch; k++) {
+    const d = Math.abs(kOut[k] - tOut[k]);
+    if (!(d <= atol + 1e-4 * Math.abs(tOut[k]))) mismatch = `element ${k} of ${kOut.length}: ${kOut[k]} vs ${tOut[k]}`;
+    maxDiff = Math.max(maxDiff, d);
+  }
+  if (kOut.length !== tOut.length) mismatch = `sizes ${kOut.length} and ${tOut.length}`;
+  if (smoke) { // the check is the point
+    args.forEach((a) => a.dispose());
+    s.dispose();
+    return { kilnMs: NaN, tfMs: NaN, device: s.device, maxDiff, mismatch };
+  }
   const kc = await calls(kilnBatch), tc = await calls(tfBatch);
   const ks = [], ts = [];
   for (let block = 0; block < 2; block++) {
@@ -273,7 +352,7 @@ async function pageBench({ bundleUrl, peersUrl, c, repeat }) {
   const device = s.device;
   args.forEach((a) => a.dispose());
   s.dispose();
-  return { kilnMs: med(ks), tfMs: med(ts), device };
+  return { kilnMs: med(ks), tfMs: med(ts), device, maxDiff, mismatch };
 }
 
 async function webgpuInChromium() {
@@ -281,7 +360,8 @@ async function webgpuInChromium() {
   try {
     ({ chromium } = await import('playwright-core'));
   } catch {
-    console.error('web_bench: npm playwright-core is missing (npm install at the repository root); WebGPU skipped');
+    console.error('web_bench: npm playwright-core is missing (npm install at the repository root)');
+    failed = true;
     return;
   }
   const { serve } = await import('../../web/serve.mjs');
@@ -308,11 +388,16 @@ async function webgpuInChromium() {
       try {
         const page = await ctx.newPage();
         await page.goto(`${origin}/index.html`);
-        const r = await page.evaluate(pageBench, { bundleUrl: `${origin}/${name}/`, peersUrl: `${origin}/peers/`, c, repeat });
+        const r = await page.evaluate(pageBench, { bundleUrl: `${origin}/${name}/`, peersUrl: `${origin}/peers/`, c, repeat, smoke });
+        if (r.mismatch) {
+          console.error(`web_bench: ${c.name} on webgpu: kiln and TF.js differ at ${r.mismatch}`);
+          failed = true;
+        }
         line(c, 'webgpu', r.kilnMs, 'tfjs-backend-webgpu 4.22 (same page)', r.tfMs,
-          { adapter: r.device, browser: 'chromium ' + ctx.browser()?.version?.() });
+          { adapter: r.device, browser: 'chromium ' + ctx.browser()?.version?.(), max_abs_diff: +r.maxDiff.toExponential(2) });
       } catch (e) {
         console.error(`web_bench: ${c.name} on webgpu: ${e.message.split('\n')[0]}`);
+        failed = true;
       } finally {
         await ctx.close();
         fs.rmSync(profile, { recursive: true, force: true });
@@ -332,4 +417,4 @@ const only = process.env.KILN_WEB_BENCH || 'wasm,webgpu';
 if (only.includes('wasm')) await wasmInNode();
 if (only.includes('webgpu')) await webgpuInChromium();
 if (!keepWork) fs.rmSync(work, { recursive: true, force: true });
-process.exit(0);
+process.exit(failed ? 1 : 0);

@@ -63,11 +63,22 @@ const tfBatch = async (calls) => {
   return (performance.now() - t0) / calls;
 };
 
-// the two agree (a few entries, relative to their size)
+// the two agree on every element (|d| <= 1e-5 k + 1e-4 |theirs|), or the run fails
 await s.run(f.name, args);
 const mine = await out.read(), theirs = await tf.matMul(a, b).data();
 let diff = 0;
-for (let i = 0; i < Math.min(4096, mine.length); i++) diff = Math.max(diff, Math.abs(mine[i] - theirs[i]) / (Math.abs(theirs[i]) + 1));
+for (let i = 0; i < mine.length; i++) {
+  const d = Math.abs(mine[i] - theirs[i]);
+  if (!(d <= 1e-5 * k + 1e-4 * Math.abs(theirs[i]))) {
+    console.error(`webgpu_node: kiln and TF.js differ at element ${i} of ${mine.length}: ${mine[i]} vs ${theirs[i]}`);
+    process.exit(1);
+  }
+  diff = Math.max(diff, d / (Math.abs(theirs[i]) + 1));
+}
+if (mine.length !== theirs.length) {
+  console.error(`webgpu_node: kiln's output has ${mine.length} elements, TF.js's ${theirs.length}`);
+  process.exit(1);
+}
 
 const callsFor = async (batch) => {
   for (let i = 0; i < 3; i++) await batch(1);
