@@ -193,11 +193,17 @@ Suite *opencl_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, op_grid2d, 0, kiln_num_ops());
-	tcase_add_test(tc, tiled_shapes);
 	tcase_add_test(tc, source_text);
 	tcase_add_test(tc, device_errors);
 	tcase_add_test(tc, device_guard_catches_overrun);
 	suite_add_tcase(s, tc);
+	/* "large": millions of elements; test.sh skips them under valgrind
+	 * (CK_EXCLUDE_TAGS), where they took most of ten minutes */
+	TCase *large = tcase_create("tiled");
+	tcase_set_tags(large, "large");
+	tcase_set_timeout(large, 600);
+	tcase_add_test(large, tiled_shapes);
+	suite_add_tcase(s, large);
 	return s;
 }
 
