@@ -24,20 +24,7 @@ START_TEST(op_grid2d) { tu_run_op(kiln_op_at(_i), tu_grid2d_schedule, "opencl", 
 END_TEST
 
 /* Shapes large enough for the tiled matmul schedule (shared memory, barriers), uneven ones included. */
-static void run_shape(const char *name, int n, const int64_t *shape, const char *attrs)
-{
-	kiln_ctx *ctx = kiln_ctx_new();
-	kiln_op_inst o;
-	ck_assert_msg(kiln_op_declare(ctx, kiln_op_find(name), n, shape, attrs, &o) == 0, "%s", kiln_error(ctx));
-	kiln_tensor *out = o.args[o.nargs - 1];
-	kiln_schedule *s = kiln_schedule_gpu(ctx, 1, &out);
-	ck_assert_msg(s && tu_check_ref(ctx, s, o.nargs, o.args, 5, "opencl", name, attrs) >= 0, "%s %s: %s", name, attrs,
-	              kiln_error(ctx));
-	kiln_ctx_free(ctx);
-}
-
-#define RUN(name, attrs, ...)                                                                                      \
-	run_shape(name, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}, attrs)
+#define RUN(name, attrs, ...) TU_RUN("opencl", default_schedule, name, attrs, __VA_ARGS__)
 
 START_TEST(tiled_shapes)
 {

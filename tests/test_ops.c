@@ -68,21 +68,9 @@ START_TEST(op_stress) { run_op(kiln_op_at(_i), true); }
 END_TEST
 
 /* Attributes the example shapes do not reach: strides, padding, groups, transposes. */
-static void run_attrs(const char *name, int n, const int64_t *shape, const char *attrs)
-{
-	kiln_ctx *ctx = kiln_ctx_new();
-	kiln_op_inst o;
-	const kiln_op_info *info = kiln_op_find(name);
-	ck_assert_msg(kiln_op_declare(ctx, info, n, shape, attrs, &o) == 0, "%s %s: %s", name, attrs, kiln_error(ctx));
-	kiln_tensor *out = o.args[o.nargs - 1];
-	kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &out);
-	ck_assert_msg(s && tu_check_ref(ctx, s, o.nargs, o.args, 7, "llvm", name, attrs) >= 0, "%s %s: %s", name, attrs,
-	              kiln_error(ctx));
-	kiln_ctx_free(ctx);
-}
+static kiln_schedule *cpu_schedule(kiln_ctx *ctx, kiln_tensor *out) { return kiln_schedule_cpu(ctx, 1, &out); }
 
-#define RUN(name, attrs, ...)                                                                                      \
-	run_attrs(name, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}, attrs)
+#define RUN(name, attrs, ...) TU_RUN("llvm", cpu_schedule, name, attrs, __VA_ARGS__)
 
 START_TEST(op_attrs)
 {

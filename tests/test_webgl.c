@@ -110,20 +110,9 @@ START_TEST(errors)
 END_TEST
 
 /* RGBA packing, a schedule choice: four elements per texel and per fragment. */
-static void run_packed(const char *name, int n, const int64_t *shape, const char *attrs)
-{
-	kiln_ctx *ctx = kiln_ctx_new();
-	kiln_op_inst o;
-	ck_assert_msg(kiln_op_declare(ctx, kiln_op_find(name), n, shape, attrs, &o) == 0, "%s", kiln_error(ctx));
-	kiln_tensor *out = o.args[o.nargs - 1];
-	kiln_schedule *s = kiln_schedule_webgl_packed(ctx, 1, &out);
-	ck_assert_msg(s && tu_check_ref(ctx, s, o.nargs, o.args, 3, "webgl", name, attrs) >= 0, "%s %s packed: %s", name, attrs,
-	              kiln_error(ctx));
-	kiln_ctx_free(ctx);
-}
+static kiln_schedule *packed_schedule(kiln_ctx *ctx, kiln_tensor *out) { return kiln_schedule_webgl_packed(ctx, 1, &out); }
 
-#define PACKED(name, attrs, ...)                                                                                   \
-	run_packed(name, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}, attrs)
+#define PACKED(name, attrs, ...) TU_RUN("webgl", packed_schedule, name, attrs, __VA_ARGS__)
 
 START_TEST(packed)
 {

@@ -442,6 +442,20 @@ void tu_run_op(const kiln_op_info *info, tu_schedule_fn sched, const char *targe
 	kiln_ctx_free(ctx);
 }
 
+void tu_run_shape(const char *target, tu_schedule_fn sched, const char *name, int n, const int64_t *shape,
+                  const char *attrs)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_msg(kiln_op_declare(ctx, kiln_op_find(name), n, shape, attrs, &o) == 0, "%s %s: %s", name, attrs,
+	              kiln_error(ctx));
+	kiln_schedule *s = sched(ctx, o.args[o.nargs - 1]);
+	ck_assert_msg(s != NULL, "%s %s: schedule failed: %s", name, attrs, kiln_error(ctx));
+	ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 7, target, name, attrs) >= 0, "%s %s on %s: %s", name, attrs,
+	              target, kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+
 /* The second schedule: producers inlined, the first axis on blockIdx.y, the
  * rest fused into blocks of 32 threads on blockIdx.x / threadIdx.x. */
 kiln_schedule *tu_grid2d_schedule(kiln_ctx *ctx, kiln_tensor *out)

@@ -57,6 +57,17 @@ int tu_guard_intact(const char *name, const kiln_array *a);
 typedef kiln_schedule *(*tu_schedule_fn)(kiln_ctx *ctx, kiln_tensor *out);
 void tu_run_op(const kiln_op_info *info, tu_schedule_fn sched, const char *target, const char *what);
 
+/*
+ * Declares registry operator `name` at shape with attrs, schedules it with
+ * sched and checks it on target against the oracle and the reference (Check
+ * assertions). TU_RUN(target, sched, name, attrs, d0, d1, ...) spells the shape inline.
+ */
+void tu_run_shape(const char *target, tu_schedule_fn sched, const char *name, int n, const int64_t *shape,
+                  const char *attrs);
+#define TU_RUN(target, sched, name, attrs, ...)                                                                    \
+	tu_run_shape(target, sched, name, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                   \
+	             (int64_t[]){__VA_ARGS__}, attrs)
+
 /* A second GPU schedule: producers inlined, the first axis on blockIdx.y, the
  * rest fused into blocks of 32 threads on blockIdx.x / threadIdx.x. */
 kiln_schedule *tu_grid2d_schedule(kiln_ctx *ctx, kiln_tensor *out);
