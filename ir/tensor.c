@@ -8,15 +8,42 @@
 
 static const char *axis_names[KILN_MAX_DIMS] = {"i", "j", "l", "m", "n", "o", "p", "q"};
 
+/*
+ * A tensor's name and shape as they enter: a name, at most KILN_MAX_DIMS
+ * positive extents, and an element count whose product neither overflows nor
+ * passes KILN_MAX_ARRAY_BYTES (no runtime array could hold more, and index
+ * arithmetic on larger extents would overflow 64 bits).
+ */
 static int check_shape(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape)
 {
+	if (!name)
+		return ir_error(ctx, "a tensor needs a name (got NULL)");
 	if (ndim < 0 || ndim > KILN_MAX_DIMS)
 		return ir_error(ctx, "tensor '%s': %d dimensions (at most %d)", name, ndim, KILN_MAX_DIMS);
-	for (int d = 0; d < ndim; d++)
+	if (ndim > 0 && !shape)
+		return ir_error(ctx, "tensor '%s': %d dimensions but no shape (NULL)", name, ndim);
+	int64_t n = 1;
+	for (int d = 0; d < ndim; d++) {
 		if (shape[d] <= 0)
 			return ir_error(ctx, "tensor '%s': dimension %d has extent %lld; extents must be positive", name, d,
 			                (long long)shape[d]);
+		if (__builtin_mul_overflow(n, shape[d], &n) || n > KILN_MAX_ARRAY_BYTES)
+			return ir_error(ctx, "tensor '%s': more than %lld elements (extent %lld of dimension %d); the limit is "
+			                "KILN_MAX_ARRAY_BYTES", name, (long long)KILN_MAX_ARRAY_BYTES, (long long)shape[d], d);
+	}
 	return 0;
+}
+
+/* Element types a tensor can have: bool, int/uint of 8-64 bits, float of 16-64 bits, one lane. */
+static bool scalar_type(kiln_dtype t)
+{
+	if (t.lanes != 1)
+		return false;
+	if (t.code == KILN_BOOL)
+		return t.bits == 1 || t.bits == 8;
+	if (t.code == KILN_INT || t.code == KILN_UINT)
+		return t.bits == 8 || t.bits == 16 || t.bits == 32 || t.bits == 64;
+	return t.code == KILN_FLOAT && (t.bits == 16 || t.bits == 32 || t.bits == 64);
 }
 
 static ir_tensor *new_tensor(kiln_ctx *ctx, const char *name, ir_type t, int ndim, const int64_t *shape, ir_op *op,
@@ -36,8 +63,15 @@ kiln_tensor *kiln_placeholder(kiln_ctx *ctx, const char *name, int ndim, const i
 {
 	if (check_shape(ctx, name, ndim, shape))
 		return NULL;
-	if (t.lanes != 1 || t.code == KILN_HANDLE)
-		return ir_error(ctx, "placeholder '%s': element type must be a scalar number", name), NULL;
+	int64_t bytes = 1;
+	for (int d = 0; d < ndim; d++)
+		bytes *= shape[d]; /* check_shape bounded the product */
+	if (scalar_type(t) && (__builtin_mul_overflow(bytes, (int64_t)(t.bits + 7) / 8, &bytes) || bytes > KILN_MAX_ARRAY_BYTES))
+		return ir_error(ctx, "placeholder '%s': more than %lld bytes (KILN_MAX_ARRAY_BYTES)", name,
+		                (long long)KILN_MAX_ARRAY_BYTES), NULL;
+	if (!scalar_type(t))
+		return ir_error(ctx, "placeholder '%s': element type must be a scalar number (bool, int/uint 8-64 bits, "
+		                "float 16-64 bits), got code %u with %u bits and %u lanes", name, t.code, t.bits, t.lanes), NULL;
 	ir_op *op = ir_alloc(ctx, sizeof *op);
 	op->kind = IR_OP_PLACEHOLDER;
 	op->name = ir_strdup(ctx, name);

@@ -70,8 +70,11 @@ static int finish(kiln_op_inst *o, int nin, kiln_tensor *const *ins, kiln_tensor
 	return 0;
 }
 
+/* Elements of t, for the flop counts; 0 for a tensor that was refused (NULL). */
 static double numel(const kiln_tensor *t)
 {
+	if (!t)
+		return 0;
 	double n = 1;
 	for (int d = 0; d < t->ndim; d++)
 		n *= (double)t->shape[d];
@@ -271,37 +274,58 @@ static int d_concat(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_
 
 #define EX(...) ((const int64_t[KILN_MAX_DIMS]){__VA_ARGS__})
 
+/* Attribute specs. Sizes stay far below where index arithmetic could overflow. */
+#define BIG 1048576.0
+#define END {NULL, 0, 0, 0, 0}
+static const kiln_attr_spec A_MATMUL[] = {{"trans_a", 0, 1, 1, 0}, {"trans_b", 0, 1, 1, 0}, END};
+static const kiln_attr_spec A_DENSE[] = {{"bias", 0, 1, 1, 0}, END};
+static const kiln_attr_spec A_CONV[] = {{"stride", 1, BIG, 1, 0}, {"pad", 0, BIG, 1, 0}, {"dilation", 1, BIG, 1, 0},
+                                        {"groups", 1, BIG, 1, 0}, END};
+static const kiln_attr_spec A_DWCONV[] = {{"stride", 1, BIG, 1, 0}, {"pad", 0, BIG, 1, 0}, {"dilation", 1, BIG, 1, 0}, END};
+static const kiln_attr_spec A_POOL[] = {{"kernel", 1, BIG, 1, 0}, {"stride", 1, BIG, 1, 0}, {"pad", 0, BIG, 1, 0},
+                                        {"count_include_pad", 0, 1, 1, 0}, END};
+static const kiln_attr_spec A_NONE[] = {END};
+static const kiln_attr_spec A_AXIS[] = {{"axis", -KILN_MAX_DIMS, KILN_MAX_DIMS - 1, 1, 0}, END};
+static const kiln_attr_spec A_EPS[] = {{"eps", 0, 1e3, 0, 0}, END};
+static const kiln_attr_spec A_BINARY[] = {{"bshape", 1, 1e12, 1, 1}, END};
+static const kiln_attr_spec A_CLIP[] = {{"min", -1e30, 1e30, 0, 0}, {"max", -1e30, 1e30, 0, 0}, END};
+static const kiln_attr_spec A_PERM[] = {{"perm", 0, KILN_MAX_DIMS - 1, 1, 1}, END};
+static const kiln_attr_spec A_RESHAPE[] = {{"to", 1, 1e12, 1, 1}, END};
+static const kiln_attr_spec A_PAD[] = {{"pad", 0, BIG, 1, 0}, {"before", 0, BIG, 1, 1}, {"after", 0, BIG, 1, 1},
+                                       {"value", -1e30, 1e30, 0, 0}, END};
+static const kiln_attr_spec A_CONCAT[] = {{"n", 1, KILN_OP_MAX_ARGS - 1, 1, 0}, {"axis", 0, KILN_MAX_DIMS - 1, 1, 0}, END};
+
 static const kiln_op_info ops[] = {
-	{"matmul", "C = A @ B (2-D), optional transposes", "M,N,K", 3, "trans_a=0,trans_b=0", EX(37, 45, 29), d_matmul},
-	{"batch_matmul", "C[b] = A[b] @ B[b]", "B,M,N,K", 4, "trans_a=0,trans_b=0", EX(3, 17, 20, 9), d_batch_matmul},
-	{"dense", "Y = X W^T + bias (W is [N, K])", "M,N,K", 3, "bias=1", EX(5, 40, 24), d_dense},
+	{"matmul", "C = A @ B (2-D), optional transposes", "M,N,K", 3, "trans_a=0,trans_b=0", EX(37, 45, 29), d_matmul, A_MATMUL},
+	{"batch_matmul", "C[b] = A[b] @ B[b]", "B,M,N,K", 4, "trans_a=0,trans_b=0", EX(3, 17, 20, 9), d_batch_matmul, A_MATMUL},
+	{"dense", "Y = X W^T + bias (W is [N, K])", "M,N,K", 3, "bias=1", EX(5, 40, 24), d_dense, A_DENSE},
 	{"conv2d", "2-D convolution, NCHW x OIHW", "N,C,H,W,K,R,S", 7, "stride=1,pad=0,dilation=1,groups=1",
-	 EX(1, 6, 11, 13, 16, 3, 3), d_conv2d},
+	 EX(1, 6, 11, 13, 16, 3, 3), d_conv2d, A_CONV},
 	{"depthwise_conv2d", "one 2-D filter per channel", "N,C,H,W,R,S", 6, "stride=1,pad=0,dilation=1",
-	 EX(1, 5, 12, 19, 3, 3), d_depthwise},
-	{"max_pool2d", "max over windows, NCHW", "N,C,H,W", 4, "kernel=2,stride=kernel,pad=0", EX(1, 3, 10, 21), d_maxpool},
+	 EX(1, 5, 12, 19, 3, 3), d_depthwise, A_DWCONV},
+	{"max_pool2d", "max over windows, NCHW", "N,C,H,W", 4, "kernel=2,stride=kernel,pad=0", EX(1, 3, 10, 21), d_maxpool, A_POOL},
 	{"avg_pool2d", "average over windows, NCHW", "N,C,H,W", 4, "kernel=2,stride=kernel,pad=0,count_include_pad=0",
-	 EX(1, 3, 10, 21), d_avgpool},
-	{"global_avg_pool2d", "mean over H and W", "N,C,H,W", 4, "", EX(2, 5, 7, 9), d_gap},
-	{"softmax", "stable softmax over an axis", "D0,D1,...", -1, "axis=-1", EX(6, 37), d_softmax},
-	{"layer_norm", "normalize the last axis, then scale and shift", "D0,D1,...", -1, "eps=1e-5", EX(5, 40), d_layer_norm},
-	{"batch_norm", "inference batch norm over channels", "N,C,H,W", 4, "eps=1e-5", EX(2, 3, 5, 19), d_batch_norm},
-	{"add", "A + B with numpy broadcasting", "D0,D1,...", -1, "bshape=AxB", EX(4, 5, 33), d_add},
-	{"sub", "A - B with numpy broadcasting", "D0,D1,...", -1, "bshape=AxB", EX(4, 5, 33), d_sub},
-	{"mul", "A * B with numpy broadcasting", "D0,D1,...", -1, "bshape=AxB", EX(4, 5, 33), d_mul},
-	{"div", "A / B with numpy broadcasting", "D0,D1,...", -1, "bshape=AxB", EX(4, 5, 33), d_div},
-	{"relu", "max(x, 0)", "D0,D1,...", -1, "", EX(3, 7, 41), d_relu},
-	{"clip", "min(max(x, min), max)", "D0,D1,...", -1, "min=-0.5,max=0.5", EX(3, 7, 41), d_clip},
-	{"sigmoid", "1 / (1 + exp(-x))", "D0,D1,...", -1, "", EX(3, 7, 41), d_sigmoid},
-	{"tanh", "hyperbolic tangent", "D0,D1,...", -1, "", EX(3, 7, 41), d_tanh},
-	{"gelu", "x/2 (1 + erf(x / sqrt 2))", "D0,D1,...", -1, "", EX(3, 7, 41), d_gelu},
-	{"exp", "e^x", "D0,D1,...", -1, "", EX(3, 7, 41), d_exp},
-	{"transpose", "permute axes", "D0,D1,...", -1, "perm=reversed (e.g. 0x2x1)", EX(3, 7, 20), d_transpose},
+	 EX(1, 3, 10, 21), d_avgpool, A_POOL},
+	{"global_avg_pool2d", "mean over H and W", "N,C,H,W", 4, "", EX(2, 5, 7, 9), d_gap, A_NONE},
+	{"softmax", "stable softmax over an axis", "D0,D1,...", -1, "axis=-1", EX(6, 37), d_softmax, A_AXIS},
+	{"layer_norm", "normalize the last axis, then scale and shift", "D0,D1,...", -1, "eps=1e-5", EX(5, 40), d_layer_norm, A_EPS},
+	{"batch_norm", "inference batch norm over channels", "N,C,H,W", 4, "eps=1e-5", EX(2, 3, 5, 19), d_batch_norm, A_EPS},
+	{"add", "A + B with numpy broadcasting", "D0,D1,...", -1, "bshape=AxB", EX(4, 5, 33), d_add, A_BINARY},
+	{"sub", "A - B with numpy broadcasting", "D0,D1,...", -1, "bshape=AxB", EX(4, 5, 33), d_sub, A_BINARY},
+	{"mul", "A * B with numpy broadcasting", "D0,D1,...", -1, "bshape=AxB", EX(4, 5, 33), d_mul, A_BINARY},
+	{"div", "A / B with numpy broadcasting", "D0,D1,...", -1, "bshape=AxB", EX(4, 5, 33), d_div, A_BINARY},
+	{"relu", "max(x, 0)", "D0,D1,...", -1, "", EX(3, 7, 41), d_relu, A_NONE},
+	{"clip", "min(max(x, min), max)", "D0,D1,...", -1, "min=-0.5,max=0.5", EX(3, 7, 41), d_clip, A_CLIP},
+	{"sigmoid", "1 / (1 + exp(-x))", "D0,D1,...", -1, "", EX(3, 7, 41), d_sigmoid, A_NONE},
+	{"tanh", "hyperbolic tangent", "D0,D1,...", -1, "", EX(3, 7, 41), d_tanh, A_NONE},
+	{"gelu", "x/2 (1 + erf(x / sqrt 2))", "D0,D1,...", -1, "", EX(3, 7, 41), d_gelu, A_NONE},
+	{"exp", "e^x", "D0,D1,...", -1, "", EX(3, 7, 41), d_exp, A_NONE},
+	{"transpose", "permute axes", "D0,D1,...", -1, "perm=reversed (e.g. 0x2x1)", EX(3, 7, 20), d_transpose, A_PERM},
 	{"reshape", "same data, new shape", "D0,D1,...", -1, "to=AxB (default: flatten all but the first axis)",
-	 EX(3, 7, 20), d_reshape},
+	 EX(3, 7, 20), d_reshape, A_RESHAPE},
 	{"pad", "constant padding", "D0,D1,...", -1, "pad=1 (last two axes), before=..., after=..., value=0",
-	 EX(2, 3, 9, 10), d_pad},
-	{"concat", "join n tensors along an axis", "D0,D1,...", -1, "n=2,axis=1", EX(2, 3, 17), d_concat},
+	 EX(2, 3, 9, 10), d_pad, A_PAD},
+	{"concat", "join n tensors along an axis", "D0,D1,...", -1, "n=2,axis=1", EX(2, 3, 17), d_concat, A_CONCAT},
 };
 
 int kiln_num_ops(void) { return (int)(sizeof ops / sizeof ops[0]); }
@@ -313,6 +337,55 @@ int kiln_op_example_rank(const kiln_op_info *op)
 	while (n < KILN_MAX_DIMS && op->example[n] > 0)
 		n++;
 	return n;
+}
+
+/* One number of an attribute: all of text [v, e) a number in the spec's range. */
+static int check_number(kiln_ctx *ctx, const kiln_op_info *op, const kiln_attr_spec *sp, const char *v, size_t len)
+{
+	char buf[64], *end;
+	if (len == 0 || len >= sizeof buf)
+		return ir_error(ctx, "%s: attribute '%s' needs a value", op->name, sp->key);
+	memcpy(buf, v, len);
+	buf[len] = 0;
+	double x = strtod(buf, &end);
+	if (*end || end == buf || x != x)
+		return ir_error(ctx, "%s: attribute %s='%s' is not a number", op->name, sp->key, buf);
+	if (sp->integer && x != (double)(long long)x)
+		return ir_error(ctx, "%s: attribute %s=%s must be a whole number", op->name, sp->key, buf);
+	if (x < sp->lo || x > sp->hi)
+		return ir_error(ctx, "%s: attribute %s=%s is out of range (%.15g to %.15g)", op->name, sp->key, buf, sp->lo, sp->hi);
+	return 0;
+}
+
+/* Every "key=value" of attrs against op's specs. */
+static int check_attrs(kiln_ctx *ctx, const kiln_op_info *op, const char *attrs)
+{
+	for (const char *p = attrs; *p;) {
+		const char *e = strchr(p, ','), *end = e ? e : p + strlen(p), *eq = memchr(p, '=', (size_t)(end - p));
+		if (!eq)
+			return ir_error(ctx, "%s: attribute '%.*s' has no '=' (write key=value; %s takes: %s)", op->name,
+			                (int)(end - p), p, op->name, op->attr_help[0] ? op->attr_help : "none");
+		const kiln_attr_spec *sp = op->attrs;
+		while (sp && sp->key && (strlen(sp->key) != (size_t)(eq - p) || strncmp(sp->key, p, (size_t)(eq - p))))
+			sp++;
+		if (!sp || !sp->key)
+			return ir_error(ctx, "%s: unknown attribute '%.*s' (%s takes: %s)", op->name, (int)(eq - p), p, op->name,
+			                op->attr_help[0] ? op->attr_help : "none");
+		const char *v = eq + 1;
+		int count = 0;
+		for (;;) {
+			const char *x = sp->list ? memchr(v, 'x', (size_t)(end - v)) : NULL, *ve = x ? x : end;
+			if (++count > KILN_MAX_DIMS)
+				return ir_error(ctx, "%s: attribute '%s' lists more than %d numbers", op->name, sp->key, KILN_MAX_DIMS);
+			if (check_number(ctx, op, sp, v, (size_t)(ve - v)))
+				return -1;
+			if (!x)
+				break;
+			v = x + 1;
+		}
+		p = e ? e + 1 : end;
+	}
+	return 0;
 }
 
 int kiln_op_declare(kiln_ctx *ctx, const kiln_op_info *op, int n, const int64_t *shape, const char *attrs,
@@ -328,6 +401,8 @@ int kiln_op_declare(kiln_ctx *ctx, const kiln_op_info *op, int n, const int64_t 
 		if (shape[i] <= 0)
 			return ir_error(ctx, "%s: shape number %d is %lld; sizes must be positive", op->name, i,
 			                (long long)shape[i]);
+	if (check_attrs(ctx, op, attrs ? attrs : ""))
+		return -1;
 	memset(out, 0, sizeof *out);
 	return op->declare(ctx, n, shape, attrs ? attrs : "", out);
 }

@@ -2,10 +2,12 @@
  * array.c — dtypes, aligned n-d arrays, and the runtime's error slot.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rt.h"
 
@@ -73,37 +75,96 @@ size_t kiln_dtype_bytes(kiln_dtype t)
 	return b * (t.lanes ? t.lanes : 1);
 }
 
-static kiln_array *array_new(int ndim, const int64_t *shape, kiln_dtype dtype)
+int rt_dtype_check(kiln_dtype t, const char *what)
 {
-	if (ndim < 0 || ndim > KILN_MAX_DIMS) {
-		rt_error("array: %d dimensions (at most %d)", ndim, KILN_MAX_DIMS);
+	bool ok = t.lanes == 1;
+	switch (t.code) {
+	case KILN_BOOL: ok = ok && (t.bits == 1 || t.bits == 8); break;
+	case KILN_INT:
+	case KILN_UINT: ok = ok && (t.bits == 8 || t.bits == 16 || t.bits == 32 || t.bits == 64); break;
+	case KILN_FLOAT: ok = ok && (t.bits == 16 || t.bits == 32 || t.bits == 64); break;
+	default: ok = false;
+	}
+	if (ok)
+		return 0;
+	return rt_error("%s: dtype code %u with %u bits and %u lanes is not one an array holds (bool, int/uint 8-64, "
+	                "float 16-64; one lane)", what, t.code, t.bits, t.lanes);
+}
+
+int rt_array_bytes(int ndim, const int64_t *shape, kiln_dtype t, const char *what, size_t *out)
+{
+	if (ndim < 0 || ndim > KILN_MAX_DIMS)
+		return rt_error("%s: %d dimensions (at most %d)", what, ndim, KILN_MAX_DIMS);
+	if (ndim > 0 && !shape)
+		return rt_error("%s: %d dimensions but no shape", what, ndim);
+	if (rt_dtype_check(t, what))
+		return -1;
+	int64_t n = (int64_t)kiln_dtype_bytes(t);
+	bool zero = false;
+	for (int d = 0; d < ndim; d++) {
+		if (shape[d] < 0)
+			return rt_error("%s: dimension %d is negative (%lld)", what, d, (long long)shape[d]);
+		zero = zero || shape[d] == 0;
+	}
+	/* a zero extent makes every product 0; otherwise each step must stay in bounds */
+	for (int d = 0; d < ndim && !zero; d++)
+		if (__builtin_mul_overflow(n, shape[d], &n) || n > KILN_MAX_ARRAY_BYTES) {
+			char dims[160] = "";
+			for (int k = 0, o = 0; k < ndim && o < (int)sizeof dims; k++)
+				o += snprintf(dims + o, sizeof dims - (size_t)o, "%s%lld", k ? "x" : "", (long long)shape[k]);
+			return rt_error("%s: a %s array of %s elements is larger than %lld bytes (KILN_MAX_ARRAY_BYTES)", what,
+			                kiln_dtype_str(t, (char[16]){0}), dims, (long long)KILN_MAX_ARRAY_BYTES);
+		}
+	*out = zero ? 0 : (size_t)n;
+	return 0;
+}
+
+static kiln_array *array_new(int ndim, const int64_t *shape, kiln_dtype dtype, size_t *bytes)
+{
+	if (rt_array_bytes(ndim, shape, dtype, "array", bytes))
+		return NULL;
+	kiln_array *a = calloc(1, sizeof *a);
+	if (!a) {
+		rt_error("array: out of memory");
 		return NULL;
 	}
-	for (int d = 0; d < ndim; d++)
-		if (shape[d] < 0) {
-			rt_error("array: dimension %d is negative (%lld)", d, (long long)shape[d]);
-			return NULL;
-		}
-	kiln_array *a = calloc(1, sizeof *a);
-	if (!a)
-		return NULL;
 	a->ndim = ndim;
 	a->dtype = dtype;
 	int64_t s = 1;
 	for (int d = ndim - 1; d >= 0; d--) {
 		a->shape[d] = shape[d];
 		a->strides[d] = s;
-		s *= shape[d];
+		/* only an array with a zero extent (no elements) can get here with huge others */
+		if (__builtin_mul_overflow(s, shape[d], &s))
+			s = 0;
 	}
 	return a;
 }
 
+/* This machine's memory in bytes, or 0 when unknown. */
+static uint64_t physical_memory(void)
+{
+#ifdef _SC_PHYS_PAGES
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && page > 0)
+		return (uint64_t)pages * (uint64_t)page;
+#endif
+	return 0;
+}
+
 kiln_array *kiln_array_empty(int ndim, const int64_t *shape, kiln_dtype dtype)
 {
-	kiln_array *a = array_new(ndim, shape, dtype);
+	size_t bytes;
+	kiln_array *a = array_new(ndim, shape, dtype, &bytes);
 	if (!a)
 		return NULL;
-	size_t bytes = (size_t)kiln_array_numel(a) * kiln_dtype_bytes(dtype);
+	/* refused up front rather than left to overcommit and the OOM killer */
+	uint64_t mem = physical_memory();
+	if (mem && bytes > mem) {
+		free(a);
+		rt_error("array: %zu bytes is more than this machine's memory (%llu bytes)", bytes, (unsigned long long)mem);
+		return NULL;
+	}
 	bytes = (bytes + 63) & ~(size_t)63;
 	a->data = aligned_alloc(64, bytes ? bytes : 64);
 	if (!a->data) {
@@ -118,7 +179,8 @@ kiln_array *kiln_array_empty(int ndim, const int64_t *shape, kiln_dtype dtype)
 
 kiln_array *kiln_array_wrap(void *data, int ndim, const int64_t *shape, kiln_dtype dtype)
 {
-	kiln_array *a = array_new(ndim, shape, dtype);
+	size_t bytes;
+	kiln_array *a = array_new(ndim, shape, dtype, &bytes);
 	if (a)
 		a->data = data;
 	return a;
@@ -136,6 +198,9 @@ void kiln_array_free(kiln_array *a)
 int64_t kiln_array_numel(const kiln_array *a)
 {
 	int64_t n = 1;
+	for (int d = 0; d < a->ndim; d++)
+		if (a->shape[d] == 0)
+			return 0;
 	for (int d = 0; d < a->ndim; d++)
 		n *= a->shape[d];
 	return n;
@@ -195,6 +260,8 @@ static uint16_t to_half(double v)
 
 void kiln_array_fill_random(kiln_array *a, uint64_t seed, double lo, double hi)
 {
+	if (!a || !a->data || rt_dtype_check(a->dtype, "fill_random"))
+		return;
 	int64_t n = kiln_array_numel(a);
 	uint64_t s = seed;
 	for (int64_t i = 0; i < n; i++) {

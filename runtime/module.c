@@ -8,12 +8,16 @@
  *                u32 nlaunch { str kernel, u32 grid[3], u32 block[3], u32 nargs, i32 args[nargs] }
  *                u32 ntemp { u64 bytes } }
  *   u32 nblob  { str name, u64 size, bytes }
+ *   u64 checksum: XXH3-64 (xxHash, libxxhash) of every byte before it
  *
- * Integers are little-endian; str is u32 length + bytes. An exported shared
+ * Integers are little-endian; str is u32 length + bytes. The checksum is
+ * verified before any field is read, so a corrupted module (a flipped bit in
+ * its metadata or its code) is refused before anything of it runs. An exported shared
  * library carries the container (without blobs) in a data symbol; a saved
  * module is the container in a file, its blobs holding the code (an object
  * file for CPU code, kernel sources for GPU targets). The reader checks every
- * length against what is left, so a truncated or hostile file gets an error.
+ * length against what is left, and every dtype, shape and launch against the
+ * runtime's limits, so a truncated or hostile file gets an error.
  */
 #ifndef __EMSCRIPTEN__
 #include <dlfcn.h>
@@ -25,9 +29,12 @@
 #include <unistd.h>
 
 #include "rt.h"
+/* header-only: the web runtime (Emscripten) links no system libraries */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define MAGIC "KILNMOD\1"
-#define VERSION 2u
+#define VERSION 3u
 #define MAX_FUNCS 4096
 #define MAX_ARGS 256
 
@@ -248,6 +255,7 @@ static int serialize(const kiln_module *m, bool blobs, uint8_t **out, size_t *si
 		put_u64(&w, m->blobs[i].size);
 		put(&w, m->blobs[i].data, m->blobs[i].size);
 	}
+	put_u64(&w, (uint64_t)XXH3_64bits(w.p, w.n));
 	*out = w.p;
 	*size = w.n;
 	return 0;
@@ -346,6 +354,13 @@ static int parse_launches(rbuf *r, rt_function *f)
 			ls[l].grid[d] = (uint32_t)get_uint(r, 4, "grid");
 		for (int d = 0; d < 3; d++)
 			ls[l].block[d] = (uint32_t)get_uint(r, 4, "block");
+		uint64_t threads = (uint64_t)ls[l].block[0] * ls[l].block[1] * ls[l].block[2];
+		for (int d = 0; d < 3 && !r->err; d++)
+			if (ls[l].grid[d] == 0 || ls[l].block[d] == 0 || ls[l].grid[d] > RT_MAX_GRID)
+				bad(r, "a launch grid of 0 or more than 2^31-1 blocks, or a block of 0 threads (dimension %llu)",
+				    (unsigned long long)d);
+		if (!r->err && threads > RT_MAX_BLOCK_THREADS)
+			bad(r, "a launch block of %llu threads (at most 1024)", threads);
 		uint64_t na = get_uint(r, 4, "launch argument count");
 		if (!r->err && na > RT_MAX_LAUNCH_ARGS) {
 			bad(r, "a launch with %llu arguments (at most 64)", na);
@@ -381,7 +396,18 @@ kiln_module *rt_module_parse(const uint8_t *data, size_t size, const char *what)
 	r.off = 8;
 	uint32_t ver = (uint32_t)get_uint(&r, 4, "version");
 	if (!r.err && ver != VERSION)
-		bad(&r, "unsupported container version %llu", ver);
+		bad(&r, "unsupported container version %llu (this runtime reads version 3)", ver);
+	if (!r.err && need(&r, 8, "checksum") == 0) {
+		uint64_t want = 0;
+		for (int i = 0; i < 8; i++)
+			want |= (uint64_t)data[size - 8 + i] << (8 * i);
+		/* a fuzzer cannot forge checksums: its builds check everything after this */
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+		if (want != (uint64_t)XXH3_64bits(data, size - 8))
+			bad(&r, "checksum mismatch: the module is truncated or corrupted (%llu bytes)", size);
+#endif
+		r.n = size - 8;
+	}
 	char target[32], name[256];
 	get_str(&r, target, sizeof target, "target name");
 	if (r.err)
@@ -403,17 +429,17 @@ kiln_module *rt_module_parse(const uint8_t *data, size_t size, const char *what)
 			args[a].dtype.code = (uint8_t)get_uint(&r, 1, "dtype");
 			args[a].dtype.bits = (uint8_t)get_uint(&r, 1, "dtype");
 			args[a].dtype.lanes = (uint16_t)get_uint(&r, 2, "dtype");
-			if (!r.err && (args[a].dtype.code > KILN_FLOAT || args[a].dtype.lanes != 1))
-				bad(&r, "invalid dtype code %llu", args[a].dtype.code);
+			if (!r.err && rt_dtype_check(args[a].dtype, r.what))
+				r.err = 1;
 			uint64_t nd = get_uint(&r, 1, "rank");
 			if (!r.err && nd > KILN_MAX_DIMS)
 				bad(&r, "rank %llu (at most 8)", nd);
 			args[a].ndim = (int)nd;
-			for (uint64_t d = 0; d < nd && !r.err; d++) {
+			for (uint64_t d = 0; d < nd && !r.err; d++)
 				args[a].shape[d] = (int64_t)get_uint(&r, 8, "shape");
-				if (!r.err && args[a].shape[d] < 0)
-					bad(&r, "negative extent %lld", (unsigned long long)args[a].shape[d]);
-			}
+			size_t bytes;
+			if (!r.err && rt_array_bytes(args[a].ndim, args[a].shape, args[a].dtype, r.what, &bytes))
+				r.err = 1;
 			args[a].is_output = get_uint(&r, 1, "output flag") != 0;
 		}
 		if (!r.err && rt_module_add_function(m, name, (int)nargs, args, NULL))
@@ -434,8 +460,8 @@ kiln_module *rt_module_parse(const uint8_t *data, size_t size, const char *what)
 			r.err = 1;
 		r.off += n;
 	}
-	if (!r.err && r.off != size)
-		bad(&r, "%llu bytes of trailing garbage", size - r.off);
+	if (!r.err && r.off != r.n)
+		bad(&r, "%llu bytes of trailing garbage", r.n - r.off);
 	if (r.err) {
 		kiln_module_free(m);
 		return NULL;
@@ -533,6 +559,11 @@ static int link_object(kiln_module *m, const rt_blob *obj, const char *path)
 
 kiln_module *kiln_module_load_bytes(const void *data, size_t size, const char *what)
 {
+	what = what ? what : "module";
+	if (!data) {
+		rt_error("%s: no data (NULL)", what);
+		return NULL;
+	}
 	kiln_module *m = rt_module_parse(data, size, what);
 	if (!m)
 		return NULL;

@@ -9,8 +9,23 @@
 /* Sets this thread's runtime error and returns -1. */
 int rt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Whether an array or an argument can have dtype t: bool (1 or 8 bits), int
+ * and uint of 8-64 bits, float of 16-64 bits, one lane. 0, or -1 with a
+ * message that names `what`.
+ */
+int rt_dtype_check(kiln_dtype t, const char *what);
+/*
+ * The bytes of a compact array of this shape and dtype, every product
+ * checked: extents must be >= 0 and the total at most KILN_MAX_ARRAY_BYTES.
+ * 0, or -1 with a message that names `what`.
+ */
+int rt_array_bytes(int ndim, const int64_t *shape, kiln_dtype t, const char *what, size_t *out);
+
 /* One kernel launch of a device function. */
 #define RT_MAX_LAUNCH_ARGS 64
+#define RT_MAX_GRID 0x7fffffffu       /* blocks along one grid dimension */
+#define RT_MAX_BLOCK_THREADS 1024u    /* threads in one block (every target's limit) */
 typedef struct {
 	char kernel[64];          /* entry point in the module's source */
 	uint32_t grid[3], block[3];

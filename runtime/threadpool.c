@@ -97,10 +97,12 @@ static void *worker(void *arg)
 static int default_threads(void)
 {
 	const char *env = getenv("KILN_NUM_THREADS");
-	if (env && atoi(env) > 0)
-		return atoi(env);
+	char *end;
+	long v = env ? strtol(env, &end, 10) : 0;
+	if (env && *env && !*end && v > 0)
+		return v > KILN_MAX_THREADS ? KILN_MAX_THREADS : (int)v;
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (int)n : 1;
+	return n > KILN_MAX_THREADS ? KILN_MAX_THREADS : n > 0 ? (int)n : 1;
 }
 
 static void pool_destroy(pool *p)
@@ -157,7 +159,7 @@ static pool *get_pool(void)
 void kiln_set_num_threads(int n)
 {
 	pthread_mutex_lock(&pool_mu);
-	requested = n > 0 ? n : 0;
+	requested = n > KILN_MAX_THREADS ? KILN_MAX_THREADS : n > 0 ? n : 0;
 	pthread_mutex_unlock(&pool_mu);
 }
 

@@ -11,6 +11,8 @@
 
 #include "kiln/ops.h"
 #include "runtime/rt.h"
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 #include "testutil.h"
 
 /* A small built module: relu over [5, 37]. */
@@ -86,22 +88,34 @@ START_TEST(truncated_and_corrupt)
 	kiln_module *whole = rt_module_parse(data, n, "whole");
 	ck_assert_ptr_nonnull(whole);
 	kiln_module_free(whole);
-	/* every single-byte corruption is either parsed or refused, never a crash */
+	/* every single-byte corruption is refused (the checksum), never a crash */
 	uint64_t s = 12345;
-	for (size_t k = 8; k < n; k++)
+	for (size_t k = 0; k < n; k++)
 		for (int t = 0; t < 4; t++) {
 			uint8_t *c = malloc(n);
 			memcpy(c, data, n);
 			s = s * 6364136223846793005ull + 1442695040888963407ull;
 			c[k] = (uint8_t)(s >> 56);
-			kiln_module_free(rt_module_parse(c, n, "corrupt"));
+			kiln_module *p = rt_module_parse(c, n, "corrupt");
+			ck_assert_msg(p == NULL || c[k] == data[k], "byte %zu corrupted and accepted", k);
+			kiln_module_free(p);
 			free(c);
 		}
-	/* a huge length field is refused without allocating it */
-	uint8_t bad[] = {'K', 'I', 'L', 'N', 'M', 'O', 'D', 1, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f};
+	kiln_module *flipped = (data[n / 2] ^= 4, rt_module_parse(data, n, "flipped"));
+	data[n / 2] ^= 4;
+	ck_assert_ptr_null(flipped);
+	ck_assert_msg(strstr(kiln_rt_last_error(), "checksum mismatch: the module is truncated or corrupted"), "%s",
+	              kiln_rt_last_error());
+	/* a huge length field with a valid checksum is refused without allocating it */
+	uint8_t bad[24] = {'K', 'I', 'L', 'N', 'M', 'O', 'D', 1, 3, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f};
+	uint64_t sum = XXH3_64bits(bad, 16);
+	for (int i = 0; i < 8; i++)
+		bad[16 + i] = (uint8_t)(sum >> (8 * i));
 	ck_assert_ptr_null(rt_module_parse(bad, sizeof bad, "huge"));
 	ck_assert_msg(strstr(kiln_rt_last_error(), "truncated module: target name needs 2147483647 bytes"), "%s",
 	              kiln_rt_last_error());
+	ck_assert_ptr_null(kiln_module_load_bytes(NULL, 100, NULL));
+	ck_assert_str_eq(kiln_rt_last_error(), "module: no data (NULL)");
 	ck_assert_ptr_null(kiln_module_load("/nonexistent/x.so"));
 	ck_assert_str_eq(kiln_rt_last_error(), "cannot open module '/nonexistent/x.so'");
 	free(data);
@@ -126,6 +140,33 @@ static int nested_chunk(int64_t b, int64_t e, void *closure)
 }
 
 static int failing_chunk(int64_t b, int64_t e, void *closure) { return b == 0 ? 7 : 0; }
+
+/* Sizes that overflow, exceed the limit or the machine, and dtypes no array holds are refused. */
+START_TEST(array_limits)
+{
+	ck_assert_ptr_null(kiln_array_empty(1, (int64_t[]){1LL << 62}, KILN_F32));
+	ck_assert_msg(strstr(kiln_rt_last_error(), "is larger than 1099511627776 bytes"), "%s", kiln_rt_last_error());
+	ck_assert_ptr_null(kiln_array_empty(2, (int64_t[]){1LL << 32, 1LL << 32}, KILN_F32));
+	ck_assert_ptr_null(kiln_array_empty(3, (int64_t[]){1LL << 31, 1LL << 31, 1LL << 31}, KILN_F32));
+	ck_assert_ptr_null(kiln_array_empty(2, (int64_t[]){INT64_MAX / 2, 4}, KILN_F32));
+	ck_assert_ptr_null(kiln_array_empty(1, (int64_t[]){-3}, KILN_F32));
+	ck_assert_str_eq(kiln_rt_last_error(), "array: dimension 0 is negative (-3)");
+	/* within the limit but past this machine's memory (24 GiB here; 256 GiB covers larger ones) */
+	ck_assert_ptr_null(kiln_array_empty(1, (int64_t[]){1LL << 36}, KILN_F32));
+	ck_assert_msg(strstr(kiln_rt_last_error(), "more than this machine's memory"), "%s", kiln_rt_last_error());
+	ck_assert_ptr_null(kiln_array_empty(1, (int64_t[]){4}, (kiln_dtype){KILN_FLOAT, 13, 1}));
+	ck_assert_msg(strstr(kiln_rt_last_error(), "13 bits"), "%s", kiln_rt_last_error());
+	ck_assert_ptr_null(kiln_array_empty(1, (int64_t[]){4}, (kiln_dtype){KILN_INT, 0, 1}));
+	ck_assert_ptr_null(kiln_array_empty(1, (int64_t[]){4}, (kiln_dtype){KILN_INT, 9, 1}));
+	ck_assert_ptr_null(kiln_array_empty(1, NULL, KILN_F32));
+	ck_assert_ptr_null(kiln_array_wrap(NULL, 1, (int64_t[]){1LL << 62}, KILN_F32));
+	/* a zero extent is an empty array, whatever the others */
+	kiln_array *e = kiln_array_empty(3, (int64_t[]){0, 1LL << 62, 1LL << 62}, KILN_F32);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(kiln_array_numel(e), 0);
+	kiln_array_free(e);
+}
+END_TEST
 
 /* The guard zones of test arrays see a kernel that writes past its output:
  * relu built for [5, 37] is told its arrays are [5, 30] and writes 35 floats
@@ -217,6 +258,7 @@ Suite *runtime_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, save_load_roundtrip);
 	tcase_add_test(tc, truncated_and_corrupt);
+	tcase_add_test(tc, array_limits);
 	tcase_add_test(tc, guard_zone_catches_overrun);
 	tcase_add_test(tc, thread_pool);
 	tcase_add_test(tc, time_evaluator);

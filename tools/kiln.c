@@ -105,6 +105,23 @@ static void cmd_usage(const char *cmd)
 		       "  --repeat N        samples to take the median of (default 10)\n");
 }
 
+/*
+ * A whole decimal integer in [lo, hi] (no sign games, no trailing text, no
+ * clamping of out-of-range values); 0, or -1 with a message naming the option.
+ */
+static int parse_int(const char *opt, const char *v, long long lo, long long hi, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long x = strtoll(v, &end, 10);
+	if (end == v || *end || errno == ERANGE || x < lo || x > hi) {
+		fprintf(stderr, "kiln: %s takes a whole number from %lld to %lld, got '%s'\n", opt, lo, hi, v);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
 static int parse(int argc, char **argv, opts *o)
 {
 	*o = (opts){.target = "llvm", .attrs = "", .repeat = 10, .seed = 1};
@@ -140,14 +157,20 @@ static int parse(int argc, char **argv, opts *o)
 			o->target = v;
 		else if (!strcmp(a, "-o"))
 			o->out = v;
-		else if (!strcmp(a, "--threads"))
-			o->threads = atoi(v);
-		else if (!strcmp(a, "--repeat"))
-			o->repeat = atoi(v);
-		else if (!strcmp(a, "--port"))
+		else if (!strcmp(a, "--threads") || !strcmp(a, "--repeat") || !strcmp(a, "--seed")) {
+			/* threads: up to the thread pool's cap; repeat: samples of the time evaluator */
+			long long x;
+			bool th = a[2] == 't', rep = a[2] == 'r';
+			if (parse_int(a, v, th || rep ? 1 : 0, th ? KILN_MAX_THREADS : rep ? 100000 : INT64_MAX, &x))
+				return -1;
+			if (th)
+				o->threads = (int)x;
+			else if (rep)
+				o->repeat = (int)x;
+			else
+				o->seed = (uint64_t)x;
+		} else if (!strcmp(a, "--port"))
 			o->port = v;
-		else if (!strcmp(a, "--seed"))
-			o->seed = strtoull(v, NULL, 10);
 		else {
 			fprintf(stderr, "kiln: unknown option '%s' (try kiln %s --help)\n", a, argv[1]);
 			return -1;
@@ -165,8 +188,9 @@ static int parse_shape(const char *s, int64_t *shape)
 		if (n == KILN_MAX_DIMS)
 			return -1;
 		char *end;
+		errno = 0;
 		long long v = strtoll(p, &end, 10);
-		if (end == p || v <= 0)
+		if (end == p || v <= 0 || errno == ERANGE)
 			return -1;
 		shape[n++] = v;
 		p = end;
@@ -240,12 +264,20 @@ static kiln_module *build(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst 
 	return m;
 }
 
+/* Arrays for every argument, inputs random; NULL (printed) when one cannot be made. */
 static kiln_array **alloc_args(kiln_op_inst *inst, uint64_t seed)
 {
 	kiln_array **a = calloc((size_t)inst->nargs, sizeof *a);
-	for (int i = 0; i < inst->nargs; i++) {
+	for (int i = 0; a && i < inst->nargs; i++) {
 		kiln_tensor *t = inst->args[i];
 		a[i] = kiln_array_empty(kiln_tensor_ndim(t), kiln_tensor_shape(t), kiln_tensor_dtype(t));
+		if (!a[i]) {
+			fprintf(stderr, "kiln: argument '%s': %s\n", kiln_tensor_name(t), kiln_rt_last_error());
+			for (int k = 0; k < i; k++)
+				kiln_array_free(a[k]);
+			free(a);
+			return NULL;
+		}
 		bool var = !strcmp(kiln_tensor_name(t), "var");
 		if (i < inst->nin)
 			kiln_array_fill_random(a[i], seed + (uint64_t)i, var ? 0.5 : -1, var ? 1.5 : 1);
@@ -295,8 +327,10 @@ static kiln_module *prepare(kiln_ctx *ctx, const opts *o, kiln_op_inst *inst, co
 {
 	*info = declare(ctx, o, inst);
 	kiln_module *m = *info ? build(ctx, *info, inst, o->target) : NULL;
-	if (m)
-		*args = alloc_args(inst, o->seed);
+	if (m && !(*args = alloc_args(inst, o->seed))) {
+		kiln_module_free(m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -384,6 +418,18 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 		fprintf(stderr, "kiln: build needs -o DIR/\n");
 		return 1;
 	}
+	struct stat st;
+	size_t ol = strlen(o->out);
+	if (o->out[ol - 1] != '/' && (stat(o->out, &st) || !S_ISDIR(st.st_mode))) {
+		fprintf(stderr, "kiln: a bundle is a folder: write -o %s/ (with the slash) to create it, not a file name\n",
+		        o->out);
+		return 1;
+	}
+	size_t tl = strlen(o->target);
+	if (!tl || o->target[0] == ',' || o->target[tl - 1] == ',' || strstr(o->target, ",,")) {
+		fprintf(stderr, "kiln: --target '%s' has an empty name in its list\n", o->target);
+		return 1;
+	}
 	char list[256];
 	snprintf(list, sizeof list, "%s", strcmp(o->target, "web") ? o->target : "webgpu,webgpu-cpu,webgl,wasm");
 	kiln_module *mods[4];
@@ -394,10 +440,11 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 			fprintf(stderr, "kiln: a bundle holds webgpu, webgpu-cpu, webgl and wasm modules, not '%s'\n", t);
 			goto done;
 		}
-		if (n == 4) {
-			fprintf(stderr, "kiln: --target names a target twice\n");
-			goto done;
-		}
+		for (int k = 0; k < n; k++)
+			if (!strcmp(keys[k], t)) {
+				fprintf(stderr, "kiln: --target names %s twice\n", t);
+				goto done;
+			}
 		keys[n] = t;
 		opts one = *o;
 		one.target = t;
@@ -500,8 +547,12 @@ int main(int argc, char **argv)
 		} else if (info) {
 			kiln_module *m = NULL;
 			bool cpu = !strcmp(o.target, "llvm");
+			size_t ol = o.out ? strlen(o.out) : 0;
 			if (!o.out)
 				fprintf(stderr, "kiln: build needs -o FILE\n");
+			else if (cpu && ol > 5 && !strcmp(o.out + ol - 5, ".kmod"))
+				fprintf(stderr, "kiln: for llvm, build writes a shared library (name it .so; kiln_module_load "
+				                "and dlopen load it), not a module container: %s\n", o.out);
 			else if ((m = build(ctx, info, &inst, o.target)) && cpu && kiln_export_library(ctx, m, o.out))
 				fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 			else if (m && !cpu && kiln_module_save(m, o.out))

@@ -4,6 +4,8 @@
  * `cc -shared` when exported. One compile serves both.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -251,6 +253,13 @@ int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path)
 	const rt_blob *objb = m ? rt_module_blob(m, "llvm-obj") : NULL;
 	if (!objb)
 		return ir_error(ctx, "export: the module holds no CPU object code (built for another target?)");
+	if (!path || !*path)
+		return ir_error(ctx, "export: no output path");
+	/* a path the linker could not write is said here, not in ld's words */
+	int probe = open(path, O_WRONLY | O_CREAT, 0644);
+	if (probe < 0)
+		return ir_error(ctx, "export: cannot write '%s': %s", path, strerror(errno));
+	close(probe);
 	char obj[] = "/tmp/kiln-export-XXXXXX.o";
 	int fd = mkstemps(obj, 2);
 	if (fd < 0)

@@ -96,6 +96,17 @@ typedef struct {
 	double flops;                        /* floating-point operations of one call */
 } kiln_op_inst;
 
+/*
+ * One attribute an operator takes from "key=value" text: a number in
+ * [lo, hi] (whole when integer), or with list, whole numbers in [lo, hi]
+ * joined by 'x' (at most KILN_MAX_DIMS). A spec list ends with a NULL key.
+ */
+typedef struct {
+	const char *key;
+	double lo, hi;
+	int integer, list;
+} kiln_attr_spec;
+
 typedef struct {
 	const char *name;
 	const char *summary;
@@ -105,12 +116,15 @@ typedef struct {
 	const int64_t *example; /* a small shape the tests use (zero-terminated) */
 	/* Declares the op from n --shape numbers and "k=v,k=v" attributes. */
 	int (*declare)(kiln_ctx *ctx, int n, const int64_t *shape, const char *attrs, kiln_op_inst *out);
+	const kiln_attr_spec *attrs; /* what attr_help names, checked before declare */
 } kiln_op_info;
 
 int kiln_num_ops(void);
 const kiln_op_info *kiln_op_at(int i);
 const kiln_op_info *kiln_op_find(const char *name);
-/* Checks the count and sign of the shape numbers, then declares the op. */
+/* Checks the count and sign of the shape numbers and every attribute against
+ * the op's specs (unknown keys, text that is not a number, values out of
+ * range are errors naming the attribute), then declares the op. */
 int kiln_op_declare(kiln_ctx *ctx, const kiln_op_info *op, int n, const int64_t *shape, const char *attrs,
                     kiln_op_inst *out);
 /* The number of entries of op->example. */

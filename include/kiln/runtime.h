@@ -68,6 +68,19 @@ typedef struct kiln_array {
 	int owns_data;
 } kiln_array;
 
+/*
+ * The largest array the runtime makes or accepts, in bytes (1 TiB): sizes
+ * past it, or whose product of extents overflows, are refused with a
+ * message wherever they enter (arrays, module metadata, the CLI).
+ */
+#define KILN_MAX_ARRAY_BYTES ((int64_t)1 << 40)
+
+/*
+ * A new zero-filled array; NULL with a message (kiln_rt_last_error) when the
+ * dtype is not one an array can hold, an extent is negative, the size
+ * overflows or exceeds KILN_MAX_ARRAY_BYTES or this machine's memory, or the
+ * allocation fails.
+ */
 kiln_array *kiln_array_empty(int ndim, const int64_t *shape, kiln_dtype dtype);
 /* Wraps caller memory; the array does not free it. */
 kiln_array *kiln_array_wrap(void *data, int ndim, const int64_t *shape, kiln_dtype dtype);
@@ -143,8 +156,10 @@ const char *kiln_rt_last_error(void);
 
 /*
  * Thread pool used by parallel loops. The size comes from this call, else
- * from KILN_NUM_THREADS, else the number of online cores.
+ * from KILN_NUM_THREADS, else the number of online cores; never more than
+ * KILN_MAX_THREADS (larger requests are clamped).
  */
+#define KILN_MAX_THREADS 1024
 void kiln_set_num_threads(int n);
 int kiln_get_num_threads(void);
 

@@ -1,0 +1,62 @@
+#!/bin/sh
+# tests/cli_test.sh KILN — the kiln tool refuses bad input with a message and
+# exit status 1 or 2, never a crash, a clamp or a silent acceptance: one case
+# per class of issue 14 (numbers, sizes, attributes, targets, outputs).
+set -u
+kiln=$1
+dir=$(mktemp -d /tmp/kiln-cli-XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fails=0 passed=0
+# expect STATUS NEEDLE ARGS...: the exit status and a piece of the message on stderr
+expect() {
+	want=$1 needle=$2
+	shift 2
+	out=$("$kiln" "$@" 2>&1 >/dev/null)
+	got=$?
+	if [ "$got" != "$want" ] || ! printf '%s' "$out" | grep -qF -- "$needle"; then
+		echo "FAIL: kiln $* -> status $got (want $want), stderr: $out (want '$needle')"
+		fails=$((fails + 1))
+	else
+		passed=$((passed + 1))
+	fi
+}
+# sizes: overflow, past the limit, past what strtoll can hold
+expect 1 "more than 1099511627776 bytes" run relu --shape 1099511627776
+expect 1 "the limit is KILN_MAX_ARRAY_BYTES" run relu --shape 4294967296,4294967296
+expect 1 "more than 1099511627776" lower matmul --shape 4611686018427387904,2,2
+expect 1 "is not a list of positive integers" run relu --shape 99999999999999999999,4,4
+expect 1 "is not a list of positive integers" run relu --shape 0,4
+expect 1 "is not a list of positive integers" run relu --shape 4,,4
+# numbers of options
+expect 2 "--threads takes a whole number from 1 to 1024" bench relu --threads -1
+expect 2 "--threads takes a whole number" bench relu --threads abc
+expect 2 "--threads takes a whole number" bench relu --threads 100000
+expect 2 "--repeat takes a whole number from 1" bench relu --repeat 0
+expect 2 "--repeat takes a whole number" bench relu --repeat -5
+expect 2 "--seed takes a whole number" run relu --seed abc
+expect 2 "needs a value" run relu --shape
+# attributes
+expect 1 "unknown attribute 'strde'" lower conv2d --attr strde=2
+expect 1 "attribute stride='abc' is not a number" lower conv2d --attr stride=abc
+expect 1 "has no '='" lower conv2d --attr stride
+expect 1 "stride=0 is out of range" lower conv2d --attr stride=0
+expect 1 "dilation=0 is out of range" lower conv2d --attr dilation=0
+expect 1 "groups=0 is out of range" lower conv2d --attr groups=0
+expect 1 "pad=4000000000 is out of range" lower conv2d --attr pad=4000000000
+expect 1 "pad=1000000000000 is out of range" lower conv2d --attr pad=1000000000000
+expect 1 "must be a whole number" lower conv2d --attr stride=1.5
+expect 1 "lists more than 8 numbers" lower add --attr bshape=1x1x1x1x1x1x1x1x1
+expect 1 "unknown attribute 'alpha'" lower relu --attr alpha=2
+# targets and outputs
+expect 1 "unknown target 'cuda'" lower relu --target cuda
+expect 1 "has an empty name in its list" build relu --target wasm,,webgl -o "$dir/b/"
+expect 1 "names wasm twice" build relu --target wasm,wasm -o "$dir/b/"
+expect 1 "a bundle is a folder" build relu --target web -o "$dir/b.kmod"
+expect 1 "cannot write '/nonexistent-dir/x.so'" build relu -o /nonexistent-dir/x.so
+expect 1 "writes a shared library (name it .so" build relu -o "$dir/m.kmod"
+expect 2 "unknown option" run relu --bogus 1
+[ -e "$dir/b.kmod" ] && { echo "FAIL: a refused bundle left $dir/b.kmod"; fails=$((fails + 1)); }
+# and the happy path still works
+"$kiln" run relu --shape 100 >/dev/null 2>&1 || { echo "FAIL: kiln run relu --shape 100"; fails=$((fails + 1)); }
+echo "cli: $passed passed, $fails failed"
+[ "$fails" = 0 ]
