@@ -21,7 +21,10 @@
  */
 #ifndef __EMSCRIPTEN__
 #include <dlfcn.h>
-#include <sys/wait.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,8 +252,15 @@ static int serialize(const kiln_module *m, bool blobs, uint8_t **out, size_t *si
 		for (int t = 0; t < f->ntemp; t++)
 			put_u64(&w, f->temp_bytes[t]);
 	}
-	put_u32(&w, blobs ? (uint32_t)m->nblob : 0);
+	/* a linked library replaces the object code it was linked from */
+	bool linked = rt_module_blob(m, "llvm-so") != NULL;
+	int nsaved = 0;
+	for (int i = 0; blobs && i < m->nblob; i++)
+		nsaved += !(linked && !strcmp(m->blobs[i].name, "llvm-obj"));
+	put_u32(&w, (uint32_t)nsaved);
 	for (int i = 0; blobs && i < m->nblob; i++) {
+		if (linked && !strcmp(m->blobs[i].name, "llvm-obj"))
+			continue;
 		put_str(&w, m->blobs[i].name);
 		put_u64(&w, m->blobs[i].size);
 		put(&w, m->blobs[i].data, m->blobs[i].size);
@@ -267,6 +277,10 @@ int kiln_module_save(const kiln_module *m, const char *path)
 {
 	if (!m)
 		return rt_error("save: no module");
+	if (!path)
+		return rt_error("save: no path");
+	if (m->save_prepare && m->save_prepare((kiln_module *)m))
+		return -1;
 	uint8_t *data;
 	size_t n;
 	serialize(m, true, &data, &n);
@@ -480,8 +494,43 @@ static int resolve_symbols(kiln_module *m, const char *path)
 	return 0;
 }
 
+/*
+ * An ELF file's headers against its size: dlopen maps what the program
+ * headers say, and a truncated library then dies with SIGBUS on the first
+ * touch of a page past the end instead of returning an error.
+ */
+static int elf_check(int fd, const char *path)
+{
+	struct stat st;
+	Elf64_Ehdr eh;
+	if (fstat(fd, &st) || pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh)
+		return rt_error("%s: cannot read its ELF header", path);
+	uint64_t size = (uint64_t)st.st_size;
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr))
+		return rt_error("%s: not a 64-bit ELF shared library", path);
+	if (eh.e_phoff > size || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > size - eh.e_phoff ||
+	    (eh.e_shnum && (eh.e_shoff > size || (uint64_t)eh.e_shnum * eh.e_shentsize > size - eh.e_shoff)))
+		return rt_error("%s: truncated library (its headers point past its %llu bytes)", path,
+		                (unsigned long long)size);
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (uint64_t)i * sizeof ph)) != (ssize_t)sizeof ph)
+			return rt_error("%s: cannot read its program headers", path);
+		if (ph.p_type == PT_LOAD && (ph.p_offset > size || ph.p_filesz > size - ph.p_offset))
+			return rt_error("%s: truncated library (segment %d ends at %llu of %llu bytes)", path, i,
+			                (unsigned long long)(ph.p_offset + ph.p_filesz), (unsigned long long)size);
+	}
+	return 0;
+}
+
 static kiln_module *load_shared(const char *path)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int bad = fd < 0 ? rt_error("cannot open module '%s'", path) : elf_check(fd, path);
+	if (fd >= 0)
+		close(fd);
+	if (bad)
+		return NULL;
 	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!dl) {
 		rt_error("cannot load '%s': %s", path, dlerror());
@@ -507,36 +556,51 @@ static kiln_module *load_shared(const char *path)
 	return m;
 }
 
-/* CPU code saved as an object: link it into a temporary library and load that. */
-static int link_object(kiln_module *m, const rt_blob *obj, const char *path)
+/*
+ * CPU code saved as a linked library ("llvm-so"): loaded from memory through
+ * a memfd (a file with no name on any disk), so a deployed runtime needs no
+ * compiler, linker or writable folder. Where memfd_create is missing (old
+ * kernels) a private temporary file serves instead.
+ */
+static int load_linked(kiln_module *m, const rt_blob *so, const char *path)
 {
-	char o[] = "/tmp/kiln-load-XXXXXX.o", so[] = "/tmp/kiln-load-XXXXXX.so";
-	int fo = mkstemps(o, 2), fs = mkstemps(so, 3);
-	if (fo < 0 || fs < 0)
-		return rt_error("%s: cannot create temporary files", path);
-	close(fs);
-	ssize_t w = write(fo, obj->data, obj->size);
-	close(fo);
-	int rc = -1;
-	if (w == (ssize_t)obj->size) {
-		pid_t pid = fork();
-		if (pid == 0) {
-			const char *cc = getenv("CC") ? getenv("CC") : "cc";
-			execlp(cc, cc, "-shared", "-o", so, o, "-lm", (char *)NULL);
-			_exit(127);
-		}
-		int st = 0;
-		if (pid > 0 && waitpid(pid, &st, 0) > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-			m->dl = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-			rc = m->dl ? resolve_symbols(m, path) : rt_error("%s: cannot load its linked code: %s", path, dlerror());
-		} else {
-			rc = rt_error("%s: linking its object code with cc failed", path);
-		}
-	} else {
-		rc = rt_error("%s: cannot write a temporary object", path);
+	int fd = -1;
+	char file[64] = "";
+#ifdef MFD_CLOEXEC
+	fd = memfd_create("kiln-module", MFD_CLOEXEC);
+#endif
+	if (fd < 0) {
+		snprintf(file, sizeof file, "/tmp/kiln-load-XXXXXX");
+		fd = mkstemp(file);
+		if (fd < 0)
+			return rt_error("%s: cannot create a memory file or a temporary file for its code", path);
 	}
-	unlink(o);
-	unlink(so);
+	size_t done = 0;
+	while (done < so->size) {
+		ssize_t w = write(fd, so->data + done, so->size - done);
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	int rc;
+	if (done != so->size) {
+		rc = rt_error("%s: cannot write its code to a memory file", path);
+	} else {
+		char name[64];
+		if (file[0])
+			snprintf(name, sizeof name, "%s", file);
+		else
+			snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+		if (elf_check(fd, path))
+			rc = -1;
+		else if (!(m->dl = dlopen(name, RTLD_NOW | RTLD_LOCAL)))
+			rc = rt_error("%s: cannot load its code: %s", path, dlerror());
+		else
+			rc = resolve_symbols(m, path);
+	}
+	close(fd);
+	if (file[0])
+		unlink(file);
 	return rc;
 }
 #else
@@ -550,10 +614,10 @@ static kiln_module *load_shared(const char *path)
 	return NULL;
 }
 
-static int link_object(kiln_module *m, const rt_blob *obj, const char *path)
+static int load_linked(kiln_module *m, const rt_blob *so, const char *path)
 {
-	return rt_error("%s: holds native object code (target %s); the web runtime runs wasm, webgl and webgpu "
-	                "modules", path, m->target);
+	return rt_error("%s: holds native code (target %s); the web runtime runs wasm, webgl and webgpu modules", path,
+	                m->target);
 }
 #endif
 
@@ -567,8 +631,12 @@ kiln_module *kiln_module_load_bytes(const void *data, size_t size, const char *w
 	kiln_module *m = rt_module_parse(data, size, what);
 	if (!m)
 		return NULL;
-	const rt_blob *obj = rt_module_blob(m, "llvm-obj");
-	if (obj && link_object(m, obj, what)) {
+	const rt_blob *so = rt_module_blob(m, "llvm-so");
+	int rc = so ? load_linked(m, so, what) : 0;
+	if (!so && rt_module_blob(m, "llvm-obj"))
+		rc = rt_error("%s: holds unlinked object code, which this runtime does not link (it needs no toolchain); "
+		              "save the module with kiln_module_save", what);
+	if (rc) {
 		kiln_module_free(m);
 		return NULL;
 	}

@@ -63,6 +63,9 @@ struct kiln_module {
 	void *owner;                /* e.g. the JIT that holds the code */
 	void (*owner_free)(void *owner);
 	void (*dev_free)(rt_function *f); /* releases f->dev */
+	/* set by the compiler on modules it built: called by kiln_module_save to add
+	 * what a saved module needs (CPU code linked into an "llvm-so" blob) */
+	int (*save_prepare)(kiln_module *m);
 };
 
 /* Adds the launches and temporaries of a device function. */

@@ -44,6 +44,13 @@ EOC
 # in the sanitizer build the runtime is instrumented: so must the program be
 san=
 if ldd "$runtime" | grep -q libasan; then san="-fsanitize=address,undefined"; fi
-${CC:-cc} $san -o "$dir/linked" "$dir/linked.c" "$dir/matmul.so" -Wl,-rpath,"$dir"
+# the exported library carries no RUNPATH into the build folder: a program
+# finds libkiln_runtime where it finds its own libraries (here: its rpath)
+if readelf -d "$dir/matmul.so" | grep -q -E 'RUNPATH|RPATH'; then
+	echo "the exported library carries a RUNPATH:" >&2
+	readelf -d "$dir/matmul.so" | grep -E 'RUNPATH|RPATH' >&2
+	exit 1
+fi
+${CC:-cc} $san -o "$dir/linked" "$dir/linked.c" "$dir/matmul.so" -Wl,-rpath,"$dir" -Wl,-rpath,"$(dirname "$runtime")"
 "$dir/linked"
 echo "export test passed"

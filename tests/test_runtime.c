@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kiln/build.h"
 #include "kiln/ops.h"
 #include "runtime/rt.h"
 #define XXH_INLINE_ALL
@@ -189,6 +190,62 @@ START_TEST(guard_zone_catches_overrun)
 }
 END_TEST
 
+/*
+ * A saved CPU module loads with no toolchain: its code was linked when it was
+ * saved and is loaded from memory (PATH emptied, CC pointing nowhere).
+ */
+START_TEST(load_without_toolchain)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_module *m = relu_module(ctx);
+	char path[] = "/tmp/kiln-saved-XXXXXX.kmod";
+	int fd = mkstemps(path, 5);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_msg(kiln_module_save(m, path) == 0, "%s", kiln_rt_last_error());
+	kiln_module_free(m);
+	char *old_path = strdup(getenv("PATH") ? getenv("PATH") : "");
+	setenv("PATH", "", 1);
+	setenv("CC", "/nonexistent/cc", 1);
+	kiln_module *l = kiln_module_load(path);
+	setenv("PATH", old_path, 1);
+	unsetenv("CC");
+	free(old_path);
+	ck_assert_msg(l != NULL, "%s", kiln_rt_last_error());
+	ck_assert_int_eq(run_relu(l), 0);
+	ck_assert_ptr_null(rt_module_blob(l, "llvm-obj")); /* the linked library replaced it */
+	kiln_module_free(l);
+	unlink(path);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/* A truncated exported library is refused before dlopen maps past its end (SIGBUS). */
+START_TEST(truncated_library)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_module *m = relu_module(ctx);
+	char path[] = "/tmp/kiln-lib-XXXXXX.so";
+	int fd = mkstemps(path, 3);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_msg(kiln_export_library(ctx, m, path) == 0, "%s", kiln_error(ctx));
+	kiln_module_free(m);
+	FILE *f = fopen(path, "rb");
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fclose(f);
+	for (long cut = n / 2; cut > 0; cut = cut > 4096 ? cut / 2 : cut - 1000) {
+		ck_assert_int_eq(truncate(path, cut), 0);
+		ck_assert_ptr_null(kiln_module_load(path));
+		ck_assert_msg(strstr(kiln_rt_last_error(), "truncated library") || strstr(kiln_rt_last_error(), "ELF"),
+		              "cut at %ld: %s", cut, kiln_rt_last_error());
+	}
+	unlink(path);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(thread_pool)
 {
 	for (int t = 1; t <= 4; t++) {
@@ -259,6 +316,8 @@ Suite *runtime_suite(void)
 	tcase_add_test(tc, save_load_roundtrip);
 	tcase_add_test(tc, truncated_and_corrupt);
 	tcase_add_test(tc, array_limits);
+	tcase_add_test(tc, load_without_toolchain);
+	tcase_add_test(tc, truncated_library);
 	tcase_add_test(tc, guard_zone_catches_overrun);
 	tcase_add_test(tc, thread_pool);
 	tcase_add_test(tc, time_evaluator);

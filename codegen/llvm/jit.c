@@ -61,6 +61,8 @@ typedef struct {
 	char *ir;
 } jit_owner;
 
+static int link_for_save(kiln_module *m);
+
 static void jit_free(void *p)
 {
 	jit_owner *o = p;
@@ -190,6 +192,7 @@ kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, co
 	if (!rc)
 		rc = rt_module_add_blob(m, "llvm-obj", obj, obj_size) ? ir_error(ctx, "build: %s", kiln_rt_last_error())
 		                                                       : jit_load(ctx, o, m, obj, obj_size);
+	m->save_prepare = link_for_save;
 	free(obj);
 	if (rc) {
 		kiln_module_free(m);
@@ -248,6 +251,47 @@ int cg_run(char *const *argv)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/*
+ * Links object code into a shared library at path with the system's cc. The
+ * library needs libkiln_runtime (parallel loops, workspaces) by its soname
+ * and carries no RUNPATH: a program that loads it has the runtime already,
+ * or finds an installed one the usual way, never this build's folder.
+ */
+static int link_shared(kiln_ctx *ctx, const rt_blob *objb, const char *path)
+{
+	char obj[] = "/tmp/kiln-export-XXXXXX.o";
+	int fd = mkstemps(obj, 2);
+	if (fd < 0)
+		return ir_error(ctx, "export: cannot create a temporary file");
+	ssize_t w = write(fd, objb->data, objb->size);
+	close(fd);
+	if (w != (ssize_t)objb->size) {
+		unlink(obj);
+		return ir_error(ctx, "export: cannot write %s", obj);
+	}
+	Dl_info info;
+	char rt[4096] = "";
+	if (dladdr((void *)kiln_parallel_for, &info) && info.dli_fname)
+		snprintf(rt, sizeof rt, "%s", info.dli_fname);
+	const char *cc = getenv("CC") ? getenv("CC") : "cc";
+	char *argv[12];
+	int n = 0;
+	argv[n++] = (char *)cc;
+	argv[n++] = "-shared";
+	argv[n++] = "-o";
+	argv[n++] = (char *)path;
+	argv[n++] = obj;
+	if (rt[0])
+		argv[n++] = rt; /* recorded as DT_NEEDED libkiln_runtime.so, by its soname */
+	argv[n++] = "-lm";
+	argv[n] = NULL;
+	int st = cg_run(argv);
+	unlink(obj);
+	if (st != 0)
+		return ir_error(ctx, "export: '%s -shared' failed with status %d while writing %s", cc, st, path);
+	return 0;
+}
+
 int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path)
 {
 	const rt_blob *objb = m ? rt_module_blob(m, "llvm-obj") : NULL;
@@ -260,45 +304,42 @@ int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path)
 	if (probe < 0)
 		return ir_error(ctx, "export: cannot write '%s': %s", path, strerror(errno));
 	close(probe);
-	char obj[] = "/tmp/kiln-export-XXXXXX.o";
-	int fd = mkstemps(obj, 2);
+	return link_shared(ctx, objb, path);
+}
+
+/*
+ * The save hook of JIT-built modules (kiln_module_save calls it): links the
+ * object code into a shared object now, while a toolchain is at hand, and
+ * adds it as the "llvm-so" blob, which a runtime loads from memory with no
+ * compiler or linker installed.
+ */
+static int link_for_save(kiln_module *m)
+{
+	if (rt_module_blob(m, "llvm-so"))
+		return 0;
+	const rt_blob *objb = rt_module_blob(m, "llvm-obj");
+	if (!objb)
+		return 0;
+	char so[] = "/tmp/kiln-save-XXXXXX.so";
+	int fd = mkstemps(so, 3);
 	if (fd < 0)
-		return ir_error(ctx, "export: cannot create a temporary file");
-	ssize_t w = write(fd, objb->data, objb->size);
+		return rt_error("save: cannot create a temporary file");
 	close(fd);
-	if (w != (ssize_t)objb->size) {
-		unlink(obj);
-		return ir_error(ctx, "export: cannot write %s", obj);
-	}
-	/* link against this process's libkiln_runtime, and find it again at load time */
-	Dl_info info;
-	char rt[4096] = "", rpath[4200] = "";
-	if (dladdr((void *)kiln_parallel_for, &info) && info.dli_fname) {
-		snprintf(rt, sizeof rt, "%s", info.dli_fname);
-		char *slash = strrchr(rt, '/');
-		if (slash) {
-			*slash = 0;
-			snprintf(rpath, sizeof rpath, "-Wl,-rpath,%s", rt);
-			*slash = '/';
-		}
-	}
-	const char *cc = getenv("CC") ? getenv("CC") : "cc";
-	char *argv[12];
-	int n = 0;
-	argv[n++] = (char *)cc;
-	argv[n++] = "-shared";
-	argv[n++] = "-o";
-	argv[n++] = (char *)path;
-	argv[n++] = obj;
-	if (rt[0] && rpath[0]) {
-		argv[n++] = rt;
-		argv[n++] = rpath;
-	}
-	argv[n++] = "-lm";
-	argv[n] = NULL;
-	int st = cg_run(argv);
-	unlink(obj);
-	if (st != 0)
-		return ir_error(ctx, "export: '%s -shared' failed with status %d while writing %s", cc, st, path);
-	return 0;
+	kiln_ctx *ctx = kiln_ctx_new();
+	int rc = link_shared(ctx, objb, so);
+	if (rc)
+		rt_error("save: %s", kiln_error(ctx));
+	kiln_ctx_free(ctx);
+	FILE *f = rc ? NULL : fopen(so, "rb");
+	uint8_t *data = NULL;
+	long n = -1;
+	if (f && !fseek(f, 0, SEEK_END) && (n = ftell(f)) > 0 && !fseek(f, 0, SEEK_SET) && (data = malloc((size_t)n)))
+		rc = fread(data, 1, (size_t)n, f) == (size_t)n ? rt_module_add_blob(m, "llvm-so", data, (size_t)n) : -1;
+	else if (!rc)
+		rc = rt_error("save: cannot read back the linked library");
+	if (f)
+		fclose(f);
+	free(data);
+	unlink(so);
+	return rc;
 }
