@@ -256,7 +256,7 @@ ir_expr *ir_cast(kiln_ctx *ctx, ir_type t, ir_expr *a)
 ir_expr *ir_call(kiln_ctx *ctx, kiln_intrinsic op, ir_expr *a, ir_expr *b)
 {
 	if (!a || (op == KILN_POW && !b))
-		return NULL;
+		return ctx->nerr ? NULL : (ir_error(ctx, "%s: missing operand (NULL)", kiln_intrinsic_name(op)), NULL);
 	if ((unsigned)op >= KILN_NUM_INTRINSICS)
 		return ir_error(ctx, "unknown intrinsic %d", (int)op), NULL;
 	if (op == KILN_ABS && ir_is_int(a->type))
@@ -276,6 +276,10 @@ ir_expr *ir_read(kiln_ctx *ctx, ir_tensor *t, ir_expr *const *idx)
 {
 	if (!t)
 		return NULL;
+	if (t->ctx != ctx)
+		return ir_error(ctx, "read of '%s': the tensor belongs to another context", t->name), NULL;
+	if (t->ndim > 0 && !idx)
+		return ir_error(ctx, "read of '%s': no indices (NULL)", t->name), NULL;
 	ir_expr **v = ir_alloc(ctx, sizeof *v * (t->ndim ? t->ndim : 1));
 	for (int d = 0; d < t->ndim; d++) {
 		if (!idx[d])
@@ -508,6 +512,13 @@ kiln_expr *kiln_iter_var(kiln_iter *it) { return it ? it->var : NULL; }
 int64_t kiln_iter_extent(const kiln_iter *it) { return it->extent; }
 const char *kiln_iter_name(const kiln_iter *it) { return it->var->var.name; }
 kiln_expr *kiln_read(kiln_ctx *ctx, kiln_tensor *t, kiln_expr *const *idx) { return ir_read(ctx, t, idx); }
+
+kiln_expr *kiln_read_n(kiln_ctx *ctx, kiln_tensor *t, int n, kiln_expr *const *idx)
+{
+	if (t && n != t->ndim)
+		return ir_error(ctx, "read of '%s' with %d indices; it has %d dimensions", t->name, n, t->ndim), NULL;
+	return ir_read(ctx, t, idx);
+}
 
 char *kiln_expr_str(const kiln_expr *e, char *buf, size_t n)
 {

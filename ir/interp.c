@@ -298,8 +298,13 @@ static double *materialize(interp *ip, ir_tensor *t)
 		for (int i = 0; i < ip->nin; i++)
 			if (ip->ins[i] == t) {
 				const kiln_array *a = ip->inputs[i];
-				if (kiln_array_numel(a) != n || !kiln_array_is_compact(a)) {
-					ir_error(ip->ctx, "oracle: input for %s has the wrong size", t->name);
+				bool same = a && a->data && a->ndim == t->ndim && kiln_array_is_compact(a) &&
+				            a->dtype.code == t->type.code && a->dtype.bits == t->type.bits;
+				for (int d = 0; same && d < t->ndim; d++)
+					same = a->shape[d] == t->shape[d];
+				if (!same) {
+					ir_error(ip->ctx, "oracle: the input array for '%s' does not have its shape and dtype", t->name);
+					ip->err++;
 					return NULL;
 				}
 				for (int64_t k = 0; k < n; k++)

@@ -173,6 +173,7 @@ struct ir_tensor {
 	int64_t shape[KILN_MAX_DIMS];
 	ir_op *op;
 	int value_index; /* which output of op */
+	kiln_ctx *ctx;   /* whose arena holds it: reads from another context are refused */
 };
 
 /* Makes a compute op and its tensors from ready bodies over the given axes. */

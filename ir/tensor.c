@@ -53,7 +53,9 @@ static ir_tensor *new_tensor(kiln_ctx *ctx, const char *name, ir_type t, int ndi
 	x->name = ir_strdup(ctx, name);
 	x->type = t;
 	x->ndim = ndim;
-	memcpy(x->shape, shape, sizeof(int64_t) * ndim);
+	if (ndim > 0)
+		memcpy(x->shape, shape, sizeof(int64_t) * ndim);
+	x->ctx = ctx;
 	x->op = op;
 	x->value_index = vi;
 	return x;

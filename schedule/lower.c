@@ -507,6 +507,13 @@ kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor
 	if (!s)
 		return NULL;
 	kiln_ctx *ctx = s->ctx;
+	/* the name becomes a C symbol, a wasm export and a kernel prefix */
+	bool ident = name && (name[0] == '_' || (name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
+	for (const char *p = name; ident && *p; p++)
+		ident = *p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
+	if (!ident || strlen(name) > 200)
+		return ir_error(ctx, "lower: function name '%s' is not a C identifier (letters, digits, '_'; up to 200)",
+		                name ? name : "(NULL)"), NULL;
 	if (check_args(s, nargs, args) || check_reads(s))
 		return NULL;
 	ir_func *f = ir_alloc(ctx, sizeof *f);

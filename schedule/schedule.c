@@ -188,8 +188,13 @@ static int do_split(kiln_stage *st, kiln_iter *it, int64_t factor, bool nparts, 
 		return ir_error(ctx, "%s: %s %lld of axis '%s' must be positive", prim, nparts ? "nparts" : "factor",
 		                (long long)factor, iname(it));
 	/* nominal extents, from the full domain, for heuristics and users; lowering
-	 * derives the real ones from each stage's inferred region */
-	int64_t e = it->extent, other = (e + factor - 1) / factor;
+	 * derives the real ones from each stage's inferred region (never larger).
+	 * A factor past the extent is clamped to it: one tile, the same loop nest,
+	 * without a 2^40-iteration guarded loop or an overflowing (e + factor - 1). */
+	int64_t e = it->extent;
+	if (e > 0 && factor > e)
+		factor = e;
+	int64_t other = (e + factor - 1) / factor;
 	ir_iter *o = ir_iter_new(ctx, ir_fmt(ctx, "%s.outer", iname(it)), 0, nparts ? factor : other, it->reduce);
 	ir_iter *i = ir_iter_new(ctx, ir_fmt(ctx, "%s.inner", iname(it)), 0, nparts ? other : factor, it->reduce);
 	GROW(st->rel, st->nrel, st->relcap, ctx);
@@ -297,6 +302,9 @@ static int annotate(kiln_stage *st, kiln_iter *it, ir_for_kind kind, kiln_thread
 		                iname(it));
 	if (kind == IR_FOR_THREAD && it->reduce)
 		return ir_error(ctx, "bind: '%s' is a reduction axis (use rfactor first)", iname(it));
+	if (kind == IR_FOR_VECTORIZED && it->reduce)
+		return ir_error(ctx, "vectorize: '%s' is a reduction axis; vectorize a data-parallel axis (or rfactor)",
+		                iname(it));
 	for (int i = 0; i < st->nann; i++)
 		if (st->ann[i].iv == it) {
 			st->ann[i].kind = kind;

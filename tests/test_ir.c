@@ -118,6 +118,74 @@ START_TEST(oracle_relu)
 }
 END_TEST
 
+/* B[i] = sum over k of A[i, k] (user: {A, k}). */
+static kiln_expr *rowsum_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	void **u = user;
+	kiln_iter *k = u[1];
+	return kiln_sum(ctx, KILN_READ(ctx, (kiln_tensor *)u[0], idx[0], kiln_iter_var(k)), 1, &k);
+}
+
+/* A read with one index of a 2-D tensor. */
+static kiln_expr *short_read_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	return KILN_READ(ctx, (kiln_tensor *)user, idx[0]);
+}
+
+/* The C API refuses what it cannot build, with a message, where the value enters. */
+START_TEST(api_refusals)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	tu_expect_error(ctx, kiln_placeholder(ctx, NULL, 1, (int64_t[]){4}, KILN_F32) == NULL, "needs a name");
+	kiln_clear_error(ctx);
+	tu_expect_error(ctx, kiln_placeholder(ctx, "A", 2, NULL, KILN_F32) == NULL, "no shape (NULL)");
+	kiln_clear_error(ctx);
+	ck_assert_ptr_nonnull(kiln_placeholder(ctx, "s", 0, NULL, KILN_F32)); /* a scalar */
+	tu_expect_error(ctx, kiln_placeholder(ctx, "A", 2, (int64_t[]){INT64_MAX / 2, 4}, KILN_F32) == NULL,
+	                "KILN_MAX_ARRAY_BYTES");
+	kiln_clear_error(ctx);
+	tu_expect_error(ctx, kiln_placeholder(ctx, "A", 1, (int64_t[]){4}, (kiln_dtype){KILN_FLOAT, 13, 1}) == NULL,
+	                "13 bits");
+	kiln_clear_error(ctx);
+	kiln_tensor *A = kiln_placeholder(ctx, "A", 2, (int64_t[]){3, 4}, KILN_F32);
+	tu_expect_error(ctx, kiln_compute(ctx, "B", 1, (int64_t[]){3}, short_read_body, A) == NULL,
+	                "read of 'A' with 1 indices; it has 2 dimensions");
+	kiln_clear_error(ctx);
+	/* a tensor of another context cannot be read (freeing that one first was a use after free) */
+	kiln_ctx *other = kiln_ctx_new();
+	kiln_tensor *O = kiln_placeholder(other, "O", 2, (int64_t[]){2, 3}, KILN_F32);
+	tu_expect_error(ctx, kiln_compute(ctx, "B", 2, (int64_t[]){2, 3}, relu_body, O) == NULL,
+	                "belongs to another context");
+	kiln_clear_error(ctx);
+	kiln_ctx_free(other);
+	tu_expect_error(ctx, kiln_call(ctx, KILN_POW, kiln_float(ctx, 2), NULL) == NULL, "pow: missing operand");
+	kiln_clear_error(ctx);
+	/* the oracle checks its input arrays' shapes */
+	kiln_tensor *B = kiln_compute(ctx, "B", 2, (int64_t[]){3, 4}, relu_body, A);
+	kiln_array *small = kiln_array_empty(2, (int64_t[]){2, 4}, KILN_F32), *out = kiln_array_empty(2, (int64_t[]){3, 4}, KILN_F32);
+	tu_expect_error(ctx, kiln_eval(ctx, B, 1, &A, &small, out) != 0, "does not have its shape and dtype");
+	kiln_clear_error(ctx);
+	/* schedules: a vectorized reduce axis, a function name no C symbol can have */
+	kiln_iter *k = kiln_reduce_axis(ctx, 4, "k");
+	kiln_tensor *S = kiln_compute(ctx, "S", 1, (int64_t[]){3}, rowsum_body, (void *[]){A, k});
+	kiln_schedule *sc = kiln_schedule_create(ctx, 1, &S);
+	tu_expect_error(ctx, kiln_vectorize(kiln_stage_of(sc, S), k) != 0, "vectorize: 'k' is a reduction axis");
+	kiln_clear_error(ctx);
+	tu_expect_error(ctx, kiln_lower(sc, "my func!", 2, (kiln_tensor *[]){A, S}, NULL) == NULL,
+	                "is not a C identifier");
+	kiln_clear_error(ctx);
+	/* a factor past the extent is clamped: one tile, and the kernel returns at once */
+	kiln_schedule *st = kiln_schedule_create(ctx, 1, &B);
+	kiln_stage *b = kiln_stage_of(st, B);
+	kiln_iter *xo, *yo, *xi, *yi;
+	ck_assert_int_eq(kiln_tile(b, kiln_stage_axis(b, 0), kiln_stage_axis(b, 1), 1LL << 40, INT64_MAX, &xo, &yo, &xi, &yi), 0);
+	ck_assert_double_ge(tu_check(ctx, st, 2, (kiln_tensor *[]){A, B}, 3), 0);
+	kiln_array_free(small);
+	kiln_array_free(out);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 typedef struct {
 	kiln_tensor *A, *B;
 	kiln_iter *k;
@@ -255,6 +323,7 @@ Suite *ir_suite(void)
 	tcase_add_test(tc, matmul_pipeline);
 	tcase_add_loop_test(tc, dtypes, 0, 6);
 	tcase_add_test(tc, multi_output);
+	tcase_add_test(tc, api_refusals);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -141,10 +141,12 @@ typedef struct {
 } kiln_timing;
 
 typedef struct {
-	int warmup;        /* calls before timing (default 1) */
+	int warmup;        /* calls before timing (0 with opts given; 1 with opts NULL) */
 	int number;        /* calls per sample (0 = chosen from min_repeat_ms) */
-	int repeat;        /* samples (default 5) */
+	int repeat;        /* samples (0 = 5) */
 	double min_repeat_ms; /* grow number until a sample takes this long */
+	/* negative values, or more than 100000 samples / warm-ups, 2^24 calls or an
+	 * hour, are errors: nothing is silently replaced */
 } kiln_time_opts;
 
 int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int nargs,

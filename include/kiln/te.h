@@ -90,7 +90,11 @@ int kiln_compute_multi(kiln_ctx *ctx, const char *name, int ndim, const int64_t 
 
 /* t[idx...]; idx has exactly ndim(t) integer expressions. */
 kiln_expr *kiln_read(kiln_ctx *ctx, kiln_tensor *t, kiln_expr *const *idx);
-#define KILN_READ(ctx, t, ...) kiln_read((ctx), (t), (kiln_expr *[]){__VA_ARGS__})
+/* The same with the index count, checked against t's rank (what KILN_READ passes). */
+kiln_expr *kiln_read_n(kiln_ctx *ctx, kiln_tensor *t, int n, kiln_expr *const *idx);
+#define KILN_READ(ctx, t, ...)                                                                                     \
+	kiln_read_n((ctx), (t), (int)(sizeof((kiln_expr *[]){__VA_ARGS__}) / sizeof(kiln_expr *)),                    \
+	            (kiln_expr *[]){__VA_ARGS__})
 
 /* Reductions. */
 typedef enum { KILN_SUM, KILN_RMAX, KILN_RMIN, KILN_PROD } kiln_reduce_op;
