@@ -236,7 +236,8 @@ static int d_reshape(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln
 		to[0] = s[0];
 		to[1] = 1;
 		for (int d = 1; d < n; d++)
-			to[1] *= s[d];
+			if (__builtin_mul_overflow(to[1], s[d], &to[1]))
+				return ir_error(ctx, "reshape: the product of the shape overflows 64 bits");
 		nt = n > 1 ? 2 : 1;
 	}
 	return finish(o, 1, &X, kiln_op_reshape(ctx, X, nt, to), numel(X));
@@ -264,8 +265,8 @@ static int d_concat(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_
 	for (int i = 0; i < k; i++) {
 		int64_t sh[KILN_MAX_DIMS];
 		memcpy(sh, s, sizeof(int64_t) * n);
-		if (axis >= 0 && axis < n)
-			sh[axis] += i; /* unequal extents along the axis */
+		if (axis >= 0 && axis < n && __builtin_add_overflow(sh[axis], (int64_t)i, &sh[axis]))
+			return ir_error(ctx, "concat: extent %lld of axis %d overflows", (long long)s[axis], axis);
 		xs[i] = ph(ctx, ir_fmt(ctx, "X%d", i), n, sh);
 	}
 	kiln_tensor *Y = kiln_op_concat(ctx, k, xs, axis);
@@ -350,10 +351,11 @@ static int check_number(kiln_ctx *ctx, const kiln_op_info *op, const kiln_attr_s
 	double x = strtod(buf, &end);
 	if (*end || end == buf || x != x)
 		return ir_error(ctx, "%s: attribute %s='%s' is not a number", op->name, sp->key, buf);
-	if (sp->integer && x != (double)(long long)x)
-		return ir_error(ctx, "%s: attribute %s=%s must be a whole number", op->name, sp->key, buf);
+	/* the range first: converting a huge or infinite double to an integer is undefined */
 	if (x < sp->lo || x > sp->hi)
 		return ir_error(ctx, "%s: attribute %s=%s is out of range (%.15g to %.15g)", op->name, sp->key, buf, sp->lo, sp->hi);
+	if (sp->integer && x != (double)(long long)x)
+		return ir_error(ctx, "%s: attribute %s=%s must be a whole number", op->name, sp->key, buf);
 	return 0;
 }
 

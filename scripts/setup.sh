@@ -13,7 +13,7 @@ if [ "$(id -u)" = 0 ]; then
 		libopenblas-dev libdnnl-dev libonnx-dev libxxhash-dev valgrind \
 		pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo \
 		libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri libgbm1 \
-		emscripten nodejs chromium >/dev/null
+		clang-19 libclang-rt-19-dev emscripten nodejs chromium >/dev/null
 	# Debian's nodejs comes without npm (NodeSource's includes it)
 	command -v npm >/dev/null || apt install -y -qq --no-install-recommends npm >/dev/null
 else

@@ -2,8 +2,9 @@
 # The whole test suite: the Check suites, the export and JS tests in a normal
 # build; again under AddressSanitizer + UndefinedBehaviorSanitizer (leaks
 # included); every Check suite under valgrind; the mutation test (the suite
-# must catch wrong operators); every benchmark once in smoke mode (tiny
-# sizes, outputs checked against the peers). Prints Check's summaries.
+# must catch wrong operators); the libFuzzer targets for 30 s each; every
+# benchmark once in smoke mode (tiny sizes, outputs checked against the
+# peers). Prints Check's summaries.
 set -eu
 cd "$(dirname "$0")/.."
 [ -d build ] || meson setup build >/dev/null
@@ -33,6 +34,9 @@ done
 
 echo "== mutation test: wrong operators must fail the suite"
 sh tests/mutation_test.sh || status=1
+
+echo "== fuzz targets, 30 s each (libFuzzer, clang-19, ASan + UBSan)"
+sh tests/fuzz/run.sh 30 || status=1
 
 echo "== benchmarks, smoke mode (tiny sizes; each checks its outputs against its peer)"
 KILN_BENCH_SMOKE=1 sh benchmarks/run.sh smoke || status=1

@@ -20,6 +20,7 @@
 #include "kiln/build.h"
 #include "kiln/opencl.h"
 #include "kiln/ops.h"
+#include "args.h"
 
 typedef struct {
 	const char *op, *shape, *attrs, *target, *out;
@@ -105,23 +106,6 @@ static void cmd_usage(const char *cmd)
 		       "  --repeat N        samples to take the median of (default 10)\n");
 }
 
-/*
- * A whole decimal integer in [lo, hi] (no sign games, no trailing text, no
- * clamping of out-of-range values); 0, or -1 with a message naming the option.
- */
-static int parse_int(const char *opt, const char *v, long long lo, long long hi, long long *out)
-{
-	char *end;
-	errno = 0;
-	long long x = strtoll(v, &end, 10);
-	if (end == v || *end || errno == ERANGE || x < lo || x > hi) {
-		fprintf(stderr, "kiln: %s takes a whole number from %lld to %lld, got '%s'\n", opt, lo, hi, v);
-		return -1;
-	}
-	*out = x;
-	return 0;
-}
-
 static int parse(int argc, char **argv, opts *o)
 {
 	*o = (opts){.target = "llvm", .attrs = "", .repeat = 10, .seed = 1};
@@ -161,8 +145,12 @@ static int parse(int argc, char **argv, opts *o)
 			/* threads: up to the thread pool's cap; repeat: samples of the time evaluator */
 			long long x;
 			bool th = a[2] == 't', rep = a[2] == 'r';
-			if (parse_int(a, v, th || rep ? 1 : 0, th ? KILN_MAX_THREADS : rep ? 100000 : INT64_MAX, &x))
+			char err[256];
+			if (cli_parse_int(a, v, th || rep ? 1 : 0, th ? KILN_MAX_THREADS : rep ? 100000 : INT64_MAX, &x, err,
+			                  sizeof err)) {
+				fprintf(stderr, "kiln: %s\n", err);
 				return -1;
+			}
 			if (th)
 				o->threads = (int)x;
 			else if (rep)
@@ -177,29 +165,6 @@ static int parse(int argc, char **argv, opts *o)
 		}
 	}
 	return 0;
-}
-
-static int parse_shape(const char *s, int64_t *shape)
-{
-	int n = 0;
-	memset(shape, 0, sizeof(int64_t) * KILN_MAX_DIMS);
-	const char *p = s;
-	while (*p) {
-		if (n == KILN_MAX_DIMS)
-			return -1;
-		char *end;
-		errno = 0;
-		long long v = strtoll(p, &end, 10);
-		if (end == p || v <= 0 || errno == ERANGE)
-			return -1;
-		shape[n++] = v;
-		p = end;
-		if (*p == ',' || *p == 'x')
-			p++;
-		else if (*p)
-			return -1;
-	}
-	return n;
 }
 
 /* Declares the operator named in o; prints what went wrong otherwise. */
@@ -217,7 +182,7 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 	int64_t shape[KILN_MAX_DIMS];
 	int n = 0;
 	if (o->shape) {
-		n = parse_shape(o->shape, shape);
+		n = cli_parse_shape(o->shape, shape);
 	} else { /* without --shape, the small example shape the tests use */
 		n = kiln_op_example_rank(info);
 		memcpy(shape, info->example, sizeof(int64_t) * (size_t)n);
@@ -425,34 +390,21 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 		        o->out);
 		return 1;
 	}
-	size_t tl = strlen(o->target);
-	if (!tl || o->target[0] == ',' || o->target[tl - 1] == ',' || strstr(o->target, ",,")) {
-		fprintf(stderr, "kiln: --target '%s' has an empty name in its list\n", o->target);
-		return 1;
-	}
-	char list[256];
-	snprintf(list, sizeof list, "%s", strcmp(o->target, "web") ? o->target : "webgpu,webgpu-cpu,webgl,wasm");
+	char list[256], err[256];
 	kiln_module *mods[4];
 	const char *keys[4];
-	int n = 0, rc = 1;
-	for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (strcmp(t, "webgpu") && strcmp(t, "webgpu-cpu") && strcmp(t, "webgl") && strcmp(t, "wasm")) {
-			fprintf(stderr, "kiln: a bundle holds webgpu, webgpu-cpu, webgl and wasm modules, not '%s'\n", t);
-			goto done;
-		}
-		for (int k = 0; k < n; k++)
-			if (!strcmp(keys[k], t)) {
-				fprintf(stderr, "kiln: --target names %s twice\n", t);
-				goto done;
-			}
-		keys[n] = t;
+	int nt = cli_target_list(o->target, list, sizeof list, keys, err, sizeof err), n = 0, rc = 1;
+	if (nt < 0) {
+		fprintf(stderr, "kiln: %s\n", err);
+		return 1;
+	}
+	for (; n < nt; n++) {
 		opts one = *o;
-		one.target = t;
+		one.target = keys[n];
 		kiln_op_inst inst;
 		const kiln_op_info *info = declare(ctx, &one, &inst);
-		if (!info || !(mods[n] = build(ctx, info, &inst, t)))
+		if (!info || !(mods[n] = build(ctx, info, &inst, keys[n])))
 			goto done;
-		n++;
 	}
 	if (kiln_bundle_write_keys(ctx, o->out, o->op, n, mods, keys)) {
 		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
