@@ -68,7 +68,8 @@ static void cmd_usage(const char *cmd)
 		printf("usage: kiln serve DIR [--port N]\n\nServes a bundle folder over HTTP on 127.0.0.1 (port 8080 by default;\n"
 		       "0 picks a free one) with the COOP/COEP headers a cross-origin isolated page needs.\n"
 		       "Open the printed URL: the bundle's index.html runs each function and times it.\n"
-		       "Runs the bundle's serve.mjs with node.\n");
+		       "Runs kiln's own server (web/serve.mjs) with node; the folder is only data: a\n"
+		       "serve.mjs inside it is never run, and links out of the folder are not followed.\n");
 		return;
 	}
 	if (!strcmp(cmd, "devices")) {
@@ -428,13 +429,27 @@ static int cmd_serve(const opts *o)
 		fprintf(stderr, "kiln: serve needs a folder (a bundle from kiln build ... -o DIR/)\n");
 		return 2;
 	}
-	char script[4096];
-	snprintf(script, sizeof script, "%s/serve.mjs", o->op);
-	if (access(script, R_OK)) {
-		fprintf(stderr, "kiln: %s is not a bundle (no serve.mjs in it)\n", o->op);
+	struct stat st;
+	if (stat(o->op, &st) || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "kiln: %s is not a folder\n", o->op);
 		return 1;
 	}
-	const char *argv[] = {"node", script, o->op, "--port", o->port ? o->port : "8080", NULL};
+	long long port = 8080;
+	char err[256];
+	if (o->port && cli_parse_int("--port", o->port, 0, 65535, &port, err, sizeof err)) {
+		fprintf(stderr, "kiln: %s\n", err);
+		return 2;
+	}
+	/* kiln's own server, never the folder's: serving a bundle someone sent you
+	 * must not run their JavaScript */
+	char script[4096], portbuf[16];
+	snprintf(script, sizeof script, "%s/serve.mjs", KILN_WEB_SRC_DIR);
+	if (access(script, R_OK)) {
+		fprintf(stderr, "kiln: kiln's server %s is missing (a moved or partial install?)\n", script);
+		return 1;
+	}
+	snprintf(portbuf, sizeof portbuf, "%lld", port);
+	const char *argv[] = {"node", script, o->op, "--port", portbuf, NULL};
 	execvp("node", (char **)argv);
 	fprintf(stderr, "kiln: cannot run node (%s); install nodejs\n", strerror(errno));
 	return 1;

@@ -2,7 +2,11 @@
 // serve.mjs [DIR] [--port N] [--host H] — serves a kiln bundle (or any folder)
 // over HTTP for a browser, with the headers that make the page cross-origin
 // isolated (COOP/COEP: SharedArrayBuffer and fine timers). `kiln serve DIR`
-// runs this. Port 0 takes any free port; the URL is printed on stdout.
+// runs kiln's own copy of this file; the folder is only data (its own
+// serve.mjs, if any, is never run). Files are served only when their real
+// path lies inside the folder's real path: links out of it are refused, as
+// are paths with NUL or control characters. Port 0 takes any free port; the
+// URL is printed on stdout.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,7 +18,7 @@ const TYPES = {
 };
 
 export function serve(root, { port = 8080, host = '127.0.0.1' } = {}) {
-  const base = path.resolve(root);
+  const base = path.resolve(root), realBase = fs.realpathSync(base);
   const server = http.createServer((req, res) => {
     const send = (code, body, type = 'text/plain; charset=utf-8') => {
       res.writeHead(code, {
@@ -31,14 +35,23 @@ export function serve(root, { port = 8080, host = '127.0.0.1' } = {}) {
       return send(400, 'bad path\n');
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'GET only\n');
+    // a NUL makes fs throw: refuse it (and control characters) up front
+    if (/[\0-\x1f]/.test(rel)) return send(400, 'bad path\n');
     let file = path.resolve(base, '.' + rel);
     if (file !== base && !file.startsWith(base + path.sep)) return send(403, 'outside the served folder\n');
     if (rel.endsWith('/')) file = path.join(file, 'index.html');
-    fs.readFile(file, (err, data) => {
+    // the real path must stay inside the real folder: a link out of it
+    // (to /etc/passwd, say) is not followed
+    fs.realpath(file, (err, real) => {
       if (err) return send(404, `not found: ${rel}\n`);
-      send(200, req.method === 'HEAD' ? '' : data, TYPES[path.extname(file)] || 'application/octet-stream');
+      if (!real.startsWith(realBase + path.sep)) return send(403, 'outside the served folder\n');
+      fs.readFile(real, (err2, data) => {
+        if (err2) return send(404, `not found: ${rel}\n`);
+        send(200, req.method === 'HEAD' ? '' : data, TYPES[path.extname(real)] || 'application/octet-stream');
+      });
     });
   });
+  server.on('clientError', (e, socket) => socket.destroy());
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve(server));
