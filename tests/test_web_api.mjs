@@ -130,7 +130,41 @@ test('malformed bundles: not a manifest, a truncated or corrupted module', async
   fs.writeFileSync(path.join(bad, 'kiln.json'), '{"hello": 1}');
   await assert.rejects(kiln.load(bad), /kiln\.json is not a kiln bundle manifest/);
   fs.rmSync(path.join(bad, 'kiln.json'));
-  await assert.rejects(kiln.load(bad), /ENOENT|kiln\.json/);
+  await assert.rejects(kiln.load(bad), /kiln: cannot read kiln\.json of the bundle .*ENOENT/);
+});
+
+test('hostile manifests and runtime files get kiln: errors, never raw ones', async () => {
+  const src = bundle('hostile', 'relu', '--shape', '1000', '--target', 'wasm');
+  const fresh = (name) => {
+    const d = path.join(work, name) + '/';
+    fs.cpSync(src, d, { recursive: true });
+    return d;
+  };
+  const cases = [
+    ['kiln.json', '{"format": "kiln-bundle", "version": 1, "modules": {"wasm": ', /kiln\.json is not valid JSON/],
+    ['kiln.json', 'null', /is not a kiln bundle manifest/],
+    ['kiln.json', '{"format": "kiln-bundle", "version": 999, "modules": {}}', /has version 999; this kiln\.mjs reads version 1/],
+    ['kiln.json', '{"format": "kiln-bundle", "version": 1, "modules": {"wasm": "../relu.wasm.kmod"}}',
+      /module files are plain names inside the bundle/],
+    ['kiln.json', '{"format": "kiln-bundle", "version": 1, "modules": {"wasm": "/etc/passwd"}}', /plain names/],
+    ['kiln_runtime.wasm', 'garbage', /kiln_runtime\.wasm .* is not valid WebAssembly/],
+  ];
+  for (const [i, [file, text, want]] of cases.entries()) {
+    const d = fresh(`hostile-${i}`);
+    fs.writeFileSync(path.join(d, file), text);
+    await assert.rejects(kiln.load(d, { backend: 'wasm' }), (e) => e.message.startsWith('kiln:') && want.test(e.message),
+      `${file} = ${text}`);
+  }
+  const d = fresh('hostile-missing');
+  fs.rmSync(path.join(d, 'kiln_runtime.js'));
+  await assert.rejects(kiln.load(d, { backend: 'wasm' }), /^Error: kiln: cannot read kiln_runtime\.js of the bundle/);
+});
+
+test('a failed wasm allocation leaves the session usable', async () => {
+  const s = await kiln.load(relu, { backend: 'wasm' });
+  assert.throws(() => s.empty([2 ** 31]), /kiln: cannot allocate/);
+  await check(s); // the heap was left as it was
+  s.dispose();
 });
 
 test('kiln refuses a bundle target the web cannot run', () => {

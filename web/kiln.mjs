@@ -45,7 +45,11 @@ async function readBytes(base, name) {
     const fs = await import('node:fs/promises');
     const { fileURLToPath } = await import('node:url');
     const dir = String(base).startsWith('file:') ? fileURLToPath(base) : String(base);
-    return new Uint8Array(await fs.readFile(dir.replace(/\/?$/, '/') + name));
+    try {
+      return new Uint8Array(await fs.readFile(dir.replace(/\/?$/, '/') + name));
+    } catch (e) {
+      throw new Error(`kiln: cannot read ${name} of the bundle at ${base} (${e.code || e.message})`);
+    }
   }
   const url = new URL(name, new URL(String(base).replace(/\/?$/, '/'), globalThis.location?.href));
   const r = await fetch(url);
@@ -56,6 +60,8 @@ async function readBytes(base, name) {
 // Starts the web runtime (Emscripten's CommonJS factory) with host as Module.kilnHost.
 async function startRuntime(base, host) {
   const wasmBinary = await readBytes(base, 'kiln_runtime.wasm');
+  if (!WebAssembly.validate(wasmBinary))
+    throw new Error(`kiln: the bundle's kiln_runtime.wasm at ${base} is not valid WebAssembly (truncated or corrupted?)`);
   const text = new TextDecoder().decode(await readBytes(base, 'kiln_runtime.js'));
   let factory;
   if (isNode) { // the factory require()s node's modules: give it a require
@@ -67,7 +73,11 @@ async function startRuntime(base, host) {
   } else {
     factory = new Function(`${text}\nreturn KilnRuntime;`)();
   }
-  return factory({ wasmBinary, kilnHost: host, print: () => {}, printErr: () => {} });
+  try {
+    return await factory({ wasmBinary, kilnHost: host, print: () => {}, printErr: () => {} });
+  } catch (e) {
+    throw new Error(`kiln: the bundle's web runtime at ${base} does not start (${String(e?.message ?? e).split('\n')[0]})`);
+  }
 }
 
 // A first-fit allocator over a wasm memory, above base: wasm arrays live in
@@ -90,10 +100,18 @@ class WasmHeap {
       if (h.size === n) this.holes.splice(i, 1);
       else this.holes[i] = { off: h.off + n, size: h.size - n };
     } else {
+      // grow first, commit after: a failed grow leaves the heap as it was, so
+      // one refused allocation does not break the session for good
+      const need = Math.ceil((this.top + n) / 65536) - this.memory.buffer.byteLength / 65536;
+      if (need > 0) {
+        try {
+          this.memory.grow(need);
+        } catch (e) {
+          throw new Error(`kiln: cannot allocate ${n} bytes of wasm memory (${this.memory.buffer.byteLength} in use: ${e.message})`);
+        }
+      }
       off = this.top;
       this.top += n;
-      const need = Math.ceil(this.top / 65536) - this.memory.buffer.byteLength / 65536;
-      if (need > 0) this.memory.grow(need);
     }
     this.sizes.set(off, n);
     return off;
@@ -510,9 +528,28 @@ function makeHost() {
  * opts.backend: 'auto' (webgpu, webgl, wasm: the first that opens), one name,
  * or a list in order. opts.gpu: a GPU object (navigator.gpu, or Dawn's in node).
  */
+// The bundle's kiln.json, checked: version 1, module files named plainly inside the bundle.
+async function readManifest(base) {
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(await readBytes(base, 'kiln.json')));
+  } catch (e) {
+    throw e.message.startsWith('kiln:') ? e : new Error(`kiln: ${base}kiln.json is not valid JSON (${e.message})`);
+  }
+  if (!manifest || typeof manifest !== 'object' || manifest.format !== 'kiln-bundle')
+    throw new Error(`kiln: ${base}kiln.json is not a kiln bundle manifest`);
+  if (manifest.version !== 1)
+    throw new Error(`kiln: ${base}kiln.json has version ${JSON.stringify(manifest.version)}; this kiln.mjs reads version 1`);
+  if (!manifest.modules || typeof manifest.modules !== 'object')
+    throw new Error(`kiln: ${base}kiln.json lists no modules`);
+  for (const [key, file] of Object.entries(manifest.modules))
+    if (typeof file !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\.kmod$/.test(file) || file.includes('..'))
+      throw new Error(`kiln: ${base}kiln.json names ${JSON.stringify(file)} for ${key}: module files are plain names inside the bundle`);
+  return manifest;
+}
+
 export async function load(base = new URL('.', import.meta.url).href, opts = {}) {
-  const manifest = JSON.parse(new TextDecoder().decode(await readBytes(base, 'kiln.json')));
-  if (manifest.format !== 'kiln-bundle') throw new Error(`kiln: ${base}kiln.json is not a kiln bundle manifest`);
+  const manifest = await readManifest(base);
   const want = opts.backend && opts.backend !== 'auto' ? [opts.backend].flat() : BACKENDS;
   for (const b of want)
     if (!BACKENDS.includes(b)) throw new Error(`kiln: unknown backend '${b}' (one of ${BACKENDS.join(', ')}, or 'auto')`);
