@@ -29,6 +29,11 @@ function bundle(name, ...args) {
 const relu = bundle('relu', 'relu', '--shape', '1000', '--target', 'web');
 const wasmOnly = bundle('relu-wasm', 'relu', '--shape', '1000', '--target', 'wasm,webgl');
 const kiln = await import(pathToFileURL(relu + 'kiln.mjs').href);
+// Dawn from this repository's node_modules, handed to load(): the bundles lie
+// in the build folder, which may be anywhere (meson setup /tmp/b), where
+// kiln.mjs's own import('webgpu') would find no package
+const dawn = kiln.dawnGpu(await import('webgpu'));
+const load = (dir, opts = {}) => kiln.load(dir, { ...dawn, ...opts });
 const input = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i * 0.37) * 3);
 const expected = input.map((v) => Math.max(0, v));
 
@@ -42,7 +47,7 @@ async function check(s) {
 }
 
 test('auto picks webgpu in node (Dawn) and says webgl was not needed', async () => {
-  const s = await kiln.load(relu);
+  const s = await load(relu);
   assert.equal(s.backend, 'webgpu');
   assert.deepEqual(s.skipped, []);
   assert.deepEqual(s.functions.map((f) => f.name), ['relu']);
@@ -53,7 +58,7 @@ test('auto picks webgpu in node (Dawn) and says webgl was not needed', async () 
 });
 
 test('without webgpu in the bundle, auto skips it and webgl (node has none) and runs wasm', async () => {
-  const s = await kiln.load(wasmOnly);
+  const s = await load(wasmOnly);
   assert.equal(s.backend, 'wasm');
   assert.match(s.device, /^wasm \(wasm-(relaxed|simd128)\)$/);
   assert.deepEqual(s.skipped.map((k) => k.backend), ['webgpu', 'webgl']);
@@ -65,34 +70,34 @@ test('without webgpu in the bundle, auto skips it and webgl (node has none) and 
 
 test('each backend on request; a list is tried in order', async () => {
   for (const b of ['webgpu', 'wasm']) {
-    const s = await kiln.load(relu, { backend: b });
+    const s = await load(relu, { backend: b });
     assert.equal(s.backend, b);
     await check(s);
     s.dispose();
   }
-  const s = await kiln.load(relu, { backend: ['webgl', 'wasm'] });
+  const s = await load(relu, { backend: ['webgl', 'wasm'] });
   assert.equal(s.backend, 'wasm');
   assert.deepEqual(s.skipped.map((k) => k.backend), ['webgl']);
   s.dispose();
 });
 
 test('no backend that can run: one error listing every reason', async () => {
-  await assert.rejects(kiln.load(relu, { backend: 'webgl' }),
+  await assert.rejects(load(relu, { backend: 'webgl' }),
     /^Error: kiln: no backend can run this bundle here:\n {2}webgl: node has no WebGL2/);
-  await assert.rejects(kiln.load(wasmOnly, { backend: ['webgpu'] }), /webgpu: the bundle has no webgpu module/);
-  await assert.rejects(kiln.load(relu, { backend: 'cuda' }), /unknown backend 'cuda' \(one of webgpu, webgl, wasm/);
+  await assert.rejects(load(wasmOnly, { backend: ['webgpu'] }), /webgpu: the bundle has no webgpu module/);
+  await assert.rejects(load(relu, { backend: 'cuda' }), /unknown backend 'cuda' \(one of webgpu, webgl, wasm/);
 });
 
 test('the C runtime checks every call: count, shape, dtype, foreign arrays', async () => {
   for (const b of ['wasm', 'webgpu']) {
-    const s = await kiln.load(relu, { backend: b });
+    const s = await load(relu, { backend: b });
     const x = s.array(input, [1000]);
     const y = s.empty([1000]);
     await assert.rejects(s.run('relu', [x]), /kiln: relu expects 2 arguments \(X, relu\), got 1/);
     await assert.rejects(s.run('relu', [x, s.empty([10, 100])]), /argument 1 \(relu\) of relu has shape \[10, 100\], expected \[1000\]/);
     await assert.rejects(s.run('relu', [x, s.empty([1000], 'int32')]), /argument 1 \(relu\) of relu has dtype int32, expected float32/);
     await assert.rejects(s.run('nope', [x, y]), /no function 'nope' in the bundle \(it has: relu\)/);
-    const other = await kiln.load(relu, { backend: 'wasm' });
+    const other = await load(relu, { backend: 'wasm' });
     await assert.rejects(s.run('relu', [other.empty([1000]), y]), /argument 0 of relu is not an array of this session/);
     other.dispose();
     assert.throws(() => x.write(new Float32Array(5)), /5 values for an array of shape \[1000\]/);
@@ -107,7 +112,7 @@ test('the C runtime checks every call: count, shape, dtype, foreign arrays', asy
 
 test('time: milliseconds per call from the C time evaluator (wasm) and around submits (webgpu)', async () => {
   for (const b of ['wasm', 'webgpu']) {
-    const s = await kiln.load(relu, { backend: b });
+    const s = await load(relu, { backend: b });
     const args = s.arraysFor('relu', [input]);
     const t = await s.time('relu', args, { repeat: 3, number: 4 });
     assert.equal(t.repeat, 3);
@@ -122,15 +127,15 @@ test('malformed bundles: not a manifest, a truncated or corrupted module', async
   const kmod = path.join(bad, 'relu.wasm.kmod');
   const bytes = fs.readFileSync(kmod);
   fs.writeFileSync(kmod, bytes.subarray(0, bytes.length >> 1));
-  await assert.rejects(kiln.load(bad, { backend: 'wasm' }), /wasm: kiln: relu\.wasm\.kmod: .*(truncated|ends|short)/i);
+  await assert.rejects(load(bad, { backend: 'wasm' }), /wasm: kiln: relu\.wasm\.kmod: .*(truncated|ends|short)/i);
   const corrupt = Buffer.from(bytes);
   corrupt.write('NOTKILN!', 0);
   fs.writeFileSync(kmod, corrupt);
-  await assert.rejects(kiln.load(bad, { backend: 'wasm' }), /wasm: kiln: relu\.wasm\.kmod: /);
+  await assert.rejects(load(bad, { backend: 'wasm' }), /wasm: kiln: relu\.wasm\.kmod: /);
   fs.writeFileSync(path.join(bad, 'kiln.json'), '{"hello": 1}');
-  await assert.rejects(kiln.load(bad), /kiln\.json is not a kiln bundle manifest/);
+  await assert.rejects(load(bad), /kiln\.json is not a kiln bundle manifest/);
   fs.rmSync(path.join(bad, 'kiln.json'));
-  await assert.rejects(kiln.load(bad), /kiln: cannot read kiln\.json of the bundle .*ENOENT/);
+  await assert.rejects(load(bad), /kiln: cannot read kiln\.json of the bundle .*ENOENT/);
 });
 
 test('hostile manifests and runtime files get kiln: errors, never raw ones', async () => {
@@ -152,16 +157,16 @@ test('hostile manifests and runtime files get kiln: errors, never raw ones', asy
   for (const [i, [file, text, want]] of cases.entries()) {
     const d = fresh(`hostile-${i}`);
     fs.writeFileSync(path.join(d, file), text);
-    await assert.rejects(kiln.load(d, { backend: 'wasm' }), (e) => e.message.startsWith('kiln:') && want.test(e.message),
+    await assert.rejects(load(d, { backend: 'wasm' }), (e) => e.message.startsWith('kiln:') && want.test(e.message),
       `${file} = ${text}`);
   }
   const d = fresh('hostile-missing');
   fs.rmSync(path.join(d, 'kiln_runtime.js'));
-  await assert.rejects(kiln.load(d, { backend: 'wasm' }), /^Error: kiln: cannot read kiln_runtime\.js of the bundle/);
+  await assert.rejects(load(d, { backend: 'wasm' }), /^Error: kiln: cannot read kiln_runtime\.js of the bundle/);
 });
 
 test('a failed wasm allocation leaves the session usable', async () => {
-  const s = await kiln.load(relu, { backend: 'wasm' });
+  const s = await load(relu, { backend: 'wasm' });
   assert.throws(() => s.empty([2 ** 31]), /kiln: cannot allocate/);
   await check(s); // the heap was left as it was
   s.dispose();
@@ -176,17 +181,17 @@ test('webgpuKernels picks the bundle\'s GPU or CPU-adapter kernels, and auto fol
   const manifest = JSON.parse(fs.readFileSync(relu + 'kiln.json', 'utf8'));
   assert.equal(manifest.modules['webgpu-cpu'], 'relu.webgpu-cpu.kmod');
   for (const kernels of ['gpu', 'cpu']) {
-    const s = await kiln.load(relu, { backend: 'webgpu', webgpuKernels: kernels });
+    const s = await load(relu, { backend: 'webgpu', webgpuKernels: kernels });
     assert.equal(s.device.endsWith('(kernels for CPU adapters)'), kernels === 'cpu');
     await check(s);
     s.dispose();
   }
-  const s = await kiln.load(relu, { backend: 'webgpu' });
+  const s = await load(relu, { backend: 'webgpu' });
   assert.equal(s.device.endsWith('(kernels for CPU adapters)'), s.gpu.emulated);
   s.dispose();
-  await assert.rejects(kiln.load(relu, { backend: 'webgpu', webgpuKernels: 'fast' }),
+  await assert.rejects(load(relu, { backend: 'webgpu', webgpuKernels: 'fast' }),
     /webgpu: webgpuKernels is 'auto', 'gpu' or 'cpu', not 'fast'/);
   const gpuOnly = bundle('relu-gpu', 'relu', '--shape', '1000', '--target', 'webgpu,wasm');
-  await assert.rejects(kiln.load(gpuOnly, { backend: 'webgpu', webgpuKernels: 'cpu' }),
+  await assert.rejects(load(gpuOnly, { backend: 'webgpu', webgpuKernels: 'cpu' }),
     /the bundle has no webgpu-cpu module/);
 });

@@ -73,12 +73,23 @@ async function startRuntime(base, host) {
   } else {
     factory = new Function(`${text}\nreturn KilnRuntime;`)();
   }
+  let M;
   try {
-    return await factory({ wasmBinary, kilnHost: host, print: () => {}, printErr: () => {} });
+    M = await factory({ wasmBinary, kilnHost: host, print: () => {}, printErr: () => {} });
   } catch (e) {
     throw new Error(`kiln: the bundle's web runtime at ${base} does not start (${String(e?.message ?? e).split('\n')[0]})`);
   }
+  // a binary that validates can still lack what kiln.mjs calls (a corrupted export section)
+  const missing = RUNTIME_EXPORTS.filter((name) => typeof M.asm?.[name] !== 'function');
+  if (missing.length)
+    throw new Error(`kiln: the bundle's kiln_runtime.wasm at ${base} lacks ${missing.join(', ')} (corrupted or another version?)`);
+  return M;
 }
+
+// What kiln.mjs calls in the web runtime (web/meson.build exports them).
+const RUNTIME_EXPORTS = ['malloc', 'free', 'kiln_module_load_bytes', 'kiln_module_free', 'kiln_module_call',
+  'kiln_rt_last_error', 'kiln_array_free', 'kiln_gles_device_name', 'kiln_web_array', 'kiln_web_array_data',
+  'kiln_web_blob', 'kiln_web_describe', 'kiln_web_time'];
 
 // A first-fit allocator over a wasm memory, above base: wasm arrays live in
 // their module's kernel instance, so kernels read them in place.

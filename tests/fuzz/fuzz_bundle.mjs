@@ -69,8 +69,12 @@ try {
         raw++;
         console.error(`iteration ${i} (${path.basename(file)}, mutation ${how}): raw error: ${e?.stack ?? e}`);
       }
-    } finally {
+    }
+    try {
       s?.dispose();
+    } catch (e) {
+      raw++;
+      console.error(`iteration ${i} (${path.basename(file)}): dispose threw: ${e?.stack ?? e}`);
     }
     fs.rmSync(dir, { recursive: true, force: true });
   }
