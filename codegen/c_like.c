@@ -218,13 +218,19 @@ static bool is_int64(ir_type t) { return ir_is_int(t) && t.bits == 64; }
 typedef struct {
 	const ir_env *env;
 	bool ok;
+	ir_range bad; /* the range of the first value that does not fit */
 } narrow_check;
+
+/* The first value that failed the proof, for the message of languages that must narrow. */
+static _Thread_local ir_range narrow_bad;
 
 static bool narrow_visit(const ir_expr *e, void *user)
 {
 	narrow_check *c = user;
 	if (is_int64(e->type)) {
 		ir_range r = ir_lane_bounds(c->env, e);
+		if (c->ok && !(r.lo >= INT32_MIN && r.hi <= INT32_MAX))
+			c->bad = r;
 		c->ok &= r.lo >= INT32_MIN && r.hi <= INT32_MAX;
 	}
 	return c->ok;
@@ -232,9 +238,11 @@ static bool narrow_visit(const ir_expr *e, void *user)
 
 static bool narrow_expr(const ir_env *env, const ir_expr *e)
 {
-	narrow_check c = {env, true};
+	narrow_check c = {env, true, {0, 0}};
 	if (e)
 		ir_visit_expr(e, narrow_visit, &c);
+	if (!c.ok)
+		narrow_bad = c.bad;
 	return c.ok;
 }
 
@@ -279,18 +287,21 @@ static bool narrow_stmt(ir_env *env, const ir_stmt *st)
 	}
 }
 
-static bool kernel_narrows(const ir_kernel *k)
+/* Whether every 64-bit integer of kernel k provably fits 32 bits; if not, why. */
+static bool kernel_narrows(const ir_kernel *k, char *why, size_t n)
 {
 	for (int i = 0; i < k->nparam; i++)
 		if (is_int64(k->params[i]->elem))
-			return false;
+			return snprintf(why, n, "buffer '%s' holds 64-bit integers", k->params[i]->name), false;
 	for (int i = 0; i < k->nshared; i++)
 		if (is_int64(k->shared[i]->elem))
-			return false;
+			return snprintf(why, n, "shared array '%s' holds 64-bit integers", k->shared[i]->name), false;
 	ir_env env = {0};
 	push_thread_ranges(&env, k);
 	bool ok = narrow_stmt(&env, k->body);
 	ir_env_free(&env);
+	if (!ok)
+		snprintf(why, n, "an index value ranges over [%lld, %lld]", (long long)narrow_bad.lo, (long long)narrow_bad.hi);
 	return ok;
 }
 
@@ -536,7 +547,18 @@ int cg_print_kernels(kiln_ctx *ctx, const cg_lang *lang, int nfunc, ir_device_fu
 			ir_visit_stmt_exprs(s.k->body, lanes_check, &s);
 			if (s.err)
 				break;
-			s.narrow = lang->int64 && kernel_narrows(s.k);
+			/* WGSL and GLSL ES have no 64-bit integers: their kernels narrow
+			 * every index to 32 bits, and only where the same interval proof
+			 * as OpenCL's shows that no value (intermediates included) leaves
+			 * the 32-bit range; anything else is refused rather than wrapped */
+			char why[160] = "";
+			bool fits = kernel_narrows(s.k, why, sizeof why);
+			s.narrow = lang->int64 && fits;
+			if (!lang->int64 && !fits) {
+				cg_fail(&s, "kernel '%s': %s, which %s cannot hold (it has 32-bit integers only)", s.k->name, why,
+				        lang->name);
+				break;
+			}
 			s.env.n = 0;
 			push_thread_ranges(&s.env, s.k);
 			lang->kernel_begin(&s);

@@ -37,6 +37,18 @@ START_TEST(tiled_shapes)
 }
 END_TEST
 
+/* The same kernel WGSL and GLSL refuse (test_webgpu) runs on OpenCL, whose
+ * index math stays 64-bit where 32 bits cannot be proved enough. */
+START_TEST(wide_index_math)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X, *Y;
+	kiln_schedule *s = tu_wide_index_op(ctx, &X, &Y);
+	ck_assert_double_ge(tu_check_target(ctx, s, 2, (kiln_tensor *[]){X, Y}, 4, "opencl"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 /* Check mode (KILN_CHECK_DEVICE, set by testutil) sees a kernel writing past
  * a device buffer: relu built for [100] is told its arrays are [90]. */
 START_TEST(device_guard_catches_overrun)
@@ -183,6 +195,7 @@ Suite *opencl_suite(void)
 	tcase_add_test(tc, source_text);
 	tcase_add_test(tc, device_errors);
 	tcase_add_test(tc, device_guard_catches_overrun);
+	tcase_add_test(tc, wide_index_math);
 	suite_add_tcase(s, tc);
 	/* "large": millions of elements; test.sh skips them under valgrind
 	 * (CK_EXCLUDE_TAGS), where they took most of ten minutes */

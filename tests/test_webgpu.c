@@ -220,6 +220,18 @@ START_TEST(refusals)
 	ck_assert_int_eq(kiln_bind(st, bo, KILN_BLOCK_X) || kiln_bind(st, bi, KILN_THREAD_X), 0);
 	f = kiln_lower(s, "fn", 2, (kiln_tensor *[]){X, R}, NULL);
 	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "webgpu") == NULL, "512 threads");
+	/* an intermediate that overflows 32 bits though every index fits: refused by
+	 * WGSL and GLSL ES (both 32-bit only), where it used to wrap silently */
+	kiln_clear_error(ctx);
+	kiln_tensor *WX, *WY;
+	s = tu_wide_index_op(ctx, &WX, &WY);
+	f = kiln_lower(s, "wide", 2, (kiln_tensor *[]){WX, WY}, NULL);
+	ck_assert_msg(f != NULL, "%s", kiln_error(ctx));
+	tu_expect_error(ctx, kiln_build(ctx, 1, &f, "webgpu") == NULL, "which webgpu cannot hold (it has 32-bit integers only)");
+	kiln_clear_error(ctx);
+	s = tu_wide_index_op(ctx, &WX, &WY);
+	kiln_func *g = kiln_lower(s, "wide", 2, (kiln_tensor *[]){WX, WY}, NULL);
+	tu_expect_error(ctx, kiln_build(ctx, 1, &g, "webgl") == NULL, "an index value ranges over [0, 2997000000]");
 	kiln_ctx_free(ctx);
 }
 END_TEST

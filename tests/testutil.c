@@ -484,3 +484,16 @@ kiln_schedule *tu_grid2d_schedule(kiln_ctx *ctx, kiln_tensor *out)
 	}
 	return s;
 }
+
+static kiln_expr *wide_index_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	kiln_expr *i = kiln_mod(ctx, kiln_mul(ctx, idx[0], kiln_int(ctx, 3000000)), kiln_int(ctx, 7));
+	return KILN_READ(ctx, (kiln_tensor *)user, i);
+}
+
+kiln_schedule *tu_wide_index_op(kiln_ctx *ctx, kiln_tensor **X, kiln_tensor **Y)
+{
+	*X = kiln_placeholder(ctx, "X", 1, (int64_t[]){7}, KILN_F32);
+	*Y = kiln_compute(ctx, "Y", 1, (int64_t[]){1000}, wide_index_body, *X);
+	return *Y ? tu_grid2d_schedule(ctx, *Y) : NULL;
+}

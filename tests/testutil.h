@@ -72,6 +72,14 @@ void tu_run_shape(const char *target, tu_schedule_fn sched, const char *name, in
  * rest fused into blocks of 32 threads on blockIdx.x / threadIdx.x. */
 kiln_schedule *tu_grid2d_schedule(kiln_ctx *ctx, kiln_tensor *out);
 
+/*
+ * Y[i] = X[(i * 3000000) % 7] over 1000 elements, with a 2-D grid schedule:
+ * every buffer index fits 32 bits, but the product i * 3000000 does not. A
+ * language without 64-bit integers must refuse it (wrapped, the product
+ * turns negative and the read leaves X); OpenCL keeps it 64-bit.
+ */
+kiln_schedule *tu_wide_index_op(kiln_ctx *ctx, kiln_tensor **X, kiln_tensor **Y);
+
 /* Asserts that a step failed with a message containing `needle`. */
 #define tu_expect_error(ctx, rc_is_error, needle)                                                                  \
 	do {                                                                                                             \
