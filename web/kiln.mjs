@@ -83,6 +83,18 @@ async function startRuntime(base, host) {
   const missing = RUNTIME_EXPORTS.filter((name) => typeof M.asm?.[name] !== 'function');
   if (missing.length)
     throw new Error(`kiln: the bundle's kiln_runtime.wasm at ${base} lacks ${missing.join(', ')} (corrupted or another version?)`);
+  // a trap inside the runtime (a bug, or a binary corrupted past validation)
+  // reaches callers as a kiln: error, like every other failure of the API
+  for (const name of RUNTIME_EXPORTS) {
+    const f = M.asm[name];
+    M['_' + name] = (...args) => {
+      try {
+        return f(...args);
+      } catch (e) {
+        throw new Error(`kiln: the web runtime trapped in ${name} (${e?.message ?? e}); is kiln_runtime.wasm at ${base} intact?`);
+      }
+    };
+  }
   return M;
 }
 

@@ -73,8 +73,10 @@ try {
     try {
       s?.dispose();
     } catch (e) {
-      raw++;
-      console.error(`iteration ${i} (${path.basename(file)}): dispose threw: ${e?.stack ?? e}`);
+      if (!(e instanceof Error && e.message.startsWith('kiln:'))) {
+        raw++;
+        console.error(`iteration ${i} (${path.basename(file)}): dispose threw: ${e?.stack ?? e}`);
+      }
     }
     fs.rmSync(dir, { recursive: true, force: true });
   }
