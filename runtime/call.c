@@ -71,7 +71,9 @@ static int check_args(const kiln_module *m, const rt_function *f, kiln_array **a
 		char want[64], got[64];
 		if (!a || !a->data)
 			return rt_error("argument %d (%s) of %s is NULL", i, ai->name, f->name);
-		if (a->dtype.code != ai->dtype.code || a->dtype.bits != ai->dtype.bits || a->dtype.lanes != ai->dtype.lanes)
+		/* bool is one byte per element whether it says 1 or 8 bits */
+		bool same_bits = a->dtype.bits == ai->dtype.bits || a->dtype.code == KILN_BOOL;
+		if (a->dtype.code != ai->dtype.code || !same_bits || a->dtype.lanes != ai->dtype.lanes)
 			return rt_error("argument %d (%s) of %s has dtype %s, expected %s", i, ai->name, f->name,
 			                kiln_dtype_str(a->dtype, got), kiln_dtype_str(ai->dtype, want));
 		bool same = a->ndim == ai->ndim;

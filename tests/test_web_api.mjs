@@ -98,10 +98,14 @@ test('the C runtime checks every call: count, shape, dtype, foreign arrays', asy
     await assert.rejects(s.run('relu', [x, s.empty([1000], 'int32')]), /argument 1 \(relu\) of relu has dtype int32, expected float32/);
     await assert.rejects(s.run('nope', [x, y]), /no function 'nope' in the bundle \(it has: relu\)/);
     const other = await load(relu, { backend: 'wasm' });
-    await assert.rejects(s.run('relu', [other.empty([1000]), y]), /argument 0 of relu is not an array of this session/);
+    await assert.rejects(s.run('relu', [other.empty([1000]), y]), /argument 0 \(X\) of relu belongs to another session/);
     other.dispose();
+    await assert.rejects(s.run('relu', { X: x }), /kiln: relu takes the arguments X, relu; missing: relu/);
+    await assert.rejects(s.run('relu', { X: x, relu: y, Z: y }), /; unknown: Z/);
+    await assert.rejects(s.run('relu', [x, null]), /argument 1 \(relu\) of relu is not a kiln array/);
     assert.throws(() => x.write(new Float32Array(5)), /5 values for an array of shape \[1000\]/);
-    assert.throws(() => x.write(new Int32Array(1000)), /a Int32Array for a float32 array/);
+    x.write(Float64Array.from(input)); // any numbers convert, as the .d.ts says
+    assert.throws(() => s.empty([4], 'int64').write([1, 2, 3, 4]), /kiln: cannot write Array values to a int64 array/);
     await s.run('relu', { X: x, relu: y }); // by name
     assert.deepEqual(await y.read(), expected);
     y.dispose();

@@ -79,6 +79,7 @@ export declare class KilnArray<D extends DType = DType> {
   readonly size: number;
   readonly bytes: number;
   /** Copies values in (their count must equal size). */
+  /** Any array of numbers, converted to the array's dtype (a Float64Array into float32 too). */
   write(values: TypedArrayOf<D> | ArrayLike<number>): this;
   /** A copy of the contents, once every launch that writes them has finished. */
   read(): Promise<TypedArrayOf<D>>;
@@ -98,6 +99,8 @@ export declare class Session {
   /** An array of shape (default [values.length]) holding values (or uninitialised when null). */
   array<D extends DType = 'float32'>(values: TypedArrayOf<D> | ArrayLike<number> | null, shape?: number[], dtype?: D): KilnArray<D>;
   empty<D extends DType = 'float32'>(shape: number[], dtype?: D): KilnArray<D>;
+  /** A function of the bundle by name (rejects with the names it has). */
+  fn(name: string): FunctionInfo;
   /** Arrays for every argument of a function; inputs[i] fills input i when given. */
   arraysFor(fn: string, inputs?: (ArrayLike<number> | null)[]): KilnArray[];
   /**

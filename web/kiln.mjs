@@ -310,11 +310,18 @@ export class KilnArray {
   write(values) {
     if (!this.desc) throw new Error('kiln: the array was disposed');
     const T = DTYPES[this.dtype][0];
-    const typed = ArrayBuffer.isView(values) ? values : T.from(values);
+    // any array of numbers converts (a Float64Array into float32, a plain array);
+    // only a conversion JS refuses (numbers into a BigInt64Array) is an error
+    let typed = values;
+    if (!(values instanceof T)) {
+      try {
+        typed = T.from(values ?? []);
+      } catch (e) {
+        throw new Error(`kiln: cannot write ${values?.constructor?.name ?? typeof values} values to a ${this.dtype} array (${e.message})`);
+      }
+    }
     if (typed.length !== this.size)
       throw new Error(`kiln: ${typed.length} values for an array of shape [${this.shape}] (${this.size} elements)`);
-    if (!(typed instanceof T))
-      throw new Error(`kiln: a ${typed.constructor.name} for a ${this.dtype} array (wants ${T.name})`);
     const u8 = new Uint8Array(typed.buffer, typed.byteOffset, this.bytes);
     if (this.session.backend === 'webgpu') this.session.gpu.upload(this.session.buffers.get(this.data), u8);
     else this.view().set(u8);
@@ -392,10 +399,21 @@ export class Session {
   // this session's arrays, since another's point into another runtime.
   descs(name, args) {
     const f = this.fn(name);
+    if (!Array.isArray(args) && (!args || typeof args !== 'object'))
+      throw new Error(`kiln: ${name} takes its arguments as an array or an object keyed by name`);
+    if (!Array.isArray(args)) {
+      const names = f.args.map((a) => a.name);
+      const missing = names.filter((n) => !(n in args)), extra = Object.keys(args).filter((k) => !names.includes(k));
+      if (missing.length || extra.length)
+        throw new Error(`kiln: ${name} takes the arguments ${names.join(', ')}` +
+          `${missing.length ? `; missing: ${missing.join(', ')}` : ''}${extra.length ? `; unknown: ${extra.join(', ')}` : ''}`);
+    }
     const list = Array.isArray(args) ? args : f.args.map((a) => args[a.name]);
     return list.map((a, i) => {
-      if (!(a instanceof KilnArray) || a.session !== this)
-        throw new Error(`kiln: argument ${i} of ${name} is not an array of this session`);
+      if (!(a instanceof KilnArray))
+        throw new Error(`kiln: argument ${i} (${f.args[i]?.name ?? '?'}) of ${name} is not a kiln array`);
+      if (a.session !== this)
+        throw new Error(`kiln: argument ${i} (${f.args[i]?.name ?? '?'}) of ${name} belongs to another session`);
       return a.desc;
     });
   }
@@ -422,7 +440,7 @@ export class Session {
   async check() {
     let err = null;
     for (; this.scopes > 0; this.scopes--) err = (await this.gpu.device.popErrorScope()) || err;
-    if (err) throw new Error(`kiln: webgpu: ${err.message}`);
+    if (err) throw new Error(`kiln: webgpu: ${err.message.replace(/^webgpu: /, '')}`);
     if (this.gpu.lost) throw new Error(`kiln: webgpu: the device was lost (${this.gpu.lost})`);
   }
 
