@@ -363,6 +363,7 @@ ir_iter *ir_iter_new(kiln_ctx *ctx, const char *name, int64_t min, int64_t exten
 {
 	ir_iter *it = ir_alloc(ctx, sizeof *it);
 	it->var = ir_var(ctx, name, IR_I64);
+	it->var->var.iter = it;
 	it->min = min;
 	it->extent = extent;
 	it->reduce = reduce;

@@ -95,7 +95,7 @@ struct ir_expr {
 	union {
 		int64_t i;                /* IR_INT_IMM (also bool) */
 		double f;                 /* IR_FLOAT_IMM */
-		struct { const char *name; int id; } var;
+		struct { const char *name; int id; const ir_iter *iter; } var; /* iter: the axis it is the variable of */
 		struct { ir_expr *a, *b; } bin;             /* binary ops, IR_NOT (a) and IR_CAST (a) */
 		struct { ir_expr *cond, *t, *f; } sel;
 		struct { kiln_intrinsic op; ir_expr *a, *b; } call;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "mutate.h"
 
 static const char *axis_names[KILN_MAX_DIMS] = {"i", "j", "l", "m", "n", "o", "p", "q"};
 
@@ -161,6 +162,38 @@ static ir_iter **make_axes(kiln_ctx *ctx, int ndim, const int64_t *shape, ir_exp
 	return axis;
 }
 
+/* The body being checked, and the first reduce axis it uses outside a reduction over it. */
+typedef struct {
+	const ir_expr *body;
+	const char *bad;
+} reduce_scope;
+
+static bool reduce_var_visit(const ir_expr *e, void *user)
+{
+	reduce_scope *c = user;
+	if (e->kind != IR_VAR || !e->var.iter || !e->var.iter->reduce)
+		return true;
+	for (int a = 0; c->body->kind == IR_REDUCE && a < c->body->red.naxis; a++)
+		if (c->body->red.axis[a] == e->var.iter)
+			return true;
+	c->bad = e->var.name;
+	return false;
+}
+
+/* A user's bodies may use a reduce axis only inside the reduction over it (the
+ * whole body): said here, not at build time as "variable not in scope". */
+static int check_reduce_vars(kiln_ctx *ctx, const char *name, int nout, ir_expr *const *body)
+{
+	for (int i = 0; i < nout; i++) {
+		reduce_scope c = {body[i], NULL};
+		if (body[i])
+			ir_visit_expr(body[i], reduce_var_visit, &c);
+		if (c.bad)
+			return ir_error(ctx, "compute '%s': reduce axis '%s' is used outside a reduction over it", name, c.bad);
+	}
+	return 0;
+}
+
 kiln_tensor *kiln_compute(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape, kiln_compute_fn fn,
                           void *user)
 {
@@ -171,6 +204,8 @@ kiln_tensor *kiln_compute(kiln_ctx *ctx, const char *name, int ndim, const int64
 	ir_expr *body = fn(ctx, vars, user);
 	if (!body)
 		return ctx->nerr ? NULL : (ir_error(ctx, "compute '%s': the body callback returned NULL", name), NULL);
+	if (check_reduce_vars(ctx, name, 1, &body))
+		return NULL;
 	ir_op *op = ir_compute_op(ctx, name, ndim, axis, 1, &body, NULL);
 	return op ? op->outs[0] : NULL;
 }
@@ -187,6 +222,8 @@ int kiln_compute_multi(kiln_ctx *ctx, const char *name, int ndim, const int64_t 
 	ir_expr **body = ir_alloc(ctx, sizeof(ir_expr *) * nout);
 	if (fn(ctx, vars, body, user))
 		return ctx->nerr ? -1 : ir_error(ctx, "compute '%s': the body callback failed", name);
+	if (check_reduce_vars(ctx, name, nout, body))
+		return -1;
 	ir_op *op = ir_compute_op(ctx, name, ndim, axis, nout, body, NULL);
 	if (!op)
 		return -1;

@@ -126,6 +126,13 @@ static kiln_expr *rowsum_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 	return kiln_sum(ctx, KILN_READ(ctx, (kiln_tensor *)u[0], idx[0], kiln_iter_var(k)), 1, &k);
 }
 
+/* A[i, r] with r a reduce axis but no reduction (user: {A, r}). */
+static kiln_expr *stray_axis_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	void **u = user;
+	return KILN_READ(ctx, (kiln_tensor *)u[0], idx[0], kiln_iter_var((kiln_iter *)u[1]));
+}
+
 /* A read with one index of a 2-D tensor. */
 static kiln_expr *short_read_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 {
@@ -164,6 +171,11 @@ START_TEST(api_refusals)
 	kiln_tensor *B = kiln_compute(ctx, "B", 2, (int64_t[]){3, 4}, relu_body, A);
 	kiln_array *small = kiln_array_empty(2, (int64_t[]){2, 4}, KILN_F32), *out = kiln_array_empty(2, (int64_t[]){3, 4}, KILN_F32);
 	tu_expect_error(ctx, kiln_eval(ctx, B, 1, &A, &small, out) != 0, "does not have its shape and dtype");
+	kiln_clear_error(ctx);
+	/* a reduce axis outside any reduction over it is refused at declaration */
+	kiln_iter *r = kiln_reduce_axis(ctx, 4, "r");
+	tu_expect_error(ctx, kiln_compute(ctx, "Bad", 1, (int64_t[]){3}, stray_axis_body, (void *[]){A, r}) == NULL,
+	                "compute 'Bad': reduce axis 'r' is used outside a reduction over it");
 	kiln_clear_error(ctx);
 	/* schedules: a vectorized reduce axis, a function name no C symbol can have */
 	kiln_iter *k = kiln_reduce_axis(ctx, 4, "k");
