@@ -91,6 +91,8 @@ static int make_context(void)
 	EMSCRIPTEN_WEBGL_CONTEXT_HANDLE ctx = emscripten_webgl_create_context("#kiln-webgl", &at);
 	if (ctx <= 0 || emscripten_webgl_make_context_current(ctx) != EMSCRIPTEN_RESULT_SUCCESS)
 		return rt_error("webgl: this host offers no WebGL2 context");
+	/* the real renderer's name, where the browser offers it (init_locked asks) */
+	emscripten_webgl_enable_extension(ctx, "WEBGL_debug_renderer_info");
 	return 0;
 }
 #else
@@ -130,8 +132,19 @@ static int init_locked(void)
 	s->vs = compile(GL_VERTEX_SHADER, vertex_src, "the vertex shader");
 	glGenFramebuffers(1, &s->fbo);
 	glGenVertexArrays(1, &s->vao);
-	snprintf(s->name, sizeof s->name, "%s / %s", (const char *)glGetString(GL_VENDOR),
-	         (const char *)glGetString(GL_RENDERER));
+	/* a browser masks GL_RENDERER ("WebKit WebGL"); WEBGL_debug_renderer_info's
+	 * unmasked strings name the real device where the browser offers them */
+	const char *vendor = (const char *)glGetString(GL_VENDOR), *renderer = (const char *)glGetString(GL_RENDERER);
+#ifdef __EMSCRIPTEN__
+	if (strstr(ext, "WEBGL_debug_renderer_info")) {
+		const char *uv = (const char *)glGetString(0x9245), *ur = (const char *)glGetString(0x9246);
+		vendor = uv ? uv : vendor;
+		renderer = ur ? ur : renderer;
+	}
+	while (glGetError() != GL_NO_ERROR) /* an unknown name only records an error */
+		;
+#endif
+	snprintf(s->name, sizeof s->name, "%s / %s", vendor ? vendor : "?", renderer ? renderer : "?");
 	/*
 	 * Reading an R32F attachment as GL_RED is an implementation's choice
 	 * (WebGL only promises RGBA + FLOAT): ask, with an R32F target bound.
