@@ -12,13 +12,17 @@
  *   index.html, serve.mjs  a page that runs every function, and a server for it
  *
  * The web files come from KILN_WEB_DIR when set (one folder with all of
- * them), else from the build tree and source tree this kiln was built in.
+ * them), else from an installed kiln's share/kiln/web beside the library
+ * (found relative to libkiln itself, so a staged or moved install works),
+ * else from the build tree and source tree this kiln was built in.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ir/ir.h"
 #include "kiln/build.h"
@@ -29,6 +33,36 @@
 #ifndef KILN_WEB_SRC_DIR
 #define KILN_WEB_SRC_DIR "."
 #endif
+
+#ifndef KILN_WEB_REL_DIR
+#define KILN_WEB_REL_DIR "../share/kiln/web"
+#endif
+
+/* dir/name is a readable file */
+static bool has_file(const char *dir, const char *name)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return access(p, R_OK) == 0;
+}
+
+const char *kiln_web_dir(bool runtime)
+{
+	static _Thread_local char buf[4096];
+	const char *env = getenv("KILN_WEB_DIR");
+	if (env && *env)
+		return env;
+	Dl_info info;
+	if (dladdr((void *)kiln_web_dir, &info) && info.dli_fname && strchr(info.dli_fname, '/')) {
+		snprintf(buf, sizeof buf, "%s", info.dli_fname);
+		*strrchr(buf, '/') = 0;
+		size_t n = strlen(buf);
+		snprintf(buf + n, sizeof buf - n, "/%s", KILN_WEB_REL_DIR);
+		if (has_file(buf, "kiln.mjs") && has_file(buf, "kiln_runtime.js"))
+			return buf;
+	}
+	return runtime ? KILN_WEB_BUILD_DIR : KILN_WEB_SRC_DIR;
+}
 
 static const char *const built_files[] = {"kiln_runtime.js", "kiln_runtime.wasm"};
 static const char *const source_files[] = {"kiln.mjs", "kiln.d.ts", "webgpu.mjs", "index.html", "serve.mjs"};
@@ -111,8 +145,9 @@ int kiln_bundle_write_keys(kiln_ctx *ctx, const char *dir, const char *name, int
 	}
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return ir_error(ctx, "bundle: cannot create folder %s: %s", dir, strerror(errno));
-	const char *env = getenv("KILN_WEB_DIR");
-	const char *bdir = env && *env ? env : KILN_WEB_BUILD_DIR, *sdir = env && *env ? env : KILN_WEB_SRC_DIR;
+	char bdir[4096], sdir[4096];
+	snprintf(bdir, sizeof bdir, "%s", kiln_web_dir(true));
+	snprintf(sdir, sizeof sdir, "%s", kiln_web_dir(false));
 	for (size_t k = 0; k < sizeof built_files / sizeof *built_files; k++)
 		if (copy_file(ctx, bdir, built_files[k], dir,
 		              " (the web runtime is built by Emscripten: install emscripten and rebuild kiln, or set "

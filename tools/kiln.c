@@ -443,7 +443,7 @@ static int cmd_serve(const opts *o)
 	/* kiln's own server, never the folder's: serving a bundle someone sent you
 	 * must not run their JavaScript */
 	char script[4096], portbuf[16];
-	snprintf(script, sizeof script, "%s/serve.mjs", KILN_WEB_SRC_DIR);
+	snprintf(script, sizeof script, "%s/serve.mjs", kiln_web_dir(false));
 	if (access(script, R_OK)) {
 		fprintf(stderr, "kiln: kiln's server %s is missing (a moved or partial install?)\n", script);
 		return 1;

@@ -48,6 +48,13 @@ int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path);
  */
 int kiln_bundle_write(kiln_ctx *ctx, const char *dir, const char *name, int nmod, kiln_module *const *mods);
 /*
+ * The folder holding kiln's web files: the web runtime (runtime = true:
+ * kiln_runtime.js/.wasm) or the JS files (kiln.mjs, serve.mjs, ...).
+ * KILN_WEB_DIR when set; else an installed kiln's share/kiln/web, found
+ * beside libkiln; else the build and source trees kiln was built in.
+ */
+const char *kiln_web_dir(bool runtime);
+/*
  * The same with a manifest key per module (keys[i] NULL: its target). The
  * key "webgpu-cpu" holds a second webgpu module, built from
  * kiln_schedule_gpu_emulated: the JS API loads it instead of "webgpu" when
