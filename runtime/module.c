@@ -531,7 +531,11 @@ static kiln_module *load_shared(const char *path)
 		close(fd);
 	if (bad)
 		return NULL;
-	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	/* dlopen searches the library path for a name without a '/': "m.so" means ./m.so here */
+	char local[4200];
+	if (!strchr(path, '/'))
+		snprintf(local, sizeof local, "./%s", path);
+	void *dl = dlopen(strchr(path, '/') ? path : local, RTLD_NOW | RTLD_LOCAL);
 	if (!dl) {
 		rt_error("cannot load '%s': %s", path, dlerror());
 		return NULL;
