@@ -172,6 +172,9 @@ test('hostile manifests and runtime files get kiln: errors, never raw ones', asy
 test('a failed wasm allocation leaves the session usable', async () => {
   const s = await load(relu, { backend: 'wasm' });
   assert.throws(() => s.empty([2 ** 31]), /kiln: cannot allocate/);
+  assert.throws(() => s.array(null), /kiln: array\(values, shape\) needs values with a length, or a shape/);
+  assert.throws(() => s.empty(null), /kiln: a shape is a list of at most 8 sizes/);
+  assert.throws(() => s.empty([1, 1, 1, 1, 1, 1, 1, 1, 1]), /kiln: a shape is a list of at most 8 sizes/);
   await check(s); // the heap was left as it was
   s.dispose();
 });

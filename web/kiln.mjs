@@ -281,6 +281,8 @@ export class KilnArray {
   constructor(session, shape, dtype) {
     const info = DTYPES[dtype];
     if (!info) throw new Error(`kiln: unknown dtype '${dtype}' (one of ${Object.keys(DTYPES).join(', ')})`);
+    if (!Array.isArray(shape) || shape.length > 8)
+      throw new Error(`kiln: a shape is a list of at most 8 sizes, not ${JSON.stringify(shape)}`);
     shape.forEach((d, i) => {
       if (!Number.isInteger(d) || d < 0) throw new Error(`kiln: dimension ${i} of shape [${shape}] is not a size`);
     });
@@ -372,6 +374,8 @@ export class Session {
   }
 
   array(values, shape, dtype = 'float32') {
+    if (!shape && (values == null || typeof values.length !== 'number'))
+      throw new Error('kiln: array(values, shape) needs values with a length, or a shape');
     const a = new KilnArray(this, shape ?? [values.length], dtype);
     return values ? a.write(values) : a;
   }
