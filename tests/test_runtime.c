@@ -190,6 +190,14 @@ START_TEST(guard_zone_catches_overrun)
 }
 END_TEST
 
+/* Creates the file a mkstemps template names (suffix_len: its suffix's length). */
+static void make_temp(char *tmpl, int suffix_len)
+{
+	int fd = mkstemps(tmpl, suffix_len);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+}
+
 /*
  * A saved CPU module loads with no toolchain: its code was linked when it was
  * saved and is loaded from memory (PATH emptied, CC pointing nowhere).
@@ -199,9 +207,7 @@ START_TEST(load_without_toolchain)
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_module *m = relu_module(ctx);
 	char path[] = "/tmp/kiln-saved-XXXXXX.kmod";
-	int fd = mkstemps(path, 5);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
+	make_temp(path, 5);
 	ck_assert_msg(kiln_module_save(m, path) == 0, "%s", kiln_rt_last_error());
 	kiln_module_free(m);
 	char *old_path = strdup(getenv("PATH") ? getenv("PATH") : "");
@@ -226,9 +232,7 @@ START_TEST(truncated_library)
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_module *m = relu_module(ctx);
 	char path[] = "/tmp/kiln-lib-XXXXXX.so";
-	int fd = mkstemps(path, 3);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
+	make_temp(path, 3);
 	ck_assert_msg(kiln_export_library(ctx, m, path) == 0, "%s", kiln_error(ctx));
 	kiln_module_free(m);
 	FILE *f = fopen(path, "rb");
