@@ -204,11 +204,11 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 {
 	memset(out, 0, sizeof *out);
 	kiln_time_opts o = opts ? *opts : (kiln_time_opts){0};
-	if (o.repeat < 0 || o.number < 0 || o.warmup < 0 || !(o.min_repeat_ms >= 0) || o.repeat > 100000 ||
-	    o.number > (1 << 24) || o.warmup > 100000 || o.min_repeat_ms > 3.6e6)
-		return rt_error("time: repeat %d, number %d, warmup %d, min_repeat_ms %g: each must be at least 0 (0: the "
-		                "default), at most 100000 samples or warm-ups, 2^24 calls, an hour", o.repeat, o.number,
-		                o.warmup, o.min_repeat_ms);
+	if ((opts && o.repeat < 1) || o.repeat < 0 || o.number < 0 || o.warmup < 0 || !(o.min_repeat_ms >= 0) ||
+	    o.repeat > 100000 || o.number > (1 << 24) || o.warmup > 100000 || o.min_repeat_ms > 3.6e6)
+		return rt_error("time: repeat %d, number %d, warmup %d, min_repeat_ms %g: repeat must be 1 to 100000, the "
+		                "others at least 0 (number 0: chosen from min_repeat_ms) and at most 2^24 calls, 100000 "
+		                "warm-ups, an hour", o.repeat, o.number, o.warmup, o.min_repeat_ms);
 	if (o.repeat <= 0)
 		o.repeat = 5;
 	if (o.warmup < 0)

@@ -141,12 +141,13 @@ typedef struct {
 } kiln_timing;
 
 typedef struct {
-	int warmup;        /* calls before timing (0 with opts given; 1 with opts NULL) */
+	int warmup;        /* calls before timing */
 	int number;        /* calls per sample (0 = chosen from min_repeat_ms) */
-	int repeat;        /* samples (0 = 5) */
+	int repeat;        /* samples, 1 to 100000 */
 	double min_repeat_ms; /* grow number until a sample takes this long */
-	/* negative values, or more than 100000 samples / warm-ups, 2^24 calls or an
-	 * hour, are errors: nothing is silently replaced */
+	/* repeat 0, negative values, or more than 2^24 calls, 100000 warm-ups or an
+	 * hour, are errors: nothing is silently replaced. With opts NULL the
+	 * evaluator takes warmup 1, repeat 5, number 1. */
 } kiln_time_opts;
 
 int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int nargs,
