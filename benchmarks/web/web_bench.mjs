@@ -365,9 +365,13 @@ async function webgpuInChromium() {
     return;
   }
   const { serve } = await import('../../web/serve.mjs');
-  // one folder served: the bundles, and the peers' files through a link
-  const site = fs.mkdtempSync(path.join(work, 'site-'));
-  fs.symlinkSync(path.join(here, 'node_modules'), path.join(site, 'peers'));
+  // one folder served: the bundles (built in it) and copies of the peers' two
+  // files (kiln serve's server follows no links out of the folder it serves)
+  const site = work;
+  for (const f of ['@tensorflow/tfjs-core/dist/tf-core.min.js', '@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js']) {
+    fs.mkdirSync(path.dirname(path.join(site, 'peers', f)), { recursive: true });
+    fs.copyFileSync(path.join(here, 'node_modules', f), path.join(site, 'peers', f));
+  }
   fs.writeFileSync(path.join(site, 'index.html'), '<!doctype html><meta charset="utf-8"><title>kiln web bench</title>\n');
   const server = await serve(site, { port: 0 });
   const origin = `http://127.0.0.1:${server.address().port}`;
@@ -381,8 +385,7 @@ async function webgpuInChromium() {
   try {
     for (const c of CASES) {
       const dir = bundle(c, 'webgpu,webgpu-cpu'); // the JS API picks the module for this adapter
-      const name = path.basename(dir);
-      fs.symlinkSync(dir, path.join(site, name));
+      const name = path.basename(dir); // bundle() builds it inside the served folder
       const profile = fs.mkdtempSync('/tmp/kiln-bench-chromium-');
       const ctx = await launch(profile);
       try {
