@@ -24,7 +24,7 @@ status=0
 # the suites that run wasm and WebGPU kernels do so in node child processes,
 # which valgrind does not follow: it checks their C side (building, files);
 # tests tagged "large" (millions of elements) run in the two builds above only
-for t in test_ir test_schedule test_runtime test_ops test_opencl test_webgl test_wasm test_webgpu test_web; do
+for t in test_ir test_schedule test_runtime test_ops test_opencl test_webgl test_wasm test_webgpu test_web test_onnx; do
 	[ -x "build/tests/$t" ] || { echo "valgrind: build/tests/$t is missing" >&2; status=1; continue; }
 	echo "-- valgrind $t"
 	CK_FORK=no CK_EXCLUDE_TAGS=large valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite \
@@ -35,8 +35,8 @@ done
 echo "== mutation test: wrong operators must fail the suite"
 sh tests/mutation_test.sh || status=1
 
-echo "== fuzz targets, 30 s each (libFuzzer, clang-19, ASan + UBSan)"
-sh tests/fuzz/run.sh 30 || status=1
+echo "== fuzz targets, 25 s each (libFuzzer, clang-19, ASan + UBSan)"
+sh tests/fuzz/run.sh 25 || status=1
 
 echo "== benchmarks, smoke mode (tiny sizes; each checks its outputs against its peer)"
 KILN_BENCH_SMOKE=1 sh benchmarks/run.sh smoke || status=1

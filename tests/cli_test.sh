@@ -55,8 +55,15 @@ expect 1 "a bundle is a folder" build relu --target web -o "$dir/b.kmod"
 expect 1 "cannot write '/nonexistent-dir/x.so'" build relu -o /nonexistent-dir/x.so
 expect 1 "writes a shared library (name it .so" build relu -o "$dir/m.kmod"
 expect 2 "unknown option" run relu --bogus 1
+# ONNX models: a missing file, a file that is not a model
+expect 2 "onnx needs a model file" onnx
+expect 1 "cannot open '/nonexistent/m.onnx'" onnx /nonexistent/m.onnx
+printf 'not a protobuf at all' >"$dir/bad.onnx"
+expect 1 "not an ONNX model (the protobuf does not decode" onnx "$dir/bad.onnx"
 [ -e "$dir/b.kmod" ] && { echo "FAIL: a refused bundle left $dir/b.kmod"; fails=$((fails + 1)); }
-# and the happy path still works
+# and the happy paths still work
 "$kiln" run relu --shape 100 >/dev/null 2>&1 || { echo "FAIL: kiln run relu --shape 100"; fails=$((fails + 1)); }
+conv=/usr/share/libonnx-testdata/data/node/test_conv_with_strides_padding/model.onnx
+"$kiln" onnx "$conv" | grep -q "nodes: 1 (Conv x1)" || { echo "FAIL: kiln onnx $conv"; fails=$((fails + 1)); }
 echo "cli: $passed passed, $fails failed"
 [ "$fails" = 0 ]

@@ -19,6 +19,7 @@
 
 #include "kiln/build.h"
 #include "kiln/opencl.h"
+#include "kiln/onnx.h"
 #include "kiln/ops.h"
 #include "args.h"
 
@@ -44,6 +45,7 @@ static const char *usage_main =
 	"  run OP --shape S          run OP on random inputs and compare with the oracle\n"
 	"  bench OP --shape S        time OP: median milliseconds and GFLOP/s\n"
 	"  devices                   list the devices each target can run on here\n"
+	"  onnx MODEL                load and check an ONNX model, and summarize it\n"
 	"\n"
 	"`kiln <command> --help` describes a command's options.\n";
 
@@ -70,6 +72,13 @@ static void cmd_usage(const char *cmd)
 		       "Open the printed URL: the bundle's index.html runs each function and times it.\n"
 		       "Runs kiln's own server (web/serve.mjs) with node; the folder is only data: a\n"
 		       "serve.mjs inside it is never run, and links out of the folder are not followed.\n");
+		return;
+	}
+	if (!strcmp(cmd, "onnx")) {
+		printf("usage: kiln onnx MODEL.onnx\n\nDecodes the model (protobuf-c, onnx.proto from libonnx-dev), checks it (IR version,\n"
+		       "opsets %d-%d, every value defined before use, types, initializer sizes, external\n"
+		       "data paths) and prints its inputs, outputs, operators and initializers. A file it\n"
+		       "cannot read is refused with the reason.\n", KILN_ONNX_MIN_OPSET, KILN_ONNX_MAX_OPSET);
 		return;
 	}
 	if (!strcmp(cmd, "devices")) {
@@ -422,6 +431,24 @@ done:
 	return rc;
 }
 
+/* kiln onnx MODEL: load and check an ONNX model, and summarize it. */
+static int cmd_onnx(const opts *o)
+{
+	if (!o->op) {
+		fprintf(stderr, "kiln: onnx needs a model file (kiln onnx model.onnx)\n");
+		return 2;
+	}
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_onnx_model *m = kiln_onnx_load(ctx, o->op);
+	if (!m)
+		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+	else
+		kiln_onnx_describe(m, stdout);
+	kiln_onnx_free(m);
+	kiln_ctx_free(ctx);
+	return m ? 0 : 1;
+}
+
 /* kiln serve DIR: the bundle's own server (serve.mjs) under node. */
 static int cmd_serve(const opts *o)
 {
@@ -462,9 +489,9 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
-	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices", "serve"};
+	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices", "serve", "onnx"};
 	bool known = false;
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 8; i++)
 		known |= !strcmp(cmd, cmds[i]);
 	if (!known) {
 		fprintf(stderr, "kiln: unknown command '%s'\n\n%s", cmd, usage_main);
@@ -483,6 +510,8 @@ int main(int argc, char **argv)
 		return cmd_devices();
 	if (!strcmp(cmd, "serve"))
 		return cmd_serve(&o);
+	if (!strcmp(cmd, "onnx"))
+		return cmd_onnx(&o);
 	kiln_ctx *ctx = kiln_ctx_new();
 	if (!strcmp(cmd, "build") && is_bundle(&o)) {
 		int brc = cmd_bundle(ctx, &o);
