@@ -113,7 +113,12 @@ kiln_module *kiln_module_load(const char *path);
  */
 kiln_module *kiln_module_load_bytes(const void *data, size_t size, const char *what);
 void kiln_module_free(kiln_module *m);
-/* Writes the module's container (metadata and blobs) to path. */
+/*
+ * Writes the module's container (metadata and blobs) to path. A CPU module
+ * built in this process has its code linked into a shared object first (the
+ * compiler's toolchain does it, once): the saved module then loads with no
+ * compiler or linker (kiln_module_load reads it from memory).
+ */
 int kiln_module_save(const kiln_module *m, const char *path);
 int kiln_module_num_functions(const kiln_module *m);
 /* The target the module was built for: "llvm", "wasm", "opencl", "webgl", "webgpu". */
