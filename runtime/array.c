@@ -141,15 +141,21 @@ static kiln_array *array_new(int ndim, const int64_t *shape, kiln_dtype dtype, s
 	return a;
 }
 
-/* This machine's memory in bytes, or 0 when unknown. */
+/* This machine's memory in bytes, or 0 when unknown; asked once, not per array. */
 static uint64_t physical_memory(void)
 {
+	static _Atomic uint64_t mem = UINT64_MAX;
+	uint64_t m = mem;
+	if (m == UINT64_MAX) {
+		m = 0;
 #ifdef _SC_PHYS_PAGES
-	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-	if (pages > 0 && page > 0)
-		return (uint64_t)pages * (uint64_t)page;
+		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+		if (pages > 0 && page > 0)
+			m = (uint64_t)pages * (uint64_t)page;
 #endif
-	return 0;
+		mem = m;
+	}
+	return m;
 }
 
 kiln_array *kiln_array_empty(int ndim, const int64_t *shape, kiln_dtype dtype)

@@ -355,7 +355,8 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	memset(canary, CANARY, sizeof canary);
 	for (int i = 0; i < f->nargs; i++)
 		if (!f->args[i].is_output || check_mode()) {
-			e = clEnqueueWriteBuffer(st->q, fs->mem[i], CL_TRUE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
+			/* non-blocking as before; only the canary (on this stack) needs its write done before return */
+			e = clEnqueueWriteBuffer(st->q, fs->mem[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
 			if (e == CL_SUCCESS && check_mode())
 				e = clEnqueueWriteBuffer(st->q, fs->mem[i], CL_TRUE, fs->bytes[i], GUARD_BYTES, canary, 0, NULL, NULL);
 			if (e != CL_SUCCESS)

@@ -342,9 +342,6 @@ Suite *ir_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ir_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = tu_run_suite(ir_suite());
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

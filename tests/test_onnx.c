@@ -286,9 +286,6 @@ int main(void)
 	tcase_add_test(tc, crafted_defects);
 	tcase_add_test(tc, truncated_and_corrupt);
 	suite_add_tcase(s, tc);
-	SRunner *r = srunner_create(s);
-	srunner_run_all(r, CK_NORMAL);
-	int failed = srunner_ntests_failed(r);
-	srunner_free(r);
+	int failed = tu_run_suite(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -209,9 +209,6 @@ Suite *opencl_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(opencl_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = tu_run_suite(opencl_suite());
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -135,9 +135,6 @@ Suite *ops_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ops_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = tu_run_suite(ops_suite());
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

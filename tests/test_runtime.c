@@ -347,9 +347,6 @@ Suite *runtime_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(runtime_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = tu_run_suite(runtime_suite());
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

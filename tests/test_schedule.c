@@ -469,9 +469,6 @@ Suite *schedule_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(schedule_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = tu_run_suite(schedule_suite());
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

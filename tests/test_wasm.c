@@ -111,9 +111,6 @@ int main(void)
 	tcase_add_test(tc, relaxed_variant);
 	tcase_add_test(tc, native_call_refused);
 	suite_add_tcase(s, tc);
-	SRunner *r = srunner_create(s);
-	srunner_run_all(r, CK_NORMAL);
-	int failed = srunner_ntests_failed(r);
-	srunner_free(r);
+	int failed = tu_run_suite(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -257,10 +257,7 @@ int main(void)
 	tcase_add_loop_test(tc, chromium_webgl, 0, ncases);
 	tcase_add_loop_test(tc, chromium_webgpu_cpu, 0, ncases);
 	suite_add_tcase(s, tc);
-	SRunner *r = srunner_create(s);
-	srunner_run_all(r, CK_NORMAL);
-	int failed = srunner_ntests_failed(r);
-	srunner_free(r);
+	int failed = tu_run_suite(s);
 	if (!failed && !getenv("KILN_TEST_KEEP"))
 		clean();
 	else

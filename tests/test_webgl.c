@@ -217,9 +217,6 @@ Suite *webgl_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(webgl_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = tu_run_suite(webgl_suite());
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

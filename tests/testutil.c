@@ -14,6 +14,15 @@
 #include "reference.h"
 #include "testutil.h"
 
+int tu_run_suite(Suite *s)
+{
+	SRunner *r = srunner_create(s);
+	srunner_run_all(r, CK_NORMAL);
+	int failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed;
+}
+
 int tu_write_file(const char *path, const void *data, size_t n)
 {
 	FILE *f = fopen(path, "wb");

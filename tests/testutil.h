@@ -10,6 +10,8 @@
 #include "kiln/build.h"
 #include "kiln/ops.h"
 
+/* Runs every test of s (Check's normal output, which CI reads) and frees it; the failure count. */
+int tu_run_suite(Suite *s);
 /* Writes n bytes to path; 0 or -1. */
 int tu_write_file(const char *path, const void *data, size_t n);
 /* Tolerance for an element type: |got - want| <= atol + rtol * |want|. */
