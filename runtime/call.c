@@ -160,7 +160,6 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void summarize(kiln_timing *out, int repeat);
 
 /*
  * A device function is timed by the device's own clock: each sample is the
@@ -195,14 +194,12 @@ static int time_device(kiln_module *m, rt_function *f, kiln_array **args, const 
 		out->samples_ms[r] = sum / number;
 	}
 	out->number = number;
-	summarize(out, o->repeat);
+	rt_timing_summarize(out, o->repeat);
 	return 0;
 }
 
-int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int nargs, const kiln_time_opts *opts,
-                     kiln_timing *out)
+int rt_time_opts(const kiln_time_opts *opts, kiln_time_opts *out)
 {
-	memset(out, 0, sizeof *out);
 	kiln_time_opts o = opts ? *opts : (kiln_time_opts){0};
 	if ((opts && o.repeat < 1) || o.repeat < 0 || o.number < 0 || o.warmup < 0 || !(o.min_repeat_ms >= 0) ||
 	    o.repeat > 100000 || o.number > (1 << 24) || o.warmup > 100000 || o.min_repeat_ms > 3.6e6)
@@ -215,6 +212,17 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 		o.warmup = 0;
 	if (!opts)
 		o.warmup = 1;
+	*out = o;
+	return 0;
+}
+
+int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int nargs, const kiln_time_opts *opts,
+                     kiln_timing *out)
+{
+	memset(out, 0, sizeof *out);
+	kiln_time_opts o;
+	if (rt_time_opts(opts, &o))
+		return -1;
 	if (kiln_module_call(m, fn, args, nargs)) /* checks everything once */
 		return -1;
 	rt_function *f = rt_module_find(m, fn);
@@ -251,11 +259,11 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 		out->samples_ms[r] = (rt_now_ms() - t0) / number;
 	}
 	out->number = number;
-	summarize(out, o.repeat);
+	rt_timing_summarize(out, o.repeat);
 	return 0;
 }
 
-static void summarize(kiln_timing *out, int repeat)
+void rt_timing_summarize(kiln_timing *out, int repeat)
 {
 	out->nsamples = repeat;
 	double *sorted = malloc(sizeof(double) * repeat);

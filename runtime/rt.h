@@ -22,6 +22,11 @@ int rt_dtype_check(kiln_dtype t, const char *what);
  */
 int rt_array_bytes(int ndim, const int64_t *shape, kiln_dtype t, const char *what, size_t *out);
 
+/* Checks the time evaluator's options and fills in the defaults (opts may be NULL). */
+int rt_time_opts(const kiln_time_opts *opts, kiln_time_opts *out);
+/* Median, mean and min of out->samples_ms[0..repeat). */
+void rt_timing_summarize(kiln_timing *out, int repeat);
+
 /* One kernel launch of a device function. */
 #define RT_MAX_LAUNCH_ARGS 64
 #define RT_MAX_GRID 0x7fffffffu       /* blocks along one grid dimension */

@@ -15,27 +15,11 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#include "ir/ir.h"
-#include "kiln/onnx.h"
-#include "onnx.pb-c.h"
+#include "onnx_internal.h"
 
-/* A protobuf-c allocator that refuses to go past a byte budget. */
-typedef struct {
-	size_t used, limit;
-	bool over;
-} budget;
-
-struct kiln_onnx_model {
-	Onnx__ModelProto *proto;
-	budget spent;
-	ProtobufCAllocator alloc;
-	int opset;
-	int ninputs; /* graph inputs that are not initializers */
-};
-
-static void *budget_alloc(void *data, size_t n)
+void *onnx_budget_alloc(void *data, size_t n)
 {
-	budget *b = data;
+	onnx_budget *b = data;
 	if (n > b->limit - b->used || n > SIZE_MAX - 16) {
 		b->over = true;
 		return NULL;
@@ -48,11 +32,11 @@ static void *budget_alloc(void *data, size_t n)
 	return (char *)p + 16;
 }
 
-static void budget_free(void *data, void *ptr)
+void onnx_budget_free(void *data, void *ptr)
 {
 	if (!ptr)
 		return;
-	budget *b = data;
+	onnx_budget *b = data;
 	size_t *p = (size_t *)((char *)ptr - 16);
 	b->used -= p[0];
 	free(p);
@@ -108,7 +92,7 @@ static bool names_add(name_set *s, const char *name)
 /* ---- types ---- */
 
 /* Bytes of one element of an ONNX data type in raw_data; 0 when unknown or not fixed (strings). */
-static int elem_bytes(int32_t t)
+int onnx_elem_bytes(int32_t t)
 {
 	switch (t) {
 	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
@@ -124,7 +108,7 @@ static int elem_bytes(int32_t t)
 	}
 }
 
-static const char *type_name(int32_t t)
+const char *onnx_type_name(int32_t t)
 {
 	static const char *names[] = {"undefined", "float32", "uint8", "int8", "uint16", "int16", "int32", "int64",
 	                              "string", "bool", "float16", "float64", "uint32", "uint64", "complex64",
@@ -132,10 +116,10 @@ static const char *type_name(int32_t t)
 	return t >= 0 && t < (int32_t)(sizeof names / sizeof *names) ? names[t] : "unknown";
 }
 
-static bool known_type(int32_t t) { return t == ONNX__TENSOR_PROTO__DATA_TYPE__STRING || elem_bytes(t) > 0; }
+static bool known_type(int32_t t) { return t == ONNX__TENSOR_PROTO__DATA_TYPE__STRING || onnx_elem_bytes(t) > 0; }
 
 /* The element count of dims, or -1 when an extent is negative or the product passes 2^40. */
-static int64_t dims_count(size_t n, const int64_t *dims)
+int64_t onnx_dims_count(size_t n, const int64_t *dims)
 {
 	int64_t c = 1;
 	for (size_t i = 0; i < n; i++)
@@ -149,7 +133,7 @@ static int64_t dims_count(size_t n, const int64_t *dims)
 static bool default_domain(const char *d) { return !d || !*d || !strcmp(d, "ai.onnx"); }
 
 /* A path inside the model's folder: relative, no "..", no NUL (the string ends at its first). */
-static bool safe_relative(const char *p)
+bool onnx_safe_relative(const char *p)
 {
 	if (!p || !*p || p[0] == '/' || p[0] == '\\')
 		return false;
@@ -168,7 +152,7 @@ static int check_initializer(kiln_ctx *ctx, const char *what, const Onnx__Tensor
 	int32_t dt = t->has_data_type ? t->data_type : 0;
 	if (!known_type(dt))
 		return ir_error(ctx, "%s: initializer '%s' has data type %d, which ONNX does not define", what, name, dt);
-	int64_t n = dims_count(t->n_dims, t->dims);
+	int64_t n = onnx_dims_count(t->n_dims, t->dims);
 	if (n < 0)
 		return ir_error(ctx, "%s: initializer '%s' has a negative extent or more than 2^40 elements", what, name);
 	if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
@@ -178,12 +162,12 @@ static int check_initializer(kiln_ctx *ctx, const char *what, const Onnx__Tensor
 			if (e && e->key && !strcmp(e->key, "location"))
 				loc = e->value;
 		}
-		if (!safe_relative(loc))
+		if (!onnx_safe_relative(loc))
 			return ir_error(ctx, "%s: initializer '%s' keeps its data in '%s', which is not a relative path inside "
 			                "the model's folder", what, name, loc ? loc : "(no location)");
 		return 0;
 	}
-	int eb = elem_bytes(dt);
+	int eb = onnx_elem_bytes(dt);
 	size_t have;
 	const char *field;
 	if (t->has_raw_data) {
@@ -191,7 +175,7 @@ static int check_initializer(kiln_ctx *ctx, const char *what, const Onnx__Tensor
 			return ir_error(ctx, "%s: initializer '%s' holds strings in raw_data", what, name);
 		if ((uint64_t)t->raw_data.len != (uint64_t)n * (uint64_t)eb)
 			return ir_error(ctx, "%s: initializer '%s' (%s, %lld elements) has %zu bytes of raw_data, expected %lld",
-			                what, name, type_name(dt), (long long)n, t->raw_data.len, (long long)(n * eb));
+			                what, name, onnx_type_name(dt), (long long)n, t->raw_data.len, (long long)(n * eb));
 		return 0;
 	}
 	switch (dt) {
@@ -207,7 +191,7 @@ static int check_initializer(kiln_ctx *ctx, const char *what, const Onnx__Tensor
 	}
 	if ((uint64_t)have != (uint64_t)n)
 		return ir_error(ctx, "%s: initializer '%s' (%s) has %zu values in %s, expected %lld", what, name,
-		                type_name(dt), have, field, (long long)n);
+		                onnx_type_name(dt), have, field, (long long)n);
 	return 0;
 }
 
@@ -325,7 +309,7 @@ kiln_onnx_model *kiln_onnx_load_bytes(kiln_ctx *ctx, const void *data, size_t si
 	/* decoded messages cost more than their bytes (pointers, structs, 8-byte
 	 * integers from 1-byte varints), but a bounded factor more */
 	m->spent.limit = 64 * size + ((size_t)64 << 20);
-	m->alloc = (ProtobufCAllocator){budget_alloc, budget_free, &m->spent};
+	m->alloc = (ProtobufCAllocator){onnx_budget_alloc, onnx_budget_free, &m->spent};
 	m->proto = onnx__model_proto__unpack(&m->alloc, size, data);
 	if (!m->proto) {
 		if (m->spent.over)
@@ -336,7 +320,10 @@ kiln_onnx_model *kiln_onnx_load_bytes(kiln_ctx *ctx, const void *data, size_t si
 		free(m);
 		return NULL;
 	}
-	if (check_model(ctx, m, what)) {
+	m->what = strdup(what);
+	if (!m->what || check_model(ctx, m, what)) {
+		if (!m->what)
+			ir_error(ctx, "%s: out of memory", what);
 		kiln_onnx_free(m);
 		return NULL;
 	}
@@ -371,6 +358,14 @@ kiln_onnx_model *kiln_onnx_load(kiln_ctx *ctx, const char *path)
 	}
 	kiln_onnx_model *m = kiln_onnx_load_bytes(ctx, data, (size_t)n, path);
 	free(data);
+	if (m) {
+		const char *slash = strrchr(path, '/');
+		m->dir = slash ? strndup(path, (size_t)(slash - path + 1)) : strdup("./");
+		if (!m->dir) {
+			kiln_onnx_free(m);
+			return ir_error(ctx, "%s: out of memory", path), NULL;
+		}
+	}
 	return m;
 }
 
@@ -380,6 +375,8 @@ void kiln_onnx_free(kiln_onnx_model *m)
 		return;
 	if (m->proto)
 		onnx__model_proto__free_unpacked(m->proto, &m->alloc);
+	free(m->dir);
+	free(m->what);
 	free(m);
 }
 
@@ -389,10 +386,23 @@ int kiln_onnx_num_outputs(const kiln_onnx_model *m) { return m ? (int)m->proto->
 int kiln_onnx_num_initializers(const kiln_onnx_model *m) { return m ? (int)m->proto->graph->n_initializer : 0; }
 int kiln_onnx_opset(const kiln_onnx_model *m) { return m ? m->opset : 0; }
 
+const char *kiln_onnx_input_name(const kiln_onnx_model *m, int i)
+{
+	const Onnx__GraphProto *g = m ? m->proto->graph : NULL;
+	for (size_t k = 0; g && k < g->n_input; k++) {
+		bool init = false;
+		for (size_t j = 0; j < g->n_initializer && !init; j++)
+			init = !strcmp(g->initializer[j]->name, g->input[k]->name);
+		if (!init && i-- == 0)
+			return g->input[k]->name;
+	}
+	return NULL;
+}
+
 static void describe_value(const Onnx__ValueInfoProto *v, FILE *out)
 {
 	const Onnx__TypeProto__Tensor *t = v->type->tensor_type;
-	fprintf(out, "  %s: %s [", v->name, type_name(t->elem_type));
+	fprintf(out, "  %s: %s [", v->name, onnx_type_name(t->elem_type));
 	for (size_t d = 0; t->shape && d < t->shape->n_dim; d++) {
 		const Onnx__TensorShapeProto__Dimension *dim = t->shape->dim[d];
 		if (d)
@@ -453,7 +463,7 @@ void kiln_onnx_describe(const kiln_onnx_model *m, FILE *out)
 		if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
 			external++;
 		else
-			bytes += (uint64_t)dims_count(t->n_dims, t->dims) * (uint64_t)elem_bytes(t->data_type);
+			bytes += (uint64_t)onnx_dims_count(t->n_dims, t->dims) * (uint64_t)onnx_elem_bytes(t->data_type);
 	}
 	fprintf(out, "initializers: %zu, %llu bytes inline", g->n_initializer, (unsigned long long)bytes);
 	if (external)

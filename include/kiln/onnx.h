@@ -15,7 +15,7 @@
 
 #include <stdio.h>
 
-#include "te.h"
+#include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,8 +45,28 @@ int kiln_onnx_num_nodes(const kiln_onnx_model *m);
 int kiln_onnx_num_inputs(const kiln_onnx_model *m);
 int kiln_onnx_num_outputs(const kiln_onnx_model *m);
 int kiln_onnx_num_initializers(const kiln_onnx_model *m);
+/* The name of graph input i (initializers excluded), or NULL. */
+const char *kiln_onnx_input_name(const kiln_onnx_model *m, int i);
 /* The default domain's opset version the model imports. */
 int kiln_onnx_opset(const kiln_onnx_model *m);
+
+/* A shape for a graph input: binds its symbolic dimensions (--input-shape name=1,3,224,224). */
+typedef struct {
+	const char *name;
+	int ndim;
+	int64_t shape[KILN_MAX_DIMS];
+} kiln_input_shape;
+
+/*
+ * The model as a graph (kiln/graph.h): initializers (also external data,
+ * read through mmap from the model's folder) become constants, inputs get
+ * static shapes — their own, or those bound here (every symbolic dimension
+ * must be bound). NULL with the reason in kiln_error(ctx). The graph lives
+ * in ctx; the model can be freed once it is imported.
+ */
+kiln_graph *kiln_onnx_import(kiln_ctx *ctx, const kiln_onnx_model *m, int nbind, const kiln_input_shape *binds);
+/* A serialized ONNX TensorProto (the .pb files of ONNX's test data) as a new array. */
+kiln_array *kiln_onnx_read_tensor(kiln_ctx *ctx, const void *data, size_t size, const char *what);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,315 @@
+/*
+ * build.c — a model module from a fused, planned graph: one function per
+ * group (its nodes' tensor expressions as ONE compute, scheduled by the
+ * target's default schedule and lowered by the usual pipeline), all built
+ * for the target at once; then the execution plan ("graph" blob) and the
+ * weights ("weights" blob) join the module's container.
+ *
+ * The plan (read by runtime/graph.c), little-endian:
+ *   "KGRAPH\0\1"  u32 version  u64 arena_bytes  u64 weights_bytes
+ *   u32 nvalue { str name, u8 code, u8 bits, u16 lanes, u8 ndim, i64 shape[ndim],
+ *                u8 kind (0 input, 1 output, 2 weight, 3 intermediate), u64 offset, u64 init }
+ *   u32 ninput { u32 value }  u32 noutput { u32 value }
+ *   u32 nstep { str function, u32 nargs { u32 value } }
+ * offset: into the weights (2) or the arena (3); init: an output's constant
+ * value in the weights, or ~0.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/ops.h"
+#include "optable.h"
+#include "runtime/rt.h"
+
+#define PLAN_MAGIC "KGRAPH\0\1"
+#define PLAN_VERSION 1u
+#define NO_INIT UINT64_MAX
+
+/* ---- one group as one function ---- */
+
+typedef struct {
+	kiln_graph *g;
+	gr_group *gp;
+	gr_build anchor;              /* the anchor's build, when there is one */
+	gr_build *member;             /* per member: the node, for expr() */
+	kiln_tensor ***side;          /* per member, per input: its placeholder */
+	int ndim;
+	const int64_t *shape;
+	/* the kernel's inputs */
+	int nargs;
+	kiln_tensor *args[64];
+	int argval[64];
+} group_build;
+
+static int add_arg(group_build *gb, kiln_tensor *t, int value)
+{
+	if (gb->nargs >= 60)
+		return ir_error(gb->g->ctx, "%s: a fused kernel reads more than 60 tensors", gb->g->what);
+	gb->args[gb->nargs] = t;
+	gb->argval[gb->nargs++] = value;
+	return 0;
+}
+
+static kiln_expr *group_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	group_build *gb = user;
+	kiln_graph *g = gb->g;
+	int nv = gb->gp->n + 1, have = 0;
+	int *ids = ir_alloc(ctx, sizeof(int) * nv);
+	kiln_expr **vals = ir_alloc(ctx, sizeof(kiln_expr *) * nv);
+	int m0 = 0;
+	if (gb->gp->anchor >= 0) {
+		gr_build *b = &gb->anchor;
+		kiln_expr *acc = gr_read_as(ctx, b->out[0], gb->ndim, gb->shape, idx);
+		if (b->epilogue)
+			acc = b->epilogue(b, idx, acc);
+		ids[have] = b->n->out[0];
+		vals[have++] = acc;
+		m0 = 1;
+	}
+	for (int m = m0; m < gb->gp->n; m++) {
+		gr_build *b = &gb->member[m];
+		kiln_expr *a[GR_MAX_IN] = {0};
+		for (int k = 0; k < b->n->nin && k < GR_MAX_IN; k++) {
+			for (int j = 0; j < have && !a[k]; j++)
+				if (ids[j] == b->n->in[k])
+					a[k] = vals[j];
+			if (!a[k] && gb->side[m][k])
+				a[k] = gr_bcast_read(ctx, gb->side[m][k], gb->ndim, idx);
+		}
+		kiln_expr *e = b->n->def->expr(b, a);
+		if (!e)
+			return NULL;
+		ids[have] = b->n->out[0];
+		vals[have++] = e;
+	}
+	(void)g;
+	return vals[have - 1];
+}
+
+/* Builds group gp's tensors: its output tensors in outs, inputs in gb. */
+static int group_tensors(kiln_graph *g, gr_group *gp, group_build *gb, kiln_tensor **outs)
+{
+	memset(gb, 0, sizeof *gb);
+	gb->g = g;
+	gb->gp = gp;
+	kiln_ctx *ctx = g->ctx;
+	if (gp->anchor >= 0) {
+		if (gr_build_node(g, gp->anchor, &gb->anchor))
+			return -1;
+		gr_node *n = &g->nodes[gp->anchor];
+		for (int k = 0; k < n->nin && k < GR_MAX_IN; k++)
+			if (gb->anchor.in[k] && add_arg(gb, gb->anchor.in[k], n->in[k]))
+				return -1;
+		if (gp->n == 1 && !gb->anchor.epilogue) {
+			for (int k = 0, o = 0; k < n->nout; k++)
+				if (n->out[k] >= 0)
+					outs[o++] = gb->anchor.out[k];
+			return 0;
+		}
+	}
+	const gr_value *ov = &g->values[gp->outs[0]];
+	gb->ndim = ov->ndim;
+	gb->shape = ov->shape;
+	gb->member = ir_alloc(ctx, sizeof *gb->member * gp->n);
+	gb->side = ir_alloc(ctx, sizeof *gb->side * gp->n);
+	for (int m = gp->anchor >= 0 ? 1 : 0; m < gp->n; m++) {
+		gr_node *n = &g->nodes[gp->nodes[m]];
+		gr_build *b = &gb->member[m];
+		*b = (gr_build){.g = g, .n = n, .ctx = ctx, .opset = g->opset};
+		gb->side[m] = ir_alloc(ctx, sizeof(kiln_tensor *) * GR_MAX_IN);
+		for (int k = 0; k < n->nin && k < GR_MAX_IN; k++) {
+			if (n->in[k] < 0 || (n->def->const_inputs >> k & 1))
+				continue;
+			bool inside = false;
+			for (int j = 0; j < m && !inside; j++)
+				inside = g->nodes[gp->nodes[j]].out[0] == n->in[k];
+			if (inside)
+				continue;
+			gr_value *v = &g->values[n->in[k]];
+			gb->side[m][k] = kiln_placeholder(ctx, ir_fmt(ctx, "v%d_%d_%d", n->in[k], m, k), v->ndim, v->shape,
+			                                  v->dtype);
+			if (!gb->side[m][k] || add_arg(gb, gb->side[m][k], n->in[k]))
+				return -1;
+		}
+	}
+	outs[0] = kiln_compute(ctx, gp->fn, ov->ndim, ov->shape, group_body, gb);
+	if (outs[0])
+		outs[0]->op->tag = "injective";
+	return outs[0] ? 0 : -1;
+}
+
+/* ---- the plan ---- */
+
+typedef struct {
+	uint8_t *p;
+	size_t n, cap;
+	bool oom;
+} wbuf;
+
+static void put(wbuf *w, const void *d, size_t n)
+{
+	if (w->oom)
+		return;
+	if (w->n + n > w->cap) {
+		size_t cap = w->cap ? w->cap : 4096;
+		while (cap < w->n + n)
+			cap *= 2;
+		uint8_t *q = realloc(w->p, cap);
+		if (!q) {
+			w->oom = true;
+			return;
+		}
+		w->p = q;
+		w->cap = cap;
+	}
+	memcpy(w->p + w->n, d, n);
+	w->n += n;
+}
+
+static void put_u(wbuf *w, uint64_t v, int bytes)
+{
+	uint8_t b[8];
+	for (int i = 0; i < bytes; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	put(w, b, bytes);
+}
+
+static void put_str(wbuf *w, const char *s)
+{
+	put_u(w, strlen(s), 4);
+	put(w, s, strlen(s));
+}
+
+typedef struct {
+	int *index;        /* graph value -> plan value, -1 if absent */
+	int n;
+	int *values;
+	wbuf weights;
+	uint64_t *woff;    /* per graph value: weights offset, or NO_INIT */
+} plan_values;
+
+static int plan_value(kiln_graph *g, plan_values *pv, int v)
+{
+	if (pv->index[v] >= 0)
+		return pv->index[v];
+	gr_value *x = &g->values[v];
+	if (x->data) {
+		while (pv->weights.n % 64)
+			put_u(&pv->weights, 0, 1);
+		pv->woff[v] = pv->weights.n;
+		put(&pv->weights, x->data, gr_bytes(x));
+	}
+	pv->values[pv->n] = v;
+	return pv->index[v] = pv->n++;
+}
+
+kiln_module *gr_build_module(kiln_graph *g, const char *target)
+{
+	kiln_ctx *ctx = g->ctx;
+	kiln_func **funcs = ir_alloc(ctx, sizeof *funcs * (g->ngroup + 1));
+	int **stepargs = ir_alloc(ctx, sizeof(int *) * (g->ngroup + 1));
+	int *nstepargs = ir_alloc(ctx, sizeof(int) * (g->ngroup + 1));
+	for (int s = 0; s < g->ngroup; s++) {
+		gr_group *gp = &g->groups[s];
+		group_build gb;
+		kiln_tensor *outs[GR_MAX_OUT];
+		if (group_tensors(g, gp, &gb, outs))
+			return NULL;
+		kiln_tensor *args[64 + GR_MAX_OUT];
+		memcpy(args, gb.args, sizeof(kiln_tensor *) * gb.nargs);
+		memcpy(args + gb.nargs, outs, sizeof(kiln_tensor *) * gp->nout);
+		kiln_schedule *sch = kiln_schedule_for(ctx, target, gp->nout, outs);
+		funcs[s] = sch ? kiln_lower(sch, gp->fn, gb.nargs + gp->nout, args, NULL) : NULL;
+		if (!funcs[s]) {
+			const gr_node *n = &g->nodes[gp->nodes[0]];
+			char msg[sizeof ctx->err];
+			snprintf(msg, sizeof msg, "%s: building the kernel of %s for %s: %.700s", g->what, gr_node_label(g, n), target,
+			         ctx->err);
+			memcpy(ctx->err, msg, sizeof msg);
+			return NULL;
+		}
+		nstepargs[s] = gb.nargs + gp->nout;
+		stepargs[s] = ir_alloc(ctx, sizeof(int) * nstepargs[s]);
+		memcpy(stepargs[s], gb.argval, sizeof(int) * gb.nargs);
+		memcpy(stepargs[s] + gb.nargs, gp->outs, sizeof(int) * gp->nout);
+	}
+	kiln_module *m = g->ngroup ? kiln_build(ctx, g->ngroup, funcs, target) : rt_module_new(target);
+	if (!m)
+		return NULL;
+
+	/* the values the plan names: graph inputs, outputs, and every kernel argument */
+	plan_values pv = {0};
+	pv.index = malloc(sizeof(int) * g->nvalue);
+	pv.values = malloc(sizeof(int) * g->nvalue);
+	pv.woff = malloc(sizeof(uint64_t) * g->nvalue);
+	if (!pv.index || !pv.values || !pv.woff) {
+		free(pv.index), free(pv.values), free(pv.woff);
+		kiln_module_free(m);
+		return ir_error(ctx, "%s: out of memory", g->what), NULL;
+	}
+	for (int v = 0; v < g->nvalue; v++)
+		pv.index[v] = -1, pv.woff[v] = NO_INIT;
+	for (int i = 0; i < g->ninput; i++)
+		plan_value(g, &pv, g->inputs[i]);
+	for (int i = 0; i < g->noutput; i++)
+		plan_value(g, &pv, g->outputs[i]);
+	for (int s = 0; s < g->ngroup; s++)
+		for (int a = 0; a < nstepargs[s]; a++)
+			plan_value(g, &pv, stepargs[s][a]);
+
+	wbuf w = {0};
+	put(&w, PLAN_MAGIC, 8);
+	put_u(&w, PLAN_VERSION, 4);
+	put_u(&w, (uint64_t)g->arena_bytes, 8);
+	put_u(&w, pv.weights.n, 8);
+	put_u(&w, (uint64_t)pv.n, 4);
+	for (int i = 0; i < pv.n; i++) {
+		gr_value *x = &g->values[pv.values[i]];
+		/* names are for messages, except the inputs' and outputs', which users look up */
+		char name[64];
+		snprintf(name, sizeof name, "%s", x->name);
+		if (strlen(x->name) > 63 && (x->is_input || x->is_output)) {
+			free(w.p), free(pv.weights.p), free(pv.index), free(pv.values), free(pv.woff);
+			kiln_module_free(m);
+			return ir_error(ctx, "%s: graph %s '%s' has a name longer than 63 bytes, which is not supported",
+			                g->what, x->is_input ? "input" : "output", x->name), NULL;
+		}
+		put_str(&w, name);
+		put_u(&w, x->dtype.code, 1);
+		put_u(&w, x->dtype.bits, 1);
+		put_u(&w, x->dtype.lanes, 2);
+		put_u(&w, (uint64_t)x->ndim, 1);
+		for (int d = 0; d < x->ndim; d++)
+			put_u(&w, (uint64_t)x->shape[d], 8);
+		int kind = x->is_input ? 0 : x->is_output ? 1 : x->data ? 2 : 3;
+		put_u(&w, (uint64_t)kind, 1);
+		uint64_t off = kind == 2 ? pv.woff[pv.values[i]] : kind == 3 ? (uint64_t)g->offset[pv.values[i]] : 0;
+		put_u(&w, off, 8);
+		put_u(&w, kind == 1 ? pv.woff[pv.values[i]] : NO_INIT, 8);
+	}
+	put_u(&w, (uint64_t)g->ninput, 4);
+	for (int i = 0; i < g->ninput; i++)
+		put_u(&w, (uint64_t)pv.index[g->inputs[i]], 4);
+	put_u(&w, (uint64_t)g->noutput, 4);
+	for (int i = 0; i < g->noutput; i++)
+		put_u(&w, (uint64_t)pv.index[g->outputs[i]], 4);
+	put_u(&w, (uint64_t)g->ngroup, 4);
+	for (int s = 0; s < g->ngroup; s++) {
+		put_str(&w, g->groups[s].fn);
+		put_u(&w, (uint64_t)nstepargs[s], 4);
+		for (int a = 0; a < nstepargs[s]; a++)
+			put_u(&w, (uint64_t)pv.index[stepargs[s][a]], 4);
+	}
+	int rc = w.oom || pv.weights.oom ? ir_error(ctx, "%s: out of memory writing the plan", g->what) : 0;
+	if (!rc && (rt_module_add_blob(m, "graph", w.p, w.n) ||
+	            rt_module_add_blob(m, "weights", pv.weights.p ? pv.weights.p : (uint8_t *)"", pv.weights.n)))
+		rc = ir_error(ctx, "%s: %s", g->what, kiln_rt_last_error());
+	free(w.p), free(pv.weights.p), free(pv.index), free(pv.values), free(pv.woff);
+	if (rc) {
+		kiln_module_free(m);
+		return NULL;
+	}
+	return m;
+}

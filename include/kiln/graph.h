@@ -1,0 +1,45 @@
+/*
+ * kiln graphs: whole models (graph/).
+ *
+ * A frontend (kiln_onnx_import) turns a model into a graph of operators on
+ * tensors. kiln_graph_compile runs the graph passes — shape inference with
+ * constant folding, simplification (Identity / Dropout gone, batch norm
+ * folded into the convolution before it), operator fusion, memory planning —
+ * and builds one module for a target: a function per fused group, the
+ * execution plan and the weights. The runtime runs it (kiln/model.h).
+ */
+#ifndef KILN_GRAPH_H
+#define KILN_GRAPH_H
+
+#include <stdio.h>
+
+#include "te.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kiln_graph kiln_graph;
+
+/* An empty graph in ctx; what names it in messages. */
+kiln_graph *kiln_graph_new(kiln_ctx *ctx, const char *what);
+/* Live operator nodes. */
+int kiln_graph_num_nodes(const kiln_graph *g);
+/* Writes the graph, one node per line with its values' dtypes and shapes. */
+void kiln_graph_print(const kiln_graph *g, FILE *out);
+
+/*
+ * Runs the graph passes and builds a model module for target ("llvm",
+ * "opencl", ...). With print_graph the graph is printed after every pass.
+ * NULL with the reason in kiln_error(ctx). kiln_module_save writes it;
+ * kiln_model_load (kiln/model.h) runs it.
+ */
+kiln_module *kiln_graph_compile(kiln_graph *g, const char *target, FILE *print_graph);
+/* After compile: bytes of the planned arena of intermediates, and what they
+ * would take without reuse (*without_reuse). */
+int64_t kiln_graph_planned_bytes(const kiln_graph *g, int64_t *without_reuse);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

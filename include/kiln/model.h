@@ -1,0 +1,57 @@
+/*
+ * kiln models: running a whole compiled model (runtime/graph.c).
+ *
+ * A model module (what kiln_graph_compile builds and kiln_module_save
+ * writes) holds a function per fused group, the execution plan and the
+ * weights. The graph executor runs the plan with libkiln_runtime alone:
+ *
+ *   kiln_model *m = kiln_model_load("resnet18.kmod");
+ *   kiln_model_set_input(m, "input", x);     // copies, checking dtype and shape
+ *   kiln_model_run(m);
+ *   const kiln_array *y = kiln_model_get_output(m, 0);
+ *
+ * Intermediates live in one arena whose layout the compiler planned;
+ * inputs and outputs have buffers of their own.
+ */
+#ifndef KILN_MODEL_H
+#define KILN_MODEL_H
+
+#include "runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kiln_model kiln_model;
+
+/* Loads a saved model module; NULL with the reason in kiln_rt_last_error(). */
+kiln_model *kiln_model_load(const char *path);
+kiln_model *kiln_model_load_bytes(const void *data, size_t size, const char *what);
+/* A model over a module already in memory; the model takes it (freed with the model, also on failure). */
+kiln_model *kiln_model_from_module(kiln_module *m);
+void kiln_model_free(kiln_model *m);
+
+int kiln_model_num_inputs(const kiln_model *m);
+int kiln_model_num_outputs(const kiln_model *m);
+/* Name, dtype and shape of input / output i (NULL when out of range). */
+const kiln_arg_info *kiln_model_input_info(const kiln_model *m, int i);
+const kiln_arg_info *kiln_model_output_info(const kiln_model *m, int i);
+/* Bytes of the planned arena of intermediates. */
+int64_t kiln_model_arena_bytes(const kiln_model *m);
+
+/* Copies a (compact) array into input name; dtype and shape must match. */
+int kiln_model_set_input(kiln_model *m, const char *name, const kiln_array *a);
+/* The same from raw memory holding the input's bytes. */
+int kiln_model_set_input_data(kiln_model *m, int i, const void *data, size_t bytes);
+int kiln_model_run(kiln_model *m);
+/* Output i after a run; owned by the model, valid until the next run or free. */
+const kiln_array *kiln_model_get_output(const kiln_model *m, int i);
+/* Output name, or NULL. */
+const kiln_array *kiln_model_get_output_by_name(const kiln_model *m, const char *name);
+/* Times whole runs with the time evaluator's options (kiln_module_time's). */
+int kiln_model_time(kiln_model *m, const kiln_time_opts *opts, kiln_timing *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

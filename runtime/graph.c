@@ -1,0 +1,466 @@
+/*
+ * graph.c — the graph executor: runs a model module's plan (what
+ * graph/build.c writes into the "graph" blob) step by step, each step one
+ * function of the module called on views of the model's buffers.
+ *
+ * Every field of the plan is checked before use: counts against what is
+ * left, value indices against the value count, shapes and sizes with
+ * overflow-checked arithmetic, weight and arena offsets against their
+ * buffers, and every step's arguments against its function's metadata
+ * (same dtype and element count; the function's shape is the view the
+ * kernel takes). A hostile plan is refused at load, never at run time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/model.h"
+#include "rt.h"
+
+#define PLAN_MAGIC "KGRAPH\0\1"
+#define PLAN_VERSION 1u
+#define MAX_VALUES (1 << 20)
+#define MAX_STEP_ARGS 256
+#define NO_INIT UINT64_MAX
+
+enum { V_INPUT, V_OUTPUT, V_WEIGHT, V_TEMP };
+
+typedef struct {
+	kiln_arg_info info;
+	int kind;
+	uint64_t offset, init;
+	size_t bytes;
+	void *data;          /* where its elements live once the model is set up */
+} mvalue;
+
+typedef struct {
+	char fn[64];
+	int nargs;
+	int *arg;            /* value indices */
+	kiln_array **views;  /* the arrays the call gets (shaped as the function declares) */
+} mstep;
+
+struct kiln_model {
+	kiln_module *mod;
+	int nvalue, ninput, noutput, nstep;
+	mvalue *values;
+	int *inputs, *outputs;
+	mstep *steps;
+	uint64_t arena_bytes, weights_bytes;
+	uint8_t *arena, *weights;
+	kiln_array **out_arrays;
+	kiln_arg_info *in_info, *out_info;
+};
+
+typedef struct {
+	const uint8_t *p;
+	size_t n, at;
+	const char *what;
+	int err;
+} rd;
+
+static uint64_t get(rd *r, int bytes, const char *field)
+{
+	if (r->err)
+		return 0;
+	if (r->n - r->at < (size_t)bytes) {
+		r->err = rt_error("%s: the plan ends inside %s", r->what, field);
+		return 0;
+	}
+	uint64_t v = 0;
+	for (int i = 0; i < bytes; i++)
+		v |= (uint64_t)r->p[r->at + i] << (8 * i);
+	r->at += bytes;
+	return v;
+}
+
+static void get_str(rd *r, char *out, size_t cap, const char *field)
+{
+	uint64_t len = get(r, 4, field);
+	out[0] = 0;
+	if (r->err)
+		return;
+	if (len >= cap || len > r->n - r->at) {
+		r->err = rt_error("%s: %s has length %llu (at most %zu, %zu bytes left)", r->what, field,
+		                  (unsigned long long)len, cap - 1, r->n - r->at);
+		return;
+	}
+	memcpy(out, r->p + r->at, len);
+	out[len] = 0;
+	if (strlen(out) != len)
+		r->err = rt_error("%s: %s holds a NUL byte", r->what, field);
+	r->at += len;
+}
+
+static uint64_t get_count(rd *r, uint64_t max, const char *field)
+{
+	uint64_t n = get(r, 4, field);
+	if (!r->err && n > max)
+		r->err = rt_error("%s: %llu %s (at most %llu)", r->what, (unsigned long long)n, field, (unsigned long long)max);
+	return r->err ? 0 : n;
+}
+
+void kiln_model_free(kiln_model *m)
+{
+	if (!m)
+		return;
+	for (int s = 0; s < m->nstep; s++) {
+		for (int a = 0; m->steps[s].views && a < m->steps[s].nargs; a++)
+			kiln_array_free(m->steps[s].views[a]);
+		free(m->steps[s].views);
+		free(m->steps[s].arg);
+	}
+	for (int i = 0; m->out_arrays && i < m->noutput; i++)
+		kiln_array_free(m->out_arrays[i]);
+	for (int v = 0; v < m->nvalue; v++)
+		if (m->values[v].kind == V_INPUT || m->values[v].kind == V_OUTPUT)
+			kiln_workspace_free(m->values[v].data);
+	kiln_workspace_free(m->arena);
+	kiln_workspace_free(m->weights);
+	free(m->out_arrays), free(m->in_info), free(m->out_info);
+	free(m->values), free(m->inputs), free(m->outputs), free(m->steps);
+	kiln_module_free(m->mod);
+	free(m);
+}
+
+static int parse_values(kiln_model *m, rd *r)
+{
+	m->nvalue = (int)get_count(r, MAX_VALUES, "values");
+	m->values = calloc(m->nvalue ? m->nvalue : 1, sizeof *m->values);
+	if (!m->values)
+		return rt_error("%s: out of memory", r->what);
+	for (int i = 0; i < m->nvalue && !r->err; i++) {
+		mvalue *v = &m->values[i];
+		get_str(r, v->info.name, sizeof v->info.name, "a value's name");
+		v->info.dtype.code = (uint8_t)get(r, 1, "a dtype");
+		v->info.dtype.bits = (uint8_t)get(r, 1, "a dtype");
+		v->info.dtype.lanes = (uint16_t)get(r, 2, "a dtype");
+		v->info.ndim = (int)get(r, 1, "a rank");
+		if (!r->err && v->info.ndim > KILN_MAX_DIMS)
+			return r->err = rt_error("%s: value '%s' has %d dimensions (at most %d)", r->what, v->info.name,
+			                         v->info.ndim, KILN_MAX_DIMS);
+		for (int d = 0; d < v->info.ndim; d++)
+			v->info.shape[d] = (int64_t)get(r, 8, "a shape");
+		v->kind = (int)get(r, 1, "a value kind");
+		v->offset = get(r, 8, "an offset");
+		v->init = get(r, 8, "an initial value");
+		if (r->err)
+			break;
+		if (v->kind > V_TEMP)
+			return r->err = rt_error("%s: value '%s' has kind %d", r->what, v->info.name, v->kind);
+		if (rt_dtype_check(v->info.dtype, v->info.name) ||
+		    rt_array_bytes(v->info.ndim, v->info.shape, v->info.dtype, v->info.name, &v->bytes))
+			return r->err = -1;
+		uint64_t room = v->kind == V_WEIGHT ? m->weights_bytes : m->arena_bytes;
+		if ((v->kind == V_WEIGHT || v->kind == V_TEMP) && (v->offset > room || v->bytes > room - v->offset))
+			return r->err = rt_error("%s: value '%s' (%zu bytes at %llu) lies outside its %llu-byte buffer", r->what,
+			                         v->info.name, v->bytes, (unsigned long long)v->offset, (unsigned long long)room);
+		if (v->kind == V_OUTPUT && v->init != NO_INIT &&
+		    (v->init > m->weights_bytes || v->bytes > m->weights_bytes - v->init))
+			return r->err = rt_error("%s: output '%s' starts from bytes outside the weights", r->what, v->info.name);
+	}
+	return r->err;
+}
+
+static int parse_ends(kiln_model *m, rd *r, int **list, int *n, int kind, const char *what)
+{
+	*n = (int)get_count(r, (uint64_t)m->nvalue, what);
+	*list = calloc(*n ? *n : 1, sizeof(int));
+	if (!*list)
+		return rt_error("%s: out of memory", r->what);
+	for (int i = 0; i < *n && !r->err; i++) {
+		uint64_t v = get(r, 4, what);
+		if (!r->err && (v >= (uint64_t)m->nvalue || m->values[v].kind != kind))
+			return r->err = rt_error("%s: %s %d names value %llu, which is not one", r->what, what, i,
+			                         (unsigned long long)v);
+		(*list)[i] = (int)v;
+	}
+	return r->err;
+}
+
+static int64_t numel_of(const kiln_arg_info *a)
+{
+	int64_t n = 1;
+	for (int d = 0; d < a->ndim; d++)
+		n *= a->shape[d];
+	return n;
+}
+
+static int parse_steps(kiln_model *m, rd *r)
+{
+	m->nstep = (int)get_count(r, 1u << 20, "steps");
+	m->steps = calloc(m->nstep ? m->nstep : 1, sizeof *m->steps);
+	if (!m->steps)
+		return rt_error("%s: out of memory", r->what);
+	for (int s = 0; s < m->nstep && !r->err; s++) {
+		mstep *st = &m->steps[s];
+		get_str(r, st->fn, sizeof st->fn, "a step's function");
+		st->nargs = (int)get_count(r, MAX_STEP_ARGS, "step arguments");
+		if (r->err)
+			break;
+		st->arg = calloc(st->nargs ? st->nargs : 1, sizeof(int));
+		if (!st->arg)
+			return r->err = rt_error("%s: out of memory", r->what);
+		for (int a = 0; a < st->nargs && !r->err; a++) {
+			uint64_t v = get(r, 4, "a step argument");
+			if (!r->err && v >= (uint64_t)m->nvalue)
+				return r->err = rt_error("%s: step %s reads value %llu of %d", r->what, st->fn, (unsigned long long)v,
+				                         m->nvalue);
+			st->arg[a] = (int)v;
+		}
+		if (r->err)
+			break;
+		const kiln_arg_info *fa;
+		int nfa = kiln_module_function_args(m->mod, st->fn, &fa);
+		if (nfa < 0)
+			return r->err = rt_error("%s: step %d calls '%s', which the module does not have", r->what, s, st->fn);
+		if (nfa != st->nargs)
+			return r->err = rt_error("%s: step %s passes %d arguments to a function of %d", r->what, st->fn,
+			                         st->nargs, nfa);
+		for (int a = 0; a < nfa; a++) {
+			const mvalue *v = &m->values[st->arg[a]];
+			const kiln_dtype x = v->info.dtype, y = fa[a].dtype;
+			if (x.code != y.code || x.bits != y.bits || x.lanes != y.lanes || numel_of(&v->info) != numel_of(&fa[a]))
+				return r->err = rt_error("%s: step %s argument %d ('%s') does not match the function's '%s'",
+				                         r->what, st->fn, a, v->info.name, fa[a].name);
+			if (fa[a].is_output && (v->kind == V_INPUT || v->kind == V_WEIGHT))
+				return r->err = rt_error("%s: step %s writes '%s', an input or weight", r->what, st->fn,
+				                         v->info.name);
+		}
+	}
+	return r->err;
+}
+
+/* Buffers: the arena, the weights (aligned copies), inputs and outputs; then each step's views. */
+static int setup(kiln_model *m, const rt_blob *wb, const char *what)
+{
+	m->arena = kiln_workspace_alloc((int64_t)(m->arena_bytes ? m->arena_bytes : 64));
+	m->weights = kiln_workspace_alloc((int64_t)(m->weights_bytes ? m->weights_bytes : 64));
+	if (!m->arena || !m->weights)
+		return rt_error("%s: cannot allocate %llu + %llu bytes", what, (unsigned long long)m->arena_bytes,
+		                (unsigned long long)m->weights_bytes);
+	if (m->weights_bytes)
+		memcpy(m->weights, wb->data, m->weights_bytes);
+	for (int i = 0; i < m->nvalue; i++) {
+		mvalue *v = &m->values[i];
+		if (v->kind == V_WEIGHT)
+			v->data = m->weights + v->offset;
+		else if (v->kind == V_TEMP)
+			v->data = m->arena + v->offset;
+		else if (!(v->data = kiln_workspace_alloc((int64_t)(v->bytes ? v->bytes : 64))))
+			return rt_error("%s: cannot allocate '%s'", what, v->info.name);
+		else if (v->kind == V_OUTPUT && v->init != NO_INIT)
+			memcpy(v->data, m->weights + v->init, v->bytes);
+	}
+	for (int s = 0; s < m->nstep; s++) {
+		mstep *st = &m->steps[s];
+		const kiln_arg_info *fa;
+		kiln_module_function_args(m->mod, st->fn, &fa);
+		st->views = calloc(st->nargs ? st->nargs : 1, sizeof *st->views);
+		if (!st->views)
+			return rt_error("%s: out of memory", what);
+		for (int a = 0; a < st->nargs; a++)
+			if (!(st->views[a] = kiln_array_wrap(m->values[st->arg[a]].data, fa[a].ndim, fa[a].shape, fa[a].dtype)))
+				return -1;
+	}
+	m->out_arrays = calloc(m->noutput ? m->noutput : 1, sizeof *m->out_arrays);
+	m->in_info = calloc(m->ninput ? m->ninput : 1, sizeof *m->in_info);
+	m->out_info = calloc(m->noutput ? m->noutput : 1, sizeof *m->out_info);
+	if (!m->out_arrays || !m->in_info || !m->out_info)
+		return rt_error("%s: out of memory", what);
+	for (int i = 0; i < m->ninput; i++)
+		m->in_info[i] = m->values[m->inputs[i]].info;
+	for (int i = 0; i < m->noutput; i++) {
+		mvalue *v = &m->values[m->outputs[i]];
+		m->out_info[i] = v->info;
+		m->out_info[i].is_output = 1;
+		if (!(m->out_arrays[i] = kiln_array_wrap(v->data, v->info.ndim, v->info.shape, v->info.dtype)))
+			return -1;
+	}
+	return 0;
+}
+
+kiln_model *kiln_model_from_module(kiln_module *mod)
+{
+	if (!mod)
+		return rt_error("model: no module"), NULL;
+	const char *what = "model";
+	const rt_blob *pb = rt_module_blob(mod, "graph"), *wb = rt_module_blob(mod, "weights");
+	if (!pb || !wb) {
+		kiln_module_free(mod);
+		return rt_error("%s: a module without a graph plan or weights (a single-operator module? use "
+		                "kiln_module_call)", what), NULL;
+	}
+	kiln_model *m = calloc(1, sizeof *m);
+	if (!m) {
+		kiln_module_free(mod);
+		return rt_error("out of memory"), NULL;
+	}
+	m->mod = mod;
+	rd r = {pb->data, pb->size, 0, what, 0};
+	if (r.n < 8 || memcmp(r.p, PLAN_MAGIC, 8)) {
+		kiln_model_free(m);
+		return rt_error("%s: the graph blob is not a kiln plan", what), NULL;
+	}
+	r.at = 8;
+	uint64_t version = get(&r, 4, "the version");
+	if (!r.err && version != PLAN_VERSION)
+		r.err = rt_error("%s: plan version %llu (this runtime reads %u)", what, (unsigned long long)version,
+		                 PLAN_VERSION);
+	m->arena_bytes = get(&r, 8, "the arena size");
+	m->weights_bytes = get(&r, 8, "the weights size");
+	if (!r.err && m->weights_bytes != wb->size)
+		r.err = rt_error("%s: the plan expects %llu bytes of weights, the module holds %zu", what,
+		                 (unsigned long long)m->weights_bytes, wb->size);
+	if (!r.err && m->arena_bytes > (uint64_t)KILN_MAX_ARRAY_BYTES)
+		r.err = rt_error("%s: an arena of %llu bytes (at most %lld)", what, (unsigned long long)m->arena_bytes,
+		                 (long long)KILN_MAX_ARRAY_BYTES);
+	if (r.err || parse_values(m, &r) || parse_ends(m, &r, &m->inputs, &m->ninput, V_INPUT, "inputs") ||
+	    parse_ends(m, &r, &m->outputs, &m->noutput, V_OUTPUT, "outputs") || parse_steps(m, &r)) {
+		kiln_model_free(m);
+		return NULL;
+	}
+	if (r.at != r.n) {
+		kiln_model_free(m);
+		return rt_error("%s: %zu bytes after the plan", what, r.n - r.at), NULL;
+	}
+	if (setup(m, wb, what)) {
+		kiln_model_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+kiln_model *kiln_model_load_bytes(const void *data, size_t size, const char *what)
+{
+	kiln_module *mod = kiln_module_load_bytes(data, size, what);
+	return mod ? kiln_model_from_module(mod) : NULL;
+}
+
+kiln_model *kiln_model_load(const char *path)
+{
+	kiln_module *mod = kiln_module_load(path);
+	return mod ? kiln_model_from_module(mod) : NULL;
+}
+
+int kiln_model_num_inputs(const kiln_model *m) { return m ? m->ninput : 0; }
+int kiln_model_num_outputs(const kiln_model *m) { return m ? m->noutput : 0; }
+int64_t kiln_model_arena_bytes(const kiln_model *m) { return m ? (int64_t)m->arena_bytes : 0; }
+
+const kiln_arg_info *kiln_model_input_info(const kiln_model *m, int i)
+{
+	return m && i >= 0 && i < m->ninput ? &m->in_info[i] : NULL;
+}
+
+const kiln_arg_info *kiln_model_output_info(const kiln_model *m, int i)
+{
+	return m && i >= 0 && i < m->noutput ? &m->out_info[i] : NULL;
+}
+
+int kiln_model_set_input_data(kiln_model *m, int i, const void *data, size_t bytes)
+{
+	if (!m || i < 0 || i >= m->ninput)
+		return rt_error("model: no input %d (it has %d)", i, m ? m->ninput : 0);
+	mvalue *v = &m->values[m->inputs[i]];
+	if (!data || bytes != v->bytes)
+		return rt_error("model: input '%s' takes %zu bytes, got %zu", v->info.name, v->bytes, data ? bytes : 0);
+	memcpy(v->data, data, bytes);
+	return 0;
+}
+
+int kiln_model_set_input(kiln_model *m, const char *name, const kiln_array *a)
+{
+	if (!m || !name || !a)
+		return rt_error("model: set_input needs a model, a name and an array");
+	for (int i = 0; i < m->ninput; i++) {
+		const kiln_arg_info *in = &m->in_info[i];
+		if (strcmp(in->name, name))
+			continue;
+		char want[16], got[16];
+		if (a->dtype.code != in->dtype.code || a->dtype.bits != in->dtype.bits || a->dtype.lanes != in->dtype.lanes)
+			return rt_error("model: input '%s' is %s, the array %s", name, kiln_dtype_str(in->dtype, want),
+			                kiln_dtype_str(a->dtype, got));
+		if (a->ndim != in->ndim || memcmp(a->shape, in->shape, sizeof(int64_t) * a->ndim))
+			return rt_error("model: input '%s' has another shape than the array (rank %d against %d, or extents)",
+			                name, in->ndim, a->ndim);
+		if (!kiln_array_is_compact(a))
+			return rt_error("model: the array for '%s' is not compact", name);
+		if (a->device != KILN_DEV_CPU)
+			return rt_error("model: the array for '%s' is not in host memory", name);
+		return kiln_model_set_input_data(m, i, a->data, m->values[m->inputs[i]].bytes);
+	}
+	char names[512] = "";
+	size_t k = 0;
+	for (int i = 0; i < m->ninput && k < sizeof names; i++)
+		k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "", m->in_info[i].name);
+	return rt_error("model: no input named '%s' (it has: %s)", name, names);
+}
+
+int kiln_model_run(kiln_model *m)
+{
+	if (!m)
+		return rt_error("model: none");
+	/* outputs the compiler folded to constants: written every run, as a kernel would */
+	for (int i = 0; i < m->noutput; i++) {
+		mvalue *v = &m->values[m->outputs[i]];
+		if (v->init != NO_INIT)
+			memcpy(v->data, m->weights + v->init, v->bytes);
+	}
+	for (int s = 0; s < m->nstep; s++)
+		if (kiln_module_call(m->mod, m->steps[s].fn, m->steps[s].views, m->steps[s].nargs))
+			return -1;
+	return 0;
+}
+
+const kiln_array *kiln_model_get_output(const kiln_model *m, int i)
+{
+	if (!m || i < 0 || i >= m->noutput) {
+		rt_error("model: no output %d (it has %d)", i, m ? m->noutput : 0);
+		return NULL;
+	}
+	return m->out_arrays[i];
+}
+
+const kiln_array *kiln_model_get_output_by_name(const kiln_model *m, const char *name)
+{
+	for (int i = 0; m && name && i < m->noutput; i++)
+		if (!strcmp(m->out_info[i].name, name))
+			return m->out_arrays[i];
+	rt_error("model: no output named '%s'", name ? name : "(null)");
+	return NULL;
+}
+
+int kiln_model_time(kiln_model *m, const kiln_time_opts *opts, kiln_timing *out)
+{
+	memset(out, 0, sizeof *out);
+	kiln_time_opts o;
+	if (rt_time_opts(opts, &o) || kiln_model_run(m))
+		return -1;
+	for (int i = 0; i < o.warmup; i++)
+		if (kiln_model_run(m))
+			return -1;
+	int number = o.number > 0 ? o.number : 1;
+	if (o.number <= 0 && o.min_repeat_ms > 0) {
+		double t0 = rt_now_ms();
+		if (kiln_model_run(m))
+			return -1;
+		double dt = rt_now_ms() - t0;
+		number = dt > 0 ? (int)(o.min_repeat_ms / dt) + 1 : 1000;
+		number = number > (1 << 24) ? 1 << 24 : number;
+	}
+	out->samples_ms = malloc(sizeof(double) * o.repeat);
+	if (!out->samples_ms)
+		return rt_error("out of memory");
+	for (int r = 0; r < o.repeat; r++) {
+		double t0 = rt_now_ms();
+		for (int i = 0; i < number; i++)
+			if (kiln_model_run(m)) {
+				kiln_timing_free(out);
+				return -1;
+			}
+		out->samples_ms[r] = (rt_now_ms() - t0) / number;
+	}
+	out->number = number;
+	rt_timing_summarize(out, o.repeat);
+	return 0;
+}
