@@ -65,5 +65,20 @@ expect 1 "not an ONNX model (the protobuf does not decode" onnx "$dir/bad.onnx"
 "$kiln" run relu --shape 100 >/dev/null 2>&1 || { echo "FAIL: kiln run relu --shape 100"; fails=$((fails + 1)); }
 conv=/usr/share/libonnx-testdata/data/node/test_conv_with_strides_padding/model.onnx
 "$kiln" onnx "$conv" | grep -q "nodes: 1 (Conv x1)" || { echo "FAIL: kiln onnx $conv"; fails=$((fails + 1)); }
+# whole models: compile, run, bench; and what is refused
+expect 2 "compile needs a model and -o FILE.kmod" compile "$conv"
+expect 2 "is not NAME=N,N,... with positive extents" compile "$conv" -o "$dir/c.kmod" --input-shape x=0,3
+expect 1 "a shape is given for 'nosuch', which is not an input" compile "$conv" -o "$dir/c.kmod" --input-shape nosuch=1,1,7,5
+expect 1 "has extent 7 in dimension 2, the shape given 8" compile "$conv" -o "$dir/c.kmod" --input-shape x=1,1,8,5
+expect 1 "not an ONNX model" compile "$dir/bad.onnx" -o "$dir/c.kmod"
+expect 1 "opset 6 of the default domain" compile /usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx -o "$dir/c.kmod"
+expect 1 "LogSoftmax (node 0): operator 'LogSoftmax' is not supported" compile /usr/share/libonnx-testdata/data/node/test_logsoftmax_example_1/model.onnx -o "$dir/c.kmod"
+printf 'KILNMOD\001junk' >"$dir/bad.kmod"
+expect 1 "unsupported container version" run "$dir/bad.kmod"
+"$kiln" compile "$conv" -o "$dir/c.kmod" | grep -q "wrote $dir/c.kmod: 1 kernels for llvm" || { echo "FAIL: kiln compile $conv"; fails=$((fails + 1)); }
+"$kiln" run "$dir/c.kmod" | grep -q "output 'y': float32 \[1,1,4,3\]" || { echo "FAIL: kiln run c.kmod"; fails=$((fails + 1)); }
+"$kiln" bench "$dir/c.kmod" --repeat 3 | grep -q "median" || { echo "FAIL: kiln bench c.kmod"; fails=$((fails + 1)); }
+head -c 300 "$dir/c.kmod" >"$dir/cut.kmod"
+expect 1 "cut.kmod" run "$dir/cut.kmod"
 echo "cli: $passed passed, $fails failed"
 [ "$fails" = 0 ]

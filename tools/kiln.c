@@ -19,6 +19,7 @@
 
 #include "kiln/build.h"
 #include "kiln/opencl.h"
+#include "kiln/model.h"
 #include "kiln/onnx.h"
 #include "kiln/ops.h"
 #include "args.h"
@@ -30,6 +31,9 @@ typedef struct {
 	int help;
 	int llvm; /* lower: 1 = the LLVM IR as emitted, 2 = after O3 */
 	const char *port; /* serve */
+	const char *input_shape[16]; /* compile: name=N,N,... */
+	int ninput_shape;
+	int print_graph;
 } opts;
 
 static const char *usage_main =
@@ -46,6 +50,9 @@ static const char *usage_main =
 	"  bench OP --shape S        time OP: median milliseconds and GFLOP/s\n"
 	"  devices                   list the devices each target can run on here\n"
 	"  onnx MODEL                load and check an ONNX model, and summarize it\n"
+	"  compile MODEL.onnx -o M.kmod\n"
+	"                            compile a whole ONNX model into one model module\n"
+	"  run M.kmod / bench M.kmod run a compiled model on random inputs / time it\n"
 	"\n"
 	"`kiln <command> --help` describes a command's options.\n";
 
@@ -72,6 +79,15 @@ static void cmd_usage(const char *cmd)
 		       "Open the printed URL: the bundle's index.html runs each function and times it.\n"
 		       "Runs kiln's own server (web/serve.mjs) with node; the folder is only data: a\n"
 		       "serve.mjs inside it is never run, and links out of the folder are not followed.\n");
+		return;
+	}
+	if (!strcmp(cmd, "compile")) {
+		printf("usage: kiln compile MODEL.onnx -o M.kmod [--target T] [--input-shape NAME=N,N,...] [--print-graph]\n\n"
+		       "Imports the model, runs the graph passes (shape inference and constant folding,\n"
+		       "simplification, fusion, memory planning) and writes one model module: a kernel per\n"
+		       "fused group, the execution plan and the weights. --input-shape binds an input's\n"
+		       "symbolic dimensions (repeat it per input); --print-graph shows the graph after each\n"
+		       "pass. kiln run/bench M.kmod runs it; kiln_model_load (kiln/model.h) loads it in C.\n");
 		return;
 	}
 	if (!strcmp(cmd, "onnx")) {
@@ -126,6 +142,10 @@ static int parse(int argc, char **argv, opts *o)
 			o->help = 1;
 			return 0;
 		}
+		if (!strcmp(a, "--print-graph")) {
+			o->print_graph = 1;
+			continue;
+		}
 		if (!strcmp(a, "--llvm") || !strcmp(a, "--llvm-opt")) {
 			o->llvm = a[6] ? 2 : 1;
 			continue;
@@ -169,6 +189,13 @@ static int parse(int argc, char **argv, opts *o)
 				o->seed = (uint64_t)x;
 		} else if (!strcmp(a, "--port"))
 			o->port = v;
+		else if (!strcmp(a, "--input-shape")) {
+			if (o->ninput_shape == 16) {
+				fprintf(stderr, "kiln: more than 16 --input-shape options\n");
+				return -1;
+			}
+			o->input_shape[o->ninput_shape++] = v;
+		}
 		else {
 			fprintf(stderr, "kiln: unknown option '%s' (try kiln %s --help)\n", a, argv[1]);
 			return -1;
@@ -449,6 +476,112 @@ static int cmd_onnx(const opts *o)
 	return m ? 0 : 1;
 }
 
+/* kiln compile MODEL.onnx -o M.kmod: the whole model as one model module. */
+static int cmd_compile(const opts *o)
+{
+	if (!o->op || !o->out) {
+		fprintf(stderr, "kiln: compile needs a model and -o FILE.kmod (kiln compile model.onnx -o model.kmod)\n");
+		return 2;
+	}
+	kiln_input_shape binds[16];
+	for (int i = 0; i < o->ninput_shape; i++) {
+		const char *eq = strchr(o->input_shape[i], '=');
+		int n = eq ? cli_parse_shape(eq + 1, binds[i].shape) : -1;
+		if (!eq || eq == o->input_shape[i] || n <= 0) {
+			fprintf(stderr, "kiln: --input-shape '%s' is not NAME=N,N,... with positive extents\n", o->input_shape[i]);
+			return 2;
+		}
+		binds[i].name = strndup(o->input_shape[i], (size_t)(eq - o->input_shape[i]));
+		binds[i].ndim = n;
+	}
+	if (strcmp(o->target, "llvm") && strcmp(o->target, "opencl") && strcmp(o->target, "webgl")) {
+		fprintf(stderr, "kiln: compile: target '%s' is not supported for models yet (llvm, opencl, webgl)\n",
+		        o->target);
+		return 2;
+	}
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_onnx_model *m = kiln_onnx_load(ctx, o->op);
+	kiln_graph *g = m ? kiln_onnx_import(ctx, m, o->ninput_shape, binds) : NULL;
+	kiln_module *mod = g ? kiln_graph_compile(g, o->target, o->print_graph ? stdout : NULL) : NULL;
+	int rc = 1;
+	if (!mod)
+		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+	else if (kiln_module_save(mod, o->out))
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+	else {
+		int64_t plain, planned = kiln_graph_planned_bytes(g, &plain);
+		printf("wrote %s: %d kernels for %s; intermediates %lld bytes planned (%lld without reuse)\n", o->out,
+		       kiln_module_num_functions(mod), o->target, (long long)planned, (long long)plain);
+		rc = 0;
+	}
+	kiln_module_free(mod);
+	kiln_onnx_free(m);
+	kiln_ctx_free(ctx);
+	for (int i = 0; i < o->ninput_shape; i++)
+		free((char *)binds[i].name);
+	return rc;
+}
+
+/* A compiled model (a module container) rather than an operator name. */
+static bool is_model(const opts *o)
+{
+	size_t n = o->op ? strlen(o->op) : 0;
+	return n > 5 && !strcmp(o->op + n - 5, ".kmod");
+}
+
+/* kiln run|bench M.kmod: random inputs (uniform in [-1, 1)), outputs summarized, or timed. */
+static int cmd_model(const opts *o, bool bench)
+{
+	kiln_model *m = kiln_model_load(o->op);
+	if (!m) {
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+		return 1;
+	}
+	if (o->threads)
+		kiln_set_num_threads(o->threads);
+	int rc = 0;
+	for (int i = 0; i < kiln_model_num_inputs(m) && !rc; i++) {
+		const kiln_arg_info *in = kiln_model_input_info(m, i);
+		kiln_array *a = kiln_array_empty(in->ndim, in->shape, in->dtype);
+		if (a)
+			kiln_array_fill_random(a, o->seed + (uint64_t)i, -1, 1);
+		rc = !a || kiln_model_set_input(m, in->name, a);
+		kiln_array_free(a);
+	}
+	kiln_timing t = {0};
+	if (!rc)
+		rc = bench ? kiln_model_time(m, &(kiln_time_opts){.warmup = 1, .repeat = o->repeat}, &t) : kiln_model_run(m);
+	if (rc) {
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+		kiln_model_free(m);
+		return 1;
+	}
+	if (bench)
+		printf("%s: median %.3f ms, min %.3f ms over %d runs (%d threads)\n", o->op, t.median_ms, t.min_ms,
+		       t.nsamples, kiln_get_num_threads());
+	for (int i = 0; i < kiln_model_num_outputs(m) && !bench; i++) {
+		const kiln_array *y = kiln_model_get_output(m, i);
+		const kiln_arg_info *info = kiln_model_output_info(m, i);
+		char dt[16];
+		printf("output '%s': %s [", info->name, kiln_dtype_str(y->dtype, dt));
+		for (int d = 0; d < y->ndim; d++)
+			printf("%s%lld", d ? "," : "", (long long)y->shape[d]);
+		printf("]");
+		if (y->dtype.code == KILN_FLOAT && y->dtype.bits == 32) {
+			double sum = 0;
+			for (int64_t k = 0; k < kiln_array_numel(y); k++)
+				sum += ((float *)y->data)[k];
+			printf(" sum %.6g, first", sum);
+			for (int64_t k = 0; k < kiln_array_numel(y) && k < 5; k++)
+				printf(" %.6g", ((float *)y->data)[k]);
+		}
+		printf("\n");
+	}
+	kiln_timing_free(&t);
+	kiln_model_free(m);
+	return 0;
+}
+
 /* kiln serve DIR: the bundle's own server (serve.mjs) under node. */
 static int cmd_serve(const opts *o)
 {
@@ -489,9 +622,9 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
-	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices", "serve", "onnx"};
+	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices", "serve", "onnx", "compile"};
 	bool known = false;
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 9; i++)
 		known |= !strcmp(cmd, cmds[i]);
 	if (!known) {
 		fprintf(stderr, "kiln: unknown command '%s'\n\n%s", cmd, usage_main);
@@ -512,6 +645,10 @@ int main(int argc, char **argv)
 		return cmd_serve(&o);
 	if (!strcmp(cmd, "onnx"))
 		return cmd_onnx(&o);
+	if (!strcmp(cmd, "compile"))
+		return cmd_compile(&o);
+	if ((!strcmp(cmd, "run") || !strcmp(cmd, "bench")) && is_model(&o))
+		return cmd_model(&o, !strcmp(cmd, "bench"));
 	kiln_ctx *ctx = kiln_ctx_new();
 	if (!strcmp(cmd, "build") && is_bundle(&o)) {
 		int brc = cmd_bundle(ctx, &o);
