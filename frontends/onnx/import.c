@@ -141,7 +141,8 @@ static int tensor_data(kiln_ctx *ctx, const kiln_onnx_model *m, const Onnx__Tens
 	if (n < 0 || (uint64_t)n * eb > (uint64_t)KILN_MAX_ARRAY_BYTES)
 		return ir_error(ctx, "%s: tensor '%s' has a negative extent or is too large", m->what, name);
 	*ndim = (int)t->n_dims;
-	memcpy(shape, t->dims, sizeof(int64_t) * t->n_dims);
+	if (t->n_dims)
+		memcpy(shape, t->dims, sizeof(int64_t) * t->n_dims);
 	size_t bytes = (size_t)n * eb;
 	uint8_t *d = ir_alloc(ctx, bytes ? bytes : 1);
 	*out = d;
@@ -151,7 +152,8 @@ static int tensor_data(kiln_ctx *ctx, const kiln_onnx_model *m, const Onnx__Tens
 		if (t->raw_data.len != bytes)
 			return ir_error(ctx, "%s: tensor '%s' has %zu bytes of raw_data, expected %zu", m->what, name,
 			                t->raw_data.len, bytes);
-		memcpy(d, t->raw_data.data, bytes);
+		if (bytes)
+			memcpy(d, t->raw_data.data, bytes);
 		return 0;
 	}
 	size_t have = ot == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? t->n_float_data
@@ -268,7 +270,8 @@ static int add_attr(kiln_graph *g, const kiln_onnx_model *m, int node, const Onn
 		x = gr_add_attr(g, node, name, GR_INTS);
 		x->n = (int)a->n_ints;
 		x->ints = ir_alloc(g->ctx, sizeof(int64_t) * (a->n_ints + 1));
-		memcpy(x->ints, a->ints, sizeof(int64_t) * a->n_ints);
+		if (a->n_ints)
+			memcpy(x->ints, a->ints, sizeof(int64_t) * a->n_ints);
 		return 0;
 	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
 		if (a->n_floats > 1u << 20)
