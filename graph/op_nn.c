@@ -214,7 +214,8 @@ static int convt_build(gr_build *b)
 			int64_t want = nos >= 0 ? os[i] : xs[2 + i] * w.stride[i];
 			int64_t total = full - want; /* negative: pads below zero extend the output (ONNX's reference) */
 			bool upper = !strcmp(ap, "SAME_UPPER");
-			w.pad[i] = upper ? total / 2 : total - total / 2;
+			int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2); /* floor, as ONNX's definition */
+			w.pad[i] = upper ? half : total - half;
 			w.pad[2 + i] = total - w.pad[i];
 		}
 		out[i] = full - w.pad[i] - w.pad[2 + i];
