@@ -42,6 +42,7 @@ typedef struct {
 
 struct kiln_model {
 	kiln_module *mod;
+	bool owns;           /* frees mod with the model */
 	int nvalue, ninput, noutput, nstep;
 	mvalue *values;
 	int *inputs, *outputs;
@@ -119,7 +120,8 @@ void kiln_model_free(kiln_model *m)
 	kiln_workspace_free(m->weights);
 	free(m->out_arrays), free(m->in_info), free(m->out_info);
 	free(m->values), free(m->inputs), free(m->outputs), free(m->steps);
-	kiln_module_free(m->mod);
+	if (m->owns)
+		kiln_module_free(m->mod);
 	free(m);
 }
 
@@ -280,23 +282,28 @@ static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 	return 0;
 }
 
-kiln_model *kiln_model_from_module(kiln_module *mod)
+kiln_model *kiln_model_from_module(kiln_module *mod) { return rt_model_over(mod, true); }
+
+kiln_model *rt_model_over(kiln_module *mod, bool owns)
 {
 	if (!mod)
 		return rt_error("model: no module"), NULL;
 	const char *what = "model";
 	const rt_blob *pb = rt_module_blob(mod, "graph"), *wb = rt_module_blob(mod, "weights");
 	if (!pb || !wb) {
-		kiln_module_free(mod);
+		if (owns)
+			kiln_module_free(mod);
 		return rt_error("%s: a module without a graph plan or weights (a single-operator module? use "
 		                "kiln_module_call)", what), NULL;
 	}
 	kiln_model *m = calloc(1, sizeof *m);
 	if (!m) {
-		kiln_module_free(mod);
+		if (owns)
+			kiln_module_free(mod);
 		return rt_error("out of memory"), NULL;
 	}
 	m->mod = mod;
+	m->owns = owns;
 	rd r = {pb->data, pb->size, 0, what, 0};
 	if (r.n < 8 || memcmp(r.p, PLAN_MAGIC, 8)) {
 		kiln_model_free(m);

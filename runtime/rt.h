@@ -22,6 +22,8 @@ int rt_dtype_check(kiln_dtype t, const char *what);
  */
 int rt_array_bytes(int ndim, const int64_t *shape, kiln_dtype t, const char *what, size_t *out);
 
+/* A model over module m (kiln/model.h); owns: m is freed with the model (and on failure). */
+struct kiln_model *rt_model_over(kiln_module *m, bool owns);
 /* Checks the time evaluator's options and fills in the defaults (opts may be NULL). */
 int rt_time_opts(const kiln_time_opts *opts, kiln_time_opts *out);
 /* Median, mean and min of out->samples_ms[0..repeat). */
