@@ -13,15 +13,18 @@ if [ "$(id -u)" = 0 ]; then
 		libopenblas-dev libdnnl-dev libonnx-dev libonnx-testdata protobuf-c-compiler libprotobuf-c-dev libxxhash-dev valgrind \
 		pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo \
 		libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri libgbm1 \
-		clang-19 libclang-rt-19-dev emscripten nodejs chromium >/dev/null
+		clang-19 libclang-rt-19-dev emscripten nodejs chromium \
+		python3-torch python3-torchvision >/dev/null
 	# Debian's nodejs comes without npm (NodeSource's includes it)
 	command -v npm >/dev/null || apt install -y -qq --no-install-recommends npm >/dev/null
 else
 	echo "setup.sh: not root, skipping apt (dependencies must already be installed)" >&2
 fi
-# the JavaScript side's packages (package.json): Dawn for node (webgpu), and
-# playwright-core to drive Debian's chromium (it never downloads a browser)
-npm install --no-audit --no-fund --loglevel=error >/dev/null
+# the JavaScript side's packages (package.json): Dawn for node (webgpu),
+# playwright-core to drive Debian's chromium (it never downloads a browser), and
+# onnxruntime-node, the reference for whole models (its CPU provider is in the
+# package; ONNXRUNTIME_NODE_INSTALL=skip stops its install script fetching GPU ones)
+ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --loglevel=error >/dev/null
 [ -d build ] || meson setup build >/dev/null
 ninja -C build
 
