@@ -35,6 +35,20 @@ static kiln_expr *x_pow(gr_build *b, kiln_expr *const *a)
 	             : kiln_cast(b->ctx, a[0]->type, a[1]);
 	if (!is_float(a[0]))
 		return gr_node_error(b, "Pow of integers is not supported"), NULL;
+	/* small constant exponents as products: exact, faster, and defined for a
+	 * negative base on every target (GLSL's pow is not; LayerNorm arrives as Pow(x - mean, 2)) */
+	double y;
+	gr_value *ev = gr_input(b, 1);
+	if (ev && ev->data && gr_numel(ev) == 1 && !gr_const_scalar(b, 1, 0, &y)) {
+		if (y == 1)
+			return a[0];
+		if (y == 2)
+			return kiln_mul(b->ctx, a[0], a[0]);
+		if (y == 3)
+			return kiln_mul(b->ctx, kiln_mul(b->ctx, a[0], a[0]), a[0]);
+		if (y == 0.5)
+			return kiln_call(b->ctx, KILN_SQRT, a[0], NULL);
+	}
 	return kiln_call(b->ctx, KILN_POW, a[0], e);
 }
 
