@@ -471,3 +471,54 @@ int kiln_model_time(kiln_model *m, const kiln_time_opts *opts, kiln_timing *out)
 	rt_timing_summarize(out, o.repeat);
 	return 0;
 }
+
+typedef struct {
+	int step;
+	double ms;
+} step_time;
+
+static int by_time(const void *a, const void *b)
+{
+	double x = ((const step_time *)a)->ms, y = ((const step_time *)b)->ms;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int kiln_model_profile(kiln_model *m, int runs, FILE *out)
+{
+	if (!m || runs < 1 || runs > 100000 || !out)
+		return rt_error("model profile: a model, 1 to 100000 runs and a stream");
+	step_time *t = calloc(m->nstep ? m->nstep : 1, sizeof *t);
+	double *samples = calloc((size_t)runs, sizeof *samples);
+	if (!t || !samples) {
+		free(t), free(samples);
+		return rt_error("out of memory");
+	}
+	int rc = kiln_model_run(m); /* warm */
+	double total = 0;
+	for (int s = 0; s < m->nstep && !rc; s++) {
+		for (int r = 0; r < runs && !rc; r++) {
+			double t0 = rt_now_ms();
+			rc = kiln_module_call(m->mod, m->steps[s].fn, m->steps[s].views, m->steps[s].nargs);
+			samples[r] = rt_now_ms() - t0;
+		}
+		/* the median of the step's samples */
+		for (int i = 1; i < runs; i++)
+			for (int j = i; j > 0 && samples[j - 1] > samples[j]; j--) {
+				double x = samples[j];
+				samples[j] = samples[j - 1];
+				samples[j - 1] = x;
+			}
+		t[s] = (step_time){s, samples[runs / 2]};
+		total += t[s].ms;
+	}
+	if (!rc) {
+		qsort(t, m->nstep, sizeof *t, by_time);
+		fprintf(out, "%-40s %10s %7s\n", "step (kernel)", "median ms", "share");
+		for (int s = 0; s < m->nstep; s++)
+			fprintf(out, "%-40s %10.3f %6.1f%%\n", m->steps[t[s].step].fn, t[s].ms,
+			        total > 0 ? 100 * t[s].ms / total : 0);
+		fprintf(out, "%-40s %10.3f\n", "total", total);
+	}
+	free(t), free(samples);
+	return rc;
+}

@@ -87,7 +87,8 @@ static void cmd_usage(const char *cmd)
 		       "simplification, fusion, memory planning) and writes one model module: a kernel per\n"
 		       "fused group, the execution plan and the weights. --input-shape binds an input's\n"
 		       "symbolic dimensions (repeat it per input); --print-graph shows the graph after each\n"
-		       "pass. kiln run/bench M.kmod runs it; kiln_model_load (kiln/model.h) loads it in C.\n");
+		       "pass. kiln run/bench M.kmod runs it (bench --print-graph: the time of each kernel);\n"
+		       "kiln_model_load (kiln/model.h) loads it in C.\n");
 		return;
 	}
 	if (!strcmp(cmd, "onnx")) {
@@ -559,6 +560,10 @@ static int cmd_model(const opts *o, bool bench)
 	if (bench)
 		printf("%s: median %.3f ms, min %.3f ms over %d runs (%d threads)\n", o->op, t.median_ms, t.min_ms,
 		       t.nsamples, kiln_get_num_threads());
+	if (bench && o->print_graph && kiln_model_profile(m, o->repeat, stdout)) {
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+		rc = 1;
+	}
 	for (int i = 0; i < kiln_model_num_outputs(m) && !bench; i++) {
 		const kiln_array *y = kiln_model_get_output(m, i);
 		const kiln_arg_info *info = kiln_model_output_info(m, i);

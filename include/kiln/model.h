@@ -16,6 +16,8 @@
 #ifndef KILN_MODEL_H
 #define KILN_MODEL_H
 
+#include <stdio.h>
+
 #include "runtime.h"
 
 #ifdef __cplusplus
@@ -48,6 +50,9 @@ int kiln_model_run(kiln_model *m);
 const kiln_array *kiln_model_get_output(const kiln_model *m, int i);
 /* Output name, or NULL. */
 const kiln_array *kiln_model_get_output_by_name(const kiln_model *m, const char *name);
+/* Times each step (kernel) runs times and writes a table, slowest first, with
+ * medians and shares of the total: where a model spends its time. */
+int kiln_model_profile(kiln_model *m, int runs, FILE *out);
 /* Times whole runs with the time evaluator's options (kiln_module_time's). */
 int kiln_model_time(kiln_model *m, const kiln_time_opts *opts, kiln_timing *out);
 
