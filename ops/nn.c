@@ -368,7 +368,9 @@ kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const
 	/* measured on AVX-512, one core: below 32 columns the GEMM form wins (7x7:
 	 * 90-100 GFLOP/s, direct 55); from 32 up the direct form with two-vector
 	 * blocks wins (56x56: 96, GEMM 81-87) */
-	if (g == 1 && ow < 32)
+	/* strided: the direct form's vectors would gather every other input column
+	 * (ResNet-18's 7x7/2 stem, AVX-512, one core: direct 9.6 ms, GEMM form 3.5) */
+	if (g == 1 && (ow < 32 || c->a.stride[1] > 1))
 		return conv_as_gemm(ctx, c, oh, ow);
 	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){X->shape[0], K, oh, ow}, conv_body, c), TAG_CONV);
 }
