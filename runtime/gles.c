@@ -16,6 +16,7 @@
 #else
 #include <EGL/egl.h>
 #include <EGL/eglext.h>
+#include <dlfcn.h>
 #endif
 #include <GLES3/gl3.h>
 #include <pthread.h>
@@ -49,6 +50,49 @@ typedef struct {
 	int *outs; /* render targets of each launch */
 } fn_state;
 
+#ifdef __EMSCRIPTEN__
+#define GL(f) f
+#else
+/*
+ * libEGL and libGLESv2 are opened when the device is first used, not linked:
+ * a program that runs CPU or OpenCL models never needs them (a GPU machine
+ * with OpenCL but no EGL runs kiln's CPU and OpenCL models).
+ */
+#define EGL_FUNCS(X) X(eglBindAPI) X(eglChooseConfig) X(eglCreateContext) X(eglGetDisplay) X(eglGetProcAddress) X(eglInitialize) X(eglMakeCurrent)
+#define GLES_FUNCS(X) X(glActiveTexture) X(glAttachShader) X(glBindFramebuffer) X(glBindTexture) X(glBindVertexArray) X(glCheckFramebufferStatus) X(glCompileShader) X(glCreateProgram) X(glCreateShader) X(glDeleteProgram) X(glDeleteShader) X(glDeleteTextures) X(glDrawArrays) X(glDrawBuffers) X(glFinish) X(glFramebufferTexture2D) X(glGenFramebuffers) X(glGenTextures) X(glGenVertexArrays) X(glGetError) X(glGetIntegerv) X(glGetProgramiv) X(glGetShaderInfoLog) X(glGetShaderiv) X(glGetString) X(glGetUniformLocation) X(glLinkProgram) X(glReadBuffer) X(glReadPixels) X(glShaderSource) X(glTexImage2D) X(glTexParameteri) X(glTexSubImage2D) X(glUniform1i) X(glUseProgram) X(glViewport)
+static struct {
+#define X(f) __typeof__(&f) f;
+	EGL_FUNCS(X)
+	GLES_FUNCS(X)
+#undef X
+} gl_api;
+#define GL(f) (gl_api.f)
+static pthread_once_t gl_once = PTHREAD_ONCE_INIT;
+static char gl_missing[512]; /* why EGL / GLES could not be used, "" when they can */
+
+static void load_gl(void)
+{
+	void *egl = dlopen("libEGL.so.1", RTLD_NOW | RTLD_LOCAL);
+	void *gles = dlopen("libGLESv2.so.2", RTLD_NOW | RTLD_LOCAL);
+	if (!egl || !gles) {
+		snprintf(gl_missing, sizeof gl_missing, "webgl: cannot load %s (install libegl1 and libgles2 with a driver: "
+		         "libegl-mesa0 and libgl1-mesa-dri, or the GPU's): %s", !egl ? "libEGL.so.1" : "libGLESv2.so.2",
+		         dlerror());
+		return;
+	}
+#define X(f)                                                                                                       \
+	if (!(gl_api.f = (__typeof__(&f))dlsym(egl, #f)) && !gl_missing[0])                                           \
+		snprintf(gl_missing, sizeof gl_missing, "webgl: libEGL.so.1 has no %s", #f);
+	EGL_FUNCS(X)
+#undef X
+#define X(f)                                                                                                       \
+	if (!(gl_api.f = (__typeof__(&f))dlsym(gles, #f)) && !gl_missing[0])                                          \
+		snprintf(gl_missing, sizeof gl_missing, "webgl: libGLESv2.so.2 has no %s", #f);
+	GLES_FUNCS(X)
+#undef X
+}
+#endif
+
 static gl_state *gs;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -65,16 +109,16 @@ static const char vertex_src[] = "#version 300 es\n"
 
 static GLuint compile(GLenum kind, const char *src, const char *what)
 {
-	GLuint sh = glCreateShader(kind);
-	glShaderSource(sh, 1, &src, NULL);
-	glCompileShader(sh);
+	GLuint sh = GL(glCreateShader)(kind);
+	GL(glShaderSource)(sh, 1, &src, NULL);
+	GL(glCompileShader)(sh);
 	GLint ok = 0;
-	glGetShaderiv(sh, GL_COMPILE_STATUS, &ok);
+	GL(glGetShaderiv)(sh, GL_COMPILE_STATUS, &ok);
 	if (!ok) {
 		char log[2048] = "";
-		glGetShaderInfoLog(sh, sizeof log - 1, NULL, log);
+		GL(glGetShaderInfoLog)(sh, sizeof log - 1, NULL, log);
 		rt_error("webgl: %s does not compile: %s", what, log);
-		glDeleteShader(sh);
+		GL(glDeleteShader)(sh);
 		return 0;
 	}
 	return sh;
@@ -99,21 +143,24 @@ static int make_context(void)
 /* An OpenGL ES 3 context without a surface (EGL_MESA_platform_surfaceless, else the default display). */
 static int make_context(void)
 {
-	PFNEGLGETPLATFORMDISPLAYEXTPROC get_display = (PFNEGLGETPLATFORMDISPLAYEXTPROC)eglGetProcAddress("eglGetPlatformDisplayEXT");
+	pthread_once(&gl_once, load_gl);
+	if (gl_missing[0])
+		return rt_error("%s", gl_missing);
+	PFNEGLGETPLATFORMDISPLAYEXTPROC get_display = (PFNEGLGETPLATFORMDISPLAYEXTPROC)GL(eglGetProcAddress)("eglGetPlatformDisplayEXT");
 	EGLDisplay dpy = get_display ? get_display(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, NULL) : EGL_NO_DISPLAY;
 	if (dpy == EGL_NO_DISPLAY)
-		dpy = eglGetDisplay(EGL_DEFAULT_DISPLAY);
+		dpy = GL(eglGetDisplay)(EGL_DEFAULT_DISPLAY);
 	EGLint major, minor;
-	if (dpy == EGL_NO_DISPLAY || !eglInitialize(dpy, &major, &minor))
+	if (dpy == EGL_NO_DISPLAY || !GL(eglInitialize)(dpy, &major, &minor))
 		return rt_error("webgl: no EGL display (install libegl-mesa0 and libgl1-mesa-dri, or a GPU driver)");
 	EGLint cattrs[] = {EGL_SURFACE_TYPE, EGL_PBUFFER_BIT, EGL_RENDERABLE_TYPE, EGL_OPENGL_ES3_BIT, EGL_NONE};
 	EGLConfig cfg;
 	EGLint ncfg = 0;
-	if (!eglChooseConfig(dpy, cattrs, &cfg, 1, &ncfg) || ncfg < 1 || !eglBindAPI(EGL_OPENGL_ES_API))
+	if (!GL(eglChooseConfig)(dpy, cattrs, &cfg, 1, &ncfg) || ncfg < 1 || !GL(eglBindAPI)(EGL_OPENGL_ES_API))
 		return rt_error("webgl: EGL has no OpenGL ES 3 configuration");
 	EGLint ctxattrs[] = {EGL_CONTEXT_MAJOR_VERSION, 3, EGL_CONTEXT_MINOR_VERSION, 0, EGL_NONE};
-	EGLContext ctx = eglCreateContext(dpy, cfg, EGL_NO_CONTEXT, ctxattrs);
-	if (ctx == EGL_NO_CONTEXT || !eglMakeCurrent(dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, ctx))
+	EGLContext ctx = GL(eglCreateContext)(dpy, cfg, EGL_NO_CONTEXT, ctxattrs);
+	if (ctx == EGL_NO_CONTEXT || !GL(eglMakeCurrent)(dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, ctx))
 		return rt_error("webgl: cannot create an OpenGL ES 3 context");
 	return 0;
 }
@@ -125,23 +172,23 @@ static int init_locked(void)
 		return 0;
 	if (make_context())
 		return -1;
-	const char *ext = (const char *)glGetString(GL_EXTENSIONS);
+	const char *ext = (const char *)GL(glGetString)(GL_EXTENSIONS);
 	if (!ext || !strstr(ext, "GL_EXT_color_buffer_float"))
 		return rt_error("webgl: the device cannot render to float textures (no EXT_color_buffer_float)");
 	gl_state *s = calloc(1, sizeof *s);
 	s->vs = compile(GL_VERTEX_SHADER, vertex_src, "the vertex shader");
-	glGenFramebuffers(1, &s->fbo);
-	glGenVertexArrays(1, &s->vao);
+	GL(glGenFramebuffers)(1, &s->fbo);
+	GL(glGenVertexArrays)(1, &s->vao);
 	/* a browser masks GL_RENDERER ("WebKit WebGL"); WEBGL_debug_renderer_info's
 	 * unmasked strings name the real device where the browser offers them */
-	const char *vendor = (const char *)glGetString(GL_VENDOR), *renderer = (const char *)glGetString(GL_RENDERER);
+	const char *vendor = (const char *)GL(glGetString)(GL_VENDOR), *renderer = (const char *)GL(glGetString)(GL_RENDERER);
 #ifdef __EMSCRIPTEN__
 	if (strstr(ext, "WEBGL_debug_renderer_info")) {
-		const char *uv = (const char *)glGetString(0x9245), *ur = (const char *)glGetString(0x9246);
+		const char *uv = (const char *)GL(glGetString)(0x9245), *ur = (const char *)GL(glGetString)(0x9246);
 		vendor = uv ? uv : vendor;
 		renderer = ur ? ur : renderer;
 	}
-	while (glGetError() != GL_NO_ERROR) /* an unknown name only records an error */
+	while (GL(glGetError)() != GL_NO_ERROR) /* an unknown name only records an error */
 		;
 #endif
 	snprintf(s->name, sizeof s->name, "%s / %s", vendor ? vendor : "?", renderer ? renderer : "?");
@@ -150,18 +197,18 @@ static int init_locked(void)
 	 * (WebGL only promises RGBA + FLOAT): ask, with an R32F target bound.
 	 */
 	GLuint t;
-	glGenTextures(1, &t);
-	glBindTexture(GL_TEXTURE_2D, t);
-	glTexImage2D(GL_TEXTURE_2D, 0, GL_R32F, 1, 1, 0, GL_RED, GL_FLOAT, NULL);
-	glBindFramebuffer(GL_FRAMEBUFFER, s->fbo);
-	glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, t, 0);
+	GL(glGenTextures)(1, &t);
+	GL(glBindTexture)(GL_TEXTURE_2D, t);
+	GL(glTexImage2D)(GL_TEXTURE_2D, 0, GL_R32F, 1, 1, 0, GL_RED, GL_FLOAT, NULL);
+	GL(glBindFramebuffer)(GL_FRAMEBUFFER, s->fbo);
+	GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, t, 0);
 	GLint fmt = 0, type = 0;
-	glGetIntegerv(GL_IMPLEMENTATION_COLOR_READ_FORMAT, &fmt);
-	glGetIntegerv(GL_IMPLEMENTATION_COLOR_READ_TYPE, &type);
+	GL(glGetIntegerv)(GL_IMPLEMENTATION_COLOR_READ_FORMAT, &fmt);
+	GL(glGetIntegerv)(GL_IMPLEMENTATION_COLOR_READ_TYPE, &type);
 	s->read_fmt = fmt == GL_RED && type == GL_FLOAT ? GL_RED : GL_RGBA;
-	glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, 0, 0);
-	glDeleteTextures(1, &t);
-	glGetError();
+	GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, 0, 0);
+	GL(glDeleteTextures)(1, &t);
+	GL(glGetError)();
 	gs = s;
 	return 0;
 }
@@ -218,10 +265,10 @@ static void free_fn_state(rt_function *f)
 	fn_state *fs = f->dev;
 	if (!fs)
 		return;
-	glDeleteTextures(fs->n, fs->tex);
+	GL(glDeleteTextures)(fs->n, fs->tex);
 	for (int l = 0; l < f->nlaunch; l++)
 		if (fs->progs[l])
-			glDeleteProgram(fs->progs[l]);
+			GL(glDeleteProgram)(fs->progs[l]);
 	free(fs->tex);
 	free(fs->elems);
 	free(fs->progs);
@@ -252,7 +299,7 @@ static int prepare(kiln_module *m, rt_function *f)
 	fs->progs = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(GLuint));
 	f->dev = fs;
 	m->dev_free = free_fn_state;
-	glGenTextures(fs->n, fs->tex);
+	GL(glGenTextures)(fs->n, fs->tex);
 	int64_t most = 1;
 	for (int i = 0; i < fs->n; i++) {
 		int64_t n;
@@ -269,19 +316,19 @@ static int prepare(kiln_module *m, rt_function *f)
 		int64_t tx = texels(fs, i);
 		most = tx > most ? tx : most;
 		GLint maxsize = 0;
-		glGetIntegerv(GL_MAX_TEXTURE_SIZE, &maxsize);
+		GL(glGetIntegerv)(GL_MAX_TEXTURE_SIZE, &maxsize);
 		if (tex_height(tx) > maxsize)
 			return rt_error("%s: a tensor of %lld elements needs %lld texture rows; the device allows %d", f->name,
 			                (long long)n, (long long)tex_height(tx), maxsize);
-		glBindTexture(GL_TEXTURE_2D, fs->tex[i]);
+		GL(glBindTexture)(GL_TEXTURE_2D, fs->tex[i]);
 		if (fs->lanes == 4)
-			glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RGBA,
+			GL(glTexImage2D)(GL_TEXTURE_2D, 0, GL_RGBA32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RGBA,
 			             GL_FLOAT, NULL);
 		else
-			glTexImage2D(GL_TEXTURE_2D, 0, GL_R32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RED,
+			GL(glTexImage2D)(GL_TEXTURE_2D, 0, GL_R32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RED,
 			             GL_FLOAT, NULL);
-		glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
-		glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+		GL(glTexParameteri)(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+		GL(glTexParameteri)(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
 	}
 	fs->staging = malloc(sizeof(float) * (size_t)(tex_width(most) * tex_height(most)) * 4);
 	int lanes = 1;
@@ -297,13 +344,13 @@ static int prepare(kiln_module *m, rt_function *f)
 		free(src);
 		if (!fsh)
 			return -1;
-		GLuint p = glCreateProgram();
-		glAttachShader(p, gs->vs);
-		glAttachShader(p, fsh);
-		glLinkProgram(p);
-		glDeleteShader(fsh);
+		GLuint p = GL(glCreateProgram)();
+		GL(glAttachShader)(p, gs->vs);
+		GL(glAttachShader)(p, fsh);
+		GL(glLinkProgram)(p);
+		GL(glDeleteShader)(fsh);
 		GLint ok = 0;
-		glGetProgramiv(p, GL_LINK_STATUS, &ok);
+		GL(glGetProgramiv)(p, GL_LINK_STATUS, &ok);
 		if (!ok)
 			return rt_error("%s: kernel '%s' does not link", f->name, f->launches[l].kernel);
 		fs->progs[l] = p;
@@ -318,10 +365,10 @@ static int prepare(kiln_module *m, rt_function *f)
 static void wait_draws(fn_state *fs)
 {
 #ifdef __EMSCRIPTEN__
-	glReadPixels(0, 0, 1, 1, fs->lanes == 4 || gs->read_fmt == GL_RGBA ? GL_RGBA : GL_RED, GL_FLOAT, fs->staging);
+	GL(glReadPixels)(0, 0, 1, 1, fs->lanes == 4 || gs->read_fmt == GL_RGBA ? GL_RGBA : GL_RED, GL_FLOAT, fs->staging);
 #else
 	(void)fs;
-	glFinish();
+	GL(glFinish)();
 #endif
 }
 
@@ -337,19 +384,19 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 		int64_t n = fs->elems[i], tx = texels(fs, i), w = tex_width(tx), h = tex_height(tx), cap = w * h * fs->lanes;
 		const float *src = args[i]->data;
 		GLenum fmt = fs->lanes == 4 ? GL_RGBA : GL_RED;
-		glBindTexture(GL_TEXTURE_2D, fs->tex[i]);
+		GL(glBindTexture)(GL_TEXTURE_2D, fs->tex[i]);
 		if (n == cap) {
-			glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, fmt, GL_FLOAT, src);
+			GL(glTexSubImage2D)(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, fmt, GL_FLOAT, src);
 		} else { /* the last row padded with zeros */
 			memcpy(fs->staging, src, sizeof(float) * (size_t)n);
 			memset(fs->staging + n, 0, sizeof(float) * (size_t)(cap - n));
-			glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, fmt, GL_FLOAT, fs->staging);
+			GL(glTexSubImage2D)(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, fmt, GL_FLOAT, fs->staging);
 		}
 	}
-	glFinish();
+	GL(glFinish)();
 	double t0 = rt_now_ms();
-	glBindFramebuffer(GL_FRAMEBUFFER, gs->fbo);
-	glBindVertexArray(gs->vao);
+	GL(glBindFramebuffer)(GL_FRAMEBUFFER, gs->fbo);
+	GL(glBindVertexArray)(gs->vao);
 	for (int l = 0; l < f->nlaunch; l++) {
 		rt_launch *la = &f->launches[l];
 		int nout = fs->outs[l], out = 0;
@@ -358,50 +405,50 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 			int idx = la->args[o] >= 0 ? la->args[o] : f->nargs - 1 - la->args[o];
 			if (o == 0)
 				out = idx;
-			glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, fs->tex[idx], 0);
+			GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, fs->tex[idx], 0);
 			bufs[o] = GL_COLOR_ATTACHMENT0 + (GLenum)o;
 		}
 		for (int o = nout; o < 4; o++) /* detach what an earlier launch attached */
-			glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, 0, 0);
-		glDrawBuffers(nout, bufs);
-		if (glCheckFramebufferStatus(GL_FRAMEBUFFER) != GL_FRAMEBUFFER_COMPLETE)
+			GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, 0, 0);
+		GL(glDrawBuffers)(nout, bufs);
+		if (GL(glCheckFramebufferStatus)(GL_FRAMEBUFFER) != GL_FRAMEBUFFER_COMPLETE)
 			return rt_error("%s: cannot render into float textures on %s", f->name, gs->name);
-		glUseProgram(fs->progs[l]);
+		GL(glUseProgram)(fs->progs[l]);
 		for (int a = nout; a < la->nargs; a++) {
 			int idx = la->args[a] >= 0 ? la->args[a] : f->nargs - 1 - la->args[a];
 			char uname[16];
 			snprintf(uname, sizeof uname, "t%d", a - nout);
-			glActiveTexture(GL_TEXTURE0 + (GLenum)(a - nout));
-			glBindTexture(GL_TEXTURE_2D, fs->tex[idx]);
-			glUniform1i(glGetUniformLocation(fs->progs[l], uname), a - nout);
+			GL(glActiveTexture)(GL_TEXTURE0 + (GLenum)(a - nout));
+			GL(glBindTexture)(GL_TEXTURE_2D, fs->tex[idx]);
+			GL(glUniform1i)(GL(glGetUniformLocation)(fs->progs[l], uname), a - nout);
 		}
-		glViewport(0, 0, (GLsizei)tex_width(texels(fs, out)), (GLsizei)tex_height(texels(fs, out)));
-		glDrawArrays(GL_TRIANGLES, 0, 3);
+		GL(glViewport)(0, 0, (GLsizei)tex_width(texels(fs, out)), (GLsizei)tex_height(texels(fs, out)));
+		GL(glDrawArrays)(GL_TRIANGLES, 0, 3);
 	}
 	wait_draws(fs);
 	if (ms)
 		*ms = rt_now_ms() - t0;
 	for (int o = 1; o < 4; o++)
-		glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, 0, 0);
+		GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, 0, 0);
 	GLenum first = GL_COLOR_ATTACHMENT0;
-	glDrawBuffers(1, &first);
-	glReadBuffer(GL_COLOR_ATTACHMENT0);
+	GL(glDrawBuffers)(1, &first);
+	GL(glReadBuffer)(GL_COLOR_ATTACHMENT0);
 	for (int i = 0; i < f->nargs; i++) {
 		if (!f->args[i].is_output)
 			continue;
 		int64_t n = fs->elems[i], tx = texels(fs, i), w = tex_width(tx), h = tex_height(tx);
-		glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, fs->tex[i], 0);
+		GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, fs->tex[i], 0);
 		if (fs->lanes == 4 || gs->read_fmt == GL_RED) {
-			glReadPixels(0, 0, (GLsizei)w, (GLsizei)h, fs->lanes == 4 ? GL_RGBA : GL_RED, GL_FLOAT, fs->staging);
+			GL(glReadPixels)(0, 0, (GLsizei)w, (GLsizei)h, fs->lanes == 4 ? GL_RGBA : GL_RED, GL_FLOAT, fs->staging);
 			memcpy(args[i]->data, fs->staging, sizeof(float) * (size_t)n);
 		} else { /* one float of each RGBA texel */
-			glReadPixels(0, 0, (GLsizei)w, (GLsizei)h, GL_RGBA, GL_FLOAT, fs->staging);
+			GL(glReadPixels)(0, 0, (GLsizei)w, (GLsizei)h, GL_RGBA, GL_FLOAT, fs->staging);
 			float *dst = args[i]->data;
 			for (int64_t k = 0; k < n; k++)
 				dst[k] = fs->staging[4 * k];
 		}
 	}
-	GLenum err = glGetError();
+	GLenum err = GL(glGetError)();
 	if (err != GL_NO_ERROR)
 		return rt_error("%s: OpenGL ES error 0x%x on %s", f->name, err, gs->name);
 	return 0;

@@ -11,6 +11,7 @@
  */
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
+#include <dlfcn.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -35,6 +36,44 @@ typedef struct {
 	int nprog;
 	program progs[64];
 } cl_state;
+
+/*
+ * libOpenCL is opened when a device is first asked for, not linked: a
+ * program that runs CPU models never needs it (nor an OpenCL driver).
+ */
+#define CL_FUNCS(X) X(clBuildProgram) X(clCreateBuffer) X(clCreateCommandQueue) X(clCreateContext) X(clCreateKernel) X(clCreateProgramWithSource) X(clEnqueueNDRangeKernel) X(clEnqueueReadBuffer) X(clEnqueueWriteBuffer) X(clFinish) X(clGetDeviceIDs) X(clGetDeviceInfo) X(clGetEventProfilingInfo) X(clGetPlatformIDs) X(clGetPlatformInfo) X(clGetProgramBuildInfo) X(clReleaseContext) X(clReleaseEvent) X(clReleaseKernel) X(clReleaseMemObject) X(clReleaseProgram) X(clSetKernelArg)
+static struct {
+#define X(f) __typeof__(&f) f;
+	CL_FUNCS(X)
+#undef X
+} cl_api;
+#define CL(f) (cl_api.f)
+static pthread_once_t cl_once = PTHREAD_ONCE_INIT;
+static char cl_missing[512]; /* why libOpenCL could not be used, "" when it can */
+
+static void load_opencl(void)
+{
+	void *h = dlopen("libOpenCL.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		h = dlopen("libOpenCL.so", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(cl_missing, sizeof cl_missing, "opencl: cannot load libOpenCL.so.1 (install ocl-icd-libopencl1 and an "
+		         "OpenCL driver): %s", dlerror());
+		return;
+	}
+#define X(f)                                                                                                       \
+	if (!(cl_api.f = (__typeof__(&f))dlsym(h, #f)) && !cl_missing[0])                                              \
+		snprintf(cl_missing, sizeof cl_missing, "opencl: libOpenCL.so.1 has no %s", #f);
+	CL_FUNCS(X)
+#undef X
+}
+
+/* 0 once libOpenCL is loaded; -1 with the reason otherwise. */
+static int need_opencl(void)
+{
+	pthread_once(&cl_once, load_opencl);
+	return cl_missing[0] ? rt_error("%s", cl_missing) : 0;
+}
 
 static cl_state *st;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -96,20 +135,20 @@ int kiln_opencl_devices(char *buf, size_t n)
 	size_t k = 0;
 	if (n)
 		buf[0] = 0;
-	if (clGetPlatformIDs(16, ps, &np) != CL_SUCCESS)
+	if (need_opencl() || CL(clGetPlatformIDs)(16, ps, &np) != CL_SUCCESS)
 		return 0;
 	int count = 0;
 	for (cl_uint i = 0; i < np; i++) {
 		char pn[256] = "";
-		clGetPlatformInfo(ps[i], CL_PLATFORM_NAME, sizeof pn, pn, NULL);
+		CL(clGetPlatformInfo)(ps[i], CL_PLATFORM_NAME, sizeof pn, pn, NULL);
 		cl_device_id ds[16];
 		cl_uint nd = 0;
-		if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS)
+		if (CL(clGetDeviceIDs)(ps[i], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS)
 			continue;
 		for (cl_uint j = 0; j < nd; j++) {
 			char dn[256] = "", ver[128] = "";
-			clGetDeviceInfo(ds[j], CL_DEVICE_NAME, sizeof dn, dn, NULL);
-			clGetDeviceInfo(ds[j], CL_DEVICE_VERSION, sizeof ver, ver, NULL);
+			CL(clGetDeviceInfo)(ds[j], CL_DEVICE_NAME, sizeof dn, dn, NULL);
+			CL(clGetDeviceInfo)(ds[j], CL_DEVICE_VERSION, sizeof ver, ver, NULL);
 			if (k < n)
 				k += (size_t)snprintf(buf + k, n - k, "opencl: %s / %s (%s)\n", pn, dn, ver);
 			count++;
@@ -122,6 +161,8 @@ static int init_locked(void)
 {
 	if (st)
 		return 0;
+	if (need_opencl())
+		return -1;
 	if (!selected) {
 		const char *p = getenv("KILN_OPENCL_PLATFORM"), *d = getenv("KILN_OPENCL_DEVICE");
 		snprintf(want_platform, sizeof want_platform, "%s", p ? p : "");
@@ -129,7 +170,7 @@ static int init_locked(void)
 	}
 	cl_platform_id ps[16];
 	cl_uint np = 0;
-	cl_int e = clGetPlatformIDs(16, ps, &np);
+	cl_int e = CL(clGetPlatformIDs)(16, ps, &np);
 	if (e != CL_SUCCESS || np == 0)
 		return rt_error("opencl: no platform found (%s); install an ICD such as pocl-opencl-icd", cl_err(e));
 	cl_platform_id best_p = NULL;
@@ -137,18 +178,18 @@ static int init_locked(void)
 	int best_score = -1;
 	for (cl_uint i = 0; i < np; i++) {
 		char pn[256] = "";
-		clGetPlatformInfo(ps[i], CL_PLATFORM_NAME, sizeof pn, pn, NULL);
+		CL(clGetPlatformInfo)(ps[i], CL_PLATFORM_NAME, sizeof pn, pn, NULL);
 		if (!contains(pn, want_platform))
 			continue;
 		cl_device_id ds[16];
 		cl_uint nd = 0;
-		if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS)
+		if (CL(clGetDeviceIDs)(ps[i], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS)
 			continue;
 		for (cl_uint j = 0; j < nd; j++) {
 			char dn[256] = "";
 			cl_device_type t = 0;
-			clGetDeviceInfo(ds[j], CL_DEVICE_NAME, sizeof dn, dn, NULL);
-			clGetDeviceInfo(ds[j], CL_DEVICE_TYPE, sizeof t, &t, NULL);
+			CL(clGetDeviceInfo)(ds[j], CL_DEVICE_NAME, sizeof dn, dn, NULL);
+			CL(clGetDeviceInfo)(ds[j], CL_DEVICE_TYPE, sizeof t, &t, NULL);
 			if (!contains(dn, want_device))
 				continue;
 			int score = (t & CL_DEVICE_TYPE_GPU) ? 2 : 1;
@@ -164,20 +205,20 @@ static int init_locked(void)
 	cl_state *s = calloc(1, sizeof *s);
 	s->platform = best_p;
 	s->device = best_d;
-	s->ctx = clCreateContext(NULL, 1, &best_d, NULL, NULL, &e);
+	s->ctx = CL(clCreateContext)(NULL, 1, &best_d, NULL, NULL, &e);
 	if (e != CL_SUCCESS) {
 		free(s);
 		return rt_error("opencl: cannot create a context (%s)", cl_err(e));
 	}
-	s->q = clCreateCommandQueue(s->ctx, best_d, CL_QUEUE_PROFILING_ENABLE, &e);
+	s->q = CL(clCreateCommandQueue)(s->ctx, best_d, CL_QUEUE_PROFILING_ENABLE, &e);
 	if (e != CL_SUCCESS) {
-		clReleaseContext(s->ctx);
+		CL(clReleaseContext)(s->ctx);
 		free(s);
 		return rt_error("opencl: cannot create a queue (%s)", cl_err(e));
 	}
 	char pn[256] = "", dn[256] = "";
-	clGetPlatformInfo(best_p, CL_PLATFORM_NAME, sizeof pn, pn, NULL);
-	clGetDeviceInfo(best_d, CL_DEVICE_NAME, sizeof dn, dn, NULL);
+	CL(clGetPlatformInfo)(best_p, CL_PLATFORM_NAME, sizeof pn, pn, NULL);
+	CL(clGetDeviceInfo)(best_d, CL_DEVICE_NAME, sizeof dn, dn, NULL);
 	snprintf(s->name, sizeof s->name, "%s / %s", pn, dn);
 	st = s;
 	return 0;
@@ -207,21 +248,21 @@ static cl_program get_program(const char *src, size_t len)
 		if (st->progs[i].hash == h && strlen(st->progs[i].src) == len && !memcmp(st->progs[i].src, src, len))
 			return st->progs[i].prog;
 	cl_int e;
-	cl_program p = clCreateProgramWithSource(st->ctx, 1, &src, &len, &e);
+	cl_program p = CL(clCreateProgramWithSource)(st->ctx, 1, &src, &len, &e);
 	if (e != CL_SUCCESS) {
 		rt_error("opencl: cannot create a program (%s)", cl_err(e));
 		return NULL;
 	}
-	e = clBuildProgram(p, 1, &st->device, "-cl-std=CL1.2", NULL, NULL);
+	e = CL(clBuildProgram)(p, 1, &st->device, "-cl-std=CL1.2", NULL, NULL);
 	if (e != CL_SUCCESS) {
 		char log[4096] = "";
-		clGetProgramBuildInfo(p, st->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
+		CL(clGetProgramBuildInfo)(p, st->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
 		rt_error("opencl: the kernel source does not build on %s: %.3000s", st->name, log);
-		clReleaseProgram(p);
+		CL(clReleaseProgram)(p);
 		return NULL;
 	}
 	if (st->nprog == 64) { /* full: drop the oldest */
-		clReleaseProgram(st->progs[0].prog);
+		CL(clReleaseProgram)(st->progs[0].prog);
 		free(st->progs[0].src);
 		memmove(st->progs, st->progs + 1, sizeof(program) * 63);
 		st->nprog--;
@@ -240,10 +281,10 @@ static void free_fn_state(rt_function *f)
 		return;
 	for (int i = 0; i < fs->n; i++)
 		if (fs->mem[i])
-			clReleaseMemObject(fs->mem[i]);
+			CL(clReleaseMemObject)(fs->mem[i]);
 	for (int l = 0; l < f->nlaunch; l++)
 		if (fs->kernels[l])
-			clReleaseKernel(fs->kernels[l]);
+			CL(clReleaseKernel)(fs->kernels[l]);
 	free(fs->mem);
 	free(fs->bytes);
 	free(fs->kernels);
@@ -298,19 +339,19 @@ static int prepare(kiln_module *m, rt_function *f)
 			bytes = f->temp_bytes[i - f->nargs];
 		}
 		fs->bytes[i] = bytes;
-		fs->mem[i] = clCreateBuffer(st->ctx, CL_MEM_READ_WRITE, (bytes ? bytes : 4) + (check_mode() ? GUARD_BYTES : 0),
+		fs->mem[i] = CL(clCreateBuffer)(st->ctx, CL_MEM_READ_WRITE, (bytes ? bytes : 4) + (check_mode() ? GUARD_BYTES : 0),
 		                            NULL, &e);
 		if (e != CL_SUCCESS)
 			return rt_error("%s: cannot allocate %zu bytes on %s (%s)", f->name, bytes, st->name, cl_err(e));
 	}
 	for (int l = 0; l < f->nlaunch; l++) {
 		rt_launch *la = &f->launches[l];
-		fs->kernels[l] = clCreateKernel(p, la->kernel, &e);
+		fs->kernels[l] = CL(clCreateKernel)(p, la->kernel, &e);
 		if (e != CL_SUCCESS)
 			return rt_error("%s: kernel '%s' (%s)", f->name, la->kernel, cl_err(e));
 		for (int a = 0; a < la->nargs; a++) {
 			int idx = la->args[a] >= 0 ? la->args[a] : f->nargs - 1 - la->args[a];
-			e = clSetKernelArg(fs->kernels[l], (cl_uint)a, sizeof(cl_mem), &fs->mem[idx]);
+			e = CL(clSetKernelArg)(fs->kernels[l], (cl_uint)a, sizeof(cl_mem), &fs->mem[idx]);
 			if (e != CL_SUCCESS)
 				return rt_error("%s: argument %d of kernel '%s' (%s)", f->name, a, la->kernel, cl_err(e));
 		}
@@ -323,7 +364,7 @@ static int check_buffers(const rt_function *f, const fn_state *fs, kiln_array **
 {
 	uint8_t guard[GUARD_BYTES];
 	for (int i = 0; i < f->nargs; i++) {
-		cl_int e = clEnqueueReadBuffer(st->q, fs->mem[i], CL_TRUE, fs->bytes[i], GUARD_BYTES, guard, 0, NULL, NULL);
+		cl_int e = CL(clEnqueueReadBuffer)(st->q, fs->mem[i], CL_TRUE, fs->bytes[i], GUARD_BYTES, guard, 0, NULL, NULL);
 		if (e != CL_SUCCESS)
 			return rt_error("%s: reading the guard of argument %d failed (%s)", f->name, i, cl_err(e));
 		for (int b = 0; b < GUARD_BYTES; b++)
@@ -333,7 +374,7 @@ static int check_buffers(const rt_function *f, const fn_state *fs, kiln_array **
 		if (f->args[i].is_output)
 			continue;
 		uint8_t *now = malloc(fs->bytes[i] ? fs->bytes[i] : 1);
-		e = now ? clEnqueueReadBuffer(st->q, fs->mem[i], CL_TRUE, 0, fs->bytes[i], now, 0, NULL, NULL)
+		e = now ? CL(clEnqueueReadBuffer)(st->q, fs->mem[i], CL_TRUE, 0, fs->bytes[i], now, 0, NULL, NULL)
 		        : CL_OUT_OF_HOST_MEMORY;
 		int changed = e == CL_SUCCESS && memcmp(now, args[i]->data, fs->bytes[i]);
 		free(now);
@@ -356,9 +397,9 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	for (int i = 0; i < f->nargs; i++)
 		if (!f->args[i].is_output || check_mode()) {
 			/* non-blocking as before; only the canary (on this stack) needs its write done before return */
-			e = clEnqueueWriteBuffer(st->q, fs->mem[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
+			e = CL(clEnqueueWriteBuffer)(st->q, fs->mem[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
 			if (e == CL_SUCCESS && check_mode())
-				e = clEnqueueWriteBuffer(st->q, fs->mem[i], CL_TRUE, fs->bytes[i], GUARD_BYTES, canary, 0, NULL, NULL);
+				e = CL(clEnqueueWriteBuffer)(st->q, fs->mem[i], CL_TRUE, fs->bytes[i], GUARD_BYTES, canary, 0, NULL, NULL);
 			if (e != CL_SUCCESS)
 				return rt_error("%s: upload of argument %d failed (%s)", f->name, i, cl_err(e));
 		}
@@ -371,7 +412,7 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 			local[d] = la->block[d];
 			global[d] = (size_t)la->grid[d] * la->block[d];
 		}
-		e = clEnqueueNDRangeKernel(st->q, fs->kernels[l], 3, NULL, global, local, 0, NULL, &ev[l]);
+		e = CL(clEnqueueNDRangeKernel)(st->q, fs->kernels[l], 3, NULL, global, local, 0, NULL, &ev[l]);
 		if (e != CL_SUCCESS)
 			rc = rt_error("%s: launch of '%s' (%ux%ux%u blocks of %ux%ux%u) failed on %s (%s)", f->name, la->kernel,
 			              la->grid[0], la->grid[1], la->grid[2], la->block[0], la->block[1], la->block[2], st->name,
@@ -379,11 +420,11 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	}
 	for (int i = 0; i < f->nargs && !rc; i++)
 		if (f->args[i].is_output) {
-			e = clEnqueueReadBuffer(st->q, fs->mem[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
+			e = CL(clEnqueueReadBuffer)(st->q, fs->mem[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
 			if (e != CL_SUCCESS)
 				rc = rt_error("%s: download of argument %d failed (%s)", f->name, i, cl_err(e));
 		}
-	e = clFinish(st->q);
+	e = CL(clFinish)(st->q);
 	if (!rc && e != CL_SUCCESS)
 		rc = rt_error("%s: the device failed while running (%s)", f->name, cl_err(e));
 	if (!rc && check_mode())
@@ -392,10 +433,10 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	for (int l = 0; l < f->nlaunch; l++)
 		if (ev[l]) {
 			cl_ulong a = 0, b = 0;
-			clGetEventProfilingInfo(ev[l], CL_PROFILING_COMMAND_START, sizeof a, &a, NULL);
-			clGetEventProfilingInfo(ev[l], CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
+			CL(clGetEventProfilingInfo)(ev[l], CL_PROFILING_COMMAND_START, sizeof a, &a, NULL);
+			CL(clGetEventProfilingInfo)(ev[l], CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
 			ms += (double)(b - a) * 1e-6;
-			clReleaseEvent(ev[l]);
+			CL(clReleaseEvent)(ev[l]);
 		}
 	free(ev);
 	if (kernel_ms)

@@ -53,4 +53,11 @@ if readelf -d "$dir/matmul.so" | grep -q -E 'RUNPATH|RPATH'; then
 fi
 ${CC:-cc} $san -o "$dir/linked" "$dir/linked.c" "$dir/matmul.so" -Wl,-rpath,"$dir" -Wl,-rpath,"$(dirname "$runtime")"
 "$dir/linked"
+# the runtime links no device library: OpenCL, EGL and GLES are opened when a
+# device is first used, so a CPU deployment runs where they are missing
+if readelf -d "$runtime" | grep NEEDED | grep -q -E 'OpenCL|EGL|GLES'; then
+	echo "libkiln_runtime links a device library:" >&2
+	readelf -d "$runtime" | grep NEEDED >&2
+	exit 1
+fi
 echo "export test passed"
