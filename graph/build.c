@@ -100,7 +100,8 @@ static int group_tensors(kiln_graph *g, gr_group *gp, group_build *gb, kiln_tens
 			return -1;
 		gr_node *n = &g->nodes[gp->anchor];
 		for (int k = 0; k < n->nin && k < GR_MAX_IN; k++)
-			if (gb->anchor.in[k] && add_arg(gb, gb->anchor.in[k], n->in[k]))
+			if (gb->anchor.in[k] &&
+			    add_arg(gb, gb->anchor.in[k], gb->anchor.in_value[k] ? gb->anchor.in_value[k] - 1 : n->in[k]))
 				return -1;
 		if (gp->n == 1 && !gb->anchor.epilogue) {
 			for (int k = 0, o = 0; k < n->nout; k++)
@@ -208,6 +209,7 @@ static int plan_value(kiln_graph *g, plan_values *pv, int v)
 kiln_module *gr_build_module(kiln_graph *g, const char *target)
 {
 	kiln_ctx *ctx = g->ctx;
+	g->prepack = !strcmp(target, "llvm") || !strcmp(target, "wasm");
 	kiln_func **funcs = ir_alloc(ctx, sizeof *funcs * (g->ngroup + 1));
 	int **stepargs = ir_alloc(ctx, sizeof(int *) * (g->ngroup + 1));
 	int *nstepargs = ir_alloc(ctx, sizeof(int) * (g->ngroup + 1));

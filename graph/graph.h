@@ -91,6 +91,7 @@ struct kiln_graph {
 	int64_t arena_bytes, unplanned_bytes;
 	const char *what;      /* names the graph in messages (the model's path) */
 	int opset;             /* the ONNX opset its operators follow */
+	bool prepack;          /* build.c, CPU targets: constant matmul weights packed at compile time */
 };
 
 /* ---- building (graph.c) ---- */

@@ -243,6 +243,28 @@ static int convt_build(gr_build *b)
 	return finish_spatial(b, kiln_compute(b->ctx, "conv_transpose", 4, shape, convt_body, a), nsp);
 }
 
+/*
+ * Input k (B of a matmul: [K, N], or [N, K] with trans_b) packed into the
+ * panels the CPU matmul reads, when it is a float constant and the target
+ * packs on the CPU: the packing leaves the run time. NULL: use B as it is.
+ */
+static kiln_tensor *packed_weight(gr_build *b, int k, int64_t K, int64_t N, int trans_b)
+{
+	gr_value *v = gr_input(b, k);
+	if (!b->prepack || !v || !v->data || v->dtype.code != KILN_FLOAT || v->dtype.bits != 32 || gr_numel(v) != K * N)
+		return NULL;
+	int64_t nb = kiln_matmul_pack_width(N), shape[3] = {(N + nb - 1) / nb, K, nb};
+	float *d = ir_alloc(b->ctx, sizeof(float) * (size_t)(shape[0] * K * nb));
+	kiln_matmul_pack(v->data, K, N, trans_b, d);
+	const char *name = ir_fmt(b->ctx, "%s.packed", v->name);
+	int id = gr_add_const(b->g, name, KILN_F32, 3, shape, d); /* v may move: not used after */
+	if (id < 0)
+		return NULL;
+	b->in_value[k] = id + 1;
+	b->in[k] = kiln_placeholder(b->ctx, ir_fmt(b->ctx, "v%d_packed", id), 3, shape, KILN_F32);
+	return b->in[k];
+}
+
 /* ---- Gemm: alpha op(A) op(B) + beta C ---- */
 
 typedef struct {
@@ -272,8 +294,12 @@ static int gemm_build(gr_build *b)
 	g->alpha = gr_attr_float(b->n, "alpha", 1.0);
 	g->beta = gr_attr_float(b->n, "beta", 1.0);
 	g->C = g->beta != 0 ? b->in[2] : NULL;
-	kiln_tensor *Y = kiln_op_matmul(b->ctx, b->in[0], b->in[1], (int)gr_attr_int(b->n, "transA", 0),
-	                                (int)gr_attr_int(b->n, "transB", 0));
+	int ta = (int)gr_attr_int(b->n, "transA", 0), tb = (int)gr_attr_int(b->n, "transB", 0);
+	const int64_t *bs = kiln_tensor_shape(b->in[1]), *as = kiln_tensor_shape(b->in[0]);
+	int64_t K = tb ? bs[1] : bs[0], N = tb ? bs[0] : bs[1];
+	kiln_tensor *Bp = (ta ? as[0] : as[1]) == K ? packed_weight(b, 1, K, N, tb) : NULL;
+	kiln_tensor *Y = Bp ? kiln_op_matmul_prepacked(b->ctx, b->in[0], Bp, N, ta)
+	                    : kiln_op_matmul(b->ctx, b->in[0], b->in[1], ta, tb);
 	if (!Y)
 		return -1;
 	if (g->C) {
@@ -361,8 +387,9 @@ static int matmul_build(gr_build *b)
 	if (fl && nbb == 1) {
 		/* B has no batch: every batch row of A is one more row of one matmul */
 		A = gr_view_input(b, 0, 2, (int64_t[]){nba * M, K});
-		B = gr_view_input(b, 1, 2, (int64_t[]){K, N});
-		Y = kiln_op_matmul(b->ctx, A, B, 0, 0);
+		kiln_tensor *Bp = packed_weight(b, 1, K, N, 0);
+		B = Bp ? NULL : gr_view_input(b, 1, 2, (int64_t[]){K, N});
+		Y = Bp ? kiln_op_matmul_prepacked(b->ctx, A, Bp, N, 0) : kiln_op_matmul(b->ctx, A, B, 0, 0);
 	} else if (fl && ra == rb && !memcmp(sa, sb, sizeof(int64_t) * (ra - 2))) {
 		A = gr_view_input(b, 0, 3, (int64_t[]){nba, M, K});
 		B = gr_view_input(b, 1, 3, (int64_t[]){nbb, K, N});

@@ -122,6 +122,39 @@ static kiln_tensor *matmul_common(kiln_ctx *ctx, const char *op, kiln_tensor *A,
 	return C;
 }
 
+int64_t kiln_matmul_pack_width(int64_t N) { return pick_nb(N); }
+
+void kiln_matmul_pack(const float *B, int64_t K, int64_t N, int trans_b, float *Bp)
+{
+	int64_t nb = pick_nb(N), np = (N + nb - 1) / nb;
+	for (int64_t jo = 0; jo < np; jo++)
+		for (int64_t k = 0; k < K; k++)
+			for (int64_t ji = 0; ji < nb; ji++) {
+				int64_t j = jo * nb + ji;
+				Bp[(jo * K + k) * nb + ji] = j >= N ? 0 : trans_b ? B[j * K + k] : B[k * N + j];
+			}
+}
+
+kiln_tensor *kiln_op_matmul_prepacked(kiln_ctx *ctx, kiln_tensor *A, kiln_tensor *Bp, int64_t N, int trans_a)
+{
+	if (!A || !Bp)
+		return NULL;
+	int64_t nb = pick_nb(N), np = N > 0 ? (N + nb - 1) / nb : 0;
+	int64_t K = trans_a ? (A->ndim == 2 ? A->shape[0] : 0) : (A->ndim == 2 ? A->shape[1] : 0);
+	if (A->ndim != 2 || Bp->ndim != 3 || Bp->shape[0] != np || Bp->shape[1] != K || Bp->shape[2] != nb)
+		return ir_error(ctx, "matmul: a packed B for N = %lld must be [%lld, %lld, %lld] against a 2-D A",
+		                (long long)N, (long long)np, (long long)K, (long long)nb), NULL;
+	if (need_float(ctx, "matmul", A) || same_type(ctx, "matmul", A, Bp))
+		return NULL;
+	mm_args *m = ir_alloc(ctx, sizeof *m);
+	*m = (mm_args){A, NULL, Bp, NULL, kiln_reduce_axis(ctx, K, "k"), trans_a, 0, 0, nb, N};
+	kiln_tensor *C = op_tag(kiln_compute(ctx, "matmul", 2, (int64_t[]){trans_a ? A->shape[1] : A->shape[0], N},
+	                                     mm_body, m), TAG_MATMUL);
+	if (C)
+		C->op->attr[0] = nb;
+	return C;
+}
+
 kiln_tensor *kiln_op_matmul(kiln_ctx *ctx, kiln_tensor *A, kiln_tensor *B, int trans_a, int trans_b)
 {
 	return matmul_common(ctx, "matmul", A, B, trans_a, trans_b, 0);

@@ -16,6 +16,15 @@ extern "C" {
 
 /* C = op(A) @ op(B) for 2-D A, B; op transposes when the flag is set. */
 kiln_tensor *kiln_op_matmul(kiln_ctx *ctx, kiln_tensor *A, kiln_tensor *B, int trans_a, int trans_b);
+/*
+ * A matmul whose B was packed ahead of time (constant weights): Bp is
+ * [ceil(N / nb), K, nb] with nb = kiln_matmul_pack_width(N), the panels the
+ * default matmul otherwise packs on every call; kiln_matmul_pack fills it
+ * from B ([K, N], or [N, K] with trans_b), zeros past N.
+ */
+kiln_tensor *kiln_op_matmul_prepacked(kiln_ctx *ctx, kiln_tensor *A, kiln_tensor *Bp, int64_t N, int trans_a);
+int64_t kiln_matmul_pack_width(int64_t N);
+void kiln_matmul_pack(const float *B, int64_t K, int64_t N, int trans_b, float *Bp);
 /* The same over a leading batch axis: A [b, m, k], B [b, k, n]. */
 kiln_tensor *kiln_op_batch_matmul(kiln_ctx *ctx, kiln_tensor *A, kiln_tensor *B, int trans_a, int trans_b);
 /* Y = X W^T + bias: X [m, k], W [n, k], bias [n] or NULL (TVM's dense, ONNX Gemm with transB). */
