@@ -38,6 +38,11 @@ typedef struct {
 	int nargs;
 	int *arg;            /* value indices */
 	kiln_array **views;  /* the arrays the call gets (shaped as the function declares) */
+	/* OpenCL: which arguments cross the bus (the rest stay in device buffers) */
+	uint8_t *up_each;    /* every run: the first reader of each input */
+	uint8_t *up_first;   /* the first run: the first reader of each weight */
+	uint8_t *down;       /* the writer of each output */
+	uint8_t *up;         /* this run's */
 } mstep;
 
 struct kiln_model {
@@ -51,6 +56,8 @@ struct kiln_model {
 	uint8_t *arena, *weights;
 	kiln_array **out_arrays;
 	kiln_arg_info *in_info, *out_info;
+	bool resident;       /* a device module: intermediates and weights stay on the device */
+	bool warm;           /* the weights are on the device */
 };
 
 typedef struct {
@@ -105,11 +112,21 @@ void kiln_model_free(kiln_model *m)
 {
 	if (!m)
 		return;
+#ifndef __EMSCRIPTEN__
+	if (m->resident) {
+		rt_opencl_forget(m->arena, m->arena_bytes ? m->arena_bytes : 64);
+		rt_opencl_forget(m->weights, m->weights_bytes ? m->weights_bytes : 64);
+		for (int v = 0; v < m->nvalue; v++)
+			if (m->values[v].kind == V_INPUT || m->values[v].kind == V_OUTPUT)
+				rt_opencl_forget(m->values[v].data, m->values[v].bytes ? m->values[v].bytes : 64);
+	}
+#endif
 	for (int s = 0; s < m->nstep; s++) {
 		for (int a = 0; m->steps[s].views && a < m->steps[s].nargs; a++)
 			kiln_array_free(m->steps[s].views[a]);
 		free(m->steps[s].views);
 		free(m->steps[s].arg);
+		free(m->steps[s].up_each), free(m->steps[s].up_first), free(m->steps[s].down), free(m->steps[s].up);
 	}
 	for (int i = 0; m->out_arrays && i < m->noutput; i++)
 		kiln_array_free(m->out_arrays[i]);
@@ -265,6 +282,37 @@ static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 			if (!(st->views[a] = kiln_array_wrap(m->values[st->arg[a]].data, fa[a].ndim, fa[a].shape, fa[a].dtype)))
 				return -1;
 	}
+#ifndef __EMSCRIPTEN__
+	m->resident = !strcmp(kiln_module_target(m->mod), "opencl");
+#endif
+	if (m->resident) {
+		bool *seen = calloc(m->nvalue ? m->nvalue : 1, sizeof(bool));
+		if (!seen)
+			return rt_error("%s: out of memory", what);
+		for (int s = 0; s < m->nstep; s++) {
+			mstep *st = &m->steps[s];
+			size_t n = st->nargs ? st->nargs : 1;
+			st->up_each = calloc(n, 1), st->up_first = calloc(n, 1), st->down = calloc(n, 1), st->up = calloc(n, 1);
+			if (!st->up_each || !st->up_first || !st->down || !st->up) {
+				free(seen);
+				return rt_error("%s: out of memory", what);
+			}
+			const kiln_arg_info *fa;
+			kiln_module_function_args(m->mod, st->fn, &fa);
+			for (int a = 0; a < st->nargs; a++) {
+				int v = st->arg[a];
+				int kind = m->values[v].kind;
+				if (fa[a].is_output) {
+					st->down[a] = kind == V_OUTPUT;
+				} else if (!seen[v]) {
+					st->up_each[a] = kind == V_INPUT || kind == V_OUTPUT;
+					st->up_first[a] = kind == V_WEIGHT;
+				}
+				seen[v] = true;
+			}
+		}
+		free(seen);
+	}
 	m->out_arrays = calloc(m->noutput ? m->noutput : 1, sizeof *m->out_arrays);
 	m->in_info = calloc(m->ninput ? m->ninput : 1, sizeof *m->in_info);
 	m->out_info = calloc(m->noutput ? m->noutput : 1, sizeof *m->out_info);
@@ -413,6 +461,21 @@ int kiln_model_run(kiln_model *m)
 		if (v->init != NO_INIT)
 			memcpy(v->data, m->weights + v->init, v->bytes);
 	}
+#ifndef __EMSCRIPTEN__
+	if (m->resident) {
+		for (int s = 0; s < m->nstep; s++) {
+			mstep *st = &m->steps[s];
+			for (int a = 0; a < st->nargs; a++)
+				st->up[a] = st->up_each[a] || (!m->warm && st->up_first[a]);
+			if (rt_opencl_run_resident(m->mod, rt_module_find(m->mod, st->fn), st->views, st->up, st->down))
+				return -1;
+		}
+		if (rt_opencl_sync())
+			return -1;
+		m->warm = true;
+		return 0;
+	}
+#endif
 	for (int s = 0; s < m->nstep; s++)
 		if (kiln_module_call(m->mod, m->steps[s].fn, m->steps[s].views, m->steps[s].nargs))
 			return -1;

@@ -444,6 +444,138 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	return rc;
 }
 
+/*
+ * ---- buffers a graph executor keeps on the device between functions ----
+ * Keyed by the host memory they mirror (an arena slice, a weight, an input):
+ * a value one kernel writes is the buffer the next kernel reads, so
+ * intermediates never cross the bus; upload / download say which do.
+ */
+typedef struct {
+	const void *host;
+	size_t bytes;
+	cl_mem mem;
+} shared_buf;
+static shared_buf *shared;
+static int nshared, capshared;
+
+static cl_mem shared_mem(const void *host, size_t bytes, bool *fresh)
+{
+	*fresh = false;
+	for (int i = 0; i < nshared; i++)
+		if (shared[i].host == host && shared[i].bytes == bytes)
+			return shared[i].mem;
+	if (nshared == capshared) {
+		int cap = capshared ? 2 * capshared : 64;
+		shared_buf *n = realloc(shared, sizeof *n * (size_t)cap);
+		if (!n)
+			return NULL;
+		shared = n;
+		capshared = cap;
+	}
+	cl_int e;
+	cl_mem mem = CL(clCreateBuffer)(st->ctx, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &e);
+	if (e != CL_SUCCESS)
+		return NULL;
+	shared[nshared++] = (shared_buf){host, bytes, mem};
+	*fresh = true;
+	return mem;
+}
+
+static int set_args(rt_function *f, fn_state *fs, const cl_mem *mems)
+{
+	for (int l = 0; l < f->nlaunch; l++) {
+		rt_launch *la = &f->launches[l];
+		for (int a = 0; a < la->nargs; a++) {
+			int idx = la->args[a] >= 0 ? la->args[a] : f->nargs - 1 - la->args[a];
+			const cl_mem *mem = idx < f->nargs && mems ? &mems[idx] : &fs->mem[idx];
+			cl_int e = CL(clSetKernelArg)(fs->kernels[l], (cl_uint)a, sizeof(cl_mem), mem);
+			if (e != CL_SUCCESS)
+				return rt_error("%s: argument %d of kernel '%s' (%s)", f->name, a, la->kernel, cl_err(e));
+		}
+	}
+	return 0;
+}
+
+static int run_resident_locked(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
+                               const uint8_t *download)
+{
+	if (init_locked() || prepare(m, f))
+		return -1;
+	fn_state *fs = f->dev;
+	cl_mem mems[RT_MAX_LAUNCH_ARGS * 4];
+	if (f->nargs > (int)(sizeof mems / sizeof *mems))
+		return rt_error("%s: too many arguments", f->name);
+	cl_int e = CL_SUCCESS;
+	for (int i = 0; i < f->nargs; i++) {
+		bool fresh;
+		if (!(mems[i] = shared_mem(args[i]->data, fs->bytes[i], &fresh)))
+			return rt_error("%s: cannot allocate %zu bytes on %s", f->name, fs->bytes[i], st->name);
+		if (upload[i] || (fresh && !f->args[i].is_output))
+			e = CL(clEnqueueWriteBuffer)(st->q, mems[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
+		if (e != CL_SUCCESS)
+			return rt_error("%s: upload of argument %d failed (%s)", f->name, i, cl_err(e));
+	}
+	int rc = set_args(f, fs, mems);
+	for (int l = 0; l < f->nlaunch && !rc; l++) {
+		rt_launch *la = &f->launches[l];
+		size_t global[3], local[3];
+		for (int d = 0; d < 3; d++) {
+			local[d] = la->block[d];
+			global[d] = (size_t)la->grid[d] * la->block[d];
+		}
+		e = CL(clEnqueueNDRangeKernel)(st->q, fs->kernels[l], 3, NULL, global, local, 0, NULL, NULL);
+		if (e != CL_SUCCESS)
+			rc = rt_error("%s: launch of '%s' failed on %s (%s)", f->name, la->kernel, st->name, cl_err(e));
+	}
+	bool any = false;
+	for (int i = 0; i < f->nargs && !rc; i++)
+		if (download[i]) {
+			any = true;
+			e = CL(clEnqueueReadBuffer)(st->q, mems[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
+			if (e != CL_SUCCESS)
+				rc = rt_error("%s: download of argument %d failed (%s)", f->name, i, cl_err(e));
+		}
+	/* the next function's kernels are queued behind these: wait only when the host reads */
+	if (any && (e = CL(clFinish)(st->q)) != CL_SUCCESS && !rc)
+		rc = rt_error("%s: the device failed while running (%s)", f->name, cl_err(e));
+	/* a plain call of this function later finds its own buffers bound again */
+	if (set_args(f, fs, NULL) && !rc)
+		rc = -1;
+	return rc;
+}
+
+int rt_opencl_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
+                           const uint8_t *download)
+{
+	pthread_mutex_lock(&mu);
+	int rc = run_resident_locked(m, f, args, upload, download);
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+int rt_opencl_sync(void)
+{
+	pthread_mutex_lock(&mu);
+	cl_int e = st ? CL(clFinish)(st->q) : CL_SUCCESS;
+	pthread_mutex_unlock(&mu);
+	return e == CL_SUCCESS ? 0 : rt_error("opencl: the device failed while running (%s)", cl_err(e));
+}
+
+void rt_opencl_forget(const void *host, size_t bytes)
+{
+	pthread_mutex_lock(&mu);
+	const char *lo = host, *hi = lo + bytes;
+	for (int i = 0; i < nshared;) {
+		if ((const char *)shared[i].host >= lo && (const char *)shared[i].host < hi) {
+			CL(clReleaseMemObject)(shared[i].mem);
+			shared[i] = shared[--nshared];
+		} else {
+			i++;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+}
+
 int rt_opencl_run(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms)
 {
 	pthread_mutex_lock(&mu);

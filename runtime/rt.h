@@ -83,6 +83,18 @@ int rt_function_set_launches(rt_function *f, int nlaunch, const rt_launch *l, in
  * the outputs back. With kernel_ms, the kernels' device time is returned.
  */
 int rt_opencl_run(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms);
+/*
+ * The graph executor's form: arguments live in device buffers shared between
+ * functions, keyed by their host memory; upload[i] / download[i] say which
+ * cross the bus (a buffer seen the first time is uploaded anyway unless the
+ * function writes it). Kernels are queued without waiting unless something is
+ * downloaded; rt_opencl_sync waits for all. rt_opencl_forget releases the
+ * shared buffers of host memory in [host, host + bytes).
+ */
+int rt_opencl_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
+                           const uint8_t *download);
+int rt_opencl_sync(void);
+void rt_opencl_forget(const void *host, size_t bytes);
 /* The same for webgl modules on the GLES device (EGL); ms is wall time around the draws. */
 int rt_gles_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms);
 
