@@ -3,7 +3,12 @@
  * libkiln_runtime (no LLVM): how kernels built here run on a GPU machine.
  *
  *   module_runner MODULE.kmod FN [--check-matmul] [--flops F] [--bench NAME --case C]
+ *   module_runner MODEL.kmod --model [--input IN.bin] [--expect OUT.bin] [--case C]
  *
+ * With --model the module is a whole model (kiln compile): its first input
+ * is read raw from IN.bin (float32) or random, runs are timed (wall clock,
+ * medians of 20 after 5 warm-ups), and the first output is compared with
+ * OUT.bin (what onnxruntime gave on the same input) relative to its scale.
  * Inputs are random, shaped from the module's metadata; the median of the
  * device-timed samples is printed as one JSON line. --check-matmul compares
  * sampled outputs of C = A @ B with double-precision dot products.
@@ -13,11 +18,85 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kiln/model.h"
 #include "kiln/runtime.h"
 #include "kiln/opencl.h"
 
+static void *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	void *p = malloc(sz > 0 ? (size_t)sz : 1);
+	*n = p && sz > 0 ? fread(p, 1, (size_t)sz, f) : 0;
+	fclose(f);
+	return p;
+}
+
+static int run_model(const char *path, const char *input, const char *expect, const char *cas)
+{
+	kiln_model *m = kiln_model_load(path);
+	if (!m)
+		return fprintf(stderr, "load: %s\n", kiln_rt_last_error()), 1;
+	const kiln_arg_info *in = kiln_model_input_info(m, 0);
+	kiln_array *x = kiln_array_empty(in->ndim, in->shape, in->dtype);
+	size_t n = 0, bytes = (size_t)kiln_array_numel(x) * kiln_dtype_bytes(in->dtype);
+	void *data = input ? slurp(input, &n) : NULL;
+	if (input && n != bytes)
+		return fprintf(stderr, "%s: %zu bytes, the input takes %zu\n", input, n, bytes), 1;
+	if (data)
+		memcpy(x->data, data, bytes);
+	else
+		kiln_array_fill_random(x, 1, -1, 1);
+	free(data);
+	if (kiln_model_set_input(m, in->name, x))
+		return fprintf(stderr, "input: %s\n", kiln_rt_last_error()), 1;
+	kiln_timing t;
+	if (kiln_model_time(m, &(kiln_time_opts){.warmup = 5, .repeat = 20}, &t))
+		return fprintf(stderr, "run: %s\n", kiln_rt_last_error()), 1;
+	double rel = -1;
+	const kiln_array *y = kiln_model_get_output(m, 0);
+	if (expect) {
+		size_t ne;
+		float *ref = slurp(expect, &ne);
+		int64_t k = kiln_array_numel(y);
+		if (!ref || ne != (size_t)k * sizeof(float))
+			return fprintf(stderr, "%s: not the output's size\n", expect), 1;
+		double scale = 0, diff = 0;
+		for (int64_t i = 0; i < k; i++) {
+			scale = fmax(scale, fabs(ref[i]));
+			double d = fabs(ref[i] - ((float *)y->data)[i]);
+			diff = isnan(d) ? INFINITY : fmax(diff, d);
+		}
+		rel = scale > 0 ? diff / scale : diff;
+		free(ref);
+	}
+	const char *dev = kiln_opencl_device_name();
+	printf("{\"bench\": \"model\", \"case\": \"%s\", \"device\": \"%s\", \"kiln_ms\": %.4f, \"min_ms\": %.4f, "
+	       "\"samples\": %d, \"max_diff_rel\": %.3g}\n", cas, dev ? dev : "cpu", t.median_ms, t.min_ms, t.nsamples, rel);
+	kiln_timing_free(&t);
+	kiln_array_free(x);
+	kiln_model_free(m);
+	return rel > 1e-3 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && !strcmp(argv[2], "--model")) {
+		const char *input = NULL, *expect = NULL, *cas = argv[1];
+		for (int i = 3; i + 1 < argc; i += 2) {
+			if (!strcmp(argv[i], "--input"))
+				input = argv[i + 1];
+			else if (!strcmp(argv[i], "--expect"))
+				expect = argv[i + 1];
+			else if (!strcmp(argv[i], "--case"))
+				cas = argv[i + 1];
+		}
+		return run_model(argv[1], input, expect, cas);
+	}
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s MODULE FN [--check-matmul] [--flops F] [--bench NAME] [--case C]\n", argv[0]);
 		return 2;
