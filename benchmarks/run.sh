@@ -4,7 +4,7 @@
 # peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster), gflops.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, smoke)}
+name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, smoke)}
 build=${KILN_BUILD:-$here/build}
 [ -d "$build" ] || meson setup "$build" "$here" >/dev/null
 # OpenBLAS 0.3.21 misdetects these CPUs and falls back to slow kernels, and the
@@ -45,6 +45,24 @@ matmul_web | conv2d_web)
 	proto=${KILN_ONNX_PROTO:-/usr/include/onnx/onnx.proto}
 	[ -f "$proto" ] || { echo "run.sh: $proto is missing: apt install libonnx-dev (onnxruntime-web's models are written from it)" >&2; exit 1; }
 	KILN="$build/kiln" exec node "$here/benchmarks/web/web_bench.mjs" "${name%_web}" "${2:-5}" ;;
+models_cpu)
+	# ResNet-18, MobileNetV2, SqueezeNet 1.1 and the transformer (exported by
+	# scripts/export_models.py) on llvm, 1 and 2 threads, against onnxruntime-node
+	# in the same run on the same input (outputs compared); KILN_MODELS_DIR keeps them
+	ninja -C "$build" benchmarks/models >/dev/null
+	[ -d "$here/node_modules/onnxruntime-node" ] ||
+		(cd "$here" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --loglevel=error >/dev/null)
+	dir=${KILN_MODELS_DIR:-$(mktemp -d /tmp/kiln-models-XXXXXX)}
+	for m in resnet18 mobilenet_v2 squeezenet1_1 transformer; do
+		[ -f "$dir/$m.onnx" ] || /usr/bin/python3 "$here/scripts/export_models.py" "$dir" "$m" >/dev/null 2>&1
+	done
+	for t in 1 2; do
+		for m in resnet18 mobilenet_v2 squeezenet1_1 transformer; do
+			"$build/benchmarks/models" "$dir/$m.onnx" --threads $t --bench "${2:-20}"
+		done
+	done
+	[ -n "${KILN_MODELS_DIR:-}" ] || rm -rf "$dir"
+	exit 0 ;;
 gles_probe)
 	# fragment-shader ceilings; --small for software rasterizers (llvmpipe)
 	ninja -C "$build" benchmarks/gles_probe >/dev/null
