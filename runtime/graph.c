@@ -412,6 +412,13 @@ const kiln_arg_info *kiln_model_output_info(const kiln_model *m, int i)
 	return m && i >= 0 && i < m->noutput ? &m->out_info[i] : NULL;
 }
 
+size_t kiln_model_io_bytes(const kiln_model *m, int output, int i)
+{
+	if (!m || i < 0 || i >= (output ? m->noutput : m->ninput))
+		return 0;
+	return m->values[output ? m->outputs[i] : m->inputs[i]].bytes;
+}
+
 int kiln_model_set_input_data(kiln_model *m, int i, const void *data, size_t bytes)
 {
 	if (!m || i < 0 || i >= m->ninput)

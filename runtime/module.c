@@ -214,7 +214,8 @@ static void put_str(wbuf *w, const char *s)
 	put(w, s, n);
 }
 
-static int serialize(const kiln_module *m, bool blobs, uint8_t **out, size_t *size)
+/* blobs: 0 none (a library's embedded metadata), 1 all (a saved module), 2 all but code (a model library's data) */
+static int serialize(const kiln_module *m, int blobs, uint8_t **out, size_t *size)
 {
 	wbuf w = {0};
 	put(&w, MAGIC, 8);
@@ -255,11 +256,14 @@ static int serialize(const kiln_module *m, bool blobs, uint8_t **out, size_t *si
 	/* a linked library replaces the object code it was linked from */
 	bool linked = rt_module_blob(m, "llvm-so") != NULL;
 	int nsaved = 0;
+#define SKIP(b)                                                                                                    \
+	((linked && !strcmp((b)->name, "llvm-obj")) ||                                                                 \
+	 (blobs == 2 && (!strcmp((b)->name, "llvm-obj") || !strcmp((b)->name, "llvm-so"))))
 	for (int i = 0; blobs && i < m->nblob; i++)
-		nsaved += !(linked && !strcmp(m->blobs[i].name, "llvm-obj"));
+		nsaved += !SKIP(&m->blobs[i]);
 	put_u32(&w, (uint32_t)nsaved);
 	for (int i = 0; blobs && i < m->nblob; i++) {
-		if (linked && !strcmp(m->blobs[i].name, "llvm-obj"))
+		if (SKIP(&m->blobs[i]))
 			continue;
 		put_str(&w, m->blobs[i].name);
 		put_u64(&w, m->blobs[i].size);
@@ -271,7 +275,8 @@ static int serialize(const kiln_module *m, bool blobs, uint8_t **out, size_t *si
 	return 0;
 }
 
-int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size) { return serialize(m, false, out, size); }
+int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size) { return serialize(m, 0, out, size); }
+int rt_module_serialize_data(const kiln_module *m, uint8_t **out, size_t *size) { return serialize(m, 2, out, size); }
 
 int kiln_module_save(const kiln_module *m, const char *path)
 {
@@ -283,7 +288,7 @@ int kiln_module_save(const kiln_module *m, const char *path)
 		return -1;
 	uint8_t *data;
 	size_t n;
-	serialize(m, true, &data, &n);
+	serialize(m, 1, &data, &n);
 	FILE *f = fopen(path, "wb");
 	if (!f) {
 		free(data);
@@ -540,8 +545,13 @@ static kiln_module *load_shared(const char *path)
 		rt_error("cannot load '%s': %s", path, dlerror());
 		return NULL;
 	}
-	const uint8_t *blob = dlsym(dl, RT_BLOB_SYMBOL);
-	const int64_t *size = dlsym(dl, RT_BLOB_SIZE_SYMBOL);
+	/* a model library carries its whole container (plan, weights) as data: that one, else the metadata */
+	const uint8_t *blob = dlsym(dl, RT_DATA_SYMBOL);
+	const int64_t *size = dlsym(dl, RT_DATA_SIZE_SYMBOL);
+	if (!blob || !size) {
+		blob = dlsym(dl, RT_BLOB_SYMBOL);
+		size = dlsym(dl, RT_BLOB_SIZE_SYMBOL);
+	}
 	if (!blob || !size || *size < 0) {
 		dlclose(dl);
 		rt_error("%s: a shared library, but not one exported by kiln (no %s symbol)", path, RT_BLOB_SYMBOL);

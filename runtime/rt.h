@@ -108,6 +108,8 @@ int rt_webgpu_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 
 /* Serializes the module container (metadata + blobs); malloc'ed bytes. */
 int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size);
+/* The container with every blob but CPU code (what a model library embeds as data). */
+int rt_module_serialize_data(const kiln_module *m, uint8_t **out, size_t *size);
 /* Parses a container; what says where the bytes came from (for messages). */
 kiln_module *rt_module_parse(const uint8_t *data, size_t size, const char *what);
 kiln_module *rt_module_new(const char *target);
@@ -119,6 +121,9 @@ rt_function *rt_module_find(const kiln_module *m, const char *name);
 /* The symbol an exported library uses to carry its module container. */
 #define RT_BLOB_SYMBOL "__kiln_module_blob"
 #define RT_BLOB_SIZE_SYMBOL "__kiln_module_blob_size"
+/* A model library's whole container but its code (plan, weights, kernel sources), preferred when present. */
+#define RT_DATA_SYMBOL "__kiln_module_data"
+#define RT_DATA_SIZE_SYMBOL "__kiln_module_data_size"
 
 double rt_now_ms(void);
 

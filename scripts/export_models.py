@@ -4,7 +4,8 @@ python3-torchvision: random weights from a fixed seed, nothing downloaded.
 
     /usr/bin/python3 scripts/export_models.py OUTDIR [NAME...]
 
-NAME: resnet18 mobilenet_v2 squeezenet1_1 transformer (default: all). Each
+NAME: resnet18 mobilenet_v2 squeezenet1_1 transformer (default: those four), or
+mlp (a tiny 64-128-10 perceptron for the export tests). Each
 model is written as OUTDIR/NAME.onnx with batch 1, input "input", output
 "output", opset 14 (LayerNorm arrives decomposed, GELU as Erf).
 """
@@ -30,6 +31,9 @@ class Encoder(torch.nn.Module):
 
 def build(name):
     torch.manual_seed(0)
+    if name == "mlp":
+        return torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.GELU(), torch.nn.Linear(128, 10),
+                                   torch.nn.Softmax(dim=1)), torch.randn(1, 64)
     if name == "transformer":
         return Encoder(), torch.randn(1, 128, 256)
     model = getattr(torchvision.models, name)(weights=None)
@@ -64,7 +68,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     names = sys.argv[2:] or ["resnet18", "mobilenet_v2", "squeezenet1_1", "transformer"]
     for n in names:
-        if n not in ("resnet18", "mobilenet_v2", "squeezenet1_1", "transformer"):
+        if n not in ("resnet18", "mobilenet_v2", "squeezenet1_1", "transformer", "mlp"):
             sys.exit("unknown model " + n)
         export(n, out)
 

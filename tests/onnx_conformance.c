@@ -84,7 +84,7 @@ static bool unsupported(const char *err)
 
 static result run_test(const char *dir, const char *target, char *why, size_t cap)
 {
-	char path[4096];
+	char path[8192];
 	kiln_ctx *ctx = kiln_ctx_new();
 	result r = FAIL;
 	kiln_model *model = NULL;

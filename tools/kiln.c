@@ -50,8 +50,8 @@ static const char *usage_main =
 	"  bench OP --shape S        time OP: median milliseconds and GFLOP/s\n"
 	"  devices                   list the devices each target can run on here\n"
 	"  onnx MODEL                load and check an ONNX model, and summarize it\n"
-	"  compile MODEL.onnx -o M.kmod\n"
-	"                            compile a whole ONNX model into one model module\n"
+	"  compile MODEL.onnx -o M.kmod|M.so\n"
+	"                            compile a whole ONNX model into one model module or library\n"
 	"  run M.kmod / bench M.kmod run a compiled model on random inputs / time it\n"
 	"\n"
 	"`kiln <command> --help` describes a command's options.\n";
@@ -82,12 +82,14 @@ static void cmd_usage(const char *cmd)
 		return;
 	}
 	if (!strcmp(cmd, "compile")) {
-		printf("usage: kiln compile MODEL.onnx -o M.kmod [--target T] [--input-shape NAME=N,N,...] [--print-graph]\n\n"
+		printf("usage: kiln compile MODEL.onnx -o M.kmod|M.so [--target T] [--input-shape NAME=N,N,...] [--print-graph]\n\n"
 		       "Imports the model, runs the graph passes (shape inference and constant folding,\n"
 		       "simplification, fusion, memory planning) and writes one model module: a kernel per\n"
 		       "fused group, the execution plan and the weights. --input-shape binds an input's\n"
 		       "symbolic dimensions (repeat it per input); --print-graph shows the graph after each\n"
-		       "pass. kiln run/bench M.kmod runs it (bench --print-graph: the time of each kernel);\n"
+		       "pass. -o M.so (llvm) writes ONE shared library holding code, plan and weights, with\n"
+		       "a plain C entry int model_run(const float *input, float *output).\n"
+		       "kiln run/bench M.kmod|M.so runs it (bench --print-graph: the time of each kernel);\n"
 		       "kiln_model_load (kiln/model.h) loads it in C.\n");
 		return;
 	}
@@ -477,7 +479,13 @@ static int cmd_onnx(const opts *o)
 	return m ? 0 : 1;
 }
 
-/* kiln compile MODEL.onnx -o M.kmod: the whole model as one model module. */
+static bool is_library(const char *path)
+{
+	size_t n = strlen(path);
+	return n > 3 && !strcmp(path + n - 3, ".so");
+}
+
+/* kiln compile MODEL.onnx -o M.kmod|M.so: the whole model as one model module, or one shared library. */
 static int cmd_compile(const opts *o)
 {
 	if (!o->op || !o->out) {
@@ -507,8 +515,11 @@ static int cmd_compile(const opts *o)
 	int rc = 1;
 	if (!mod)
 		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
-	else if (kiln_module_save(mod, o->out))
-		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+	else if (is_library(o->out) && strcmp(o->target, "llvm"))
+		fprintf(stderr, "kiln: a model library (.so) holds CPU code: --target llvm, or write a .kmod for %s\n",
+		        o->target);
+	else if (is_library(o->out) ? kiln_export_library(ctx, mod, o->out) : kiln_module_save(mod, o->out))
+		fprintf(stderr, "kiln: %s\n", is_library(o->out) ? kiln_error(ctx) : kiln_rt_last_error());
 	else {
 		int64_t plain, planned = kiln_graph_planned_bytes(g, &plain);
 		printf("wrote %s: %d kernels for %s; intermediates %lld bytes planned (%lld without reuse)\n", o->out,
@@ -523,11 +534,11 @@ static int cmd_compile(const opts *o)
 	return rc;
 }
 
-/* A compiled model (a module container) rather than an operator name. */
+/* A compiled model (a module container or library) rather than an operator name. */
 static bool is_model(const opts *o)
 {
 	size_t n = o->op ? strlen(o->op) : 0;
-	return n > 5 && !strcmp(o->op + n - 5, ".kmod");
+	return (n > 5 && !strcmp(o->op + n - 5, ".kmod")) || (n > 3 && !strcmp(o->op + n - 3, ".so"));
 }
 
 /* kiln run|bench M.kmod: random inputs (uniform in [-1, 1)), outputs summarized, or timed. */

@@ -257,30 +257,48 @@ int cg_run(char *const *argv)
  * and carries no RUNPATH: a program that loads it has the runtime already,
  * or finds an installed one the usual way, never this build's folder.
  */
-static int link_shared(kiln_ctx *ctx, const rt_blob *objb, const char *path)
+/* Writes n bytes to a new temporary file named from tmpl (mkstemps, suffix length sl). */
+static int write_temp(kiln_ctx *ctx, char *tmpl, int sl, const void *data, size_t n)
 {
-	char obj[] = "/tmp/kiln-export-XXXXXX.o";
-	int fd = mkstemps(obj, 2);
+	int fd = mkstemps(tmpl, sl);
 	if (fd < 0)
 		return ir_error(ctx, "export: cannot create a temporary file");
-	ssize_t w = write(fd, objb->data, objb->size);
-	close(fd);
-	if (w != (ssize_t)objb->size) {
-		unlink(obj);
-		return ir_error(ctx, "export: cannot write %s", obj);
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = write(fd, (const char *)data + done, n - done);
+		if (w <= 0)
+			break;
+		done += (size_t)w;
 	}
+	close(fd);
+	if (done != n) {
+		unlink(tmpl);
+		return ir_error(ctx, "export: cannot write %s", tmpl);
+	}
+	return 0;
+}
+
+/* Links objb, and extra source files (assembly, C), into the shared library path. */
+static int link_shared_with(kiln_ctx *ctx, const rt_blob *objb, const char *path, int nextra, char **extra)
+{
+	char obj[] = "/tmp/kiln-export-XXXXXX.o";
+	if (write_temp(ctx, obj, 2, objb->data, objb->size))
+		return -1;
 	Dl_info info;
 	char rt[4096] = "";
 	if (dladdr((void *)kiln_parallel_for, &info) && info.dli_fname)
 		snprintf(rt, sizeof rt, "%s", info.dli_fname);
 	const char *cc = getenv("CC") ? getenv("CC") : "cc";
-	char *argv[12];
+	char *argv[16];
 	int n = 0;
 	argv[n++] = (char *)cc;
 	argv[n++] = "-shared";
+	argv[n++] = "-fPIC";
 	argv[n++] = "-o";
 	argv[n++] = (char *)path;
 	argv[n++] = obj;
+	for (int i = 0; i < nextra && n < 12; i++)
+		argv[n++] = extra[i];
 	if (rt[0])
 		argv[n++] = rt; /* recorded as DT_NEEDED libkiln_runtime.so, by its soname */
 	argv[n++] = "-lm";
@@ -290,6 +308,73 @@ static int link_shared(kiln_ctx *ctx, const rt_blob *objb, const char *path)
 	if (st != 0)
 		return ir_error(ctx, "export: '%s -shared' failed with status %d while writing %s", cc, st, path);
 	return 0;
+}
+
+static int link_shared(kiln_ctx *ctx, const rt_blob *objb, const char *path)
+{
+	return link_shared_with(ctx, objb, path, 0, NULL);
+}
+
+/*
+ * A model's library: its whole container (plan, weights) as a read-only
+ * data symbol the runtime prefers to the metadata, and a plain C entry
+ * point, int model_run(const float *input, float *output), that loads the
+ * model from the library it lives in once and runs it (inputs and outputs
+ * in order, packed one after the other).
+ */
+static int link_model(kiln_ctx *ctx, const kiln_module *m, const rt_blob *objb, const char *path)
+{
+	uint8_t *data;
+	size_t size;
+	if (rt_module_serialize_data(m, &data, &size))
+		return ir_error(ctx, "export: %s", kiln_rt_last_error());
+	char bin[] = "/tmp/kiln-model-XXXXXX.bin", as[] = "/tmp/kiln-model-XXXXXX.s", c[] = "/tmp/kiln-model-XXXXXX.c";
+	int rc = write_temp(ctx, bin, 4, data, size);
+	free(data);
+	if (rc)
+		return -1;
+	char text[8192];
+	int len = snprintf(text, sizeof text,
+	                   "\t.section .rodata\n\t.p2align 6\n\t.globl %s\n%s:\n\t.incbin \"%s\"\n"
+	                   "\t.p2align 3\n\t.globl %s\n%s:\n\t.quad %zu\n\t.section .note.GNU-stack,\"\",@progbits\n",
+	                   RT_DATA_SYMBOL, RT_DATA_SYMBOL, bin, RT_DATA_SIZE_SYMBOL, RT_DATA_SIZE_SYMBOL, size);
+	rc = write_temp(ctx, as, 2, text, (size_t)len);
+	if (!rc) {
+		len = snprintf(text, sizeof text,
+		               "/* model_run: the exported model as one plain C call (written by kiln_export_library) */\n"
+		               "#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <pthread.h>\n#include <stddef.h>\n"
+		               "#include <stdint.h>\n#include <string.h>\n"
+		               "typedef struct kiln_model kiln_model;\n"
+		               "/* kiln_array begins with its data pointer (kiln/runtime.h) */\n"
+		               "typedef struct { void *data; } kiln_array_head;\n"
+		               "extern kiln_model *kiln_model_load(const char *);\n"
+		               "extern int kiln_model_num_inputs(const kiln_model *), kiln_model_num_outputs(const kiln_model *);\n"
+		               "extern int kiln_model_set_input_data(kiln_model *, int, const void *, size_t);\n"
+		               "extern int kiln_model_run(kiln_model *);\n"
+		               "extern const kiln_array_head *kiln_model_get_output(const kiln_model *, int);\n"
+		               "extern size_t kiln_model_io_bytes(const kiln_model *, int output, int i);\n"
+		               "static kiln_model *model;\nstatic pthread_once_t once = PTHREAD_ONCE_INIT;\n"
+		               "static void load(void) {\n\tDl_info d;\n"
+		               "\tif (dladdr((void *)load, &d) && d.dli_fname)\n\t\tmodel = kiln_model_load(d.dli_fname);\n}\n"
+		               "int model_run(const float *input, float *output) {\n"
+		               "\tpthread_once(&once, load);\n\tif (!model)\n\t\treturn -1;\n"
+		               "\tconst char *in = (const char *)input;\n"
+		               "\tfor (int i = 0; i < kiln_model_num_inputs(model); i++) {\n"
+		               "\t\tsize_t n = kiln_model_io_bytes(model, 0, i);\n"
+		               "\t\tif (kiln_model_set_input_data(model, i, in, n))\n\t\t\treturn -1;\n\t\tin += n;\n\t}\n"
+		               "\tif (kiln_model_run(model))\n\t\treturn -1;\n"
+		               "\tchar *out = (char *)output;\n"
+		               "\tfor (int i = 0; i < kiln_model_num_outputs(model); i++) {\n"
+		               "\t\tsize_t n = kiln_model_io_bytes(model, 1, i);\n"
+		               "\t\tmemcpy(out, kiln_model_get_output(model, i)->data, n);\n\t\tout += n;\n\t}\n"
+		               "\treturn 0;\n}\n");
+		rc = write_temp(ctx, c, 2, text, (size_t)len);
+	}
+	char *extra[] = {as, c, "-lpthread"};
+	if (!rc)
+		rc = link_shared_with(ctx, objb, path, 3, extra);
+	unlink(bin), unlink(as), unlink(c);
+	return rc;
 }
 
 int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path)
@@ -304,7 +389,7 @@ int kiln_export_library(kiln_ctx *ctx, const kiln_module *m, const char *path)
 	if (probe < 0)
 		return ir_error(ctx, "export: cannot write '%s': %s", path, strerror(errno));
 	close(probe);
-	return link_shared(ctx, objb, path);
+	return rt_module_blob(m, "graph") ? link_model(ctx, m, objb, path) : link_shared(ctx, objb, path);
 }
 
 /*

@@ -11,7 +11,13 @@
  *   const kiln_array *y = kiln_model_get_output(m, 0);
  *
  * Intermediates live in one arena whose layout the compiler planned;
- * inputs and outputs have buffers of their own.
+ * inputs and outputs have buffers of their own. A model exported as a shared
+ * library (kiln compile model.onnx -o model.so) loads the same way, and also
+ * offers a plain C entry point needing no kiln header:
+ *
+ *   int model_run(const float *input, float *output);   // inputs / outputs packed in order
+ *
+ * (0, or -1: kiln_rt_last_error says why).
  */
 #ifndef KILN_MODEL_H
 #define KILN_MODEL_H
@@ -38,6 +44,8 @@ int kiln_model_num_outputs(const kiln_model *m);
 /* Name, dtype and shape of input / output i (NULL when out of range). */
 const kiln_arg_info *kiln_model_input_info(const kiln_model *m, int i);
 const kiln_arg_info *kiln_model_output_info(const kiln_model *m, int i);
+/* Bytes of input i (output = 0) or output i (output = 1); 0 when out of range. */
+size_t kiln_model_io_bytes(const kiln_model *m, int output, int i);
 /* Bytes of the planned arena of intermediates. */
 int64_t kiln_model_arena_bytes(const kiln_model *m);
 
