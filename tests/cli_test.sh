@@ -78,6 +78,14 @@ expect 1 "unsupported container version" run "$dir/bad.kmod"
 "$kiln" compile "$conv" -o "$dir/c.kmod" | grep -q "wrote $dir/c.kmod: 1 kernels for llvm" || { echo "FAIL: kiln compile $conv"; fails=$((fails + 1)); }
 "$kiln" run "$dir/c.kmod" | grep -q "output 'y': float32 \[1,1,4,3\]" || { echo "FAIL: kiln run c.kmod"; fails=$((fails + 1)); }
 "$kiln" bench "$dir/c.kmod" --repeat 3 | grep -q "median" || { echo "FAIL: kiln bench c.kmod"; fails=$((fails + 1)); }
+# .npy inputs and outputs
+printf 'not numpy' >"$dir/bad.npy"
+expect 1 "not a .npy file" run "$dir/c.kmod" --input "$dir/bad.npy" --input "$dir/bad.npy"
+expect 2 "the model has 2 inputs, 1 --input files were given" run "$dir/c.kmod" --input "$dir/bad.npy"
+"$kiln" run "$dir/c.kmod" -o "$dir/y.npy" >/dev/null && [ -s "$dir/y.npy" ] || { echo "FAIL: kiln run -o y.npy"; fails=$((fails + 1)); }
+expect 1 "another shape" run "$dir/c.kmod" --input "$dir/y.npy" --input "$dir/y.npy"
+head -c 128 "$dir/y.npy" >"$dir/short.npy"
+expect 1 "holds 0 bytes of data, its shape and dtype say 48" run "$dir/c.kmod" --input "$dir/short.npy" --input "$dir/short.npy"
 head -c 300 "$dir/c.kmod" >"$dir/cut.kmod"
 expect 1 "cut.kmod" run "$dir/cut.kmod"
 echo "cli: $passed passed, $fails failed"

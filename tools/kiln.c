@@ -23,6 +23,7 @@
 #include "kiln/onnx.h"
 #include "kiln/ops.h"
 #include "args.h"
+#include "npy.h"
 
 typedef struct {
 	const char *op, *shape, *attrs, *target, *out;
@@ -32,6 +33,8 @@ typedef struct {
 	int llvm; /* lower: 1 = the LLVM IR as emitted, 2 = after O3 */
 	const char *port; /* serve */
 	const char *input_shape[16]; /* compile: name=N,N,... */
+	const char *input[16];       /* run M.kmod: .npy files, in input order */
+	int ninput;
 	int ninput_shape;
 	int print_graph;
 } opts;
@@ -89,7 +92,8 @@ static void cmd_usage(const char *cmd)
 		       "symbolic dimensions (repeat it per input); --print-graph shows the graph after each\n"
 		       "pass. -o M.so (llvm) writes ONE shared library holding code, plan and weights, with\n"
 		       "a plain C entry int model_run(const float *input, float *output).\n"
-		       "kiln run/bench M.kmod|M.so runs it (bench --print-graph: the time of each kernel);\n"
+		       "kiln run M.kmod|M.so [--input X.npy ...] [-o Y.npy|DIR] runs it (random inputs\n"
+		       "without --input; -o writes the outputs); bench times it (--print-graph: each kernel);\n"
 		       "kiln_model_load (kiln/model.h) loads it in C.\n");
 		return;
 	}
@@ -192,7 +196,13 @@ static int parse(int argc, char **argv, opts *o)
 				o->seed = (uint64_t)x;
 		} else if (!strcmp(a, "--port"))
 			o->port = v;
-		else if (!strcmp(a, "--input-shape")) {
+		else if (!strcmp(a, "--input")) {
+			if (o->ninput == 16) {
+				fprintf(stderr, "kiln: more than 16 --input options\n");
+				return -1;
+			}
+			o->input[o->ninput++] = v;
+		} else if (!strcmp(a, "--input-shape")) {
 			if (o->ninput_shape == 16) {
 				fprintf(stderr, "kiln: more than 16 --input-shape options\n");
 				return -1;
@@ -552,10 +562,22 @@ static int cmd_model(const opts *o, bool bench)
 	if (o->threads)
 		kiln_set_num_threads(o->threads);
 	int rc = 0;
+	if (o->ninput && o->ninput != kiln_model_num_inputs(m)) {
+		fprintf(stderr, "kiln: the model has %d inputs, %d --input files were given\n", kiln_model_num_inputs(m),
+		        o->ninput);
+		kiln_model_free(m);
+		return 2;
+	}
+	char err[600];
 	for (int i = 0; i < kiln_model_num_inputs(m) && !rc; i++) {
 		const kiln_arg_info *in = kiln_model_input_info(m, i);
-		kiln_array *a = kiln_array_empty(in->ndim, in->shape, in->dtype);
-		if (a)
+		kiln_array *a = o->ninput ? npy_read(o->input[i], err, sizeof err) : kiln_array_empty(in->ndim, in->shape, in->dtype);
+		if (!a && o->ninput) {
+			fprintf(stderr, "kiln: %s\n", err);
+			kiln_model_free(m);
+			return 1;
+		}
+		if (a && !o->ninput)
 			kiln_array_fill_random(a, o->seed + (uint64_t)i, -1, 1);
 		rc = !a || kiln_model_set_input(m, in->name, a);
 		kiln_array_free(a);
@@ -593,9 +615,31 @@ static int cmd_model(const opts *o, bool bench)
 		}
 		printf("\n");
 	}
+	/* -o: the output as .npy (several outputs: a folder of NAME.npy) */
+	int n = kiln_model_num_outputs(m);
+	for (int i = 0; o->out && !bench && i < n; i++) {
+		char path[4200];
+		if (n == 1) {
+			snprintf(path, sizeof path, "%s", o->out);
+		} else {
+			mkdir(o->out, 0755);
+			char name[64];
+			snprintf(name, sizeof name, "%s", kiln_model_output_info(m, i)->name);
+			for (char *c = name; *c; c++)
+				if (*c == '/' || *c == '\\' || (c == name && *c == '.'))
+					*c = '_';
+			snprintf(path, sizeof path, "%s/%s.npy", o->out, name);
+		}
+		if (npy_write(path, kiln_model_get_output(m, i), err, sizeof err)) {
+			fprintf(stderr, "kiln: %s\n", err);
+			rc = 1;
+		} else {
+			printf("wrote %s\n", path);
+		}
+	}
 	kiln_timing_free(&t);
 	kiln_model_free(m);
-	return 0;
+	return rc;
 }
 
 /* kiln serve DIR: the bundle's own server (serve.mjs) under node. */
