@@ -240,10 +240,10 @@ void kiln_graph_print(const kiln_graph *g, FILE *out)
  * The pass list, in order (as Halide's Lower.cpp): each pass rewrites the
  * graph in place; with print_graph the graph is printed after each.
  */
-kiln_module *kiln_graph_compile(kiln_graph *g, const char *target, FILE *print_graph)
+int kiln_graph_optimize(kiln_graph *g, FILE *print_graph)
 {
-	if (!g || !target)
-		return NULL;
+	if (!g)
+		return -1;
 	static const struct {
 		const char *name;
 		int (*run)(kiln_graph *);
@@ -253,12 +253,23 @@ kiln_module *kiln_graph_compile(kiln_graph *g, const char *target, FILE *print_g
 		{"fuse", gr_fuse},
 		{"plan", gr_plan},
 	};
+	if (g->ngroup)
+		return ir_error(g->ctx, "%s: the graph passes already ran", g->what);
 	for (size_t i = 0; i < sizeof passes / sizeof *passes; i++) {
 		if (passes[i].run(g))
-			return NULL;
+			return -1;
 		if (print_graph)
 			gr_print(g, passes[i].name, print_graph);
 	}
+	return 0;
+}
+
+kiln_module *kiln_graph_compile(kiln_graph *g, const char *target, FILE *print_graph)
+{
+	if (!g || !target)
+		return NULL;
+	if (!g->ngroup && !g->offset && kiln_graph_optimize(g, print_graph))
+		return NULL;
 	return gr_build_module(g, target);
 }
 

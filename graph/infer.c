@@ -38,6 +38,9 @@ static int check_node(kiln_graph *g, gr_node *n, gr_build *b)
 		return gr_node_error(b, "takes %d to %d inputs, got %d", d->min_in, d->max_in, nin);
 	if (n->nout > d->max_out || n->nout < 1)
 		return gr_node_error(b, "has %d outputs (at most %d)", n->nout, d->max_out);
+	for (int k = 0; k < d->min_in && k < n->nin; k++)
+		if (n->in[k] < 0)
+			return gr_node_error(b, "input %d is required but omitted", k);
 	for (int k = 0; k < n->nin; k++)
 		if (n->in[k] >= 0 && !g->values[n->in[k]].typed)
 			return gr_node_error(b, "input '%s' has no known type", g->values[n->in[k]].name);

@@ -153,7 +153,7 @@ int gr_elemwise_build(gr_build *b)
 
 int gr_axis(gr_build *b, int64_t axis, int rank, const char *what)
 {
-	if (axis < -rank || axis >= (rank ? rank : 1))
+	if (rank < 1 || axis < -rank || axis >= rank)
 		return gr_node_error(b, "%s %lld is outside a %d-D tensor", what, (long long)axis, rank);
 	return (int)(axis < 0 ? axis + rank : axis);
 }

@@ -262,7 +262,8 @@ static int add_attr(kiln_graph *g, const kiln_onnx_model *m, int node, const Onn
 	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
 		x = gr_add_attr(g, node, name, GR_STRING);
 		x->s = ir_alloc(g->ctx, a->s.len + 1);
-		memcpy((char *)x->s, a->s.data, a->s.len);
+		if (a->s.len)
+			memcpy((char *)x->s, a->s.data, a->s.len);
 		return 0;
 	case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
 		if (a->n_ints > 1u << 20)

@@ -29,6 +29,13 @@ int kiln_graph_num_nodes(const kiln_graph *g);
 void kiln_graph_print(const kiln_graph *g, FILE *out);
 
 /*
+ * Runs the graph passes alone (inference and folding, simplification,
+ * fusion, planning), printing the graph after each with print_graph.
+ * 0, or -1 with the reason in kiln_error(ctx). kiln_graph_compile runs them
+ * when they have not run.
+ */
+int kiln_graph_optimize(kiln_graph *g, FILE *print_graph);
+/*
  * Runs the graph passes and builds a model module for target ("llvm",
  * "opencl", ...). With print_graph the graph is printed after every pass.
  * NULL with the reason in kiln_error(ctx). kiln_module_save writes it;
