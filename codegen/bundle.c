@@ -26,6 +26,7 @@
 
 #include "ir/ir.h"
 #include "kiln/build.h"
+#include "runtime/rt.h"
 
 #ifndef KILN_WEB_BUILD_DIR
 #define KILN_WEB_BUILD_DIR "."
@@ -161,7 +162,11 @@ int kiln_bundle_write_keys(kiln_ctx *ctx, const char *dir, const char *name, int
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return ir_error(ctx, "bundle: cannot write %s: %s", path, strerror(errno));
-	fprintf(f, "{\n  \"format\": \"kiln-bundle\",\n  \"version\": 1,\n  \"name\": \"%s\",\n  \"modules\": {", name);
+	fprintf(f, "{\n  \"format\": \"kiln-bundle\",\n  \"version\": 1,\n  \"name\": \"%s\",\n", name);
+	/* model modules (a plan and weights inside): the JS API's loadModel opens them */
+	if (nmod && rt_module_blob(mods[0], "graph"))
+		fprintf(f, "  \"model\": true,\n");
+	fprintf(f, "  \"modules\": {");
 	for (int i = 0; i < nmod; i++)
 		fprintf(f, "%s\n    \"%s\": \"%s.%s.kmod\"", i ? "," : "", key_of(mods, keys, i), name, key_of(mods, keys, i));
 	fprintf(f, "\n  }\n}\n");

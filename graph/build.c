@@ -237,7 +237,9 @@ kiln_module *gr_build_module(kiln_graph *g, const char *target)
 		memcpy(stepargs[s], gb.argval, sizeof(int) * gb.nargs);
 		memcpy(stepargs[s] + gb.nargs, gp->outs, sizeof(int) * gp->nout);
 	}
-	kiln_module *m = g->ngroup ? kiln_build(ctx, g->ngroup, funcs, target) : rt_module_new(target);
+	/* "webgpu-cpu" is WGSL under the schedule for CPU-emulated adapters */
+	const char *cg = !strcmp(target, "webgpu-cpu") ? "webgpu" : target;
+	kiln_module *m = g->ngroup ? kiln_build(ctx, g->ngroup, funcs, cg) : rt_module_new(cg);
 	if (!m)
 		return NULL;
 

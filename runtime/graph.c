@@ -58,6 +58,9 @@ struct kiln_model {
 	kiln_arg_info *in_info, *out_info;
 	bool resident;       /* a device module: intermediates and weights stay on the device */
 	bool warm;           /* the weights are on the device */
+	const rt_buffer_ops *dev; /* buffers outside this process's memory (web), or NULL */
+	uintptr_t *handles;  /* dev: per value its buffer (0: none of its own) */
+	uintptr_t arena_handle;
 };
 
 typedef struct {
@@ -66,6 +69,13 @@ typedef struct {
 	const char *what;
 	int err;
 } rd;
+
+/* 64-byte aligned host memory (what kernels' vector loads expect); freed with free(). */
+static void *host_alloc(int64_t bytes)
+{
+	void *p = NULL;
+	return posix_memalign(&p, 64, (size_t)(bytes + 63) / 64 * 64) ? NULL : p;
+}
 
 static uint64_t get(rd *r, int bytes, const char *field)
 {
@@ -130,11 +140,19 @@ void kiln_model_free(kiln_model *m)
 	}
 	for (int i = 0; m->out_arrays && i < m->noutput; i++)
 		kiln_array_free(m->out_arrays[i]);
-	for (int v = 0; v < m->nvalue; v++)
+	if (m->dev) {
+		for (int v = 0; m->handles && v < m->nvalue; v++)
+			if (m->handles[v])
+				m->dev->release(m->mod, m->handles[v]);
+		if (m->arena_handle)
+			m->dev->release(m->mod, m->arena_handle);
+		free(m->handles);
+	}
+	for (int v = 0; !m->dev && v < m->nvalue; v++)
 		if (m->values[v].kind == V_INPUT || m->values[v].kind == V_OUTPUT)
-			kiln_workspace_free(m->values[v].data);
-	kiln_workspace_free(m->arena);
-	kiln_workspace_free(m->weights);
+			free(m->values[v].data);
+	free(m->arena);
+	free(m->weights);
 	free(m->out_arrays), free(m->in_info), free(m->out_info);
 	free(m->values), free(m->inputs), free(m->outputs), free(m->steps);
 	if (m->owns)
@@ -250,26 +268,60 @@ static int parse_steps(kiln_model *m, rd *r)
 	return r->err;
 }
 
+/*
+ * Buffers on a device the host cannot address (web.c's rt_buffer_ops): one
+ * for the arena when handles take offsets, else one per intermediate; one
+ * per weight, uploaded now; one per input and output. v->data holds the
+ * handle the kernels get.
+ */
+static int setup_device(kiln_model *m, const rt_blob *wb, const char *what)
+{
+	const rt_buffer_ops *d = m->dev;
+	m->handles = calloc(m->nvalue ? m->nvalue : 1, sizeof *m->handles);
+	if (!m->handles)
+		return rt_error("%s: out of memory", what);
+	if (d->offsets && !(m->arena_handle = d->alloc(m->mod, m->arena_bytes ? m->arena_bytes : 64)))
+		return -1;
+	for (int i = 0; i < m->nvalue; i++) {
+		mvalue *v = &m->values[i];
+		if (v->kind == V_TEMP && d->offsets) {
+			v->data = (void *)(m->arena_handle + (uintptr_t)v->offset);
+			continue;
+		}
+		if (!(m->handles[i] = d->alloc(m->mod, v->bytes ? v->bytes : 64)))
+			return -1;
+		v->data = (void *)m->handles[i];
+		if (v->kind == V_WEIGHT && v->bytes && d->upload(m->mod, m->handles[i], wb->data + v->offset, v->bytes))
+			return -1;
+	}
+	return 0;
+}
+
 /* Buffers: the arena, the weights (aligned copies), inputs and outputs; then each step's views. */
 static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 {
-	m->arena = kiln_workspace_alloc((int64_t)(m->arena_bytes ? m->arena_bytes : 64));
-	m->weights = kiln_workspace_alloc((int64_t)(m->weights_bytes ? m->weights_bytes : 64));
-	if (!m->arena || !m->weights)
-		return rt_error("%s: cannot allocate %llu + %llu bytes", what, (unsigned long long)m->arena_bytes,
-		                (unsigned long long)m->weights_bytes);
-	if (m->weights_bytes)
-		memcpy(m->weights, wb->data, m->weights_bytes);
-	for (int i = 0; i < m->nvalue; i++) {
-		mvalue *v = &m->values[i];
-		if (v->kind == V_WEIGHT)
-			v->data = m->weights + v->offset;
-		else if (v->kind == V_TEMP)
-			v->data = m->arena + v->offset;
-		else if (!(v->data = kiln_workspace_alloc((int64_t)(v->bytes ? v->bytes : 64))))
-			return rt_error("%s: cannot allocate '%s'", what, v->info.name);
-		else if (v->kind == V_OUTPUT && v->init != NO_INIT)
-			memcpy(v->data, m->weights + v->init, v->bytes);
+	if ((m->dev = rt_buffers_for(m->mod))) {
+		if (setup_device(m, wb, what))
+			return -1;
+	} else {
+		m->arena = host_alloc((int64_t)(m->arena_bytes ? m->arena_bytes : 64));
+		m->weights = host_alloc((int64_t)(m->weights_bytes ? m->weights_bytes : 64));
+		if (!m->arena || !m->weights)
+			return rt_error("%s: cannot allocate %llu + %llu bytes", what, (unsigned long long)m->arena_bytes,
+			                (unsigned long long)m->weights_bytes);
+		if (m->weights_bytes)
+			memcpy(m->weights, wb->data, m->weights_bytes);
+		for (int i = 0; i < m->nvalue; i++) {
+			mvalue *v = &m->values[i];
+			if (v->kind == V_WEIGHT)
+				v->data = m->weights + v->offset;
+			else if (v->kind == V_TEMP)
+				v->data = m->arena + v->offset;
+			else if (!(v->data = host_alloc((int64_t)(v->bytes ? v->bytes : 64))))
+				return rt_error("%s: cannot allocate '%s'", what, v->info.name);
+			else if (v->kind == V_OUTPUT && v->init != NO_INIT)
+				memcpy(v->data, m->weights + v->init, v->bytes);
+		}
 	}
 	for (int s = 0; s < m->nstep; s++) {
 		mstep *st = &m->steps[s];
@@ -278,9 +330,12 @@ static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 		st->views = calloc(st->nargs ? st->nargs : 1, sizeof *st->views);
 		if (!st->views)
 			return rt_error("%s: out of memory", what);
-		for (int a = 0; a < st->nargs; a++)
+		for (int a = 0; a < st->nargs; a++) {
 			if (!(st->views[a] = kiln_array_wrap(m->values[st->arg[a]].data, fa[a].ndim, fa[a].shape, fa[a].dtype)))
 				return -1;
+			if (m->dev)
+				st->views[a]->device = m->dev->device;
+		}
 	}
 #ifndef __EMSCRIPTEN__
 	m->resident = !strcmp(kiln_module_target(m->mod), "opencl");
@@ -326,9 +381,16 @@ static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 		m->out_info[i].is_output = 1;
 		if (!(m->out_arrays[i] = kiln_array_wrap(v->data, v->info.ndim, v->info.shape, v->info.dtype)))
 			return -1;
+		if (m->dev)
+			m->out_arrays[i]->device = m->dev->device;
 	}
 	return 0;
 }
+
+#ifndef __EMSCRIPTEN__
+/* Natively every target's buffers are in this process's memory (OpenCL mirrors them: rt_opencl_run_resident). */
+const rt_buffer_ops *rt_buffers_for(const kiln_module *m) { return NULL; }
+#endif
 
 kiln_model *kiln_model_from_module(kiln_module *mod) { return rt_model_over(mod, true); }
 
@@ -426,6 +488,8 @@ int kiln_model_set_input_data(kiln_model *m, int i, const void *data, size_t byt
 	mvalue *v = &m->values[m->inputs[i]];
 	if (!data || bytes != v->bytes)
 		return rt_error("model: input '%s' takes %zu bytes, got %zu", v->info.name, v->bytes, data ? bytes : 0);
+	if (m->dev)
+		return m->dev->upload(m->mod, (uintptr_t)v->data, data, bytes);
 	memcpy(v->data, data, bytes);
 	return 0;
 }
@@ -465,8 +529,12 @@ int kiln_model_run(kiln_model *m)
 	/* outputs the compiler folded to constants: written every run, as a kernel would */
 	for (int i = 0; i < m->noutput; i++) {
 		mvalue *v = &m->values[m->outputs[i]];
-		if (v->init != NO_INIT)
+		if (v->init == NO_INIT)
+			continue;
+		if (!m->dev)
 			memcpy(v->data, m->weights + v->init, v->bytes);
+		else if (m->dev->upload(m->mod, (uintptr_t)v->data, rt_module_blob(m->mod, "weights")->data + v->init, v->bytes))
+			return -1;
 	}
 #ifndef __EMSCRIPTEN__
 	if (m->resident) {

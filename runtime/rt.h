@@ -22,6 +22,22 @@ int rt_dtype_check(kiln_dtype t, const char *what);
  */
 int rt_array_bytes(int ndim, const int64_t *shape, kiln_dtype t, const char *what, size_t *out);
 
+/*
+ * Where a model's buffers live when not in this process's memory: the web
+ * runtime's wasm modules keep them in their kernel instance's memory, webgpu
+ * modules in GPUBuffers (web.c). alloc returns a handle (a byte offset, a
+ * buffer id), 0 with a message on failure; with offsets, handle + n
+ * addresses n bytes into a buffer, so one allocation can hold an arena.
+ */
+typedef struct {
+	kiln_device_kind device;
+	bool offsets;
+	uintptr_t (*alloc)(kiln_module *m, size_t bytes);
+	void (*release)(kiln_module *m, uintptr_t handle);
+	int (*upload)(kiln_module *m, uintptr_t handle, const void *src, size_t bytes);
+} rt_buffer_ops;
+/* The buffers of m's device, or NULL: the host's memory. */
+const rt_buffer_ops *rt_buffers_for(const kiln_module *m);
 /* A model over module m (kiln/model.h); owns: m is freed with the model (and on failure). */
 struct kiln_model *rt_model_over(kiln_module *m, bool owns);
 /* Checks the time evaluator's options and fills in the defaults (opts may be NULL). */

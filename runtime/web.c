@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kiln/model.h"
 #include "rt.h"
 
 EM_JS(int, host_wasm_call, (const kiln_module *m, const char *name, int n, const uint32_t *offsets), {
@@ -71,12 +72,58 @@ EM_JS(int, host_gpu_submit, (const kiln_module *m), {
 
 EM_JS(void, host_error, (char *buf, int size), { stringToUTF8(Module['kilnHost'].lastError || 'failed', buf, size); });
 
+/* Buffers of a model on the wasm kernel instance's heap or in GPUBuffers (rt_buffer_ops). */
+EM_JS(double, host_dev_alloc, (const kiln_module *m, double bytes), {
+	const h = Module['kilnHost'];
+	try {
+		return h.devAlloc(m, bytes);
+	} catch (e) {
+		h.lastError = String(e && e.message || e);
+		return 0;
+	}
+});
+
+EM_JS(void, host_dev_free, (const kiln_module *m, double handle), { Module['kilnHost'].devFree(m, handle); });
+
+EM_JS(int, host_dev_upload, (const kiln_module *m, double handle, const void *src, double bytes), {
+	const h = Module['kilnHost'];
+	try {
+		return h.devUpload(m, handle, HEAPU8.subarray(src, src + bytes));
+	} catch (e) {
+		h.lastError = String(e && e.message || e);
+		return -1;
+	}
+});
+
 /* The host's last message as this runtime's error, prefixed with what failed. */
 static int host_failed(const char *what)
 {
 	char msg[768];
 	host_error(msg, sizeof msg);
 	return rt_error("%s: %s", what, msg);
+}
+
+static uintptr_t dev_alloc(kiln_module *m, size_t bytes)
+{
+	uintptr_t h = (uintptr_t)host_dev_alloc(m, (double)bytes);
+	if (!h)
+		host_failed("allocating a model buffer");
+	return h;
+}
+
+static void dev_free(kiln_module *m, uintptr_t h) { host_dev_free(m, (double)h); }
+
+static int dev_upload(kiln_module *m, uintptr_t h, const void *src, size_t bytes)
+{
+	return host_dev_upload(m, (double)h, src, (double)bytes) ? host_failed("uploading a model buffer") : 0;
+}
+
+const rt_buffer_ops *rt_buffers_for(const kiln_module *m)
+{
+	/* wasm memory takes offsets into one allocation; a GPUBuffer id does not */
+	static const rt_buffer_ops wasm = {KILN_DEV_WASM, true, dev_alloc, dev_free, dev_upload};
+	static const rt_buffer_ops webgpu = {KILN_DEV_WEBGPU, false, dev_alloc, dev_free, dev_upload};
+	return !strcmp(m->target, "wasm") ? &wasm : !strcmp(m->target, "webgpu") ? &webgpu : NULL;
 }
 
 int rt_wasm_call(kiln_module *m, const rt_function *f, kiln_array **args)
@@ -269,6 +316,54 @@ char *kiln_web_describe(const kiln_module *m)
 		sb_put(&b, "],\"launches\":%d}", f->nlaunch);
 	}
 	sb_put(&b, "]}");
+	if (b.oom) {
+		free(b.p);
+		rt_error("out of memory");
+		return NULL;
+	}
+	return b.p;
+}
+
+/* A model over a session's module (the session keeps the module). */
+EMSCRIPTEN_KEEPALIVE
+struct kiln_model *kiln_web_model(kiln_module *m) { return rt_model_over(m, false); }
+
+static void describe_io(sbuf *b, const kiln_model *m, int output)
+{
+	int n = output ? kiln_model_num_outputs(m) : kiln_model_num_inputs(m);
+	sb_put(b, "[");
+	for (int i = 0; i < n; i++) {
+		const kiln_arg_info *a = output ? kiln_model_output_info(m, i) : kiln_model_input_info(m, i);
+		const kiln_array *y = output ? kiln_model_get_output(m, i) : NULL;
+		char dt[16];
+		sb_put(b, "%s{\"name\":", i ? "," : "");
+		sb_str(b, a->name);
+		sb_put(b, ",\"dtype\":");
+		sb_str(b, kiln_dtype_str(a->dtype, dt));
+		sb_put(b, ",\"shape\":[");
+		for (int d = 0; d < a->ndim; d++)
+			sb_put(b, "%s%lld", d ? "," : "", (long long)a->shape[d]);
+		sb_put(b, "],\"bytes\":%zu,\"data\":%lu}", kiln_model_io_bytes(m, output, i),
+		       (unsigned long)(uintptr_t)(y ? y->data : NULL));
+	}
+	sb_put(b, "]");
+}
+
+/*
+ * A model's inputs and outputs as JSON (malloc'ed): {"inputs": [{"name",
+ * "dtype", "shape", "bytes", "data"}], "outputs": [...], "arena": N}; an
+ * output's data is where it lies on the device (wasm offset, GPUBuffer id,
+ * or a pointer into this runtime's memory for webgl).
+ */
+EMSCRIPTEN_KEEPALIVE
+char *kiln_web_model_describe(const kiln_model *m)
+{
+	sbuf b = {0};
+	sb_put(&b, "{\"inputs\":");
+	describe_io(&b, m, 0);
+	sb_put(&b, ",\"outputs\":");
+	describe_io(&b, m, 1);
+	sb_put(&b, ",\"arena\":%lld}", (long long)kiln_model_arena_bytes(m));
 	if (b.oom) {
 		free(b.p);
 		rt_error("out of memory");

@@ -513,16 +513,43 @@ static int cmd_compile(const opts *o)
 		binds[i].name = strndup(o->input_shape[i], (size_t)(eq - o->input_shape[i]));
 		binds[i].ndim = n;
 	}
-	if (strcmp(o->target, "llvm") && strcmp(o->target, "opencl") && strcmp(o->target, "webgl")) {
-		fprintf(stderr, "kiln: compile: target '%s' is not supported for models yet (llvm, opencl, webgl)\n",
-		        o->target);
+	bool web = !strcmp(o->target, "web");
+	if (!web && strcmp(o->target, "llvm") && strcmp(o->target, "opencl") && strcmp(o->target, "webgl") &&
+	    strcmp(o->target, "wasm") && strcmp(o->target, "webgpu") && strcmp(o->target, "webgpu-cpu")) {
+		fprintf(stderr, "kiln: compile: unknown target '%s' (llvm, opencl, webgl, wasm, webgpu, webgpu-cpu, or web: "
+		        "a bundle of the web ones)\n", o->target);
 		return 2;
 	}
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_onnx_model *m = kiln_onnx_load(ctx, o->op);
 	kiln_graph *g = m ? kiln_onnx_import(ctx, m, o->ninput_shape, binds) : NULL;
-	kiln_module *mod = g ? kiln_graph_compile(g, o->target, o->print_graph ? stdout : NULL) : NULL;
 	int rc = 1;
+	if (web) {
+		/* one bundle: wasm, webgpu (and webgpu-cpu for emulated adapters), webgl; the JS API picks */
+		static const char *targets[] = {"webgpu", "webgpu-cpu", "webgl", "wasm"};
+		kiln_module *mods[4] = {0};
+		int n = 0;
+		for (; g && n < 4; n++)
+			if (!(mods[n] = kiln_graph_compile(g, targets[n], o->print_graph && !n ? stdout : NULL)))
+				break;
+		if (n < 4)
+			fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+		else if (kiln_bundle_write_keys(ctx, o->out, "model", 4, mods, targets))
+			fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+		else {
+			printf("wrote %s: a model bundle (webgpu, webgpu-cpu, webgl, wasm; kiln.mjs's loadModel opens it)\n",
+			       o->out);
+			rc = 0;
+		}
+		for (int i = 0; i < 4; i++)
+			kiln_module_free(mods[i]);
+		kiln_onnx_free(m);
+		kiln_ctx_free(ctx);
+		for (int i = 0; i < o->ninput_shape; i++)
+			free((char *)binds[i].name);
+		return rc;
+	}
+	kiln_module *mod = g ? kiln_graph_compile(g, o->target, o->print_graph ? stdout : NULL) : NULL;
 	if (!mod)
 		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 	else if (is_library(o->out) && strcmp(o->target, "llvm"))

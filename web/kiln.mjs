@@ -101,7 +101,8 @@ async function startRuntime(base, host) {
 // What kiln.mjs calls in the web runtime (web/meson.build exports them).
 const RUNTIME_EXPORTS = ['malloc', 'free', 'kiln_module_load_bytes', 'kiln_module_free', 'kiln_module_call',
   'kiln_rt_last_error', 'kiln_array_free', 'kiln_gles_device_name', 'kiln_web_array', 'kiln_web_array_data',
-  'kiln_web_blob', 'kiln_web_describe', 'kiln_web_time'];
+  'kiln_web_blob', 'kiln_web_describe', 'kiln_web_time', 'kiln_web_model', 'kiln_web_model_describe',
+  'kiln_model_run', 'kiln_model_set_input_data', 'kiln_model_free'];
 
 // A first-fit allocator over a wasm memory, above base: wasm arrays live in
 // their module's kernel instance, so kernels read them in place.
@@ -565,6 +566,22 @@ function makeHost() {
     host.session.gpu.submit();
     return 0;
   };
+  // a model's buffers (runtime/graph.c through web.c's rt_buffer_ops)
+  host.devAlloc = (mod, bytes) => {
+    const s = host.session;
+    return s.backend === 'wasm' ? s.wasm.heap.alloc(bytes) : s.gpuAlloc(bytes);
+  };
+  host.devFree = (mod, handle) => {
+    const s = host.session;
+    if (s.backend === 'wasm') s.wasm.heap.free(handle);
+    else s.gpuFree(handle);
+  };
+  host.devUpload = (mod, handle, u8) => {
+    const s = host.session;
+    if (s.backend === 'wasm') new Uint8Array(s.wasm.memory.buffer, handle, u8.length).set(u8);
+    else s.gpu.upload(s.buffers.get(handle), u8);
+    return 0;
+  };
   return host;
 }
 
@@ -611,4 +628,138 @@ export async function load(base = new URL('.', import.meta.url).href, opts = {})
     }
   }
   throw new Error(`kiln: no backend can run this bundle here:\n${s.skipped.map((k) => `  ${k.backend}: ${k.reason}`).join('\n')}`);
+}
+
+// A whole model (kiln compile model.onnx --target web -o dir/) on one backend:
+// the C graph executor runs the plan; inputs go in and outputs come back as
+// typed arrays; intermediates stay where the kernels run (wasm memory, GPUBuffers).
+export class Model {
+  constructor(session) {
+    const M = session.rt.M;
+    this.session = session;
+    this.backend = session.backend;
+    this.device = session.device;
+    this.skipped = session.skipped;
+    this.ptr = M._kiln_web_model(session.mod);
+    if (!this.ptr) throw new Error(`kiln: ${session.rt.error()}`);
+    const p = M._kiln_web_model_describe(this.ptr);
+    if (!p) throw new Error(`kiln: ${session.rt.error()}`);
+    const d = JSON.parse(session.rt.str(p));
+    M._free(p);
+    this.inputs = d.inputs;   // [{name, dtype, shape, bytes}]
+    this.outputs = d.outputs;
+    this.arenaBytes = d.arena;
+  }
+
+  // Copies feeds ({inputName: typed array}, or an array in input order) to the model's inputs.
+  feed(feeds) {
+    const s = this.session, M = s.rt.M;
+    if (!this.ptr) throw new Error('kiln: the model was disposed');
+    const list = Array.isArray(feeds) ? feeds : this.inputs.map((i) => feeds?.[i.name]);
+    if (!Array.isArray(feeds)) {
+      const extra = Object.keys(feeds ?? {}).filter((k) => !this.inputs.some((i) => i.name === k));
+      if (extra.length) throw new Error(`kiln: the model has no input ${extra.join(', ')} (it has: ${this.inputs.map((i) => i.name).join(', ')})`);
+    }
+    this.inputs.forEach((inp, i) => {
+      const v = list[i];
+      if (v == null) throw new Error(`kiln: no value for input '${inp.name}'`);
+      const T = arrayType(inp.dtype);
+      let typed = v;
+      if (!(v instanceof T)) {
+        try {
+          typed = T.from(v);
+        } catch (e) {
+          throw new Error(`kiln: input '${inp.name}' is ${inp.dtype}; cannot convert ${v?.constructor?.name ?? typeof v} (${e.message})`);
+        }
+      }
+      if (typed.byteLength !== inp.bytes)
+        throw new Error(`kiln: input '${inp.name}' has shape [${inp.shape}] (${inp.bytes} bytes); got ${typed.length} values`);
+      const p = M._malloc(inp.bytes);
+      M.HEAPU8.set(new Uint8Array(typed.buffer, typed.byteOffset, inp.bytes), p);
+      const rc = M._kiln_model_set_input_data(this.ptr, i, p, inp.bytes);
+      M._free(p);
+      if (rc) throw new Error(`kiln: ${s.rt.error()}`);
+    });
+  }
+
+  // Runs the plan once (WebGPU: the launches are submitted, not awaited).
+  launch() {
+    if (this.session.rt.M._kiln_model_run(this.ptr)) throw new Error(`kiln: ${this.session.rt.error()}`);
+  }
+
+  // The outputs as {name: typed array}, once the launches are done.
+  async read() {
+    const s = this.session, out = {};
+    for (const o of this.outputs) {
+      let u8;
+      if (s.backend === 'webgpu') u8 = await s.gpu.download(s.buffers.get(o.data), o.bytes);
+      else if (s.backend === 'wasm') u8 = new Uint8Array(s.wasm.memory.buffer, o.data, o.bytes).slice();
+      else u8 = s.rt.M.HEAPU8.slice(o.data, o.data + o.bytes);
+      out[o.name] = new (arrayType(o.dtype))(u8.buffer, u8.byteOffset, u8.byteLength / arrayType(o.dtype).BYTES_PER_ELEMENT);
+    }
+    return out;
+  }
+
+  // feeds -> {outputName: typed array}.
+  async run(feeds) {
+    this.feed(feeds);
+    const s = this.session;
+    if (s.backend === 'webgpu') {
+      s.gpu.device.pushErrorScope('validation');
+      s.scopes++;
+      try {
+        this.launch();
+      } finally {
+        await s.check();
+      }
+    } else {
+      this.launch();
+    }
+    return this.read();
+  }
+
+  // Median, mean and min milliseconds of whole runs (inputs already fed), after warm-ups.
+  async time({ warmup = 3, repeat = 10 } = {}) {
+    const s = this.session, samples = [];
+    const once = async () => {
+      const t0 = performance.now();
+      this.launch();
+      if (s.backend === 'webgpu') await s.gpu.device.queue.onSubmittedWorkDone();
+      return performance.now() - t0;
+    };
+    for (let i = 0; i < warmup; i++) await once();
+    for (let r = 0; r < repeat; r++) samples.push(await once());
+    const sorted = samples.slice().sort((a, b) => a - b), mid = sorted.length >> 1;
+    return {
+      medianMs: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
+      meanMs: samples.reduce((a, b) => a + b, 0) / samples.length, minMs: sorted[0], repeat,
+    };
+  }
+
+  dispose() {
+    if (this.ptr) this.session.rt.M._kiln_model_free(this.ptr);
+    this.ptr = 0;
+    this.session.dispose();
+  }
+}
+
+/**
+ * Loads a model bundle (kiln compile model.onnx --target web -o dir/) at base:
+ * the first backend of opts.backend ('auto': webgpu, webgl, wasm) that opens,
+ * reported as model.backend (and why others were passed over: model.skipped).
+ *   const m = await loadModel('./resnet18/');
+ *   const { output } = await m.run({ input: new Float32Array(3 * 224 * 224) });
+ */
+export async function loadModel(base = new URL('.', import.meta.url).href, opts = {}) {
+  const s = await load(base, opts);
+  if (!s.manifest.model) {
+    s.dispose();
+    throw new Error(`kiln: ${base} is a bundle of operators, not a model (kiln compile MODEL.onnx --target web -o DIR/)`);
+  }
+  try {
+    return new Model(s);
+  } catch (e) {
+    s.dispose();
+    throw e;
+  }
 }
