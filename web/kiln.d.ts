@@ -128,3 +128,35 @@ export declare function dawnGpu(pkg: unknown): { gpu: GPU; compatibility: boolea
  * when none can run here.
  */
 export declare function load(base?: string | URL, opts?: LoadOptions): Promise<Session>;
+
+/** One input or output of a model. */
+export interface ModelIO {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  bytes: number;
+}
+
+/**
+ * A whole model (`kiln compile model.onnx --target web -o dir/`) on one
+ * backend: the C graph executor runs its plan; intermediates stay where the
+ * kernels run (wasm memory, GPUBuffers).
+ */
+export declare class Model {
+  readonly backend: Backend;
+  /** What runs it: the adapter or renderer, or the wasm variant. */
+  readonly device: string;
+  /** The backends passed over, and why. */
+  readonly skipped: { backend: Backend; reason: string }[];
+  readonly inputs: ModelIO[];
+  readonly outputs: ModelIO[];
+  readonly arenaBytes: number;
+  /** Runs once: inputs by name (or in order), outputs by name. */
+  run(feeds: Record<string, ArrayLike<number>> | ArrayLike<number>[]): Promise<Record<string, TypedArrayOf<DType>>>;
+  /** Times whole runs of the inputs fed last (WebGPU: until the work is done). */
+  time(opts?: { warmup?: number; repeat?: number }): Promise<{ medianMs: number; meanMs: number; minMs: number; repeat: number }>;
+  dispose(): void;
+}
+
+/** Loads the model bundle at base on the first backend of opts.backend that opens (default webgpu, webgl, wasm). */
+export declare function loadModel(base?: string | URL, opts?: LoadOptions): Promise<Model>;
