@@ -142,7 +142,7 @@ static kiln_array *array_new(int ndim, const int64_t *shape, kiln_dtype dtype, s
 }
 
 /* This machine's memory in bytes, or 0 when unknown; asked once, not per array. */
-static uint64_t physical_memory(void)
+uint64_t rt_physical_memory(void)
 {
 	static _Atomic uint64_t mem = UINT64_MAX;
 	uint64_t m = mem;
@@ -165,7 +165,7 @@ kiln_array *kiln_array_empty(int ndim, const int64_t *shape, kiln_dtype dtype)
 	if (!a)
 		return NULL;
 	/* refused up front rather than left to overcommit and the OOM killer */
-	uint64_t mem = physical_memory();
+	uint64_t mem = rt_physical_memory();
 	if (mem && bytes > mem) {
 		free(a);
 		rt_error("array: %zu bytes is more than this machine's memory (%llu bytes)", bytes, (unsigned long long)mem);

@@ -441,6 +441,22 @@ kiln_model *rt_model_over(kiln_module *mod, bool owns)
 		kiln_model_free(m);
 		return rt_error("%s: %zu bytes after the plan", what, r.n - r.at), NULL;
 	}
+	/* sizes a hostile plan could inflate: the arena is never more than its
+	 * intermediates without reuse, and everything must fit this machine */
+	uint64_t temps = 0, total = m->arena_bytes + m->weights_bytes, mem = rt_physical_memory();
+	for (int v = 0; v < m->nvalue; v++) {
+		if (m->values[v].kind == V_TEMP)
+			temps += (m->values[v].bytes + 63) / 64 * 64;
+		if (m->values[v].kind == V_INPUT || m->values[v].kind == V_OUTPUT)
+			total += m->values[v].bytes;
+	}
+	if (m->arena_bytes > temps + 64 || (mem && total > mem)) {
+		rt_error("%s: the plan asks for %llu bytes (an arena of %llu for %llu bytes of intermediates); this machine "
+		         "has %llu", what, (unsigned long long)total, (unsigned long long)m->arena_bytes,
+		         (unsigned long long)temps, (unsigned long long)mem);
+		kiln_model_free(m);
+		return NULL;
+	}
 	if (setup(m, wb, what)) {
 		kiln_model_free(m);
 		return NULL;

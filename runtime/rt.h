@@ -45,6 +45,9 @@ int rt_time_opts(const kiln_time_opts *opts, kiln_time_opts *out);
 /* Median, mean and min of out->samples_ms[0..repeat). */
 void rt_timing_summarize(kiln_timing *out, int repeat);
 
+/* This machine's memory in bytes, or 0 when unknown (asked once). */
+uint64_t rt_physical_memory(void);
+
 /* One kernel launch of a device function. */
 #define RT_MAX_LAUNCH_ARGS 64
 #define RT_MAX_GRID 0x7fffffffu       /* blocks along one grid dimension */
