@@ -122,17 +122,25 @@ static kiln_expr *bias_epilogue(gr_build *b, kiln_expr *const *idx, kiln_expr *a
 	return kiln_add(b->ctx, acc, KILN_READ(b->ctx, b->in[2], idx[1]));
 }
 
-static int conv_build(gr_build *b)
+/* The spatial rank (1 or 2) of a convolution's input and weight, and its window; -1 after an error. */
+static int conv_window(gr_build *b, window *w, bool transposed)
 {
-	int nsp = spatial_rank(b, 0, "Conv");
+	int nsp = spatial_rank(b, 0, b->n->op);
 	if (nsp < 0)
 		return -1;
 	if (kiln_tensor_ndim(b->in[1]) != nsp + 2)
 		return gr_node_error(b, "the weight must be %d-D", nsp + 2);
 	const int64_t *xs = kiln_tensor_shape(b->in[0]), *ws = kiln_tensor_shape(b->in[1]);
+	return read_window(b, nsp, xs + 2, ws + 2, w, transposed) ? -1 : nsp;
+}
+
+static int conv_build(gr_build *b)
+{
 	window w;
-	if (read_window(b, nsp, xs + 2, ws + 2, &w, false))
+	int nsp = conv_window(b, &w, false);
+	if (nsp < 0)
 		return -1;
+	const int64_t *xs = kiln_tensor_shape(b->in[0]), *ws = kiln_tensor_shape(b->in[1]);
 	int64_t k[2], dil[2];
 	kiln_conv2d_attrs a = {.groups = gr_attr_int(b->n, "group", 1)};
 	window_2d(&w, k, a.stride, dil, a.pad);
@@ -186,15 +194,11 @@ static kiln_expr *convt_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 
 static int convt_build(gr_build *b)
 {
-	int nsp = spatial_rank(b, 0, "ConvTranspose");
+	window w;
+	int nsp = conv_window(b, &w, true);
 	if (nsp < 0)
 		return -1;
-	if (kiln_tensor_ndim(b->in[1]) != nsp + 2)
-		return gr_node_error(b, "the weight must be %d-D", nsp + 2);
 	const int64_t *xs = kiln_tensor_shape(b->in[0]), *ws = kiln_tensor_shape(b->in[1]);
-	window w;
-	if (read_window(b, nsp, xs + 2, ws + 2, &w, true))
-		return -1;
 	int64_t G = gr_attr_int(b->n, "group", 1), C = xs[1];
 	if (G < 1 || C % G || ws[0] != C)
 		return gr_node_error(b, "the weight's first extent must be the %lld input channels, in groups of %lld",

@@ -386,6 +386,25 @@ static int check_buffers(const rt_function *f, const fn_state *fs, kiln_array **
 	return 0;
 }
 
+/* Queues every launch of f (ev: an event per launch, or NULL). */
+static int enqueue_launches(rt_function *f, fn_state *fs, cl_event *ev)
+{
+	for (int l = 0; l < f->nlaunch; l++) {
+		rt_launch *la = &f->launches[l];
+		size_t global[3], local[3];
+		for (int d = 0; d < 3; d++) {
+			local[d] = la->block[d];
+			global[d] = (size_t)la->grid[d] * la->block[d];
+		}
+		cl_int e = CL(clEnqueueNDRangeKernel)(st->q, fs->kernels[l], 3, NULL, global, local, 0, NULL, ev ? &ev[l] : NULL);
+		if (e != CL_SUCCESS)
+			return rt_error("%s: launch of '%s' (%ux%ux%u blocks of %ux%ux%u) failed on %s (%s)", f->name, la->kernel,
+			                la->grid[0], la->grid[1], la->grid[2], la->block[0], la->block[1], la->block[2], st->name,
+			                cl_err(e));
+	}
+	return 0;
+}
+
 static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms)
 {
 	if (init_locked() || prepare(m, f))
@@ -404,20 +423,7 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 				return rt_error("%s: upload of argument %d failed (%s)", f->name, i, cl_err(e));
 		}
 	cl_event *ev = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(cl_event));
-	int rc = 0;
-	for (int l = 0; l < f->nlaunch && !rc; l++) {
-		rt_launch *la = &f->launches[l];
-		size_t global[3], local[3];
-		for (int d = 0; d < 3; d++) {
-			local[d] = la->block[d];
-			global[d] = (size_t)la->grid[d] * la->block[d];
-		}
-		e = CL(clEnqueueNDRangeKernel)(st->q, fs->kernels[l], 3, NULL, global, local, 0, NULL, &ev[l]);
-		if (e != CL_SUCCESS)
-			rc = rt_error("%s: launch of '%s' (%ux%ux%u blocks of %ux%ux%u) failed on %s (%s)", f->name, la->kernel,
-			              la->grid[0], la->grid[1], la->grid[2], la->block[0], la->block[1], la->block[2], st->name,
-			              cl_err(e));
-	}
+	int rc = enqueue_launches(f, fs, ev);
 	for (int i = 0; i < f->nargs && !rc; i++)
 		if (f->args[i].is_output) {
 			e = CL(clEnqueueReadBuffer)(st->q, fs->mem[i], CL_FALSE, 0, fs->bytes[i], args[i]->data, 0, NULL, NULL);
@@ -516,17 +522,8 @@ static int run_resident_locked(kiln_module *m, rt_function *f, kiln_array **args
 			return rt_error("%s: upload of argument %d failed (%s)", f->name, i, cl_err(e));
 	}
 	int rc = set_args(f, fs, mems);
-	for (int l = 0; l < f->nlaunch && !rc; l++) {
-		rt_launch *la = &f->launches[l];
-		size_t global[3], local[3];
-		for (int d = 0; d < 3; d++) {
-			local[d] = la->block[d];
-			global[d] = (size_t)la->grid[d] * la->block[d];
-		}
-		e = CL(clEnqueueNDRangeKernel)(st->q, fs->kernels[l], 3, NULL, global, local, 0, NULL, NULL);
-		if (e != CL_SUCCESS)
-			rc = rt_error("%s: launch of '%s' failed on %s (%s)", f->name, la->kernel, st->name, cl_err(e));
-	}
+	if (!rc)
+		rc = enqueue_launches(f, fs, NULL);
 	bool any = false;
 	for (int i = 0; i < f->nargs && !rc; i++)
 		if (download[i]) {
