@@ -8,7 +8,7 @@
  * kiln_graph_compile lists them:
  *
  *   infer.c   shapes and dtypes; nodes whose inputs are constants fold
- *   simplify.c Identity / Dropout / no-op reshapes vanish; BatchNormalization
+ *   simplify.c Identity / Dropout vanish; BatchNormalization
  *             folds into the convolution before it
  *   fuse.c    elementwise consumers join their producer's group
  *   plan.c    liveness-based buffer reuse for intermediates

@@ -31,13 +31,14 @@ static void label_error(kiln_graph *g, gr_node *n)
 static int check_node(kiln_graph *g, gr_node *n, gr_build *b)
 {
 	const gr_opdef *d = n->def;
-	int nin = n->nin;
-	while (nin > 0 && n->in[nin - 1] < 0)
-		nin--;
-	if (nin < d->min_in || nin > d->max_in)
-		return gr_node_error(b, "takes %d to %d inputs, got %d", d->min_in, d->max_in, nin);
-	if (n->nout > d->max_out || n->nout < 1)
+	while (n->nin > 0 && n->in[n->nin - 1] < 0)
+		n->nin--; /* trailing omitted inputs are no inputs */
+	if (n->nin < d->min_in || n->nin > d->max_in || n->nin > GR_MAX_IN)
+		return gr_node_error(b, "takes %d to %d inputs, got %d", d->min_in, d->max_in, n->nin);
+	if (n->nout > d->max_out || n->nout < 1 || n->nout > GR_MAX_OUT)
 		return gr_node_error(b, "has %d outputs (at most %d)", n->nout, d->max_out);
+	if (n->out[0] < 0)
+		return gr_node_error(b, "its first output is omitted");
 	for (int k = 0; k < d->min_in && k < n->nin; k++)
 		if (n->in[k] < 0)
 			return gr_node_error(b, "input %d is required but omitted", k);
@@ -116,8 +117,11 @@ static int fold(kiln_graph *g, gr_node *n, gr_build *b)
 		gr_value *v = &g->values[n->in[k]];
 		ins[nin] = b->in[k];
 		arrs[nin] = kiln_array_wrap(v->data, kiln_tensor_ndim(b->in[k]), kiln_tensor_shape(b->in[k]), v->dtype);
-		if (!arrs[nin])
+		if (!arrs[nin]) {
+			for (int i = 0; i < nin; i++)
+				kiln_array_free(arrs[i]);
 			return ir_error(g->ctx, "%s: folding %s: %s", g->what, gr_node_label(g, n), kiln_rt_last_error());
+		}
 		nin++;
 	}
 	for (int k = 0; k < n->nout && !rc; k++) {

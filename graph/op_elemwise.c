@@ -72,6 +72,8 @@ CALL1(x_ceil, KILN_CEIL)
 
 static kiln_expr *x_abs(gr_build *b, kiln_expr *const *a)
 {
+	if (a[0]->type.code == KILN_UINT || a[0]->type.code == KILN_BOOL)
+		return a[0];
 	return is_float(a[0]) ? kiln_call(b->ctx, KILN_ABS, a[0], NULL)
 	                      : kiln_max(b->ctx, a[0], kiln_sub(b->ctx, c_of(b, a[0], 0), a[0]));
 }
@@ -188,7 +190,10 @@ static kiln_expr *x_sum(gr_build *b, kiln_expr *const *a) { return fold_inputs(b
 static kiln_expr *x_mean(gr_build *b, kiln_expr *const *a)
 {
 	kiln_expr *s = need_f(b, fold_inputs(b, a, kiln_add));
-	return s ? kiln_div(b->ctx, s, c_of(b, s, b->n->nin)) : NULL;
+	int n = 0;
+	for (int k = 0; k < b->n->nin; k++)
+		n += a[k] != NULL;
+	return s ? kiln_div(b->ctx, s, c_of(b, s, n)) : NULL;
 }
 
 /* ONNX TensorProto data types that Cast can produce. */

@@ -45,8 +45,11 @@ static int read_window(gr_build *b, int nsp, const int64_t *in, const int64_t *k
 		w->dil[i] = nd >= 0 ? dl[i] : 1;
 		w->pad[i] = np >= 0 ? pd[i] : 0;
 		w->pad[2 + i] = np >= 0 ? pd[nsp + i] : 0;
-		if (w->k[i] < 1 || w->stride[i] < 1 || w->dil[i] < 1 || w->pad[i] < 0 || w->pad[2 + i] < 0)
-			return gr_node_error(b, "kernel, strides and dilations must be positive and pads not negative");
+		const int64_t big = (int64_t)1 << 20; /* extents stop at 2^40: every window product stays inside int64 */
+		if (w->k[i] < 1 || w->stride[i] < 1 || w->dil[i] < 1 || w->pad[i] < 0 || w->pad[2 + i] < 0 || w->k[i] > big ||
+		    w->stride[i] > big || w->dil[i] > big || w->pad[i] > big || w->pad[2 + i] > big)
+			return gr_node_error(b, "kernel, strides and dilations must be positive and pads not negative (and all "
+			                     "below 2^20)");
 	}
 	const char *ap = gr_attr_str(b->n, "auto_pad", "NOTSET");
 	if (!strcmp(ap, "VALID")) {
@@ -212,6 +215,8 @@ static int convt_build(gr_build *b)
 	int64_t out[2];
 	for (int i = 0; i < nsp; i++) {
 		int64_t opad = nop >= 0 ? op[i] : 0, span = (w.k[i] - 1) * w.dil[i] + 1;
+		if (opad < 0 || opad > ((int64_t)1 << 20) || (nos >= 0 && (os[i] < 1 || os[i] > ((int64_t)1 << 40))))
+			return gr_node_error(b, "output_padding and output_shape must be non-negative (below 2^20 and 2^40)");
 		int64_t full = w.stride[i] * (xs[2 + i] - 1) + opad + span;
 		bool same = !strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER");
 		if (nos >= 0 || same) {

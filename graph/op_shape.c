@@ -256,11 +256,11 @@ static int slice_build(gr_build *b)
 		if (step > 0) {
 			st = st > dim ? dim : st;
 			en = en > dim ? dim : en < 0 ? 0 : en;
-			shape[a] = en > st ? (en - st + step - 1) / step : 0;
+			shape[a] = en > st ? (en - st - 1) / step + 1 : 0;
 		} else {
 			st = st > dim - 1 ? dim - 1 : st;
 			en = en > dim - 1 ? dim - 1 : en;
-			shape[a] = st > en ? (st - en + (-step) - 1) / (-step) : 0;
+			shape[a] = st > en ? (st - en - 1) / (step == INT64_MIN ? INT64_MAX : -step) + 1 : 0;
 		}
 		s->start[a] = st;
 		s->step[a] = step;
@@ -561,7 +561,10 @@ static int resize_build(gr_build *b)
 			r->scale[d] = ((float *)sv->data)[d];
 			if (!(r->scale[d] > 0))
 				return gr_node_error(b, "scale %g is not positive", r->scale[d]);
-			r->out[d] = (int64_t)floor((double)xs[d] * r->scale[d]);
+			double o = floor((double)xs[d] * r->scale[d]);
+			if (!(o < 1e12))
+				return gr_node_error(b, "scale %g makes dimension %d too large", r->scale[d], d);
+			r->out[d] = (int64_t)o;
 		}
 	} else {
 		int n;
@@ -612,13 +615,14 @@ static int constant_build(gr_build *b)
 	const gr_attr *a = b->n->nattr == 1 ? &b->n->attr[0] : NULL;
 	if (!a)
 		return gr_node_error(b, "needs exactly one value attribute");
-	if (!strcmp(a->name, "value") && a->kind == GR_TENSOR) {
+	if (!strcmp(a->name, "value") && a->kind == GR_TENSOR && a->tensor >= 0) {
 		gr_value *v = &b->g->values[a->tensor];
 		b->src_dtype = v->dtype;
 		b->src_ndim = v->ndim;
 		memcpy(b->src_shape, v->shape, sizeof v->shape);
 		b->src_data = v->data;
-	} else if (!strcmp(a->name, "value_float") || !strcmp(a->name, "value_floats")) {
+	} else if ((!strcmp(a->name, "value_float") && a->kind == GR_FLOAT) ||
+	           (!strcmp(a->name, "value_floats") && a->kind == GR_FLOATS)) {
 		int n = a->kind == GR_FLOAT ? 1 : a->n;
 		float *d = ir_alloc(b->ctx, sizeof(float) * (n ? n : 1));
 		for (int i = 0; i < n; i++)
@@ -627,7 +631,8 @@ static int constant_build(gr_build *b)
 		b->src_ndim = a->kind == GR_FLOAT ? 0 : 1;
 		b->src_shape[0] = n;
 		b->src_data = d;
-	} else if (!strcmp(a->name, "value_int") || !strcmp(a->name, "value_ints")) {
+	} else if ((!strcmp(a->name, "value_int") && a->kind == GR_INT) ||
+	           (!strcmp(a->name, "value_ints") && a->kind == GR_INTS)) {
 		int n = a->kind == GR_INT ? 1 : a->n;
 		int64_t *d = ir_alloc(b->ctx, sizeof(int64_t) * (n ? n : 1));
 		for (int i = 0; i < n; i++)
@@ -637,8 +642,8 @@ static int constant_build(gr_build *b)
 		b->src_shape[0] = n;
 		b->src_data = d;
 	} else {
-		return gr_node_error(b, "the '%s' attribute is not supported (value, value_float(s), value_int(s))",
-		                     a->name);
+		return gr_node_error(b, "the '%s' attribute (of that type) is not supported (value: a tensor, "
+		                     "value_float(s), value_int(s))", a->name);
 	}
 	return 0;
 }
@@ -651,7 +656,7 @@ static int constant_of_shape_build(gr_build *b)
 		return -1;
 	int64_t count = 1;
 	for (int i = 0; i < n; i++)
-		if (shape[i] < 0 || __builtin_mul_overflow(count, shape[i], &count) || count > ((int64_t)1 << 28))
+		if (shape[i] < 0 || __builtin_mul_overflow(count, shape[i], &count) || count > ((int64_t)1 << 24))
 			return gr_node_error(b, "shape entry %d (%lld) is negative or the tensor too large to fold", i,
 			                     (long long)shape[i]);
 	kiln_dtype t = KILN_F32;

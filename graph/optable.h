@@ -19,7 +19,7 @@
 
 #include "graph.h"
 
-#define GR_MAX_IN 16
+#define GR_MAX_IN 64 /* the importer's limit too; a kernel takes at most 60 tensors */
 #define GR_MAX_OUT 16
 
 typedef enum { GR_ELEMWISE, GR_ANCHOR, GR_OPAQUE, GR_SOURCE } gr_kind;

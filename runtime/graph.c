@@ -162,10 +162,11 @@ void kiln_model_free(kiln_model *m)
 
 static int parse_values(kiln_model *m, rd *r)
 {
-	m->nvalue = (int)get_count(r, MAX_VALUES, "values");
-	m->values = calloc(m->nvalue ? m->nvalue : 1, sizeof *m->values);
+	int n = (int)get_count(r, MAX_VALUES, "values");
+	m->values = calloc(n ? n : 1, sizeof *m->values);
 	if (!m->values)
 		return rt_error("%s: out of memory", r->what);
+	m->nvalue = n; /* only once the array exists: kiln_model_free walks it */
 	for (int i = 0; i < m->nvalue && !r->err; i++) {
 		mvalue *v = &m->values[i];
 		get_str(r, v->info.name, sizeof v->info.name, "a value's name");
@@ -225,10 +226,11 @@ static int64_t numel_of(const kiln_arg_info *a)
 
 static int parse_steps(kiln_model *m, rd *r)
 {
-	m->nstep = (int)get_count(r, 1u << 20, "steps");
-	m->steps = calloc(m->nstep ? m->nstep : 1, sizeof *m->steps);
+	int n = (int)get_count(r, 1u << 20, "steps");
+	m->steps = calloc(n ? n : 1, sizeof *m->steps);
 	if (!m->steps)
 		return rt_error("%s: out of memory", r->what);
+	m->nstep = n;
 	for (int s = 0; s < m->nstep && !r->err; s++) {
 		mstep *st = &m->steps[s];
 		get_str(r, st->fn, sizeof st->fn, "a step's function");
@@ -321,6 +323,8 @@ static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 				return rt_error("%s: cannot allocate '%s'", what, v->info.name);
 			else if (v->kind == V_OUTPUT && v->init != NO_INIT)
 				memcpy(v->data, m->weights + v->init, v->bytes);
+			else
+				memset(v->data, 0, v->bytes); /* a value no step writes reads as zeros, not old heap */
 		}
 	}
 	for (int s = 0; s < m->nstep; s++) {
@@ -538,6 +542,21 @@ int kiln_model_set_input(kiln_model *m, const char *name, const kiln_array *a)
 	return rt_error("model: no input named '%s' (it has: %s)", name, names);
 }
 
+/* Step s: on OpenCL through the device-resident path (inputs at their first
+ * reader, weights on the first run), elsewhere as a plain call. */
+static int run_step(kiln_model *m, int s)
+{
+	mstep *st = &m->steps[s];
+#ifndef __EMSCRIPTEN__
+	if (m->resident) {
+		for (int a = 0; a < st->nargs; a++)
+			st->up[a] = st->up_each[a] || (!m->warm && st->up_first[a]);
+		return rt_opencl_run_resident(m->mod, rt_module_find(m->mod, st->fn), st->views, st->up, st->down);
+	}
+#endif
+	return kiln_module_call(m->mod, st->fn, st->views, st->nargs);
+}
+
 int kiln_model_run(kiln_model *m)
 {
 	if (!m)
@@ -552,24 +571,16 @@ int kiln_model_run(kiln_model *m)
 		else if (m->dev->upload(m->mod, (uintptr_t)v->data, rt_module_blob(m->mod, "weights")->data + v->init, v->bytes))
 			return -1;
 	}
+	for (int s = 0; s < m->nstep; s++)
+		if (run_step(m, s))
+			return -1;
 #ifndef __EMSCRIPTEN__
 	if (m->resident) {
-		for (int s = 0; s < m->nstep; s++) {
-			mstep *st = &m->steps[s];
-			for (int a = 0; a < st->nargs; a++)
-				st->up[a] = st->up_each[a] || (!m->warm && st->up_first[a]);
-			if (rt_opencl_run_resident(m->mod, rt_module_find(m->mod, st->fn), st->views, st->up, st->down))
-				return -1;
-		}
 		if (rt_opencl_sync())
 			return -1;
 		m->warm = true;
-		return 0;
 	}
 #endif
-	for (int s = 0; s < m->nstep; s++)
-		if (kiln_module_call(m->mod, m->steps[s].fn, m->steps[s].views, m->steps[s].nargs))
-			return -1;
 	return 0;
 }
 
@@ -652,7 +663,11 @@ int kiln_model_profile(kiln_model *m, int runs, FILE *out)
 	for (int s = 0; s < m->nstep && !rc; s++) {
 		for (int r = 0; r < runs && !rc; r++) {
 			double t0 = rt_now_ms();
-			rc = kiln_module_call(m->mod, m->steps[s].fn, m->steps[s].views, m->steps[s].nargs);
+			rc = run_step(m, s);
+#ifndef __EMSCRIPTEN__
+			if (!rc && m->resident) /* device steps are queued: wait for this one */
+				rc = rt_opencl_sync();
+#endif
 			samples[r] = rt_now_ms() - t0;
 		}
 		/* the median of the step's samples */

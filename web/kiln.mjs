@@ -643,7 +643,13 @@ export class Model {
     this.ptr = M._kiln_web_model(session.mod);
     if (!this.ptr) throw new Error(`kiln: ${session.rt.error()}`);
     const p = M._kiln_web_model_describe(this.ptr);
-    if (!p) throw new Error(`kiln: ${session.rt.error()}`);
+    if (!p) {
+      const err = session.rt.error();
+      M._kiln_model_free(this.ptr);
+      this.ptr = 0;
+      throw new Error(`kiln: ${err}`);
+    }
+    this.queue = Promise.resolve(); // run() calls take turns: one set of buffers
     const d = JSON.parse(session.rt.str(p));
     M._free(p);
     this.inputs = d.inputs;   // [{name, dtype, shape, bytes}]
@@ -675,6 +681,7 @@ export class Model {
       if (typed.byteLength !== inp.bytes)
         throw new Error(`kiln: input '${inp.name}' has shape [${inp.shape}] (${inp.bytes} bytes); got ${typed.length} values`);
       const p = M._malloc(inp.bytes);
+      if (!p) throw new Error(`kiln: no memory for input '${inp.name}' (${inp.bytes} bytes)`);
       M.HEAPU8.set(new Uint8Array(typed.buffer, typed.byteOffset, inp.bytes), p);
       const rc = M._kiln_model_set_input_data(this.ptr, i, p, inp.bytes);
       M._free(p);
@@ -700,8 +707,14 @@ export class Model {
     return out;
   }
 
-  // feeds -> {outputName: typed array}.
-  async run(feeds) {
+  // feeds -> {outputName: typed array}. Concurrent calls run one after another.
+  run(feeds) {
+    const turn = this.queue.then(() => this.runNow(feeds));
+    this.queue = turn.catch(() => {});
+    return turn;
+  }
+
+  async runNow(feeds) {
     this.feed(feeds);
     const s = this.session;
     if (s.backend === 'webgpu') {

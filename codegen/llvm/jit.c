@@ -354,10 +354,11 @@ static int link_model(kiln_ctx *ctx, const kiln_module *m, const rt_blob *objb, 
 		               "extern const kiln_array_head *kiln_model_get_output(const kiln_model *, int);\n"
 		               "extern size_t kiln_model_io_bytes(const kiln_model *, int output, int i);\n"
 		               "static kiln_model *model;\nstatic pthread_once_t once = PTHREAD_ONCE_INIT;\n"
+		               "/* one model, one set of buffers: callers take turns */\n"
+		               "static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;\n"
 		               "static void load(void) {\n\tDl_info d;\n"
 		               "\tif (dladdr((void *)load, &d) && d.dli_fname)\n\t\tmodel = kiln_model_load(d.dli_fname);\n}\n"
-		               "int model_run(const float *input, float *output) {\n"
-		               "\tpthread_once(&once, load);\n\tif (!model)\n\t\treturn -1;\n"
+		               "static int run(const float *input, float *output) {\n"
 		               "\tconst char *in = (const char *)input;\n"
 		               "\tfor (int i = 0; i < kiln_model_num_inputs(model); i++) {\n"
 		               "\t\tsize_t n = kiln_model_io_bytes(model, 0, i);\n"
@@ -367,7 +368,11 @@ static int link_model(kiln_ctx *ctx, const kiln_module *m, const rt_blob *objb, 
 		               "\tfor (int i = 0; i < kiln_model_num_outputs(model); i++) {\n"
 		               "\t\tsize_t n = kiln_model_io_bytes(model, 1, i);\n"
 		               "\t\tmemcpy(out, kiln_model_get_output(model, i)->data, n);\n\t\tout += n;\n\t}\n"
-		               "\treturn 0;\n}\n");
+		               "\treturn 0;\n}\n"
+		               "int model_run(const float *input, float *output) {\n"
+		               "\tpthread_once(&once, load);\n\tif (!model)\n\t\treturn -1;\n"
+		               "\tpthread_mutex_lock(&lock);\n\tint rc = run(input, output);\n"
+		               "\tpthread_mutex_unlock(&lock);\n\treturn rc;\n}\n");
 		rc = write_temp(ctx, c, 2, text, (size_t)len);
 	}
 	char *extra[] = {as, c, "-lpthread"};
