@@ -4,7 +4,7 @@
 # peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster), gflops.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, smoke)}
+name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, smoke)}
 build=${KILN_BUILD:-$here/build}
 [ -d "$build" ] || meson setup "$build" "$here" >/dev/null
 # OpenBLAS 0.3.21 misdetects these CPUs and falls back to slow kernels, and the
@@ -63,6 +63,19 @@ models_cpu)
 	done
 	[ -n "${KILN_MODELS_DIR:-}" ] || rm -rf "$dir"
 	exit 0 ;;
+models_web)
+	# the four models as wasm bundles in node, one thread, against onnxruntime-web
+	ninja -C "$build" >/dev/null
+	[ -d "$here/benchmarks/web/node_modules" ] ||
+		(cd "$here/benchmarks/web" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+	dir=${KILN_MODELS_DIR:-$(mktemp -d /tmp/kiln-models-XXXXXX)}
+	for m in resnet18 mobilenet_v2 squeezenet1_1 transformer; do
+		[ -f "$dir/$m.onnx" ] || /usr/bin/python3 "$here/scripts/export_models.py" "$dir" "$m" >/dev/null 2>&1
+	done
+	st=0
+	node "$here/benchmarks/web/models_web.mjs" "$build/kiln" "$dir" "${2:-10}" || st=1
+	[ -n "${KILN_MODELS_DIR:-}" ] || rm -rf "$dir"
+	exit $st ;;
 gles_probe)
 	# fragment-shader ceilings; --small for software rasterizers (llvmpipe)
 	ninja -C "$build" benchmarks/gles_probe >/dev/null
