@@ -242,11 +242,34 @@ static kiln_expr *conv_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 	return kiln_sum(ctx, kiln_mul(ctx, x, w), 3, (kiln_iter *[]){c->rc, c->r, c->s});
 }
 
+/*
+ * A strided depthwise convolution's padded input split into column phases:
+ * Xs[n, c, h, p, q] = padded X[n, c, h, q*sw + p], so output column ow reads
+ * phase (s*dw) % sw at q = ow + (s*dw) / sw: contiguous in ow, where the
+ * plain padded input would make each vector gather every sw-th element
+ * (MobileNetV2's stride-2 layers ran at a sixth of the stride-1 ones' rate).
+ */
+static kiln_expr *phase_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	conv_args *c = user;
+	kiln_expr *w = kiln_add(ctx, kiln_mul(ctx, idx[4], kiln_const(ctx, KILN_I64, (double)c->a.stride[1])), idx[3]);
+	kiln_expr *in[4] = {idx[0], idx[1], idx[2], w};
+	return pad_body(ctx, in, c);
+}
+
 static kiln_expr *dw_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 {
 	conv_args *c = user;
 	kiln_expr *r = kiln_iter_var(c->r), *s = kiln_iter_var(c->s);
-	kiln_expr *x = KILN_READ(ctx, c->Xp, idx[0], idx[1], in_h(ctx, c, idx[2], r), in_w(ctx, c, idx[3], s));
+	kiln_expr *x;
+	if (c->Xp->ndim == 5) {
+		kiln_expr *sd = kiln_mul(ctx, s, kiln_const(ctx, KILN_I64, (double)c->a.dilation[1]));
+		kiln_expr *sw = kiln_const(ctx, KILN_I64, (double)c->a.stride[1]);
+		x = KILN_READ(ctx, c->Xp, idx[0], idx[1], in_h(ctx, c, idx[2], r), kiln_mod(ctx, sd, sw),
+		              kiln_add(ctx, idx[3], kiln_div(ctx, sd, sw)));
+	} else {
+		x = KILN_READ(ctx, c->Xp, idx[0], idx[1], in_h(ctx, c, idx[2], r), in_w(ctx, c, idx[3], s));
+	}
 	kiln_expr *w = KILN_READ(ctx, c->W, idx[1], kiln_const(ctx, KILN_I64, 0), r, s);
 	return kiln_sum(ctx, kiln_mul(ctx, x, w), 2, (kiln_iter *[]){c->r, c->s});
 }
@@ -419,7 +442,15 @@ kiln_tensor *kiln_op_depthwise_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor
 	int64_t oh, ow;
 	if (check_window(ctx, "depthwise_conv2d", X, W->shape[2], W->shape[3], c->a.stride, c->a.pad, c->a.dilation, &oh, &ow))
 		return NULL;
-	c->Xp = pad_spatial(ctx, c, c->a.pad);
+	if (c->a.stride[1] > 1) {
+		int64_t sw = c->a.stride[1], wp = X->shape[3] + c->a.pad[1] + c->a.pad[3];
+		c->pt = c->a.pad[0];
+		c->pl = c->a.pad[1];
+		int64_t shape[5] = {X->shape[0], X->shape[1], X->shape[2] + c->a.pad[0] + c->a.pad[2], sw, (wp + sw - 1) / sw};
+		c->Xp = op_tag(kiln_compute(ctx, ir_fmt(ctx, "%s.phases", X->name), 5, shape, phase_body, c), TAG_INJECTIVE);
+	} else {
+		c->Xp = pad_spatial(ctx, c, c->a.pad);
+	}
 	c->r = kiln_reduce_axis(ctx, W->shape[2], "r");
 	c->s = kiln_reduce_axis(ctx, W->shape[3], "s");
 	return op_tag(kiln_compute(ctx, "depthwise_conv2d", 4, (int64_t[]){X->shape[0], X->shape[1], oh, ow}, dw_body, c),
