@@ -150,6 +150,13 @@ for (const m of models)
         }).catch((e) => ({ error: `the page failed: ${e.message}` }));
         check('chromium', m, backend, r);
       }
+    // the bundle's own page (what kiln serve shows) runs a model bundle through loadModel
+    await page.goto(`${origin}/mlp/index.html?backend=wasm`);
+    await page.waitForFunction(() => document.title.startsWith('kiln: '), null, { timeout: 60000 });
+    const text = await page.textContent('#out');
+    if ((await page.title()) !== 'kiln: done' || !text.includes('model on wasm'))
+      fail(`the bundle's index.html: ${await page.title()}: ${text}`);
+    else console.log('ok: the bundle page runs the model');
   } finally {
     await ctx?.close();
     server.close();
