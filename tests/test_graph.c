@@ -11,6 +11,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "kiln/model.h"
@@ -187,8 +189,31 @@ static Onnx__ValueInfoProto *value(const char *name, int nd, const int64_t *dims
 	return v;
 }
 
-/* The packed model; batch < 0 leaves the batch dimension symbolic. */
-static uint8_t *model_bytes(size_t *size, int batch)
+/* Keeps t's data in weights.bin at offset (ONNX external data) instead of inline. */
+static void make_external(Onnx__TensorProto *t, const char *offset, const char *length)
+{
+	static Onnx__StringStringEntryProto e[2][3];
+	static Onnx__StringStringEntryProto *ep[2][3];
+	static int k;
+	int i = k++ % 2;
+	const char *kv[3][2] = {{"location", "weights.bin"}, {"offset", offset}, {"length", length}};
+	for (int j = 0; j < 3; j++) {
+		onnx__string_string_entry_proto__init(&e[i][j]);
+		e[i][j].key = (char *)kv[j][0];
+		e[i][j].value = (char *)kv[j][1];
+		ep[i][j] = &e[i][j];
+	}
+	t->n_float_data = 0;
+	t->float_data = NULL;
+	t->has_data_location = 1;
+	t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+	t->n_external_data = 3;
+	t->external_data = ep[i];
+}
+
+/* The packed model; batch < 0 leaves the batch dimension symbolic; external:
+ * w1 and w2 kept in weights.bin beside the model (w1 at 0, w2 after it). */
+static uint8_t *model_bytes_ext(size_t *size, int batch, bool external)
 {
 	static const int64_t dw1[] = {C1, C0, 3, 3}, dc[] = {C1}, dw2[] = {C1, C1, 3, 3}, dwf[] = {NCLS, C1},
 	                     dbf[] = {NCLS}, pads[] = {1, 1, 1, 1};
@@ -213,6 +238,14 @@ static uint8_t *model_bytes(size_t *size, int batch)
 		tensor("beta", 1, dc, bet), tensor("mean", 1, dc, mu), tensor("var", 1, dc, var),
 		tensor("w2", 4, dw2, &w2[0][0][0][0]), tensor("wf", 2, dwf, &wf[0][0]), tensor("bf", 1, dbf, bf),
 	};
+	if (external) {
+		static char o2[32], l1[32], l2[32];
+		snprintf(l1, sizeof l1, "%zu", sizeof w1);
+		snprintf(o2, sizeof o2, "%zu", sizeof w1);
+		snprintf(l2, sizeof l2, "%zu", sizeof w2);
+		make_external(inits[0], "0", l1);
+		make_external(inits[6], o2, l2);
+	}
 	int64_t xd[] = {batch, C0, H, W}, yd[] = {batch, NCLS};
 	Onnx__ValueInfoProto *ins[] = {value("x", 4, xd)}, *outs[] = {value("y", 2, yd)};
 	Onnx__GraphProto g;
@@ -261,6 +294,8 @@ static uint8_t *model_bytes(size_t *size, int batch)
 	}
 	return buf;
 }
+
+static uint8_t *model_bytes(size_t *size, int batch) { return model_bytes_ext(size, batch, false); }
 
 /* Compiles the network for target: the module, and the graph in *gout. */
 static kiln_module *compile(kiln_ctx *ctx, const char *target, kiln_graph **gout)
@@ -426,6 +461,73 @@ START_TEST(hostile_plans)
 }
 END_TEST
 
+/* Weights in a side file, read with mmap: the same results; a missing, short or escaping file is an error. */
+START_TEST(external_data)
+{
+	init_weights();
+	char dir[] = "/tmp/kiln-ext-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char model[256], weights[256];
+	snprintf(model, sizeof model, "%s/model.onnx", dir);
+	snprintf(weights, sizeof weights, "%s/weights.bin", dir);
+	size_t n;
+	uint8_t *bytes = model_bytes_ext(&n, 1, true);
+	FILE *f = fopen(model, "wb");
+	fwrite(bytes, 1, n, f);
+	fclose(f);
+	free(bytes);
+	kiln_ctx *ctx = kiln_ctx_new();
+	/* no side file yet */
+	kiln_onnx_model *om = kiln_onnx_load(ctx, model);
+	ck_assert_msg(om, "%s", kiln_error(ctx));
+	ck_assert_ptr_null(kiln_onnx_import(ctx, om, 0, NULL));
+	ck_assert_ptr_nonnull(strstr(kiln_error(ctx), "cannot open its external data"));
+	kiln_clear_error(ctx);
+	/* a short one */
+	f = fopen(weights, "wb");
+	fwrite(w1, 1, sizeof w1, f);
+	fclose(f);
+	ck_assert_ptr_null(kiln_onnx_import(ctx, om, 0, NULL));
+	ck_assert_ptr_nonnull(strstr(kiln_error(ctx), "bytes"));
+	kiln_clear_error(ctx);
+	/* the whole one */
+	f = fopen(weights, "wb");
+	fwrite(w1, 1, sizeof w1, f);
+	fwrite(w2, 1, sizeof w2, f);
+	fclose(f);
+	kiln_graph *g = kiln_onnx_import(ctx, om, 0, NULL);
+	ck_assert_msg(g, "%s", kiln_error(ctx));
+	kiln_model *m = kiln_model_from_module(kiln_graph_compile(g, "llvm", NULL));
+	ck_assert_msg(m, "%s / %s", kiln_error(ctx), kiln_rt_last_error());
+	kiln_array *x = kiln_array_empty(4, (int64_t[]){1, C0, H, W}, KILN_F32);
+	kiln_array_fill_random(x, 5, -1, 1);
+	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
+	ck_assert_int_eq(kiln_model_run(m), 0);
+	float want[NCLS];
+	reference(x->data, want);
+	for (int i = 0; i < NCLS; i++)
+		ck_assert_float_eq_tol(((float *)kiln_model_get_output(m, 0)->data)[i], want[i], 1e-4);
+	kiln_array_free(x);
+	kiln_model_free(m);
+	kiln_onnx_free(om);
+	/* from memory, external data has no folder to come from */
+	f = fopen(model, "rb");
+	bytes = malloc(n);
+	ck_assert_uint_eq(fread(bytes, 1, n, f), n);
+	fclose(f);
+	om = kiln_onnx_load_bytes(ctx, bytes, n, "in memory");
+	free(bytes);
+	ck_assert_ptr_nonnull(om);
+	ck_assert_ptr_null(kiln_onnx_import(ctx, om, 0, NULL));
+	ck_assert_ptr_nonnull(strstr(kiln_error(ctx), "load the model from its file"));
+	kiln_onnx_free(om);
+	kiln_ctx_free(ctx);
+	unlink(weights);
+	unlink(model);
+	rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("graph");
@@ -435,6 +537,7 @@ int main(void)
 	tcase_add_test(tc, saved_and_loaded);
 	tcase_add_test(tc, symbolic_batch);
 	tcase_add_test(tc, hostile_plans);
+	tcase_add_test(tc, external_data);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
