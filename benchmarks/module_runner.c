@@ -74,7 +74,8 @@ static int run_model(const char *path, const char *input, const char *expect, co
 		rel = scale > 0 ? diff / scale : diff;
 		free(ref);
 	}
-	const char *dev = kiln_opencl_device_name();
+	const char *target = kiln_model_target(m);
+	const char *dev = !strcmp(target, "webgl") ? kiln_gles_device_name() : !strcmp(target, "opencl") ? kiln_opencl_device_name() : "cpu";
 	printf("{\"bench\": \"model\", \"case\": \"%s\", \"device\": \"%s\", \"kiln_ms\": %.4f, \"min_ms\": %.4f, "
 	       "\"samples\": %d, \"max_diff_rel\": %.3g}\n", cas, dev ? dev : "cpu", t.median_ms, t.min_ms, t.nsamples, rel);
 	kiln_timing_free(&t);

@@ -278,6 +278,20 @@ static void free_fn_state(rt_function *f)
 	f->dev = NULL;
 }
 
+/* Gives texture tex room for tx texels of lanes floats each (R32F or RGBA32F), nearest sampling. */
+static void define_texture(GLuint tex, int64_t tx, int lanes)
+{
+	GL(glBindTexture)(GL_TEXTURE_2D, tex);
+	if (lanes == 4)
+		GL(glTexImage2D)(GL_TEXTURE_2D, 0, GL_RGBA32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RGBA,
+		                 GL_FLOAT, NULL);
+	else
+		GL(glTexImage2D)(GL_TEXTURE_2D, 0, GL_R32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RED,
+		                 GL_FLOAT, NULL);
+	GL(glTexParameteri)(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+	GL(glTexParameteri)(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+}
+
 static int prepare(kiln_module *m, rt_function *f)
 {
 	if (f->dev)
@@ -320,15 +334,7 @@ static int prepare(kiln_module *m, rt_function *f)
 		if (tex_height(tx) > maxsize)
 			return rt_error("%s: a tensor of %lld elements needs %lld texture rows; the device allows %d", f->name,
 			                (long long)n, (long long)tex_height(tx), maxsize);
-		GL(glBindTexture)(GL_TEXTURE_2D, fs->tex[i]);
-		if (fs->lanes == 4)
-			GL(glTexImage2D)(GL_TEXTURE_2D, 0, GL_RGBA32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RGBA,
-			             GL_FLOAT, NULL);
-		else
-			GL(glTexImage2D)(GL_TEXTURE_2D, 0, GL_R32F, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx), 0, GL_RED,
-			             GL_FLOAT, NULL);
-		GL(glTexParameteri)(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
-		GL(glTexParameteri)(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+		define_texture(fs->tex[i], tx, fs->lanes);
 	}
 	fs->staging = malloc(sizeof(float) * (size_t)(tex_width(most) * tex_height(most)) * 4);
 	int lanes = 1;
@@ -372,19 +378,24 @@ static void wait_draws(fn_state *fs)
 #endif
 }
 
-static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
+/*
+ * One call: tex[i] is argument i's texture (the function's own, or one a
+ * graph executor shares between functions); upload[i] / download[i] say
+ * which arguments cross between host and device (NULL: every input in,
+ * every output out).
+ */
+static int run_with(rt_function *f, const GLuint *tex, kiln_array **args, const uint8_t *upload,
+                    const uint8_t *download, double *ms)
 {
-	if (init_locked() || prepare(m, f))
-		return -1;
 	fn_state *fs = f->dev;
 	/* inputs: rows of the texture, the last one padded */
 	for (int i = 0; i < f->nargs; i++) {
-		if (f->args[i].is_output)
+		if (upload ? !upload[i] : f->args[i].is_output)
 			continue;
 		int64_t n = fs->elems[i], tx = texels(fs, i), w = tex_width(tx), h = tex_height(tx), cap = w * h * fs->lanes;
 		const float *src = args[i]->data;
 		GLenum fmt = fs->lanes == 4 ? GL_RGBA : GL_RED;
-		GL(glBindTexture)(GL_TEXTURE_2D, fs->tex[i]);
+		GL(glBindTexture)(GL_TEXTURE_2D, tex[i]);
 		if (n == cap) {
 			GL(glTexSubImage2D)(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, fmt, GL_FLOAT, src);
 		} else { /* the last row padded with zeros */
@@ -393,7 +404,8 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 			GL(glTexSubImage2D)(GL_TEXTURE_2D, 0, 0, 0, (GLsizei)w, (GLsizei)h, fmt, GL_FLOAT, fs->staging);
 		}
 	}
-	GL(glFinish)();
+	if (ms)
+		GL(glFinish)();
 	double t0 = rt_now_ms();
 	GL(glBindFramebuffer)(GL_FRAMEBUFFER, gs->fbo);
 	GL(glBindVertexArray)(gs->vao);
@@ -405,7 +417,8 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 			int idx = la->args[o] >= 0 ? la->args[o] : f->nargs - 1 - la->args[o];
 			if (o == 0)
 				out = idx;
-			GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, fs->tex[idx], 0);
+			GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D,
+			                           idx < f->nargs ? tex[idx] : fs->tex[idx], 0);
 			bufs[o] = GL_COLOR_ATTACHMENT0 + (GLenum)o;
 		}
 		for (int o = nout; o < 4; o++) /* detach what an earlier launch attached */
@@ -419,25 +432,26 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 			char uname[16];
 			snprintf(uname, sizeof uname, "t%d", a - nout);
 			GL(glActiveTexture)(GL_TEXTURE0 + (GLenum)(a - nout));
-			GL(glBindTexture)(GL_TEXTURE_2D, fs->tex[idx]);
+			GL(glBindTexture)(GL_TEXTURE_2D, idx < f->nargs ? tex[idx] : fs->tex[idx]);
 			GL(glUniform1i)(GL(glGetUniformLocation)(fs->progs[l], uname), a - nout);
 		}
 		GL(glViewport)(0, 0, (GLsizei)tex_width(texels(fs, out)), (GLsizei)tex_height(texels(fs, out)));
 		GL(glDrawArrays)(GL_TRIANGLES, 0, 3);
 	}
-	wait_draws(fs);
-	if (ms)
+	if (ms) {
+		wait_draws(fs);
 		*ms = rt_now_ms() - t0;
+	}
 	for (int o = 1; o < 4; o++)
 		GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, 0, 0);
 	GLenum first = GL_COLOR_ATTACHMENT0;
 	GL(glDrawBuffers)(1, &first);
 	GL(glReadBuffer)(GL_COLOR_ATTACHMENT0);
 	for (int i = 0; i < f->nargs; i++) {
-		if (!f->args[i].is_output)
+		if (download ? !download[i] : !f->args[i].is_output)
 			continue;
 		int64_t n = fs->elems[i], tx = texels(fs, i), w = tex_width(tx), h = tex_height(tx);
-		GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, fs->tex[i], 0);
+		GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, tex[i], 0);
 		if (fs->lanes == 4 || gs->read_fmt == GL_RED) {
 			GL(glReadPixels)(0, 0, (GLsizei)w, (GLsizei)h, fs->lanes == 4 ? GL_RGBA : GL_RED, GL_FLOAT, fs->staging);
 			memcpy(args[i]->data, fs->staging, sizeof(float) * (size_t)n);
@@ -454,10 +468,99 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	return 0;
 }
 
+static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
+{
+	if (init_locked() || prepare(m, f))
+		return -1;
+	fn_state *fs = f->dev;
+	return run_with(f, fs->tex, args, NULL, NULL, ms);
+}
+
 int rt_gles_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 {
 	pthread_mutex_lock(&mu);
 	int rc = run_locked(m, f, args, ms);
 	pthread_mutex_unlock(&mu);
 	return rc;
+}
+
+/*
+ * ---- textures a graph executor keeps on the device between functions ----
+ * Keyed by the host memory they mirror and their packing (R32F or RGBA32F):
+ * a value one kernel draws is the texture the next one samples, unless the
+ * two pack it differently (the executor moves such values through the host).
+ */
+typedef struct {
+	const void *host;
+	int64_t elems;
+	int lanes;
+	GLuint tex;
+} shared_tex;
+static shared_tex *shared;
+static int nshared, capshared;
+
+static GLuint shared_texture(const fn_state *fs, int i, const void *host, bool *fresh)
+{
+	*fresh = false;
+	for (int k = 0; k < nshared; k++)
+		if (shared[k].host == host && shared[k].elems == fs->elems[i] && shared[k].lanes == fs->lanes)
+			return shared[k].tex;
+	if (nshared == capshared) {
+		int cap = capshared ? 2 * capshared : 64;
+		shared_tex *n = realloc(shared, sizeof *n * (size_t)cap);
+		if (!n)
+			return 0;
+		shared = n;
+		capshared = cap;
+	}
+	GLuint tex = 0;
+	GL(glGenTextures)(1, &tex);
+	define_texture(tex, texels(fs, i), fs->lanes);
+	shared[nshared++] = (shared_tex){host, fs->elems[i], fs->lanes, tex};
+	*fresh = true;
+	return tex;
+}
+
+int rt_gles_lanes(kiln_module *m, rt_function *f)
+{
+	pthread_mutex_lock(&mu);
+	int rc = init_locked() || prepare(m, f) ? -1 : ((fn_state *)f->dev)->lanes;
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+int rt_gles_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
+                         const uint8_t *download)
+{
+	pthread_mutex_lock(&mu);
+	int rc = init_locked() || prepare(m, f) ? -1 : 0;
+	GLuint tex[RT_MAX_LAUNCH_ARGS * 4];
+	uint8_t up[RT_MAX_LAUNCH_ARGS * 4];
+	if (!rc && f->nargs > (int)(sizeof tex / sizeof *tex))
+		rc = rt_error("%s: too many arguments", f->name);
+	for (int i = 0; i < f->nargs && !rc; i++) {
+		bool fresh;
+		if (!(tex[i] = shared_texture(f->dev, i, args[i]->data, &fresh)))
+			rc = rt_error("out of memory");
+		up[i] = upload[i] || (fresh && !f->args[i].is_output);
+	}
+	if (!rc)
+		rc = run_with(f, tex, args, up, download, NULL);
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+void rt_gles_forget(const void *host, size_t bytes)
+{
+	pthread_mutex_lock(&mu);
+	const char *lo = host, *hi = lo + bytes;
+	for (int k = 0; k < nshared;) {
+		if ((const char *)shared[k].host >= lo && (const char *)shared[k].host < hi) {
+			GL(glDeleteTextures)(1, &shared[k].tex);
+			shared[k] = shared[--nshared];
+		} else {
+			k++;
+		}
+	}
+	pthread_mutex_unlock(&mu);
 }

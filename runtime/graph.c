@@ -122,15 +122,18 @@ void kiln_model_free(kiln_model *m)
 {
 	if (!m)
 		return;
-#ifndef __EMSCRIPTEN__
 	if (m->resident) {
-		rt_opencl_forget(m->arena, m->arena_bytes ? m->arena_bytes : 64);
-		rt_opencl_forget(m->weights, m->weights_bytes ? m->weights_bytes : 64);
+		void (*forget)(const void *, size_t) = rt_gles_forget;
+#ifndef __EMSCRIPTEN__
+		if (!strcmp(kiln_module_target(m->mod), "opencl"))
+			forget = rt_opencl_forget;
+#endif
+		forget(m->arena, m->arena_bytes ? m->arena_bytes : 64);
+		forget(m->weights, m->weights_bytes ? m->weights_bytes : 64);
 		for (int v = 0; v < m->nvalue; v++)
 			if (m->values[v].kind == V_INPUT || m->values[v].kind == V_OUTPUT)
-				rt_opencl_forget(m->values[v].data, m->values[v].bytes ? m->values[v].bytes : 64);
+				forget(m->values[v].data, m->values[v].bytes ? m->values[v].bytes : 64);
 	}
-#endif
 	for (int s = 0; s < m->nstep; s++) {
 		for (int a = 0; m->steps[s].views && a < m->steps[s].nargs; a++)
 			kiln_array_free(m->steps[s].views[a]);
@@ -341,13 +344,35 @@ static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 				st->views[a]->device = m->dev->device;
 		}
 	}
+	bool gles = !strcmp(kiln_module_target(m->mod), "webgl");
+	m->resident = gles;
 #ifndef __EMSCRIPTEN__
-	m->resident = !strcmp(kiln_module_target(m->mod), "opencl");
+	m->resident |= !strcmp(kiln_module_target(m->mod), "opencl");
 #endif
 	if (m->resident) {
-		bool *seen = calloc(m->nvalue ? m->nvalue : 1, sizeof(bool));
-		if (!seen)
+		/* webgl packs some functions' textures RGBA: a value whose writer and
+		 * reader pack it differently goes through the host */
+		int *lanes = calloc(m->nstep ? m->nstep : 1, sizeof(int)), *wlanes = calloc(m->nvalue ? m->nvalue : 1, sizeof(int));
+		bool *seen = calloc(m->nvalue ? m->nvalue : 1, sizeof(bool)), *cross = calloc(m->nvalue ? m->nvalue : 1, sizeof(bool));
+		if (!seen || !lanes || !wlanes || !cross) {
+			free(seen), free(lanes), free(wlanes), free(cross);
 			return rt_error("%s: out of memory", what);
+		}
+		for (int s = 0; s < m->nstep && gles; s++) {
+			if ((lanes[s] = rt_gles_lanes(m->mod, rt_module_find(m->mod, m->steps[s].fn))) < 0) {
+				free(seen), free(lanes), free(wlanes), free(cross);
+				return -1;
+			}
+			const kiln_arg_info *fa;
+			kiln_module_function_args(m->mod, m->steps[s].fn, &fa);
+			for (int a = 0; a < m->steps[s].nargs; a++) {
+				int v = m->steps[s].arg[a];
+				if (fa[a].is_output)
+					wlanes[v] = lanes[s];
+				else if (wlanes[v] && wlanes[v] != lanes[s])
+					cross[v] = true;
+			}
+		}
 		for (int s = 0; s < m->nstep; s++) {
 			mstep *st = &m->steps[s];
 			size_t n = st->nargs ? st->nargs : 1;
@@ -362,15 +387,20 @@ static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 				int v = st->arg[a];
 				int kind = m->values[v].kind;
 				if (fa[a].is_output) {
-					st->down[a] = kind == V_OUTPUT;
-				} else if (!seen[v]) {
-					st->up_each[a] = kind == V_INPUT || kind == V_OUTPUT;
-					st->up_first[a] = kind == V_WEIGHT;
+					st->down[a] = kind == V_OUTPUT || cross[v];
+				} else {
+					/* the host's copy is the truth where the packing changes */
+					if (cross[v] && wlanes[v] != lanes[s])
+						st->up_each[a] = 1;
+					if (!seen[v]) {
+						st->up_each[a] |= kind == V_INPUT || kind == V_OUTPUT;
+						st->up_first[a] = kind == V_WEIGHT;
+					}
 				}
 				seen[v] = true;
 			}
 		}
-		free(seen);
+		free(seen), free(lanes), free(wlanes), free(cross);
 	}
 	m->out_arrays = calloc(m->noutput ? m->noutput : 1, sizeof *m->out_arrays);
 	m->in_info = calloc(m->ninput ? m->ninput : 1, sizeof *m->in_info);
@@ -481,6 +511,7 @@ kiln_model *kiln_model_load(const char *path)
 }
 
 int kiln_model_num_inputs(const kiln_model *m) { return m ? m->ninput : 0; }
+const char *kiln_model_target(const kiln_model *m) { return m ? kiln_module_target(m->mod) : ""; }
 int kiln_model_num_outputs(const kiln_model *m) { return m ? m->noutput : 0; }
 int64_t kiln_model_arena_bytes(const kiln_model *m) { return m ? (int64_t)m->arena_bytes : 0; }
 
@@ -547,13 +578,16 @@ int kiln_model_set_input(kiln_model *m, const char *name, const kiln_array *a)
 static int run_step(kiln_model *m, int s)
 {
 	mstep *st = &m->steps[s];
-#ifndef __EMSCRIPTEN__
 	if (m->resident) {
 		for (int a = 0; a < st->nargs; a++)
 			st->up[a] = st->up_each[a] || (!m->warm && st->up_first[a]);
-		return rt_opencl_run_resident(m->mod, rt_module_find(m->mod, st->fn), st->views, st->up, st->down);
-	}
+		rt_function *f = rt_module_find(m->mod, st->fn);
+#ifndef __EMSCRIPTEN__
+		if (!strcmp(kiln_module_target(m->mod), "opencl"))
+			return rt_opencl_run_resident(m->mod, f, st->views, st->up, st->down);
 #endif
+		return rt_gles_run_resident(m->mod, f, st->views, st->up, st->down);
+	}
 	return kiln_module_call(m->mod, st->fn, st->views, st->nargs);
 }
 
@@ -574,13 +608,13 @@ int kiln_model_run(kiln_model *m)
 	for (int s = 0; s < m->nstep; s++)
 		if (run_step(m, s))
 			return -1;
-#ifndef __EMSCRIPTEN__
 	if (m->resident) {
-		if (rt_opencl_sync())
+#ifndef __EMSCRIPTEN__
+		if (!strcmp(kiln_module_target(m->mod), "opencl") && rt_opencl_sync())
 			return -1;
+#endif
 		m->warm = true;
 	}
-#endif
 	return 0;
 }
 
@@ -665,7 +699,7 @@ int kiln_model_profile(kiln_model *m, int runs, FILE *out)
 			double t0 = rt_now_ms();
 			rc = run_step(m, s);
 #ifndef __EMSCRIPTEN__
-			if (!rc && m->resident) /* device steps are queued: wait for this one */
+			if (!rc && m->resident && !strcmp(kiln_module_target(m->mod), "opencl")) /* queued: wait for it */
 				rc = rt_opencl_sync();
 #endif
 			samples[r] = rt_now_ms() - t0;

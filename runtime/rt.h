@@ -114,6 +114,16 @@ int rt_opencl_run_resident(kiln_module *m, rt_function *f, kiln_array **args, co
                            const uint8_t *download);
 int rt_opencl_sync(void);
 void rt_opencl_forget(const void *host, size_t bytes);
+/*
+ * The graph executor's form on the GLES device, as rt_opencl_run_resident:
+ * textures shared between functions, keyed by host memory and packing.
+ * rt_gles_lanes: the packing (1 or 4 floats per texel) of f's textures, -1
+ * with a message when the device or f's kernels are unusable.
+ */
+int rt_gles_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
+                         const uint8_t *download);
+int rt_gles_lanes(kiln_module *m, rt_function *f);
+void rt_gles_forget(const void *host, size_t bytes);
 /* The same for webgl modules on the GLES device (EGL); ms is wall time around the draws. */
 int rt_gles_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms);
 

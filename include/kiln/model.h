@@ -39,6 +39,8 @@ kiln_model *kiln_model_load_bytes(const void *data, size_t size, const char *wha
 kiln_model *kiln_model_from_module(kiln_module *m);
 void kiln_model_free(kiln_model *m);
 
+/* The target its kernels were built for ("llvm", "opencl", "webgl", "wasm", "webgpu"). */
+const char *kiln_model_target(const kiln_model *m);
 int kiln_model_num_inputs(const kiln_model *m);
 int kiln_model_num_outputs(const kiln_model *m);
 /* Name, dtype and shape of input / output i (NULL when out of range). */
