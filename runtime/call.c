@@ -160,7 +160,6 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-
 /*
  * A device function is timed by the device's own clock: each sample is the
  * kernels' time averaged over `number` calls, without the transfers.

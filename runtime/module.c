@@ -269,6 +269,7 @@ static int serialize(const kiln_module *m, int blobs, uint8_t **out, size_t *siz
 		put_u64(&w, m->blobs[i].size);
 		put(&w, m->blobs[i].data, m->blobs[i].size);
 	}
+#undef SKIP
 	put_u64(&w, (uint64_t)XXH3_64bits(w.p, w.n));
 	*out = w.p;
 	*size = w.n;
