@@ -17,6 +17,7 @@
  * else from the build tree and source tree this kiln was built in.
  */
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
 #include "ir/ir.h"
 #include "kiln/build.h"
 #include "runtime/rt.h"
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #ifndef KILN_WEB_BUILD_DIR
 #define KILN_WEB_BUILD_DIR "."
@@ -169,13 +172,50 @@ int kiln_bundle_write_keys(kiln_ctx *ctx, const char *dir, const char *name, int
 	fprintf(f, "  \"modules\": {");
 	for (int i = 0; i < nmod; i++)
 		fprintf(f, "%s\n    \"%s\": \"%s.%s.kmod\"", i ? "," : "", key_of(mods, keys, i), name, key_of(mods, keys, i));
-	fprintf(f, "\n  }\n}\n");
-	if (fclose(f))
-		return ir_error(ctx, "bundle: writing %s failed", path);
-	for (int i = 0; i < nmod; i++) {
-		snprintf(path, sizeof path, "%s/%s.%s.kmod", dir, name, key_of(mods, keys, i));
-		if (kiln_module_save(mods[i], path))
-			return ir_error(ctx, "bundle: %s", kiln_rt_last_error());
+	fprintf(f, "\n  }");
+	/* a model's weights lie beside its modules, each distinct file once (the GPU
+	 * modules share theirs; wasm's holds prepacked matmul panels): named by hash */
+	bool model = rt_module_blob(mods[0], "weights") != NULL;
+	char (*wfile)[128] = calloc((size_t)nmod, sizeof *wfile);
+	if (!wfile) {
+		fclose(f);
+		return ir_error(ctx, "bundle: out of memory");
 	}
-	return 0;
+	for (int i = 0; model && i < nmod; i++) {
+		const rt_blob *w = rt_module_blob(mods[i], "weights");
+		if (!w) {
+			free(wfile);
+			fclose(f);
+			return ir_error(ctx, "bundle: module %d of the model has no weights", i);
+		}
+		snprintf(wfile[i], sizeof wfile[i], "%s.%016llx.weights", name,
+		         (unsigned long long)XXH3_64bits(w->data, w->size));
+	}
+	if (model) {
+		fprintf(f, ",\n  \"weights\": {");
+		for (int i = 0; i < nmod; i++)
+			fprintf(f, "%s\n    \"%s\": \"%s\"", i ? "," : "", key_of(mods, keys, i), wfile[i]);
+		fprintf(f, "\n  }");
+	}
+	fprintf(f, "\n}\n");
+	int rc = fclose(f) ? ir_error(ctx, "bundle: writing %s failed", path) : 0;
+	for (int i = 0; i < nmod && !rc; i++) {
+		snprintf(path, sizeof path, "%s/%s.%s.kmod", dir, name, key_of(mods, keys, i));
+		if (model ? rt_module_save_without_weights(mods[i], path) : kiln_module_save(mods[i], path))
+			rc = ir_error(ctx, "bundle: %s", kiln_rt_last_error());
+		bool seen = false;
+		for (int j = 0; j < i && model; j++)
+			seen |= !strcmp(wfile[i], wfile[j]);
+		if (rc || !model || seen)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, wfile[i]);
+		const rt_blob *w = rt_module_blob(mods[i], "weights");
+		FILE *wf = fopen(path, "wb");
+		if (!wf || fwrite(w->data, 1, w->size, wf) != w->size)
+			rc = ir_error(ctx, "bundle: cannot write %s", path);
+		if (wf && fclose(wf) && !rc)
+			rc = ir_error(ctx, "bundle: cannot write %s", path);
+	}
+	free(wfile);
+	return rc;
 }

@@ -6,7 +6,7 @@
  * weights ("weights" blob) join the module's container.
  *
  * The plan (read by runtime/graph.c), little-endian:
- *   "KGRAPH\0\1"  u32 version  u64 arena_bytes  u64 weights_bytes
+ *   "KGRAPH\0\1"  u32 version  u64 arena_bytes  u64 weights_bytes  u64 weights_hash (XXH3-64)
  *   u32 nvalue { str name, u8 code, u8 bits, u16 lanes, u8 ndim, i64 shape[ndim],
  *                u8 kind (0 input, 1 output, 2 weight, 3 intermediate), u64 offset, u64 init }
  *   u32 ninput { u32 value }  u32 noutput { u32 value }
@@ -21,9 +21,11 @@
 #include "kiln/ops.h"
 #include "optable.h"
 #include "runtime/rt.h"
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define PLAN_MAGIC "KGRAPH\0\1"
-#define PLAN_VERSION 1u
+#define PLAN_VERSION 2u
 #define NO_INIT UINT64_MAX
 
 /* ---- one group as one function ---- */
@@ -268,6 +270,8 @@ kiln_module *gr_build_module(kiln_graph *g, const char *target)
 	put_u(&w, PLAN_VERSION, 4);
 	put_u(&w, (uint64_t)g->arena_bytes, 8);
 	put_u(&w, pv.weights.n, 8);
+	/* the weights may travel apart from the plan (a bundle shares them between modules): checked on load */
+	put_u(&w, (uint64_t)XXH3_64bits(pv.weights.p ? pv.weights.p : (uint8_t *)"", pv.weights.n), 8);
 	put_u(&w, (uint64_t)pv.n, 4);
 	for (int i = 0; i < pv.n; i++) {
 		gr_value *x = &g->values[pv.values[i]];

@@ -16,9 +16,12 @@
 
 #include "kiln/model.h"
 #include "rt.h"
+/* header-only, as in module.c: the web runtime links no system libraries */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define PLAN_MAGIC "KGRAPH\0\1"
-#define PLAN_VERSION 1u
+#define PLAN_VERSION 2u
 #define MAX_VALUES (1 << 20)
 #define MAX_STEP_ARGS 256
 #define NO_INIT UINT64_MAX
@@ -460,9 +463,13 @@ kiln_model *rt_model_over(kiln_module *mod, bool owns)
 		                 PLAN_VERSION);
 	m->arena_bytes = get(&r, 8, "the arena size");
 	m->weights_bytes = get(&r, 8, "the weights size");
+	uint64_t hash = get(&r, 8, "the weights hash");
 	if (!r.err && m->weights_bytes != wb->size)
 		r.err = rt_error("%s: the plan expects %llu bytes of weights, the module holds %zu", what,
 		                 (unsigned long long)m->weights_bytes, wb->size);
+	if (!r.err && hash != (uint64_t)XXH3_64bits(wb->data, wb->size))
+		r.err = rt_error("%s: the weights are not the ones the plan was built with (another model's, or corrupted)",
+		                 what);
 	if (!r.err && m->arena_bytes > (uint64_t)KILN_MAX_ARRAY_BYTES)
 		r.err = rt_error("%s: an arena of %llu bytes (at most %lld)", what, (unsigned long long)m->arena_bytes,
 		                 (long long)KILN_MAX_ARRAY_BYTES);

@@ -214,7 +214,8 @@ static void put_str(wbuf *w, const char *s)
 	put(w, s, n);
 }
 
-/* blobs: 0 none (a library's embedded metadata), 1 all (a saved module), 2 all but code (a model library's data) */
+/* blobs: 0 none (a library's embedded metadata), 1 all (a saved module), 2 all but code (a model library's
+ * data), 3 all but the weights (a module of a model bundle, whose weights lie beside it) */
 static int serialize(const kiln_module *m, int blobs, uint8_t **out, size_t *size)
 {
 	wbuf w = {0};
@@ -258,7 +259,8 @@ static int serialize(const kiln_module *m, int blobs, uint8_t **out, size_t *siz
 	int nsaved = 0;
 #define SKIP(b)                                                                                                    \
 	((linked && !strcmp((b)->name, "llvm-obj")) ||                                                                 \
-	 (blobs == 2 && (!strcmp((b)->name, "llvm-obj") || !strcmp((b)->name, "llvm-so"))))
+	 (blobs == 2 && (!strcmp((b)->name, "llvm-obj") || !strcmp((b)->name, "llvm-so"))) ||                       \
+	 (blobs == 3 && !strcmp((b)->name, "weights")))
 	for (int i = 0; blobs && i < m->nblob; i++)
 		nsaved += !SKIP(&m->blobs[i]);
 	put_u32(&w, (uint32_t)nsaved);
@@ -279,7 +281,7 @@ static int serialize(const kiln_module *m, int blobs, uint8_t **out, size_t *siz
 int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size) { return serialize(m, 0, out, size); }
 int rt_module_serialize_data(const kiln_module *m, uint8_t **out, size_t *size) { return serialize(m, 2, out, size); }
 
-int kiln_module_save(const kiln_module *m, const char *path)
+static int save(const kiln_module *m, const char *path, int blobs)
 {
 	if (!m)
 		return rt_error("save: no module");
@@ -289,7 +291,7 @@ int kiln_module_save(const kiln_module *m, const char *path)
 		return -1;
 	uint8_t *data;
 	size_t n;
-	serialize(m, 1, &data, &n);
+	serialize(m, blobs, &data, &n);
 	FILE *f = fopen(path, "wb");
 	if (!f) {
 		free(data);
@@ -300,6 +302,9 @@ int kiln_module_save(const kiln_module *m, const char *path)
 	free(data);
 	return bad ? rt_error("save: cannot write '%s'", path) : 0;
 }
+
+int kiln_module_save(const kiln_module *m, const char *path) { return save(m, path, 1); }
+int rt_module_save_without_weights(const kiln_module *m, const char *path) { return save(m, path, 3); }
 
 /* ---- reading ---- */
 

@@ -137,6 +137,8 @@ int rt_webgpu_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 
 /* Serializes the module container (metadata + blobs); malloc'ed bytes. */
 int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size);
+/* kiln_module_save without the "weights" blob: a model bundle keeps each distinct weights file once. */
+int rt_module_save_without_weights(const kiln_module *m, const char *path);
 /* The container with every blob but CPU code (what a model library embeds as data). */
 int rt_module_serialize_data(const kiln_module *m, uint8_t **out, size_t *size);
 /* Parses a container; what says where the bytes came from (for messages). */

@@ -324,6 +324,14 @@ char *kiln_web_describe(const kiln_module *m)
 	return b.p;
 }
 
+/* Adds a blob to m (a model bundle's weights, which travel beside its module); 0 or -1. */
+EMSCRIPTEN_KEEPALIVE
+int kiln_web_add_blob(kiln_module *m, const char *name, const void *data, uint32_t size)
+{
+	return rt_module_blob(m, name) ? rt_error("the module has its %s already", name)
+	                               : rt_module_add_blob(m, name, data, size);
+}
+
 /* A model over a session's module (the session keeps the module). */
 EMSCRIPTEN_KEEPALIVE
 struct kiln_model *kiln_web_model(kiln_module *m) { return rt_model_over(m, false); }

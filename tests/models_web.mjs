@@ -120,6 +120,16 @@ for (const m of models)
   await refused('a missing input', () => model.run({}), "no value for input 'input'");
   model.dispose();
   await refused('a disposed model', () => model.run({ input: mlp.inputs[0] }), 'disposed');
+  // weights that are not the model's (a flipped byte): refused by the plan's hash
+  const bad = path.join(root, 'mlp-bad');
+  fs.cpSync(mlp.dir, bad, { recursive: true });
+  const manifest = JSON.parse(fs.readFileSync(path.join(bad, 'kiln.json'), 'utf8'));
+  const wfile = path.join(bad, manifest.weights.wasm);
+  const wb = fs.readFileSync(wfile);
+  wb[wb.length >> 1] ^= 0x40;
+  fs.writeFileSync(wfile, wb);
+  await refused('corrupted weights', () => kiln.loadModel(pathToFileURL(bad).href + '/', { backend: 'wasm' }),
+    'not the ones the plan was built with');
   const ops = path.join(root, 'relu-bundle');
   execFileSync(kilnExe, ['build', 'relu', '--target', 'wasm', '-o', ops + '/'], { stdio: 'ignore' });
   await refused('an operator bundle', () => kiln.loadModel(pathToFileURL(ops).href + '/', { backend: 'wasm' }), 'not a model');

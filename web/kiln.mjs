@@ -102,7 +102,7 @@ async function startRuntime(base, host) {
 const RUNTIME_EXPORTS = ['malloc', 'free', 'kiln_module_load_bytes', 'kiln_module_free', 'kiln_module_call',
   'kiln_rt_last_error', 'kiln_array_free', 'kiln_gles_device_name', 'kiln_web_array', 'kiln_web_array_data',
   'kiln_web_blob', 'kiln_web_describe', 'kiln_web_time', 'kiln_web_model', 'kiln_web_model_describe',
-  'kiln_model_run', 'kiln_model_set_input_data', 'kiln_model_free'];
+  'kiln_model_run', 'kiln_model_set_input_data', 'kiln_model_free', 'kiln_web_add_blob'];
 
 // A first-fit allocator over a wasm memory, above base: wasm arrays live in
 // their module's kernel instance, so kernels read them in place.
@@ -253,6 +253,16 @@ class Runtime {
     const d = JSON.parse(this.str(p));
     this.M._free(p);
     return d;
+  }
+
+  addBlob(mod, name, bytes) {
+    const p = this.M._malloc(Math.max(1, bytes.length)), n = this.cstr(name);
+    if (!p) throw new Error(`kiln: no memory for ${bytes.length} bytes of ${name}`);
+    this.M.HEAPU8.set(bytes, p);
+    const rc = this.M._kiln_web_add_blob(mod, n, p, bytes.length);
+    this.M._free(p);
+    this.M._free(n);
+    if (rc) throw new Error(`kiln: ${this.error()}`);
   }
 
   blob(mod, name) {
@@ -512,6 +522,8 @@ async function open(s, name, base, opts) {
       if (cpuKernels) file = cpuFile;
     }
     mod = s.rt.load(await readBytes(base, file), file);
+    const wfile = s.manifest.weights?.[cpuKernels ? 'webgpu-cpu' : name];
+    if (wfile) s.rt.addBlob(mod, 'weights', await readBytes(base, wfile));
     const d = s.rt.describe(mod);
     if (d.target !== name) throw new Error(`${file} holds a ${d.target} module, not ${name}`);
     s.functions = d.functions;
@@ -607,6 +619,11 @@ async function readManifest(base) {
   for (const [key, file] of Object.entries(manifest.modules))
     if (typeof file !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\.kmod$/.test(file) || file.includes('..'))
       throw new Error(`kiln: ${base}kiln.json names ${JSON.stringify(file)} for ${key}: module files are plain names inside the bundle`);
+  if (manifest.weights !== undefined && (!manifest.weights || typeof manifest.weights !== 'object'))
+    throw new Error(`kiln: ${base}kiln.json has a weights entry that is not a map`);
+  for (const [key, file] of Object.entries(manifest.weights ?? {}))
+    if (typeof file !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\.weights$/.test(file) || file.includes('..'))
+      throw new Error(`kiln: ${base}kiln.json names ${JSON.stringify(file)} as ${key}'s weights: weights files are plain names inside the bundle`);
   return manifest;
 }
 
