@@ -4,7 +4,7 @@
 # peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster), gflops.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, smoke)}
+name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, models_gpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, smoke)}
 build=${KILN_BUILD:-$here/build}
 [ -d "$build" ] || meson setup "$build" "$here" >/dev/null
 # OpenBLAS 0.3.21 misdetects these CPUs and falls back to slow kernels, and the
@@ -74,6 +74,26 @@ models_web)
 	done
 	st=0
 	node "$here/benchmarks/web/models_web.mjs" "$build/kiln" "$dir" "${2:-10}" || st=1
+	[ -n "${KILN_MODELS_DIR:-}" ] || rm -rf "$dir"
+	exit $st ;;
+models_gpu)
+	# the four models for opencl (KILN_OPENCL_PLATFORM picks the platform), run by
+	# module_runner with libkiln_runtime alone, outputs compared with onnxruntime-node;
+	# on the GPU machine (no LLVM, no node) carry KILN_MODELS_DIR's .kmod/.bin files
+	# and run module_runner there beside benchmarks/torch_models.py (PyTorch eager)
+	ninja -C "$build" benchmarks/module_runner >/dev/null
+	dir=${KILN_MODELS_DIR:-$(mktemp -d /tmp/kiln-models-XXXXXX)}
+	st=0
+	for m in resnet18 mobilenet_v2 squeezenet1_1 transformer; do
+		[ -f "$dir/$m.onnx" ] || /usr/bin/python3 "$here/scripts/export_models.py" "$dir" "$m" >/dev/null 2>&1
+		shape=1,3,224,224
+		[ $m = transformer ] && shape=1,128,256
+		/usr/bin/python3 -c "import numpy as n; n.random.default_rng(1).uniform(-1,1,[$shape]).astype(n.float32).tofile('$dir/$m.in.bin')"
+		node "$here/tests/ort_reference.mjs" "$dir/$m.onnx" "$dir/$m.in.bin" $shape "$dir/$m.out.bin" || st=1
+		"$build/kiln" compile "$dir/$m.onnx" --target opencl -o "$dir/$m.opencl.kmod" >/dev/null || st=1
+		"$build/benchmarks/module_runner" "$dir/$m.opencl.kmod" --model --input "$dir/$m.in.bin" \
+			--expect "$dir/$m.out.bin" --case $m || st=1
+	done
 	[ -n "${KILN_MODELS_DIR:-}" ] || rm -rf "$dir"
 	exit $st ;;
 gles_probe)
