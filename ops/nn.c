@@ -451,6 +451,8 @@ kiln_tensor *kiln_op_depthwise_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor
 	} else {
 		c->Xp = pad_spatial(ctx, c, c->a.pad);
 	}
+	if (!c->Xp)
+		return NULL;
 	c->r = kiln_reduce_axis(ctx, W->shape[2], "r");
 	c->s = kiln_reduce_axis(ctx, W->shape[3], "s");
 	return op_tag(kiln_compute(ctx, "depthwise_conv2d", 4, (int64_t[]){X->shape[0], X->shape[1], oh, ow}, dw_body, c),
