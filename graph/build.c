@@ -56,7 +56,6 @@ static int add_arg(group_build *gb, kiln_tensor *t, int value)
 static kiln_expr *group_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 {
 	group_build *gb = user;
-	kiln_graph *g = gb->g;
 	int nv = gb->gp->n + 1, have = 0;
 	int *ids = ir_alloc(ctx, sizeof(int) * nv);
 	kiln_expr **vals = ir_alloc(ctx, sizeof(kiln_expr *) * nv);
@@ -86,7 +85,6 @@ static kiln_expr *group_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 		ids[have] = b->n->out[0];
 		vals[have++] = e;
 	}
-	(void)g;
 	return vals[have - 1];
 }
 

@@ -380,11 +380,15 @@ static int gather_build(gr_build *b)
 
 /* ---- Expand ---- */
 
+typedef struct {
+	kiln_tensor *X;
+	int ndim;
+} expand_args;
+
 static kiln_expr *expand_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 {
-	kiln_tensor *X = ((kiln_tensor **)user)[0];
-	int nd = (int)(intptr_t)((kiln_tensor **)user)[1];
-	return gr_bcast_read(ctx, X, nd, idx);
+	expand_args *e = user;
+	return gr_bcast_read(ctx, e->X, e->ndim, idx);
 }
 
 static int expand_build(gr_build *b)
@@ -400,10 +404,9 @@ static int expand_build(gr_build *b)
 			return gr_node_error(b, "shape entry %d is %lld", i, (long long)want[i]);
 	if (gr_broadcast(b, kiln_tensor_ndim(b->in[0]), kiln_tensor_shape(b->in[0]), n, want, &on, shape))
 		return -1;
-	kiln_tensor **u = ir_alloc(b->ctx, 2 * sizeof *u);
-	u[0] = b->in[0];
-	u[1] = (kiln_tensor *)(intptr_t)on;
-	b->out[0] = op_tag(kiln_compute(b->ctx, "expand", on, shape, expand_body, u), TAG_INJECTIVE);
+	expand_args *e = ir_alloc(b->ctx, sizeof *e);
+	*e = (expand_args){b->in[0], on};
+	b->out[0] = op_tag(kiln_compute(b->ctx, "expand", on, shape, expand_body, e), TAG_INJECTIVE);
 	return b->out[0] ? 0 : -1;
 }
 
