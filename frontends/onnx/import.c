@@ -15,41 +15,6 @@
 #include "graph/graph.h"
 #include "onnx_internal.h"
 
-/* ---- names to values: open addressing over the graph's values ---- */
-
-typedef struct {
-	const char **key;
-	int *val;
-	size_t cap;
-} name_map;
-
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
-static int map_get(const name_map *m, const char *k)
-{
-	for (size_t i = hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		if (!m->key[i])
-			return -1;
-		if (!strcmp(m->key[i], k))
-			return m->val[i];
-	}
-}
-
-static void map_put(name_map *m, const char *k, int v)
-{
-	size_t i = hash(k) & (m->cap - 1);
-	while (m->key[i] && strcmp(m->key[i], k))
-		i = (i + 1) & (m->cap - 1);
-	m->key[i] = k;
-	m->val[i] = v;
-}
-
 /* ---- tensors ---- */
 
 static int kiln_type_of(int32_t t, kiln_dtype *out)
@@ -311,32 +276,27 @@ kiln_graph *kiln_onnx_import(kiln_ctx *ctx, const kiln_onnx_model *m, int nbind,
 	size_t count = gp->n_input + gp->n_initializer + 16;
 	for (size_t i = 0; i < gp->n_node; i++)
 		count += gp->node[i]->n_output;
-	name_map map = {0};
-	map.cap = 16;
-	while (map.cap < 2 * count)
-		map.cap *= 2;
-	map.key = calloc(map.cap, sizeof *map.key);
-	map.val = calloc(map.cap, sizeof *map.val);
-	int rc = !map.key || !map.val ? ir_error(ctx, "out of memory") : 0;
+	onnx_names map;
+	int rc = onnx_names_init(&map, count) ? 0 : ir_error(ctx, "out of memory");
 	for (size_t i = 0; i < gp->n_initializer && !rc; i++) {
 		int id = add_tensor(g, m, gp->initializer[i], gp->initializer[i]->name);
 		rc = id < 0;
 		if (!rc)
-			map_put(&map, gp->initializer[i]->name, id);
+			onnx_names_put(&map, gp->initializer[i]->name, id);
 	}
 	g->inputs = ir_alloc(ctx, sizeof(int) * (gp->n_input + 1));
 	for (size_t i = 0; i < gp->n_input && !rc; i++) {
-		if (map_get(&map, gp->input[i]->name) >= 0)
+		if (onnx_names_get(&map, gp->input[i]->name) >= 0)
 			continue; /* an initializer's default: a constant */
 		int id = add_input(g, m, gp->input[i], nbind, binds);
 		rc = id < 0;
 		if (!rc) {
-			map_put(&map, gp->input[i]->name, id);
+			onnx_names_put(&map, gp->input[i]->name, id);
 			g->inputs[g->ninput++] = id;
 		}
 	}
 	for (int b = 0; b < nbind && !rc; b++) {
-		int id = binds[b].name ? map_get(&map, binds[b].name) : -1;
+		int id = binds[b].name ? onnx_names_get(&map, binds[b].name) : -1;
 		if (id < 0 || !g->values[id].is_input)
 			rc = ir_error(ctx, "%s: a shape is given for '%s', which is not an input of the model", m->what,
 			              binds[b].name ? binds[b].name : "(null)");
@@ -355,12 +315,12 @@ kiln_graph *kiln_onnx_import(kiln_ctx *ctx, const kiln_onnx_model *m, int nbind,
 		}
 		int in[64], out[64];
 		for (size_t k = 0; k < n->n_input; k++)
-			in[k] = n->input[k] && *n->input[k] ? map_get(&map, n->input[k]) : -1;
+			in[k] = n->input[k] && *n->input[k] ? onnx_names_get(&map, n->input[k]) : -1;
 		for (size_t k = 0; k < n->n_output; k++) {
 			out[k] = -1;
 			if (n->output[k] && *n->output[k]) {
 				out[k] = gr_add_value(g, n->output[k]);
-				map_put(&map, g->values[out[k]].name, out[k]);
+				onnx_names_put(&map, g->values[out[k]].name, out[k]);
 			}
 		}
 		int id = gr_add_node(g, n->name, n->op_type, (int)n->n_input, in, (int)n->n_output, out);
@@ -369,7 +329,7 @@ kiln_graph *kiln_onnx_import(kiln_ctx *ctx, const kiln_onnx_model *m, int nbind,
 	}
 	g->outputs = ir_alloc(ctx, sizeof(int) * (gp->n_output + 1));
 	for (size_t i = 0; i < gp->n_output && !rc; i++) {
-		int id = map_get(&map, gp->output[i]->name);
+		int id = onnx_names_get(&map, gp->output[i]->name);
 		if (g->values[id].is_input || g->values[id].producer < 0)
 			rc = ir_error(ctx, "%s: graph output '%s' is an input or initializer: nothing computes it", m->what,
 			              gp->output[i]->name);
@@ -378,8 +338,7 @@ kiln_graph *kiln_onnx_import(kiln_ctx *ctx, const kiln_onnx_model *m, int nbind,
 			g->outputs[g->noutput++] = id;
 		}
 	}
-	free(map.key);
-	free(map.val);
+	onnx_names_free(&map);
 	return rc ? NULL : g;
 }
 

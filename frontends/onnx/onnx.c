@@ -42,12 +42,7 @@ void onnx_budget_free(void *data, void *ptr)
 	free(p);
 }
 
-/* ---- names: an open-addressing set of the values defined so far ---- */
-
-typedef struct {
-	const char **slot;
-	size_t cap, n;
-} name_set;
+/* ---- names: an open-addressing map of value names (the loader's checks and the importer) ---- */
 
 static uint64_t name_hash(const char *s)
 {
@@ -57,35 +52,40 @@ static uint64_t name_hash(const char *s)
 	return h;
 }
 
-static bool names_init(name_set *s, size_t count)
+bool onnx_names_init(onnx_names *s, size_t count)
 {
 	s->cap = 16;
 	while (s->cap < 2 * count + 16)
 		s->cap *= 2;
-	s->n = 0;
-	s->slot = calloc(s->cap, sizeof *s->slot);
-	return s->slot != NULL;
+	s->key = calloc(s->cap, sizeof *s->key);
+	s->val = calloc(s->cap, sizeof *s->val);
+	return s->key && s->val;
 }
 
-static bool names_has(const name_set *s, const char *name)
+void onnx_names_free(onnx_names *s)
+{
+	free(s->key);
+	free(s->val);
+}
+
+int onnx_names_get(const onnx_names *s, const char *name)
 {
 	for (size_t i = name_hash(name) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
-		if (!s->slot[i])
-			return false;
-		if (!strcmp(s->slot[i], name))
-			return true;
+		if (!s->key[i])
+			return -1;
+		if (!strcmp(s->key[i], name))
+			return s->val[i];
 	}
 }
 
-/* Adds name; false if it was there already. */
-static bool names_add(name_set *s, const char *name)
+bool onnx_names_put(onnx_names *s, const char *name, int value)
 {
 	size_t i = name_hash(name) & (s->cap - 1);
-	for (; s->slot[i]; i = (i + 1) & (s->cap - 1))
-		if (!strcmp(s->slot[i], name))
+	for (; s->key[i]; i = (i + 1) & (s->cap - 1))
+		if (!strcmp(s->key[i], name))
 			return false;
-	s->slot[i] = name;
-	s->n++;
+	s->key[i] = name;
+	s->val[i] = value;
 	return true;
 }
 
@@ -247,18 +247,20 @@ static int check_model(kiln_ctx *ctx, kiln_onnx_model *m, const char *what)
 	size_t count = g->n_input + g->n_initializer;
 	for (size_t i = 0; i < g->n_node; i++)
 		count += g->node[i] ? g->node[i]->n_output : 0;
-	name_set defined;
-	if (!names_init(&defined, count))
+	onnx_names defined;
+	if (!onnx_names_init(&defined, count)) {
+		onnx_names_free(&defined);
 		return ir_error(ctx, "%s: out of memory", what);
+	}
 	int rc = 0;
 	for (size_t i = 0; i < g->n_initializer && !rc; i++)
-		if (!(rc = check_initializer(ctx, what, g->initializer[i])) && !names_add(&defined, g->initializer[i]->name))
+		if (!(rc = check_initializer(ctx, what, g->initializer[i])) && !onnx_names_put(&defined, g->initializer[i]->name, 0))
 			rc = ir_error(ctx, "%s: two initializers are named '%s'", what, g->initializer[i]->name);
 	m->ninputs = 0;
 	for (size_t i = 0; i < g->n_input && !rc; i++) {
 		if ((rc = check_value(ctx, what, "input", g->input[i])))
 			break;
-		if (names_add(&defined, g->input[i]->name))
+		if (onnx_names_put(&defined, g->input[i]->name, 0))
 			m->ninputs++; /* an input that an initializer already names is a default, not an input */
 	}
 	for (size_t i = 0; i < g->n_node && !rc; i++) {
@@ -281,17 +283,17 @@ static int check_model(kiln_ctx *ctx, kiln_onnx_model *m, const char *what)
 			}
 		}
 		for (size_t k = 0; k < n->n_input && !rc; k++)
-			if (n->input[k] && *n->input[k] && !names_has(&defined, n->input[k]))
+			if (n->input[k] && *n->input[k] && onnx_names_get(&defined, n->input[k]) < 0)
 				rc = ir_error(ctx, "%s: node %zu (%s) reads '%s', which no graph input, initializer or earlier node "
 				              "defines", what, i, label, n->input[k]);
 		for (size_t k = 0; k < n->n_output && !rc; k++)
-			if (n->output[k] && *n->output[k] && !names_add(&defined, n->output[k]))
+			if (n->output[k] && *n->output[k] && !onnx_names_put(&defined, n->output[k], 0))
 				rc = ir_error(ctx, "%s: node %zu (%s) defines '%s' a second time", what, i, label, n->output[k]);
 	}
 	for (size_t i = 0; i < g->n_output && !rc; i++)
-		if (!(rc = check_value(ctx, what, "output", g->output[i])) && !names_has(&defined, g->output[i]->name))
+		if (!(rc = check_value(ctx, what, "output", g->output[i])) && onnx_names_get(&defined, g->output[i]->name) < 0)
 			rc = ir_error(ctx, "%s: graph output '%s' is not defined by the graph", what, g->output[i]->name);
-	free(defined.slot);
+	onnx_names_free(&defined);
 	return rc;
 }
 
@@ -429,13 +431,15 @@ void kiln_onnx_describe(const kiln_onnx_model *m, FILE *out)
 		if (p->opset_import[i] && !default_domain(p->opset_import[i]->domain))
 			fprintf(out, ", %s %lld", p->opset_import[i]->domain, (long long)p->opset_import[i]->version);
 	fprintf(out, "\ninputs:\n");
-	name_set inits;
-	if (!names_init(&inits, g->n_initializer))
+	onnx_names inits;
+	if (!onnx_names_init(&inits, g->n_initializer)) {
+		onnx_names_free(&inits);
 		return;
+	}
 	for (size_t i = 0; i < g->n_initializer; i++)
-		names_add(&inits, g->initializer[i]->name);
+		onnx_names_put(&inits, g->initializer[i]->name, 0);
 	for (size_t i = 0; i < g->n_input; i++)
-		if (!names_has(&inits, g->input[i]->name))
+		if (onnx_names_get(&inits, g->input[i]->name) < 0)
 			describe_value(g->input[i], out);
 	fprintf(out, "outputs:\n");
 	for (size_t i = 0; i < g->n_output; i++)
@@ -469,5 +473,5 @@ void kiln_onnx_describe(const kiln_onnx_model *m, FILE *out)
 	if (external)
 		fprintf(out, ", %zu in external data", external);
 	fprintf(out, "\n");
-	free(inits.slot);
+	onnx_names_free(&inits);
 }

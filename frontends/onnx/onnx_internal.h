@@ -30,6 +30,20 @@ struct kiln_onnx_model {
 	char *what;   /* names the model in messages */
 };
 
+/* Value names to numbers: open addressing over names the model holds (not copied). */
+typedef struct {
+	const char **key;
+	int *val;
+	size_t cap;
+} onnx_names;
+/* Room for count names; false when out of memory (free it anyway). */
+bool onnx_names_init(onnx_names *s, size_t count);
+void onnx_names_free(onnx_names *s);
+/* The name's number, or -1. */
+int onnx_names_get(const onnx_names *s, const char *name);
+/* Adds name; false (and no change) when it is there already. */
+bool onnx_names_put(onnx_names *s, const char *name, int value);
+
 void *onnx_budget_alloc(void *data, size_t n);
 void onnx_budget_free(void *data, void *ptr);
 /* Bytes of one element of an ONNX data type; 0 when unknown or not fixed (strings). */
