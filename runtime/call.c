@@ -215,6 +215,55 @@ int rt_time_opts(const kiln_time_opts *opts, kiln_time_opts *out)
 	return 0;
 }
 
+int rt_time_host(int (*once)(void *), void *arg, const kiln_time_opts *o, kiln_timing *out)
+{
+	for (int i = 0; i < o->warmup; i++)
+		if (once(arg))
+			return -1;
+	int number = o->number > 0 ? o->number : 1;
+	if (o->number <= 0 && o->min_repeat_ms > 0) {
+		/* grow number until one sample takes min_repeat_ms */
+		for (;;) {
+			double t0 = rt_now_ms();
+			for (int i = 0; i < number; i++)
+				if (once(arg))
+					return -1;
+			double dt = rt_now_ms() - t0;
+			if (dt >= o->min_repeat_ms || number >= (1 << 24))
+				break;
+			int next = dt > 0 ? (int)(number * o->min_repeat_ms / dt * 1.1) + 1 : number * 10;
+			number = next > number * 10 ? number * 10 : next > number ? next : number + 1;
+		}
+	}
+	out->samples_ms = malloc(sizeof(double) * o->repeat);
+	if (!out->samples_ms)
+		return rt_error("out of memory");
+	for (int r = 0; r < o->repeat; r++) {
+		double t0 = rt_now_ms();
+		for (int i = 0; i < number; i++)
+			if (once(arg)) {
+				kiln_timing_free(out);
+				return -1;
+			}
+		out->samples_ms[r] = (rt_now_ms() - t0) / number;
+	}
+	out->number = number;
+	rt_timing_summarize(out, o->repeat);
+	return 0;
+}
+
+struct host_call {
+	kiln_module *m;
+	const rt_function *f;
+	kiln_array **args;
+};
+
+static int call_once(void *arg)
+{
+	struct host_call *c = arg;
+	return invoke(c->m, c->f, c->args);
+}
+
 int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int nargs, const kiln_time_opts *opts,
                      kiln_timing *out)
 {
@@ -227,39 +276,8 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 	rt_function *f = rt_module_find(m, fn);
 	if (f->nlaunch)
 		return time_device(m, f, args, &o, out);
-	for (int i = 0; i < o.warmup; i++)
-		if (invoke(m, f, args))
-			return -1;
-	int number = o.number > 0 ? o.number : 1;
-	if (o.number <= 0 && o.min_repeat_ms > 0) {
-		/* grow number until one sample takes min_repeat_ms */
-		for (;;) {
-			double t0 = rt_now_ms();
-			for (int i = 0; i < number; i++)
-				if (invoke(m, f, args))
-					return -1;
-			double dt = rt_now_ms() - t0;
-			if (dt >= o.min_repeat_ms || number >= (1 << 24))
-				break;
-			int next = dt > 0 ? (int)(number * o.min_repeat_ms / dt * 1.1) + 1 : number * 10;
-			number = next > number * 10 ? number * 10 : next > number ? next : number + 1;
-		}
-	}
-	out->samples_ms = malloc(sizeof(double) * o.repeat);
-	if (!out->samples_ms)
-		return rt_error("out of memory");
-	for (int r = 0; r < o.repeat; r++) {
-		double t0 = rt_now_ms();
-		for (int i = 0; i < number; i++)
-			if (invoke(m, f, args)) {
-				kiln_timing_free(out);
-				return -1;
-			}
-		out->samples_ms[r] = (rt_now_ms() - t0) / number;
-	}
-	out->number = number;
-	rt_timing_summarize(out, o.repeat);
-	return 0;
+	struct host_call hc = {m, f, args};
+	return rt_time_host(call_once, &hc, &o, out);
 }
 
 void rt_timing_summarize(kiln_timing *out, int repeat)

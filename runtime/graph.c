@@ -643,39 +643,15 @@ const kiln_array *kiln_model_get_output_by_name(const kiln_model *m, const char 
 	return NULL;
 }
 
+static int run_once(void *m) { return kiln_model_run(m); }
+
 int kiln_model_time(kiln_model *m, const kiln_time_opts *opts, kiln_timing *out)
 {
 	memset(out, 0, sizeof *out);
 	kiln_time_opts o;
 	if (rt_time_opts(opts, &o) || kiln_model_run(m))
 		return -1;
-	for (int i = 0; i < o.warmup; i++)
-		if (kiln_model_run(m))
-			return -1;
-	int number = o.number > 0 ? o.number : 1;
-	if (o.number <= 0 && o.min_repeat_ms > 0) {
-		double t0 = rt_now_ms();
-		if (kiln_model_run(m))
-			return -1;
-		double dt = rt_now_ms() - t0;
-		number = dt > 0 ? (int)(o.min_repeat_ms / dt) + 1 : 1000;
-		number = number > (1 << 24) ? 1 << 24 : number;
-	}
-	out->samples_ms = malloc(sizeof(double) * o.repeat);
-	if (!out->samples_ms)
-		return rt_error("out of memory");
-	for (int r = 0; r < o.repeat; r++) {
-		double t0 = rt_now_ms();
-		for (int i = 0; i < number; i++)
-			if (kiln_model_run(m)) {
-				kiln_timing_free(out);
-				return -1;
-			}
-		out->samples_ms[r] = (rt_now_ms() - t0) / number;
-	}
-	out->number = number;
-	rt_timing_summarize(out, o.repeat);
-	return 0;
+	return rt_time_host(run_once, m, &o, out);
 }
 
 typedef struct {

@@ -42,6 +42,9 @@ const rt_buffer_ops *rt_buffers_for(const kiln_module *m);
 struct kiln_model *rt_model_over(kiln_module *m, bool owns);
 /* Checks the time evaluator's options and fills in the defaults (opts may be NULL). */
 int rt_time_opts(const kiln_time_opts *opts, kiln_time_opts *out);
+/* The time evaluator's loop on the host clock: warm-ups, calls per sample grown
+ * to min_repeat_ms when number is 0, repeat samples summarized into out. */
+int rt_time_host(int (*once)(void *), void *arg, const kiln_time_opts *o, kiln_timing *out);
 /* Median, mean and min of out->samples_ms[0..repeat). */
 void rt_timing_summarize(kiln_timing *out, int repeat);
 

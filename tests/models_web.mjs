@@ -137,22 +137,8 @@ for (const m of models)
 
 // headless Chromium: WebGPU (SwiftShader), WebGL2 (ANGLE), wasm
 {
-  const { chromium } = await import('playwright-core');
-  const { serve } = await import('../web/serve.mjs');
-  fs.writeFileSync(path.join(root, 'harness.html'), '<!doctype html><meta charset="utf-8"><title>kiln models</title>\n');
-  const server = await serve(root, { port: 0 });
-  const profile = fs.mkdtempSync('/tmp/kiln-chromium-');
-  let ctx;
-  try {
-    ctx = await chromium.launchPersistentContext(profile, {
-      headless: true,
-      executablePath: process.env.KILN_CHROMIUM || '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu'],
-    });
-    const page = await ctx.newPage();
-    const origin = `http://127.0.0.1:${server.address().port}`;
-    await page.goto(`${origin}/harness.html`);
+  const { withChromiumPage } = await import('./chromium.mjs');
+  await withChromiumPage(root, async (page, origin) => {
     for (const m of models)
       for (const backend of ['webgpu', 'webgl', 'wasm']) {
         const r = await page.evaluate(runModel, {
@@ -167,11 +153,7 @@ for (const m of models)
     if ((await page.title()) !== 'kiln: done' || !text.includes('model on wasm'))
       fail(`the bundle's index.html: ${await page.title()}: ${text}`);
     else console.log('ok: the bundle page runs the model');
-  } finally {
-    await ctx?.close();
-    server.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
+  });
 }
 
 fs.rmSync(root, { recursive: true, force: true });

@@ -39,6 +39,16 @@ static void *slurp(const char *path, size_t *n)
 	return p;
 }
 
+/* A test data set's tensor (.pb) as a new array; NULL when missing or unreadable. */
+static kiln_array *read_pb(kiln_ctx *ctx, const char *path)
+{
+	size_t n;
+	void *bytes = slurp(path, &n);
+	kiln_array *a = bytes ? kiln_onnx_read_tensor(ctx, bytes, n, path) : NULL;
+	free(bytes);
+	return a;
+}
+
 static double elem(const kiln_array *a, int64_t i)
 {
 	switch (a->dtype.code) {
@@ -95,11 +105,8 @@ static result run_test(const char *dir, const char *target, char *why, size_t ca
 	int nbind = 0;
 	kiln_ctx *scratch = kiln_ctx_new();
 	for (int i = 0; om && i < kiln_onnx_num_inputs(om) && nbind < 16; i++) {
-		size_t n;
 		snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", dir, i);
-		void *bytes = slurp(path, &n);
-		kiln_array *a = bytes ? kiln_onnx_read_tensor(scratch, bytes, n, path) : NULL;
-		free(bytes);
+		kiln_array *a = read_pb(scratch, path);
 		if (!a)
 			continue;
 		binds[nbind].name = kiln_onnx_input_name(om, i);
@@ -129,11 +136,8 @@ static result run_test(const char *dir, const char *target, char *why, size_t ca
 		closedir(d);
 		nsets++;
 		for (int i = 0; i < kiln_model_num_inputs(model); i++) {
-			size_t n;
 			snprintf(path, sizeof path, "%s/test_data_set_%d/input_%d.pb", dir, s, i);
-			void *bytes = slurp(path, &n);
-			kiln_array *a = bytes ? kiln_onnx_read_tensor(ctx, bytes, n, path) : NULL;
-			free(bytes);
+			kiln_array *a = read_pb(ctx, path);
 			int rc = a ? kiln_model_set_input_data(model, i, a->data,
 			                                       (size_t)kiln_array_numel(a) * kiln_dtype_bytes(a->dtype)) : -1;
 			if (rc)
@@ -152,11 +156,8 @@ static result run_test(const char *dir, const char *target, char *why, size_t ca
 			goto done;
 		}
 		for (int o = 0; o < kiln_model_num_outputs(model); o++) {
-			size_t n;
 			snprintf(path, sizeof path, "%s/test_data_set_%d/output_%d.pb", dir, s, o);
-			void *bytes = slurp(path, &n);
-			kiln_array *want = bytes ? kiln_onnx_read_tensor(ctx, bytes, n, path) : NULL;
-			free(bytes);
+			kiln_array *want = read_pb(ctx, path);
 			if (!want) {
 				snprintf(why, cap, "output %d: %s", o, kiln_error(ctx));
 				goto done;

@@ -7,9 +7,7 @@
 // outputs go to dir/ENV-BACKEND-FILE, the device used to dir/ENV-BACKEND.used,
 // or the error to dir/ENV-BACKEND.err. Exits 0 once every case was attempted.
 //
-// Chromium: Debian's /usr/bin/chromium (KILN_CHROMIUM overrides) driven by
-// npm playwright-core, pages served by web/serve.mjs on 127.0.0.1; WebGPU on
-// SwiftShader (--enable-unsafe-webgpu), WebGL2 on ANGLE + SwiftShader.
+// Chromium: tests/chromium.mjs (Debian's chromium through playwright-core).
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -99,33 +97,15 @@ async function inNode() {
 }
 
 async function inChromium() {
-  const { chromium } = await import('playwright-core');
-  const { serve } = await import('../web/serve.mjs');
-  fs.writeFileSync(path.join(root, 'harness.html'), '<!doctype html><meta charset="utf-8"><title>kiln tests</title>\n');
-  const server = await serve(root, { port: 0 });
-  const profile = fs.mkdtempSync('/tmp/kiln-chromium-');
-  let ctx;
-  try {
-    ctx = await chromium.launchPersistentContext(profile, {
-      headless: true,
-      executablePath: process.env.KILN_CHROMIUM || '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu'],
-    });
-    const page = await ctx.newPage();
-    const origin = `http://127.0.0.1:${server.address().port}`;
-    await page.goto(`${origin}/harness.html`);
+  const { withChromiumPage } = await import('./chromium.mjs');
+  await withChromiumPage(root, async (page, origin) => {
     for (const c of cases)
       for (const backend of backends[env]) {
         const r = await page.evaluate(runCase, { base: `${origin}/${c.dir}/`, c, backend, inputs: inputsOf(c), opts: {} })
           .catch((e) => ({ error: `the page failed: ${e.message}` }));
         record(c, backend, r);
       }
-  } finally {
-    await ctx?.close();
-    server.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
+  });
 }
 
 (env === 'node' ? inNode() : inChromium()).then(() => process.exit(0), (e) => {
