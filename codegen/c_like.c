@@ -391,6 +391,22 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 			return cg_fmt(s, "(%s ? %s : %s)", c, t, f);
 		return L->select(s, e, c, t, f);
 	}
+	case IR_IF_THEN_ELSE: {
+		/* statements, not a ternary: WGSL's select() evaluates both sides, and
+		 * the branch not taken may read out of bounds */
+		const char *v = cg_fmt(s, "t%d", s->ntmp++);
+		cg_line(s, "%s;", cg_decl(s, e->type, v, true));
+		cg_line(s, "if (%s) {", cg_expr(s, e->sel.cond));
+		s->indent++;
+		cg_line(s, "%s = %s;", v, cg_expr(s, e->sel.t));
+		s->indent--;
+		cg_line(s, "} else {");
+		s->indent++;
+		cg_line(s, "%s = %s;", v, cg_expr(s, e->sel.f));
+		s->indent--;
+		cg_line(s, "}");
+		return (char *)v;
+	}
 	case IR_CAST:
 		return L->cast(s, e->type, e->bin.a, cg_expr(s, e->bin.a));
 	case IR_CALL:

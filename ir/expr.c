@@ -217,10 +217,19 @@ ir_expr *ir_not(kiln_ctx *ctx, ir_expr *a)
 
 ir_expr *ir_select(kiln_ctx *ctx, ir_expr *c, ir_expr *t, ir_expr *f)
 {
+	return ir_select_kind(ctx, IR_SELECT, c, t, f);
+}
+
+ir_expr *ir_select_kind(kiln_ctx *ctx, int kind, ir_expr *c, ir_expr *t, ir_expr *f)
+{
+	const char *what = kind == IR_SELECT ? "select" : "if_then_else";
 	if (!c || !t || !f)
 		return NULL;
 	if (!ir_is_bool(c->type))
-		return ir_error(ctx, "select condition must be bool"), NULL;
+		return ir_error(ctx, "%s condition must be bool", what), NULL;
+	/* a lazy choice is a branch, and a branch has one direction */
+	if (kind == IR_IF_THEN_ELSE && c->type.lanes != 1)
+		return ir_error(ctx, "if_then_else condition must be a scalar"), NULL;
 	if (unify(ctx, IR_EQ, &t, &f))
 		return NULL;
 	if (c->type.lanes != t->type.lanes) {
@@ -230,9 +239,9 @@ ir_expr *ir_select(kiln_ctx *ctx, ir_expr *c, ir_expr *t, ir_expr *f)
 			t = ir_broadcast(ctx, t, c->type.lanes);
 			f = ir_broadcast(ctx, f, c->type.lanes);
 		} else
-			return ir_error(ctx, "select lanes differ"), NULL;
+			return ir_error(ctx, "%s lanes differ", what), NULL;
 	}
-	ir_expr *e = new_expr(ctx, IR_SELECT, t->type);
+	ir_expr *e = new_expr(ctx, kind, t->type);
 	e->sel.cond = c;
 	e->sel.t = t;
 	e->sel.f = f;
@@ -415,6 +424,7 @@ bool ir_expr_equal(const ir_expr *a, const ir_expr *b)
 	case IR_CAST:
 		return ir_expr_equal(a->bin.a, b->bin.a);
 	case IR_SELECT:
+	case IR_IF_THEN_ELSE:
 		return ir_expr_equal(a->sel.cond, b->sel.cond) && ir_expr_equal(a->sel.t, b->sel.t) &&
 		       ir_expr_equal(a->sel.f, b->sel.f);
 	case IR_CALL:
@@ -474,6 +484,11 @@ kiln_expr *kiln_or(kiln_ctx *ctx, kiln_expr *a, kiln_expr *b) { return ir_binary
 kiln_expr *kiln_not(kiln_ctx *ctx, kiln_expr *a) { return ir_not(ctx, a); }
 kiln_expr *kiln_select(kiln_ctx *ctx, kiln_expr *c, kiln_expr *t, kiln_expr *f) { return ir_select(ctx, c, t, f); }
 
+kiln_expr *kiln_if_then_else(kiln_ctx *ctx, kiln_expr *c, kiln_expr *t, kiln_expr *f)
+{
+	return ir_select_kind(ctx, IR_IF_THEN_ELSE, c, t, f);
+}
+
 kiln_expr *kiln_cast(kiln_ctx *ctx, kiln_dtype t, kiln_expr *a)
 {
 	if (t.lanes != 1)
@@ -488,6 +503,15 @@ const char *kiln_intrinsic_name(kiln_intrinsic op)
 	static const char *names[] = {"exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "erf",
 	                              "pow", "abs", "floor", "ceil", "round"};
 	return (unsigned)op < KILN_NUM_INTRINSICS ? names[op] : "?";
+}
+
+kiln_iter *kiln_axis(kiln_ctx *ctx, int64_t extent, const char *name)
+{
+	if (!name || !*name)
+		return ir_error(ctx, "an axis needs a name"), NULL;
+	if (extent <= 0)
+		return ir_error(ctx, "axis '%s' has extent %lld; it must be positive", name, (long long)extent), NULL;
+	return ir_iter_new(ctx, name, 0, extent, false);
 }
 
 kiln_iter *kiln_reduce_axis(kiln_ctx *ctx, int64_t extent, const char *name)

@@ -208,6 +208,7 @@ static double eval(interp *ip, const ir_expr *e)
 	case IR_NOT:
 		return eval(ip, e->bin.a) == 0;
 	case IR_SELECT:
+	case IR_IF_THEN_ELSE:
 		return eval(ip, e->sel.cond) != 0 ? eval(ip, e->sel.t) : eval(ip, e->sel.f);
 	case IR_CAST: {
 		double v = eval(ip, e->bin.a);

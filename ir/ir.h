@@ -69,7 +69,9 @@ typedef enum {
 	/* binary, in the order the printer and simplifier use */
 	IR_ADD, IR_SUB, IR_MUL, IR_DIV, IR_MOD, IR_MIN, IR_MAX,
 	IR_EQ, IR_NE, IR_LT, IR_LE, IR_GT, IR_GE, IR_AND, IR_OR,
-	IR_NOT, IR_SELECT, IR_CAST, IR_CALL,
+	IR_NOT, IR_SELECT,
+	IR_IF_THEN_ELSE, /* select that evaluates only the taken branch; lifted into IR_IF by lift_ite.c */
+	IR_CAST, IR_CALL,
 	IR_READ,      /* tensor[idx...] before storage flattening */
 	IR_LOAD,      /* buffer[index] after flattening; index may be a vector */
 	IR_RAMP,      /* base + stride * [0, lanes) */
@@ -114,6 +116,9 @@ ir_expr *ir_var(kiln_ctx *ctx, const char *name, ir_type t);
 ir_expr *ir_binary(kiln_ctx *ctx, int kind, ir_expr *a, ir_expr *b);
 ir_expr *ir_not(kiln_ctx *ctx, ir_expr *a);
 ir_expr *ir_select(kiln_ctx *ctx, ir_expr *c, ir_expr *t, ir_expr *f);
+/* kind: IR_SELECT, or IR_IF_THEN_ELSE (whose condition must be scalar) */
+ir_expr *ir_select_kind(kiln_ctx *ctx, int kind, ir_expr *c, ir_expr *t, ir_expr *f);
+static inline bool ir_is_select(int k) { return k == IR_SELECT || k == IR_IF_THEN_ELSE; }
 ir_expr *ir_cast(kiln_ctx *ctx, ir_type t, ir_expr *a);
 ir_expr *ir_call(kiln_ctx *ctx, kiln_intrinsic op, ir_expr *a, ir_expr *b);
 ir_expr *ir_read(kiln_ctx *ctx, ir_tensor *t, ir_expr *const *idx);

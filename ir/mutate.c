@@ -37,10 +37,11 @@ ir_expr *ir_mutate_expr_children(ir_mutator *m, ir_expr *e)
 		ir_expr *a = ir_mutate_expr(m, e->bin.a);
 		return a == e->bin.a ? e : ir_cast(ctx, ir_elem(e->type), a);
 	}
-	case IR_SELECT: {
+	case IR_SELECT:
+	case IR_IF_THEN_ELSE: {
 		ir_expr *c = ir_mutate_expr(m, e->sel.cond), *t = ir_mutate_expr(m, e->sel.t),
 		        *f = ir_mutate_expr(m, e->sel.f);
-		return c == e->sel.cond && t == e->sel.t && f == e->sel.f ? e : ir_select(ctx, c, t, f);
+		return c == e->sel.cond && t == e->sel.t && f == e->sel.f ? e : ir_select_kind(ctx, e->kind, c, t, f);
 	}
 	case IR_CALL: {
 		ir_expr *a = ir_mutate_expr(m, e->call.a), *b = ir_mutate_expr(m, e->call.b);

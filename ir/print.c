@@ -74,7 +74,8 @@ static void pexpr(FILE *f, const ir_expr *e, int outer)
 		pexpr(f, e->bin.a, 9);
 		return;
 	case IR_SELECT:
-		fputs("select(", f);
+	case IR_IF_THEN_ELSE:
+		fputs(e->kind == IR_SELECT ? "select(" : "if_then_else(", f);
 		plist(f, (ir_expr *[]){e->sel.cond, e->sel.t, e->sel.f}, 3);
 		fputs(")", f);
 		return;

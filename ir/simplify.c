@@ -79,8 +79,27 @@ static ir_range range_mul(ir_range a, ir_range b)
 	return r;
 }
 
+static ir_range bounds(const ir_env *env, const ir_expr *e, bool lanes);
+
+static ir_range intersect(ir_range a, ir_range b)
+{
+	return (ir_range){a.lo > b.lo ? a.lo : b.lo, a.hi < b.hi ? a.hi : b.hi};
+}
+
+/* Bounds of e under env plus what cond (truth: or its negation) says. */
+static ir_range bounds_assuming(const ir_env *env, const ir_expr *cond, bool truth, const ir_expr *e, bool lanes)
+{
+	ir_env tmp = {0};
+	for (int i = 0; env && i < env->n; i++)
+		ir_env_push(&tmp, env->vars[i], env->r[i].lo, env->r[i].hi);
+	ir_env_assume(&tmp, cond, truth);
+	ir_range r = bounds(&tmp, e, lanes);
+	ir_env_free(&tmp);
+	return r;
+}
+
 /* lanes: whether a vector's range is the union of its lanes' (else unknown) */
-static ir_range bounds(const ir_env *env, const ir_expr *e, bool lanes)
+static ir_range bounds_of(const ir_env *env, const ir_expr *e, bool lanes)
 {
 	if (!e || (e->type.lanes != 1 && !lanes))
 		return unknown;
@@ -102,8 +121,12 @@ static ir_range bounds(const ir_env *env, const ir_expr *e, bool lanes)
 		return unknown;
 	case IR_CAST:
 		return ir_is_int(e->bin.a->type) ? bounds(env, e->bin.a, lanes) : unknown;
-	case IR_SELECT: {
-		ir_range a = bounds(env, e->sel.t, lanes), b = bounds(env, e->sel.f, lanes);
+	case IR_SELECT:
+	case IR_IF_THEN_ELSE: {
+		/* each branch under the condition that chooses it: select(i > 0, i - 1, 0) is never negative */
+		bool scalar = e->sel.cond->type.lanes == 1;
+		ir_range a = scalar ? bounds_assuming(env, e->sel.cond, true, e->sel.t, lanes) : bounds(env, e->sel.t, lanes);
+		ir_range b = scalar ? bounds_assuming(env, e->sel.cond, false, e->sel.f, lanes) : bounds(env, e->sel.f, lanes);
 		return (ir_range){a.lo < b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi};
 	}
 	case IR_ADD:
@@ -146,6 +169,78 @@ static ir_range bounds(const ir_env *env, const ir_expr *e, bool lanes)
 		return unknown;
 	}
 	return unknown;
+}
+
+/* The interval arithmetic, narrowed by the facts env holds about whole expressions. */
+static ir_range bounds(const ir_env *env, const ir_expr *e, bool lanes)
+{
+	ir_range r = bounds_of(env, e, lanes);
+	if (!e || e->kind == IR_VAR || e->kind == IR_INT_IMM || !env)
+		return r;
+	for (int i = env->n - 1; i >= 0; i--)
+		if (env->vars[i]->kind != IR_VAR && ir_expr_equal(env->vars[i], e))
+			r = intersect(r, env->r[i]);
+	return r;
+}
+
+/* Records lo <= x <= hi (intersected with what is known), and for x = v + c the shifted range of v. */
+static void assume_range(ir_env *env, const ir_expr *x, int64_t lo, int64_t hi)
+{
+	if (x->kind == IR_INT_IMM)
+		return;
+	ir_range r = intersect(bounds(env, x, false), (ir_range){lo, hi});
+	ir_env_push(env, x, r.lo, r.hi);
+	int64_t c;
+	const ir_expr *v = NULL;
+	if ((x->kind == IR_ADD || x->kind == IR_SUB) && ir_is_const_int(x->bin.b, &c) && x->bin.a->kind == IR_VAR)
+		v = x->bin.a, c = x->kind == IR_SUB ? -c : c;
+	else if (x->kind == IR_ADD && ir_is_const_int(x->bin.a, &c) && x->bin.b->kind == IR_VAR)
+		v = x->bin.b;
+	if (v && c != INT64_MIN)
+		assume_range(env, v, sat_add(r.lo, -c), sat_add(r.hi, -c));
+}
+
+void ir_env_assume(ir_env *env, const ir_expr *cond, bool truth)
+{
+	if (!cond || cond->type.lanes != 1)
+		return;
+	int k = cond->kind;
+	if (k == IR_NOT) {
+		ir_env_assume(env, cond->bin.a, !truth);
+		return;
+	}
+	if ((k == IR_AND && truth) || (k == IR_OR && !truth)) {
+		ir_env_assume(env, cond->bin.a, truth);
+		ir_env_assume(env, cond->bin.b, truth);
+		return;
+	}
+	if (!ir_is_compare(k) || !ir_is_int(cond->bin.a->type) || cond->bin.a->type.lanes != 1)
+		return;
+	static const int negate[] = {[IR_EQ] = IR_NE, [IR_NE] = IR_EQ, [IR_LT] = IR_GE,
+	                             [IR_LE] = IR_GT, [IR_GT] = IR_LE, [IR_GE] = IR_LT};
+	if (!truth)
+		k = negate[k];
+	const ir_expr *a = cond->bin.a, *b = cond->bin.b;
+	if (k == IR_GT || k == IR_GE) { /* b < a, b <= a */
+		const ir_expr *t = a;
+		a = b, b = t;
+		k = k == IR_GT ? IR_LT : IR_LE;
+	}
+	ir_range ra = bounds(env, a, false), rb = bounds(env, b, false);
+	int64_t strict = k == IR_LT;
+	switch (k) {
+	case IR_LT:
+	case IR_LE:
+		assume_range(env, a, INT64_MIN, rb.hi == INT64_MAX ? INT64_MAX : sat_add(rb.hi, -strict));
+		assume_range(env, b, ra.lo == INT64_MIN ? INT64_MIN : sat_add(ra.lo, strict), INT64_MAX);
+		break;
+	case IR_EQ:
+		assume_range(env, a, rb.lo, rb.hi);
+		assume_range(env, b, ra.lo, ra.hi);
+		break;
+	default: /* != says little about an interval */
+		break;
+	}
 }
 
 ir_range ir_const_bounds(const ir_env *env, const ir_expr *e) { return bounds(env, e, false); }
@@ -514,7 +609,8 @@ static ir_expr *simp_expr(ir_mutator *m, ir_expr *e)
 			return a->bin.a;
 		return a == e->bin.a ? e : ir_not(ctx, a);
 	}
-	case IR_SELECT: {
+	case IR_SELECT:
+	case IR_IF_THEN_ELSE: {
 		ir_expr *c = simp_expr(m, e->sel.cond);
 		int64_t v;
 		if (ir_is_const_int(c, &v))
@@ -522,7 +618,7 @@ static ir_expr *simp_expr(ir_mutator *m, ir_expr *e)
 		ir_expr *t = simp_expr(m, e->sel.t), *f = simp_expr(m, e->sel.f);
 		if (ir_expr_equal(t, f))
 			return t;
-		return c == e->sel.cond && t == e->sel.t && f == e->sel.f ? e : ir_select(ctx, c, t, f);
+		return c == e->sel.cond && t == e->sel.t && f == e->sel.f ? e : ir_select_kind(ctx, e->kind, c, t, f);
 	}
 	case IR_CAST: {
 		ir_expr *a = simp_expr(m, e->bin.a);

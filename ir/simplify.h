@@ -20,6 +20,12 @@ typedef struct {
 
 void ir_env_push(ir_env *env, const ir_expr *var, int64_t lo, int64_t hi);
 void ir_env_free(ir_env *env);
+/*
+ * Pushes what cond (truth) or its negation (!truth) says about integer
+ * expressions: i > 0 narrows i, k*8 + j < 131 bounds that sum wherever it
+ * appears. Pop by restoring env->n.
+ */
+void ir_env_assume(ir_env *env, const ir_expr *cond, bool truth);
 /* Constant bounds of an integer expression under env (may be unbounded). */
 ir_range ir_const_bounds(const ir_env *env, const ir_expr *e);
 /* The same for vectors too: a range holding every lane. */

@@ -93,6 +93,7 @@ static bool nested_reduce(const ir_expr *e, bool top)
 	case IR_REDUCE:
 		return !top || nested_reduce(e->red.src, false) || nested_reduce(e->red.cond, false);
 	case IR_SELECT:
+	case IR_IF_THEN_ELSE:
 		return nested_reduce(e->sel.cond, false) || nested_reduce(e->sel.t, false) || nested_reduce(e->sel.f, false);
 	case IR_CALL:
 		return nested_reduce(e->call.a, false) || nested_reduce(e->call.b, false);
@@ -152,14 +153,66 @@ ir_op *ir_compute_op(kiln_ctx *ctx, const char *name, int naxis, ir_iter **axis,
 	return op;
 }
 
-static ir_iter **make_axes(kiln_ctx *ctx, int ndim, const int64_t *shape, ir_expr **vars)
+static ir_iter **make_axes(kiln_ctx *ctx, int ndim, const int64_t *shape, const char *const *names, ir_expr **vars)
 {
 	ir_iter **axis = ir_alloc(ctx, sizeof(ir_iter *) * (ndim ? ndim : 1));
 	for (int d = 0; d < ndim; d++) {
-		axis[d] = ir_iter_new(ctx, axis_names[d], 0, shape[d], false);
+		axis[d] = ir_iter_new(ctx, names && names[d] ? names[d] : axis_names[d], 0, shape[d], false);
 		vars[d] = axis[d]->var;
 	}
 	return axis;
+}
+
+typedef struct {
+	int n;
+	const ir_expr *var[64];
+} var_set;
+
+static bool collect_vars(const ir_expr *e, void *user)
+{
+	var_set *vs = user;
+	if (e->kind == IR_VAR && vs->n < 64)
+		vs->var[vs->n++] = e;
+	return true;
+}
+
+/* Whether a variable other than self is called name (in the body or among the axes). */
+static bool name_used(const var_set *vs, int ndim, ir_iter *const *axis, const ir_expr *self, const char *name)
+{
+	for (int i = 0; i < vs->n; i++)
+		if (vs->var[i] != self && !strcmp(vs->var[i]->var.name, name))
+			return true;
+	for (int d = 0; d < ndim; d++)
+		if (axis[d]->var != self && !strcmp(axis[d]->var->var.name, name))
+			return true;
+	return false;
+}
+
+/*
+ * Default axis names (i, j, l, ...) must not repeat a name the body uses for
+ * something else (a reduce axis the user called j): the printed IR would
+ * show two loops called j. A clashing default gets a numbered name instead
+ * (j1, j2, ...); names the user gave are kept as given.
+ */
+static void rename_defaults(kiln_ctx *ctx, int ndim, ir_iter **axis, const char *const *names, int nout,
+                            ir_expr *const *body)
+{
+	var_set vs = {0};
+	for (int k = 0; k < nout; k++)
+		if (body[k])
+			ir_visit_expr(body[k], collect_vars, &vs);
+	for (int d = 0; d < ndim; d++) {
+		ir_expr *v = axis[d]->var;
+		if ((names && names[d]) || !name_used(&vs, ndim, axis, v, v->var.name))
+			continue;
+		for (int k = 1;; k++) {
+			const char *cand = ir_fmt(ctx, "%s%d", axis_names[d], k);
+			if (!name_used(&vs, ndim, axis, v, cand)) {
+				v->var.name = cand; /* the variable is still private to this compute */
+				break;
+			}
+		}
+	}
 }
 
 /* The body being checked, and the first reduce axis it uses outside a reduction over it. */
@@ -197,15 +250,22 @@ static int check_reduce_vars(kiln_ctx *ctx, const char *name, int nout, ir_expr 
 kiln_tensor *kiln_compute(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape, kiln_compute_fn fn,
                           void *user)
 {
+	return kiln_compute_named(ctx, name, ndim, shape, NULL, fn, user);
+}
+
+kiln_tensor *kiln_compute_named(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape,
+                                const char *const *names, kiln_compute_fn fn, void *user)
+{
 	if (check_shape(ctx, name, ndim, shape))
 		return NULL;
 	ir_expr *vars[KILN_MAX_DIMS];
-	ir_iter **axis = make_axes(ctx, ndim, shape, vars);
+	ir_iter **axis = make_axes(ctx, ndim, shape, names, vars);
 	ir_expr *body = fn(ctx, vars, user);
 	if (!body)
 		return ctx->nerr ? NULL : (ir_error(ctx, "compute '%s': the body callback returned NULL", name), NULL);
 	if (check_reduce_vars(ctx, name, 1, &body))
 		return NULL;
+	rename_defaults(ctx, ndim, axis, names, 1, &body);
 	ir_op *op = ir_compute_op(ctx, name, ndim, axis, 1, &body, NULL);
 	return op ? op->outs[0] : NULL;
 }
@@ -218,18 +278,76 @@ int kiln_compute_multi(kiln_ctx *ctx, const char *name, int ndim, const int64_t 
 	if (nout < 1 || nout > 16)
 		return ir_error(ctx, "compute '%s': %d outputs (1 to 16)", name, nout);
 	ir_expr *vars[KILN_MAX_DIMS];
-	ir_iter **axis = make_axes(ctx, ndim, shape, vars);
+	ir_iter **axis = make_axes(ctx, ndim, shape, NULL, vars);
 	ir_expr **body = ir_alloc(ctx, sizeof(ir_expr *) * nout);
 	if (fn(ctx, vars, body, user))
 		return ctx->nerr ? -1 : ir_error(ctx, "compute '%s': the body callback failed", name);
 	if (check_reduce_vars(ctx, name, nout, body))
 		return -1;
+	rename_defaults(ctx, ndim, axis, NULL, nout, body);
 	ir_op *op = ir_compute_op(ctx, name, ndim, axis, nout, body, NULL);
 	if (!op)
 		return -1;
 	for (int i = 0; i < nout; i++)
 		outs[i] = op->outs[i];
 	return 0;
+}
+
+typedef struct {
+	int naxis;
+	ir_iter *const *axes;
+	const char *bad;
+} axis_scope;
+
+static bool axis_var_visit(const ir_expr *e, void *user)
+{
+	axis_scope *c = user;
+	if (e->kind != IR_VAR || !e->var.iter || e->var.iter->reduce)
+		return true;
+	for (int a = 0; a < c->naxis; a++)
+		if (c->axes[a] == e->var.iter)
+			return true;
+	c->bad = e->var.name;
+	return false;
+}
+
+kiln_tensor *kiln_compute_expr(kiln_ctx *ctx, const char *name, int naxis, kiln_iter *const *axes, kiln_expr *body)
+{
+	if (!body)
+		return NULL;
+	if (naxis < 0 || naxis > KILN_MAX_DIMS || (naxis && !axes))
+		return ir_error(ctx, "compute '%s': %d axes (0 to %d)", name ? name : "(NULL)", naxis, KILN_MAX_DIMS), NULL;
+	int64_t shape[KILN_MAX_DIMS];
+	for (int d = 0; d < naxis; d++) {
+		if (!axes[d])
+			return NULL;
+		if (axes[d]->reduce)
+			return ir_error(ctx, "compute '%s': '%s' is a reduce axis, not an output axis", name ? name : "(NULL)",
+			                axes[d]->var->var.name), NULL;
+		for (int e = 0; e < d; e++)
+			if (axes[e] == axes[d] || !strcmp(axes[e]->var->var.name, axes[d]->var->var.name))
+				return ir_error(ctx, "compute '%s': axis '%s' is given twice", name ? name : "(NULL)",
+				                axes[d]->var->var.name), NULL;
+		shape[d] = axes[d]->extent;
+	}
+	if (check_shape(ctx, name, naxis, shape) || check_reduce_vars(ctx, name, 1, &body))
+		return NULL;
+	axis_scope c = {naxis, axes, NULL};
+	ir_visit_expr(body, axis_var_visit, &c);
+	if (c.bad)
+		return ir_error(ctx, "compute '%s': axis '%s' is not one of its output axes", name, c.bad), NULL;
+	/* fresh axes per compute: an iterator belongs to one stage, and the caller's
+	 * may be reused to declare the next compute */
+	ir_expr *vars[KILN_MAX_DIMS], *olds[KILN_MAX_DIMS];
+	const char *names[KILN_MAX_DIMS];
+	for (int d = 0; d < naxis; d++) {
+		names[d] = axes[d]->var->var.name;
+		olds[d] = axes[d]->var;
+	}
+	ir_iter **axis = make_axes(ctx, naxis, shape, names, vars);
+	body = ir_substitute(ctx, body, naxis, olds, vars);
+	ir_op *op = ir_compute_op(ctx, name, naxis, axis, 1, &body, NULL);
+	return op ? op->outs[0] : NULL;
 }
 
 const char *kiln_tensor_name(const kiln_tensor *t) { return t->name; }
@@ -266,6 +384,7 @@ int ir_expr_tensors(const ir_expr *e, ir_tensor ***list, int *n, int *cap)
 			ir_expr_tensors(e->read.idx[d], list, n, cap);
 		return 0;
 	case IR_SELECT:
+	case IR_IF_THEN_ELSE:
 		ir_expr_tensors(e->sel.cond, list, n, cap);
 		ir_expr_tensors(e->sel.t, list, n, cap);
 		return ir_expr_tensors(e->sel.f, list, n, cap);

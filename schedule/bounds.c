@@ -85,7 +85,8 @@ sch_ival sch_bound(kiln_ctx *ctx, const ir_expr *e, const sch_free *fr)
 			return none;
 		return (sch_ival){ir_binary(ctx, e->kind, a.lo, b.lo), ir_binary(ctx, e->kind, a.hi, b.hi)};
 	}
-	case IR_SELECT: {
+	case IR_SELECT:
+	case IR_IF_THEN_ELSE: {
 		sch_ival a = sch_bound(ctx, e->sel.t, fr), b = sch_bound(ctx, e->sel.f, fr);
 		if (!a.lo || !b.lo)
 			return none;

@@ -2,8 +2,8 @@
  * lower.c — from a schedule to a lowered function.
  *
  * kiln_lower is the whole pipeline in one readable list (as Halide's
- * Lower.cpp): schedule_ops builds the loop nests (inline expansion, bound
- * inference, loops, guards, attach points), then flatten, inject_vthread, simplify,
+ * Lower.cpp): schedule_ops builds the loop nests (inline expansion, lazy
+ * selects, bound inference, loops, guards, attach points), then flatten, inject_vthread, simplify,
  * vectorize, unroll, simplify. Pass a FILE to print the IR after each.
  */
 #include <stdlib.h>
@@ -230,6 +230,28 @@ static bool stage_reads(const sch_stage *o, const sch_stage *p)
 	return false;
 }
 
+/*
+ * The leaf an attach point became when its axis was split or fused after
+ * compute_at (TVM allows either order): once per iteration of a split axis
+ * is once per iteration of its inner part, and a fused loop runs each
+ * iteration of its parts. NULL if the axis is gone (rfactor rebuilt it).
+ */
+static ir_iter *attach_leaf(const sch_stage *c, ir_iter *iv)
+{
+	for (int guard = 0; iv && leaf_pos(c, iv) < 0 && guard <= c->nrel; guard++) {
+		ir_iter *next = NULL;
+		for (int i = 0; i < c->nrel && !next; i++) {
+			const sch_rel *r = &c->rel[i];
+			if (r->kind == REL_SPLIT && r->parent == iv)
+				next = r->inner;
+			else if (r->kind == REL_FUSE && (r->outer == iv || r->inner == iv))
+				next = r->fused;
+		}
+		iv = next;
+	}
+	return iv && leaf_pos(c, iv) >= 0 ? iv : NULL;
+}
+
 static int check_attachments(sch_schedule *s, int nargs, ir_tensor *const *args)
 {
 	kiln_ctx *ctx = s->ctx;
@@ -241,9 +263,11 @@ static int check_attachments(sch_schedule *s, int nargs, ir_tensor *const *args)
 		if (c->attach == ATTACH_INLINE)
 			return ir_error(ctx, "compute_at: '%s' is computed inside '%s', which was then inlined", p->op->name,
 			                c->op->name);
-		if (leaf_pos(c, p->attach_iv) < 0)
-			return ir_error(ctx, "compute_at: axis '%s' of '%s' was split or fused after '%s' was attached to it",
-			                p->attach_iv->var->var.name, c->op->name, p->op->name);
+		ir_iter *leaf = attach_leaf(c, p->attach_iv);
+		if (!leaf)
+			return ir_error(ctx, "compute_at: axis '%s' of '%s' is no longer a loop of it (rfactor rebuilt its loops "
+			                     "after '%s' was attached)", p->attach_iv->var->var.name, c->op->name, p->op->name);
+		p->attach_iv = leaf;
 		for (int a = 0; a < nargs; a++)
 			for (int k = 0; k < p->nout; k++)
 				if (args[a] == p->outs[k])
@@ -386,6 +410,7 @@ static ir_stmt *schedule_ops(sch_schedule *s, int nargs, ir_tensor *const *args)
 	if (check_attachments(s, nargs, args))
 		return NULL;
 	expand_inline(s);
+	sch_lazy_selects(s);
 	infer_bounds(s);
 	kiln_ctx *ctx = s->ctx;
 	ir_stmt *body = NULL;
@@ -441,59 +466,6 @@ static int check_args(sch_schedule *s, int nargs, ir_tensor *const *args)
 	return 0;
 }
 
-typedef struct {
-	kiln_ctx *ctx;
-	ir_env *env;
-	const char *stage;
-	int err;
-} read_check;
-
-static bool check_read(const ir_expr *e, void *user)
-{
-	read_check *rc = user;
-	if (e->kind != IR_READ || rc->err)
-		return !rc->err;
-	ir_tensor *t = e->read.t;
-	for (int d = 0; d < t->ndim; d++) {
-		ir_range r = ir_const_bounds(rc->env, ir_simplify_expr(rc->ctx, rc->env, e->read.idx[d]));
-		bool lo_bad = r.lo != INT64_MIN && r.lo < 0, hi_bad = r.hi != INT64_MAX && r.hi >= t->shape[d];
-		if (lo_bad || hi_bad) {
-			char *ix = ir_expr_to_str(rc->ctx, e->read.idx[d]);
-			rc->err = ir_error(rc->ctx, "lower: '%s' reads %s out of bounds: index %d (%s) ranges over [%lld, %lld] "
-			                            "but '%s' has extent %lld there",
-			                   rc->stage, t->name, d, ix, (long long)r.lo, (long long)r.hi, t->name,
-			                   (long long)t->shape[d]);
-			return false;
-		}
-	}
-	return true;
-}
-
-/*
- * Refuses declarations whose reads are provably outside a tensor (shapes are
- * static, so most index ranges are known); indices beyond interval
- * arithmetic (data-dependent ones) are left to the user.
- */
-static int check_reads(sch_schedule *s)
-{
-	for (int i = 0; i < s->nstage; i++) {
-		sch_stage *st = s->stages[i];
-		ir_env env = {0};
-		for (int d = 0; d < st->op->naxis; d++)
-			ir_env_push(&env, st->op->axis[d]->var, 0, st->op->axis[d]->extent - 1);
-		for (int r = 0; r < st->op->nreduce; r++)
-			ir_env_push(&env, st->op->reduce[r]->var, st->op->reduce[r]->min,
-			            st->op->reduce[r]->min + st->op->reduce[r]->extent - 1);
-		read_check rc = {s->ctx, &env, st->op->name, 0};
-		for (int k = 0; k < st->op->nout && !rc.err; k++)
-			ir_visit_expr(st->op->body[k], check_read, &rc);
-		ir_env_free(&env);
-		if (rc.err)
-			return -1;
-	}
-	return 0;
-}
-
 static void trace_pass(FILE *trace, const char *pass, const ir_stmt *s)
 {
 	if (!trace)
@@ -514,7 +486,7 @@ kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor
 	if (!ident || strlen(name) > 200)
 		return ir_error(ctx, "lower: function name '%s' is not a C identifier (letters, digits, '_'; up to 200)",
 		                name ? name : "(NULL)"), NULL;
-	if (check_args(s, nargs, args) || check_reads(s))
+	if (check_args(s, nargs, args) || sch_check_reads(s))
 		return NULL;
 	ir_func *f = ir_alloc(ctx, sizeof *f);
 	f->name = ir_strdup(ctx, name);

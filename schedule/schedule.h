@@ -92,6 +92,12 @@ ir_stmt *ir_flatten(sch_schedule *sch, ir_stmt *s, int nargs, ir_tensor *const *
 ir_stmt *ir_vectorize(kiln_ctx *ctx, ir_stmt *s);
 ir_stmt *ir_unroll(kiln_ctx *ctx, ir_stmt *s);
 
+/* Reads against extents under their conditions (reads.c): refuses provably
+ * out-of-bounds reads; turns selects whose sides are in bounds only under
+ * their condition into if_then_else (on the stages' inlined bodies). */
+int sch_check_reads(sch_schedule *s);
+void sch_lazy_selects(sch_schedule *s);
+
 /* Symbolic interval of an index expression (bounds.c). NULL ends mean unknown. */
 typedef struct {
 	ir_expr *lo, *hi;

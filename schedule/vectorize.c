@@ -29,6 +29,17 @@ static ir_expr *vec_expr(ir_mutator *m, ir_expr *e)
 	vec *v = (vec *)m;
 	if (e == v->var)
 		return v->ramp;
+	if (e->kind == IR_IF_THEN_ELSE) {
+		/* a branch per lane is not a vector: the loop stays serial */
+		ir_expr *c = ir_mutate_expr(m, e->sel.cond);
+		if (c->type.lanes != 1) {
+			v->fail = true;
+			return e;
+		}
+		ir_expr *t = ir_mutate_expr(m, e->sel.t), *f = ir_mutate_expr(m, e->sel.f);
+		int n = t->type.lanes > f->type.lanes ? t->type.lanes : f->type.lanes;
+		return ir_select_kind(m->ctx, IR_IF_THEN_ELSE, c, widen(m->ctx, t, n), widen(m->ctx, f, n));
+	}
 	if (e->kind == IR_LET) {
 		ir_expr *val = ir_mutate_expr(m, e->let.value);
 		if (val->type.lanes == 1)

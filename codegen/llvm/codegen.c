@@ -122,6 +122,7 @@ static void set_fast(LLVMValueRef v)
 /* ---- expressions ---- */
 
 static LLVMValueRef expr(cg *g, const ir_expr *e);
+static LLVMBasicBlockRef new_block(cg *g, const char *name);
 
 static LLVMValueRef farith(cg *g, int kind, LLVMValueRef a, LLVMValueRef b)
 {
@@ -429,6 +430,26 @@ static LLVMValueRef expr(cg *g, const ir_expr *e)
 	case IR_SELECT: {
 		LLVMValueRef c = expr(g, e->sel.cond), t = expr(g, e->sel.t), f = expr(g, e->sel.f);
 		return LLVMBuildSelect(g->b, c, t, f, "");
+	}
+	case IR_IF_THEN_ELSE: {
+		/* a diamond: the branch not taken may read out of bounds, so it must not run */
+		LLVMValueRef c = expr(g, e->sel.cond);
+		LLVMBasicBlockRef tb = new_block(g, "ite.then"), fb = new_block(g, "ite.else"), done = new_block(g, "ite.end");
+		LLVMBuildCondBr(g->b, c, tb, fb);
+		LLVMPositionBuilderAtEnd(g->b, tb);
+		LLVMValueRef v[2];
+		LLVMBasicBlockRef from[2];
+		v[0] = expr(g, e->sel.t);
+		from[0] = LLVMGetInsertBlock(g->b);
+		LLVMBuildBr(g->b, done);
+		LLVMPositionBuilderAtEnd(g->b, fb);
+		v[1] = expr(g, e->sel.f);
+		from[1] = LLVMGetInsertBlock(g->b);
+		LLVMBuildBr(g->b, done);
+		LLVMPositionBuilderAtEnd(g->b, done);
+		LLVMValueRef phi = LLVMBuildPhi(g->b, LLVMTypeOf(v[0]), "");
+		LLVMAddIncoming(phi, v, from, 2);
+		return phi;
 	}
 	case IR_CAST:
 		return cast(g, e->type, e->bin.a);

@@ -64,7 +64,15 @@ kiln_expr *kiln_ge(kiln_ctx *ctx, kiln_expr *a, kiln_expr *b);
 kiln_expr *kiln_and(kiln_ctx *ctx, kiln_expr *a, kiln_expr *b);
 kiln_expr *kiln_or(kiln_ctx *ctx, kiln_expr *a, kiln_expr *b);
 kiln_expr *kiln_not(kiln_ctx *ctx, kiln_expr *a);
+/*
+ * cond ? t : f. Bound inference reads each side under the condition that
+ * chooses it, so select(i > 0, X[i-1], 0) is a valid read of X. select may
+ * evaluate both sides (it vectorizes); where a side is in bounds only under
+ * its condition, lowering makes it an if_then_else.
+ */
 kiln_expr *kiln_select(kiln_ctx *ctx, kiln_expr *cond, kiln_expr *t, kiln_expr *f);
+/* The same, evaluating only the side the (scalar) condition takes, on every target. */
+kiln_expr *kiln_if_then_else(kiln_ctx *ctx, kiln_expr *cond, kiln_expr *t, kiln_expr *f);
 kiln_expr *kiln_cast(kiln_ctx *ctx, kiln_dtype t, kiln_expr *a);
 
 /* Math intrinsics on floats. */
@@ -83,6 +91,20 @@ kiln_tensor *kiln_placeholder(kiln_ctx *ctx, const char *name, int ndim, const i
 typedef kiln_expr *(*kiln_compute_fn)(kiln_ctx *ctx, kiln_expr *const *idx, void *user);
 kiln_tensor *kiln_compute(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape,
                           kiln_compute_fn fn, void *user);
+/* The same with the output axes named (names[d] NULL: the default i, j, l, ...).
+ * Default names never repeat a name the body uses for another variable. */
+kiln_tensor *kiln_compute_named(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape,
+                                const char *const *names, kiln_compute_fn fn, void *user);
+/*
+ * Without a callback: declare the output axes first, build the body from
+ * their variables (kiln_iter_var), then the compute over them:
+ *   kiln_iter *i = kiln_axis(ctx, 129, "i"), *j = kiln_reduce_axis(ctx, 1000, "j");
+ *   kiln_tensor *Y = kiln_compute_expr(ctx, "Y", 1, &i,
+ *       kiln_sum(ctx, KILN_READ(ctx, X, kiln_iter_var(i), kiln_iter_var(j)), 1, &j));
+ * The compute gets axes of its own with the same names (kiln_stage_axis).
+ */
+kiln_iter *kiln_axis(kiln_ctx *ctx, int64_t extent, const char *name);
+kiln_tensor *kiln_compute_expr(kiln_ctx *ctx, const char *name, int naxis, kiln_iter *const *axes, kiln_expr *body);
 /* Several outputs over one iteration space: fn fills bodies[0..nout). */
 typedef int (*kiln_compute_multi_fn)(kiln_ctx *ctx, kiln_expr *const *idx, kiln_expr **bodies, void *user);
 int kiln_compute_multi(kiln_ctx *ctx, const char *name, int ndim, const int64_t *shape, int nout,
