@@ -350,6 +350,16 @@ kiln_tensor *kiln_compute_expr(kiln_ctx *ctx, const char *name, int naxis, kiln_
 	return op ? op->outs[0] : NULL;
 }
 
+double kiln_tensor_work(const kiln_tensor *t)
+{
+	double w = 1;
+	for (int d = 0; d < t->ndim; d++)
+		w *= (double)t->shape[d];
+	for (int r = 0; t->op->kind == IR_OP_COMPUTE && r < t->op->nreduce; r++)
+		w *= (double)t->op->reduce[r]->extent;
+	return w;
+}
+
 const char *kiln_tensor_name(const kiln_tensor *t) { return t->name; }
 int kiln_tensor_ndim(const kiln_tensor *t) { return t->ndim; }
 const int64_t *kiln_tensor_shape(const kiln_tensor *t) { return t->shape; }

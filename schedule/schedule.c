@@ -679,7 +679,15 @@ kiln_tensor *kiln_rfactor(kiln_schedule *s, kiln_tensor *t, kiln_iter *it)
 	int nax = st->op->naxis + 1;
 	ir_iter **axis = ir_alloc(ctx, sizeof(ir_iter *) * nax);
 	axis[0] = rax;
-	memcpy(axis + 1, st->op->axis, sizeof(ir_iter *) * st->op->naxis);
+	/* axes of its own: computed at a loop of t, the partial sums would
+	 * otherwise nest a loop over the very variable of the loop around them */
+	ir_expr *tvars[KILN_MAX_DIMS + 1], *rvars[KILN_MAX_DIMS + 1];
+	for (int d = 0; d < st->op->naxis; d++) {
+		ir_iter *a = st->op->axis[d];
+		axis[d + 1] = ir_iter_new(ctx, iname(a), a->min, a->extent, false);
+		tvars[d] = a->var;
+		rvars[d] = axis[d + 1]->var;
+	}
 	ir_iter *rest[KILN_MAX_DIMS + 2];
 	int nrest = 0;
 	ir_expr *kval;
@@ -698,8 +706,10 @@ kiln_tensor *kiln_rfactor(kiln_schedule *s, kiln_tensor *t, kiln_iter *it)
 		} else {
 			rest[nrest++] = red->red.axis[i];
 		}
-	ir_expr *src = ir_substitute(ctx, red->red.src, 1, &root->var, &kval);
-	ir_expr *cond = red->red.cond ? ir_substitute(ctx, red->red.cond, 1, &root->var, &kval) : NULL;
+	tvars[st->op->naxis] = root->var;
+	rvars[st->op->naxis] = kval;
+	ir_expr *src = ir_substitute(ctx, red->red.src, st->op->naxis + 1, tvars, rvars);
+	ir_expr *cond = red->red.cond ? ir_substitute(ctx, red->red.cond, st->op->naxis + 1, tvars, rvars) : NULL;
 	if (rel && K % f) {
 		ir_expr *in_range = ir_lt(ctx, kval, ir_i64(ctx, K));
 		cond = cond ? ir_binary(ctx, IR_AND, cond, in_range) : in_range;

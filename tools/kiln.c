@@ -22,6 +22,7 @@
 #include "kiln/model.h"
 #include "kiln/onnx.h"
 #include "kiln/ops.h"
+#include "kiln/parse.h"
 #include "args.h"
 #include "npy.h"
 
@@ -217,13 +218,109 @@ static int parse(int argc, char **argv, opts *o)
 	return 0;
 }
 
+/*
+ * A .kte file in place of a registry operator (FILE.kte, or FILE.kte:OP when
+ * it holds several ops): its op, declared as the file says, scheduled by its
+ * schedule blocks. The CLI handles one operator per run, so one program.
+ */
+static kiln_program *program;
+static kiln_op_info program_info;
+
+/* A whole text file of at most max bytes, NUL-terminated; NULL (printed) otherwise. */
+static char *read_text(const char *path, long max)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		fprintf(stderr, "kiln: cannot open %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	char *buf = malloc((size_t)max + 1);
+	size_t n = buf ? fread(buf, 1, (size_t)max + 1, f) : 0;
+	bool bad = ferror(f);
+	fclose(f);
+	if (!buf || bad || n > (size_t)max) {
+		fprintf(stderr, "kiln: %s: %s\n", path, bad ? "read error" : "larger than 1 MiB");
+		free(buf);
+		return NULL;
+	}
+	if (memchr(buf, 0, n)) {
+		fprintf(stderr, "kiln: %s: a NUL byte; .kte files are text\n", path);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = 0;
+	return buf;
+}
+
+static bool is_kte(const char *op)
+{
+	const char *dot = strstr(op, ".kte");
+	return dot && (dot[4] == 0 || dot[4] == ':');
+}
+
+static const kiln_op_info *declare_program(kiln_ctx *ctx, const opts *o, kiln_op_inst *inst)
+{
+	char path[4096];
+	const char *colon = strstr(o->op, ".kte:");
+	size_t plen = colon ? (size_t)(colon + 4 - o->op) : strlen(o->op);
+	if (plen >= sizeof path) {
+		fprintf(stderr, "kiln: path too long\n");
+		return NULL;
+	}
+	memcpy(path, o->op, plen);
+	path[plen] = 0;
+	if (o->shape || (o->attrs && *o->attrs)) {
+		fprintf(stderr, "kiln: %s declares its own shapes; --shape and --attr are for registry operators\n", path);
+		return NULL;
+	}
+	char *text = read_text(path, 1 << 20);
+	if (!text)
+		return NULL;
+	program = kiln_parse(ctx, path, text);
+	free(text);
+	if (!program) {
+		fprintf(stderr, "%s\n", kiln_error(ctx));
+		return NULL;
+	}
+	const char *name = colon ? colon + 5 : NULL;
+	if (!name && kiln_program_num_ops(program) > 1) {
+		fprintf(stderr, "kiln: %s holds %d ops; name one as %s:OP (", path, kiln_program_num_ops(program), path);
+		for (int i = 0; i < kiln_program_num_ops(program); i++)
+			fprintf(stderr, "%s%s", i ? ", " : "", kiln_program_op_name(program, i));
+		fprintf(stderr, ")\n");
+		return NULL;
+	}
+	if (!name)
+		name = kiln_program_op_name(program, 0);
+	kiln_tensor **args;
+	int nargs = kiln_program_args(program, name, &inst->nin, &args);
+	if (nargs < 0) {
+		fprintf(stderr, "kiln: %s has no op '%s'\n", path, name);
+		return NULL;
+	}
+	if (nargs > KILN_OP_MAX_ARGS) {
+		fprintf(stderr, "kiln: op '%s' has %d arguments; the CLI runs at most %d\n", name, nargs, KILN_OP_MAX_ARGS);
+		return NULL;
+	}
+	inst->nargs = nargs;
+	memcpy(inst->args, args, sizeof(kiln_tensor *) * (size_t)nargs);
+	/* flops: one multiply-add per reduction step of every output element (an estimate for GFLOP/s) */
+	inst->flops = 0;
+	for (int i = inst->nin; i < nargs; i++)
+		inst->flops += 2.0 * kiln_tensor_work(args[i]);
+	program_info.name = name;
+	return &program_info;
+}
+
 /* Declares the operator named in o; prints what went wrong otherwise. */
 static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *inst)
 {
 	if (!o->op) {
-		fprintf(stderr, "kiln: which operator? (see kiln ops)\n");
+		fprintf(stderr, "kiln: which operator? (see kiln ops, or give a .kte file)\n");
 		return NULL;
 	}
+	if (is_kte(o->op))
+		return declare_program(ctx, o, inst);
 	const kiln_op_info *info = kiln_op_find(o->op);
 	if (!info) {
 		fprintf(stderr, "kiln: unknown operator '%s' (see kiln ops)\n", o->op);
@@ -259,8 +356,13 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 
 static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *inst, const char *target, FILE *trace)
 {
-	kiln_tensor *out = inst->args[inst->nargs - 1];
-	kiln_schedule *s = kiln_schedule_for(ctx, target, 1, &out);
+	int nout = inst->nargs - inst->nin;
+	const char *which = NULL;
+	kiln_schedule *s = program && info == &program_info
+	                       ? kiln_program_schedule(program, info->name, target, &which)
+	                       : kiln_schedule_for(ctx, target, nout, inst->args + inst->nin);
+	if (trace && which)
+		fprintf(trace, "// %s: %s\n", info->name, which);
 	kiln_func *f = s ? kiln_lower(s, info->name, inst->nargs, inst->args, trace) : NULL;
 	if (!f)
 		fprintf(stderr, "kiln: %s: %s\n", info->name, kiln_error(ctx));

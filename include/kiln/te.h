@@ -133,6 +133,8 @@ const char *kiln_tensor_name(const kiln_tensor *t);
 int kiln_tensor_ndim(const kiln_tensor *t);
 const int64_t *kiln_tensor_shape(const kiln_tensor *t);
 kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
+/* Elements times reduction steps per element (for FLOP estimates). */
+double kiln_tensor_work(const kiln_tensor *t);
 /* An input declared by kiln_placeholder (versus a compute). */
 int kiln_tensor_is_placeholder(const kiln_tensor *t);
 
