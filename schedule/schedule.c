@@ -543,13 +543,15 @@ int kiln_storage_order(kiln_stage *st, int n, const int *dims)
 /* ---- stages that add stages ---- */
 
 /* A fresh compute op whose bodies read src's element at its own axes. */
-static ir_op *copy_op(kiln_ctx *ctx, const char *name, ir_tensor *src)
+/* A stage copying src; its axes take the names of like's (the op it replaces), else i, j, l, ... */
+static ir_op *copy_op(kiln_ctx *ctx, const char *name, ir_tensor *src, const ir_op *like)
 {
 	ir_iter **axis = ir_alloc(ctx, sizeof(ir_iter *) * (src->ndim ? src->ndim : 1));
 	ir_expr *idx[KILN_MAX_DIMS];
 	static const char *n[KILN_MAX_DIMS] = {"i", "j", "l", "m", "n", "o", "p", "q"};
 	for (int d = 0; d < src->ndim; d++) {
-		axis[d] = ir_iter_new(ctx, n[d], 0, src->shape[d], false);
+		const char *an = like && like->naxis == src->ndim ? iname(like->axis[d]) : n[d];
+		axis[d] = ir_iter_new(ctx, an, 0, src->shape[d], false);
 		idx[d] = axis[d]->var;
 	}
 	ir_expr *body = ir_read(ctx, src, idx);
@@ -575,7 +577,7 @@ kiln_tensor *kiln_cache_read(kiln_schedule *s, kiln_tensor *t, kiln_scope scope,
 		if (!direct)
 			return ir_error(ctx, "cache_read: stage '%s' does not read '%s'", readers[i]->op->name, t->name), NULL;
 	}
-	ir_op *op = copy_op(ctx, ir_fmt(ctx, "%s.%s", t->name, scope_suffix(scope)), t);
+	ir_op *op = copy_op(ctx, ir_fmt(ctx, "%s.%s", t->name, scope_suffix(scope)), t, t->op->kind == IR_OP_COMPUTE ? t->op : NULL);
 	sch_stage *cs = new_stage(s, op, 1, op->outs);
 	cs->scope = scope;
 	/* readers now read the cache: rebuild their bodies over the same axes */
@@ -627,7 +629,7 @@ kiln_tensor *kiln_cache_write(kiln_schedule *s, kiln_tensor *t, kiln_scope scope
 	sch_stage *ls = new_stage(s, lop, 1, lop->outs);
 	ls->scope = scope;
 	/* t's own stage becomes a copy out of the cache */
-	ir_op *cop = copy_op(ctx, t->name, lt);
+	ir_op *cop = copy_op(ctx, t->name, lt, orig);
 	sch_stage *fresh = new_stage(s, cop, 1, (ir_tensor *[]){t});
 	st->op = fresh->op;
 	st->nroot = fresh->nroot;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kiln/build.h"
+#include "kiln/parse.h"
 #include "kiln/schedule.h"
 #include "kiln/te.h"
 #include "testutil.h"
@@ -50,6 +51,40 @@ static int ref_rowsum(int nin, const kiln_array *const *ins, const kiln_array *o
 		double s = 0;
 		for (int64_t j = 0; j < k; j++)
 			s += a[i * k + j];
+		want[i] = s;
+	}
+	return 0;
+}
+
+/* C[b, i, j] = sum_k A[b, i, k] B[b, k, j] */
+static int ref_einsum(int nin, const kiln_array *const *ins, const kiln_array *out, double *want, void *user)
+{
+	(void)nin, (void)user;
+	const float *a = ins[0]->data, *b = ins[1]->data;
+	int64_t nb = out->shape[0], m = out->shape[1], n = out->shape[2], k = ins[0]->shape[2];
+	for (int64_t z = 0; z < nb; z++)
+		for (int64_t i = 0; i < m; i++)
+			for (int64_t j = 0; j < n; j++) {
+				double s = 0;
+				for (int64_t l = 0; l < k; l++)
+					s += (double)a[(z * m + i) * k + l] * b[(z * k + l) * n + j];
+				want[(z * m + i) * n + j] = s;
+			}
+	return 0;
+}
+
+/* Y[i] = sum_j x sigmoid(x), x = X[i, j] */
+static int ref_swish_rowsum(int nin, const kiln_array *const *ins, const kiln_array *out, double *want, void *user)
+{
+	(void)nin, (void)user;
+	const float *x = ins[0]->data;
+	int64_t m = out->shape[0], k = ins[0]->shape[1];
+	for (int64_t i = 0; i < m; i++) {
+		double s = 0;
+		for (int64_t j = 0; j < k; j++) {
+			double v = x[i * k + j];
+			s += v / (1 + exp(-v));
+		}
 		want[i] = s;
 	}
 	return 0;
@@ -282,6 +317,48 @@ START_TEST(test_compute_at_either_order)
 }
 END_TEST
 
+/* ---- the examples in the text language, on every target ---- */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f, "cannot open %s", path);
+	static char buf[1 << 16];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return buf;
+}
+
+static const struct {
+	const char *file, *op;
+	tu_ref_fn ref;
+} examples[] = {
+	{"batched_einsum.kte", "batched_einsum", ref_einsum},
+	{"swish_rowsum.kte", "swish_rowsum", ref_swish_rowsum},
+	{"stencil.kte", "stencil", ref_stencil},
+};
+
+START_TEST(test_kte_examples)
+{
+	int e = _i / NTARGETS, t = _i % NTARGETS;
+	char path[1024];
+	snprintf(path, sizeof path, "%s/../examples/te/%s", KILN_TESTS_DIR, examples[e].file);
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_program *p = kiln_parse(ctx, path, slurp(path));
+	ck_assert_msg(p, "%s", kiln_error(ctx));
+	kiln_tensor **args;
+	int nin, nargs = kiln_program_args(p, examples[e].op, &nin, &args);
+	ck_assert_int_gt(nargs, 0);
+	const char *which;
+	kiln_schedule *s = kiln_program_schedule(p, examples[e].op, targets[t], &which);
+	ck_assert_msg(s, "%s on %s: %s", examples[e].op, targets[t], kiln_error(ctx));
+	double err = tu_check_with(ctx, s, nargs, args, 21, targets[t], examples[e].ref, NULL);
+	ck_assert_msg(err >= 0, "%s on %s (%s): %s", examples[e].file, targets[t], which, kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("te");
@@ -292,6 +369,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_condition_not_enough);
 	tcase_add_test(tc, test_rfactor_uneven);
 	tcase_add_test(tc, test_compute_at_either_order);
+	tcase_add_loop_test(tc, test_kte_examples, 0, (int)(sizeof examples / sizeof *examples) * NTARGETS);
 	suite_add_tcase(s, tc);
 	return s;
 }
