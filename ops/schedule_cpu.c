@@ -267,6 +267,98 @@ static int schedule_global_pool(sch_stage *st)
 	return f ? kiln_parallel(st, f) : 0;
 }
 
+/* ---- computes no operator declared (a user's: no tag) ---- */
+
+static bool readers_all_pure(sch_schedule *s, sch_stage *p)
+{
+	bool any = false;
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *c = s->stages[i];
+		if (c != p && sch_reads(c, p->outs[0])) {
+			if (c->op->nreduce)
+				return false;
+			any = true;
+		}
+	}
+	return any;
+}
+
+/* The largest vector width up to VEC dividing k with two vectors at least (0: none). */
+static int64_t lanes_dividing(int64_t k)
+{
+	for (int64_t w = VEC; w >= 4; w /= 2)
+		if (k % w == 0 && k >= 2 * w)
+			return w;
+	return 0;
+}
+
+/*
+ * A reduction whose output has no vector axis (a row sum): the reduce axis
+ * split into w lanes, the lanes factored out (rfactor) and summed as one
+ * vector per output element, then added up.
+ */
+static int schedule_lanes(sch_schedule *s, sch_stage *st, int64_t w)
+{
+	kiln_iter *ko, *ki;
+	if (kiln_split(st, st->op->reduce[0], w, &ko, &ki))
+		return -1;
+	kiln_tensor *rf = kiln_rfactor(s, st->outs[0], ki);
+	if (!rf)
+		return -1;
+	sch_stage *rs = sch_stage_of(s, rf);
+	kiln_iter *order[KILN_MAX_DIMS + 2];
+	int k = 0;
+	for (int d = 1; d < rs->op->naxis; d++)
+		order[k++] = rs->op->axis[d];
+	order[k++] = rs->op->reduce[0];
+	order[k++] = rs->op->axis[0];
+	if (kiln_reorder(rs, k, order) || kiln_vectorize(rs, rs->op->axis[0]))
+		return -1;
+	int n = st->op->naxis;
+	if (n == 0)
+		return 0;
+	if (kiln_compute_at(rs, st, st->op->axis[n - 1]))
+		return -1;
+	kiln_iter *par = fuse_range(st, 0, n - 1);
+	return par ? kiln_parallel(st, par) : -1;
+}
+
+static int schedule_generic(sch_schedule *s, sch_stage *st)
+{
+	kiln_ctx *ctx = s->ctx;
+	int n = st->op->naxis;
+	if (st->attach != ATTACH_ROOT || st->nrel || st->nann || st->op->tag)
+		return 0; /* scheduled by hand, or an operator's */
+	if (st->op->nreduce == 0) {
+		if (!st->is_output && readers_all_pure(s, st)) {
+			st->note = "default: elementwise, inlined into its readers";
+			return kiln_compute_inline(st);
+		}
+		st->note = ir_fmt(ctx, "default: elementwise, outer loops fused and parallel, %d-lane vectors", VEC);
+		return schedule_injective(st);
+	}
+	int64_t last = n ? st->op->axis[n - 1]->extent : 0;
+	if (n >= 2 && last >= 4 && st->op->nout == 1) {
+		sch_stage *out, *red;
+		int rc = local_pair(s, st, &out, &red);
+		if (rc)
+			return rc < 0 ? -1 : 0;
+		int64_t rows = out->outs[0]->shape[n - 2], rb = rows < 4 ? rows : 4, vb = vector_block(last);
+		out->note = ir_fmt(ctx, "default: generic reduction, %lldx%lld register tiles accumulated in '%s'",
+		                   (long long)rb, (long long)vb, red->op->name);
+		return schedule_tiled(out, red, n - 2, rb, vb, true);
+	}
+	int64_t w = st->op->nreduce == 1 && st->op->nout == 1 ? lanes_dividing(st->op->reduce[0]->extent) : 0;
+	if (w) {
+		st->note = ir_fmt(ctx, "default: generic reduction, %lld lanes of partial results (rfactor) per element",
+		                  (long long)w);
+		return schedule_lanes(s, st, w);
+	}
+	st->note = "default: generic reduction, output loops fused and parallel";
+	kiln_iter *par = n ? fuse_range(st, 0, n - 1) : NULL;
+	return par ? kiln_parallel(st, par) : 0;
+}
+
 kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
@@ -291,9 +383,14 @@ kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
 			rc = schedule_global_pool(st);
 		else if (op_is(st, TAG_PACK))
 			rc = schedule_pack(st);
+		else if (!st->op->tag && st->op->nreduce)
+			rc = schedule_generic(s, st);
 		if (rc)
 			return NULL;
 	}
+	for (int i = 0; i < n; i++)
+		if (!snap[i]->op->tag && !snap[i]->op->nreduce && schedule_generic(s, snap[i]))
+			return NULL;
 	for (int i = 0; i < n; i++) {
 		sch_stage *st = snap[i];
 		if (op_is(st, TAG_INJECTIVE) && st->attach == ATTACH_ROOT && !st->nrel && st->scope == KILN_SCOPE_GLOBAL)

@@ -335,6 +335,38 @@ static int schedule_conv_emulated(sch_schedule *s, sch_stage *c)
 	return cache_column_operand(s, cl, la[3], lr[2]);
 }
 
+/*
+ * A user's reduction (no operator tag) with few outputs and a long
+ * reduction: one thread per output would leave the device idle, so the
+ * reduction is split across SPLIT_PARTS threads per output (rfactor: a
+ * kernel of partial results, then one adding them up). Returns the
+ * partial results' stage, or NULL when the stage does not qualify.
+ */
+#define SPLIT_PARTS 64
+
+static sch_stage *split_reduction(sch_schedule *s, sch_stage *st)
+{
+	if (st->op->tag || st->op->nreduce != 1 || st->op->nout != 1 || st->attach != ATTACH_ROOT || st->nrel || st->nann)
+		return NULL;
+	int64_t outs = 1;
+	for (int d = 0; d < st->op->naxis; d++)
+		outs *= st->outs[0]->shape[d];
+	int64_t k = st->op->reduce[0]->extent;
+	if (outs >= 4096 || k < 8 * SPLIT_PARTS)
+		return NULL;
+	kiln_iter *ko, *ki;
+	if (kiln_split_nparts(st, st->op->reduce[0], SPLIT_PARTS, &ko, &ki))
+		return NULL;
+	kiln_tensor *rf = kiln_rfactor(s, st->outs[0], ko);
+	if (!rf)
+		return NULL;
+	sch_stage *rs = sch_stage_of(s, rf);
+	st->note = ir_fmt(s->ctx, "default: reduction split across %d threads per output ('%s' holds the partial results)",
+	                  SPLIT_PARTS, rs->op->name);
+	rs->note = "default: one thread per partial result";
+	return rs;
+}
+
 typedef int (*stage_schedule)(sch_schedule *s, sch_stage *c);
 
 /* Matmul-shaped stages by matmul, direct convolutions by conv (when given),
@@ -351,9 +383,19 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 	for (int i = n - 1; i >= 0; i--)
 		if ((op_is(snap[i], TAG_MATMUL) && matmul(s, snap[i])) || (conv && op_is(snap[i], TAG_CONV) && conv(s, snap[i])))
 			return NULL;
-	for (int i = 0; i < n; i++)
-		if (snap[i]->attach == ATTACH_ROOT && !snap[i]->nrel && one_thread_per_element(snap[i]))
+	for (int i = 0; i < n; i++) {
+		sch_stage *rs = split_reduction(s, snap[i]);
+		if (ctx->nerr || (rs && one_thread_per_element(rs)))
 			return NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		if (snap[i]->attach != ATTACH_ROOT || snap[i]->nrel)
+			continue;
+		if (!snap[i]->op->tag && !snap[i]->note)
+			snap[i]->note = "default: one thread per output element, blocks of up to 64";
+		if (one_thread_per_element(snap[i]))
+			return NULL;
+	}
 	return s;
 }
 
@@ -377,10 +419,17 @@ kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)
 		return NULL;
+	for (int i = s->nstage - 1; i >= 0; i--) {
+		split_reduction(s, s->stages[i]);
+		if (ctx->nerr)
+			return NULL;
+	}
 	for (int i = 0; i < s->nstage; i++) {
 		sch_stage *st = s->stages[i];
 		if (st->attach != ATTACH_ROOT || st->op->naxis == 0)
 			continue;
+		if (!st->op->tag && !st->note)
+			st->note = "default: one fragment per output element";
 		kiln_iter *f = st->op->axis[0];
 		for (int d = 1; d < st->op->naxis; d++)
 			if (kiln_fuse(st, f, st->op->axis[d], &f))

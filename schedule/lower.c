@@ -497,6 +497,9 @@ kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor
 	for (int i = 0; i < nargs; i++)
 		f->is_output[i] = args[i]->op->kind == IR_OP_COMPUTE;
 
+	for (int i = 0; trace && i < s->nstage; i++)
+		if (s->stages[i]->note)
+			fprintf(trace, "// %s: %s\n", s->stages[i]->op->name, s->stages[i]->note);
 	ir_stmt *st = schedule_ops(s, nargs, args);
 	if (!st)
 		return NULL;

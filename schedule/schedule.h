@@ -47,6 +47,7 @@ struct sch_stage {
 	kiln_scope scope;
 	int *storage;         /* storage_order: dimensions outermost first (NULL: row-major) */
 	bool is_output;
+	const char *note;     /* which default schedule a scheduler applied (printed by kiln_lower's trace) */
 	/* filled by bound inference (lower.c) */
 	ir_expr **dmin;       /* per data axis: the first index computed */
 	int64_t *dext;        /* per data axis: how many */
