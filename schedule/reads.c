@@ -58,7 +58,13 @@ static void check_under(read_check *rc, const ir_expr *cond, bool truth, const i
 {
 	int n = rc->env->n;
 	ir_env_assume(rc->env, cond, truth);
-	check_expr(rc, e);
+	/* a side the condition never chooses (an empty range) reads nothing; a
+	 * select evaluating it anyway becomes an if_then_else (lazy_selects) */
+	bool reachable = true;
+	for (int i = n; i < rc->env->n; i++)
+		reachable &= rc->env->r[i].lo <= rc->env->r[i].hi;
+	if (reachable)
+		check_expr(rc, e);
 	rc->env->n = n;
 }
 
