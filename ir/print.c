@@ -32,6 +32,63 @@ static const char *sym(int k)
 
 static void pexpr(FILE *f, const ir_expr *e, int outer);
 
+/*
+ * The variables bound around what is being printed. A loop or let whose
+ * name an enclosing binding of another variable already shows is printed
+ * with a suffix (i, then i.1), so two nested loops never read as one
+ * (rfactor's partial sums computed at the loop of the axis they share a
+ * name with). Per thread: printing needs no context argument.
+ */
+#define MAX_SHOWN 128
+typedef struct {
+	const ir_expr *var;
+	char name[64];
+} shown;
+static _Thread_local struct {
+	int n;
+	shown s[MAX_SHOWN];
+} bound;
+
+static const char *var_name(const ir_expr *v)
+{
+	for (int i = bound.n - 1; i >= 0; i--)
+		if (bound.s[i].var == v)
+			return bound.s[i].name;
+	return v->var.name;
+}
+
+static bool name_shown(const char *name)
+{
+	for (int i = 0; i < bound.n; i++)
+		if (!strcmp(bound.s[i].name, name))
+			return true;
+	return false;
+}
+
+/* Binds v for what is printed inside it; returns its printed name. */
+static const char *bind_var(const ir_expr *v)
+{
+	if (bound.n == MAX_SHOWN)
+		return v->var.name;
+	shown *s = &bound.s[bound.n++];
+	s->var = v;
+	snprintf(s->name, sizeof s->name, "%s", v->var.name);
+	bound.n--; /* not itself while checking */
+	for (int k = 1; name_shown(s->name) && k < 1000; k++)
+		snprintf(s->name, sizeof s->name, "%s.%d", v->var.name, k);
+	bound.n++;
+	return s->name;
+}
+
+/* The name v will be printed with once bound here, in buf (binding nothing yet). */
+static const char *name_if_bound(const ir_expr *v, char *buf, size_t n)
+{
+	int saved = bound.n;
+	snprintf(buf, n, "%s", bind_var(v));
+	bound.n = saved;
+	return buf;
+}
+
 static void plist(FILE *f, ir_expr *const *v, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -59,7 +116,7 @@ static void pexpr(FILE *f, const ir_expr *e, int outer)
 		fprintf(f, "%.9g%s", e->f, e->type.bits == 32 ? "f" : e->type.bits == 16 ? "h" : "");
 		return;
 	case IR_VAR:
-		fputs(e->var.name, f);
+		fputs(var_name(e), f);
 		return;
 	case IR_MIN:
 	case IR_MAX:
@@ -128,13 +185,18 @@ static void pexpr(FILE *f, const ir_expr *e, int outer)
 		fputs(")", f);
 		return;
 	}
-	case IR_LET:
-		fprintf(f, "(let %s = ", e->let.var->var.name);
+	case IR_LET: {
+		int n = bound.n;
+		char nb[64];
+		fprintf(f, "(let %s = ", name_if_bound(e->let.var, nb, sizeof nb));
 		pexpr(f, e->let.value, 0);
 		fputs(" in ", f);
+		bind_var(e->let.var);
 		pexpr(f, e->let.body, 0);
+		bound.n = n;
 		fputs(")", f);
 		return;
+	}
 	default: {
 		int p = prec(e->kind);
 		bool paren = p < outer;
@@ -182,14 +244,18 @@ void ir_print_stmt(FILE *f, const ir_stmt *s, int d)
 	case IR_FOR: {
 		static const char *kinds[] = {"for", "parallel", "vectorized", "unrolled", "bind"};
 		ind(f, d);
-		fprintf(f, "%s (%s, ", kinds[s->loop.kind], s->loop.var->var.name);
-		pexpr(f, s->loop.min, 0);
+		int n = bound.n;
+		char nb[64];
+		fprintf(f, "%s (%s, ", kinds[s->loop.kind], name_if_bound(s->loop.var, nb, sizeof nb));
+		pexpr(f, s->loop.min, 0); /* min and extent are outside the loop */
 		fputs(", ", f);
 		pexpr(f, s->loop.extent, 0);
+		bind_var(s->loop.var);
 		if (s->loop.kind == IR_FOR_THREAD)
 			fprintf(f, ", %s", ir_thread_name(s->loop.thread));
 		fputs(") {\n", f);
 		ir_print_stmt(f, s->loop.body, d + 1);
+		bound.n = n;
 		ind(f, d);
 		fputs("}\n", f);
 		return;
@@ -251,13 +317,19 @@ void ir_print_stmt(FILE *f, const ir_stmt *s, int d)
 		for (int i = 0; i < s->seq.n; i++)
 			ir_print_stmt(f, s->seq.s[i], d);
 		return;
-	case IR_LET_STMT:
+	case IR_LET_STMT: {
+		/* the binding lasts to the end of its body, which prints at the same depth */
+		int n = bound.n;
+		char nb[64];
 		ind(f, d);
-		fprintf(f, "let %s = ", s->let.var->var.name);
+		fprintf(f, "let %s = ", name_if_bound(s->let.var, nb, sizeof nb));
 		pexpr(f, s->let.value, 0);
 		fputs("\n", f);
+		bind_var(s->let.var);
 		ir_print_stmt(f, s->let.body, d);
+		bound.n = n;
 		return;
+	}
 	case IR_BARRIER:
 		ind(f, d);
 		fprintf(f, "barrier(%s)\n", scope_name(s->barrier.scope));

@@ -250,6 +250,18 @@ START_TEST(test_rfactor_uneven)
 }
 END_TEST
 
+static char *lowered_text(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args)
+{
+	kiln_func *fn = kiln_lower(s, "fn", nargs, args, NULL);
+	ck_assert_msg(fn, "%s", kiln_error(ctx));
+	char *text = NULL;
+	size_t n = 0;
+	FILE *out = open_memstream(&text, &n);
+	kiln_func_print(fn, out);
+	fclose(out);
+	return text;
+}
+
 /* ---- compute_at before or after the split of its axis ---- */
 
 typedef struct {
@@ -295,13 +307,7 @@ static char *chain_ir(int order, int fuse)
 		ck_assert_int_eq(kiln_compute_at(b, c, fuse ? f : ii), 0);
 	ck_assert_msg(tu_check_with(ctx, s, 2, (kiln_tensor *[]){a.A, C}, 3, "llvm", ref_chain, NULL) >= 0, "%s",
 	              kiln_error(ctx));
-	kiln_func *fn = kiln_lower(s, "fn", 2, (kiln_tensor *[]){a.A, C}, NULL);
-	ck_assert_msg(fn, "%s", kiln_error(ctx));
-	char *text = NULL;
-	size_t n = 0;
-	FILE *out = open_memstream(&text, &n);
-	kiln_func_print(fn, out);
-	fclose(out);
+	char *text = lowered_text(ctx, s, 2, (kiln_tensor *[]){a.A, C});
 	kiln_ctx_free(ctx);
 	return text;
 }
@@ -314,6 +320,54 @@ START_TEST(test_compute_at_either_order)
 		free(before);
 		free(after);
 	}
+}
+END_TEST
+
+/* ---- names ---- */
+
+typedef struct {
+	kiln_tensor *A;
+	kiln_iter *k;
+} sum_args;
+
+static kiln_expr *sum_j_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	sum_args *a = user;
+	return kiln_sum(ctx, KILN_READ(ctx, a->A, idx[0], idx[1], kiln_iter_var(a->k)), 1, &a->k);
+}
+
+/* A reduce axis called j beside default axes i, j: the output's second axis
+ * is renamed j1, and every loop of the lowered IR has a name of its own. */
+START_TEST(test_names_never_clash)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	int64_t shape[3] = {4, 5, 6};
+	sum_args a = {kiln_placeholder(ctx, "A", 3, shape, KILN_F32), kiln_reduce_axis(ctx, 6, "j")};
+	kiln_tensor *C = kiln_compute(ctx, "C", 2, shape, sum_j_body, &a);
+	ck_assert_msg(C, "%s", kiln_error(ctx));
+	kiln_schedule *s = kiln_schedule_create(ctx, 1, &C);
+	kiln_stage *st = kiln_stage_of(s, C);
+	ck_assert_str_eq(kiln_iter_name(kiln_stage_axis(st, 0)), "i");
+	ck_assert_str_eq(kiln_iter_name(kiln_stage_axis(st, 1)), "j1");
+	ck_assert_str_eq(kiln_iter_name(kiln_stage_reduce_axis(st, 0)), "j");
+	char *text = lowered_text(ctx, s, 2, (kiln_tensor *[]){a.A, C});
+	ck_assert_msg(strstr(text, "for (j1, 0, 5)") && strstr(text, "for (j, 0, 6)") && strstr(text, "i*30 + j1*6 + j]"),
+	              "%s", text);
+	free(text);
+	/* named axes keep their names */
+	kiln_tensor *D = kiln_compute_named(ctx, "D", 2, shape, (const char *[]){"row", NULL}, sum_j_body, &a);
+	ck_assert_str_eq(kiln_iter_name(kiln_stage_axis(kiln_stage_of(kiln_schedule_create(ctx, 1, &D), D), 0)), "row");
+	/* rfactor's partial sums computed at the loop of the axis whose name they share: printed i.1 */
+	kiln_iter *ko, *ki;
+	s = kiln_schedule_create(ctx, 1, &C);
+	st = kiln_stage_of(s, C);
+	ck_assert_int_eq(kiln_split(st, kiln_stage_reduce_axis(st, 0), 2, &ko, &ki), 0);
+	kiln_tensor *rf = kiln_rfactor(s, C, ki);
+	ck_assert_int_eq(kiln_compute_at(kiln_stage_of(s, rf), st, kiln_stage_axis(st, 1)), 0);
+	text = lowered_text(ctx, s, 2, (kiln_tensor *[]){a.A, C});
+	ck_assert_msg(!strstr(text, "i + i") && !strstr(text, "j1 + j1"), "%s", text);
+	free(text);
+	kiln_ctx_free(ctx);
 }
 END_TEST
 
@@ -369,6 +423,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_condition_not_enough);
 	tcase_add_test(tc, test_rfactor_uneven);
 	tcase_add_test(tc, test_compute_at_either_order);
+	tcase_add_test(tc, test_names_never_clash);
 	tcase_add_loop_test(tc, test_kte_examples, 0, (int)(sizeof examples / sizeof *examples) * NTARGETS);
 	suite_add_tcase(s, tc);
 	return s;
