@@ -424,8 +424,13 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_rfactor_uneven);
 	tcase_add_test(tc, test_compute_at_either_order);
 	tcase_add_test(tc, test_names_never_clash);
-	tcase_add_loop_test(tc, test_kte_examples, 0, (int)(sizeof examples / sizeof *examples) * NTARGETS);
 	suite_add_tcase(s, tc);
+	/* a million-element stencil: too slow under valgrind (scripts/test.sh skips "large") */
+	TCase *large = tcase_create("examples");
+	tcase_set_timeout(large, 600);
+	tcase_set_tags(large, "large");
+	tcase_add_loop_test(large, test_kte_examples, 0, (int)(sizeof examples / sizeof *examples) * NTARGETS);
+	suite_add_tcase(s, large);
 	return s;
 }
 
