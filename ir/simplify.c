@@ -146,8 +146,12 @@ static ir_range bounds_of(const ir_env *env, const ir_expr *e, bool lanes)
 	switch (e->kind) {
 	case IR_ADD:
 		return (ir_range){sat_add(a.lo, b.lo), sat_add(a.hi, b.hi)};
-	case IR_SUB:
-		return (ir_range){sat_add(a.lo, -b.hi), sat_add(a.hi, -b.lo)};
+	case IR_SUB: {
+		/* an unbounded end stays unbounded; -INT64_MIN does not exist */
+		bool lo_open = a.lo == INT64_MIN || b.hi == INT64_MAX || b.hi == INT64_MIN;
+		bool hi_open = a.hi == INT64_MAX || b.lo == INT64_MIN;
+		return (ir_range){lo_open ? INT64_MIN : sat_add(a.lo, -b.hi), hi_open ? INT64_MAX : sat_add(a.hi, -b.lo)};
+	}
 	case IR_MUL:
 		return range_mul(a, b);
 	case IR_MIN:
@@ -192,12 +196,14 @@ static void assume_range(ir_env *env, const ir_expr *x, int64_t lo, int64_t hi)
 	ir_env_push(env, x, r.lo, r.hi);
 	int64_t c;
 	const ir_expr *v = NULL;
-	if ((x->kind == IR_ADD || x->kind == IR_SUB) && ir_is_const_int(x->bin.b, &c) && x->bin.a->kind == IR_VAR)
+	if ((x->kind == IR_ADD || x->kind == IR_SUB) && ir_is_const_int(x->bin.b, &c) && x->bin.a->kind == IR_VAR &&
+	    c != INT64_MIN)
 		v = x->bin.a, c = x->kind == IR_SUB ? -c : c;
 	else if (x->kind == IR_ADD && ir_is_const_int(x->bin.a, &c) && x->bin.b->kind == IR_VAR)
 		v = x->bin.b;
-	if (v && c != INT64_MIN)
-		assume_range(env, v, sat_add(r.lo, -c), sat_add(r.hi, -c));
+	if (v && c != INT64_MIN) /* v = x - c; an unbounded end stays unbounded */
+		assume_range(env, v, r.lo == INT64_MIN ? INT64_MIN : sat_add(r.lo, -c),
+		             r.hi == INT64_MAX ? INT64_MAX : sat_add(r.hi, -c));
 }
 
 void ir_env_assume(ir_env *env, const ir_expr *cond, bool truth)
