@@ -239,6 +239,8 @@ int main(int argc, char **argv)
 	static const int layers[][3] = {{64, 56, 56}, {128, 28, 28}, {256, 14, 14}, {512, 7, 7}};
 	static const int smoke_layers[][3] = {{16, 9, 11}};
 	int repeat = bench_smoke() ? 1 : argc > 1 ? atoi(argv[1]) : 9, nlayers = bench_smoke() ? 1 : 4;
+	/* KILN_TARGET="llvm -mcpu=haswell": kiln's side sized and compiled for another CPU this host can run */
+	const char *target = getenv("KILN_TARGET") ? getenv("KILN_TARGET") : "llvm";
 	for (int threads = 1; threads <= 2; threads++) {
 		kiln_set_num_threads(threads);
 		omp_set_num_threads(threads);
@@ -250,8 +252,8 @@ int main(int argc, char **argv)
 			kiln_tensor *Wt = kiln_placeholder(kc, "W", 4, (int64_t[]){K, C, 3, 3}, KILN_F32);
 			kiln_conv2d_attrs at = {{1, 1}, {1, 1, 1, 1}, {1, 1}, 1};
 			kiln_tensor *Y = kiln_op_conv2d(kc, X, Wt, &at);
-			kiln_module *m = kiln_build_schedule(kiln_schedule_cpu(kc, 1, &Y), "conv2d", 3,
-			                                     (kiln_tensor *[]){X, Wt, Y}, "llvm");
+			kiln_module *m = kiln_build_schedule(kiln_schedule_for(kc, target, 1, &Y), "conv2d", 3,
+			                                     (kiln_tensor *[]){X, Wt, Y}, target);
 			if (!m) {
 				fprintf(stderr, "build: %s\n", kiln_error(kc));
 				return 1;
@@ -281,12 +283,12 @@ int main(int argc, char **argv)
 				peak_n = fmax(peak_n, fma_peak(threads));
 			}
 			double fl = 2.0 * K * H * W * C * 9, gf = fl / kms / 1e6;
-			printf("{\"bench\": \"conv2d_cpu\", \"case\": \"resnet18 %dx%dx%d->%d 3x3 pad1\", \"target\": \"llvm\", "
+			printf("{\"bench\": \"conv2d_cpu\", \"case\": \"resnet18 %dx%dx%d->%d 3x3 pad1\", \"target\": \"%s\", "
 			       "\"threads\": %d, \"kiln_ms\": %.4f, \"peer\": \"onednn-%d.%d(nchw in/out, weights pre-packed)\", "
 			       "\"peer_ms\": %.4f, \"ratio\": %.3f, \"gflops\": %.1f, \"peer_gflops\": %.1f, \"fma_isa\": \"%s\", "
 			       "\"fma_peak_one_core\": %.1f, \"pct_peak_per_core\": %.1f, \"fma_peak_these_threads\": %.1f, "
 			       "\"pct_peak_these_threads\": %.1f, \"max_abs_diff\": %.2g}\n",
-			       C, H, W, K, threads, kms, dnnl_version()->major, dnnl_version()->minor, pms, pms / kms, gf,
+			       C, H, W, K, target, threads, kms, dnnl_version()->major, dnnl_version()->minor, pms, pms / kms, gf,
 			       fl / pms / 1e6, fma_isa(), peak, peak > 0 ? 100 * gf / (peak * threads) : 0, peak_n,
 			       peak_n > 0 ? 100 * gf / peak_n : 0, maxerr);
 			fflush(stdout);

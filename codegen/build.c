@@ -135,14 +135,18 @@ kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const
 	for (int i = 0; i < nfunc; i++)
 		if (!funcs[i])
 			return ir_error(ctx, "build: function %d is NULL (did lowering fail?)", i), NULL;
-	if (target && !strcmp(target, "llvm"))
-		return cg_llvm_build(ctx, nfunc, funcs, target);
-	if (target && !strcmp(target, "wasm"))
+	kiln_target t;
+	char err[256];
+	if (kiln_target_parse(target, &t, err, sizeof err))
+		return ir_error(ctx, "build: %s", err), NULL;
+	if (t.kind == KILN_LLVM)
+		return cg_llvm_build(ctx, nfunc, funcs, &t);
+	if (t.kind == KILN_WASM)
 		return cg_wasm_build(ctx, nfunc, funcs);
-	for (size_t i = 0; target && i < sizeof device_targets / sizeof *device_targets; i++)
-		if (!strcmp(target, device_targets[i].name))
+	for (size_t i = 0; i < sizeof device_targets / sizeof *device_targets; i++)
+		if (!strcmp(t.name, device_targets[i].name))
 			return build_device(ctx, nfunc, funcs, &device_targets[i]);
-	return ir_error(ctx, "build: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl, webgpu)", target ? target : "(null)"), NULL;
+	ir_internal_error(__FILE__, __LINE__, "a parsed target without a code generator");
 }
 
 kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, kiln_tensor *const *args,

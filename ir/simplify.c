@@ -523,6 +523,18 @@ static ir_expr *simp_int(simp *s, int kind, ir_expr *e, ir_expr *a, ir_expr *b)
 	return e->bin.a == a && e->bin.b == b ? e : ir_binary(ctx, kind, a, b);
 }
 
+/* Whether e is a multiple of k whatever its variables are (every coefficient and the constant are). */
+static bool multiple_of(ir_expr *e, int64_t k)
+{
+	lin l = {0};
+	to_lin(&l, e, 1);
+	bool ok = l.c % k == 0;
+	for (int i = 0; i < l.n && ok; i++)
+		ok = l.coef[i] % k == 0;
+	lin_free(&l);
+	return ok;
+}
+
 /* Vector index arithmetic: keep ramps and broadcasts outermost. */
 static ir_expr *simp_vector(simp *s, int kind, ir_expr *a, ir_expr *b)
 {
@@ -550,6 +562,16 @@ static ir_expr *simp_vector(simp *s, int kind, ir_expr *a, ir_expr *b)
 			               simp_expr(m, ir_mul(ctx, a->ramp.stride, b->bcast.value)), lanes);
 		if (ab && br)
 			return simp_vector(s, kind, b, a);
+	}
+	int64_t st, c;
+	if ((kind == IR_DIV || kind == IR_MOD) && ar && bb && ir_is_const_int(a->ramp.stride, &st) && st == 1 &&
+	    ir_is_const_int(b->bcast.value, &c) && c > 0 && c % lanes == 0 && multiple_of(a->ramp.base, lanes)) {
+		/* a whole vector inside one block of c (its base a multiple of the lanes,
+		 * which divide c): one quotient, consecutive remainders; a matmul's
+		 * column vector within a packed panel stays one contiguous load */
+		if (kind == IR_DIV)
+			return ir_broadcast(ctx, simp_expr(m, ir_div(ctx, a->ramp.base, b->bcast.value)), lanes);
+		return ir_ramp(ctx, simp_expr(m, ir_mod(ctx, a->ramp.base, b->bcast.value)), a->ramp.stride, lanes);
 	}
 	return NULL;
 }

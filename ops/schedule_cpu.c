@@ -14,7 +14,19 @@
 
 #include "ops.h"
 
-#define VEC 16 /* f32 lanes of one AVX-512 register */
+/*
+ * What the schedules size from the target (include/kiln/target.h): f32
+ * lanes of one vector register, and how many registers a block of
+ * accumulators may take (the rest hold the operands being broadcast and
+ * loaded). AVX-512: 16 lanes, 28; AVX2 and wasm: 8 or 4 lanes, 12.
+ */
+typedef struct {
+	int vec;
+	int acc;
+} cpu_desc;
+
+/* Elementwise loops: 16 lanes (LLVM splits them into registers), or one register if wider. */
+static int ew_lanes(const cpu_desc *c) { return c->vec > 16 ? c->vec : 16; }
 
 static sch_stage *only_consumer(sch_schedule *s, sch_stage *p)
 {
@@ -45,16 +57,16 @@ static kiln_iter *fuse_range(sch_stage *st, int from, int to)
 	return f;
 }
 
-static int schedule_injective(sch_stage *st)
+static int schedule_injective(const cpu_desc *c, sch_stage *st)
 {
 	int n = st->op->naxis;
 	if (n == 0 || st->nrel)
 		return 0;
 	kiln_iter *last = st->op->axis[n - 1];
-	bool vec = last->extent >= VEC;
+	bool vec = last->extent >= ew_lanes(c);
 	if (vec) {
 		kiln_iter *o, *i;
-		kiln_split(st, last, VEC, &o, &i);
+		kiln_split(st, last, ew_lanes(c), &o, &i);
 		kiln_vectorize(st, i);
 	}
 	/* everything but the innermost loop becomes one parallel loop */
@@ -70,7 +82,8 @@ static int schedule_injective(sch_stage *st)
  * cols_first puts the column blocks outside the row blocks (matmul: a panel
  * of packed B stays in cache while the rows stream by).
  */
-static int schedule_tiled(sch_stage *out, sch_stage *red, int row, int64_t rb, int64_t vb, bool cols_first)
+static int schedule_tiled(const cpu_desc *c, sch_stage *out, sch_stage *red, int row, int64_t rb, int64_t vb,
+                          bool cols_first)
 {
 	int n = out->op->naxis;
 	kiln_iter *last = out->op->axis[n - 1], *lo, *li, *ro = NULL, *ri = NULL;
@@ -128,9 +141,9 @@ static int schedule_tiled(sch_stage *out, sch_stage *red, int row, int64_t rb, i
 	if (row >= 0)
 		kiln_unroll(red, red->op->axis[row]);
 	kiln_iter *col = red->op->axis[n - 1];
-	if (vb > VEC && vb % VEC == 0) {
+	if (vb > c->vec && vb % c->vec == 0) {
 		kiln_iter *co, *ci;
-		kiln_split(red, col, VEC, &co, &ci);
+		kiln_split(red, col, c->vec, &co, &ci);
 		kiln_unroll(red, co);
 		kiln_vectorize(red, ci);
 	} else {
@@ -165,31 +178,43 @@ static int local_pair(sch_schedule *s, sch_stage *st, sch_stage **out, sch_stage
  * 16 with a shifted last tile when the row has no good divisor. Wider
  * blocks of odd widths (28 lanes) made LLVM spill the accumulators.
  */
-static int64_t vector_block(int64_t width)
+static int64_t vector_block(const cpu_desc *c, int64_t width)
 {
-	if (width <= VEC)
+	int64_t most = 2 * c->vec < 16 ? 2 * c->vec : 16;
+	if (width <= most)
 		return width;
-	for (int64_t d = VEC; d >= 8; d--)
+	for (int64_t d = most; d >= most / 2; d--)
 		if (width % d == 0)
 			return d;
-	return VEC;
+	return most;
 }
 
-static int schedule_matmul(sch_schedule *s, sch_stage *st)
+/* Rows of a register block of vb columns: as many as the accumulators allow, at most 8. */
+static int64_t block_rows(const cpu_desc *c, int64_t rows, int64_t vb)
+{
+	int64_t vecs = (vb + c->vec - 1) / c->vec, rb = c->acc / (vecs ? vecs : 1);
+	rb = rb < 1 ? 1 : rb > 8 ? 8 : rb;
+	return rows < rb ? rows : rb;
+}
+
+static int schedule_matmul(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 {
 	sch_stage *out, *red;
 	int rc = local_pair(s, st, &out, &red);
 	if (rc)
 		return rc < 0 ? -1 : 0;
 	int n = out->op->naxis;
-	int64_t M = out->outs[0]->shape[n - 2], nb = red->op->attr[0] ? red->op->attr[0] : VEC;
+	int64_t M = out->outs[0]->shape[n - 2], nb = red->op->attr[0] ? red->op->attr[0] : c->vec;
 	int64_t N = out->outs[0]->shape[n - 1];
+	/* two vectors of columns, within one packed panel */
+	if (nb > 2 * c->vec && nb % (2 * c->vec) == 0)
+		nb = 2 * c->vec;
 	if (nb > N)
 		nb = N;
-	return schedule_tiled(out, red, n - 2, M < 8 ? M : 8, nb, true);
+	return schedule_tiled(c, out, red, n - 2, block_rows(c, M, nb), nb, true);
 }
 
-static int schedule_conv(sch_schedule *s, sch_stage *st)
+static int schedule_conv(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 {
 	sch_stage *out, *red;
 	int rc = local_pair(s, st, &out, &red);
@@ -199,16 +224,20 @@ static int schedule_conv(sch_schedule *s, sch_stage *st)
 	int64_t kb = K % 8 == 0 ? 8 : K % 4 == 0 ? 4 : K < 8 ? K : 1;
 	/* two vectors per row block when the row has room: twice the FMAs per
 	 * weight broadcast (the last block shifts inwards) */
-	return schedule_tiled(out, red, kb > 1 ? 1 : -1, kb, OW >= 2 * VEC ? 2 * VEC : vector_block(OW), false);
+	int64_t cols = OW >= 2 * c->vec ? 2 * c->vec : vector_block(c, OW);
+	/* fewer output channels per block where the accumulators would not fit the registers */
+	while (kb > 1 && kb % 2 == 0 && kb * ((cols + c->vec - 1) / c->vec) > c->acc)
+		kb /= 2;
+	return schedule_tiled(c, out, red, kb > 1 ? 1 : -1, kb, cols, false);
 }
 
-static int schedule_spatial(sch_schedule *s, sch_stage *st)
+static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 {
 	sch_stage *out, *red;
 	int rc = local_pair(s, st, &out, &red);
 	if (rc)
 		return rc < 0 ? -1 : 0;
-	return schedule_tiled(out, red, -1, 1, vector_block(out->outs[0]->shape[3]), false);
+	return schedule_tiled(c, out, red, -1, 1, vector_block(c, out->outs[0]->shape[3]), false);
 }
 
 static int schedule_pack(sch_stage *st)
@@ -221,7 +250,7 @@ static int schedule_pack(sch_stage *st)
 }
 
 /* Row-wise ops: one parallel loop over rows; the row's statistics computed inside it. */
-static int schedule_row(sch_schedule *s, sch_stage *out)
+static int schedule_row(const cpu_desc *c, sch_schedule *s, sch_stage *out)
 {
 	int n = out->op->naxis, axis = (int)out->op->attr[0];
 	if (axis != n - 1) {
@@ -232,9 +261,9 @@ static int schedule_row(sch_schedule *s, sch_stage *out)
 	}
 	kiln_iter *last = out->op->axis[n - 1];
 	kiln_iter *row = n > 1 ? fuse_range(out, 0, n - 2) : NULL;
-	if (last->extent >= VEC) {
+	if (last->extent >= ew_lanes(c)) {
 		kiln_iter *o, *i;
-		kiln_split(out, last, VEC, &o, &i);
+		kiln_split(out, last, ew_lanes(c), &o, &i);
 		kiln_vectorize(out, i);
 	}
 	if (!row)
@@ -250,9 +279,9 @@ static int schedule_row(sch_schedule *s, sch_stage *out)
 		                  sch_reads(out, p->outs[0]));
 		if (!row_stage)
 			continue;
-		if (op_is(p, TAG_INJECTIVE) && p->op->axis[n - 1]->extent >= VEC) {
+		if (op_is(p, TAG_INJECTIVE) && p->op->axis[n - 1]->extent >= ew_lanes(c)) {
 			kiln_iter *o, *in;
-			kiln_split(p, p->op->axis[n - 1], VEC, &o, &in);
+			kiln_split(p, p->op->axis[n - 1], ew_lanes(c), &o, &in);
 			kiln_vectorize(p, in);
 		}
 		if (kiln_compute_at(p, out, row))
@@ -283,10 +312,10 @@ static bool readers_all_pure(sch_schedule *s, sch_stage *p)
 	return any;
 }
 
-/* The largest vector width up to VEC dividing k with two vectors at least (0: none). */
-static int64_t lanes_dividing(int64_t k)
+/* The largest vector width up to one register dividing k with two vectors at least (0: none). */
+static int64_t lanes_dividing(const cpu_desc *c, int64_t k)
 {
-	for (int64_t w = VEC; w >= 4; w /= 2)
+	for (int64_t w = c->vec; w >= 4; w /= 2)
 		if (k % w == 0 && k >= 2 * w)
 			return w;
 	return 0;
@@ -323,7 +352,7 @@ static int schedule_lanes(sch_schedule *s, sch_stage *st, int64_t w)
 	return par ? kiln_parallel(st, par) : -1;
 }
 
-static int schedule_generic(sch_schedule *s, sch_stage *st)
+static int schedule_generic(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 {
 	kiln_ctx *ctx = s->ctx;
 	int n = st->op->naxis;
@@ -334,8 +363,8 @@ static int schedule_generic(sch_schedule *s, sch_stage *st)
 			st->note = "default: elementwise, inlined into its readers";
 			return kiln_compute_inline(st);
 		}
-		st->note = ir_fmt(ctx, "default: elementwise, outer loops fused and parallel, %d-lane vectors", VEC);
-		return schedule_injective(st);
+		st->note = ir_fmt(ctx, "default: elementwise, outer loops fused and parallel, %d-lane vectors", ew_lanes(c));
+		return schedule_injective(c, st);
 	}
 	int64_t last = n ? st->op->axis[n - 1]->extent : 0;
 	if (n >= 2 && last >= 4 && st->op->nout == 1) {
@@ -343,12 +372,13 @@ static int schedule_generic(sch_schedule *s, sch_stage *st)
 		int rc = local_pair(s, st, &out, &red);
 		if (rc)
 			return rc < 0 ? -1 : 0;
-		int64_t rows = out->outs[0]->shape[n - 2], rb = rows < 4 ? rows : 4, vb = vector_block(last);
+		int64_t rows = out->outs[0]->shape[n - 2], vb = vector_block(c, last), rb = block_rows(c, rows, vb);
+		rb = rb < 4 ? rb : 4;
 		out->note = ir_fmt(ctx, "default: generic reduction, %lldx%lld register tiles accumulated in '%s'",
 		                   (long long)rb, (long long)vb, red->op->name);
-		return schedule_tiled(out, red, n - 2, rb, vb, true);
+		return schedule_tiled(c, out, red, n - 2, rb, vb, true);
 	}
-	int64_t w = st->op->nreduce == 1 && st->op->nout == 1 ? lanes_dividing(st->op->reduce[0]->extent) : 0;
+	int64_t w = st->op->nreduce == 1 && st->op->nout == 1 ? lanes_dividing(c, st->op->reduce[0]->extent) : 0;
 	if (w) {
 		st->note = ir_fmt(ctx, "default: generic reduction, %lld lanes of partial results (rfactor) per element",
 		                  (long long)w);
@@ -361,6 +391,18 @@ static int schedule_generic(sch_schedule *s, sch_stage *st)
 
 kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
+	kiln_target host;
+	char err[256];
+	if (kiln_target_parse("llvm", &host, err, sizeof err))
+		return ir_error(ctx, "schedule: %s", err), NULL;
+	return kiln_schedule_cpu_for(ctx, &host, nout, outs);
+}
+
+kiln_schedule *kiln_schedule_cpu_for(kiln_ctx *ctx, const kiln_target *t, int nout, kiln_tensor *const *outs)
+{
+	int lanes = t->vector_bits >= 128 ? t->vector_bits / 32 : 4;
+	cpu_desc cd = {lanes, t->vector_regs > 8 ? t->vector_regs - 4 : 4};
+	const cpu_desc *c = &cd;
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)
 		return NULL;
@@ -372,29 +414,29 @@ kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
 		sch_stage *st = snap[i];
 		int rc = 0;
 		if (op_is(st, TAG_MATMUL))
-			rc = schedule_matmul(s, st);
+			rc = schedule_matmul(c, s, st);
 		else if (op_is(st, TAG_CONV))
-			rc = schedule_conv(s, st);
+			rc = schedule_conv(c, s, st);
 		else if (op_is(st, TAG_SPATIAL_REDUCE))
-			rc = schedule_spatial(s, st);
+			rc = schedule_spatial(c, s, st);
 		else if (op_is(st, TAG_ROW_OUTPUT))
-			rc = schedule_row(s, st);
+			rc = schedule_row(c, s, st);
 		else if (op_is(st, TAG_GLOBAL_POOL))
 			rc = schedule_global_pool(st);
 		else if (op_is(st, TAG_PACK))
 			rc = schedule_pack(st);
 		else if (!st->op->tag && st->op->nreduce)
-			rc = schedule_generic(s, st);
+			rc = schedule_generic(c, s, st);
 		if (rc)
 			return NULL;
 	}
 	for (int i = 0; i < n; i++)
-		if (!snap[i]->op->tag && !snap[i]->op->nreduce && schedule_generic(s, snap[i]))
+		if (!snap[i]->op->tag && !snap[i]->op->nreduce && schedule_generic(c, s, snap[i]))
 			return NULL;
 	for (int i = 0; i < n; i++) {
 		sch_stage *st = snap[i];
 		if (op_is(st, TAG_INJECTIVE) && st->attach == ATTACH_ROOT && !st->nrel && st->scope == KILN_SCOPE_GLOBAL)
-			if (schedule_injective(st))
+			if (schedule_injective(c, st))
 				return NULL;
 	}
 	return s;

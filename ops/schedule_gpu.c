@@ -490,16 +490,22 @@ kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *
 
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs)
 {
-	/* wasm kernels are the CPU's loop nests at 128-bit SIMD (parallel loops run serially) */
-	if (target && (!strcmp(target, "llvm") || !strcmp(target, "wasm")))
-		return kiln_schedule_cpu(ctx, nout, outs);
-	/* WGSL runs the OpenCL schedule: same workgroups, shared panels and float4 loops */
-	if (target && (!strcmp(target, "opencl") || !strcmp(target, "webgpu")))
-		return kiln_schedule_gpu(ctx, nout, outs);
-	/* WGSL for adapters that are a CPU underneath (a bundle's "webgpu-cpu" module) */
-	if (target && !strcmp(target, "webgpu-cpu"))
-		return kiln_schedule_gpu_emulated(ctx, nout, outs);
-	if (target && !strcmp(target, "webgl"))
+	kiln_target t;
+	char err[256];
+	if (kiln_target_parse(target, &t, err, sizeof err))
+		return ir_error(ctx, "schedule: %s", err), NULL;
+	switch (t.kind) {
+	case KILN_LLVM:
+	case KILN_WASM:
+		/* wasm kernels are the CPU's loop nests at 128-bit SIMD (parallel loops run serially) */
+		return kiln_schedule_cpu_for(ctx, &t, nout, outs);
+	case KILN_OPENCL:
+	case KILN_WEBGPU:
+		/* WGSL runs the OpenCL schedule (same workgroups, shared panels and float4 loops),
+		 * except on adapters that are a CPU underneath (a bundle's "webgpu-cpu" module) */
+		return t.emulated ? kiln_schedule_gpu_emulated(ctx, nout, outs) : kiln_schedule_gpu(ctx, nout, outs);
+	case KILN_WEBGL:
 		return kiln_schedule_webgl(ctx, nout, outs);
-	return ir_error(ctx, "schedule: no default schedule for target '%s' (llvm, wasm, opencl, webgl, webgpu, webgpu-cpu)", target ? target : "(null)"), NULL;
+	}
+	ir_internal_error(__FILE__, __LINE__, "a parsed target without a schedule");
 }

@@ -64,6 +64,99 @@ static void run_op(const kiln_op_info *info, bool stress)
 START_TEST(op_default) { run_op(kiln_op_at(_i), false); }
 END_TEST
 
+/*
+ * Every operator's default schedule sized for other CPUs this host can run:
+ * 16 AVX2 registers of 8 lanes (haswell), SSE's 4 lanes (x86-64). Sizing
+ * from the target must never change what is computed.
+ */
+static const char *const cpu_targets[] = {"llvm -mcpu=haswell", "llvm -mcpu=x86-64"};
+
+START_TEST(op_default_other_cpus)
+{
+	const kiln_op_info *info = kiln_op_at(_i / 2);
+	const char *target = cpu_targets[_i % 2];
+	kiln_target t;
+	char err[256];
+	ck_assert_int_eq(kiln_target_parse(target, &t, err, sizeof err), 0);
+	if (!kiln_target_runs_here(&t))
+		return; /* (x86-64 and haswell run on every machine kiln is developed on) */
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_int_eq(kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o), 0);
+	kiln_schedule *s = kiln_schedule_for(ctx, target, 1, &o.args[o.nargs - 1]);
+	ck_assert_msg(s != NULL, "%s: %s", info->name, kiln_error(ctx));
+	double e = tu_check_ref(ctx, s, o.nargs, o.args, 42, target, info->name, "");
+	ck_assert_msg(e >= 0, "%s on %s: %s", info->name, target, kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/* Whether text holds a vector of exactly `lanes` lanes ("x8(" or ", 8)" of a ramp) and none wider than it. */
+static bool widest_lanes(const char *text, int lanes)
+{
+	char want[16];
+	snprintf(want, sizeof want, "x%d(", lanes);
+	bool found = strstr(text, want) != NULL;
+	for (int l = lanes * 2; l <= 64; l *= 2) {
+		char wider[16];
+		snprintf(wider, sizeof wider, "x%d(", l);
+		if (strstr(text, wider))
+			return false;
+	}
+	return found;
+}
+
+/* Targets parse into what schedules size from; the matmul's register blocks follow the vector width. */
+START_TEST(targets_size_schedules)
+{
+	kiln_target t;
+	char err[256];
+	ck_assert_int_eq(kiln_target_parse("llvm -mcpu=haswell", &t, err, sizeof err), 0);
+	ck_assert_int_eq(t.vector_bits, 256);
+	ck_assert_int_eq(t.vector_regs, 16);
+	ck_assert(t.fma && !t.host);
+	ck_assert_int_eq(kiln_target_parse("llvm -mcpu=haswell -mattr=+avx512f", &t, err, sizeof err), 0);
+	ck_assert_int_eq(t.vector_bits, 512);
+	ck_assert_int_eq(kiln_target_parse("llvm -mcpu=znver4 -mattr=-avx512f", &t, err, sizeof err), 0);
+	ck_assert_int_eq(t.vector_bits, 256);
+	ck_assert_int_eq(kiln_target_parse("wasm", &t, err, sizeof err), 0);
+	ck_assert_int_eq(t.vector_bits, 128);
+	ck_assert_int_eq(kiln_target_parse("llvm", &t, err, sizeof err), 0);
+	ck_assert(t.host && t.vector_bits >= 128 && t.cores >= 1);
+	ck_assert_int_eq(kiln_target_parse("llvm -mcpu=pentium5", &t, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "unknown CPU 'pentium5'"), "%s", err);
+	ck_assert_int_eq(kiln_target_parse("wasm -mcpu=haswell", &t, err, sizeof err), -1);
+	ck_assert_int_eq(kiln_target_parse("llvm -mattr=+avx2;rm", &t, err, sizeof err), -1);
+	ck_assert_int_eq(kiln_target_parse("", &t, err, sizeof err), -1);
+	static const struct {
+		const char *target;
+		int lanes;
+	} cases[] = {{"llvm -mcpu=skylake-avx512", 16}, {"llvm -mcpu=haswell", 8}, {"wasm", 4}};
+	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_tensor *A = kiln_placeholder(ctx, "A", 2, (int64_t[]){64, 64}, KILN_F32);
+		kiln_tensor *B = kiln_placeholder(ctx, "B", 2, (int64_t[]){64, 64}, KILN_F32);
+		kiln_tensor *C = kiln_op_matmul(ctx, A, B, 0, 0);
+		kiln_schedule *s = kiln_schedule_for(ctx, cases[c].target, 1, &C);
+		kiln_func *f = s ? kiln_lower(s, "mm", 3, (kiln_tensor *[]){A, B, C}, NULL) : NULL;
+		ck_assert_msg(f, "%s", kiln_error(ctx));
+		char *text = NULL;
+		size_t n = 0;
+		FILE *out = open_memstream(&text, &n);
+		kiln_func_print(f, out);
+		fclose(out);
+		/* the accumulators: vectors of one register; B read contiguously within its panels */
+		char acc[64];
+		snprintf(acc, sizeof acc, "matmul.local[ramp(");
+		ck_assert_msg(strstr(text, acc) && widest_lanes(strstr(text, "matmul.local"), cases[c].lanes) &&
+		                  !strstr(text, "% x"),
+		              "%s:\n%s", cases[c].target, text);
+		free(text);
+		kiln_ctx_free(ctx);
+	}
+}
+END_TEST
+
 START_TEST(op_stress) { run_op(kiln_op_at(_i), true); }
 END_TEST
 
@@ -129,6 +222,8 @@ Suite *ops_suite(void)
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, op_stress, 0, kiln_num_ops());
 	tcase_add_test(tc, op_attrs);
+	tcase_add_loop_test(tc, op_default_other_cpus, 0, 2 * kiln_num_ops());
+	tcase_add_test(tc, targets_size_schedules);
 	suite_add_tcase(s, tc);
 	return s;
 }

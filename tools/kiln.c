@@ -338,13 +338,10 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 		fprintf(stderr, "kiln: --shape '%s' is not a list of positive integers\n", o->shape);
 		return NULL;
 	}
-	static const char *targets[] = {"llvm", "wasm", "opencl", "webgl", "webgpu", "webgpu-cpu"};
-	bool known = false;
-	for (size_t i = 0; i < sizeof targets / sizeof *targets; i++)
-		known |= !strcmp(o->target, targets[i]);
-	if (!known) {
-		fprintf(stderr, "kiln: unknown target '%s' (this build knows: llvm, wasm, opencl, webgl, webgpu, webgpu-cpu)\n",
-		        o->target);
+	kiln_target t;
+	char err[256];
+	if (kiln_target_parse(o->target, &t, err, sizeof err)) {
+		fprintf(stderr, "kiln: %s\n", err);
 		return NULL;
 	}
 	if (kiln_op_declare(ctx, info, n, shape, o->attrs, inst)) {
@@ -442,6 +439,13 @@ static int cmd_ops(void)
 static kiln_module *prepare(kiln_ctx *ctx, const opts *o, kiln_op_inst *inst, const kiln_op_info **info,
                             kiln_array ***args)
 {
+	kiln_target t;
+	char err[256];
+	if (!kiln_target_parse(o->target, &t, err, sizeof err) && !kiln_target_runs_here(&t)) {
+		fprintf(stderr, "kiln: this CPU cannot run code for '%s' (it lacks features that target has); "
+		                "build it with -o instead\n", o->target);
+		return NULL;
+	}
 	*info = declare(ctx, o, inst);
 	kiln_module *m = *info ? build(ctx, *info, inst, o->target) : NULL;
 	if (m && !(*args = alloc_args(inst, o->seed))) {

@@ -9,6 +9,7 @@
 #include <llvm-c/TargetMachine.h>
 
 #include "ir/ir.h"
+#include "kiln/target.h"
 #include "runtime/rt.h"
 
 typedef struct {
@@ -42,7 +43,7 @@ int cg_run(char *const *argv);
 /* Compiles functions for wasm32 (wasm.c): a module holding linked kernel binaries. */
 kiln_module *cg_wasm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs);
 /* Compiles functions for this CPU: a module callable at once and exportable. */
-kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target);
+kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const kiln_target *t);
 /* An empty module for target listing funcs with their argument metadata (no code yet). */
 kiln_module *cg_module_new(kiln_ctx *ctx, const char *target, int nfunc, kiln_func *const *funcs);
 /* Argument metadata of a lowered function. */

@@ -164,11 +164,23 @@ static int jit_load(kiln_ctx *ctx, jit_owner *o, kiln_module *m, const uint8_t *
 	return 0;
 }
 
-kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target)
+/* cg_target for a parsed llvm target: the host's, or a named CPU with its -mattr. */
+static void llvm_target(const kiln_target *kt, cg_target *t)
+{
+	cg_host_target(t);
+	if (kt && !kt->host) {
+		t->cpu = kt->cpu;
+		t->features = kt->attrs;
+	}
+	if (kt)
+		t->vector_bits = kt->vector_bits;
+}
+
+kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const kiln_target *kt)
 {
 	cg_target t;
-	cg_host_target(&t);
-	kiln_module *m = cg_module_new(ctx, target, nfunc, funcs);
+	llvm_target(kt, &t);
+	kiln_module *m = cg_module_new(ctx, "llvm", nfunc, funcs);
 	if (!m)
 		return NULL;
 	LLVMContextRef c = LLVMContextCreate();
@@ -207,7 +219,7 @@ int kiln_llvm_ir(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, int opt, FIL
 		if (!funcs[i])
 			return ir_error(ctx, "llvm_ir: function %d is NULL (did lowering fail?)", i);
 	cg_target t;
-	cg_host_target(&t);
+	llvm_target(NULL, &t);
 	LLVMContextRef c = LLVMContextCreate();
 	LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("kiln", c);
 	int rc = cg_llvm_emit(ctx, c, mod, &t, nfunc, funcs);

@@ -9,6 +9,7 @@
 #define KILN_OPS_H
 
 #include "schedule.h"
+#include "target.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -81,6 +82,8 @@ kiln_tensor *kiln_op_concat(kiln_ctx *ctx, int n, kiln_tensor *const *xs, int ax
  * on the outer axis. Walks every stage the outputs depend on.
  */
 kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+/* The same sized for a described CPU (wasm: 128-bit vectors, 16 registers). */
+kiln_schedule *kiln_schedule_cpu_for(kiln_ctx *ctx, const kiln_target *t, int nout, kiln_tensor *const *outs);
 /* The default schedule for GPU-style targets (opencl): every stage a kernel,
  * threads bound to output elements. */
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);

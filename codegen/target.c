@@ -1,0 +1,193 @@
+/*
+ * target.c — target strings into descriptions (include/kiln/target.h): the
+ * host's CPU as LLVM detects it, a named x86-64 CPU, or a web / GPU kind.
+ */
+#include <llvm-c/TargetMachine.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kiln/target.h"
+
+/* x86-64 CPUs by the widest vectors they run well, and FMA (LLVM's -mcpu names). */
+static const struct {
+	const char *name;
+	int bits;
+	bool fma;
+} cpus[] = {
+	{"x86-64", 128, false},         {"x86-64-v2", 128, false},     {"x86-64-v3", 256, true},
+	{"x86-64-v4", 512, true},       {"nehalem", 128, false},       {"westmere", 128, false},
+	{"sandybridge", 256, false},    {"ivybridge", 256, false},     {"haswell", 256, true},
+	{"broadwell", 256, true},       {"skylake", 256, true},        {"alderlake", 256, true},
+	{"raptorlake", 256, true},      {"meteorlake", 256, true},     {"skylake-avx512", 512, true},
+	{"cascadelake", 512, true},     {"cooperlake", 512, true},     {"icelake-client", 512, true},
+	{"icelake-server", 512, true},  {"tigerlake", 512, true},      {"rocketlake", 512, true},
+	{"sapphirerapids", 512, true},  {"emeraldrapids", 512, true},  {"graniterapids", 512, true},
+	{"btver2", 256, false},         {"bdver4", 256, true},         {"znver1", 256, true},
+	{"znver2", 256, true},          {"znver3", 256, true},         {"znver4", 512, true},
+	{"znver5", 512, true},
+};
+
+static bool has_feature(const char *list, const char *f)
+{
+	size_t n = strlen(f);
+	for (const char *p = list; (p = strstr(p, f)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+			return true;
+	return false;
+}
+
+/* Vector width, registers and FMA from an LLVM feature list ("+avx2,-avx512f,..."). */
+static void from_features(kiln_target *t, const char *f)
+{
+	if (has_feature(f, "+avx512f"))
+		t->vector_bits = 512, t->vector_regs = 32;
+	else if (has_feature(f, "-avx512f") && t->vector_bits > 256)
+		t->vector_bits = 256, t->vector_regs = 16;
+	if (t->vector_bits < 256 && (has_feature(f, "+avx") || has_feature(f, "+avx2")))
+		t->vector_bits = 256;
+	if (has_feature(f, "+fma") || has_feature(f, "+avx512f"))
+		t->fma = true;
+	if (has_feature(f, "-fma"))
+		t->fma = false;
+	if (has_feature(f, "+neon"))
+		t->vector_bits = 128, t->vector_regs = 32, t->fma = true;
+}
+
+static char *host_name, *host_feats;
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+/* LLVM detects these once per process; they stay for its lifetime. */
+static void detect_host(void)
+{
+	host_name = LLVMGetHostCPUName();
+	host_feats = LLVMGetHostCPUFeatures();
+}
+
+static const char *host_features(void)
+{
+	pthread_once(&host_once, detect_host);
+	return host_feats;
+}
+
+static void host_cpu(kiln_target *t)
+{
+	const char *features = host_features();
+	snprintf(t->cpu, sizeof t->cpu, "%s", host_name);
+	t->host = true;
+	t->vector_bits = 128;
+	t->vector_regs = 16;
+	from_features(t, features);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	t->cores = n > 0 ? (int)n : 0;
+#ifdef _SC_LEVEL1_DCACHE_SIZE
+	long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+	t->l1d_bytes = l1 > 0 ? l1 : 0;
+	t->l2_bytes = l2 > 0 ? l2 : 0;
+#endif
+}
+
+int kiln_target_parse(const char *text, kiln_target *t, char *err, int errlen)
+{
+	memset(t, 0, sizeof *t);
+	if (!text || !*text)
+		return snprintf(err, (size_t)errlen, "no target given"), -1;
+	char buf[512];
+	if (strlen(text) >= sizeof buf)
+		return snprintf(err, (size_t)errlen, "target string longer than %zu bytes", sizeof buf - 1), -1;
+	snprintf(buf, sizeof buf, "%s", text);
+	char *save = NULL, *kind = strtok_r(buf, " ", &save);
+	static const struct {
+		const char *name;
+		kiln_target_kind kind;
+		int bits;
+	} kinds[] = {{"llvm", KILN_LLVM, 0},      {"wasm", KILN_WASM, 128},     {"opencl", KILN_OPENCL, 128},
+	             {"webgl", KILN_WEBGL, 128},  {"webgpu", KILN_WEBGPU, 128}, {"webgpu-cpu", KILN_WEBGPU, 128}};
+	size_t k = 0;
+	while (k < sizeof kinds / sizeof *kinds && (!kind || strcmp(kind, kinds[k].name)))
+		k++;
+	if (k == sizeof kinds / sizeof *kinds)
+		return snprintf(err, (size_t)errlen,
+		                "unknown target '%s' (llvm, wasm, opencl, webgl, webgpu, webgpu-cpu; llvm takes -mcpu= and "
+		                "-mattr=)", kind ? kind : text), -1;
+	t->kind = kinds[k].kind;
+	snprintf(t->name, sizeof t->name, "%s", kinds[k].kind == KILN_WEBGPU ? "webgpu" : kinds[k].name);
+	t->emulated = !strcmp(kinds[k].name, "webgpu-cpu");
+	/* V8 and browsers give wasm 16 XMM registers of 128 bits; GPU kinds vectorize to float4 */
+	t->vector_bits = kinds[k].bits;
+	t->vector_regs = t->kind == KILN_WASM ? 16 : 0;
+	const char *mcpu = NULL, *mattr = NULL;
+	for (char *opt; (opt = strtok_r(NULL, " ", &save));) {
+		if (t->kind != KILN_LLVM)
+			return snprintf(err, (size_t)errlen, "target '%s' takes no options ('%s')", kinds[k].name, opt), -1;
+		if (!strncmp(opt, "-mcpu=", 6) && opt[6])
+			mcpu = opt + 6;
+		else if (!strncmp(opt, "-mattr=", 7) && opt[7])
+			mattr = opt + 7;
+		else
+			return snprintf(err, (size_t)errlen, "unknown llvm target option '%s' (-mcpu=NAME, -mattr=+f,-g)", opt), -1;
+	}
+	if (t->kind != KILN_LLVM)
+		return 0;
+	host_cpu(t);
+	if (mcpu && strcmp(mcpu, t->cpu)) {
+		size_t c = 0;
+		while (c < sizeof cpus / sizeof *cpus && strcmp(cpus[c].name, mcpu))
+			c++;
+		if (c == sizeof cpus / sizeof *cpus)
+			return snprintf(err, (size_t)errlen, "unknown CPU '%s' (x86-64 names LLVM knows, e.g. haswell, znver3, "
+			                                    "skylake-avx512, znver4, x86-64-v3)", mcpu), -1;
+		snprintf(t->cpu, sizeof t->cpu, "%s", mcpu);
+		t->host = false;
+		t->vector_bits = cpus[c].bits;
+		t->vector_regs = cpus[c].bits == 512 ? 32 : 16;
+		t->fma = cpus[c].fma;
+	}
+	if (mattr) {
+		if (strlen(mattr) >= sizeof t->attrs)
+			return snprintf(err, (size_t)errlen, "-mattr longer than %zu bytes", sizeof t->attrs - 1), -1;
+		for (const char *p = mattr; *p; p++)
+			if (!(*p == '+' || *p == '-' || *p == ',' || *p == '.' || *p == '_' || (*p >= 'a' && *p <= 'z') ||
+			      (*p >= '0' && *p <= '9')))
+				return snprintf(err, (size_t)errlen, "-mattr: '%c' in '%s' (a list like +avx2,-avx512f)", *p, mattr),
+				       -1;
+		snprintf(t->attrs, sizeof t->attrs, "%s", mattr);
+		t->host = false;
+		from_features(t, mattr);
+	}
+	return 0;
+}
+
+const char *kiln_target_describe(const kiln_target *t, char *buf, int n)
+{
+	if (t->kind != KILN_LLVM) {
+		snprintf(buf, (size_t)n, "%s%s: %d-bit vectors", t->name, t->emulated ? " (emulated adapter)" : "",
+		         t->vector_bits);
+		return buf;
+	}
+	snprintf(buf, (size_t)n, "llvm -mcpu=%s%s%s%s: %d-bit vectors, %d registers%s, %d cores, L1d %lld KiB, L2 %lld KiB",
+	         t->cpu, t->attrs[0] ? " -mattr=" : "", t->attrs, t->host ? " (this host)" : "", t->vector_bits,
+	         t->vector_regs, t->fma ? ", FMA" : "", t->cores, (long long)t->l1d_bytes / 1024,
+	         (long long)t->l2_bytes / 1024);
+	return buf;
+}
+
+bool kiln_target_runs_here(const kiln_target *t)
+{
+	if (t->kind != KILN_LLVM || t->host)
+		return true;
+	kiln_target h = {0};
+	host_cpu(&h);
+	if (t->vector_bits > h.vector_bits || (t->fma && !h.fma))
+		return false;
+	/* every feature the target adds must be one the host has */
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s", t->attrs);
+	char *save = NULL;
+	for (char *f = strtok_r(buf, ",", &save); f; f = strtok_r(NULL, ",", &save))
+		if (f[0] == '+' && !has_feature(host_features(), f))
+			return false;
+	return true;
+}
