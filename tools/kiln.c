@@ -408,6 +408,10 @@ static void free_args(kiln_op_inst *inst, kiln_array **a)
 
 static int cmd_devices(void)
 {
+	kiln_target host;
+	char err[256], desc[512];
+	if (!kiln_target_parse("llvm", &host, err, sizeof err))
+		printf("%s\n", kiln_target_describe(&host, desc, sizeof desc));
 	printf("llvm: this CPU (%d threads)\n", kiln_get_num_threads());
 	char buf[4096];
 	if (kiln_opencl_devices(buf, sizeof buf) > 0) {
