@@ -23,6 +23,7 @@
 typedef struct {
 	int vec;
 	int acc;
+	int rows, vecs; /* a tuner's register block (kiln_cpu_config; 0: sized from the target) */
 } cpu_desc;
 
 /* Elementwise loops: 16 lanes (LLVM splits them into registers), or one register if wider. */
@@ -207,11 +208,19 @@ static int schedule_matmul(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	int64_t M = out->outs[0]->shape[n - 2], nb = red->op->attr[0] ? red->op->attr[0] : c->vec;
 	int64_t N = out->outs[0]->shape[n - 1];
 	/* two vectors of columns, within one packed panel */
-	if (nb > 2 * c->vec && nb % (2 * c->vec) == 0)
+	if (c->vecs) {
+		int64_t want = (int64_t)c->vecs * c->vec;
+		if (want > nb || nb % want)
+			return ir_error(s->ctx, "schedule: %d vectors of %d lanes do not divide the packed panel of %lld columns",
+			                c->vecs, c->vec, (long long)nb);
+		nb = want;
+	} else if (nb > 2 * c->vec && nb % (2 * c->vec) == 0) {
 		nb = 2 * c->vec;
+	}
 	if (nb > N)
 		nb = N;
-	return schedule_tiled(c, out, red, n - 2, block_rows(c, M, nb), nb, true);
+	int64_t rb = c->rows ? (M < c->rows ? M : c->rows) : block_rows(c, M, nb);
+	return schedule_tiled(c, out, red, n - 2, rb, nb, true);
 }
 
 static int schedule_conv(const cpu_desc *c, sch_schedule *s, sch_stage *st)
@@ -228,6 +237,10 @@ static int schedule_conv(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	/* fewer output channels per block where the accumulators would not fit the registers */
 	while (kb > 1 && kb % 2 == 0 && kb * ((cols + c->vec - 1) / c->vec) > c->acc)
 		kb /= 2;
+	if (c->vecs)
+		cols = (int64_t)c->vecs * c->vec < OW ? (int64_t)c->vecs * c->vec : OW;
+	if (c->rows)
+		kb = c->rows < K ? c->rows : K;
 	return schedule_tiled(c, out, red, kb > 1 ? 1 : -1, kb, cols, false);
 }
 
@@ -237,7 +250,8 @@ static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	int rc = local_pair(s, st, &out, &red);
 	if (rc)
 		return rc < 0 ? -1 : 0;
-	return schedule_tiled(c, out, red, -1, 1, vector_block(c, out->outs[0]->shape[3]), false);
+	int64_t w = out->outs[0]->shape[3], vb = c->vecs && (int64_t)c->vecs * c->vec < w ? c->vecs * c->vec : vector_block(c, w);
+	return schedule_tiled(c, out, red, -1, 1, vb, false);
 }
 
 static int schedule_pack(sch_stage *st)
@@ -374,6 +388,10 @@ static int schedule_generic(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 			return rc < 0 ? -1 : 0;
 		int64_t rows = out->outs[0]->shape[n - 2], vb = vector_block(c, last), rb = block_rows(c, rows, vb);
 		rb = rb < 4 ? rb : 4;
+		if (c->vecs)
+			vb = (int64_t)c->vecs * c->vec < last ? c->vecs * c->vec : last;
+		if (c->rows)
+			rb = c->rows < rows ? c->rows : rows;
 		out->note = ir_fmt(ctx, "default: generic reduction, %lldx%lld register tiles accumulated in '%s'",
 		                   (long long)rb, (long long)vb, red->op->name);
 		return schedule_tiled(c, out, red, n - 2, rb, vb, true);
@@ -400,8 +418,21 @@ kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
 
 kiln_schedule *kiln_schedule_cpu_for(kiln_ctx *ctx, const kiln_target *t, int nout, kiln_tensor *const *outs)
 {
+	return kiln_schedule_cpu_config(ctx, t, NULL, nout, outs);
+}
+
+kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
+                                        kiln_tensor *const *outs)
+{
 	int lanes = t->vector_bits >= 128 ? t->vector_bits / 32 : 4;
-	cpu_desc cd = {lanes, t->vector_regs > 8 ? t->vector_regs - 4 : 4};
+	cpu_desc cd = {lanes, t->vector_regs > 8 ? t->vector_regs - 4 : 4, 0, 0};
+	if (cfg) {
+		if (cfg->rows < 0 || cfg->rows > 16 || cfg->vecs < 0 || cfg->vecs > 8)
+			return ir_error(ctx, "schedule: register block of %d rows x %d vectors (rows 1-16, vectors 1-8)",
+			                cfg->rows, cfg->vecs), NULL;
+		cd.rows = cfg->rows;
+		cd.vecs = cfg->vecs;
+	}
 	const cpu_desc *c = &cd;
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)

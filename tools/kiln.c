@@ -9,8 +9,14 @@
  *
  * Errors go to stderr and the exit status is 1 (2 for bad usage).
  */
+#include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +29,7 @@
 #include "kiln/onnx.h"
 #include "kiln/ops.h"
 #include "kiln/parse.h"
+#include "kiln/tune.h"
 #include "args.h"
 #include "npy.h"
 
@@ -38,6 +45,9 @@ typedef struct {
 	int ninput;
 	int ninput_shape;
 	int print_graph;
+	/* tune and measure */
+	int trials, timeout, check;
+	const char *log, *tuning_log, *search, *config;
 } opts;
 
 static const char *usage_main =
@@ -142,7 +152,7 @@ static void cmd_usage(const char *cmd)
 
 static int parse(int argc, char **argv, opts *o)
 {
-	*o = (opts){.target = "llvm", .attrs = "", .repeat = 10, .seed = 1};
+	*o = (opts){.target = "llvm", .attrs = "", .repeat = 10, .seed = 1, .trials = 32, .timeout = 60, .search = "random"};
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -152,6 +162,10 @@ static int parse(int argc, char **argv, opts *o)
 		}
 		if (!strcmp(a, "--print-graph")) {
 			o->print_graph = 1;
+			continue;
+		}
+		if (!strcmp(a, "--check")) {
+			o->check = 1;
 			continue;
 		}
 		if (!strcmp(a, "--llvm") || !strcmp(a, "--llvm-opt")) {
@@ -195,7 +209,27 @@ static int parse(int argc, char **argv, opts *o)
 				o->repeat = (int)x;
 			else
 				o->seed = (uint64_t)x;
-		} else if (!strcmp(a, "--port"))
+		} else if (!strcmp(a, "--trials") || !strcmp(a, "--timeout")) {
+			long long x;
+			char err[256];
+			if (cli_parse_int(a, v, 1, a[3] == 'r' ? 100000 : 3600, &x, err, sizeof err)) {
+				fprintf(stderr, "kiln: %s\n", err);
+				return -1;
+			}
+			*(a[3] == 'r' ? &o->trials : &o->timeout) = (int)x;
+		} else if (!strcmp(a, "--log"))
+			o->log = v;
+		else if (!strcmp(a, "--tuning-log"))
+			o->tuning_log = v;
+		else if (!strcmp(a, "--search")) {
+			if (strcmp(v, "random") && strcmp(v, "grid")) {
+				fprintf(stderr, "kiln: --search takes random or grid, not '%s'\n", v);
+				return -1;
+			}
+			o->search = v;
+		} else if (!strcmp(a, "--config"))
+			o->config = v;
+		else if (!strcmp(a, "--port"))
 			o->port = v;
 		else if (!strcmp(a, "--input")) {
 			if (o->ninput == 16) {
@@ -351,13 +385,30 @@ static const kiln_op_info *declare(kiln_ctx *ctx, const opts *o, kiln_op_inst *i
 	return info;
 }
 
+/*
+ * A register-block configuration for the CPU template (--config R,V, or the
+ * best record of --tuning-log), applied in place of the default; NULL: none.
+ */
+static const kiln_cpu_config *cpu_config;
+static const char *cpu_config_from;
+
 static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *inst, const char *target, FILE *trace)
 {
 	int nout = inst->nargs - inst->nin;
 	const char *which = NULL;
-	kiln_schedule *s = program && info == &program_info
-	                       ? kiln_program_schedule(program, info->name, target, &which)
-	                       : kiln_schedule_for(ctx, target, nout, inst->args + inst->nin);
+	kiln_target t;
+	char err[256];
+	kiln_schedule *s;
+	if (cpu_config && !kiln_target_parse(target, &t, err, sizeof err) && (t.kind == KILN_LLVM || t.kind == KILN_WASM)) {
+		static char buf[512];
+		snprintf(buf, sizeof buf, "the CPU template, %d rows x %d vectors (%s)", cpu_config->rows, cpu_config->vecs,
+		         cpu_config_from);
+		which = buf;
+		s = kiln_schedule_cpu_config(ctx, &t, cpu_config, nout, inst->args + inst->nin);
+	} else {
+		s = program && info == &program_info ? kiln_program_schedule(program, info->name, target, &which)
+		                                     : kiln_schedule_for(ctx, target, nout, inst->args + inst->nin);
+	}
 	if (trace && which)
 		fprintf(trace, "// %s: %s\n", info->name, which);
 	kiln_func *f = s ? kiln_lower(s, info->name, inst->nargs, inst->args, trace) : NULL;
@@ -812,6 +863,326 @@ static int cmd_serve(const opts *o)
 	return 1;
 }
 
+/* ---- tuning: kiln tune drives kiln measure workers ---- */
+
+static double bench_clock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static kiln_tune_task task_of(const opts *o)
+{
+	kiln_tune_task t;
+	snprintf(t.op, sizeof t.op, "%s", o->op ? o->op : "");
+	snprintf(t.shape, sizeof t.shape, "%s", o->shape ? o->shape : "");
+	snprintf(t.attrs, sizeof t.attrs, "%s", o->attrs ? o->attrs : "");
+	snprintf(t.target, sizeof t.target, "%s", o->target);
+	return t;
+}
+
+/* --config R,V or the best record of --tuning-log for this task; 0, or -1 (printed). */
+static int pick_config(const opts *o, kiln_cpu_config *cfg)
+{
+	if (o->config) {
+		int64_t v[KILN_MAX_DIMS];
+		if (cli_parse_shape(o->config, v) != 2 || v[0] > 16 || v[1] > 8) {
+			fprintf(stderr, "kiln: --config takes ROWS,VECTORS (1-16, 1-8), not '%s'\n", o->config);
+			return -1;
+		}
+		*cfg = (kiln_cpu_config){(int)v[0], (int)v[1]};
+		cpu_config = cfg;
+		cpu_config_from = "--config";
+		return 0;
+	}
+	if (!o->tuning_log)
+		return 0;
+	kiln_tune_task task = task_of(o);
+	kiln_tune_record best;
+	char err[512];
+	int found = kiln_tune_log_best(o->tuning_log, &task, &best, err, sizeof err);
+	if (found < 0) {
+		fprintf(stderr, "kiln: %s\n", err);
+		return -1;
+	}
+	if (!found) {
+		fprintf(stderr, "kiln: %s has no record for %s %s on %s: the default schedule\n", o->tuning_log, task.op,
+		        task.shape, task.target);
+		return 0;
+	}
+	*cfg = best.cfg;
+	cpu_config = cfg;
+	static char from[512];
+	snprintf(from, sizeof from, "best of %s: %.4f ms", o->tuning_log, best.median_ms);
+	cpu_config_from = from;
+	return 0;
+}
+
+/* One trial in this process (spawned by kiln tune): one JSON line on stdout. */
+static int cmd_measure(kiln_ctx *ctx, const opts *o)
+{
+	/* fault injection for the tests: a worker that crashes or hangs must not stop the tuner */
+	const char *fault = getenv("KILN_MEASURE_FAULT");
+	if (fault && o->config && !strcmp(o->config, fault + strcspn(fault, ":") + (fault[strcspn(fault, ":")] ? 1 : 0))) {
+		if (!strncmp(fault, "crash:", 6))
+			raise(SIGSEGV);
+		if (!strncmp(fault, "hang:", 5))
+			for (;;)
+				pause();
+	}
+	kiln_op_inst inst;
+	const kiln_op_info *info;
+	kiln_array **a = NULL;
+	cJSON *out = cJSON_CreateObject();
+	char error[512] = "";
+	kiln_module *m = prepare(ctx, o, &inst, &info, &a);
+	kiln_timing r = {0};
+	if (!m)
+		snprintf(error, sizeof error, "build: %s", kiln_error(ctx)[0] ? kiln_error(ctx) : "failed");
+	if (m && kiln_module_call(m, info->name, a, inst.nargs))
+		snprintf(error, sizeof error, "run: %s", kiln_rt_last_error());
+	if (m && !error[0] && o->check) {
+		/* the oracle, on this trial's inputs */
+		kiln_tensor *ot = inst.args[inst.nargs - 1];
+		kiln_array *want = kiln_array_empty(kiln_tensor_ndim(ot), kiln_tensor_shape(ot), kiln_tensor_dtype(ot));
+		if (kiln_eval(ctx, ot, inst.nin, inst.args, a, want))
+			snprintf(error, sizeof error, "oracle: %s", kiln_error(ctx));
+		const float *got = a[inst.nargs - 1]->data, *ref = want->data;
+		for (int64_t i = 0; !error[0] && i < kiln_array_numel(want); i++)
+			if (!(fabs((double)got[i] - ref[i]) <= 1e-3 + 1e-3 * fabs(ref[i])))
+				snprintf(error, sizeof error, "wrong result: element %lld is %g, the oracle says %g", (long long)i,
+				         got[i], ref[i]);
+		kiln_array_free(want);
+	}
+	kiln_time_opts t = {.warmup = 2, .repeat = o->repeat, .min_repeat_ms = 20};
+	if (m && !error[0] && kiln_module_time(m, info->name, a, inst.nargs, &t, &r))
+		snprintf(error, sizeof error, "time: %s", kiln_rt_last_error());
+	cJSON_AddStringToObject(out, "error", error);
+	if (!error[0]) {
+		cJSON_AddNumberToObject(out, "median_ms", r.median_ms);
+		cJSON_AddNumberToObject(out, "gflops", inst.flops / r.median_ms / 1e6);
+		cJSON *s = cJSON_AddArrayToObject(out, "samples_ms");
+		for (int i = 0; i < r.nsamples; i++)
+			cJSON_AddItemToArray(s, cJSON_CreateNumber(r.samples_ms[i]));
+	}
+	char *line = cJSON_PrintUnformatted(out);
+	printf("%s\n", line);
+	cJSON_free(line);
+	cJSON_Delete(out);
+	kiln_timing_free(&r);
+	if (a)
+		free_args(&inst, a);
+	kiln_module_free(m);
+	return error[0] ? 1 : 0;
+}
+
+/* Runs one trial in a worker with a timeout; fills r (r->error on any failure). */
+static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool check, kiln_tune_record *r)
+{
+	char config[32], repeat[16];
+	snprintf(config, sizeof config, "%d,%d", cfg.rows, cfg.vecs);
+	snprintf(repeat, sizeof repeat, "%d", o->repeat);
+	const char *argv[24];
+	int n = 0;
+	argv[n++] = self;
+	argv[n++] = "measure";
+	argv[n++] = o->op;
+	if (o->shape)
+		argv[n++] = "--shape", argv[n++] = o->shape;
+	if (o->attrs && *o->attrs)
+		argv[n++] = "--attr", argv[n++] = o->attrs;
+	argv[n++] = "--target", argv[n++] = o->target;
+	argv[n++] = "--config", argv[n++] = config;
+	argv[n++] = "--repeat", argv[n++] = repeat;
+	if (check)
+		argv[n++] = "--check";
+	argv[n] = NULL;
+	int fd[2];
+	if (pipe(fd)) {
+		snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* the result comes back as JSON on stdout; the worker's messages are in it */
+		int null = open("/dev/null", O_WRONLY);
+		dup2(fd[1], 1);
+		if (null >= 0)
+			dup2(null, 2);
+		close(fd[0]);
+		close(fd[1]);
+		execv(self, (char **)argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	char buf[8192];
+	size_t len = 0;
+	bool timed_out = false;
+	double deadline = bench_clock() + o->timeout;
+	while (pid > 0 && len + 1 < sizeof buf) {
+		struct pollfd p = {fd[0], POLLIN, 0};
+		int left = (int)((deadline - bench_clock()) * 1000);
+		if (left <= 0 || poll(&p, 1, left) <= 0) {
+			timed_out = true;
+			break;
+		}
+		ssize_t k = read(fd[0], buf + len, sizeof buf - 1 - len);
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+	}
+	buf[len] = 0;
+	close(fd[0]);
+	if (timed_out && pid > 0)
+		kill(pid, SIGKILL);
+	int status = 0;
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	cJSON *res = cJSON_Parse(buf);
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(res, "error"), *ms = cJSON_GetObjectItemCaseSensitive(res, "median_ms"),
+	            *s = cJSON_GetObjectItemCaseSensitive(res, "samples_ms"), *x;
+	if (pid < 0)
+		snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+	else if (timed_out)
+		snprintf(r->error, sizeof r->error, "timeout: no result within %d s", o->timeout);
+	else if (WIFSIGNALED(status))
+		snprintf(r->error, sizeof r->error, "the worker died (signal %d)", WTERMSIG(status));
+	else if (cJSON_IsString(e) && e->valuestring[0])
+		snprintf(r->error, sizeof r->error, "%s", e->valuestring);
+	else if (!cJSON_IsNumber(ms))
+		snprintf(r->error, sizeof r->error, "the worker printed no result (exit %d)", WEXITSTATUS(status));
+	else {
+		r->median_ms = ms->valuedouble;
+		cJSON_ArrayForEach(x, s)
+		{
+			if (cJSON_IsNumber(x) && r->nsamples < KILN_TUNE_MAX_SAMPLES)
+				r->samples_ms[r->nsamples++] = x->valuedouble;
+		}
+	}
+	cJSON_Delete(res);
+}
+
+/* best-so-far GFLOP/s against trials, as an SVG line plot */
+static void write_plot(const char *path, const double *best, int n, const char *title)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return;
+	double top = 0;
+	for (int i = 0; i < n; i++)
+		top = best[i] > top ? best[i] : top;
+	top = top > 0 ? top * 1.1 : 1;
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\" font-family=\"sans-serif\" "
+	           "font-size=\"12\">\n<rect width=\"640\" height=\"400\" fill=\"white\"/>\n"
+	           "<text x=\"320\" y=\"20\" text-anchor=\"middle\">%s</text>\n"
+	           "<line x1=\"60\" y1=\"360\" x2=\"620\" y2=\"360\" stroke=\"black\"/>\n"
+	           "<line x1=\"60\" y1=\"40\" x2=\"60\" y2=\"360\" stroke=\"black\"/>\n"
+	           "<text x=\"340\" y=\"390\" text-anchor=\"middle\">trials (%d)</text>\n"
+	           "<text x=\"15\" y=\"200\" transform=\"rotate(-90 15 200)\" text-anchor=\"middle\">best GFLOP/s so far "
+	           "(top %.1f)</text>\n<polyline fill=\"none\" stroke=\"#c33\" stroke-width=\"2\" points=\"",
+	        title, n, top / 1.1);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%.1f,%.1f ", 60 + 560.0 * (n > 1 ? (double)i / (n - 1) : 0), 360 - 320 * best[i] / top);
+	fprintf(f, "\"/>\n</svg>\n");
+	fclose(f);
+}
+
+static int cmd_tune(const opts *o)
+{
+	kiln_target t;
+	char err[512], desc[512];
+	if (!o->op || !o->log) {
+		fprintf(stderr, "kiln: tune needs an operator (or FILE.kte) and --log FILE.jsonl\n");
+		return 2;
+	}
+	if (kiln_target_parse(o->target, &t, err, sizeof err)) {
+		fprintf(stderr, "kiln: %s\n", err);
+		return 1;
+	}
+	if (t.kind != KILN_LLVM) {
+		fprintf(stderr, "kiln: tune measures on this CPU (llvm targets) so far, not '%s'\n", o->target);
+		return 1;
+	}
+	if (!kiln_target_runs_here(&t)) {
+		fprintf(stderr, "kiln: this CPU cannot run code for '%s'\n", o->target);
+		return 1;
+	}
+	char self[4096];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (sl <= 0) {
+		fprintf(stderr, "kiln: cannot find this program (/proc/self/exe): %s\n", strerror(errno));
+		return 1;
+	}
+	self[sl] = 0;
+	kiln_cpu_config space[64];
+	int nspace = kiln_tune_space(&t, space, 64), order[64];
+	kiln_tune_order(o->search, o->seed, nspace, order);
+	int n = o->trials < nspace ? o->trials : nspace;
+	double best_so_far[64] = {0}, best = 0, t0 = bench_clock();
+	int best_i = -1, errors = 0;
+	kiln_tune_task task = task_of(o);
+	kiln_target_describe(&t, desc, sizeof desc);
+	fprintf(stderr, "tuning %s %s on %s: %d of %d configurations (%s search), log %s\n", task.op, task.shape, desc, n,
+	        nspace, o->search, o->log);
+	/* the work of one call, for GFLOP/s: the worker reports it with its times */
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst inst;
+	const kiln_op_info *info = declare(ctx, o, &inst);
+	double flops = info ? inst.flops : 0;
+	kiln_ctx_free(ctx);
+	if (!info)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		kiln_tune_record r = {.task = task, .cfg = space[order[i]]};
+		snprintf(r.device, sizeof r.device, "%.255s", desc);
+		snprintf(r.version, sizeof r.version, "%s", KILN_VERSION);
+		r.unix_time = (double)time(NULL);
+		/* the first trial, and any new best, is checked against the oracle */
+		run_trial(o, self, r.cfg, i == 0, &r);
+		if (!r.error[0] && r.median_ms > 0) {
+			r.gflops = flops / r.median_ms / 1e6;
+			if (best_i >= 0 && r.median_ms < flops / best / 1e6) {
+				kiln_tune_record again = r;
+				again.nsamples = 0;
+				run_trial(o, self, r.cfg, true, &again);
+				if (again.error[0])
+					snprintf(r.error, sizeof r.error, "%s", again.error);
+			}
+		}
+		if (r.error[0])
+			errors++;
+		else if (r.gflops > best) {
+			best = r.gflops;
+			best_i = order[i];
+		}
+		best_so_far[i] = best;
+		if (kiln_tune_log_append(o->log, &r, err, sizeof err)) {
+			fprintf(stderr, "\nkiln: %s\n", err);
+			return 1;
+		}
+		double el = bench_clock() - t0, eta = el / (i + 1) * (n - i - 1);
+		int bar = 30 * (i + 1) / n;
+		fprintf(stderr, "\r[%-30.*s] %3d/%d  best %.1f GFLOP/s  errors %d  ETA %d:%02d ", bar,
+		        "##############################", i + 1, n, best, errors, (int)eta / 60, (int)eta % 60);
+	}
+	fprintf(stderr, "\n");
+	char plot[4200];
+	snprintf(plot, sizeof plot, "%s.svg", o->log);
+	char title[600];
+	snprintf(title, sizeof title, "%s %s on %s", task.op, task.shape, o->target);
+	write_plot(plot, best_so_far, n, title);
+	if (best_i < 0) {
+		fprintf(stderr, "kiln: every trial failed (see %s)\n", o->log);
+		return 1;
+	}
+	printf("best: %d rows x %d vectors, %.1f GFLOP/s; log %s, plot %s\n"
+	       "apply it with: kiln build|run|bench %s%s%s --tuning-log %s\n",
+	       space[best_i].rows, space[best_i].vecs, best, o->log, plot, task.op, o->shape ? " --shape " : "",
+	       o->shape ? o->shape : "", o->log);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -819,9 +1190,10 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
-	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices", "serve", "onnx", "compile"};
+	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices", "serve", "onnx", "compile",
+	                             "tune", "measure"};
 	bool known = false;
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < 11; i++)
 		known |= !strcmp(cmd, cmds[i]);
 	if (!known) {
 		fprintf(stderr, "kiln: unknown command '%s'\n\n%s", cmd, usage_main);
@@ -846,6 +1218,17 @@ int main(int argc, char **argv)
 		return cmd_compile(&o);
 	if ((!strcmp(cmd, "run") || !strcmp(cmd, "bench")) && is_model(&o))
 		return cmd_model(&o, !strcmp(cmd, "bench"));
+	if (!strcmp(cmd, "tune"))
+		return cmd_tune(&o);
+	static kiln_cpu_config cfg; /* cpu_config points at it for the whole run */
+	if (pick_config(&o, &cfg))
+		return 1;
+	if (!strcmp(cmd, "measure")) {
+		kiln_ctx *mctx = kiln_ctx_new();
+		int mrc = cmd_measure(mctx, &o);
+		kiln_ctx_free(mctx);
+		return mrc;
+	}
 	kiln_ctx *ctx = kiln_ctx_new();
 	if (!strcmp(cmd, "build") && is_bundle(&o)) {
 		int brc = cmd_bundle(ctx, &o);

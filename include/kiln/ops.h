@@ -84,6 +84,16 @@ kiln_tensor *kiln_op_concat(kiln_ctx *ctx, int n, kiln_tensor *const *xs, int ax
 kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
 /* The same sized for a described CPU (wasm: 128-bit vectors, 16 registers). */
 kiln_schedule *kiln_schedule_cpu_for(kiln_ctx *ctx, const kiln_target *t, int nout, kiln_tensor *const *outs);
+/*
+ * The knobs of the CPU schedules' register blocks (matmul, conv, pooling,
+ * any tiled reduction): rows of the block and vectors of columns (0: the
+ * default the target gives). What a tuner searches (include/kiln/tune.h).
+ */
+typedef struct {
+	int rows, vecs;
+} kiln_cpu_config;
+kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
+                                        kiln_tensor *const *outs);
 /* The default schedule for GPU-style targets (opencl): every stage a kernel,
  * threads bound to output elements. */
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);

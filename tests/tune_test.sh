@@ -1,0 +1,57 @@
+#!/bin/sh
+# tests/tune_test.sh KILN — kiln tune and --tuning-log: trials in worker
+# processes survive a crashing and a hanging candidate, every log line is a
+# JSON record, apply-best picks the fastest error-free record of the task
+# (and says when there is none), and a tuned build still matches the oracle.
+set -u
+kiln=$1
+dir=$(mktemp -d /tmp/kiln-tune-XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# a grid search whose first candidates crash and hang
+KILN_MEASURE_FAULT=crash:1,1 "$kiln" tune matmul --shape 64,64,64 --trials 6 --search grid --repeat 3 \
+	--log "$dir/a.jsonl" >"$dir/out" 2>"$dir/err" || { cat "$dir/out" "$dir/err"; fail "tune stopped at a crash"; }
+KILN_MEASURE_FAULT=hang:2,1 "$kiln" tune matmul --shape 64,64,64 --trials 3 --search grid --repeat 3 --timeout 3 \
+	--log "$dir/a.jsonl" >>"$dir/out" 2>>"$dir/err" || { cat "$dir/out" "$dir/err"; fail "tune stopped at a hang"; }
+[ "$(wc -l <"$dir/a.jsonl")" -eq 9 ] || fail "expected 9 records, got $(wc -l <"$dir/a.jsonl")"
+# (a plain build dies of SIGSEGV; under ASan the sanitizer reports it and exits)
+grep -Eq '"config":\{"rows":1,"vecs":1\}.*"error":"the worker (died \(signal 11\)|printed no result)' "$dir/a.jsonl" ||
+	fail "no crash record"
+grep -q '"config":{"rows":2,"vecs":1}.*"error":"timeout: no result within 3 s"' "$dir/a.jsonl" || fail "no timeout record"
+[ -s "$dir/a.jsonl.svg" ] && grep -q "<polyline" "$dir/a.jsonl.svg" || fail "no plot"
+# every line is one JSON object with the fields a record has
+python3 - "$dir/a.jsonl" <<'PY' || fail "a log line is not a record"
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    for k in ("op", "shape", "attrs", "target", "device", "config", "median_ms", "gflops", "samples_ms", "error", "version", "time"):
+        assert k in r, k
+    assert r["error"] or (r["median_ms"] > 0 and len(r["samples_ms"]) >= 1), r
+PY
+
+# apply-best: the fastest record without error, of this task only
+cat >"$dir/b.jsonl" <<'JL'
+{"op":"matmul","shape":"64,64,64","attrs":"","target":"llvm","config":{"rows":3,"vecs":1},"median_ms":5.0,"gflops":1,"samples_ms":[5.0],"error":""}
+not a record
+{"op":"matmul","shape":"64,64,64","attrs":"","target":"llvm","config":{"rows":2,"vecs":2},"median_ms":1.0,"gflops":1,"samples_ms":[1.0],"error":""}
+{"op":"matmul","shape":"64,64,64","attrs":"","target":"llvm","config":{"rows":4,"vecs":1},"median_ms":0.5,"gflops":1,"samples_ms":[],"error":"wrong result"}
+{"op":"matmul","shape":"32,64,64","attrs":"","target":"llvm","config":{"rows":5,"vecs":1},"median_ms":0.1,"gflops":1,"samples_ms":[0.1],"error":""}
+{"op":"matmul","shape":"64,64,64","attrs":"","target":"llvm","config":{"rows":99,"vecs":1},"median_ms":0.01,"gflops":1,"samples_ms":[0.01],"error":""}
+JL
+"$kiln" lower matmul --shape 64,64,64 --tuning-log "$dir/b.jsonl" 2>&1 | head -1 >"$dir/which"
+grep -q "the CPU template, 2 rows x 2 vectors (best of $dir/b.jsonl: 1.0000 ms)" "$dir/which" || { cat "$dir/which"; fail "apply-best picked another record"; }
+"$kiln" run matmul --shape 64,64,64 --tuning-log "$dir/b.jsonl" | grep -q "within tolerance" || fail "the tuned build does not match the oracle"
+"$kiln" run matmul --shape 48,64,64 --tuning-log "$dir/b.jsonl" 2>"$dir/err" >/dev/null || fail "no record must fall back to the default"
+grep -q "has no record for matmul 48,64,64 on llvm: the default schedule" "$dir/err" || fail "the fallback is not said"
+"$kiln" run matmul --shape 64,64,64 --tuning-log "$dir/missing.jsonl" 2>"$dir/err" && fail "a missing log must be an error"
+grep -q "cannot open" "$dir/err" || fail "no message for a missing log"
+
+# a user's operator tunes too
+"$kiln" tune "$(dirname "$0")/../examples/te/batched_einsum.kte" --trials 3 --repeat 3 --log "$dir/c.jsonl" >/dev/null 2>&1 ||
+	fail "tune of a .kte file"
+# bad values
+"$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --search bogus 2>/dev/null; [ $? -eq 2 ] || fail "--search bogus"
+"$kiln" run matmul --shape 64,64,64 --config 0,99 2>/dev/null && fail "--config 0,99 accepted"
+"$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --target opencl 2>/dev/null && fail "tune on opencl accepted"
+echo "tune: ok"

@@ -1,0 +1,159 @@
+/*
+ * tune.c — the CPU template's configuration space, search orders, and the
+ * tuning log: one JSON object per line, written and read with cJSON.
+ */
+#include <cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/tune.h"
+
+int kiln_tune_space(const kiln_target *t, kiln_cpu_config *out, int max)
+{
+	int n = 0, budget = t->vector_regs > 8 ? t->vector_regs - 4 : 4;
+	for (int vecs = 1; vecs <= 4; vecs++)
+		for (int rows = 1; rows <= 8; rows++) {
+			/* blocks past the registers spill; keep the first one that does as a witness */
+			if (rows * vecs > budget + vecs)
+				continue;
+			if (n < max)
+				out[n] = (kiln_cpu_config){rows, vecs};
+			n++;
+		}
+	return n < max ? n : max;
+}
+
+/* splitmix64: a seeded shuffle that is the same on every machine */
+static uint64_t next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+int kiln_tune_order(const char *search, uint64_t seed, int n, int *order)
+{
+	for (int i = 0; i < n; i++)
+		order[i] = i;
+	if (!search || !strcmp(search, "grid"))
+		return 0;
+	if (strcmp(search, "random"))
+		return -1;
+	for (int i = n - 1; i > 0; i--) {
+		int j = (int)(next(&seed) % (uint64_t)(i + 1)), k = order[i];
+		order[i] = order[j];
+		order[j] = k;
+	}
+	return 0;
+}
+
+int kiln_tune_log_append(const char *path, const kiln_tune_record *r, char *err, int errlen)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "op", r->task.op);
+	cJSON_AddStringToObject(o, "shape", r->task.shape);
+	cJSON_AddStringToObject(o, "attrs", r->task.attrs);
+	cJSON_AddStringToObject(o, "target", r->task.target);
+	cJSON_AddStringToObject(o, "device", r->device);
+	cJSON *cfg = cJSON_AddObjectToObject(o, "config");
+	cJSON_AddNumberToObject(cfg, "rows", r->cfg.rows);
+	cJSON_AddNumberToObject(cfg, "vecs", r->cfg.vecs);
+	cJSON_AddNumberToObject(o, "median_ms", r->median_ms);
+	cJSON_AddNumberToObject(o, "gflops", r->gflops);
+	cJSON *s = cJSON_AddArrayToObject(o, "samples_ms");
+	for (int i = 0; i < r->nsamples && i < KILN_TUNE_MAX_SAMPLES; i++)
+		cJSON_AddItemToArray(s, cJSON_CreateNumber(r->samples_ms[i]));
+	cJSON_AddStringToObject(o, "error", r->error);
+	cJSON_AddStringToObject(o, "version", r->version);
+	cJSON_AddNumberToObject(o, "time", r->unix_time);
+	char *line = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	FILE *f = line ? fopen(path, "a") : NULL;
+	int rc = f && fprintf(f, "%s\n", line) > 0 ? 0 : -1;
+	if (f && fclose(f))
+		rc = -1;
+	if (rc)
+		snprintf(err, (size_t)errlen, "cannot append to %s: %s", path, line ? strerror(errno) : "out of memory");
+	cJSON_free(line);
+	return rc;
+}
+
+static int get_string(const cJSON *o, const char *key, char *out, size_t n)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!cJSON_IsString(v) || strlen(v->valuestring) >= n)
+		return -1;
+	snprintf(out, n, "%s", v->valuestring);
+	return 0;
+}
+
+static int get_number(const cJSON *o, const char *key, double *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!cJSON_IsNumber(v))
+		return -1;
+	*out = v->valuedouble;
+	return 0;
+}
+
+int kiln_tune_record_parse(const char *line, kiln_tune_record *r)
+{
+	memset(r, 0, sizeof *r);
+	cJSON *o = cJSON_Parse(line);
+	if (!o)
+		return -1;
+	double rows = 0, vecs = 0;
+	const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "config");
+	int bad = get_string(o, "op", r->task.op, sizeof r->task.op) ||
+	          get_string(o, "shape", r->task.shape, sizeof r->task.shape) ||
+	          get_string(o, "attrs", r->task.attrs, sizeof r->task.attrs) ||
+	          get_string(o, "target", r->task.target, sizeof r->task.target) ||
+	          get_string(o, "error", r->error, sizeof r->error) || !cJSON_IsObject(cfg) ||
+	          get_number(cfg, "rows", &rows) || get_number(cfg, "vecs", &vecs) ||
+	          get_number(o, "median_ms", &r->median_ms) || get_number(o, "gflops", &r->gflops);
+	get_string(o, "device", r->device, sizeof r->device);
+	get_string(o, "version", r->version, sizeof r->version);
+	get_number(o, "time", &r->unix_time);
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "samples_ms"), *x;
+	cJSON_ArrayForEach(x, s)
+	{
+		if (cJSON_IsNumber(x) && r->nsamples < KILN_TUNE_MAX_SAMPLES)
+			r->samples_ms[r->nsamples++] = x->valuedouble;
+	}
+	cJSON_Delete(o);
+	/* configurations are small whole numbers; anything else is not a record of ours */
+	if (bad || rows < 0 || rows > 16 || vecs < 0 || vecs > 8 || rows != (int)rows || vecs != (int)vecs)
+		return -1;
+	r->cfg = (kiln_cpu_config){(int)rows, (int)vecs};
+	return 0;
+}
+
+static bool same_task(const kiln_tune_task *a, const kiln_tune_task *b)
+{
+	return !strcmp(a->op, b->op) && !strcmp(a->shape, b->shape) && !strcmp(a->attrs, b->attrs) &&
+	       !strcmp(a->target, b->target);
+}
+
+int kiln_tune_log_best(const char *path, const kiln_tune_task *task, kiln_tune_record *best, char *err, int errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return snprintf(err, (size_t)errlen, "cannot open %s: %s", path, strerror(errno)), -1;
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+	kiln_tune_record r;
+	while (getline(&line, &cap, f) > 0) {
+		if (kiln_tune_record_parse(line, &r) || r.error[0] || !same_task(&r.task, task) || !(r.median_ms > 0))
+			continue;
+		if (!found || r.median_ms < best->median_ms)
+			*best = r;
+		found = 1;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
