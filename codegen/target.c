@@ -132,7 +132,9 @@ int kiln_target_parse(const char *text, kiln_target *t, char *err, int errlen)
 	if (t->kind != KILN_LLVM)
 		return 0;
 	host_cpu(t);
-	if (mcpu && strcmp(mcpu, t->cpu)) {
+	if (mcpu) {
+		/* a CPU named explicitly is that CPU as the table describes it, even when it is
+		 * this host's name (valgrind's synthetic CPU calls itself one) */
 		size_t c = 0;
 		while (c < sizeof cpus / sizeof *cpus && strcmp(cpus[c].name, mcpu))
 			c++;

@@ -1177,9 +1177,9 @@ static int cmd_tune(const opts *o)
 		return 1;
 	}
 	printf("best: %d rows x %d vectors, %.1f GFLOP/s; log %s, plot %s\n"
-	       "apply it with: kiln build|run|bench %s%s%s --tuning-log %s\n",
+	       "apply it with: kiln build|run|bench %s%s%s%s%s --target '%s' --tuning-log %s\n",
 	       space[best_i].rows, space[best_i].vecs, best, o->log, plot, task.op, o->shape ? " --shape " : "",
-	       o->shape ? o->shape : "", o->log);
+	       o->shape ? o->shape : "", task.attrs[0] ? " --attr " : "", task.attrs, task.target, o->log);
 	return 0;
 }
 
