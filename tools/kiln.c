@@ -67,6 +67,7 @@ static const char *usage_main =
 	"  compile MODEL.onnx -o M.kmod|M.so\n"
 	"                            compile a whole ONNX model into one model module or library\n"
 	"  run M.kmod / bench M.kmod run a compiled model on random inputs / time it\n"
+	"  tune OP --shape S --log F tune OP's CPU schedule; build|run|bench --tuning-log F apply it\n"
 	"\n"
 	"`kiln <command> --help` describes a command's options.\n";
 
@@ -113,6 +114,18 @@ static void cmd_usage(const char *cmd)
 		       "opsets %d-%d, every value defined before use, types, initializer sizes, external\n"
 		       "data paths) and prints its inputs, outputs, operators and initializers. A file it\n"
 		       "cannot read is refused with the reason.\n", KILN_ONNX_MIN_OPSET, KILN_ONNX_MAX_OPSET);
+		return;
+	}
+	if (!strcmp(cmd, "tune") || !strcmp(cmd, "measure")) {
+		printf("usage: kiln tune OP|FILE.kte [--shape S] [--attr A] [--target 'llvm ...'] --log F.jsonl\n"
+		       "                 [--trials N] [--search random|grid] [--seed N] [--timeout S] [--repeat N]\n\n"
+		       "Searches the CPU template's register blocks (rows x vectors of columns) for OP on\n"
+		       "this machine: each trial is built, run and timed by a worker process (kiln measure)\n"
+		       "with a timeout, the first one and every new best checked against the oracle;\n"
+		       "failures are recorded and the search goes on. Appends one JSON line per trial\n"
+		       "to the log and writes F.jsonl.svg (best so far against trials).\n"
+		       "--tuning-log F.jsonl on lower, build, run and bench applies the best record of the\n"
+		       "same task; --config ROWS,VECTORS applies one configuration by hand.\n");
 		return;
 	}
 	if (!strcmp(cmd, "devices")) {
