@@ -1128,24 +1128,30 @@ static int cmd_tune(const opts *o)
 		return 1;
 	}
 	self[sl] = 0;
-	kiln_cpu_config space[64];
-	int nspace = kiln_tune_space(&t, space, 64), order[64];
+	kiln_cpu_config all[64], space[64];
+	int nall = kiln_tune_space(&t, all, 64), nspace = 0, order[64];
+	/* the work of one call, for GFLOP/s; and the configurations this operator's
+	 * schedule accepts (a matmul's columns must divide its packed panels) */
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst inst;
+	const kiln_op_info *info = declare(ctx, o, &inst);
+	double flops = info ? inst.flops : 0;
+	for (int i = 0; info && i < nall; i++) {
+		if (kiln_schedule_cpu_config(ctx, &t, &all[i], inst.nargs - inst.nin, inst.args + inst.nin))
+			space[nspace++] = all[i];
+		kiln_clear_error(ctx);
+	}
+	kiln_ctx_free(ctx);
+	if (!info)
+		return 1;
 	kiln_tune_order(o->search, o->seed, nspace, order);
 	int n = o->trials < nspace ? o->trials : nspace;
 	double best_so_far[64] = {0}, best = 0, t0 = bench_clock();
 	int best_i = -1, errors = 0;
 	kiln_tune_task task = task_of(o);
 	kiln_target_describe(&t, desc, sizeof desc);
-	fprintf(stderr, "tuning %s %s on %s: %d of %d configurations (%s search), log %s\n", task.op, task.shape, desc, n,
-	        nspace, o->search, o->log);
-	/* the work of one call, for GFLOP/s: the worker reports it with its times */
-	kiln_ctx *ctx = kiln_ctx_new();
-	kiln_op_inst inst;
-	const kiln_op_info *info = declare(ctx, o, &inst);
-	double flops = info ? inst.flops : 0;
-	kiln_ctx_free(ctx);
-	if (!info)
-		return 1;
+	fprintf(stderr, "tuning %s %s on %s: %d of %d configurations (%s search; %d the schedule refuses), log %s\n",
+	        task.op, task.shape, desc, n, nspace, o->search, nall - nspace, o->log);
 	for (int i = 0; i < n; i++) {
 		kiln_tune_record r = {.task = task, .cfg = space[order[i]]};
 		snprintf(r.device, sizeof r.device, "%.255s", desc);
