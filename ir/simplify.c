@@ -20,19 +20,32 @@
 
 /* ---- constant bounds ---- */
 
+/*
+ * Saturation makes an end look unbounded; a bound of finite operands that
+ * saturates is an index past 64-bit arithmetic, which is not the same as
+ * unknown: it is noted here for ir_const_bounds_checked (per thread).
+ */
+static _Thread_local bool saturated;
+
+static bool is_finite_end(int64_t v) { return v != INT64_MIN && v != INT64_MAX; }
+
 static int64_t sat_add(int64_t a, int64_t b)
 {
 	int64_t r;
-	if (__builtin_add_overflow(a, b, &r))
+	if (__builtin_add_overflow(a, b, &r)) {
+		saturated |= is_finite_end(a) && is_finite_end(b);
 		return a > 0 ? INT64_MAX : INT64_MIN;
+	}
 	return r;
 }
 
 static int64_t sat_mul(int64_t a, int64_t b)
 {
 	int64_t r;
-	if (__builtin_mul_overflow(a, b, &r))
+	if (__builtin_mul_overflow(a, b, &r)) {
+		saturated |= is_finite_end(a) && is_finite_end(b);
 		return (a > 0) == (b > 0) ? INT64_MAX : INT64_MIN;
+	}
 	return r;
 }
 
@@ -119,14 +132,29 @@ static ir_range bounds_of(const ir_env *env, const ir_expr *e, bool lanes)
 				if (env->vars[i] == e)
 					return env->r[i];
 		return unknown;
-	case IR_CAST:
-		return ir_is_int(e->bin.a->type) ? bounds(env, e->bin.a, lanes) : unknown;
+	case IR_CAST: {
+		if (!ir_is_int(e->bin.a->type) || !ir_is_int(e->type))
+			return unknown;
+		/* a cast that narrows or changes signedness keeps the range only where it fits */
+		ir_range r = bounds(env, e->bin.a, lanes);
+		int bits = e->type.bits;
+		int64_t lo = e->type.code == KILN_UINT ? 0 : bits >= 64 ? INT64_MIN : -((int64_t)1 << (bits - 1));
+		int64_t hi = bits >= 64 ? INT64_MAX : e->type.code == KILN_UINT ? ((int64_t)1 << bits) - 1 : ((int64_t)1 << (bits - 1)) - 1;
+		if (bits >= 64 && e->type.code == KILN_UINT && e->bin.a->type.code != KILN_UINT && r.lo < 0)
+			return unknown;
+		return r.lo >= lo && r.hi <= hi ? r : unknown;
+	}
 	case IR_SELECT:
 	case IR_IF_THEN_ELSE: {
-		/* each branch under the condition that chooses it: select(i > 0, i - 1, 0) is never negative */
-		bool scalar = e->sel.cond->type.lanes == 1;
+		/* each branch under the condition that chooses it: select(i > 0, i - 1, 0) is never
+		 * negative; conditions nested in conditions are analysed a few levels deep only
+		 * (each level looks at both sides: past that the union of the sides) */
+		static _Thread_local int assuming;
+		bool scalar = e->sel.cond->type.lanes == 1 && assuming < 4;
+		assuming++;
 		ir_range a = scalar ? bounds_assuming(env, e->sel.cond, true, e->sel.t, lanes) : bounds(env, e->sel.t, lanes);
 		ir_range b = scalar ? bounds_assuming(env, e->sel.cond, false, e->sel.f, lanes) : bounds(env, e->sel.f, lanes);
+		assuming--;
 		return (ir_range){a.lo < b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi};
 	}
 	case IR_ADD:
@@ -250,6 +278,16 @@ void ir_env_assume(ir_env *env, const ir_expr *cond, bool truth)
 }
 
 ir_range ir_const_bounds(const ir_env *env, const ir_expr *e) { return bounds(env, e, false); }
+
+ir_range ir_const_bounds_checked(const ir_env *env, const ir_expr *e, bool *overflow)
+{
+	bool saved = saturated;
+	saturated = false;
+	ir_range r = bounds(env, e, false);
+	*overflow = saturated;
+	saturated = saved;
+	return r;
+}
 
 ir_range ir_lane_bounds(const ir_env *env, const ir_expr *e) { return bounds(env, e, true); }
 

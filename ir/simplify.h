@@ -28,6 +28,9 @@ void ir_env_free(ir_env *env);
 void ir_env_assume(ir_env *env, const ir_expr *cond, bool truth);
 /* Constant bounds of an integer expression under env (may be unbounded). */
 ir_range ir_const_bounds(const ir_env *env, const ir_expr *e);
+/* The same, and whether some bound of finite values overflowed 64 bits (an
+ * unbounded end then means "too large", not "unknown"). */
+ir_range ir_const_bounds_checked(const ir_env *env, const ir_expr *e, bool *overflow);
 /* The same for vectors too: a range holding every lane. */
 ir_range ir_lane_bounds(const ir_env *env, const ir_expr *e);
 

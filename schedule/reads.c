@@ -25,11 +25,12 @@ static void push_axes(ir_env *env, const ir_op *op)
 		ir_env_push(env, op->reduce[r]->var, op->reduce[r]->min, op->reduce[r]->min + op->reduce[r]->extent - 1);
 }
 
-/* Whether index d of read e stays inside its tensor under env; r receives its range. */
-static bool index_in_bounds(kiln_ctx *ctx, ir_env *env, const ir_expr *e, int d, ir_range *r)
+/* Whether index d of read e stays inside its tensor under env; r receives its range, overflow
+ * whether computing it overflowed 64 bits (an index that large is out of bounds, not unknown). */
+static bool index_in_bounds(kiln_ctx *ctx, ir_env *env, const ir_expr *e, int d, ir_range *r, bool *overflow)
 {
-	*r = ir_const_bounds(env, ir_simplify_expr(ctx, env, e->read.idx[d]));
-	return r->lo >= 0 && r->hi < e->read.t->shape[d];
+	*r = ir_const_bounds_checked(env, ir_simplify_expr(ctx, env, e->read.idx[d]), overflow);
+	return !*overflow && r->lo >= 0 && r->hi < e->read.t->shape[d];
 }
 
 /* ---- refusing reads that are provably out of bounds ---- */
@@ -87,9 +88,16 @@ static void check_expr(read_check *rc, const ir_expr *e)
 		ir_tensor *t = e->read.t;
 		for (int d = 0; d < t->ndim; d++) {
 			ir_range r;
-			index_in_bounds(rc->ctx, rc->env, e, d, &r);
+			bool overflow;
+			index_in_bounds(rc->ctx, rc->env, e, d, &r, &overflow);
 			/* an end beyond interval arithmetic (data-dependent) is left to the user */
 			bool lo_bad = r.lo != INT64_MIN && r.lo < 0, hi_bad = r.hi != INT64_MAX && r.hi >= t->shape[d];
+			if (overflow) {
+				char *ix = ir_expr_to_str(rc->ctx, e->read.idx[d]);
+				rc->err = ir_error(rc->ctx, "lower: '%s' reads %s out of bounds: index %d (%s) overflows 64-bit "
+				                            "arithmetic", rc->stage, t->name, d, ix);
+				return;
+			}
 			if (!lo_bad && !hi_bad)
 				continue;
 			char *ix = ir_expr_to_str(rc->ctx, e->read.idx[d]);
@@ -140,12 +148,18 @@ static bool safe_read(const ir_expr *e, void *user)
 	if (e->kind == IR_READ)
 		for (int d = 0; d < e->read.t->ndim && sf->safe; d++) {
 			ir_range r;
-			sf->safe = index_in_bounds(sf->ctx, sf->env, e, d, &r);
+			bool overflow;
+			sf->safe = index_in_bounds(sf->ctx, sf->env, e, d, &r, &overflow);
 		}
+	if ((e->kind == IR_DIV || e->kind == IR_MOD) && ir_is_int(e->type)) {
+		/* an integer division by zero traps (x86): only the side that cannot reach it may run eagerly */
+		ir_range r = ir_const_bounds(sf->env, ir_simplify_expr(sf->ctx, sf->env, e->bin.b));
+		sf->safe &= r.lo > 0 || r.hi < 0;
+	}
 	return sf->safe;
 }
 
-/* Whether every read in e is in bounds whatever the conditions inside e choose. */
+/* Whether every read in e is in bounds, and no integer division by zero, whatever the conditions inside e choose. */
 static bool always_in_bounds(kiln_ctx *ctx, ir_env *env, const ir_expr *e)
 {
 	safety sf = {ctx, env, true};

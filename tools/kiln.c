@@ -1265,7 +1265,11 @@ int main(int argc, char **argv)
 		if (info && !strcmp(cmd, "lower")) {
 			kiln_func *f = lower(ctx, info, &inst, o.target, o.llvm ? NULL : stdout);
 			rc = f ? 0 : 1;
-			if (f && !o.llvm && strcmp(o.target, "llvm") != 0) {
+			kiln_target lt;
+			char lerr[256];
+			bool source = !kiln_target_parse(o.target, &lt, lerr, sizeof lerr) && lt.kind != KILN_LLVM &&
+			              lt.kind != KILN_WASM;
+			if (f && !o.llvm && source) {
 				printf("// ---- %s source ----\n", o.target);
 				if (kiln_device_source(ctx, 1, &f, codegen_target(o.target), stdout)) {
 					fprintf(stderr, "kiln: %s\n", kiln_error(ctx));

@@ -38,6 +38,7 @@
 
 #define MAX_TEXT (1 << 20) /* 1 MiB of source */
 #define MAX_DEPTH 200      /* nesting of expressions */
+#define MAX_NODES 2000     /* operators in one statement: every later pass recurses over its tree */
 #define MAX_NAMES 64       /* tensors of an op, axes in scope */
 #define MAX_OPS 64
 #define MAX_BLOCKS 16
@@ -93,6 +94,7 @@ typedef struct {
 	kiln_ctx *ctx;
 	int pos;
 	int depth;
+	int nodes; /* operators of the current statement */
 	te_op *op;
 	int nscope;
 	scoped scope[MAX_NAMES];
@@ -125,11 +127,14 @@ static int verror_at(parser *ps, const token *tok, const char *fmt, va_list ap)
 	int line, col;
 	const char *start;
 	line_col(ps->p, tok->loc, &line, &col, &start);
-	int n = 0;
+	/* a long line is shown from 100 characters before the column, so the caret stays on it */
+	int skip = col > 150 ? col - 101 : 0, n = 0;
+	start += skip;
 	while (start[n] && start[n] != '\n' && n < 200)
 		n++;
-	int caret = col - 1 < n ? col - 1 : n;
-	return ir_error(ps->ctx, "%s:%d:%d: error: %s\n  %.*s\n  %*s^", ps->p->file, line, col, msg, n, start, caret, "");
+	int caret = col - 1 - skip < n ? col - 1 - skip : n;
+	return ir_error(ps->ctx, "%s:%d:%d: error: %s\n  %s%.*s\n  %*s^", ps->p->file, line, col, msg, skip ? "..." : "", n,
+	                start, caret + (skip ? 3 : 0), "");
 }
 
 static int error_at(parser *ps, const token *tok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -373,26 +378,59 @@ static kiln_expr *expr(parser *ps);
 
 static bool is_literal(const kiln_expr *e) { return e && (e->kind == IR_INT_IMM || e->kind == IR_FLOAT_IMM); }
 
+/* Whether integer v is a value of integer type t. */
+static bool fits(int64_t v, ir_type t)
+{
+	if (t.bits >= 64)
+		return t.code != KILN_UINT || v >= 0;
+	if (t.code == KILN_UINT)
+		return v >= 0 && v < (int64_t)1 << t.bits;
+	return v >= -((int64_t)1 << (t.bits - 1)) && v < (int64_t)1 << (t.bits - 1);
+}
+
+/* A literal in type t, exactly (integers never pass through a double); NULL (reported at at) if it does not fit. */
+static kiln_expr *literal_as(parser *ps, const token *at, const kiln_expr *lit, ir_type t)
+{
+	if (lit->kind == IR_INT_IMM && ir_is_int(t)) {
+		if (!fits(lit->i, t)) {
+			char tb[16];
+			error_at(ps, at, "the literal %lld does not fit %s", (long long)lit->i, ir_type_str(t, tb));
+			return NULL;
+		}
+		return ir_int(ps->ctx, t, lit->i);
+	}
+	return kiln_const(ps->ctx, t, lit->kind == IR_INT_IMM ? (double)lit->i : lit->f);
+}
+
 /* A literal operand takes the other operand's type: i - 1 stays i64, x * 2 stays f32. */
-static void coerce(parser *ps, kiln_expr **a, kiln_expr **b)
+static int coerce(parser *ps, const token *at, kiln_expr **a, kiln_expr **b)
 {
 	if (!*a || !*b || ir_type_eq((*a)->type, (*b)->type) || ir_is_bool((*a)->type) || ir_is_bool((*b)->type))
-		return;
+		return 0;
 	kiln_expr **lit = is_literal(*b) ? b : is_literal(*a) ? a : NULL;
 	if (!lit)
-		return;
+		return 0;
 	kiln_expr *other = lit == a ? *b : *a;
 	if (ir_is_int(other->type) && (*lit)->kind == IR_FLOAT_IMM)
-		return; /* 0.5 does not become an integer silently */
-	double v = (*lit)->kind == IR_INT_IMM ? (double)(*lit)->i : (*lit)->f;
-	*lit = kiln_const(ps->ctx, other->type, v);
+		return 0; /* 0.5 does not become an integer silently */
+	*lit = literal_as(ps, at, *lit, other->type);
+	return *lit ? 0 : -1;
+}
+
+/* Counts one more operator of the statement; -1 (reported at t) past MAX_NODES. */
+static int count_node(parser *ps, const token *t)
+{
+	if (++ps->nodes <= MAX_NODES)
+		return 0;
+	return failed(ps) ? -1 : error_at(ps, t, "more than %d operators in one statement", MAX_NODES);
 }
 
 static kiln_expr *binary(parser *ps, const token *op, kiln_expr *a, kiln_expr *b)
 {
-	if (!a || !b)
+	if (!a || !b || count_node(ps, op))
 		return NULL;
-	coerce(ps, &a, &b);
+	if (coerce(ps, op, &a, &b))
+		return NULL;
 	static const struct {
 		const char *s;
 		kiln_expr *(*fn)(kiln_ctx *, kiln_expr *, kiln_expr *);
@@ -568,21 +606,23 @@ static kiln_expr *call(parser *ps, const token *name)
 	} else if (!strcmp(fn, "min") || !strcmp(fn, "max")) {
 		want = 2;
 		if (n == 2) {
-			coerce(ps, &a[0], &a[1]);
+			if (coerce(ps, name, &a[0], &a[1]))
+				return NULL;
 			r = (fn[1] == 'i' ? kiln_min : kiln_max)(ctx, a[0], a[1]);
 		}
 	} else if (!strcmp(fn, "select") || !strcmp(fn, "if_then_else")) {
 		want = 3;
 		if (n == 3) {
-			coerce(ps, &a[1], &a[2]);
+			if (coerce(ps, name, &a[1], &a[2]))
+				return NULL;
 			r = (fn[0] == 's' ? kiln_select : kiln_if_then_else)(ctx, a[0], a[1], a[2]);
 		}
 	} else {
 		for (size_t i = 0; i < sizeof intrinsics / sizeof *intrinsics; i++)
 			if (!strcmp(fn, intrinsics[i].name)) {
 				want = intrinsics[i].nargs;
-				if (n == want && want == 2)
-					coerce(ps, &a[0], &a[1]);
+				if (n == want && want == 2 && coerce(ps, name, &a[0], &a[1]))
+					return NULL;
 				if (n == want)
 					r = kiln_call(ctx, intrinsics[i].op, a[0], want == 2 ? a[1] : NULL);
 			}
@@ -619,7 +659,7 @@ static kiln_expr *read(parser *ps, const token *name)
 		token *it = peek(ps);
 		kiln_expr *e = expr(ps);
 		if (e && is_literal(e) && e->kind == IR_INT_IMM)
-			e = kiln_const(ps->ctx, KILN_I64, (double)e->i);
+			e = ir_int(ps->ctx, IR_I64, e->i);
 		if (e && !ir_is_int(e->type) && !failed(ps)) {
 			error_at(ps, it, "an index must be an integer");
 			return NULL;
@@ -652,9 +692,8 @@ static kiln_expr *primary(parser *ps)
 		ps->pos++;
 		if (t->is_float)
 			return kiln_float(ps->ctx, t->fval);
-		if (t->ival > INT32_MAX)
-			return kiln_const(ps->ctx, KILN_I64, (double)t->ival);
-		return kiln_int(ps->ctx, t->ival);
+		/* exact: an integer literal never passes through a double */
+		return ir_int(ps->ctx, t->ival > INT32_MAX ? IR_I64 : IR_I32, t->ival);
 	}
 	if (t->kind == TK_IDENT) {
 		ps->pos++;
@@ -681,26 +720,33 @@ static kiln_expr *primary(parser *ps)
 	return NULL;
 }
 
+/* unary = ("-" | "!")* primary: the prefix operators are read in a loop, applied innermost first */
 static kiln_expr *unary(parser *ps)
 {
-	token *t = peek(ps);
-	if (consume(ps, "-")) {
-		kiln_expr *a = unary(ps);
-		if (!a)
+	int first = ps->pos;
+	while (at(ps, "-") || at(ps, "!")) {
+		if (count_node(ps, peek(ps)))
 			return NULL;
-		if (a->kind == IR_INT_IMM)
-			return kiln_const(ps->ctx, a->type, -(double)a->i);
-		if (a->kind == IR_FLOAT_IMM)
-			return kiln_const(ps->ctx, a->type, -a->f);
-		return binary(ps, &(token){TK_PUNCT, t->loc, 1, 0, 0, 0}, kiln_const(ps->ctx, a->type, 0), a);
+		ps->pos++;
 	}
-	if (consume(ps, "!")) {
-		kiln_expr *a = unary(ps), *r = a ? kiln_not(ps->ctx, a) : NULL;
-		if (a && !r)
-			api_error(ps, t);
-		return r;
+	int last = ps->pos;
+	kiln_expr *a = primary(ps);
+	for (int i = last - 1; a && i >= first; i--) {
+		token *t = &ps->p->tok[i];
+		if (tok_is(t, "!")) {
+			kiln_expr *r = kiln_not(ps->ctx, a);
+			if (!r)
+				api_error(ps, t);
+			a = r;
+		} else if (a->kind == IR_INT_IMM && a->i != INT64_MIN) {
+			a = ir_int(ps->ctx, a->type, -a->i);
+		} else if (a->kind == IR_FLOAT_IMM) {
+			a = kiln_const(ps->ctx, a->type, -a->f);
+		} else {
+			a = binary(ps, t, ir_is_int(a->type) ? ir_int(ps->ctx, a->type, 0) : kiln_const(ps->ctx, a->type, 0), a);
+		}
 	}
-	return primary(ps);
+	return a;
 }
 
 static kiln_expr *mul(parser *ps)
@@ -843,6 +889,7 @@ static int compute(parser *ps)
 		return error_at(ps, t, "'%s' is already defined", name);
 	ps->stmt_start = ps->pos;
 	ps->stmt_end = statement_end(ps);
+	ps->nodes = 0;
 	expect(ps, "[");
 	kiln_iter *axes[KILN_MAX_DIMS];
 	int n = 0;
@@ -1292,10 +1339,15 @@ kiln_schedule *kiln_program_schedule(kiln_program *p, const char *name, const ch
 	te_op *op = find_op(p, name);
 	if (!op)
 		return p ? (ir_error(p->ctx, "no op '%s' in %s", name ? name : "(NULL)", p->file), NULL) : NULL;
+	/* blocks name a target kind: "llvm -mcpu=haswell" takes the llvm blocks, webgpu-cpu the webgpu ones */
+	kiln_target t;
+	char err[256];
+	if (kiln_target_parse(target, &t, err, sizeof err))
+		return ir_error(p->ctx, "schedule: %s", err), NULL;
 	int use[MAX_BLOCKS], n = 0;
 	for (int pass = 0; pass < 2 && n == 0; pass++)
 		for (int i = 0; i < op->nblock; i++)
-			if (pass == 0 ? names_target(&op->block[i], target ? target : "") : op->block[i].ntarget == 0)
+			if (pass == 0 ? names_target(&op->block[i], t.name) : op->block[i].ntarget == 0)
 				use[n++] = i;
 	if (n == 0) {
 		if (which)
@@ -1304,7 +1356,7 @@ kiln_schedule *kiln_program_schedule(kiln_program *p, const char *name, const ch
 	}
 	if (which) {
 		const sched_block *b = &op->block[use[0]];
-		*which = ir_fmt(p->ctx, "schedule%s%s at %s:%d", b->ntarget ? " " : "", b->ntarget ? target : "", p->file,
+		*which = ir_fmt(p->ctx, "schedule%s%s at %s:%d", b->ntarget ? " " : "", b->ntarget ? t.name : "", p->file,
 		                b->line);
 	}
 	return schedule_with(p, op, n, use);
