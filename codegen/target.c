@@ -11,23 +11,44 @@
 
 #include "kiln/target.h"
 
-/* x86-64 CPUs by the widest vectors they run well, and FMA (LLVM's -mcpu names). */
+/* Feature sets several CPUs share (LLVM's names), for what a host must have to run their code. */
+#define V2 "+sse4.2,+popcnt"
+#define V3 V2 ",+avx,+avx2,+fma,+bmi,+bmi2,+movbe,+f16c,+lzcnt"
+#define V4 V3 ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl"
+#define ICL V4 ",+avx512vbmi,+avx512vbmi2,+avx512vnni,+gfni,+vaes,+vpclmulqdq"
+#define ZN1 V3 ",+sse4a,+clzero,+adx,+rdseed"
+
+/*
+ * x86-64 CPUs by the widest vectors they run well and FMA (LLVM's -mcpu
+ * names), with the features a host needs to run code built for them (the
+ * ones codegen may use; a subset of each CPU's full list).
+ */
 static const struct {
 	const char *name;
 	int bits;
 	bool fma;
+	const char *needs;
 } cpus[] = {
-	{"x86-64", 128, false},         {"x86-64-v2", 128, false},     {"x86-64-v3", 256, true},
-	{"x86-64-v4", 512, true},       {"nehalem", 128, false},       {"westmere", 128, false},
-	{"sandybridge", 256, false},    {"ivybridge", 256, false},     {"haswell", 256, true},
-	{"broadwell", 256, true},       {"skylake", 256, true},        {"alderlake", 256, true},
-	{"raptorlake", 256, true},      {"meteorlake", 256, true},     {"skylake-avx512", 512, true},
-	{"cascadelake", 512, true},     {"cooperlake", 512, true},     {"icelake-client", 512, true},
-	{"icelake-server", 512, true},  {"tigerlake", 512, true},      {"rocketlake", 512, true},
-	{"sapphirerapids", 512, true},  {"emeraldrapids", 512, true},  {"graniterapids", 512, true},
-	{"btver2", 256, false},         {"bdver4", 256, true},         {"znver1", 256, true},
-	{"znver2", 256, true},          {"znver3", 256, true},         {"znver4", 512, true},
-	{"znver5", 512, true},
+	{"x86-64", 128, false, ""},          {"x86-64-v2", 128, false, V2},     {"x86-64-v3", 256, true, V3},
+	{"x86-64-v4", 512, true, V4},        {"nehalem", 128, false, V2},       {"westmere", 128, false, V2},
+	{"sandybridge", 256, false, V2 ",+avx"}, {"ivybridge", 256, false, V2 ",+avx,+f16c"},
+	{"haswell", 256, true, V3},          {"broadwell", 256, true, V3 ",+adx,+rdseed"},
+	{"skylake", 256, true, V3 ",+adx,+rdseed,+clflushopt"},
+	{"alderlake", 256, true, V3 ",+adx,+rdseed,+gfni,+vaes,+avxvnni"},
+	{"raptorlake", 256, true, V3 ",+adx,+rdseed,+gfni,+vaes,+avxvnni"},
+	{"meteorlake", 256, true, V3 ",+adx,+rdseed,+gfni,+vaes,+avxvnni"},
+	{"skylake-avx512", 512, true, V4 ",+adx,+rdseed,+clflushopt"},
+	{"cascadelake", 512, true, V4 ",+avx512vnni"},
+	{"cooperlake", 512, true, V4 ",+avx512vnni,+avx512bf16"},
+	{"icelake-client", 512, true, ICL},  {"icelake-server", 512, true, ICL}, {"tigerlake", 512, true, ICL},
+	{"rocketlake", 512, true, ICL},      {"sapphirerapids", 512, true, ICL ",+avx512bf16,+avx512fp16,+amx-tile"},
+	{"emeraldrapids", 512, true, ICL ",+avx512bf16,+avx512fp16,+amx-tile"},
+	{"graniterapids", 512, true, ICL ",+avx512bf16,+avx512fp16,+amx-tile"},
+	{"btver2", 256, false, V2 ",+avx,+sse4a"}, {"bdver4", 256, true, V2 ",+avx,+avx2,+fma,+sse4a,+xop"},
+	{"znver1", 256, true, ZN1},          {"znver2", 256, true, ZN1 ",+clwb"},
+	{"znver3", 256, true, ZN1 ",+clwb,+vaes,+vpclmulqdq"},
+	{"znver4", 512, true, ZN1 ",+clwb,+vaes,+vpclmulqdq" ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl,+avx512vnni,+avx512bf16,+gfni"},
+	{"znver5", 512, true, ZN1 ",+clwb,+vaes,+vpclmulqdq" ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl,+avx512vnni,+avx512bf16,+gfni"},
 };
 
 static bool has_feature(const char *list, const char *f)
@@ -176,6 +197,18 @@ const char *kiln_target_describe(const kiln_target *t, char *buf, int n)
 	return buf;
 }
 
+/* Whether the host has every +feature of list. */
+static bool host_has_all(const char *list)
+{
+	char buf[1024];
+	snprintf(buf, sizeof buf, "%s", list);
+	char *save = NULL;
+	for (char *f = strtok_r(buf, ",", &save); f; f = strtok_r(NULL, ",", &save))
+		if (f[0] == '+' && !has_feature(host_features(), f))
+			return false;
+	return true;
+}
+
 bool kiln_target_runs_here(const kiln_target *t)
 {
 	if (t->kind != KILN_LLVM || t->host)
@@ -184,12 +217,9 @@ bool kiln_target_runs_here(const kiln_target *t)
 	host_cpu(&h);
 	if (t->vector_bits > h.vector_bits || (t->fma && !h.fma))
 		return false;
-	/* every feature the target adds must be one the host has */
-	char buf[256];
-	snprintf(buf, sizeof buf, "%s", t->attrs);
-	char *save = NULL;
-	for (char *f = strtok_r(buf, ",", &save); f; f = strtok_r(NULL, ",", &save))
-		if (f[0] == '+' && !has_feature(host_features(), f))
+	/* what the named CPU implies, and every feature the target adds */
+	for (size_t c = 0; c < sizeof cpus / sizeof *cpus; c++)
+		if (!strcmp(cpus[c].name, t->cpu) && !host_has_all(cpus[c].needs))
 			return false;
-	return true;
+	return host_has_all(t->attrs);
 }

@@ -30,7 +30,7 @@ for line in open(sys.argv[1]):
     assert r["error"] or (r["median_ms"] > 0 and len(r["samples_ms"]) >= 1), r
 PY
 
-# apply-best: the fastest record without error, of this task only
+# apply-best: the fastest record without error, of this task and this machine only
 cat >"$dir/b.jsonl" <<'JL'
 {"op":"matmul","shape":"64,64,64","attrs":"","target":"llvm","config":{"rows":3,"vecs":1},"median_ms":5.0,"gflops":1,"samples_ms":[5.0],"error":""}
 not a record
@@ -38,12 +38,14 @@ not a record
 {"op":"matmul","shape":"64,64,64","attrs":"","target":"llvm","config":{"rows":4,"vecs":1},"median_ms":0.5,"gflops":1,"samples_ms":[],"error":"wrong result"}
 {"op":"matmul","shape":"32,64,64","attrs":"","target":"llvm","config":{"rows":5,"vecs":1},"median_ms":0.1,"gflops":1,"samples_ms":[0.1],"error":""}
 {"op":"matmul","shape":"64,64,64","attrs":"","target":"llvm","config":{"rows":99,"vecs":1},"median_ms":0.01,"gflops":1,"samples_ms":[0.01],"error":""}
+{"op":"matmul","shape":"64,64,64","attrs":"","target":"llvm","device":"llvm -mcpu=another-machine","config":{"rows":1,"vecs":1},"median_ms":0.02,"gflops":1,"samples_ms":[0.02],"error":""}
 JL
 "$kiln" lower matmul --shape 64,64,64 --tuning-log "$dir/b.jsonl" 2>&1 | head -1 >"$dir/which"
 grep -q "the CPU template, 2 rows x 2 vectors (best of $dir/b.jsonl: 1.0000 ms)" "$dir/which" || { cat "$dir/which"; fail "apply-best picked another record"; }
 "$kiln" run matmul --shape 64,64,64 --tuning-log "$dir/b.jsonl" | grep -q "within tolerance" || fail "the tuned build does not match the oracle"
 "$kiln" run matmul --shape 48,64,64 --tuning-log "$dir/b.jsonl" 2>"$dir/err" >/dev/null || fail "no record must fall back to the default"
-grep -q "has no record for matmul 48,64,64 on llvm: the default schedule" "$dir/err" || fail "the fallback is not said"
+grep -q "has no record for matmul 48,64,64 on llvm (this machine): the default schedule" "$dir/err" ||
+	fail "the fallback is not said"
 "$kiln" run matmul --shape 64,64,64 --tuning-log "$dir/missing.jsonl" 2>"$dir/err" && fail "a missing log must be an error"
 grep -q "cannot open" "$dir/err" || fail "no message for a missing log"
 

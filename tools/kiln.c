@@ -430,6 +430,14 @@ static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *i
 	return f;
 }
 
+/* llvm, with or without -mcpu/-mattr: code for a CPU. */
+static bool is_cpu_target(const char *target)
+{
+	kiln_target t;
+	char err[256];
+	return !kiln_target_parse(target, &t, err, sizeof err) && t.kind == KILN_LLVM;
+}
+
 /* The code a target name generates: "webgpu-cpu" is WGSL under another schedule. */
 static const char *codegen_target(const char *target) { return strcmp(target, "webgpu-cpu") ? target : "webgpu"; }
 
@@ -578,7 +586,7 @@ static int cmd_bench(kiln_ctx *ctx, const opts *o)
 	int rc = kiln_module_time(m, info->name, a, inst.nargs, &t, &r);
 	if (rc)
 		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
-	else if (!strcmp(o->target, "llvm"))
+	else if (is_cpu_target(o->target))
 		printf("%s: median %.4f ms over %d samples of %d calls, %.2f GFLOP/s, %d threads\n", info->name, r.median_ms,
 		       r.nsamples, r.number, inst.flops / r.median_ms / 1e6, kiln_get_num_threads());
 	else
@@ -913,15 +921,19 @@ static int pick_config(const opts *o, kiln_cpu_config *cfg)
 		return 0;
 	kiln_tune_task task = task_of(o);
 	kiln_tune_record best;
-	char err[512];
-	int found = kiln_tune_log_best(o->tuning_log, &task, &best, err, sizeof err);
+	char err[512], desc[512] = "";
+	kiln_target t;
+	if (!kiln_target_parse(o->target, &t, err, sizeof err))
+		snprintf(desc, 256, "%s", kiln_target_describe(&t, err, sizeof err));
+	/* records measured on another machine do not apply here */
+	int found = kiln_tune_log_best(o->tuning_log, &task, desc[0] ? desc : NULL, &best, err, sizeof err);
 	if (found < 0) {
 		fprintf(stderr, "kiln: %s\n", err);
 		return -1;
 	}
 	if (!found) {
-		fprintf(stderr, "kiln: %s has no record for %s %s on %s: the default schedule\n", o->tuning_log, task.op,
-		        task.shape, task.target);
+		fprintf(stderr, "kiln: %s has no record for %s %s on %s (this machine): the default schedule\n",
+		        o->tuning_log, task.op, task.shape, task.target);
 		return 0;
 	}
 	*cfg = best.cfg;
@@ -929,6 +941,27 @@ static int pick_config(const opts *o, kiln_cpu_config *cfg)
 	static char from[512];
 	snprintf(from, sizeof from, "best of %s: %.4f ms", o->tuning_log, best.median_ms);
 	cpu_config_from = from;
+	return 0;
+}
+
+/* Element i of a as a double; -1 for a dtype it does not read (f16). */
+static int element(const kiln_array *a, int64_t i, double *v)
+{
+	kiln_dtype t = a->dtype;
+	if (t.code == KILN_FLOAT && t.bits == 32)
+		*v = ((const float *)a->data)[i];
+	else if (t.code == KILN_FLOAT && t.bits == 64)
+		*v = ((const double *)a->data)[i];
+	else if (t.code == KILN_INT && t.bits == 32)
+		*v = ((const int32_t *)a->data)[i];
+	else if (t.code == KILN_INT && t.bits == 64)
+		*v = (double)((const int64_t *)a->data)[i];
+	else if (t.code == KILN_INT && t.bits == 8)
+		*v = ((const int8_t *)a->data)[i];
+	else if ((t.code == KILN_UINT && t.bits == 8) || t.code == KILN_BOOL)
+		*v = ((const uint8_t *)a->data)[i];
+	else
+		return -1;
 	return 0;
 }
 
@@ -955,17 +988,24 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
 		snprintf(error, sizeof error, "build: %s", kiln_error(ctx)[0] ? kiln_error(ctx) : "failed");
 	if (m && kiln_module_call(m, info->name, a, inst.nargs))
 		snprintf(error, sizeof error, "run: %s", kiln_rt_last_error());
-	if (m && !error[0] && o->check) {
-		/* the oracle, on this trial's inputs */
-		kiln_tensor *ot = inst.args[inst.nargs - 1];
+	/* the oracle, on this trial's inputs, for every output */
+	for (int k = inst.nin; m && !error[0] && o->check && k < inst.nargs; k++) {
+		kiln_tensor *ot = inst.args[k];
 		kiln_array *want = kiln_array_empty(kiln_tensor_ndim(ot), kiln_tensor_shape(ot), kiln_tensor_dtype(ot));
 		if (kiln_eval(ctx, ot, inst.nin, inst.args, a, want))
 			snprintf(error, sizeof error, "oracle: %s", kiln_error(ctx));
-		const float *got = a[inst.nargs - 1]->data, *ref = want->data;
-		for (int64_t i = 0; !error[0] && i < kiln_array_numel(want); i++)
-			if (!(fabs((double)got[i] - ref[i]) <= 1e-3 + 1e-3 * fabs(ref[i])))
-				snprintf(error, sizeof error, "wrong result: element %lld is %g, the oracle says %g", (long long)i,
-				         got[i], ref[i]);
+		for (int64_t i = 0; !error[0] && i < kiln_array_numel(want); i++) {
+			double got, ref;
+			if (element(a[k], i, &got) || element(want, i, &ref)) {
+				snprintf(error, sizeof error, "--check compares f32, f64 and integer outputs, not '%s''s dtype",
+				         kiln_tensor_name(ot));
+				break;
+			}
+			bool is_float = want->dtype.code == KILN_FLOAT;
+			if (is_float ? !(fabs(got - ref) <= 1e-3 + 1e-3 * fabs(ref)) : got != ref)
+				snprintf(error, sizeof error, "wrong result: %s[%lld] is %g, the oracle says %g", kiln_tensor_name(ot),
+				         (long long)i, got, ref);
+		}
 		kiln_array_free(want);
 	}
 	kiln_time_opts t = {.warmup = 2, .repeat = o->repeat, .min_repeat_ms = 20};
@@ -976,7 +1016,7 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
 		cJSON_AddNumberToObject(out, "median_ms", r.median_ms);
 		cJSON_AddNumberToObject(out, "gflops", inst.flops / r.median_ms / 1e6);
 		cJSON *s = cJSON_AddArrayToObject(out, "samples_ms");
-		for (int i = 0; i < r.nsamples; i++)
+		for (int i = 0; i < r.nsamples && i < KILN_TUNE_MAX_SAMPLES; i++)
 			cJSON_AddItemToArray(s, cJSON_CreateNumber(r.samples_ms[i]));
 	}
 	char *line = cJSON_PrintUnformatted(out);
@@ -1029,30 +1069,50 @@ static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool
 		_exit(127);
 	}
 	close(fd[1]);
-	char buf[8192];
-	size_t len = 0;
+	/* everything the worker prints, up to 1 MiB, until it closes its end or the deadline */
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
 	bool timed_out = false;
 	double deadline = bench_clock() + o->timeout;
-	while (pid > 0 && len + 1 < sizeof buf) {
+	while (pid > 0 && buf) {
+		if (len + 1 == cap) {
+			char *nb = cap < (1 << 20) ? realloc(buf, cap * 2) : NULL;
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
 		struct pollfd p = {fd[0], POLLIN, 0};
 		int left = (int)((deadline - bench_clock()) * 1000);
 		if (left <= 0 || poll(&p, 1, left) <= 0) {
 			timed_out = true;
 			break;
 		}
-		ssize_t k = read(fd[0], buf + len, sizeof buf - 1 - len);
+		ssize_t k = read(fd[0], buf + len, cap - 1 - len);
 		if (k <= 0)
 			break;
 		len += (size_t)k;
 	}
-	buf[len] = 0;
+	if (buf)
+		buf[len] = 0;
 	close(fd[0]);
-	if (timed_out && pid > 0)
-		kill(pid, SIGKILL);
 	int status = 0;
-	if (pid > 0)
-		waitpid(pid, &status, 0);
-	cJSON *res = cJSON_Parse(buf);
+	if (pid > 0) {
+		/* a worker that closed its output but keeps running is stopped at the deadline too */
+		if (timed_out)
+			kill(pid, SIGKILL);
+		while (waitpid(pid, &status, timed_out ? 0 : WNOHANG) == 0) {
+			if (bench_clock() > deadline) {
+				timed_out = true;
+				kill(pid, SIGKILL);
+				continue;
+			}
+			struct timespec ms = {0, 1000000};
+			nanosleep(&ms, NULL);
+		}
+	}
+	cJSON *res = buf ? cJSON_Parse(buf) : NULL;
+	free(buf);
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(res, "error"), *ms = cJSON_GetObjectItemCaseSensitive(res, "median_ms"),
 	            *s = cJSON_GetObjectItemCaseSensitive(res, "samples_ms"), *x;
 	if (pid < 0)
@@ -1157,11 +1217,11 @@ static int cmd_tune(const opts *o)
 		snprintf(r.device, sizeof r.device, "%.255s", desc);
 		snprintf(r.version, sizeof r.version, "%s", KILN_VERSION);
 		r.unix_time = (double)time(NULL);
-		/* the first trial, and any new best, is checked against the oracle */
+		/* the first trial, and any trial that would become the best, is checked against the oracle */
 		run_trial(o, self, r.cfg, i == 0, &r);
 		if (!r.error[0] && r.median_ms > 0) {
 			r.gflops = flops / r.median_ms / 1e6;
-			if (best_i >= 0 && r.median_ms < flops / best / 1e6) {
+			if (i > 0 && (best_i < 0 || r.gflops > best)) {
 				kiln_tune_record again = r;
 				again.nsamples = 0;
 				run_trial(o, self, r.cfg, true, &again);
@@ -1282,7 +1342,7 @@ int main(int argc, char **argv)
 			}
 		} else if (info) {
 			kiln_module *m = NULL;
-			bool cpu = !strcmp(o.target, "llvm");
+			bool cpu = is_cpu_target(o.target);
 			size_t ol = o.out ? strlen(o.out) : 0;
 			if (!o.out)
 				fprintf(stderr, "kiln: build needs -o FILE\n");

@@ -137,7 +137,8 @@ static bool same_task(const kiln_tune_task *a, const kiln_tune_task *b)
 	       !strcmp(a->target, b->target);
 }
 
-int kiln_tune_log_best(const char *path, const kiln_tune_task *task, kiln_tune_record *best, char *err, int errlen)
+int kiln_tune_log_best(const char *path, const kiln_tune_task *task, const char *device, kiln_tune_record *best,
+                       char *err, int errlen)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
@@ -147,7 +148,8 @@ int kiln_tune_log_best(const char *path, const kiln_tune_task *task, kiln_tune_r
 	int found = 0;
 	kiln_tune_record r;
 	while (getline(&line, &cap, f) > 0) {
-		if (kiln_tune_record_parse(line, &r) || r.error[0] || !same_task(&r.task, task) || !(r.median_ms > 0))
+		if (kiln_tune_record_parse(line, &r) || r.error[0] || !same_task(&r.task, task) || !(r.median_ms > 0) ||
+		    (device && r.device[0] && strcmp(r.device, device)))
 			continue;
 		if (!found || r.median_ms < best->median_ms)
 			*best = r;

@@ -201,8 +201,10 @@ kiln_module *cg_llvm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, co
 	}
 	LLVMDisposeModule(mod);
 	LLVMContextDispose(c);
+	/* code for a CPU this one cannot run is exported (kiln build -o), never loaded to be called here */
 	if (!rc)
 		rc = rt_module_add_blob(m, "llvm-obj", obj, obj_size) ? ir_error(ctx, "build: %s", kiln_rt_last_error())
+		     : kt && !kiln_target_runs_here(kt)               ? 0
 		                                                       : jit_load(ctx, o, m, obj, obj_size);
 	m->save_prepare = link_for_save;
 	free(obj);

@@ -56,11 +56,13 @@ int kiln_tune_log_append(const char *path, const kiln_tune_record *r, char *err,
 /* Parses one log line; 0, or -1 (not a record of this version's shape). */
 int kiln_tune_record_parse(const char *line, kiln_tune_record *r);
 /*
- * The fastest record without error for task in the log: 1 (in *best), 0 (no
- * such record), -1 (unreadable; message in err). Lines that are not records
- * are skipped.
+ * The fastest record without error for task in the log, measured on device
+ * (kiln_target_describe's line; NULL: any machine): 1 (in *best), 0 (no such
+ * record), -1 (unreadable; message in err). Lines that are not records are
+ * skipped.
  */
-int kiln_tune_log_best(const char *path, const kiln_tune_task *task, kiln_tune_record *best, char *err, int errlen);
+int kiln_tune_log_best(const char *path, const kiln_tune_task *task, const char *device, kiln_tune_record *best,
+                       char *err, int errlen);
 
 #ifdef __cplusplus
 }
