@@ -165,13 +165,18 @@ static ir_iter **make_axes(kiln_ctx *ctx, int ndim, const int64_t *shape, const 
 
 typedef struct {
 	int n;
-	const ir_expr *var[64];
+	const ir_expr *var[256]; /* distinct variables (a body has a handful: its axes and reduce axes) */
 } var_set;
 
 static bool collect_vars(const ir_expr *e, void *user)
 {
 	var_set *vs = user;
-	if (e->kind == IR_VAR && vs->n < 64)
+	if (e->kind != IR_VAR)
+		return true;
+	for (int i = 0; i < vs->n; i++)
+		if (vs->var[i] == e)
+			return true;
+	if (vs->n < 256)
 		vs->var[vs->n++] = e;
 	return true;
 }
