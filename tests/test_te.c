@@ -250,18 +250,6 @@ START_TEST(test_rfactor_uneven)
 }
 END_TEST
 
-static char *lowered_text(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args)
-{
-	kiln_func *fn = kiln_lower(s, "fn", nargs, args, NULL);
-	ck_assert_msg(fn, "%s", kiln_error(ctx));
-	char *text = NULL;
-	size_t n = 0;
-	FILE *out = open_memstream(&text, &n);
-	kiln_func_print(fn, out);
-	fclose(out);
-	return text;
-}
-
 /* ---- compute_at before or after the split of its axis ---- */
 
 typedef struct {
@@ -307,7 +295,7 @@ static char *chain_ir(int order, int fuse)
 		ck_assert_int_eq(kiln_compute_at(b, c, fuse ? f : ii), 0);
 	ck_assert_msg(tu_check_with(ctx, s, 2, (kiln_tensor *[]){a.A, C}, 3, "llvm", ref_chain, NULL) >= 0, "%s",
 	              kiln_error(ctx));
-	char *text = lowered_text(ctx, s, 2, (kiln_tensor *[]){a.A, C});
+	char *text = tu_lowered_text(ctx, s, 2, (kiln_tensor *[]){a.A, C});
 	kiln_ctx_free(ctx);
 	return text;
 }
@@ -350,7 +338,7 @@ START_TEST(test_names_never_clash)
 	ck_assert_str_eq(kiln_iter_name(kiln_stage_axis(st, 0)), "i");
 	ck_assert_str_eq(kiln_iter_name(kiln_stage_axis(st, 1)), "j1");
 	ck_assert_str_eq(kiln_iter_name(kiln_stage_reduce_axis(st, 0)), "j");
-	char *text = lowered_text(ctx, s, 2, (kiln_tensor *[]){a.A, C});
+	char *text = tu_lowered_text(ctx, s, 2, (kiln_tensor *[]){a.A, C});
 	ck_assert_msg(strstr(text, "for (j1, 0, 5)") && strstr(text, "for (j, 0, 6)") && strstr(text, "i*30 + j1*6 + j]"),
 	              "%s", text);
 	free(text);
@@ -364,7 +352,7 @@ START_TEST(test_names_never_clash)
 	ck_assert_int_eq(kiln_split(st, kiln_stage_reduce_axis(st, 0), 2, &ko, &ki), 0);
 	kiln_tensor *rf = kiln_rfactor(s, C, ki);
 	ck_assert_int_eq(kiln_compute_at(kiln_stage_of(s, rf), st, kiln_stage_axis(st, 1)), 0);
-	text = lowered_text(ctx, s, 2, (kiln_tensor *[]){a.A, C});
+	text = tu_lowered_text(ctx, s, 2, (kiln_tensor *[]){a.A, C});
 	ck_assert_msg(!strstr(text, "i + i") && !strstr(text, "j1 + j1"), "%s", text);
 	free(text);
 	kiln_ctx_free(ctx);

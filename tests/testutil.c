@@ -527,3 +527,15 @@ kiln_schedule *tu_wide_index_op(kiln_ctx *ctx, kiln_tensor **X, kiln_tensor **Y)
 	*Y = kiln_compute(ctx, "Y", 1, (int64_t[]){1000}, wide_index_body, *X);
 	return *Y ? tu_grid2d_schedule(ctx, *Y) : NULL;
 }
+
+char *tu_lowered_text(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args)
+{
+	kiln_func *fn = kiln_lower(s, "fn", nargs, args, NULL);
+	ck_assert_msg(fn, "%s", kiln_error(ctx));
+	char *text = NULL;
+	size_t n = 0;
+	FILE *out = open_memstream(&text, &n);
+	kiln_func_print(fn, out);
+	fclose(out);
+	return text;
+}
