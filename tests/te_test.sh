@@ -38,5 +38,15 @@ for f in *.kte; do
 		;;
 	esac
 done
-rm -f /tmp/kiln-te-$$.*
+# a .kte op builds a shared library and a web bundle named after the op
+lib=/tmp/kiln-te-$$.so
+web=/tmp/kiln-te-$$-web/
+kte=../../examples/te/swish_rowsum.kte
+if ! "$kiln" build $kte -o "$lib" >/dev/null || ! "$kiln" build $kte --target wasm,webgl -o "$web" >/dev/null ||
+	! [ -f "$web/swish_rowsum.wasm.kmod" ] || ! [ -f "$web/swish_rowsum.webgl.kmod" ]; then
+	echo "FAIL swish_rowsum.kte: no library or bundle"; status=1
+else
+	echo "ok   swish_rowsum.kte builds a library and a bundle"
+fi
+rm -rf "$web" "$lib" /tmp/kiln-te-$$.*
 exit $status

@@ -630,6 +630,7 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 		fprintf(stderr, "kiln: %s\n", err);
 		return 1;
 	}
+	const char *name = o->op; /* the operator's name (a .kte file's op, not its path) */
 	for (; n < nt; n++) {
 		opts one = *o;
 		one.target = keys[n];
@@ -637,12 +638,13 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 		const kiln_op_info *info = declare(ctx, &one, &inst);
 		if (!info || !(mods[n] = build(ctx, info, &inst, keys[n])))
 			goto done;
+		name = info->name;
 	}
-	if (kiln_bundle_write_keys(ctx, o->out, o->op, n, mods, keys)) {
+	if (kiln_bundle_write_keys(ctx, o->out, name, n, mods, keys)) {
 		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 		goto done;
 	}
-	printf("wrote %s: a bundle of %s for", o->out, o->op);
+	printf("wrote %s: a bundle of %s for", o->out, name);
 	for (int i = 0; i < n; i++)
 		printf(" %s", keys[i]);
 	printf("\n  node: import { load } from '<the folder>/kiln.mjs'; browser: kiln serve %s\n", o->out);
