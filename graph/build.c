@@ -206,6 +206,66 @@ static int plan_value(kiln_graph *g, plan_values *pv, int v)
 	return pv->index[v] = pv->n++;
 }
 
+/* Appends to a bounded string. */
+static void cat(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void cat(char *buf, size_t n, const char *fmt, ...)
+{
+	size_t l = strlen(buf);
+	if (l + 1 >= n)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf + l, n - l, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * What a tuning record of a group is for: its anchor's operator type, the
+ * shapes it reads, its integer attributes (strides, pads, groups...), and
+ * the operators fused after it. Two groups with one key are one task.
+ */
+static void group_task(const kiln_graph *g, const gr_group *gp, char *key, size_t n)
+{
+	key[0] = 0;
+	for (int m = 0; m < gp->n; m++) {
+		const gr_node *nd = &g->nodes[gp->nodes[m]];
+		cat(key, n, "%s%s", m ? "+" : "", nd->op);
+		if (m)
+			continue;
+		for (int k = 0; k < nd->nin; k++) {
+			const gr_value *v = nd->in[k] >= 0 ? &g->values[nd->in[k]] : NULL;
+			cat(key, n, " [");
+			for (int d = 0; v && d < v->ndim; d++)
+				cat(key, n, "%s%lld", d ? "," : "", (long long)v->shape[d]);
+			cat(key, n, "]");
+		}
+		for (int a = 0; a < nd->nattr; a++) {
+			const gr_attr *at = &nd->attr[a];
+			if (at->kind == GR_INT)
+				cat(key, n, " %s=%lld", at->name, (long long)at->i);
+			else if (at->kind == GR_INTS) {
+				cat(key, n, " %s=", at->name);
+				for (int i = 0; i < at->n; i++)
+					cat(key, n, "%s%lld", i ? "," : "", (long long)at->ints[i]);
+			} else if (at->kind == GR_STRING)
+				cat(key, n, " %s=%s", at->name, at->s);
+		}
+	}
+}
+
+int kiln_graph_num_groups(const kiln_graph *g) { return g ? g->ngroup : 0; }
+
+const char *kiln_graph_group_task(kiln_graph *g, int i, const char **fn)
+{
+	if (!g || i < 0 || i >= g->ngroup)
+		return NULL;
+	char key[1024];
+	group_task(g, &g->groups[i], key, sizeof key);
+	if (fn)
+		*fn = g->groups[i].fn;
+	return ir_strdup(g->ctx, key);
+}
+
 kiln_module *gr_build_module(kiln_graph *g, const char *target)
 {
 	kiln_ctx *ctx = g->ctx;
@@ -222,7 +282,22 @@ kiln_module *gr_build_module(kiln_graph *g, const char *target)
 		kiln_tensor *args[64 + GR_MAX_OUT];
 		memcpy(args, gb.args, sizeof(kiln_tensor *) * gb.nargs);
 		memcpy(args + gb.nargs, outs, sizeof(kiln_tensor *) * gp->nout);
-		kiln_schedule *sch = kiln_schedule_for(ctx, target, gp->nout, outs);
+		/* a tuned configuration for this group's task, where the caller has one (CPU targets) */
+		const kiln_cpu_config *cfg = NULL;
+		kiln_target tt;
+		char terr[256];
+		if (g->config && !kiln_target_parse(target, &tt, terr, sizeof terr) && (tt.kind == KILN_LLVM || tt.kind == KILN_WASM)) {
+			char key[1024];
+			group_task(g, gp, key, sizeof key);
+			cfg = g->config(key, g->config_user);
+		}
+		kiln_schedule *sch = cfg ? kiln_schedule_cpu_config(ctx, &tt, cfg, gp->nout, outs)
+		                         : kiln_schedule_for(ctx, target, gp->nout, outs);
+		if (!sch && cfg) {
+			/* a configuration this group's schedule does not take: its default, as a tuner expects */
+			kiln_clear_error(ctx);
+			sch = kiln_schedule_for(ctx, target, gp->nout, outs);
+		}
 		funcs[s] = sch ? kiln_lower(sch, gp->fn, gb.nargs + gp->nout, args, NULL) : NULL;
 		if (!funcs[s]) {
 			const gr_node *n = &g->nodes[gp->nodes[0]];

@@ -273,6 +273,14 @@ kiln_module *kiln_graph_compile(kiln_graph *g, const char *target, FILE *print_g
 	return gr_build_module(g, target);
 }
 
+void kiln_graph_set_config(kiln_graph *g, kiln_group_config_fn fn, void *user)
+{
+	if (g) {
+		g->config = fn;
+		g->config_user = user;
+	}
+}
+
 int64_t kiln_graph_planned_bytes(const kiln_graph *g, int64_t *without_reuse)
 {
 	if (without_reuse)

@@ -92,6 +92,8 @@ struct kiln_graph {
 	const char *what;      /* names the graph in messages (the model's path) */
 	int opset;             /* the ONNX opset its operators follow */
 	bool prepack;          /* build.c, CPU targets: constant matmul weights packed at compile time */
+	kiln_group_config_fn config; /* build.c: a tuned schedule configuration per group task, or NULL */
+	void *config_user;
 };
 
 /* ---- building (graph.c) ---- */

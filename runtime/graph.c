@@ -665,18 +665,18 @@ static int by_time(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-int kiln_model_profile(kiln_model *m, int runs, FILE *out)
+int kiln_model_num_steps(const kiln_model *m) { return m ? m->nstep : 0; }
+
+const char *kiln_model_step_name(const kiln_model *m, int s) { return m && s >= 0 && s < m->nstep ? m->steps[s].fn : NULL; }
+
+int kiln_model_step_times(kiln_model *m, int runs, double *ms)
 {
-	if (!m || runs < 1 || runs > 100000 || !out)
-		return rt_error("model profile: a model, 1 to 100000 runs and a stream");
-	step_time *t = calloc(m->nstep ? m->nstep : 1, sizeof *t);
+	if (!m || runs < 1 || runs > 100000 || !ms)
+		return rt_error("model step times: a model, 1 to 100000 runs and room for every step");
 	double *samples = calloc((size_t)runs, sizeof *samples);
-	if (!t || !samples) {
-		free(t), free(samples);
+	if (!samples)
 		return rt_error("out of memory");
-	}
 	int rc = kiln_model_run(m); /* warm */
-	double total = 0;
 	for (int s = 0; s < m->nstep && !rc; s++) {
 		for (int r = 0; r < runs && !rc; r++) {
 			double t0 = rt_now_ms();
@@ -694,8 +694,26 @@ int kiln_model_profile(kiln_model *m, int runs, FILE *out)
 				samples[j] = samples[j - 1];
 				samples[j - 1] = x;
 			}
-		t[s] = (step_time){s, samples[runs / 2]};
-		total += t[s].ms;
+		ms[s] = samples[runs / 2];
+	}
+	free(samples);
+	return rc;
+}
+
+int kiln_model_profile(kiln_model *m, int runs, FILE *out)
+{
+	if (!m || runs < 1 || runs > 100000 || !out)
+		return rt_error("model profile: a model, 1 to 100000 runs and a stream");
+	step_time *t = calloc(m->nstep ? m->nstep : 1, sizeof *t);
+	double *ms = calloc(m->nstep ? m->nstep : 1, sizeof *ms), total = 0;
+	if (!t || !ms) {
+		free(t), free(ms);
+		return rt_error("out of memory");
+	}
+	int rc = kiln_model_step_times(m, runs, ms);
+	for (int s = 0; s < m->nstep && !rc; s++) {
+		t[s] = (step_time){s, ms[s]};
+		total += ms[s];
 	}
 	if (!rc) {
 		qsort(t, m->nstep, sizeof *t, by_time);
@@ -705,6 +723,6 @@ int kiln_model_profile(kiln_model *m, int runs, FILE *out)
 			        total > 0 ? 100 * t[s].ms / total : 0);
 		fprintf(out, "%-40s %10.3f\n", "total", total);
 	}
-	free(t), free(samples);
+	free(t), free(ms);
 	return rc;
 }

@@ -52,6 +52,17 @@ grep -q "cannot open" "$dir/err" || fail "no message for a missing log"
 # a user's operator tunes too
 "$kiln" tune "$(dirname "$0")/../examples/te/batched_einsum.kte" --trials 3 --repeat 3 --log "$dir/c.jsonl" >/dev/null 2>&1 ||
 	fail "tune of a .kte file"
+# a whole model: every convolution and matrix product tuned, the tuned model checked against the default
+model=/usr/share/libonnx-testdata/data/node/test_conv_with_strides_padding/model.onnx
+"$kiln" tune "$model" --trials 3 --repeat 3 --log "$dir/m.jsonl" >"$dir/out" 2>"$dir/err" ||
+	{ cat "$dir/out" "$dir/err"; fail "tune of a model"; }
+grep -q "tuned outputs within .* of the default's" "$dir/out" || fail "the tuned model was not checked"
+grep -q '"op":"graph Conv","shape":"","attrs":"Conv \[1,1,7,5\] \[1,1,3,3\]' "$dir/m.jsonl" || fail "no record of the conv task"
+"$kiln" compile "$model" -o "$dir/m.kmod" --tuning-log "$dir/m.jsonl" | grep -q "tuned configurations for 1 of 1" ||
+	fail "compile did not apply the model's log"
+"$kiln" run "$dir/m.kmod" >/dev/null || fail "the tuned model does not run"
+"$kiln" compile "$model" -o "$dir/m.kmod" --tuning-log "$dir/missing.jsonl" 2>/dev/null && fail "a missing log must fail compile"
+
 # bad values
 "$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --search bogus 2>/dev/null; [ $? -eq 2 ] || fail "--search bogus"
 "$kiln" run matmul --shape 64,64,64 --config 0,99 2>/dev/null && fail "--config 0,99 accepted"

@@ -97,7 +97,8 @@ static void cmd_usage(const char *cmd)
 		return;
 	}
 	if (!strcmp(cmd, "compile")) {
-		printf("usage: kiln compile MODEL.onnx -o M.kmod|M.so [--target T] [--input-shape NAME=N,N,...] [--print-graph]\n\n"
+		printf("usage: kiln compile MODEL.onnx -o M.kmod|M.so [--target T] [--input-shape NAME=N,N,...] [--print-graph]\n"
+		       "                    [--tuning-log F.jsonl]\n\n"
 		       "Imports the model, runs the graph passes (shape inference and constant folding,\n"
 		       "simplification, fusion, memory planning) and writes one model module: a kernel per\n"
 		       "fused group, the execution plan and the weights. --input-shape binds an input's\n"
@@ -117,7 +118,7 @@ static void cmd_usage(const char *cmd)
 		return;
 	}
 	if (!strcmp(cmd, "tune") || !strcmp(cmd, "measure")) {
-		printf("usage: kiln tune OP|FILE.kte [--shape S] [--attr A] [--target 'llvm ...'] --log F.jsonl\n"
+		printf("usage: kiln tune OP|FILE.kte|MODEL.onnx [--shape S] [--attr A] [--target 'llvm ...'] --log F.jsonl\n"
 		       "                 [--trials N] [--search random|grid] [--seed N] [--timeout S] [--repeat N]\n\n"
 		       "Searches the CPU template's register blocks (rows x vectors of columns) for OP on\n"
 		       "this machine: each trial is built, run and timed by a worker process (kiln measure)\n"
@@ -125,7 +126,11 @@ static void cmd_usage(const char *cmd)
 		       "failures are recorded and the search goes on. Appends one JSON line per trial\n"
 		       "to the log and writes F.jsonl.svg (best so far against trials).\n"
 		       "--tuning-log F.jsonl on lower, build, run and bench applies the best record of the\n"
-		       "same task; --config ROWS,VECTORS applies one configuration by hand.\n");
+		       "same task; --config ROWS,VECTORS applies one configuration by hand.\n"
+		       "For MODEL.onnx every configuration is applied to all its convolutions and matrix\n"
+		       "products at once, each trial profiling the model's kernels, and each task keeps its\n"
+		       "own best; the tuned model is checked against the default one at the end.\n"
+		       "kiln compile MODEL.onnx -o M.so --tuning-log F.jsonl builds with those.\n");
 		return;
 	}
 	if (!strcmp(cmd, "devices")) {
@@ -680,6 +685,93 @@ static bool is_library(const char *path)
 }
 
 /* kiln compile MODEL.onnx -o M.kmod|M.so: the whole model as one model module, or one shared library. */
+/* --input-shape NAME=N,N,... into binds (names malloc'ed); the count, or -1 (printed). */
+static int input_binds(const opts *o, kiln_input_shape *binds)
+{
+	for (int i = 0; i < o->ninput_shape; i++) {
+		const char *eq = strchr(o->input_shape[i], '=');
+		int n = eq ? cli_parse_shape(eq + 1, binds[i].shape) : -1;
+		if (!eq || eq == o->input_shape[i] || n <= 0) {
+			fprintf(stderr, "kiln: --input-shape '%s' is not NAME=N,N,... with positive extents\n", o->input_shape[i]);
+			for (int k = 0; k < i; k++)
+				free((char *)binds[k].name);
+			return -1;
+		}
+		binds[i].name = strndup(o->input_shape[i], (size_t)(eq - o->input_shape[i]));
+		binds[i].ndim = n;
+	}
+	return o->ninput_shape;
+}
+
+/* The model of o as an optimized graph in ctx; NULL (printed). *m is freed by the caller. */
+static kiln_graph *model_graph(kiln_ctx *ctx, const opts *o, kiln_onnx_model **m)
+{
+	kiln_input_shape binds[16];
+	int nb = input_binds(o, binds);
+	*m = nb < 0 ? NULL : kiln_onnx_load(ctx, o->op);
+	kiln_graph *g = *m ? kiln_onnx_import(ctx, *m, nb, binds) : NULL;
+	for (int i = 0; i < nb; i++)
+		free((char *)binds[i].name);
+	if (g && kiln_graph_optimize(g, NULL))
+		g = NULL;
+	if (!g && nb >= 0)
+		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+	return g;
+}
+
+/* The groups a CPU configuration changes: convolutions and matrix products. */
+static bool tunable_task(const char *task)
+{
+	return !strncmp(task, "Conv", 4) || !strncmp(task, "MatMul", 6) || !strncmp(task, "Gemm", 4);
+}
+
+/* The tuning record key of a model's group task. */
+static kiln_tune_task group_record_task(const char *task, const char *target)
+{
+	kiln_tune_task t = {0};
+	snprintf(t.op, sizeof t.op, "graph %.*s", (int)strcspn(task, " "), task);
+	snprintf(t.attrs, sizeof t.attrs, "%s", task);
+	snprintf(t.target, sizeof t.target, "%s", target);
+	return t;
+}
+
+/* kiln_graph_set_config's answers: the best record of a log per task, or one fixed configuration. */
+typedef struct {
+	const char *log, *target;
+	char device[256];
+	const kiln_cpu_config *fixed;
+	int n, applied, asked;
+	kiln_cpu_config cfg[512];
+} group_configs;
+
+static const kiln_cpu_config *group_config(const char *task, void *user)
+{
+	group_configs *gc = user;
+	if (!tunable_task(task))
+		return NULL;
+	gc->asked++;
+	if (gc->fixed || !gc->log)
+		return gc->fixed;
+	kiln_tune_task t = group_record_task(task, gc->target);
+	kiln_tune_record best;
+	char err[512];
+	if (gc->n == 512 || kiln_tune_log_best(gc->log, &t, gc->device, &best, err, sizeof err) != 1)
+		return NULL;
+	gc->cfg[gc->n] = best.cfg;
+	gc->applied++;
+	return &gc->cfg[gc->n++];
+}
+
+/* The host's description as tuning records carry it. */
+static void host_device(const char *target, char *out, size_t n)
+{
+	kiln_target t;
+	char err[512];
+	out[0] = 0;
+	if (!kiln_target_parse(target, &t, err, sizeof err))
+		snprintf(out, n, "%.255s", kiln_target_describe(&t, err, sizeof err));
+}
+
 static int cmd_compile(const opts *o)
 {
 	if (!o->op || !o->out) {
@@ -733,8 +825,24 @@ static int cmd_compile(const opts *o)
 			free((char *)binds[i].name);
 		return rc;
 	}
-	kiln_module *mod = g ? kiln_graph_compile(g, o->target, o->print_graph ? stdout : NULL) : NULL;
-	if (!mod)
+	group_configs gc = {.log = o->tuning_log, .target = o->target};
+	bool log_bad = false;
+	if (g && o->tuning_log) {
+		FILE *lf = fopen(o->tuning_log, "r");
+		if (!lf) {
+			fprintf(stderr, "kiln: cannot open %s: %s\n", o->tuning_log, strerror(errno));
+			log_bad = true;
+		} else {
+			fclose(lf);
+			host_device(o->target, gc.device, sizeof gc.device);
+			kiln_graph_set_config(g, group_config, &gc);
+		}
+	}
+	kiln_module *mod = g && !log_bad ? kiln_graph_compile(g, o->target, o->print_graph ? stdout : NULL) : NULL;
+	if (mod && o->tuning_log)
+		printf("%s: tuned configurations for %d of %d convolution and matrix-product kernels\n", o->tuning_log,
+		       gc.applied, gc.asked);
+	if (!mod && !log_bad)
 		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 	else if (is_library(o->out) && strcmp(o->target, "llvm"))
 		fprintf(stderr, "kiln: a model library (.so) holds CPU code: --target llvm, or write a .kmod for %s\n",
@@ -1032,13 +1140,17 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
 	return error[0] ? 1 : 0;
 }
 
-/* Runs one trial in a worker with a timeout; fills r (r->error on any failure). */
-static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool check, kiln_tune_record *r)
+/*
+ * Runs `kiln measure` for cfg in a worker process with o's timeout: its
+ * JSON result, or NULL with the reason in error (could not start, timed
+ * out, died, printed no JSON, or reported an error of its own).
+ */
+static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, bool check, char *error, size_t errlen)
 {
 	char config[32], repeat[16];
 	snprintf(config, sizeof config, "%d,%d", cfg.rows, cfg.vecs);
 	snprintf(repeat, sizeof repeat, "%d", o->repeat);
-	const char *argv[24];
+	const char *argv[24 + 2 * 16];
 	int n = 0;
 	argv[n++] = self;
 	argv[n++] = "measure";
@@ -1047,16 +1159,19 @@ static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool
 		argv[n++] = "--shape", argv[n++] = o->shape;
 	if (o->attrs && *o->attrs)
 		argv[n++] = "--attr", argv[n++] = o->attrs;
+	for (int i = 0; i < o->ninput_shape; i++)
+		argv[n++] = "--input-shape", argv[n++] = o->input_shape[i];
 	argv[n++] = "--target", argv[n++] = o->target;
-	argv[n++] = "--config", argv[n++] = config;
+	if (cfg.rows || cfg.vecs) /* 0,0: the default schedule */
+		argv[n++] = "--config", argv[n++] = config;
 	argv[n++] = "--repeat", argv[n++] = repeat;
 	if (check)
 		argv[n++] = "--check";
 	argv[n] = NULL;
 	int fd[2];
 	if (pipe(fd)) {
-		snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
-		return;
+		snprintf(error, errlen, "pipe: %s", strerror(errno));
+		return NULL;
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -1115,19 +1230,34 @@ static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool
 	}
 	cJSON *res = buf ? cJSON_Parse(buf) : NULL;
 	free(buf);
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(res, "error"), *ms = cJSON_GetObjectItemCaseSensitive(res, "median_ms"),
-	            *s = cJSON_GetObjectItemCaseSensitive(res, "samples_ms"), *x;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(res, "error");
+	error[0] = 0;
 	if (pid < 0)
-		snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+		snprintf(error, errlen, "fork: %s", strerror(errno));
 	else if (timed_out)
-		snprintf(r->error, sizeof r->error, "timeout: no result within %d s", o->timeout);
+		snprintf(error, errlen, "timeout: no result within %d s", o->timeout);
 	else if (WIFSIGNALED(status))
-		snprintf(r->error, sizeof r->error, "the worker died (signal %d)", WTERMSIG(status));
+		snprintf(error, errlen, "the worker died (signal %d)", WTERMSIG(status));
 	else if (cJSON_IsString(e) && e->valuestring[0])
-		snprintf(r->error, sizeof r->error, "%s", e->valuestring);
-	else if (!cJSON_IsNumber(ms))
-		snprintf(r->error, sizeof r->error, "the worker printed no result (exit %d)", WEXITSTATUS(status));
-	else {
+		snprintf(error, errlen, "%s", e->valuestring);
+	else if (!res)
+		snprintf(error, errlen, "the worker printed no result (exit %d)", WEXITSTATUS(status));
+	if (error[0]) {
+		cJSON_Delete(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Runs one trial of an operator in a worker; fills r (r->error on any failure). */
+static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool check, kiln_tune_record *r)
+{
+	cJSON *res = run_worker(o, self, cfg, check, r->error, sizeof r->error);
+	const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res, "median_ms"),
+	            *s = cJSON_GetObjectItemCaseSensitive(res, "samples_ms"), *x;
+	if (res && !cJSON_IsNumber(ms))
+		snprintf(r->error, sizeof r->error, "the worker printed no time");
+	else if (res) {
 		r->median_ms = ms->valuedouble;
 		cJSON_ArrayForEach(x, s)
 		{
@@ -1138,8 +1268,232 @@ static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool
 	cJSON_Delete(res);
 }
 
+static void write_plot(const char *path, const double *best, int n, const char *title, const char *ylabel);
+
+static bool is_onnx(const char *op)
+{
+	size_t n = op ? strlen(op) : 0;
+	return n > 5 && !strcmp(op + n - 5, ".onnx");
+}
+
+/* Random inputs for every input of a model (seeded); 0 or -1 (message in the runtime's error). */
+static int random_inputs(kiln_model *m, uint64_t seed)
+{
+	for (int i = 0; i < kiln_model_num_inputs(m); i++) {
+		const kiln_arg_info *in = kiln_model_input_info(m, i);
+		kiln_array *a = kiln_array_empty(in->ndim, in->shape, in->dtype);
+		if (a)
+			kiln_array_fill_random(a, seed + (uint64_t)i, -1, 1);
+		int rc = !a || kiln_model_set_input(m, in->name, a);
+		kiln_array_free(a);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+/* A model compiled for o's target with one configuration for every tunable group (NULL: defaults), or from a log. */
+static kiln_model *model_with(kiln_ctx *ctx, const opts *o, kiln_graph *g, group_configs *gc, char *error, size_t n)
+{
+	kiln_graph_set_config(g, group_config, gc);
+	kiln_module *mod = kiln_graph_compile(g, o->target, NULL);
+	kiln_model *m = mod ? kiln_model_from_module(mod) : NULL;
+	if (!mod)
+		snprintf(error, n, "compile: %s", kiln_error(ctx));
+	else if (!m)
+		snprintf(error, n, "load: %s", kiln_rt_last_error());
+	return m;
+}
+
+/* One trial of a whole model (spawned by kiln tune MODEL.onnx): each tunable task's kernel time, as JSON. */
+static int cmd_measure_model(const opts *o)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_onnx_model *om = NULL;
+	char error[600] = "";
+	cJSON *out = cJSON_CreateObject(), *tasks = cJSON_CreateArray();
+	kiln_graph *g = model_graph(ctx, o, &om);
+	group_configs gc = {.target = o->target, .fixed = cpu_config};
+	kiln_model *m = NULL;
+	if (!g)
+		snprintf(error, sizeof error, "model: %s", kiln_error(ctx)[0] ? kiln_error(ctx) : "cannot import it");
+	else
+		m = model_with(ctx, o, g, &gc, error, sizeof error);
+	int ns = m ? kiln_model_num_steps(m) : 0;
+	double *ms = calloc((size_t)(ns ? ns : 1), sizeof *ms);
+	if (m && (random_inputs(m, o->seed) || kiln_model_step_times(m, o->repeat, ms)))
+		snprintf(error, sizeof error, "run: %s", kiln_rt_last_error());
+	/* each step's kernel is a group's function: its task's time is the sum over its groups */
+	for (int s = 0; !error[0] && s < ns; s++) {
+		const char *fn = NULL, *task = NULL;
+		for (int i = 0; i < kiln_graph_num_groups(g) && !task; i++) {
+			const char *t = kiln_graph_group_task(g, i, &fn);
+			if (t && fn && !strcmp(fn, kiln_model_step_name(m, s)))
+				task = t;
+		}
+		if (!task || !tunable_task(task))
+			continue;
+		cJSON *x = NULL, *it;
+		cJSON_ArrayForEach(it, tasks)
+		{
+			if (!strcmp(cJSON_GetObjectItemCaseSensitive(it, "task")->valuestring, task))
+				x = it;
+		}
+		if (!x) {
+			x = cJSON_CreateObject();
+			cJSON_AddStringToObject(x, "task", task);
+			cJSON_AddNumberToObject(x, "ms", 0);
+			cJSON_AddNumberToObject(x, "count", 0);
+			cJSON_AddItemToArray(tasks, x);
+		}
+		cJSON *t = cJSON_GetObjectItemCaseSensitive(x, "ms"), *c = cJSON_GetObjectItemCaseSensitive(x, "count");
+		cJSON_SetNumberValue(t, t->valuedouble + ms[s]);
+		cJSON_SetNumberValue(c, c->valuedouble + 1);
+	}
+	cJSON_AddStringToObject(out, "error", error);
+	cJSON_AddItemToObject(out, "tasks", tasks);
+	char *line = cJSON_PrintUnformatted(out);
+	printf("%s\n", line);
+	cJSON_free(line);
+	cJSON_Delete(out);
+	free(ms);
+	kiln_model_free(m);
+	kiln_onnx_free(om);
+	kiln_ctx_free(ctx);
+	return error[0] ? 1 : 0;
+}
+
+/* The largest relative difference between two models' outputs on the same inputs (-1: they could not run). */
+static double compare_models(kiln_model *a, kiln_model *b, uint64_t seed)
+{
+	if (random_inputs(a, seed) || random_inputs(b, seed) || kiln_model_run(a) || kiln_model_run(b))
+		return -1;
+	double worst = 0;
+	for (int i = 0; i < kiln_model_num_outputs(a); i++) {
+		const kiln_array *x = kiln_model_get_output(a, i), *y = kiln_model_get_output(b, i);
+		double scale = 1e-6;
+		for (int64_t k = 0; k < kiln_array_numel(x); k++)
+			scale = fmax(scale, fabs(((const float *)x->data)[k]));
+		for (int64_t k = 0; k < kiln_array_numel(x); k++)
+			worst = fmax(worst, fabs(((const float *)x->data)[k] - ((const float *)y->data)[k]) / scale);
+	}
+	return worst;
+}
+
+/*
+ * kiln tune MODEL.onnx: every configuration of the CPU template applied to
+ * all the model's convolutions and matrix products at once, each trial a
+ * worker that profiles the model's kernels; each task keeps its own best.
+ * The first trial is the default schedule; the tuned model is checked
+ * against the default one on the same inputs at the end.
+ */
+static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self, const char *desc)
+{
+	kiln_cpu_config space[65] = {{0, 0}};
+	int nspace = 1 + kiln_tune_space(t, space + 1, 64), order[64];
+	kiln_tune_order(o->search, o->seed, nspace - 1, order);
+	int n = o->trials < nspace ? o->trials : nspace;
+	typedef struct {
+		char task[1024];
+		double def_ms, best_ms;
+		kiln_cpu_config best;
+	} task_best;
+	task_best *tb = calloc(512, sizeof *tb);
+	int ntb = 0, errors = 0;
+	double *curve = calloc((size_t)n, sizeof *curve), t0 = bench_clock();
+	fprintf(stderr, "tuning the convolutions and matrix products of %s on %s: %d configurations, log %s\n", o->op,
+	        desc, n, o->log);
+	for (int i = 0; i < n; i++) {
+		kiln_cpu_config cfg = i == 0 ? space[0] : space[1 + order[i - 1]];
+		char err[512];
+		cJSON *res = run_worker(o, self, cfg, false, err, sizeof err), *x;
+		if (!res)
+			errors++;
+		cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(res, "tasks"))
+		{
+			const cJSON *tk = cJSON_GetObjectItemCaseSensitive(x, "task"), *ms = cJSON_GetObjectItemCaseSensitive(x, "ms");
+			if (!cJSON_IsString(tk) || !cJSON_IsNumber(ms))
+				continue;
+			kiln_tune_record r = {.task = group_record_task(tk->valuestring, o->target), .cfg = cfg,
+			                      .median_ms = ms->valuedouble, .nsamples = 1, .samples_ms = {ms->valuedouble}};
+			snprintf(r.device, sizeof r.device, "%.255s", desc);
+			snprintf(r.version, sizeof r.version, "%s", KILN_VERSION);
+			r.unix_time = (double)time(NULL);
+			if (kiln_tune_log_append(o->log, &r, err, sizeof err)) {
+				fprintf(stderr, "\nkiln: %s\n", err);
+				cJSON_Delete(res);
+				free(tb), free(curve);
+				return 1;
+			}
+			int k = 0;
+			while (k < ntb && strcmp(tb[k].task, tk->valuestring))
+				k++;
+			if (k == ntb && ntb < 512) {
+				snprintf(tb[ntb].task, sizeof tb[ntb].task, "%s", tk->valuestring);
+				tb[ntb].def_ms = tb[ntb].best_ms = i == 0 ? ms->valuedouble : 1e300;
+				tb[ntb++].best = cfg;
+			} else if (k < ntb && ms->valuedouble < tb[k].best_ms) {
+				tb[k].best_ms = ms->valuedouble;
+				tb[k].best = cfg;
+			}
+		}
+		cJSON_Delete(res);
+		for (int k = 0; k < ntb; k++)
+			curve[i] += tb[k].best_ms < 1e300 ? tb[k].best_ms : 0;
+		double el = bench_clock() - t0, eta = el / (i + 1) * (n - i - 1);
+		fprintf(stderr, "\r[%-30.*s] %3d/%d  kernels %.3f ms  errors %d  ETA %d:%02d ", 30 * (i + 1) / n,
+		        "##############################", i + 1, n, curve[i], errors, (int)eta / 60, (int)eta % 60);
+	}
+	fprintf(stderr, "\n");
+	double def = 0, best = 0;
+	for (int k = 0; k < ntb; k++) {
+		def += tb[k].def_ms;
+		best += tb[k].best_ms;
+		printf("%-60.60s %8.3f -> %8.3f ms  (%d rows x %d vectors)\n", tb[k].task, tb[k].def_ms, tb[k].best_ms,
+		       tb[k].best.rows, tb[k].best.vecs);
+	}
+	/* the plot is of kernel time, lower is better: drawn as the speed-up over the default */
+	for (int i = 0; i < n; i++)
+		curve[i] = curve[i] > 0 && curve[0] > 0 ? curve[0] / curve[i] : 0;
+	char plot[4200], title[600];
+	snprintf(plot, sizeof plot, "%s.svg", o->log);
+	snprintf(title, sizeof title, "%s on %s: speed-up of its tunable kernels", o->op, o->target);
+	write_plot(plot, curve, n, title, "speed-up over the defaults");
+	free(tb), free(curve);
+	if (ntb == 0) {
+		fprintf(stderr, "kiln: no trial measured the model's kernels (see %s)\n", o->log);
+		return 1;
+	}
+	/* the tuned model against the default one */
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_onnx_model *om = NULL, *om2 = NULL;
+	kiln_graph *g1 = model_graph(ctx, o, &om), *g2 = g1 ? model_graph(ctx, o, &om2) : NULL;
+	char err[600] = "";
+	group_configs none = {.target = o->target}, logged = {.target = o->target, .log = o->log};
+	host_device(o->target, logged.device, sizeof logged.device);
+	kiln_model *a = g2 ? model_with(ctx, o, g1, &none, err, sizeof err) : NULL;
+	kiln_model *b = a ? model_with(ctx, o, g2, &logged, err, sizeof err) : NULL;
+	double diff = b ? compare_models(a, b, o->seed) : -1;
+	int rc = 0;
+	if (diff < 0 || diff > 1e-4) {
+		fprintf(stderr, "kiln: the tuned model %s the default one (%s)\n", diff < 0 ? "could not run beside" :
+		        "differs from", err[0] ? err : kiln_rt_last_error());
+		rc = 1;
+	} else {
+		printf("tunable kernels: %.3f ms with the defaults, %.3f ms tuned (%.2fx); tuned outputs within %.1e of the "
+		       "default's; log %s, plot %s\napply it with: kiln compile %s -o M.so --tuning-log %s\n",
+		       def, best, best > 0 ? def / best : 0, diff, o->log, plot, o->op, o->log);
+	}
+	kiln_model_free(a);
+	kiln_model_free(b);
+	kiln_onnx_free(om);
+	kiln_onnx_free(om2);
+	kiln_ctx_free(ctx);
+	return rc;
+}
+
 /* best-so-far GFLOP/s against trials, as an SVG line plot */
-static void write_plot(const char *path, const double *best, int n, const char *title)
+static void write_plot(const char *path, const double *best, int n, const char *title, const char *ylabel)
 {
 	FILE *f = fopen(path, "w");
 	if (!f)
@@ -1154,9 +1508,9 @@ static void write_plot(const char *path, const double *best, int n, const char *
 	           "<line x1=\"60\" y1=\"360\" x2=\"620\" y2=\"360\" stroke=\"black\"/>\n"
 	           "<line x1=\"60\" y1=\"40\" x2=\"60\" y2=\"360\" stroke=\"black\"/>\n"
 	           "<text x=\"340\" y=\"390\" text-anchor=\"middle\">trials (%d)</text>\n"
-	           "<text x=\"15\" y=\"200\" transform=\"rotate(-90 15 200)\" text-anchor=\"middle\">best GFLOP/s so far "
-	           "(top %.1f)</text>\n<polyline fill=\"none\" stroke=\"#c33\" stroke-width=\"2\" points=\"",
-	        title, n, top / 1.1);
+	           "<text x=\"15\" y=\"200\" transform=\"rotate(-90 15 200)\" text-anchor=\"middle\">%s "
+	           "(top %.2f)</text>\n<polyline fill=\"none\" stroke=\"#c33\" stroke-width=\"2\" points=\"",
+	        title, n, ylabel, top / 1.1);
 	for (int i = 0; i < n; i++)
 		fprintf(f, "%.1f,%.1f ", 60 + 560.0 * (n > 1 ? (double)i / (n - 1) : 0), 360 - 320 * best[i] / top);
 	fprintf(f, "\"/>\n</svg>\n");
@@ -1190,6 +1544,10 @@ static int cmd_tune(const opts *o)
 		return 1;
 	}
 	self[sl] = 0;
+	if (is_onnx(o->op)) {
+		kiln_target_describe(&t, desc, sizeof desc);
+		return cmd_tune_model(o, &t, self, desc);
+	}
 	kiln_cpu_config all[64], space[64];
 	int nall = kiln_tune_space(&t, all, 64), nspace = 0, order[64];
 	/* the work of one call, for GFLOP/s; and the configurations this operator's
@@ -1252,7 +1610,7 @@ static int cmd_tune(const opts *o)
 	snprintf(plot, sizeof plot, "%s.svg", o->log);
 	char title[600];
 	snprintf(title, sizeof title, "%s %s on %s", task.op, task.shape, o->target);
-	write_plot(plot, best_so_far, n, title);
+	write_plot(plot, best_so_far, n, title, "best GFLOP/s so far");
 	if (best_i < 0) {
 		fprintf(stderr, "kiln: every trial failed (see %s)\n", o->log);
 		return 1;
@@ -1304,6 +1662,8 @@ int main(int argc, char **argv)
 	static kiln_cpu_config cfg; /* cpu_config points at it for the whole run */
 	if (pick_config(&o, &cfg))
 		return 1;
+	if (!strcmp(cmd, "measure") && is_onnx(o.op))
+		return cmd_measure_model(&o);
 	if (!strcmp(cmd, "measure")) {
 		kiln_ctx *mctx = kiln_ctx_new();
 		int mrc = cmd_measure(mctx, &o);

@@ -42,6 +42,19 @@ int kiln_graph_optimize(kiln_graph *g, FILE *print_graph);
  * kiln_model_load (kiln/model.h) runs it.
  */
 kiln_module *kiln_graph_compile(kiln_graph *g, const char *target, FILE *print_graph);
+/*
+ * Tuning (kiln/tune.h): after kiln_graph_optimize, group i's task key (its
+ * anchor operator, input shapes, attributes and fused operators; groups with
+ * one key are one task) and its function's name in the module (*fn).
+ * kiln_graph_set_config makes the next compile ask fn for each group's
+ * configuration on CPU targets (NULL answer: the default schedule; one the
+ * group's schedule refuses: the default too).
+ */
+int kiln_graph_num_groups(const kiln_graph *g);
+const char *kiln_graph_group_task(kiln_graph *g, int i, const char **fn);
+struct kiln_cpu_config; /* kiln/ops.h */
+typedef const struct kiln_cpu_config *(*kiln_group_config_fn)(const char *task, void *user);
+void kiln_graph_set_config(kiln_graph *g, kiln_group_config_fn fn, void *user);
 /* After compile: bytes of the planned arena of intermediates, and what they
  * would take without reuse (*without_reuse). */
 int64_t kiln_graph_planned_bytes(const kiln_graph *g, int64_t *without_reuse);

@@ -63,6 +63,11 @@ const kiln_array *kiln_model_get_output_by_name(const kiln_model *m, const char 
 /* Times each step (kernel) runs times and writes a table, slowest first, with
  * medians and shares of the total: where a model spends its time. */
 int kiln_model_profile(kiln_model *m, int runs, FILE *out);
+/* Steps (one kernel each) and the name of step s's function (the graph's group function). */
+int kiln_model_num_steps(const kiln_model *m);
+const char *kiln_model_step_name(const kiln_model *m, int s);
+/* The median milliseconds of each step over runs runs, into ms[0..num_steps). 0 or -1. */
+int kiln_model_step_times(kiln_model *m, int runs, double *ms);
 /* Times whole runs with the time evaluator's options (kiln_module_time's). */
 int kiln_model_time(kiln_model *m, const kiln_time_opts *opts, kiln_timing *out);
 

@@ -89,7 +89,7 @@ kiln_schedule *kiln_schedule_cpu_for(kiln_ctx *ctx, const kiln_target *t, int no
  * any tiled reduction): rows of the block and vectors of columns (0: the
  * default the target gives). What a tuner searches (include/kiln/tune.h).
  */
-typedef struct {
+typedef struct kiln_cpu_config {
 	int rows, vecs;
 } kiln_cpu_config;
 kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,

@@ -19,11 +19,12 @@
 extern "C" {
 #endif
 
-/* What is tuned: an operator of the registry (or FILE.kte[:OP]) at a shape, on a target. */
+/* What is tuned: an operator of the registry (or FILE.kte[:OP]) at a shape, on a target; for a
+ * model's fused group, op is "graph OPS" and attrs the group's task key (kiln_graph_group_task). */
 typedef struct {
 	char op[256];
 	char shape[128];
-	char attrs[256];
+	char attrs[1024];
 	char target[128];
 } kiln_tune_task;
 
