@@ -300,13 +300,18 @@ typedef struct {
 	int64_t c;
 } lin;
 
+/* Index arithmetic wraps at 64 bits as the generated code does; in C only unsigned arithmetic may. */
+static int64_t wrap_add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static int64_t wrap_mul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+static int64_t wrap_neg(int64_t a) { return (int64_t)(0 - (uint64_t)a); }
+
 static void lin_add_term(lin *l, ir_expr *t, int64_t k)
 {
 	if (k == 0)
 		return;
 	for (int i = 0; i < l->n; i++)
 		if (ir_expr_equal(l->term[i], t)) {
-			l->coef[i] += k;
+			l->coef[i] = wrap_add(l->coef[i], k);
 			return;
 		}
 	if (l->n == l->cap) {
@@ -330,7 +335,7 @@ static void to_lin(lin *l, ir_expr *e, int64_t k)
 	int64_t c;
 	switch (e->kind) {
 	case IR_INT_IMM:
-		l->c += k * e->i;
+		l->c = wrap_add(l->c, wrap_mul(k, e->i));
 		return;
 	case IR_ADD:
 		to_lin(l, e->bin.a, k);
@@ -338,15 +343,15 @@ static void to_lin(lin *l, ir_expr *e, int64_t k)
 		return;
 	case IR_SUB:
 		to_lin(l, e->bin.a, k);
-		to_lin(l, e->bin.b, -k);
+		to_lin(l, e->bin.b, wrap_neg(k));
 		return;
 	case IR_MUL:
 		if (ir_is_const_int(e->bin.b, &c)) {
-			to_lin(l, e->bin.a, k * c);
+			to_lin(l, e->bin.a, wrap_mul(k, c));
 			return;
 		}
 		if (ir_is_const_int(e->bin.a, &c)) {
-			to_lin(l, e->bin.b, k * c);
+			to_lin(l, e->bin.b, wrap_mul(k, c));
 			return;
 		}
 		break;
@@ -381,7 +386,7 @@ static void lin_merge_divmod(lin *l)
 			if (l->coef[i] == 0 || m->kind != IR_MOD || !ir_is_const_int(m->bin.b, &b) || b <= 0)
 				continue;
 			for (int j = 0; j < l->n; j++)
-				if (l->coef[j] == l->coef[i] * b && divides_into(l->term[j], m->bin.a, b)) {
+				if (l->coef[j] == wrap_mul(l->coef[i], b) && divides_into(l->term[j], m->bin.a, b)) {
 					int64_t k = l->coef[i];
 					l->coef[i] = l->coef[j] = 0;
 					lin_add_term(l, m->bin.a, k);
@@ -401,7 +406,7 @@ static ir_expr *from_lin(kiln_ctx *ctx, const lin *l, ir_type t)
 			int64_t k = l->coef[i];
 			if (k == 0 || (pass == 0) != (k > 0))
 				continue;
-			int64_t a = k > 0 ? k : -k;
+			int64_t a = k > 0 ? k : wrap_neg(k);
 			ir_expr *term = a == 1 ? l->term[i] : ir_mul(ctx, l->term[i], ir_int(ctx, t, a));
 			if (!r)
 				r = k > 0 ? term : ir_sub(ctx, ir_int(ctx, t, 0), term);
@@ -413,7 +418,7 @@ static ir_expr *from_lin(kiln_ctx *ctx, const lin *l, ir_type t)
 	if (l->c > 0)
 		r = ir_add(ctx, r, ir_int(ctx, t, l->c));
 	else if (l->c < 0)
-		r = ir_sub(ctx, r, ir_int(ctx, t, -l->c));
+		r = ir_sub(ctx, r, ir_int(ctx, t, wrap_neg(l->c)));
 	return r;
 }
 
