@@ -15,10 +15,13 @@ static _Thread_local char rt_err[1024];
 
 int rt_error(const char *fmt, ...)
 {
+	/* formatted apart first: an argument may be the last message itself ("%s: %s", what, kiln_rt_last_error()) */
+	char msg[sizeof rt_err];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(rt_err, sizeof rt_err, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	memcpy(rt_err, msg, sizeof msg);
 	return -1;
 }
 

@@ -22,24 +22,6 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 		snprintf(buf + k, n - k, "]");
 }
 
-/*
- * Where the arrays of m's functions must live: the host's memory, except in
- * the web runtime, where a wasm module's arrays live in its kernel instance
- * and a webgpu module's in GPU buffers. -1: this runtime cannot run m.
- */
-static int arg_device(const kiln_module *m)
-{
-#ifdef __EMSCRIPTEN__
-	if (!strcmp(m->target, "wasm"))
-		return KILN_DEV_WASM;
-	if (!strcmp(m->target, "webgpu"))
-		return KILN_DEV_WEBGPU;
-	return !strcmp(m->target, "webgl") ? KILN_DEV_CPU : -1;
-#else
-	return !strcmp(m->target, "wasm") || !strcmp(m->target, "webgpu") ? -1 : KILN_DEV_CPU;
-#endif
-}
-
 static const char *device_name(int d)
 {
 	static const char *names[] = {"the host's memory", "an OpenCL device", "a GLES device", "a WebGPU buffer",
@@ -47,17 +29,12 @@ static const char *device_name(int d)
 	return d >= 0 && d <= KILN_DEV_WASM ? names[d] : "an unknown device";
 }
 
-static int check_args(const kiln_module *m, const rt_function *f, kiln_array **args, int nargs)
+static int check_args(kiln_module *m, const rt_function *f, kiln_array **args, int nargs)
 {
-	int dev = arg_device(m);
-	if (dev < 0)
-#ifdef __EMSCRIPTEN__
-		return rt_error("%s: a %s module runs natively; the web runtime runs wasm, webgl and webgpu modules",
-		                f->name, m->target);
-#else
-		return rt_error("%s: a %s module runs in a JavaScript host (node or a browser); this native runtime "
-		                "cannot call it", f->name, m->target);
-#endif
+	const rt_device *device = rt_device_for(m);
+	if (!device)
+		return rt_error("%s: %s", f->name, kiln_rt_last_error());
+	int dev = (int)device->arrays;
 	if (nargs != f->nargs) {
 		char names[512] = "";
 		size_t k = 0;
@@ -90,36 +67,22 @@ static int check_args(const kiln_module *m, const rt_function *f, kiln_array **a
 			return rt_error("argument %d (%s) of %s lives in %s; a %s module takes arrays in %s", i, ai->name,
 			                f->name, device_name(a->device), m->target, device_name(dev));
 	}
-	/* a wasm function's code is the module's kernel binary, which the JS host holds */
-	if (!f->fn && !f->nlaunch && dev != KILN_DEV_WASM)
+	if (device->needs_code && !f->fn && !f->nlaunch)
 		return rt_error("%s has no code in this module", f->name);
 	return 0;
 }
 
-/* Runs f on m's device; ms receives the kernels' own time (device functions). */
-static int invoke_device(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
-{
-#ifdef __EMSCRIPTEN__
-	if (!strcmp(m->target, "webgpu"))
-		return rt_webgpu_run(m, f, args, ms);
-#else
-	if (!strcmp(m->target, "opencl"))
-		return rt_opencl_run(m, f, args, ms);
-#endif
-	if (!strcmp(m->target, "webgl"))
-		return rt_gles_run(m, f, args, ms);
-	return rt_error("%s: this runtime cannot run target '%s'", f->name, m->target);
-}
-
-#ifdef __EMSCRIPTEN__
-/* A CPU function of the web runtime is an export of the module's wasm kernel instance. */
-static int invoke(kiln_module *m, const rt_function *f, kiln_array **args) { return rt_wasm_call(m, f, args); }
-#else
-static int invoke(kiln_module *m, const rt_function *f, kiln_array **args)
+#ifndef __EMSCRIPTEN__
+/* The host CPU: a function is a C entry point int fn(T *a, T *b, ...), called through libffi. */
+static int cpu_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 {
 	ffi_cif cif;
 	ffi_type *types[MAX_FFI_ARGS];
 	void *ptrs[MAX_FFI_ARGS], *vals[MAX_FFI_ARGS];
+	if (f->nargs > MAX_FFI_ARGS)
+		return rt_error("%s has more than %d arguments", f->name, MAX_FFI_ARGS);
+	if (!f->fn)
+		return rt_error("%s has no code in this module", f->name);
 	for (int i = 0; i < f->nargs; i++) {
 		types[i] = &ffi_type_pointer;
 		ptrs[i] = args[i]->data;
@@ -133,6 +96,13 @@ static int invoke(kiln_module *m, const rt_function *f, kiln_array **args)
 		return rt_error("%s returned status %d", f->name, (int)(int32_t)rc);
 	return 0;
 }
+
+const rt_device rt_cpu_device = {
+	.name = "cpu",
+	.arrays = KILN_DEV_CPU,
+	.run = cpu_run,
+	.needs_code = true,
+};
 #endif
 
 int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int nargs)
@@ -151,7 +121,7 @@ int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int narg
 		return rt_error("%s has more than %d arguments", fn, MAX_FFI_ARGS);
 	if (check_args(m, f, args, nargs))
 		return -1;
-	return f->nlaunch ? invoke_device(m, f, args, NULL) : invoke(m, f, args);
+	return m->device->run(m, f, args, NULL);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -161,18 +131,18 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /*
- * A device function is timed by the device's own clock: each sample is the
- * kernels' time averaged over `number` calls, without the transfers.
+ * A device with its own clock times the kernels: each sample is their time
+ * averaged over `number` calls, without the transfers.
  */
 static int time_device(kiln_module *m, rt_function *f, kiln_array **args, const kiln_time_opts *o, kiln_timing *out)
 {
 	double ms;
 	for (int i = 0; i < o->warmup; i++)
-		if (invoke_device(m, f, args, &ms))
+		if (m->device->run(m, f, args, &ms))
 			return -1;
 	int number = o->number > 0 ? o->number : 1;
 	if (o->number <= 0 && o->min_repeat_ms > 0) {
-		if (invoke_device(m, f, args, &ms))
+		if (m->device->run(m, f, args, &ms))
 			return -1;
 		number = ms > 0 ? (int)(o->min_repeat_ms / ms) + 1 : 1;
 		if (number > 1000)
@@ -184,7 +154,7 @@ static int time_device(kiln_module *m, rt_function *f, kiln_array **args, const 
 	for (int r = 0; r < o->repeat; r++) {
 		double sum = 0;
 		for (int i = 0; i < number; i++) {
-			if (invoke_device(m, f, args, &ms)) {
+			if (m->device->run(m, f, args, &ms)) {
 				kiln_timing_free(out);
 				return -1;
 			}
@@ -261,7 +231,7 @@ struct host_call {
 static int call_once(void *arg)
 {
 	struct host_call *c = arg;
-	return invoke(c->m, c->f, c->args);
+	return c->m->device->run(c->m, (rt_function *)c->f, c->args, NULL);
 }
 
 int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int nargs, const kiln_time_opts *opts,
@@ -274,7 +244,9 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 	if (kiln_module_call(m, fn, args, nargs)) /* checks everything once */
 		return -1;
 	rt_function *f = rt_module_find(m, fn);
-	if (f->nlaunch)
+	if (m->device->time)
+		return m->device->time(m, f, args, &o, out);
+	if (m->device->kernel_clock)
 		return time_device(m, f, args, &o, out);
 	struct host_call hc = {m, f, args};
 	return rt_time_host(call_once, &hc, &o, out);

@@ -476,7 +476,7 @@ static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double 
 	return run_with(f, fs->tex, args, NULL, NULL, ms);
 }
 
-int rt_gles_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
+static int rt_gles_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 {
 	pthread_mutex_lock(&mu);
 	int rc = run_locked(m, f, args, ms);
@@ -529,7 +529,7 @@ int rt_gles_lanes(kiln_module *m, rt_function *f)
 	return rc;
 }
 
-int rt_gles_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
+static int rt_gles_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
                          const uint8_t *download)
 {
 	pthread_mutex_lock(&mu);
@@ -550,7 +550,7 @@ int rt_gles_run_resident(kiln_module *m, rt_function *f, kiln_array **args, cons
 	return rc;
 }
 
-void rt_gles_forget(const void *host, size_t bytes)
+static void rt_gles_forget(const void *host, size_t bytes)
 {
 	pthread_mutex_lock(&mu);
 	const char *lo = host, *hi = lo + bytes;
@@ -564,3 +564,13 @@ void rt_gles_forget(const void *host, size_t bytes)
 	}
 	pthread_mutex_unlock(&mu);
 }
+
+const rt_device rt_gles_device = {
+	.name = "gles",
+	.arrays = KILN_DEV_CPU, /* host arrays, mirrored in textures */
+	.run = rt_gles_run,
+	.kernel_clock = true,
+	.needs_code = true,
+	.run_resident = rt_gles_run_resident,
+	.forget = rt_gles_forget,
+};

@@ -61,7 +61,8 @@ struct kiln_model {
 	kiln_arg_info *in_info, *out_info;
 	bool resident;       /* a device module: intermediates and weights stay on the device */
 	bool warm;           /* the weights are on the device */
-	const rt_buffer_ops *dev; /* buffers outside this process's memory (web), or NULL */
+	const rt_device *device; /* what runs the module */
+	const rt_device *dev; /* device when its buffers are outside this process's memory (web), or NULL */
 	uintptr_t *handles;  /* dev: per value its buffer (0: none of its own) */
 	uintptr_t arena_handle;
 };
@@ -126,11 +127,7 @@ void kiln_model_free(kiln_model *m)
 	if (!m)
 		return;
 	if (m->resident) {
-		void (*forget)(const void *, size_t) = rt_gles_forget;
-#ifndef __EMSCRIPTEN__
-		if (!strcmp(kiln_module_target(m->mod), "opencl"))
-			forget = rt_opencl_forget;
-#endif
+		void (*forget)(const void *, size_t) = m->device->forget;
 		forget(m->arena, m->arena_bytes ? m->arena_bytes : 64);
 		forget(m->weights, m->weights_bytes ? m->weights_bytes : 64);
 		for (int v = 0; v < m->nvalue; v++)
@@ -277,14 +274,14 @@ static int parse_steps(kiln_model *m, rd *r)
 }
 
 /*
- * Buffers on a device the host cannot address (web.c's rt_buffer_ops): one
+ * Buffers on a device the host cannot address (web.c's devices): one
  * for the arena when handles take offsets, else one per intermediate; one
  * per weight, uploaded now; one per input and output. v->data holds the
  * handle the kernels get.
  */
 static int setup_device(kiln_model *m, const rt_blob *wb, const char *what)
 {
-	const rt_buffer_ops *d = m->dev;
+	const rt_device *d = m->dev;
 	m->handles = calloc(m->nvalue ? m->nvalue : 1, sizeof *m->handles);
 	if (!m->handles)
 		return rt_error("%s: out of memory", what);
@@ -308,7 +305,9 @@ static int setup_device(kiln_model *m, const rt_blob *wb, const char *what)
 /* Buffers: the arena, the weights (aligned copies), inputs and outputs; then each step's views. */
 static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 {
-	if ((m->dev = rt_buffers_for(m->mod))) {
+	if (!(m->device = rt_device_for(m->mod)))
+		return rt_error("%s: %s", what, kiln_rt_last_error());
+	if ((m->dev = m->device->alloc ? m->device : NULL)) {
 		if (setup_device(m, wb, what))
 			return -1;
 	} else {
@@ -344,14 +343,11 @@ static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 			if (!(st->views[a] = kiln_array_wrap(m->values[st->arg[a]].data, fa[a].ndim, fa[a].shape, fa[a].dtype)))
 				return -1;
 			if (m->dev)
-				st->views[a]->device = m->dev->device;
+				st->views[a]->device = m->dev->arrays;
 		}
 	}
-	bool gles = !strcmp(kiln_module_target(m->mod), "webgl");
-	m->resident = gles;
-#ifndef __EMSCRIPTEN__
-	m->resident |= !strcmp(kiln_module_target(m->mod), "opencl");
-#endif
+	bool gles = m->device == &rt_gles_device;
+	m->resident = m->device->run_resident != NULL;
 	if (m->resident) {
 		/* webgl packs some functions' textures RGBA: a value whose writer and
 		 * reader pack it differently goes through the host */
@@ -419,15 +415,11 @@ static int setup(kiln_model *m, const rt_blob *wb, const char *what)
 		if (!(m->out_arrays[i] = kiln_array_wrap(v->data, v->info.ndim, v->info.shape, v->info.dtype)))
 			return -1;
 		if (m->dev)
-			m->out_arrays[i]->device = m->dev->device;
+			m->out_arrays[i]->device = m->dev->arrays;
 	}
 	return 0;
 }
 
-#ifndef __EMSCRIPTEN__
-/* Natively every target's buffers are in this process's memory (OpenCL mirrors them: rt_opencl_run_resident). */
-const rt_buffer_ops *rt_buffers_for(const kiln_module *m) { return NULL; }
-#endif
 
 kiln_model *kiln_model_from_module(kiln_module *mod) { return rt_model_over(mod, true); }
 
@@ -589,11 +581,7 @@ static int run_step(kiln_model *m, int s)
 		for (int a = 0; a < st->nargs; a++)
 			st->up[a] = st->up_each[a] || (!m->warm && st->up_first[a]);
 		rt_function *f = rt_module_find(m->mod, st->fn);
-#ifndef __EMSCRIPTEN__
-		if (!strcmp(kiln_module_target(m->mod), "opencl"))
-			return rt_opencl_run_resident(m->mod, f, st->views, st->up, st->down);
-#endif
-		return rt_gles_run_resident(m->mod, f, st->views, st->up, st->down);
+		return m->device->run_resident(m->mod, f, st->views, st->up, st->down);
 	}
 	return kiln_module_call(m->mod, st->fn, st->views, st->nargs);
 }
@@ -616,10 +604,8 @@ int kiln_model_run(kiln_model *m)
 		if (run_step(m, s))
 			return -1;
 	if (m->resident) {
-#ifndef __EMSCRIPTEN__
-		if (!strcmp(kiln_module_target(m->mod), "opencl") && rt_opencl_sync())
+		if (m->device->sync && m->device->sync())
 			return -1;
-#endif
 		m->warm = true;
 	}
 	return 0;
@@ -681,10 +667,8 @@ int kiln_model_step_times(kiln_model *m, int runs, double *ms)
 		for (int r = 0; r < runs && !rc; r++) {
 			double t0 = rt_now_ms();
 			rc = run_step(m, s);
-#ifndef __EMSCRIPTEN__
-			if (!rc && m->resident && !strcmp(kiln_module_target(m->mod), "opencl")) /* queued: wait for it */
-				rc = rt_opencl_sync();
-#endif
+			if (!rc && m->resident && m->device->sync) /* queued: wait for it */
+				rc = m->device->sync();
 			samples[r] = rt_now_ms() - t0;
 		}
 		/* the median of the step's samples */

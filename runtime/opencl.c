@@ -541,7 +541,7 @@ static int run_resident_locked(kiln_module *m, rt_function *f, kiln_array **args
 	return rc;
 }
 
-int rt_opencl_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
+static int rt_opencl_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
                            const uint8_t *download)
 {
 	pthread_mutex_lock(&mu);
@@ -550,7 +550,7 @@ int rt_opencl_run_resident(kiln_module *m, rt_function *f, kiln_array **args, co
 	return rc;
 }
 
-int rt_opencl_sync(void)
+static int rt_opencl_sync(void)
 {
 	pthread_mutex_lock(&mu);
 	cl_int e = st ? CL(clFinish)(st->q) : CL_SUCCESS;
@@ -558,7 +558,7 @@ int rt_opencl_sync(void)
 	return e == CL_SUCCESS ? 0 : rt_error("opencl: the device failed while running (%s)", cl_err(e));
 }
 
-void rt_opencl_forget(const void *host, size_t bytes)
+static void rt_opencl_forget(const void *host, size_t bytes)
 {
 	pthread_mutex_lock(&mu);
 	const char *lo = host, *hi = lo + bytes;
@@ -573,10 +573,21 @@ void rt_opencl_forget(const void *host, size_t bytes)
 	pthread_mutex_unlock(&mu);
 }
 
-int rt_opencl_run(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms)
+static int rt_opencl_run(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms)
 {
 	pthread_mutex_lock(&mu);
 	int rc = run_locked(m, f, args, kernel_ms);
 	pthread_mutex_unlock(&mu);
 	return rc;
 }
+
+const rt_device rt_opencl_device = {
+	.name = "opencl",
+	.arrays = KILN_DEV_CPU, /* host arrays, mirrored in device buffers around each call */
+	.run = rt_opencl_run,
+	.kernel_clock = true,
+	.needs_code = true,
+	.run_resident = rt_opencl_run_resident,
+	.sync = rt_opencl_sync,
+	.forget = rt_opencl_forget,
+};

@@ -22,22 +22,48 @@ int rt_dtype_check(kiln_dtype t, const char *what);
  */
 int rt_array_bytes(int ndim, const int64_t *shape, kiln_dtype t, const char *what, size_t *out);
 
+typedef struct rt_function rt_function;
 /*
- * Where a model's buffers live when not in this process's memory: the web
- * runtime's wasm modules keep them in their kernel instance's memory, webgpu
- * modules in GPUBuffers (web.c). alloc returns a handle (a byte offset, a
- * buffer id), 0 with a message on failure; with offsets, handle + n
- * addresses n bytes into a buffer, so one allocation can hold an arena.
+ * A device: what runs a module's functions, as TVM's DeviceAPI or QBE's
+ * targets — one struct of function pointers per device, filled with
+ * designated initializers where the device lives (call.c: cpu, opencl.c,
+ * gles.c, web.c: wasm and webgpu, rpc/client.c: remote). call.c and the
+ * graph executor call through it; nothing else dispatches on a target name.
  */
-typedef struct {
-	kiln_device_kind device;
+typedef struct rt_device {
+	const char *name;
+	kiln_device_kind arrays;  /* where the arguments of its functions live */
+	/* runs f once; with ms, returns the kernels' own time (kernel_clock) */
+	int (*run)(kiln_module *m, rt_function *f, kiln_array **args, double *ms);
+	bool kernel_clock;        /* run's ms is the device's clock: the evaluator times by it */
+	bool needs_code;          /* a function needs f->fn or launches in the module */
+	/* the whole time evaluator, when the device times on its own side (remote); NULL: call.c's */
+	int (*time)(kiln_module *m, rt_function *f, kiln_array **args, const kiln_time_opts *o, kiln_timing *out);
+	/*
+	 * The graph executor's resident form (opencl, gles): arguments live in
+	 * device buffers shared between functions, keyed by their host memory;
+	 * upload[i] / download[i] say which cross the bus. sync waits for queued
+	 * work; forget releases the buffers of host memory in [host, host + bytes).
+	 */
+	int (*run_resident)(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
+	                    const uint8_t *download);
+	int (*sync)(void);
+	void (*forget)(const void *host, size_t bytes);
+	/*
+	 * Buffers the host cannot address (web: wasm kernel memory, GPUBuffers).
+	 * alloc returns a handle (a byte offset, a buffer id), 0 with a message on
+	 * failure; with offsets, handle + n addresses n bytes into a buffer, so one
+	 * allocation can hold an arena. NULL alloc: arrays are host memory.
+	 */
 	bool offsets;
 	uintptr_t (*alloc)(kiln_module *m, size_t bytes);
 	void (*release)(kiln_module *m, uintptr_t handle);
 	int (*upload)(kiln_module *m, uintptr_t handle, const void *src, size_t bytes);
-} rt_buffer_ops;
-/* The buffers of m's device, or NULL: the host's memory. */
-const rt_buffer_ops *rt_buffers_for(const kiln_module *m);
+} rt_device;
+
+extern const rt_device rt_cpu_device, rt_opencl_device, rt_gles_device, rt_wasm_device, rt_webgpu_device;
+/* The device that runs m (its own, else the one for its target here), or NULL with a message. */
+const rt_device *rt_device_for(kiln_module *m);
 /* A model over module m (kiln/model.h); owns: m is freed with the model (and on failure). */
 struct kiln_model *rt_model_over(kiln_module *m, bool owns);
 /* Checks the time evaluator's options and fills in the defaults (opts may be NULL). */
@@ -63,7 +89,7 @@ typedef struct {
 } rt_launch;
 
 /* One function of a module: a CPU entry point, or a list of kernel launches. */
-typedef struct {
+struct rt_function {
 	char *name;
 	int nargs;
 	kiln_arg_info *args;
@@ -73,7 +99,7 @@ typedef struct {
 	int ntemp;
 	uint64_t *temp_bytes;     /* device intermediates the launches share */
 	void *dev;                /* the device layer's per-function state */
-} rt_function;
+};
 
 /* A named blob: object code, kernel source, ... */
 typedef struct {
@@ -95,48 +121,16 @@ struct kiln_module {
 	/* set by the compiler on modules it built: called by kiln_module_save to add
 	 * what a saved module needs (CPU code linked into an "llvm-so" blob) */
 	int (*save_prepare)(kiln_module *m);
+	const rt_device *device;    /* set by rt_device_for, or by whoever made m (remote) */
+	void *remote;               /* a remote device's handle of m (rpc/client.c) */
 };
 
 /* Adds the launches and temporaries of a device function. */
 int rt_function_set_launches(rt_function *f, int nlaunch, const rt_launch *l, int ntemp, const uint64_t *temp_bytes);
 
-/*
- * Runs a device function: uploads the inputs, launches every kernel, reads
- * the outputs back. With kernel_ms, the kernels' device time is returned.
- */
-int rt_opencl_run(kiln_module *m, rt_function *f, kiln_array **args, double *kernel_ms);
-/*
- * The graph executor's form: arguments live in device buffers shared between
- * functions, keyed by their host memory; upload[i] / download[i] say which
- * cross the bus (a buffer seen the first time is uploaded anyway unless the
- * function writes it). Kernels are queued without waiting unless something is
- * downloaded; rt_opencl_sync waits for all. rt_opencl_forget releases the
- * shared buffers of host memory in [host, host + bytes).
- */
-int rt_opencl_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
-                           const uint8_t *download);
-int rt_opencl_sync(void);
-void rt_opencl_forget(const void *host, size_t bytes);
-/*
- * The graph executor's form on the GLES device, as rt_opencl_run_resident:
- * textures shared between functions, keyed by host memory and packing.
- * rt_gles_lanes: the packing (1 or 4 floats per texel) of f's textures, -1
- * with a message when the device or f's kernels are unusable.
- */
-int rt_gles_run_resident(kiln_module *m, rt_function *f, kiln_array **args, const uint8_t *upload,
-                         const uint8_t *download);
+/* The packing (1 or 4 floats per texel) of f's textures on the GLES device, -1
+ * with a message when the device or f's kernels are unusable. */
 int rt_gles_lanes(kiln_module *m, rt_function *f);
-void rt_gles_forget(const void *host, size_t bytes);
-/* The same for webgl modules on the GLES device (EGL); ms is wall time around the draws. */
-int rt_gles_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms);
-
-/*
- * The web runtime's devices (web.c): the JS host runs a wasm module's
- * functions in its kernel instance, and WebGPU launches; completion and
- * readback are asynchronous there, so rt_webgpu_run only submits.
- */
-int rt_wasm_call(kiln_module *m, const rt_function *f, kiln_array **args);
-int rt_webgpu_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms);
 
 /* Serializes the module container (metadata + blobs); malloc'ed bytes. */
 int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size);

@@ -72,7 +72,7 @@ EM_JS(int, host_gpu_submit, (const kiln_module *m), {
 
 EM_JS(void, host_error, (char *buf, int size), { stringToUTF8(Module['kilnHost'].lastError || 'failed', buf, size); });
 
-/* Buffers of a model on the wasm kernel instance's heap or in GPUBuffers (rt_buffer_ops). */
+/* Buffers of a model on the wasm kernel instance's heap or in GPUBuffers (rt_device's alloc). */
 EM_JS(double, host_dev_alloc, (const kiln_module *m, double bytes), {
 	const h = Module['kilnHost'];
 	try {
@@ -118,16 +118,9 @@ static int dev_upload(kiln_module *m, uintptr_t h, const void *src, size_t bytes
 	return host_dev_upload(m, (double)h, src, (double)bytes) ? host_failed("uploading a model buffer") : 0;
 }
 
-const rt_buffer_ops *rt_buffers_for(const kiln_module *m)
+static int wasm_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 {
-	/* wasm memory takes offsets into one allocation; a GPUBuffer id does not */
-	static const rt_buffer_ops wasm = {KILN_DEV_WASM, true, dev_alloc, dev_free, dev_upload};
-	static const rt_buffer_ops webgpu = {KILN_DEV_WEBGPU, false, dev_alloc, dev_free, dev_upload};
-	return !strcmp(m->target, "wasm") ? &wasm : !strcmp(m->target, "webgpu") ? &webgpu : NULL;
-}
-
-int rt_wasm_call(kiln_module *m, const rt_function *f, kiln_array **args)
-{
+	(void)ms;
 	uint32_t offs[RT_MAX_LAUNCH_ARGS * 4];
 	if (f->nargs > (int)(sizeof offs / sizeof *offs))
 		return rt_error("%s has more than %d arguments", f->name, (int)(sizeof offs / sizeof *offs));
@@ -157,7 +150,7 @@ static void free_temps(rt_function *f)
 	f->dev = NULL;
 }
 
-int rt_webgpu_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
+static int webgpu_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 {
 	if (ms)
 		return rt_error("%s: WebGPU work completes asynchronously; the JS layer times it (Session.time)", f->name);
@@ -188,6 +181,28 @@ int rt_webgpu_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 		return host_failed(f->name);
 	return 0;
 }
+
+/* wasm memory takes offsets into one allocation (a model's arena); a GPUBuffer id does not */
+const rt_device rt_wasm_device = {
+	.name = "wasm",
+	.arrays = KILN_DEV_WASM,
+	.run = wasm_run, /* the function's code is the module's kernel binary, which the JS host holds */
+	.offsets = true,
+	.alloc = dev_alloc,
+	.release = dev_free,
+	.upload = dev_upload,
+};
+
+const rt_device rt_webgpu_device = {
+	.name = "webgpu",
+	.arrays = KILN_DEV_WEBGPU,
+	.run = webgpu_run, /* submits only: completion and readback are asynchronous in JS */
+	.kernel_clock = true,
+	.needs_code = true,
+	.alloc = dev_alloc,
+	.release = dev_free,
+	.upload = dev_upload,
+};
 
 /*
  * An array descriptor for the host: data is a wasm offset (KILN_DEV_WASM),
