@@ -304,6 +304,16 @@ static int save(const kiln_module *m, const char *path, int blobs)
 }
 
 int kiln_module_save(const kiln_module *m, const char *path) { return save(m, path, 1); }
+
+int rt_module_container(const kiln_module *m, uint8_t **out, size_t *size)
+{
+	if (m->save_prepare && m->save_prepare((kiln_module *)m))
+		return -1;
+	if (!strcmp(m->target, "llvm") && !rt_module_blob(m, "llvm-so"))
+		return rt_error("a CPU module loaded from a shared library carries no code a container can hold; use the "
+		                "module built in this process, or one saved with kiln_module_save");
+	return serialize(m, 1, out, size) ? -1 : 0;
+}
 int rt_module_save_without_weights(const kiln_module *m, const char *path) { return save(m, path, 3); }
 
 /* ---- reading ---- */

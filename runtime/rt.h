@@ -61,7 +61,8 @@ typedef struct rt_device {
 	int (*upload)(kiln_module *m, uintptr_t handle, const void *src, size_t bytes);
 } rt_device;
 
-extern const rt_device rt_cpu_device, rt_opencl_device, rt_gles_device, rt_wasm_device, rt_webgpu_device;
+extern const rt_device rt_cpu_device, rt_opencl_device, rt_gles_device, rt_wasm_device, rt_webgpu_device,
+	rt_remote_device;
 /* The device that runs m (its own, else the one for its target here), or NULL with a message. */
 const rt_device *rt_device_for(kiln_module *m);
 /* A model over module m (kiln/model.h); owns: m is freed with the model (and on failure). */
@@ -122,7 +123,6 @@ struct kiln_module {
 	 * what a saved module needs (CPU code linked into an "llvm-so" blob) */
 	int (*save_prepare)(kiln_module *m);
 	const rt_device *device;    /* set by rt_device_for, or by whoever made m (remote) */
-	void *remote;               /* a remote device's handle of m (rpc/client.c) */
 };
 
 /* Adds the launches and temporaries of a device function. */
@@ -132,6 +132,8 @@ int rt_function_set_launches(rt_function *f, int nlaunch, const rt_launch *l, in
  * with a message when the device or f's kernels are unusable. */
 int rt_gles_lanes(kiln_module *m, rt_function *f);
 
+/* What kiln_module_save writes, in memory (CPU code built here linked first); malloc'ed bytes. */
+int rt_module_container(const kiln_module *m, uint8_t **out, size_t *size);
 /* Serializes the module container (metadata + blobs); malloc'ed bytes. */
 int rt_module_serialize(const kiln_module *m, uint8_t **out, size_t *size);
 /* kiln_module_save without the "weights" blob: a model bundle keeps each distinct weights file once. */

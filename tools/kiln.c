@@ -32,6 +32,7 @@
 #include "kiln/tune.h"
 #include "args.h"
 #include "npy.h"
+#include "rpc.h"
 
 typedef struct {
 	const char *op, *shape, *attrs, *target, *out;
@@ -48,6 +49,7 @@ typedef struct {
 	/* tune and measure */
 	int trials, timeout, check;
 	const char *log, *tuning_log, *search, *config;
+	const char *rpc, *key; /* run and bench there: HOST:PORT of a server or proxy, and its key */
 } opts;
 
 static const char *usage_main =
@@ -68,6 +70,8 @@ static const char *usage_main =
 	"                            compile a whole ONNX model into one model module or library\n"
 	"  run M.kmod / bench M.kmod run a compiled model on random inputs / time it\n"
 	"  tune OP --shape S --log F tune OP's CPU schedule; build|run|bench --tuning-log F apply it\n"
+	"  rpc server|proxy|devices  serve devices to remote clients, pair clients with browser\n"
+	"                            tabs; run|bench OP ... --rpc HOST:PORT run OP there\n"
 	"\n"
 	"`kiln <command> --help` describes a command's options.\n";
 
@@ -249,6 +253,10 @@ static int parse(int argc, char **argv, opts *o)
 			o->config = v;
 		else if (!strcmp(a, "--port"))
 			o->port = v;
+		else if (!strcmp(a, "--rpc"))
+			o->rpc = v;
+		else if (!strcmp(a, "--key"))
+			o->key = v;
 		else if (!strcmp(a, "--input")) {
 			if (o->ninput == 16) {
 				fprintf(stderr, "kiln: more than 16 --input options\n");
@@ -516,19 +524,39 @@ static int cmd_ops(void)
 	return 0;
 }
 
+/* run and bench --rpc: the session their module lives in, closed by finish(). */
+static kiln_rpc *session;
+
+static void finish(kiln_module *m)
+{
+	kiln_module_free(m);
+	kiln_rpc_close(session);
+	session = NULL;
+}
+
 /* Declares, builds and allocates random arguments: what run and bench share. */
 static kiln_module *prepare(kiln_ctx *ctx, const opts *o, kiln_op_inst *inst, const kiln_op_info **info,
                             kiln_array ***args)
 {
 	kiln_target t;
 	char err[256];
-	if (!kiln_target_parse(o->target, &t, err, sizeof err) && !kiln_target_runs_here(&t)) {
+	if (!o->rpc && !kiln_target_parse(o->target, &t, err, sizeof err) && !kiln_target_runs_here(&t)) {
 		fprintf(stderr, "kiln: this CPU cannot run code for '%s' (it lacks features that target has); "
 		                "build it with -o instead\n", o->target);
 		return NULL;
 	}
 	*info = declare(ctx, o, inst);
 	kiln_module *m = *info ? build(ctx, *info, inst, o->target) : NULL;
+	if (m && o->rpc) { /* built here, run there: the remote twin replaces it */
+		kiln_module *r = (session = cli_rpc_connect(o->rpc, o->key)) ? kiln_rpc_upload(session, m) : NULL;
+		if (session && !r) {
+			fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+			kiln_rpc_close(session);
+			session = NULL;
+		}
+		kiln_module_free(m);
+		m = r;
+	}
 	if (m && !(*args = alloc_args(inst, o->seed))) {
 		kiln_module_free(m);
 		return NULL;
@@ -572,7 +600,7 @@ static int cmd_run(kiln_ctx *ctx, const opts *o)
 	}
 	kiln_array_free(want);
 	free_args(&inst, a);
-	kiln_module_free(m);
+	finish(m);
 	return rc;
 }
 
@@ -591,6 +619,9 @@ static int cmd_bench(kiln_ctx *ctx, const opts *o)
 	int rc = kiln_module_time(m, info->name, a, inst.nargs, &t, &r);
 	if (rc)
 		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+	else if (session)
+		printf("%s: median %.4f ms over %d samples of %d calls, %.2f GFLOP/s, on %s\n", info->name, r.median_ms,
+		       r.nsamples, r.number, inst.flops / r.median_ms / 1e6, kiln_rpc_peer(session));
 	else if (is_cpu_target(o->target))
 		printf("%s: median %.4f ms over %d samples of %d calls, %.2f GFLOP/s, %d threads\n", info->name, r.median_ms,
 		       r.nsamples, r.number, inst.flops / r.median_ms / 1e6, kiln_get_num_threads());
@@ -600,7 +631,7 @@ static int cmd_bench(kiln_ctx *ctx, const opts *o)
 		       strcmp(o->target, "webgl") ? kiln_opencl_device_name() : kiln_gles_device_name());
 	kiln_timing_free(&r);
 	free_args(&inst, a);
-	kiln_module_free(m);
+	finish(m);
 	return rc ? 1 : 0;
 }
 
@@ -1629,6 +1660,8 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
+	if (!strcmp(cmd, "rpc"))
+		return cli_rpc(argc, argv);
 	static const char *cmds[] = {"ops", "lower", "build", "run", "bench", "devices", "serve", "onnx", "compile",
 	                             "tune", "measure"};
 	bool known = false;

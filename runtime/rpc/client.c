@@ -1,0 +1,403 @@
+/*
+ * client.c — sessions with a remote server, and the remote device: a module
+ * uploaded there is a kiln_module here whose device forwards calls.
+ *
+ * The remote twin holds the uploaded container's metadata (parsed here, so
+ * kiln_module_call checks arguments before anything crosses the network)
+ * and, per function, the handles of its arguments' arrays over there,
+ * allocated on the first call and reused (timing repeats calls on them).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../rt.h"
+#include "proto.h"
+
+struct kiln_rpc {
+	int fd;
+	int timeout;
+	size_t max;
+	int refs;       /* the open session, and each remote module */
+	bool closed;    /* kiln_rpc_close was called */
+	bool broken;    /* the connection failed: every later request fails at once */
+	char peer[256];
+	char why[512];  /* why it broke */
+	rpc_buf out;
+};
+
+typedef struct {
+	kiln_rpc *s;
+	uint32_t handle;
+	int nfunc;
+	uint32_t **arrays; /* per function: its arguments' arrays there, or NULL */
+} remote;
+
+static void unref(kiln_rpc *s)
+{
+	if (--s->refs > 0)
+		return;
+	if (s->fd >= 0)
+		close(s->fd);
+	rpc_buf_free(&s->out);
+	free(s);
+}
+
+/* The session broke: remembered, so every later request says why. */
+static int broke(kiln_rpc *s)
+{
+	if (!s->broken)
+		snprintf(s->why, sizeof s->why, "%s", kiln_rt_last_error());
+	s->broken = true;
+	return rt_error("%s", s->why);
+}
+
+/*
+ * Sends s->out (begun by the caller) and reads the reply, which must be of
+ * type want (or ERROR: its message becomes the error). The caller frees
+ * *body after using the spans of *r.
+ */
+static int request(kiln_rpc *s, int want, rpc_msg *r, uint8_t **body)
+{
+	*body = NULL;
+	if (s->broken)
+		return rt_error("%s", s->why);
+	if (s->closed)
+		return rt_error("rpc: the session was closed");
+	size_t n;
+	if (rpc_end(&s->out))
+		return rt_error("rpc: out of memory building a request");
+	if (rpc_write_all(s->fd, s->out.p, s->out.n, s->timeout))
+		return broke(s);
+	int rc = rpc_read_frame(s->fd, s->max, s->timeout, s->timeout, body, &n);
+	if (rc) {
+		if (rc > 0)
+			rt_error("rpc: the server closed the session");
+		return broke(s);
+	}
+	char err[256];
+	if (rpc_decode(*body, n, r, err, sizeof err)) {
+		rt_error("rpc: the server sent a malformed reply (%s)", err);
+		return broke(s);
+	}
+	if (r->type == RPC_ERROR) {
+		rt_error("remote: %.*s", (int)r->text.n, (const char *)r->text.p);
+		/* errors about the protocol itself end the session there */
+		if (strstr(kiln_rt_last_error(), "closing the session") || strstr(kiln_rt_last_error(), "session is over"))
+			broke(s);
+		return -1;
+	}
+	if (r->type != want) {
+		rt_error("rpc: the server answered %s where %s was due", rpc_type_name(r->type), rpc_type_name(want));
+		return broke(s);
+	}
+	return 0;
+}
+
+/* A request whose reply carries nothing but success. */
+static int request_ok(kiln_rpc *s)
+{
+	rpc_msg r;
+	uint8_t *body;
+	int rc = request(s, RPC_OK, &r, &body);
+	free(body);
+	return rc;
+}
+
+kiln_rpc *kiln_rpc_connect(const char *host, int port, const char *key, int timeout_ms)
+{
+	if (!host || !key) {
+		rt_error("rpc: connect needs a host and a key");
+		return NULL;
+	}
+	if (!key[0] || strlen(key) > KILN_RPC_MAX_KEY) {
+		rt_error("rpc: a key is 1 to %d bytes", KILN_RPC_MAX_KEY);
+		return NULL;
+	}
+	if (timeout_ms < 0) {
+		rt_error("rpc: timeout %d ms is negative", timeout_ms);
+		return NULL;
+	}
+	kiln_rpc *s = calloc(1, sizeof *s);
+	if (!s) {
+		rt_error("rpc: out of memory");
+		return NULL;
+	}
+	s->refs = 1;
+	s->timeout = timeout_ms ? timeout_ms : 60000;
+	s->max = KILN_RPC_LIMIT_MAX_MESSAGE;
+	if ((s->fd = rpc_dial(host, port, s->timeout)) < 0) {
+		unref(s);
+		return NULL;
+	}
+	rpc_begin(&s->out, RPC_HELLO);
+	rpc_u32(&s->out, RPC_MAGIC);
+	rpc_u16(&s->out, KILN_RPC_VERSION);
+	rpc_str(&s->out, key, strlen(key));
+	rpc_msg r;
+	uint8_t *body;
+	if (request(s, RPC_WELCOME, &r, &body)) {
+		free(body);
+		unref(s);
+		return NULL;
+	}
+	snprintf(s->peer, sizeof s->peer, "%.*s", (int)r.text.n, (const char *)r.text.p);
+	int version = (int)r.version;
+	free(body);
+	if (version != KILN_RPC_VERSION) {
+		rt_error("rpc: the server speaks version %d, this client %d", version, KILN_RPC_VERSION);
+		unref(s);
+		return NULL;
+	}
+	return s;
+}
+
+const char *kiln_rpc_peer(const kiln_rpc *s) { return s ? s->peer : ""; }
+
+int kiln_rpc_devices(kiln_rpc *s, kiln_rpc_device *out, int max)
+{
+	if (!s)
+		return rt_error("rpc: no session");
+	rpc_begin(&s->out, RPC_DEVICES);
+	rpc_msg r;
+	uint8_t *body;
+	if (request(s, RPC_DEVICE_LIST, &r, &body)) {
+		free(body);
+		return -1;
+	}
+	for (int i = 0; i < (int)r.ndevices && i < max; i++) {
+		snprintf(out[i].target, sizeof out[i].target, "%.*s", (int)r.dev_target[i].n,
+		         (const char *)r.dev_target[i].p);
+		snprintf(out[i].description, sizeof out[i].description, "%.*s", (int)r.dev_desc[i].n,
+		         (const char *)r.dev_desc[i].p);
+	}
+	free(body);
+	return (int)r.ndevices;
+}
+
+void kiln_rpc_close(kiln_rpc *s)
+{
+	if (!s || s->closed)
+		return;
+	if (!s->broken) {
+		rpc_begin(&s->out, RPC_CLOSE);
+		request_ok(s);
+	}
+	s->closed = true;
+	unref(s);
+}
+
+/* ---- the remote device ---- */
+
+static void remote_free(void *p)
+{
+	remote *r = p;
+	kiln_rpc *s = r->s;
+	if (!s->broken && !s->closed) { /* the server frees the module's arrays with it */
+		rpc_begin(&s->out, RPC_FREE_MODULE);
+		rpc_u32(&s->out, r->handle);
+		request_ok(s);
+	}
+	for (int i = 0; i < r->nfunc; i++)
+		free(r->arrays[i]);
+	free(r->arrays);
+	free(r);
+	unref(s);
+}
+
+/* The handles of f's arguments over there, allocated on its first call. */
+static uint32_t *arrays_for(kiln_module *m, rt_function *f)
+{
+	remote *r = m->owner;
+	int fi = (int)(f - m->funcs);
+	if (r->arrays[fi])
+		return r->arrays[fi];
+	uint32_t *h = calloc((size_t)(f->nargs ? f->nargs : 1), sizeof *h);
+	if (!h) {
+		rt_error("rpc: out of memory");
+		return NULL;
+	}
+	for (int i = 0; i < f->nargs; i++) {
+		const kiln_arg_info *a = &f->args[i];
+		rpc_begin(&r->s->out, RPC_ALLOC);
+		rpc_u32(&r->s->out, r->handle);
+		rpc_u8(&r->s->out, a->dtype.code);
+		rpc_u8(&r->s->out, a->dtype.bits);
+		rpc_u16(&r->s->out, a->dtype.lanes);
+		rpc_u8(&r->s->out, (uint8_t)a->ndim);
+		for (int d = 0; d < a->ndim; d++)
+			rpc_i64(&r->s->out, a->shape[d]);
+		rpc_msg rep;
+		uint8_t *body;
+		int rc = request(r->s, RPC_ARRAY, &rep, &body);
+		free(body);
+		if (rc) {
+			free(h); /* the server frees what was allocated with the module */
+			return NULL;
+		}
+		h[i] = rep.array;
+	}
+	return r->arrays[fi] = h;
+}
+
+static size_t arg_bytes(const kiln_array *a) { return (size_t)kiln_array_numel(a) * kiln_dtype_bytes(a->dtype); }
+
+/* Allocates f's arrays there (once) and writes the inputs; the handles, or NULL. */
+static uint32_t *send_inputs(kiln_module *m, rt_function *f, kiln_array **args)
+{
+	remote *r = m->owner;
+	uint32_t *h = arrays_for(m, f);
+	for (int i = 0; h && i < f->nargs; i++) {
+		if (f->args[i].is_output)
+			continue;
+		rpc_begin(&r->s->out, RPC_WRITE);
+		rpc_u32(&r->s->out, h[i]);
+		rpc_bytes(&r->s->out, args[i]->data, arg_bytes(args[i]));
+		if (request_ok(r->s))
+			return NULL;
+	}
+	return h;
+}
+
+static void put_call(rpc_buf *b, int type, uint32_t module, const rt_function *f, const uint32_t *h)
+{
+	rpc_begin(b, type);
+	rpc_u32(b, module);
+	rpc_str(b, f->name, strlen(f->name));
+	rpc_u32(b, (uint32_t)f->nargs);
+	for (int i = 0; i < f->nargs; i++)
+		rpc_u32(b, h[i]);
+}
+
+static int remote_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
+{
+	remote *r = m->owner;
+	uint32_t *h = send_inputs(m, f, args);
+	if (!h)
+		return -1;
+	put_call(&r->s->out, RPC_CALL, r->handle, f, h);
+	if (request_ok(r->s))
+		return -1;
+	for (int i = 0; i < f->nargs; i++) {
+		if (!f->args[i].is_output)
+			continue;
+		rpc_begin(&r->s->out, RPC_READ);
+		rpc_u32(&r->s->out, h[i]);
+		rpc_msg rep;
+		uint8_t *body;
+		int rc = request(r->s, RPC_DATA, &rep, &body);
+		if (!rc && rep.data.n != arg_bytes(args[i]))
+			rc = rt_error("rpc: %s's output %s came back with %zu bytes, not %zu", f->name, f->args[i].name,
+			              rep.data.n, arg_bytes(args[i]));
+		if (!rc)
+			memcpy(args[i]->data, rep.data.p, rep.data.n);
+		free(body);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+static int remote_time(kiln_module *m, rt_function *f, kiln_array **args, const kiln_time_opts *o, kiln_timing *out)
+{
+	remote *r = m->owner;
+	uint32_t *h = send_inputs(m, f, args);
+	if (!h)
+		return -1;
+	put_call(&r->s->out, RPC_TIME, r->handle, f, h);
+	rpc_u32(&r->s->out, (uint32_t)o->warmup);
+	rpc_u32(&r->s->out, (uint32_t)o->number);
+	rpc_u32(&r->s->out, (uint32_t)o->repeat);
+	rpc_f64(&r->s->out, o->min_repeat_ms);
+	rpc_msg rep;
+	uint8_t *body;
+	if (request(r->s, RPC_TIMING, &rep, &body)) {
+		free(body);
+		return -1;
+	}
+	int rc = 0;
+	if (rep.nsamples < 1 || !(rep.median_ms >= 0) || rep.number < 1)
+		rc = rt_error("rpc: the server sent a timing with %u samples of %d calls", rep.nsamples, rep.number);
+	else if (!(out->samples_ms = malloc(sizeof(double) * rep.nsamples)))
+		rc = rt_error("rpc: out of memory");
+	for (uint32_t i = 0; !rc && i < rep.nsamples; i++)
+		out->samples_ms[i] = rpc_sample(&rep, i);
+	if (!rc) {
+		out->number = rep.number;
+		rt_timing_summarize(out, (int)rep.nsamples); /* recomputed here from the samples themselves */
+	}
+	free(body);
+	return rc;
+}
+
+const rt_device rt_remote_device = {
+	.name = "remote",
+	.arrays = KILN_DEV_CPU, /* host arrays here, copied over and back around each call */
+	.run = remote_run,
+	.time = remote_time,
+};
+
+kiln_module *kiln_rpc_upload_bytes(kiln_rpc *s, const void *data, size_t size)
+{
+	if (!s) {
+		rt_error("rpc: no session");
+		return NULL;
+	}
+	kiln_module *m = rt_module_parse(data, size, "the module to upload");
+	remote *r = m ? calloc(1, sizeof *r) : NULL;
+	if (r)
+		r->arrays = calloc((size_t)(m->nfunc ? m->nfunc : 1), sizeof *r->arrays);
+	if (m && (!r || !r->arrays)) {
+		rt_error("rpc: out of memory");
+		free(r);
+		r = NULL;
+	}
+	if (!r) {
+		kiln_module_free(m);
+		return NULL;
+	}
+	rpc_begin(&s->out, RPC_UPLOAD);
+	rpc_bytes(&s->out, data, size);
+	rpc_msg rep;
+	uint8_t *body;
+	int rc = request(s, RPC_MODULE, &rep, &body);
+	free(body);
+	/* the twin needs the metadata only: the code runs over there */
+	for (int i = 0; i < m->nblob; i++) {
+		free(m->blobs[i].name);
+		free(m->blobs[i].data);
+	}
+	free(m->blobs);
+	m->blobs = NULL;
+	m->nblob = 0;
+	if (rc) {
+		free(r->arrays);
+		free(r);
+		kiln_module_free(m);
+		return NULL;
+	}
+	r->s = s;
+	r->handle = rep.module;
+	r->nfunc = m->nfunc;
+	s->refs++;
+	m->device = &rt_remote_device;
+	m->owner = r;
+	m->owner_free = remote_free;
+	return m;
+}
+
+kiln_module *kiln_rpc_upload(kiln_rpc *s, const kiln_module *m)
+{
+	if (!m) {
+		rt_error("rpc: upload: no module");
+		return NULL;
+	}
+	uint8_t *data;
+	size_t n;
+	if (rt_module_container(m, &data, &n))
+		return NULL;
+	kiln_module *r = kiln_rpc_upload_bytes(s, data, n);
+	free(data);
+	return r;
+}

@@ -1,0 +1,207 @@
+/*
+ * rpc.c — `kiln rpc server|proxy|devices`, and the remote path of run and
+ * bench (--rpc HOST:PORT --key K): the module built here is uploaded and
+ * called there.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/rpc.h"
+#include "args.h"
+#include "rpc.h"
+
+static const char *usage =
+	"usage: kiln rpc server [--key K] [--host H] [--port N] [--proxy HOST:PORT] [--timeout S]\n"
+	"                       [--idle S] [--max-message MB]\n"
+	"       kiln rpc proxy  [--key K] [--host H] [--port N] [--web-port N] [--web DIR] [--wait S]\n"
+	"       kiln rpc devices --rpc HOST:PORT [--key K]\n"
+	"\n"
+	"server: serves this machine's CPU, OpenCL and GLES devices to kiln clients, each\n"
+	"  session in its own worker process (a crashing kernel ends only its session).\n"
+	"  Listens on 127.0.0.1:9090 by default (--port 0: a free port, printed); --host\n"
+	"  0.0.0.0 opens it to the network (every client must still present the key).\n"
+	"  --proxy registers at a proxy instead of listening.\n"
+	"proxy: pairs clients (TCP, --port, default 9090) with devices that registered under\n"
+	"  the same key: native servers (TCP, same port) and browser tabs or node processes\n"
+	"  over WebSocket (--web-port, default 9091; it also serves the device page, printed).\n"
+	"devices: lists what the server (or the proxy's devices of that key) can run.\n"
+	"\n"
+	"The key comes from --key or the KILN_RPC_KEY environment variable (which keeps it\n"
+	"out of the process list). kiln run|bench OP ... --rpc HOST:PORT [--key K] builds OP\n"
+	"here and runs or times it there.\n";
+
+/* The key from --key, else KILN_RPC_KEY; NULL (printed) when neither. */
+const char *cli_rpc_key(const char *key)
+{
+	if (!key)
+		key = getenv("KILN_RPC_KEY");
+	if (!key || !key[0])
+		fprintf(stderr, "kiln: rpc needs a key: --key K or KILN_RPC_KEY\n");
+	return key && key[0] ? key : NULL;
+}
+
+kiln_rpc *cli_rpc_connect(const char *addr, const char *key)
+{
+	char host[256];
+	int port;
+	if (!(key = cli_rpc_key(key)))
+		return NULL;
+	if (rpc_split(addr, host, sizeof host, &port)) {
+		fprintf(stderr, "kiln: --rpc takes HOST:PORT, not '%s'\n", addr);
+		return NULL;
+	}
+	kiln_rpc *s = kiln_rpc_connect(host, port, key, 0);
+	if (!s)
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+	return s;
+}
+
+int rpc_split(const char *s, char *host, size_t n, int *port)
+{
+	const char *colon = s ? strrchr(s, ':') : NULL;
+	long long p;
+	char err[128];
+	if (!colon || colon == s || (size_t)(colon - s) >= n ||
+	    cli_parse_int("port", colon + 1, 1, 65535, &p, err, sizeof err))
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = 0;
+	*port = (int)p;
+	return 0;
+}
+
+static void print_port(int port, void *arg)
+{
+	const char *what = arg;
+	printf("kiln rpc server: %s %d\n", what, port);
+	fflush(stdout);
+}
+
+typedef struct {
+	const char *key, *host, *proxy, *rpc, *web;
+	long long port, web_port, timeout, idle, max_mb, wait, sessions;
+} rpc_opts;
+
+static int parse(int argc, char **argv, rpc_opts *o)
+{
+	*o = (rpc_opts){.port = 9090, .web_port = 9091, .timeout = 10, .idle = 600, .max_mb = 256, .wait = 60};
+	for (int i = 3; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage, stdout);
+			return 1;
+		}
+		if (!v) {
+			fprintf(stderr, "kiln: rpc: option %s needs a value\n", a);
+			return -1;
+		}
+		i++;
+		struct {
+			const char *name;
+			long long *dst, lo, hi;
+		} nums[] = {{"--port", &o->port, 0, 65535},     {"--web-port", &o->web_port, 0, 65535},
+		            {"--timeout", &o->timeout, 1, 3600}, {"--idle", &o->idle, 1, 86400},
+		            {"--max-message", &o->max_mb, 1, 2048}, {"--wait", &o->wait, 0, 3600},
+		            {"--sessions", &o->sessions, 0, 1000000}};
+		bool done = false;
+		for (size_t k = 0; k < sizeof nums / sizeof *nums && !done; k++) {
+			if (strcmp(a, nums[k].name))
+				continue;
+			char err[256];
+			if (cli_parse_int(a, v, nums[k].lo, nums[k].hi, nums[k].dst, err, sizeof err)) {
+				fprintf(stderr, "kiln: rpc: %s\n", err);
+				return -1;
+			}
+			done = true;
+		}
+		if (done)
+			continue;
+		if (!strcmp(a, "--key"))
+			o->key = v;
+		else if (!strcmp(a, "--host"))
+			o->host = v;
+		else if (!strcmp(a, "--proxy"))
+			o->proxy = v;
+		else if (!strcmp(a, "--rpc"))
+			o->rpc = v;
+		else if (!strcmp(a, "--web"))
+			o->web = v;
+		else {
+			fprintf(stderr, "kiln: rpc: unknown option '%s' (try kiln rpc --help)\n", a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static bool loopback(const char *host)
+{
+	return !host || !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "::1");
+}
+
+static int rpc_server(const rpc_opts *o)
+{
+	const char *key = cli_rpc_key(o->key);
+	if (!key)
+		return 2;
+	char host[256];
+	int port = 0;
+	if (o->proxy && rpc_split(o->proxy, host, sizeof host, &port)) {
+		fprintf(stderr, "kiln: --proxy takes HOST:PORT, not '%s'\n", o->proxy);
+		return 2;
+	}
+	if (!loopback(o->host))
+		fprintf(stderr, "kiln: warning: listening on %s, beyond this machine: anyone who can reach it and "
+		                "knows the key runs code here\n", o->host);
+	kiln_rpc_server_opts so = {
+		.host = o->host, .port = (int)o->port, .key = key, .max_message = (size_t)o->max_mb << 20,
+		.timeout_ms = (int)o->timeout * 1000, .idle_ms = (int)o->idle * 1000, .proxy_host = o->proxy ? host : NULL, .proxy_port = port,
+		.sessions = (int)o->sessions, .listening = print_port,
+		.arg = o->proxy ? "registered at the proxy on port" : "listening on port",
+	};
+	if (kiln_rpc_serve(&so)) {
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+		return 1;
+	}
+	return 0;
+}
+
+static int rpc_devices(const rpc_opts *o)
+{
+	if (!o->rpc) {
+		fprintf(stderr, "kiln: rpc devices needs --rpc HOST:PORT\n");
+		return 2;
+	}
+	kiln_rpc *s = cli_rpc_connect(o->rpc, o->key);
+	if (!s)
+		return 1;
+	kiln_rpc_device d[16];
+	int n = kiln_rpc_devices(s, d, 16);
+	if (n < 0)
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+	printf("%s\n", kiln_rpc_peer(s));
+	for (int i = 0; i < n && i < 16; i++)
+		printf("  %-8s %s\n", d[i].target, d[i].description);
+	kiln_rpc_close(s);
+	return n < 0;
+}
+
+int cli_rpc(int argc, char **argv)
+{
+	const char *sub = argc > 2 ? argv[2] : NULL;
+	if (!sub || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
+		fputs(usage, sub ? stdout : stderr);
+		return sub ? 0 : 2;
+	}
+	rpc_opts o;
+	int p = parse(argc, argv, &o);
+	if (p)
+		return p > 0 ? 0 : 2;
+	if (!strcmp(sub, "server"))
+		return rpc_server(&o);
+	if (!strcmp(sub, "devices"))
+		return rpc_devices(&o);
+	fprintf(stderr, "kiln: rpc: unknown command '%s' (server, proxy or devices)\n\n%s", sub, usage);
+	return 2;
+}
