@@ -76,6 +76,7 @@ typedef struct {
 	const char *proxy_host;  /* register at the proxy there instead of listening */
 	int proxy_port;
 	int sessions;            /* with proxy: serve this many sessions and stop; 0: forever */
+	const char *devices;     /* the targets served, a comma list of llvm, opencl, webgl; NULL: all */
 	void (*listening)(int port, void *arg); /* called once bound (port chosen) */
 	void *arg;
 } kiln_rpc_server_opts;

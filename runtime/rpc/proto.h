@@ -34,6 +34,7 @@
 #ifndef KILN_RPC_PROTO_H
 #define KILN_RPC_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -145,5 +146,12 @@ int rpc_dial(const char *host, int port, int timeout_ms);
 int rpc_listen(const char *host, int port, int *bound);
 /* Whether a and b are equal, in time that depends only on their lengths' maximum. */
 int rpc_key_equal(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
+
+/*
+ * The server's side of one session on fd, until it ends; fd is closed.
+ * report_crashes: a fatal signal sends the client an ERROR and exits (the
+ * worker process's life); the fuzz target keeps its own handlers.
+ */
+void rpc_serve_session(const kiln_rpc_server_opts *o, int fd, bool report_crashes);
 
 #endif

@@ -145,13 +145,29 @@ static void span_str(rpc_span sp, char *buf, size_t n)
 
 /* ---- requests ---- */
 
+/* Whether the server serves target (its --devices list). */
+static bool serves(const session *s, const char *target)
+{
+	const char *l = s->o->devices;
+	size_t n = strlen(target);
+	while (l && *l) {
+		const char *end = strchr(l, ',');
+		size_t k = end ? (size_t)(end - l) : strlen(l);
+		if (k == n && !strncmp(l, target, n))
+			return true;
+		l = end ? end + 1 : l + k;
+	}
+	return !l;
+}
+
 static int do_devices(session *s)
 {
 	char cpu[128];
 	snprintf(cpu, sizeof cpu, "the host CPU, %d threads", kiln_get_num_threads());
 	const char *targets[3] = {"llvm", "opencl", "webgl"};
-	const char *desc[3] = {cpu, kiln_opencl_device_name(), NULL};
-	desc[2] = kiln_gles_device_name();
+	/* each probed only when served: opening OpenCL or EGL loads their drivers */
+	const char *desc[3] = {serves(s, "llvm") ? cpu : NULL, serves(s, "opencl") ? kiln_opencl_device_name() : NULL,
+	                       serves(s, "webgl") ? kiln_gles_device_name() : NULL};
 	rpc_begin(&s->out, RPC_DEVICE_LIST);
 	uint32_t n = 0;
 	for (int i = 0; i < 3; i++)
@@ -175,6 +191,11 @@ static int do_upload(session *s, const rpc_msg *m)
 	kiln_module *mod = kiln_module_load_bytes(m->data.p, m->data.n, "the uploaded module");
 	if (!mod)
 		return reply_error(s, "%s", kiln_rt_last_error());
+	if (!serves(s, mod->target)) {
+		int rc = reply_error(s, "this server serves %s, not %s modules", s->o->devices, mod->target);
+		kiln_module_free(mod);
+		return rc;
+	}
 	if (!rt_device_for(mod)) {
 		char msg[1024];
 		snprintf(msg, sizeof msg, "%s", kiln_rt_last_error());
@@ -357,7 +378,7 @@ static int greet(session *s, const uint8_t *body, size_t n)
 }
 
 /* Serves one session on fd until it closes, breaks or idles out; the worker's whole life. */
-static void serve_session(const kiln_rpc_server_opts *o, int fd)
+void rpc_serve_session(const kiln_rpc_server_opts *o, int fd, bool report_crashes)
 {
 	session *s = calloc(1, sizeof *s);
 	if (!s)
@@ -368,7 +389,8 @@ static void serve_session(const kiln_rpc_server_opts *o, int fd)
 	s->timeout = o->timeout_ms > 0 ? o->timeout_ms : 10000;
 	uint64_t mem = rt_physical_memory();
 	s->array_limit = mem ? mem / 2 : (uint64_t)4 << 30;
-	catch_crashes();
+	if (report_crashes)
+		catch_crashes();
 	uint8_t *body;
 	size_t n;
 	/* a connection that never says HELLO is dropped after the message timeout */
@@ -446,7 +468,7 @@ static int serve_at_proxy(const kiln_rpc_server_opts *o)
 			;
 		pid_t pid = fork();
 		if (pid == 0) {
-			serve_session(o, fd);
+			rpc_serve_session(o, fd, true);
 			_exit(0);
 		}
 		close(fd);
@@ -493,7 +515,7 @@ int kiln_rpc_serve(const kiln_rpc_server_opts *o)
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(lfd);
-			serve_session(o, fd);
+			rpc_serve_session(o, fd, true);
 			_exit(0);
 		}
 		if (pid > 0)

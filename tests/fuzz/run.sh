@@ -13,11 +13,11 @@ if [ ! -d "$build" ]; then
 		-Dc_args="-fsanitize=fuzzer-no-link -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -fno-sanitize-recover=all" \
 		-Dbuildtype=debugoptimized >/dev/null
 fi
-ninja -C "$build" tests/fuzz/fuzz_module tests/fuzz/fuzz_cli tests/fuzz/fuzz_onnx tests/fuzz/fuzz_npy tests/fuzz/fuzz_te tests/fuzz/fuzz_tunelog >/dev/null
+ninja -C "$build" tests/fuzz/fuzz_module tests/fuzz/fuzz_cli tests/fuzz/fuzz_onnx tests/fuzz/fuzz_npy tests/fuzz/fuzz_te tests/fuzz/fuzz_tunelog tests/fuzz/fuzz_rpc >/dev/null
 work=$(mktemp -d /tmp/kiln-fuzz-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 status=0
-for t in module cli onnx npy te tunelog; do
+for t in module cli onnx npy te tunelog rpc; do
 	mkdir -p "$work/$t"
 	cp tests/fuzz/corpus/$t/* "$work/$t/"
 	echo "-- fuzz_$t for ${secs}s"
