@@ -7,14 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kiln/build.h"
 #include "kiln/rpc.h"
+#include "runtime/rpc/proxy.h"
 #include "args.h"
 #include "rpc.h"
 
 static const char *usage =
 	"usage: kiln rpc server [--key K] [--host H] [--port N] [--proxy HOST:PORT] [--timeout S]\n"
 	"                       [--idle S] [--max-message MB]\n"
-	"       kiln rpc proxy  [--key K] [--host H] [--port N] [--web-port N] [--web DIR] [--wait S]\n"
+	"       kiln rpc proxy  [--host H] [--port N] [--web-port N] [--web DIR] [--wait S] [--timeout S]\n"
 	"       kiln rpc devices --rpc HOST:PORT [--key K]\n"
 	"\n"
 	"server: serves this machine's CPU, OpenCL and GLES devices to kiln clients, each\n"
@@ -167,6 +169,35 @@ static int rpc_server(const rpc_opts *o)
 	return 0;
 }
 
+static void print_proxy(int port, int web_port, void *arg)
+{
+	const char *host = arg;
+	printf("kiln rpc proxy: clients and native servers: %s:%d\n", host, port);
+	printf("kiln rpc proxy: devices: open http://%s:%d/#key=KEY in a browser (or run\n"
+	       "  node --experimental-websocket rpc-node.mjs ws://%s:%d/ KEY from kiln's web folder)\n",
+	       host, web_port, host, web_port);
+	fflush(stdout);
+}
+
+static int rpc_proxy(const rpc_opts *o)
+{
+	const char *host = o->host ? o->host : "127.0.0.1";
+	if (!loopback(o->host))
+		fprintf(stderr, "kiln: warning: the proxy listens on %s, beyond this machine: whoever reaches it can "
+		                "register devices, and use any device whose key they know\n", o->host);
+	kiln_rpc_proxy_opts po = {
+		.host = host, .port = (int)o->port, .web_port = (int)o->web_port,
+		.web_dir = o->web ? o->web : kiln_web_dir(false), .web_runtime_dir = o->web ? o->web : kiln_web_dir(true),
+		.max_message = (size_t)o->max_mb << 20, .timeout_ms = (int)o->timeout * 1000, .wait_ms = (int)o->wait * 1000,
+		.listening = print_proxy, .arg = (void *)host,
+	};
+	if (kiln_rpc_proxy(&po)) {
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+		return 1;
+	}
+	return 0;
+}
+
 static int rpc_devices(const rpc_opts *o)
 {
 	if (!o->rpc) {
@@ -202,6 +233,8 @@ int cli_rpc(int argc, char **argv)
 		return rpc_server(&o);
 	if (!strcmp(sub, "devices"))
 		return rpc_devices(&o);
+	if (!strcmp(sub, "proxy"))
+		return rpc_proxy(&o);
 	fprintf(stderr, "kiln: rpc: unknown command '%s' (server, proxy or devices)\n\n%s", sub, usage);
 	return 2;
 }

@@ -1,0 +1,571 @@
+/*
+ * proxy.c — `kiln rpc proxy`: pairs clients with devices by key.
+ *
+ * One libwebsockets event loop with two listeners:
+ *   - TCP (raw sockets): clients, whose first frame is HELLO, and native
+ *     servers registering as devices (first frame REGISTER);
+ *   - HTTP + WebSocket: browser tabs and node processes registering as
+ *     devices (first message REGISTER), and the device page itself.
+ * A client's HELLO names a key; it is paired with a free device registered
+ * under that key (keys compared in constant time) and the HELLO is forwarded
+ * to it, which answers. From then on the proxy copies messages both ways: a
+ * frame from a TCP peer becomes one WebSocket binary message to a web device
+ * and back. Several devices under one key form a pool, used in turn; a
+ * client finding all of them busy waits (--wait seconds). A session ends
+ * with its connection: the proxy then closes the device's connection and the
+ * device registers afresh (so no session's state survives into the next).
+ * Every message is checked against the size limit before it is buffered; a
+ * peer that stalls mid-message, or says nothing, is cut off.
+ *
+ * Linked into the kiln tool only: libkiln_runtime does not need libwebsockets.
+ */
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../rt.h"
+#include "proto.h"
+#include "proxy.h"
+
+enum { C_NEW, C_CLIENT_WAITING, C_CLIENT, C_DEVICE, C_CLOSING };
+
+typedef struct out_msg {
+	struct out_msg *next;
+	uint8_t *buf; /* LWS_PRE bytes of headroom, then the data */
+	size_t n, off;
+	bool frame;   /* raw bytes (a TCP frame) or one WebSocket message */
+} out_msg;
+
+typedef struct conn {
+	struct conn *next;     /* every connection */
+	struct lws *wsi;
+	bool ws;               /* a WebSocket peer (else raw TCP) */
+	int state;
+	struct conn *peer;     /* the paired client or device */
+	char key[KILN_RPC_MAX_KEY];
+	size_t keyn;
+	char desc[256];
+	uint8_t head[4];       /* raw: the frame's length so far */
+	size_t headn;
+	uint8_t *body;         /* the message being received */
+	size_t need, have;
+	double since;          /* when the connection opened / began waiting / last made progress */
+	uint8_t *hello;        /* a waiting client's HELLO, forwarded once a device frees up */
+	size_t hellon;
+	out_msg *out, *out_tail;
+	bool close_when_sent;
+	bool hung_up;          /* lws closed it: forget the wsi */
+} conn;
+
+static struct {
+	const kiln_rpc_proxy_opts *o;
+	size_t max;
+	conn *all;
+	struct lws_context *ctx;
+	lws_sorted_usec_list_t tick;
+	volatile sig_atomic_t stop;
+} P;
+
+static void on_signal(int sig) { P.stop = 1; }
+
+/* ---- sending ---- */
+
+static void push(conn *c, const uint8_t *data, size_t n, bool frame)
+{
+	if (!c->wsi || c->hung_up)
+		return;
+	out_msg *m = calloc(1, sizeof *m);
+	size_t head = frame ? 4 : 0;
+	uint8_t *buf = m ? malloc(LWS_PRE + head + n + 1) : NULL;
+	if (!buf) {
+		free(m);
+		fprintf(stderr, "kiln rpc proxy: out of memory queueing %zu bytes; closing the connection\n", n);
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (frame)
+		for (int i = 0; i < 4; i++)
+			buf[LWS_PRE + i] = (uint8_t)(n >> (8 * i));
+	memcpy(buf + LWS_PRE + head, data, n);
+	*m = (out_msg){NULL, buf, head + n, 0, frame};
+	if (c->out_tail)
+		c->out_tail->next = m;
+	else
+		c->out = m;
+	c->out_tail = m;
+	lws_callback_on_writable(c->wsi);
+}
+
+/* A message body to c in c's framing: one WebSocket message, or a length-prefixed frame. */
+static void send_body(conn *c, const uint8_t *body, size_t n) { push(c, body, n, !c->ws); }
+
+/* An ERROR to c, then close it once sent. */
+static void refuse(conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse(conn *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	rpc_buf b = {0};
+	rpc_begin(&b, RPC_ERROR);
+	rpc_str(&b, msg, strlen(msg));
+	if (!rpc_end(&b))
+		send_body(c, b.p + 4, b.n - 4);
+	rpc_buf_free(&b);
+	c->state = C_CLOSING;
+	c->close_when_sent = true;
+	if (c->wsi && !c->hung_up)
+		lws_callback_on_writable(c->wsi);
+}
+
+/* Writes the head of c's queue; -1 tells lws to close c. */
+static int writable(conn *c)
+{
+	out_msg *m = c->out;
+	if (!m)
+		return c->close_when_sent ? -1 : 0;
+	/* 64 KiB per event: lws buffers what the socket does not take, and comes back */
+	size_t chunk = m->n - m->off > 65536 ? 65536 : m->n - m->off;
+	uint8_t *p = m->buf + LWS_PRE + m->off;
+	int flags;
+	if (m->frame)
+		flags = LWS_WRITE_RAW;
+	else
+		flags = lws_write_ws_flags(LWS_WRITE_BINARY, m->off == 0, m->off + chunk == m->n);
+	/* the headroom lws writes its frame header into: bytes already sent (or LWS_PRE) */
+	if (lws_write(c->wsi, p, chunk, (enum lws_write_protocol)flags) < (int)chunk)
+		return -1;
+	m->off += chunk;
+	if (m->off == m->n) {
+		c->out = m->next;
+		if (!c->out)
+			c->out_tail = NULL;
+		free(m->buf);
+		free(m);
+	}
+	if (c->out || c->close_when_sent)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+/* ---- pairing ---- */
+
+static bool same_key(const conn *a, const uint8_t *key, size_t n) { return rpc_key_equal((const uint8_t *)a->key, a->keyn, key, n); }
+
+static void pair(conn *client, conn *dev, const uint8_t *hello, size_t n)
+{
+	client->state = C_CLIENT;
+	client->peer = dev;
+	dev->peer = client;
+	printf("kiln rpc proxy: a client is paired with %s\n", dev->desc);
+	fflush(stdout);
+	send_body(dev, hello, n);
+}
+
+/* HELLO from a new client: a free device of its key, a wait, or a refusal. */
+static void on_hello(conn *c, const rpc_msg *m, const uint8_t *body, size_t n)
+{
+	memcpy(c->key, m->key.p, m->key.n);
+	c->keyn = m->key.n;
+	bool any = false;
+	/* every device's key is compared, whatever matches first */
+	conn *free_dev = NULL;
+	for (conn *d = P.all; d; d = d->next) {
+		if (d->state != C_DEVICE)
+			continue;
+		bool match = same_key(d, m->key.p, m->key.n);
+		any |= match;
+		if (match && !d->peer && !free_dev)
+			free_dev = d;
+	}
+	if (!any) {
+		refuse(c, "no device is registered under this key at the proxy (wrong key, or the device is not connected)");
+		return;
+	}
+	if (free_dev) {
+		pair(c, free_dev, body, n);
+		return;
+	}
+	/* keep the HELLO to forward once a device frees up */
+	if (!(c->hello = malloc(n))) {
+		refuse(c, "the proxy is out of memory");
+		return;
+	}
+	memcpy(c->hello, body, n);
+	c->hellon = n;
+	c->state = C_CLIENT_WAITING;
+	c->since = rt_now_ms();
+}
+
+/* A device is free: the longest-waiting client of its key gets it. */
+static void device_free(conn *d)
+{
+	conn *first = NULL;
+	for (conn *c = P.all; c; c = c->next)
+		if (c->state == C_CLIENT_WAITING && same_key(d, (const uint8_t *)c->key, c->keyn) &&
+		    (!first || c->since < first->since))
+			first = c;
+	if (first) {
+		pair(first, d, first->hello, first->hellon);
+		free(first->hello);
+		first->hello = NULL;
+	}
+}
+
+static void on_register(conn *c, const rpc_msg *m)
+{
+	if (m->version != KILN_RPC_VERSION) {
+		refuse(c, "this proxy speaks kiln RPC version %d, the device %u", KILN_RPC_VERSION, m->version);
+		return;
+	}
+	if (!m->key.n) {
+		refuse(c, "a device registers with a key");
+		return;
+	}
+	memcpy(c->key, m->key.p, m->key.n);
+	c->keyn = m->key.n;
+	snprintf(c->desc, sizeof c->desc, "%.*s", (int)m->text.n, (const char *)m->text.p);
+	for (char *p = c->desc; *p; p++)
+		if ((unsigned char)*p < 32)
+			*p = '?';
+	c->state = C_DEVICE;
+	printf("kiln rpc proxy: device registered: %s (%s)\n", c->desc, c->ws ? "websocket" : "tcp");
+	fflush(stdout);
+	device_free(c);
+}
+
+/* One whole message from c. */
+static void on_message(conn *c, const uint8_t *body, size_t n)
+{
+	if (c->state == C_CLOSING)
+		return;
+	if (c->state == C_CLIENT_WAITING) {
+		refuse(c, "%s before the session opened (wait for WELCOME)", n ? rpc_type_name(body[0]) : "a message");
+		return;
+	}
+	if (c->peer) { /* a paired session: copied through, unread */
+		send_body(c->peer, body, n);
+		return;
+	}
+	rpc_msg m;
+	char err[256];
+	if (rpc_decode(body, n, &m, err, sizeof err)) {
+		refuse(c, "protocol violation: %s", err);
+		return;
+	}
+	if (c->state == C_NEW && m.type == RPC_HELLO && !c->ws)
+		on_hello(c, &m, body, n);
+	else if (c->state == C_NEW && m.type == RPC_REGISTER)
+		on_register(c, &m);
+	else if (c->state == C_NEW)
+		refuse(c, "a connection to the proxy opens with HELLO (clients, over TCP) or REGISTER (devices), not %s",
+		       rpc_type_name(m.type));
+	else
+		refuse(c, "%s while no session is open", rpc_type_name(m.type));
+}
+
+/* Bytes of a message announced as n bytes: refused past the limit before any is buffered. */
+static int begin_body(conn *c, size_t n)
+{
+	if (n == 0 || n > P.max) {
+		refuse(c, "a message of %zu bytes is over the proxy's limit of %zu bytes", n, P.max);
+		return -1;
+	}
+	if (!(c->body = malloc(n))) {
+		refuse(c, "the proxy has no memory for a message of %zu bytes", n);
+		return -1;
+	}
+	c->need = n;
+	c->have = 0;
+	return 0;
+}
+
+/* Raw TCP bytes: frames reassembled, each handled whole. */
+static void raw_rx(conn *c, const uint8_t *p, size_t n)
+{
+	c->since = rt_now_ms();
+	while (n && c->state != C_CLOSING) {
+		if (!c->body) {
+			while (n && c->headn < 4)
+				c->head[c->headn++] = *p++, n--;
+			if (c->headn < 4)
+				return;
+			uint32_t len = (uint32_t)c->head[0] | (uint32_t)c->head[1] << 8 | (uint32_t)c->head[2] << 16 |
+			               (uint32_t)c->head[3] << 24;
+			c->headn = 0;
+			if (begin_body(c, len))
+				return;
+			continue;
+		}
+		size_t k = c->need - c->have < n ? c->need - c->have : n;
+		memcpy(c->body + c->have, p, k);
+		c->have += k;
+		p += k;
+		n -= k;
+		if (c->have == c->need) {
+			uint8_t *body = c->body;
+			size_t len = c->need;
+			c->body = NULL;
+			c->need = c->have = 0;
+			on_message(c, body, len);
+			free(body);
+		}
+	}
+}
+
+/* A WebSocket fragment: a message grows until its final fragment. */
+static void ws_rx(conn *c, struct lws *wsi, const uint8_t *p, size_t n)
+{
+	c->since = rt_now_ms();
+	if (c->state == C_CLOSING)
+		return;
+	if (lws_frame_is_binary(wsi) == 0 && lws_is_first_fragment(wsi)) {
+		refuse(c, "devices send binary messages");
+		return;
+	}
+	size_t want = c->have + n;
+	if (want > P.max) {
+		refuse(c, "a message of at least %zu bytes is over the proxy's limit of %zu bytes", want, P.max);
+		free(c->body);
+		c->body = NULL;
+		c->have = 0;
+		return;
+	}
+	uint8_t *b = realloc(c->body, want ? want : 1);
+	if (!b) {
+		refuse(c, "the proxy has no memory for a message of %zu bytes", want);
+		return;
+	}
+	c->body = b;
+	memcpy(b + c->have, p, n);
+	c->have = want;
+	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+		uint8_t *body = c->body;
+		size_t len = c->have;
+		c->body = NULL;
+		c->have = 0;
+		on_message(c, body, len);
+		free(body);
+	}
+}
+
+/* ---- connections ---- */
+
+static conn *conn_new(struct lws *wsi, bool ws)
+{
+	conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->wsi = wsi;
+	c->ws = ws;
+	c->since = rt_now_ms();
+	c->next = P.all;
+	P.all = c;
+	return c;
+}
+
+static void conn_gone(conn *c)
+{
+	c->hung_up = true;
+	c->wsi = NULL;
+	conn *peer = c->peer;
+	if (peer) {
+		peer->peer = NULL;
+		if (peer->state == C_CLIENT)
+			refuse(peer, "the device (%s) went away during the session (a closed tab, a crashed process?)",
+			       c->desc);
+		else if (peer->wsi) /* the client left: the device starts over with a fresh connection */
+			lws_set_timeout(peer->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	}
+	if (c->state == C_DEVICE) {
+		printf("kiln rpc proxy: device gone: %s\n", c->desc);
+		fflush(stdout);
+	}
+	for (conn **pp = &P.all; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	for (out_msg *m = c->out, *n; m; m = n) {
+		n = m->next;
+		free(m->buf);
+		free(m);
+	}
+	free(c->body);
+	free(c->hello);
+	free(c);
+}
+
+/* Deadlines: a silent new connection, a stalled message, a client waiting too long. */
+static void sweep(void)
+{
+	double now = rt_now_ms(), t = P.o->timeout_ms, wait = P.o->wait_ms;
+	for (conn *c = P.all; c; c = c->next) {
+		if (c->hung_up || c->state == C_CLOSING)
+			continue;
+		bool partial = (c->body && c->have < c->need) || c->headn || (c->ws && c->body);
+		if (c->state == C_NEW && now - c->since > t)
+			refuse(c, "no HELLO or REGISTER within %.0f s", t / 1000);
+		else if (c->state == C_CLIENT_WAITING && now - c->since > wait)
+			refuse(c, "every device under this key stayed busy for %.0f s", wait / 1000);
+		else if (partial && c->state != C_CLIENT_WAITING && now - c->since > t)
+			refuse(c, "timed out in the middle of a message");
+	}
+}
+
+/* Every 100 ms: the deadlines (lws wakes for it even when no socket stirs). */
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+	sweep();
+	lws_sul_schedule(P.ctx, 0, &P.tick, on_tick, 100 * LWS_US_PER_MS);
+}
+
+static int on_raw(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	conn *c = user ? *(conn **)user : NULL; /* lws calls without a connection too */
+	switch (reason) {
+	case LWS_CALLBACK_RAW_ADOPT:
+		if (!user || !(*(conn **)user = conn_new(wsi, false)))
+			return -1;
+		break;
+	case LWS_CALLBACK_RAW_RX:
+		if (c)
+			raw_rx(c, in, len);
+		break;
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		return c ? writable(c) : 0;
+	case LWS_CALLBACK_RAW_CLOSE:
+		if (c)
+			conn_gone(c);
+		if (user)
+			*(conn **)user = NULL;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* The files of the device page: a fixed list, looked up in the web folders. */
+static int serve_file(struct lws *wsi, const char *path)
+{
+	static const struct {
+		const char *url, *file, *mime;
+	} files[] = {
+		{"/", "rpc.html", "text/html"},
+		{"/rpc.html", "rpc.html", "text/html"},
+		{"/rpc.mjs", "rpc.mjs", "text/javascript"},
+		{"/kiln.mjs", "kiln.mjs", "text/javascript"},
+		{"/webgpu.mjs", "webgpu.mjs", "text/javascript"},
+		{"/kiln_runtime.js", "kiln_runtime.js", "text/javascript"},
+		{"/kiln_runtime.wasm", "kiln_runtime.wasm", "application/wasm"},
+	};
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+		if (strcmp(path, files[i].url))
+			continue;
+		for (int d = 0; d < 2; d++) {
+			char full[4096];
+			const char *dir = d ? P.o->web_runtime_dir : P.o->web_dir;
+			if (!dir)
+				continue;
+			snprintf(full, sizeof full, "%s/%s", dir, files[i].file);
+			struct stat st;
+			if (stat(full, &st) || !S_ISREG(st.st_mode))
+				continue;
+			int r = lws_serve_http_file(wsi, full, files[i].mime, NULL, 0);
+			return r < 0 || (r > 0 && lws_http_transaction_completed(wsi)) ? -1 : 0;
+		}
+	}
+	lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "not a file of kiln's device page");
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_web(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	conn **cp = user, *c = cp ? *cp : NULL;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return serve_file(wsi, in ? (const char *)in : "/");
+	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		if (!cp || !(*cp = conn_new(wsi, true)))
+			return -1;
+		break;
+	case LWS_CALLBACK_RECEIVE:
+		if (c)
+			ws_rx(c, wsi, in, len);
+		break;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return c ? writable(c) : 0;
+	case LWS_CALLBACK_CLOSED:
+		if (c)
+			conn_gone(c);
+		if (cp)
+			*cp = NULL;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols raw_protocols[] = {
+	{"kiln-raw", on_raw, sizeof(conn *), 0, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+static const struct lws_protocols web_protocols[] = {
+	{"kiln-rpc", on_web, sizeof(conn *), 65536, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+int kiln_rpc_proxy(const kiln_rpc_proxy_opts *o)
+{
+	const char *host = o->host ? o->host : "127.0.0.1"; /* never every interface by default */
+	P.o = o;
+	P.max = o->max_message ? o->max_message : KILN_RPC_DEFAULT_MAX_MESSAGE;
+	lws_set_log_level(LLL_ERR, NULL);
+	struct lws_context_creation_info ci = {0};
+	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	ci.pt_serv_buf_size = 256 * 1024; /* large reads: a 100 MB upload in few events */
+	P.ctx = lws_create_context(&ci);
+	if (!P.ctx)
+		return rt_error("rpc proxy: libwebsockets cannot start");
+	struct lws_context_creation_info raw = {0};
+	raw.vhost_name = "kiln-clients";
+	raw.port = o->port;
+	raw.iface = host;
+	raw.protocols = raw_protocols;
+	raw.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+	raw.listen_accept_role = "raw-skt";
+	raw.listen_accept_protocol = "kiln-raw";
+	struct lws_vhost *rv = lws_create_vhost(P.ctx, &raw);
+	struct lws_context_creation_info web = {0};
+	web.vhost_name = "kiln-devices";
+	web.port = o->web_port;
+	web.iface = host;
+	web.protocols = web_protocols;
+	struct lws_vhost *wv = rv ? lws_create_vhost(P.ctx, &web) : NULL;
+	if (!rv || !wv) {
+		lws_context_destroy(P.ctx);
+		return rt_error("rpc proxy: cannot listen on %s ports %d and %d (in use?)", host, o->port, o->web_port);
+	}
+	if (o->listening)
+		o->listening(lws_get_vhost_listen_port(rv), lws_get_vhost_listen_port(wv), o->arg);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	lws_sul_schedule(P.ctx, 0, &P.tick, on_tick, 100 * LWS_US_PER_MS);
+	while (!P.stop)
+		if (lws_service(P.ctx, 0) < 0)
+			break;
+	lws_context_destroy(P.ctx);
+	while (P.all)
+		conn_gone(P.all);
+	return 0;
+}
