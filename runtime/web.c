@@ -397,7 +397,8 @@ char *kiln_web_model_describe(const kiln_model *m)
 
 /*
  * The time evaluator for the host: out receives median, mean and min
- * milliseconds per call and the calls per sample. Returns 0 or -1.
+ * milliseconds per call, the calls per sample, then the repeat samples.
+ * Returns 0 or -1.
  */
 EMSCRIPTEN_KEEPALIVE
 int kiln_web_time(kiln_module *m, const char *fn, kiln_array **args, int nargs, int warmup, int number, int repeat,
@@ -411,6 +412,8 @@ int kiln_web_time(kiln_module *m, const char *fn, kiln_array **args, int nargs, 
 	out[1] = t.mean_ms;
 	out[2] = t.min_ms;
 	out[3] = t.number;
+	for (int i = 0; i < t.nsamples; i++) /* out holds 4 + repeat doubles */
+		out[4 + i] = t.samples_ms[i];
 	kiln_timing_free(&t);
 	return 0;
 }

@@ -40,6 +40,8 @@ export interface Timing {
   number: number;
   /** samples taken */
   repeat: number;
+  /** each sample's milliseconds per call */
+  samples: number[];
 }
 
 export interface TimeOptions {
@@ -128,6 +130,8 @@ export declare function dawnGpu(pkg: unknown): { gpu: GPU; compatibility: boolea
  * when none can run here.
  */
 export declare function load(base?: string | URL, opts?: LoadOptions): Promise<Session>;
+/** One module container (kiln build -o M.kmod) on the backend its target names; base: where kiln_runtime.js/.wasm lie. */
+export declare function openModule(bytes: Uint8Array, opts?: LoadOptions & { base?: string | URL; name?: string }): Promise<Session>;
 
 /** One input or output of a model. */
 export interface ModelIO {

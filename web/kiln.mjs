@@ -465,13 +465,15 @@ export class Session {
   async time(name, args, { warmup = 1, number = 0, repeat = 10, minRepeatMs = 50 } = {}) {
     if (this.backend !== 'webgpu') {
       const d = this.descs(name, args);
-      const out = this.rt.M._malloc(32);
+      if (!Number.isInteger(repeat) || repeat < 1 || repeat > 100000)
+        throw new Error(`kiln: time: repeat is 1 to 100000, not ${repeat}`);
+      const out = this.rt.M._malloc(8 * (4 + repeat));
       const rc = this.rt.withArgs(name, d,
         (n, argv) => this.rt.M._kiln_web_time(this.mod, n, argv, d.length, warmup, number, repeat, minRepeatMs, out));
-      const [medianMs, meanMs, minMs, calls] = this.rt.M.HEAPF64.slice(out >> 3, (out >> 3) + 4);
+      const r = this.rt.M.HEAPF64.slice(out >> 3, (out >> 3) + 4 + repeat);
       this.rt.M._free(out);
       if (rc) throw new Error(`kiln: ${this.rt.error()}`);
-      return { medianMs, meanMs, minMs, number: calls, repeat };
+      return { medianMs: r[0], meanMs: r[1], minMs: r[2], number: r[3], repeat, samples: Array.from(r.subarray(4)) };
     }
     const q = this.gpu.device.queue;
     const batch = async (k) => {
@@ -490,7 +492,7 @@ export class Session {
     return {
       medianMs: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
       meanMs: samples.reduce((a, b) => a + b, 0) / samples.length,
-      minMs: sorted[0], number, repeat,
+      minMs: sorted[0], number, repeat, samples,
     };
   }
 
@@ -503,10 +505,23 @@ export class Session {
   }
 }
 
-// Opens backend `name` for session s, or throws saying why it cannot run here.
+// Opens backend `name` for session s, or throws saying why it cannot run here:
+// the bundle's module for it (or its webgpu-cpu kernels on an emulated adapter).
 async function open(s, name, base, opts) {
-  let file = s.manifest.modules?.[name], mod = 0;
+  const file = s.manifest.modules?.[name];
   if (!file) throw new Error(`the bundle has no ${name} module (build it with --target ${name})`);
+  const cpuFile = s.manifest.modules?.['webgpu-cpu'];
+  await openBackend(s, name, opts, !!cpuFile, async (cpuKernels) => {
+    const f = cpuKernels ? cpuFile : file, wfile = s.manifest.weights?.[cpuKernels ? 'webgpu-cpu' : name];
+    return { file: f, bytes: await readBytes(base, f), weights: wfile ? await readBytes(base, wfile) : null };
+  });
+}
+
+// The part of opening a backend that does not care where the module came
+// from: fetch(cpuKernels) gives {file, bytes, weights} once the adapter
+// (for webgpu) has said whether CPU-shaped kernels are wanted.
+async function openBackend(s, name, opts, hasCpuKernels, fetch) {
+  let mod = 0;
   try {
     let cpuKernels = false;
     if (name === 'webgpu') { // the adapter first: it decides which of the bundle's kernels run
@@ -515,15 +530,13 @@ async function open(s, name, base, opts) {
       if (!gpu) throw new Error('this host has no WebGPU (navigator.gpu is missing)');
       const want = opts.webgpuKernels ?? 'auto';
       if (!['auto', 'gpu', 'cpu'].includes(want)) throw new Error(`webgpuKernels is 'auto', 'gpu' or 'cpu', not '${want}'`);
-      const cpuFile = s.manifest.modules?.['webgpu-cpu'];
-      if (want === 'cpu' && !cpuFile) throw new Error('the bundle has no webgpu-cpu module (build it with --target web)');
+      if (want === 'cpu' && !hasCpuKernels) throw new Error('the bundle has no webgpu-cpu module (build it with --target web)');
       s.gpu = await WebGPUDevice.open(gpu, { compatibility });
-      cpuKernels = !!cpuFile && (want === 'cpu' || (want === 'auto' && s.gpu.emulated));
-      if (cpuKernels) file = cpuFile;
+      cpuKernels = hasCpuKernels && (want === 'cpu' || (want === 'auto' && s.gpu.emulated));
     }
-    mod = s.rt.load(await readBytes(base, file), file);
-    const wfile = s.manifest.weights?.[cpuKernels ? 'webgpu-cpu' : name];
-    if (wfile) s.rt.addBlob(mod, 'weights', await readBytes(base, wfile));
+    const { file, bytes, weights } = await fetch(cpuKernels);
+    mod = s.rt.load(bytes, file);
+    if (weights) s.rt.addBlob(mod, 'weights', weights);
     const d = s.rt.describe(mod);
     if (d.target !== name) throw new Error(`${file} holds a ${d.target} module, not ${name}`);
     s.functions = d.functions;
@@ -555,6 +568,33 @@ async function open(s, name, base, opts) {
   }
   s.mod = mod;
   s.backend = name;
+}
+
+/**
+ * Opens one module container (what `kiln build ... -o M.kmod` or
+ * kiln_module_save writes) on the backend its target names: the RPC server
+ * runs uploaded modules this way. opts.base: where kiln_runtime.js/.wasm lie
+ * (default: beside this file); opts.gpu, opts.canvas as for load().
+ */
+export async function openModule(bytes, opts = {}) {
+  if (!(bytes instanceof Uint8Array)) throw new Error('kiln: openModule takes the container as a Uint8Array');
+  const base = opts.base ?? new URL('.', import.meta.url).href;
+  const host = makeHost();
+  const rt = new Runtime(await startRuntime(base, host));
+  const s = new Session(rt, { modules: {} });
+  host.session = s;
+  // the target is in the container: parse it once to learn which backend opens it
+  const probe = rt.load(bytes, opts.name ?? 'the module');
+  const target = rt.describe(probe).target;
+  rt.M._kiln_module_free(probe);
+  if (!BACKENDS.includes(target))
+    throw new Error(`kiln: a ${target} module runs natively; the web runtime runs ${BACKENDS.join(', ')} modules`);
+  try {
+    await openBackend(s, target, opts, false, async () => ({ file: opts.name ?? 'the module', bytes, weights: null }));
+  } catch (e) {
+    throw new Error(`kiln: ${target}: ${e.message}`);
+  }
+  return s;
 }
 
 // What the C runtime calls back into (web.c); modules are told apart by pointer,

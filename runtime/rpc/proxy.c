@@ -30,6 +30,9 @@
 #include "proto.h"
 #include "proxy.h"
 
+/* How long a client waits for a device of its key to (re-)register. */
+#define GRACE_MS 2000
+
 enum { C_NEW, C_CLIENT_WAITING, C_CLIENT, C_DEVICE, C_CLOSING };
 
 typedef struct out_msg {
@@ -172,20 +175,14 @@ static void on_hello(conn *c, const rpc_msg *m, const uint8_t *body, size_t n)
 {
 	memcpy(c->key, m->key.p, m->key.n);
 	c->keyn = m->key.n;
-	bool any = false;
 	/* every device's key is compared, whatever matches first */
 	conn *free_dev = NULL;
 	for (conn *d = P.all; d; d = d->next) {
 		if (d->state != C_DEVICE)
 			continue;
 		bool match = same_key(d, m->key.p, m->key.n);
-		any |= match;
 		if (match && !d->peer && !free_dev)
 			free_dev = d;
-	}
-	if (!any) {
-		refuse(c, "no device is registered under this key at the proxy (wrong key, or the device is not connected)");
-		return;
 	}
 	if (free_dev) {
 		pair(c, free_dev, body, n);
@@ -401,6 +398,16 @@ static void conn_gone(conn *c)
 	free(c);
 }
 
+/* Whether any device is registered under key (every one compared). */
+static bool registered(const uint8_t *key, size_t n)
+{
+	bool any = false;
+	for (conn *d = P.all; d; d = d->next)
+		if (d->state == C_DEVICE)
+			any |= same_key(d, key, n);
+	return any;
+}
+
 /* Deadlines: a silent new connection, a stalled message, a client waiting too long. */
 static void sweep(void)
 {
@@ -411,6 +418,11 @@ static void sweep(void)
 		bool partial = (c->body && c->have < c->need) || c->headn || (c->ws && c->body);
 		if (c->state == C_NEW && now - c->since > t)
 			refuse(c, "no HELLO or REGISTER within %.0f s", t / 1000);
+		else if (c->state == C_CLIENT_WAITING && !registered((const uint8_t *)c->key, c->keyn) &&
+		         now - c->since > GRACE_MS)
+			/* a device re-registers within a moment after each session; a key none has is refused soon */
+			refuse(c, "no device is registered under this key at the proxy (wrong key, or the device is not "
+			          "connected)");
 		else if (c->state == C_CLIENT_WAITING && now - c->since > wait)
 			refuse(c, "every device under this key stayed busy for %.0f s", wait / 1000);
 		else if (partial && c->state != C_CLIENT_WAITING && now - c->since > t)
