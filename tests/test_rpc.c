@@ -27,6 +27,10 @@
 
 static pid_t server_pid;
 static int server_port;
+/* where clients connect: the native server, or the proxy (KILN_TEST_PROXY) */
+static const char *conn_host = "127.0.0.1";
+static int conn_port;
+static const char *conn_key = KEY;
 
 static void on_listening(int port, void *arg)
 {
@@ -54,6 +58,7 @@ static void start_server(void)
 	close(p[1]);
 	ck_assert_int_eq(read(p[0], &server_port, sizeof server_port), (ssize_t)sizeof server_port);
 	close(p[0]);
+	conn_port = server_port;
 }
 
 static void stop_server(void)
@@ -68,7 +73,7 @@ static void stop_server(void)
 
 static kiln_rpc *connect_ok(void)
 {
-	kiln_rpc *s = kiln_rpc_connect("127.0.0.1", server_port, KEY, 10000);
+	kiln_rpc *s = kiln_rpc_connect(conn_host, conn_port, conn_key, 60000);
 	ck_assert_msg(s != NULL, "%s", kiln_rt_last_error());
 	return s;
 }
@@ -565,6 +570,266 @@ START_TEST(proto_round_trip)
 }
 END_TEST
 
+/* ---- through the proxy (tests/rpc_test.sh starts it, a node server and a Chromium tab) ---- */
+
+#define NATIVE_KEY "native-at-proxy"
+static int proxy_port;
+static const char *node_key, *tab_key;
+static pid_t tab_pid, native_pid;
+
+static void on_registered(int port, void *arg) { on_listening(port, arg); }
+
+/* A native server registered at the proxy, in its own process group (its workers go with it). */
+static void start_native(void)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	native_pid = fork();
+	if (native_pid == 0) {
+		setpgid(0, 0);
+		close(p[0]);
+		kiln_rpc_server_opts o = {.key = NATIVE_KEY, .proxy_host = "127.0.0.1", .proxy_port = proxy_port,
+		                          .timeout_ms = 2000, .listening = on_registered, .arg = &p[1]};
+		kiln_rpc_serve(&o);
+		fprintf(stderr, "native server at the proxy: %s\n", kiln_rt_last_error());
+		_exit(1);
+	}
+	close(p[1]);
+	int port;
+	ck_assert_int_eq(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
+	close(p[0]);
+}
+
+static void stop_native(void)
+{
+	if (native_pid > 0) {
+		kill(-native_pid, SIGKILL);
+		kill(native_pid, SIGKILL);
+		waitpid(native_pid, NULL, 0);
+	}
+	native_pid = 0;
+}
+
+static void use(const char *key)
+{
+	conn_port = proxy_port;
+	conn_key = key;
+}
+
+START_TEST(proxy_native_server)
+{
+	use(NATIVE_KEY);
+	check_remote_matmul("llvm");
+	check_remote_matmul("opencl");
+	check_remote_matmul("webgl");
+}
+END_TEST
+
+START_TEST(proxy_node_server)
+{
+	use(node_key);
+	check_remote_matmul("wasm");
+	check_remote_matmul("webgpu");
+}
+END_TEST
+
+START_TEST(proxy_chromium_tab)
+{
+	use(tab_key);
+	check_remote_matmul("wasm");
+	check_remote_matmul("webgpu");
+	check_remote_matmul("webgl");
+}
+END_TEST
+
+static int proxy_raw(void)
+{
+	int fd = rpc_dial("127.0.0.1", proxy_port, 5000);
+	ck_assert_msg(fd >= 0, "%s", kiln_rt_last_error());
+	return fd;
+}
+
+START_TEST(proxy_refuses)
+{
+	double t0 = rt_now_ms();
+	ck_assert_ptr_null(kiln_rpc_connect("127.0.0.1", proxy_port, "nobody-has-this-key", 10000));
+	ck_assert_msg(strstr(kiln_rt_last_error(), "no device is registered under this key") != NULL, "%s",
+	              kiln_rt_last_error());
+	ck_assert(rt_now_ms() - t0 < 5000);
+	int fd = proxy_raw(); /* the proxy runs with --max-message 64 */
+	uint32_t len = 65u << 20;
+	uint8_t head[5] = {len & 255, (len >> 8) & 255, (len >> 16) & 255, len >> 24, RPC_UPLOAD};
+	ck_assert_int_eq(rpc_write_all(fd, head, 5, 5000), 0);
+	expect_error(fd, "over the proxy's limit of 67108864 bytes", true);
+	close(fd);
+	fd = proxy_raw();
+	ck_assert_int_eq(rpc_write_all(fd, "\1\0\0\0\143", 5, 5000), 0);
+	expect_error(fd, "protocol violation: unknown message type 99", true);
+	close(fd);
+	fd = proxy_raw();
+	ck_assert_int_eq(rpc_write_all(fd, "\1\0\0\0\5", 5, 5000), 0);
+	expect_error(fd, "opens with HELLO", true);
+	close(fd);
+	fd = proxy_raw(); /* half a length, then nothing: cut off after the proxy's 2 s */
+	ck_assert_int_eq(rpc_write_all(fd, "\20", 1, 5000), 0);
+	expect_error(fd, "timed out in the middle of a message", true);
+	close(fd);
+	fd = proxy_raw(); /* nothing at all */
+	expect_error(fd, "no HELLO or REGISTER", true);
+	close(fd);
+	/* a REGISTER that speaks another version */
+	fd = proxy_raw();
+	rpc_buf b = {0};
+	rpc_begin(&b, RPC_REGISTER);
+	rpc_u32(&b, RPC_MAGIC);
+	rpc_u16(&b, 77);
+	rpc_str(&b, "k", 1);
+	rpc_str(&b, "d", 1);
+	send_frame(fd, &b);
+	expect_error(fd, "version", true);
+	close(fd);
+	rpc_buf_free(&b);
+	use(node_key);
+	still_serving();
+}
+END_TEST
+
+/* A second client of one device: waits while the first holds it, gets it when it leaves. */
+START_TEST(proxy_two_clients_one_device)
+{
+	use(node_key);
+	kiln_rpc *a = connect_ok();
+	pid_t b = fork();
+	if (b == 0) {
+		double t0 = rt_now_ms();
+		kiln_rpc *s = kiln_rpc_connect("127.0.0.1", proxy_port, node_key, 20000);
+		kiln_rpc_device d[4];
+		int ok = s && kiln_rpc_devices(s, d, 4) >= 1 && rt_now_ms() - t0 > 800;
+		if (!ok)
+			fprintf(stderr, "second client: %s\n", kiln_rt_last_error());
+		kiln_rpc_close(s);
+		_exit(ok ? 0 : 1);
+	}
+	usleep(1200 * 1000);
+	kiln_rpc_close(a);
+	int st;
+	waitpid(b, &st, 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the waiting client did not get the device");
+	/* held past the proxy's --wait (3 s): the waiting client is told why */
+	a = connect_ok();
+	double t0 = rt_now_ms();
+	ck_assert_ptr_null(kiln_rpc_connect("127.0.0.1", proxy_port, node_key, 20000));
+	ck_assert_msg(strstr(kiln_rt_last_error(), "stayed busy for 3 s") != NULL, "%s", kiln_rt_last_error());
+	ck_assert(rt_now_ms() - t0 >= 2900);
+	kiln_rpc_close(a);
+	still_serving();
+}
+END_TEST
+
+START_TEST(proxy_tab_closed_mid_call)
+{
+	use(tab_key);
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_module *local = matmul_module(ctx, "wasm", 128, 128, 128);
+	kiln_rpc *s = connect_ok();
+	kiln_module *r = kiln_rpc_upload(s, local);
+	ck_assert_msg(r != NULL, "%s", kiln_rt_last_error());
+	kiln_module_free(local);
+	kiln_array *a[3];
+	for (int i = 0; i < 3; i++)
+		a[i] = kiln_array_empty(2, (int64_t[]){128, 128}, KILN_F32);
+	pid_t closer = fork();
+	if (closer == 0) {
+		usleep(1500 * 1000);
+		kill(tab_pid, SIGUSR1); /* tests/rpc_tab.mjs closes the tab, then opens a fresh one */
+		_exit(0);
+	}
+	kiln_timing t;
+	kiln_time_opts o = {.warmup = 1, .number = 0, .repeat = 3, .min_repeat_ms = 10000};
+	ck_assert_int_ne(kiln_module_time(r, "matmul", a, 3, &o, &t), 0);
+	ck_assert_msg(strstr(kiln_rt_last_error(), "went away during the session") != NULL, "%s", kiln_rt_last_error());
+	waitpid(closer, NULL, 0);
+	for (int i = 0; i < 3; i++)
+		kiln_array_free(a[i]);
+	kiln_module_free(r);
+	kiln_rpc_close(s);
+	kiln_ctx_free(ctx);
+	/* the fresh tab registers within its page load */
+	kiln_rpc *again = NULL;
+	for (int i = 0; i < 30 && !again; i++)
+		if (!(again = kiln_rpc_connect("127.0.0.1", proxy_port, tab_key, 20000)))
+			sleep(1);
+	ck_assert_msg(again != NULL, "%s", kiln_rt_last_error());
+	kiln_rpc_close(again);
+}
+END_TEST
+
+START_TEST(proxy_client_dropped_mid_upload)
+{
+	int fd = proxy_raw();
+	rpc_buf b = {0};
+	hello(&b, RPC_MAGIC, KILN_RPC_VERSION, node_key);
+	send_frame(fd, &b);
+	uint8_t *body;
+	size_t n;
+	ck_assert_int_eq(rpc_read_frame(fd, 1 << 20, 20000, 20000, &body, &n), 0);
+	rpc_msg m;
+	char err[256];
+	ck_assert_int_eq(rpc_decode(body, n, &m, err, sizeof err), 0);
+	ck_assert_int_eq(m.type, RPC_WELCOME);
+	free(body);
+	uint8_t head[13] = {0, 0, 16, 0, RPC_UPLOAD, 0xf7, 0xff, 15, 0, 0, 0, 0, 0};
+	ck_assert_int_eq(rpc_write_all(fd, head, sizeof head, 5000), 0);
+	ck_assert_int_eq(rpc_write_all(fd, "KILNMOD", 7, 5000), 0);
+	close(fd);
+	rpc_buf_free(&b);
+	use(node_key);
+	still_serving();
+}
+END_TEST
+
+START_TEST(proxy_native_crash_and_restart)
+{
+	use(NATIVE_KEY);
+	kiln_rpc *s = connect_ok();
+	kiln_module *local = crashing_module();
+	kiln_module *r = kiln_rpc_upload(s, local);
+	ck_assert_msg(r != NULL, "%s", kiln_rt_last_error());
+	kiln_module_free(local);
+	kiln_array *x = kiln_array_empty(1, (int64_t[]){1}, KILN_F32);
+	ck_assert_int_ne(kiln_module_call(r, "crash", &x, 1), 0);
+	ck_assert_msg(strstr(kiln_rt_last_error(), "worker crashed during CALL crash") != NULL, "%s",
+	              kiln_rt_last_error());
+	kiln_array_free(x);
+	kiln_module_free(r);
+	kiln_rpc_close(s);
+	still_serving();
+	/* the server restarted under a waiting client: the session holder gets an error, the waiter the new server */
+	kiln_rpc *a = connect_ok();
+	pid_t b = fork();
+	if (b == 0) {
+		kiln_rpc *w = kiln_rpc_connect("127.0.0.1", proxy_port, NATIVE_KEY, 20000);
+		kiln_rpc_device d[4];
+		int ok = w && kiln_rpc_devices(w, d, 4) >= 1;
+		if (!ok)
+			fprintf(stderr, "waiting client: %s\n", kiln_rt_last_error());
+		kiln_rpc_close(w);
+		_exit(ok ? 0 : 1);
+	}
+	usleep(500 * 1000);
+	stop_native();
+	kiln_rpc_device d[4];
+	ck_assert_int_lt(kiln_rpc_devices(a, d, 4), 0);
+	ck_assert_msg(strstr(kiln_rt_last_error(), "went away") != NULL, "%s", kiln_rt_last_error());
+	start_native();
+	int st;
+	waitpid(b, &st, 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the waiting client did not get the restarted server");
+	kiln_rpc_close(a);
+	stop_native(); /* this one was started by the test's own process */
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("rpc");
@@ -585,5 +850,29 @@ int main(void)
 	tcase_add_test(t, crashing_kernel_ends_its_session_only);
 	tcase_add_test(t, killed_worker_and_restarted_server);
 	suite_add_tcase(s, t);
+	/* set by tests/rpc_test.sh, which starts the proxy and the web devices */
+	const char *proxy = getenv("KILN_TEST_PROXY");
+	if (proxy) {
+		proxy_port = atoi(proxy);
+		node_key = getenv("KILN_TEST_NODE_KEY");
+		tab_key = getenv("KILN_TEST_TAB_KEY");
+		tab_pid = (pid_t)atoi(getenv("KILN_TEST_TAB_PID") ? getenv("KILN_TEST_TAB_PID") : "0");
+		if (!node_key || !tab_key || tab_pid <= 0) {
+			fprintf(stderr, "test_rpc: KILN_TEST_PROXY needs KILN_TEST_NODE_KEY, KILN_TEST_TAB_KEY, KILN_TEST_TAB_PID\n");
+			return 2;
+		}
+		TCase *p = tcase_create("through the proxy");
+		tcase_add_unchecked_fixture(p, start_native, stop_native);
+		tcase_set_timeout(p, 180);
+		tcase_add_test(p, proxy_native_server);
+		tcase_add_test(p, proxy_node_server);
+		tcase_add_test(p, proxy_chromium_tab);
+		tcase_add_test(p, proxy_refuses);
+		tcase_add_test(p, proxy_two_clients_one_device);
+		tcase_add_test(p, proxy_client_dropped_mid_upload);
+		tcase_add_test(p, proxy_tab_closed_mid_call);
+		tcase_add_test(p, proxy_native_crash_and_restart);
+		suite_add_tcase(s, p);
+	}
 	return tu_run_suite(s) ? 1 : 0;
 }

@@ -376,10 +376,12 @@ static void conn_gone(conn *c)
 		if (peer->state == C_CLIENT)
 			refuse(peer, "the device (%s) went away during the session (a closed tab, a crashed process?)",
 			       c->desc);
-		else if (peer->wsi) /* the client left: the device starts over with a fresh connection */
+		else if (peer->wsi) { /* the client left: the device starts over with a fresh connection */
+			peer->state = C_CLOSING; /* not to be paired again meanwhile */
 			lws_set_timeout(peer->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		}
 	}
-	if (c->state == C_DEVICE) {
+	if (c->desc[0]) { /* it had registered */
 		printf("kiln rpc proxy: device gone: %s\n", c->desc);
 		fflush(stdout);
 	}
@@ -416,7 +418,9 @@ static void sweep(void)
 		if (c->hung_up || c->state == C_CLOSING)
 			continue;
 		bool partial = (c->body && c->have < c->need) || c->headn || (c->ws && c->body);
-		if (c->state == C_NEW && now - c->since > t)
+		if (partial && c->state != C_CLIENT_WAITING && now - c->since > t)
+			refuse(c, "timed out in the middle of a message");
+		else if (c->state == C_NEW && now - c->since > t)
 			refuse(c, "no HELLO or REGISTER within %.0f s", t / 1000);
 		else if (c->state == C_CLIENT_WAITING && !registered((const uint8_t *)c->key, c->keyn) &&
 		         now - c->since > GRACE_MS)
@@ -425,8 +429,6 @@ static void sweep(void)
 			          "connected)");
 		else if (c->state == C_CLIENT_WAITING && now - c->since > wait)
 			refuse(c, "every device under this key stayed busy for %.0f s", wait / 1000);
-		else if (partial && c->state != C_CLIENT_WAITING && now - c->since > t)
-			refuse(c, "timed out in the middle of a message");
 	}
 }
 

@@ -1,0 +1,50 @@
+#!/bin/sh
+# tests/rpc_test.sh KILN TEST_RPC WEB_RUNTIME_DIR — RPC through the proxy, on
+# loopback: starts `kiln rpc proxy`, a node server (web/rpc-node.mjs: wasm and
+# Dawn) and a headless Chromium tab on the proxy's device page (wasm, WebGPU,
+# WebGL2), then runs test_rpc's proxy cases against them (a native server at
+# the proxy is started by test_rpc itself).
+set -eu
+kiln=$1
+test_rpc=$2
+webrt=$3
+src=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/kiln-rpc-test-XXXXXX)
+proxy= node= tab=
+cleanup() {
+	for p in $tab $node $proxy; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+	echo "rpc_test: $*" >&2
+	for f in "$work"/*.log; do echo "---- $f"; tail -20 "$f"; done >&2
+	exit 1
+}
+# waits up to $3 tenths of a second for $2 in file $1
+await() {
+	i=0
+	while ! grep -q "$2" "$1" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -le "$3" ] || return 1
+		sleep 0.1
+	done
+}
+export XDG_RUNTIME_DIR="$work"
+"$kiln" rpc proxy --port 0 --web-port 0 --wait 3 --timeout 2 --max-message 64 >"$work/proxy.log" 2>&1 &
+proxy=$!
+await "$work/proxy.log" "devices: open" 100 || fail "the proxy did not start"
+port=$(sed -n 's/.*native servers: 127.0.0.1:\([0-9]*\)$/\1/p' "$work/proxy.log")
+wport=$(sed -n 's|.*open http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/proxy.log")
+KILN_WEB_RUNTIME_DIR="$webrt" node --experimental-websocket "$src/web/rpc-node.mjs" "ws://127.0.0.1:$wport/" node-key \
+	>"$work/node.log" 2>&1 &
+node=$!
+NODE_PATH="$src/node_modules" node "$src/tests/rpc_tab.mjs" "$wport" tab-key >"$work/tab.log" 2>&1 &
+tab=$!
+await "$work/node.log" "registered" 600 || fail "the node server did not register"
+await "$work/tab.log" "tab registered" 900 || fail "the Chromium tab did not register"
+sed -n 's/^kiln rpc node: devices: /node server: /p' "$work/node.log"
+grep "tab registered" "$work/tab.log"
+KILN_TEST_PROXY=$port KILN_TEST_NODE_KEY=node-key KILN_TEST_TAB_KEY=tab-key KILN_TEST_TAB_PID=$tab \
+	CK_RUN_CASE="through the proxy" "$test_rpc" || fail "test_rpc through the proxy failed"
