@@ -23,11 +23,12 @@ echo "== unit tests under valgrind"
 status=0
 # the suites that run wasm and WebGPU kernels do so in node child processes,
 # which valgrind does not follow: it checks their C side (building, files);
-# tests tagged "large" (millions of elements) run in the two builds above only
-for t in test_ir test_schedule test_runtime test_ops test_opencl test_webgl test_wasm test_webgpu test_web test_onnx test_graph test_te; do
+# tests tagged "large" (millions of elements) and "crash" (a kernel that
+# crashes an RPC worker on purpose) run in the two builds above only
+for t in test_ir test_schedule test_runtime test_ops test_opencl test_webgl test_wasm test_webgpu test_web test_onnx test_graph test_te test_rpc; do
 	[ -x "build/tests/$t" ] || { echo "valgrind: build/tests/$t is missing" >&2; status=1; continue; }
 	echo "-- valgrind $t"
-	CK_FORK=no CK_EXCLUDE_TAGS=large valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite \
+	CK_FORK=no CK_EXCLUDE_TAGS="large crash" valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite \
 		--errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp "build/tests/$t" || status=1
 done
 [ $status = 0 ] && echo "valgrind: clean"
