@@ -4,7 +4,7 @@
 # peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster), gflops.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, models_gpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, smoke)}
+name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, models_gpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, rpc, smoke)}
 build=${KILN_BUILD:-$here/build}
 [ -d "$build" ] || meson setup "$build" "$here" >/dev/null
 # OpenBLAS 0.3.21 misdetects these CPUs and falls back to slow kernels, and the
@@ -27,7 +27,7 @@ smoke)
 	# Not here: webgpu_node.mjs (TF.js needs a core WebGPU adapter, which
 	# Dawn on Mesa lacks; it runs on the GPU machine).
 	export KILN_BENCH_SMOKE=1
-	for b in matmul_cpu conv2d_cpu matmul_gpu conv2d_gpu matmul_web conv2d_web; do
+	for b in matmul_cpu conv2d_cpu matmul_gpu conv2d_gpu matmul_web conv2d_web rpc; do
 		echo "-- $b"
 		sh "$0" "$b" 1 || { echo "benchmarks/run.sh: $b failed" >&2; exit 1; }
 	done
@@ -45,6 +45,32 @@ matmul_web | conv2d_web)
 	proto=${KILN_ONNX_PROTO:-/usr/include/onnx/onnx.proto}
 	[ -f "$proto" ] || { echo "run.sh: $proto is missing: apt install libonnx-dev (onnxruntime-web's models are written from it)" >&2; exit 1; }
 	KILN="$build/kiln" exec node "$here/benchmarks/web/web_bench.mjs" "${name%_web}" "${2:-5}" ;;
+rpc)
+	# RPC's costs (benchmarks/rpc_bench.c): straight to a native server, through
+	# the proxy to a native server, and through the proxy into a headless Chromium
+	# tab (wasm); goals: < 1 ms per request, >= 200 MB/s upload on loopback
+	ninja -C "$build" benchmarks/rpc_bench kiln >/dev/null
+	[ -d "$here/node_modules/playwright-core" ] || (cd "$here" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+	work=$(mktemp -d /tmp/kiln-rpc-bench-XXXXXX)
+	pids=
+	trap 'for p in $pids; do kill $p 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+	await() { i=0; while ! grep -q "$2" "$1" 2>/dev/null; do i=$((i + 1)); [ $i -le 900 ] || { cat "$1" >&2; exit 1; }; sleep 0.1; done; }
+	export KILN_RPC_KEY=bench-key XDG_RUNTIME_DIR="$work"
+	"$build/kiln" rpc server --port 0 >"$work/server.log" 2>&1 & pids="$pids $!"
+	"$build/kiln" rpc proxy --port 0 --web-port 0 >"$work/proxy.log" 2>&1 & pids="$pids $!"
+	await "$work/server.log" "listening on port"
+	await "$work/proxy.log" "devices: open"
+	sport=$(sed -n 's/.*listening on port \([0-9]*\)/\1/p' "$work/server.log")
+	pport=$(sed -n 's/.*native servers: 127.0.0.1:\([0-9]*\)$/\1/p' "$work/proxy.log")
+	wport=$(sed -n 's|.*open http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/proxy.log")
+	"$build/kiln" rpc server --key native-key --proxy "127.0.0.1:$pport" >"$work/at-proxy.log" 2>&1 & pids="$pids $!"
+	NODE_PATH="$here/node_modules" node "$here/tests/rpc_tab.mjs" "$wport" tab-key >"$work/tab.log" 2>&1 & pids="$pids $!"
+	await "$work/at-proxy.log" "registered"
+	await "$work/tab.log" "tab registered"
+	"$build/benchmarks/rpc_bench" "127.0.0.1:$sport" bench-key llvm native-server
+	"$build/benchmarks/rpc_bench" "127.0.0.1:$pport" native-key llvm proxy-native-server
+	"$build/benchmarks/rpc_bench" "127.0.0.1:$pport" tab-key wasm proxy-chromium-tab
+	exit 0 ;;
 models_cpu)
 	# ResNet-18, MobileNetV2, SqueezeNet 1.1 and the transformer (exported by
 	# scripts/export_models.py) on llvm, 1 and 2 threads, against onnxruntime-node

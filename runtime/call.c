@@ -105,23 +105,33 @@ const rt_device rt_cpu_device = {
 };
 #endif
 
-int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int nargs)
+/* The function fn of m, once its arguments have been checked against its metadata; NULL with a message. */
+static rt_function *checked(kiln_module *m, const char *fn, kiln_array **args, int nargs)
 {
-	if (!m)
-		return rt_error("call: no module");
+	if (!m) {
+		rt_error("call: no module");
+		return NULL;
+	}
 	rt_function *f = rt_module_find(m, fn);
 	if (!f) {
 		char names[512] = "";
 		size_t k = 0;
 		for (int i = 0; i < m->nfunc && k < sizeof names; i++)
 			k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "", m->funcs[i].name);
-		return rt_error("no function '%s' in the module (it has: %s)", fn, names);
+		rt_error("no function '%s' in the module (it has: %s)", fn, names);
+		return NULL;
 	}
-	if (f->nargs > MAX_FFI_ARGS)
-		return rt_error("%s has more than %d arguments", fn, MAX_FFI_ARGS);
-	if (check_args(m, f, args, nargs))
-		return -1;
-	return m->device->run(m, f, args, NULL);
+	if (f->nargs > MAX_FFI_ARGS) {
+		rt_error("%s has more than %d arguments", fn, MAX_FFI_ARGS);
+		return NULL;
+	}
+	return check_args(m, f, args, nargs) ? NULL : f;
+}
+
+int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int nargs)
+{
+	rt_function *f = checked(m, fn, args, nargs);
+	return f ? m->device->run(m, f, args, NULL) : -1;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -241,11 +251,13 @@ int kiln_module_time(kiln_module *m, const char *fn, kiln_array **args, int narg
 	kiln_time_opts o;
 	if (rt_time_opts(opts, &o))
 		return -1;
-	if (kiln_module_call(m, fn, args, nargs)) /* checks everything once */
+	rt_function *f = checked(m, fn, args, nargs);
+	if (!f)
 		return -1;
-	rt_function *f = rt_module_find(m, fn);
-	if (m->device->time)
+	if (m->device->time) /* it times on its side, warm-ups included */
 		return m->device->time(m, f, args, &o, out);
+	if (m->device->run(m, f, args, NULL)) /* one call first: a failing function fails here */
+		return -1;
 	if (m->device->kernel_clock)
 		return time_device(m, f, args, &o, out);
 	struct host_call hc = {m, f, args};
