@@ -583,10 +583,14 @@ export async function openModule(bytes, opts = {}) {
   const rt = new Runtime(await startRuntime(base, host));
   const s = new Session(rt, { modules: {} });
   host.session = s;
-  // the target is in the container: parse it once to learn which backend opens it
-  const probe = rt.load(bytes, opts.name ?? 'the module');
-  const target = rt.describe(probe).target;
-  rt.M._kiln_module_free(probe);
+  // the target is the container's first field ("KILNMOD\1", u32 version, u32 length, the name):
+  // read here to pick the backend; the C runtime checks the whole container when it loads it
+  const head = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = new TextDecoder().decode(bytes.subarray(0, 7));
+  const tlen = bytes.length >= 16 ? head.getUint32(12, true) : 0;
+  if (magic !== 'KILNMOD' || bytes[7] !== 1 || tlen < 1 || tlen > 31 || bytes.length < 16 + tlen)
+    throw new Error(`kiln: ${opts.name ?? 'the module'} is not a kiln module container`);
+  const target = new TextDecoder().decode(bytes.subarray(16, 16 + tlen));
   if (!BACKENDS.includes(target))
     throw new Error(`kiln: a ${target} module runs natively; the web runtime runs ${BACKENDS.join(', ')} modules`);
   try {

@@ -288,7 +288,7 @@ export class RpcServer {
     case T.UPLOAD: {
       const bytes = r.bytes('data');
       r.end(type);
-      const s = await openModule(bytes.slice(), { ...this.opts, name: 'the uploaded module' });
+      const s = await openModule(bytes, { ...this.opts, name: 'the uploaded module' });
       const h = this.nextHandle++;
       this.modules.set(h, s);
       this.set({ last: `UPLOAD: a ${s.backend} module on ${s.device}` });

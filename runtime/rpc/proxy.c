@@ -132,8 +132,8 @@ static int writable(conn *c)
 	out_msg *m = c->out;
 	if (!m)
 		return c->close_when_sent ? -1 : 0;
-	/* 64 KiB per event: lws buffers what the socket does not take, and comes back */
-	size_t chunk = m->n - m->off > 65536 ? 65536 : m->n - m->off;
+	/* 1 MiB per event: lws buffers what the socket does not take, and comes back */
+	size_t chunk = m->n - m->off > ((size_t)1 << 20) ? (size_t)1 << 20 : m->n - m->off;
 	uint8_t *p = m->buf + LWS_PRE + m->off;
 	int flags;
 	if (m->frame)
