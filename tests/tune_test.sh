@@ -63,6 +63,25 @@ grep -q '"op":"graph Conv","shape":"","attrs":"Conv \[1,1,7,5\] \[1,1,3,3\]' "$d
 "$kiln" run "$dir/m.kmod" >/dev/null || fail "the tuned model does not run"
 "$kiln" compile "$model" -o "$dir/m.kmod" --tuning-log "$dir/missing.jsonl" 2>/dev/null && fail "a missing log must fail compile"
 
+# measured on a remote server: its records name it, and apply there, not here
+KILN_RPC_KEY=tune-key "$kiln" rpc server --port 0 >"$dir/server" 2>&1 &
+server=$!
+i=0
+until grep -q "listening on port" "$dir/server"; do i=$((i + 1)); [ $i -le 100 ] || fail "no rpc server"; sleep 0.1; done
+port=$(sed -n 's/.*listening on port \([0-9]*\)/\1/p' "$dir/server")
+KILN_RPC_KEY=tune-key "$kiln" tune matmul --shape 64,64,64 --trials 3 --repeat 3 --rpc "127.0.0.1:$port" \
+	--log "$dir/r.jsonl" >"$dir/out" 2>&1 || { cat "$dir/out"; kill $server; fail "tune over rpc"; }
+grep -q "; remote 127.0.0.1:$port\"" "$dir/r.jsonl" || { kill $server; fail "the records do not name the remote machine"; }
+KILN_RPC_KEY=tune-key "$kiln" run matmul --shape 64,64,64 --rpc "127.0.0.1:$port" --tuning-log "$dir/r.jsonl" \
+	>"$dir/out" 2>&1 || { cat "$dir/out"; kill $server; fail "run over rpc with the remote's records"; }
+grep -q "has no record" "$dir/out" && { kill $server; fail "the remote's records did not apply there"; }
+"$kiln" run matmul --shape 64,64,64 --tuning-log "$dir/r.jsonl" 2>&1 | grep -q "has no record" ||
+	{ kill $server; fail "a remote machine's records applied here"; }
+KILN_RPC_KEY=wrong-key "$kiln" tune matmul --shape 64,64,64 --trials 2 --rpc "127.0.0.1:$port" --log "$dir/w.jsonl" \
+	>/dev/null 2>&1 && { kill $server; fail "tune with a wrong key succeeded"; }
+grep -q '"error":"rpc: remote: wrong key' "$dir/w.jsonl" || { kill $server; cat "$dir/w.jsonl"; fail "the wrong key is not in the log"; }
+kill $server
+
 # bad values
 "$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --search bogus 2>/dev/null; [ $? -eq 2 ] || fail "--search bogus"
 "$kiln" run matmul --shape 64,64,64 --config 0,99 2>/dev/null && fail "--config 0,99 accepted"

@@ -123,12 +123,15 @@ static void cmd_usage(const char *cmd)
 	}
 	if (!strcmp(cmd, "tune") || !strcmp(cmd, "measure")) {
 		printf("usage: kiln tune OP|FILE.kte|MODEL.onnx [--shape S] [--attr A] [--target 'llvm ...'] --log F.jsonl\n"
-		       "                 [--trials N] [--search random|grid] [--seed N] [--timeout S] [--repeat N]\n\n"
+		       "                 [--trials N] [--search random|grid] [--seed N] [--timeout S] [--repeat N]\n"
+		       "                 [--rpc HOST:PORT [--key K]]\n\n"
 		       "Searches the CPU template's register blocks (rows x vectors of columns) for OP on\n"
 		       "this machine: each trial is built, run and timed by a worker process (kiln measure)\n"
 		       "with a timeout, the first one and every new best checked against the oracle;\n"
 		       "failures are recorded and the search goes on. Appends one JSON line per trial\n"
-		       "to the log and writes F.jsonl.svg (best so far against trials).\n"
+		       "to the log and writes F.jsonl.svg (best so far against trials). With --rpc each\n"
+		       "trial is built here and measured on that server's CPU (see kiln rpc --help; give\n"
+		       "--target 'llvm -mcpu=CPU' for its CPU); its records apply with the same --rpc.\n"
 		       "--tuning-log F.jsonl on lower, build, run and bench applies the best record of the\n"
 		       "same task; --config ROWS,VECTORS applies one configuration by hand.\n"
 		       "For MODEL.onnx every configuration is applied to all its convolutions and matrix\n"
@@ -1045,6 +1048,21 @@ static kiln_tune_task task_of(const opts *o)
 }
 
 /* --config R,V or the best record of --tuning-log for this task; 0, or -1 (printed). */
+/*
+ * The machine a tuning record belongs to: the target's description, and for
+ * --rpc the server's address (records measured there apply there).
+ */
+static const char *tuning_device(const opts *o, const kiln_target *t, char *desc, size_t n)
+{
+	char d[512];
+	kiln_target_describe(t, d, sizeof d);
+	if (o->rpc)
+		snprintf(desc, n, "%.200s; remote %.200s", d, o->rpc);
+	else
+		snprintf(desc, n, "%.255s", d);
+	return desc;
+}
+
 static int pick_config(const opts *o, kiln_cpu_config *cfg)
 {
 	if (o->config) {
@@ -1065,7 +1083,7 @@ static int pick_config(const opts *o, kiln_cpu_config *cfg)
 	char err[512], desc[512] = "";
 	kiln_target t;
 	if (!kiln_target_parse(o->target, &t, err, sizeof err))
-		snprintf(desc, 256, "%s", kiln_target_describe(&t, err, sizeof err));
+		tuning_device(o, &t, desc, 256);
 	/* records measured on another machine do not apply here */
 	int found = kiln_tune_log_best(o->tuning_log, &task, desc[0] ? desc : NULL, &best, err, sizeof err);
 	if (found < 0) {
@@ -1073,8 +1091,8 @@ static int pick_config(const opts *o, kiln_cpu_config *cfg)
 		return -1;
 	}
 	if (!found) {
-		fprintf(stderr, "kiln: %s has no record for %s %s on %s (this machine): the default schedule\n",
-		        o->tuning_log, task.op, task.shape, task.target);
+		fprintf(stderr, "kiln: %s has no record for %s %s on %s (%s): the default schedule\n",
+		        o->tuning_log, task.op, task.shape, task.target, o->rpc ? o->rpc : "this machine");
 		return 0;
 	}
 	*cfg = best.cfg;
@@ -1125,8 +1143,11 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
 	char error[512] = "";
 	kiln_module *m = prepare(ctx, o, &inst, &info, &a);
 	kiln_timing r = {0};
-	if (!m)
-		snprintf(error, sizeof error, "build: %s", kiln_error(ctx)[0] ? kiln_error(ctx) : "failed");
+	if (!m && kiln_error(ctx)[0])
+		snprintf(error, sizeof error, "build: %s", kiln_error(ctx));
+	else if (!m) /* the session: connecting, the key, the upload */
+		snprintf(error, sizeof error, "%s: %s", o->rpc ? "rpc" : "build",
+		         kiln_rt_last_error()[0] ? kiln_rt_last_error() : "failed");
 	if (m && kiln_module_call(m, info->name, a, inst.nargs))
 		snprintf(error, sizeof error, "run: %s", kiln_rt_last_error());
 	/* the oracle, on this trial's inputs, for every output */
@@ -1167,7 +1188,7 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
 	kiln_timing_free(&r);
 	if (a)
 		free_args(&inst, a);
-	kiln_module_free(m);
+	finish(m);
 	return error[0] ? 1 : 0;
 }
 
@@ -1196,6 +1217,8 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 	if (cfg.rows || cfg.vecs) /* 0,0: the default schedule */
 		argv[n++] = "--config", argv[n++] = config;
 	argv[n++] = "--repeat", argv[n++] = repeat;
+	if (o->rpc)
+		argv[n++] = "--rpc", argv[n++] = o->rpc;
 	if (check)
 		argv[n++] = "--check";
 	argv[n] = NULL;
@@ -1564,9 +1587,20 @@ static int cmd_tune(const opts *o)
 		fprintf(stderr, "kiln: tune measures on this CPU (llvm targets) so far, not '%s'\n", o->target);
 		return 1;
 	}
-	if (!kiln_target_runs_here(&t)) {
-		fprintf(stderr, "kiln: this CPU cannot run code for '%s'\n", o->target);
+	if (!o->rpc && !kiln_target_runs_here(&t)) {
+		fprintf(stderr, "kiln: this CPU cannot run code for '%s' (measure it on a machine that can: --rpc)\n",
+		        o->target);
 		return 1;
+	}
+	if (o->rpc && is_onnx(o->op)) {
+		fprintf(stderr, "kiln: tuning a whole model over RPC is not supported yet; tune it on the machine itself\n");
+		return 1;
+	}
+	if (o->rpc) { /* the workers measure there; the key reaches them through the environment, not argv */
+		const char *key = cli_rpc_key(o->key);
+		if (!key)
+			return 2;
+		setenv("KILN_RPC_KEY", key, 1);
 	}
 	char self[4096];
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -1600,7 +1634,7 @@ static int cmd_tune(const opts *o)
 	double best_so_far[64] = {0}, best = 0, t0 = bench_clock();
 	int best_i = -1, errors = 0;
 	kiln_tune_task task = task_of(o);
-	kiln_target_describe(&t, desc, sizeof desc);
+	tuning_device(o, &t, desc, sizeof desc);
 	fprintf(stderr, "tuning %s %s on %s: %d of %d configurations (%s search; %d the schedule refuses), log %s\n",
 	        task.op, task.shape, desc, n, nspace, o->search, nall - nspace, o->log);
 	for (int i = 0; i < n; i++) {
@@ -1647,9 +1681,10 @@ static int cmd_tune(const opts *o)
 		return 1;
 	}
 	printf("best: %d rows x %d vectors, %.1f GFLOP/s; log %s, plot %s\n"
-	       "apply it with: kiln build|run|bench %s%s%s%s%s --target '%s' --tuning-log %s\n",
+	       "apply it with: kiln build|run|bench %s%s%s%s%s --target '%s'%s%s --tuning-log %s\n",
 	       space[best_i].rows, space[best_i].vecs, best, o->log, plot, task.op, o->shape ? " --shape " : "",
-	       o->shape ? o->shape : "", task.attrs[0] ? " --attr " : "", task.attrs, task.target, o->log);
+	       o->shape ? o->shape : "", task.attrs[0] ? " --attr " : "", task.attrs, task.target,
+	       o->rpc ? " --rpc " : "", o->rpc ? o->rpc : "", o->log);
 	return 0;
 }
 
