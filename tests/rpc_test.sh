@@ -10,9 +10,9 @@ test_rpc=$2
 webrt=$3
 src=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/kiln-rpc-test-XXXXXX)
-proxy= node= tab=
+proxy= node= tab= server=
 cleanup() {
-	for p in $tab $node $proxy; do kill "$p" 2>/dev/null || true; done
+	for p in $tab $node $proxy $server; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -46,5 +46,33 @@ await "$work/node.log" "registered" 600 || fail "the node server did not registe
 await "$work/tab.log" "tab registered" 900 || fail "the Chromium tab did not register"
 sed -n 's/^kiln rpc node: devices: /node server: /p' "$work/node.log"
 grep "tab registered" "$work/tab.log"
+
+# whole models: the same ONNX model compiled for each target, run there, against the local llvm run
+"$kiln" rpc server --port 0 --key native-key >"$work/server.log" 2>&1 &
+server=$!
+await "$work/server.log" "listening on port" 100 || fail "the native server did not start"
+sport=$(sed -n 's/.*listening on port \([0-9]*\)/\1/p' "$work/server.log")
+model=/usr/share/libonnx-testdata/data/node/test_conv_with_strides_padding/model.onnx
+for t in llvm opencl webgl wasm webgpu; do
+	"$kiln" compile "$model" --target $t -o "$work/m_$t.kmod" >/dev/null || fail "compile for $t"
+done
+"$kiln" run "$work/m_llvm.kmod" -o "$work/ref.npy" >/dev/null || fail "the local run"
+for case in "127.0.0.1:$sport native-key llvm opencl webgl" "127.0.0.1:$port node-key wasm webgpu" \
+	"127.0.0.1:$port tab-key wasm webgpu webgl"; do
+	set -- $case
+	addr=$1 key=$2
+	shift 2
+	for t in "$@"; do
+		"$kiln" run "$work/m_$t.kmod" --rpc "$addr" --key "$key" -o "$work/y_$t.npy" >"$work/model.log" 2>&1 ||
+			fail "the model for $t on $key: $(cat "$work/model.log")"
+		/usr/bin/python3 -c "import numpy as n, sys; a, b = n.load(sys.argv[1]), n.load(sys.argv[2]); sys.exit(0 if a.shape == b.shape and n.allclose(a, b, rtol=1e-4, atol=1e-5) else 1)" \
+			"$work/ref.npy" "$work/y_$t.npy" || fail "the model's output for $t on $key differs from the local run"
+		"$kiln" bench "$work/m_$t.kmod" --rpc "$addr" --key "$key" --repeat 3 >"$work/model.log" 2>&1 ||
+			fail "bench of the model for $t on $key: $(cat "$work/model.log")"
+		echo "model on $key, $t: $(cat "$work/model.log")"
+	done
+done
+kill $server
+
 KILN_TEST_PROXY=$port KILN_TEST_NODE_KEY=node-key KILN_TEST_TAB_KEY=tab-key KILN_TEST_TAB_PID=$tab \
 	CK_RUN_CASE="through the proxy" "$test_rpc" || fail "test_rpc through the proxy failed"

@@ -905,8 +905,51 @@ static bool is_model(const opts *o)
 }
 
 /* kiln run|bench M.kmod: random inputs (uniform in [-1, 1)), outputs summarized, or timed. */
+void cli_print_output(const char *name, const kiln_array *y)
+{
+	char dt[16];
+	printf("output '%s': %s [", name, kiln_dtype_str(y->dtype, dt));
+	for (int d = 0; d < y->ndim; d++)
+		printf("%s%lld", d ? "," : "", (long long)y->shape[d]);
+	printf("]");
+	if (y->dtype.code == KILN_FLOAT && y->dtype.bits == 32) {
+		double sum = 0;
+		for (int64_t k = 0; k < kiln_array_numel(y); k++)
+			sum += ((float *)y->data)[k];
+		printf(" sum %.6g, first", sum);
+		for (int64_t k = 0; k < kiln_array_numel(y) && k < 5; k++)
+			printf(" %.6g", ((float *)y->data)[k]);
+	}
+	printf("\n");
+}
+
+int cli_write_output(const char *out, int n, const char *name, const kiln_array *y)
+{
+	/* one output: the file named; several: a folder of NAME.npy */
+	char path[4200], err[600];
+	if (n == 1) {
+		snprintf(path, sizeof path, "%s", out);
+	} else {
+		mkdir(out, 0755);
+		char safe[64];
+		snprintf(safe, sizeof safe, "%s", name);
+		for (char *c = safe; *c; c++)
+			if (*c == '/' || *c == '\\' || (c == safe && *c == '.'))
+				*c = '_';
+		snprintf(path, sizeof path, "%s/%s.npy", out, safe);
+	}
+	if (npy_write(path, y, err, sizeof err)) {
+		fprintf(stderr, "kiln: %s\n", err);
+		return 1;
+	}
+	printf("wrote %s\n", path);
+	return 0;
+}
+
 static int cmd_model(const opts *o, bool bench)
 {
+	if (o->rpc)
+		return cli_rpc_model(o->op, o->rpc, o->key, bench, o->ninput, o->input, o->out, o->seed, o->repeat);
 	kiln_model *m = kiln_model_load(o->op);
 	if (!m) {
 		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
@@ -950,46 +993,11 @@ static int cmd_model(const opts *o, bool bench)
 		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
 		rc = 1;
 	}
-	for (int i = 0; i < kiln_model_num_outputs(m) && !bench; i++) {
-		const kiln_array *y = kiln_model_get_output(m, i);
-		const kiln_arg_info *info = kiln_model_output_info(m, i);
-		char dt[16];
-		printf("output '%s': %s [", info->name, kiln_dtype_str(y->dtype, dt));
-		for (int d = 0; d < y->ndim; d++)
-			printf("%s%lld", d ? "," : "", (long long)y->shape[d]);
-		printf("]");
-		if (y->dtype.code == KILN_FLOAT && y->dtype.bits == 32) {
-			double sum = 0;
-			for (int64_t k = 0; k < kiln_array_numel(y); k++)
-				sum += ((float *)y->data)[k];
-			printf(" sum %.6g, first", sum);
-			for (int64_t k = 0; k < kiln_array_numel(y) && k < 5; k++)
-				printf(" %.6g", ((float *)y->data)[k]);
-		}
-		printf("\n");
-	}
-	/* -o: the output as .npy (several outputs: a folder of NAME.npy) */
 	int n = kiln_model_num_outputs(m);
-	for (int i = 0; o->out && !bench && i < n; i++) {
-		char path[4200];
-		if (n == 1) {
-			snprintf(path, sizeof path, "%s", o->out);
-		} else {
-			mkdir(o->out, 0755);
-			char name[64];
-			snprintf(name, sizeof name, "%s", kiln_model_output_info(m, i)->name);
-			for (char *c = name; *c; c++)
-				if (*c == '/' || *c == '\\' || (c == name && *c == '.'))
-					*c = '_';
-			snprintf(path, sizeof path, "%s/%s.npy", o->out, name);
-		}
-		if (npy_write(path, kiln_model_get_output(m, i), err, sizeof err)) {
-			fprintf(stderr, "kiln: %s\n", err);
-			rc = 1;
-		} else {
-			printf("wrote %s\n", path);
-		}
-	}
+	for (int i = 0; i < n && !bench; i++)
+		cli_print_output(kiln_model_output_info(m, i)->name, kiln_model_get_output(m, i));
+	for (int i = 0; o->out && !bench && i < n; i++)
+		rc |= cli_write_output(o->out, n, kiln_model_output_info(m, i)->name, kiln_model_get_output(m, i));
 	kiln_timing_free(&t);
 	kiln_model_free(m);
 	return rc;

@@ -11,7 +11,10 @@
 #include "kiln/rpc.h"
 #include "runtime/rpc/proxy.h"
 #include "args.h"
+#include "npy.h"
 #include "rpc.h"
+
+#define RPC_MAX_IO_CLI 64
 
 static const char *usage =
 	"usage: kiln rpc server [--key K] [--host H] [--port N] [--proxy HOST:PORT] [--timeout S]\n"
@@ -237,4 +240,96 @@ int cli_rpc(int argc, char **argv)
 		return rpc_proxy(&o);
 	fprintf(stderr, "kiln: rpc: unknown command '%s' (server, proxy or devices)\n\n%s", sub, usage);
 	return 2;
+}
+
+/* A whole file, malloc'ed; NULL (printed) when unreadable or over 2 GiB. */
+static uint8_t *read_file(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		fprintf(stderr, "kiln: cannot open %s\n", path);
+		return NULL;
+	}
+	uint8_t head[4] = {0};
+	if (fread(head, 1, 4, f) == 4 && !memcmp(head, "\x7f" "ELF", 4)) {
+		fclose(f);
+		fprintf(stderr, "kiln: %s is a shared library; --rpc uploads model modules (kiln compile ... -o M.kmod)\n", path);
+		return NULL;
+	}
+	fseek(f, 0, SEEK_END);
+	long size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *data = size >= 0 && size <= (1L << 31) ? malloc((size_t)size + 1) : NULL;
+	if (!data || fread(data, 1, (size_t)size, f) != (size_t)size) {
+		fprintf(stderr, "kiln: cannot read %s\n", path);
+		free(data);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	*n = (size_t)size;
+	return data;
+}
+
+int cli_rpc_model(const char *path, const char *addr, const char *key, bool bench, int ninput,
+                  const char *const *inputs, const char *out, uint64_t seed, int repeat)
+{
+	size_t n;
+	uint8_t *data = read_file(path, &n);
+	kiln_rpc *s = data ? cli_rpc_connect(addr, key) : NULL;
+	kiln_rpc_model *m = s ? kiln_rpc_load_model(s, data, n) : NULL;
+	free(data);
+	int rc = m ? 0 : 1;
+	if (s && !m)
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+	int nin = kiln_rpc_model_num_inputs(m), nout = kiln_rpc_model_num_outputs(m);
+	if (m && ninput && ninput != nin) {
+		fprintf(stderr, "kiln: the model has %d inputs, %d --input files were given\n", nin, ninput);
+		rc = 2;
+	}
+	kiln_array *in[RPC_MAX_IO_CLI] = {0}, *outs[RPC_MAX_IO_CLI] = {0};
+	if (!rc && (nin > RPC_MAX_IO_CLI || nout > RPC_MAX_IO_CLI)) {
+		fprintf(stderr, "kiln: the model has more than %d inputs or outputs\n", RPC_MAX_IO_CLI);
+		rc = 1;
+	}
+	char err[600];
+	for (int i = 0; !rc && i < nin; i++) {
+		const kiln_arg_info *info = kiln_rpc_model_input_info(m, i);
+		in[i] = ninput ? npy_read(inputs[i], err, sizeof err) : kiln_array_empty(info->ndim, info->shape, info->dtype);
+		if (!in[i]) {
+			fprintf(stderr, "kiln: %s\n", ninput ? err : kiln_rt_last_error());
+			rc = 1;
+		} else if (!ninput) {
+			kiln_array_fill_random(in[i], seed + (uint64_t)i, -1, 1);
+		}
+	}
+	for (int i = 0; !rc && i < nout; i++) {
+		const kiln_arg_info *info = kiln_rpc_model_output_info(m, i);
+		if (!(outs[i] = kiln_array_empty(info->ndim, info->shape, info->dtype)))
+			rc = 1;
+	}
+	kiln_timing t = {0};
+	if (!rc && bench)
+		rc = kiln_rpc_model_time(m, (const kiln_array *const *)in, &(kiln_time_opts){.warmup = 1, .repeat = repeat}, &t);
+	else if (!rc)
+		rc = kiln_rpc_model_run(m, (const kiln_array *const *)in, outs);
+	if (rc == -1) {
+		fprintf(stderr, "kiln: %s\n", kiln_rt_last_error());
+		rc = 1;
+	}
+	if (!rc && bench)
+		printf("%s: median %.3f ms, min %.3f ms over %d runs, on %s\n", path, t.median_ms, t.min_ms, t.nsamples,
+		       kiln_rpc_peer(s));
+	for (int i = 0; !rc && !bench && i < nout; i++)
+		cli_print_output(kiln_rpc_model_output_info(m, i)->name, outs[i]);
+	for (int i = 0; !rc && !bench && out && i < nout; i++)
+		rc |= cli_write_output(out, nout, kiln_rpc_model_output_info(m, i)->name, outs[i]);
+	for (int i = 0; i < RPC_MAX_IO_CLI; i++) {
+		kiln_array_free(in[i]);
+		kiln_array_free(outs[i]);
+	}
+	kiln_timing_free(&t);
+	kiln_rpc_model_free(m);
+	kiln_rpc_close(s);
+	return rc;
 }

@@ -4,7 +4,9 @@
 #ifndef KILN_TOOLS_RPC_H
 #define KILN_TOOLS_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kiln/rpc.h"
 
@@ -16,5 +18,12 @@ const char *cli_rpc_key(const char *key);
 kiln_rpc *cli_rpc_connect(const char *addr, const char *key);
 /* HOST:PORT into host (n bytes) and a port 1-65535; 0 or -1. */
 int rpc_split(const char *s, char *host, size_t n, int *port);
+
+/* kiln run|bench M.kmod --rpc: the model loaded there, inputs from .npy files or random. */
+int cli_rpc_model(const char *path, const char *addr, const char *key, bool bench, int ninput,
+                  const char *const *inputs, const char *out, uint64_t seed, int repeat);
+/* A model output's summary line, and -o's .npy files (kiln.c, shared with the remote path). */
+void cli_print_output(const char *name, const kiln_array *y);
+int cli_write_output(const char *out, int n, const char *name, const kiln_array *y);
 
 #endif

@@ -158,7 +158,7 @@ export declare class Model {
   /** Runs once: inputs by name (or in order), outputs by name. */
   run(feeds: Record<string, ArrayLike<number>> | ArrayLike<number>[]): Promise<Record<string, TypedArrayOf<DType>>>;
   /** Times whole runs of the inputs fed last (WebGPU: until the work is done). */
-  time(opts?: { warmup?: number; repeat?: number }): Promise<{ medianMs: number; meanMs: number; minMs: number; repeat: number }>;
+  time(opts?: { warmup?: number; repeat?: number }): Promise<{ medianMs: number; meanMs: number; minMs: number; repeat: number; samples: number[] }>;
   dispose(): void;
 }
 

@@ -806,7 +806,7 @@ export class Model {
     const sorted = samples.slice().sort((a, b) => a - b), mid = sorted.length >> 1;
     return {
       medianMs: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
-      meanMs: samples.reduce((a, b) => a + b, 0) / samples.length, minMs: sorted[0], repeat,
+      meanMs: samples.reduce((a, b) => a + b, 0) / samples.length, minMs: sorted[0], repeat, samples,
     };
   }
 

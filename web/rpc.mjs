@@ -9,7 +9,7 @@
 // A session is the life of one connection: when it ends (the client left,
 // the proxy closed it) everything it made is freed and the server
 // registers again, fresh.
-import { dawnGpu, openModule } from './kiln.mjs';
+import { Model, arrayType, dawnGpu, openModule } from './kiln.mjs';
 import { WebGPUDevice } from './webgpu.mjs';
 
 let probedGpu = null;
@@ -20,13 +20,18 @@ const MAX_NAME = 4096, MAX_KEY = 256, MAX_ARGS = 256;
 export const T = {
   HELLO: 1, REGISTER: 2, WELCOME: 3, ERROR: 4, OK: 5, DEVICES: 6, DEVICE_LIST: 7, UPLOAD: 8, MODULE: 9,
   FREE_MODULE: 10, ALLOC: 11, ARRAY: 12, FREE_ARRAY: 13, WRITE: 14, READ: 15, DATA: 16, CALL: 17, TIME: 18,
-  TIMING: 19, CLOSE: 20,
+  TIMING: 19, CLOSE: 20, MODEL_LOAD: 21, MODEL_INFO: 22, MODEL_RUN: 23, MODEL_OUTPUTS: 24, MODEL_TIME: 25,
+  FREE_MODEL: 26,
 };
+const MAX_IO = 64;
 const NAMES = Object.fromEntries(Object.entries(T).map(([k, v]) => [v, k]));
 // kiln_typecode and bits -> the dtype names kiln.mjs takes
 const DTYPE = { '0/1': 'bool', '0/8': 'bool', '1/8': 'int8', '1/16': 'int16', '1/32': 'int32', '1/64': 'int64',
   '2/8': 'uint8', '2/16': 'uint16', '2/32': 'uint32', '2/64': 'uint64', '3/16': 'float16', '3/32': 'float32',
   '3/64': 'float64' };
+
+const CODE = Object.fromEntries(Object.entries(DTYPE).map(([k, v]) => [v, k.split('/').map(Number)]));
+CODE.bool = [0, 8];
 
 class ProtocolError extends Error {}
 
@@ -211,7 +216,9 @@ export class RpcServer {
   // Frees everything the session made.
   reset() {
     for (const m of this.modules?.values() ?? []) m.dispose();
+    for (const m of this.models?.values() ?? []) m.dispose();
     this.modules = new Map();
+    this.models = new Map();
     this.arrays = new Map();
     this.nextHandle = 1;
     this.greeted = false;
@@ -259,6 +266,29 @@ export class RpcServer {
       if (!a) throw new Error(`argument ${i} of ${fn}: no array ${h} in this session`);
       return a.array;
     }) };
+  }
+
+  model(h) {
+    const m = this.models.get(h);
+    if (!m) throw new Error(`no model ${h} in this session`);
+    return m;
+  }
+
+  // u32 n, bytes[n]: a model's inputs as typed arrays of its input dtypes.
+  modelInputs(r, model) {
+    const n = r.u32('value count');
+    if (n > MAX_IO) throw new ProtocolError('bad or truncated value count');
+    const list = [];
+    for (let i = 0; i < n; i++) list.push(r.bytes('value'));
+    return () => {
+      if (n !== model.inputs.length) throw new Error(`the model has ${model.inputs.length} inputs, ${n} were sent`);
+      return list.map((u8, i) => {
+        const inp = model.inputs[i];
+        if (u8.length !== inp.bytes) throw new Error(`input '${inp.name}' has ${inp.bytes} bytes; ${u8.length} were sent`);
+        const T = arrayType(inp.dtype), copy = u8.slice(); // aligned for the typed array
+        return new T(copy.buffer, 0, copy.length / T.BYTES_PER_ELEMENT);
+      });
+    };
   }
 
   async handle(body) {
@@ -366,6 +396,63 @@ export class RpcServer {
       const w = new Writer(T.TIMING).f64(t.medianMs).f64(t.meanMs).f64(t.minMs).u32(t.number).u32(t.samples.length);
       for (const x of t.samples) w.f64(x);
       return this.send(w);
+    }
+    case T.MODEL_LOAD: {
+      const bytes = r.bytes('data');
+      r.end(type);
+      const s = await openModule(bytes, { ...this.opts, name: 'the uploaded model' });
+      let model;
+      try {
+        model = new Model(s);
+      } catch (e) {
+        s.dispose();
+        throw e;
+      }
+      const h = this.nextHandle++;
+      this.models.set(h, model);
+      this.set({ last: `MODEL_LOAD: a ${s.backend} model on ${s.device}` });
+      const w = new Writer(T.MODEL_INFO).u32(h);
+      for (const list of [model.inputs, model.outputs]) {
+        w.u32(list.length);
+        for (const v of list) {
+          const [code, bits] = CODE[v.dtype];
+          w.str(v.name).u8v(code).u8v(bits).u16(1).u8v(v.shape.length);
+          for (const d of v.shape) w.i64(d);
+        }
+      }
+      return this.send(w);
+    }
+    case T.MODEL_RUN: {
+      const model = this.model(r.u32('model')), inputs = this.modelInputs(r, model);
+      r.end(type);
+      const out = await model.run(inputs());
+      this.set({ last: `MODEL_RUN on ${model.backend}` });
+      const w = new Writer(T.MODEL_OUTPUTS).u32(model.outputs.length);
+      for (const o of model.outputs) {
+        const v = out[o.name];
+        w.bytes(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      }
+      return this.send(w);
+    }
+    case T.MODEL_TIME: {
+      const model = this.model(r.u32('model')), inputs = this.modelInputs(r, model);
+      const warmup = r.i32('warmup'), number = r.i32('number'), repeat = r.i32('repeat'), minRepeatMs = r.f64('min_repeat_ms');
+      r.end(type);
+      if (repeat < 1 || repeat > 100000 || warmup < 0 || warmup > 100000 || number < 0 || !(minRepeatMs >= 0))
+        throw new Error(`time: repeat ${repeat}, warmup ${warmup}: out of range`);
+      model.feed(inputs());
+      const t = await model.time({ warmup, repeat });
+      this.set({ last: `MODEL_TIME on ${model.backend}: ${t.medianMs.toFixed(3)} ms` });
+      const w = new Writer(T.TIMING).f64(t.medianMs).f64(t.meanMs).f64(t.minMs).u32(1).u32(t.samples.length);
+      for (const x of t.samples) w.f64(x);
+      return this.send(w);
+    }
+    case T.FREE_MODEL: {
+      const h = r.u32('model');
+      r.end(type);
+      this.model(h).dispose();
+      this.models.delete(h);
+      return this.send(new Writer(T.OK));
     }
     case T.CLOSE:
       r.end(type);

@@ -62,6 +62,23 @@ kiln_module *kiln_rpc_upload(kiln_rpc *s, const kiln_module *m);
 /* The same for a module container's bytes (what kiln_module_save writes). */
 kiln_module *kiln_rpc_upload_bytes(kiln_rpc *s, const void *data, size_t size);
 
+/*
+ * A whole model (a model module: kiln compile MODEL.onnx --target T -o M.kmod)
+ * loaded there; inputs go over and outputs come back in one request a run.
+ */
+typedef struct kiln_rpc_model kiln_rpc_model;
+kiln_rpc_model *kiln_rpc_load_model(kiln_rpc *s, const void *container, size_t size);
+int kiln_rpc_model_num_inputs(const kiln_rpc_model *m);
+int kiln_rpc_model_num_outputs(const kiln_rpc_model *m);
+const kiln_arg_info *kiln_rpc_model_input_info(const kiln_rpc_model *m, int i);
+const kiln_arg_info *kiln_rpc_model_output_info(const kiln_rpc_model *m, int i);
+/* Runs it on inputs (in input order) and fills outputs (arrays of the outputs' shapes). */
+int kiln_rpc_model_run(kiln_rpc_model *m, const kiln_array *const *inputs, kiln_array *const *outputs);
+/* The time evaluator there over whole runs on these inputs. */
+int kiln_rpc_model_time(kiln_rpc_model *m, const kiln_array *const *inputs, const kiln_time_opts *opts,
+                        kiln_timing *out);
+void kiln_rpc_model_free(kiln_rpc_model *m);
+
 /* Ends the session (remote modules still open then fail with a message). */
 void kiln_rpc_close(kiln_rpc *s);
 

@@ -299,20 +299,12 @@ static int remote_run(kiln_module *m, rt_function *f, kiln_array **args, double 
 	return 0;
 }
 
-static int remote_time(kiln_module *m, rt_function *f, kiln_array **args, const kiln_time_opts *o, kiln_timing *out)
+/* Sends the TIME / MODEL_TIME begun in s->out; its samples into out. */
+static int request_timing(kiln_rpc *s, kiln_timing *out)
 {
-	remote *r = m->owner;
-	uint32_t *h = send_inputs(m, f, args);
-	if (!h)
-		return -1;
-	put_call(&r->s->out, RPC_TIME, r->handle, f, h);
-	rpc_u32(&r->s->out, (uint32_t)o->warmup);
-	rpc_u32(&r->s->out, (uint32_t)o->number);
-	rpc_u32(&r->s->out, (uint32_t)o->repeat);
-	rpc_f64(&r->s->out, o->min_repeat_ms);
 	rpc_msg rep;
 	uint8_t *body;
-	if (request(r->s, RPC_TIMING, &rep, &body)) {
+	if (request(s, RPC_TIMING, &rep, &body)) {
 		free(body);
 		return -1;
 	}
@@ -329,6 +321,20 @@ static int remote_time(kiln_module *m, rt_function *f, kiln_array **args, const 
 	}
 	free(body);
 	return rc;
+}
+
+static int remote_time(kiln_module *m, rt_function *f, kiln_array **args, const kiln_time_opts *o, kiln_timing *out)
+{
+	remote *r = m->owner;
+	uint32_t *h = send_inputs(m, f, args);
+	if (!h)
+		return -1;
+	put_call(&r->s->out, RPC_TIME, r->handle, f, h);
+	rpc_u32(&r->s->out, (uint32_t)o->warmup);
+	rpc_u32(&r->s->out, (uint32_t)o->number);
+	rpc_u32(&r->s->out, (uint32_t)o->repeat);
+	rpc_f64(&r->s->out, o->min_repeat_ms);
+	return request_timing(r->s, out);
 }
 
 const rt_device rt_remote_device = {
@@ -400,4 +406,140 @@ kiln_module *kiln_rpc_upload(kiln_rpc *s, const kiln_module *m)
 	kiln_module *r = kiln_rpc_upload_bytes(s, data, n);
 	free(data);
 	return r;
+}
+
+/* ---- whole models ---- */
+
+struct kiln_rpc_model {
+	kiln_rpc *s;
+	uint32_t handle;
+	int nin, nout;
+	kiln_arg_info in[RPC_MAX_IO], out[RPC_MAX_IO];
+};
+
+kiln_rpc_model *kiln_rpc_load_model(kiln_rpc *s, const void *container, size_t size)
+{
+	if (!s || !container) {
+		rt_error("rpc: load_model needs a session and a container");
+		return NULL;
+	}
+	kiln_rpc_model *m = calloc(1, sizeof *m);
+	if (!m) {
+		rt_error("rpc: out of memory");
+		return NULL;
+	}
+	rpc_begin(&s->out, RPC_MODEL_LOAD);
+	rpc_bytes(&s->out, container, size);
+	rpc_msg *rep = malloc(sizeof *rep); /* large: the descriptions of 2 x 64 values */
+	uint8_t *body = NULL;
+	int rc = rep ? request(s, RPC_MODEL_INFO, rep, &body) : rt_error("rpc: out of memory");
+	if (!rc) {
+		m->s = s;
+		m->handle = rep->model;
+		m->nin = (int)rep->nin;
+		m->nout = (int)rep->nout;
+		memcpy(m->in, rep->in_info, sizeof *m->in * rep->nin);
+		memcpy(m->out, rep->out_info, sizeof *m->out * rep->nout);
+		s->refs++;
+	}
+	free(body);
+	free(rep);
+	if (rc) {
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+int kiln_rpc_model_num_inputs(const kiln_rpc_model *m) { return m ? m->nin : 0; }
+int kiln_rpc_model_num_outputs(const kiln_rpc_model *m) { return m ? m->nout : 0; }
+const kiln_arg_info *kiln_rpc_model_input_info(const kiln_rpc_model *m, int i)
+{
+	return m && i >= 0 && i < m->nin ? &m->in[i] : NULL;
+}
+const kiln_arg_info *kiln_rpc_model_output_info(const kiln_rpc_model *m, int i)
+{
+	return m && i >= 0 && i < m->nout ? &m->out[i] : NULL;
+}
+
+/* Whether a is an array of info's dtype and shape; -1 with a message otherwise. */
+static int matches(const kiln_array *a, const kiln_arg_info *info, const char *what)
+{
+	/* bool is one byte per element whether it says 1 or 8 bits */
+	bool same = a && a->data && a->ndim == info->ndim && a->dtype.code == info->dtype.code &&
+	            (a->dtype.bits == info->dtype.bits || a->dtype.code == KILN_BOOL) &&
+	            a->dtype.lanes == info->dtype.lanes && kiln_array_is_compact(a);
+	for (int d = 0; same && d < a->ndim; d++)
+		same = a->shape[d] == info->shape[d];
+	return same ? 0 : rt_error("rpc: the model's %s '%s' takes a compact array of its dtype and shape", what, info->name);
+}
+
+/* Begins MODEL_RUN / MODEL_TIME with the inputs; -1 with a message on a wrong input. */
+static int put_inputs(kiln_rpc_model *m, int type, const kiln_array *const *inputs)
+{
+	for (int i = 0; i < m->nin; i++)
+		if (matches(inputs[i], &m->in[i], "input"))
+			return -1;
+	rpc_begin(&m->s->out, type);
+	rpc_u32(&m->s->out, m->handle);
+	rpc_u32(&m->s->out, (uint32_t)m->nin);
+	for (int i = 0; i < m->nin; i++)
+		rpc_bytes(&m->s->out, inputs[i]->data, arg_bytes(inputs[i]));
+	return 0;
+}
+
+int kiln_rpc_model_run(kiln_rpc_model *m, const kiln_array *const *inputs, kiln_array *const *outputs)
+{
+	if (!m)
+		return rt_error("rpc: no model");
+	for (int i = 0; i < m->nout; i++)
+		if (matches(outputs[i], &m->out[i], "output"))
+			return -1;
+	if (put_inputs(m, RPC_MODEL_RUN, inputs))
+		return -1;
+	rpc_msg *rep = malloc(sizeof *rep);
+	uint8_t *body = NULL;
+	int rc = rep ? request(m->s, RPC_MODEL_OUTPUTS, rep, &body) : rt_error("rpc: out of memory");
+	if (!rc && (int)rep->nio != m->nout)
+		rc = rt_error("rpc: the server sent %u outputs of a model with %d", rep->nio, m->nout);
+	for (int i = 0; !rc && i < m->nout; i++) {
+		if (rep->io[i].n != arg_bytes(outputs[i]))
+			rc = rt_error("rpc: output '%s' came back with %zu bytes, not %zu", m->out[i].name, rep->io[i].n,
+			              arg_bytes(outputs[i]));
+		else
+			memcpy(outputs[i]->data, rep->io[i].p, rep->io[i].n);
+	}
+	free(body);
+	free(rep);
+	return rc;
+}
+
+int kiln_rpc_model_time(kiln_rpc_model *m, const kiln_array *const *inputs, const kiln_time_opts *opts,
+                        kiln_timing *out)
+{
+	memset(out, 0, sizeof *out);
+	kiln_time_opts o;
+	if (!m)
+		return rt_error("rpc: no model");
+	if (rt_time_opts(opts, &o) || put_inputs(m, RPC_MODEL_TIME, inputs))
+		return -1;
+	rpc_u32(&m->s->out, (uint32_t)o.warmup);
+	rpc_u32(&m->s->out, (uint32_t)o.number);
+	rpc_u32(&m->s->out, (uint32_t)o.repeat);
+	rpc_f64(&m->s->out, o.min_repeat_ms);
+	return request_timing(m->s, out);
+}
+
+void kiln_rpc_model_free(kiln_rpc_model *m)
+{
+	if (!m)
+		return;
+	kiln_rpc *s = m->s;
+	if (!s->broken && !s->closed) {
+		rpc_begin(&s->out, RPC_FREE_MODEL);
+		rpc_u32(&s->out, m->handle);
+		request_ok(s);
+	}
+	free(m);
+	unref(s);
 }

@@ -13,6 +13,8 @@ static const char *names[RPC_NUM_TYPES] = {
 	[RPC_MODULE] = "MODULE", [RPC_FREE_MODULE] = "FREE_MODULE", [RPC_ALLOC] = "ALLOC", [RPC_ARRAY] = "ARRAY",
 	[RPC_FREE_ARRAY] = "FREE_ARRAY", [RPC_WRITE] = "WRITE", [RPC_READ] = "READ", [RPC_DATA] = "DATA",
 	[RPC_CALL] = "CALL", [RPC_TIME] = "TIME", [RPC_TIMING] = "TIMING", [RPC_CLOSE] = "CLOSE",
+	[RPC_MODEL_LOAD] = "MODEL_LOAD", [RPC_MODEL_INFO] = "MODEL_INFO", [RPC_MODEL_RUN] = "MODEL_RUN",
+	[RPC_MODEL_OUTPUTS] = "MODEL_OUTPUTS", [RPC_MODEL_TIME] = "MODEL_TIME", [RPC_FREE_MODEL] = "FREE_MODEL",
 };
 
 const char *rpc_type_name(int type) { return type > 0 && type < RPC_NUM_TYPES ? names[type] : "unknown"; }
@@ -94,6 +96,39 @@ static void get_args(cursor *c, rpc_msg *m)
 	}
 	for (uint32_t i = 0; i < m->nargs && !c->fail; i++)
 		m->args[i] = get_u32(c, "argument");
+}
+
+/* u32 n, bytes[n]: a model's inputs or outputs. */
+static void get_io(cursor *c, rpc_msg *m)
+{
+	m->nio = get_u32(c, "value count");
+	if (!c->fail && m->nio > RPC_MAX_IO)
+		c->fail = "value count";
+	for (uint32_t i = 0; i < m->nio && !c->fail; i++)
+		m->io[i] = get_bytes(c, "value");
+}
+
+/* u32 n, {io}: a model's input or output descriptions. */
+static uint32_t get_infos(cursor *c, kiln_arg_info *info, const char *what)
+{
+	uint32_t n = get_u32(c, what);
+	if (!c->fail && n > RPC_MAX_IO)
+		c->fail = what;
+	for (uint32_t i = 0; i < n && !c->fail; i++) {
+		rpc_span name = get_str(c, sizeof info->name - 1, "name");
+		memset(&info[i], 0, sizeof info[i]);
+		if (name.p)
+			memcpy(info[i].name, name.p, name.n);
+		info[i].dtype.code = (uint8_t)get_le(c, 1, "dtype");
+		info[i].dtype.bits = (uint8_t)get_le(c, 1, "dtype");
+		info[i].dtype.lanes = (uint16_t)get_le(c, 2, "dtype");
+		info[i].ndim = (int)get_le(c, 1, "rank");
+		if (!c->fail && info[i].ndim > KILN_MAX_DIMS)
+			c->fail = "rank";
+		for (int d = 0; d < info[i].ndim && !c->fail; d++)
+			info[i].shape[d] = (int64_t)get_le(c, 8, "shape");
+	}
+	return c->fail ? 0 : n;
 }
 
 int rpc_decode(const uint8_t *body, size_t n, rpc_msg *m, char *err, size_t errn)
@@ -186,6 +221,32 @@ int rpc_decode(const uint8_t *body, size_t n, rpc_msg *m, char *err, size_t errn
 			c.fail = "sample count";
 		m->samples = take(&c, (size_t)m->nsamples * 8, "samples");
 		break;
+	case RPC_MODEL_LOAD:
+		m->data = get_bytes(&c, "data");
+		break;
+	case RPC_MODEL_INFO:
+		m->model = get_u32(&c, "model");
+		m->nin = get_infos(&c, m->in_info, "input count");
+		m->nout = get_infos(&c, m->out_info, "output count");
+		break;
+	case RPC_MODEL_RUN:
+		m->model = get_u32(&c, "model");
+		get_io(&c, m);
+		break;
+	case RPC_MODEL_OUTPUTS:
+		get_io(&c, m);
+		break;
+	case RPC_MODEL_TIME:
+		m->model = get_u32(&c, "model");
+		get_io(&c, m);
+		m->warmup = (int32_t)get_u32(&c, "warmup");
+		m->number = (int32_t)get_u32(&c, "number");
+		m->repeat = (int32_t)get_u32(&c, "repeat");
+		m->min_repeat_ms = get_f64(&c, "min_repeat_ms");
+		break;
+	case RPC_FREE_MODEL:
+		m->model = get_u32(&c, "model");
+		break;
 	default:
 		snprintf(err, errn, "unknown message type %d", m->type);
 		return -1;
@@ -267,6 +328,17 @@ void rpc_bytes(rpc_buf *b, const void *d, uint64_t n)
 {
 	put_le(b, n, 8);
 	put(b, d, (size_t)n);
+}
+
+void rpc_arg_info(rpc_buf *b, const kiln_arg_info *a)
+{
+	rpc_str(b, a->name, strnlen(a->name, sizeof a->name - 1));
+	put_le(b, a->dtype.code, 1);
+	put_le(b, a->dtype.bits, 1);
+	put_le(b, a->dtype.lanes, 2);
+	put_le(b, (uint64_t)a->ndim, 1);
+	for (int d = 0; d < a->ndim; d++)
+		put_le(b, (uint64_t)a->shape[d], 8);
 }
 
 int rpc_end(rpc_buf *b)

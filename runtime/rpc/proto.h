@@ -26,6 +26,12 @@
  *              f64 min_repeat_ms     -> TIMING f64 median, f64 mean, f64 min, i32 number,
  *                                                u32 n, f64 samples[n]
  *   CLOSE                            -> OK, then the server closes
+ *   MODEL_LOAD bytes container       -> MODEL_INFO u32 handle, u32 nin {io}, u32 nout {io}
+ *              io = str name, u8 code, u8 bits, u16 lanes, u8 ndim, i64 shape[ndim]
+ *   MODEL_RUN  u32 model, u32 n, bytes input[n]    -> MODEL_OUTPUTS u32 n, bytes output[n]
+ *   MODEL_TIME u32 model, u32 n, bytes input[n], i32 warmup, i32 number, i32 repeat,
+ *              f64 min_repeat_ms     -> TIMING
+ *   FREE_MODEL u32 model             -> OK
  *
  * rpc_decode checks every field against what is left of the body and
  * against the limits below before anything uses it, so a hostile or
@@ -45,6 +51,7 @@
 #define RPC_MAX_DEVICES 16
 #define RPC_MAX_ARGS 256
 #define RPC_MAX_SAMPLES 100000
+#define RPC_MAX_IO 64
 
 enum {
 	RPC_HELLO = 1,
@@ -67,6 +74,12 @@ enum {
 	RPC_TIME,
 	RPC_TIMING,
 	RPC_CLOSE,
+	RPC_MODEL_LOAD,
+	RPC_MODEL_INFO,
+	RPC_MODEL_RUN,
+	RPC_MODEL_OUTPUTS,
+	RPC_MODEL_TIME,
+	RPC_FREE_MODEL,
 	RPC_NUM_TYPES
 };
 
@@ -93,6 +106,11 @@ typedef struct {
 	double median_ms, mean_ms, min_ms; /* TIMING */
 	uint32_t nsamples;
 	const uint8_t *samples;      /* nsamples little-endian f64 */
+	uint32_t model;              /* MODEL_* handle */
+	uint32_t nio;                /* MODEL_RUN, MODEL_TIME inputs; MODEL_OUTPUTS */
+	rpc_span io[RPC_MAX_IO];
+	uint32_t nin, nout;          /* MODEL_INFO */
+	kiln_arg_info in_info[RPC_MAX_IO], out_info[RPC_MAX_IO];
 	uint32_t ndevices;           /* DEVICE_LIST */
 	rpc_span dev_target[RPC_MAX_DEVICES], dev_desc[RPC_MAX_DEVICES];
 } rpc_msg;
@@ -119,6 +137,8 @@ void rpc_i64(rpc_buf *b, int64_t v);
 void rpc_f64(rpc_buf *b, double v);
 void rpc_str(rpc_buf *b, const char *s, size_t n);
 void rpc_bytes(rpc_buf *b, const void *d, uint64_t n);
+/* A model's input or output description (MODEL_INFO). */
+void rpc_arg_info(rpc_buf *b, const kiln_arg_info *a);
 /* Writes the frame's length; 0, or -1 with a message when memory ran out. */
 int rpc_end(rpc_buf *b);
 void rpc_buf_free(rpc_buf *b);

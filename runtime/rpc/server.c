@@ -20,12 +20,14 @@
 #include <unistd.h>
 
 #include "../rt.h"
+#include "kiln/model.h"
 #include "kiln/opencl.h"
 #include "proto.h"
 
 #define MAX_MODULES 64
 #define MAX_ARRAYS 4096
 #define MAX_WORKERS 64
+#define MAX_MODELS 16
 
 typedef struct {
 	const kiln_rpc_server_opts *o;
@@ -38,6 +40,7 @@ typedef struct {
 		uint32_t module;
 	} arrays[MAX_ARRAYS];
 	uint64_t array_bytes, array_limit;
+	kiln_model *models[MAX_MODELS];
 	rpc_buf out;
 } session;
 
@@ -264,6 +267,21 @@ static int do_read(session *s, uint32_t h)
 	return send_out(s);
 }
 
+/* TIMING from t, which it frees. */
+static int reply_timing(session *s, kiln_timing *t)
+{
+	rpc_begin(&s->out, RPC_TIMING);
+	rpc_f64(&s->out, t->median_ms);
+	rpc_f64(&s->out, t->mean_ms);
+	rpc_f64(&s->out, t->min_ms);
+	rpc_u32(&s->out, (uint32_t)t->number);
+	rpc_u32(&s->out, (uint32_t)t->nsamples);
+	for (int i = 0; i < t->nsamples; i++)
+		rpc_f64(&s->out, t->samples_ms[i]);
+	kiln_timing_free(t);
+	return send_out(s);
+}
+
 /* CALL and TIME: the module, the function's name and the arrays; -1 after an error reply. */
 static int call_args(session *s, const rpc_msg *m, kiln_module **mod, char *fn, size_t fnn, kiln_array **arr)
 {
@@ -305,16 +323,94 @@ static int do_time(session *s, const rpc_msg *m)
 	crash_fd = -1;
 	if (rc)
 		return reply_error(s, "%s", kiln_rt_last_error());
-	rpc_begin(&s->out, RPC_TIMING);
-	rpc_f64(&s->out, t.median_ms);
-	rpc_f64(&s->out, t.mean_ms);
-	rpc_f64(&s->out, t.min_ms);
-	rpc_u32(&s->out, (uint32_t)t.number);
-	rpc_u32(&s->out, (uint32_t)t.nsamples);
-	for (int i = 0; i < t.nsamples; i++)
-		rpc_f64(&s->out, t.samples_ms[i]);
-	kiln_timing_free(&t);
+	return reply_timing(s, &t);
+}
+
+/* ---- whole models ---- */
+
+static kiln_model *model_of(session *s, uint32_t h) { return h >= 1 && h <= MAX_MODELS ? s->models[h - 1] : NULL; }
+
+static int do_model_load(session *s, const rpc_msg *m)
+{
+	int slot = 0;
+	while (slot < MAX_MODELS && s->models[slot])
+		slot++;
+	if (slot == MAX_MODELS)
+		return reply_error(s, "the session already holds %d models; free one first", MAX_MODELS);
+	kiln_model *mm = kiln_model_load_bytes(m->data.p, m->data.n, "the uploaded model");
+	if (!mm)
+		return reply_error(s, "%s", kiln_rt_last_error());
+	if (!serves(s, kiln_model_target(mm))) {
+		int rc = reply_error(s, "this server serves %s, not %s models", s->o->devices, kiln_model_target(mm));
+		kiln_model_free(mm);
+		return rc;
+	}
+	s->models[slot] = mm;
+	rpc_begin(&s->out, RPC_MODEL_INFO);
+	rpc_u32(&s->out, (uint32_t)slot + 1);
+	rpc_u32(&s->out, (uint32_t)kiln_model_num_inputs(mm));
+	for (int i = 0; i < kiln_model_num_inputs(mm); i++)
+		rpc_arg_info(&s->out, kiln_model_input_info(mm, i));
+	rpc_u32(&s->out, (uint32_t)kiln_model_num_outputs(mm));
+	for (int i = 0; i < kiln_model_num_outputs(mm); i++)
+		rpc_arg_info(&s->out, kiln_model_output_info(mm, i));
 	return send_out(s);
+}
+
+/* The model of a MODEL_RUN / MODEL_TIME with its inputs set; NULL after an error reply (*rc its status). */
+static kiln_model *model_with_inputs(session *s, const rpc_msg *m, int *rc)
+{
+	kiln_model *mm = model_of(s, m->model);
+	if (!mm) {
+		*rc = reply_error(s, "no model %u in this session", m->model);
+		return NULL;
+	}
+	if ((int)m->nio != kiln_model_num_inputs(mm)) {
+		*rc = reply_error(s, "the model has %d inputs, %u were sent", kiln_model_num_inputs(mm), m->nio);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < m->nio; i++)
+		if (kiln_model_set_input_data(mm, (int)i, m->io[i].p, m->io[i].n)) {
+			*rc = reply_error(s, "%s", kiln_rt_last_error());
+			return NULL;
+		}
+	return mm;
+}
+
+static int do_model_run(session *s, const rpc_msg *m)
+{
+	int rc = 0;
+	kiln_model *mm = model_with_inputs(s, m, &rc);
+	if (!mm)
+		return rc;
+	arm_crash(s->fd, "MODEL_RUN", kiln_model_target(mm));
+	rc = kiln_model_run(mm);
+	crash_fd = -1;
+	if (rc)
+		return reply_error(s, "%s", kiln_rt_last_error());
+	rpc_begin(&s->out, RPC_MODEL_OUTPUTS);
+	rpc_u32(&s->out, (uint32_t)kiln_model_num_outputs(mm));
+	for (int i = 0; i < kiln_model_num_outputs(mm); i++) {
+		const kiln_array *y = kiln_model_get_output(mm, i);
+		rpc_bytes(&s->out, y->data, (uint64_t)kiln_array_numel(y) * kiln_dtype_bytes(y->dtype));
+	}
+	return send_out(s);
+}
+
+static int do_model_time(session *s, const rpc_msg *m)
+{
+	int rc = 0;
+	kiln_model *mm = model_with_inputs(s, m, &rc);
+	if (!mm)
+		return rc;
+	kiln_time_opts o = {m->warmup, m->number, m->repeat, m->min_repeat_ms};
+	kiln_timing t;
+	arm_crash(s->fd, "MODEL_TIME", kiln_model_target(mm));
+	rc = kiln_model_time(mm, &o, &t);
+	crash_fd = -1;
+	if (rc)
+		return reply_error(s, "%s", kiln_rt_last_error());
+	return reply_timing(s, &t);
 }
 
 /* One request; 1 when the session ends cleanly, -1 on a broken connection. */
@@ -342,6 +438,18 @@ static int handle(session *s, const rpc_msg *m)
 		return do_call(s, m);
 	case RPC_TIME:
 		return do_time(s, m);
+	case RPC_MODEL_LOAD:
+		return do_model_load(s, m);
+	case RPC_MODEL_RUN:
+		return do_model_run(s, m);
+	case RPC_MODEL_TIME:
+		return do_model_time(s, m);
+	case RPC_FREE_MODEL:
+		if (!model_of(s, m->model))
+			return reply_error(s, "no model %u in this session", m->model);
+		kiln_model_free(s->models[m->model - 1]);
+		s->models[m->model - 1] = NULL;
+		return reply_ok(s);
 	case RPC_CLOSE:
 		return reply_ok(s) ? -1 : 1;
 	default:
@@ -424,6 +532,8 @@ void rpc_serve_session(const kiln_rpc_server_opts *o, int fd, bool report_crashe
 			free_array(s, i);
 	for (int i = 0; i < MAX_MODULES; i++)
 		kiln_module_free(s->mods[i]);
+	for (int i = 0; i < MAX_MODELS; i++)
+		kiln_model_free(s->models[i]);
 	rpc_buf_free(&s->out);
 	free(s);
 	rpc_close_gracefully(fd);
