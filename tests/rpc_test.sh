@@ -74,5 +74,5 @@ for case in "127.0.0.1:$sport native-key llvm opencl webgl" "127.0.0.1:$port nod
 done
 kill $server
 
-KILN_TEST_PROXY=$port KILN_TEST_NODE_KEY=node-key KILN_TEST_TAB_KEY=tab-key KILN_TEST_TAB_PID=$tab \
+KILN_TEST_PROXY=$port KILN_TEST_WEB_PORT=$wport KILN_TEST_NODE_KEY=node-key KILN_TEST_TAB_KEY=tab-key KILN_TEST_TAB_PID=$tab \
 	CK_RUN_CASE="through the proxy" "$test_rpc" || fail "test_rpc through the proxy failed"

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -685,6 +687,7 @@ START_TEST(proxy_refuses)
 	rpc_u16(&b, 77);
 	rpc_str(&b, "k", 1);
 	rpc_str(&b, "d", 1);
+	rpc_u8(&b, 0);
 	send_frame(fd, &b);
 	expect_error(fd, "version", true);
 	close(fd);
@@ -788,6 +791,66 @@ START_TEST(proxy_client_dropped_mid_upload)
 }
 END_TEST
 
+/* A module with 3 MiB of extra data: into the tab as a parcel (fetched over HTTP), into node as one message. */
+START_TEST(proxy_large_messages)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_module *local = matmul_module(ctx, "wasm", 16, 16, 16);
+	size_t big = (size_t)3 << 20;
+	uint8_t *pad = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		pad[i] = (uint8_t)(i * 31 + 7);
+	ck_assert_int_eq(rt_module_add_blob(local, "padding", pad, big), 0);
+	free(pad);
+	uint8_t *data;
+	size_t n;
+	ck_assert_int_eq(rt_module_container(local, &data, &n), 0);
+	kiln_module_free(local);
+	const char *keys[2] = {tab_key, node_key};
+	for (int k = 0; k < 2; k++) {
+		use(keys[k]);
+		kiln_rpc *s = connect_ok();
+		kiln_module *r = kiln_rpc_upload_bytes(s, data, n);
+		ck_assert_msg(r != NULL, "%s: %s", keys[k], kiln_rt_last_error());
+		kiln_array *a[3];
+		for (int i = 0; i < 3; i++) {
+			a[i] = kiln_array_empty(2, (int64_t[]){16, 16}, KILN_F32);
+			for (int j = 0; j < 256; j++)
+				((float *)a[i]->data)[j] = i == 2 ? NAN : (float)((j * (i + 3)) % 7) - 3;
+		}
+		ck_assert_msg(kiln_module_call(r, "matmul", a, 3) == 0, "%s", kiln_rt_last_error());
+		const float *A = a[0]->data, *B = a[1]->data, *C = a[2]->data;
+		for (int i = 0; i < 16; i++)
+			for (int j = 0; j < 16; j++) {
+				float want = 0;
+				for (int q = 0; q < 16; q++)
+					want += A[i * 16 + q] * B[q * 16 + j];
+				ck_assert_msg(C[i * 16 + j] == want, "%s: c[%d][%d] = %g, want %g", keys[k], i, j, C[i * 16 + j], want);
+			}
+		for (int i = 0; i < 3; i++)
+			kiln_array_free(a[i]);
+		kiln_module_free(r);
+		kiln_rpc_close(s);
+	}
+	free(data);
+	kiln_ctx_free(ctx);
+	/* a parcel token nobody was given: 404 from the proxy's web port */
+	const char *wp = getenv("KILN_TEST_WEB_PORT");
+	if (wp) {
+		int fd = rpc_dial("127.0.0.1", atoi(wp), 5000);
+		ck_assert_int_ge(fd, 0);
+		const char *req = "GET /parcel/00112233445566778899aabbccddeeff HTTP/1.1\r\nHost: x\r\n\r\n";
+		ck_assert_int_eq(rpc_write_all(fd, req, strlen(req), 5000), 0);
+		char resp[64] = "";
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ck_assert_int_eq(poll(&pfd, 1, 5000), 1); /* rpc_dial's sockets do not block */
+		ck_assert_int_gt(recv(fd, resp, sizeof resp - 1, 0), 12);
+		ck_assert_msg(strstr(resp, " 404") != NULL, "%s", resp);
+		close(fd);
+	}
+}
+END_TEST
+
 START_TEST(proxy_native_crash_and_restart)
 {
 	use(NATIVE_KEY);
@@ -876,6 +939,7 @@ int main(void)
 		tcase_add_test(p, proxy_refuses);
 		tcase_add_test(p, proxy_two_clients_one_device);
 		tcase_add_test(p, proxy_client_dropped_mid_upload);
+		tcase_add_test(p, proxy_large_messages);
 		tcase_add_test(p, proxy_tab_closed_mid_call);
 		tcase_add_test(p, proxy_native_crash_and_restart);
 		suite_add_tcase(s, p);

@@ -21,7 +21,7 @@ export const T = {
   HELLO: 1, REGISTER: 2, WELCOME: 3, ERROR: 4, OK: 5, DEVICES: 6, DEVICE_LIST: 7, UPLOAD: 8, MODULE: 9,
   FREE_MODULE: 10, ALLOC: 11, ARRAY: 12, FREE_ARRAY: 13, WRITE: 14, READ: 15, DATA: 16, CALL: 17, TIME: 18,
   TIMING: 19, CLOSE: 20, MODEL_LOAD: 21, MODEL_INFO: 22, MODEL_RUN: 23, MODEL_OUTPUTS: 24, MODEL_TIME: 25,
-  FREE_MODEL: 26,
+  FREE_MODEL: 26, PARCEL: 27,
 };
 const MAX_IO = 64;
 const NAMES = Object.fromEntries(Object.entries(T).map(([k, v]) => [v, k]));
@@ -158,7 +158,8 @@ export class RpcServer {
   constructor(opts) {
     if (!opts?.url || !opts?.key) throw new Error('kiln rpc: a server needs the proxy url and a key');
     if (new TextEncoder().encode(opts.key).length > MAX_KEY) throw new Error(`kiln rpc: a key is at most ${MAX_KEY} bytes`);
-    this.opts = { reconnect: true, description: isNode ? `kiln node server (node ${process.version})` : `kiln browser tab (${(globalThis.navigator?.userAgent ?? '').match(/(HeadlessChrome|Chrome|Firefox|Version)\/[\d.]+/)?.[0] ?? 'a browser'})`, ...opts };
+    // parcels: large messages fetched over HTTP, faster in a browser than one big WebSocket message
+    this.opts = { reconnect: true, parcels: !isNode, description: isNode ? `kiln node server (node ${process.version})` : `kiln browser tab (${(globalThis.navigator?.userAgent ?? '').match(/(HeadlessChrome|Chrome|Firefox|Version)\/[\d.]+/)?.[0] ?? 'a browser'})`, ...opts };
     this.WS = opts.WebSocket ?? globalThis.WebSocket;
     if (!this.WS) throw new Error('kiln rpc: no WebSocket here (node 20: run with --experimental-websocket)');
     this.state = { status: 'starting', key: opts.key, devices: [], session: false, last: '' };
@@ -191,13 +192,14 @@ export class RpcServer {
     ws.binaryType = 'arraybuffer';
     this.queue = Promise.resolve();
     ws.onopen = () => {
-      ws.send(new Writer(T.REGISTER).u32(MAGIC).u16(RPC_VERSION).str(this.opts.key).str(this.describe()).body());
+      ws.send(new Writer(T.REGISTER).u32(MAGIC).u16(RPC_VERSION).str(this.opts.key).str(this.describe()).u8v(this.opts.parcels ? 1 : 0).body());
       this.set({ status: 'registered, waiting for a client' });
     };
     ws.onmessage = (ev) => {
       const body = new Uint8Array(ev.data);
       // one request at a time, in order: each waits for the one before
-      this.queue = this.queue.then(() => this.handle(body)).catch((e) => this.fail(e));
+      this.queue = this.queue.then(async () => this.handle(body[0] === T.PARCEL ? await this.fetchParcel(body) : body))
+        .catch((e) => this.fail(e));
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;
@@ -207,6 +209,21 @@ export class RpcServer {
         setTimeout(() => this.connect(), 100);
     };
     ws.onerror = () => this.set({ status: 'connection error' });
+  }
+
+  // A large message comes as a parcel: its token; the body is fetched from the proxy over HTTP.
+  async fetchParcel(body) {
+    const r = new Reader(body);
+    r.u8v('type');
+    const token = r.str(64, 'token'), size = Number(r.dv.getBigUint64(r.need(8, 'size'), true));
+    r.end(T.PARCEL);
+    if (!/^[0-9a-f]{32}$/.test(token)) throw new ProtocolError('a parcel token is 32 hex digits');
+    const url = new URL(`/parcel/${token}`, this.opts.url.replace(/^ws/, 'http'));
+    const res = await fetch(url, { cache: 'no-store' });
+    if (!res.ok) throw new ProtocolError(`the proxy did not give parcel ${token} (HTTP ${res.status})`);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (bytes.length !== size) throw new ProtocolError(`parcel ${token}: ${bytes.length} bytes of ${size}`);
+    return bytes;
   }
 
   describe() {

@@ -15,6 +15,7 @@ static const char *names[RPC_NUM_TYPES] = {
 	[RPC_CALL] = "CALL", [RPC_TIME] = "TIME", [RPC_TIMING] = "TIMING", [RPC_CLOSE] = "CLOSE",
 	[RPC_MODEL_LOAD] = "MODEL_LOAD", [RPC_MODEL_INFO] = "MODEL_INFO", [RPC_MODEL_RUN] = "MODEL_RUN",
 	[RPC_MODEL_OUTPUTS] = "MODEL_OUTPUTS", [RPC_MODEL_TIME] = "MODEL_TIME", [RPC_FREE_MODEL] = "FREE_MODEL",
+	[RPC_PARCEL] = "PARCEL",
 };
 
 const char *rpc_type_name(int type) { return type > 0 && type < RPC_NUM_TYPES ? names[type] : "unknown"; }
@@ -150,8 +151,10 @@ int rpc_decode(const uint8_t *body, size_t n, rpc_msg *m, char *err, size_t errn
 			return -1;
 		}
 		m->key = get_str(&c, KILN_RPC_MAX_KEY, "key");
-		if (m->type == RPC_REGISTER)
+		if (m->type == RPC_REGISTER) {
 			m->text = get_str(&c, RPC_MAX_NAME, "description");
+			m->flags = (uint8_t)get_le(&c, 1, "flags");
+		}
 		break;
 	case RPC_WELCOME:
 		m->version = (uint32_t)get_le(&c, 2, "version");
@@ -247,6 +250,10 @@ int rpc_decode(const uint8_t *body, size_t n, rpc_msg *m, char *err, size_t errn
 	case RPC_FREE_MODEL:
 		m->model = get_u32(&c, "model");
 		break;
+	case RPC_PARCEL:
+		m->text = get_str(&c, 64, "token");
+		m->size = get_le(&c, 8, "size");
+		break;
 	default:
 		snprintf(err, errn, "unknown message type %d", m->type);
 		return -1;
@@ -310,6 +317,7 @@ void rpc_u8(rpc_buf *b, uint8_t v) { put_le(b, v, 1); }
 void rpc_u16(rpc_buf *b, uint16_t v) { put_le(b, v, 2); }
 void rpc_u32(rpc_buf *b, uint32_t v) { put_le(b, v, 4); }
 void rpc_i64(rpc_buf *b, int64_t v) { put_le(b, (uint64_t)v, 8); }
+void rpc_u64(rpc_buf *b, uint64_t v) { put_le(b, v, 8); }
 
 void rpc_f64(rpc_buf *b, double v)
 {

@@ -10,7 +10,8 @@
  *     bytes = u64 length + bytes
  *
  *   HELLO      u32 magic "KRPC", u16 version, str key          client -> server
- *   REGISTER   u32 magic, u16 version, str key, str description server -> proxy
+ *   REGISTER   u32 magic, u16 version, str key, str description, u8 flags   server -> proxy
+ *              (flags bit 0: send large messages as PARCELs)
  *   WELCOME    u16 version, str description                    server -> client
  *   ERROR      str message                                     either way
  *   OK
@@ -32,6 +33,9 @@
  *   MODEL_TIME u32 model, u32 n, bytes input[n], i32 warmup, i32 number, i32 repeat,
  *              f64 min_repeat_ms     -> TIMING
  *   FREE_MODEL u32 model             -> OK
+ *   PARCEL     str token, u64 size   proxy -> web device: fetch the next message's body
+ *              from GET /parcel/TOKEN on the proxy (large messages: a browser fetches
+ *              faster than it receives a WebSocket message)
  *
  * rpc_decode checks every field against what is left of the body and
  * against the limits below before anything uses it, so a hostile or
@@ -52,6 +56,7 @@
 #define RPC_MAX_ARGS 256
 #define RPC_MAX_SAMPLES 100000
 #define RPC_MAX_IO 64
+#define RPC_REGISTER_PARCELS 1u
 
 enum {
 	RPC_HELLO = 1,
@@ -80,6 +85,7 @@ enum {
 	RPC_MODEL_OUTPUTS,
 	RPC_MODEL_TIME,
 	RPC_FREE_MODEL,
+	RPC_PARCEL,
 	RPC_NUM_TYPES
 };
 
@@ -107,6 +113,8 @@ typedef struct {
 	uint32_t nsamples;
 	const uint8_t *samples;      /* nsamples little-endian f64 */
 	uint32_t model;              /* MODEL_* handle */
+	uint64_t size;               /* PARCEL */
+	uint8_t flags;               /* REGISTER */
 	uint32_t nio;                /* MODEL_RUN, MODEL_TIME inputs; MODEL_OUTPUTS */
 	rpc_span io[RPC_MAX_IO];
 	uint32_t nin, nout;          /* MODEL_INFO */
@@ -133,6 +141,7 @@ void rpc_begin(rpc_buf *b, int type);
 void rpc_u8(rpc_buf *b, uint8_t v);
 void rpc_u16(rpc_buf *b, uint16_t v);
 void rpc_u32(rpc_buf *b, uint32_t v);
+void rpc_u64(rpc_buf *b, uint64_t v);
 void rpc_i64(rpc_buf *b, int64_t v);
 void rpc_f64(rpc_buf *b, double v);
 void rpc_str(rpc_buf *b, const char *s, size_t n);

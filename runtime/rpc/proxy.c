@@ -33,6 +33,10 @@
 /* How long a client waits for a device of its key to (re-)register. */
 #define GRACE_MS 2000
 
+/* Messages to web devices from this size on go as parcels (fetched over HTTP). */
+#define PARCEL_MIN ((size_t)1 << 20)
+
+enum { K_CONN = 1, K_PARCEL };
 enum { C_NEW, C_CLIENT_WAITING, C_CLIENT, C_DEVICE, C_CLOSING };
 
 typedef struct out_msg {
@@ -43,9 +47,11 @@ typedef struct out_msg {
 } out_msg;
 
 typedef struct conn {
+	int kind;              /* K_CONN (what a wsi's user slot points at: a conn or a parcel) */
 	struct conn *next;     /* every connection */
 	struct lws *wsi;
 	bool ws;               /* a WebSocket peer (else raw TCP) */
+	bool parcels;          /* a device that fetches large messages as parcels */
 	int state;
 	struct conn *peer;     /* the paired client or device */
 	char key[KILN_RPC_MAX_KEY];
@@ -63,8 +69,20 @@ typedef struct conn {
 	bool hung_up;          /* lws closed it: forget the wsi */
 } conn;
 
+typedef struct parcel {
+	int kind;              /* K_PARCEL */
+	struct parcel *next;
+	char token[33];
+	uint8_t *data;
+	size_t n, off;
+	struct conn *device;   /* the device it is for (NULL once it left) */
+	struct lws *wsi;       /* the HTTP request serving it */
+	double since;
+} parcel;
+
 static struct {
 	const kiln_rpc_proxy_opts *o;
+	parcel *parcels;
 	size_t max;
 	conn *all;
 	struct lws_context *ctx;
@@ -231,24 +249,87 @@ static void on_register(conn *c, const rpc_msg *m)
 		if ((unsigned char)*p < 32)
 			*p = '?';
 	c->state = C_DEVICE;
+	c->parcels = c->ws && (m->flags & RPC_REGISTER_PARCELS);
 	printf("kiln rpc proxy: device registered: %s (%s)\n", c->desc, c->ws ? "websocket" : "tcp");
 	fflush(stdout);
 	device_free(c);
 }
 
-/* One whole message from c. */
-static void on_message(conn *c, const uint8_t *body, size_t n)
+/*
+ * A large message to a web device goes as a parcel: the device is sent its
+ * token and fetches the body over HTTP from this proxy (GET /parcel/TOKEN,
+ * once), because a browser receives a big WebSocket message several times
+ * slower than a fetch of the same bytes.
+ */
+static void send_parcel(conn *dev, uint8_t *body, size_t n)
 {
-	if (c->state == C_CLOSING)
+	parcel *pc = calloc(1, sizeof *pc);
+	uint8_t rnd[16];
+	if (!pc || lws_get_random(P.ctx, rnd, sizeof rnd) != sizeof rnd) {
+		free(pc);
+		send_body(dev, body, n);
+		free(body);
 		return;
+	}
+	pc->kind = K_PARCEL;
+	for (int i = 0; i < 16; i++)
+		snprintf(pc->token + 2 * i, 3, "%02x", rnd[i]);
+	pc->data = body;
+	pc->n = n;
+	pc->device = dev;
+	pc->since = rt_now_ms();
+	pc->next = P.parcels;
+	P.parcels = pc;
+	rpc_buf b = {0};
+	rpc_begin(&b, RPC_PARCEL);
+	rpc_str(&b, pc->token, 32);
+	rpc_u64(&b, n);
+	if (!rpc_end(&b))
+		send_body(dev, b.p + 4, b.n - 4);
+	rpc_buf_free(&b);
+}
+
+static void parcel_free(parcel *pc)
+{
+	for (parcel **pp = &P.parcels; *pp; pp = &(*pp)->next)
+		if (*pp == pc) {
+			*pp = pc->next;
+			break;
+		}
+	free(pc->data);
+	free(pc);
+}
+
+static void on_control(conn *c, const uint8_t *body, size_t n);
+
+/* One whole message from c (owned: freed here or passed on). */
+static void on_message(conn *c, uint8_t *body, size_t n)
+{
+	if (c->state == C_CLOSING) {
+		free(body);
+		return;
+	}
 	if (c->state == C_CLIENT_WAITING) {
 		refuse(c, "%s before the session opened (wait for WELCOME)", n ? rpc_type_name(body[0]) : "a message");
+		free(body);
 		return;
 	}
 	if (c->peer) { /* a paired session: copied through, unread */
+		if (c->peer->parcels && n >= PARCEL_MIN) {
+			send_parcel(c->peer, body, n);
+			return;
+		}
 		send_body(c->peer, body, n);
+		free(body);
 		return;
 	}
+	on_control(c, body, n);
+	free(body);
+}
+
+/* A message of an unpaired connection: HELLO, REGISTER, or a refusal. */
+static void on_control(conn *c, const uint8_t *body, size_t n)
+{
 	rpc_msg m;
 	char err[256];
 	if (rpc_decode(body, n, &m, err, sizeof err)) {
@@ -310,7 +391,6 @@ static void raw_rx(conn *c, const uint8_t *p, size_t n)
 			c->body = NULL;
 			c->need = c->have = 0;
 			on_message(c, body, len);
-			free(body);
 		}
 	}
 }
@@ -347,7 +427,6 @@ static void ws_rx(conn *c, struct lws *wsi, const uint8_t *p, size_t n)
 		c->body = NULL;
 		c->have = 0;
 		on_message(c, body, len);
-		free(body);
 	}
 }
 
@@ -358,6 +437,7 @@ static conn *conn_new(struct lws *wsi, bool ws)
 	conn *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
+	c->kind = K_CONN;
 	c->wsi = wsi;
 	c->ws = ws;
 	c->since = rt_now_ms();
@@ -384,6 +464,13 @@ static void conn_gone(conn *c)
 	if (c->desc[0]) { /* it had registered */
 		printf("kiln rpc proxy: device gone: %s\n", c->desc);
 		fflush(stdout);
+	}
+	for (parcel *pc = P.parcels, *nx; pc; pc = nx) {
+		nx = pc->next;
+		if (pc->device == c && !pc->wsi)
+			parcel_free(pc);
+		else if (pc->device == c)
+			pc->device = NULL;
 	}
 	for (conn **pp = &P.all; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
@@ -414,6 +501,11 @@ static bool registered(const uint8_t *key, size_t n)
 static void sweep(void)
 {
 	double now = rt_now_ms(), t = P.o->timeout_ms, wait = P.o->wait_ms;
+	for (parcel *pc = P.parcels, *nx; pc; pc = nx) { /* a parcel its device never fetched */
+		nx = pc->next;
+		if (!pc->wsi && now - pc->since > 60000)
+			parcel_free(pc);
+	}
 	for (conn *c = P.all; c; c = c->next) {
 		if (c->hung_up || c->state == C_CLOSING)
 			continue;
@@ -502,12 +594,81 @@ static int serve_file(struct lws *wsi, const char *path)
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* GET /parcel/TOKEN: the body of a parcel, once, to whoever holds the token. */
+static int serve_parcel(struct lws *wsi, void **slot, const char *token)
+{
+	parcel *pc = NULL;
+	for (parcel *q = P.parcels; q && !pc; q = q->next)
+		if (!q->wsi && rpc_key_equal((const uint8_t *)q->token, 32, (const uint8_t *)token, strlen(token)))
+			pc = q;
+	if (!pc) {
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no such parcel");
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+	uint8_t buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
+	if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "application/octet-stream", pc->n, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const uint8_t *)"cache-control:", (const uint8_t *)"no-store", 8, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	pc->wsi = wsi;
+	*slot = pc;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+/* The next MiB of the parcel a request serves; done: the parcel is freed and the transaction ends. */
+static int parcel_writable(struct lws *wsi, void **slot)
+{
+	parcel *pc = *slot;
+	size_t chunk = pc->n - pc->off > ((size_t)1 << 20) ? (size_t)1 << 20 : pc->n - pc->off;
+	bool last = pc->off + chunk == pc->n;
+	/* lws_write wants LWS_PRE bytes before the data: the bytes already sent, or a copy for the first chunk */
+	uint8_t *p = pc->data + pc->off;
+	uint8_t *tmp = NULL;
+	if (pc->off < LWS_PRE) {
+		if (!(tmp = malloc(LWS_PRE + chunk)))
+			return -1;
+		memcpy(tmp + LWS_PRE, p, chunk);
+		p = tmp + LWS_PRE;
+	}
+	int w = lws_write(wsi, p, chunk, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+	free(tmp);
+	if (w < (int)chunk)
+		return -1;
+	pc->off += chunk;
+	if (!last) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	parcel_free(pc); /* fetched once; the connection may live on (keep-alive) */
+	*slot = NULL;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int on_web(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
-	conn **cp = user, *c = cp ? *cp : NULL;
+	/* user is the connection's slot only for the HTTP and WebSocket reasons below (not, e.g.,
+	 * the FILTER ones): read it inside their cases. It holds a conn (WebSocket) or the parcel
+	 * an HTTP request serves; both begin with their kind. */
+	conn **cp = user;
+	conn *c = NULL;
+	if (reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_SERVER_WRITEABLE || reason == LWS_CALLBACK_CLOSED)
+		c = cp && *cp && (*cp)->kind == K_CONN ? *cp : NULL;
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
+		if (in && !strncmp(in, "/parcel/", 8) && user)
+			return serve_parcel(wsi, user, (const char *)in + 8);
 		return serve_file(wsi, in ? (const char *)in : "/");
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (user && *(void **)user && ((parcel *)*(void **)user)->kind == K_PARCEL)
+			return parcel_writable(wsi, user);
+		return 0;
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (user && *(void **)user && ((parcel *)*(void **)user)->kind == K_PARCEL) {
+			parcel_free(*(void **)user);
+			*(void **)user = NULL;
+		}
+		return 0;
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	case LWS_CALLBACK_ESTABLISHED:
@@ -584,5 +745,7 @@ int kiln_rpc_proxy(const kiln_rpc_proxy_opts *o)
 	lws_context_destroy(P.ctx);
 	while (P.all)
 		conn_gone(P.all);
+	while (P.parcels)
+		parcel_free(P.parcels);
 	return 0;
 }

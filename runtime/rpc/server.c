@@ -564,6 +564,7 @@ static int serve_at_proxy(const kiln_rpc_server_opts *o)
 		rpc_u16(&b, KILN_RPC_VERSION);
 		rpc_str(&b, o->key, strlen(o->key));
 		rpc_str(&b, desc, strlen(desc));
+		rpc_u8(&b, 0); /* frames over TCP: no parcels */
 		int rc = rpc_end(&b) || rpc_write_all(fd, b.p, b.n, timeout);
 		rpc_buf_free(&b);
 		if (rc) {
