@@ -201,6 +201,26 @@ static void expect_error(int fd, const char *what, bool closes)
 		ck_assert_int_eq(rpc_read_frame(fd, 1 << 20, 5000, 5000, &body, &n), 1);
 }
 
+/* A raw session past HELLO: the socket, the server's WELCOME read and dropped. */
+static int raw_session(const char *key, int port)
+{
+	int fd = rpc_dial("127.0.0.1", port, 5000);
+	ck_assert_msg(fd >= 0, "%s", kiln_rt_last_error());
+	rpc_buf b = {0};
+	hello(&b, RPC_MAGIC, KILN_RPC_VERSION, key);
+	send_frame(fd, &b);
+	rpc_buf_free(&b);
+	uint8_t *body;
+	size_t n;
+	ck_assert_msg(rpc_read_frame(fd, 1 << 20, 20000, 20000, &body, &n) == 0, "%s", kiln_rt_last_error());
+	rpc_msg m;
+	char err[256];
+	ck_assert_int_eq(rpc_decode(body, n, &m, err, sizeof err), 0);
+	ck_assert_int_eq(m.type, RPC_WELCOME);
+	free(body);
+	return fd;
+}
+
 /* After any fault, a new session works. */
 static void still_serving(void)
 {
@@ -250,22 +270,12 @@ START_TEST(version_and_garbage_refused)
 	expect_error(fd, "over the limit", true);
 	close(fd);
 	/* garbage after a good HELLO: an unknown type, then the session is closed */
-	fd = raw_connect();
-	hello(&b, RPC_MAGIC, KILN_RPC_VERSION, KEY);
-	send_frame(fd, &b);
-	uint8_t *body;
-	size_t n;
-	ck_assert_int_eq(rpc_read_frame(fd, 1 << 20, 5000, 5000, &body, &n), 0);
-	free(body);
+	fd = raw_session(KEY, server_port);
 	ck_assert_int_eq(rpc_write_all(fd, "\5\0\0\0\377abcd", 9, 5000), 0);
 	expect_error(fd, "unknown message type 255", true);
 	close(fd);
 	/* a truncated field: CALL whose argument count promises more than it holds */
-	fd = raw_connect();
-	hello(&b, RPC_MAGIC, KILN_RPC_VERSION, KEY);
-	send_frame(fd, &b);
-	ck_assert_int_eq(rpc_read_frame(fd, 1 << 20, 5000, 5000, &body, &n), 0);
-	free(body);
+	fd = raw_session(KEY, server_port);
 	rpc_begin(&b, RPC_CALL);
 	rpc_u32(&b, 1);
 	rpc_str(&b, "f", 1);
@@ -281,21 +291,13 @@ END_TEST
 
 START_TEST(oversize_refused)
 {
-	rpc_buf b = {0};
-	int fd = raw_connect();
-	hello(&b, RPC_MAGIC, KILN_RPC_VERSION, KEY);
-	send_frame(fd, &b);
-	uint8_t *body;
-	size_t n;
-	ck_assert_int_eq(rpc_read_frame(fd, 1 << 20, 5000, 5000, &body, &n), 0);
-	free(body);
+	int fd = raw_session(KEY, server_port);
 	/* 65 MiB announced against the server's 64: refused before it is read or allocated */
 	uint32_t len = 65u << 20;
 	uint8_t head[5] = {len & 255, (len >> 8) & 255, (len >> 16) & 255, len >> 24, RPC_UPLOAD};
 	ck_assert_int_eq(rpc_write_all(fd, head, 5, 5000), 0);
 	expect_error(fd, "over the limit of 67108864 bytes", true);
 	close(fd);
-	rpc_buf_free(&b);
 	still_serving();
 }
 END_TEST
@@ -322,17 +324,11 @@ START_TEST(slow_and_dropped_clients)
 	free(body);
 	close(fd);
 	/* a client that disconnects in the middle of an upload */
-	fd = raw_connect();
-	rpc_buf b = {0};
-	hello(&b, RPC_MAGIC, KILN_RPC_VERSION, KEY);
-	send_frame(fd, &b);
-	ck_assert_int_eq(rpc_read_frame(fd, 1 << 20, 5000, 5000, &body, &n), 0);
-	free(body);
+	fd = raw_session(KEY, server_port);
 	uint8_t head[13] = {0, 0, 16, 0, RPC_UPLOAD, 0xf7, 0xff, 15, 0, 0, 0, 0, 0};
 	ck_assert_int_eq(rpc_write_all(fd, head, sizeof head, 5000), 0);
 	ck_assert_int_eq(rpc_write_all(fd, "KILNMOD", 7, 5000), 0);
 	close(fd);
-	rpc_buf_free(&b);
 	still_serving();
 }
 END_TEST
@@ -360,14 +356,10 @@ START_TEST(bad_requests_answered)
 	kiln_module_free(r);
 	kiln_rpc_close(s);
 	/* raw: handles that do not exist, a huge array, a WRITE of the wrong size */
-	int fd = raw_connect();
+	int fd = raw_session(KEY, server_port);
 	rpc_buf b = {0};
-	hello(&b, RPC_MAGIC, KILN_RPC_VERSION, KEY);
-	send_frame(fd, &b);
 	uint8_t *body;
 	size_t n;
-	ck_assert_int_eq(rpc_read_frame(fd, 1 << 20, 5000, 5000, &body, &n), 0);
-	free(body);
 	rpc_begin(&b, RPC_READ);
 	rpc_u32(&b, 77);
 	send_frame(fd, &b);
@@ -408,14 +400,10 @@ START_TEST(huge_array_refused)
 	size_t size;
 	ck_assert_int_eq(rt_module_container(local, &data, &size), 0);
 	kiln_module_free(local);
-	int fd = raw_connect();
+	int fd = raw_session(KEY, server_port);
 	rpc_buf b = {0};
-	hello(&b, RPC_MAGIC, KILN_RPC_VERSION, KEY);
-	send_frame(fd, &b);
 	uint8_t *body;
 	size_t n;
-	ck_assert_int_eq(rpc_read_frame(fd, 1 << 20, 5000, 5000, &body, &n), 0);
-	free(body);
 	rpc_begin(&b, RPC_UPLOAD);
 	rpc_bytes(&b, data, size);
 	send_frame(fd, &b);
@@ -769,23 +757,11 @@ END_TEST
 
 START_TEST(proxy_client_dropped_mid_upload)
 {
-	int fd = proxy_raw();
-	rpc_buf b = {0};
-	hello(&b, RPC_MAGIC, KILN_RPC_VERSION, node_key);
-	send_frame(fd, &b);
-	uint8_t *body;
-	size_t n;
-	ck_assert_int_eq(rpc_read_frame(fd, 1 << 20, 20000, 20000, &body, &n), 0);
-	rpc_msg m;
-	char err[256];
-	ck_assert_int_eq(rpc_decode(body, n, &m, err, sizeof err), 0);
-	ck_assert_int_eq(m.type, RPC_WELCOME);
-	free(body);
+	int fd = raw_session(node_key, proxy_port);
 	uint8_t head[13] = {0, 0, 16, 0, RPC_UPLOAD, 0xf7, 0xff, 15, 0, 0, 0, 0, 0};
 	ck_assert_int_eq(rpc_write_all(fd, head, sizeof head, 5000), 0);
 	ck_assert_int_eq(rpc_write_all(fd, "KILNMOD", 7, 5000), 0);
 	close(fd);
-	rpc_buf_free(&b);
 	use(node_key);
 	still_serving();
 }

@@ -116,15 +116,12 @@ int rpc_write_all(int fd, const void *p, size_t n, int timeout_ms)
 
 void rpc_send_error(int fd, int timeout_ms, const char *fmt, ...)
 {
-	char msg[1024];
+	rpc_buf b = {0};
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	int rc = rpc_error_frame(&b, fmt, ap);
 	va_end(ap);
-	rpc_buf b = {0};
-	rpc_begin(&b, RPC_ERROR);
-	rpc_str(&b, msg, strlen(msg));
-	if (!rpc_end(&b))
+	if (!rc)
 		rpc_write_all(fd, b.p, b.n, timeout_ms);
 	rpc_buf_free(&b);
 }

@@ -1,6 +1,7 @@
 /*
  * proto.c — encoding and decoding RPC message bodies (the format is in proto.h).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,6 +358,15 @@ int rpc_end(rpc_buf *b)
 	for (int i = 0; i < 4; i++)
 		b->p[i] = (uint8_t)(n >> (8 * i));
 	return 0;
+}
+
+int rpc_error_frame(rpc_buf *b, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	rpc_begin(b, RPC_ERROR);
+	rpc_str(b, msg, strlen(msg));
+	return rpc_end(b);
 }
 
 void rpc_buf_free(rpc_buf *b)

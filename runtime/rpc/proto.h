@@ -44,6 +44,7 @@
 #ifndef KILN_RPC_PROTO_H
 #define KILN_RPC_PROTO_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -151,6 +152,8 @@ void rpc_arg_info(rpc_buf *b, const kiln_arg_info *a);
 /* Writes the frame's length; 0, or -1 with a message when memory ran out. */
 int rpc_end(rpc_buf *b);
 void rpc_buf_free(rpc_buf *b);
+/* b holds an ERROR frame with the formatted message (at most 1 KiB); 0, or -1 out of memory. */
+int rpc_error_frame(rpc_buf *b, const char *fmt, va_list ap);
 
 /* ---- frames on a socket (runtime/rpc/net.c) ---- */
 /*

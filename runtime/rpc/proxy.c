@@ -127,15 +127,12 @@ static void send_body(conn *c, const uint8_t *body, size_t n) { push(c, body, n,
 static void refuse(conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refuse(conn *c, const char *fmt, ...)
 {
-	char msg[512];
+	rpc_buf b = {0};
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	int rc = rpc_error_frame(&b, fmt, ap);
 	va_end(ap);
-	rpc_buf b = {0};
-	rpc_begin(&b, RPC_ERROR);
-	rpc_str(&b, msg, strlen(msg));
-	if (!rpc_end(&b))
+	if (!rc)
 		send_body(c, b.p + 4, b.n - 4);
 	rpc_buf_free(&b);
 	c->state = C_CLOSING;

@@ -114,14 +114,11 @@ static int reply_u32(session *s, int type, uint32_t v)
 static int reply_error(session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int reply_error(session *s, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	int rc = rpc_error_frame(&s->out, fmt, ap);
 	va_end(ap);
-	rpc_begin(&s->out, RPC_ERROR);
-	rpc_str(&s->out, msg, strlen(msg));
-	return send_out(s);
+	return rc ? rt_error("rpc: out of memory building a reply") : rpc_write_all(s->fd, s->out.p, s->out.n, s->timeout);
 }
 
 /* ---- handles ---- */
@@ -184,11 +181,18 @@ static int do_devices(session *s)
 	return send_out(s);
 }
 
+/* The first empty one of n slots, or n. */
+static int free_slot(void *const *slots, int n)
+{
+	int i = 0;
+	while (i < n && slots[i])
+		i++;
+	return i;
+}
+
 static int do_upload(session *s, const rpc_msg *m)
 {
-	int slot = 0;
-	while (slot < MAX_MODULES && s->mods[slot])
-		slot++;
+	int slot = free_slot((void *const *)s->mods, MAX_MODULES);
 	if (slot == MAX_MODULES)
 		return reply_error(s, "the session already holds %d modules; free one first", MAX_MODULES);
 	kiln_module *mod = kiln_module_load_bytes(m->data.p, m->data.n, "the uploaded module");
@@ -332,9 +336,7 @@ static kiln_model *model_of(session *s, uint32_t h) { return h >= 1 && h <= MAX_
 
 static int do_model_load(session *s, const rpc_msg *m)
 {
-	int slot = 0;
-	while (slot < MAX_MODELS && s->models[slot])
-		slot++;
+	int slot = free_slot((void *const *)s->models, MAX_MODELS);
 	if (slot == MAX_MODELS)
 		return reply_error(s, "the session already holds %d models; free one first", MAX_MODELS);
 	kiln_model *mm = kiln_model_load_bytes(m->data.p, m->data.n, "the uploaded model");
