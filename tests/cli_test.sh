@@ -88,5 +88,17 @@ head -c 128 "$dir/y.npy" >"$dir/short.npy"
 expect 1 "holds 0 bytes of data, its shape and dtype say 48" run "$dir/c.kmod" --input "$dir/short.npy" --input "$dir/short.npy"
 head -c 300 "$dir/c.kmod" >"$dir/cut.kmod"
 expect 1 "cut.kmod" run "$dir/cut.kmod"
+# rpc: bad arguments, no key, nobody listening
+expect 2 "usage: kiln rpc server" rpc
+expect 2 "unknown command 'bogus'" rpc bogus
+expect 2 "rpc needs a key" rpc server
+expect 2 "--port takes a whole number from 0 to 65535" rpc server --key k --port 99999
+expect 2 "needs --rpc HOST:PORT" rpc devices --key k
+expect 2 "unknown option '--nope'" rpc proxy --nope 1
+expect 1 "--rpc takes HOST:PORT, not 'nonsense'" run relu --rpc nonsense --key k
+expect 1 "cannot connect to 127.0.0.1:1" rpc devices --rpc 127.0.0.1:1 --key k
+expect 1 "a key is 1 to 256 bytes" run relu --rpc 127.0.0.1:1 --key "$(head -c 300 /dev/zero | tr '\0' k)"
+"$kiln" compile "$conv" -o "$dir/m.so" >/dev/null || { echo "FAIL: compile m.so"; fails=$((fails + 1)); }
+expect 1 "is a shared library; --rpc uploads model modules" run "$dir/m.so" --rpc 127.0.0.1:1 --key k
 echo "cli: $passed passed, $fails failed"
 [ "$fails" = 0 ]
