@@ -30,6 +30,8 @@ static const char *usage =
 	"proxy: pairs clients (TCP, --port, default 9090) with devices that registered under\n"
 	"  the same key: native servers (TCP, same port) and browser tabs or node processes\n"
 	"  over WebSocket (--web-port, default 9091; it also serves the device page, printed).\n"
+	"  A client whose devices are all busy waits --wait seconds (default 30; clients give\n"
+	"  up after 60). --timeout S (default 10) cuts off a peer silent or stalled that long.\n"
 	"devices: lists what the server (or the proxy's devices of that key) can run.\n"
 	"\n"
 	"The key comes from --key or the KILN_RPC_KEY environment variable (which keeps it\n"
@@ -90,7 +92,7 @@ typedef struct {
 
 static int parse(int argc, char **argv, rpc_opts *o)
 {
-	*o = (rpc_opts){.port = 9090, .web_port = 9091, .timeout = 10, .idle = 600, .max_mb = 256, .wait = 60};
+	*o = (rpc_opts){.port = 9090, .web_port = 9091, .timeout = 10, .idle = 600, .max_mb = 256, .wait = 30};
 	for (int i = 3; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
