@@ -32,7 +32,7 @@ static const char *usage =
 	"  over WebSocket (--web-port, default 9091; it also serves the device page, printed).\n"
 	"  A client whose devices are all busy waits --wait seconds (default 30; clients give\n"
 	"  up after 60). --timeout S (default 10) cuts off a peer silent or stalled that long.\n"
-	"devices: lists what the server (or the proxy's devices of that key) can run.\n"
+	"devices: lists what the server can run (through a proxy: the device you are paired with).\n"
 	"\n"
 	"The key comes from --key or the KILN_RPC_KEY environment variable (which keeps it\n"
 	"out of the process list). kiln run|bench OP ... --rpc HOST:PORT [--key K] builds OP\n"
