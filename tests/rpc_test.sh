@@ -32,7 +32,9 @@ await() {
 	done
 }
 export XDG_RUNTIME_DIR="$work"
-"$kiln" rpc proxy --port 0 --web-port 0 --wait 3 --timeout 2 --max-message 64 >"$work/proxy.log" 2>&1 &
+# under ASan the proxy checks for leaks when it exits (its status is checked at the end)
+ASAN_OPTIONS=detect_leaks=1 "$kiln" rpc proxy --port 0 --web-port 0 --wait 3 --timeout 2 --max-message 64 \
+	>"$work/proxy.log" 2>&1 &
 proxy=$!
 await "$work/proxy.log" "devices: open" 100 || fail "the proxy did not start"
 port=$(sed -n 's/.*native servers: 127.0.0.1:\([0-9]*\)$/\1/p' "$work/proxy.log")
@@ -76,3 +78,9 @@ kill $server
 
 KILN_TEST_PROXY=$port KILN_TEST_WEB_PORT=$wport KILN_TEST_NODE_KEY=node-key KILN_TEST_TAB_KEY=tab-key KILN_TEST_TAB_PID=$tab \
 	CK_RUN_CASE="through the proxy" "$test_rpc" || fail "test_rpc through the proxy failed"
+# the proxy ends cleanly on SIGTERM, every connection and parcel freed
+kill -TERM "$proxy"
+st=0
+wait "$proxy" || st=$?
+proxy=
+[ "$st" = 0 ] || fail "the proxy exited with status $st on SIGTERM (a leak under ASan?)"
