@@ -632,6 +632,60 @@ START_TEST(proxy_chromium_tab)
 }
 END_TEST
 
+/* Every registry operator at its example shape, built here for target, run there, against the oracle. */
+static void every_operator(const char *key, const char *target)
+{
+	use(key);
+	kiln_rpc *s = connect_ok();
+	int checked = 0;
+	for (int i = 0; i < kiln_num_ops(); i++) {
+		const kiln_op_info *info = kiln_op_at(i);
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_op_inst o;
+		ck_assert_int_eq(kiln_op_declare(ctx, info, kiln_op_example_rank(info), info->example, "", &o), 0);
+		kiln_schedule *sch = kiln_schedule_for(ctx, target, o.nargs - o.nin, o.args + o.nin);
+		kiln_module *local = sch ? kiln_build_schedule(sch, info->name, o.nargs, o.args, target) : NULL;
+		ck_assert_msg(local != NULL, "%s on %s: %s", info->name, target, kiln_error(ctx));
+		kiln_module *r = kiln_rpc_upload(s, local);
+		ck_assert_msg(r != NULL, "%s on %s: %s", info->name, target, kiln_rt_last_error());
+		kiln_module_free(local);
+		kiln_array *arr[16], *ins[16];
+		kiln_tensor *phs[16];
+		ck_assert_int_le(o.nargs, 16);
+		int nin = tu_fill_inputs(o.nargs, o.args, 11, arr, ins, phs);
+		ck_assert_msg(kiln_module_call(r, info->name, arr, o.nargs) == 0, "%s on %s (%s): %s", info->name, target, key,
+		              kiln_rt_last_error());
+		for (int k = nin; k < o.nargs; k++) {
+			kiln_array *want = kiln_array_empty(arr[k]->ndim, arr[k]->shape, arr[k]->dtype);
+			ck_assert_msg(kiln_eval(ctx, o.args[k], nin, phs, ins, want) == 0, "%s", kiln_error(ctx));
+			char what[128];
+			snprintf(what, sizeof what, "%s on %s over rpc (%s)", info->name, target, key);
+			ck_assert_msg(tu_compare(what, arr[k], want) >= 0, "%s differs from the oracle", what);
+			kiln_array_free(want);
+		}
+		for (int k = 0; k < o.nargs; k++)
+			kiln_array_free(arr[k]);
+		kiln_module_free(r);
+		kiln_ctx_free(ctx);
+		checked++;
+	}
+	fprintf(stderr, "every operator: %d on %s through the proxy (%s)\n", checked, target, key);
+	kiln_rpc_close(s);
+}
+
+START_TEST(proxy_every_operator)
+{
+	every_operator(NATIVE_KEY, "llvm");
+	every_operator(NATIVE_KEY, "opencl");
+	every_operator(NATIVE_KEY, "webgl");
+	every_operator(node_key, "wasm");
+	every_operator(node_key, "webgpu");
+	every_operator(tab_key, "wasm");
+	every_operator(tab_key, "webgpu");
+	every_operator(tab_key, "webgl");
+}
+END_TEST
+
 static int proxy_raw(void)
 {
 	int fd = rpc_dial("127.0.0.1", proxy_port, 5000);
@@ -912,6 +966,7 @@ int main(void)
 		tcase_add_test(p, proxy_native_server);
 		tcase_add_test(p, proxy_node_server);
 		tcase_add_test(p, proxy_chromium_tab);
+		tcase_add_test(p, proxy_every_operator);
 		tcase_add_test(p, proxy_refuses);
 		tcase_add_test(p, proxy_two_clients_one_device);
 		tcase_add_test(p, proxy_client_dropped_mid_upload);
