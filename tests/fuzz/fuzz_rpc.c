@@ -12,13 +12,54 @@
 
 #include "runtime/rpc/proto.h"
 
+/*
+ * One drain thread for the whole run (a thread per input would make ASan's
+ * thread registry grow): given a socket, it reads it to EOF, then says so.
+ */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int drain_fd = -1; /* the socket to drain; -1 once drained */
+
 static void *drain(void *arg)
 {
-	int fd = *(int *)arg;
-	char buf[65536];
-	while (read(fd, buf, sizeof buf) > 0)
-		;
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&mu);
+		while (drain_fd < 0)
+			pthread_cond_wait(&cv, &mu);
+		int fd = drain_fd;
+		pthread_mutex_unlock(&mu);
+		char buf[65536];
+		while (read(fd, buf, sizeof buf) > 0)
+			;
+		pthread_mutex_lock(&mu);
+		drain_fd = -1;
+		pthread_cond_broadcast(&cv);
+		pthread_mutex_unlock(&mu);
+	}
 	return NULL;
+}
+
+static void drain_start(int fd)
+{
+	static pthread_t t;
+	static int started;
+	if (!started) {
+		pthread_create(&t, NULL, drain, NULL);
+		started = 1;
+	}
+	pthread_mutex_lock(&mu);
+	drain_fd = fd;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+static void drain_wait(void)
+{
+	pthread_mutex_lock(&mu);
+	while (drain_fd >= 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -32,8 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
 		return 0;
-	pthread_t t;
-	pthread_create(&t, NULL, drain, &sv[0]);
+	drain_start(sv[0]);
 	rpc_buf b = {0};
 	rpc_begin(&b, RPC_HELLO);
 	rpc_u32(&b, RPC_MAGIC);
@@ -53,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		close(sv[1]);
 	}
-	pthread_join(t, NULL);
+	drain_wait();
 	close(sv[0]);
 	rpc_buf_free(&b);
 	return 0;
