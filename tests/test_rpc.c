@@ -818,6 +818,17 @@ START_TEST(proxy_client_dropped_mid_upload)
 	close(fd);
 	use(node_key);
 	still_serving();
+	/* into the tab: a 4 MiB message is a parcel the tab fetches while it arrives; cut after 2 MiB */
+	fd = raw_session(tab_key, proxy_port);
+	uint8_t big[13] = {13, 0, 64, 0, RPC_UPLOAD, 4, 0, 64, 0, 0, 0, 0, 0};
+	ck_assert_int_eq(rpc_write_all(fd, big, sizeof big, 5000), 0);
+	uint8_t *half = calloc(1, 2 << 20);
+	ck_assert_int_eq(rpc_write_all(fd, half, 2 << 20, 5000), 0);
+	free(half);
+	usleep(300 * 1000);
+	close(fd);
+	use(tab_key);
+	still_serving();
 }
 END_TEST
 

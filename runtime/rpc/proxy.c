@@ -62,6 +62,7 @@ typedef struct conn {
 	uint8_t *body;         /* the message being received */
 	size_t need, have;
 	double since;          /* when the connection opened / began waiting / last made progress */
+	struct parcel *filling; /* the parcel this client's message is arriving into */
 	uint8_t *hello;        /* a waiting client's HELLO, forwarded once a device frees up */
 	size_t hellon;
 	out_msg *out, *out_tail;
@@ -76,6 +77,8 @@ typedef struct parcel {
 	uint8_t *data;
 	size_t n, off;
 	struct conn *device;   /* the device it is for (NULL once it left) */
+	struct conn *source;   /* the client still sending it (NULL once whole) */
+	size_t avail;          /* bytes of it received so far: served as they arrive */
 	struct lws *wsi;       /* the HTTP request serving it */
 	double since;
 } parcel;
@@ -258,21 +261,20 @@ static void on_register(conn *c, const rpc_msg *m)
  * once), because a browser receives a big WebSocket message several times
  * slower than a fetch of the same bytes.
  */
-static void send_parcel(conn *dev, uint8_t *body, size_t n)
+static parcel *send_parcel(conn *dev, uint8_t *body, size_t n, size_t avail)
 {
 	parcel *pc = calloc(1, sizeof *pc);
 	uint8_t rnd[16];
 	if (!pc || lws_get_random(P.ctx, rnd, sizeof rnd) != sizeof rnd) {
 		free(pc);
-		send_body(dev, body, n);
-		free(body);
-		return;
+		return NULL;
 	}
 	pc->kind = K_PARCEL;
 	for (int i = 0; i < 16; i++)
 		snprintf(pc->token + 2 * i, 3, "%02x", rnd[i]);
 	pc->data = body;
 	pc->n = n;
+	pc->avail = avail;
 	pc->device = dev;
 	pc->since = rt_now_ms();
 	pc->next = P.parcels;
@@ -284,6 +286,7 @@ static void send_parcel(conn *dev, uint8_t *body, size_t n)
 	if (!rpc_end(&b))
 		send_body(dev, b.p + 4, b.n - 4);
 	rpc_buf_free(&b);
+	return pc;
 }
 
 static void parcel_free(parcel *pc)
@@ -312,10 +315,8 @@ static void on_message(conn *c, uint8_t *body, size_t n)
 		return;
 	}
 	if (c->peer) { /* a paired session: copied through, unread */
-		if (c->peer->parcels && n >= PARCEL_MIN) {
-			send_parcel(c->peer, body, n);
+		if (c->peer->parcels && n >= PARCEL_MIN && send_parcel(c->peer, body, n, n))
 			return;
-		}
 		send_body(c->peer, body, n);
 		free(body);
 		return;
@@ -357,7 +358,26 @@ static int begin_body(conn *c, size_t n)
 	}
 	c->need = n;
 	c->have = 0;
+	/* a large message to a browser device: its parcel is announced now and served as it arrives */
+	if (c->state == C_CLIENT && c->peer && c->peer->parcels && n >= PARCEL_MIN &&
+	    (c->filling = send_parcel(c->peer, c->body, n, 0)))
+		c->filling->source = c;
 	return 0;
+}
+
+/* The client's bytes so far reach its parcel; whole, the parcel owns them. */
+static void parcel_progress(conn *c)
+{
+	parcel *pc = c->filling;
+	pc->avail = c->have;
+	if (c->have == c->need) {
+		pc->source = NULL;
+		c->filling = NULL;
+		c->body = NULL;
+		c->need = c->have = 0;
+	}
+	if (pc->wsi)
+		lws_callback_on_writable(pc->wsi);
 }
 
 /* Raw TCP bytes: frames reassembled, each handled whole. */
@@ -382,6 +402,10 @@ static void raw_rx(conn *c, const uint8_t *p, size_t n)
 		c->have += k;
 		p += k;
 		n -= k;
+		if (c->filling) {
+			parcel_progress(c);
+			continue;
+		}
 		if (c->have == c->need) {
 			uint8_t *body = c->body;
 			size_t len = c->need;
@@ -462,11 +486,24 @@ static void conn_gone(conn *c)
 		printf("kiln rpc proxy: device gone: %s\n", c->desc);
 		fflush(stdout);
 	}
+	if (c->filling) { /* the client left mid-message: its parcel owns the buffer and is cut short */
+		parcel *pc = c->filling;
+		pc->source = NULL;
+		c->filling = NULL;
+		c->body = NULL;
+		if (pc->wsi)
+			lws_set_timeout(pc->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		else
+			parcel_free(pc);
+	}
 	for (parcel *pc = P.parcels, *nx; pc; pc = nx) {
 		nx = pc->next;
-		if (pc->device == c && !pc->wsi)
+		if (pc->device != c)
+			continue;
+		/* still filling from its client: that client's end frees it */
+		if (!pc->wsi && !pc->source)
 			parcel_free(pc);
-		else if (pc->device == c)
+		else
 			pc->device = NULL;
 	}
 	for (conn **pp = &P.all; *pp; pp = &(*pp)->next)
@@ -500,7 +537,7 @@ static void sweep(void)
 	double now = rt_now_ms(), t = P.o->timeout_ms, wait = P.o->wait_ms;
 	for (parcel *pc = P.parcels, *nx; pc; pc = nx) { /* a parcel its device never fetched */
 		nx = pc->next;
-		if (!pc->wsi && now - pc->since > 60000)
+		if (!pc->wsi && !pc->source && now - pc->since > 60000)
 			parcel_free(pc);
 	}
 	for (conn *c = P.all; c; c = c->next) {
@@ -617,7 +654,10 @@ static int serve_parcel(struct lws *wsi, void **slot, const char *token)
 static int parcel_writable(struct lws *wsi, void **slot)
 {
 	parcel *pc = *slot;
-	size_t chunk = pc->n - pc->off > ((size_t)1 << 20) ? (size_t)1 << 20 : pc->n - pc->off;
+	size_t ready = pc->avail - pc->off;
+	if (!ready)
+		return 0; /* the rest has not arrived: parcel_progress asks again */
+	size_t chunk = ready > ((size_t)1 << 20) ? (size_t)1 << 20 : ready;
 	bool last = pc->off + chunk == pc->n;
 	/* lws_write wants LWS_PRE bytes before the data: the bytes already sent, or a copy for the first chunk */
 	uint8_t *p = pc->data + pc->off;
@@ -662,7 +702,12 @@ static int on_web(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (user && *(void **)user && ((parcel *)*(void **)user)->kind == K_PARCEL) {
-			parcel_free(*(void **)user);
+			parcel *pc = *(void **)user;
+			if (pc->source) { /* its client is still sending into that buffer: it keeps it */
+				pc->source->filling = NULL;
+				pc->data = NULL;
+			}
+			parcel_free(pc);
 			*(void **)user = NULL;
 		}
 		return 0;
