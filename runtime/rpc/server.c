@@ -553,10 +553,23 @@ static int serve_at_proxy(const kiln_rpc_server_opts *o)
 	const char *host = o->proxy_host;
 	int port = o->proxy_port;
 	int timeout = o->timeout_ms > 0 ? o->timeout_ms : 10000;
+	bool away = false;
 	for (int served = 0; !o->sessions || served < o->sessions; served++) {
 		int fd = rpc_dial(host, port, timeout);
-		if (fd < 0)
+		/* unreachable at first: an error; later (the proxy restarting): wait for it, saying so once */
+		if (fd < 0 && !served)
 			return -1;
+		if (fd < 0) {
+			if (!away)
+				fprintf(stderr, "kiln rpc server: %s; retrying every second\n", kiln_rt_last_error());
+			away = true;
+			served--;
+			sleep(1);
+			continue;
+		}
+		if (away)
+			fprintf(stderr, "kiln rpc server: the proxy is back\n");
+		away = false;
 		char desc[256], hn[128] = "?";
 		gethostname(hn, sizeof hn - 1);
 		snprintf(desc, sizeof desc, "kiln rpc server on %s", hn);
