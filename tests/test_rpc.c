@@ -150,6 +150,9 @@ END_TEST
 
 START_TEST(devices_listed)
 {
+	kiln_rpc_device pool[4];
+	ck_assert_int_eq(kiln_rpc_pool("127.0.0.1", server_port, KEY, pool, 4, 5000), -1); /* a server, not a proxy */
+	ck_assert_msg(strstr(kiln_rt_last_error(), "opens with HELLO") != NULL, "%s", kiln_rt_last_error());
 	kiln_rpc *s = connect_ok();
 	ck_assert(strstr(kiln_rpc_peer(s), "kiln rpc server") != NULL);
 	kiln_rpc_device d[16];
@@ -693,6 +696,34 @@ static int proxy_raw(void)
 	return fd;
 }
 
+START_TEST(proxy_pool)
+{
+	kiln_rpc_device d[16];
+	/* a device registers afresh after each session: a moment after the last test's, it is back */
+	int n = 0;
+	for (int i = 0; i < 50 && n != 1; i++)
+		if ((n = kiln_rpc_pool("127.0.0.1", proxy_port, tab_key, d, 16, 10000)) != 1)
+			usleep(100 * 1000);
+	ck_assert_msg(n == 1, "%d: %s", n, kiln_rt_last_error());
+	ck_assert_str_eq(d[0].target, "free");
+	ck_assert_msg(strstr(d[0].description, "kiln browser tab") && strstr(d[0].description, "webgl"), "%s",
+	              d[0].description);
+	for (int i = 0; i < 50 && (n = kiln_rpc_pool("127.0.0.1", proxy_port, NATIVE_KEY, d, 16, 10000)) != 1; i++)
+		usleep(100 * 1000);
+	ck_assert_int_eq(n, 1);
+	ck_assert_msg(strstr(d[0].description, "kiln rpc server on") && strstr(d[0].description, "opencl"), "%s",
+	              d[0].description);
+	/* busy while a client holds it */
+	use(node_key);
+	kiln_rpc *s = connect_ok();
+	n = kiln_rpc_pool("127.0.0.1", proxy_port, node_key, d, 16, 10000);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(d[0].target, "busy");
+	kiln_rpc_close(s);
+	ck_assert_int_eq(kiln_rpc_pool("127.0.0.1", proxy_port, "nobody-has-this-key", d, 16, 10000), 0);
+}
+END_TEST
+
 START_TEST(proxy_refuses)
 {
 	double t0 = rt_now_ms();
@@ -978,6 +1009,7 @@ int main(void)
 		tcase_add_test(p, proxy_node_server);
 		tcase_add_test(p, proxy_chromium_tab);
 		tcase_add_test(p, proxy_every_operator);
+		tcase_add_test(p, proxy_pool);
 		tcase_add_test(p, proxy_refuses);
 		tcase_add_test(p, proxy_two_clients_one_device);
 		tcase_add_test(p, proxy_client_dropped_mid_upload);

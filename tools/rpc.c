@@ -32,7 +32,8 @@ static const char *usage =
 	"  over WebSocket (--web-port, default 9091; it also serves the device page, printed).\n"
 	"  A client whose devices are all busy waits --wait seconds (default 30; clients give\n"
 	"  up after 60). --timeout S (default 10) cuts off a peer silent or stalled that long.\n"
-	"devices: lists what the server can run (through a proxy: the device you are paired with).\n"
+	"devices: through a proxy, the devices registered under the key (free or busy); then\n"
+	"  what the server (or the device you are paired with) runs.\n"
 	"\n"
 	"The key comes from --key or the KILN_RPC_KEY environment variable (which keeps it\n"
 	"out of the process list). kiln run|bench OP ... --rpc HOST:PORT [--key K] builds OP\n"
@@ -208,6 +209,28 @@ static int rpc_devices(const rpc_opts *o)
 	if (!o->rpc) {
 		fprintf(stderr, "kiln: rpc devices needs --rpc HOST:PORT\n");
 		return 2;
+	}
+	/* a proxy first: the devices registered under the key */
+	const char *key = cli_rpc_key(o->key);
+	char host[256];
+	int port;
+	if (!key)
+		return 2;
+	if (rpc_split(o->rpc, host, sizeof host, &port)) {
+		fprintf(stderr, "kiln: --rpc takes HOST:PORT, not '%s'\n", o->rpc);
+		return 2;
+	}
+	kiln_rpc_device pool[16];
+	int np = kiln_rpc_pool(host, port, key, pool, 16, 10000);
+	if (np == 0) {
+		fprintf(stderr, "kiln: the proxy at %s has no device registered under this key\n", o->rpc);
+		return 1;
+	}
+	if (np > 0) {
+		printf("proxy %s: %d device%s under this key\n", o->rpc, np, np == 1 ? "" : "s");
+		for (int i = 0; i < np && i < 16; i++)
+			printf("  [%s] %s\n", pool[i].target, pool[i].description);
+		printf("paired with one of them:\n");
 	}
 	kiln_rpc *s = cli_rpc_connect(o->rpc, o->key);
 	if (!s)

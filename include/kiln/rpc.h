@@ -54,6 +54,13 @@ typedef struct {
 int kiln_rpc_devices(kiln_rpc *s, kiln_rpc_device *out, int max);
 
 /*
+ * The devices registered at a proxy under key: target says "free" or "busy",
+ * description what the device said it is. Returns how many there are (0: none
+ * under that key), or -1 with a message (e.g. host:port is not a proxy).
+ */
+int kiln_rpc_pool(const char *host, int port, const char *key, kiln_rpc_device *out, int max, int timeout_ms);
+
+/*
  * Uploads module m (built here, for a target the peer runs) and returns its
  * remote twin; m stays usable and owned by the caller. The remote module
  * keeps the session open until both are freed/closed. NULL with a message.

@@ -155,6 +155,31 @@ kiln_rpc *kiln_rpc_connect(const char *host, int port, const char *key, int time
 
 const char *kiln_rpc_peer(const kiln_rpc *s) { return s ? s->peer : ""; }
 
+int kiln_rpc_pool(const char *host, int port, const char *key, kiln_rpc_device *out, int max, int timeout_ms)
+{
+	if (!host || !key || !key[0] || strlen(key) > KILN_RPC_MAX_KEY)
+		return rt_error("rpc: pool needs a host and a key of 1 to %d bytes", KILN_RPC_MAX_KEY);
+	kiln_rpc s = {.refs = 1, .timeout = timeout_ms > 0 ? timeout_ms : 60000, .max = KILN_RPC_LIMIT_MAX_MESSAGE};
+	if ((s.fd = rpc_dial(host, port, s.timeout)) < 0)
+		return -1;
+	rpc_begin(&s.out, RPC_POOL);
+	rpc_u32(&s.out, RPC_MAGIC);
+	rpc_u16(&s.out, KILN_RPC_VERSION);
+	rpc_str(&s.out, key, strlen(key));
+	rpc_msg r;
+	uint8_t *body;
+	int rc = request(&s, RPC_DEVICE_LIST, &r, &body);
+	for (int i = 0; !rc && i < (int)r.ndevices && i < max; i++) {
+		snprintf(out[i].target, sizeof out[i].target, "%.*s", (int)r.dev_target[i].n, (const char *)r.dev_target[i].p);
+		snprintf(out[i].description, sizeof out[i].description, "%.*s", (int)r.dev_desc[i].n,
+		         (const char *)r.dev_desc[i].p);
+	}
+	free(body);
+	close(s.fd);
+	rpc_buf_free(&s.out);
+	return rc ? -1 : (int)r.ndevices;
+}
+
 int kiln_rpc_devices(kiln_rpc *s, kiln_rpc_device *out, int max)
 {
 	if (!s)

@@ -16,7 +16,7 @@ static const char *names[RPC_NUM_TYPES] = {
 	[RPC_CALL] = "CALL", [RPC_TIME] = "TIME", [RPC_TIMING] = "TIMING", [RPC_CLOSE] = "CLOSE",
 	[RPC_MODEL_LOAD] = "MODEL_LOAD", [RPC_MODEL_INFO] = "MODEL_INFO", [RPC_MODEL_RUN] = "MODEL_RUN",
 	[RPC_MODEL_OUTPUTS] = "MODEL_OUTPUTS", [RPC_MODEL_TIME] = "MODEL_TIME", [RPC_FREE_MODEL] = "FREE_MODEL",
-	[RPC_PARCEL] = "PARCEL",
+	[RPC_PARCEL] = "PARCEL", [RPC_POOL] = "POOL",
 };
 
 const char *rpc_type_name(int type) { return type > 0 && type < RPC_NUM_TYPES ? names[type] : "unknown"; }
@@ -144,6 +144,7 @@ int rpc_decode(const uint8_t *body, size_t n, rpc_msg *m, char *err, size_t errn
 	}
 	switch (m->type) {
 	case RPC_HELLO:
+	case RPC_POOL:
 	case RPC_REGISTER:
 		m->magic = get_u32(&c, "magic");
 		m->version = (uint32_t)get_le(&c, 2, "version");

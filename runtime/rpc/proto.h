@@ -36,6 +36,9 @@
  *   PARCEL     str token, u64 size   proxy -> web device: fetch the next message's body
  *              from GET /parcel/TOKEN on the proxy (large messages: a browser fetches
  *              faster than it receives a WebSocket message)
+ *   POOL       u32 magic, u16 version, str key   client -> proxy, instead of HELLO
+ *                                    -> DEVICE_LIST {free|busy, description} of the devices
+ *                                       registered under key; then the proxy closes
  *
  * rpc_decode checks every field against what is left of the body and
  * against the limits below before anything uses it, so a hostile or
@@ -87,6 +90,7 @@ enum {
 	RPC_MODEL_TIME,
 	RPC_FREE_MODEL,
 	RPC_PARCEL,
+	RPC_POOL,
 	RPC_NUM_TYPES
 };
 

@@ -217,6 +217,34 @@ static void on_hello(conn *c, const rpc_msg *m, const uint8_t *body, size_t n)
 	c->since = rt_now_ms();
 }
 
+/* POOL: the devices registered under a key, free or busy; then the connection ends. */
+static void on_pool(conn *c, const rpc_msg *m)
+{
+	if (m->version != KILN_RPC_VERSION) {
+		refuse(c, "this proxy speaks kiln RPC version %d, the client %u", KILN_RPC_VERSION, m->version);
+		return;
+	}
+	uint32_t n = 0;
+	for (conn *d = P.all; d; d = d->next)
+		n += d->state == C_DEVICE && same_key(d, m->key.p, m->key.n) && n < RPC_MAX_DEVICES;
+	rpc_buf b = {0};
+	rpc_begin(&b, RPC_DEVICE_LIST);
+	rpc_u32(&b, n);
+	uint32_t k = 0;
+	for (conn *d = P.all; d && k < n; d = d->next)
+		if (d->state == C_DEVICE && same_key(d, m->key.p, m->key.n)) {
+			const char *st = d->peer ? "busy" : "free";
+			rpc_str(&b, st, strlen(st));
+			rpc_str(&b, d->desc, strlen(d->desc));
+			k++;
+		}
+	if (!rpc_end(&b))
+		send_body(c, b.p + 4, b.n - 4);
+	rpc_buf_free(&b);
+	c->state = C_CLOSING;
+	c->close_when_sent = true;
+}
+
 /* A device is free: the longest-waiting client of its key gets it. */
 static void device_free(conn *d)
 {
@@ -336,6 +364,8 @@ static void on_control(conn *c, const uint8_t *body, size_t n)
 	}
 	if (c->state == C_NEW && m.type == RPC_HELLO && !c->ws)
 		on_hello(c, &m, body, n);
+	else if (c->state == C_NEW && m.type == RPC_POOL && !c->ws)
+		on_pool(c, &m);
 	else if (c->state == C_NEW && m.type == RPC_REGISTER)
 		on_register(c, &m);
 	else if (c->state == C_NEW)

@@ -572,7 +572,7 @@ static int serve_at_proxy(const kiln_rpc_server_opts *o)
 		away = false;
 		char desc[256], hn[128] = "?";
 		gethostname(hn, sizeof hn - 1);
-		snprintf(desc, sizeof desc, "kiln rpc server on %s", hn);
+		snprintf(desc, sizeof desc, "kiln rpc server on %s: %s", hn, o->devices ? o->devices : "llvm, opencl, webgl");
 		rpc_buf b = {0};
 		rpc_begin(&b, RPC_REGISTER);
 		rpc_u32(&b, RPC_MAGIC);
