@@ -94,6 +94,8 @@ expect 2 "unknown command 'bogus'" rpc bogus
 expect 2 "rpc needs a key" rpc server
 expect 2 "--port takes a whole number from 0 to 65535" rpc server --key k --port 99999
 expect 2 "needs --rpc HOST:PORT" rpc devices --key k
+expect 2 "--devices takes a comma list of llvm, opencl, webgl, not 'llvm,cuda'" rpc server --key k --devices llvm,cuda
+expect 2 "--devices takes a comma list of llvm, opencl, webgl, not 'llvm,'" rpc server --key k --devices llvm,
 expect 2 "unknown option '--nope'" rpc proxy --nope 1
 expect 1 "--rpc takes HOST:PORT, not 'nonsense'" run relu --rpc nonsense --key k
 expect 1 "cannot connect to 127.0.0.1:1" rpc devices --rpc 127.0.0.1:1 --key k

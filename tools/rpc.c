@@ -18,7 +18,7 @@
 
 static const char *usage =
 	"usage: kiln rpc server [--key K] [--host H] [--port N] [--proxy HOST:PORT] [--timeout S]\n"
-	"                       [--idle S] [--max-message MB]\n"
+	"                       [--idle S] [--max-message MB] [--devices llvm,opencl,webgl]\n"
 	"       kiln rpc proxy  [--host H] [--port N] [--web-port N] [--web DIR] [--wait S] [--timeout S]\n"
 	"       kiln rpc devices --rpc HOST:PORT [--key K]\n"
 	"\n"
@@ -26,7 +26,8 @@ static const char *usage =
 	"  session in its own worker process (a crashing kernel ends only its session).\n"
 	"  Listens on 127.0.0.1:9090 by default (--port 0: a free port, printed); --host\n"
 	"  0.0.0.0 opens it to the network (every client must still present the key).\n"
-	"  --proxy registers at a proxy instead of listening.\n"
+	"  --proxy registers at a proxy instead of listening. --devices serves only those\n"
+	"  targets (the others' drivers are never loaded).\n"
 	"proxy: pairs clients (TCP, --port, default 9090) with devices that registered under\n"
 	"  the same key: native servers (TCP, same port) and browser tabs or node processes\n"
 	"  over WebSocket (--web-port, default 9091; it also serves the device page, printed).\n"
@@ -87,7 +88,7 @@ static void print_port(int port, void *arg)
 }
 
 typedef struct {
-	const char *key, *host, *proxy, *rpc, *web;
+	const char *key, *host, *proxy, *rpc, *web, *devices;
 	long long port, web_port, timeout, idle, max_mb, wait, sessions;
 } rpc_opts;
 
@@ -135,6 +136,23 @@ static int parse(int argc, char **argv, rpc_opts *o)
 			o->rpc = v;
 		else if (!strcmp(a, "--web"))
 			o->web = v;
+		else if (!strcmp(a, "--devices")) {
+			/* a comma list of llvm, opencl, webgl */
+			for (const char *p = v; *p;) {
+				size_t k = strcspn(p, ",");
+				if (!((k == 4 && !strncmp(p, "llvm", 4)) || (k == 6 && !strncmp(p, "opencl", 6)) ||
+				      (k == 5 && !strncmp(p, "webgl", 5)))) {
+					fprintf(stderr, "kiln: rpc: --devices takes a comma list of llvm, opencl, webgl, not '%s'\n", v);
+					return -1;
+				}
+				p += k + (p[k] == ',');
+			}
+			if (!*v || v[strlen(v) - 1] == ',') {
+				fprintf(stderr, "kiln: rpc: --devices takes a comma list of llvm, opencl, webgl, not '%s'\n", v);
+				return -1;
+			}
+			o->devices = v;
+		}
 		else {
 			fprintf(stderr, "kiln: rpc: unknown option '%s' (try kiln rpc --help)\n", a);
 			return -1;
@@ -165,7 +183,7 @@ static int rpc_server(const rpc_opts *o)
 	kiln_rpc_server_opts so = {
 		.host = o->host, .port = (int)o->port, .key = key, .max_message = (size_t)o->max_mb << 20,
 		.timeout_ms = (int)o->timeout * 1000, .idle_ms = (int)o->idle * 1000, .proxy_host = o->proxy ? host : NULL, .proxy_port = port,
-		.sessions = (int)o->sessions, .listening = print_port,
+		.sessions = (int)o->sessions, .devices = o->devices, .listening = print_port,
 		.arg = o->proxy ? "registered at the proxy on port" : "listening on port",
 	};
 	if (kiln_rpc_serve(&so)) {

@@ -195,7 +195,9 @@ static int do_upload(session *s, const rpc_msg *m)
 	int slot = free_slot((void *const *)s->mods, MAX_MODULES);
 	if (slot == MAX_MODULES)
 		return reply_error(s, "the session already holds %d modules; free one first", MAX_MODULES);
+	arm_crash(s->fd, "UPLOAD", "(loading its code)"); /* a shared object's constructors run here */
 	kiln_module *mod = kiln_module_load_bytes(m->data.p, m->data.n, "the uploaded module");
+	crash_fd = -1;
 	if (!mod)
 		return reply_error(s, "%s", kiln_rt_last_error());
 	if (!serves(s, mod->target)) {
@@ -339,7 +341,9 @@ static int do_model_load(session *s, const rpc_msg *m)
 	int slot = free_slot((void *const *)s->models, MAX_MODELS);
 	if (slot == MAX_MODELS)
 		return reply_error(s, "the session already holds %d models; free one first", MAX_MODELS);
+	arm_crash(s->fd, "MODEL_LOAD", "(loading its code)");
 	kiln_model *mm = kiln_model_load_bytes(m->data.p, m->data.n, "the uploaded model");
+	crash_fd = -1;
 	if (!mm)
 		return reply_error(s, "%s", kiln_rt_last_error());
 	if (!serves(s, kiln_model_target(mm))) {
@@ -572,7 +576,7 @@ static int serve_at_proxy(const kiln_rpc_server_opts *o)
 		away = false;
 		char desc[256], hn[128] = "?";
 		gethostname(hn, sizeof hn - 1);
-		snprintf(desc, sizeof desc, "kiln rpc server on %s: %s", hn, o->devices ? o->devices : "llvm, opencl, webgl");
+		snprintf(desc, sizeof desc, "kiln rpc server on %s: %s", hn, o->devices ? o->devices : "llvm,opencl,webgl");
 		rpc_buf b = {0};
 		rpc_begin(&b, RPC_REGISTER);
 		rpc_u32(&b, RPC_MAGIC);
