@@ -1591,8 +1591,11 @@ static int cmd_tune(const opts *o)
 		fprintf(stderr, "kiln: %s\n", err);
 		return 1;
 	}
-	if (t.kind != KILN_LLVM) {
-		fprintf(stderr, "kiln: tune measures on this CPU (llvm targets) so far, not '%s'\n", o->target);
+	/* the CPU template's knobs: llvm here or on a server, wasm in a browser tab or node (--rpc) */
+	if (t.kind != KILN_LLVM && !(t.kind == KILN_WASM && o->rpc)) {
+		fprintf(stderr, "kiln: tune measures CPU schedules: llvm (here, or on a server with --rpc) or wasm (in a "
+		                "browser tab or node, with --rpc); not '%s'%s\n", o->target,
+		        t.kind == KILN_WASM ? " without --rpc" : "");
 		return 1;
 	}
 	if (!o->rpc && !kiln_target_runs_here(&t)) {
