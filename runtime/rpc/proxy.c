@@ -14,8 +14,12 @@
  * client finding all of them busy waits (--wait seconds). A session ends
  * with its connection: the proxy then closes the device's connection and the
  * device registers afresh (so no session's state survives into the next).
- * Every message is checked against the size limit before it is buffered; a
- * peer that stalls mid-message, or says nothing, is cut off.
+ * A browser device fetches large messages as parcels over HTTP (GET
+ * /parcel/TOKEN, served while the client's bytes still arrive), which a tab
+ * takes in several times faster than one big WebSocket message. POOL, in
+ * place of HELLO, lists the devices of a key. Every message is checked
+ * against the size limit before it is buffered; a peer that stalls
+ * mid-message, or says nothing, is cut off.
  *
  * Linked into the kiln tool only: libkiln_runtime does not need libwebsockets.
  */
