@@ -247,6 +247,16 @@ class Runtime {
     return mod;
   }
 
+  // A container already at p (n bytes) in the runtime's memory; frees p.
+  loadAt(p, n, what) {
+    const w = this.cstr(what);
+    const mod = this.M._kiln_module_load_bytes(p, n, w);
+    this.M._free(p);
+    this.M._free(w);
+    if (!mod) throw new Error(`kiln: ${this.error()}`);
+    return mod;
+  }
+
   describe(mod) {
     const p = this.M._kiln_web_describe(mod);
     if (!p) throw new Error(`kiln: ${this.error()}`);
@@ -534,8 +544,8 @@ async function openBackend(s, name, opts, hasCpuKernels, fetch) {
       s.gpu = await WebGPUDevice.open(gpu, { compatibility });
       cpuKernels = hasCpuKernels && (want === 'cpu' || (want === 'auto' && s.gpu.emulated));
     }
-    const { file, bytes, weights } = await fetch(cpuKernels);
-    mod = s.rt.load(bytes, file);
+    const { file, bytes, weights, at, n } = await fetch(cpuKernels);
+    mod = at ? s.rt.loadAt(at, n, file) : s.rt.load(bytes, file);
     if (weights) s.rt.addBlob(mod, 'weights', weights);
     const d = s.rt.describe(mod);
     if (d.target !== name) throw new Error(`${file} holds a ${d.target} module, not ${name}`);
@@ -578,24 +588,74 @@ async function openBackend(s, name, opts, hasCpuKernels, fetch) {
  */
 export async function openModule(bytes, opts = {}) {
   if (!(bytes instanceof Uint8Array)) throw new Error('kiln: openModule takes the container as a Uint8Array');
+  const s = await bareSession(opts);
+  const target = containerTarget(bytes, opts.name);
+  const p = s.rt.M._malloc(Math.max(1, bytes.length));
+  if (!p) throw new Error(`kiln: no memory for a module of ${bytes.length} bytes`);
+  s.rt.M.HEAPU8.set(bytes, p);
+  return openAt(s, target, p, bytes.length, opts);
+}
+
+/**
+ * openModule for a container that arrives in pieces (an RPC upload being
+ * fetched): next() gives the next Uint8Array, or null at the end; size is the
+ * whole length. The pieces go straight into the runtime's memory, with no
+ * assembled copy in between.
+ */
+export async function openModuleStream(size, next, opts = {}) {
+  const s = await bareSession(opts);
+  const M = s.rt.M, p = M._malloc(Math.max(1, size));
+  if (!p) throw new Error(`kiln: no memory for a module of ${size} bytes`);
+  let off = 0, target;
+  try {
+    for (let c; (c = await next());) {
+      if (c.length > size - off) throw new Error(`kiln: ${opts.name ?? 'the module'} is longer than the ${size} bytes announced`);
+      M.HEAPU8.set(c, p + off); // HEAPU8 read again each time: the memory may have grown
+      off += c.length;
+    }
+    if (off !== size) throw new Error(`kiln: ${opts.name ?? 'the module'} ended after ${off} of ${size} bytes`);
+    target = containerTarget(M.HEAPU8.subarray(p, p + Math.min(size, 64)), opts.name);
+  } catch (e) {
+    M._free(p);
+    throw e;
+  }
+  return openAt(s, target, p, size, opts);
+}
+
+// A session over a fresh runtime, with no backend opened yet.
+async function bareSession(opts) {
   const base = opts.base ?? new URL('.', import.meta.url).href;
   const host = makeHost();
   const rt = new Runtime(await startRuntime(base, host));
   const s = new Session(rt, { modules: {} });
   host.session = s;
-  // the target is the container's first field ("KILNMOD\1", u32 version, u32 length, the name):
-  // read here to pick the backend; the C runtime checks the whole container when it loads it
-  const head = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const magic = new TextDecoder().decode(bytes.subarray(0, 7));
-  const tlen = bytes.length >= 16 ? head.getUint32(12, true) : 0;
-  if (magic !== 'KILNMOD' || bytes[7] !== 1 || tlen < 1 || tlen > 31 || bytes.length < 16 + tlen)
-    throw new Error(`kiln: ${opts.name ?? 'the module'} is not a kiln module container`);
-  const target = new TextDecoder().decode(bytes.subarray(16, 16 + tlen));
+  return s;
+}
+
+// The target is the container's first field ("KILNMOD\1", u32 version, u32 length, the name):
+// read here to pick the backend; the C runtime checks the whole container when it loads it.
+function containerTarget(head, name = 'the module') {
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const magic = new TextDecoder().decode(head.subarray(0, 7));
+  const tlen = head.length >= 16 ? dv.getUint32(12, true) : 0;
+  if (magic !== 'KILNMOD' || head[7] !== 1 || tlen < 1 || tlen > 31 || head.length < 16 + tlen)
+    throw new Error(`kiln: ${name} is not a kiln module container`);
+  const target = new TextDecoder().decode(head.subarray(16, 16 + tlen));
   if (!BACKENDS.includes(target))
     throw new Error(`kiln: a ${target} module runs natively; the web runtime runs ${BACKENDS.join(', ')} modules`);
+  return target;
+}
+
+// Opens s on target with the container at p (n bytes) in its runtime's memory, which it frees.
+async function openAt(s, target, p, n, opts) {
+  let taken = false; // once the runtime has the container, loadAt frees it
   try {
-    await openBackend(s, target, opts, false, async () => ({ file: opts.name ?? 'the module', bytes, weights: null }));
+    await openBackend(s, target, opts, false, async () => {
+      taken = true;
+      return { file: opts.name ?? 'the module', at: p, n, weights: null };
+    });
   } catch (e) {
+    if (!taken) s.rt.M._free(p);
     throw new Error(`kiln: ${target}: ${e.message}`);
   }
   return s;

@@ -9,7 +9,7 @@
 // A session is the life of one connection: when it ends (the client left,
 // the proxy closed it) everything it made is freed and the server
 // registers again, fresh.
-import { Model, arrayType, dawnGpu, openModule } from './kiln.mjs';
+import { Model, arrayType, dawnGpu, openModule, openModuleStream } from './kiln.mjs';
 import { WebGPUDevice } from './webgpu.mjs';
 
 let probedGpu = null;
@@ -113,6 +113,18 @@ export class Writer {
   body() { return this.buf.subarray(0, this.n); }
 }
 
+// The pieces as one Uint8Array (the piece itself when there is one).
+function concat(chunks) {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
 // Keys compared over their whole length, whatever differs first.
 function sameKey(a, b) {
   const x = new TextEncoder().encode(a), y = new TextEncoder().encode(b);
@@ -198,7 +210,7 @@ export class RpcServer {
     ws.onmessage = (ev) => {
       const body = new Uint8Array(ev.data);
       // one request at a time, in order: each waits for the one before
-      this.queue = this.queue.then(async () => this.handle(body[0] === T.PARCEL ? await this.fetchParcel(body) : body))
+      this.queue = this.queue.then(() => (body[0] === T.PARCEL ? this.parcel(body) : this.handle(body)))
         .catch((e) => this.fail(e));
     };
     ws.onclose = () => {
@@ -211,8 +223,10 @@ export class RpcServer {
     ws.onerror = () => this.set({ status: 'connection error' });
   }
 
-  // A large message comes as a parcel: its token; the body is fetched from the proxy over HTTP.
-  async fetchParcel(body) {
+  // A large message comes as a parcel: its token; the body is fetched from the proxy over
+  // HTTP. An UPLOAD or MODEL_LOAD streams straight into a web runtime's memory as it
+  // arrives; anything else is gathered and handled as usual.
+  async parcel(body) {
     const r = new Reader(body);
     r.u8v('type');
     const token = r.str(64, 'token'), size = Number(r.dv.getBigUint64(r.need(8, 'size'), true));
@@ -220,10 +234,44 @@ export class RpcServer {
     if (!/^[0-9a-f]{32}$/.test(token)) throw new ProtocolError('a parcel token is 32 hex digits');
     const url = new URL(`/parcel/${token}`, this.opts.url.replace(/^ws/, 'http'));
     const res = await fetch(url, { cache: 'no-store' });
-    if (!res.ok) throw new ProtocolError(`the proxy did not give parcel ${token} (HTTP ${res.status})`);
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (!res.ok || !res.body) throw new ProtocolError(`the proxy did not give parcel ${token} (HTTP ${res.status})`);
+    const reader = res.body.getReader(), chunks = [];
+    let got = 0;
+    const read = async () => {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      got += value.length;
+      if (got > size) throw new ProtocolError(`parcel ${token} is longer than its ${size} bytes`);
+      return value;
+    };
+    while (got < 9) { // the type and, for an upload, the container's length
+      const c = await read();
+      if (!c) break;
+      chunks.push(c);
+    }
+    const head = concat(chunks);
+    if ((head[0] === T.UPLOAD || head[0] === T.MODEL_LOAD) && head.length >= 9 && this.greeted) {
+      const type = head[0], n = Number(new DataView(head.buffer, head.byteOffset).getBigUint64(1, true));
+      if (9 + n !== size) throw new ProtocolError(`${NAMES[type]} in parcel ${token}: ${n} bytes of data in ${size}`);
+      this.set({ last: NAMES[type] });
+      let first = head.subarray(9);
+      const next = async () => {
+        if (first) {
+          const c = first;
+          first = null;
+          if (c.length) return c;
+        }
+        return read();
+      };
+      const s = await openModuleStream(n, next, { ...this.opts, name: `the uploaded ${type === T.UPLOAD ? 'module' : 'model'}` });
+      return type === T.UPLOAD ? this.uploaded(s) : this.modelLoaded(s);
+    }
+    chunks.length = 0;
+    chunks.push(head);
+    for (let c; (c = await read());) chunks.push(c);
+    const bytes = concat(chunks);
     if (bytes.length !== size) throw new ProtocolError(`parcel ${token}: ${bytes.length} bytes of ${size}`);
-    return bytes;
+    return this.handle(bytes);
   }
 
   describe() {
@@ -308,6 +356,38 @@ export class RpcServer {
     };
   }
 
+  // UPLOAD's reply, once the module is open in session s.
+  uploaded(s) {
+    const h = this.nextHandle++;
+    this.modules.set(h, s);
+    this.set({ last: `UPLOAD: a ${s.backend} module on ${s.device}` });
+    return this.send(new Writer(T.MODULE).u32(h));
+  }
+
+  // MODEL_LOAD's reply: the model over session s, its inputs and outputs described.
+  modelLoaded(s) {
+    let model;
+    try {
+      model = new Model(s);
+    } catch (e) {
+      s.dispose();
+      throw e;
+    }
+    const h = this.nextHandle++;
+    this.models.set(h, model);
+    this.set({ last: `MODEL_LOAD: a ${s.backend} model on ${s.device}` });
+    const w = new Writer(T.MODEL_INFO).u32(h);
+    for (const list of [model.inputs, model.outputs]) {
+      w.u32(list.length);
+      for (const v of list) {
+        const [code, bits] = CODE[v.dtype];
+        w.str(v.name).u8v(code).u8v(bits).u16(1).u8v(v.shape.length);
+        for (const d of v.shape) w.i64(d);
+      }
+    }
+    return this.send(w);
+  }
+
   async handle(body) {
     const r = new Reader(body);
     const type = r.u8v('type');
@@ -335,11 +415,7 @@ export class RpcServer {
     case T.UPLOAD: {
       const bytes = r.bytes('data');
       r.end(type);
-      const s = await openModule(bytes, { ...this.opts, name: 'the uploaded module' });
-      const h = this.nextHandle++;
-      this.modules.set(h, s);
-      this.set({ last: `UPLOAD: a ${s.backend} module on ${s.device}` });
-      return this.send(new Writer(T.MODULE).u32(h));
+      return this.uploaded(await openModule(bytes, { ...this.opts, name: 'the uploaded module' }));
     }
     case T.FREE_MODULE: {
       const h = r.u32('module');
@@ -417,27 +493,7 @@ export class RpcServer {
     case T.MODEL_LOAD: {
       const bytes = r.bytes('data');
       r.end(type);
-      const s = await openModule(bytes, { ...this.opts, name: 'the uploaded model' });
-      let model;
-      try {
-        model = new Model(s);
-      } catch (e) {
-        s.dispose();
-        throw e;
-      }
-      const h = this.nextHandle++;
-      this.models.set(h, model);
-      this.set({ last: `MODEL_LOAD: a ${s.backend} model on ${s.device}` });
-      const w = new Writer(T.MODEL_INFO).u32(h);
-      for (const list of [model.inputs, model.outputs]) {
-        w.u32(list.length);
-        for (const v of list) {
-          const [code, bits] = CODE[v.dtype];
-          w.str(v.name).u8v(code).u8v(bits).u16(1).u8v(v.shape.length);
-          for (const d of v.shape) w.i64(d);
-        }
-      }
-      return this.send(w);
+      return this.modelLoaded(await openModule(bytes, { ...this.opts, name: 'the uploaded model' }));
     }
     case T.MODEL_RUN: {
       const model = this.model(r.u32('model')), inputs = this.modelInputs(r, model);
