@@ -14,6 +14,9 @@
 
 #include "../rt.h"
 #include "proto.h"
+/* header-only, as in module.c */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 struct kiln_rpc {
 	int fd;
@@ -25,6 +28,8 @@ struct kiln_rpc {
 	char peer[256];
 	char why[512];  /* why it broke */
 	rpc_buf out;
+	rpc_buf batch;  /* requests sent together (queue_request, flush) */
+	bool batch_oom;
 };
 
 typedef struct {
@@ -32,6 +37,7 @@ typedef struct {
 	uint32_t handle;
 	int nfunc;
 	uint32_t **arrays; /* per function: its arguments' arrays there, or NULL */
+	uint64_t **sent;   /* per function and argument: a hash of the bytes written there (0: unknown) */
 } remote;
 
 static void unref(kiln_rpc *s)
@@ -41,6 +47,7 @@ static void unref(kiln_rpc *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	rpc_buf_free(&s->out);
+	rpc_buf_free(&s->batch);
 	free(s);
 }
 
@@ -54,22 +61,15 @@ static int broke(kiln_rpc *s)
 }
 
 /*
- * Sends s->out (begun by the caller) and reads the reply, which must be of
- * type want (or ERROR: its message becomes the error). The caller frees
- * *body after using the spans of *r.
+ * Reads the next reply, which must be of type want (or ERROR: its message
+ * becomes the error). The caller frees *body after using the spans of *r.
  */
-static int request(kiln_rpc *s, int want, rpc_msg *r, uint8_t **body)
+static int receive(kiln_rpc *s, int want, rpc_msg *r, uint8_t **body)
 {
 	*body = NULL;
 	if (s->broken)
 		return rt_error("%s", s->why);
-	if (s->closed)
-		return rt_error("rpc: the session was closed");
 	size_t n;
-	if (rpc_end(&s->out))
-		return rt_error("rpc: out of memory building a request");
-	if (rpc_write_all(s->fd, s->out.p, s->out.n, s->timeout))
-		return broke(s);
 	int rc = rpc_read_frame(s->fd, s->max, s->timeout, s->timeout, body, &n);
 	if (rc) {
 		if (rc > 0)
@@ -93,6 +93,75 @@ static int request(kiln_rpc *s, int want, rpc_msg *r, uint8_t **body)
 		return broke(s);
 	}
 	return 0;
+}
+
+/* Sends s->out (begun by the caller) and reads the reply, as receive. */
+static int request(kiln_rpc *s, int want, rpc_msg *r, uint8_t **body)
+{
+	*body = NULL;
+	if (s->broken)
+		return rt_error("%s", s->why);
+	if (s->closed)
+		return rt_error("rpc: the session was closed");
+	if (rpc_end(&s->out))
+		return rt_error("rpc: out of memory building a request");
+	if (rpc_write_all(s->fd, s->out.p, s->out.n, s->timeout))
+		return broke(s);
+	return receive(s, want, r, body);
+}
+
+/*
+ * Requests sent together: each built in s->out is queued, flush sends them in
+ * one write, and the replies are read in order afterwards (a session answers
+ * in order), so a call with its copies costs one round trip instead of one
+ * per request.
+ */
+static void queue_request(kiln_rpc *s)
+{
+	rpc_buf *b = &s->batch;
+	if (s->batch_oom || rpc_end(&s->out)) {
+		s->batch_oom = true;
+		return;
+	}
+	if (s->out.n > b->cap - b->n) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap - b->n < s->out.n)
+			cap *= 2;
+		uint8_t *p = realloc(b->p, cap);
+		if (!p) {
+			s->batch_oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s->out.p, s->out.n);
+	b->n += s->out.n;
+}
+
+static int flush(kiln_rpc *s)
+{
+	bool oom = s->batch_oom;
+	size_t n = s->batch.n;
+	s->batch.n = 0;
+	s->batch_oom = false;
+	if (s->broken)
+		return rt_error("%s", s->why);
+	if (s->closed)
+		return rt_error("rpc: the session was closed");
+	if (oom)
+		return rt_error("rpc: out of memory building requests");
+	return rpc_write_all(s->fd, s->batch.p, n, s->timeout) ? broke(s) : 0;
+}
+
+/* The reply to a queued request that answers OK; the first failure of a batch is kept in first. */
+static void receive_ok(kiln_rpc *s, char *first, size_t n)
+{
+	rpc_msg r;
+	uint8_t *body;
+	if (receive(s, RPC_OK, &r, &body) && !first[0])
+		snprintf(first, n, "%s", kiln_rt_last_error());
+	free(body);
 }
 
 /* A request whose reply carries nothing but success. */
@@ -224,9 +293,12 @@ static void remote_free(void *p)
 		rpc_u32(&s->out, r->handle);
 		request_ok(s);
 	}
-	for (int i = 0; i < r->nfunc; i++)
+	for (int i = 0; i < r->nfunc; i++) {
 		free(r->arrays[i]);
+		free(r->sent[i]);
+	}
 	free(r->arrays);
+	free(r->sent);
 	free(r);
 	unref(s);
 }
@@ -239,7 +311,10 @@ static uint32_t *arrays_for(kiln_module *m, rt_function *f)
 	if (r->arrays[fi])
 		return r->arrays[fi];
 	uint32_t *h = calloc((size_t)(f->nargs ? f->nargs : 1), sizeof *h);
-	if (!h) {
+	free(r->sent[fi]);
+	r->sent[fi] = calloc((size_t)(f->nargs ? f->nargs : 1), sizeof **r->sent);
+	if (!h || !r->sent[fi]) {
+		free(h);
 		rt_error("rpc: out of memory");
 		return NULL;
 	}
@@ -269,18 +344,31 @@ static uint32_t *arrays_for(kiln_module *m, rt_function *f)
 static size_t arg_bytes(const kiln_array *a) { return (size_t)kiln_array_numel(a) * kiln_dtype_bytes(a->dtype); }
 
 /* Allocates f's arrays there (once) and writes the inputs; the handles, or NULL. */
-static uint32_t *send_inputs(kiln_module *m, rt_function *f, kiln_array **args)
+/*
+ * Allocates f's arrays there (once) and queues the WRITE of each input whose
+ * bytes differ from what was last written there (kernels never write their
+ * inputs, so timing or calling again on the same data sends none); hash[i]
+ * receives the new hash of each input queued, else 0. The handles, or NULL.
+ */
+static uint32_t *queue_inputs(kiln_module *m, rt_function *f, kiln_array **args, int *nwrites, uint64_t *hash)
 {
 	remote *r = m->owner;
 	uint32_t *h = arrays_for(m, f);
+	const uint64_t *sent = h ? r->sent[f - m->funcs] : NULL;
+	*nwrites = 0;
 	for (int i = 0; h && i < f->nargs; i++) {
+		hash[i] = 0;
 		if (f->args[i].is_output)
 			continue;
+		uint64_t x = XXH3_64bits(args[i]->data, arg_bytes(args[i])) | 1; /* never 0, "unknown" */
+		if (sent[i] == x)
+			continue;
+		hash[i] = x;
 		rpc_begin(&r->s->out, RPC_WRITE);
 		rpc_u32(&r->s->out, h[i]);
 		rpc_bytes(&r->s->out, args[i]->data, arg_bytes(args[i]));
-		if (request_ok(r->s))
-			return NULL;
+		queue_request(r->s);
+		(*nwrites)++;
 	}
 	return h;
 }
@@ -295,41 +383,66 @@ static void put_call(rpc_buf *b, int type, uint32_t module, const rt_function *f
 		rpc_u32(b, h[i]);
 }
 
+/* After a batch: the inputs written are known to be there; after a failure, nothing is. */
+static void note_sent(kiln_module *m, rt_function *f, const uint64_t *hash, bool ok)
+{
+	uint64_t *sent = ((remote *)m->owner)->sent[f - m->funcs];
+	for (int i = 0; i < f->nargs; i++)
+		sent[i] = !ok ? 0 : hash[i] ? hash[i] : sent[i];
+}
+
+/* Inputs over, the call, outputs back: one batch, one round trip. */
 static int remote_run(kiln_module *m, rt_function *f, kiln_array **args, double *ms)
 {
 	remote *r = m->owner;
-	uint32_t *h = send_inputs(m, f, args);
-	if (!h)
+	kiln_rpc *s = r->s;
+	int nwrites;
+	uint64_t hash[RPC_MAX_ARGS];
+	uint32_t *h = queue_inputs(m, f, args, &nwrites, hash);
+	if (!h) {
+		s->batch.n = 0;
 		return -1;
-	put_call(&r->s->out, RPC_CALL, r->handle, f, h);
-	if (request_ok(r->s))
+	}
+	put_call(&s->out, RPC_CALL, r->handle, f, h);
+	queue_request(s);
+	for (int i = 0; i < f->nargs; i++)
+		if (f->args[i].is_output) {
+			rpc_begin(&s->out, RPC_READ);
+			rpc_u32(&s->out, h[i]);
+			queue_request(s);
+		}
+	if (flush(s))
 		return -1;
-	for (int i = 0; i < f->nargs; i++) {
+	char first[1024] = "";
+	for (int i = 0; i < nwrites + 1; i++) /* the WRITEs, then the CALL */
+		receive_ok(s, first, sizeof first);
+	for (int i = 0; i < f->nargs && !s->broken; i++) {
 		if (!f->args[i].is_output)
 			continue;
-		rpc_begin(&r->s->out, RPC_READ);
-		rpc_u32(&r->s->out, h[i]);
 		rpc_msg rep;
 		uint8_t *body;
-		int rc = request(r->s, RPC_DATA, &rep, &body);
-		if (!rc && rep.data.n != arg_bytes(args[i]))
-			rc = rt_error("rpc: %s's output %s came back with %zu bytes, not %zu", f->name, f->args[i].name,
-			              rep.data.n, arg_bytes(args[i]));
-		if (!rc)
+		int rc = receive(s, RPC_DATA, &rep, &body);
+		if (rc && !first[0])
+			snprintf(first, sizeof first, "%s", kiln_rt_last_error());
+		else if (!rc && !first[0] && rep.data.n != arg_bytes(args[i]))
+			snprintf(first, sizeof first, "rpc: %s's output %s came back with %zu bytes, not %zu", f->name,
+			         f->args[i].name, rep.data.n, arg_bytes(args[i]));
+		else if (!rc && !first[0]) /* outputs of a call that failed are not copied */
 			memcpy(args[i]->data, rep.data.p, rep.data.n);
 		free(body);
-		if (rc)
-			return -1;
 	}
-	return 0;
+	if (s->broken && !first[0])
+		snprintf(first, sizeof first, "%s", s->why);
+	note_sent(m, f, hash, !first[0]);
+	return first[0] ? rt_error("%s", first) : 0;
 }
 
-/* Sends the TIME / MODEL_TIME begun in s->out; its samples into out. */
-static int request_timing(kiln_rpc *s, kiln_timing *out)
+/* The TIMING reply of a TIME / MODEL_TIME already sent; its samples into out. */
+static int receive_timing(kiln_rpc *s, kiln_timing *out)
 {
 	rpc_msg rep;
 	uint8_t *body;
-	if (request(s, RPC_TIMING, &rep, &body)) {
+	if (receive(s, RPC_TIMING, &rep, &body)) {
 		free(body);
 		return -1;
 	}
@@ -351,15 +464,32 @@ static int request_timing(kiln_rpc *s, kiln_timing *out)
 static int remote_time(kiln_module *m, rt_function *f, kiln_array **args, const kiln_time_opts *o, kiln_timing *out)
 {
 	remote *r = m->owner;
-	uint32_t *h = send_inputs(m, f, args);
-	if (!h)
+	kiln_rpc *s = r->s;
+	int nwrites;
+	uint64_t hash[RPC_MAX_ARGS];
+	uint32_t *h = queue_inputs(m, f, args, &nwrites, hash);
+	if (!h) {
+		s->batch.n = 0;
 		return -1;
-	put_call(&r->s->out, RPC_TIME, r->handle, f, h);
-	rpc_u32(&r->s->out, (uint32_t)o->warmup);
-	rpc_u32(&r->s->out, (uint32_t)o->number);
-	rpc_u32(&r->s->out, (uint32_t)o->repeat);
-	rpc_f64(&r->s->out, o->min_repeat_ms);
-	return request_timing(r->s, out);
+	}
+	put_call(&s->out, RPC_TIME, r->handle, f, h);
+	rpc_u32(&s->out, (uint32_t)o->warmup);
+	rpc_u32(&s->out, (uint32_t)o->number);
+	rpc_u32(&s->out, (uint32_t)o->repeat);
+	rpc_f64(&s->out, o->min_repeat_ms);
+	queue_request(s);
+	if (flush(s))
+		return -1;
+	char first[1024] = "";
+	for (int i = 0; i < nwrites; i++)
+		receive_ok(s, first, sizeof first);
+	int rc = receive_timing(s, out);
+	note_sent(m, f, hash, !first[0] && !rc);
+	if (first[0]) { /* an input did not arrive: the timing is of other data */
+		kiln_timing_free(out);
+		return rt_error("%s", first);
+	}
+	return rc;
 }
 
 const rt_device rt_remote_device = {
@@ -377,10 +507,16 @@ kiln_module *kiln_rpc_upload_bytes(kiln_rpc *s, const void *data, size_t size)
 	}
 	kiln_module *m = rt_module_parse(data, size, "the module to upload");
 	remote *r = m ? calloc(1, sizeof *r) : NULL;
-	if (r)
+	if (r) {
 		r->arrays = calloc((size_t)(m->nfunc ? m->nfunc : 1), sizeof *r->arrays);
-	if (m && (!r || !r->arrays)) {
+		r->sent = calloc((size_t)(m->nfunc ? m->nfunc : 1), sizeof *r->sent);
+	}
+	if (m && (!r || !r->arrays || !r->sent)) {
 		rt_error("rpc: out of memory");
+		if (r) {
+			free(r->arrays);
+			free(r->sent);
+		}
 		free(r);
 		r = NULL;
 	}
@@ -404,6 +540,7 @@ kiln_module *kiln_rpc_upload_bytes(kiln_rpc *s, const void *data, size_t size)
 	m->nblob = 0;
 	if (rc) {
 		free(r->arrays);
+		free(r->sent);
 		free(r);
 		kiln_module_free(m);
 		return NULL;
@@ -552,7 +689,8 @@ int kiln_rpc_model_time(kiln_rpc_model *m, const kiln_array *const *inputs, cons
 	rpc_u32(&m->s->out, (uint32_t)o.number);
 	rpc_u32(&m->s->out, (uint32_t)o.repeat);
 	rpc_f64(&m->s->out, o.min_repeat_ms);
-	return request_timing(m->s, out);
+	queue_request(m->s);
+	return flush(m->s) ? -1 : receive_timing(m->s, out);
 }
 
 void kiln_rpc_model_free(kiln_rpc_model *m)
