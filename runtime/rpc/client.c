@@ -343,20 +343,34 @@ static uint32_t *arrays_for(kiln_module *m, rt_function *f)
 
 static size_t arg_bytes(const kiln_array *a) { return (size_t)kiln_array_numel(a) * kiln_dtype_bytes(a->dtype); }
 
-/* Allocates f's arrays there (once) and writes the inputs; the handles, or NULL. */
+/* The head of a CALL or TIME: the module, the function, its arguments' arrays there. */
+static void put_call(rpc_buf *b, int type, uint32_t module, const rt_function *f, const uint32_t *h)
+{
+	rpc_begin(b, type);
+	rpc_u32(b, module);
+	rpc_str(b, f->name, strlen(f->name));
+	rpc_u32(b, (uint32_t)f->nargs);
+	for (int i = 0; i < f->nargs; i++)
+		rpc_u32(b, h[i]);
+}
+
 /*
  * Allocates f's arrays there (once) and queues the WRITE of each input whose
  * bytes differ from what was last written there (kernels never write their
  * inputs, so timing or calling again on the same data sends none); hash[i]
- * receives the new hash of each input queued, else 0. The handles, or NULL.
+ * receives the new hash of each input queued, else 0. Then begins the CALL or
+ * TIME itself in s->out (the caller adds any fields and queues it). The
+ * handles, or NULL with a message.
  */
-static uint32_t *queue_inputs(kiln_module *m, rt_function *f, kiln_array **args, int *nwrites, uint64_t *hash)
+static uint32_t *begin_call(kiln_module *m, rt_function *f, kiln_array **args, int type, int *nwrites, uint64_t *hash)
 {
 	remote *r = m->owner;
-	uint32_t *h = arrays_for(m, f);
-	const uint64_t *sent = h ? r->sent[f - m->funcs] : NULL;
+	uint32_t *h = arrays_for(m, f); /* before anything is queued: its ALLOCs are requests of their own */
+	if (!h)
+		return NULL;
+	const uint64_t *sent = r->sent[f - m->funcs];
 	*nwrites = 0;
-	for (int i = 0; h && i < f->nargs; i++) {
+	for (int i = 0; i < f->nargs; i++) {
 		hash[i] = 0;
 		if (f->args[i].is_output)
 			continue;
@@ -370,17 +384,8 @@ static uint32_t *queue_inputs(kiln_module *m, rt_function *f, kiln_array **args,
 		queue_request(r->s);
 		(*nwrites)++;
 	}
+	put_call(&r->s->out, type, r->handle, f, h);
 	return h;
-}
-
-static void put_call(rpc_buf *b, int type, uint32_t module, const rt_function *f, const uint32_t *h)
-{
-	rpc_begin(b, type);
-	rpc_u32(b, module);
-	rpc_str(b, f->name, strlen(f->name));
-	rpc_u32(b, (uint32_t)f->nargs);
-	for (int i = 0; i < f->nargs; i++)
-		rpc_u32(b, h[i]);
 }
 
 /* After a batch: the inputs written are known to be there; after a failure, nothing is. */
@@ -398,12 +403,9 @@ static int remote_run(kiln_module *m, rt_function *f, kiln_array **args, double 
 	kiln_rpc *s = r->s;
 	int nwrites;
 	uint64_t hash[RPC_MAX_ARGS];
-	uint32_t *h = queue_inputs(m, f, args, &nwrites, hash);
-	if (!h) {
-		s->batch.n = 0;
+	uint32_t *h = begin_call(m, f, args, RPC_CALL, &nwrites, hash);
+	if (!h)
 		return -1;
-	}
-	put_call(&s->out, RPC_CALL, r->handle, f, h);
 	queue_request(s);
 	for (int i = 0; i < f->nargs; i++)
 		if (f->args[i].is_output) {
@@ -467,12 +469,9 @@ static int remote_time(kiln_module *m, rt_function *f, kiln_array **args, const 
 	kiln_rpc *s = r->s;
 	int nwrites;
 	uint64_t hash[RPC_MAX_ARGS];
-	uint32_t *h = queue_inputs(m, f, args, &nwrites, hash);
-	if (!h) {
-		s->batch.n = 0;
+	uint32_t *h = begin_call(m, f, args, RPC_TIME, &nwrites, hash);
+	if (!h)
 		return -1;
-	}
-	put_call(&s->out, RPC_TIME, r->handle, f, h);
 	rpc_u32(&s->out, (uint32_t)o->warmup);
 	rpc_u32(&s->out, (uint32_t)o->number);
 	rpc_u32(&s->out, (uint32_t)o->repeat);
