@@ -23,7 +23,8 @@
 typedef struct {
 	int vec;
 	int acc;
-	int rows, vecs; /* a tuner's register block (kiln_cpu_config; 0: sized from the target) */
+	/* a tuner's configuration (kiln_cpu_config; 0: sized from the target, the operator's own order) */
+	int rows, vecs, unroll, tile, order;
 } cpu_desc;
 
 /* Elementwise loops: 16 lanes (LLVM splits them into registers), or one register if wider. */
@@ -81,19 +82,24 @@ static int schedule_injective(const cpu_desc *c, sch_stage *st)
  * the reduction, already local. row: the output axis whose rb rows are
  * unrolled (-1 for none); the last output axis gives the vector of vb lanes.
  * cols_first puts the column blocks outside the row blocks (matmul: a panel
- * of packed B stays in cache while the rows stream by).
+ * of packed B stays in cache while the rows stream by); a configuration's
+ * order overrides it, its tile groups the inner block loop outside the
+ * outer one, and its unroll unrolls the innermost reduction loop.
  */
 static int schedule_tiled(const cpu_desc *c, sch_stage *out, sch_stage *red, int row, int64_t rb, int64_t vb,
                           bool cols_first)
 {
+	kiln_ctx *ctx = out->op->outs[0]->ctx;
 	int n = out->op->naxis;
 	kiln_iter *last = out->op->axis[n - 1], *lo, *li, *ro = NULL, *ri = NULL;
+	if (c->order && row >= 0)
+		cols_first = c->order == 1;
 	if (kiln_split(out, last, vb, &lo, &li))
 		return -1;
 	if (row >= 0 && kiln_split(out, out->op->axis[row], rb, &ro, &ri))
 		return -1;
 	/* order: other axes in place (row.outer at the row's place), then col.outer, row.inner, col.inner */
-	kiln_iter *order[KILN_MAX_DIMS + 2];
+	kiln_iter *order[KILN_MAX_DIMS + 3];
 	int k = 0;
 	for (int d = 0; d < n - 1; d++)
 		if (d != row || cols_first)
@@ -108,6 +114,24 @@ static int schedule_tiled(const cpu_desc *c, sch_stage *out, sch_stage *red, int
 		order[k++] = ro;
 	} else {
 		order[k++] = lo;
+	}
+	if (c->tile > 1 && row >= 0) {
+		/* tile of the inner block loop's blocks, their groups just outside the outer block loop */
+		kiln_iter *inner = cols_first ? ro : lo, *outer = cols_first ? lo : ro, *go, *gi;
+		if (inner->extent % c->tile)
+			return ir_error(ctx, "schedule: a tile of %d blocks does not divide the %lld blocks of '%s'", c->tile,
+			                (long long)inner->extent, inner->var->var.name);
+		if (kiln_split(out, inner, c->tile, &go, &gi))
+			return -1;
+		int at = 0;
+		while (order[at] != outer)
+			at++;
+		memmove(order + at + 1, order + at, sizeof *order * (size_t)(k - at));
+		order[at] = go;
+		k++;
+		for (int d = at + 1; d < k; d++)
+			if (order[d] == inner)
+				order[d] = gi;
 	}
 	if (ri)
 		order[k++] = ri;
@@ -127,13 +151,23 @@ static int schedule_tiled(const cpu_desc *c, sch_stage *out, sch_stage *red, int
 	if (kiln_compute_at(red, out, attach))
 		return -1;
 	/* the reduction: reduce loops outside, rows unrolled, columns one vector */
-	kiln_iter *rorder[KILN_MAX_DIMS * 2];
+	kiln_iter *rorder[KILN_MAX_DIMS * 2 + 1];
 	int m = 0;
 	for (int d = 0; d < red->op->naxis - 1; d++)
 		if (d != row)
 			rorder[m++] = red->op->axis[d];
 	for (int r = 0; r < red->op->nreduce; r++)
 		rorder[m++] = red->op->reduce[r];
+	if (c->unroll > 1 && red->op->nreduce) {
+		kiln_iter *r = red->op->reduce[red->op->nreduce - 1], *uo, *ui;
+		if (r->extent % c->unroll)
+			return ir_error(ctx, "schedule: unrolling by %d does not divide the %lld steps of reduction '%s'",
+			                c->unroll, (long long)r->extent, r->var->var.name);
+		if (kiln_split(red, r, c->unroll, &uo, &ui) || kiln_unroll(red, ui))
+			return -1;
+		rorder[m - 1] = uo;
+		rorder[m++] = ui;
+	}
 	if (row >= 0)
 		rorder[m++] = red->op->axis[row];
 	rorder[m++] = red->op->axis[n - 1];
@@ -425,13 +459,20 @@ kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, con
                                         kiln_tensor *const *outs)
 {
 	int lanes = t->vector_bits >= 128 ? t->vector_bits / 32 : 4;
-	cpu_desc cd = {lanes, t->vector_regs > 8 ? t->vector_regs - 4 : 4, 0, 0};
+	cpu_desc cd = {lanes, t->vector_regs > 8 ? t->vector_regs - 4 : 4, 0, 0, 0, 0, 0};
 	if (cfg) {
 		if (cfg->rows < 0 || cfg->rows > 16 || cfg->vecs < 0 || cfg->vecs > 8)
 			return ir_error(ctx, "schedule: register block of %d rows x %d vectors (rows 1-16, vectors 1-8)",
 			                cfg->rows, cfg->vecs), NULL;
+		if (cfg->unroll < 0 || cfg->unroll > 64 || cfg->tile < 0 || cfg->tile > 1024 || cfg->order < 0 ||
+		    cfg->order > 2)
+			return ir_error(ctx, "schedule: unroll %d, tile %d, order %d (unroll 0-64, tile 0-1024, order 0-2)",
+			                cfg->unroll, cfg->tile, cfg->order), NULL;
 		cd.rows = cfg->rows;
 		cd.vecs = cfg->vecs;
+		cd.unroll = cfg->unroll;
+		cd.tile = cfg->tile;
+		cd.order = cfg->order;
 	}
 	const cpu_desc *c = &cd;
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);

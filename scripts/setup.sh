@@ -10,7 +10,7 @@ if [ "$(id -u)" = 0 ]; then
 	apt install -y -qq --no-install-recommends \
 		build-essential pkg-config meson ninja-build \
 		llvm-19-dev lld-19 libffi-dev check libsubunit-dev \
-		libopenblas-dev libdnnl-dev libonnx-dev libonnx-testdata protobuf-c-compiler libprotobuf-c-dev libxxhash-dev libcjson-dev libwebsockets-dev valgrind \
+		libopenblas-dev libdnnl-dev libonnx-dev libonnx-testdata protobuf-c-compiler libprotobuf-c-dev libxxhash-dev libcjson-dev libwebsockets-dev libxgboost-dev valgrind \
 		pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo \
 		libegl-dev libgles-dev libegl-mesa0 libgl1-mesa-dri libgbm1 \
 		clang-19 libclang-rt-19-dev emscripten nodejs chromium \

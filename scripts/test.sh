@@ -25,7 +25,7 @@ status=0
 # which valgrind does not follow: it checks their C side (building, files);
 # tests tagged "large" (millions of elements) and "crash" (a kernel that
 # crashes an RPC worker on purpose) run in the two builds above only
-for t in test_ir test_schedule test_runtime test_ops test_opencl test_webgl test_wasm test_webgpu test_web test_onnx test_graph test_te test_rpc; do
+for t in test_ir test_schedule test_runtime test_ops test_opencl test_webgl test_wasm test_webgpu test_web test_onnx test_graph test_te test_rpc test_tune; do
 	[ -x "build/tests/$t" ] || { echo "valgrind: build/tests/$t is missing" >&2; status=1; continue; }
 	echo "-- valgrind $t"
 	CK_FORK=no CK_EXCLUDE_TAGS="large crash" valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite \

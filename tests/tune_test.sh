@@ -10,15 +10,15 @@ trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 # a grid search whose first candidates crash and hang
-KILN_MEASURE_FAULT=crash:1,1 "$kiln" tune matmul --shape 64,64,64 --trials 6 --search grid --repeat 3 \
+KILN_MEASURE_FAULT=crash:1,1,1,1,1 "$kiln" tune matmul --shape 64,64,64 --trials 6 --search grid --repeat 3 \
 	--log "$dir/a.jsonl" >"$dir/out" 2>"$dir/err" || { cat "$dir/out" "$dir/err"; fail "tune stopped at a crash"; }
-KILN_MEASURE_FAULT=hang:2,1 "$kiln" tune matmul --shape 64,64,64 --trials 3 --search grid --repeat 3 --timeout 3 \
+KILN_MEASURE_FAULT=hang:1,1,1,2,1 "$kiln" tune matmul --shape 64,64,64 --trials 3 --search grid --repeat 3 --timeout 3 \
 	--log "$dir/a.jsonl" >>"$dir/out" 2>>"$dir/err" || { cat "$dir/out" "$dir/err"; fail "tune stopped at a hang"; }
 [ "$(wc -l <"$dir/a.jsonl")" -eq 9 ] || fail "expected 9 records, got $(wc -l <"$dir/a.jsonl")"
 # (a plain build dies of SIGSEGV; under ASan the sanitizer reports it and exits)
-grep -Eq '"config":\{"rows":1,"vecs":1\}.*"error":"the worker (died \(signal 11\)|printed no result)' "$dir/a.jsonl" ||
+grep -Eq '"config":\{"rows":1,"vecs":1,"unroll":1,"tile":1,"order":1\}.*"error":"the worker (died \(signal 11\)|printed no result)' "$dir/a.jsonl" ||
 	fail "no crash record"
-grep -q '"config":{"rows":2,"vecs":1}.*"error":"timeout: no result within 3 s"' "$dir/a.jsonl" || fail "no timeout record"
+grep -q '"config":{"rows":1,"vecs":1,"unroll":1,"tile":2,"order":1}.*"error":"timeout: no result within 3 s"' "$dir/a.jsonl" || fail "no timeout record"
 [ -s "$dir/a.jsonl.svg" ] && grep -q "<polyline" "$dir/a.jsonl.svg" || fail "no plot"
 # every line is one JSON object with the fields a record has
 python3 - "$dir/a.jsonl" <<'PY' || fail "a log line is not a record"

@@ -123,17 +123,22 @@ static void cmd_usage(const char *cmd)
 	}
 	if (!strcmp(cmd, "tune") || !strcmp(cmd, "measure")) {
 		printf("usage: kiln tune OP|FILE.kte|MODEL.onnx [--shape S] [--attr A] [--target 'llvm ...'] --log F.jsonl\n"
-		       "                 [--trials N] [--search random|grid] [--seed N] [--timeout S] [--repeat N]\n"
+		       "                 [--trials N] [--search xgb|random|grid] [--seed N] [--timeout S] [--repeat N]\n"
 		       "                 [--rpc HOST:PORT [--key K]]\n\n"
-		       "Searches the CPU template's register blocks (rows x vectors of columns) for OP on\n"
-		       "this machine: each trial is built, run and timed by a worker process (kiln measure)\n"
+		       "Searches the CPU template for OP on this machine: register blocks (rows x vectors\n"
+		       "of columns), unrolling of the innermost reduction, the order of the block loops\n"
+		       "and tiles of blocks. --search xgb (the default) measures batches of 16: the first\n"
+		       "at random, the next chosen by simulated annealing on a cost model (XGBoost,\n"
+		       "trained on features of the lowered code of every trial so far) plus a few at\n"
+		       "random. Each trial is built, run and timed by a worker process (kiln measure)\n"
 		       "with a timeout, the first one and every new best checked against the oracle;\n"
 		       "failures are recorded and the search goes on. Appends one JSON line per trial\n"
 		       "to the log and writes F.jsonl.svg (best so far against trials). With --rpc each\n"
 		       "trial is built here and measured on that server's CPU (see kiln rpc --help; give\n"
 		       "--target 'llvm -mcpu=CPU' for its CPU); its records apply with the same --rpc.\n"
 		       "--tuning-log F.jsonl on lower, build, run and bench applies the best record of the\n"
-		       "same task; --config ROWS,VECTORS applies one configuration by hand.\n"
+		       "same task; --config ROWS,VECTORS[,UNROLL,TILE,ORDER] applies one by hand (ORDER 1:\n"
+		       "column blocks outside, 2: rows outside; 0 for a knob: the default).\n"
 		       "For MODEL.onnx every configuration is applied to all its convolutions and matrix\n"
 		       "products at once, each trial profiling the model's kernels, and each task keeps its\n"
 		       "own best; the tuned model is checked against the default one at the end.\n"
@@ -177,7 +182,7 @@ static void cmd_usage(const char *cmd)
 
 static int parse(int argc, char **argv, opts *o)
 {
-	*o = (opts){.target = "llvm", .attrs = "", .repeat = 10, .seed = 1, .trials = 32, .timeout = 60, .search = "random"};
+	*o = (opts){.target = "llvm", .attrs = "", .repeat = 10, .seed = 1, .trials = 32, .timeout = 60, .search = "xgb"};
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -247,8 +252,8 @@ static int parse(int argc, char **argv, opts *o)
 		else if (!strcmp(a, "--tuning-log"))
 			o->tuning_log = v;
 		else if (!strcmp(a, "--search")) {
-			if (strcmp(v, "random") && strcmp(v, "grid")) {
-				fprintf(stderr, "kiln: --search takes random or grid, not '%s'\n", v);
+			if (strcmp(v, "random") && strcmp(v, "grid") && strcmp(v, "xgb")) {
+				fprintf(stderr, "kiln: --search takes xgb, random or grid, not '%s'\n", v);
 				return -1;
 			}
 			o->search = v;
@@ -430,8 +435,9 @@ static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *i
 	kiln_schedule *s;
 	if (cpu_config && !kiln_target_parse(target, &t, err, sizeof err) && (t.kind == KILN_LLVM || t.kind == KILN_WASM)) {
 		static char buf[512];
-		snprintf(buf, sizeof buf, "the CPU template, %d rows x %d vectors (%s)", cpu_config->rows, cpu_config->vecs,
-		         cpu_config_from);
+		char d[160];
+		kiln_tune_config_describe(cpu_config, d, sizeof d);
+		snprintf(buf, sizeof buf, "the CPU template, %s (%s)", d, cpu_config_from);
 		which = buf;
 		s = kiln_schedule_cpu_config(ctx, &t, cpu_config, nout, inst->args + inst->nin);
 	} else {
@@ -1074,12 +1080,11 @@ static const char *tuning_device(const opts *o, const kiln_target *t, char *desc
 static int pick_config(const opts *o, kiln_cpu_config *cfg)
 {
 	if (o->config) {
-		int64_t v[KILN_MAX_DIMS];
-		if (cli_parse_shape(o->config, v) != 2 || v[0] > 16 || v[1] > 8) {
-			fprintf(stderr, "kiln: --config takes ROWS,VECTORS (1-16, 1-8), not '%s'\n", o->config);
+		if (kiln_tune_config_parse(o->config, cfg)) {
+			fprintf(stderr, "kiln: --config takes ROWS,VECTORS[,UNROLL,TILE,ORDER] (0-16, 0-8, 0-64, 0-1024, 0-2), "
+			                "not '%s'\n", o->config);
 			return -1;
 		}
-		*cfg = (kiln_cpu_config){(int)v[0], (int)v[1]};
 		cpu_config = cfg;
 		cpu_config_from = "--config";
 		return 0;
@@ -1207,8 +1212,8 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
  */
 static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, bool check, char *error, size_t errlen)
 {
-	char config[32], repeat[16];
-	snprintf(config, sizeof config, "%d,%d", cfg.rows, cfg.vecs);
+	char config[64], repeat[16];
+	kiln_tune_config_str(&cfg, config, sizeof config);
 	snprintf(repeat, sizeof repeat, "%d", o->repeat);
 	const char *argv[24 + 2 * 16];
 	int n = 0;
@@ -1222,7 +1227,7 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 	for (int i = 0; i < o->ninput_shape; i++)
 		argv[n++] = "--input-shape", argv[n++] = o->input_shape[i];
 	argv[n++] = "--target", argv[n++] = o->target;
-	if (cfg.rows || cfg.vecs) /* 0,0: the default schedule */
+	if (cfg.rows || cfg.vecs || cfg.unroll || cfg.tile || cfg.order) /* all 0: the default schedule */
 		argv[n++] = "--config", argv[n++] = config;
 	argv[n++] = "--repeat", argv[n++] = repeat;
 	if (o->rpc)
@@ -1331,6 +1336,9 @@ static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool
 }
 
 static void write_plot(const char *path, const double *best, int n, const char *title, const char *ylabel);
+
+/* configurations of the CPU template a tuner considers at most (kiln_tune_space) */
+#define TUNE_SPACE_MAX 4096
 
 static bool is_onnx(const char *op)
 {
@@ -1451,9 +1459,10 @@ static double compare_models(kiln_model *a, kiln_model *b, uint64_t seed)
  */
 static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self, const char *desc)
 {
-	kiln_cpu_config space[65] = {{0, 0}};
-	int nspace = 1 + kiln_tune_space(t, space + 1, 64), order[64];
-	kiln_tune_order(o->search, o->seed, nspace - 1, order);
+	kiln_cpu_config *space = calloc(TUNE_SPACE_MAX + 1, sizeof *space); /* [0]: the defaults */
+	int nspace = 1 + kiln_tune_space(t, space + 1, TUNE_SPACE_MAX), *order = malloc(sizeof(int) * TUNE_SPACE_MAX);
+	/* each trial applies one configuration to every task at once: a cost model of one task does not apply */
+	kiln_tune_order(strcmp(o->search, "grid") ? "random" : "grid", o->seed, nspace - 1, order);
 	int n = o->trials < nspace ? o->trials : nspace;
 	typedef struct {
 		char task[1024];
@@ -1484,7 +1493,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 			if (kiln_tune_log_append(o->log, &r, err, sizeof err)) {
 				fprintf(stderr, "\nkiln: %s\n", err);
 				cJSON_Delete(res);
-				free(tb), free(curve);
+				free(tb), free(curve), free(space), free(order);
 				return 1;
 			}
 			int k = 0;
@@ -1511,8 +1520,9 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	for (int k = 0; k < ntb; k++) {
 		def += tb[k].def_ms;
 		best += tb[k].best_ms;
-		printf("%-60.60s %8.3f -> %8.3f ms  (%d rows x %d vectors)\n", tb[k].task, tb[k].def_ms, tb[k].best_ms,
-		       tb[k].best.rows, tb[k].best.vecs);
+		char d[160];
+		kiln_tune_config_describe(&tb[k].best, d, sizeof d);
+		printf("%-60.60s %8.3f -> %8.3f ms  (%s)\n", tb[k].task, tb[k].def_ms, tb[k].best_ms, d);
 	}
 	/* the plot is of kernel time, lower is better: drawn as the speed-up over the default */
 	for (int i = 0; i < n; i++)
@@ -1521,7 +1531,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	snprintf(plot, sizeof plot, "%s.svg", o->log);
 	snprintf(title, sizeof title, "%s on %s: speed-up of its tunable kernels", o->op, o->target);
 	write_plot(plot, curve, n, title, "speed-up over the defaults");
-	free(tb), free(curve);
+	free(tb), free(curve), free(space), free(order);
 	if (ntb == 0) {
 		fprintf(stderr, "kiln: no trial measured the model's kernels (see %s)\n", o->log);
 		return 1;
@@ -1579,6 +1589,115 @@ static void write_plot(const char *path, const double *best, int n, const char *
 	fclose(f);
 }
 
+/* ---- the search of kiln tune: grid, random, or batches chosen by the cost model ---- */
+
+#define TUNE_BATCH 16  /* trials per batch of the xgb search (AutoTVM's plan size, scaled to small budgets) */
+#define TUNE_RANDOM 3  /* of which chosen at random, so the model keeps learning about the whole space */
+
+typedef struct {
+	const opts *o;
+	const kiln_target *t;
+	const kiln_cpu_config *space;
+	int nspace;
+	uint64_t rng;
+	int *order, next_in_order; /* grid or random order; the xgb search's random picks come from it too */
+	unsigned char *used;       /* measured, or chosen for the current batch */
+	float *feat;               /* features of each configuration, once computed */
+	unsigned char *have;       /* 1: feat computed; 2: could not be lowered (zeros) */
+	float *xs, *ys;            /* the measured trials, for training */
+	int nmeasured;
+	int *batch, nbatch, pos;
+	kiln_cost_model *model;
+	char model_error[512];
+} tuner;
+
+/* The cost model's features of space[i]: its lowered function, in a context of its own. */
+static const float *tuner_features(tuner *tu, int i)
+{
+	float *f = tu->feat + (size_t)i * KILN_TUNE_FEATURES;
+	if (tu->have[i])
+		return f;
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst inst;
+	const kiln_op_info *info = declare(ctx, tu->o, &inst);
+	kiln_schedule *s = info ? kiln_schedule_cpu_config(ctx, tu->t, &tu->space[i], inst.nargs - inst.nin,
+	                                                   inst.args + inst.nin) : NULL;
+	kiln_func *fn = s ? kiln_lower(s, info->name, inst.nargs, inst.args, NULL) : NULL;
+	tu->have[i] = fn && !kiln_tune_features(fn, f) ? 1 : 2;
+	if (tu->have[i] == 2)
+		memset(f, 0, sizeof(float) * KILN_TUNE_FEATURES);
+	kiln_ctx_free(ctx);
+	return f;
+}
+
+/* kiln_tune_anneal's scores: the model's predictions for those configurations. */
+static int tuner_score(void *user, const int *idx, int n, float *scores)
+{
+	tuner *tu = user;
+	float *x = malloc(sizeof(float) * KILN_TUNE_FEATURES * (size_t)n);
+	if (!x)
+		return -1;
+	for (int k = 0; k < n; k++)
+		memcpy(x + (size_t)k * KILN_TUNE_FEATURES, tuner_features(tu, idx[k]), sizeof(float) * KILN_TUNE_FEATURES);
+	int rc = kiln_cost_predict(tu->model, x, n, scores, tu->model_error, sizeof tu->model_error);
+	free(x);
+	return rc;
+}
+
+/* The next configuration in the random (or grid) order not yet used; -1 when none is left. */
+static int tuner_unused(tuner *tu)
+{
+	while (tu->next_in_order < tu->nspace && tu->used[tu->order[tu->next_in_order]])
+		tu->next_in_order++;
+	return tu->next_in_order < tu->nspace ? tu->order[tu->next_in_order] : -1;
+}
+
+/*
+ * The index of the next configuration to measure. xgb: once a batch has
+ * been measured, the model is trained on every trial so far and annealing
+ * on its predictions fills the next batch with its best untried
+ * configurations, the last few at random.
+ */
+static int tuner_next(tuner *tu)
+{
+	if (strcmp(tu->o->search, "xgb")) {
+		int i = tuner_unused(tu);
+		tu->used[i] = 1;
+		return i;
+	}
+	if (tu->pos == tu->nbatch) {
+		tu->nbatch = tu->pos = 0;
+		if (tu->nmeasured >= TUNE_BATCH && !tu->model_error[0]) {
+			/* the model's picks are skipped if training fails: the batch is random then */
+			if (!kiln_cost_train(tu->model, tu->xs, tu->ys, tu->nmeasured, tu->model_error, sizeof tu->model_error)) {
+				int got = kiln_tune_anneal(tu->space, tu->nspace, tuner_score, tu, tu->used, TUNE_BATCH - TUNE_RANDOM,
+				                           tu->rng + (uint64_t)tu->nmeasured, tu->batch);
+				tu->nbatch = got > 0 ? got : 0;
+			}
+		}
+		for (int k = 0; k < tu->nbatch; k++)
+			tu->used[tu->batch[k]] = 1;
+		while (tu->nbatch < TUNE_BATCH) {
+			int i = tuner_unused(tu);
+			if (i < 0)
+				break;
+			tu->used[i] = 1;
+			tu->batch[tu->nbatch++] = i;
+		}
+	}
+	return tu->batch[tu->pos++];
+}
+
+/* Records a measured trial (gflops 0 for one that failed) for the model. */
+static void tuner_measured(tuner *tu, int i, double gflops)
+{
+	if (strcmp(tu->o->search, "xgb"))
+		return;
+	memcpy(tu->xs + (size_t)tu->nmeasured * KILN_TUNE_FEATURES, tuner_features(tu, i),
+	       sizeof(float) * KILN_TUNE_FEATURES);
+	tu->ys[tu->nmeasured++] = (float)gflops;
+}
+
 static int cmd_tune(const opts *o)
 {
 	kiln_target t;
@@ -1624,13 +1743,13 @@ static int cmd_tune(const opts *o)
 		kiln_target_describe(&t, desc, sizeof desc);
 		return cmd_tune_model(o, &t, self, desc);
 	}
-	kiln_cpu_config all[64], space[64];
-	int nall = kiln_tune_space(&t, all, 64), nspace = 0, order[64];
+	kiln_cpu_config *all = malloc(sizeof *all * TUNE_SPACE_MAX), *space = malloc(sizeof *space * TUNE_SPACE_MAX);
+	int nall = all ? kiln_tune_space(&t, all, TUNE_SPACE_MAX) : 0, nspace = 0;
 	/* the work of one call, for GFLOP/s; and the configurations this operator's
 	 * schedule accepts (a matmul's columns must divide its packed panels) */
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst inst;
-	const kiln_op_info *info = declare(ctx, o, &inst);
+	const kiln_op_info *info = space ? declare(ctx, o, &inst) : NULL;
 	double flops = info ? inst.flops : 0;
 	for (int i = 0; info && i < nall; i++) {
 		if (kiln_schedule_cpu_config(ctx, &t, &all[i], inst.nargs - inst.nin, inst.args + inst.nin))
@@ -1638,18 +1757,36 @@ static int cmd_tune(const opts *o)
 		kiln_clear_error(ctx);
 	}
 	kiln_ctx_free(ctx);
-	if (!info)
+	free(all);
+	if (!info || !nspace) {
+		if (info)
+			fprintf(stderr, "kiln: the CPU template has no configuration this operator's schedule takes\n");
+		free(space);
 		return 1;
-	kiln_tune_order(o->search, o->seed, nspace, order);
+	}
 	int n = o->trials < nspace ? o->trials : nspace;
-	double best_so_far[64] = {0}, best = 0, t0 = bench_clock();
-	int best_i = -1, errors = 0;
+	tuner tu = {.o = o, .t = &t, .space = space, .nspace = nspace, .rng = o->seed,
+	            .order = malloc(sizeof(int) * (size_t)nspace), .used = calloc((size_t)nspace, 1),
+	            .feat = malloc(sizeof(float) * KILN_TUNE_FEATURES * (size_t)nspace),
+	            .have = calloc((size_t)nspace, 1), .xs = malloc(sizeof(float) * KILN_TUNE_FEATURES * (size_t)n),
+	            .ys = malloc(sizeof(float) * (size_t)n), .batch = malloc(sizeof(int) * TUNE_BATCH),
+	            .model = kiln_cost_new()};
+	double *best_so_far = calloc((size_t)n, sizeof *best_so_far), best = 0, t0 = bench_clock();
+	int best_i = -1, errors = 0, rc = 0;
+	if (!tu.order || !tu.used || !tu.feat || !tu.have || !tu.xs || !tu.ys || !tu.batch || !tu.model || !best_so_far) {
+		fprintf(stderr, "kiln: out of memory for a space of %d configurations\n", nspace);
+		rc = 1;
+		n = 0;
+	} else {
+		kiln_tune_order(strcmp(o->search, "grid") ? "random" : "grid", o->seed, nspace, tu.order);
+	}
 	kiln_tune_task task = task_of(o);
 	tuning_device(o, &t, desc, sizeof desc);
 	fprintf(stderr, "tuning %s %s on %s: %d of %d configurations (%s search; %d the schedule refuses), log %s\n",
 	        task.op, task.shape, desc, n, nspace, o->search, nall - nspace, o->log);
 	for (int i = 0; i < n; i++) {
-		kiln_tune_record r = {.task = task, .cfg = space[order[i]]};
+		int at = tuner_next(&tu);
+		kiln_tune_record r = {.task = task, .cfg = space[at]};
 		snprintf(r.device, sizeof r.device, "%.255s", desc);
 		snprintf(r.version, sizeof r.version, "%s", KILN_VERSION);
 		r.unix_time = (double)time(NULL);
@@ -1665,16 +1802,18 @@ static int cmd_tune(const opts *o)
 					snprintf(r.error, sizeof r.error, "%s", again.error);
 			}
 		}
+		tuner_measured(&tu, at, r.error[0] ? 0 : r.gflops);
 		if (r.error[0])
 			errors++;
 		else if (r.gflops > best) {
 			best = r.gflops;
-			best_i = order[i];
+			best_i = at;
 		}
 		best_so_far[i] = best;
 		if (kiln_tune_log_append(o->log, &r, err, sizeof err)) {
 			fprintf(stderr, "\nkiln: %s\n", err);
-			return 1;
+			rc = 1;
+			break;
 		}
 		double el = bench_clock() - t0, eta = el / (i + 1) * (n - i - 1);
 		int bar = 30 * (i + 1) / n;
@@ -1682,21 +1821,33 @@ static int cmd_tune(const opts *o)
 		        "##############################", i + 1, n, best, errors, (int)eta / 60, (int)eta % 60);
 	}
 	fprintf(stderr, "\n");
+	if (tu.model_error[0])
+		fprintf(stderr, "kiln: %s (those batches were chosen at random)\n", tu.model_error);
 	char plot[4200];
 	snprintf(plot, sizeof plot, "%s.svg", o->log);
 	char title[600];
 	snprintf(title, sizeof title, "%s %s on %s", task.op, task.shape, o->target);
-	write_plot(plot, best_so_far, n, title, "best GFLOP/s so far");
-	if (best_i < 0) {
+	if (!rc)
+		write_plot(plot, best_so_far, n, title, "best GFLOP/s so far");
+	if (!rc && best_i < 0) {
 		fprintf(stderr, "kiln: every trial failed (see %s)\n", o->log);
-		return 1;
+		rc = 1;
 	}
-	printf("best: %d rows x %d vectors, %.1f GFLOP/s; log %s, plot %s\n"
-	       "apply it with: kiln build|run|bench %s%s%s%s%s --target '%s'%s%s --tuning-log %s\n",
-	       space[best_i].rows, space[best_i].vecs, best, o->log, plot, task.op, o->shape ? " --shape " : "",
-	       o->shape ? o->shape : "", task.attrs[0] ? " --attr " : "", task.attrs, task.target,
-	       o->rpc ? " --rpc " : "", o->rpc ? o->rpc : "", o->log);
-	return 0;
+	if (!rc) {
+		char d[160], c[64];
+		kiln_tune_config_describe(&space[best_i], d, sizeof d);
+		kiln_tune_config_str(&space[best_i], c, sizeof c);
+		printf("best: %s (--config %s), %.1f GFLOP/s; log %s, plot %s\n"
+		       "apply it with: kiln build|run|bench %s%s%s%s%s --target '%s'%s%s --tuning-log %s\n",
+		       d, c, best, o->log, plot, task.op, o->shape ? " --shape " : "", o->shape ? o->shape : "",
+		       task.attrs[0] ? " --attr " : "", task.attrs, task.target, o->rpc ? " --rpc " : "", o->rpc ? o->rpc : "",
+		       o->log);
+	}
+	free(tu.order), free(tu.used), free(tu.feat), free(tu.have), free(tu.xs), free(tu.ys), free(tu.batch);
+	kiln_cost_free(tu.model);
+	free(best_so_far);
+	free(space);
+	return rc;
 }
 
 int main(int argc, char **argv)

@@ -9,29 +9,68 @@
 #include <string.h>
 
 #include "kiln/tune.h"
+#include "tune/internal.h"
 
 int kiln_tune_space(const kiln_target *t, kiln_cpu_config *out, int max)
 {
+	static const int unrolls[] = {1, 2, 4, 8}, tiles[] = {1, 2, 4, 8, 16};
 	int n = 0, budget = t->vector_regs > 8 ? t->vector_regs - 4 : 4;
 	for (int vecs = 1; vecs <= 4; vecs++)
 		for (int rows = 1; rows <= 8; rows++) {
 			/* blocks past the registers spill; keep the first one that does as a witness */
 			if (rows * vecs > budget + vecs)
 				continue;
-			if (n < max)
-				out[n] = (kiln_cpu_config){rows, vecs};
-			n++;
+			for (int u = 0; u < 4; u++)
+				for (int order = 1; order <= 2; order++)
+					for (int ti = 0; ti < 5; ti++) {
+						if (n < max)
+							out[n] = (kiln_cpu_config){rows, vecs, unrolls[u], tiles[ti], order};
+						n++;
+					}
 		}
 	return n < max ? n : max;
 }
 
-/* splitmix64: a seeded shuffle that is the same on every machine */
-static uint64_t next(uint64_t *s)
+void kiln_tune_config_str(const kiln_cpu_config *c, char *buf, size_t n)
 {
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	snprintf(buf, n, "%d,%d,%d,%d,%d", c->rows, c->vecs, c->unroll, c->tile, c->order);
+}
+
+int kiln_tune_config_parse(const char *s, kiln_cpu_config *c)
+{
+	long v[5] = {0};
+	int k = 0;
+	const char *p = s;
+	while (k < 5) {
+		char *end;
+		errno = 0;
+		v[k++] = strtol(p, &end, 10);
+		if (end == p || errno)
+			return -1;
+		p = end;
+		if (*p != ',')
+			break;
+		p++;
+	}
+	static const long top[5] = {16, 8, 64, 1024, 2};
+	for (int i = 0; i < 5; i++)
+		if (v[i] < 0 || v[i] > top[i])
+			return -1;
+	if (*p || k < 2)
+		return -1;
+	*c = (kiln_cpu_config){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
+	return 0;
+}
+
+void kiln_tune_config_describe(const kiln_cpu_config *c, char *buf, size_t n)
+{
+	int k = snprintf(buf, n, "%d rows x %d vectors", c->rows, c->vecs);
+	if (c->unroll > 1 && k >= 0 && (size_t)k < n)
+		k += snprintf(buf + k, n - (size_t)k, ", unroll %d", c->unroll);
+	if (c->tile > 1 && k >= 0 && (size_t)k < n)
+		k += snprintf(buf + k, n - (size_t)k, ", tile %d", c->tile);
+	if (c->order && k >= 0 && (size_t)k < n)
+		snprintf(buf + k, n - (size_t)k, ", %s outside", c->order == 1 ? "columns" : "rows");
 }
 
 int kiln_tune_order(const char *search, uint64_t seed, int n, int *order)
@@ -43,7 +82,7 @@ int kiln_tune_order(const char *search, uint64_t seed, int n, int *order)
 	if (strcmp(search, "random"))
 		return -1;
 	for (int i = n - 1; i > 0; i--) {
-		int j = (int)(next(&seed) % (uint64_t)(i + 1)), k = order[i];
+		int j = (int)(tune_next(&seed) % (uint64_t)(i + 1)), k = order[i];
 		order[i] = order[j];
 		order[j] = k;
 	}
@@ -61,6 +100,9 @@ int kiln_tune_log_append(const char *path, const kiln_tune_record *r, char *err,
 	cJSON *cfg = cJSON_AddObjectToObject(o, "config");
 	cJSON_AddNumberToObject(cfg, "rows", r->cfg.rows);
 	cJSON_AddNumberToObject(cfg, "vecs", r->cfg.vecs);
+	cJSON_AddNumberToObject(cfg, "unroll", r->cfg.unroll);
+	cJSON_AddNumberToObject(cfg, "tile", r->cfg.tile);
+	cJSON_AddNumberToObject(cfg, "order", r->cfg.order);
 	cJSON_AddNumberToObject(o, "median_ms", r->median_ms);
 	cJSON_AddNumberToObject(o, "gflops", r->gflops);
 	cJSON *s = cJSON_AddArrayToObject(o, "samples_ms");
@@ -105,7 +147,7 @@ int kiln_tune_record_parse(const char *line, kiln_tune_record *r)
 	cJSON *o = cJSON_Parse(line);
 	if (!o)
 		return -1;
-	double rows = 0, vecs = 0;
+	double rows = 0, vecs = 0, unroll = 0, tile = 0, order = 0;
 	const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "config");
 	int bad = get_string(o, "op", r->task.op, sizeof r->task.op) ||
 	          get_string(o, "shape", r->task.shape, sizeof r->task.shape) ||
@@ -114,6 +156,10 @@ int kiln_tune_record_parse(const char *line, kiln_tune_record *r)
 	          get_string(o, "error", r->error, sizeof r->error) || !cJSON_IsObject(cfg) ||
 	          get_number(cfg, "rows", &rows) || get_number(cfg, "vecs", &vecs) ||
 	          get_number(o, "median_ms", &r->median_ms) || get_number(o, "gflops", &r->gflops);
+	/* the knobs added after the register block: absent in older logs, meaning the default */
+	get_number(cfg, "unroll", &unroll);
+	get_number(cfg, "tile", &tile);
+	get_number(cfg, "order", &order);
 	get_string(o, "device", r->device, sizeof r->device);
 	get_string(o, "version", r->version, sizeof r->version);
 	get_number(o, "time", &r->unix_time);
@@ -125,9 +171,12 @@ int kiln_tune_record_parse(const char *line, kiln_tune_record *r)
 	}
 	cJSON_Delete(o);
 	/* configurations are small whole numbers; anything else is not a record of ours */
-	if (bad || rows < 0 || rows > 16 || vecs < 0 || vecs > 8 || rows != (int)rows || vecs != (int)vecs)
+	const double v[5] = {rows, vecs, unroll, tile, order}, top[5] = {16, 8, 64, 1024, 2};
+	for (int i = 0; i < 5; i++)
+		bad |= !(v[i] >= 0 && v[i] <= top[i] && v[i] == (int)v[i]);
+	if (bad)
 		return -1;
-	r->cfg = (kiln_cpu_config){(int)rows, (int)vecs};
+	r->cfg = (kiln_cpu_config){(int)rows, (int)vecs, (int)unroll, (int)tile, (int)order};
 	return 0;
 }
 

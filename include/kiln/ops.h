@@ -85,12 +85,18 @@ kiln_schedule *kiln_schedule_cpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
 /* The same sized for a described CPU (wasm: 128-bit vectors, 16 registers). */
 kiln_schedule *kiln_schedule_cpu_for(kiln_ctx *ctx, const kiln_target *t, int nout, kiln_tensor *const *outs);
 /*
- * The knobs of the CPU schedules' register blocks (matmul, conv, pooling,
- * any tiled reduction): rows of the block and vectors of columns (0: the
- * default the target gives). What a tuner searches (include/kiln/tune.h).
+ * The knobs of the CPU schedules' tiled reductions (matmul, conv, pooling,
+ * any tiled reduction), each 0 for the default the target gives: rows of
+ * the register block and vectors of its columns; how far the innermost
+ * reduction loop is unrolled (a divisor of it); order 1 puts the column
+ * blocks outside the row blocks, 2 the rows outside the columns; tile
+ * groups the outer of the two, tile blocks at a time, outside the inner
+ * one, so the inner one's operand stays in cache across them (a divisor of
+ * the outer blocks). What a tuner searches (include/kiln/tune.h).
  */
 typedef struct kiln_cpu_config {
 	int rows, vecs;
+	int unroll, tile, order;
 } kiln_cpu_config;
 kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
                                         kiln_tensor *const *outs);

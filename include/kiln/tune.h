@@ -8,7 +8,9 @@
  * Each trial is measured by a worker process (`kiln measure`, spawned by
  * `kiln tune` with a timeout), so a candidate that fails to build, crashes,
  * hangs or computes a wrong answer is recorded as an error and the search
- * goes on. This covers the CPU (llvm) target's register-block template.
+ * goes on. This covers the CPU template (llvm, and wasm over RPC). Searches:
+ * grid, random, and "xgb": a cost model trained on the trials so far
+ * guides simulated annealing to the next batch (as AutoTVM's XGBTuner).
  */
 #ifndef KILN_TUNE_H
 #define KILN_TUNE_H
@@ -44,13 +46,60 @@ typedef struct {
 } kiln_tune_record;
 
 /*
- * The configurations of the CPU template for target t: block rows 1-8 x
- * 1-4 vectors of columns whose accumulators fit the registers (and a few
- * that spill, so the search sees why not). Returns how many (at most max).
+ * The configurations of the CPU template for target t: register blocks of
+ * 1-8 rows x 1-4 vectors of columns whose accumulators fit the registers
+ * (and a few that spill, so the search sees why not), each with the
+ * innermost reduction unrolled 1-8 times, both block orders, and tiles of
+ * 1-16 blocks. Returns how many (at most max); a task's schedule refuses
+ * some (kiln_schedule_cpu_config fails: factors that do not divide it).
  */
 int kiln_tune_space(const kiln_target *t, kiln_cpu_config *out, int max);
 /* The order a search visits n configurations in: "grid" (as declared) or "random" (seeded). 0 or -1. */
 int kiln_tune_order(const char *search, uint64_t seed, int n, int *order);
+/* "ROWS,VECS,UNROLL,TILE,ORDER" (what --config takes) into buf. */
+void kiln_tune_config_str(const kiln_cpu_config *c, char *buf, size_t n);
+/* Parses 2-5 comma-separated numbers (the rest 0) within the template's ranges; 0 or -1. */
+int kiln_tune_config_parse(const char *s, kiln_cpu_config *c);
+/* For people: "8 rows x 2 vectors, unroll 4, tile 8, columns outside". */
+void kiln_tune_config_describe(const kiln_cpu_config *c, char *buf, size_t n);
+
+/*
+ * Features of a lowered function for the cost model (tune/feature.c), as
+ * AutoTVM's iteration-variable features: for the loop nest of its hottest
+ * statements, per loop (innermost first) its extent and annotation, and for
+ * the buffers those statements touch, their stride along the loop, the
+ * bytes touched inside it and the reuse; plus whole-function totals
+ * (operations, bytes, arithmetic intensity, vector lanes, accumulators).
+ * Fills KILN_TUNE_FEATURES floats; 0, or -1 (no loop nest to describe).
+ */
+#define KILN_TUNE_FEATURES 112
+struct ir_func;
+int kiln_tune_features(const struct ir_func *f, float *out);
+
+/*
+ * The cost model (tune/cost.c): gradient-boosted trees (XGBoost's C API)
+ * with a pairwise ranking objective, trained on measured configurations'
+ * features and throughputs (failures as 0), predicting a score that orders
+ * untried ones (higher: faster). Retrained from scratch on all data each time.
+ */
+typedef struct kiln_cost_model kiln_cost_model;
+kiln_cost_model *kiln_cost_new(void);
+/* x: n rows of KILN_TUNE_FEATURES; y: throughput. 0, or -1 with a message in err. */
+int kiln_cost_train(kiln_cost_model *m, const float *x, const float *y, int n, char *err, int errlen);
+int kiln_cost_predict(kiln_cost_model *m, const float *x, int n, float *out, char *err, int errlen);
+void kiln_cost_free(kiln_cost_model *m);
+
+/*
+ * Simulated annealing over a space (tune/anneal.c): walkers move between
+ * configurations that differ in one knob, accepting worse scores with a
+ * probability that cools to zero; the best `want` configurations it met
+ * that are not in `skip` (1 per configuration already measured or chosen)
+ * are written to out, best first. score rates n configurations at once
+ * (the model's predictions); 0 or -1. Returns how many were found.
+ */
+typedef int (*kiln_tune_score_fn)(void *user, const int *idx, int n, float *scores);
+int kiln_tune_anneal(const kiln_cpu_config *space, int nspace, kiln_tune_score_fn score, void *user,
+                     const unsigned char *skip, int want, uint64_t seed, int *out);
 
 /* Appends r to the log as one JSON line; 0, or -1 with a message in err. */
 int kiln_tune_log_append(const char *path, const kiln_tune_record *r, char *err, int errlen);

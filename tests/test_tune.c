@@ -1,0 +1,371 @@
+/*
+ * test_tune.c — the tuner's pieces: every knob of the CPU template lowers,
+ * builds and matches the oracle and the plain-C reference (a sample of each
+ * operator's space, llvm and wasm); configurations and log records
+ * round-trip; features tell configurations apart; the cost model trained on
+ * measured kernels ranks held-out ones better than chance; annealing finds
+ * the best of a known score.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kiln/runtime.h"
+#include "kiln/tune.h"
+#include "testutil.h"
+
+/* operators and shapes whose schedules take the template's knobs (odd sizes: guards and shifted tiles) */
+static const struct {
+	const char *op, *attrs;
+	int n;
+	int64_t shape[7];
+} cases[] = {
+	{"matmul", "", 3, {64, 64, 96}},
+	{"matmul", "trans_b=1", 3, {40, 48, 36}},
+	{"batch_matmul", "", 4, {2, 24, 32, 40}},
+	{"dense", "", 3, {16, 48, 64}},
+	{"conv2d", "", 7, {1, 8, 10, 12, 16, 3, 3}},
+	{"conv2d", "stride=2,pad=1", 7, {1, 4, 11, 11, 8, 3, 3}},
+	{"depthwise_conv2d", "pad=1", 6, {1, 16, 12, 12, 3, 3}},
+	{"avg_pool2d", "kernel=3,stride=1", 4, {1, 8, 12, 12}},
+};
+#define NCASES (int)(sizeof cases / sizeof cases[0])
+
+/* The configurations of t's space this case's schedule takes. */
+static int accepted(int c, const kiln_target *t, kiln_cpu_config *out, int max)
+{
+	kiln_cpu_config *all = malloc(sizeof *all * 4096);
+	int nall = kiln_tune_space(t, all, 4096), n = 0;
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(cases[c].op), cases[c].n, cases[c].shape, cases[c].attrs, &o), 0);
+	for (int i = 0; i < nall && n < max; i++) {
+		if (kiln_schedule_cpu_config(ctx, t, &all[i], o.nargs - o.nin, o.args + o.nin))
+			out[n++] = all[i];
+		kiln_clear_error(ctx);
+	}
+	kiln_ctx_free(ctx);
+	free(all);
+	return n;
+}
+
+/* A sample of case c's space on target: every knob value appears; each checked against both references. */
+static void check_sample(int c, const char *target, int want)
+{
+	kiln_target t;
+	char err[256];
+	ck_assert_msg(!kiln_target_parse(target, &t, err, sizeof err), "%s", err);
+	kiln_cpu_config *space = malloc(sizeof *space * 4096);
+	int n = accepted(c, &t, space, 4096), checked = 0, *order = malloc(sizeof(int) * (size_t)n);
+	ck_assert_msg(n > 0, "%s: the schedule takes no configuration", cases[c].op);
+	kiln_tune_order("random", 100 + (uint64_t)c, n, order);
+	bool seen[3][17] = {{0}}, offered[3][17] = {{0}}; /* unroll, tile, order values: checked, in the space */
+	for (int i = 0; i < n; i++)
+		offered[0][space[i].unroll % 17] = offered[1][space[i].tile % 17] = offered[2][space[i].order % 17] = true;
+	for (int k = 0; k < want && k < n; k++) {
+		int i = order[k];
+		const kiln_cpu_config *cfg = &space[i];
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_op_inst o;
+		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(cases[c].op), cases[c].n, cases[c].shape, cases[c].attrs, &o), 0);
+		kiln_schedule *s = kiln_schedule_cpu_config(ctx, &t, cfg, o.nargs - o.nin, o.args + o.nin);
+		char d[160];
+		kiln_tune_config_describe(cfg, d, sizeof d);
+		ck_assert_msg(s != NULL, "%s: %s: %s", cases[c].op, d, kiln_error(ctx));
+		ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 11 + (uint64_t)i, target, cases[c].op, cases[c].attrs) >= 0,
+		              "%s %s on %s, %s: %s", cases[c].op, cases[c].attrs, target, d, kiln_error(ctx));
+		kiln_ctx_free(ctx);
+		seen[0][cfg->unroll % 17] = seen[1][cfg->tile % 17] = seen[2][cfg->order % 17] = true;
+		checked++;
+	}
+	free(space);
+	free(order);
+	ck_assert_int_eq(checked, want < n ? want : n);
+	/* a sample of 16 moves every knob the space moves */
+	for (int k = 0; k < 3 && want >= 16; k++) {
+		int in_space = 0, in_sample = 0;
+		for (int v = 0; v < 17; v++)
+			in_space += offered[k][v], in_sample += seen[k][v];
+		ck_assert_msg(in_space < 2 || in_sample >= 2, "%s: the sample keeps knob %d at one value", cases[c].op, k);
+	}
+}
+
+START_TEST(template_llvm) { check_sample(_i, "llvm", 16); }
+END_TEST
+
+START_TEST(template_llvm_few) { check_sample(_i, "llvm", 2); }
+END_TEST
+
+START_TEST(template_wasm) { check_sample(_i, "wasm", 3); }
+END_TEST
+
+START_TEST(refused_factors)
+{
+	/* unrolling or tiling by a factor that does not divide the loop is refused with the reason */
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_target t;
+	char err[256];
+	ck_assert(!kiln_target_parse("llvm", &t, err, sizeof err));
+	kiln_op_inst o;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){48, 64, 36}, "", &o), 0);
+	kiln_cpu_config u = {4, 1, 8, 1, 1}, ti = {4, 1, 1, 5, 1}, bad = {4, 1, 1, 1, 3};
+	ck_assert_ptr_null(kiln_schedule_cpu_config(ctx, &t, &u, 1, o.args + o.nin));
+	ck_assert_msg(strstr(kiln_error(ctx), "unrolling by 8 does not divide the 36 steps"), "%s", kiln_error(ctx));
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_schedule_cpu_config(ctx, &t, &ti, 1, o.args + o.nin));
+	ck_assert_msg(strstr(kiln_error(ctx), "a tile of 5 blocks does not divide the 12 blocks"), "%s", kiln_error(ctx));
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_schedule_cpu_config(ctx, &t, &bad, 1, o.args + o.nin));
+	ck_assert_msg(strstr(kiln_error(ctx), "order 3"), "%s", kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(config_strings)
+{
+	kiln_cpu_config c, d = {6, 2, 4, 8, 2};
+	char buf[64], desc[160];
+	kiln_tune_config_str(&d, buf, sizeof buf);
+	ck_assert_str_eq(buf, "6,2,4,8,2");
+	ck_assert_int_eq(kiln_tune_config_parse(buf, &c), 0);
+	ck_assert_mem_eq(&c, &d, sizeof c);
+	ck_assert_int_eq(kiln_tune_config_parse("3,1", &c), 0); /* the older two-knob form */
+	ck_assert(c.rows == 3 && c.vecs == 1 && !c.unroll && !c.tile && !c.order);
+	static const char *const bad[] = {"", "3", "3,", "3,1,", "a,1", "3,1,2,4,1,9", "17,1", "3,9", "3,1,65",
+	                                  "3,1,1,1025", "3,1,1,1,3", "-1,1", "3,1 ", "99999999999999999999,1"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(kiln_tune_config_parse(bad[i], &c) == -1, "'%s' parsed", bad[i]);
+	kiln_tune_config_describe(&d, desc, sizeof desc);
+	ck_assert_str_eq(desc, "6 rows x 2 vectors, unroll 4, tile 8, rows outside");
+	kiln_tune_config_describe(&(kiln_cpu_config){2, 2}, desc, sizeof desc);
+	ck_assert_str_eq(desc, "2 rows x 2 vectors");
+}
+END_TEST
+
+START_TEST(log_round_trip)
+{
+	char path[] = "/tmp/kiln-test-tune-XXXXXX", err[256];
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	kiln_tune_record r = {.task = {"matmul", "64,64,96", "trans_b=1", "llvm -mcpu=znver3"},
+	                      .cfg = {5, 2, 4, 16, 1}, .median_ms = 0.25, .gflops = 3.5, .nsamples = 3,
+	                      .samples_ms = {0.3, 0.25, 0.2}, .device = "llvm -mcpu=znver3 (this host)", .version = "9.9",
+	                      .unix_time = 1.8e9},
+	                  slow = r, failed = r, back;
+	slow.median_ms = 0.5;
+	slow.cfg.tile = 2;
+	failed.median_ms = 0.01;
+	snprintf(failed.error, sizeof failed.error, "wrong result");
+	ck_assert_int_eq(kiln_tune_log_append(path, &slow, err, sizeof err), 0);
+	ck_assert_int_eq(kiln_tune_log_append(path, &r, err, sizeof err), 0);
+	ck_assert_int_eq(kiln_tune_log_append(path, &failed, err, sizeof err), 0);
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	ck_assert(fgets(line, sizeof line, f) && fgets(line, sizeof line, f));
+	fclose(f);
+	ck_assert_int_eq(kiln_tune_record_parse(line, &back), 0);
+	ck_assert_str_eq(back.task.op, r.task.op);
+	ck_assert_str_eq(back.task.attrs, r.task.attrs);
+	ck_assert_str_eq(back.device, r.device);
+	ck_assert_mem_eq(&back.cfg, &r.cfg, sizeof r.cfg);
+	ck_assert(back.median_ms == r.median_ms && back.nsamples == 3 && back.samples_ms[2] == 0.2);
+	/* apply-best: the fastest record without an error */
+	ck_assert_int_eq(kiln_tune_log_best(path, &r.task, NULL, &back, err, sizeof err), 1);
+	ck_assert_int_eq(back.cfg.tile, 16);
+	ck_assert_int_eq(kiln_tune_record_parse("{\"op\":\"matmul\",\"config\":{\"rows\":1,\"vecs\":1,\"tile\":2.5}}", &back), -1);
+	unlink(path);
+}
+END_TEST
+
+/* Features of case 0 under cfg on the host. */
+static void features_of(const kiln_cpu_config *cfg, float *f)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_target t;
+	char err[256];
+	ck_assert(!kiln_target_parse("llvm", &t, err, sizeof err));
+	kiln_op_inst o;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){64, 64, 96}, "", &o), 0);
+	kiln_schedule *s = kiln_schedule_cpu_config(ctx, &t, cfg, 1, o.args + o.nin);
+	ck_assert_ptr_nonnull(s);
+	kiln_func *fn = kiln_lower(s, "mm", o.nargs, o.args, NULL);
+	ck_assert_ptr_nonnull(fn);
+	ck_assert_int_eq(kiln_tune_features(fn, f), 0);
+	kiln_ctx_free(ctx);
+}
+
+START_TEST(features_differ)
+{
+	float a[KILN_TUNE_FEATURES], b[KILN_TUNE_FEATURES], c[KILN_TUNE_FEATURES];
+	features_of(&(kiln_cpu_config){4, 1, 1, 1, 1}, a);
+	features_of(&(kiln_cpu_config){4, 1, 1, 1, 1}, b);
+	ck_assert_mem_eq(a, b, sizeof a); /* deterministic */
+	for (int i = 0; i < KILN_TUNE_FEATURES; i++)
+		ck_assert(isfinite(a[i]));
+	/* each knob changes what the model sees */
+	const kiln_cpu_config other[] = {{2, 1, 1, 1, 1}, {4, 1, 4, 1, 1}, {4, 1, 1, 4, 1}, {4, 1, 1, 1, 2}};
+	for (size_t k = 0; k < sizeof other / sizeof other[0]; k++) {
+		features_of(&other[k], c);
+		ck_assert_msg(memcmp(a, c, sizeof a), "knob set %zu: same features", k);
+	}
+	/* the work of the hottest nest: 64 x 64 x 96 multiply-adds (2 flops each, counted per lane) */
+	ck_assert_float_eq_tol(a[90 + 3], log2(1 + 2.0 * 64 * 64 * 96), 1e-3);
+}
+END_TEST
+
+/* anneal's score: a known function of the knobs (best at 5 rows x 2 vectors, unroll 4, tile 8, order 2) */
+static int known_score(void *user, const int *idx, int n, float *s)
+{
+	const kiln_cpu_config *sp = user;
+	for (int i = 0; i < n; i++) {
+		const kiln_cpu_config *c = &sp[idx[i]];
+		s[i] = -(float)(abs(c->rows - 5) + abs(c->vecs - 2) + abs(c->unroll - 4) + abs(c->tile - 8) + 3 * (c->order != 2));
+	}
+	return 0;
+}
+
+START_TEST(anneal_finds_best)
+{
+	kiln_target t;
+	char err[256];
+	ck_assert(!kiln_target_parse("llvm -mcpu=x86-64-v3", &t, err, sizeof err));
+	kiln_cpu_config *sp = malloc(sizeof *sp * 4096);
+	int n = kiln_tune_space(&t, sp, 4096), out[8];
+	unsigned char *skip = calloc((size_t)n, 1);
+	ck_assert_int_gt(n, 500);
+	int got = kiln_tune_anneal(sp, n, known_score, sp, skip, 8, 3, out);
+	ck_assert_int_eq(got, 8);
+	const kiln_cpu_config *b = &sp[out[0]];
+	ck_assert_msg(b->rows == 5 && b->vecs == 2 && b->unroll == 4 && b->tile == 8 && b->order == 2,
+	              "annealing found %d,%d,%d,%d,%d", b->rows, b->vecs, b->unroll, b->tile, b->order);
+	/* what is skipped (measured already) is never proposed again */
+	skip[out[0]] = 1;
+	int again[8];
+	ck_assert_int_eq(kiln_tune_anneal(sp, n, known_score, sp, skip, 8, 3, again), 8);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_ne(again[i], out[0]);
+	free(sp);
+	free(skip);
+}
+END_TEST
+
+/*
+ * The cost model on real kernels: matmul 256^3 under 72 random
+ * configurations of the host's space, each built and timed; trained on 48,
+ * it must order the other 24 better than chance. Only pairs whose times
+ * differ by more than 20% count (closer ones are within this VM's noise).
+ */
+START_TEST(cost_model_ranks)
+{
+	kiln_target t;
+	char err[512];
+	ck_assert(!kiln_target_parse("llvm", &t, err, sizeof err));
+	kiln_cpu_config *sp = malloc(sizeof *sp * 4096);
+	int n = 0;
+	{
+		kiln_cpu_config *all = malloc(sizeof *all * 4096);
+		int nall = kiln_tune_space(&t, all, 4096);
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_op_inst o;
+		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){256, 256, 256}, "", &o), 0);
+		for (int i = 0; i < nall; i++) {
+			if (kiln_schedule_cpu_config(ctx, &t, &all[i], 1, o.args + o.nin))
+				sp[n++] = all[i];
+			kiln_clear_error(ctx);
+		}
+		kiln_ctx_free(ctx);
+		free(all);
+	}
+	enum { TRAIN = 48, TEST = 24, ALL = TRAIN + TEST };
+	ck_assert_int_ge(n, ALL);
+	int pick[ALL];
+	ck_assert_int_eq(kiln_tune_order("random", 5, ALL, pick), 0); /* a shuffle of 0..ALL-1, scaled over the space */
+	float *x = malloc(sizeof(float) * KILN_TUNE_FEATURES * ALL), y[ALL];
+	for (int k = 0; k < ALL; k++) {
+		const kiln_cpu_config *cfg = &sp[(int64_t)pick[k] * n / ALL];
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_op_inst o;
+		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){256, 256, 256}, "", &o), 0);
+		kiln_schedule *s = kiln_schedule_cpu_config(ctx, &t, cfg, 1, o.args + o.nin);
+		kiln_func *fn = s ? kiln_lower(s, "mm", o.nargs, o.args, NULL) : NULL;
+		ck_assert_msg(fn && !kiln_tune_features(fn, x + (size_t)k * KILN_TUNE_FEATURES), "%s", kiln_error(ctx));
+		kiln_module *m = kiln_build(ctx, 1, &fn, "llvm");
+		ck_assert_msg(m != NULL, "%s", kiln_error(ctx));
+		kiln_array *a[3];
+		for (int i = 0; i < 3; i++) {
+			a[i] = kiln_array_empty(2, (int64_t[]){256, 256}, KILN_F32);
+			kiln_array_fill_random(a[i], (uint64_t)i, -1, 1);
+		}
+		kiln_time_opts topt = {.warmup = 1, .repeat = 5, .min_repeat_ms = 5};
+		kiln_timing r = {0};
+		ck_assert_msg(!kiln_module_time(m, "mm", a, 3, &topt, &r), "%s", kiln_rt_last_error());
+		y[k] = (float)(2.0 * 256 * 256 * 256 / r.median_ms / 1e6);
+		kiln_timing_free(&r);
+		for (int i = 0; i < 3; i++)
+			kiln_array_free(a[i]);
+		kiln_module_free(m);
+		kiln_ctx_free(ctx);
+	}
+	kiln_cost_model *cm = kiln_cost_new();
+	ck_assert_msg(!kiln_cost_train(cm, x, y, TRAIN, err, sizeof err), "%s", err);
+	float pred[TEST];
+	ck_assert_msg(!kiln_cost_predict(cm, x + (size_t)TRAIN * KILN_TUNE_FEATURES, TEST, pred, err, sizeof err), "%s", err);
+	int pairs = 0, right = 0;
+	for (int i = TRAIN; i < ALL; i++)
+		for (int j = i + 1; j < ALL; j++) {
+			float hi = fmaxf(y[i], y[j]), lo = fminf(y[i], y[j]);
+			if (hi < 1.2f * lo)
+				continue;
+			pairs++;
+			right += (y[i] > y[j]) == (pred[i - TRAIN] > pred[j - TRAIN]);
+		}
+	fprintf(stderr, "cost model: %d of %d held-out pairs ordered right\n", right, pairs);
+	ck_assert_msg(pairs >= 20, "only %d held-out pairs differ by 20%%: the space does not spread", pairs);
+	ck_assert_msg(right > 0.65 * pairs, "the model orders %d of %d held-out pairs right (chance: half)", right, pairs);
+	/* an untrained model refuses to predict; too little data refuses to train */
+	kiln_cost_model *fresh = kiln_cost_new();
+	ck_assert_int_eq(kiln_cost_predict(fresh, x, 1, pred, err, sizeof err), -1);
+	ck_assert_int_eq(kiln_cost_train(fresh, x, y, 1, err, sizeof err), -1);
+	kiln_cost_free(fresh);
+	kiln_cost_free(cm);
+	free(x);
+	free(sp);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("tune");
+	TCase *tc = tcase_create("template");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, template_llvm_few, 0, NCASES);
+	tcase_add_test(tc, refused_factors);
+	tcase_add_test(tc, config_strings);
+	tcase_add_test(tc, log_round_trip);
+	tcase_add_test(tc, features_differ);
+	tcase_add_test(tc, anneal_finds_best);
+	suite_add_tcase(s, tc);
+	/* 16 configurations of each case (128 builds): too slow under valgrind, which sees 2 */
+	TCase *many = tcase_create("template sample");
+	tcase_set_tags(many, "large");
+	tcase_set_timeout(many, 600);
+	tcase_add_loop_test(many, template_llvm, 0, NCASES);
+	suite_add_tcase(s, many);
+	/* in node: slow under valgrind, which does not look into node anyway */
+	TCase *web = tcase_create("wasm");
+	tcase_set_tags(web, "large");
+	tcase_set_timeout(web, 600);
+	tcase_add_loop_test(web, template_wasm, 0, NCASES);
+	suite_add_tcase(s, web);
+	/* builds and times 72 kernels */
+	TCase *cm = tcase_create("cost model");
+	tcase_set_tags(cm, "large");
+	tcase_set_timeout(cm, 600);
+	tcase_add_test(cm, cost_model_ranks);
+	suite_add_tcase(s, cm);
+	return tu_run_suite(s) ? 1 : 0;
+}
