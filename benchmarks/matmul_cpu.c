@@ -4,6 +4,8 @@
  * One JSON line per case; ratio = peer_ms / kiln_ms (> 1: kiln is faster).
  * Run through benchmarks/run.sh, which sets OPENBLAS_CORETYPE from this CPU.
  * Exits 1 when kiln's output differs from OpenBLAS's anywhere.
+ * KILN_TUNING_LOG=F.jsonl: kiln's side uses the best record of F for each
+ * size measured on this machine (kiln tune), where it has one ("tuned").
  */
 #include <cblas.h>
 #include <math.h>
@@ -13,6 +15,7 @@
 #include "bench.h"
 #include "kiln/build.h"
 #include "kiln/ops.h"
+#include "kiln/tune.h"
 
 typedef struct {
 	kiln_module *m;
@@ -57,9 +60,21 @@ int main(int argc, char **argv)
 			kiln_tensor *A = kiln_placeholder(kc, "A", 2, (int64_t[]){n, n}, KILN_F32);
 			kiln_tensor *B = kiln_placeholder(kc, "B", 2, (int64_t[]){n, n}, KILN_F32);
 			kiln_tensor *C = kiln_op_matmul(kc, A, B, 0, 0);
+			/* the best tuning record for this size on this machine, if a log is given */
+			kiln_tune_task task = {"matmul", "", "", ""};
+			snprintf(task.shape, sizeof task.shape, "%d,%d,%d", n, n, n);
+			snprintf(task.target, sizeof task.target, "%s", target);
+			kiln_tune_record best;
+			kiln_target tt;
+			char err[512], desc[512];
+			int tuned = 0;
+			if (getenv("KILN_TUNING_LOG") && !kiln_target_parse(target, &tt, err, sizeof err))
+				tuned = kiln_tune_log_best(getenv("KILN_TUNING_LOG"), &task, kiln_target_describe(&tt, desc, sizeof desc),
+				                           &best, err, sizeof err) == 1;
 			double t0 = bench_now_ms();
-			kiln_module *m = kiln_build_schedule(kiln_schedule_for(kc, target, 1, &C), "matmul", 3,
-			                                     (kiln_tensor *[]){A, B, C}, target);
+			kiln_schedule *sch = tuned ? kiln_schedule_cpu_config(kc, &tt, &best.cfg, 1, &C)
+			                           : kiln_schedule_for(kc, target, 1, &C);
+			kiln_module *m = kiln_build_schedule(sch, "matmul", 3, (kiln_tensor *[]){A, B, C}, target);
 			double compile_ms = bench_now_ms() - t0;
 			if (!m) {
 				fprintf(stderr, "build: %s\n", kiln_error(kc));
@@ -81,10 +96,10 @@ int main(int argc, char **argv)
 			double kms, pms;
 			bench_pair(run_kiln, &cx, run_blas, &cx, repeat, &kms, &pms);
 			double fl = 2.0 * n * n * n;
-			printf("{\"bench\": \"matmul_cpu\", \"case\": \"%dx%dx%d\", \"target\": \"%s\", \"threads\": %d, "
+			printf("{\"bench\": \"matmul_cpu\", \"case\": \"%dx%dx%d\", \"target\": \"%s%s\", \"threads\": %d, "
 			       "\"kiln_ms\": %.4f, \"peer\": \"openblas-sgemm(%s)\", \"peer_ms\": %.4f, \"ratio\": %.3f, "
 			       "\"gflops\": %.1f, \"peer_gflops\": %.1f, \"compile_ms\": %.1f, \"max_abs_diff\": %.2g}\n",
-			       n, n, n, target, threads, kms, core ? core : "auto", pms, pms / kms, fl / kms / 1e6, fl / pms / 1e6,
+			       n, n, n, target, tuned ? " (tuned)" : "", threads, kms, core ? core : "auto", pms, pms / kms, fl / kms / 1e6, fl / pms / 1e6,
 			       compile_ms, maxerr);
 			fflush(stdout);
 			free(ref);

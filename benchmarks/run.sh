@@ -4,7 +4,7 @@
 # peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster), gflops.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, models_gpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, rpc, smoke)}
+name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, models_gpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, rpc, tune_cpu, smoke)}
 build=${KILN_BUILD:-$here/build}
 [ -d "$build" ] || meson setup "$build" "$here" >/dev/null
 # OpenBLAS 0.3.21 misdetects these CPUs and falls back to slow kernels, and the
@@ -27,7 +27,7 @@ smoke)
 	# Not here: webgpu_node.mjs (TF.js needs a core WebGPU adapter, which
 	# Dawn on Mesa lacks; it runs on the GPU machine).
 	export KILN_BENCH_SMOKE=1
-	for b in matmul_cpu conv2d_cpu matmul_gpu conv2d_gpu matmul_web conv2d_web rpc; do
+	for b in matmul_cpu conv2d_cpu matmul_gpu conv2d_gpu matmul_web conv2d_web rpc tune_cpu; do
 		echo "-- $b"
 		sh "$0" "$b" 1 || { echo "benchmarks/run.sh: $b failed" >&2; exit 1; }
 	done
@@ -122,6 +122,35 @@ models_gpu)
 	done
 	[ -n "${KILN_MODELS_DIR:-}" ] || rm -rf "$dir"
 	exit $st ;;
+tune_cpu)
+	# the tuner's search (include/kiln/tune.h): random search against the
+	# model-guided one (xgb) on the same task, matmul 1024^3 and a ResNet-18 3x3
+	# convolution, RANDOM and XGB trials (1000 and 300); goal: xgb reaches random's
+	# best within its 300. Then kiln's matmul with the best of both logs against
+	# OpenBLAS (matmul_cpu, KILN_TUNING_LOG). Logs and plots go to KILN_BENCH_OUT (.).
+	ninja -C "$build" kiln benchmarks/matmul_cpu >/dev/null
+	random=${2:-1000} xgb=${3:-300}
+	out=${KILN_BENCH_OUT:-$PWD}
+	mm=1024,1024,1024 conv=1,64,56,56,64,3,3
+	if [ -n "${KILN_BENCH_SMOKE:-}" ]; then random=6 xgb=20 mm=64,64,64 conv=1,8,10,10,8,3,3 out=$(mktemp -d /tmp/kiln-tune-bench-XXXXXX); fi
+	for task in "matmul_$mm matmul $mm" "resnet18_conv_$conv conv2d $conv pad=1"; do
+		set -- $task
+		label=$(echo "$1" | tr , x) op=$2 shape=$3 attrs=${4:-}
+		for search in random xgb; do
+			eval "trials=\$$search"
+			log="$out/tune_cpu_$label.$search.jsonl"
+			rm -f "$log"
+			"$build/kiln" tune "$op" --shape "$shape" ${attrs:+--attr "$attrs"} --search $search --trials "$trials" \
+				--log "$log" >/dev/null 2>"$out/tune_cpu.err" || { cat "$out/tune_cpu.err" >&2; exit 1; }
+		done
+		python3 "$here/benchmarks/tune_curves.py" "$op $shape${attrs:+ $attrs}" "$out/tune_cpu_$label.random.jsonl" \
+			"$out/tune_cpu_$label.xgb.jsonl" "$out/tune_cpu_$label.svg"
+	done
+	rm -f "$out/tune_cpu.err"
+	cat "$out"/tune_cpu_matmul_*.jsonl >"$out/tune_cpu_matmul.jsonl"
+	KILN_TUNING_LOG="$out/tune_cpu_matmul.jsonl" "$build/benchmarks/matmul_cpu" "${KILN_BENCH_SMOKE:+1}"
+	[ -z "${KILN_BENCH_SMOKE:-}" ] || rm -rf "$out"
+	exit 0 ;;
 gles_probe)
 	# fragment-shader ceilings; --small for software rasterizers (llvmpipe)
 	ninja -C "$build" benchmarks/gles_probe >/dev/null
