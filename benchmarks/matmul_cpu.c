@@ -45,6 +45,10 @@ int main(int argc, char **argv)
 {
 	int sizes[] = {256, 512, 1024, 2048}, nsizes = bench_smoke() ? 1 : 4;
 	int repeat = bench_smoke() ? 1 : argc > 1 ? atoi(argv[1]) : 9;
+	if (repeat < 1) {
+		fprintf(stderr, "usage: matmul_cpu [REPEAT >= 1]\n");
+		return 2;
+	}
 	if (bench_smoke())
 		sizes[0] = 67; /* uneven: the edges of the register tiles */
 	const char *core = getenv("OPENBLAS_CORETYPE");

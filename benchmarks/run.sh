@@ -148,7 +148,7 @@ tune_cpu)
 	done
 	rm -f "$out/tune_cpu.err"
 	cat "$out"/tune_cpu_matmul_*.jsonl >"$out/tune_cpu_matmul.jsonl"
-	KILN_TUNING_LOG="$out/tune_cpu_matmul.jsonl" "$build/benchmarks/matmul_cpu" "${KILN_BENCH_SMOKE:+1}"
+	KILN_TUNING_LOG="$out/tune_cpu_matmul.jsonl" "$build/benchmarks/matmul_cpu" ${KILN_BENCH_SMOKE:+1}
 	[ -z "${KILN_BENCH_SMOKE:-}" ] || rm -rf "$out"
 	exit 0 ;;
 gles_probe)

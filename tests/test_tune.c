@@ -257,7 +257,8 @@ END_TEST
  * The cost model on real kernels: matmul 256^3 under 72 random
  * configurations of the host's space, each built and timed; trained on 48,
  * it must order the other 24 better than chance. Only pairs whose times
- * differ by more than 20% count (closer ones are within this VM's noise).
+ * differ by more than 20% count (closer ones are within this VM's noise;
+ * meson runs this suite alone for the same reason).
  */
 START_TEST(cost_model_ranks)
 {
@@ -303,7 +304,10 @@ START_TEST(cost_model_ranks)
 		kiln_time_opts topt = {.warmup = 1, .repeat = 5, .min_repeat_ms = 5};
 		kiln_timing r = {0};
 		ck_assert_msg(!kiln_module_time(m, "mm", a, 3, &topt, &r), "%s", kiln_rt_last_error());
-		y[k] = (float)(2.0 * 256 * 256 * 256 / r.median_ms / 1e6);
+		double fastest = r.median_ms; /* the least sample: what other processes on the machine disturb least */
+		for (int i = 0; i < r.nsamples; i++)
+			fastest = fmin(fastest, r.samples_ms[i]);
+		y[k] = (float)(2.0 * 256 * 256 * 256 / fastest / 1e6);
 		kiln_timing_free(&r);
 		for (int i = 0; i < 3; i++)
 			kiln_array_free(a[i]);

@@ -48,6 +48,7 @@ typedef struct {
 	int print_graph;
 	/* tune and measure */
 	int trials, timeout, check;
+	int min_repeat_ms, cooldown_ms; /* measure_option's: a sample's least length, a pause between trials */
 	const char *log, *tuning_log, *search, *config;
 	const char *oracle; /* measure --check: where the oracle's outputs are kept between trials */
 	const char *rpc, *key; /* run and bench there: HOST:PORT of a server or proxy, and its key */
@@ -125,6 +126,7 @@ static void cmd_usage(const char *cmd)
 	if (!strcmp(cmd, "tune") || !strcmp(cmd, "measure")) {
 		printf("usage: kiln tune OP|FILE.kte|MODEL.onnx [--shape S] [--attr A] [--target 'llvm ...'] --log F.jsonl\n"
 		       "                 [--trials N] [--search xgb|random|grid] [--seed N] [--timeout S] [--repeat N]\n"
+		       "                 [--min-repeat-ms MS] [--cooldown-ms MS]\n"
 		       "                 [--rpc HOST:PORT [--key K]]\n\n"
 		       "Searches the CPU template for OP on this machine: register blocks (rows x vectors\n"
 		       "of columns), unrolling of the innermost reduction, the order of the block loops\n"
@@ -133,7 +135,9 @@ static void cmd_usage(const char *cmd)
 		       "trained on features of the lowered code of every trial so far) plus a few at\n"
 		       "random. Each trial is built, run and timed by a worker process (kiln measure)\n"
 		       "with a timeout, the first one and every new best checked against the oracle;\n"
-		       "failures are recorded and the search goes on. Appends one JSON line per trial\n"
+		       "failures are recorded and the search goes on. A trial's time is the median of\n"
+		       "--repeat samples (10), each at least --min-repeat-ms long (20); --cooldown-ms\n"
+		       "pauses between trials. Appends one JSON line per trial\n"
 		       "to the log and writes F.jsonl.svg (best so far against trials). With --rpc each\n"
 		       "trial is built here and measured on that server's CPU (see kiln rpc --help; give\n"
 		       "--target 'llvm -mcpu=CPU' for its CPU); its records apply with the same --rpc.\n"
@@ -183,7 +187,8 @@ static void cmd_usage(const char *cmd)
 
 static int parse(int argc, char **argv, opts *o)
 {
-	*o = (opts){.target = "llvm", .attrs = "", .repeat = 10, .seed = 1, .trials = 32, .timeout = 60, .search = "xgb"};
+	*o = (opts){.target = "llvm", .attrs = "", .repeat = 10, .seed = 1, .trials = 32, .timeout = 60, .search = "xgb",
+	          .min_repeat_ms = 20};
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -240,6 +245,14 @@ static int parse(int argc, char **argv, opts *o)
 				o->repeat = (int)x;
 			else
 				o->seed = (uint64_t)x;
+		} else if (!strcmp(a, "--min-repeat-ms") || !strcmp(a, "--cooldown-ms")) {
+			long long x;
+			char err[256];
+			if (cli_parse_int(a, v, 0, 60000, &x, err, sizeof err)) {
+				fprintf(stderr, "kiln: %s\n", err);
+				return -1;
+			}
+			*(a[2] == 'm' ? &o->min_repeat_ms : &o->cooldown_ms) = (int)x;
 		} else if (!strcmp(a, "--trials") || !strcmp(a, "--timeout")) {
 			long long x;
 			char err[256];
@@ -1221,7 +1234,7 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
 		}
 		kiln_array_free(want);
 	}
-	kiln_time_opts t = {.warmup = 2, .repeat = o->repeat, .min_repeat_ms = 20};
+	kiln_time_opts t = {.warmup = 2, .repeat = o->repeat, .min_repeat_ms = o->min_repeat_ms};
 	if (m && !error[0] && kiln_module_time(m, info->name, a, inst.nargs, &t, &r))
 		snprintf(error, sizeof error, "time: %s", kiln_rt_last_error());
 	cJSON_AddStringToObject(out, "error", error);
@@ -1252,7 +1265,9 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 {
 	char config[64], repeat[16];
 	kiln_tune_config_str(&cfg, config, sizeof config);
+	char min_ms[16];
 	snprintf(repeat, sizeof repeat, "%d", o->repeat);
+	snprintf(min_ms, sizeof min_ms, "%d", o->min_repeat_ms);
 	const char *argv[24 + 2 * 16];
 	int n = 0;
 	argv[n++] = self;
@@ -1268,6 +1283,7 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 	if (cfg.rows || cfg.vecs || cfg.unroll || cfg.tile || cfg.order) /* all 0: the default schedule */
 		argv[n++] = "--config", argv[n++] = config;
 	argv[n++] = "--repeat", argv[n++] = repeat;
+	argv[n++] = "--min-repeat-ms", argv[n++] = min_ms;
 	if (o->rpc)
 		argv[n++] = "--rpc", argv[n++] = o->rpc;
 	if (check)
@@ -1629,113 +1645,23 @@ static void write_plot(const char *path, const double *best, int n, const char *
 	fclose(f);
 }
 
-/* ---- the search of kiln tune: grid, random, or batches chosen by the cost model ---- */
-
-#define TUNE_BATCH 16  /* trials per batch of the xgb search (AutoTVM's plan size, scaled to small budgets) */
-#define TUNE_RANDOM 3  /* of which chosen at random, so the model keeps learning about the whole space */
-
+/* kiln tune's features for the xgb search: a configuration lowered in a context of its own. */
 typedef struct {
 	const opts *o;
 	const kiln_target *t;
 	const kiln_cpu_config *space;
-	int nspace;
-	uint64_t rng;
-	int *order, next_in_order; /* grid or random order; the xgb search's random picks come from it too */
-	unsigned char *used;       /* measured, or chosen for the current batch */
-	float *feat;               /* features of each configuration, once computed */
-	unsigned char *have;       /* 1: feat computed; 2: could not be lowered (zeros) */
-	float *xs, *ys;            /* the measured trials, for training */
-	int nmeasured;
-	int *batch, nbatch, pos;
-	kiln_cost_model *model;
-	char model_error[512];
-} tuner;
+} tune_features_of;
 
-/* The cost model's features of space[i]: its lowered function, in a context of its own. */
-static const float *tuner_features(tuner *tu, int i)
+static int tune_features(void *user, int i, float *out)
 {
-	float *f = tu->feat + (size_t)i * KILN_TUNE_FEATURES;
-	if (tu->have[i])
-		return f;
+	tune_features_of *tf = user;
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst inst;
-	const kiln_op_info *info = declare(ctx, tu->o, &inst);
-	kiln_schedule *s = info ? kiln_schedule_cpu_config(ctx, tu->t, &tu->space[i], inst.nargs - inst.nin,
-	                                                   inst.args + inst.nin) : NULL;
-	kiln_func *fn = s ? kiln_lower(s, info->name, inst.nargs, inst.args, NULL) : NULL;
-	tu->have[i] = fn && !kiln_tune_features(fn, f) ? 1 : 2;
-	if (tu->have[i] == 2)
-		memset(f, 0, sizeof(float) * KILN_TUNE_FEATURES);
+	const kiln_op_info *info = declare(ctx, tf->o, &inst);
+	int rc = info ? kiln_tune_config_features(ctx, tf->t, &tf->space[i], info->name, inst.nargs, inst.args,
+	                                          inst.nargs - inst.nin, out) : -1;
 	kiln_ctx_free(ctx);
-	return f;
-}
-
-/* kiln_tune_anneal's scores: the model's predictions for those configurations. */
-static int tuner_score(void *user, const int *idx, int n, float *scores)
-{
-	tuner *tu = user;
-	float *x = malloc(sizeof(float) * KILN_TUNE_FEATURES * (size_t)n);
-	if (!x)
-		return -1;
-	for (int k = 0; k < n; k++)
-		memcpy(x + (size_t)k * KILN_TUNE_FEATURES, tuner_features(tu, idx[k]), sizeof(float) * KILN_TUNE_FEATURES);
-	int rc = kiln_cost_predict(tu->model, x, n, scores, tu->model_error, sizeof tu->model_error);
-	free(x);
 	return rc;
-}
-
-/* The next configuration in the random (or grid) order not yet used; -1 when none is left. */
-static int tuner_unused(tuner *tu)
-{
-	while (tu->next_in_order < tu->nspace && tu->used[tu->order[tu->next_in_order]])
-		tu->next_in_order++;
-	return tu->next_in_order < tu->nspace ? tu->order[tu->next_in_order] : -1;
-}
-
-/*
- * The index of the next configuration to measure. xgb: once a batch has
- * been measured, the model is trained on every trial so far and annealing
- * on its predictions fills the next batch with its best untried
- * configurations, the last few at random.
- */
-static int tuner_next(tuner *tu)
-{
-	if (strcmp(tu->o->search, "xgb")) {
-		int i = tuner_unused(tu);
-		tu->used[i] = 1;
-		return i;
-	}
-	if (tu->pos == tu->nbatch) {
-		tu->nbatch = tu->pos = 0;
-		if (tu->nmeasured >= TUNE_BATCH && !tu->model_error[0]) {
-			/* the model's picks are skipped if training fails: the batch is random then */
-			if (!kiln_cost_train(tu->model, tu->xs, tu->ys, tu->nmeasured, tu->model_error, sizeof tu->model_error)) {
-				int got = kiln_tune_anneal(tu->space, tu->nspace, tuner_score, tu, tu->used, TUNE_BATCH - TUNE_RANDOM,
-				                           tu->rng + (uint64_t)tu->nmeasured, tu->batch);
-				tu->nbatch = got > 0 ? got : 0;
-			}
-		}
-		for (int k = 0; k < tu->nbatch; k++)
-			tu->used[tu->batch[k]] = 1;
-		while (tu->nbatch < TUNE_BATCH) {
-			int i = tuner_unused(tu);
-			if (i < 0)
-				break;
-			tu->used[i] = 1;
-			tu->batch[tu->nbatch++] = i;
-		}
-	}
-	return tu->batch[tu->pos++];
-}
-
-/* Records a measured trial (gflops 0 for one that failed) for the model. */
-static void tuner_measured(tuner *tu, int i, double gflops)
-{
-	if (strcmp(tu->o->search, "xgb"))
-		return;
-	memcpy(tu->xs + (size_t)tu->nmeasured * KILN_TUNE_FEATURES, tuner_features(tu, i),
-	       sizeof(float) * KILN_TUNE_FEATURES);
-	tu->ys[tu->nmeasured++] = (float)gflops;
 }
 
 static int cmd_tune(const opts *o)
@@ -1813,31 +1739,27 @@ static int cmd_tune(const opts *o)
 		checked.oracle = opath;
 	}
 	o = &checked;
-	tuner tu = {.o = o, .t = &t, .space = space, .nspace = nspace, .rng = o->seed,
-	            .order = malloc(sizeof(int) * (size_t)nspace), .used = calloc((size_t)nspace, 1),
-	            .feat = malloc(sizeof(float) * KILN_TUNE_FEATURES * (size_t)nspace),
-	            .have = calloc((size_t)nspace, 1), .xs = malloc(sizeof(float) * KILN_TUNE_FEATURES * (size_t)n),
-	            .ys = malloc(sizeof(float) * (size_t)n), .batch = malloc(sizeof(int) * TUNE_BATCH),
-	            .model = kiln_cost_new()};
+	tune_features_of tf = {o, &t, space};
+	kiln_tuner *tu = kiln_tuner_new(o->search, space, nspace, o->seed, tune_features, &tf);
 	double *best_so_far = calloc((size_t)n, sizeof *best_so_far), best = 0, t0 = bench_clock();
 	int best_i = -1, errors = 0, rc = 0;
-	if (!tu.order || !tu.used || !tu.feat || !tu.have || !tu.xs || !tu.ys || !tu.batch || !tu.model || !best_so_far) {
+	if (!tu || !best_so_far) {
 		fprintf(stderr, "kiln: out of memory for a space of %d configurations\n", nspace);
 		rc = 1;
 		n = 0;
-	} else {
-		kiln_tune_order(strcmp(o->search, "grid") ? "random" : "grid", o->seed, nspace, tu.order);
 	}
 	kiln_tune_task task = task_of(o);
 	tuning_device(o, &t, desc, sizeof desc);
 	fprintf(stderr, "tuning %s %s on %s: %d of %d configurations (%s search; %d the schedule refuses), log %s\n",
 	        task.op, task.shape, desc, n, nspace, o->search, nall - nspace, o->log);
 	for (int i = 0; i < n; i++) {
-		int at = tuner_next(&tu);
+		int at = kiln_tuner_next(tu);
 		kiln_tune_record r = {.task = task, .cfg = space[at]};
 		snprintf(r.device, sizeof r.device, "%.255s", desc);
 		snprintf(r.version, sizeof r.version, "%s", KILN_VERSION);
 		r.unix_time = (double)time(NULL);
+		if (i > 0 && o->cooldown_ms) /* lets a machine that throttles when hot cool between trials */
+			nanosleep(&(struct timespec){o->cooldown_ms / 1000, (long)(o->cooldown_ms % 1000) * 1000000}, NULL);
 		/* the first trial, and any trial that would become the best, is checked against the oracle */
 		if (i == 0) {
 			/* it also runs the oracle (the interpreter: a minute for a 1024^3 matmul), once for the run */
@@ -1857,7 +1779,7 @@ static int cmd_tune(const opts *o)
 					snprintf(r.error, sizeof r.error, "%s", again.error);
 			}
 		}
-		tuner_measured(&tu, at, r.error[0] ? 0 : r.gflops);
+		kiln_tuner_update(tu, at, r.error[0] ? 0 : r.gflops);
 		if (r.error[0])
 			errors++;
 		else if (r.gflops > best) {
@@ -1876,8 +1798,8 @@ static int cmd_tune(const opts *o)
 		        "##############################", i + 1, n, best, errors, (int)eta / 60, (int)eta % 60);
 	}
 	fprintf(stderr, "\n");
-	if (tu.model_error[0])
-		fprintf(stderr, "kiln: %s (those batches were chosen at random)\n", tu.model_error);
+	if (tu && kiln_tuner_note(tu)[0])
+		fprintf(stderr, "kiln: %s (the batches after it were chosen at random)\n", kiln_tuner_note(tu));
 	char plot[4200];
 	snprintf(plot, sizeof plot, "%s.svg", o->log);
 	char title[600];
@@ -1898,7 +1820,7 @@ static int cmd_tune(const opts *o)
 		       task.attrs[0] ? " --attr " : "", task.attrs, task.target, o->rpc ? " --rpc " : "", o->rpc ? o->rpc : "",
 		       o->log);
 	}
-	free(tu.order), free(tu.used), free(tu.feat), free(tu.have), free(tu.xs), free(tu.ys), free(tu.batch);
+	kiln_tuner_free(tu);
 	if (opath[0]) {
 		for (int k = 0; k < 64; k++) {
 			char f[128];
@@ -1907,7 +1829,6 @@ static int cmd_tune(const opts *o)
 		}
 		rmdir(odir);
 	}
-	kiln_cost_free(tu.model);
 	free(best_so_far);
 	free(space);
 	return rc;

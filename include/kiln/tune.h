@@ -101,6 +101,35 @@ typedef int (*kiln_tune_score_fn)(void *user, const int *idx, int n, float *scor
 int kiln_tune_anneal(const kiln_cpu_config *space, int nspace, kiln_tune_score_fn score, void *user,
                      const unsigned char *skip, int want, uint64_t seed, int *out);
 
+/*
+ * The search as an ask/tell loop (tune/search.c), for kiln tune and for
+ * scripts that measure their own way:
+ *
+ *   kiln_tuner *tu = kiln_tuner_new("xgb", space, n, seed, my_features, me);
+ *   for (int k = 0; k < trials && (i = kiln_tuner_next(tu)) >= 0; k++)
+ *       kiln_tuner_update(tu, i, measure(&space[i]));   // GFLOP/s, 0: failed
+ *
+ * search: "grid", "random" or "xgb" (features required: kiln_tune_config_features
+ * computes them). next gives an index into space, each once, -1 when all are
+ * used. note: why the model could not be used ("" if it could; the batches
+ * were random then). NULL from new: an unknown search or no memory.
+ */
+typedef struct kiln_tuner kiln_tuner;
+typedef int (*kiln_tune_feature_fn)(void *user, int i, float *out);
+kiln_tuner *kiln_tuner_new(const char *search, const kiln_cpu_config *space, int n, uint64_t seed,
+                           kiln_tune_feature_fn features, void *user);
+int kiln_tuner_next(kiln_tuner *tu);
+int kiln_tuner_update(kiln_tuner *tu, int i, double gflops);
+const char *kiln_tuner_note(const kiln_tuner *tu);
+void kiln_tuner_free(kiln_tuner *tu);
+/*
+ * The features of cfg applied to an operator declared in ctx (args: its
+ * inputs then its nout outputs; name: the function's): scheduled, lowered
+ * (into ctx's arena: use a context per configuration, or a few) and read.
+ */
+int kiln_tune_config_features(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, const char *name,
+                              int nargs, kiln_tensor *const *args, int nout, float *out);
+
 /* Appends r to the log as one JSON line; 0, or -1 with a message in err. */
 int kiln_tune_log_append(const char *path, const kiln_tune_record *r, char *err, int errlen);
 /* Parses one log line; 0, or -1 (not a record of this version's shape). */
