@@ -266,6 +266,42 @@ const char *kiln_graph_group_task(kiln_graph *g, int i, const char **fn)
 	return ir_strdup(g->ctx, key);
 }
 
+int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_cpu_config *cfg,
+                           kiln_group_visit_fn fn, void *user)
+{
+	if (!g || !target || i < 0 || i >= g->ngroup)
+		return g ? ir_error(g->ctx, "graph: no group %d", i), -1 : -1;
+	kiln_ctx *ctx = g->ctx;
+	kiln_target tt;
+	char terr[256];
+	if (cfg && (kiln_target_parse(target, &tt, terr, sizeof terr) || (tt.kind != KILN_LLVM && tt.kind != KILN_WASM)))
+		return ir_error(ctx, "graph: configurations of the CPU template are for llvm and wasm, not '%s'", target), -1;
+	/* building a matmul group packs its weights into a new graph value: the graph is put back as it was */
+	int nvalue = g->nvalue, vcap = g->vcap;
+	gr_value *values = g->values;
+	bool prepack = g->prepack;
+	kiln_ctx_mark mark = kiln_ctx_save(ctx);
+	g->prepack = !strcmp(target, "llvm") || !strcmp(target, "wasm");
+	gr_group *gp = &g->groups[i];
+	group_build gb;
+	kiln_tensor *outs[GR_MAX_OUT], *args[64 + GR_MAX_OUT];
+	int rc = -1;
+	if (!group_tensors(g, gp, &gb, outs)) {
+		memcpy(args, gb.args, sizeof(kiln_tensor *) * gb.nargs);
+		memcpy(args + gb.nargs, outs, sizeof(kiln_tensor *) * gp->nout);
+		kiln_schedule *sch = cfg ? kiln_schedule_cpu_config(ctx, &tt, cfg, gp->nout, outs)
+		                         : kiln_schedule_for(ctx, target, gp->nout, outs);
+		kiln_func *f = sch && fn ? kiln_lower(sch, gp->fn, gb.nargs + gp->nout, args, NULL) : NULL;
+		rc = !sch || (fn && !f) ? -1 : fn ? fn(user, f) : 0;
+	}
+	kiln_ctx_release(ctx, mark);
+	g->nvalue = nvalue;
+	g->vcap = vcap;
+	g->values = values;
+	g->prepack = prepack;
+	return rc;
+}
+
 kiln_module *gr_build_module(kiln_graph *g, const char *target)
 {
 	kiln_ctx *ctx = g->ctx;

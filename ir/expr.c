@@ -38,6 +38,20 @@ void kiln_ctx_free(kiln_ctx *ctx)
 	free(ctx);
 }
 
+kiln_ctx_mark kiln_ctx_save(kiln_ctx *ctx) { return (kiln_ctx_mark){ctx->chunks, ctx->cur, ctx->end}; }
+
+void kiln_ctx_release(kiln_ctx *ctx, kiln_ctx_mark mark)
+{
+	/* chunks are a stack, newest first: free down to the marked one, then resume inside it */
+	while (ctx->chunks && ctx->chunks != mark.chunk) {
+		struct ir_chunk *n = ctx->chunks->next;
+		free(ctx->chunks);
+		ctx->chunks = n;
+	}
+	ctx->cur = mark.cur;
+	ctx->end = mark.end;
+}
+
 /* Bump allocation in 64 KiB chunks; big requests get a chunk of their own. */
 void *ir_alloc(kiln_ctx *ctx, size_t n)
 {

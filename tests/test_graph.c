@@ -17,6 +17,7 @@
 
 #include "kiln/model.h"
 #include "kiln/onnx.h"
+#include "kiln/tune.h"
 #include "onnx.pb-c.h"
 #include "runtime/rt.h"
 #include "testutil.h"
@@ -350,6 +351,69 @@ START_TEST(residual_network)
 }
 END_TEST
 
+static int visit_features(void *out, const kiln_func *f) { return kiln_tune_features(f, out); }
+
+/*
+ * A tuner's look at each group under configurations (kiln_graph_group_visit):
+ * a configuration the schedule refuses says why, the features of one are the
+ * same every time, visiting gives back what it made (the arena, and the
+ * packed weights a matrix product adds to the graph), and the graph then
+ * still compiles into the network the reference computes.
+ */
+START_TEST(group_visits)
+{
+	init_weights();
+	kiln_ctx *ctx = kiln_ctx_new();
+	size_t n;
+	uint8_t *bytes = model_bytes(&n, 1);
+	kiln_onnx_model *om = kiln_onnx_load_bytes(ctx, bytes, n, "residual.onnx");
+	free(bytes);
+	kiln_graph *g = kiln_onnx_import(ctx, om, 0, NULL);
+	kiln_onnx_free(om);
+	ck_assert_msg(g && !kiln_graph_optimize(g, NULL), "%s", kiln_error(ctx));
+	int tunable = 0;
+	for (int i = 0; i < kiln_graph_num_groups(g); i++) {
+		const char *task = kiln_graph_group_task(g, i, NULL);
+		if (strncmp(task, "Conv", 4) && strncmp(task, "Gemm", 4))
+			continue;
+		tunable++;
+		const kiln_cpu_config cfg = {2, 0, 1, 1, 1}, bad = {2, 0, 1, 1, 3}; /* vectors: the default (the classifier has 3 columns) */
+		float first[KILN_TUNE_FEATURES], again[KILN_TUNE_FEATURES];
+		ck_assert_msg(!kiln_graph_group_visit(g, i, "llvm", &cfg, visit_features, first), "%s: %s", task,
+		              kiln_error(ctx));
+		kiln_ctx_mark before = kiln_ctx_save(ctx);
+		for (int k = 0; k < 20; k++) {
+			ck_assert_int_eq(kiln_graph_group_visit(g, i, "llvm", &cfg, visit_features, again), 0);
+			ck_assert_mem_eq(first, again, sizeof first);
+		}
+		kiln_ctx_mark after = kiln_ctx_save(ctx);
+		ck_assert_msg(before.chunk == after.chunk && before.cur == after.cur, "%s: visits grew the arena", task);
+		ck_assert_int_eq(kiln_graph_group_visit(g, i, "llvm", &cfg, NULL, NULL), 0);
+		ck_assert_int_eq(kiln_graph_group_visit(g, i, "llvm", &bad, NULL, NULL), -1);
+		ck_assert_msg(strstr(kiln_error(ctx), "order 3"), "%s", kiln_error(ctx));
+		kiln_clear_error(ctx);
+		ck_assert_int_eq(kiln_graph_group_visit(g, i, "opencl", &cfg, NULL, NULL), -1);
+		kiln_clear_error(ctx);
+	}
+	ck_assert_int_eq(tunable, 3); /* two convolutions and the classifier */
+	ck_assert_int_eq(kiln_graph_group_visit(g, kiln_graph_num_groups(g), "llvm", NULL, NULL, NULL), -1);
+	kiln_clear_error(ctx);
+	kiln_model *m = kiln_model_from_module(kiln_graph_compile(g, "llvm", NULL));
+	ck_assert_msg(m, "%s %s", kiln_error(ctx), kiln_rt_last_error());
+	kiln_array *x = kiln_array_empty(4, (int64_t[]){1, C0, H, W}, KILN_F32);
+	kiln_array_fill_random(x, 5, -1, 1);
+	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
+	ck_assert_int_eq(kiln_model_run(m), 0);
+	float want[NCLS];
+	reference(x->data, want);
+	for (int i = 0; i < NCLS; i++)
+		ck_assert_float_eq_tol(((float *)kiln_model_get_output(m, 0)->data)[i], want[i], 1e-4);
+	kiln_array_free(x);
+	kiln_model_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(saved_and_loaded)
 {
 	init_weights();
@@ -535,6 +599,7 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, residual_network, 0, 3);
 	tcase_add_test(tc, saved_and_loaded);
+	tcase_add_test(tc, group_visits);
 	tcase_add_test(tc, symbolic_batch);
 	tcase_add_test(tc, hostile_plans);
 	tcase_add_test(tc, external_data);

@@ -1268,7 +1268,7 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 	char min_ms[16];
 	snprintf(repeat, sizeof repeat, "%d", o->repeat);
 	snprintf(min_ms, sizeof min_ms, "%d", o->min_repeat_ms);
-	const char *argv[24 + 2 * 16];
+	const char *argv[32 + 2 * 16];
 	int n = 0;
 	argv[n++] = self;
 	argv[n++] = "measure";
@@ -1290,6 +1290,8 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 		argv[n++] = "--check";
 	if (check && o->oracle)
 		argv[n++] = "--oracle", argv[n++] = o->oracle;
+	if (o->tuning_log) /* a model's round: a configuration per task */
+		argv[n++] = "--tuning-log", argv[n++] = o->tuning_log;
 	argv[n] = NULL;
 	int fd[2];
 	if (pipe(fd)) {
@@ -1439,7 +1441,7 @@ static int cmd_measure_model(const opts *o)
 	char error[600] = "";
 	cJSON *out = cJSON_CreateObject(), *tasks = cJSON_CreateArray();
 	kiln_graph *g = model_graph(ctx, o, &om);
-	group_configs gc = {.target = o->target, .fixed = cpu_config};
+	group_configs gc = {.target = o->target, .fixed = cpu_config, .log = o->tuning_log};
 	kiln_model *m = NULL;
 	if (!g)
 		snprintf(error, sizeof error, "model: %s", kiln_error(ctx)[0] ? kiln_error(ctx) : "cannot import it");
@@ -1506,79 +1508,175 @@ static double compare_models(kiln_model *a, kiln_model *b, uint64_t seed)
 	return worst;
 }
 
+/* One distinct tunable task of a model, searched on its own. */
+typedef struct {
+	char key[1024];
+	int group;                /* a group of this task (they share one kernel shape) */
+	int ngroups;              /* how many groups run it */
+	kiln_cpu_config *space;   /* what its schedule takes */
+	int nspace;
+	kiln_tuner *tuner;
+	int at;                   /* this round's configuration (-1: the default) */
+	double def_ms, best_ms;
+	kiln_cpu_config best;
+	kiln_graph *g;
+	const char *target;
+} model_task;
+
+static int visit_features(void *out, const kiln_func *f) { return kiln_tune_features(f, out); }
+
+/* kiln_tuner's features for a model's task: its group lowered under space[i]. */
+static int model_task_features(void *user, int i, float *out)
+{
+	model_task *mt = user;
+	return kiln_graph_group_visit(mt->g, mt->group, mt->target, &mt->space[i], visit_features, out);
+}
+
 /*
- * kiln tune MODEL.onnx: every configuration of the CPU template applied to
- * all the model's convolutions and matrix products at once, each trial a
- * worker that profiles the model's kernels; each task keeps its own best.
- * The first trial is the default schedule; the tuned model is checked
- * against the default one on the same inputs at the end.
+ * kiln tune MODEL.onnx: the model's distinct convolutions and matrix
+ * products (tasks), each searched on its own (--search, a tuner per task)
+ * over the configurations its schedule takes. A round asks every task's
+ * tuner for its next configuration, builds the model with all of them (a
+ * log of one record per task, read by the worker as --tuning-log) and
+ * profiles its kernels once in a worker: one model run measures every task,
+ * each weighted by how often it runs (a task's time sums its groups'). The
+ * first round is the defaults; the tuned model is checked against the
+ * default one on the same inputs at the end.
  */
 static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self, const char *desc)
 {
-	kiln_cpu_config *space = calloc(TUNE_SPACE_MAX + 1, sizeof *space); /* [0]: the defaults */
-	int nspace = 1 + kiln_tune_space(t, space + 1, TUNE_SPACE_MAX), *order = malloc(sizeof(int) * TUNE_SPACE_MAX);
-	/* each trial applies one configuration to every task at once: a cost model of one task does not apply */
-	kiln_tune_order(strcmp(o->search, "grid") ? "random" : "grid", o->seed, nspace - 1, order);
-	int n = o->trials < nspace ? o->trials : nspace;
-	typedef struct {
-		char task[1024];
-		double def_ms, best_ms;
-		kiln_cpu_config best;
-	} task_best;
-	task_best *tb = calloc(512, sizeof *tb);
-	int ntb = 0, errors = 0;
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_onnx_model *om = NULL;
+	kiln_graph *g = model_graph(ctx, o, &om);
+	kiln_cpu_config *all = malloc(sizeof *all * TUNE_SPACE_MAX);
+	int nall = all ? kiln_tune_space(t, all, TUNE_SPACE_MAX) : 0, ntask = 0, n = o->trials, errors = 0, rc = 0;
+	model_task *tasks = calloc(256, sizeof *tasks);
 	double *curve = calloc((size_t)n, sizeof *curve), t0 = bench_clock();
-	fprintf(stderr, "tuning the convolutions and matrix products of %s on %s: %d configurations, log %s\n", o->op,
-	        desc, n, o->log);
+	char err[600], cfgpath[64] = "";
+	if (!g || !tasks || !curve || !all) {
+		rc = 1;
+		goto done;
+	}
+	/* the distinct tasks, and the configurations each one's schedule takes */
+	for (int i = 0; i < kiln_graph_num_groups(g); i++) {
+		const char *key = kiln_graph_group_task(g, i, NULL);
+		if (!key || !tunable_task(key))
+			continue;
+		int k = 0;
+		while (k < ntask && strcmp(tasks[k].key, key))
+			k++;
+		if (k < ntask) {
+			tasks[k].ngroups++;
+			continue;
+		}
+		if (ntask == 256)
+			continue;
+		model_task *mt = &tasks[ntask++];
+		*mt = (model_task){.group = i, .ngroups = 1, .g = g, .target = o->target, .at = -1, .def_ms = 1e300,
+		                   .best_ms = 1e300, .space = malloc(sizeof(kiln_cpu_config) * (size_t)nall)};
+		snprintf(mt->key, sizeof mt->key, "%s", key);
+		for (int c = 0; mt->space && c < nall; c++) {
+			if (!kiln_graph_group_visit(g, i, o->target, &all[c], NULL, NULL))
+				mt->space[mt->nspace++] = all[c];
+			kiln_clear_error(ctx); /* the refusal's reason: a context keeps its first error */
+		}
+		mt->tuner = mt->nspace ? kiln_tuner_new(o->search, mt->space, mt->nspace, o->seed + (uint64_t)ntask,
+		                                        model_task_features, mt) : NULL;
+	}
+	if (!ntask) {
+		fprintf(stderr, "kiln: %s has no convolution or matrix product to tune\n", o->op);
+		rc = 1;
+		goto done;
+	}
+	int fd = -1;
+	snprintf(cfgpath, sizeof cfgpath, "/tmp/kiln-round-XXXXXX");
+	if ((fd = mkstemp(cfgpath)) < 0) {
+		fprintf(stderr, "kiln: a file for the rounds' configurations: %s\n", strerror(errno));
+		cfgpath[0] = 0;
+		rc = 1;
+		goto done;
+	}
+	close(fd);
+	fprintf(stderr, "tuning %d distinct convolutions and matrix products of %s on %s: %d rounds (%s search), log %s\n",
+	        ntask, o->op, desc, n, o->search, o->log);
+	opts round = *o;
+	round.tuning_log = NULL;
 	for (int i = 0; i < n; i++) {
-		kiln_cpu_config cfg = i == 0 ? space[0] : space[1 + order[i - 1]];
-		char err[512];
-		cJSON *res = run_worker(o, self, cfg, false, err, sizeof err), *x;
+		/* round 0: the defaults; then each task's next configuration (its best once its space is spent) */
+		FILE *f = fopen(cfgpath, "w"); /* emptied */
+		bool emptied = f && !fclose(f);
+		for (int k = 0; emptied && i > 0 && k < ntask; k++) {
+			model_task *mt = &tasks[k];
+			mt->at = mt->tuner ? kiln_tuner_next(mt->tuner) : -1;
+			kiln_tune_record r = {.task = group_record_task(mt->key, o->target), .median_ms = 1, .nsamples = 1};
+			if (mt->at >= 0)
+				r.cfg = mt->space[mt->at];
+			else if (mt->best_ms < 1e300)
+				r.cfg = mt->best;
+			else
+				continue;
+			if (kiln_tune_log_append(cfgpath, &r, err, sizeof err))
+				break;
+		}
+		round.tuning_log = i > 0 ? cfgpath : NULL;
+		cJSON *res = run_worker(&round, self, (kiln_cpu_config){0}, false, err, sizeof err), *x;
 		if (!res)
 			errors++;
-		cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(res, "tasks"))
-		{
-			const cJSON *tk = cJSON_GetObjectItemCaseSensitive(x, "task"), *ms = cJSON_GetObjectItemCaseSensitive(x, "ms");
-			if (!cJSON_IsString(tk) || !cJSON_IsNumber(ms))
+		for (int k = 0; k < ntask; k++) {
+			model_task *mt = &tasks[k];
+			double ms = -1;
+			cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(res, "tasks"))
+			{
+				const cJSON *tk = cJSON_GetObjectItemCaseSensitive(x, "task"), *m = cJSON_GetObjectItemCaseSensitive(x, "ms");
+				if (cJSON_IsString(tk) && cJSON_IsNumber(m) && !strcmp(tk->valuestring, mt->key))
+					ms = m->valuedouble;
+			}
+			if (i == 0) {
+				mt->def_ms = ms > 0 ? ms : 1e300;
 				continue;
-			kiln_tune_record r = {.task = group_record_task(tk->valuestring, o->target), .cfg = cfg,
-			                      .median_ms = ms->valuedouble, .nsamples = 1, .samples_ms = {ms->valuedouble}};
+			}
+			if (mt->at < 0)
+				continue;
+			/* the model learns throughput: 1/time (the task's work is the same in every trial) */
+			kiln_tuner_update(mt->tuner, mt->at, ms > 0 ? 1.0 / ms : 0);
+			kiln_tune_record r = {.task = group_record_task(mt->key, o->target), .cfg = mt->space[mt->at],
+			                      .median_ms = ms, .nsamples = ms > 0, .samples_ms = {ms}};
+			if (ms <= 0)
+				snprintf(r.error, sizeof r.error, "%.250s", res ? "no time for this task" : err);
 			snprintf(r.device, sizeof r.device, "%.255s", desc);
 			snprintf(r.version, sizeof r.version, "%s", KILN_VERSION);
 			r.unix_time = (double)time(NULL);
 			if (kiln_tune_log_append(o->log, &r, err, sizeof err)) {
 				fprintf(stderr, "\nkiln: %s\n", err);
 				cJSON_Delete(res);
-				free(tb), free(curve), free(space), free(order);
-				return 1;
+				rc = 1;
+				goto done;
 			}
-			int k = 0;
-			while (k < ntb && strcmp(tb[k].task, tk->valuestring))
-				k++;
-			if (k == ntb && ntb < 512) {
-				snprintf(tb[ntb].task, sizeof tb[ntb].task, "%s", tk->valuestring);
-				tb[ntb].def_ms = tb[ntb].best_ms = i == 0 ? ms->valuedouble : 1e300;
-				tb[ntb++].best = cfg;
-			} else if (k < ntb && ms->valuedouble < tb[k].best_ms) {
-				tb[k].best_ms = ms->valuedouble;
-				tb[k].best = cfg;
+			if (ms > 0 && ms < mt->best_ms) {
+				mt->best_ms = ms;
+				mt->best = mt->space[mt->at];
 			}
 		}
 		cJSON_Delete(res);
-		for (int k = 0; k < ntb; k++)
-			curve[i] += tb[k].best_ms < 1e300 ? tb[k].best_ms : 0;
+		for (int k = 0; k < ntask; k++)
+			curve[i] += fmin(tasks[k].def_ms, tasks[k].best_ms) < 1e300 ? fmin(tasks[k].def_ms, tasks[k].best_ms) : 0;
 		double el = bench_clock() - t0, eta = el / (i + 1) * (n - i - 1);
 		fprintf(stderr, "\r[%-30.*s] %3d/%d  kernels %.3f ms  errors %d  ETA %d:%02d ", 30 * (i + 1) / n,
 		        "##############################", i + 1, n, curve[i], errors, (int)eta / 60, (int)eta % 60);
 	}
 	fprintf(stderr, "\n");
 	double def = 0, best = 0;
-	for (int k = 0; k < ntb; k++) {
-		def += tb[k].def_ms;
-		best += tb[k].best_ms;
+	for (int k = 0; k < ntask; k++) {
+		model_task *mt = &tasks[k];
+		bool tuned = mt->best_ms < mt->def_ms;
 		char d[160];
-		kiln_tune_config_describe(&tb[k].best, d, sizeof d);
-		printf("%-60.60s %8.3f -> %8.3f ms  (%s)\n", tb[k].task, tb[k].def_ms, tb[k].best_ms, d);
+		kiln_tune_config_describe(&mt->best, d, sizeof d);
+		def += mt->def_ms < 1e300 ? mt->def_ms : 0;
+		best += fmin(mt->def_ms, mt->best_ms) < 1e300 ? fmin(mt->def_ms, mt->best_ms) : 0;
+		printf("%-56.56s (%d) %8.3f -> %8.3f ms  (%s)\n", mt->key, mt->ngroups, mt->def_ms, fmin(mt->def_ms, mt->best_ms),
+		       tuned ? d : "the default");
+		if (mt->tuner && kiln_tuner_note(mt->tuner)[0])
+			fprintf(stderr, "kiln: %.60s: %s\n", mt->key, kiln_tuner_note(mt->tuner));
 	}
 	/* the plot is of kernel time, lower is better: drawn as the speed-up over the default */
 	for (int i = 0; i < n; i++)
@@ -1587,22 +1685,15 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	snprintf(plot, sizeof plot, "%s.svg", o->log);
 	snprintf(title, sizeof title, "%s on %s: speed-up of its tunable kernels", o->op, o->target);
 	write_plot(plot, curve, n, title, "speed-up over the defaults");
-	free(tb), free(curve), free(space), free(order);
-	if (ntb == 0) {
-		fprintf(stderr, "kiln: no trial measured the model's kernels (see %s)\n", o->log);
-		return 1;
-	}
 	/* the tuned model against the default one */
-	kiln_ctx *ctx = kiln_ctx_new();
-	kiln_onnx_model *om = NULL, *om2 = NULL;
-	kiln_graph *g1 = model_graph(ctx, o, &om), *g2 = g1 ? model_graph(ctx, o, &om2) : NULL;
-	char err[600] = "";
+	kiln_onnx_model *om1 = NULL, *om2 = NULL;
+	kiln_graph *g1 = model_graph(ctx, o, &om1), *g2 = g1 ? model_graph(ctx, o, &om2) : NULL;
+	err[0] = 0;
 	group_configs none = {.target = o->target}, logged = {.target = o->target, .log = o->log};
 	host_device(o->target, logged.device, sizeof logged.device);
 	kiln_model *a = g2 ? model_with(ctx, o, g1, &none, err, sizeof err) : NULL;
 	kiln_model *b = a ? model_with(ctx, o, g2, &logged, err, sizeof err) : NULL;
 	double diff = b ? compare_models(a, b, o->seed) : -1;
-	int rc = 0;
 	if (diff < 0 || diff > 1e-4) {
 		fprintf(stderr, "kiln: the tuned model %s the default one (%s)\n", diff < 0 ? "could not run beside" :
 		        "differs from", err[0] ? err : kiln_rt_last_error());
@@ -1614,8 +1705,17 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	}
 	kiln_model_free(a);
 	kiln_model_free(b);
-	kiln_onnx_free(om);
+	kiln_onnx_free(om1);
 	kiln_onnx_free(om2);
+done:
+	if (cfgpath[0])
+		unlink(cfgpath);
+	for (int k = 0; tasks && k < ntask; k++) {
+		kiln_tuner_free(tasks[k].tuner);
+		free(tasks[k].space);
+	}
+	free(tasks), free(curve), free(all);
+	kiln_onnx_free(om);
 	kiln_ctx_free(ctx);
 	return rc;
 }
@@ -1874,10 +1974,10 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "tune"))
 		return cmd_tune(&o);
 	static kiln_cpu_config cfg; /* cpu_config points at it for the whole run */
+	if (!strcmp(cmd, "measure") && is_onnx(o.op)) /* --tuning-log: a configuration per task, read per group */
+		return o.config && pick_config(&o, &cfg) ? 1 : cmd_measure_model(&o);
 	if (pick_config(&o, &cfg))
 		return 1;
-	if (!strcmp(cmd, "measure") && is_onnx(o.op))
-		return cmd_measure_model(&o);
 	if (!strcmp(cmd, "measure")) {
 		kiln_ctx *mctx = kiln_ctx_new();
 		int mrc = cmd_measure(mctx, &o);

@@ -55,6 +55,18 @@ const char *kiln_graph_group_task(kiln_graph *g, int i, const char **fn);
 struct kiln_cpu_config; /* kiln/ops.h */
 typedef const struct kiln_cpu_config *(*kiln_group_config_fn)(const char *task, void *user);
 void kiln_graph_set_config(kiln_graph *g, kiln_group_config_fn fn, void *user);
+/*
+ * For a tuner: group i's kernel for target scheduled with cfg (NULL: the
+ * default schedule) and lowered, handed to fn while it lives — everything
+ * made for it is released afterwards, so a tuner can look at thousands.
+ * fn NULL: only whether the group's schedule takes cfg. Returns fn's result
+ * (0 without fn), or -1 when the schedule refuses cfg or the group cannot
+ * be built (the reason in kiln_error). After kiln_graph_optimize.
+ */
+struct ir_func; /* a kiln_func (kiln/build.h) */
+typedef int (*kiln_group_visit_fn)(void *user, const struct ir_func *f);
+int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const struct kiln_cpu_config *cfg,
+                           kiln_group_visit_fn fn, void *user);
 /* After compile: bytes of the planned arena of intermediates, and what they
  * would take without reuse (*without_reuse). */
 int64_t kiln_graph_planned_bytes(const kiln_graph *g, int64_t *without_reuse);

@@ -37,6 +37,20 @@ typedef struct ir_iter kiln_iter;
 
 kiln_ctx *kiln_ctx_new(void);
 void kiln_ctx_free(kiln_ctx *ctx);
+/*
+ * A point in the context's arena, and a release back to it: everything
+ * allocated since the mark is freed. For a tuner that schedules and lowers
+ * thousands of candidates of one declaration: mark after declaring, release
+ * after each candidate. Nothing made before the mark may keep a pointer to
+ * what was made after it (schedules and lowering do not change the tensors
+ * they start from); the error message survives.
+ */
+typedef struct {
+	void *chunk;
+	char *cur, *end;
+} kiln_ctx_mark;
+kiln_ctx_mark kiln_ctx_save(kiln_ctx *ctx);
+void kiln_ctx_release(kiln_ctx *ctx, kiln_ctx_mark mark);
 /* The first error since the last kiln_clear_error ("" if none). */
 const char *kiln_error(const kiln_ctx *ctx);
 void kiln_clear_error(kiln_ctx *ctx);
