@@ -35,6 +35,14 @@ expect 2 "--repeat takes a whole number from 1" bench relu --repeat 0
 expect 2 "--repeat takes a whole number" bench relu --repeat -5
 expect 2 "--seed takes a whole number" run relu --seed abc
 expect 2 "needs a value" run relu --shape
+# the tuner's options and configurations
+expect 2 "--search takes xgb, random or grid, not 'anneal'" tune matmul --search anneal --log "$dir/t.jsonl"
+expect 2 "--min-repeat-ms takes a whole number from 0 to 60000" tune matmul --min-repeat-ms -1 --log "$dir/t.jsonl"
+expect 2 "--cooldown-ms takes a whole number from 0 to 60000" tune matmul --cooldown-ms 99999999 --log "$dir/t.jsonl"
+expect 1 "--config takes ROWS,VECTORS[,UNROLL,TILE,ORDER]" run matmul --config 4,2,3,1,9
+expect 1 "--config takes ROWS,VECTORS[,UNROLL,TILE,ORDER]" run matmul --config 4,2,3,1,1,1
+expect 1 "unrolling by 8 does not divide the 36 steps of reduction 'k'" run matmul --shape 48,64,36 --config 4,1,8,1,1
+expect 1 "a tile of 5 blocks does not divide the 12 blocks" run matmul --shape 48,64,36 --config 4,1,1,5,1
 # attributes
 expect 1 "unknown attribute 'strde'" lower conv2d --attr strde=2
 expect 1 "attribute stride='abc' is not a number" lower conv2d --attr stride=abc
