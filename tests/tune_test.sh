@@ -63,6 +63,20 @@ grep -q '"op":"graph Conv","shape":"","attrs":"Conv \[1,1,7,5\] \[1,1,3,3\]' "$d
 "$kiln" run "$dir/m.kmod" >/dev/null || fail "the tuned model does not run"
 "$kiln" compile "$model" -o "$dir/m.kmod" --tuning-log "$dir/missing.jsonl" 2>/dev/null && fail "a missing log must fail compile"
 
+# wasm measured in node on this machine (the node runner: a private proxy and web/rpc-node.mjs,
+# stopped afterwards); its records are this machine's wasm and apply to a wasm build here
+"$kiln" tune matmul --shape 64,64,64 --target wasm --trials 4 --repeat 3 --log "$dir/w.jsonl" >"$dir/out" 2>&1 ||
+	{ cat "$dir/out"; fail "tune for wasm in node"; }
+grep -q "measuring in node on this machine" "$dir/out" || fail "the node runner did not say where it measures"
+[ "$(grep -c '"target":"wasm","device":"wasm: 128-bit vectors","config"' "$dir/w.jsonl")" -eq 4 ] ||
+	{ cat "$dir/w.jsonl"; fail "the node runner's records"; }
+grep -q '"error":"[^"]' "$dir/w.jsonl" && { cat "$dir/w.jsonl"; fail "a trial in node failed"; }
+"$kiln" lower matmul --shape 64,64,64 --target wasm --tuning-log "$dir/w.jsonl" 2>&1 | head -1 | grep -q "best of" ||
+	fail "the node runner's records do not apply to a wasm build"
+for pid in $(sed -n 's/.*pid \([0-9]*\).*pid \([0-9]*\))$/\1 \2/p' "$dir/out"); do
+	kill -0 "$pid" 2>/dev/null && fail "the node runner left process $pid running"
+done
+
 # measured on a remote server: its records name it, and apply there, not here
 KILN_RPC_KEY=tune-key "$kiln" rpc server --port 0 >"$dir/server" 2>&1 &
 server=$!

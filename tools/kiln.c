@@ -15,6 +15,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <stdio.h>
@@ -51,6 +52,7 @@ typedef struct {
 	int min_repeat_ms, cooldown_ms; /* measure_option's: a sample's least length, a pause between trials */
 	const char *log, *tuning_log, *search, *config;
 	const char *oracle; /* measure --check: where the oracle's outputs are kept between trials */
+	bool node_runner;   /* tune: rpc is the node runner on this machine (its records are this machine's) */
 	const char *rpc, *key; /* run and bench there: HOST:PORT of a server or proxy, and its key */
 } opts;
 
@@ -1086,7 +1088,7 @@ static const char *tuning_device(const opts *o, const kiln_target *t, char *desc
 {
 	char d[512];
 	kiln_target_describe(t, d, sizeof d);
-	if (o->rpc)
+	if (o->rpc && !o->node_runner)
 		snprintf(desc, n, "%.200s; remote %.200s", d, o->rpc);
 	else
 		snprintf(desc, n, "%.255s", d);
@@ -1745,6 +1747,113 @@ static void write_plot(const char *path, const double *best, int n, const char *
 	fclose(f);
 }
 
+/*
+ * The node runner: `kiln tune OP --target wasm` without --rpc measures each
+ * trial in a node process on this machine (web/rpc-node.mjs: V8, as in
+ * Chrome), reached through a private proxy; both are started here on
+ * loopback with a random key and stopped when the tuning ends.
+ */
+typedef struct {
+	pid_t proxy, node;
+	int proxy_out, node_out; /* their output, read for the lines that say they are ready */
+	char addr[64], key[40];
+} node_runner;
+
+/* Starts argv with stdout and stderr into a pipe (*out); the pid, or -1. */
+static pid_t spawn_piped(const char *path, const char *const *argv, int *out)
+{
+	int fd[2];
+	if (pipe(fd))
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		dup2(fd[1], 2);
+		close(fd[0]);
+		close(fd[1]);
+		execvp(path, (char **)argv);
+		fprintf(stderr, "cannot run %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	close(fd[1]);
+	if (pid < 0)
+		close(fd[0]);
+	*out = pid < 0 ? -1 : fd[0];
+	return pid;
+}
+
+/* Reads fd into buf (cap) until it holds needle, up to seconds; 0, or -1 (eof or time out). */
+static int await_text(int fd, char *buf, size_t cap, size_t *len, const char *needle, double seconds)
+{
+	double deadline = bench_clock() + seconds;
+	while (!strstr(buf, needle)) {
+		struct pollfd p = {fd, POLLIN, 0};
+		int left = (int)((deadline - bench_clock()) * 1000);
+		if (left <= 0 || poll(&p, 1, left) <= 0 || *len + 1 >= cap)
+			return -1;
+		ssize_t k = read(fd, buf + *len, cap - 1 - *len);
+		if (k <= 0)
+			return -1;
+		*len += (size_t)k;
+		buf[*len] = 0;
+	}
+	return 0;
+}
+
+static void node_runner_stop(node_runner *nr)
+{
+	pid_t pids[2] = {nr->node, nr->proxy};
+	int fds[2] = {nr->node_out, nr->proxy_out};
+	for (int i = 0; i < 2; i++) {
+		if (pids[i] > 0) {
+			kill(pids[i], SIGTERM);
+			waitpid(pids[i], NULL, 0);
+		}
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	*nr = (node_runner){.proxy_out = -1, .node_out = -1};
+}
+
+static int node_runner_start(const char *self, node_runner *nr)
+{
+	*nr = (node_runner){.proxy_out = -1, .node_out = -1};
+	unsigned char r[16];
+	if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+		fprintf(stderr, "kiln: no random key for the node runner: %s\n", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < 16; i++)
+		snprintf(nr->key + 2 * i, 3, "%02x", r[i]);
+	char out[8192] = "", script[4200], url[96];
+	size_t len = 0;
+	const char *pargv[] = {self, "rpc", "proxy", "--port", "0", "--web-port", "0", NULL};
+	nr->proxy = spawn_piped(self, pargv, &nr->proxy_out);
+	const char *c = NULL, *w = NULL;
+	if (nr->proxy < 0 || await_text(nr->proxy_out, out, sizeof out, &len, "in a browser", 10) ||
+	    !(c = strstr(out, "native servers: ")) || !(w = strstr(out, "open http://"))) {
+		fprintf(stderr, "kiln: the node runner's proxy did not start%s%s\n", out[0] ? ":\n" : "", out);
+		node_runner_stop(nr);
+		return -1;
+	}
+	snprintf(nr->addr, sizeof nr->addr, "%.*s", (int)strcspn(c + 16, "\n"), c + 16);
+	snprintf(url, sizeof url, "ws://%.*s/", (int)strcspn(w + 12, "/"), w + 12);
+	snprintf(script, sizeof script, "%s/rpc-node.mjs", kiln_web_dir(false));
+	/* the key through the environment, not argv; the runtime's .wasm from where it was built or installed */
+	setenv("KILN_RPC_KEY", nr->key, 1);
+	setenv("KILN_WEB_RUNTIME_DIR", kiln_web_dir(true), 1);
+	const char *nargv[] = {"node", "--experimental-websocket", script, url, NULL};
+	nr->node = access(script, R_OK) ? -1 : spawn_piped("node", nargv, &nr->node_out);
+	out[0] = 0;
+	len = 0;
+	if (nr->node < 0 || await_text(nr->node_out, out, sizeof out, &len, "registered", 60)) {
+		fprintf(stderr, "kiln: the node runner (%s) did not start%s%s\n", script, out[0] ? ":\n" : "", out);
+		node_runner_stop(nr);
+		return -1;
+	}
+	return 0;
+}
+
 /* kiln tune's features for the xgb search: a configuration lowered in a context of its own. */
 typedef struct {
 	const opts *o;
@@ -1776,12 +1885,31 @@ static int cmd_tune(const opts *o)
 		fprintf(stderr, "kiln: %s\n", err);
 		return 1;
 	}
-	/* the CPU template's knobs: llvm here or on a server, wasm in a browser tab or node (--rpc) */
-	if (t.kind != KILN_LLVM && !(t.kind == KILN_WASM && o->rpc)) {
-		fprintf(stderr, "kiln: tune measures CPU schedules: llvm (here, or on a server with --rpc) or wasm (in a "
-		                "browser tab or node, with --rpc); not '%s'%s\n", o->target,
-		        t.kind == KILN_WASM ? " without --rpc" : "");
+	/* the CPU template's knobs: llvm here or on a server, wasm in node here or in a browser tab (--rpc) */
+	if (t.kind != KILN_LLVM && t.kind != KILN_WASM) {
+		fprintf(stderr, "kiln: tune measures CPU schedules: llvm (here, or on a server with --rpc) or wasm (in node "
+		                "here, or in a browser tab with --rpc); not '%s'\n", o->target);
 		return 1;
+	}
+	if (t.kind == KILN_WASM && !o->rpc && is_onnx(o->op)) {
+		fprintf(stderr, "kiln: tuning a whole model for wasm is not supported yet (its kernels: tune them one by one)\n");
+		return 1;
+	}
+	if (t.kind == KILN_WASM && !o->rpc) {
+		char self[4096];
+		ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+		node_runner nr;
+		if (sl <= 0 || (self[sl] = 0, node_runner_start(self, &nr)))
+			return 1;
+		fprintf(stderr, "measuring in node on this machine (web/rpc-node.mjs, pid %d, through a proxy at %s, pid %d)\n",
+		        (int)nr.node, nr.addr, (int)nr.proxy);
+		opts in_node = *o;
+		in_node.rpc = nr.addr;
+		in_node.key = NULL; /* the runner's, in the environment */
+		in_node.node_runner = true;
+		int rc = cmd_tune(&in_node);
+		node_runner_stop(&nr);
+		return rc;
 	}
 	if (!o->rpc && !kiln_target_runs_here(&t)) {
 		fprintf(stderr, "kiln: this CPU cannot run code for '%s' (measure it on a machine that can: --rpc)\n",
@@ -1915,10 +2043,11 @@ static int cmd_tune(const opts *o)
 		kiln_tune_config_describe(&space[best_i], d, sizeof d);
 		kiln_tune_config_str(&space[best_i], c, sizeof c);
 		printf("best: %s (--config %s), %.1f GFLOP/s; log %s, plot %s\n"
-		       "apply it with: kiln build|run|bench %s%s%s%s%s --target '%s'%s%s --tuning-log %s\n",
-		       d, c, best, o->log, plot, task.op, o->shape ? " --shape " : "", o->shape ? o->shape : "",
-		       task.attrs[0] ? " --attr " : "", task.attrs, task.target, o->rpc ? " --rpc " : "", o->rpc ? o->rpc : "",
-		       o->log);
+		       "apply it with: kiln %s %s%s%s%s%s --target '%s'%s%s --tuning-log %s\n",
+		       d, c, best, o->log, plot, o->node_runner ? "build -o DIR/" : "build|run|bench", task.op,
+		       o->shape ? " --shape " : "", o->shape ? o->shape : "",
+		       task.attrs[0] ? " --attr " : "", task.attrs, task.target, o->rpc && !o->node_runner ? " --rpc " : "",
+		       o->rpc && !o->node_runner ? o->rpc : "", o->log);
 	}
 	kiln_tuner_free(tu);
 	if (opath[0]) {
