@@ -143,6 +143,8 @@ static void cmd_usage(const char *cmd)
 		       "to the log and writes F.jsonl.svg (best so far against trials). With --rpc each\n"
 		       "trial is built here and measured on that server's CPU (see kiln rpc --help; give\n"
 		       "--target 'llvm -mcpu=CPU' for its CPU); its records apply with the same --rpc.\n"
+		       "--target wasm measures in node on this machine (kiln tune starts a private proxy\n"
+		       "and web/rpc-node.mjs, and stops them), or with --rpc PROXY --key K in a browser tab.\n"
 		       "--tuning-log F.jsonl on lower, build, run and bench applies the best record of the\n"
 		       "same task; --config ROWS,VECTORS[,UNROLL,TILE,ORDER] applies one by hand (ORDER 1:\n"
 		       "column blocks outside, 2: rows outside; 0 for a knob: the default).\n"
