@@ -4,7 +4,7 @@
 # peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster), gflops.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, models_gpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, rpc, tune_cpu, smoke)}
+name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, models_gpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, rpc, tune_cpu, tune_web, smoke)}
 build=${KILN_BUILD:-$here/build}
 [ -d "$build" ] || meson setup "$build" "$here" >/dev/null
 # OpenBLAS 0.3.21 misdetects these CPUs and falls back to slow kernels, and the
@@ -27,7 +27,7 @@ smoke)
 	# Not here: webgpu_node.mjs (TF.js needs a core WebGPU adapter, which
 	# Dawn on Mesa lacks; it runs on the GPU machine).
 	export KILN_BENCH_SMOKE=1
-	for b in matmul_cpu conv2d_cpu matmul_gpu conv2d_gpu matmul_web conv2d_web rpc tune_cpu; do
+	for b in matmul_cpu conv2d_cpu matmul_gpu conv2d_gpu matmul_web conv2d_web rpc tune_cpu tune_web; do
 		echo "-- $b"
 		sh "$0" "$b" 1 || { echo "benchmarks/run.sh: $b failed" >&2; exit 1; }
 	done
@@ -149,6 +149,22 @@ tune_cpu)
 	rm -f "$out/tune_cpu.err"
 	cat "$out"/tune_cpu_matmul_*.jsonl >"$out/tune_cpu_matmul.jsonl"
 	KILN_TUNING_LOG="$out/tune_cpu_matmul.jsonl" "$build/benchmarks/matmul_cpu" ${KILN_BENCH_SMOKE:+1}
+	[ -z "${KILN_BENCH_SMOKE:-}" ] || rm -rf "$out"
+	exit 0 ;;
+tune_web)
+	# wasm tuned in node (kiln tune --target wasm: the node runner), then the
+	# matmul_web cases built with that log against TF.js-wasm and
+	# onnxruntime-web in the same run; goal: matmul 1024^3 >= 1.5x TF.js-wasm.
+	# TRIALS (100) per task; the log goes to KILN_BENCH_OUT (.).
+	ninja -C "$build" >/dev/null
+	out=${KILN_BENCH_OUT:-$PWD} trials=${2:-100} mm=1024,1024,1024
+	if [ -n "${KILN_BENCH_SMOKE:-}" ]; then trials=4 mm=67,67,67 out=$(mktemp -d /tmp/kiln-tune-bench-XXXXXX); fi
+	log="$out/tune_web_matmul.jsonl"
+	rm -f "$log"
+	"$build/kiln" tune matmul --shape $mm --target wasm --trials "$trials" --log "$log" 2>"$out/tune_web.err" ||
+		{ cat "$out/tune_web.err" >&2; exit 1; }
+	rm -f "$out/tune_web.err"
+	KILN_TUNING_LOG="$log" sh "$0" matmul_web ${KILN_BENCH_SMOKE:+1}
 	[ -z "${KILN_BENCH_SMOKE:-}" ] || rm -rf "$out"
 	exit 0 ;;
 gles_probe)

@@ -148,9 +148,10 @@ static void cmd_usage(const char *cmd)
 		       "--tuning-log F.jsonl on lower, build, run and bench applies the best record of the\n"
 		       "same task; --config ROWS,VECTORS[,UNROLL,TILE,ORDER] applies one by hand (ORDER 1:\n"
 		       "column blocks outside, 2: rows outside; 0 for a knob: the default).\n"
-		       "For MODEL.onnx every configuration is applied to all its convolutions and matrix\n"
-		       "products at once, each trial profiling the model's kernels, and each task keeps its\n"
-		       "own best; the tuned model is checked against the default one at the end.\n"
+		       "For MODEL.onnx each distinct convolution and matrix product is searched on its own;\n"
+		       "a round (--trials counts rounds) builds the model with every task's next\n"
+		       "configuration and profiles its kernels once; the tuned model is checked against\n"
+		       "the default one at the end.\n"
 		       "kiln compile MODEL.onnx -o M.so --tuning-log F.jsonl builds with those.\n");
 		return;
 	}

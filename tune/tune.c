@@ -1,6 +1,7 @@
 /*
- * tune.c — the CPU template's configuration space, search orders, and the
- * tuning log: one JSON object per line, written and read with cJSON.
+ * tune.c — the CPU template's configuration space, fixed search orders,
+ * configurations as text (--config), and the tuning log: one JSON object
+ * per line, written and read with cJSON.
  */
 #include <cJSON.h>
 #include <errno.h>

@@ -17,7 +17,8 @@
 // inputs stay where each library keeps them. TF.js computes convolutions in
 // NHWC, kiln and onnxruntime in NCHW, each in its own layout.
 //
-// KILN names the kiln binary (run.sh sets it); bundles go to KILN_BENCH_DIR.
+// KILN names the kiln binary (run.sh sets it); bundles go to KILN_BENCH_DIR;
+// KILN_TUNING_LOG: a tuning log the wasm bundles are built with (kiln tune --target wasm).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -83,6 +84,8 @@ function bundle(c, targets) {
   if (fs.existsSync(dir + 'kiln.json')) return dir; // built by an earlier process of this run
   const args = ['build', c.op, '--shape', c.shape.join(','), '--target', targets, '-o', dir];
   if (c.attr) args.push('--attr', c.attr);
+  // KILN_TUNING_LOG (benchmarks/run.sh tune_web): the wasm kernels tuned in node
+  if (process.env.KILN_TUNING_LOG && targets === 'wasm') args.push('--tuning-log', process.env.KILN_TUNING_LOG);
   execFileSync(kilnBin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   return dir;
 }
