@@ -351,6 +351,20 @@ START_TEST(residual_network)
 }
 END_TEST
 
+/* Runs m on random input x (seeded) and compares its classes with the plain-C reference. */
+static void run_matches_reference(kiln_model *m, uint64_t seed)
+{
+	kiln_array *x = kiln_array_empty(4, (int64_t[]){1, C0, H, W}, KILN_F32);
+	kiln_array_fill_random(x, seed, -1, 1);
+	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
+	ck_assert_int_eq(kiln_model_run(m), 0);
+	float want[NCLS];
+	reference(x->data, want);
+	for (int i = 0; i < NCLS; i++)
+		ck_assert_float_eq_tol(((float *)kiln_model_get_output(m, 0)->data)[i], want[i], 1e-4);
+	kiln_array_free(x);
+}
+
 static int visit_features(void *out, const kiln_func *f) { return kiln_tune_features(f, out); }
 
 /*
@@ -400,15 +414,7 @@ START_TEST(group_visits)
 	kiln_clear_error(ctx);
 	kiln_model *m = kiln_model_from_module(kiln_graph_compile(g, "llvm", NULL));
 	ck_assert_msg(m, "%s %s", kiln_error(ctx), kiln_rt_last_error());
-	kiln_array *x = kiln_array_empty(4, (int64_t[]){1, C0, H, W}, KILN_F32);
-	kiln_array_fill_random(x, 5, -1, 1);
-	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
-	ck_assert_int_eq(kiln_model_run(m), 0);
-	float want[NCLS];
-	reference(x->data, want);
-	for (int i = 0; i < NCLS; i++)
-		ck_assert_float_eq_tol(((float *)kiln_model_get_output(m, 0)->data)[i], want[i], 1e-4);
-	kiln_array_free(x);
+	run_matches_reference(m, 5);
 	kiln_model_free(m);
 	kiln_ctx_free(ctx);
 }
@@ -563,15 +569,7 @@ START_TEST(external_data)
 	ck_assert_msg(g, "%s", kiln_error(ctx));
 	kiln_model *m = kiln_model_from_module(kiln_graph_compile(g, "llvm", NULL));
 	ck_assert_msg(m, "%s / %s", kiln_error(ctx), kiln_rt_last_error());
-	kiln_array *x = kiln_array_empty(4, (int64_t[]){1, C0, H, W}, KILN_F32);
-	kiln_array_fill_random(x, 5, -1, 1);
-	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
-	ck_assert_int_eq(kiln_model_run(m), 0);
-	float want[NCLS];
-	reference(x->data, want);
-	for (int i = 0; i < NCLS; i++)
-		ck_assert_float_eq_tol(((float *)kiln_model_get_output(m, 0)->data)[i], want[i], 1e-4);
-	kiln_array_free(x);
+	run_matches_reference(m, 5);
 	kiln_model_free(m);
 	kiln_onnx_free(om);
 	/* from memory, external data has no folder to come from */
