@@ -1525,6 +1525,7 @@ typedef struct {
 	double def_ms, best_ms;
 	kiln_cpu_config best;
 	kiln_graph *g;
+	kiln_ctx *ctx; /* the graph's */
 	const char *target;
 } model_task;
 
@@ -1534,7 +1535,10 @@ static int visit_features(void *out, const kiln_func *f) { return kiln_tune_feat
 static int model_task_features(void *user, int i, float *out)
 {
 	model_task *mt = user;
-	return kiln_graph_group_visit(mt->g, mt->group, mt->target, &mt->space[i], visit_features, out);
+	int rc = kiln_graph_group_visit(mt->g, mt->group, mt->target, &mt->space[i], visit_features, out);
+	if (rc)
+		kiln_clear_error(mt->ctx); /* zeros for this one (kiln_tuner); the next visits must not inherit it */
+	return rc;
 }
 
 /*
@@ -1577,7 +1581,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 		if (ntask == 256)
 			continue;
 		model_task *mt = &tasks[ntask++];
-		*mt = (model_task){.group = i, .ngroups = 1, .g = g, .target = o->target, .at = -1, .def_ms = 1e300,
+		*mt = (model_task){.group = i, .ngroups = 1, .g = g, .ctx = ctx, .target = o->target, .at = -1, .def_ms = 1e300,
 		                   .best_ms = 1e300, .space = malloc(sizeof(kiln_cpu_config) * (size_t)nall)};
 		snprintf(mt->key, sizeof mt->key, "%s", key);
 		for (int c = 0; mt->space && c < nall; c++) {
