@@ -1892,6 +1892,12 @@ static int cmd_tune(const opts *o)
 		fprintf(stderr, "kiln: %s\n", err);
 		return 1;
 	}
+	/* a log that cannot be written is said before the first trial, not after it */
+	FILE *lf = fopen(o->log, "a");
+	if (!lf || fclose(lf)) {
+		fprintf(stderr, "kiln: cannot append to %s: %s\n", o->log, strerror(errno));
+		return 1;
+	}
 	/* the CPU template's knobs: llvm here or on a server, wasm in node here or in a browser tab (--rpc) */
 	if (t.kind != KILN_LLVM && t.kind != KILN_WASM) {
 		fprintf(stderr, "kiln: tune measures CPU schedules: llvm (here, or on a server with --rpc) or wasm (in node "
