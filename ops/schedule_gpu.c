@@ -95,16 +95,16 @@ static bool innermost_index_uses(const ir_expr *body, const ir_tensor *t, const 
 	return d.found;
 }
 
-/* A 16x16 thread block copies a shared stage cooperatively. */
-static int cooperative_fetch(sch_stage *st)
+/* A block of threads x threads copies a shared stage cooperatively. */
+static int cooperative_fetch(sch_stage *st, int threads)
 {
 	kiln_iter *f = st->op->axis[0];
 	for (int d = 1; d < st->op->naxis; d++)
 		if (kiln_fuse(st, f, st->op->axis[d], &f))
 			return -1;
 	kiln_iter *o, *i, *ty, *tx;
-	return kiln_split(st, f, 256, &o, &i) || kiln_split(st, i, 16, &ty, &tx) || kiln_bind(st, ty, KILN_THREAD_Y) ||
-	       kiln_bind(st, tx, KILN_THREAD_X);
+	return kiln_split(st, f, (int64_t)threads * threads, &o, &i) || kiln_split(st, i, threads, &ty, &tx) ||
+	       kiln_bind(st, ty, KILN_THREAD_Y) || kiln_bind(st, tx, KILN_THREAD_X);
 }
 
 /* Inlines the pack stages of a matmul-shaped stage that only change layout;
@@ -131,7 +131,19 @@ static int inline_layout_packs(sch_schedule *s, sch_stage *c, bool *gather)
  * A pack stage that only changes layout is inlined (B is staged directly);
  * an im2col pack stays a kernel of its own.
  */
-static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c)
+/*
+ * The GPU matmul template's knobs, read from a kiln_cpu_config (0: the
+ * default): rows: output rows per thread; vecs: float4s of columns per
+ * thread; unroll: depth of the k panel fetched into shared memory per step;
+ * tile: threads per side of the block; order 2 deals a thread's columns out
+ * in float4s one block-width apart (virtual threads), 1 keeps them together.
+ */
+typedef struct {
+	int rows, vec4s, kslice, threads;
+	bool interleave;
+} gpu_tile;
+
+static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg)
 {
 	int n = c->op->naxis;
 	int64_t M = c->outs[0]->shape[n - 2], N = c->outs[0]->shape[n - 1];
@@ -141,24 +153,41 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c)
 	bool gather; /* an operand indexed through div/mod (convolution as GEMM) */
 	if (inline_layout_packs(s, c, &gather))
 		return -1;
-	/* 16x16 threads; each computes T x T outputs. 8x8 has four times the
-	 * arithmetic per shared-memory load of 4x4, but needs enough blocks to fill
+	/* The default: 16x16 threads; each computes T x T outputs. 8x8 has four times
+	 * the arithmetic per shared-memory load of 4x4, but needs enough blocks to fill
 	 * the device: measured on an H200, 4x4 wins at 1024^2 outputs (12 vs 8
-	 * TFLOP/s), 8x8 from 2048^2 (18-19 vs 14-15) */
-	int64_t T = M * N >= 2048 * 2048 && !gather ? 8 : 4, BT = 16 * T;
+	 * TFLOP/s), 8x8 from 2048^2 (18-19 vs 14-15). With 8 columns per thread,
+	 * thread tx takes columns tx*4 and 64 + tx*4 (two virtual threads of 4):
+	 * neighbouring threads then read neighbouring float4s of B's shared panel
+	 * instead of every other one, which halves its bank conflicts (18.7 -> 24.5
+	 * TFLOP/s at 4096^3 on an H200). */
+	int T = M * N >= 2048 * 2048 && !gather ? 8 : 4;
+	gpu_tile g = {T, T / 4, 8, 16, T == 8};
+	if (cfg) {
+		g = (gpu_tile){cfg->rows ? cfg->rows : g.rows, cfg->vecs ? cfg->vecs : g.vec4s,
+		               cfg->unroll ? cfg->unroll : g.kslice, cfg->tile ? cfg->tile : g.threads,
+		               cfg->order ? cfg->order == 2 : g.interleave};
+		if (g.rows > 16 || g.vec4s > 4 || g.kslice > 64 || g.threads < 2 || g.threads > 32)
+			return ir_error(s->ctx, "schedule: a GPU matmul tile of %d rows x %d float4s per thread, %dx%d threads, "
+			                "k panels of %d (rows 1-16, float4s 1-4, threads 2-32 a side, panels 1-64)",
+			                g.rows, g.vec4s, g.threads, g.threads, g.kslice), -1;
+	}
+	int64_t cols = 4 * g.vec4s, BR = (int64_t)g.threads * g.rows, BC = (int64_t)g.threads * cols;
+	/* a block wider than the output would leave threads without columns (and a thread grid that does not match) */
+	if (BR > M || BC > N)
+		return ir_error(s->ctx, "schedule: a GPU matmul block of %lldx%lld outputs is larger than the %lldx%lld output",
+		                (long long)BR, (long long)BC, (long long)M, (long long)N), -1;
+	bool deal = g.interleave && g.vec4s > 1;
 	kiln_tensor *cl_t = kiln_cache_write(s, c->outs[0], KILN_SCOPE_LOCAL);
 	if (!cl_t)
 		return -1;
 	sch_stage *cl = sch_stage_of(s, cl_t);
 	kiln_iter *bi, *bj, *ii, *ji, *ty, *ti, *tx, *tj, *vj = NULL;
-	if (kiln_tile(c, c->op->axis[n - 2], c->op->axis[n - 1], BT, BT, &bi, &bj, &ii, &ji) || kiln_split(c, ii, T, &ty, &ti))
+	if (kiln_tile(c, c->op->axis[n - 2], c->op->axis[n - 1], BR, BC, &bi, &bj, &ii, &ji) ||
+	    kiln_split(c, ii, g.rows, &ty, &ti))
 		return -1;
-	/* With 8 columns per thread, thread tx takes columns tx*4 and 64 + tx*4
-	 * (two virtual threads of 4): neighbouring threads then read neighbouring
-	 * float4s of B's shared panel instead of every other one, which halves
-	 * its bank conflicts (18.7 -> 24.5 TFLOP/s at 4096^3 on an H200). */
-	if (T == 8 ? kiln_split_nparts(c, ji, 2, &vj, &ji) || kiln_split(c, ji, 4, &tx, &tj)
-	           : kiln_split(c, ji, T, &tx, &tj))
+	if (deal ? kiln_split_nparts(c, ji, g.vec4s, &vj, &ji) || kiln_split(c, ji, 4, &tx, &tj)
+	         : kiln_split(c, ji, cols, &tx, &tj))
 		return -1;
 	kiln_iter *order[8];
 	int k = 0;
@@ -176,7 +205,7 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c)
 	    (n == 3 && kiln_bind(c, c->op->axis[0], KILN_BLOCK_Z)) || kiln_compute_at(cl, c, tx))
 		return -1;
 	kiln_iter *ko, *ki;
-	if (kiln_split(cl, cl->op->reduce[0], 8, &ko, &ki))
+	if (kiln_split(cl, cl->op->reduce[0], g.kslice, &ko, &ki))
 		return -1;
 	kiln_iter *ro[8];
 	k = 0;
@@ -187,7 +216,7 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c)
 	ro[k++] = cl->op->axis[n - 2];
 	ro[k++] = cl->op->axis[n - 1];
 	kiln_iter *jo, *jv;
-	if (kiln_reorder(cl, k, ro) || kiln_unroll(cl, cl->op->axis[n - 2]) || (T == 8 && kiln_unroll(cl, ki)))
+	if (kiln_reorder(cl, k, ro) || kiln_unroll(cl, cl->op->axis[n - 2]) || (g.rows >= 8 && kiln_unroll(cl, ki)))
 		return -1;
 	/* float4 columns, unless the column index goes through div/mod (lane by lane) */
 	if (gather ? kiln_unroll(cl, cl->op->axis[n - 1])
@@ -202,7 +231,7 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c)
 			continue;
 		kiln_stage *rs = cl;
 		kiln_tensor *sh = kiln_cache_read(s, rd[r], KILN_SCOPE_SHARED, 1, &rs);
-		if (!sh || kiln_compute_at(sch_stage_of(s, sh), cl, ko) || cooperative_fetch(sch_stage_of(s, sh)))
+		if (!sh || kiln_compute_at(sch_stage_of(s, sh), cl, ko) || cooperative_fetch(sch_stage_of(s, sh), g.threads))
 			return -1;
 		/* A's panel k-major: a thread's 8 rows at one k are then adjacent words,
 		 * loaded as two float4s (the device compiler merges them) instead of
@@ -210,7 +239,7 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c)
 		int nd = sh->ndim, perm[KILN_MAX_DIMS];
 		for (int d = 0; d < nd; d++)
 			perm[d] = d;
-		if (T == 8 && nd >= 2 && innermost_index_uses(cl->op->body[0], sh, cl->op->reduce[0]->var)) {
+		if (g.rows >= 8 && nd >= 2 && innermost_index_uses(cl->op->body[0], sh, cl->op->reduce[0]->var)) {
 			perm[nd - 2] = nd - 1;
 			perm[nd - 1] = nd - 2;
 			if (kiln_storage_order(sch_stage_of(s, sh), nd, perm))
@@ -253,8 +282,9 @@ static int cache_column_operand(sch_schedule *s, sch_stage *cl, kiln_iter *cols,
  * Measured in Chromium 156 on SwiftShader, matmul 1024^3: 1.1-1.4 GFLOP/s
  * against 0.5-0.6 with the GPU schedule (TF.js webgpu: 0.2-0.3, same page).
  */
-static int schedule_matmul_emulated(sch_schedule *s, sch_stage *c)
+static int schedule_matmul_emulated(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg)
 {
+	(void)cfg; /* no knobs yet for CPU-emulated adapters */
 	int n = c->op->naxis;
 	int64_t M = c->outs[0]->shape[n - 2], N = c->outs[0]->shape[n - 1];
 	if (M % 4 || N % 4 || c->attach != ATTACH_ROOT || c->nrel || c->op->nreduce != 1)
@@ -309,8 +339,9 @@ static int schedule_matmul_emulated(sch_schedule *s, sch_stage *c)
  * each invocation computes 4 output channels x 4 columns, the columns one
  * vector, 64 invocations per workgroup over the fused rest.
  */
-static int schedule_conv_emulated(sch_schedule *s, sch_stage *c)
+static int schedule_conv_emulated(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg)
 {
+	(void)cfg;
 	if (c->op->naxis != 4 || c->attach != ATTACH_ROOT || c->nrel || c->op->axis[1]->extent % 4 ||
 	    c->op->axis[3]->extent % 4)
 		return one_thread_per_element(c);
@@ -367,12 +398,12 @@ static sch_stage *split_reduction(sch_schedule *s, sch_stage *st)
 	return rs;
 }
 
-typedef int (*stage_schedule)(sch_schedule *s, sch_stage *c);
+typedef int (*stage_schedule)(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg);
 
 /* Matmul-shaped stages by matmul, direct convolutions by conv (when given),
- * every other root stage one thread per element. */
+ * every other root stage one thread per element; cfg: a tuner's knobs for them. */
 static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *const *outs, stage_schedule matmul,
-                                       stage_schedule conv)
+                                       stage_schedule conv, const kiln_cpu_config *cfg)
 {
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)
@@ -381,7 +412,8 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 	sch_stage **snap = ir_alloc(ctx, sizeof(sch_stage *) * n);
 	memcpy(snap, s->stages, sizeof(sch_stage *) * n);
 	for (int i = n - 1; i >= 0; i--)
-		if ((op_is(snap[i], TAG_MATMUL) && matmul(s, snap[i])) || (conv && op_is(snap[i], TAG_CONV) && conv(s, snap[i])))
+		if ((op_is(snap[i], TAG_MATMUL) && matmul(s, snap[i], cfg)) ||
+		    (conv && op_is(snap[i], TAG_CONV) && conv(s, snap[i], cfg)))
 			return NULL;
 	for (int i = 0; i < n; i++) {
 		sch_stage *rs = split_reduction(s, snap[i]);
@@ -401,12 +433,19 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
-	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL);
+	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, NULL);
+}
+
+kiln_schedule *kiln_schedule_gpu_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout, kiln_tensor *const *outs)
+{
+	if (cfg && (cfg->rows < 0 || cfg->vecs < 0 || cfg->unroll < 0 || cfg->tile < 0 || cfg->order < 0 || cfg->order > 2))
+		return ir_error(ctx, "schedule: negative knobs or order %d (0-2)", cfg->order), NULL;
+	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, cfg);
 }
 
 kiln_schedule *kiln_schedule_gpu_emulated(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
-	return schedule_kernels(ctx, nout, outs, schedule_matmul_emulated, schedule_conv_emulated);
+	return schedule_kernels(ctx, nout, outs, schedule_matmul_emulated, schedule_conv_emulated, NULL);
 }
 
 /*
@@ -486,6 +525,25 @@ kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *
 			return NULL;
 	}
 	return s;
+}
+
+kiln_schedule *kiln_schedule_template(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
+                                      kiln_tensor *const *outs)
+{
+	switch (t->kind) {
+	case KILN_LLVM:
+	case KILN_WASM:
+		return kiln_schedule_cpu_config(ctx, t, cfg, nout, outs);
+	case KILN_OPENCL:
+	case KILN_WEBGPU:
+		if (!t->emulated)
+			return kiln_schedule_gpu_config(ctx, cfg, nout, outs);
+		break;
+	case KILN_WEBGL:
+		break;
+	}
+	return ir_error(ctx, "schedule: '%s' has no template a configuration applies to (llvm, wasm, opencl and webgpu "
+	                "have)", t->name), NULL;
 }
 
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs)

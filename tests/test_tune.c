@@ -17,12 +17,14 @@
 #include "kiln/tune.h"
 #include "testutil.h"
 
-/* operators and shapes whose schedules take the template's knobs (odd sizes: guards and shifted tiles) */
-static const struct {
+typedef struct {
 	const char *op, *attrs;
 	int n;
 	int64_t shape[7];
-} cases[] = {
+} tune_case;
+
+/* operators and shapes whose schedules take the CPU template's knobs (odd sizes: guards and shifted tiles) */
+static const tune_case cases[] = {
 	{"matmul", "", 3, {64, 64, 96}},
 	{"matmul", "trans_b=1", 3, {40, 48, 36}},
 	{"batch_matmul", "", 4, {2, 24, 32, 40}},
@@ -34,16 +36,25 @@ static const struct {
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
+/* the GPU matmul template's: matrix products of at least 64 x 64 outputs (uneven: partial blocks) */
+static const tune_case gpu_cases[] = {
+	{"matmul", "", 3, {128, 96, 40}},
+	{"matmul", "trans_b=1", 3, {100, 136, 24}},
+	{"batch_matmul", "", 4, {2, 64, 128, 36}},
+	{"dense", "", 3, {72, 64, 48}},
+};
+#define NGPU_CASES (int)(sizeof gpu_cases / sizeof gpu_cases[0])
+
 /* The configurations of t's space this case's schedule takes. */
-static int accepted(int c, const kiln_target *t, kiln_cpu_config *out, int max)
+static int accepted(const tune_case *tc, const kiln_target *t, kiln_cpu_config *out, int max)
 {
 	kiln_cpu_config *all = malloc(sizeof *all * 4096);
 	int nall = kiln_tune_space(t, all, 4096), n = 0;
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
-	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(cases[c].op), cases[c].n, cases[c].shape, cases[c].attrs, &o), 0);
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(tc->op), tc->n, tc->shape, tc->attrs, &o), 0);
 	for (int i = 0; i < nall && n < max; i++) {
-		if (kiln_schedule_cpu_config(ctx, t, &all[i], o.nargs - o.nin, o.args + o.nin))
+		if (kiln_schedule_template(ctx, t, &all[i], o.nargs - o.nin, o.args + o.nin))
 			out[n++] = all[i];
 		kiln_clear_error(ctx);
 	}
@@ -53,15 +64,15 @@ static int accepted(int c, const kiln_target *t, kiln_cpu_config *out, int max)
 }
 
 /* A sample of case c's space on target: every knob value appears; each checked against both references. */
-static void check_sample(int c, const char *target, int want)
+static void check_sample(const tune_case *tc, uint64_t c, const char *target, int want)
 {
 	kiln_target t;
 	char err[256];
 	ck_assert_msg(!kiln_target_parse(target, &t, err, sizeof err), "%s", err);
 	kiln_cpu_config *space = malloc(sizeof *space * 4096);
-	int n = accepted(c, &t, space, 4096), checked = 0, *order = malloc(sizeof(int) * (size_t)n);
-	ck_assert_msg(n > 0, "%s: the schedule takes no configuration", cases[c].op);
-	kiln_tune_order("random", 100 + (uint64_t)c, n, order);
+	int n = accepted(tc, &t, space, 4096), checked = 0, *order = malloc(sizeof(int) * (size_t)n);
+	ck_assert_msg(n > 0, "%s: the schedule takes no configuration", tc->op);
+	kiln_tune_order("random", 100 + c, n, order);
 	bool seen[3][17] = {{0}}, offered[3][17] = {{0}}; /* unroll, tile, order values: checked, in the space */
 	for (int i = 0; i < n; i++)
 		offered[0][space[i].unroll % 17] = offered[1][space[i].tile % 17] = offered[2][space[i].order % 17] = true;
@@ -70,13 +81,13 @@ static void check_sample(int c, const char *target, int want)
 		const kiln_cpu_config *cfg = &space[i];
 		kiln_ctx *ctx = kiln_ctx_new();
 		kiln_op_inst o;
-		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(cases[c].op), cases[c].n, cases[c].shape, cases[c].attrs, &o), 0);
-		kiln_schedule *s = kiln_schedule_cpu_config(ctx, &t, cfg, o.nargs - o.nin, o.args + o.nin);
+		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(tc->op), tc->n, tc->shape, tc->attrs, &o), 0);
+		kiln_schedule *s = kiln_schedule_template(ctx, &t, cfg, o.nargs - o.nin, o.args + o.nin);
 		char d[160];
-		kiln_tune_config_describe(cfg, d, sizeof d);
-		ck_assert_msg(s != NULL, "%s: %s: %s", cases[c].op, d, kiln_error(ctx));
-		ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 11 + (uint64_t)i, target, cases[c].op, cases[c].attrs) >= 0,
-		              "%s %s on %s, %s: %s", cases[c].op, cases[c].attrs, target, d, kiln_error(ctx));
+		kiln_tune_config_describe_for(&t, cfg, d, sizeof d);
+		ck_assert_msg(s != NULL, "%s: %s: %s", tc->op, d, kiln_error(ctx));
+		ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 11 + (uint64_t)i, target, tc->op, tc->attrs) >= 0,
+		              "%s %s on %s, %s: %s", tc->op, tc->attrs, target, d, kiln_error(ctx));
 		kiln_ctx_free(ctx);
 		seen[0][cfg->unroll % 17] = seen[1][cfg->tile % 17] = seen[2][cfg->order % 17] = true;
 		checked++;
@@ -89,17 +100,48 @@ static void check_sample(int c, const char *target, int want)
 		int in_space = 0, in_sample = 0;
 		for (int v = 0; v < 17; v++)
 			in_space += offered[k][v], in_sample += seen[k][v];
-		ck_assert_msg(in_space < 2 || in_sample >= 2, "%s: the sample keeps knob %d at one value", cases[c].op, k);
+		ck_assert_msg(in_space < 2 || in_sample >= 2, "%s: the sample keeps knob %d at one value", tc->op, k);
 	}
 }
 
-START_TEST(template_llvm) { check_sample(_i, "llvm", 16); }
+START_TEST(template_llvm) { check_sample(&cases[_i], (uint64_t)_i, "llvm", 16); }
 END_TEST
 
-START_TEST(template_llvm_few) { check_sample(_i, "llvm", 2); }
+START_TEST(template_llvm_few) { check_sample(&cases[_i], (uint64_t)_i, "llvm", 2); }
 END_TEST
 
-START_TEST(template_wasm) { check_sample(_i, "wasm", 3); }
+START_TEST(template_wasm) { check_sample(&cases[_i], (uint64_t)_i, "wasm", 3); }
+END_TEST
+
+/* the GPU template on OpenCL (PoCL here): 16 configurations of each case, every knob moved */
+START_TEST(template_opencl) { check_sample(&gpu_cases[_i], (uint64_t)_i, "opencl", 16); }
+END_TEST
+
+START_TEST(gpu_refusals)
+{
+	/* a block larger than the output, and knobs out of range, are refused with the reason */
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){96, 96, 32}, "", &o), 0);
+	kiln_cpu_config wide = {2, 4, 8, 16, 1}, rows = {17, 1, 8, 8, 1}, threads = {2, 1, 8, 33, 1};
+	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &wide, 1, o.args + o.nin));
+	ck_assert_msg(strstr(kiln_error(ctx), "a GPU matmul block of 32x256 outputs is larger than the 96x96 output"), "%s",
+	              kiln_error(ctx));
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &rows, 1, o.args + o.nin));
+	ck_assert_msg(strstr(kiln_error(ctx), "17 rows x 1 float4s per thread"), "%s", kiln_error(ctx));
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &threads, 1, o.args + o.nin));
+	ck_assert_msg(strstr(kiln_error(ctx), "33x33 threads"), "%s", kiln_error(ctx));
+	kiln_clear_error(ctx);
+	/* webgl has no template */
+	kiln_target t;
+	char err[256];
+	ck_assert(!kiln_target_parse("webgl", &t, err, sizeof err));
+	ck_assert_ptr_null(kiln_schedule_template(ctx, &t, &wide, 1, o.args + o.nin));
+	ck_assert_msg(strstr(kiln_error(ctx), "'webgl' has no template"), "%s", kiln_error(ctx));
+	kiln_ctx_free(ctx);
+}
 END_TEST
 
 START_TEST(refused_factors)
@@ -348,6 +390,7 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, template_llvm_few, 0, NCASES);
 	tcase_add_test(tc, refused_factors);
+	tcase_add_test(tc, gpu_refusals);
 	tcase_add_test(tc, config_strings);
 	tcase_add_test(tc, log_round_trip);
 	tcase_add_test(tc, features_differ);
@@ -359,6 +402,12 @@ int main(void)
 	tcase_set_timeout(many, 600);
 	tcase_add_loop_test(many, template_llvm, 0, NCASES);
 	suite_add_tcase(s, many);
+	/* PoCL's compiler under valgrind takes minutes per kernel */
+	TCase *gpu = tcase_create("opencl");
+	tcase_set_tags(gpu, "large");
+	tcase_set_timeout(gpu, 600);
+	tcase_add_loop_test(gpu, template_opencl, 0, NGPU_CASES);
+	suite_add_tcase(s, gpu);
 	/* in node: slow under valgrind, which does not look into node anyway */
 	TCase *web = tcase_create("wasm");
 	tcase_set_tags(web, "large");

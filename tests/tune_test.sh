@@ -99,5 +99,15 @@ kill $server
 # bad values
 "$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --search bogus 2>/dev/null; [ $? -eq 2 ] || fail "--search bogus"
 "$kiln" run matmul --shape 64,64,64 --config 0,99 2>/dev/null && fail "--config 0,99 accepted"
-"$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --target opencl 2>/dev/null && fail "tune on opencl accepted"
+"$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --target webgl 2>/dev/null && fail "tune on webgl accepted"
+
+# the GPU matmul template on OpenCL (PoCL here): records name the device and apply to opencl builds
+"$kiln" tune matmul --shape 128,96,32 --target opencl --trials 3 --repeat 3 --log "$dir/g.jsonl" >"$dir/out" 2>&1 ||
+	{ cat "$dir/out"; fail "tune on opencl"; }
+[ "$(grep -c '"target":"opencl","device":"opencl: .* on .*"error":""' "$dir/g.jsonl")" -eq 3 ] ||
+	{ cat "$dir/g.jsonl"; fail "the opencl records"; }
+"$kiln" lower matmul --shape 128,96,32 --target opencl --tuning-log "$dir/g.jsonl" 2>&1 | head -1 |
+	grep -q "the GPU template, .* float4s per thread, k panels of .* (best of" || fail "the opencl records do not apply"
+"$kiln" run matmul --shape 128,96,32 --target opencl --tuning-log "$dir/g.jsonl" | grep -q "within tolerance" ||
+	fail "the tuned opencl build does not match the oracle"
 echo "tune: ok"

@@ -454,13 +454,14 @@ static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *i
 	kiln_target t;
 	char err[256];
 	kiln_schedule *s;
-	if (cpu_config && !kiln_target_parse(target, &t, err, sizeof err) && (t.kind == KILN_LLVM || t.kind == KILN_WASM)) {
+	if (cpu_config && !kiln_target_parse(target, &t, err, sizeof err) && t.kind != KILN_WEBGL && !t.emulated) {
 		static char buf[512];
 		char d[160];
-		kiln_tune_config_describe(cpu_config, d, sizeof d);
-		snprintf(buf, sizeof buf, "the CPU template, %s (%s)", d, cpu_config_from);
+		kiln_tune_config_describe_for(&t, cpu_config, d, sizeof d);
+		snprintf(buf, sizeof buf, "the %s template, %s (%s)", t.kind == KILN_LLVM || t.kind == KILN_WASM ? "CPU" : "GPU",
+		         d, cpu_config_from);
 		which = buf;
-		s = kiln_schedule_cpu_config(ctx, &t, cpu_config, nout, inst->args + inst->nin);
+		s = kiln_schedule_template(ctx, &t, cpu_config, nout, inst->args + inst->nin);
 	} else {
 		s = program && info == &program_info ? kiln_program_schedule(program, info->name, target, &which)
 		                                     : kiln_schedule_for(ctx, target, nout, inst->args + inst->nin);
@@ -1091,6 +1092,12 @@ static const char *tuning_device(const opts *o, const kiln_target *t, char *desc
 {
 	char d[512];
 	kiln_target_describe(t, d, sizeof d);
+	/* a GPU's records belong to the device they were measured on */
+	const char *dev = t->kind == KILN_OPENCL && !o->rpc ? kiln_opencl_device_name() : NULL;
+	if (dev) {
+		snprintf(desc, n, "%.200s on %.200s", d, dev);
+		return desc;
+	}
 	if (o->rpc && !o->node_runner)
 		snprintf(desc, n, "%.200s; remote %.200s", d, o->rpc);
 	else
@@ -1898,10 +1905,16 @@ static int cmd_tune(const opts *o)
 		fprintf(stderr, "kiln: cannot append to %s: %s\n", o->log, strerror(errno));
 		return 1;
 	}
-	/* the CPU template's knobs: llvm here or on a server, wasm in node here or in a browser tab (--rpc) */
-	if (t.kind != KILN_LLVM && t.kind != KILN_WASM) {
-		fprintf(stderr, "kiln: tune measures CPU schedules: llvm (here, or on a server with --rpc) or wasm (in node "
-		                "here, or in a browser tab with --rpc); not '%s'\n", o->target);
+	/* the CPU template's knobs: llvm here or on a server, wasm in node here or in a browser tab (--rpc);
+	 * the GPU matmul template's: opencl here or on a server */
+	if (t.kind != KILN_LLVM && t.kind != KILN_WASM && t.kind != KILN_OPENCL) {
+		fprintf(stderr, "kiln: tune measures the CPU template (llvm here or on a server with --rpc, wasm in node here "
+		                "or in a browser tab with --rpc) and the GPU matmul template (opencl); not '%s'\n", o->target);
+		return 1;
+	}
+	if (t.kind == KILN_OPENCL && is_onnx(o->op)) {
+		fprintf(stderr, "kiln: tuning a whole model for opencl is not supported yet (its matrix products: tune them "
+		                "one by one)\n");
 		return 1;
 	}
 	if (t.kind == KILN_WASM && !o->rpc && is_onnx(o->op)) {
@@ -1959,7 +1972,7 @@ static int cmd_tune(const opts *o)
 	const kiln_op_info *info = space ? declare(ctx, o, &inst) : NULL;
 	double flops = info ? inst.flops : 0;
 	for (int i = 0; info && i < nall; i++) {
-		if (kiln_schedule_cpu_config(ctx, &t, &all[i], inst.nargs - inst.nin, inst.args + inst.nin))
+		if (kiln_schedule_template(ctx, &t, &all[i], inst.nargs - inst.nin, inst.args + inst.nin))
 			space[nspace++] = all[i];
 		kiln_clear_error(ctx);
 	}
@@ -2053,7 +2066,7 @@ static int cmd_tune(const opts *o)
 	}
 	if (!rc) {
 		char d[160], c[64];
-		kiln_tune_config_describe(&space[best_i], d, sizeof d);
+		kiln_tune_config_describe_for(&t, &space[best_i], d, sizeof d);
 		kiln_tune_config_str(&space[best_i], c, sizeof c);
 		printf("best: %s (--config %s), %.1f GFLOP/s; log %s, plot %s\n"
 		       "apply it with: kiln %s %s%s%s%s%s --target '%s'%s%s --tuning-log %s\n",

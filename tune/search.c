@@ -153,7 +153,7 @@ int kiln_tuner_update(kiln_tuner *tu, int i, double gflops)
 int kiln_tune_config_features(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, const char *name,
                               int nargs, kiln_tensor *const *args, int nout, float *out)
 {
-	kiln_schedule *s = kiln_schedule_cpu_config(ctx, t, cfg, nout, args + nargs - nout);
+	kiln_schedule *s = kiln_schedule_template(ctx, t, cfg, nout, args + nargs - nout);
 	kiln_func *fn = s ? kiln_lower(s, name, nargs, args, NULL) : NULL;
 	return fn ? kiln_tune_features(fn, out) : -1;
 }

@@ -12,9 +12,36 @@
 #include "kiln/tune.h"
 #include "tune/internal.h"
 
+/*
+ * The GPU matmul template's space: 2-8 rows x 1-4 float4s of columns per
+ * thread (16 columns only with up to 4 rows: the accumulators must stay in
+ * registers), k panels of 4-16, 8x8 or 16x16 threads, and for several
+ * float4s both ways of dealing them out.
+ */
+static int gpu_space(kiln_cpu_config *out, int max)
+{
+	static const int rows[] = {2, 4, 8}, vec4s[] = {1, 2, 4}, panels[] = {4, 8, 16}, threads[] = {8, 16};
+	int n = 0;
+	for (int r = 0; r < 3; r++)
+		for (int v = 0; v < 3; v++) {
+			if (rows[r] * vec4s[v] * 4 > 64)
+				continue;
+			for (int p = 0; p < 3; p++)
+				for (int th = 0; th < 2; th++)
+					for (int order = 1; order <= (vec4s[v] > 1 ? 2 : 1); order++) {
+						if (n < max)
+							out[n] = (kiln_cpu_config){rows[r], vec4s[v], panels[p], threads[th], order};
+						n++;
+					}
+		}
+	return n < max ? n : max;
+}
+
 int kiln_tune_space(const kiln_target *t, kiln_cpu_config *out, int max)
 {
 	static const int unrolls[] = {1, 2, 4, 8}, tiles[] = {1, 2, 4, 8, 16};
+	if ((t->kind == KILN_OPENCL || t->kind == KILN_WEBGPU) && !t->emulated)
+		return gpu_space(out, max);
 	int n = 0, budget = t->vector_regs > 8 ? t->vector_regs - 4 : 4;
 	for (int vecs = 1; vecs <= 4; vecs++)
 		for (int rows = 1; rows <= 8; rows++) {
@@ -61,6 +88,16 @@ int kiln_tune_config_parse(const char *s, kiln_cpu_config *c)
 		return -1;
 	*c = (kiln_cpu_config){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
 	return 0;
+}
+
+void kiln_tune_config_describe_for(const kiln_target *t, const kiln_cpu_config *c, char *buf, size_t n)
+{
+	if (!t || t->kind == KILN_LLVM || t->kind == KILN_WASM || t->emulated) {
+		kiln_tune_config_describe(c, buf, n);
+		return;
+	}
+	snprintf(buf, n, "%d rows x %d float4s per thread, k panels of %d, %dx%d threads%s", c->rows, c->vecs, c->unroll,
+	         c->tile, c->tile, c->order == 2 && c->vecs > 1 ? ", float4s dealt a block apart" : "");
 }
 
 void kiln_tune_config_describe(const kiln_cpu_config *c, char *buf, size_t n)

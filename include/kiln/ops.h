@@ -103,6 +103,18 @@ kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, con
 /* The default schedule for GPU-style targets (opencl): every stage a kernel,
  * threads bound to output elements. */
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+/*
+ * The same with a tuner's configuration for its matmul template (opencl and
+ * webgpu on a real GPU), the five knobs read as: rows: output rows per
+ * thread; vecs: float4s of columns per thread; unroll: depth of the k panel
+ * staged in shared memory; tile: threads per side of the block; order 2
+ * deals a thread's float4s a block-width apart (virtual threads), 1 keeps
+ * them together. 0: the default sized from the shape.
+ */
+kiln_schedule *kiln_schedule_gpu_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout, kiln_tensor *const *outs);
+/* The template of target t (CPU or GPU, above) under cfg; an error for a target without one (webgl). */
+kiln_schedule *kiln_schedule_template(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
+                                      kiln_tensor *const *outs);
 /* For GPUs emulated on a CPU (SwiftShader, lavapipe; WebGPU's "webgpu-cpu"):
  * no shared memory or barriers, a 4x4 register tile per thread for matmuls. */
 kiln_schedule *kiln_schedule_gpu_emulated(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);

@@ -46,12 +46,15 @@ typedef struct {
 } kiln_tune_record;
 
 /*
- * The configurations of the CPU template for target t: register blocks of
- * 1-8 rows x 1-4 vectors of columns whose accumulators fit the registers
- * (and a few that spill, so the search sees why not), each with the
- * innermost reduction unrolled 1-8 times, both block orders, and tiles of
- * 1-16 blocks. Returns how many (at most max); a task's schedule refuses
- * some (kiln_schedule_cpu_config fails: factors that do not divide it).
+ * The configurations of target t's template. CPU (llvm, wasm): register
+ * blocks of 1-8 rows x 1-4 vectors of columns whose accumulators fit the
+ * registers (and a few that spill, so the search sees why not), each with
+ * the innermost reduction unrolled 1-8 times, both block orders, and tiles
+ * of 1-16 blocks. GPU (opencl, webgpu; kiln_schedule_gpu_config): 2-8 rows
+ * x 1-4 float4s per thread, k panels of 4-16, 8x8 or 16x16 threads, both
+ * ways of dealing float4s. Returns how many (at most max); a task's
+ * schedule refuses some (kiln_schedule_template fails: factors that do not
+ * divide it).
  */
 int kiln_tune_space(const kiln_target *t, kiln_cpu_config *out, int max);
 /* The order a search visits n configurations in: "grid" (as declared) or "random" (seeded). 0 or -1. */
@@ -62,6 +65,8 @@ void kiln_tune_config_str(const kiln_cpu_config *c, char *buf, size_t n);
 int kiln_tune_config_parse(const char *s, kiln_cpu_config *c);
 /* For people: "8 rows x 2 vectors, unroll 4, tile 8, columns outside". */
 void kiln_tune_config_describe(const kiln_cpu_config *c, char *buf, size_t n);
+/* The same in the words of t's template (the GPU matmul's for opencl and webgpu; NULL: the CPU's). */
+void kiln_tune_config_describe_for(const kiln_target *t, const kiln_cpu_config *c, char *buf, size_t n);
 
 /*
  * Features of a lowered function for the cost model (tune/feature.c), as
