@@ -4,7 +4,7 @@
 # peer, peer_ms, ratio (peer_ms / kiln_ms: > 1 means kiln is faster), gflops.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, models_gpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, rpc, tune_cpu, tune_web, smoke)}
+name=${1:?usage: benchmarks/run.sh NAME [REPEAT]  (matmul_cpu, conv2d_cpu, models_cpu, models_web, models_gpu, matmul_gpu, conv2d_gpu, gles_probe, matmul_web, conv2d_web, rpc, tune_cpu, tune_web, tune_gpu, smoke)}
 build=${KILN_BUILD:-$here/build}
 [ -d "$build" ] || meson setup "$build" "$here" >/dev/null
 # OpenBLAS 0.3.21 misdetects these CPUs and falls back to slow kernels, and the
@@ -27,7 +27,7 @@ smoke)
 	# Not here: webgpu_node.mjs (TF.js needs a core WebGPU adapter, which
 	# Dawn on Mesa lacks; it runs on the GPU machine).
 	export KILN_BENCH_SMOKE=1
-	for b in matmul_cpu conv2d_cpu matmul_gpu conv2d_gpu matmul_web conv2d_web rpc tune_cpu tune_web; do
+	for b in matmul_cpu conv2d_cpu matmul_gpu conv2d_gpu matmul_web conv2d_web rpc tune_cpu tune_web tune_gpu; do
 		echo "-- $b"
 		sh "$0" "$b" 1 || { echo "benchmarks/run.sh: $b failed" >&2; exit 1; }
 	done
@@ -166,6 +166,62 @@ tune_web)
 	rm -f "$out/tune_web.err"
 	KILN_TUNING_LOG="$log" sh "$0" matmul_web ${KILN_BENCH_SMOKE:+1}
 	[ -z "${KILN_BENCH_SMOKE:-}" ] || rm -rf "$out"
+	exit 0 ;;
+tune_gpu)
+	# the GPU matmul template's grid (kiln_tune_space for opencl) at 2048^3 and
+	# 4096^3, for a GPU machine without LLVM (the H200 lent to us): every
+	# configuration is built here into a module, and KILN_BENCH_OUT (build-gpu) gets them with
+	# module_runner, libkiln_runtime, libffi and the cuBLAS peer; there,
+	# `sh DIR/grid.sh` times each (checked against double-precision dot products)
+	# and prints JSON lines and the best per size against the default and cuBLAS.
+	# (On a GPU machine with kiln built: kiln tune matmul --target opencl.)
+	dir=${KILN_BENCH_OUT:-$here/build-gpu}
+	[ -z "${KILN_BENCH_SMOKE:-}" ] || dir=$(mktemp -d /tmp/kiln-tune-gpu-XXXXXX)
+	ninja -C "$build" kiln benchmarks/module_runner >/dev/null
+	rm -rf "$dir" && mkdir -p "$dir/k"
+	cp "$build/benchmarks/module_runner" "$build/libkiln_runtime.so" "$here/benchmarks/cublas_matmul.py" "$dir/"
+	cp -L "$(ldd "$build/libkiln_runtime.so" | sed -n 's/.*libffi.so.8 => \([^ ]*\).*/\1/p')" "$dir/"
+	sizes=${KILN_BENCH_SMOKE:+128}
+	for n in ${sizes:-2048 4096}; do
+		"$build/kiln" build matmul --shape $n,$n,$n --target opencl -o "$dir/k/mm${n}_default.kmod" >/dev/null
+		for cfg in $("$build/kiln" tune matmul --shape $n,$n,$n --target opencl --list-space); do
+			"$build/kiln" build matmul --shape $n,$n,$n --target opencl --config "$cfg" \
+				-o "$dir/k/mm${n}_$(echo "$cfg" | tr , _).kmod" >/dev/null
+		done
+	done
+	cat >"$dir/grid.sh" <<'GRID'
+#!/bin/sh
+# grid.sh (from benchmarks/run.sh tune_gpu): each module's matmul timed on this machine's OpenCL GPU
+cd "$(dirname "$0")" && export LD_LIBRARY_PATH="$PWD${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+for f in k/*.kmod; do
+	b=${f#k/mm} n=${b%%_*}
+	timeout 60 ./module_runner "$f" matmul --check-matmul --flops $((2 * n * n * n)) --bench tune_gpu --case "${f#k/}" ||
+		echo "{\"bench\": \"tune_gpu\", \"case\": \"${f#k/}\", \"error\": \"failed\"}"
+done >results.jsonl
+python3 cublas_matmul.py $(ls k | sed -n 's/^mm\([0-9]*\)_default.kmod$/\1/p') >cublas.jsonl 2>/dev/null || true
+cat results.jsonl cublas.jsonl
+python3 - <<'PY'
+import json
+rows = [json.loads(l) for l in open("results.jsonl")]
+peer = {r["case"].split("x")[0]: r["gflops"] for r in map(json.loads, open("cublas.jsonl"))}
+for n in sorted({r["case"][2:].split("_")[0] for r in rows}, key=int):
+    ok = [r for r in rows if r["case"].startswith(f"mm{n}_") and "gflops" in r]
+    best = max(ok, key=lambda r: r["gflops"])
+    dflt = next((r["gflops"] for r in ok if "default" in r["case"]), None)
+    print(json.dumps({"bench": "tune_gpu", "case": f"{n}x{n}x{n}", "configurations": len(ok), "best": best["case"],
+                      "best_gflops": best["gflops"], "default_gflops": dflt, "cublas_gflops": peer.get(n),
+                      "best_vs_cublas": round(best["gflops"] / peer[n], 3) if n in peer else None}))
+PY
+GRID
+	echo "tune_gpu: $(ls "$dir/k" | wc -l) modules in $dir; on the GPU machine: sh $dir/grid.sh"
+	if [ -n "${KILN_BENCH_SMOKE:-}" ]; then
+		# every configuration run here (PoCL) and checked: a wrong kernel fails the smoke run
+		sh "$dir/grid.sh" >"$dir/smoke.log" 2>&1
+		grep -q '"error"' "$dir/results.jsonl" && { cat "$dir/smoke.log" >&2; exit 1; } # module_runner: off by > 1e-3
+		[ "$(grep -c '"gflops"' "$dir/results.jsonl")" = "$(ls "$dir/k" | wc -l)" ] || { cat "$dir/smoke.log" >&2; exit 1; }
+		tail -1 "$dir/smoke.log"
+		rm -rf "$dir"
+	fi
 	exit 0 ;;
 gles_probe)
 	# fragment-shader ceilings; --small for software rasterizers (llvmpipe)

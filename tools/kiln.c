@@ -53,6 +53,7 @@ typedef struct {
 	const char *log, *tuning_log, *search, *config;
 	const char *oracle; /* measure --check: where the oracle's outputs are kept between trials */
 	bool node_runner;   /* tune: rpc is the node runner on this machine (its records are this machine's) */
+	int list_space;     /* tune --list-space: print the configurations the task's schedule takes */
 	const char *rpc, *key; /* run and bench there: HOST:PORT of a server or proxy, and its key */
 } opts;
 
@@ -129,7 +130,7 @@ static void cmd_usage(const char *cmd)
 		printf("usage: kiln tune OP|FILE.kte|MODEL.onnx [--shape S] [--attr A] [--target 'llvm ...'] --log F.jsonl\n"
 		       "                 [--trials N] [--search xgb|random|grid] [--seed N] [--timeout S] [--repeat N]\n"
 		       "                 [--min-repeat-ms MS] [--cooldown-ms MS]\n"
-		       "                 [--rpc HOST:PORT [--key K]]\n\n"
+		       "                 [--rpc HOST:PORT [--key K]] [--list-space]\n\n"
 		       "Searches the CPU template for OP on this machine: register blocks (rows x vectors\n"
 		       "of columns), unrolling of the innermost reduction, the order of the block loops\n"
 		       "and tiles of blocks. --search xgb (the default) measures batches of 16: the first\n"
@@ -139,7 +140,8 @@ static void cmd_usage(const char *cmd)
 		       "with a timeout, the first one and every new best checked against the oracle;\n"
 		       "failures are recorded and the search goes on. A trial's time is the median of\n"
 		       "--repeat samples (10), each at least --min-repeat-ms long (20); --cooldown-ms\n"
-		       "pauses between trials. Appends one JSON line per trial\n"
+		       "pauses between trials. --list-space prints the configurations the operator's\n"
+		       "schedule takes (one --config per line) and measures nothing. Appends one JSON line per trial\n"
 		       "to the log and writes F.jsonl.svg (best so far against trials). With --rpc each\n"
 		       "trial is built here and measured on that server's CPU (see kiln rpc --help; give\n"
 		       "--target 'llvm -mcpu=CPU' for its CPU); its records apply with the same --rpc.\n"
@@ -207,6 +209,10 @@ static int parse(int argc, char **argv, opts *o)
 		}
 		if (!strcmp(a, "--check")) {
 			o->check = 1;
+			continue;
+		}
+		if (!strcmp(a, "--list-space")) {
+			o->list_space = 1;
 			continue;
 		}
 		if (!strcmp(a, "--llvm") || !strcmp(a, "--llvm-opt")) {
@@ -1891,8 +1897,12 @@ static int cmd_tune(const opts *o)
 {
 	kiln_target t;
 	char err[512], desc[512];
-	if (!o->op || !o->log) {
+	if (!o->op || (!o->log && !o->list_space)) {
 		fprintf(stderr, "kiln: tune needs an operator (or FILE.kte) and --log FILE.jsonl\n");
+		return 2;
+	}
+	if (o->list_space && is_onnx(o->op)) {
+		fprintf(stderr, "kiln: --list-space lists an operator's configurations, not a model's\n");
 		return 2;
 	}
 	if (kiln_target_parse(o->target, &t, err, sizeof err)) {
@@ -1900,8 +1910,8 @@ static int cmd_tune(const opts *o)
 		return 1;
 	}
 	/* a log that cannot be written is said before the first trial, not after it */
-	FILE *lf = fopen(o->log, "a");
-	if (!lf || fclose(lf)) {
+	FILE *lf = o->list_space ? NULL : fopen(o->log, "a");
+	if (!o->list_space && (!lf || fclose(lf))) {
 		fprintf(stderr, "kiln: cannot append to %s: %s\n", o->log, strerror(errno));
 		return 1;
 	}
@@ -1921,7 +1931,7 @@ static int cmd_tune(const opts *o)
 		fprintf(stderr, "kiln: tuning a whole model for wasm is not supported yet (its kernels: tune them one by one)\n");
 		return 1;
 	}
-	if (t.kind == KILN_WASM && !o->rpc) {
+	if (t.kind == KILN_WASM && !o->rpc && !o->list_space) {
 		char self[4096];
 		ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
 		node_runner nr;
@@ -1937,7 +1947,7 @@ static int cmd_tune(const opts *o)
 		node_runner_stop(&nr);
 		return rc;
 	}
-	if (!o->rpc && !kiln_target_runs_here(&t)) {
+	if (!o->rpc && !o->list_space && !kiln_target_runs_here(&t)) {
 		fprintf(stderr, "kiln: this CPU cannot run code for '%s' (measure it on a machine that can: --rpc)\n",
 		        o->target);
 		return 1;
@@ -1946,7 +1956,7 @@ static int cmd_tune(const opts *o)
 		fprintf(stderr, "kiln: tuning a whole model over RPC is not supported yet; tune it on the machine itself\n");
 		return 1;
 	}
-	if (o->rpc) { /* the workers measure there; the key reaches them through the environment, not argv */
+	if (o->rpc && !o->list_space) { /* the workers measure there; the key reaches them through the environment */
 		const char *key = cli_rpc_key(o->key);
 		if (!key)
 			return 2;
@@ -1980,9 +1990,18 @@ static int cmd_tune(const opts *o)
 	free(all);
 	if (!info || !nspace) {
 		if (info)
-			fprintf(stderr, "kiln: the CPU template has no configuration this operator's schedule takes\n");
+			fprintf(stderr, "kiln: the template has no configuration this operator's schedule takes\n");
 		free(space);
 		return 1;
+	}
+	if (o->list_space) { /* for scripts: one --config per line */
+		for (int i = 0; i < nspace; i++) {
+			char c[64];
+			kiln_tune_config_str(&space[i], c, sizeof c);
+			printf("%s\n", c);
+		}
+		free(space);
+		return 0;
 	}
 	int n = o->trials < nspace ? o->trials : nspace;
 	/* the workers that check a trial share the oracle's outputs through a private folder */
