@@ -94,6 +94,12 @@ static int schedule_tiled(const cpu_desc *c, sch_stage *out, sch_stage *red, int
 	kiln_iter *last = out->op->axis[n - 1], *lo, *li, *ro = NULL, *ri = NULL;
 	if (c->order && row >= 0)
 		cols_first = c->order == 1;
+	/* knobs this stage has no loop for would only repeat another configuration under a new name: refused */
+	if (row < 0 && (c->tile > 1 || c->order == 2))
+		return ir_error(ctx, "schedule: '%s' has no row blocks to tile or to put outside the columns (tile %d, order %d)",
+		                out->op->name, c->tile, c->order);
+	if (!red->op->nreduce && c->unroll > 1)
+		return ir_error(ctx, "schedule: '%s' has no reduction to unroll", out->op->name);
 	if (kiln_split(out, last, vb, &lo, &li))
 		return -1;
 	if (row >= 0 && kiln_split(out, out->op->axis[row], rb, &ro, &ri))

@@ -172,8 +172,11 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 			                "k panels of %d (rows 1-16, float4s 1-4, threads 2-32 a side, panels 1-64)",
 			                g.rows, g.vec4s, g.threads, g.threads, g.kslice), -1;
 	}
+	/* a block larger than the output would leave threads without work (and thread grids that do not match):
+	 * refused for a configuration; the default falls back to its 64x64 blocks (M and N are at least 64) */
+	if (!cfg && (16 * g.rows > M || 16 * 4 * g.vec4s > N))
+		g = (gpu_tile){4, 1, 8, 16, false};
 	int64_t cols = 4 * g.vec4s, BR = (int64_t)g.threads * g.rows, BC = (int64_t)g.threads * cols;
-	/* a block wider than the output would leave threads without columns (and a thread grid that does not match) */
 	if (BR > M || BC > N)
 		return ir_error(s->ctx, "schedule: a GPU matmul block of %lldx%lld outputs is larger than the %lldx%lld output",
 		                (long long)BR, (long long)BC, (long long)M, (long long)N), -1;

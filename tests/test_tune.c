@@ -134,6 +134,10 @@ START_TEST(gpu_refusals)
 	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &threads, 1, o.args + o.nin));
 	ck_assert_msg(strstr(kiln_error(ctx), "33x33 threads"), "%s", kiln_error(ctx));
 	kiln_clear_error(ctx);
+	/* the default fits its blocks to a narrow output (64 rows under 128-row blocks) instead of refusing */
+	kiln_op_inst wide_o;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){64, 65536, 8}, "", &wide_o), 0);
+	ck_assert_msg(kiln_schedule_gpu_config(ctx, NULL, 1, wide_o.args + wide_o.nin), "%s", kiln_error(ctx));
 	/* webgl has no template */
 	kiln_target t;
 	char err[256];

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1416,6 +1417,10 @@ static void write_plot(const char *path, const double *best, int n, const char *
 /* configurations of the CPU template a tuner considers at most (kiln_tune_space) */
 #define TUNE_SPACE_MAX 4096
 
+/* SIGINT or SIGTERM during kiln tune: the trial in hand is stopped, the log kept, helpers and temp files removed */
+static volatile sig_atomic_t tune_interrupted;
+static void on_tune_signal(int sig) { tune_interrupted = sig; }
+
 static bool is_onnx(const char *op)
 {
 	size_t n = op ? strlen(op) : 0;
@@ -1574,7 +1579,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	int nall = all ? kiln_tune_space(t, all, TUNE_SPACE_MAX) : 0, ntask = 0, n = o->trials, errors = 0, rc = 0;
 	model_task *tasks = calloc(256, sizeof *tasks);
 	double *curve = calloc((size_t)n, sizeof *curve), t0 = bench_clock();
-	char err[600], cfgpath[64] = "";
+	char err[600], cfgpath[64] = "", last_error[512] = "";
 	if (!g || !tasks || !curve || !all) {
 		rc = 1;
 		goto done;
@@ -1623,11 +1628,16 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	        ntask, o->op, desc, n, o->search, o->log);
 	opts round = *o;
 	round.tuning_log = NULL;
-	for (int i = 0; i < n; i++) {
+	int i = 0;
+	for (; i < n && !tune_interrupted; i++) {
+		if (i > 0 && o->cooldown_ms)
+			nanosleep(&(struct timespec){o->cooldown_ms / 1000, (long)(o->cooldown_ms % 1000) * 1000000}, NULL);
 		/* round 0: the defaults; then each task's next configuration (its best once its space is spent) */
 		FILE *f = fopen(cfgpath, "w"); /* emptied */
-		bool emptied = f && !fclose(f);
-		for (int k = 0; emptied && i > 0 && k < ntask; k++) {
+		bool written = f && !fclose(f);
+		if (!written)
+			snprintf(err, sizeof err, "cannot write %s: %s", cfgpath, strerror(errno));
+		for (int k = 0; written && i > 0 && k < ntask; k++) {
 			model_task *mt = &tasks[k];
 			mt->at = mt->tuner ? kiln_tuner_next(mt->tuner) : -1;
 			kiln_tune_record r = {.task = group_record_task(mt->key, o->target), .median_ms = 1, .nsamples = 1};
@@ -1637,14 +1647,26 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 				r.cfg = mt->best;
 			else
 				continue;
-			if (kiln_tune_log_append(cfgpath, &r, err, sizeof err))
-				break;
+			written = !kiln_tune_log_append(cfgpath, &r, err, sizeof err);
+		}
+		if (!written) { /* a round measured under other configurations than the tuners think must not count */
+			fprintf(stderr, "\nkiln: the round's configurations: %s\n", err);
+			rc = 1;
+			goto done;
 		}
 		round.tuning_log = i > 0 ? cfgpath : NULL;
 		cJSON *res = run_worker(&round, self, (kiln_cpu_config){0}, false, err, sizeof err), *x;
-		if (!res)
+		if (tune_interrupted) {
+			cJSON_Delete(res);
+			break;
+		}
+		if (!res) {
+			/* the model did not build or run under this round's configurations: which task's broke it is not
+			 * known, so no tuner learns from it (they stay tried) and it is counted as an error */
 			errors++;
-		for (int k = 0; k < ntask; k++) {
+			snprintf(last_error, sizeof last_error, "%.500s", err);
+		}
+		for (int k = 0; res && k < ntask; k++) {
 			model_task *mt = &tasks[k];
 			double ms = -1;
 			cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(res, "tasks"))
@@ -1682,11 +1704,21 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 		cJSON_Delete(res);
 		for (int k = 0; k < ntask; k++)
 			curve[i] += fmin(tasks[k].def_ms, tasks[k].best_ms) < 1e300 ? fmin(tasks[k].def_ms, tasks[k].best_ms) : 0;
+		if (i > 0 && !curve[i])
+			curve[i] = curve[i - 1];
 		double el = bench_clock() - t0, eta = el / (i + 1) * (n - i - 1);
 		fprintf(stderr, "\r[%-30.*s] %3d/%d  kernels %.3f ms  errors %d  ETA %d:%02d ", 30 * (i + 1) / n,
 		        "##############################", i + 1, n, curve[i], errors, (int)eta / 60, (int)eta % 60);
 	}
 	fprintf(stderr, "\n");
+	if (last_error[0])
+		fprintf(stderr, "kiln: %d rounds failed as a whole, the last: %s\n", errors, last_error);
+	if (tune_interrupted) {
+		fprintf(stderr, "kiln: interrupted after %d rounds; the log has them\n", i);
+		rc = 130;
+		goto done;
+	}
+	n = i;
 	double def = 0, best = 0;
 	for (int k = 0; k < ntask; k++) {
 		model_task *mt = &tasks[k];
@@ -1775,49 +1807,55 @@ static void write_plot(const char *path, const double *best, int n, const char *
  */
 typedef struct {
 	pid_t proxy, node;
-	int proxy_out, node_out; /* their output, read for the lines that say they are ready */
+	int proxy_out, node_out; /* their output: files, read for the lines that say they are ready */
 	char addr[64], key[40];
 } node_runner;
 
-/* Starts argv with stdout and stderr into a pipe (*out); the pid, or -1. */
-static pid_t spawn_piped(const char *path, const char *const *argv, int *out)
+/*
+ * Starts argv with stdout and stderr into an unlinked temporary file (*out):
+ * a pipe nobody reads after start-up would fill and stop the child. The
+ * pid, or -1.
+ */
+static pid_t spawn_logged(const char *path, const char *const *argv, int *out)
 {
-	int fd[2];
-	if (pipe(fd))
+	char name[] = "/tmp/kiln-runner-XXXXXX";
+	int fd = mkstemp(name);
+	if (fd < 0)
 		return -1;
+	unlink(name);
 	pid_t pid = fork();
 	if (pid == 0) {
-		dup2(fd[1], 1);
-		dup2(fd[1], 2);
-		close(fd[0]);
-		close(fd[1]);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
 		execvp(path, (char **)argv);
 		fprintf(stderr, "cannot run %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
-	close(fd[1]);
 	if (pid < 0)
-		close(fd[0]);
-	*out = pid < 0 ? -1 : fd[0];
+		close(fd);
+	*out = pid < 0 ? -1 : fd;
 	return pid;
 }
 
-/* Reads fd into buf (cap) until it holds needle, up to seconds; 0, or -1 (eof or time out). */
-static int await_text(int fd, char *buf, size_t cap, size_t *len, const char *needle, double seconds)
+/* The start of file fd in buf (cap) once it holds needle, waiting up to seconds while *pid lives; 0 or -1
+ * (*pid -1 when it exited: reaped here). */
+static int await_text(int fd, pid_t *pid, char *buf, size_t cap, const char *needle, double seconds)
 {
 	double deadline = bench_clock() + seconds;
-	while (!strstr(buf, needle)) {
-		struct pollfd p = {fd, POLLIN, 0};
-		int left = (int)((deadline - bench_clock()) * 1000);
-		if (left <= 0 || poll(&p, 1, left) <= 0 || *len + 1 >= cap)
+	for (;;) {
+		ssize_t k = pread(fd, buf, cap - 1, 0);
+		buf[k > 0 ? k : 0] = 0;
+		if (strstr(buf, needle))
+			return 0;
+		if (waitpid(*pid, NULL, WNOHANG) != 0) {
+			*pid = -1;
 			return -1;
-		ssize_t k = read(fd, buf + *len, cap - 1 - *len);
-		if (k <= 0)
+		}
+		if (bench_clock() > deadline)
 			return -1;
-		*len += (size_t)k;
-		buf[*len] = 0;
+		nanosleep(&(struct timespec){0, 50000000}, NULL);
 	}
-	return 0;
 }
 
 static void node_runner_stop(node_runner *nr)
@@ -1825,12 +1863,12 @@ static void node_runner_stop(node_runner *nr)
 	pid_t pids[2] = {nr->node, nr->proxy};
 	int fds[2] = {nr->node_out, nr->proxy_out};
 	for (int i = 0; i < 2; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
 		if (pids[i] > 0) {
 			kill(pids[i], SIGTERM);
 			waitpid(pids[i], NULL, 0);
 		}
-		if (fds[i] >= 0)
-			close(fds[i]);
 	}
 	*nr = (node_runner){.proxy_out = -1, .node_out = -1};
 }
@@ -1846,11 +1884,10 @@ static int node_runner_start(const char *self, node_runner *nr)
 	for (int i = 0; i < 16; i++)
 		snprintf(nr->key + 2 * i, 3, "%02x", r[i]);
 	char out[8192] = "", script[4200], url[96];
-	size_t len = 0;
 	const char *pargv[] = {self, "rpc", "proxy", "--port", "0", "--web-port", "0", NULL};
-	nr->proxy = spawn_piped(self, pargv, &nr->proxy_out);
+	nr->proxy = spawn_logged(self, pargv, &nr->proxy_out);
 	const char *c = NULL, *w = NULL;
-	if (nr->proxy < 0 || await_text(nr->proxy_out, out, sizeof out, &len, "in a browser", 10) ||
+	if (nr->proxy < 0 || await_text(nr->proxy_out, &nr->proxy, out, sizeof out, "in a browser", 10) ||
 	    !(c = strstr(out, "native servers: ")) || !(w = strstr(out, "open http://"))) {
 		fprintf(stderr, "kiln: the node runner's proxy did not start%s%s\n", out[0] ? ":\n" : "", out);
 		node_runner_stop(nr);
@@ -1863,10 +1900,9 @@ static int node_runner_start(const char *self, node_runner *nr)
 	setenv("KILN_RPC_KEY", nr->key, 1);
 	setenv("KILN_WEB_RUNTIME_DIR", kiln_web_dir(true), 1);
 	const char *nargv[] = {"node", "--experimental-websocket", script, url, NULL};
-	nr->node = access(script, R_OK) ? -1 : spawn_piped("node", nargv, &nr->node_out);
+	nr->node = access(script, R_OK) ? -1 : spawn_logged("node", nargv, &nr->node_out);
 	out[0] = 0;
-	len = 0;
-	if (nr->node < 0 || await_text(nr->node_out, out, sizeof out, &len, "registered", 60)) {
+	if (nr->node < 0 || await_text(nr->node_out, &nr->node, out, sizeof out, "registered", 60)) {
 		fprintf(stderr, "kiln: the node runner (%s) did not start%s%s\n", script, out[0] ? ":\n" : "", out);
 		node_runner_stop(nr);
 		return -1;
@@ -1909,12 +1945,6 @@ static int cmd_tune(const opts *o)
 		fprintf(stderr, "kiln: %s\n", err);
 		return 1;
 	}
-	/* a log that cannot be written is said before the first trial, not after it */
-	FILE *lf = o->list_space ? NULL : fopen(o->log, "a");
-	if (!o->list_space && (!lf || fclose(lf))) {
-		fprintf(stderr, "kiln: cannot append to %s: %s\n", o->log, strerror(errno));
-		return 1;
-	}
 	/* the CPU template's knobs: llvm here or on a server, wasm in node here or in a browser tab (--rpc);
 	 * the GPU matmul template's: opencl here or on a server */
 	if (t.kind != KILN_LLVM && t.kind != KILN_WASM && t.kind != KILN_OPENCL) {
@@ -1927,6 +1957,16 @@ static int cmd_tune(const opts *o)
 		                "one by one)\n");
 		return 1;
 	}
+	/* a log that cannot be written is said before the first trial, not after it */
+	FILE *lf = o->list_space ? NULL : fopen(o->log, "a");
+	if (!o->list_space && (!lf || fclose(lf))) {
+		fprintf(stderr, "kiln: cannot append to %s: %s\n", o->log, strerror(errno));
+		return 1;
+	}
+	/* without SA_RESTART: a signal also cuts short the wait for the worker in hand */
+	struct sigaction sa = {.sa_handler = on_tune_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	if (t.kind == KILN_WASM && !o->rpc && is_onnx(o->op)) {
 		fprintf(stderr, "kiln: tuning a whole model for wasm is not supported yet (its kernels: tune them one by one)\n");
 		return 1;
@@ -2025,7 +2065,8 @@ static int cmd_tune(const opts *o)
 	tuning_device(o, &t, desc, sizeof desc);
 	fprintf(stderr, "tuning %s %s on %s: %d of %d configurations (%s search; %d the schedule refuses), log %s\n",
 	        task.op, task.shape, desc, n, nspace, o->search, nall - nspace, o->log);
-	for (int i = 0; i < n; i++) {
+	bool oracle_ready = false; /* a checked trial has run the oracle (and kept its answer) */
+	for (int i = 0; i < n && !tune_interrupted; i++) {
 		int at = kiln_tuner_next(tu);
 		kiln_tune_record r = {.task = task, .cfg = space[at]};
 		snprintf(r.device, sizeof r.device, "%.255s", desc);
@@ -2033,25 +2074,26 @@ static int cmd_tune(const opts *o)
 		r.unix_time = (double)time(NULL);
 		if (i > 0 && o->cooldown_ms) /* lets a machine that throttles when hot cool between trials */
 			nanosleep(&(struct timespec){o->cooldown_ms / 1000, (long)(o->cooldown_ms % 1000) * 1000000}, NULL);
-		/* the first trial, and any trial that would become the best, is checked against the oracle */
-		if (i == 0) {
-			/* it also runs the oracle (the interpreter: a minute for a 1024^3 matmul), once for the run */
-			opts first = *o;
-			first.timeout = o->timeout < 100000 ? o->timeout * 20 : o->timeout;
-			run_trial(&first, self, r.cfg, true, &r);
-		} else {
-			run_trial(o, self, r.cfg, false, &r);
-		}
+		/* the first trial, and any trial that would become the best, is checked against the oracle; until one
+		 * has run it (the interpreter: a minute for a 1024^3 matmul, kept for the run) they get more time */
+		opts chk = *o;
+		if (!oracle_ready)
+			chk.timeout = o->timeout < 100000 ? o->timeout * 20 : o->timeout;
+		run_trial(i == 0 ? &chk : o, self, r.cfg, i == 0, &r);
+		oracle_ready |= i == 0 && !r.error[0];
 		if (!r.error[0] && r.median_ms > 0) {
 			r.gflops = flops / r.median_ms / 1e6;
 			if (i > 0 && (best_i < 0 || r.gflops > best)) {
 				kiln_tune_record again = r;
 				again.nsamples = 0;
-				run_trial(o, self, r.cfg, true, &again);
+				run_trial(&chk, self, r.cfg, true, &again);
+				oracle_ready |= !again.error[0];
 				if (again.error[0])
 					snprintf(r.error, sizeof r.error, "%s", again.error);
 			}
 		}
+		if (tune_interrupted) /* the trial was cut short: not a result */
+			break;
 		kiln_tuner_update(tu, at, r.error[0] ? 0 : r.gflops);
 		if (r.error[0])
 			errors++;
@@ -2073,6 +2115,10 @@ static int cmd_tune(const opts *o)
 	fprintf(stderr, "\n");
 	if (tu && kiln_tuner_note(tu)[0])
 		fprintf(stderr, "kiln: %s (the batches after it were chosen at random)\n", kiln_tuner_note(tu));
+	if (tune_interrupted && !rc) {
+		fprintf(stderr, "kiln: interrupted; the log has the trials measured so far\n");
+		rc = 130;
+	}
 	char plot[4200];
 	snprintf(plot, sizeof plot, "%s.svg", o->log);
 	char title[600];
@@ -2095,12 +2141,16 @@ static int cmd_tune(const opts *o)
 		       o->rpc && !o->node_runner ? o->rpc : "", o->log);
 	}
 	kiln_tuner_free(tu);
-	if (opath[0]) {
-		for (int k = 0; k < 64; k++) {
+	if (opath[0]) { /* the oracle's outputs, and any a killed worker left half-written */
+		DIR *d = opendir(odir);
+		for (struct dirent *e; d && (e = readdir(d));) {
 			char f[128];
-			snprintf(f, sizeof f, "%s.%d", opath, k);
-			unlink(f);
+			snprintf(f, sizeof f, "%s/%.60s", odir, e->d_name);
+			if (e->d_name[0] != '.')
+				unlink(f);
 		}
+		if (d)
+			closedir(d);
 		rmdir(odir);
 	}
 	free(best_so_far);

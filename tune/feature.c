@@ -99,7 +99,8 @@ static int64_t coef(const ir_expr *e, const ir_expr *var, bool *nonlinear)
 	default:
 		break;
 	}
-	/* min, max, mod, selects, loads inside indices: depends on var if any part does */
+	/* min, max, mod, selects: depends on var if any part does (a load or let inside an index counts as
+	 * independent: gathers are rare in the templates' hot loops) */
 	bool any = false;
 	if (ir_is_binary(e->kind))
 		any = coef(e->bin.a, var, nonlinear) || coef(e->bin.b, var, nonlinear);
