@@ -48,18 +48,11 @@ static const tune_case gpu_cases[] = {
 /* The configurations of t's space this case's schedule takes. */
 static int accepted(const tune_case *tc, const kiln_target *t, kiln_cpu_config *out, int max)
 {
-	kiln_cpu_config *all = malloc(sizeof *all * 4096);
-	int nall = kiln_tune_space(t, all, 4096), n = 0;
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
 	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(tc->op), tc->n, tc->shape, tc->attrs, &o), 0);
-	for (int i = 0; i < nall && n < max; i++) {
-		if (kiln_schedule_template(ctx, t, &all[i], o.nargs - o.nin, o.args + o.nin))
-			out[n++] = all[i];
-		kiln_clear_error(ctx);
-	}
+	int n = kiln_tune_space_taken(ctx, t, o.nargs - o.nin, o.args + o.nin, out, max);
 	kiln_ctx_free(ctx);
-	free(all);
 	return n;
 }
 
@@ -312,21 +305,7 @@ START_TEST(cost_model_ranks)
 	char err[512];
 	ck_assert(!kiln_target_parse("llvm", &t, err, sizeof err));
 	kiln_cpu_config *sp = malloc(sizeof *sp * 4096);
-	int n = 0;
-	{
-		kiln_cpu_config *all = malloc(sizeof *all * 4096);
-		int nall = kiln_tune_space(&t, all, 4096);
-		kiln_ctx *ctx = kiln_ctx_new();
-		kiln_op_inst o;
-		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){256, 256, 256}, "", &o), 0);
-		for (int i = 0; i < nall; i++) {
-			if (kiln_schedule_cpu_config(ctx, &t, &all[i], 1, o.args + o.nin))
-				sp[n++] = all[i];
-			kiln_clear_error(ctx);
-		}
-		kiln_ctx_free(ctx);
-		free(all);
-	}
+	int n = accepted(&(tune_case){"matmul", "", 3, {256, 256, 256}}, &t, sp, 4096);
 	enum { TRAIN = 48, TEST = 24, ALL = TRAIN + TEST };
 	ck_assert_int_ge(n, ALL);
 	int pick[ALL];

@@ -2013,21 +2013,18 @@ static int cmd_tune(const opts *o)
 		kiln_target_describe(&t, desc, sizeof desc);
 		return cmd_tune_model(o, &t, self, desc);
 	}
-	kiln_cpu_config *all = malloc(sizeof *all * TUNE_SPACE_MAX), *space = malloc(sizeof *space * TUNE_SPACE_MAX);
-	int nall = all ? kiln_tune_space(&t, all, TUNE_SPACE_MAX) : 0, nspace = 0;
+	kiln_cpu_config *space = malloc(sizeof *space * TUNE_SPACE_MAX);
+	int nall = space ? kiln_tune_space(&t, space, TUNE_SPACE_MAX) : 0, nspace = 0; /* (counted: said below) */
 	/* the work of one call, for GFLOP/s; and the configurations this operator's
 	 * schedule accepts (a matmul's columns must divide its packed panels) */
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst inst;
 	const kiln_op_info *info = space ? declare(ctx, o, &inst) : NULL;
 	double flops = info ? inst.flops : 0;
-	for (int i = 0; info && i < nall; i++) {
-		if (kiln_schedule_template(ctx, &t, &all[i], inst.nargs - inst.nin, inst.args + inst.nin))
-			space[nspace++] = all[i];
-		kiln_clear_error(ctx);
-	}
+	if (info)
+		nspace = kiln_tune_space_taken(ctx, &t, inst.nargs - inst.nin, inst.args + inst.nin, space, TUNE_SPACE_MAX);
+	nspace = nspace > 0 ? nspace : 0;
 	kiln_ctx_free(ctx);
-	free(all);
 	if (!info || !nspace) {
 		if (info)
 			fprintf(stderr, "kiln: the template has no configuration this operator's schedule takes\n");

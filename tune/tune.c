@@ -59,6 +59,24 @@ int kiln_tune_space(const kiln_target *t, kiln_cpu_config *out, int max)
 	return n < max ? n : max;
 }
 
+int kiln_tune_space_taken(kiln_ctx *ctx, const kiln_target *t, int nout, kiln_tensor *const *outs,
+                          kiln_cpu_config *out, int max)
+{
+	kiln_cpu_config *all = malloc(sizeof *all * 4096);
+	if (!all)
+		return -1;
+	int nall = kiln_tune_space(t, all, 4096), n = 0;
+	for (int i = 0; i < nall && n < max; i++) {
+		kiln_ctx_mark mark = kiln_ctx_save(ctx);
+		if (kiln_schedule_template(ctx, t, &all[i], nout, outs))
+			out[n++] = all[i];
+		kiln_ctx_release(ctx, mark);
+		kiln_clear_error(ctx); /* a refusal's reason: a context keeps its first error */
+	}
+	free(all);
+	return n;
+}
+
 void kiln_tune_config_str(const kiln_cpu_config *c, char *buf, size_t n)
 {
 	snprintf(buf, n, "%d,%d,%d,%d,%d", c->rows, c->vecs, c->unroll, c->tile, c->order);

@@ -57,6 +57,13 @@ typedef struct {
  * divide it).
  */
 int kiln_tune_space(const kiln_target *t, kiln_cpu_config *out, int max);
+/*
+ * The configurations of kiln_tune_space(t) that the template of the operator
+ * whose outputs are outs takes (each scheduled in ctx, whose arena is given
+ * back after each: see kiln_ctx_save); how many (at most max), -1 without memory.
+ */
+int kiln_tune_space_taken(kiln_ctx *ctx, const kiln_target *t, int nout, kiln_tensor *const *outs,
+                          kiln_cpu_config *out, int max);
 /* The order a search visits n configurations in: "grid" (as declared) or "random" (seeded). 0 or -1. */
 int kiln_tune_order(const char *search, uint64_t seed, int n, int *order);
 /* "ROWS,VECS,UNROLL,TILE,ORDER" (what --config takes) into buf. */
