@@ -14,22 +14,31 @@
 #include "codegen/wgsl/wgsl.h"
 #include "schedule/schedule.h"
 
-/* A GPU-style target: its language and what its devices can launch. */
+/* A GPU-style target: its language (its launch limits are the kiln_target's). */
 typedef struct {
 	const char *name;
 	const cg_lang *lang;
 	const char *blob; /* the blob the runtime reads the source from */
-	ir_device_limits limits;
 } device_target;
 
 static const device_target device_targets[] = {
-	{"opencl", &cg_opencl, "opencl-src", {1024, 48 * 1024, 0x7fffffff}},
-	/* WebGL2: no shared memory; a fragment per element of textures up to 4096 x 4096 */
-	{"webgl", &cg_glsl, "glsl-src", {1024, 0, 4096 * 4096}},
-	/* WebGPU's default limits (a device may grant more; these every adapter has);
-	 * grids beyond 65535 workgroups per dimension are folded (codegen/wgsl) */
-	{"webgpu", &cg_wgsl, "wgsl-src", {256, 16 * 1024, 0x7fffffff}},
+	{"opencl", &cg_opencl, "opencl-src"},
+	{"webgl", &cg_glsl, "glsl-src"},
+	{"webgpu", &cg_wgsl, "wgsl-src"},
 };
+
+static const device_target *device_target_of(const char *target, ir_device_limits *lim)
+{
+	kiln_target t;
+	char err[256];
+	if (!target || kiln_target_parse(target, &t, err, sizeof err))
+		return NULL;
+	*lim = (ir_device_limits){t.max_threads, t.shared_bytes, t.max_grid};
+	for (size_t i = 0; i < sizeof device_targets / sizeof *device_targets; i++)
+		if (!strcmp(t.name, device_targets[i].name))
+			return &device_targets[i];
+	return NULL;
+}
 
 /* For languages whose kernels render their outputs: the written buffers become the first parameters. */
 static void output_first(ir_device_func *d)
@@ -72,11 +81,12 @@ static int bind_params(kiln_ctx *ctx, const ir_device_func *d, const ir_kernel *
 }
 
 /* Every function split into kernels for t; NULL with a message. */
-static ir_device_func **split_all(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const device_target *t)
+static ir_device_func **split_all(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const device_target *t,
+                                  const ir_device_limits *lim)
 {
 	ir_device_func **ds = ir_alloc(ctx, sizeof(ir_device_func *) * nfunc);
 	for (int i = 0; i < nfunc; i++) {
-		if (!(ds[i] = ir_split_device(ctx, funcs[i], &t->limits)))
+		if (!(ds[i] = ir_split_device(ctx, funcs[i], lim)))
 			return NULL;
 		if (t->lang->output_first)
 			output_first(ds[i]);
@@ -84,9 +94,10 @@ static ir_device_func **split_all(kiln_ctx *ctx, int nfunc, kiln_func *const *fu
 	return ds;
 }
 
-static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const device_target *t)
+static kiln_module *build_device(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const device_target *t,
+                                 const ir_device_limits *lim)
 {
-	ir_device_func **ds = split_all(ctx, nfunc, funcs, t);
+	ir_device_func **ds = split_all(ctx, nfunc, funcs, t, lim);
 	if (!ds)
 		return NULL;
 	char *src = NULL;
@@ -143,9 +154,10 @@ kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const
 		return cg_llvm_build(ctx, nfunc, funcs, &t);
 	if (t.kind == KILN_WASM)
 		return cg_wasm_build(ctx, nfunc, funcs);
-	for (size_t i = 0; i < sizeof device_targets / sizeof *device_targets; i++)
-		if (!strcmp(t.name, device_targets[i].name))
-			return build_device(ctx, nfunc, funcs, &device_targets[i]);
+	ir_device_limits lim;
+	const device_target *dt = device_target_of(target, &lim);
+	if (dt)
+		return build_device(ctx, nfunc, funcs, dt, &lim);
 	ir_internal_error(__FILE__, __LINE__, "a parsed target without a code generator");
 }
 
@@ -160,10 +172,11 @@ kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, 
 
 int kiln_device_source(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target, FILE *out)
 {
-	for (size_t i = 0; target && i < sizeof device_targets / sizeof *device_targets; i++)
-		if (!strcmp(target, device_targets[i].name)) {
-			ir_device_func **ds = split_all(ctx, nfunc, funcs, &device_targets[i]);
-			return ds ? cg_print_kernels(ctx, device_targets[i].lang, nfunc, ds, out) : -1;
-		}
+	ir_device_limits lim;
+	const device_target *dt = device_target_of(target, &lim);
+	if (dt) {
+		ir_device_func **ds = split_all(ctx, nfunc, funcs, dt, &lim);
+		return ds ? cg_print_kernels(ctx, dt->lang, nfunc, ds, out) : -1;
+	}
 	return ir_error(ctx, "source: '%s' is not a source-printing target (opencl, webgl, webgpu)", target ? target : "(null)");
 }

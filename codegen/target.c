@@ -120,12 +120,19 @@ int kiln_target_parse(const char *text, kiln_target *t, char *err, int errlen)
 		return snprintf(err, (size_t)errlen, "target string longer than %zu bytes", sizeof buf - 1), -1;
 	snprintf(buf, sizeof buf, "%s", text);
 	char *save = NULL, *kind = strtok_r(buf, " ", &save);
+	/* WebGL2: no shared memory, a fragment per element of textures up to 4096 x 4096; WebGPU's
+	 * default limits (grids past 65535 workgroups a dimension are folded by codegen/wgsl) */
 	static const struct {
 		const char *name;
 		kiln_target_kind kind;
-		int bits;
-	} kinds[] = {{"llvm", KILN_LLVM, 0},      {"wasm", KILN_WASM, 128},     {"opencl", KILN_OPENCL, 128},
-	             {"webgl", KILN_WEBGL, 128},  {"webgpu", KILN_WEBGPU, 128}, {"webgpu-cpu", KILN_WEBGPU, 128}};
+		int bits, threads;
+		int64_t shared, grid;
+	} kinds[] = {{"llvm", KILN_LLVM, 0, 0, 0, 0},
+	             {"wasm", KILN_WASM, 128, 0, 0, 0},
+	             {"opencl", KILN_OPENCL, 128, 1024, 48 * 1024, 0x7fffffff},
+	             {"webgl", KILN_WEBGL, 128, 1024, 0, 4096 * 4096},
+	             {"webgpu", KILN_WEBGPU, 128, 256, 16 * 1024, 0x7fffffff},
+	             {"webgpu-cpu", KILN_WEBGPU, 128, 256, 16 * 1024, 0x7fffffff}};
 	size_t k = 0;
 	while (k < sizeof kinds / sizeof *kinds && (!kind || strcmp(kind, kinds[k].name)))
 		k++;
@@ -139,6 +146,9 @@ int kiln_target_parse(const char *text, kiln_target *t, char *err, int errlen)
 	/* V8 and browsers give wasm 16 XMM registers of 128 bits; GPU kinds vectorize to float4 */
 	t->vector_bits = kinds[k].bits;
 	t->vector_regs = t->kind == KILN_WASM ? 16 : 0;
+	t->max_threads = kinds[k].threads;
+	t->shared_bytes = kinds[k].shared;
+	t->max_grid = kinds[k].grid;
 	const char *mcpu = NULL, *mattr = NULL;
 	for (char *opt; (opt = strtok_r(NULL, " ", &save));) {
 		if (t->kind != KILN_LLVM)

@@ -198,6 +198,7 @@ struct ir_buffer {
 	kiln_scope scope;
 	ir_expr *data;    /* handle var bound to the base pointer */
 	ir_tensor *tensor; /* the tensor it stores, or NULL */
+	bool double_buffer; /* a shared stage kiln_double_buffer asked for (schedule/pipeline.c) */
 };
 
 ir_buffer *ir_buffer_new(kiln_ctx *ctx, const char *name, ir_type elem, int ndim, const int64_t *shape, kiln_scope scope);

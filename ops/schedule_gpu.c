@@ -75,24 +75,31 @@ static bool read_divides(kiln_ctx *ctx, const ir_expr *body, const ir_tensor *t)
 
 typedef struct {
 	const ir_tensor *t;
-	const ir_expr *var;
-	bool found;
-} last_index_search;
+	int dim;
+	const ir_expr *idx;
+} index_search;
 
-static bool find_last_index_use(const ir_expr *e, void *user)
+static bool find_index(const ir_expr *e, void *user)
 {
-	last_index_search *d = user;
-	if (e->kind == IR_READ && e->read.t == d->t && e->read.t->ndim)
-		d->found |= ir_expr_uses_var(e->read.idx[e->read.t->ndim - 1], d->var);
-	return !d->found;
+	index_search *d = user;
+	if (!d->idx && e->kind == IR_READ && e->read.t == d->t && d->dim < e->read.t->ndim)
+		d->idx = e->read.idx[d->dim];
+	return !d->idx;
+}
+
+/* The index of dimension dim in body's first read of t (NULL: none). */
+static const ir_expr *read_index(const ir_expr *body, const ir_tensor *t, int dim)
+{
+	index_search d = {t, dim, NULL};
+	ir_visit_expr(body, find_index, &d);
+	return d.idx;
 }
 
 /* Does body read t with var in its innermost index (A[i, k] for k)? */
 static bool innermost_index_uses(const ir_expr *body, const ir_tensor *t, const ir_expr *var)
 {
-	last_index_search d = {t, var, false};
-	ir_visit_expr(body, find_last_index_use, &d);
-	return d.found;
+	const ir_expr *idx = t->ndim ? read_index(body, t, t->ndim - 1) : NULL;
+	return idx && ir_expr_uses_var(idx, var);
 }
 
 /* A block of threads x threads copies a shared stage cooperatively. */
@@ -124,6 +131,22 @@ static int inline_layout_packs(sch_schedule *s, sch_stage *c, bool *gather)
 	return 0;
 }
 
+/* The extent of a shared panel of register tile cl along dimension d: the
+ * k panel, the block's rows or columns, or 1 (a batch). */
+static int64_t panel_extent(const sch_stage *cl, const ir_tensor *sh, int d, int64_t kslice, int64_t rows,
+                            int64_t cols)
+{
+	const ir_op *op = cl->op;
+	const ir_expr *idx = read_index(op->body[0], sh, d);
+	if (!idx)
+		return 1;
+	if (ir_expr_uses_var(idx, op->reduce[0]->var))
+		return kslice;
+	if (ir_expr_uses_var(idx, op->axis[op->naxis - 2]->var))
+		return rows;
+	return ir_expr_uses_var(idx, op->axis[op->naxis - 1]->var) ? cols : 1;
+}
+
 /*
  * Matmul-shaped stages: blocks of 16x16 threads, each thread an 8x8 (or
  * 4x4) tile of outputs in registers with float4 columns, A and B staged
@@ -141,9 +164,11 @@ static int inline_layout_packs(sch_schedule *s, sch_stage *c, bool *gather)
 typedef struct {
 	int rows, vec4s, kslice, threads;
 	bool interleave;
+	int stages;  /* 2: shared panels double-buffered */
+	bool pad;    /* panel rows one float4 longer */
 } gpu_tile;
 
-static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg)
+static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg, const kiln_target *t)
 {
 	int n = c->op->naxis;
 	int64_t M = c->outs[0]->shape[n - 2], N = c->outs[0]->shape[n - 1];
@@ -162,11 +187,12 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 	 * instead of every other one, which halves its bank conflicts (18.7 -> 24.5
 	 * TFLOP/s at 4096^3 on an H200). */
 	int T = M * N >= 2048 * 2048 && !gather ? 8 : 4;
-	gpu_tile g = {T, T / 4, 8, 16, T == 8};
+	gpu_tile g = {T, T / 4, 8, 16, T == 8, 1, false};
 	if (cfg) {
 		g = (gpu_tile){cfg->rows ? cfg->rows : g.rows, cfg->vecs ? cfg->vecs : g.vec4s,
 		               cfg->unroll ? cfg->unroll : g.kslice, cfg->tile ? cfg->tile : g.threads,
-		               cfg->order ? cfg->order == 2 : g.interleave};
+		               cfg->order ? cfg->order == 2 : g.interleave, cfg->stages ? cfg->stages : g.stages,
+		               cfg->pad ? cfg->pad == 1 : g.pad};
 		if (g.rows > 16 || g.vec4s > 4 || g.kslice > 64 || g.threads < 2 || g.threads > 32)
 			return ir_error(s->ctx, "schedule: a GPU matmul tile of %d rows x %d float4s per thread, %dx%d threads, "
 			                "k panels of %d (rows 1-16, float4s 1-4, threads 2-32 a side, panels 1-64)",
@@ -175,11 +201,14 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 	/* a block larger than the output would leave threads without work (and thread grids that do not match):
 	 * refused for a configuration; the default falls back to its 64x64 blocks (M and N are at least 64) */
 	if (!cfg && (16 * g.rows > M || 16 * 4 * g.vec4s > N))
-		g = (gpu_tile){4, 1, 8, 16, false};
+		g = (gpu_tile){4, 1, 8, 16, false, 1, false};
 	int64_t cols = 4 * g.vec4s, BR = (int64_t)g.threads * g.rows, BC = (int64_t)g.threads * cols;
 	if (BR > M || BC > N)
 		return ir_error(s->ctx, "schedule: a GPU matmul block of %lldx%lld outputs is larger than the %lldx%lld output",
 		                (long long)BR, (long long)BC, (long long)M, (long long)N), -1;
+	if (t && t->max_threads && g.threads * g.threads > t->max_threads)
+		return ir_error(s->ctx, "schedule: %dx%d threads per block; %s blocks have at most %d", g.threads, g.threads,
+		                t->name, t->max_threads), -1;
 	bool deal = g.interleave && g.vec4s > 1;
 	kiln_tensor *cl_t = kiln_cache_write(s, c->outs[0], KILN_SCOPE_LOCAL);
 	if (!cl_t)
@@ -229,6 +258,7 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 	 * slice; an operand read through div/mod (a convolution's weights viewed
 	 * as a matrix) has no tight region and is read from global memory instead */
 	int nr = reads_of(cl->op->body[0], rd);
+	int64_t shared_bytes = 0;
 	for (int r = 0; r < nr; r++) {
 		if (read_divides(s->ctx, cl->op->body[0], rd[r]))
 			continue;
@@ -248,7 +278,24 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 			if (kiln_storage_order(sch_stage_of(s, sh), nd, perm))
 				return -1;
 		}
+		/* Padding: rows of a whole number of banks put a column of the panel
+		 * in one bank (the k-major A panel's copy stores 8 threads to one);
+		 * one more float4 per row spreads them and keeps float4 loads aligned. */
+		int64_t bytes = (int64_t)kiln_dtype_bytes(sh->type) * g.stages;
+		for (int d = 0; d < nd; d++)
+			bytes *= panel_extent(cl, sh, d, g.kslice, BR, BC) + (g.pad && nd >= 2 && d == perm[nd - 1] ? 4 : 0);
+		shared_bytes += bytes;
+		if (g.pad && nd >= 2) {
+			int64_t pitch = panel_extent(cl, sh, perm[nd - 1], g.kslice, BR, BC);
+			if (kiln_storage_align(sch_stage_of(s, sh), perm[nd - 2], 32, (pitch + 4) % 32))
+				return -1;
+		}
+		if (g.stages == 2 && kiln_double_buffer(sch_stage_of(s, sh)))
+			return -1;
 	}
+	if (t && t->shared_bytes && shared_bytes > t->shared_bytes)
+		return ir_error(s->ctx, "schedule: shared panels of %lld bytes; %s blocks have %lld", (long long)shared_bytes,
+		                t->name, (long long)t->shared_bytes), -1;
 	return 0;
 }
 
@@ -285,7 +332,7 @@ static int cache_column_operand(sch_schedule *s, sch_stage *cl, kiln_iter *cols,
  * Measured in Chromium 156 on SwiftShader, matmul 1024^3: 1.1-1.4 GFLOP/s
  * against 0.5-0.6 with the GPU schedule (TF.js webgpu: 0.2-0.3, same page).
  */
-static int schedule_matmul_emulated(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg)
+static int schedule_matmul_emulated(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg, const kiln_target *t)
 {
 	(void)cfg; /* no knobs yet for CPU-emulated adapters */
 	int n = c->op->naxis;
@@ -342,7 +389,7 @@ static int schedule_matmul_emulated(sch_schedule *s, sch_stage *c, const kiln_cp
  * each invocation computes 4 output channels x 4 columns, the columns one
  * vector, 64 invocations per workgroup over the fused rest.
  */
-static int schedule_conv_emulated(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg)
+static int schedule_conv_emulated(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg, const kiln_target *t)
 {
 	(void)cfg;
 	if (c->op->naxis != 4 || c->attach != ATTACH_ROOT || c->nrel || c->op->axis[1]->extent % 4 ||
@@ -401,12 +448,13 @@ static sch_stage *split_reduction(sch_schedule *s, sch_stage *st)
 	return rs;
 }
 
-typedef int (*stage_schedule)(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg);
+/* t: the target whose launch limits a configuration must fit (NULL: none checked) */
+typedef int (*stage_schedule)(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg, const kiln_target *t);
 
 /* Matmul-shaped stages by matmul, direct convolutions by conv (when given),
  * every other root stage one thread per element; cfg: a tuner's knobs for them. */
 static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *const *outs, stage_schedule matmul,
-                                       stage_schedule conv, const kiln_cpu_config *cfg)
+                                       stage_schedule conv, const kiln_cpu_config *cfg, const kiln_target *t)
 {
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)
@@ -415,8 +463,8 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 	sch_stage **snap = ir_alloc(ctx, sizeof(sch_stage *) * n);
 	memcpy(snap, s->stages, sizeof(sch_stage *) * n);
 	for (int i = n - 1; i >= 0; i--)
-		if ((op_is(snap[i], TAG_MATMUL) && matmul(s, snap[i], cfg)) ||
-		    (conv && op_is(snap[i], TAG_CONV) && conv(s, snap[i], cfg)))
+		if ((op_is(snap[i], TAG_MATMUL) && matmul(s, snap[i], cfg, t)) ||
+		    (conv && op_is(snap[i], TAG_CONV) && conv(s, snap[i], cfg, t)))
 			return NULL;
 	for (int i = 0; i < n; i++) {
 		sch_stage *rs = split_reduction(s, snap[i]);
@@ -436,19 +484,27 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
-	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, NULL);
+	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, NULL, NULL);
+}
+
+static kiln_schedule *gpu_config_for(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
+                                     kiln_tensor *const *outs)
+{
+	if (cfg && (cfg->rows < 0 || cfg->vecs < 0 || cfg->unroll < 0 || cfg->tile < 0 || cfg->order < 0 || cfg->order > 2 ||
+	            cfg->stages < 0 || cfg->stages > 2 || cfg->pad < 0 || cfg->pad > 2))
+		return ir_error(ctx, "schedule: negative knobs, or order %d, stages %d, pad %d (each 0-2)", cfg->order,
+		                cfg->stages, cfg->pad), NULL;
+	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, cfg, t);
 }
 
 kiln_schedule *kiln_schedule_gpu_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout, kiln_tensor *const *outs)
 {
-	if (cfg && (cfg->rows < 0 || cfg->vecs < 0 || cfg->unroll < 0 || cfg->tile < 0 || cfg->order < 0 || cfg->order > 2))
-		return ir_error(ctx, "schedule: negative knobs or order %d (0-2)", cfg->order), NULL;
-	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, cfg);
+	return gpu_config_for(ctx, NULL, cfg, nout, outs);
 }
 
 kiln_schedule *kiln_schedule_gpu_emulated(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
-	return schedule_kernels(ctx, nout, outs, schedule_matmul_emulated, schedule_conv_emulated, NULL);
+	return schedule_kernels(ctx, nout, outs, schedule_matmul_emulated, schedule_conv_emulated, NULL, NULL);
 }
 
 /*
@@ -540,7 +596,7 @@ kiln_schedule *kiln_schedule_template(kiln_ctx *ctx, const kiln_target *t, const
 	case KILN_OPENCL:
 	case KILN_WEBGPU:
 		if (!t->emulated)
-			return kiln_schedule_gpu_config(ctx, cfg, nout, outs);
+			return gpu_config_for(ctx, t, cfg, nout, outs);
 		break;
 	case KILN_WEBGL:
 		break;

@@ -171,6 +171,8 @@ static ir_stmt *sync_stmt(ir_mutator *m, ir_stmt *s)
 		ir_buffer *written[64];
 		int nw = 0;
 		for (int i = 0; i < r->seq.n; i++) {
+			if (r->seq.s[i]->kind == IR_BARRIER)
+				nw = 0; /* one already there (double buffering places its own) */
 			access a = accesses(r->seq.s[i]);
 			if (overlaps(a.r, a.nr, written, nw)) {
 				out[n++] = ir_barrier(ctx, KILN_SCOPE_SHARED);
@@ -185,8 +187,10 @@ static ir_stmt *sync_stmt(ir_mutator *m, ir_stmt *s)
 	if (s->kind == IR_FOR) {
 		ir_stmt *r = ir_mutate_stmt_children(m, s);
 		access a = accesses(r->loop.body);
-		/* the next iteration must not overwrite what threads still read */
-		if (overlaps(a.r, a.nr, a.w, a.nw))
+		/* the next iteration must not overwrite what threads still read, unless the body ends in a barrier */
+		const ir_stmt *b = r->loop.body;
+		bool ends_synced = b->kind == IR_SEQ && b->seq.n && b->seq.s[b->seq.n - 1]->kind == IR_BARRIER;
+		if (overlaps(a.r, a.nr, a.w, a.nw) && !ends_synced)
 			return ir_for(ctx, r->loop.var, r->loop.min, r->loop.extent, r->loop.kind, r->loop.thread,
 			              ir_seq2(ctx, r->loop.body, ir_barrier(ctx, KILN_SCOPE_SHARED)));
 		return r;

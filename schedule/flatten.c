@@ -2,7 +2,7 @@
  * flatten.c — storage flattening: realize becomes allocate, and the
  * multi-dimensional provide/read become store/load at a flat row-major
  * index relative to the realized region's first element, in the stage's
- * storage order.
+ * storage order, with the strides storage_align pads.
  */
 #include <stdlib.h>
 
@@ -14,6 +14,7 @@ typedef struct {
 	ir_buffer *buf;
 	ir_expr **min; /* NULL: the region starts at 0 */
 	int *order;    /* storage order, outermost first (NULL: row-major) */
+	int64_t stride[KILN_MAX_DIMS]; /* per storage position, in elements */
 } binding;
 
 typedef struct {
@@ -40,9 +41,37 @@ static ir_expr *flat_index(kiln_ctx *ctx, const binding *b, ir_expr *const *idx)
 		ir_expr *i = ir_cast(ctx, IR_I64, idx[d]);
 		if (b->min)
 			i = ir_sub(ctx, i, b->min[d]);
-		flat = flat ? ir_add(ctx, ir_mul(ctx, flat, ir_i64(ctx, b->buf->shape[p])), i) : i;
+		if (b->stride[p] != 1)
+			i = ir_mul(ctx, i, ir_i64(ctx, b->stride[p]));
+		flat = flat ? ir_add(ctx, flat, i) : i;
 	}
 	return flat ? flat : ir_i64(ctx, 0);
+}
+
+/* Row-major strides over the storage-order shape, each raised to the next
+ * value storage_align asks for; the buffer's size then covers the padding. */
+static int set_strides(flattener *fl, binding *b, const sch_stage *st)
+{
+	int n = b->buf->ndim;
+	int64_t s = 1;
+	for (int p = n - 1; p >= 0; p--) {
+		int d = b->order ? b->order[p] : p;
+		int64_t f = st ? st->align_factor[d] : 0, o = st ? st->align_offset[d] : 0;
+		if (f && p == n - 1) {
+			fl->err++;
+			return ir_error(fl->m.ctx, "flatten: dimension %d of '%s' is aligned (storage_align) but innermost in "
+			                           "storage (storage_order moved it there)", d, b->t->name);
+		}
+		if (f)
+			s += ((o - s % f) % f + f) % f;
+		b->stride[p] = s;
+		if (__builtin_mul_overflow(s, b->buf->shape[p], &s)) {
+			fl->err++;
+			return ir_error(fl->m.ctx, "flatten: '%s' is too large to address", b->t->name);
+		}
+	}
+	b->buf->size = s;
+	return 0;
 }
 
 static binding *lookup_or_fail(flattener *fl, const ir_tensor *t)
@@ -84,7 +113,13 @@ static ir_stmt *flatten_stmt(ir_mutator *m, ir_stmt *s)
 			shape[p] = s->realize.extent[order ? order[p] : p];
 		ir_buffer *buf = ir_buffer_new(ctx, t->name, t->type, t->ndim, shape, s->realize.scope);
 		buf->tensor = t;
-		fl->b[fl->n++] = (binding){t, buf, s->realize.min, order};
+		buf->double_buffer = st && st->double_buffer;
+		binding *b = &fl->b[fl->n++];
+		*b = (binding){t, buf, s->realize.min, order, {0}};
+		if (set_strides(fl, b, st)) {
+			fl->n--;
+			return s;
+		}
 		ir_stmt *body = ir_mutate_stmt(m, s->realize.body);
 		fl->n--;
 		return ir_allocate(ctx, buf, body);
@@ -110,7 +145,9 @@ ir_stmt *ir_flatten(sch_schedule *sch, ir_stmt *s, int nargs, ir_tensor *const *
 	for (int i = 0; i < nargs && i < 256; i++) {
 		bufs[i] = ir_buffer_new(ctx, args[i]->name, args[i]->type, args[i]->ndim, args[i]->shape, KILN_SCOPE_GLOBAL);
 		bufs[i]->tensor = args[i];
-		fl->b[fl->n++] = (binding){args[i], bufs[i], NULL, NULL};
+		binding *b = &fl->b[fl->n++];
+		*b = (binding){args[i], bufs[i], NULL, NULL, {0}};
+		set_strides(fl, b, NULL);
 	}
 	ir_stmt *r = ir_mutate_stmt(&fl->m, s);
 	int err = fl->err;

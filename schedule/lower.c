@@ -3,7 +3,8 @@
  *
  * kiln_lower is the whole pipeline in one readable list (as Halide's
  * Lower.cpp): schedule_ops builds the loop nests (inline expansion, lazy
- * selects, bound inference, loops, guards, attach points), then flatten, inject_vthread, simplify,
+ * selects, bound inference, loops, guards, attach points), then flatten, inject_vthread,
+ * double_buffer, simplify,
  * vectorize, unroll, simplify. Pass a FILE to print the IR after each.
  */
 #include <stdlib.h>
@@ -442,9 +443,13 @@ static int check_args(sch_schedule *s, int nargs, ir_tensor *const *args)
 				return ir_error(ctx, "lower: tensor '%s' is given twice as an argument", args[i]->name);
 		if (args[i]->op->kind == IR_OP_COMPUTE && !sch_stage_of(s, args[i]))
 			return ir_error(ctx, "lower: argument '%s' is not computed by this schedule", args[i]->name);
-		if (args[i]->op->kind == IR_OP_COMPUTE && sch_stage_of(s, args[i])->storage)
-			return ir_error(ctx, "lower: argument '%s' has a storage order, but arguments keep the caller's "
-			                     "row-major layout", args[i]->name);
+		const sch_stage *st = args[i]->op->kind == IR_OP_COMPUTE ? sch_stage_of(s, args[i]) : NULL;
+		bool aligned = false;
+		for (int d = 0; st && d < args[i]->ndim; d++)
+			aligned |= st->align_factor[d] != 0;
+		if (st && (st->storage || aligned))
+			return ir_error(ctx, "lower: argument '%s' has a storage %s, but arguments keep the caller's "
+			                     "row-major layout", args[i]->name, st->storage ? "order" : "alignment");
 	}
 	for (int i = 0; i < s->nout; i++)
 		if (!is_arg(s->outs[i], nargs, args))
@@ -512,6 +517,10 @@ kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor
 	if (!st)
 		return NULL;
 	trace_pass(trace, "inject_vthread", st);
+	st = ir_inject_double_buffer(ctx, st);
+	if (!st)
+		return NULL;
+	trace_pass(trace, "double_buffer", st);
 	st = ir_simplify(ctx, NULL, st);
 	trace_pass(trace, "simplify", st);
 	st = ir_vectorize(ctx, st);

@@ -540,6 +540,38 @@ int kiln_storage_order(kiln_stage *st, int n, const int *dims)
 	return 0;
 }
 
+int kiln_storage_align(kiln_stage *st, int dim, int64_t factor, int64_t offset)
+{
+	if (!st)
+		return -1;
+	kiln_ctx *ctx = st->s->ctx;
+	int ndim = st->outs[0]->ndim;
+	if (st->is_output)
+		return ir_error(ctx, "storage_align: output '%s' keeps the caller's row-major layout", st->op->name);
+	if (dim < 0 || dim >= ndim)
+		return ir_error(ctx, "storage_align: stage '%s' has no dimension %d (it has %d)", st->op->name, dim, ndim);
+	if (factor < 1 || factor > 4096 || offset < 0 || offset >= factor)
+		return ir_error(ctx, "storage_align: factor %lld and offset %lld (want 1 <= factor <= 4096, 0 <= offset < factor)",
+		                (long long)factor, (long long)offset);
+	int innermost = st->storage ? st->storage[ndim - 1] : ndim - 1;
+	if (dim == innermost)
+		return ir_error(ctx, "storage_align: dimension %d of stage '%s' is innermost in storage (stride 1); align an "
+		                     "outer one", dim, st->op->name);
+	st->align_factor[dim] = factor;
+	st->align_offset[dim] = offset;
+	return 0;
+}
+
+int kiln_double_buffer(kiln_stage *st)
+{
+	if (!st)
+		return -1;
+	if (st->is_output)
+		return ir_error(st->s->ctx, "double_buffer: output '%s' is not a shared-memory stage", st->op->name);
+	st->double_buffer = true;
+	return 0;
+}
+
 /* ---- stages that add stages ---- */
 
 /* A fresh compute op whose bodies read src's element at its own axes. */

@@ -46,6 +46,8 @@ struct sch_stage {
 	ir_iter *attach_iv;
 	kiln_scope scope;
 	int *storage;         /* storage_order: dimensions outermost first (NULL: row-major) */
+	int64_t align_factor[KILN_MAX_DIMS], align_offset[KILN_MAX_DIMS]; /* storage_align per dimension (0: none) */
+	bool double_buffer;   /* kiln_double_buffer */
 	bool is_output;
 	const char *note;     /* which default schedule a scheduler applied (printed by kiln_lower's trace) */
 	/* filled by bound inference (lower.c) */
@@ -89,6 +91,8 @@ int sch_make_nest(sch_stage *st, const int64_t *root_ext, sch_nest *out);
 ir_stmt *sch_schedule_ops(sch_schedule *s);                    /* bound inference + loop nests */
 /* Virtual-thread loops unrolled where used, local buffers copied per virtual thread (vthread.c). */
 ir_stmt *ir_inject_vthread(kiln_ctx *ctx, ir_stmt *s);
+/* Double-buffered shared stages: two halves, the next panel through registers (pipeline.c). */
+ir_stmt *ir_inject_double_buffer(kiln_ctx *ctx, ir_stmt *s);
 ir_stmt *ir_flatten(sch_schedule *sch, ir_stmt *s, int nargs, ir_tensor *const *args, ir_buffer **bufs);
 ir_stmt *ir_vectorize(kiln_ctx *ctx, ir_stmt *s);
 ir_stmt *ir_unroll(kiln_ctx *ctx, ir_stmt *s);

@@ -208,6 +208,73 @@ START_TEST(prim_storage_order)
 }
 END_TEST
 
+START_TEST(prim_storage_align)
+{
+	/* B's rows padded from 5 to 8 elements: a [3][8] buffer indexed i*8 + j */
+	fix f = chain(3, 5);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *b = kiln_stage_of(s, f.B);
+	ck_assert_int_eq(kiln_storage_align(b, 0, 8, 0), 0);
+	const char *ir = lowered(s, 2, (kiln_tensor *[]){f.A, f.C});
+	ck_assert_msg(strstr(ir, "allocate B[float32 * 24]") && strstr(ir, "B[i*8 + j] ="), "%s", ir);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	tu_expect_error(f.ctx, kiln_lower(s, "g", 3, (kiln_tensor *[]){f.A, f.B, f.C}, NULL) == NULL,
+	                "lower: argument 'B' has a storage alignment");
+	kiln_ctx_free(f.ctx);
+	/* transposed, the outer dimension in storage (j) padded from 3 to 4 with offset 1 -> 5 */
+	f = chain(3, 5);
+	s = kiln_schedule_create(f.ctx, 1, &f.C);
+	b = kiln_stage_of(s, f.B);
+	ck_assert_int_eq(kiln_storage_order(b, 2, (int[]){1, 0}), 0);
+	ck_assert_int_eq(kiln_storage_align(b, 1, 4, 1), 0);
+	ir = lowered(s, 2, (kiln_tensor *[]){f.A, f.C});
+	ck_assert_msg(strstr(ir, "allocate B[float32 * 25]") && strstr(ir, "B[j*5 + i] ="), "%s", ir);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	/* refusals: the innermost dimension in storage, bad factors, outputs, dimensions out of range */
+	tu_expect_error(f.ctx, kiln_storage_align(b, 0, 4, 0) < 0, "dimension 0 of stage 'B' is innermost in storage");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_storage_align(b, 1, 4, 4) < 0, "factor 4 and offset 4");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_storage_align(b, 1, 0, 0) < 0, "factor 0 and offset 0");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_storage_align(b, 2, 4, 0) < 0, "stage 'B' has no dimension 2");
+	kiln_clear_error(f.ctx);
+	tu_expect_error(f.ctx, kiln_storage_align(kiln_stage_of(s, f.C), 0, 4, 0) < 0, "output 'C' keeps");
+	kiln_clear_error(f.ctx);
+	/* a storage order that moves an aligned dimension innermost is refused when lowered */
+	ck_assert_int_eq(kiln_storage_order(b, 2, (int[]){0, 1}), 0);
+	tu_expect_error(f.ctx, kiln_lower(s, "h", 2, (kiln_tensor *[]){f.A, f.C}, NULL) == NULL,
+	                "dimension 1 of 'B' is aligned (storage_align) but innermost in storage");
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
+START_TEST(prim_double_buffer_refusals)
+{
+	/* double buffering needs a shared stage computed at a serial loop of its reader
+	 * (tests/test_tune.c runs double-buffered GPU kernels) */
+	fix f = chain(3, 5);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *b = kiln_stage_of(s, f.B), *c = kiln_stage_of(s, f.C);
+	tu_expect_error(f.ctx, kiln_double_buffer(c) < 0, "double_buffer: output 'C' is not a shared-memory stage");
+	kiln_clear_error(f.ctx);
+	ck_assert_int_eq(kiln_double_buffer(b), 0);
+	tu_expect_error(f.ctx, kiln_lower(s, "f", 2, (kiln_tensor *[]){f.A, f.C}, NULL) == NULL,
+	                "double_buffer: 'B' is not in shared memory (set_scope)");
+	kiln_clear_error(f.ctx);
+	ck_assert_int_eq(kiln_set_scope(b, KILN_SCOPE_SHARED), 0);
+	tu_expect_error(f.ctx, kiln_lower(s, "f", 2, (kiln_tensor *[]){f.A, f.C}, NULL) == NULL,
+	                "double_buffer: 'B' is not computed at a loop (compute_at)");
+	kiln_clear_error(f.ctx);
+	/* at C's parallel row loop: no serial loop to pipeline */
+	ck_assert_int_eq(kiln_compute_at(b, c, kiln_stage_axis(c, 0)), 0);
+	ck_assert_int_eq(kiln_parallel(c, kiln_stage_axis(c, 0)), 0);
+	tu_expect_error(f.ctx, kiln_lower(s, "f", 2, (kiln_tensor *[]){f.A, f.C}, NULL) == NULL,
+	                "double_buffer: 'B' is computed at loop 'i', which is not a serial loop");
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
 START_TEST(prim_vthread)
 {
 	/* C's columns j = v*4 + jr with v a virtual thread; B (local, computed per
@@ -447,6 +514,8 @@ Suite *schedule_suite(void)
 	tcase_add_test(tc, prim_caches);
 	tcase_add_test(tc, prim_rfactor);
 	tcase_add_test(tc, prim_storage_order);
+	tcase_add_test(tc, prim_storage_align);
+	tcase_add_test(tc, prim_double_buffer_refusals);
 	tcase_add_test(tc, prim_vthread);
 	tcase_add_test(tc, prim_bind);
 	tcase_add_test(tc, llvm_ir_text);

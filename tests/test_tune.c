@@ -66,9 +66,11 @@ static void check_sample(const tune_case *tc, uint64_t c, const char *target, in
 	int n = accepted(tc, &t, space, 4096), checked = 0, *order = malloc(sizeof(int) * (size_t)n);
 	ck_assert_msg(n > 0, "%s: the schedule takes no configuration", tc->op);
 	kiln_tune_order("random", 100 + c, n, order);
-	bool seen[3][17] = {{0}}, offered[3][17] = {{0}}; /* unroll, tile, order values: checked, in the space */
+	/* unroll, tile, order, stages, pad values: checked, in the space */
+	bool seen[5][17] = {{0}}, offered[5][17] = {{0}};
 	for (int i = 0; i < n; i++)
-		offered[0][space[i].unroll % 17] = offered[1][space[i].tile % 17] = offered[2][space[i].order % 17] = true;
+		offered[0][space[i].unroll % 17] = offered[1][space[i].tile % 17] = offered[2][space[i].order % 17] =
+		    offered[3][space[i].stages % 17] = offered[4][space[i].pad % 17] = true;
 	for (int k = 0; k < want && k < n; k++) {
 		int i = order[k];
 		const kiln_cpu_config *cfg = &space[i];
@@ -82,14 +84,15 @@ static void check_sample(const tune_case *tc, uint64_t c, const char *target, in
 		ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 11 + (uint64_t)i, target, tc->op, tc->attrs) >= 0,
 		              "%s %s on %s, %s: %s", tc->op, tc->attrs, target, d, kiln_error(ctx));
 		kiln_ctx_free(ctx);
-		seen[0][cfg->unroll % 17] = seen[1][cfg->tile % 17] = seen[2][cfg->order % 17] = true;
+		seen[0][cfg->unroll % 17] = seen[1][cfg->tile % 17] = seen[2][cfg->order % 17] = seen[3][cfg->stages % 17] =
+		    seen[4][cfg->pad % 17] = true;
 		checked++;
 	}
 	free(space);
 	free(order);
 	ck_assert_int_eq(checked, want < n ? want : n);
 	/* a sample of 16 moves every knob the space moves */
-	for (int k = 0; k < 3 && want >= 16; k++) {
+	for (int k = 0; k < 5 && want >= 16; k++) {
 		int in_space = 0, in_sample = 0;
 		for (int v = 0; v < 17; v++)
 			in_space += offered[k][v], in_sample += seen[k][v];
@@ -108,6 +111,83 @@ END_TEST
 
 /* the GPU template on OpenCL (PoCL here): 16 configurations of each case, every knob moved */
 START_TEST(template_opencl) { check_sample(&gpu_cases[_i], (uint64_t)_i, "opencl", 16); }
+END_TEST
+
+/* the same in WGSL, in node on Dawn: 4 configurations of each case that fit WebGPU's limits */
+START_TEST(template_webgpu) { check_sample(&gpu_cases[_i], (uint64_t)_i, "webgpu", 4); }
+END_TEST
+
+/* The OpenCL source of a matmul-shaped case under cfg (for what the double buffering made of it). */
+static char *gpu_source(const tune_case *tc, const kiln_cpu_config *cfg)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(tc->op), tc->n, tc->shape, tc->attrs, &o), 0);
+	kiln_func *f = kiln_lower(kiln_schedule_gpu_config(ctx, cfg, o.nargs - o.nin, o.args + o.nin), "f", o.nargs,
+	                          o.args, NULL);
+	ck_assert_msg(f, "%s", kiln_error(ctx));
+	char *src = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&src, &len);
+	ck_assert_int_eq(kiln_device_source(ctx, 1, &f, "opencl", m), 0);
+	fclose(m);
+	kiln_ctx_free(ctx);
+	return src;
+}
+
+static int count(const char *s, const char *what)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
+
+START_TEST(double_buffered)
+{
+	/* double-buffered and padded panels on OpenCL (PoCL) and WebGPU (Dawn in node), each case, against
+	 * the oracle and the plain-C reference with poisoned outputs and guard zones */
+	static const kiln_cpu_config cfgs[] = {{4, 1, 4, 8, 1, 2, 1}, {2, 2, 8, 8, 2, 2, 2}, {8, 1, 8, 8, 1, 2, 1}};
+	static const char *const targets[] = {"opencl", "webgpu"};
+	for (int ti = 0; ti < 2; ti++)
+		for (int ci = 0; ci < 3; ci++) {
+			kiln_target t;
+			char err[256];
+			ck_assert(!kiln_target_parse(targets[ti], &t, err, sizeof err));
+			kiln_ctx *ctx = kiln_ctx_new();
+			kiln_op_inst o;
+			const tune_case *tc = &gpu_cases[_i];
+			ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(tc->op), tc->n, tc->shape, tc->attrs, &o), 0);
+			kiln_schedule *s = kiln_schedule_template(ctx, &t, &cfgs[ci], o.nargs - o.nin, o.args + o.nin);
+			if (!s && strstr(kiln_error(ctx), "is larger than the")) { /* the case is narrower than the block */
+				kiln_ctx_free(ctx);
+				continue;
+			}
+			ck_assert_msg(s, "%s", kiln_error(ctx));
+			ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 21 + (uint64_t)ci, targets[ti], tc->op, tc->attrs) >= 0,
+			              "%s %s on %s, config %d: %s", tc->op, tc->attrs, targets[ti], ci, kiln_error(ctx));
+			kiln_ctx_free(ctx);
+		}
+}
+END_TEST
+
+START_TEST(double_buffer_source)
+{
+	/* what it made: the next panels through registers, two halves of each shared panel, and in the k loop
+	 * one barrier (at its end) where the single-buffered loop has two */
+	kiln_cpu_config one = {4, 1, 8, 8, 1, 1, 2}, two = one;
+	two.stages = 2;
+	char *a = gpu_source(&gpu_cases[0], &one), *b = gpu_source(&gpu_cases[0], &two);
+	ck_assert_msg(!strstr(a, "_next[") && strstr(b, "A_shared_next[") && strstr(b, "B_shared_next["), "%s", b);
+	/* 128x96x40 in blocks of 32x32 and panels of 8: A 32x8 and B 8x32, 256 floats each, doubled */
+	ck_assert_msg(strstr(a, "A_shared[256]") && strstr(b, "A_shared[512]") && strstr(b, "B_shared[512]"), "%s", b);
+	const char *la = strstr(a, "for (int k_outer"), *lb = strstr(b, "for (int k_outer");
+	ck_assert(la && lb);
+	ck_assert_int_eq(count(la, "barrier("), 2);
+	ck_assert_int_eq(count(lb, "barrier("), 1);
+	free(a);
+	free(b);
+}
 END_TEST
 
 START_TEST(gpu_refusals)
@@ -171,10 +251,16 @@ START_TEST(config_strings)
 	ck_assert_str_eq(buf, "6,2,4,8,2");
 	ck_assert_int_eq(kiln_tune_config_parse(buf, &c), 0);
 	ck_assert_mem_eq(&c, &d, sizeof c);
+	kiln_cpu_config gpu = {8, 2, 8, 16, 2, 2, 1};
+	kiln_tune_config_str(&gpu, buf, sizeof buf);
+	ck_assert_str_eq(buf, "8,2,8,16,2,2,1");
+	ck_assert_int_eq(kiln_tune_config_parse(buf, &c), 0);
+	ck_assert_mem_eq(&c, &gpu, sizeof c);
 	ck_assert_int_eq(kiln_tune_config_parse("3,1", &c), 0); /* the older two-knob form */
 	ck_assert(c.rows == 3 && c.vecs == 1 && !c.unroll && !c.tile && !c.order);
 	static const char *const bad[] = {"", "3", "3,", "3,1,", "a,1", "3,1,2,4,1,9", "17,1", "3,9", "3,1,65",
-	                                  "3,1,1,1025", "3,1,1,1,3", "-1,1", "3,1 ", "99999999999999999999,1"};
+	                                  "3,1,1,1025", "3,1,1,1,3", "-1,1", "3,1 ", "99999999999999999999,1",
+	                                  "8,2,8,16,2,3,1", "8,2,8,16,2,2,3", "8,2,8,16,2,2,1,1"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		ck_assert_msg(kiln_tune_config_parse(bad[i], &c) == -1, "'%s' parsed", bad[i]);
 	kiln_tune_config_describe(&d, desc, sizeof desc);
@@ -191,7 +277,7 @@ START_TEST(log_round_trip)
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	kiln_tune_record r = {.task = {"matmul", "64,64,96", "trans_b=1", "llvm -mcpu=znver3"},
-	                      .cfg = {5, 2, 4, 16, 1}, .median_ms = 0.25, .gflops = 3.5, .nsamples = 3,
+	                      .cfg = {5, 2, 4, 16, 1, 2, 1}, .median_ms = 0.25, .gflops = 3.5, .nsamples = 3,
 	                      .samples_ms = {0.3, 0.25, 0.2}, .device = "llvm -mcpu=znver3 (this host)", .version = "9.9",
 	                      .unix_time = 1.8e9},
 	                  slow = r, failed = r, back;
@@ -390,6 +476,7 @@ int main(void)
 	tcase_add_loop_test(tc, template_llvm_few, 0, NCASES);
 	tcase_add_test(tc, refused_factors);
 	tcase_add_test(tc, gpu_refusals);
+	tcase_add_test(tc, double_buffer_source);
 	tcase_add_test(tc, config_strings);
 	tcase_add_test(tc, log_round_trip);
 	tcase_add_test(tc, features_differ);
@@ -401,6 +488,8 @@ int main(void)
 	add_large(s, "template sample", template_llvm, NCASES);
 	add_large(s, "opencl", template_opencl, NGPU_CASES);
 	add_large(s, "wasm", template_wasm, NCASES);
+	add_large(s, "webgpu", template_webgpu, NGPU_CASES);
+	add_large(s, "double buffer", double_buffered, NGPU_CASES);
 	add_large(s, "cost model", cost_model_ranks, 1);
 	return tu_run_suite(s) ? 1 : 0;
 }

@@ -149,8 +149,12 @@ static void cmd_usage(const char *cmd)
 		       "--target wasm measures in node on this machine (kiln tune starts a private proxy\n"
 		       "and web/rpc-node.mjs, and stops them), or with --rpc PROXY --key K in a browser tab.\n"
 		       "--tuning-log F.jsonl on lower, build, run and bench applies the best record of the\n"
-		       "same task; --config ROWS,VECTORS[,UNROLL,TILE,ORDER] applies one by hand (ORDER 1:\n"
-		       "column blocks outside, 2: rows outside; 0 for a knob: the default).\n"
+		       "same task; --config ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD]] applies one by hand\n"
+		       "(ORDER 1: column blocks outside, 2: rows outside; 0 for a knob: the default).\n"
+		       "--target opencl|webgpu on a GPU searches the GPU matmul template instead: ROWS and\n"
+		       "VECTORS (float4s) per thread, UNROLL the k panel's depth, TILE threads per block side,\n"
+		       "ORDER 2 deals float4s a block apart, STAGES 2 double-buffers the shared panels,\n"
+		       "PAD 1 pads their rows off the same bank.\n"
 		       "For MODEL.onnx each distinct convolution and matrix product is searched on its own;\n"
 		       "a round (--trials counts rounds) builds the model with every task's next\n"
 		       "configuration and profiles its kernels once; the tuned model is checked against\n"
@@ -1116,7 +1120,8 @@ static int pick_config(const opts *o, kiln_cpu_config *cfg)
 {
 	if (o->config) {
 		if (kiln_tune_config_parse(o->config, cfg)) {
-			fprintf(stderr, "kiln: --config takes ROWS,VECTORS[,UNROLL,TILE,ORDER] (0-16, 0-8, 0-64, 0-1024, 0-2), "
+			fprintf(stderr, "kiln: --config takes ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD]] (0-16, 0-8, 0-64, 0-1024, "
+			                "0-2, 0-2, 0-2), "
 			                "not '%s'\n", o->config);
 			return -1;
 		}
@@ -1299,7 +1304,7 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 	for (int i = 0; i < o->ninput_shape; i++)
 		argv[n++] = "--input-shape", argv[n++] = o->input_shape[i];
 	argv[n++] = "--target", argv[n++] = o->target;
-	if (cfg.rows || cfg.vecs || cfg.unroll || cfg.tile || cfg.order) /* all 0: the default schedule */
+	if (memcmp(&cfg, &(kiln_cpu_config){0}, sizeof cfg)) /* all 0: the default schedule */
 		argv[n++] = "--config", argv[n++] = config;
 	argv[n++] = "--repeat", argv[n++] = repeat;
 	argv[n++] = "--min-repeat-ms", argv[n++] = min_ms;

@@ -21,21 +21,16 @@
 #define STEPS 120
 #define PATIENCE 40 /* steps without a change in the best set before stopping */
 
-static int knob(const kiln_cpu_config *c, int k)
-{
-	const int v[5] = {c->rows, c->vecs, c->unroll, c->tile, c->order};
-	return v[k];
-}
-
 /* A configuration that differs from space[i] in one knob, chosen at random; i if none does. */
 static int neighbour(const kiln_cpu_config *space, int n, int i, uint64_t *rng, int *cand)
 {
 	for (int tries = 0; tries < 5; tries++) {
-		int k = (int)(tune_next(rng) % 5), nc = 0;
+		int k = (int)(tune_next(rng) % TUNE_KNOBS), nc = 0;
 		for (int j = 0; j < n; j++) {
 			bool same = true;
-			for (int o = 0; o < 5 && same; o++)
-				same = o == k ? knob(&space[j], o) != knob(&space[i], o) : knob(&space[j], o) == knob(&space[i], o);
+			for (int o = 0; o < TUNE_KNOBS && same; o++)
+				same = o == k ? tune_knob(&space[j], o) != tune_knob(&space[i], o)
+				               : tune_knob(&space[j], o) == tune_knob(&space[i], o);
 			if (same)
 				cand[nc++] = j;
 		}

@@ -16,7 +16,8 @@
  * The GPU matmul template's space: 2-8 rows x 1-4 float4s of columns per
  * thread (16 columns only with up to 4 rows: the accumulators must stay in
  * registers), k panels of 4-16, 8x8 or 16x16 threads, and for several
- * float4s both ways of dealing them out.
+ * float4s both ways of dealing them out; panels double-buffered or not,
+ * padded or not.
  */
 static int gpu_space(kiln_cpu_config *out, int max)
 {
@@ -28,11 +29,14 @@ static int gpu_space(kiln_cpu_config *out, int max)
 				continue;
 			for (int p = 0; p < 3; p++)
 				for (int th = 0; th < 2; th++)
-					for (int order = 1; order <= (vec4s[v] > 1 ? 2 : 1); order++) {
-						if (n < max)
-							out[n] = (kiln_cpu_config){rows[r], vec4s[v], panels[p], threads[th], order};
-						n++;
-					}
+					for (int order = 1; order <= (vec4s[v] > 1 ? 2 : 1); order++)
+						for (int stages = 1; stages <= 2; stages++)
+							for (int pad = 1; pad <= 2; pad++) {
+								if (n < max)
+									out[n] = (kiln_cpu_config){rows[r], vec4s[v], panels[p], threads[th], order,
+									                           stages, pad};
+								n++;
+							}
 		}
 	return n < max ? n : max;
 }
@@ -79,15 +83,18 @@ int kiln_tune_space_taken(kiln_ctx *ctx, const kiln_target *t, int nout, kiln_te
 
 void kiln_tune_config_str(const kiln_cpu_config *c, char *buf, size_t n)
 {
-	snprintf(buf, n, "%d,%d,%d,%d,%d", c->rows, c->vecs, c->unroll, c->tile, c->order);
+	/* the GPU knobs only when set: older tools read the five-knob form */
+	int k = snprintf(buf, n, "%d,%d,%d,%d,%d", c->rows, c->vecs, c->unroll, c->tile, c->order);
+	if ((c->stages || c->pad) && k >= 0 && (size_t)k < n)
+		snprintf(buf + k, n - (size_t)k, ",%d,%d", c->stages, c->pad);
 }
 
 int kiln_tune_config_parse(const char *s, kiln_cpu_config *c)
 {
-	long v[5] = {0};
+	long v[TUNE_KNOBS] = {0};
 	int k = 0;
 	const char *p = s;
-	while (k < 5) {
+	while (k < TUNE_KNOBS) {
 		char *end;
 		errno = 0;
 		v[k++] = strtol(p, &end, 10);
@@ -98,13 +105,15 @@ int kiln_tune_config_parse(const char *s, kiln_cpu_config *c)
 			break;
 		p++;
 	}
-	static const long top[5] = {16, 8, 64, 1024, 2};
-	for (int i = 0; i < 5; i++)
-		if (v[i] < 0 || v[i] > top[i])
+	int iv[TUNE_KNOBS];
+	for (int i = 0; i < TUNE_KNOBS; i++) {
+		if (v[i] < 0 || v[i] > tune_knob_info[i].top)
 			return -1;
-	if (*p || k < 2)
+		iv[i] = (int)v[i];
+	}
+	if (*p || k < 2 || k == 6) /* the GPU knobs come as a pair */
 		return -1;
-	*c = (kiln_cpu_config){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4]};
+	*c = tune_config_of(iv);
 	return 0;
 }
 
@@ -114,8 +123,9 @@ void kiln_tune_config_describe_for(const kiln_target *t, const kiln_cpu_config *
 		kiln_tune_config_describe(c, buf, n);
 		return;
 	}
-	snprintf(buf, n, "%d rows x %d float4s per thread, k panels of %d, %dx%d threads%s", c->rows, c->vecs, c->unroll,
-	         c->tile, c->tile, c->order == 2 && c->vecs > 1 ? ", float4s dealt a block apart" : "");
+	snprintf(buf, n, "%d rows x %d float4s per thread, k panels of %d, %dx%d threads%s%s%s", c->rows, c->vecs,
+	         c->unroll, c->tile, c->tile, c->order == 2 && c->vecs > 1 ? ", float4s dealt a block apart" : "",
+	         c->stages == 2 ? ", double-buffered" : "", c->pad == 1 ? ", padded rows" : "");
 }
 
 void kiln_tune_config_describe(const kiln_cpu_config *c, char *buf, size_t n)
@@ -154,11 +164,10 @@ int kiln_tune_log_append(const char *path, const kiln_tune_record *r, char *err,
 	cJSON_AddStringToObject(o, "target", r->task.target);
 	cJSON_AddStringToObject(o, "device", r->device);
 	cJSON *cfg = cJSON_AddObjectToObject(o, "config");
-	cJSON_AddNumberToObject(cfg, "rows", r->cfg.rows);
-	cJSON_AddNumberToObject(cfg, "vecs", r->cfg.vecs);
-	cJSON_AddNumberToObject(cfg, "unroll", r->cfg.unroll);
-	cJSON_AddNumberToObject(cfg, "tile", r->cfg.tile);
-	cJSON_AddNumberToObject(cfg, "order", r->cfg.order);
+	/* the GPU knobs only when set, as in --config */
+	int nk = r->cfg.stages || r->cfg.pad ? TUNE_KNOBS : 5;
+	for (int k = 0; k < nk; k++)
+		cJSON_AddNumberToObject(cfg, tune_knob_info[k].name, tune_knob(&r->cfg, k));
 	cJSON_AddNumberToObject(o, "median_ms", r->median_ms);
 	cJSON_AddNumberToObject(o, "gflops", r->gflops);
 	cJSON *s = cJSON_AddArrayToObject(o, "samples_ms");
@@ -203,19 +212,18 @@ int kiln_tune_record_parse(const char *line, kiln_tune_record *r)
 	cJSON *o = cJSON_Parse(line);
 	if (!o)
 		return -1;
-	double rows = 0, vecs = 0, unroll = 0, tile = 0, order = 0;
+	double v[TUNE_KNOBS] = {0};
 	const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "config");
 	int bad = get_string(o, "op", r->task.op, sizeof r->task.op) ||
 	          get_string(o, "shape", r->task.shape, sizeof r->task.shape) ||
 	          get_string(o, "attrs", r->task.attrs, sizeof r->task.attrs) ||
 	          get_string(o, "target", r->task.target, sizeof r->task.target) ||
 	          get_string(o, "error", r->error, sizeof r->error) || !cJSON_IsObject(cfg) ||
-	          get_number(cfg, "rows", &rows) || get_number(cfg, "vecs", &vecs) ||
+	          get_number(cfg, "rows", &v[0]) || get_number(cfg, "vecs", &v[1]) ||
 	          get_number(o, "median_ms", &r->median_ms) || get_number(o, "gflops", &r->gflops);
 	/* the knobs added after the register block: absent in older logs, meaning the default */
-	get_number(cfg, "unroll", &unroll);
-	get_number(cfg, "tile", &tile);
-	get_number(cfg, "order", &order);
+	for (int k = 2; k < TUNE_KNOBS; k++)
+		get_number(cfg, tune_knob_info[k].name, &v[k]);
 	get_string(o, "device", r->device, sizeof r->device);
 	get_string(o, "version", r->version, sizeof r->version);
 	get_number(o, "time", &r->unix_time);
@@ -227,12 +235,14 @@ int kiln_tune_record_parse(const char *line, kiln_tune_record *r)
 	}
 	cJSON_Delete(o);
 	/* configurations are small whole numbers; anything else is not a record of ours */
-	const double v[5] = {rows, vecs, unroll, tile, order}, top[5] = {16, 8, 64, 1024, 2};
-	for (int i = 0; i < 5; i++)
-		bad |= !(v[i] >= 0 && v[i] <= top[i] && v[i] == (int)v[i]);
+	int iv[TUNE_KNOBS];
+	for (int k = 0; k < TUNE_KNOBS; k++) {
+		bad |= !(v[k] >= 0 && v[k] <= tune_knob_info[k].top && v[k] == (int)v[k]);
+		iv[k] = bad ? 0 : (int)v[k];
+	}
 	if (bad)
 		return -1;
-	r->cfg = (kiln_cpu_config){(int)rows, (int)vecs, (int)unroll, (int)tile, (int)order};
+	r->cfg = tune_config_of(iv);
 	return 0;
 }
 

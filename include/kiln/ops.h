@@ -97,6 +97,11 @@ kiln_schedule *kiln_schedule_cpu_for(kiln_ctx *ctx, const kiln_target *t, int no
 typedef struct kiln_cpu_config {
 	int rows, vecs;
 	int unroll, tile, order;
+	/* GPU templates only (0: the default): stages 2 double-buffers the
+	 * shared-memory panels, 1 keeps one copy; pad 1 pads panel rows that
+	 * are a whole number of banks by one float4, 2 leaves them (see
+	 * kiln_schedule_gpu_config) */
+	int stages, pad;
 } kiln_cpu_config;
 kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
                                         kiln_tensor *const *outs);

@@ -65,6 +65,22 @@ int kiln_set_scope(kiln_stage *st, kiln_scope scope);
  * the caller's row-major layout.
  */
 int kiln_storage_order(kiln_stage *st, int n, const int *dims);
+/*
+ * Pads the stride of the stage's dimension dim up to the next value v with
+ * v % factor == offset (TVM's storage_align): with factor 32 and offset 4,
+ * the rows of a transposed shared-memory panel start on different banks.
+ * The innermost dimension in storage order (stride 1) has no stride to pad.
+ */
+int kiln_storage_align(kiln_stage *st, int dim, int64_t factor, int64_t offset);
+/*
+ * Double buffering (software pipelining) of a shared-memory stage computed
+ * at a serial loop of its reader: two copies of its buffer; while iteration
+ * i computes from one, the panel of iteration i+1 is loaded from global
+ * memory into registers and then stored into the other, with one barrier
+ * per iteration instead of two (TVM's double_buffer). Checked at lowering:
+ * the stage must be in shared scope and fetched at the top of that loop.
+ */
+int kiln_double_buffer(kiln_stage *st);
 
 /* A stage copying t into scope, read by the given stages instead of t. */
 kiln_tensor *kiln_cache_read(kiln_schedule *s, kiln_tensor *t, kiln_scope scope, int nreaders,

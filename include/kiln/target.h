@@ -35,6 +35,10 @@ typedef struct {
 	int cores;          /* llvm: online cores here (0: unknown) */
 	int64_t l1d_bytes;  /* llvm: per-core data cache (0: unknown) */
 	int64_t l2_bytes;
+	/* GPU kinds: what every device of the kind launches (one may grant more):
+	 * threads and shared-memory bytes per block, blocks per grid dimension */
+	int max_threads;
+	int64_t shared_bytes, max_grid;
 } kiln_target;
 
 /* Parses a target string; 0, or -1 with a message in err. */
