@@ -1245,6 +1245,22 @@ static int primitive(parser *ps)
 		if (failed(ps))
 			return -1;
 		rc = kiln_storage_order(st, n, dims);
+	} else if (!strcmp(p, "storage_align")) {
+		/* storage_align P dim, factor, offset */
+		if (!(st = stage_ref(ps, NULL)))
+			return -1;
+		int64_t d = integer(ps, "a dimension");
+		expect(ps, ",");
+		int64_t f = integer(ps, "the factor");
+		expect(ps, ",");
+		int64_t o = integer(ps, "the offset");
+		if (failed(ps))
+			return -1;
+		rc = kiln_storage_align(st, d < 0 || d > KILN_MAX_DIMS ? -1 : (int)d, f, o);
+	} else if (!strcmp(p, "double_buffer")) {
+		if (!(st = stage_ref(ps, NULL)))
+			return -1;
+		rc = kiln_double_buffer(st);
 	} else if (!strcmp(p, "cache_read")) {
 		kiln_scope sc;
 		kiln_stage *readers[MAX_NAMES];
