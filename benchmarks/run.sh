@@ -181,12 +181,14 @@ tune_gpu)
 	rm -rf "$dir" && mkdir -p "$dir/k"
 	cp "$build/benchmarks/module_runner" "$build/libkiln_runtime.so" "$here/benchmarks/cublas_matmul.py" "$dir/"
 	cp -L "$(ldd "$build/libkiln_runtime.so" | sed -n 's/.*libffi.so.8 => \([^ ]*\).*/\1/p')" "$dir/"
+	# KILN_BENCH_SIZES, KILN_BENCH_CONFIGS: other sizes, and a list of configurations instead of the
+	# whole space (a second pass over the best of a first one, at more sizes)
 	sizes=${KILN_BENCH_SMOKE:+128}
-	for n in ${sizes:-2048 4096}; do
+	for n in ${KILN_BENCH_SIZES:-${sizes:-2048 4096}}; do
 		"$build/kiln" build matmul --shape $n,$n,$n --target opencl -o "$dir/k/mm${n}_default.kmod" >/dev/null
 		# the smoke run on PoCL builds every fifth (5 is prime to the two-valued knobs, so each value is met)
-		for cfg in $("$build/kiln" tune matmul --shape $n,$n,$n --target opencl --list-space |
-			awk -v every=${KILN_BENCH_SMOKE:+5} 'NR % (every ? every : 1) == 0'); do
+		for cfg in ${KILN_BENCH_CONFIGS:-$("$build/kiln" tune matmul --shape $n,$n,$n --target opencl --list-space |
+			awk -v every=${KILN_BENCH_SMOKE:+5} 'NR % (every ? every : 1) == 0')}; do
 			"$build/kiln" build matmul --shape $n,$n,$n --target opencl --config "$cfg" \
 				-o "$dir/k/mm${n}_$(echo "$cfg" | tr , _).kmod" >/dev/null
 		done

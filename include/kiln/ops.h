@@ -106,7 +106,9 @@ typedef struct kiln_cpu_config {
 kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
                                         kiln_tensor *const *outs);
 /* The default schedule for GPU-style targets (opencl): every stage a kernel,
- * threads bound to output elements. */
+ * threads bound to output elements; matmul-shaped stages in register tiles
+ * with double-buffered shared panels sized to fit any target's shared memory
+ * (kiln_schedule_for sizes them to the target's own). */
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
 /*
  * The same with a tuner's configuration for its matmul template (opencl and
@@ -114,7 +116,9 @@ kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
  * thread; vecs: float4s of columns per thread; unroll: depth of the k panel
  * staged in shared memory; tile: threads per side of the block; order 2
  * deals a thread's float4s a block-width apart (virtual threads), 1 keeps
- * them together. 0: the default sized from the shape.
+ * them together; stages 2 double-buffers the shared panels (1: one copy);
+ * pad 1 makes each panel row a float4 longer (2: not). 0: the default sized
+ * from the shape.
  */
 kiln_schedule *kiln_schedule_gpu_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout, kiln_tensor *const *outs);
 /* The template of target t (CPU or GPU, above) under cfg; an error for a target without one (webgl). */
