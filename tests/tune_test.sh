@@ -77,6 +77,20 @@ for pid in $(sed -n 's/.*pid \([0-9]*\).*pid \([0-9]*\))$/\1 \2/p' "$dir/out"); 
 	kill -0 "$pid" 2>/dev/null && fail "the node runner left process $pid running"
 done
 
+# the GPU matmul template as WGSL measured in node on Dawn (here an adapter that is a CPU underneath):
+# each trial checked or timed there, the records apply to the webgpu module of a web bundle
+"$kiln" tune matmul --shape 128,128,64 --target webgpu --trials 3 --repeat 2 --log "$dir/g.jsonl" >"$dir/out" 2>&1 ||
+	{ cat "$dir/out"; fail "tune for webgpu in node"; }
+[ "$(grep -c '"target":"webgpu",.*"stages":[12],"pad":[12]},' "$dir/g.jsonl")" -eq 3 ] ||
+	{ cat "$dir/g.jsonl"; fail "the webgpu records"; }
+grep -q '"error":"[^"]' "$dir/g.jsonl" && { cat "$dir/g.jsonl"; fail "a webgpu trial in node failed"; }
+"$kiln" build matmul --shape 128,128,64 --target web --tuning-log "$dir/g.jsonl" -o "$dir/gb/" >"$dir/out" 2>&1 ||
+	{ cat "$dir/out"; fail "a bundle with the webgpu records"; }
+grep -q "no record for matmul 128,128,64 on webgpu " "$dir/out" && fail "the webgpu records did not apply to the bundle"
+grep -q "no record for matmul 128,128,64 on wasm " "$dir/out" || fail "the bundle's wasm module took a GPU record"
+"$kiln" tune matmul --shape 128,128,64 --target webgl --trials 2 --log "$dir/g.jsonl" 2>&1 | grep -q "not 'webgl'" ||
+	fail "webgl has no template to tune"
+
 # measured on a remote server: its records name it, and apply there, not here
 KILN_RPC_KEY=tune-key "$kiln" rpc server --port 0 >"$dir/server" 2>&1 &
 server=$!

@@ -146,8 +146,10 @@ static void cmd_usage(const char *cmd)
 		       "to the log and writes F.jsonl.svg (best so far against trials). With --rpc each\n"
 		       "trial is built here and measured on that server's CPU (see kiln rpc --help; give\n"
 		       "--target 'llvm -mcpu=CPU' for its CPU); its records apply with the same --rpc.\n"
-		       "--target wasm measures in node on this machine (kiln tune starts a private proxy\n"
-		       "and web/rpc-node.mjs, and stops them), or with --rpc PROXY --key K in a browser tab.\n"
+		       "--target wasm or webgpu measures in node on this machine (kiln tune starts a private\n"
+		       "proxy and web/rpc-node.mjs, with Dawn for webgpu, and stops them), or with --rpc PROXY\n"
+		       "--key K in a browser tab. A web bundle built with --tuning-log takes each module's own\n"
+		       "target's best record (wasm the CPU template's, webgpu the GPU one's).\n"
 		       "--tuning-log F.jsonl on lower, build, run and bench applies the best record of the\n"
 		       "same task; --config ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD]] applies one by hand\n"
 		       "(ORDER 1: column blocks outside, 2: rows outside; 0 for a knob: the default).\n"
@@ -686,6 +688,8 @@ static bool is_bundle(const opts *o)
 	       (o->out && !stat(o->out, &st) && S_ISDIR(st.st_mode));
 }
 
+static int pick_config(const opts *o, kiln_cpu_config *cfg);
+
 /* kiln build OP --target T1,T2 -o DIR/: one module per web target, in one bundle. */
 static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 {
@@ -712,10 +716,20 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 	for (; n < nt; n++) {
 		opts one = *o;
 		one.target = keys[n];
+		/* --tuning-log: wasm takes the CPU template's record, webgpu the GPU one's (webgl: none) */
+		kiln_cpu_config picked;
+		kiln_target kt;
+		bool templated = !kiln_target_parse(keys[n], &kt, err, sizeof err) && kt.kind != KILN_WEBGL && !kt.emulated;
+		if (o->tuning_log && !o->config) {
+			cpu_config = NULL;
+			if (templated && pick_config(&one, &picked))
+				goto done;
+		}
 		kiln_op_inst inst;
 		const kiln_op_info *info = declare(ctx, &one, &inst);
 		if (!info || !(mods[n] = build(ctx, info, &inst, keys[n])))
 			goto done;
+		cpu_config = o->tuning_log && !o->config ? NULL : cpu_config; /* picked goes out of scope */
 		name = info->name;
 	}
 	if (kiln_bundle_write_keys(ctx, o->out, name, n, mods, keys)) {
@@ -1951,15 +1965,16 @@ static int cmd_tune(const opts *o)
 		return 1;
 	}
 	/* the CPU template's knobs: llvm here or on a server, wasm in node here or in a browser tab (--rpc);
-	 * the GPU matmul template's: opencl here or on a server */
-	if (t.kind != KILN_LLVM && t.kind != KILN_WASM && t.kind != KILN_OPENCL) {
+	 * the GPU matmul template's: opencl here or on a server, webgpu in node (Dawn) here or in a browser tab */
+	if (t.kind == KILN_WEBGL || t.emulated) {
 		fprintf(stderr, "kiln: tune measures the CPU template (llvm here or on a server with --rpc, wasm in node here "
-		                "or in a browser tab with --rpc) and the GPU matmul template (opencl); not '%s'\n", o->target);
+		                "or in a browser tab with --rpc) and the GPU matmul template (opencl; webgpu in node here or "
+		                "in a browser tab with --rpc); not '%s'\n", o->target);
 		return 1;
 	}
-	if (t.kind == KILN_OPENCL && is_onnx(o->op)) {
-		fprintf(stderr, "kiln: tuning a whole model for opencl is not supported yet (its matrix products: tune them "
-		                "one by one)\n");
+	if ((t.kind == KILN_OPENCL || t.kind == KILN_WEBGPU) && is_onnx(o->op)) {
+		fprintf(stderr, "kiln: tuning a whole model for %s is not supported yet (its matrix products: tune them "
+		                "one by one)\n", t.name);
 		return 1;
 	}
 	/* a log that cannot be written is said before the first trial, not after it */
@@ -1976,7 +1991,7 @@ static int cmd_tune(const opts *o)
 		fprintf(stderr, "kiln: tuning a whole model for wasm is not supported yet (its kernels: tune them one by one)\n");
 		return 1;
 	}
-	if (t.kind == KILN_WASM && !o->rpc && !o->list_space) {
+	if ((t.kind == KILN_WASM || t.kind == KILN_WEBGPU) && !o->rpc && !o->list_space) {
 		char self[4096];
 		ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
 		node_runner nr;
@@ -2202,7 +2217,9 @@ int main(int argc, char **argv)
 	static kiln_cpu_config cfg; /* cpu_config points at it for the whole run */
 	if (!strcmp(cmd, "measure") && is_onnx(o.op)) /* --tuning-log: a configuration per task, read per group */
 		return o.config && pick_config(&o, &cfg) ? 1 : cmd_measure_model(&o);
-	if (pick_config(&o, &cfg))
+	/* a bundle's modules each take the best record of their own target (cmd_bundle) */
+	bool per_target = !strcmp(cmd, "build") && is_bundle(&o) && o.tuning_log && !o.config;
+	if (!per_target && pick_config(&o, &cfg))
 		return 1;
 	if (!strcmp(cmd, "measure")) {
 		kiln_ctx *mctx = kiln_ctx_new();
