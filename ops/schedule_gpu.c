@@ -132,37 +132,22 @@ static int inline_layout_packs(sch_schedule *s, sch_stage *c, bool *gather)
 }
 
 /* The extent of a matmul-shaped op's panel of operand x along its
- * dimension d: the k panel, the block's rows or columns, or 1 (a batch). */
-static int64_t panel_extent(const ir_op *op, const ir_tensor *x, int d, int64_t kslice, int64_t rows, int64_t cols)
+ * dimension d, as bound inference will find it: its index over one block
+ * (k over a panel, rows and columns over the block's) from an aligned origin,
+ * at most the dimension (x/32 over 64 columns: 2 panels). */
+static int64_t panel_extent(kiln_ctx *ctx, const ir_op *op, const ir_tensor *x, int d, int64_t kslice, int64_t rows,
+                            int64_t cols)
 {
 	const ir_expr *idx = read_index(op->body[0], x, d);
-	int64_t e = 1;
 	if (!idx)
 		return 1;
-	if (ir_expr_uses_var(idx, op->reduce[0]->var))
-		e = kslice;
-	else if (ir_expr_uses_var(idx, op->axis[op->naxis - 2]->var))
-		e = rows;
-	else if (ir_expr_uses_var(idx, op->axis[op->naxis - 1]->var))
-		e = cols;
-	/* a convolution's weights as a matrix: k spread over (ci, r, s), some of extent 1 */
-	return e < x->shape[d] ? e : x->shape[d];
+	const ir_expr *vars[3] = {op->reduce[0]->var, op->axis[op->naxis - 2]->var, op->axis[op->naxis - 1]->var};
+	const int64_t lo[3] = {0, 0, 0}, hi[3] = {kslice - 1, rows - 1, cols - 1};
+	sch_free fr = {3, vars, lo, hi};
+	sch_ival iv = sch_bound(ctx, ir_simplify_expr(ctx, NULL, (ir_expr *)idx), &fr);
+	return iv.lo && iv.span >= 0 && iv.span < x->shape[d] ? iv.span + 1 : x->shape[d];
 }
 
-/*
- * Matmul-shaped stages: blocks of 16x16 threads, each thread an 8x8 (or
- * 4x4) tile of outputs in registers with float4 columns, A and B staged
- * through shared memory 8 deep along k.
- * A pack stage that only changes layout is inlined (B is staged directly);
- * an im2col pack stays a kernel of its own.
- */
-/*
- * The GPU matmul template's knobs, read from a kiln_cpu_config (0: the
- * default): rows: output rows per thread; vecs: float4s of columns per
- * thread; unroll: depth of the k panel fetched into shared memory per step;
- * tile: threads per side of the block; order 2 deals a thread's columns out
- * in float4s one block-width apart (virtual threads), 1 keeps them together.
- */
 typedef struct {
 	int rows, vec4s, kslice, threads;
 	bool interleave;
@@ -174,28 +159,38 @@ typedef struct {
  * panel k-major puts a thread's 8 rows at one k in adjacent words, loaded as
  * two float4s (the device compiler merges them) instead of 8 scalar loads
  * (measured 23.8 -> 28.5 TFLOP/s at 4096^3 on an H200). */
-static bool k_major(const ir_op *op, const ir_tensor *x, const gpu_tile *g)
+static bool k_major(kiln_ctx *ctx, const ir_op *op, const ir_tensor *x, const gpu_tile *g)
 {
-	return g->rows >= 8 && x->ndim >= 2 && innermost_index_uses(op->body[0], x, op->reduce[0]->var);
+	return g->rows >= 8 && x->ndim >= 2 && innermost_index_uses(op->body[0], x, op->reduce[0]->var) &&
+	       !read_divides(ctx, op->body[0], x);
 }
 
-/* The shared memory g's panels take: each operand not read through div/mod
- * (those stay in global memory), rows a float4 longer when padded, twice
- * when double-buffered. */
+/*
+ * Operand x's shared panel under g, in elements (rows a float4 longer when
+ * padded); 0 when it is not staged: an operand read through div/mod (a
+ * convolution's weights and im2col columns in the GEMM form) is staged when
+ * its panel is at most twice the k panel by the block's wider side (x/32
+ * over a block's columns covers two 32-column panels; a weight's (c, r, s)
+ * over a k panel of 8, a slice of two channels), else read from global memory.
+ */
+static int64_t panel_elems(kiln_ctx *ctx, const ir_op *op, const ir_tensor *x, const gpu_tile *g)
+{
+	int64_t rows = (int64_t)g->threads * g->rows, cols = (int64_t)g->threads * 4 * g->vec4s, n = 1;
+	int nd = x->ndim, inner = k_major(ctx, op, x, g) ? nd - 2 : nd - 1;
+	for (int d = 0; d < nd; d++)
+		n *= panel_extent(ctx, op, x, d, g->kslice, rows, cols) + (g->pad && nd >= 2 && d == inner ? 4 : 0);
+	bool gathered = read_divides(ctx, op->body[0], x);
+	return gathered && n > 2 * g->kslice * (rows > cols ? rows : cols) + (g->pad ? 4 * g->kslice : 0) ? 0 : n;
+}
+
+/* The shared memory g's panels take, twice when double-buffered. */
 static int64_t panel_bytes(kiln_ctx *ctx, const ir_op *op, const gpu_tile *g)
 {
 	ir_tensor *rd[8];
 	int nr = reads_of(op->body[0], rd);
-	int64_t rows = (int64_t)g->threads * g->rows, cols = (int64_t)g->threads * 4 * g->vec4s, total = 0;
-	for (int r = 0; r < nr; r++) {
-		if (read_divides(ctx, op->body[0], rd[r]))
-			continue;
-		int nd = rd[r]->ndim, inner = k_major(op, rd[r], g) ? nd - 2 : nd - 1;
-		int64_t bytes = (int64_t)kiln_dtype_bytes(rd[r]->type) * g->stages;
-		for (int d = 0; d < nd; d++)
-			bytes *= panel_extent(op, rd[r], d, g->kslice, rows, cols) + (g->pad && nd >= 2 && d == inner ? 4 : 0);
-		total += bytes;
-	}
+	int64_t total = 0;
+	for (int r = 0; r < nr; r++)
+		total += panel_elems(ctx, op, rd[r], g) * (int64_t)kiln_dtype_bytes(rd[r]->type) * g->stages;
 	return total;
 }
 
@@ -302,11 +297,10 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 	           : kiln_split(cl, cl->op->axis[n - 1], 4, &jo, &jv) || kiln_unroll(cl, jo) || kiln_vectorize(cl, jv))
 		return -1;
 	/* both operands through shared memory, fetched by the whole block at each k
-	 * slice; an operand read through div/mod (a convolution's weights viewed
-	 * as a matrix) has no tight region and is read from global memory instead */
+	 * slice, where their panels are tight (panel_elems) */
 	int nr = reads_of(cl->op->body[0], rd);
 	for (int r = 0; r < nr; r++) {
-		if (read_divides(s->ctx, cl->op->body[0], rd[r]))
+		if (!panel_elems(s->ctx, cl->op, rd[r], &g))
 			continue;
 		kiln_stage *rs = cl;
 		kiln_tensor *sh = kiln_cache_read(s, rd[r], KILN_SCOPE_SHARED, 1, &rs);
@@ -315,7 +309,7 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 		int nd = sh->ndim, perm[KILN_MAX_DIMS];
 		for (int d = 0; d < nd; d++)
 			perm[d] = d;
-		if (k_major(cl->op, sh, &g)) {
+		if (k_major(s->ctx, cl->op, sh, &g)) {
 			perm[nd - 2] = nd - 1;
 			perm[nd - 1] = nd - 2;
 			if (kiln_storage_order(sch_stage_of(s, sh), nd, perm))
@@ -325,7 +319,7 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 		 * in one bank (the k-major A panel's copy stores 8 threads to one);
 		 * one more float4 per row spreads them and keeps float4 loads aligned. */
 		if (g.pad && nd >= 2) {
-			int64_t pitch = panel_extent(cl->op, sh, perm[nd - 1], g.kslice, BR, BC);
+			int64_t pitch = panel_extent(s->ctx, cl->op, sh, perm[nd - 1], g.kslice, BR, BC);
 			if (kiln_storage_align(sch_stage_of(s, sh), perm[nd - 2], 32, (pitch + 4) % 32))
 				return -1;
 		}

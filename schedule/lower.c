@@ -84,8 +84,10 @@ static bool collect_reads(const ir_expr *e, void *user)
 
 static bool stage_reads(const sch_stage *o, const sch_stage *p);
 
-/* Adds the reads of p in consumer c, as intervals over c's free leaves. */
-static void region_from(sch_stage *p, sch_stage *c, int first_free, ir_expr **lo, ir_expr **hi, bool *ok)
+/* Adds the reads of p in consumer c, as intervals over c's free leaves; span[d]:
+ * a bound on hi - lo while a single read makes the region (-1: none). */
+static void region_from(sch_stage *p, sch_stage *c, int first_free, const ir_env *threads, ir_expr **lo, ir_expr **hi,
+                        int64_t *span, bool *ok)
 {
 	kiln_ctx *ctx = p->s->ctx;
 	sch_nest nest;
@@ -99,6 +101,13 @@ static void region_from(sch_stage *p, sch_stage *c, int first_free, ir_expr **lo
 		flo[nf] = 0;
 		fhi[nf] = nest.leaf_ext[i] - 1;
 	}
+	/* a shared stage's thread indices too: the block's window at once is tighter than
+	 * each thread's window widened by where threads start (x/32 over 64 columns: 2, not 3) */
+	for (int i = 0; threads && i < threads->n && nf < 64; i++, nf++) {
+		fv[nf] = threads->vars[i];
+		flo[nf] = threads->r[i].lo;
+		fhi[nf] = threads->r[i].hi;
+	}
 	sch_free fr = {nf, fv, flo, fhi};
 	read_list rl = {ctx, p, 0, {0}};
 	for (int k = 0; k < c->op->nout; k++)
@@ -111,6 +120,7 @@ static void region_from(sch_stage *p, sch_stage *c, int first_free, ir_expr **lo
 				ok[d] = false;
 				break;
 			}
+			span[d] = lo[d] ? -1 : iv.span;
 			lo[d] = lo[d] ? ir_binary(ctx, IR_MIN, lo[d], iv.lo) : iv.lo;
 			hi[d] = hi[d] ? ir_binary(ctx, IR_MAX, hi[d], iv.hi) : iv.hi;
 		}
@@ -139,7 +149,7 @@ static void leaf_env(sch_schedule *s, ir_env *env, bool threads_only)
  * over the thread indices, so loops bound to threadIdx become free variables
  * ranging over their extents (consumers' bounds are already inferred).
  */
-static void relax_threads(sch_schedule *s, int ndim, ir_expr **lo, ir_expr **hi, bool *ok)
+static void relax_threads(sch_schedule *s, int ndim, ir_expr **lo, ir_expr **hi, int64_t *span, bool *ok)
 {
 	kiln_ctx *ctx = s->ctx;
 	ir_env threads = {0};
@@ -159,6 +169,8 @@ static void relax_threads(sch_schedule *s, int ndim, ir_expr **lo, ir_expr **hi,
 		ok[d] = a.lo && b.hi;
 		lo[d] = a.lo;
 		hi[d] = b.hi;
+		/* every thread's window [l, l + span] with l anywhere in a */
+		span[d] = span[d] < 0 || a.span < 0 || __builtin_add_overflow(span[d], a.span, &span[d]) ? -1 : span[d];
 	}
 	ir_env_free(&threads);
 }
@@ -180,13 +192,18 @@ static int infer_attached(sch_stage *p)
 	sch_stage *c = p->attach_stage;
 	ir_tensor *t = p->outs[0];
 	ir_expr *lo[KILN_MAX_DIMS] = {0}, *hi[KILN_MAX_DIMS] = {0};
+	int64_t span[KILN_MAX_DIMS];
 	bool ok[KILN_MAX_DIMS];
 	for (int d = 0; d < t->ndim; d++)
-		ok[d] = true;
-	region_from(p, c, leaf_pos(c, p->attach_iv) + 1, lo, hi, ok);
+		ok[d] = true, span[d] = -1;
+	ir_env threads = {0};
+	if (p->scope == KILN_SCOPE_SHARED)
+		leaf_env(p->s, &threads, true);
+	region_from(p, c, leaf_pos(c, p->attach_iv) + 1, &threads, lo, hi, span, ok);
 	for (int i = 0; i < p->s->nstage; i++)
 		if (shares_attach(p->s->stages[i], p) && stage_reads(p->s->stages[i], p))
-			region_from(p, p->s->stages[i], 0, lo, hi, ok);
+			region_from(p, p->s->stages[i], 0, &threads, lo, hi, span, ok);
+	ir_env_free(&threads);
 	/* with the loop ranges known, the consumers' in-bounds clamps fold away
 	 * when tiles divide evenly, and windows keep constant extents */
 	ir_env env = {0};
@@ -197,7 +214,7 @@ static int infer_attached(sch_stage *p)
 			hi[d] = ir_simplify_expr(ctx, &env, hi[d]);
 		}
 	if (p->scope == KILN_SCOPE_SHARED)
-		relax_threads(p->s, t->ndim, lo, hi, ok);
+		relax_threads(p->s, t->ndim, lo, hi, span, ok);
 	for (int d = 0; d < t->ndim; d++) {
 		int64_t ext = 0;
 		bool good = ok[d] && lo[d];
@@ -205,6 +222,11 @@ static int infer_attached(sch_stage *p)
 			lo[d] = ir_simplify_expr(ctx, &env, lo[d]);
 			ir_expr *n = ir_simplify_expr(ctx, &env, ir_add(ctx, ir_sub(ctx, hi[d], lo[d]), ir_i64(ctx, 1)));
 			good = ir_is_const_int(n, &ext) && ext > 0;
+			/* ends that do not simplify (x/32 over a tile): the window from lo as wide as the span */
+			if (!good && span[d] >= 0 && span[d] < t->shape[d]) {
+				ext = span[d] + 1;
+				good = true;
+			}
 		}
 		if (!good || ext >= t->shape[d]) {
 			/* beyond interval arithmetic, or the whole extent anyway */

@@ -103,9 +103,12 @@ ir_stmt *ir_unroll(kiln_ctx *ctx, ir_stmt *s);
 int sch_check_reads(sch_schedule *s);
 void sch_lazy_selects(sch_schedule *s);
 
-/* Symbolic interval of an index expression (bounds.c). NULL ends mean unknown. */
+/* Symbolic interval of an index expression (bounds.c). NULL ends mean unknown;
+ * span, when >= 0, bounds hi - lo whatever the fixed symbols are (x / 32 over
+ * a window of 64 spans 2 panels even where the ends do not simplify). */
 typedef struct {
 	ir_expr *lo, *hi;
+	int64_t span;
 } sch_ival;
 typedef struct {
 	int n;
