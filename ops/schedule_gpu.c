@@ -194,12 +194,40 @@ static int64_t panel_bytes(kiln_ctx *ctx, const ir_op *op, const gpu_tile *g)
 	return total;
 }
 
+/* split-K: reductions of at least twice SPLIT_K_DEPTH over fewer than SPLIT_K_BLOCKS blocks */
+#define SPLIT_K_BLOCKS 256
+#define SPLIT_K_DEPTH 128
+
 static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg, const kiln_target *t)
 {
 	int n = c->op->naxis;
 	int64_t M = c->outs[0]->shape[n - 2], N = c->outs[0]->shape[n - 1];
 	if (M < 64 || N < 64 || c->attach != ATTACH_ROOT || c->nrel)
 		return one_thread_per_element(c);
+	/* Too few blocks to fill the device (a deep convolution as a GEMM: 512 x 49 outputs are 8
+	 * blocks of 64x64, each looping over 4608 k): the default splits the reduction into parts,
+	 * each part a slice of a batched GEMM (blockIdx.z) into partial sums that one more kernel
+	 * adds (rfactor; split-K) */
+	int64_t K = c->op->nreduce == 1 ? c->op->reduce[0]->extent : 0, blocks = ((M + 63) / 64) * ((N + 63) / 64);
+	if (!cfg && n == 2 && blocks < SPLIT_K_BLOCKS && K >= 2 * SPLIT_K_DEPTH) {
+		int64_t parts = (SPLIT_K_BLOCKS + blocks - 1) / blocks;
+		if (parts > K / SPLIT_K_DEPTH)
+			parts = K / SPLIT_K_DEPTH;
+		while (K % parts) /* whole parts: no guard in the panels */
+			parts--;
+		if (parts > 1) {
+			kiln_iter *ko, *ki;
+			if (kiln_split_nparts(c, c->op->reduce[0], parts, &ko, &ki))
+				return -1;
+			kiln_tensor *rf = kiln_rfactor(s, c->outs[0], ko);
+			if (!rf)
+				return -1;
+			sch_stage *rs = sch_stage_of(s, rf);
+			c->note = ir_fmt(s->ctx, "default: the reduction split into %lld parts ('%s' holds the partial sums)",
+			                 (long long)parts, rs->op->name);
+			return one_thread_per_element(c) || schedule_matmul_gpu(s, rs, cfg, t) ? -1 : 0;
+		}
+	}
 	ir_tensor *rd[8];
 	bool gather; /* an operand indexed through div/mod (convolution as GEMM) */
 	if (inline_layout_packs(s, c, &gather))
