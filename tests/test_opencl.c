@@ -34,6 +34,33 @@ START_TEST(tiled_shapes)
 	RUN("batch_matmul", "", 2, 64, 96, 20);
 	RUN("dense", "", 64, 80, 30);
 	RUN("conv2d", "pad=1", 1, 8, 10, 10, 64, 3, 3);
+	/* GEMM-form convolutions: weights and im2col columns staged, the reduction split (4 and 2 parts) */
+	RUN("conv2d", "pad=1", 1, 64, 7, 7, 64, 3, 3);
+	RUN("conv2d", "pad=1", 1, 32, 14, 14, 64, 3, 3);
+	RUN("matmul", "", 64, 96, 1024); /* split-K: 8 parts of 128 */
+}
+END_TEST
+
+/* What the GEMM template makes of a deep convolution on few outputs: both operands staged in shared
+ * memory (a tight window of the weights' (c, r, s) and of the im2col panels) and the reduction split into
+ * partial sums over blockIdx.z (a test that fails if either silently stops happening) */
+START_TEST(conv_gemm_staged_split)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("conv2d"), 7, (int64_t[]){1, 64, 7, 7, 64, 3, 3}, "pad=1", &o), 0);
+	kiln_func *f = kiln_lower(kiln_schedule_for(ctx, "opencl", 1, o.args + o.nin), "conv", o.nargs, o.args, NULL);
+	ck_assert_msg(f, "%s", kiln_error(ctx));
+	char *src = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&src, &len);
+	ck_assert_int_eq(kiln_device_source(ctx, 1, &f, "opencl", m), 0);
+	fclose(m);
+	/* k panels of 8 over (c, r, s): 2 channels x 3 x 3 of 64 filters, doubled; 2 panels of 32 columns x 8, doubled */
+	ck_assert_msg(strstr(src, "W_shared[2304]") && strstr(src, "conv2d_cols_shared[1024]"), "%s", src);
+	ck_assert_msg(strstr(src, "conv2d_gemm_rf") && strstr(src, "get_group_id(2)"), "%s", src);
+	free(src);
+	kiln_ctx_free(ctx);
 }
 END_TEST
 
@@ -196,6 +223,7 @@ Suite *opencl_suite(void)
 	tcase_add_test(tc, device_errors);
 	tcase_add_test(tc, device_guard_catches_overrun);
 	tcase_add_test(tc, wide_index_math);
+	tcase_add_test(tc, conv_gemm_staged_split);
 	suite_add_tcase(s, tc);
 	/* "large": millions of elements; test.sh skips them under valgrind
 	 * (CK_EXCLUDE_TAGS), where they took most of ten minutes */

@@ -249,6 +249,35 @@ START_TEST(prim_storage_align)
 }
 END_TEST
 
+/* C[i, j] = B[i / 4, j % 8] over [R, S] with B = A * 2 over [R/4, 8] */
+static kiln_expr *divmod_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	fix *f = user;
+	kiln_expr *i = kiln_div(ctx, idx[0], kiln_const(ctx, KILN_I64, 4)), *j = kiln_mod(ctx, idx[1], kiln_const(ctx, KILN_I64, 8));
+	return kiln_add(ctx, KILN_READ(ctx, f->B, i, j), kiln_float(ctx, 1));
+}
+
+START_TEST(bounds_through_divmod)
+{
+	/* B computed at C's 8x8 tiles: rows i/4 of a tile starting on a multiple of 8 are 2 of B's 16 (the
+	 * ends (8*io + 7)/4 - 8*io/4 do not simplify, their span does), columns j % 8 all 8: a window of 16
+	 * where the whole of B (128) was computed per tile before */
+	fix f = {kiln_ctx_new()};
+	f.A = kiln_placeholder(f.ctx, "A", 2, (int64_t[]){16, 8}, KILN_F32);
+	f.B = kiln_compute(f.ctx, "B", 2, (int64_t[]){16, 8}, copy2_body, &f);
+	f.C = kiln_compute(f.ctx, "C", 2, (int64_t[]){64, 16}, divmod_body, &f);
+	kiln_schedule *s = kiln_schedule_create(f.ctx, 1, &f.C);
+	kiln_stage *c = kiln_stage_of(s, f.C);
+	kiln_iter *io, *ii, *jo, *ji;
+	ck_assert_int_eq(kiln_tile(c, kiln_stage_axis(c, 0), kiln_stage_axis(c, 1), 8, 8, &io, &jo, &ii, &ji), 0);
+	ck_assert_int_eq(kiln_compute_at(kiln_stage_of(s, f.B), c, jo), 0);
+	const char *ir = lowered(s, 2, (kiln_tensor *[]){f.A, f.C});
+	ck_assert_msg(strstr(ir, "allocate B[float32 * 16]"), "want B's window of 2 rows x 8 columns:\n%s", ir);
+	CHECK_ORACLE(f, s, 2, f.A, f.C);
+	kiln_ctx_free(f.ctx);
+}
+END_TEST
+
 START_TEST(prim_double_buffer_refusals)
 {
 	/* double buffering needs a shared stage computed at a serial loop of its reader
@@ -516,6 +545,7 @@ Suite *schedule_suite(void)
 	tcase_add_test(tc, prim_storage_order);
 	tcase_add_test(tc, prim_storage_align);
 	tcase_add_test(tc, prim_double_buffer_refusals);
+	tcase_add_test(tc, bounds_through_divmod);
 	tcase_add_test(tc, prim_vthread);
 	tcase_add_test(tc, prim_bind);
 	tcase_add_test(tc, llvm_ir_text);

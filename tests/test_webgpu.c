@@ -189,6 +189,10 @@ START_TEST(tiled_shapes)
 	RUN_TILED("batch_matmul", "", 2, 64, 96, 20);
 	RUN_TILED("dense", "", 64, 80, 30);
 	RUN_TILED("conv2d", "pad=1", 1, 8, 10, 10, 64, 3, 3);
+	/* GEMM-form convolutions: weights and im2col columns staged, the reduction split (4 and 2 parts) */
+	RUN_TILED("conv2d", "pad=1", 1, 64, 7, 7, 64, 3, 3);
+	RUN_TILED("conv2d", "pad=1", 1, 32, 14, 14, 64, 3, 3);
+	RUN_TILED("matmul", "", 64, 96, 1024); /* split-K: 8 parts of 128 */
 }
 END_TEST
 
