@@ -49,13 +49,7 @@ START_TEST(conv_gemm_staged_split)
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
 	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("conv2d"), 7, (int64_t[]){1, 64, 7, 7, 64, 3, 3}, "pad=1", &o), 0);
-	kiln_func *f = kiln_lower(kiln_schedule_for(ctx, "opencl", 1, o.args + o.nin), "conv", o.nargs, o.args, NULL);
-	ck_assert_msg(f, "%s", kiln_error(ctx));
-	char *src = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&src, &len);
-	ck_assert_int_eq(kiln_device_source(ctx, 1, &f, "opencl", m), 0);
-	fclose(m);
+	char *src = tu_device_text(ctx, kiln_schedule_for(ctx, "opencl", 1, o.args + o.nin), o.nargs, o.args, "opencl");
 	/* k panels of 8 over (c, r, s): 2 channels x 3 x 3 of 64 filters, doubled; 2 panels of 32 columns x 8, doubled */
 	ck_assert_msg(strstr(src, "W_shared[2304]") && strstr(src, "conv2d_cols_shared[1024]"), "%s", src);
 	ck_assert_msg(strstr(src, "conv2d_gemm_rf") && strstr(src, "get_group_id(2)"), "%s", src);

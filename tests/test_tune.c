@@ -123,14 +123,8 @@ static char *gpu_source(const tune_case *tc, const kiln_cpu_config *cfg)
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_op_inst o;
 	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(tc->op), tc->n, tc->shape, tc->attrs, &o), 0);
-	kiln_func *f = kiln_lower(kiln_schedule_gpu_config(ctx, cfg, o.nargs - o.nin, o.args + o.nin), "f", o.nargs,
-	                          o.args, NULL);
-	ck_assert_msg(f, "%s", kiln_error(ctx));
-	char *src = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&src, &len);
-	ck_assert_int_eq(kiln_device_source(ctx, 1, &f, "opencl", m), 0);
-	fclose(m);
+	char *src = tu_device_text(ctx, kiln_schedule_gpu_config(ctx, cfg, o.nargs - o.nin, o.args + o.nin), o.nargs,
+	                           o.args, "opencl");
 	kiln_ctx_free(ctx);
 	return src;
 }

@@ -539,3 +539,15 @@ char *tu_lowered_text(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *c
 	fclose(out);
 	return text;
 }
+
+char *tu_device_text(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, const char *target)
+{
+	kiln_func *fn = s ? kiln_lower(s, "fn", nargs, args, NULL) : NULL;
+	ck_assert_msg(fn, "%s", kiln_error(ctx));
+	char *text = NULL;
+	size_t n = 0;
+	FILE *out = open_memstream(&text, &n);
+	ck_assert_msg(kiln_device_source(ctx, 1, &fn, target, out) == 0, "%s", kiln_error(ctx));
+	fclose(out);
+	return text;
+}

@@ -48,6 +48,8 @@ double tu_check_ref(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *con
                     const char *target, const char *op, const char *attrs);
 /* The printed IR of s lowered as "fn" (malloc'ed; Check assertion on failure). */
 char *tu_lowered_text(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args);
+/* The device source (opencl, webgl, webgpu) of s lowered; free() it. */
+char *tu_device_text(kiln_ctx *ctx, kiln_schedule *s, int nargs, kiln_tensor *const *args, const char *target);
 /* The same with the test's own reference: fills want (numel of the last
  * argument) from the inputs' pristine copies; 0, or -1 (printed). */
 typedef int (*tu_ref_fn)(int nin, const kiln_array *const *ins, const kiln_array *out, double *want, void *user);
