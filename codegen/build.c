@@ -27,15 +27,11 @@ static const device_target device_targets[] = {
 	{"webgpu", &cg_wgsl, "wgsl-src"},
 };
 
-static const device_target *device_target_of(const char *target, ir_device_limits *lim)
+static const device_target *device_target_of(const kiln_target *t, ir_device_limits *lim)
 {
-	kiln_target t;
-	char err[256];
-	if (!target || kiln_target_parse(target, &t, err, sizeof err))
-		return NULL;
-	*lim = (ir_device_limits){t.max_threads, t.shared_bytes, t.max_grid};
+	*lim = (ir_device_limits){t->max_threads, t->shared_bytes, t->max_grid};
 	for (size_t i = 0; i < sizeof device_targets / sizeof *device_targets; i++)
-		if (!strcmp(t.name, device_targets[i].name))
+		if (!strcmp(t->name, device_targets[i].name))
 			return &device_targets[i];
 	return NULL;
 }
@@ -155,7 +151,7 @@ kiln_module *kiln_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const
 	if (t.kind == KILN_WASM)
 		return cg_wasm_build(ctx, nfunc, funcs);
 	ir_device_limits lim;
-	const device_target *dt = device_target_of(target, &lim);
+	const device_target *dt = device_target_of(&t, &lim);
 	if (dt)
 		return build_device(ctx, nfunc, funcs, dt, &lim);
 	ir_internal_error(__FILE__, __LINE__, "a parsed target without a code generator");
@@ -173,7 +169,10 @@ kiln_module *kiln_build_schedule(kiln_schedule *s, const char *name, int nargs, 
 int kiln_device_source(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs, const char *target, FILE *out)
 {
 	ir_device_limits lim;
-	const device_target *dt = device_target_of(target, &lim);
+	kiln_target t;
+	char err[256];
+	const device_target *dt = target && !kiln_target_parse(target, &t, err, sizeof err) ? device_target_of(&t, &lim)
+	                                                                                    : NULL;
 	if (dt) {
 		ir_device_func **ds = split_all(ctx, nfunc, funcs, dt, &lim);
 		return ds ? cg_print_kernels(ctx, dt->lang, nfunc, ds, out) : -1;

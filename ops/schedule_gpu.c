@@ -177,8 +177,10 @@ static int64_t panel_elems(kiln_ctx *ctx, const ir_op *op, const ir_tensor *x, c
 {
 	int64_t rows = (int64_t)g->threads * g->rows, cols = (int64_t)g->threads * 4 * g->vec4s, n = 1;
 	int nd = x->ndim, inner = k_major(ctx, op, x, g) ? nd - 2 : nd - 1;
-	for (int d = 0; d < nd; d++)
-		n *= panel_extent(ctx, op, x, d, g->kslice, rows, cols) + (g->pad && nd >= 2 && d == inner ? 4 : 0);
+	for (int d = 0; d < nd; d++) {
+		int64_t e = panel_extent(ctx, op, x, d, g->kslice, rows, cols);
+		n *= e + (g->pad && nd >= 2 && d == inner && e % 32 == 0 ? 4 : 0);
+	}
 	bool gathered = read_divides(ctx, op->body[0], x);
 	return gathered && n > 2 * g->kslice * (rows > cols ? rows : cols) + (g->pad ? 4 * g->kslice : 0) ? 0 : n;
 }
@@ -248,7 +250,7 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 	 * smallest of the targets when none is given) */
 	int64_t shared = t && t->shared_bytes ? t->shared_bytes : 16 * 1024;
 	const gpu_tile better[] = {{8, 2, 16, 16, true, 2, true}, {8, 2, 8, 16, true, 2, false}, {4, 1, 8, 16, false, 2, false}};
-	for (size_t i = 0; !cfg && i < sizeof better / sizeof *better; i++)
+	for (size_t i = 0; i < sizeof better / sizeof *better; i++) /* (a configuration's 0 knobs take these too) */
 		if (better[i].rows == T && panel_bytes(s->ctx, c->op, &better[i]) <= shared) {
 			g = better[i];
 			break;
@@ -266,7 +268,7 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 	/* a block larger than the output would leave threads without work (and thread grids that do not match):
 	 * refused for a configuration; the default falls back to its 64x64 blocks (M and N are at least 64) */
 	if (!cfg && (16 * g.rows > M || 16 * 4 * g.vec4s > N))
-		g = (gpu_tile){4, 1, 8, 16, false, 1, false};
+		g = better[2];
 	/* (a default's panels are an estimate for operands indexed through several axes; the device pass checks
 	 * what bound inference gives) */
 	if (cfg && t && t->shared_bytes && panel_bytes(s->ctx, c->op, &g) > t->shared_bytes)
@@ -345,12 +347,11 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 		}
 		/* Padding: rows of a whole number of banks put a column of the panel
 		 * in one bank (the k-major A panel's copy stores 8 threads to one);
-		 * one more float4 per row spreads them and keeps float4 loads aligned. */
-		if (g.pad && nd >= 2) {
-			int64_t pitch = panel_extent(s->ctx, cl->op, sh, perm[nd - 1], g.kslice, BR, BC);
-			if (kiln_storage_align(sch_stage_of(s, sh), perm[nd - 2], 32, (pitch + 4) % 32))
-				return -1;
-		}
+		 * one more float4 per such row spreads them and keeps float4 loads
+		 * aligned (measured: shorter rows gained nothing padded). */
+		if (g.pad && nd >= 2 && panel_extent(s->ctx, cl->op, sh, perm[nd - 1], g.kslice, BR, BC) % 32 == 0 &&
+		    kiln_storage_align(sch_stage_of(s, sh), perm[nd - 2], 32, 4))
+			return -1;
 		if (g.stages == 2 && kiln_double_buffer(sch_stage_of(s, sh)))
 			return -1;
 	}

@@ -40,8 +40,8 @@ static bool multiple_of(const ir_expr *e, int64_t c)
 	case IR_MIN:
 	case IR_MAX:
 		return multiple_of(e->bin.a, c) && multiple_of(e->bin.b, c);
-	case IR_CAST:
-		return ir_is_int(e->type) && multiple_of(e->bin.a, c);
+	case IR_CAST: /* a narrowing cast wraps, and keeps multiples of c only where c divides the modulus */
+		return ir_is_int(e->type) && e->type.bits >= e->bin.a->type.bits && multiple_of(e->bin.a, c);
 	default:
 		return false;
 	}
@@ -90,8 +90,8 @@ sch_ival sch_bound(kiln_ctx *ctx, const ir_expr *e, const sch_free *fr)
 		if (!a.lo)
 			return none;
 		ir_expr *k = ir_int(ctx, e->type, c);
-		int64_t span = -1, ac = c < 0 ? -c : c;
-		if (a.span >= 0 && c != INT64_MIN && __builtin_mul_overflow(a.span, ac, &span))
+		int64_t span = -1;
+		if (a.span >= 0 && c != INT64_MIN && __builtin_mul_overflow(a.span, c < 0 ? -c : c, &span))
 			span = -1;
 		if (c >= 0)
 			return (sch_ival){ir_mul(ctx, a.lo, k), ir_mul(ctx, a.hi, k), span};

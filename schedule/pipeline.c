@@ -38,21 +38,33 @@ typedef struct {
 	kiln_ctx *ctx;
 	int n;
 	piped p[MAX_PIPED];
+	int nlocal;
+	ir_buffer *local[64]; /* buffers allocated or written inside the loop (beyond the piped ones) */
 	int err;
 } pipeline;
 
 /* ---- which statement fetches which stage ---- */
 
 typedef struct {
+	const pipeline *pl;
 	ir_buffer *w;
 	int nw;
-	bool reads_other; /* loads a non-global buffer */
+	bool reads_other; /* loads a non-global buffer, or one the loop itself computes */
 } fetch_probe;
+
+static bool loop_local(const pipeline *pl, const ir_buffer *b)
+{
+	for (int i = 0; i < pl->nlocal; i++)
+		if (pl->local[i] == b)
+			return true;
+	return false;
+}
 
 static bool probe_load(const ir_expr *e, void *user)
 {
 	fetch_probe *f = user;
-	if (e->kind == IR_LOAD && e->load.buf->scope != KILN_SCOPE_GLOBAL)
+	/* a panel of a stage the loop computes is not there one iteration early */
+	if (e->kind == IR_LOAD && (e->load.buf->scope != KILN_SCOPE_GLOBAL || loop_local(f->pl, e->load.buf)))
 		f->reads_other = true;
 	return true;
 }
@@ -72,7 +84,7 @@ static bool probe_store(const ir_stmt *s, void *user)
 /* The stage whose fetch s is: s stores into that stage only and reads global memory only. */
 static piped *fetch_of(pipeline *pl, ir_stmt *s)
 {
-	fetch_probe f = {NULL, 0, false};
+	fetch_probe f = {pl, NULL, 0, false};
 	if (!pl->n)
 		return NULL;
 	ir_visit_stmts(s, probe_store, &f);
@@ -85,13 +97,27 @@ static piped *fetch_of(pipeline *pl, ir_stmt *s)
 	return NULL;
 }
 
+/* Notes the buffers s allocates or writes (the loop's own: not copied one iteration early). */
+static bool note_local(const ir_stmt *s, void *user)
+{
+	pipeline *pl = user;
+	ir_buffer *b = s->kind == IR_ALLOCATE ? s->alloc.buf : s->kind == IR_STORE ? s->store.buf : NULL;
+	if (b && !b->double_buffer && !loop_local(pl, b)) {
+		if (pl->nlocal == 64 && !pl->err++)
+			ir_error(pl->ctx, "double_buffer: a loop with more than 64 buffers of its own");
+		else if (pl->nlocal < 64)
+			pl->local[pl->nlocal++] = b;
+	}
+	return true;
+}
+
 /* The body of a loop without the allocations and fetches of its double-buffered stages (noted in pl). */
 static ir_stmt *peel(pipeline *pl, ir_stmt *s)
 {
 	kiln_ctx *ctx = pl->ctx;
 	if (!s)
 		return s;
-	if (s->kind == IR_ALLOCATE && s->alloc.buf->double_buffer) {
+	if (s->kind == IR_ALLOCATE && s->alloc.buf->double_buffer && s->alloc.buf->scope == KILN_SCOPE_SHARED) {
 		if (pl->n == MAX_PIPED) {
 			pl->err++;
 			return ir_error(ctx, "double_buffer: more than %d stages at one loop", MAX_PIPED), s;
@@ -292,7 +318,8 @@ static ir_stmt *pipe_stmt(ir_mutator *m, ir_stmt *s)
 		return ir_mutate_stmt_children(m, s);
 	ir_stmt *r = ir_mutate_stmt_children(m, s); /* inner loops first */
 	pipeline *pl = m->user;
-	*pl = (pipeline){m->ctx, 0, {{0}}, 0};
+	*pl = (pipeline){m->ctx, 0, {{0}}, 0, {0}, 0};
+	ir_visit_stmts(r->loop.body, note_local, pl);
 	ir_stmt *rest = peel(pl, r->loop.body);
 	if (!pl->n || pl->err)
 		return r;

@@ -717,7 +717,7 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 		opts one = *o;
 		one.target = keys[n];
 		/* --tuning-log: wasm takes the CPU template's record, webgpu the GPU one's (webgl: none) */
-		kiln_cpu_config picked;
+		static kiln_cpu_config picked; /* cpu_config may point at it past this iteration */
 		kiln_target kt;
 		bool templated = !kiln_target_parse(keys[n], &kt, err, sizeof err) && kt.kind != KILN_WEBGL && !kt.emulated;
 		if (o->tuning_log && !o->config) {
@@ -729,7 +729,8 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 		const kiln_op_info *info = declare(ctx, &one, &inst);
 		if (!info || !(mods[n] = build(ctx, info, &inst, keys[n])))
 			goto done;
-		cpu_config = o->tuning_log && !o->config ? NULL : cpu_config; /* picked goes out of scope */
+		if (o->tuning_log && !o->config)
+			cpu_config = NULL; /* the next module picks its own */
 		name = info->name;
 	}
 	if (kiln_bundle_write_keys(ctx, o->out, name, n, mods, keys)) {

@@ -1256,7 +1256,9 @@ static int primitive(parser *ps)
 		int64_t o = integer(ps, "the offset");
 		if (failed(ps))
 			return -1;
-		rc = kiln_storage_align(st, d < 0 || d > KILN_MAX_DIMS ? -1 : (int)d, f, o);
+		if (d < 0 || d >= KILN_MAX_DIMS)
+			return error_at(ps, kw, "storage_align: dimension %lld is out of range", (long long)d);
+		rc = kiln_storage_align(st, (int)d, f, o);
 	} else if (!strcmp(p, "double_buffer")) {
 		if (!(st = stage_ref(ps, NULL)))
 			return -1;

@@ -117,8 +117,9 @@ kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
  * staged in shared memory; tile: threads per side of the block; order 2
  * deals a thread's float4s a block-width apart (virtual threads), 1 keeps
  * them together; stages 2 double-buffers the shared panels (1: one copy);
- * pad 1 makes each panel row a float4 longer (2: not). 0: the default sized
- * from the shape.
+ * pad 1 makes each panel row of a whole number of banks (32 words) a float4
+ * longer (2: not). 0: the default, sized from the shape and the target's
+ * shared memory.
  */
 kiln_schedule *kiln_schedule_gpu_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout, kiln_tensor *const *outs);
 /* The template of target t (CPU or GPU, above) under cfg; an error for a target without one (webgl). */
