@@ -319,9 +319,14 @@ static ir_stmt *pipe_stmt(ir_mutator *m, ir_stmt *s)
 	ir_stmt *r = ir_mutate_stmt_children(m, s); /* inner loops first */
 	pipeline *pl = m->user;
 	*pl = (pipeline){m->ctx, 0, {{0}}, 0, {0}, 0};
-	ir_visit_stmts(r->loop.body, note_local, pl);
 	ir_stmt *rest = peel(pl, r->loop.body);
 	if (!pl->n || pl->err)
+		return r;
+	/* a loop with stages to pipeline: again, knowing what the loop computes itself */
+	*pl = (pipeline){m->ctx, 0, {{0}}, 0, {0}, 0};
+	ir_visit_stmts(r->loop.body, note_local, pl);
+	rest = peel(pl, r->loop.body);
+	if (pl->err)
 		return r;
 	if (r->loop.kind != IR_FOR_SERIAL && r->loop.kind != IR_FOR_UNROLLED) {
 		pl->err++;
