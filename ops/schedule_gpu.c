@@ -196,6 +196,22 @@ static int64_t panel_bytes(kiln_ctx *ctx, const ir_op *op, const gpu_tile *g)
 	return total;
 }
 
+/*
+ * Matmul-shaped stages: blocks of 16x16 threads, each thread an 8x8 (or
+ * 4x4) tile of outputs in registers with float4 columns, A and B staged
+ * through double-buffered shared-memory panels along k. A pack stage that
+ * only changes layout is inlined (B is staged directly); an im2col pack
+ * stays a kernel of its own, and its panels are staged when tight.
+ *
+ * The template's knobs, read from a kiln_cpu_config (0: the default):
+ * rows: output rows per thread; vecs: float4s of columns per thread;
+ * unroll: depth of the k panel per step; tile: threads per side of the
+ * block; order 2 deals a thread's columns out in float4s one block-width
+ * apart (virtual threads), 1 keeps them together; stages 2 double-buffers
+ * the panels, 1 keeps one copy; pad 1 pads panel rows of a whole number of
+ * banks by a float4, 2 does not.
+ */
+
 /* split-K: reductions of at least twice SPLIT_K_DEPTH over fewer than SPLIT_K_BLOCKS blocks */
 #define SPLIT_K_BLOCKS 256
 #define SPLIT_K_DEPTH 128
