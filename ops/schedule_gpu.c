@@ -287,9 +287,10 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 		g = better[2];
 	/* (a default's panels are an estimate for operands indexed through several axes; the device pass checks
 	 * what bound inference gives) */
-	if (cfg && t && t->shared_bytes && panel_bytes(s->ctx, c->op, &g) > t->shared_bytes)
-		return ir_error(s->ctx, "schedule: shared panels of %lld bytes; %s blocks have %lld",
-		                (long long)panel_bytes(s->ctx, c->op, &g), t->name, (long long)t->shared_bytes), -1;
+	int64_t bytes = cfg && t && t->shared_bytes ? panel_bytes(s->ctx, c->op, &g) : 0;
+	if (bytes && bytes > t->shared_bytes) /* (bytes: 0 without a configuration and a limit) */
+		return ir_error(s->ctx, "schedule: shared panels of %lld bytes; %s blocks have %lld", (long long)bytes, t->name,
+		                (long long)t->shared_bytes), -1;
 	int64_t cols = 4 * g.vec4s, BR = (int64_t)g.threads * g.rows, BC = (int64_t)g.threads * cols;
 	if (BR > M || BC > N)
 		return ir_error(s->ctx, "schedule: a GPU matmul block of %lldx%lld outputs is larger than the %lldx%lld output",

@@ -47,7 +47,7 @@ static bool multiple_of(const ir_expr *e, int64_t c)
 	}
 }
 
-static int64_t span_sum(int64_t a, int64_t b)
+int64_t sch_span_add(int64_t a, int64_t b)
 {
 	int64_t s;
 	return a < 0 || b < 0 || __builtin_add_overflow(a, b, &s) ? -1 : s;
@@ -74,8 +74,8 @@ sch_ival sch_bound(kiln_ctx *ctx, const ir_expr *e, const sch_free *fr)
 		if (!a.lo || !b.lo)
 			return none;
 		if (e->kind == IR_ADD)
-			return (sch_ival){ir_add(ctx, a.lo, b.lo), ir_add(ctx, a.hi, b.hi), span_sum(a.span, b.span)};
-		return (sch_ival){ir_sub(ctx, a.lo, b.hi), ir_sub(ctx, a.hi, b.lo), span_sum(a.span, b.span)};
+			return (sch_ival){ir_add(ctx, a.lo, b.lo), ir_add(ctx, a.hi, b.hi), sch_span_add(a.span, b.span)};
+		return (sch_ival){ir_sub(ctx, a.lo, b.hi), ir_sub(ctx, a.hi, b.lo), sch_span_add(a.span, b.span)};
 	}
 	case IR_MUL: {
 		int64_t c;

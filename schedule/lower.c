@@ -146,21 +146,20 @@ static void leaf_env(sch_schedule *s, ir_env *env, bool threads_only)
 
 /*
  * A shared buffer serves every thread of a block: its region is the union
- * over the thread indices, so loops bound to threadIdx become free variables
- * ranging over their extents (consumers' bounds are already inferred).
+ * over the thread indices. region_from already lets them range over their
+ * extents; this bounds the ends again over threads that did not fit its
+ * free set (past 64 variables).
  */
-static void relax_threads(sch_schedule *s, int ndim, ir_expr **lo, ir_expr **hi, int64_t *span, bool *ok)
+static void relax_threads(kiln_ctx *ctx, const ir_env *threads, int ndim, ir_expr **lo, ir_expr **hi, int64_t *span,
+                          bool *ok)
 {
-	kiln_ctx *ctx = s->ctx;
-	ir_env threads = {0};
-	leaf_env(s, &threads, true);
-	int nf = threads.n < 64 ? threads.n : 64;
+	int nf = threads->n < 64 ? threads->n : 64;
 	int64_t flo[64], fhi[64];
 	for (int i = 0; i < nf; i++) {
-		flo[i] = threads.r[i].lo;
-		fhi[i] = threads.r[i].hi;
+		flo[i] = threads->r[i].lo;
+		fhi[i] = threads->r[i].hi;
 	}
-	sch_free fr = {nf, threads.vars, flo, fhi};
+	sch_free fr = {nf, threads->vars, flo, fhi};
 	for (int d = 0; d < ndim; d++) {
 		if (!ok[d] || !lo[d])
 			continue;
@@ -170,9 +169,8 @@ static void relax_threads(sch_schedule *s, int ndim, ir_expr **lo, ir_expr **hi,
 		lo[d] = a.lo;
 		hi[d] = b.hi;
 		/* every thread's window [l, l + span] with l anywhere in a */
-		span[d] = span[d] < 0 || a.span < 0 || __builtin_add_overflow(span[d], a.span, &span[d]) ? -1 : span[d];
+		span[d] = sch_span_add(span[d], a.span);
 	}
-	ir_env_free(&threads);
 }
 
 /* Stages attached at the same loop as p that read it (they run after p there). */
@@ -203,7 +201,6 @@ static int infer_attached(sch_stage *p)
 	for (int i = 0; i < p->s->nstage; i++)
 		if (shares_attach(p->s->stages[i], p) && stage_reads(p->s->stages[i], p))
 			region_from(p, p->s->stages[i], 0, &threads, lo, hi, span, ok);
-	ir_env_free(&threads);
 	/* with the loop ranges known, the consumers' in-bounds clamps fold away
 	 * when tiles divide evenly, and windows keep constant extents */
 	ir_env env = {0};
@@ -214,7 +211,8 @@ static int infer_attached(sch_stage *p)
 			hi[d] = ir_simplify_expr(ctx, &env, hi[d]);
 		}
 	if (p->scope == KILN_SCOPE_SHARED)
-		relax_threads(p->s, t->ndim, lo, hi, span, ok);
+		relax_threads(ctx, &threads, t->ndim, lo, hi, span, ok);
+	ir_env_free(&threads);
 	for (int d = 0; d < t->ndim; d++) {
 		int64_t ext = 0;
 		bool good = ok[d] && lo[d];

@@ -116,5 +116,7 @@ typedef struct {
 	const int64_t *lo, *hi;
 } sch_free;
 sch_ival sch_bound(kiln_ctx *ctx, const ir_expr *e, const sch_free *fr);
+/* a + b for spans: -1 (unknown) when either is, or on overflow */
+int64_t sch_span_add(int64_t a, int64_t b);
 
 #endif
