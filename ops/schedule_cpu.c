@@ -84,10 +84,12 @@ static int schedule_injective(const cpu_desc *c, sch_stage *st)
  * cols_first puts the column blocks outside the row blocks (matmul: a panel
  * of packed B stays in cache while the rows stream by); a configuration's
  * order overrides it, its tile groups the inner block loop outside the
- * outer one, and its unroll unrolls the innermost reduction loop.
+ * outer one, and its unroll unrolls the innermost reduction loop. npar > 0
+ * keeps the parallel loop to the first npar loops (0: every loop outside
+ * the register block).
  */
 static int schedule_tiled(const cpu_desc *c, sch_stage *out, sch_stage *red, int row, int64_t rb, int64_t vb,
-                          bool cols_first)
+                          bool cols_first, int npar)
 {
 	kiln_ctx *ctx = out->op->outs[0]->ctx;
 	int n = out->op->naxis;
@@ -150,6 +152,8 @@ static int schedule_tiled(const cpu_desc *c, sch_stage *out, sch_stage *red, int
 	for (int i = 0; i < out->nleaf; i++)
 		if (out->leaf[i] == attach)
 			apos = i;
+	if (npar > 0 && npar < apos)
+		apos = npar;
 	kiln_iter *par = apos > 0 ? fuse_range(out, 0, apos - 1) : NULL;
 	if (par)
 		kiln_parallel(out, par);
@@ -260,7 +264,7 @@ static int schedule_matmul(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	if (nb > N)
 		nb = N;
 	int64_t rb = c->rows ? (M < c->rows ? M : c->rows) : block_rows(c, M, nb);
-	return schedule_tiled(c, out, red, n - 2, rb, nb, true);
+	return schedule_tiled(c, out, red, n - 2, rb, nb, true, 0);
 }
 
 static int schedule_conv(const cpu_desc *c, sch_schedule *s, sch_stage *st)
@@ -281,7 +285,7 @@ static int schedule_conv(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 		cols = (int64_t)c->vecs * c->vec < OW ? (int64_t)c->vecs * c->vec : OW;
 	if (c->rows)
 		kb = c->rows < K ? c->rows : K;
-	return schedule_tiled(c, out, red, kb > 1 ? 1 : -1, kb, cols, false);
+	return schedule_tiled(c, out, red, kb > 1 ? 1 : -1, kb, cols, false, 0);
 }
 
 static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
@@ -291,7 +295,32 @@ static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	if (rc)
 		return rc < 0 ? -1 : 0;
 	int64_t w = out->outs[0]->shape[3], vb = c->vecs && (int64_t)c->vecs * c->vec < w ? c->vecs * c->vec : vector_block(c, w);
-	return schedule_tiled(c, out, red, -1, 1, vb, false);
+	const int64_t *sh = out->outs[0]->shape;
+	/* enough channel planes to share among threads: one parallel task per plane, its padded input made inside it */
+	bool planes = sh[0] * sh[1] >= 8;
+	if (schedule_tiled(c, out, red, -1, 1, vb, false, planes ? 2 : 0))
+		return -1;
+	if (!planes)
+		return 0;
+	/*
+	 * The padded input (or its column phases) one channel plane at a time,
+	 * just before that plane's rows: written and read back while it is in
+	 * cache. A root pad stage wrote the whole padded tensor to memory first
+	 * (two thirds of a stride-2 pooling's time).
+	 */
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *p = s->stages[i];
+		if (p == red || p == out || p->is_output || p->attach != ATTACH_ROOT || p->nrel || !op_is(p, TAG_INJECTIVE) ||
+		    p->scope != KILN_SCOPE_GLOBAL || !sch_reads(red, p->outs[0]) || p->op->naxis < 4 ||
+		    p->outs[0]->shape[0] != sh[0] || p->outs[0]->shape[1] != sh[1])
+			continue;
+		kiln_iter *last = p->op->axis[p->op->naxis - 1], *o, *in;
+		if (last->extent >= ew_lanes(c) && (kiln_split(p, last, ew_lanes(c), &o, &in) || kiln_vectorize(p, in)))
+			return -1;
+		if (kiln_compute_at(p, out, out->leaf[0]))
+			return -1;
+	}
+	return 0;
 }
 
 static int schedule_pack(sch_stage *st)
@@ -434,7 +463,7 @@ static int schedule_generic(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 			rb = c->rows < rows ? c->rows : rows;
 		out->note = ir_fmt(ctx, "default: generic reduction, %lldx%lld register tiles accumulated in '%s'",
 		                   (long long)rb, (long long)vb, red->op->name);
-		return schedule_tiled(c, out, red, n - 2, rb, vb, true);
+		return schedule_tiled(c, out, red, n - 2, rb, vb, true, 0);
 	}
 	int64_t w = st->op->nreduce == 1 && st->op->nout == 1 ? lanes_dividing(c, st->op->reduce[0]->extent) : 0;
 	if (w) {

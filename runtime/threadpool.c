@@ -10,6 +10,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -207,10 +208,76 @@ int kiln_parallel_for(int64_t n, kiln_parallel_fn fn, void *closure)
 	return rc;
 }
 
+/*
+ * Workspace: kernels allocate their large temporaries (padded inputs, im2col
+ * columns) on every call. A few freed blocks are kept and handed to the next
+ * request that fits: a fresh allocation of that size is mapped and faulted
+ * in again each time (the system time was four times the kernel's own on a
+ * stride-2 convolution of a 224x224 image). Each block carries its capacity
+ * in a 64-byte header, which keeps the data 64-byte aligned.
+ */
+#define WS_SLOTS 8
+#define WS_KEEP ((size_t)256 << 20)
+
+static pthread_mutex_t ws_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *ws_block[WS_SLOTS];
+static size_t ws_kept;
+
+static size_t ws_cap(const char *b) { return *(const size_t *)b; }
+
 void *kiln_workspace_alloc(int64_t bytes)
 {
+	if (bytes > (int64_t)(SIZE_MAX / 2))
+		return NULL;
 	size_t n = ((size_t)(bytes > 0 ? bytes : 1) + 63) & ~(size_t)63;
-	return aligned_alloc(64, n);
+	char *b = NULL;
+	pthread_mutex_lock(&ws_mu);
+	/* the smallest kept block that fits, unless it would waste more than half of itself */
+	int best = -1;
+	for (int i = 0; i < WS_SLOTS; i++)
+		if (ws_block[i] && ws_cap(ws_block[i]) >= n && ws_cap(ws_block[i]) / 2 <= n &&
+		    (best < 0 || ws_cap(ws_block[i]) < ws_cap(ws_block[best])))
+			best = i;
+	if (best >= 0) {
+		b = ws_block[best];
+		ws_block[best] = NULL;
+		ws_kept -= ws_cap(b);
+	}
+	pthread_mutex_unlock(&ws_mu);
+	if (!b) {
+		b = aligned_alloc(64, n + 64);
+		if (!b)
+			return NULL;
+		*(size_t *)b = n;
+	}
+	return b + 64;
 }
 
-void kiln_workspace_free(void *p) { free(p); }
+void kiln_workspace_free(void *p)
+{
+	if (!p)
+		return;
+	char *b = (char *)p - 64;
+	size_t n = ws_cap(b);
+	pthread_mutex_lock(&ws_mu);
+	if (ws_kept + n <= WS_KEEP) {
+		/* an empty slot, else the smallest block if it is smaller than this one */
+		int slot = -1;
+		for (int i = 0; i < WS_SLOTS && slot < 0; i++)
+			if (!ws_block[i])
+				slot = i;
+		for (int i = 0; i < WS_SLOTS && slot < 0; i++)
+			if (ws_cap(ws_block[i]) < n && (slot < 0 || ws_cap(ws_block[i]) < ws_cap(ws_block[slot])))
+				slot = i;
+		if (slot >= 0) {
+			char *old = ws_block[slot];
+			if (old)
+				ws_kept -= ws_cap(old);
+			ws_block[slot] = b;
+			ws_kept += n;
+			b = old;
+		}
+	}
+	pthread_mutex_unlock(&ws_mu);
+	free(b);
+}

@@ -84,8 +84,10 @@ static bool collect_reads(const ir_expr *e, void *user)
 
 static bool stage_reads(const sch_stage *o, const sch_stage *p);
 
-/* Adds the reads of p in consumer c, as intervals over c's free leaves; span[d]:
- * a bound on hi - lo while a single read makes the region (-1: none). */
+/* Adds the reads of p in consumer c, as intervals over c's free leaves and the
+ * variables of `threads` (a shared stage's thread indices, the parent's loops
+ * between two attach points); span[d]: a bound on hi - lo while a single read
+ * makes the region (-1: none). */
 static void region_from(sch_stage *p, sch_stage *c, int first_free, const ir_env *threads, ir_expr **lo, ir_expr **hi,
                         int64_t *span, bool *ok)
 {
@@ -173,10 +175,22 @@ static void relax_threads(kiln_ctx *ctx, const ir_env *threads, int ndim, ir_exp
 	}
 }
 
-/* Stages attached at the same loop as p that read it (they run after p there). */
-static bool shares_attach(const sch_stage *o, const sch_stage *p)
+static ir_iter *attach_leaf(const sch_stage *c, ir_iter *iv);
+
+/*
+ * Where o runs inside p's attach loop, as another stage attached to the same
+ * parent at that loop or a deeper one (a padded input made once per channel
+ * plane, read by a register block attached at the plane's column loop): the
+ * position of o's loop in the parent, -1 if o is not attached there.
+ */
+static int attached_inside(const sch_stage *o, const sch_stage *p)
 {
-	return o != p && o->attach == ATTACH_AT && o->attach_stage == p->attach_stage && o->attach_iv == p->attach_iv;
+	if (o == p || o->attach != ATTACH_AT || o->attach_stage != p->attach_stage)
+		return -1;
+	const sch_stage *c = p->attach_stage;
+	ir_iter *ol = attach_leaf(c, o->attach_iv), *pl = attach_leaf(c, p->attach_iv);
+	int op = ol ? leaf_pos(c, ol) : -1, pp = pl ? leaf_pos(c, pl) : -1;
+	return pp >= 0 && op >= pp ? op : -1;
 }
 
 /*
@@ -197,10 +211,26 @@ static int infer_attached(sch_stage *p)
 	ir_env threads = {0};
 	if (p->scope == KILN_SCOPE_SHARED)
 		leaf_env(p->s, &threads, true);
-	region_from(p, c, leaf_pos(c, p->attach_iv) + 1, &threads, lo, hi, span, ok);
-	for (int i = 0; i < p->s->nstage; i++)
-		if (shares_attach(p->s->stages[i], p) && stage_reads(p->s->stages[i], p))
-			region_from(p, p->s->stages[i], 0, &threads, lo, hi, span, ok);
+	int at = leaf_pos(c, p->attach_iv);
+	region_from(p, c, at + 1, &threads, lo, hi, span, ok);
+	for (int i = 0; i < p->s->nstage; i++) {
+		sch_stage *o = p->s->stages[i];
+		int oat = attached_inside(o, p);
+		if (oat < 0 || !stage_reads(o, p))
+			continue;
+		/* o's region moves with the parent's loops between p's attach point and its own: they range freely */
+		ir_env free = {0};
+		for (int k = 0; k < threads.n; k++)
+			ir_env_push(&free, threads.vars[k], threads.r[k].lo, threads.r[k].hi);
+		if (oat > at) {
+			sch_nest nest;
+			sch_make_nest(c, root_extents(c), &nest);
+			for (int l = at + 1; l <= oat; l++)
+				ir_env_push(&free, c->leaf[l]->var, 0, nest.leaf_ext[l] - 1);
+		}
+		region_from(p, o, 0, &free, lo, hi, span, ok);
+		ir_env_free(&free);
+	}
 	/* with the loop ranges known, the consumers' in-bounds clamps fold away
 	 * when tiles divide evenly, and windows keep constant extents */
 	ir_env env = {0};
@@ -296,7 +326,7 @@ static int check_attachments(sch_schedule *s, int nargs, ir_tensor *const *args)
 					                args[a]->name);
 		for (int j = 0; j < s->nstage; j++) {
 			sch_stage *o = s->stages[j];
-			if (o != c && o != p && o->attach != ATTACH_INLINE && !shares_attach(o, p) && stage_reads(o, p))
+			if (o != c && o != p && o->attach != ATTACH_INLINE && attached_inside(o, p) < 0 && stage_reads(o, p))
 				return ir_error(ctx, "compute_at: '%s' is computed inside '%s' but '%s', computed elsewhere, reads it too",
 				                p->op->name, c->op->name, o->op->name);
 		}

@@ -199,6 +199,12 @@ START_TEST(op_attrs)
 	RUN("div", "bshape=1x1x6", 3, 2, 6);
 	RUN("transpose", "", 2, 3, 4);
 	RUN("global_avg_pool2d", "", 2, 3, 1, 17);
+	/* eight planes or more: each plane's padded input made inside its parallel task */
+	RUN("max_pool2d", "kernel=3,stride=2,pad=1", 1, 8, 37, 37);
+	RUN("depthwise_conv2d", "stride=2,pad=1", 2, 5, 35, 34, 3, 3);
+	RUN("depthwise_conv2d", "pad=1", 1, 16, 20, 40, 3, 3);
+	RUN("avg_pool2d", "kernel=3,stride=3,pad=1", 1, 8, 30, 50);
+	RUN("max_pool2d", "kernel=4,stride=4", 3, 3, 20, 70);
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_conv2d_attrs bad = {{1, 1}, {0, 0, 0, 0}, {1, 1}, 3};
 	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 4, 5, 5}, KILN_F32);

@@ -4,9 +4,12 @@
  * oracle); and every misuse, checked for its message.
  */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "schedule/schedule.h"
 #include "testutil.h"
@@ -497,6 +500,89 @@ START_TEST(misuse_lowering)
 }
 END_TEST
 
+/* ---- vector loads with a constant stride, and clamped ones ---- */
+
+typedef struct {
+	kiln_tensor *X;
+	int64_t s, len;
+	bool clamp;
+} strided_fix;
+
+/* Y[i] = sum_o X[s*i + o] * (o + 1), or with clamp: X[clamp(s*i - 1, 0, len - 1)] */
+static kiln_expr *strided_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	strided_fix *f = user;
+	kiln_expr *base = kiln_mul(ctx, idx[0], kiln_int(ctx, f->s));
+	if (f->clamp) {
+		kiln_expr *i = kiln_sub(ctx, base, kiln_int(ctx, 1));
+		i = kiln_max(ctx, kiln_min(ctx, i, kiln_int(ctx, f->len - 1)), kiln_int(ctx, 0));
+		return kiln_read(ctx, f->X, &i);
+	}
+	kiln_expr *sum = NULL;
+	for (int64_t o = 0; o < f->s; o++) {
+		kiln_expr *i = kiln_add(ctx, base, kiln_int(ctx, o));
+		kiln_expr *t = kiln_mul(ctx, kiln_read(ctx, f->X, &i), kiln_float(ctx, (double)(o + 1)));
+		sum = sum ? kiln_add(ctx, sum, t) : t;
+	}
+	return sum;
+}
+
+/*
+ * Strided lanes are loaded as whole vectors and shuffled, clamped ones as a
+ * whole vector where the clamp does nothing: neither may read past the last
+ * element a lane reads. The input ends right before a page the process may
+ * not read, so one element too far is a crash, not a quiet pass.
+ */
+START_TEST(strided_vector_loads)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	static const int lanes[] = {4, 8, 14, 16};
+	for (int clamp = 0; clamp < 2; clamp++)
+		for (int64_t s = 2; s <= 4; s++)
+			for (size_t l = 0; l < sizeof lanes / sizeof *lanes; l++) {
+				int64_t W = 3 * lanes[l], len = s * W;
+				size_t bytes = (size_t)len * sizeof(float), span = (bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
+				char *map = mmap(NULL, span + (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+				ck_assert(map != MAP_FAILED);
+				ck_assert_int_eq(mprotect(map + span, (size_t)page, PROT_NONE), 0);
+				float *x = (float *)(map + span - bytes);
+				for (int64_t i = 0; i < len; i++)
+					x[i] = (float)((i * 37) % 101) * 0.01f - 0.5f;
+				kiln_ctx *ctx = kiln_ctx_new();
+				strided_fix f = {kiln_placeholder(ctx, "X", 1, &len, KILN_F32), s, len, clamp};
+				kiln_tensor *Y = kiln_compute(ctx, "Y", 1, &W, strided_body, &f);
+				kiln_schedule *sch = kiln_schedule_create(ctx, 1, &Y);
+				kiln_stage *st = kiln_stage_of(sch, Y);
+				kiln_iter *o, *in;
+				ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), lanes[l], &o, &in), 0);
+				ck_assert_int_eq(kiln_vectorize(st, in), 0);
+				kiln_module *m = kiln_build_schedule(sch, "f", 2, (kiln_tensor *[]){f.X, Y}, "llvm");
+				ck_assert_msg(m, "%s", kiln_error(ctx));
+				kiln_array *xa = kiln_array_wrap(x, 1, &len, KILN_F32), *ya = tu_guarded_array(1, &W, KILN_F32);
+				ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){xa, ya}, 2), 0);
+				ck_assert(tu_guard_intact("Y", ya));
+				const float *y = ya->data;
+				for (int64_t i = 0; i < W; i++) {
+					double want = 0;
+					if (clamp) {
+						int64_t k = s * i - 1;
+						want = x[k < 0 ? 0 : k > len - 1 ? len - 1 : k];
+					} else {
+						for (int64_t d = 0; d < s; d++)
+							want += (double)x[s * i + d] * (double)(d + 1);
+					}
+					ck_assert_msg(fabs(y[i] - want) <= 1e-5, "stride %lld, %d lanes%s: Y[%lld] = %g, want %g",
+					              (long long)s, lanes[l], clamp ? ", clamped" : "", (long long)i, y[i], want);
+				}
+				kiln_array_free(xa);
+				kiln_array_free(ya);
+				kiln_module_free(m);
+				kiln_ctx_free(ctx);
+				munmap(map, span + (size_t)page);
+			}
+}
+END_TEST
+
 /* ---- calls: count, dtype, shape ---- */
 
 START_TEST(misuse_calls)
@@ -536,6 +622,7 @@ Suite *schedule_suite(void)
 	TCase *tc = tcase_create("primitives");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, prim_split);
+	tcase_add_test(tc, strided_vector_loads);
 	tcase_add_test(tc, prim_split_reduce_guard);
 	tcase_add_test(tc, prim_fuse_reorder_parallel);
 	tcase_add_test(tc, prim_tile_vectorize_unroll);

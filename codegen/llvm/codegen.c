@@ -123,6 +123,7 @@ static void set_fast(LLVMValueRef v)
 
 static LLVMValueRef expr(cg *g, const ir_expr *e);
 static LLVMBasicBlockRef new_block(cg *g, const char *name);
+static LLVMValueRef gather(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef iv);
 
 static LLVMValueRef farith(cg *g, int kind, LLVMValueRef a, LLVMValueRef b)
 {
@@ -377,6 +378,98 @@ static LLVMValueRef to_mem(cg *g, ir_type t, LLVMValueRef v)
 
 static unsigned elem_align(const ir_buffer *buf) { return (unsigned)kiln_dtype_bytes(ir_elem(buf->elem)); }
 
+/* A ramp with a small constant positive stride: contiguous or deinterleavable. */
+static int64_t small_stride(const ir_expr *ix)
+{
+	int64_t s;
+	return ix->kind == IR_RAMP && ix->type.lanes <= 64 && ir_is_const_int(ix->ramp.stride, &s) && s >= 1 && s <= 4
+	           ? s
+	           : 0;
+}
+
+/*
+ * n lanes at p[0], p[s], ..., p[(n-1)s]: whole vectors loaded from the span
+ * they cover and shuffled together (a stride-2 window reads every other
+ * column; lane-by-lane loads cost a load and an insert each). The last
+ * vector ends at the last lane's element, so nothing past what the gather
+ * would have read is touched.
+ */
+static LLVMValueRef strided_load(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef base, int64_t s)
+{
+	int n = t.lanes;
+	LLVMTypeRef vt = mem_type(g, t);
+	LLVMValueRef p = elem_ptr(g, buf, base);
+	if (s == 1) {
+		LLVMValueRef v = LLVMBuildLoad2(g->b, vt, p, "");
+		LLVMSetAlignment(v, elem_align(buf));
+		return v;
+	}
+	int64_t span = (n - 1) * s + 1, nch = (span + n - 1) / n;
+	LLVMValueRef acc = NULL, mask[64];
+	int from[64];
+	for (int64_t j = 0; j < nch; j++) {
+		int64_t start = j < nch - 1 ? j * n : span - n;
+		LLVMValueRef cp = LLVMBuildGEP2(g->b, mem_type(g, buf->elem), p,
+		                                (LLVMValueRef[]){LLVMConstInt(g->i64, (uint64_t)start, 0)}, 1, "");
+		LLVMValueRef c = LLVMBuildLoad2(g->b, vt, cp, "");
+		LLVMSetAlignment(c, elem_align(buf));
+		if (!acc) {
+			acc = c;
+			for (int i = 0; i < n; i++)
+				from[i] = i * s < n ? (int)(i * s) : -1;
+			continue;
+		}
+		/* lanes whose element lies in this chunk come from it (index n + offset), the rest stay */
+		for (int i = 0; i < n; i++) {
+			int64_t e = i * s;
+			if (e >= start && e < start + n)
+				from[i] = n + (int)(e - start);
+			mask[i] = from[i] < 0 ? LLVMGetUndef(g->i32) : LLVMConstInt(g->i32, (unsigned)from[i], 0);
+		}
+		acc = LLVMBuildShuffleVector(g->b, acc, c, LLVMConstVector(mask, (unsigned)n), "");
+		for (int i = 0; i < n; i++) /* lane i of acc now holds what lane i wants */
+			if (from[i] >= 0)
+				from[i] = i;
+	}
+	return acc;
+}
+
+static bool bcast_of(const ir_expr *e, const ir_expr **v)
+{
+	if (e->kind != IR_BROADCAST)
+		return false;
+	*v = e->bcast.value;
+	return true;
+}
+
+/*
+ * index = [x(off) +] clamp(ramp(b, s, n), x(lo), x(hi)), either bound alone
+ * too: how padding stages read their input (clamped so the lanes in the
+ * padding stay in bounds). Fills the parts (a missing bound NULL); false
+ * when the index has another shape.
+ */
+static bool clamped_ramp(const ir_expr *ix, const ir_expr **off, const ir_expr **ramp, const ir_expr **lo,
+                         const ir_expr **hi)
+{
+	*off = *lo = *hi = NULL;
+	if (ix->kind == IR_ADD) {
+		if (bcast_of(ix->bin.a, off))
+			ix = ix->bin.b;
+		else if (bcast_of(ix->bin.b, off))
+			ix = ix->bin.a;
+		else
+			return false;
+	}
+	for (int k = 0; k < 2 && (ix->kind == IR_MAX || ix->kind == IR_MIN); k++) {
+		const ir_expr **bound = ix->kind == IR_MAX ? lo : hi;
+		if (*bound || !bcast_of(ix->bin.b, bound))
+			return false;
+		ix = ix->bin.a;
+	}
+	*ramp = ix;
+	return (*lo || *hi) && small_stride(ix) != 0;
+}
+
 static LLVMValueRef load(cg *g, const ir_expr *e)
 {
 	const ir_buffer *buf = e->load.buf;
@@ -398,8 +491,46 @@ static LLVMValueRef load(cg *g, const ir_expr *e)
 		LLVMSetAlignment(v, elem_align(buf));
 		return splat(g, from_mem(g, buf->elem, v), lanes);
 	}
-	/* a gather, lane by lane */
-	LLVMValueRef iv = expr(g, ix), r = LLVMGetUndef(mem_type(g, e->type));
+	if ((s = small_stride(ix)))
+		return from_mem(g, e->type, strided_load(g, buf, e->type, expr(g, ix->ramp.base), s));
+	const ir_expr *off, *ramp, *lo, *hi;
+	if (clamped_ramp(ix, &off, &ramp, &lo, &hi)) {
+		/* the clamp only matters at the edges: whole vectors where the ramp is in range */
+		int64_t rs = small_stride(ramp);
+		LLVMValueRef rb = expr(g, ramp->ramp.base), in = LLVMConstInt(g->i1, 1, 0);
+		if (lo)
+			in = LLVMBuildICmp(g->b, LLVMIntSGE, rb, expr(g, lo), "");
+		if (hi) {
+			LLVMValueRef last = LLVMBuildAdd(g->b, rb, LLVMConstInt(LLVMTypeOf(rb), (uint64_t)((lanes - 1) * rs), 1), "");
+			in = LLVMBuildAnd(g->b, in, LLVMBuildICmp(g->b, LLVMIntSLE, last, expr(g, hi), ""), "");
+		}
+		LLVMBasicBlockRef fast = new_block(g, "ld.whole"), slow = new_block(g, "ld.clamped"),
+		                  done = new_block(g, "ld.end");
+		LLVMBuildCondBr(g->b, in, fast, slow);
+		LLVMPositionBuilderAtEnd(g->b, fast);
+		LLVMValueRef base = off ? LLVMBuildAdd(g->b, expr(g, off), rb, "") : rb;
+		LLVMValueRef v[2];
+		LLVMBasicBlockRef bb[2];
+		v[0] = strided_load(g, buf, e->type, base, rs);
+		bb[0] = LLVMGetInsertBlock(g->b);
+		LLVMBuildBr(g->b, done);
+		LLVMPositionBuilderAtEnd(g->b, slow);
+		v[1] = gather(g, buf, e->type, expr(g, ix));
+		bb[1] = LLVMGetInsertBlock(g->b);
+		LLVMBuildBr(g->b, done);
+		LLVMPositionBuilderAtEnd(g->b, done);
+		LLVMValueRef phi = LLVMBuildPhi(g->b, LLVMTypeOf(v[0]), "");
+		LLVMAddIncoming(phi, v, bb, 2);
+		return from_mem(g, e->type, phi);
+	}
+	return from_mem(g, e->type, gather(g, buf, e->type, expr(g, ix)));
+}
+
+/* a gather, lane by lane */
+static LLVMValueRef gather(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef iv)
+{
+	int lanes = t.lanes;
+	LLVMValueRef r = LLVMGetUndef(mem_type(g, t));
 	for (int i = 0; i < lanes; i++) {
 		LLVMValueRef li = LLVMConstInt(g->i32, i, 0);
 		LLVMValueRef v = LLVMBuildLoad2(g->b, mem_type(g, buf->elem),
@@ -407,7 +538,7 @@ static LLVMValueRef load(cg *g, const ir_expr *e)
 		LLVMSetAlignment(v, elem_align(buf));
 		r = LLVMBuildInsertElement(g->b, r, v, li, "");
 	}
-	return from_mem(g, e->type, r);
+	return r;
 }
 
 static LLVMValueRef expr(cg *g, const ir_expr *e)
