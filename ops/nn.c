@@ -383,12 +383,15 @@ static kiln_tensor *conv_as_gemm(kiln_ctx *ctx, conv_args *c, int64_t OH, int64_
 }
 
 /* The checks and attributes both convolutions share; NULL after an error. */
-static conv_args *conv_begin(kiln_ctx *ctx, const char *op, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
+static conv_args *conv_begin(kiln_ctx *ctx, const char *op, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs,
+                             int wdim)
 {
 	if (!X || !W)
 		return NULL;
-	if (X->ndim != 4 || W->ndim != 4)
-		return ir_error(ctx, "%s: input and weight must be 4-D (NCHW, OIHW)", op), NULL;
+	if (X->ndim != 4 || W->ndim != wdim)
+		return ir_error(ctx, wdim == 4 ? "%s: input and weight must be 4-D (NCHW, OIHW)"
+		                               : "%s: the input must be 4-D (NCHW) and the transformed weight 3-D",
+		                op), NULL;
 	if (need_float(ctx, op, X) || same_type(ctx, op, X, W))
 		return NULL;
 	conv_args *c = ir_alloc(ctx, sizeof *c);
@@ -402,7 +405,7 @@ static conv_args *conv_begin(kiln_ctx *ctx, const char *op, kiln_tensor *X, kiln
 
 kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
 {
-	conv_args *c = conv_begin(ctx, "conv2d", X, W, attrs);
+	conv_args *c = conv_begin(ctx, "conv2d", X, W, attrs, 4);
 	if (!c)
 		return NULL;
 	int64_t g = c->a.groups, C = X->shape[1], K = W->shape[0];
@@ -431,9 +434,221 @@ kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const
 	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){X->shape[0], K, oh, ow}, conv_body, c), TAG_CONV);
 }
 
+/*
+ * ---- Winograd F(4x4, 3x3) ----
+ *
+ * A 3x3 stride-1 convolution as Y = A^T [(G g G^T) (.) (B^T d B)] A per 4x4
+ * output tile: 36 products per tile and channel pair where the direct form
+ * takes 144. The stages:
+ *   Xp[n, c, h, w]        the padded input
+ *   T[c, r, a, j, t]      B^T d, one tile row r = (n, th) of column t at a time (local)
+ *   V[e, c, r, t]         (B^T d B)[e/6, e%6]
+ *   U[e, k, c]            (G g G^T)[e/6, e%6]: the weights (transformed once
+ *                         by the model compiler, kiln_winograd_weights)
+ *   M[e, k, q]            sum_c U[e, k, c] V[e, c, q]: 36 GEMMs (the matmul
+ *                         schedule; V read flat, q = r*TW + t)
+ *   Y[n, k, h, w]         (A^T M A)[h%4, w%4] of tile q (over whole tiles: an
+ *                         output that ends inside a tile is cropped from it)
+ * Each transform is written per case of its small-matrix index as a sum of the
+ * nonzero coefficients only (a select over the cases); the CPU schedule
+ * unrolls those indices, so every case folds to its own sum.
+ */
+static const double WG_G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+static const double WG_BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                   {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+static const double WG_AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+
+void kiln_winograd_weights(const float *W, int64_t K, int64_t C, float *U)
+{
+	for (int64_t k = 0; k < K; k++)
+		for (int64_t c = 0; c < C; c++) {
+			const float *g = W + (k * C + c) * 9;
+			for (int e = 0; e < 36; e++) {
+				double v = 0;
+				for (int r = 0; r < 3; r++)
+					for (int s = 0; s < 3; s++)
+						v += WG_G[e / 6][r] * WG_G[e % 6][s] * g[r * 3 + s];
+				U[((int64_t)e * K + k) * C + c] = (float)v;
+			}
+		}
+}
+
+typedef struct {
+	conv_args *c;
+	kiln_tensor *U, *T, *V, *M, *Y;
+	kiln_iter *ck;          /* M's reduction over input channels */
+	int64_t TH, TW, P, nb;
+} wino_args;
+
+/* sum of coef[i] * term(i) over the nonzero coefficients */
+static kiln_expr *wg_sum(kiln_ctx *ctx, kiln_dtype t, int n, const double *coef, kiln_expr *const *term)
+{
+	kiln_expr *acc = NULL;
+	for (int i = 0; i < n; i++) {
+		if (coef[i] == 0)
+			continue;
+		kiln_expr *x = coef[i] == 1 ? term[i] : kiln_mul(ctx, term[i], kiln_const(ctx, t, coef[i]));
+		acc = acc ? kiln_add(ctx, acc, x) : x;
+	}
+	return acc;
+}
+
+/* select(idx == 0, case[0], select(idx == 1, case[1], ... case[n-1])) */
+static kiln_expr *wg_cases(kiln_ctx *ctx, kiln_expr *idx, int n, kiln_expr *const *cases)
+{
+	kiln_expr *v = cases[n - 1];
+	for (int i = n - 2; i >= 0; i--)
+		v = kiln_select(ctx, kiln_eq(ctx, idx, kiln_const(ctx, KILN_I64, i)), cases[i], v);
+	return v;
+}
+
+/* U[e, k, c] from raw weights W[k, c, 3, 3] (the operator-level form) */
+static kiln_expr *wg_u_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	wino_args *w = user;
+	kiln_tensor *W = w->c->W;
+	kiln_expr *g[9], *cases[36];
+	for (int r = 0; r < 3; r++)
+		for (int s = 0; s < 3; s++)
+			g[r * 3 + s] = KILN_READ(ctx, W, idx[1], idx[2], kiln_const(ctx, KILN_I64, r), kiln_const(ctx, KILN_I64, s));
+	for (int e = 0; e < 36; e++) {
+		double coef[9];
+		for (int r = 0; r < 3; r++)
+			for (int s = 0; s < 3; s++)
+				coef[r * 3 + s] = WG_G[e / 6][r] * WG_G[e % 6][s];
+		cases[e] = wg_sum(ctx, W->type, 9, coef, g);
+		if (!cases[e])
+			cases[e] = kiln_const(ctx, W->type, 0);
+	}
+	return wg_cases(ctx, idx[0], 36, cases);
+}
+
+/* T[c, r, a, j, t] = sum_i BT[a][i] Xp[n, c, th*4 + i, t*4 + j] with r = n*TH + th */
+static kiln_expr *wg_t_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	wino_args *w = user;
+	kiln_expr *TH = kiln_const(ctx, KILN_I64, (double)w->TH), *four = kiln_const(ctx, KILN_I64, 4);
+	kiln_expr *n = kiln_div(ctx, idx[1], TH), *h0 = kiln_mul(ctx, kiln_mod(ctx, idx[1], TH), four);
+	kiln_expr *col = kiln_add(ctx, kiln_mul(ctx, idx[4], four), idx[3]), *d[6], *cases[6];
+	for (int i = 0; i < 6; i++)
+		d[i] = KILN_READ(ctx, w->c->Xp, n, idx[0], kiln_add(ctx, h0, kiln_const(ctx, KILN_I64, i)), col);
+	for (int a = 0; a < 6; a++)
+		cases[a] = wg_sum(ctx, w->c->X->type, 6, WG_BT[a], d);
+	return wg_cases(ctx, idx[2], 6, cases);
+}
+
+/* V[e, c, r, t] = sum_j T[c, r, e/6, j, t] BT[e%6][j] */
+static kiln_expr *wg_v_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	wino_args *w = user;
+	kiln_expr *cases[36];
+	for (int e = 0; e < 36; e++) {
+		kiln_expr *t[6];
+		for (int j = 0; j < 6; j++)
+			t[j] = KILN_READ(ctx, w->T, idx[1], idx[2], kiln_const(ctx, KILN_I64, e / 6), kiln_const(ctx, KILN_I64, j), idx[3]);
+		cases[e] = wg_sum(ctx, w->c->X->type, 6, WG_BT[e % 6], t);
+	}
+	return wg_cases(ctx, idx[0], 36, cases);
+}
+
+/* M[e, k, q] = sum_c U[e, k, c] V[e, c, q / TW, q % TW] (contiguous in q once flattened) */
+static kiln_expr *wg_m_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	wino_args *w = user;
+	kiln_expr *c = kiln_iter_var(w->ck), *TW = kiln_const(ctx, KILN_I64, (double)w->TW);
+	kiln_expr *u = KILN_READ(ctx, w->U, idx[0], idx[1], c);
+	kiln_expr *v = KILN_READ(ctx, w->V, idx[0], c, kiln_div(ctx, idx[2], TW), kiln_mod(ctx, idx[2], TW));
+	return kiln_sum(ctx, kiln_mul(ctx, u, v), 1, &w->ck);
+}
+
+/* Y[n, k, h, w] = sum AT[h%4][e/6] AT[w%4][e%6] M[e, k, (n*TH + h/4)*TW + w/4] */
+static kiln_expr *wg_y_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	wino_args *w = user;
+	kiln_expr *four = kiln_const(ctx, KILN_I64, 4);
+	kiln_expr *r = kiln_add(ctx, kiln_mul(ctx, idx[0], kiln_const(ctx, KILN_I64, (double)w->TH)), kiln_div(ctx, idx[2], four));
+	kiln_expr *q = kiln_add(ctx, kiln_mul(ctx, r, kiln_const(ctx, KILN_I64, (double)w->TW)), kiln_div(ctx, idx[3], four));
+	kiln_expr *m[36], *cases[16];
+	for (int e = 0; e < 36; e++)
+		m[e] = KILN_READ(ctx, w->M, kiln_const(ctx, KILN_I64, e), idx[1], q);
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 4; j++) {
+			double coef[36];
+			for (int e = 0; e < 36; e++)
+				coef[e] = WG_AT[i][e / 6] * WG_AT[j][e % 6];
+			cases[i * 4 + j] = wg_sum(ctx, w->c->X->type, 36, coef, m);
+		}
+	kiln_expr *ij = kiln_add(ctx, kiln_mul(ctx, kiln_mod(ctx, idx[2], four), four), kiln_mod(ctx, idx[3], four));
+	return wg_cases(ctx, ij, 16, cases);
+}
+
+static kiln_expr *wg_crop_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	wino_args *w = user;
+	return kiln_read(ctx, w->Y, idx);
+}
+
+kiln_tensor *kiln_op_conv2d_winograd(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs,
+                                     int transformed)
+{
+	const char *op = "conv2d_winograd";
+	conv_args *c = conv_begin(ctx, op, X, W, attrs, transformed ? 3 : 4);
+	if (!c)
+		return NULL;
+	int64_t N = X->shape[0], C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
+	const int64_t *p = c->a.pad;
+	if (c->a.groups != 1 || c->a.stride[0] != 1 || c->a.stride[1] != 1 || c->a.dilation[0] != 1 || c->a.dilation[1] != 1)
+		return ir_error(ctx, "%s: only ungrouped 3x3 convolutions with stride 1 and dilation 1", op), NULL;
+	int64_t K;
+	if (transformed) {
+		if (W->ndim != 3 || W->shape[0] != 36 || W->shape[2] != C)
+			return ir_error(ctx, "%s: transformed weights must be [36, K, %lld]", op, (long long)C), NULL;
+		K = W->shape[1];
+	} else {
+		if (W->shape[1] != C || W->shape[2] != 3 || W->shape[3] != 3)
+			return ir_error(ctx, "%s: weight must be [K, %lld, 3, 3], got [%lld, %lld, %lld, %lld]", op, (long long)C,
+			                (long long)W->shape[0], (long long)W->shape[1], (long long)W->shape[2],
+			                (long long)W->shape[3]), NULL;
+		K = W->shape[0];
+	}
+	for (int i = 0; i < 4; i++)
+		if (p[i] < 0 || p[i] > H + Wd)
+			return ir_error(ctx, "%s: padding %lld is out of range", op, (long long)p[i]), NULL;
+	int64_t OH = H + p[0] + p[2] - 2, OW = Wd + p[1] + p[3] - 2;
+	if (OH < 1 || OW < 1)
+		return ir_error(ctx, "%s: the window is larger than the padded input", op), NULL;
+	wino_args *w = ir_alloc(ctx, sizeof *w);
+	w->c = c;
+	w->TH = (OH + 3) / 4;
+	w->TW = (OW + 3) / 4;
+	w->P = N * w->TH * w->TW;
+	/* partial tiles: the input padded on past the last one, the output cropped */
+	int64_t tp[4] = {p[0], p[1], p[2] + 4 * w->TH - OH, p[3] + 4 * w->TW - OW};
+	c->Xp = pad_spatial(ctx, c, tp);
+	w->U = transformed ? W : op_tag(kiln_compute(ctx, ir_fmt(ctx, "%s.winograd", W->name), 3, (int64_t[]){36, K, C},
+	                                             wg_u_body, w), TAG_WINO_WEIGHTS);
+	int64_t R = N * w->TH;
+	w->T = op_tag(kiln_compute(ctx, "conv2d.tiles", 5, (int64_t[]){C, R, 6, 6, w->TW}, wg_t_body, w), TAG_WINO_TILES);
+	w->V = op_tag(kiln_compute(ctx, "conv2d.input", 4, (int64_t[]){36, C, R, w->TW}, wg_v_body, w), TAG_WINO_INPUT);
+	w->ck = kiln_reduce_axis(ctx, C, "c");
+	w->M = op_tag(kiln_compute(ctx, "conv2d.products", 3, (int64_t[]){36, K, w->P}, wg_m_body, w), TAG_MATMUL);
+	if (!w->M)
+		return NULL;
+	w->M->op->attr[0] = 32; /* columns of a register block (the matmul schedule narrows it to two vectors) */
+	int64_t full[4] = {N, K, 4 * w->TH, 4 * w->TW};
+	kiln_tensor *Y = op_tag(kiln_compute(ctx, full[2] == OH && full[3] == OW ? op : "conv2d.tiled", 4, full, wg_y_body, w),
+	                        TAG_WINO_OUTPUT);
+	if (!Y || (full[2] == OH && full[3] == OW))
+		return Y;
+	/* untagged: the default schedule inlines the crop into what reads it */
+	w->Y = Y;
+	return kiln_compute(ctx, op, 4, (int64_t[]){N, K, OH, OW}, wg_crop_body, w);
+}
+
 kiln_tensor *kiln_op_depthwise_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
 {
-	conv_args *c = conv_begin(ctx, "depthwise_conv2d", X, W, attrs);
+	conv_args *c = conv_begin(ctx, "depthwise_conv2d", X, W, attrs, 4);
 	if (!c)
 		return NULL;
 	if (W->shape[0] != X->shape[1] || W->shape[1] != 1)

@@ -17,6 +17,10 @@
 #define TAG_ROW_REDUCE "row_reduce"         /* reductions over one row: softmax, layer norm stats */
 #define TAG_ROW_OUTPUT "row_output"         /* the output of a row-wise op */
 #define TAG_GLOBAL_POOL "global_pool"
+#define TAG_WINO_WEIGHTS "winograd_weights" /* G g G^T, per call (the operator-level form) */
+#define TAG_WINO_TILES "winograd_tiles"   /* B^T d of one row of input tiles */
+#define TAG_WINO_INPUT "winograd_input"   /* B^T d B */
+#define TAG_WINO_OUTPUT "winograd_output" /* A^T M A */
 
 kiln_tensor *op_tag(kiln_tensor *t, const char *tag);
 /* The stage's op has this tag. */

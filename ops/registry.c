@@ -123,6 +123,16 @@ static int d_conv2d(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_
 	return finish(o, 2, (kiln_tensor *[]){X, W}, Y, fl);
 }
 
+/* flops counted as the direct convolution's, so GFLOP/s compare with conv2d's */
+static int d_winograd(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
+{
+	int64_t pad = (int64_t)attr_num(a, "pad", 1);
+	kiln_conv2d_attrs c = {{1, 1}, {pad, pad, pad, pad}, {1, 1}, 1};
+	kiln_tensor *X = ph(ctx, "X", 4, s), *W = ph(ctx, "W", 4, (int64_t[]){s[4], s[1], 3, 3});
+	kiln_tensor *Y = kiln_op_conv2d_winograd(ctx, X, W, &c, 0);
+	return finish(o, 2, (kiln_tensor *[]){X, W}, Y, Y ? 2.0 * numel(Y) * (double)s[1] * 9 : 0);
+}
+
 static int d_depthwise(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
 	kiln_conv2d_attrs c;
@@ -283,6 +293,7 @@ static const kiln_attr_spec A_DENSE[] = {{"bias", 0, 1, 1, 0}, END};
 static const kiln_attr_spec A_CONV[] = {{"stride", 1, BIG, 1, 0}, {"pad", 0, BIG, 1, 0}, {"dilation", 1, BIG, 1, 0},
                                         {"groups", 1, BIG, 1, 0}, END};
 static const kiln_attr_spec A_DWCONV[] = {{"stride", 1, BIG, 1, 0}, {"pad", 0, BIG, 1, 0}, {"dilation", 1, BIG, 1, 0}, END};
+static const kiln_attr_spec A_WINOGRAD[] = {{"pad", 0, BIG, 1, 0}, END};
 static const kiln_attr_spec A_POOL[] = {{"kernel", 1, BIG, 1, 0}, {"stride", 1, BIG, 1, 0}, {"pad", 0, BIG, 1, 0},
                                         {"count_include_pad", 0, 1, 1, 0}, END};
 static const kiln_attr_spec A_NONE[] = {END};
@@ -302,6 +313,8 @@ static const kiln_op_info ops[] = {
 	{"dense", "Y = X W^T + bias (W is [N, K])", "M,N,K", 3, "bias=1", EX(5, 40, 24), d_dense, A_DENSE},
 	{"conv2d", "2-D convolution, NCHW x OIHW", "N,C,H,W,K,R,S", 7, "stride=1,pad=0,dilation=1,groups=1",
 	 EX(1, 6, 11, 13, 16, 3, 3), d_conv2d, A_CONV},
+	{"conv2d_winograd", "3x3 convolution, stride 1, by Winograd F(4x4, 3x3) (CPU)", "N,C,H,W,K", 5, "pad=1",
+	 EX(1, 6, 12, 16, 8), d_winograd, A_WINOGRAD},
 	{"depthwise_conv2d", "one 2-D filter per channel", "N,C,H,W,R,S", 6, "stride=1,pad=0,dilation=1",
 	 EX(1, 5, 12, 19, 3, 3), d_depthwise, A_DWCONV},
 	{"max_pool2d", "max over windows, NCHW", "N,C,H,W", 4, "kernel=2,stride=kernel,pad=0", EX(1, 3, 10, 21), d_maxpool, A_POOL},

@@ -379,6 +379,97 @@ static int schedule_global_pool(sch_stage *st)
 	return f ? kiln_parallel(st, f) : 0;
 }
 
+/* ---- Winograd (ops/nn.c): the transforms unrolled over their small-matrix indices ---- */
+
+/* Vector lanes along a row of tw tiles: the whole row when it fits one register. */
+static int64_t tile_lanes(const cpu_desc *c, int64_t tw) { return tw > c->vec ? c->vec : tw; }
+
+/*
+ * V[e, c, r, t] = (B^T d B)[e]: one parallel task per (channel, tile row);
+ * its 36 cases unrolled over a vector of tiles, from B^T d (T) made at the
+ * same point in registers. Each input element is loaded once per case of
+ * T's row index, and LLVM keeps the rest in registers.
+ */
+static int schedule_wino_in(const cpu_desc *c, sch_schedule *s, sch_stage *v)
+{
+	kiln_iter *e = v->op->axis[0], *ch = v->op->axis[1], *r = v->op->axis[2], *t = v->op->axis[3];
+	kiln_iter *to = NULL, *ti = t, *par, *order[5];
+	int64_t lanes = tile_lanes(c, t->extent);
+	if (t->extent > lanes && kiln_split(v, t, lanes, &to, &ti))
+		return -1;
+	int k = 0;
+	order[k++] = ch;
+	order[k++] = r;
+	if (to)
+		order[k++] = to;
+	order[k++] = e;
+	order[k++] = ti;
+	if (kiln_reorder(v, k, order) || kiln_fuse(v, ch, r, &par) || kiln_parallel(v, par) || kiln_unroll(v, e) ||
+	    kiln_vectorize(v, ti))
+		return -1;
+	v->note = ir_fmt(s->ctx, "default: Winograd input transform, %lld tiles per vector, 36 cases unrolled",
+	                 (long long)lanes);
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *tt = s->stages[i];
+		if (!op_is(tt, TAG_WINO_TILES) || !sch_reads(v, tt->outs[0]))
+			continue;
+		kiln_iter **ta = tt->op->axis; /* c, r, a, j, t */
+		if (kiln_set_scope(tt, KILN_SCOPE_LOCAL) || kiln_unroll(tt, ta[2]) || kiln_unroll(tt, ta[3]) ||
+		    kiln_vectorize(tt, ta[4]) || kiln_compute_at(tt, v, to ? to : par))
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Y[n, k, h, w] = (A^T M A)[h%4, w%4]: rows and columns split by the tile
+ * size and the in-tile loops unrolled (each of the 16 cases folds to its own
+ * sum), a vector of tiles along the row. A same-shaped epilogue (bias,
+ * activation, residual) takes Y inlined and this schedule.
+ */
+static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
+{
+	sch_stage *o = y, *cons = only_consumer(s, y);
+	if (!y->is_output && cons && cons->is_output && op_is(cons, TAG_INJECTIVE) && !cons->nrel &&
+	    cons->op->naxis == 4 && !memcmp(cons->outs[0]->shape, y->outs[0]->shape, sizeof(int64_t) * 4)) {
+		if (kiln_compute_inline(y))
+			return -1;
+		o = cons;
+	}
+	kiln_iter **ax = o->op->axis, *th, *i, *tw, *j, *two = NULL, *twi, *par, *order[7];
+	if (kiln_split(o, ax[2], 4, &th, &i) || kiln_split(o, ax[3], 4, &tw, &j))
+		return -1;
+	int64_t lanes = tile_lanes(c, tw->extent);
+	twi = tw;
+	if (tw->extent > lanes && kiln_split(o, tw, lanes, &two, &twi))
+		return -1;
+	int k = 0;
+	order[k++] = ax[0];
+	order[k++] = ax[1];
+	order[k++] = th;
+	if (two)
+		order[k++] = two;
+	order[k++] = i;
+	order[k++] = j;
+	order[k++] = twi;
+	if (kiln_reorder(o, k, order) || kiln_fuse(o, ax[0], ax[1], &par) || kiln_parallel(o, par) || kiln_unroll(o, i) ||
+	    kiln_unroll(o, j) || kiln_vectorize(o, twi))
+		return -1;
+	o->note = ir_fmt(s->ctx, "default: Winograd output transform, %lld tiles per vector, 16 cases unrolled",
+	                 (long long)lanes);
+	return 0;
+}
+
+/* U[e, k, c] from raw weights (the operator-level form): a task per output channel, the 36 cases unrolled */
+static int schedule_wino_weights(sch_stage *u)
+{
+	kiln_iter **ax = u->op->axis;
+	if (kiln_reorder(u, 3, (kiln_iter *[]){ax[1], ax[2], ax[0]}) || kiln_parallel(u, ax[1]) || kiln_unroll(u, ax[0]))
+		return -1;
+	u->note = "default: Winograd weight transform, 36 cases unrolled";
+	return 0;
+}
+
 /* ---- computes no operator declared (a user's: no tag) ---- */
 
 static bool readers_all_pure(sch_schedule *s, sch_stage *p)
@@ -533,6 +624,12 @@ kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, con
 			rc = schedule_row(c, s, st);
 		else if (op_is(st, TAG_GLOBAL_POOL))
 			rc = schedule_global_pool(st);
+		else if (op_is(st, TAG_WINO_OUTPUT))
+			rc = schedule_wino_out(c, s, st);
+		else if (op_is(st, TAG_WINO_INPUT))
+			rc = schedule_wino_in(c, s, st);
+		else if (op_is(st, TAG_WINO_WEIGHTS))
+			rc = schedule_wino_weights(st);
 		else if (op_is(st, TAG_PACK))
 			rc = schedule_pack(st);
 		else if (!st->op->tag && st->op->nreduce)

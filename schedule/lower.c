@@ -68,8 +68,8 @@ static ir_expr **root_vars(sch_stage *st)
 typedef struct {
 	kiln_ctx *ctx;
 	sch_stage *p;
-	int n;
-	ir_expr **reads[64];
+	int n, cap;
+	ir_expr ***reads; /* every read: a region from only some of them would be too small */
 } read_list;
 
 static bool collect_reads(const ir_expr *e, void *user)
@@ -77,8 +77,17 @@ static bool collect_reads(const ir_expr *e, void *user)
 	read_list *rl = user;
 	if (e->kind == IR_READ)
 		for (int k = 0; k < rl->p->nout; k++)
-			if (e->read.t == rl->p->outs[k] && rl->n < 64)
+			if (e->read.t == rl->p->outs[k]) {
+				if (rl->n == rl->cap) {
+					int cap = rl->cap ? 2 * rl->cap : 64;
+					ir_expr ***r = ir_alloc(rl->ctx, sizeof *r * (size_t)cap);
+					if (rl->n)
+						memcpy(r, rl->reads, sizeof *r * (size_t)rl->n);
+					rl->reads = r;
+					rl->cap = cap;
+				}
 				rl->reads[rl->n++] = e->read.idx;
+			}
 	return true;
 }
 
@@ -111,7 +120,7 @@ static void region_from(sch_stage *p, sch_stage *c, int first_free, const ir_env
 		fhi[nf] = threads->r[i].hi;
 	}
 	sch_free fr = {nf, fv, flo, fhi};
-	read_list rl = {ctx, p, 0, {0}};
+	read_list rl = {ctx, p, 0, 0, NULL};
 	for (int k = 0; k < c->op->nout; k++)
 		ir_visit_expr(c->body[k], collect_reads, &rl);
 	for (int d = 0; d < p->outs[0]->ndim; d++) {

@@ -180,6 +180,14 @@ static int conv(ref_call *c, int64_t groups)
 
 static int conv2d(ref_call *c) { return conv(c, (int64_t)num(c->attrs, "groups", 1)); }
 static int depthwise_conv2d(ref_call *c) { return conv(c, c->in[0]->shape[1]); }
+/* a plain convolution; its padding defaults to 1 */
+static int conv2d_winograd(ref_call *c)
+{
+	ref_call p = *c;
+	if (!strstr(c->attrs ? c->attrs : "", "pad="))
+		p.attrs = "pad=1";
+	return conv(&p, 1);
+}
 
 /*
  * ONNX MaxPool / AveragePool (floor mode): a window of k x k at stride s over
@@ -478,7 +486,7 @@ static const struct {
 	int (*eval)(ref_call *c);
 } table[] = {
 	{"matmul", matmul},     {"batch_matmul", batch_matmul},       {"dense", dense},
-	{"conv2d", conv2d},     {"depthwise_conv2d", depthwise_conv2d}, {"max_pool2d", max_pool2d},
+	{"conv2d", conv2d},     {"conv2d_winograd", conv2d_winograd}, {"depthwise_conv2d", depthwise_conv2d}, {"max_pool2d", max_pool2d},
 	{"avg_pool2d", avg_pool2d}, {"global_avg_pool2d", global_avg_pool2d}, {"softmax", softmax},
 	{"layer_norm", layer_norm}, {"batch_norm", batch_norm},       {"add", add},
 	{"sub", sub},           {"mul", mul},                         {"div", div_},

@@ -22,7 +22,7 @@
 #include "runtime/rt.h"
 #include "testutil.h"
 
-enum { C0 = 4, C1 = 8, H = 8, W = 8, NCLS = 3 };
+enum { C0 = 4, C1 = 16, H = 16, W = 16, NCLS = 3 };
 
 static float w1[C1][C0][3][3], b1[C1], gam[C1], bet[C1], mu[C1], var[C1], w2[C1][C1][3][3], wf[NCLS][C1], bf[NCLS];
 
@@ -367,6 +367,19 @@ static void run_matches_reference(kiln_model *m, uint64_t seed)
 
 static int visit_features(void *out, const kiln_func *f) { return kiln_tune_features(f, out); }
 
+/* Counts functions that compute Winograd's products (the stage kiln_op_conv2d_winograd names). */
+static int visit_winograd(void *count, const kiln_func *f)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	kiln_func_print(f, mem);
+	fclose(mem);
+	*(int *)count += strstr(text, "conv2d.products") != NULL;
+	free(text);
+	return 0;
+}
+
 /*
  * A tuner's look at each group under configurations (kiln_graph_group_visit):
  * a configuration the schedule refuses says why, the features of one are the
@@ -410,6 +423,12 @@ START_TEST(group_visits)
 		kiln_clear_error(ctx);
 	}
 	ck_assert_int_eq(tunable, 3); /* two convolutions and the classifier */
+	/* on a CPU the second convolution (16 -> 16 channels, 4x4 tiles of 4x4) takes Winograd's form; the first
+	 * has too few input channels, and GPU targets keep the direct form */
+	int winograd = 0;
+	for (int i = 0; i < kiln_graph_num_groups(g); i++)
+		ck_assert_int_eq(kiln_graph_group_visit(g, i, "llvm", NULL, visit_winograd, &winograd), 0);
+	ck_assert_int_eq(winograd, 1);
 	ck_assert_int_eq(kiln_graph_group_visit(g, kiln_graph_num_groups(g), "llvm", NULL, NULL, NULL), -1);
 	kiln_clear_error(ctx);
 	kiln_model *m = kiln_model_from_module(kiln_graph_compile(g, "llvm", NULL));

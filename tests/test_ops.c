@@ -5,6 +5,7 @@
  * unrolls and parallelizes. Shapes are deliberately not multiples of 16.
  */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,12 +206,88 @@ START_TEST(op_attrs)
 	RUN("depthwise_conv2d", "pad=1", 1, 16, 20, 40, 3, 3);
 	RUN("avg_pool2d", "kernel=3,stride=3,pad=1", 1, 8, 30, 50);
 	RUN("max_pool2d", "kernel=4,stride=4", 3, 3, 20, 70);
+	/* Winograd: whole and partial tiles, padding 0 and 2, a batch, a row of tiles wider than a vector */
+	RUN("conv2d_winograd", "pad=1", 1, 16, 16, 16, 24);
+	RUN("conv2d_winograd", "pad=0", 2, 3, 11, 7, 5);
+	RUN("conv2d_winograd", "pad=2", 1, 5, 6, 9, 3);
+	RUN("conv2d_winograd", "pad=1", 1, 4, 8, 150, 4);
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_conv2d_attrs bad = {{1, 1}, {0, 0, 0, 0}, {1, 1}, 3};
 	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 4, 5, 5}, KILN_F32);
 	kiln_tensor *W = kiln_placeholder(ctx, "W", 4, (int64_t[]){6, 4, 3, 3}, KILN_F32);
 	ck_assert_ptr_null(kiln_op_conv2d(ctx, X, W, &bad));
 	ck_assert_str_eq(kiln_error(ctx), "conv2d: 3 groups do not divide 4 input and 6 output channels");
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/*
+ * Winograd with weights transformed ahead (what the model compiler does):
+ * kiln_winograd_weights, then the operator on the 36 x K x C result, against
+ * a plain direct convolution written here. Partial tiles, no padding, a batch.
+ */
+START_TEST(winograd_transformed)
+{
+	static const struct {
+		int64_t N, C, H, W, K, pad;
+	} cases[] = {{1, 16, 14, 14, 24, 1}, {2, 3, 8, 12, 5, 0}, {1, 7, 9, 6, 4, 2}};
+	for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+		int64_t N = cases[t].N, C = cases[t].C, H = cases[t].H, Wd = cases[t].W, K = cases[t].K, p = cases[t].pad;
+		int64_t OH = H + 2 * p - 2, OW = Wd + 2 * p - 2;
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_conv2d_attrs a = {{1, 1}, {p, p, p, p}, {1, 1}, 1};
+		kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){N, C, H, Wd}, KILN_F32);
+		kiln_tensor *U = kiln_placeholder(ctx, "U", 3, (int64_t[]){36, K, C}, KILN_F32);
+		kiln_tensor *Y = kiln_op_conv2d_winograd(ctx, X, U, &a, 1);
+		ck_assert_msg(Y, "%s", kiln_error(ctx));
+		kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &Y);
+		kiln_module *m = kiln_build_schedule(s, "f", 3, (kiln_tensor *[]){X, U, Y}, "llvm");
+		ck_assert_msg(m, "%s", kiln_error(ctx));
+		kiln_array *x = tu_guarded_array(4, (int64_t[]){N, C, H, Wd}, KILN_F32);
+		kiln_array *u = tu_guarded_array(3, (int64_t[]){36, K, C}, KILN_F32);
+		kiln_array *y = tu_guarded_array(4, (int64_t[]){N, K, OH, OW}, KILN_F32);
+		kiln_array_fill_random(x, 11 + t, -1, 1);
+		float *w = malloc(sizeof(float) * (size_t)(K * C * 9));
+		for (int64_t i = 0; i < K * C * 9; i++)
+			w[i] = (float)((i * 7919) % 201) / 100.0f - 1.0f;
+		kiln_winograd_weights(w, K, C, u->data);
+		memset(y->data, 0xff, sizeof(float) * (size_t)(N * K * OH * OW)); /* NaN poison */
+		ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){x, u, y}, 3), 0);
+		ck_assert(tu_guard_intact("Y", y));
+		const float *xv = x->data, *yv = y->data;
+		for (int64_t n = 0; n < N; n++)
+			for (int64_t k = 0; k < K; k++)
+				for (int64_t oh = 0; oh < OH; oh++)
+					for (int64_t ow = 0; ow < OW; ow++) {
+						double want = 0;
+						for (int64_t c = 0; c < C; c++)
+							for (int64_t r = 0; r < 3; r++)
+								for (int64_t q = 0; q < 3; q++) {
+									int64_t ih = oh - p + r, iw = ow - p + q;
+									if (ih >= 0 && ih < H && iw >= 0 && iw < Wd)
+										want += (double)xv[((n * C + c) * H + ih) * Wd + iw] * w[((k * C + c) * 3 + r) * 3 + q];
+								}
+						double got = yv[((n * K + k) * OH + oh) * OW + ow];
+						ck_assert_msg(fabs(got - want) <= 1e-4 + 1e-4 * fabs(want), "case %zu: Y[%lld, %lld, %lld, %lld] = %g, want %g",
+						              t, (long long)n, (long long)k, (long long)oh, (long long)ow, got, want);
+					}
+		free(w);
+		kiln_array_free(x);
+		kiln_array_free(u);
+		kiln_array_free(y);
+		kiln_module_free(m);
+		kiln_ctx_free(ctx);
+	}
+	/* refusals: a stride, the wrong transformed shape */
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 4, 8, 8}, KILN_F32);
+	kiln_tensor *U = kiln_placeholder(ctx, "U", 3, (int64_t[]){36, 5, 3}, KILN_F32);
+	kiln_conv2d_attrs st = {{2, 2}, {1, 1, 1, 1}, {1, 1}, 1}, plain = {{1, 1}, {1, 1, 1, 1}, {1, 1}, 1};
+	ck_assert_ptr_null(kiln_op_conv2d_winograd(ctx, X, U, &st, 1));
+	ck_assert_str_eq(kiln_error(ctx), "conv2d_winograd: only ungrouped 3x3 convolutions with stride 1 and dilation 1");
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_op_conv2d_winograd(ctx, X, U, &plain, 1));
+	ck_assert_str_eq(kiln_error(ctx), "conv2d_winograd: transformed weights must be [36, K, 4]");
 	kiln_ctx_free(ctx);
 }
 END_TEST
@@ -223,6 +300,7 @@ Suite *ops_suite(void)
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
 	tcase_add_loop_test(tc, op_stress, 0, kiln_num_ops());
 	tcase_add_test(tc, op_attrs);
+	tcase_add_test(tc, winograd_transformed);
 	tcase_add_loop_test(tc, op_default_other_cpus, 0, 2 * kiln_num_ops());
 	tcase_add_test(tc, targets_size_schedules);
 	suite_add_tcase(s, tc);

@@ -39,6 +39,16 @@ typedef struct {
 } kiln_conv2d_attrs;
 /* X [n, c, h, w], W [k, c/groups, r, s] -> [n, k, oh, ow]. */
 kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a);
+/*
+ * A 3x3, stride-1, ungrouped convolution by Winograd's F(4x4, 3x3): 36
+ * products per 4x4 output tile and channel pair instead of 144 (an output
+ * that ends inside a tile is computed whole and cropped). W is [k, c, 3, 3], or with `transformed` the
+ * [36, k, c] that kiln_winograd_weights makes of it (a model's constant
+ * weights, transformed once). CPU targets (llvm, wasm) schedule it.
+ */
+kiln_tensor *kiln_op_conv2d_winograd(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a,
+                                     int transformed);
+void kiln_winograd_weights(const float *W, int64_t K, int64_t C, float *U);
 /* X [n, c, h, w], W [c, 1, r, s]: one filter per channel. */
 kiln_tensor *kiln_op_depthwise_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a);
 
