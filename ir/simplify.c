@@ -684,7 +684,8 @@ static ir_expr *simp_expr(ir_mutator *m, ir_expr *e)
 	case IR_IF_THEN_ELSE: {
 		ir_expr *c = simp_expr(m, e->sel.cond);
 		int64_t v;
-		if (ir_is_const_int(c, &v))
+		/* a vector condition the same in every lane (an unrolled case index under vectorized loops) too */
+		if (ir_is_const_int(c, &v) || (c->kind == IR_BROADCAST && ir_is_const_int(c->bcast.value, &v)))
 			return simp_expr(m, v ? e->sel.t : e->sel.f);
 		ir_expr *t = simp_expr(m, e->sel.t), *f = simp_expr(m, e->sel.f);
 		if (ir_expr_equal(t, f))

@@ -381,8 +381,19 @@ static int schedule_global_pool(sch_stage *st)
 
 /* ---- Winograd (ops/nn.c): the transforms unrolled over their small-matrix indices ---- */
 
-/* Vector lanes along a row of tw tiles: the whole row when it fits one register. */
-static int64_t tile_lanes(const cpu_desc *c, int64_t tw) { return tw > c->vec ? c->vec : tw; }
+/*
+ * Vector lanes along a row of tw tiles: a power of two up to one register,
+ * the last vector of a row shifted inwards. A whole row of 14 tiles as one
+ * vector of 14 lanes made LLVM split every load and shuffle into pieces
+ * (and take 0.6 s per convolution to compile).
+ */
+static int64_t tile_lanes(const cpu_desc *c, int64_t tw)
+{
+	int64_t l = 1;
+	while (2 * l <= tw && 2 * l <= c->vec)
+		l *= 2;
+	return l;
+}
 
 /*
  * V[e, c, r, t] = (B^T d B)[e]: one parallel task per (channel, tile row);

@@ -15,6 +15,7 @@
 
 #include "codegen.h"
 #include "ir/mutate.h"
+#include "ir/simplify.h"
 
 typedef struct {
 	const ir_expr *var;
@@ -796,6 +797,75 @@ static void emit_store(cg *g, const ir_stmt *s)
 	}
 }
 
+typedef struct {
+	bool hit;
+	const ir_buffer *buf;
+} load_probe;
+
+static bool probe_loads(const ir_expr *e, void *user)
+{
+	load_probe *p = user;
+	if (e->kind == IR_LOAD && e->load.buf == p->buf)
+		p->hit = true;
+	return !p->hit;
+}
+
+/*
+ * How many statements from s[0] store one interleaved block: k stores
+ * buf[ramp(b + j, k, n)] = v_j for j = 0..k-1 (k = 2..4) whose values do not
+ * read buf. Together they write buf[b .. b + k*n) exactly once. 0: not such
+ * a group. (An output split into rows of tiles writes each tile column this
+ * way: a Winograd output transform's 4 columns of a tile row.)
+ */
+static int store_group(cg *g, ir_stmt *const *s, int n)
+{
+	if (n < 2 || s[0]->kind != IR_STORE)
+		return 0;
+	const ir_expr *ix = s[0]->store.index;
+	int64_t k = small_stride(ix);
+	if (k < 2 || k > n || s[0]->store.value->type.lanes != ix->type.lanes)
+		return 0;
+	for (int64_t j = 0; j < k; j++) {
+		const ir_stmt *t = s[j];
+		if (t->kind != IR_STORE || t->store.buf != s[0]->store.buf || small_stride(t->store.index) != k ||
+		    t->store.index->type.lanes != ix->type.lanes)
+			return 0;
+		int64_t d;
+		ir_expr *diff = ir_simplify_expr(g->ctx, NULL, ir_sub(g->ctx, t->store.index->ramp.base, ix->ramp.base));
+		if (!ir_is_const_int(diff, &d) || d != j)
+			return 0;
+		load_probe p = {false, t->store.buf};
+		ir_visit_expr(t->store.value, probe_loads, &p);
+		if (p.hit)
+			return 0;
+	}
+	return (int)k;
+}
+
+/* The k stores of a store_group as one contiguous store of their lanes interleaved. */
+static void emit_store_group(cg *g, ir_stmt *const *s, int k)
+{
+	const ir_buffer *buf = s[0]->store.buf;
+	int n = s[0]->store.index->type.lanes;
+	LLVMValueRef v[4], mask[256];
+	for (int j = 0; j < k; j++)
+		v[j] = to_mem(g, s[j]->store.value->type, expr(g, s[j]->store.value));
+	/* two halves of 2n lanes (v0 v1 | v2 v3), then element i*k + j from column j's lane i */
+	LLVMValueRef undef = LLVMGetUndef(LLVMTypeOf(v[0]));
+	for (int i = 0; i < 2 * n; i++)
+		mask[i] = LLVMConstInt(g->i32, (unsigned)i, 0);
+	LLVMValueRef lo = LLVMBuildShuffleVector(g->b, v[0], v[1], LLVMConstVector(mask, (unsigned)(2 * n)), "");
+	LLVMValueRef hi = k > 2 ? LLVMBuildShuffleVector(g->b, v[2], k > 3 ? v[3] : undef,
+	                                                 LLVMConstVector(mask, (unsigned)(2 * n)), "")
+	                        : lo;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < k; j++)
+			mask[i * k + j] = LLVMConstInt(g->i32, (unsigned)(j < 2 ? j * n + i : 2 * n + (j - 2) * n + i), 0);
+	LLVMValueRef all = LLVMBuildShuffleVector(g->b, lo, hi, LLVMConstVector(mask, (unsigned)(k * n)), "");
+	LLVMValueRef p = elem_ptr(g, buf, expr(g, s[0]->store.index->ramp.base));
+	LLVMSetAlignment(LLVMBuildStore(g->b, all, p), elem_align(buf));
+}
+
 static void emit_allocate(cg *g, const ir_stmt *s)
 {
 	const ir_buffer *buf = s->alloc.buf;
@@ -869,8 +939,15 @@ static void stmt(cg *g, const ir_stmt *s)
 		return;
 	}
 	case IR_SEQ:
-		for (int i = 0; i < s->seq.n; i++)
-			stmt(g, s->seq.s[i]);
+		for (int i = 0; i < s->seq.n;) {
+			int k = store_group(g, s->seq.s + i, s->seq.n - i);
+			if (k) {
+				emit_store_group(g, s->seq.s + i, k);
+				i += k;
+			} else {
+				stmt(g, s->seq.s[i++]);
+			}
+		}
 		return;
 	case IR_LET_STMT:
 		push(g, s->let.var, expr(g, s->let.value));
