@@ -184,7 +184,7 @@ kiln_tensor *kiln_op_dense(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, kiln_t
 /* ---- convolution ---- */
 
 typedef struct {
-	kiln_tensor *X, *W, *Xp;
+	kiln_tensor *X, *W, *Xp, *Wt;
 	kiln_iter *rc, *r, *s;
 	kiln_conv2d_attrs a;
 	int64_t cpg, kpg; /* channels per group in and out */
@@ -432,6 +432,66 @@ kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const
 	if (g == 1 && (ow < 32 || c->a.stride[1] > 1))
 		return conv_as_gemm(ctx, c, oh, ow);
 	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){X->shape[0], K, oh, ow}, conv_body, c), TAG_CONV);
+}
+
+/*
+ * ---- output channels in vector lanes ----
+ *
+ * Y[n, k, oh, ow] = sum_{c, r, s} Xp[n, c, oh*sh + r*dh, ow*sw + s*dw] Wt[c, r, s, k]
+ * with the weights transposed so that output channels are contiguous: the
+ * CPU schedule puts k in the vector lanes and a few output columns in
+ * registers, each input element broadcast once per block. Small images (a
+ * row of 7 or 14 columns) and strided convolutions keep every lane busy this
+ * way, where vectors along the row waste lanes or gather.
+ */
+void kiln_conv2d_pack_weights(const float *W, int64_t K, int64_t C, int64_t R, int64_t S, float *Wt)
+{
+	for (int64_t k = 0; k < K; k++)
+		for (int64_t crs = 0; crs < C * R * S; crs++)
+			Wt[crs * K + k] = W[k * C * R * S + crs];
+}
+
+static kiln_expr *kl_pack_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	conv_args *c = user;
+	return KILN_READ(ctx, c->W, idx[3], idx[0], idx[1], idx[2]);
+}
+
+static kiln_expr *kl_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	conv_args *c = user;
+	kiln_expr *rc = kiln_iter_var(c->rc), *r = kiln_iter_var(c->r), *s = kiln_iter_var(c->s);
+	kiln_expr *x = KILN_READ(ctx, c->Xp, idx[0], rc, in_h(ctx, c, idx[2], r), in_w(ctx, c, idx[3], s));
+	kiln_expr *w = KILN_READ(ctx, c->Wt, rc, r, s, idx[1]);
+	return kiln_sum(ctx, kiln_mul(ctx, x, w), 3, (kiln_iter *[]){c->rc, c->r, c->s});
+}
+
+kiln_tensor *kiln_op_conv2d_kpacked(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs,
+                                    int packed)
+{
+	const char *op = "conv2d_kpacked";
+	conv_args *c = conv_begin(ctx, op, X, W, attrs, 4);
+	if (!c)
+		return NULL;
+	if (c->a.groups != 1)
+		return ir_error(ctx, "%s: only ungrouped convolutions", op), NULL;
+	int64_t C = X->shape[1], K = packed ? W->shape[3] : W->shape[0], R = packed ? W->shape[1] : W->shape[2],
+	        S = packed ? W->shape[2] : W->shape[3];
+	if ((packed ? W->shape[0] : W->shape[1]) != C)
+		return ir_error(ctx, packed ? "%s: packed weight must be [%lld, r, s, k]" : "%s: weight must be [k, %lld, r, s]",
+		                op, (long long)C), NULL;
+	int64_t oh, ow;
+	if (check_window(ctx, op, X, R, S, c->a.stride, c->a.pad, c->a.dilation, &oh, &ow))
+		return NULL;
+	c->cpg = C;
+	c->kpg = K;
+	c->Xp = pad_spatial(ctx, c, c->a.pad);
+	c->Wt = packed ? W : op_tag(kiln_compute(ctx, ir_fmt(ctx, "%s.packed", W->name), 4, (int64_t[]){C, R, S, K},
+	                                         kl_pack_body, c), TAG_INJECTIVE);
+	c->rc = kiln_reduce_axis(ctx, C, "rc");
+	c->r = kiln_reduce_axis(ctx, R, "r");
+	c->s = kiln_reduce_axis(ctx, S, "s");
+	return op_tag(kiln_compute(ctx, op, 4, (int64_t[]){X->shape[0], K, oh, ow}, kl_body, c), TAG_CONV_KLANES);
 }
 
 /*

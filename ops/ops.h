@@ -13,6 +13,7 @@
 #define TAG_PACK "pack"
 #define TAG_MATMUL "matmul"
 #define TAG_CONV "conv2d"
+#define TAG_CONV_KLANES "conv2d_klanes" /* output channels in the vector lanes */
 #define TAG_SPATIAL_REDUCE "spatial_reduce" /* depthwise conv, pooling */
 #define TAG_ROW_REDUCE "row_reduce"         /* reductions over one row: softmax, layer norm stats */
 #define TAG_ROW_OUTPUT "row_output"         /* the output of a row-wise op */

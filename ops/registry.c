@@ -123,6 +123,15 @@ static int d_conv2d(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_
 	return finish(o, 2, (kiln_tensor *[]){X, W}, Y, fl);
 }
 
+static int d_kpacked(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
+{
+	kiln_conv2d_attrs c;
+	conv_attrs(a, &c);
+	kiln_tensor *X = ph(ctx, "X", 4, s), *W = ph(ctx, "W", 4, (int64_t[]){s[4], s[1], s[5], s[6]});
+	kiln_tensor *Y = kiln_op_conv2d_kpacked(ctx, X, W, &c, 0);
+	return finish(o, 2, (kiln_tensor *[]){X, W}, Y, Y ? 2.0 * numel(Y) * (double)s[1] * s[5] * s[6] : 0);
+}
+
 /* flops counted as the direct convolution's, so GFLOP/s compare with conv2d's */
 static int d_winograd(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kiln_op_inst *o)
 {
@@ -313,6 +322,8 @@ static const kiln_op_info ops[] = {
 	{"dense", "Y = X W^T + bias (W is [N, K])", "M,N,K", 3, "bias=1", EX(5, 40, 24), d_dense, A_DENSE},
 	{"conv2d", "2-D convolution, NCHW x OIHW", "N,C,H,W,K,R,S", 7, "stride=1,pad=0,dilation=1,groups=1",
 	 EX(1, 6, 11, 13, 16, 3, 3), d_conv2d, A_CONV},
+	{"conv2d_kpacked", "2-D convolution, output channels in vector lanes (CPU)", "N,C,H,W,K,R,S", 7,
+	 "stride=1,pad=0,dilation=1", EX(1, 6, 11, 13, 20, 3, 3), d_kpacked, A_DWCONV},
 	{"conv2d_winograd", "3x3 convolution, stride 1, by Winograd F(4x4, 3x3) (CPU)", "N,C,H,W,K", 5, "pad=1",
 	 EX(1, 6, 12, 16, 8), d_winograd, A_WINOGRAD},
 	{"depthwise_conv2d", "one 2-D filter per channel", "N,C,H,W,R,S", 6, "stride=1,pad=0,dilation=1",

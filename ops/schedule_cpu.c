@@ -288,6 +288,85 @@ static int schedule_conv(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	return schedule_tiled(c, out, red, kb > 1 ? 1 : -1, kb, cols, false, 0);
 }
 
+/* Output columns of a register block: a divisor of the row near `most` (no shifted block), else `most` (1-14). */
+static int64_t cols_block(int64_t most, int64_t ow)
+{
+	most = most < 1 ? 1 : most > 14 ? 14 : most;
+	if (ow <= most)
+		return ow;
+	for (int64_t d = most; d > most / 2; d--)
+		if (ow % d == 0)
+			return d;
+	return most;
+}
+
+/*
+ * Output channels in the vector lanes (conv2d_kpacked): a block of vb
+ * channels x rb output columns accumulated in registers over (c, r, s), each
+ * input element broadcast once per block and each weight vector loaded once
+ * per step; a parallel task per (image, channel block, output row).
+ */
+static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *st)
+{
+	sch_stage *out, *red;
+	int rc = local_pair(s, st, &out, &red);
+	if (rc)
+		return rc < 0 ? -1 : 0;
+	const int64_t *sh = out->outs[0]->shape;
+	int64_t K = sh[1], OW = sh[3], vb = 0, rb = 0;
+	/* the block with the most accumulators (ties: more vectors, fewer broadcasts), 1 or 2 vectors of channels
+	 * (4 vectors x 7 columns left no register for the broadcast and spilled: 2x slower) */
+	for (int64_t vecs = 2; vecs >= 1; vecs--) {
+		if (c->vecs && vecs != c->vecs)
+			continue;
+		int64_t w = vecs * c->vec < K ? vecs * c->vec : K, nv = (w + c->vec - 1) / c->vec;
+		if (nv < vecs && vb)
+			continue; /* fewer channels than these vectors: the narrower block is the same one */
+		int64_t r = cols_block(c->acc / nv, OW);
+		if (c->rows)
+			r = c->rows < OW ? c->rows : OW;
+		if (!vb || r * nv > rb * ((vb + c->vec - 1) / c->vec)) {
+			vb = w;
+			rb = r;
+		}
+	}
+	if (!red->op->nreduce && c->unroll > 1)
+		return ir_error(s->ctx, "schedule: '%s' has no reduction to unroll", out->op->name);
+	kiln_iter **ax = out->op->axis, *ko, *ki, *wo, *wi, *f, *par;
+	if (kiln_split(out, ax[1], vb, &ko, &ki) || kiln_split(out, ax[3], rb, &wo, &wi) ||
+	    kiln_reorder(out, 6, (kiln_iter *[]){ax[0], ko, ax[2], wo, wi, ki}) || kiln_fuse(out, ax[0], ko, &f) ||
+	    kiln_fuse(out, f, ax[2], &par) || kiln_parallel(out, par) || kiln_unroll(out, wi) || kiln_vectorize(out, ki) ||
+	    kiln_compute_at(red, out, wo))
+		return -1;
+	kiln_iter **ra = red->op->axis, **rr = red->op->reduce;
+	kiln_iter *order[8] = {ra[0], ra[2], rr[0], rr[1], rr[2], ra[3], ra[1]};
+	int n = 7;
+	if (c->unroll > 1) {
+		kiln_iter *uo, *ui;
+		if (rr[2]->extent % c->unroll)
+			return ir_error(s->ctx, "schedule: unrolling by %d does not divide the %lld steps of reduction '%s'",
+			                c->unroll, (long long)rr[2]->extent, rr[2]->var->var.name);
+		if (kiln_split(red, rr[2], c->unroll, &uo, &ui) || kiln_unroll(red, ui))
+			return -1;
+		order[4] = uo;
+		memmove(order + 6, order + 5, sizeof *order * 2);
+		order[5] = ui;
+		n = 8;
+	}
+	if (kiln_reorder(red, n, order) || kiln_unroll(red, ra[3]))
+		return -1;
+	if (vb > c->vec && vb % c->vec == 0) {
+		kiln_iter *co, *ci;
+		if (kiln_split(red, ra[1], c->vec, &co, &ci) || kiln_unroll(red, co) || kiln_vectorize(red, ci))
+			return -1;
+	} else if (kiln_vectorize(red, ra[1])) {
+		return -1;
+	}
+	out->note = ir_fmt(s->ctx, "default: output channels in vectors, %lld channels x %lld columns in registers",
+	                   (long long)vb, (long long)rb);
+	return 0;
+}
+
 static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 {
 	sch_stage *out, *red;
@@ -629,6 +708,8 @@ kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, con
 			rc = schedule_matmul(c, s, st);
 		else if (op_is(st, TAG_CONV))
 			rc = schedule_conv(c, s, st);
+		else if (op_is(st, TAG_CONV_KLANES))
+			rc = schedule_conv_klanes(c, s, st);
 		else if (op_is(st, TAG_SPATIAL_REDUCE))
 			rc = schedule_spatial(c, s, st);
 		else if (op_is(st, TAG_ROW_OUTPUT))

@@ -486,7 +486,7 @@ static const struct {
 	int (*eval)(ref_call *c);
 } table[] = {
 	{"matmul", matmul},     {"batch_matmul", batch_matmul},       {"dense", dense},
-	{"conv2d", conv2d},     {"conv2d_winograd", conv2d_winograd}, {"depthwise_conv2d", depthwise_conv2d}, {"max_pool2d", max_pool2d},
+	{"conv2d", conv2d},     {"conv2d_kpacked", conv2d}, {"conv2d_winograd", conv2d_winograd}, {"depthwise_conv2d", depthwise_conv2d}, {"max_pool2d", max_pool2d},
 	{"avg_pool2d", avg_pool2d}, {"global_avg_pool2d", global_avg_pool2d}, {"softmax", softmax},
 	{"layer_norm", layer_norm}, {"batch_norm", batch_norm},       {"add", add},
 	{"sub", sub},           {"mul", mul},                         {"div", div_},

@@ -40,6 +40,15 @@ typedef struct {
 /* X [n, c, h, w], W [k, c/groups, r, s] -> [n, k, oh, ow]. */
 kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a);
 /*
+ * An ungrouped convolution whose CPU schedule puts output channels in the
+ * vector lanes (for rows too short, or strided, for vectors along them). W is
+ * [k, c, r, s], or with `packed` the [c, r, s, k] that
+ * kiln_conv2d_pack_weights makes of it (a model's constant weights).
+ */
+kiln_tensor *kiln_op_conv2d_kpacked(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a,
+                                    int packed);
+void kiln_conv2d_pack_weights(const float *W, int64_t K, int64_t C, int64_t R, int64_t S, float *Wt);
+/*
  * A 3x3, stride-1, ungrouped convolution by Winograd's F(4x4, 3x3): 36
  * products per 4x4 output tile and channel pair instead of 144 (an output
  * that ends inside a tile is computed whole and cropped). W is [k, c, 3, 3], or with `transformed` the
