@@ -367,17 +367,32 @@ static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *s
 	return 0;
 }
 
+/* Lanes along a row of w: a power of two up to two registers or 16, the last vector shifted inwards (14
+ * lanes, a divisor of 56, made LLVM split every vector into 8 + 4 + 2) */
+static int64_t pow2_lanes(const cpu_desc *c, int64_t w)
+{
+	int64_t most = 2 * c->vec < 16 ? 2 * c->vec : 16, l = 1;
+	while (2 * l <= w && 2 * l <= most)
+		l *= 2;
+	return l;
+}
+
 static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 {
 	sch_stage *out, *red;
 	int rc = local_pair(s, st, &out, &red);
 	if (rc)
 		return rc < 0 ? -1 : 0;
-	int64_t w = out->outs[0]->shape[3], vb = c->vecs && (int64_t)c->vecs * c->vec < w ? c->vecs * c->vec : vector_block(c, w);
 	const int64_t *sh = out->outs[0]->shape;
+	int64_t w = sh[3], vb = c->vecs && (int64_t)c->vecs * c->vec < w ? c->vecs * c->vec : pow2_lanes(c, w);
+	/* a few output rows per block: each weight broadcast once for all of them, and the input rows they
+	 * share loaded once (MobileNetV2's 56x56 depthwise layer: 0.34 -> 0.21 ms with 4 rows) */
+	int64_t nv = (vb + c->vec - 1) / c->vec, rb = c->acc / nv;
+	rb = c->rows ? c->rows : rb < 1 ? 1 : rb > 4 ? 4 : rb;
+	rb = rb < sh[2] ? rb : sh[2];
 	/* enough channel planes to share among threads: one parallel task per plane, its padded input made inside it */
 	bool planes = sh[0] * sh[1] >= 8;
-	if (schedule_tiled(c, out, red, -1, 1, vb, false, planes ? 2 : 0))
+	if (schedule_tiled(c, out, red, rb > 1 ? 2 : -1, rb, vb, false, planes ? 2 : 0))
 		return -1;
 	if (!planes)
 		return 0;
