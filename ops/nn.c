@@ -184,7 +184,7 @@ kiln_tensor *kiln_op_dense(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, kiln_t
 /* ---- convolution ---- */
 
 typedef struct {
-	kiln_tensor *X, *W, *Xp, *Wt;
+	kiln_tensor *X, *W, *Xp, *Wt, *Yt;
 	kiln_iter *rc, *r, *s;
 	kiln_conv2d_attrs a;
 	int64_t cpg, kpg; /* channels per group in and out */
@@ -438,7 +438,8 @@ kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const
  * ---- output channels in vector lanes ----
  *
  * Y[n, k, oh, ow] = sum_{c, r, s} Xp[n, c, oh*sh + r*dh, ow*sw + s*dw] Wt[c, r, s, k]
- * with the weights transposed so that output channels are contiguous: the
+ * (computed as Yt[n, oh, ow, k], then read back in NCHW order) with the
+ * weights transposed so that output channels are contiguous: the
  * CPU schedule puts k in the vector lanes and a few output columns in
  * registers, each input element broadcast once per block. Small images (a
  * row of 7 or 14 columns) and strided convolutions keep every lane busy this
@@ -457,13 +458,20 @@ static kiln_expr *kl_pack_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 	return KILN_READ(ctx, c->W, idx[3], idx[0], idx[1], idx[2]);
 }
 
+/* Yt[n, oh, ow, k]: channels last, so that a block of them is contiguous where it accumulates */
 static kiln_expr *kl_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 {
 	conv_args *c = user;
 	kiln_expr *rc = kiln_iter_var(c->rc), *r = kiln_iter_var(c->r), *s = kiln_iter_var(c->s);
-	kiln_expr *x = KILN_READ(ctx, c->Xp, idx[0], rc, in_h(ctx, c, idx[2], r), in_w(ctx, c, idx[3], s));
-	kiln_expr *w = KILN_READ(ctx, c->Wt, rc, r, s, idx[1]);
+	kiln_expr *x = KILN_READ(ctx, c->Xp, idx[0], rc, in_h(ctx, c, idx[1], r), in_w(ctx, c, idx[2], s));
+	kiln_expr *w = KILN_READ(ctx, c->Wt, rc, r, s, idx[3]);
 	return kiln_sum(ctx, kiln_mul(ctx, x, w), 3, (kiln_iter *[]){c->rc, c->r, c->s});
+}
+
+static kiln_expr *kl_out_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	conv_args *c = user;
+	return KILN_READ(ctx, c->Yt, idx[0], idx[2], idx[3], idx[1]);
 }
 
 kiln_tensor *kiln_op_conv2d_kpacked(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs,
@@ -491,7 +499,9 @@ kiln_tensor *kiln_op_conv2d_kpacked(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *
 	c->rc = kiln_reduce_axis(ctx, C, "rc");
 	c->r = kiln_reduce_axis(ctx, R, "r");
 	c->s = kiln_reduce_axis(ctx, S, "s");
-	return op_tag(kiln_compute(ctx, op, 4, (int64_t[]){X->shape[0], K, oh, ow}, kl_body, c), TAG_CONV_KLANES);
+	c->Yt = op_tag(kiln_compute(ctx, "conv2d.nhwc", 4, (int64_t[]){X->shape[0], oh, ow, K}, kl_body, c), TAG_CONV_KLANES);
+	return c->Yt ? op_tag(kiln_compute(ctx, op, 4, (int64_t[]){X->shape[0], K, oh, ow}, kl_out_body, c), TAG_INJECTIVE)
+	             : NULL;
 }
 
 /*

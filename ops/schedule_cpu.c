@@ -306,12 +306,21 @@ static int64_t cols_block(int64_t most, int64_t ow)
  * input element broadcast once per block and each weight vector loaded once
  * per step; a parallel task per (image, channel block, output row).
  */
-static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *st)
+static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *red)
 {
-	sch_stage *out, *red;
-	int rc = local_pair(s, st, &out, &red);
-	if (rc)
-		return rc < 0 ? -1 : 0;
+	/* red: Yt[n, oh, ow, k]; out: what writes NCHW from it (the operator's output, or its epilogue with that inlined) */
+	sch_stage *out = only_consumer(s, red), *cons;
+	if (!out || !op_is(out, TAG_INJECTIVE) || out->op->naxis != 4 || red->attach != ATTACH_ROOT || red->nrel)
+		return 0; /* placed by hand */
+	cons = only_consumer(s, out);
+	if (!out->is_output && cons && cons->is_output && op_is(cons, TAG_INJECTIVE) && !cons->nrel &&
+	    cons->op->naxis == 4 && !memcmp(cons->outs[0]->shape, out->outs[0]->shape, sizeof(int64_t) * 4)) {
+		if (kiln_compute_inline(out))
+			return -1;
+		out = cons;
+	}
+	if (out->nrel || kiln_set_scope(red, KILN_SCOPE_LOCAL))
+		return -1;
 	const int64_t *sh = out->outs[0]->shape;
 	int64_t K = sh[1], OW = sh[3], vb = 0, rb = 0;
 	/* the block with the most accumulators (ties: more vectors, fewer broadcasts), 1 or 2 vectors of channels
@@ -338,8 +347,9 @@ static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *s
 	    kiln_fuse(out, f, ax[2], &par) || kiln_parallel(out, par) || kiln_unroll(out, wi) || kiln_vectorize(out, ki) ||
 	    kiln_compute_at(red, out, wo))
 		return -1;
+	/* Yt's block: reduce loops outside, columns unrolled, channels one or two vectors */
 	kiln_iter **ra = red->op->axis, **rr = red->op->reduce;
-	kiln_iter *order[8] = {ra[0], ra[2], rr[0], rr[1], rr[2], ra[3], ra[1]};
+	kiln_iter *order[8] = {ra[0], ra[1], rr[0], rr[1], rr[2], ra[2], ra[3]};
 	int n = 7;
 	if (c->unroll > 1) {
 		kiln_iter *uo, *ui;
@@ -353,13 +363,13 @@ static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *s
 		order[5] = ui;
 		n = 8;
 	}
-	if (kiln_reorder(red, n, order) || kiln_unroll(red, ra[3]))
+	if (kiln_reorder(red, n, order) || kiln_unroll(red, ra[2]))
 		return -1;
 	if (vb > c->vec && vb % c->vec == 0) {
 		kiln_iter *co, *ci;
-		if (kiln_split(red, ra[1], c->vec, &co, &ci) || kiln_unroll(red, co) || kiln_vectorize(red, ci))
+		if (kiln_split(red, ra[3], c->vec, &co, &ci) || kiln_unroll(red, co) || kiln_vectorize(red, ci))
 			return -1;
-	} else if (kiln_vectorize(red, ra[1])) {
+	} else if (kiln_vectorize(red, ra[3])) {
 		return -1;
 	}
 	out->note = ir_fmt(s->ctx, "default: output channels in vectors, %lld channels x %lld columns in registers",

@@ -102,6 +102,23 @@ static bool innermost_index_uses(const ir_expr *body, const ir_tensor *t, const 
 	return idx && ir_expr_uses_var(idx, var);
 }
 
+static bool find_divmod(const ir_expr *e, void *user)
+{
+	if (e->kind == IR_DIV || e->kind == IR_MOD)
+		*(bool *)user = true;
+	return !*(bool *)user;
+}
+
+/* t's innermost index in body goes through a division or remainder (a view of a tiled layout) */
+static bool innermost_index_divmod(const ir_expr *body, const ir_tensor *t)
+{
+	const ir_expr *idx = t->ndim ? read_index(body, t, t->ndim - 1) : NULL;
+	bool found = false;
+	if (idx)
+		ir_visit_expr(idx, find_divmod, &found);
+	return found;
+}
+
 /* A block of threads x threads copies a shared stage cooperatively. */
 static int cooperative_fetch(sch_stage *st, int threads)
 {
@@ -385,7 +402,8 @@ static int cache_column_operand(sch_schedule *s, sch_stage *cl, kiln_iter *cols,
 	ir_tensor *rd[8];
 	int nr = reads_of(cl->op->body[0], rd);
 	for (int r = 0; r < nr; r++) {
-		if (!innermost_index_uses(cl->op->body[0], rd[r], cols->var))
+		/* through div/mod (Winograd's tiles read as one row of columns) the block is no vector a kernel can hold */
+		if (!innermost_index_uses(cl->op->body[0], rd[r], cols->var) || innermost_index_divmod(cl->op->body[0], rd[r]))
 			continue;
 		kiln_stage *rs = cl;
 		kiln_tensor *bl = kiln_cache_read(s, rd[r], KILN_SCOPE_LOCAL, 1, &rs);
