@@ -123,6 +123,7 @@ static void set_fast(LLVMValueRef v)
 /* ---- expressions ---- */
 
 static LLVMValueRef expr(cg *g, const ir_expr *e);
+static LLVMValueRef all_lanes(cg *g, const ir_expr *c);
 static LLVMBasicBlockRef new_block(cg *g, const char *name);
 static LLVMValueRef gather(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef iv);
 
@@ -542,6 +543,54 @@ static LLVMValueRef gather(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef 
 	return r;
 }
 
+/* The first and last lanes of an integer ramp with a constant stride, or of a broadcast, in lane order. */
+static bool lane_ends(cg *g, const ir_expr *e, LLVMValueRef *first, LLVMValueRef *last, int64_t *stride)
+{
+	if (e->kind == IR_BROADCAST && ir_is_int(e->type)) {
+		*first = *last = expr(g, e->bcast.value);
+		*stride = 0;
+		return true;
+	}
+	if (e->kind != IR_RAMP || !ir_is_int(e->type) || !ir_is_const_int(e->ramp.stride, stride))
+		return false;
+	*first = expr(g, e->ramp.base);
+	*last = LLVMBuildAdd(g->b, *first, LLVMConstInt(LLVMTypeOf(*first), (uint64_t)(*stride * (e->type.lanes - 1)), 1), "");
+	return true;
+}
+
+/*
+ * A scalar i1 that is true only when the vector condition c holds in every
+ * lane, for c an && of comparisons between ramps and broadcasts (the bounds
+ * test of a padded stage); NULL for a condition of another shape. Each
+ * operand's smallest and largest lanes are its ends: a ramp is monotonic.
+ */
+static LLVMValueRef all_lanes(cg *g, const ir_expr *c)
+{
+	if (c->kind == IR_BROADCAST)
+		return c->bcast.value->type.code == KILN_BOOL ? expr(g, c->bcast.value) : NULL;
+	if (c->kind == IR_AND) {
+		LLVMValueRef a = all_lanes(g, c->bin.a), b = a ? all_lanes(g, c->bin.b) : NULL;
+		return a && b ? LLVMBuildAnd(g->b, a, b, "") : NULL;
+	}
+	if (c->kind != IR_LT && c->kind != IR_LE && c->kind != IR_GT && c->kind != IR_GE)
+		return NULL;
+	LLVMValueRef af, al, bf, bl;
+	int64_t as, bs;
+	if (!lane_ends(g, c->bin.a, &af, &al, &as) || !lane_ends(g, c->bin.b, &bf, &bl, &bs))
+		return NULL;
+	LLVMValueRef amin = as >= 0 ? af : al, amax = as >= 0 ? al : af, bmin = bs >= 0 ? bf : bl, bmax = bs >= 0 ? bl : bf;
+	switch (c->kind) {
+	case IR_LT:
+		return LLVMBuildICmp(g->b, LLVMIntSLT, amax, bmin, "");
+	case IR_LE:
+		return LLVMBuildICmp(g->b, LLVMIntSLE, amax, bmin, "");
+	case IR_GT:
+		return LLVMBuildICmp(g->b, LLVMIntSGT, amin, bmax, "");
+	default:
+		return LLVMBuildICmp(g->b, LLVMIntSGE, amin, bmax, "");
+	}
+}
+
 static LLVMValueRef expr(cg *g, const ir_expr *e)
 {
 	switch (e->kind) {
@@ -560,6 +609,28 @@ static LLVMValueRef expr(cg *g, const ir_expr *e)
 	case IR_NOT:
 		return LLVMBuildNot(g->b, expr(g, e->bin.a), "");
 	case IR_SELECT: {
+		LLVMValueRef all = e->type.lanes > 1 ? all_lanes(g, e->sel.cond) : NULL;
+		if (all) {
+			/* a padded stage's interior: every lane in range, so only the true side runs (no vector
+			 * compares, no clamped gather); the edges take the full select */
+			LLVMBasicBlockRef fast = new_block(g, "sel.all"), slow = new_block(g, "sel.lanes"), done = new_block(g, "sel.end");
+			LLVMBuildCondBr(g->b, all, fast, slow);
+			LLVMValueRef v[2];
+			LLVMBasicBlockRef bb[2];
+			LLVMPositionBuilderAtEnd(g->b, fast);
+			v[0] = expr(g, e->sel.t);
+			bb[0] = LLVMGetInsertBlock(g->b);
+			LLVMBuildBr(g->b, done);
+			LLVMPositionBuilderAtEnd(g->b, slow);
+			LLVMValueRef c = expr(g, e->sel.cond), t = expr(g, e->sel.t), f = expr(g, e->sel.f);
+			v[1] = LLVMBuildSelect(g->b, c, t, f, "");
+			bb[1] = LLVMGetInsertBlock(g->b);
+			LLVMBuildBr(g->b, done);
+			LLVMPositionBuilderAtEnd(g->b, done);
+			LLVMValueRef phi = LLVMBuildPhi(g->b, LLVMTypeOf(v[0]), "");
+			LLVMAddIncoming(phi, v, bb, 2);
+			return phi;
+		}
 		LLVMValueRef c = expr(g, e->sel.cond), t = expr(g, e->sel.t), f = expr(g, e->sel.f);
 		return LLVMBuildSelect(g->b, c, t, f, "");
 	}
