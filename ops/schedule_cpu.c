@@ -343,8 +343,8 @@ static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *r
 		return ir_error(s->ctx, "schedule: '%s' has no reduction to unroll", out->op->name);
 	kiln_iter **ax = out->op->axis, *ko, *ki, *wo, *wi, *f, *par;
 	if (kiln_split(out, ax[1], vb, &ko, &ki) || kiln_split(out, ax[3], rb, &wo, &wi) ||
-	    kiln_reorder(out, 6, (kiln_iter *[]){ax[0], ko, ax[2], wo, wi, ki}) || kiln_fuse(out, ax[0], ko, &f) ||
-	    kiln_fuse(out, f, ax[2], &par) || kiln_parallel(out, par) || kiln_unroll(out, wi) || kiln_vectorize(out, ki) ||
+	    kiln_reorder(out, 6, (kiln_iter *[]){ax[0], ko, ax[2], wo, ki, wi}) || kiln_fuse(out, ax[0], ko, &f) ||
+	    kiln_fuse(out, f, ax[2], &par) || kiln_parallel(out, par) || kiln_unroll(out, ki) || kiln_vectorize(out, wi) ||
 	    kiln_compute_at(red, out, wo))
 		return -1;
 	/* Yt's block: reduce loops outside, columns unrolled, channels one or two vectors */
