@@ -141,10 +141,10 @@ static int conv_window(gr_build *b, window *w, bool transposed)
  * Weight input k of a convolution as Winograd's U (kiln_winograd_weights),
  * when the target is a CPU (where the Winograd schedule lives), the weight
  * a float constant, and the layer one Winograd makes faster: 3x3, stride 1,
- * ungrouped, whole 4x4 output tiles, and channels enough that the 36 GEMMs
- * outweigh the transforms (measured on ResNet-18's 56x56 and 28x28 layers:
- * 2.5 -> 1.3 ms and 2.6 -> 1.9 ms, one AVX-512 core). NULL: the direct or
- * GEMM form.
+ * ungrouped, 16 or more output tiles of 4x4 (a partial last tile is cropped),
+ * and channels enough that the 36 GEMMs outweigh the transforms (ResNet-18's
+ * 56x56, 28x28 and 14x14 layers, one AVX-512 core: 2.5 -> 1.0, 2.6 -> 1.1 and
+ * 2.6 -> 1.3 ms). NULL: the direct or GEMM form.
  */
 static kiln_tensor *winograd_weight(gr_build *b, const kiln_conv2d_attrs *a, int64_t OH, int64_t OW)
 {

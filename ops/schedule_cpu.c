@@ -323,6 +323,10 @@ static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *r
 		return -1;
 	const int64_t *sh = out->outs[0]->shape;
 	int64_t K = sh[1], OW = sh[3], vb = 0, rb = 0;
+	/* knobs this schedule has no loop for would only repeat another configuration: refused */
+	if (c->tile > 1 || c->order || c->vecs > 2)
+		return ir_error(s->ctx, "schedule: '%s' keeps output channels in 1 or 2 vectors and has no tiles or orders "
+		                "to choose (tile %d, order %d, vectors %d)", out->op->name, c->tile, c->order, c->vecs);
 	/* the block with the most accumulators (ties: more vectors, fewer broadcasts), 1 or 2 vectors of channels
 	 * (4 vectors x 7 columns left no register for the broadcast and spilled: 2x slower) */
 	for (int64_t vecs = 2; vecs >= 1; vecs--) {
@@ -415,7 +419,7 @@ static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	for (int i = 0; i < s->nstage; i++) {
 		sch_stage *p = s->stages[i];
 		if (p == red || p == out || p->is_output || p->attach != ATTACH_ROOT || p->nrel || !op_is(p, TAG_INJECTIVE) ||
-		    p->scope != KILN_SCOPE_GLOBAL || !sch_reads(red, p->outs[0]) || p->op->naxis < 4 ||
+		    p->scope != KILN_SCOPE_GLOBAL || only_consumer(s, p) != red || p->op->naxis < 4 ||
 		    p->outs[0]->shape[0] != sh[0] || p->outs[0]->shape[1] != sh[1])
 			continue;
 		kiln_iter *last = p->op->axis[p->op->naxis - 1], *o, *in;

@@ -228,17 +228,17 @@ static int infer_attached(sch_stage *p)
 		if (oat < 0 || !stage_reads(o, p))
 			continue;
 		/* o's region moves with the parent's loops between p's attach point and its own: they range freely */
-		ir_env free = {0};
+		ir_env between = {0};
 		for (int k = 0; k < threads.n; k++)
-			ir_env_push(&free, threads.vars[k], threads.r[k].lo, threads.r[k].hi);
+			ir_env_push(&between, threads.vars[k], threads.r[k].lo, threads.r[k].hi);
 		if (oat > at) {
 			sch_nest nest;
 			sch_make_nest(c, root_extents(c), &nest);
 			for (int l = at + 1; l <= oat; l++)
-				ir_env_push(&free, c->leaf[l]->var, 0, nest.leaf_ext[l] - 1);
+				ir_env_push(&between, c->leaf[l]->var, 0, nest.leaf_ext[l] - 1);
 		}
-		region_from(p, o, 0, &free, lo, hi, span, ok);
-		ir_env_free(&free);
+		region_from(p, o, 0, &between, lo, hi, span, ok);
+		ir_env_free(&between);
 	}
 	/* with the loop ranges known, the consumers' in-bounds clamps fold away
 	 * when tiles divide evenly, and windows keep constant extents */

@@ -370,22 +370,44 @@ bool sch_reads(const sch_stage *st, const ir_tensor *t)
 	return false;
 }
 
-/* Does c read p's outputs, directly or through other stages? */
-static bool depends_on(const sch_stage *c, const sch_stage *p, int depth)
+static bool reads_stage(const sch_stage *c, const sch_stage *q)
 {
-	for (int k = 0; k < p->nout; k++)
-		if (sch_reads(c, p->outs[k]))
+	for (int k = 0; k < q->nout; k++)
+		if (sch_reads(c, q->outs[k]))
 			return true;
-	if (depth > 64)
-		return false;
-	for (int i = 0; i < c->s->nstage; i++) {
-		const sch_stage *q = c->s->stages[i];
-		if (q != c && q != p && depends_on(q, p, depth + 1))
-			for (int k = 0; k < q->nout; k++)
-				if (sch_reads(c, q->outs[k]))
-					return true;
-	}
 	return false;
+}
+
+/* Does c read p's outputs, directly or through other stages? (a search over what c reads, each stage visited
+ * once: trying every path made a pooling over an input with two readers take minutes) */
+static bool depends_on(const sch_stage *c, const sch_stage *p)
+{
+	const sch_schedule *s = c->s;
+	bool *seen = calloc((size_t)s->nstage, sizeof *seen);
+	const sch_stage **todo = calloc((size_t)s->nstage + 1, sizeof *todo);
+	if (!seen || !todo) {
+		free(seen), free(todo);
+		return true; /* the cautious answer: compute_at refuses */
+	}
+	int n = 0;
+	bool found = false;
+	todo[n++] = c;
+	while (n && !found) {
+		const sch_stage *x = todo[--n];
+		if (reads_stage(x, p)) {
+			found = true;
+			break;
+		}
+		for (int i = 0; i < s->nstage; i++) {
+			const sch_stage *q = s->stages[i];
+			if (!seen[i] && q != x && q != p && reads_stage(x, q)) {
+				seen[i] = true;
+				todo[n++] = q;
+			}
+		}
+	}
+	free(seen), free(todo);
+	return found;
 }
 
 int kiln_compute_at(kiln_stage *st, kiln_stage *parent, kiln_iter *it)
@@ -400,7 +422,7 @@ int kiln_compute_at(kiln_stage *st, kiln_stage *parent, kiln_iter *it)
 		                st->op->name);
 	if (check_stage(parent, "compute_at") || leaf_index(parent, it, "compute_at") < 0)
 		return -1;
-	if (!depends_on(parent, st, 0))
+	if (!depends_on(parent, st))
 		return ir_error(ctx, "compute_at: stage '%s' does not read '%s', so '%s' cannot be computed inside it",
 		                parent->op->name, st->outs[0]->name, st->outs[0]->name);
 	for (sch_stage *a = parent; a; a = a->attach == ATTACH_AT ? a->attach_stage : NULL)

@@ -226,6 +226,26 @@ START_TEST(op_attrs)
 }
 END_TEST
 
+/*
+ * A pooling whose input also feeds another output: the padded input can not
+ * move inside the pooling's per-plane tasks (the other reader needs all of
+ * it), so the schedule leaves it where it is and the pair still builds.
+ */
+START_TEST(pool_input_with_two_readers)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 8, 12, 12}, KILN_F32);
+	kiln_tensor *R = kiln_op_unary(ctx, KILN_UN_RELU, X, 0, 0);
+	kiln_pool2d_attrs pa = {{3, 3}, {2, 2}, {1, 1, 1, 1}, 0};
+	kiln_tensor *P = kiln_op_max_pool2d(ctx, R, &pa), *E = kiln_op_unary(ctx, KILN_UN_EXP, R, 0, 0);
+	kiln_tensor *outs[] = {P, E};
+	kiln_schedule *s = kiln_schedule_cpu(ctx, 2, outs);
+	ck_assert_msg(s, "%s", kiln_error(ctx));
+	ck_assert_double_ge(tu_check(ctx, s, 3, (kiln_tensor *[]){X, P, E}, 5), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 /* x[i] for a weight index: varied, repeatable, in [-1, 1] */
 static float weight_at(int64_t i) { return (float)((i * 7919) % 201) / 100.0f - 1.0f; }
 
@@ -363,6 +383,7 @@ Suite *ops_suite(void)
 	tcase_add_test(tc, op_attrs);
 	tcase_add_test(tc, winograd_transformed);
 	tcase_add_test(tc, kpacked_packed);
+	tcase_add_test(tc, pool_input_with_two_readers);
 	tcase_add_loop_test(tc, op_default_other_cpus, 0, 2 * kiln_num_ops());
 	tcase_add_test(tc, targets_size_schedules);
 	suite_add_tcase(s, tc);

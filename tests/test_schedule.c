@@ -505,16 +505,16 @@ END_TEST
 typedef struct {
 	kiln_tensor *X;
 	int64_t s, len;
-	bool clamp;
+	int clamp; /* 0: none; -1: s*i - 1 clamped below at 0; 1: s*i + s clamped above at len - 1 */
 } strided_fix;
 
-/* Y[i] = sum_o X[s*i + o] * (o + 1), or with clamp: X[clamp(s*i - 1, 0, len - 1)] */
+/* Y[i] = sum_o X[s*i + o] * (o + 1), or with clamp: X[clamp(s*i - 1 or s*i + s, 0, len - 1)] */
 static kiln_expr *strided_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 {
 	strided_fix *f = user;
 	kiln_expr *base = kiln_mul(ctx, idx[0], kiln_int(ctx, f->s));
 	if (f->clamp) {
-		kiln_expr *i = kiln_sub(ctx, base, kiln_int(ctx, 1));
+		kiln_expr *i = kiln_add(ctx, base, kiln_int(ctx, f->clamp < 0 ? -1 : f->s));
 		i = kiln_max(ctx, kiln_min(ctx, i, kiln_int(ctx, f->len - 1)), kiln_int(ctx, 0));
 		return kiln_read(ctx, f->X, &i);
 	}
@@ -537,10 +537,11 @@ START_TEST(strided_vector_loads)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	static const int lanes[] = {4, 8, 14, 16};
-	for (int clamp = 0; clamp < 2; clamp++)
+	for (int clamp = -1; clamp <= 1; clamp++)
 		for (int64_t s = 2; s <= 4; s++)
 			for (size_t l = 0; l < sizeof lanes / sizeof *lanes; l++) {
-				int64_t W = 3 * lanes[l], len = s * W;
+				/* a row that is not whole vectors: the last one shifted inwards */
+				int64_t W = 3 * lanes[l] + 1, len = s * W;
 				size_t bytes = (size_t)len * sizeof(float), span = (bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
 				char *map = mmap(NULL, span + (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 				ck_assert(map != MAP_FAILED);
@@ -565,14 +566,14 @@ START_TEST(strided_vector_loads)
 				for (int64_t i = 0; i < W; i++) {
 					double want = 0;
 					if (clamp) {
-						int64_t k = s * i - 1;
+						int64_t k = clamp < 0 ? s * i - 1 : s * i + s;
 						want = x[k < 0 ? 0 : k > len - 1 ? len - 1 : k];
 					} else {
 						for (int64_t d = 0; d < s; d++)
 							want += (double)x[s * i + d] * (double)(d + 1);
 					}
-					ck_assert_msg(fabs(y[i] - want) <= 1e-5, "stride %lld, %d lanes%s: Y[%lld] = %g, want %g",
-					              (long long)s, lanes[l], clamp ? ", clamped" : "", (long long)i, y[i], want);
+					ck_assert_msg(fabs(y[i] - want) <= 1e-5, "stride %lld, %d lanes, clamp %d: Y[%lld] = %g, want %g",
+					              (long long)s, lanes[l], clamp, (long long)i, y[i], want);
 				}
 				kiln_array_free(xa);
 				kiln_array_free(ya);
@@ -580,6 +581,65 @@ START_TEST(strided_vector_loads)
 				kiln_ctx_free(ctx);
 				munmap(map, span + (size_t)page);
 			}
+}
+END_TEST
+
+/* Y[i, j] = X[i] * (j + 1): with j unrolled inside a vector of i, k stores of stride k, one interleaved group */
+static kiln_expr *interleave_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	fix *f = user;
+	return kiln_mul(ctx, KILN_READ(ctx, f->A, idx[0]), kiln_cast(ctx, KILN_F32, kiln_add(ctx, idx[1], kiln_int(ctx, 1))));
+}
+
+/* Y[i] = (u64)(i - 4) < 10 ? 1 : 0: unsigned, so i < 4 wraps to huge and is out of range */
+static kiln_expr *unsigned_range_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	(void)user;
+	kiln_expr *u = kiln_cast(ctx, KILN_DT(KILN_UINT, 64), kiln_sub(ctx, idx[0], kiln_int(ctx, 4)));
+	return kiln_select(ctx, kiln_lt(ctx, u, kiln_const(ctx, KILN_DT(KILN_UINT, 64), 10)), kiln_float(ctx, 1),
+	                   kiln_float(ctx, 0));
+}
+
+/*
+ * Stores of stride k = 2, 3, 4 unrolled side by side become one contiguous
+ * store (codegen's store groups); a vector select over an unsigned range
+ * keeps its per-lane answer (the all-lanes test reads only signed ramps).
+ */
+START_TEST(interleaved_stores_and_unsigned_selects)
+{
+	for (int64_t k = 2; k <= 4; k++) {
+		fix f = {kiln_ctx_new()};
+		int64_t W = 37;
+		f.A = kiln_placeholder(f.ctx, "A", 1, &W, KILN_F32);
+		kiln_tensor *Y = kiln_compute(f.ctx, "Y", 2, (int64_t[]){W, k}, interleave_body, &f);
+		kiln_schedule *sch = kiln_schedule_create(f.ctx, 1, &Y);
+		kiln_stage *st = kiln_stage_of(sch, Y);
+		kiln_iter *io, *ii;
+		ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), 8, &io, &ii), 0);
+		ck_assert_int_eq(kiln_reorder(st, 3, (kiln_iter *[]){io, kiln_stage_axis(st, 1), ii}), 0);
+		ck_assert_int_eq(kiln_unroll(st, kiln_stage_axis(st, 1)), 0);
+		ck_assert_int_eq(kiln_vectorize(st, ii), 0);
+		ck_assert_double_le(tu_check_ref(f.ctx, sch, 2, (kiln_tensor *[]){f.A, Y}, 3, "llvm", NULL, NULL), 1e-6);
+		kiln_ctx_free(f.ctx);
+	}
+	fix f = {kiln_ctx_new()};
+	int64_t W = 32;
+	kiln_tensor *Y = kiln_compute(f.ctx, "Y", 1, &W, unsigned_range_body, &f);
+	kiln_schedule *sch = kiln_schedule_create(f.ctx, 1, &Y);
+	kiln_stage *st = kiln_stage_of(sch, Y);
+	kiln_iter *io, *ii;
+	ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), 4, &io, &ii), 0);
+	ck_assert_int_eq(kiln_vectorize(st, ii), 0);
+	kiln_module *m = kiln_build_schedule(sch, "f", 1, &Y, "llvm");
+	ck_assert_msg(m, "%s", kiln_error(f.ctx));
+	kiln_array *y = tu_guarded_array(1, &W, KILN_F32);
+	ck_assert_int_eq(kiln_module_call(m, "f", &y, 1), 0);
+	for (int64_t i = 0; i < W; i++)
+		ck_assert_msg(((float *)y->data)[i] == (i >= 4 && i < 14 ? 1.0f : 0.0f), "Y[%lld] = %g", (long long)i,
+		              ((float *)y->data)[i]);
+	kiln_array_free(y);
+	kiln_module_free(m);
+	kiln_ctx_free(f.ctx);
 }
 END_TEST
 
@@ -623,6 +683,7 @@ Suite *schedule_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, prim_split);
 	tcase_add_test(tc, strided_vector_loads);
+	tcase_add_test(tc, interleaved_stores_and_unsigned_selects);
 	tcase_add_test(tc, prim_split_reduce_guard);
 	tcase_add_test(tc, prim_fuse_reorder_parallel);
 	tcase_add_test(tc, prim_tile_vectorize_unroll);

@@ -35,6 +35,7 @@ typedef struct {
 	sym *syms;
 	LLVMTypeRef i1, i8, i32, i64, ptr, voidt;
 	int err;
+	bool in_select; /* inside a select given the all-lanes fast path */
 } cg;
 
 static int cg_fail(cg *g, const char *fmt, const char *what)
@@ -546,12 +547,15 @@ static LLVMValueRef gather(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef 
 /* The first and last lanes of an integer ramp with a constant stride, or of a broadcast, in lane order. */
 static bool lane_ends(cg *g, const ir_expr *e, LLVMValueRef *first, LLVMValueRef *last, int64_t *stride)
 {
-	if (e->kind == IR_BROADCAST && ir_is_int(e->type)) {
+	/* signed 64-bit only: an unsigned ramp that crosses zero, or a narrower one that wraps, is not monotonic */
+	if (e->type.code != KILN_INT || e->type.bits != 64)
+		return false;
+	if (e->kind == IR_BROADCAST) {
 		*first = *last = expr(g, e->bcast.value);
 		*stride = 0;
 		return true;
 	}
-	if (e->kind != IR_RAMP || !ir_is_int(e->type) || !ir_is_const_int(e->ramp.stride, stride))
+	if (e->kind != IR_RAMP || !ir_is_const_int(e->ramp.stride, stride))
 		return false;
 	*first = expr(g, e->ramp.base);
 	*last = LLVMBuildAdd(g->b, *first, LLVMConstInt(LLVMTypeOf(*first), (uint64_t)(*stride * (e->type.lanes - 1)), 1), "");
@@ -609,8 +613,10 @@ static LLVMValueRef expr(cg *g, const ir_expr *e)
 	case IR_NOT:
 		return LLVMBuildNot(g->b, expr(g, e->bin.a), "");
 	case IR_SELECT: {
-		LLVMValueRef all = e->type.lanes > 1 ? all_lanes(g, e->sel.cond) : NULL;
+		/* outermost selects only: the true side is emitted twice, so nested ones would double at every level */
+		LLVMValueRef all = e->type.lanes > 1 && !g->in_select ? all_lanes(g, e->sel.cond) : NULL;
 		if (all) {
+			g->in_select = true;
 			/* a padded stage's interior: every lane in range, so only the true side runs (no vector
 			 * compares, no clamped gather); the edges take the full select */
 			LLVMBasicBlockRef fast = new_block(g, "sel.all"), slow = new_block(g, "sel.lanes"), done = new_block(g, "sel.end");
@@ -629,6 +635,7 @@ static LLVMValueRef expr(cg *g, const ir_expr *e)
 			LLVMPositionBuilderAtEnd(g->b, done);
 			LLVMValueRef phi = LLVMBuildPhi(g->b, LLVMTypeOf(v[0]), "");
 			LLVMAddIncoming(phi, v, bb, 2);
+			g->in_select = false;
 			return phi;
 		}
 		LLVMValueRef c = expr(g, e->sel.cond), t = expr(g, e->sel.t), f = expr(g, e->sel.f);
