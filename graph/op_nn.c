@@ -138,7 +138,23 @@ static int conv_window(gr_build *b, window *w, bool transposed)
 }
 
 /*
- * Weight input k of a convolution as Winograd's U (kiln_winograd_weights),
+ * Input k of the node becomes a new constant, data (float32 of shape), named
+ * after v (the constant it replaces) and suffix: its placeholder, or NULL.
+ * v is not used after (adding a value may move the graph's values).
+ */
+static kiln_tensor *replace_weight(gr_build *b, int k, const gr_value *v, const char *suffix, int ndim,
+                                   const int64_t *shape, float *data)
+{
+	int id = gr_add_const(b->g, ir_fmt(b->ctx, "%s.%s", v->name, suffix), KILN_F32, ndim, shape, data);
+	if (id < 0)
+		return NULL;
+	b->in_value[k] = id + 1;
+	b->in[k] = kiln_placeholder(b->ctx, ir_fmt(b->ctx, "v%d_%s", id, suffix), ndim, shape, KILN_F32);
+	return b->in[k];
+}
+
+/*
+ * Weight input 1 of a convolution as Winograd's U (kiln_winograd_weights),
  * when the target is a CPU (where the Winograd schedule lives), the weight
  * a float constant, and the layer one Winograd makes faster: 3x3, stride 1,
  * ungrouped, 16 or more output tiles of 4x4 (a partial last tile is cropped),
@@ -157,14 +173,11 @@ static kiln_tensor *winograd_weight(gr_build *b, const kiln_conv2d_attrs *a, int
 		return NULL;
 	float *u = ir_alloc(b->ctx, sizeof(float) * (size_t)(36 * K * C));
 	kiln_winograd_weights(v->data, K, C, u);
-	int64_t shape[3] = {36, K, C};
-	int id = gr_add_const(b->g, ir_fmt(b->ctx, "%s.winograd", v->name), KILN_F32, 3, shape, u); /* v may move */
-	if (id < 0)
-		return NULL;
-	b->in_value[1] = id + 1;
-	b->in[1] = kiln_placeholder(b->ctx, ir_fmt(b->ctx, "v%d_winograd", id), 3, shape, KILN_F32);
-	return b->in[1];
+	return replace_weight(b, 1, v, "winograd", 3, (int64_t[]){36, K, C}, u);
 }
+
+/* Output extent of a window of k taps (dilated by d) over n inputs padded by p in all, at stride s. */
+static int64_t conv_out(int64_t n, int64_t p, int64_t k, int64_t s, int64_t d) { return (n + p - ((k - 1) * d + 1)) / s + 1; }
 
 /*
  * Weight input 1 of a convolution transposed to [c, r, s, k] for
@@ -176,9 +189,6 @@ static kiln_tensor *winograd_weight(gr_build *b, const kiln_conv2d_attrs *a, int
  * deep, was faster as a GEMM: 0.48 vs 0.57 ms; ResNet-18's, 147 deep, 3.4 ->
  * 2.5 ms; its 7x7 layers 2.8 -> 2.3 ms).
  */
-/* Output extent of a window of k taps (dilated by d) over n inputs padded by p in all, at stride s. */
-static int64_t conv_out(int64_t n, int64_t p, int64_t k, int64_t s, int64_t d) { return (n + p - ((k - 1) * d + 1)) / s + 1; }
-
 static kiln_tensor *kpacked_weight(gr_build *b, const kiln_conv2d_attrs *a, int64_t OW)
 {
 	gr_value *v = gr_input(b, 1);
@@ -189,13 +199,7 @@ static kiln_tensor *kpacked_weight(gr_build *b, const kiln_conv2d_attrs *a, int6
 		return NULL;
 	float *d = ir_alloc(b->ctx, sizeof(float) * (size_t)(K * C * R * S));
 	kiln_conv2d_pack_weights(v->data, K, C, R, S, d);
-	int64_t shape[4] = {C, R, S, K};
-	int id = gr_add_const(b->g, ir_fmt(b->ctx, "%s.kpacked", v->name), KILN_F32, 4, shape, d); /* v may move */
-	if (id < 0)
-		return NULL;
-	b->in_value[1] = id + 1;
-	b->in[1] = kiln_placeholder(b->ctx, ir_fmt(b->ctx, "v%d_kpacked", id), 4, shape, KILN_F32);
-	return b->in[1];
+	return replace_weight(b, 1, v, "kpacked", 4, (int64_t[]){C, R, S, K}, d);
 }
 
 static int conv_build(gr_build *b)
@@ -334,13 +338,7 @@ static kiln_tensor *packed_weight(gr_build *b, int k, int64_t K, int64_t N, int 
 	int64_t nb = kiln_matmul_pack_width(N), shape[3] = {(N + nb - 1) / nb, K, nb};
 	float *d = ir_alloc(b->ctx, sizeof(float) * (size_t)(shape[0] * K * nb));
 	kiln_matmul_pack(v->data, K, N, trans_b, d);
-	const char *name = ir_fmt(b->ctx, "%s.packed", v->name);
-	int id = gr_add_const(b->g, name, KILN_F32, 3, shape, d); /* v may move: not used after */
-	if (id < 0)
-		return NULL;
-	b->in_value[k] = id + 1;
-	b->in[k] = kiln_placeholder(b->ctx, ir_fmt(b->ctx, "v%d_packed", id), 3, shape, KILN_F32);
-	return b->in[k];
+	return replace_weight(b, k, v, "packed", 3, shape, d);
 }
 
 /* ---- Gemm: alpha op(A) op(B) + beta C ---- */
