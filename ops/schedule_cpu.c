@@ -319,7 +319,9 @@ static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *r
 			return -1;
 		out = cons;
 	}
-	if (out->nrel || kiln_set_scope(red, KILN_SCOPE_LOCAL))
+	if (out->nrel)
+		return 0; /* the output placed by hand */
+	if (kiln_set_scope(red, KILN_SCOPE_LOCAL))
 		return -1;
 	const int64_t *sh = out->outs[0]->shape;
 	int64_t K = sh[1], OW = sh[3], vb = 0, rb = 0;
@@ -511,6 +513,8 @@ static int64_t tile_lanes(const cpu_desc *c, int64_t tw)
  */
 static int schedule_wino_in(const cpu_desc *c, sch_schedule *s, sch_stage *v)
 {
+	if (v->attach != ATTACH_ROOT || v->nrel)
+		return 0; /* placed by hand */
 	kiln_iter *e = v->op->axis[0], *ch = v->op->axis[1], *r = v->op->axis[2], *t = v->op->axis[3];
 	kiln_iter *to = NULL, *ti = t, *par, *order[5];
 	int64_t lanes = tile_lanes(c, t->extent);
@@ -548,6 +552,8 @@ static int schedule_wino_in(const cpu_desc *c, sch_schedule *s, sch_stage *v)
  */
 static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
 {
+	if (y->attach != ATTACH_ROOT || y->nrel)
+		return 0; /* placed by hand */
 	sch_stage *o = y, *cons = only_consumer(s, y);
 	if (!y->is_output && cons && cons->is_output && op_is(cons, TAG_INJECTIVE) && !cons->nrel &&
 	    cons->op->naxis == 4 && !memcmp(cons->outs[0]->shape, y->outs[0]->shape, sizeof(int64_t) * 4)) {
@@ -582,6 +588,8 @@ static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
 /* U[e, k, c] from raw weights (the operator-level form): a task per output channel, the 36 cases unrolled */
 static int schedule_wino_weights(sch_stage *u)
 {
+	if (u->attach != ATTACH_ROOT || u->nrel)
+		return 0; /* placed by hand */
 	kiln_iter **ax = u->op->axis;
 	if (kiln_reorder(u, 3, (kiln_iter *[]){ax[1], ax[2], ax[0]}) || kiln_parallel(u, ax[1]) || kiln_unroll(u, ax[0]))
 		return -1;

@@ -217,7 +217,7 @@ int kiln_parallel_for(int64_t n, kiln_parallel_fn fn, void *closure)
  * in a 64-byte header, which keeps the data 64-byte aligned.
  */
 #define WS_SLOTS 8
-#define WS_KEEP ((size_t)256 << 20)
+#define WS_KEEP ((size_t)64 << 20) /* bytes kept at most (ResNet-18's largest workspace is under 2 MB) */
 
 static pthread_mutex_t ws_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *ws_block[WS_SLOTS];
