@@ -197,12 +197,21 @@ static int schedule_tiled(const cpu_desc *c, sch_stage *out, sch_stage *red, int
 	return 0;
 }
 
+/* st's only reader when that is an elementwise output of st's shape not yet scheduled (an epilogue), else NULL. */
+static sch_stage *epilogue_of(sch_schedule *s, sch_stage *st)
+{
+	sch_stage *c = only_consumer(s, st);
+	return !st->is_output && c && c->is_output && op_is(c, TAG_INJECTIVE) && c->op->naxis == st->op->naxis &&
+	               !memcmp(c->outs[0]->shape, st->outs[0]->shape, sizeof(int64_t) * st->op->naxis) && !c->nrel
+	           ? c
+	           : NULL;
+}
+
 /* The stage that will hold the reduction's block: an epilogue consumer, or a cache. */
 static int local_pair(sch_schedule *s, sch_stage *st, sch_stage **out, sch_stage **red)
 {
-	sch_stage *c = only_consumer(s, st);
-	if (!st->is_output && c && c->is_output && op_is(c, TAG_INJECTIVE) && c->op->naxis == st->op->naxis &&
-	    !memcmp(c->outs[0]->shape, st->outs[0]->shape, sizeof(int64_t) * st->op->naxis) && !c->nrel) {
+	sch_stage *c = epilogue_of(s, st);
+	if (c) {
 		*out = c;
 		*red = st;
 		return kiln_set_scope(st, KILN_SCOPE_LOCAL);
@@ -312,9 +321,7 @@ static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *r
 	sch_stage *out = only_consumer(s, red), *cons;
 	if (!out || !op_is(out, TAG_INJECTIVE) || out->op->naxis != 4 || red->attach != ATTACH_ROOT || red->nrel)
 		return 0; /* placed by hand */
-	cons = only_consumer(s, out);
-	if (!out->is_output && cons && cons->is_output && op_is(cons, TAG_INJECTIVE) && !cons->nrel &&
-	    cons->op->naxis == 4 && !memcmp(cons->outs[0]->shape, out->outs[0]->shape, sizeof(int64_t) * 4)) {
+	if ((cons = epilogue_of(s, out))) {
 		if (kiln_compute_inline(out))
 			return -1;
 		out = cons;
@@ -383,11 +390,11 @@ static int schedule_conv_klanes(const cpu_desc *c, sch_schedule *s, sch_stage *r
 	return 0;
 }
 
-/* Lanes along a row of w: a power of two up to two registers or 16, the last vector shifted inwards (14
+/* The largest power of two up to both w and most: vectors along a row, the last one shifted inwards (14
  * lanes, a divisor of 56, made LLVM split every vector into 8 + 4 + 2) */
-static int64_t pow2_lanes(const cpu_desc *c, int64_t w)
+static int64_t pow2_lanes(int64_t w, int64_t most)
 {
-	int64_t most = 2 * c->vec < 16 ? 2 * c->vec : 16, l = 1;
+	int64_t l = 1;
 	while (2 * l <= w && 2 * l <= most)
 		l *= 2;
 	return l;
@@ -400,7 +407,8 @@ static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	if (rc)
 		return rc < 0 ? -1 : 0;
 	const int64_t *sh = out->outs[0]->shape;
-	int64_t w = sh[3], vb = c->vecs && (int64_t)c->vecs * c->vec < w ? c->vecs * c->vec : pow2_lanes(c, w);
+	int64_t w = sh[3], most = 2 * c->vec < 16 ? 2 * c->vec : 16;
+	int64_t vb = c->vecs && (int64_t)c->vecs * c->vec < w ? c->vecs * c->vec : pow2_lanes(w, most);
 	/* a few output rows per block: each weight broadcast once for all of them, and the input rows they
 	 * share loaded once (MobileNetV2's 56x56 depthwise layer: 0.34 -> 0.21 ms with 4 rows) */
 	int64_t nv = (vb + c->vec - 1) / c->vec, rb = c->acc / nv;
@@ -492,20 +500,6 @@ static int schedule_global_pool(sch_stage *st)
 /* ---- Winograd (ops/nn.c): the transforms unrolled over their small-matrix indices ---- */
 
 /*
- * Vector lanes along a row of tw tiles: a power of two up to one register,
- * the last vector of a row shifted inwards. A whole row of 14 tiles as one
- * vector of 14 lanes made LLVM split every load and shuffle into pieces
- * (and take 0.6 s per convolution to compile).
- */
-static int64_t tile_lanes(const cpu_desc *c, int64_t tw)
-{
-	int64_t l = 1;
-	while (2 * l <= tw && 2 * l <= c->vec)
-		l *= 2;
-	return l;
-}
-
-/*
  * V[e, c, r, t] = (B^T d B)[e]: one parallel task per (channel, tile row);
  * its 36 cases unrolled over a vector of tiles, from B^T d (T) made at the
  * same point in registers. Each input element is loaded once per case of
@@ -517,7 +511,7 @@ static int schedule_wino_in(const cpu_desc *c, sch_schedule *s, sch_stage *v)
 		return 0; /* placed by hand */
 	kiln_iter *e = v->op->axis[0], *ch = v->op->axis[1], *r = v->op->axis[2], *t = v->op->axis[3];
 	kiln_iter *to = NULL, *ti = t, *par, *order[5];
-	int64_t lanes = tile_lanes(c, t->extent);
+	int64_t lanes = pow2_lanes(t->extent, c->vec); /* one register: 14 lanes took 0.6 s to compile */
 	if (t->extent > lanes && kiln_split(v, t, lanes, &to, &ti))
 		return -1;
 	int k = 0;
@@ -554,9 +548,8 @@ static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
 {
 	if (y->attach != ATTACH_ROOT || y->nrel)
 		return 0; /* placed by hand */
-	sch_stage *o = y, *cons = only_consumer(s, y);
-	if (!y->is_output && cons && cons->is_output && op_is(cons, TAG_INJECTIVE) && !cons->nrel &&
-	    cons->op->naxis == 4 && !memcmp(cons->outs[0]->shape, y->outs[0]->shape, sizeof(int64_t) * 4)) {
+	sch_stage *o = y, *cons = epilogue_of(s, y);
+	if (cons) {
 		if (kiln_compute_inline(y))
 			return -1;
 		o = cons;
@@ -564,7 +557,7 @@ static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
 	kiln_iter **ax = o->op->axis, *th, *i, *tw, *j, *two = NULL, *twi, *par, *order[7];
 	if (kiln_split(o, ax[2], 4, &th, &i) || kiln_split(o, ax[3], 4, &tw, &j))
 		return -1;
-	int64_t lanes = tile_lanes(c, tw->extent);
+	int64_t lanes = pow2_lanes(tw->extent, c->vec);
 	twi = tw;
 	if (tw->extent > lanes && kiln_split(o, tw, lanes, &two, &twi))
 		return -1;

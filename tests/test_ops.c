@@ -12,6 +12,7 @@
 
 #include "ir/ir.h"
 #include "kiln/ops.h"
+#include "reference.h"
 #include "schedule/schedule.h"
 #include "testutil.h"
 
@@ -249,25 +250,15 @@ END_TEST
 /* x[i] for a weight index: varied, repeatable, in [-1, 1] */
 static float weight_at(int64_t i) { return (float)((i * 7919) % 201) / 100.0f - 1.0f; }
 
-/* Y = conv(X, W) by plain loops (stride st, padding p on every side), into want (N*K*OH*OW doubles). */
-static void conv_ref(const float *x, const float *w, int64_t N, int64_t C, int64_t H, int64_t Wd, int64_t K, int64_t R,
-                     int64_t S, int64_t st, int64_t p, double *want)
+/* want = the independent reference's conv2d (tests/reference.c) of x and the raw weights w [K, C, R, S] */
+static void conv_ref(const kiln_array *x, float *w, int64_t K, int64_t R, int64_t S, int64_t st, int64_t p,
+                     const kiln_array *y, double *want)
 {
-	int64_t OH = (H + 2 * p - R) / st + 1, OW = (Wd + 2 * p - S) / st + 1;
-	for (int64_t n = 0; n < N; n++)
-		for (int64_t k = 0; k < K; k++)
-			for (int64_t oh = 0; oh < OH; oh++)
-				for (int64_t ow = 0; ow < OW; ow++) {
-					double v = 0;
-					for (int64_t c = 0; c < C; c++)
-						for (int64_t r = 0; r < R; r++)
-							for (int64_t q = 0; q < S; q++) {
-								int64_t ih = oh * st - p + r, iw = ow * st - p + q;
-								if (ih >= 0 && ih < H && iw >= 0 && iw < Wd)
-									v += (double)x[((n * C + c) * H + ih) * Wd + iw] * w[((k * C + c) * R + r) * S + q];
-							}
-					want[((n * K + k) * OH + oh) * OW + ow] = v;
-				}
+	char attrs[64], err[256];
+	snprintf(attrs, sizeof attrs, "stride=%lld,pad=%lld", (long long)st, (long long)p);
+	kiln_array *wa = kiln_array_wrap(w, 4, (int64_t[]){K, x->shape[1], R, S}, KILN_F32);
+	ck_assert_msg(!ref_eval("conv2d", attrs, 2, (const kiln_array *[]){x, wa}, y, want, err, sizeof err), "%s", err);
+	kiln_array_free(wa);
 }
 
 /*
@@ -299,7 +290,7 @@ START_TEST(kpacked_packed)
 			w[i] = weight_at(i);
 		kiln_conv2d_pack_weights(w, K, C, R, R, wt->data);
 		double *want = malloc(sizeof(double) * (size_t)(N * K * OH * OW));
-		conv_ref(x->data, w, N, C, H, Wd, K, R, R, st, p, want);
+		conv_ref(x, w, K, R, R, st, p, y, want);
 		memset(y->data, 0xff, sizeof(float) * (size_t)(N * K * OH * OW)); /* NaN poison */
 		ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){x, wt, y}, 3), 0);
 		ck_assert(tu_guard_intact("Y", y));
@@ -346,7 +337,7 @@ START_TEST(winograd_transformed)
 			w[i] = weight_at(i);
 		kiln_winograd_weights(w, K, C, u->data);
 		double *want = malloc(sizeof(double) * (size_t)(N * K * OH * OW));
-		conv_ref(x->data, w, N, C, H, Wd, K, 3, 3, 1, p, want);
+		conv_ref(x, w, K, 3, 3, 1, p, y, want);
 		memset(y->data, 0xff, sizeof(float) * (size_t)(N * K * OH * OW)); /* NaN poison */
 		ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){x, u, y}, 3), 0);
 		ck_assert(tu_guard_intact("Y", y));
