@@ -582,6 +582,15 @@ kiln_func *kiln_lower(kiln_schedule *s, const char *name, int nargs, kiln_tensor
 	trace_pass(trace, "double_buffer", st);
 	st = ir_simplify(ctx, NULL, st);
 	trace_pass(trace, "simplify", st);
+	bool split;
+	st = ir_partition_loops(ctx, st, &split);
+	if (!st)
+		return NULL;
+	if (split) {
+		trace_pass(trace, "partition_loops", st);
+		st = ir_simplify(ctx, NULL, st);
+		trace_pass(trace, "simplify", st);
+	}
 	st = ir_vectorize(ctx, st);
 	if (!st)
 		return NULL;

@@ -96,6 +96,8 @@ ir_stmt *ir_inject_double_buffer(kiln_ctx *ctx, ir_stmt *s);
 ir_stmt *ir_flatten(sch_schedule *sch, ir_stmt *s, int nargs, ir_tensor *const *args, ir_buffer **bufs);
 ir_stmt *ir_vectorize(kiln_ctx *ctx, ir_stmt *s);
 ir_stmt *ir_unroll(kiln_ctx *ctx, ir_stmt *s);
+/* changed: whether any loop was split (the result then wants a simplify). */
+ir_stmt *ir_partition_loops(kiln_ctx *ctx, ir_stmt *s, bool *changed);
 
 /* Reads against extents under their conditions (reads.c): refuses provably
  * out-of-bounds reads; turns selects whose sides are in bounds only under
