@@ -403,7 +403,8 @@ static conv_args *conv_begin(kiln_ctx *ctx, const char *op, kiln_tensor *X, kiln
 	return c;
 }
 
-kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
+static kiln_tensor *conv2d_form(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs,
+                                bool direct)
 {
 	conv_args *c = conv_begin(ctx, "conv2d", X, W, attrs, 4);
 	if (!c)
@@ -429,9 +430,19 @@ kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const
 	 * blocks wins (56x56: 96, GEMM 81-87) */
 	/* strided: the direct form's vectors would gather every other input column
 	 * (ResNet-18's 7x7/2 stem, AVX-512, one core: direct 9.6 ms, GEMM form 3.5) */
-	if (g == 1 && (ow < 32 || c->a.stride[1] > 1))
+	if (g == 1 && !direct && (ow < 32 || c->a.stride[1] > 1))
 		return conv_as_gemm(ctx, c, oh, ow);
 	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){X->shape[0], K, oh, ow}, conv_body, c), TAG_CONV);
+}
+
+kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
+{
+	return conv2d_form(ctx, X, W, attrs, false);
+}
+
+kiln_tensor *kiln_op_conv2d_direct(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs)
+{
+	return conv2d_form(ctx, X, W, attrs, true);
 }
 
 /*

@@ -307,6 +307,50 @@ START_TEST(kpacked_packed)
 END_TEST
 
 /*
+ * The direct form forced where kiln_op_conv2d would take the GEMM form
+ * (what the model compiler picks for a CPU's strided stems): strides 2 and
+ * 3 read with chunked vector loads, rows of whole and shifted vectors, a
+ * batch, against plain loops.
+ */
+START_TEST(direct_strided)
+{
+	static const struct {
+		int64_t N, C, H, W, K, R, st, pad;
+	} cases[] = {{1, 3, 69, 70, 32, 3, 2, 1}, {1, 3, 64, 75, 16, 3, 2, 0}, {2, 5, 20, 68, 8, 5, 3, 2}};
+	for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+		int64_t N = cases[t].N, C = cases[t].C, H = cases[t].H, Wd = cases[t].W, K = cases[t].K, R = cases[t].R;
+		int64_t st = cases[t].st, p = cases[t].pad, OH = (H + 2 * p - R) / st + 1, OW = (Wd + 2 * p - R) / st + 1;
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_conv2d_attrs a = {{st, st}, {p, p, p, p}, {1, 1}, 1};
+		kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){N, C, H, Wd}, KILN_F32);
+		kiln_tensor *W = kiln_placeholder(ctx, "W", 4, (int64_t[]){K, C, R, R}, KILN_F32);
+		kiln_tensor *Y = kiln_op_conv2d_direct(ctx, X, W, &a);
+		ck_assert_msg(Y && Y->op->tag && !strcmp(Y->op->tag, "conv2d"), "want the direct form: %s", kiln_error(ctx));
+		kiln_module *m = kiln_build_schedule(kiln_schedule_cpu(ctx, 1, &Y), "f", 3, (kiln_tensor *[]){X, W, Y}, "llvm");
+		ck_assert_msg(m, "%s", kiln_error(ctx));
+		kiln_array *x = tu_guarded_array(4, (int64_t[]){N, C, H, Wd}, KILN_F32);
+		kiln_array *w = tu_guarded_array(4, (int64_t[]){K, C, R, R}, KILN_F32);
+		kiln_array *y = tu_guarded_array(4, (int64_t[]){N, K, OH, OW}, KILN_F32);
+		kiln_array_fill_random(x, 31 + t, -1, 1);
+		for (int64_t i = 0; i < K * C * R * R; i++)
+			((float *)w->data)[i] = weight_at(i);
+		double *want = malloc(sizeof(double) * (size_t)(N * K * OH * OW));
+		conv_ref(x, w->data, K, R, R, st, p, y, want);
+		memset(y->data, 0xff, sizeof(float) * (size_t)(N * K * OH * OW)); /* NaN poison */
+		ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){x, w, y}, 3), 0);
+		ck_assert(tu_guard_intact("Y", y));
+		ck_assert_msg(tu_compare_ref("direct", y, want) >= 0, "case %zu", t);
+		free(want);
+		kiln_array_free(x);
+		kiln_array_free(w);
+		kiln_array_free(y);
+		kiln_module_free(m);
+		kiln_ctx_free(ctx);
+	}
+}
+END_TEST
+
+/*
  * Winograd with weights transformed ahead (what the model compiler does):
  * kiln_winograd_weights, then the operator on the 36 x K x C result, against
  * a plain direct convolution written here. Partial tiles, no padding, a batch.
@@ -374,6 +418,7 @@ Suite *ops_suite(void)
 	tcase_add_test(tc, op_attrs);
 	tcase_add_test(tc, winograd_transformed);
 	tcase_add_test(tc, kpacked_packed);
+	tcase_add_test(tc, direct_strided);
 	tcase_add_test(tc, pool_input_with_two_readers);
 	tcase_add_loop_test(tc, op_default_other_cpus, 0, 2 * kiln_num_ops());
 	tcase_add_test(tc, targets_size_schedules);

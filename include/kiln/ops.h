@@ -40,6 +40,13 @@ typedef struct {
 /* X [n, c, h, w], W [k, c/groups, r, s] -> [n, k, oh, ow]. */
 kiln_tensor *kiln_op_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a);
 /*
+ * The same convolution, always in the direct form (kiln_op_conv2d takes a
+ * GEMM form for rows under 32 columns and for strides). CPU targets read a
+ * strided row with whole-vector loads and shuffles, which makes the direct
+ * form the faster one for wide strided rows of few input channels (a stem).
+ */
+kiln_tensor *kiln_op_conv2d_direct(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a);
+/*
  * An ungrouped convolution whose CPU schedule puts output channels in the
  * vector lanes (for rows too short, or strided, for vectors along them). W is
  * [k, c, r, s], or with `packed` the [c, r, s, k] that
