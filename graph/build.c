@@ -306,11 +306,21 @@ kiln_module *gr_build_module(kiln_graph *g, const char *target)
 {
 	kiln_ctx *ctx = g->ctx;
 	g->prepack = !strcmp(target, "llvm") || !strcmp(target, "wasm");
+	/* their runtimes place every intermediate in one arena (the host's, or
+	 * wasm memory), so a Concat planned in place has nothing left to do; the
+	 * GPU devices give each intermediate a buffer of its own and keep it */
+	bool arena = g->prepack;
 	kiln_func **funcs = ir_alloc(ctx, sizeof *funcs * (g->ngroup + 1));
 	int **stepargs = ir_alloc(ctx, sizeof(int *) * (g->ngroup + 1));
 	int *nstepargs = ir_alloc(ctx, sizeof(int) * (g->ngroup + 1));
-	for (int s = 0; s < g->ngroup; s++) {
-		gr_group *gp = &g->groups[s];
+	int nstep = 0;
+	const char **stepfn = ir_alloc(ctx, sizeof(char *) * (g->ngroup + 1));
+	for (int i = 0; i < g->ngroup; i++) {
+		gr_group *gp = &g->groups[i];
+		if (arena && gp->in_place)
+			continue;
+		int s = nstep++;
+		stepfn[s] = gp->fn;
 		group_build gb;
 		kiln_tensor *outs[GR_MAX_OUT];
 		if (group_tensors(g, gp, &gb, outs))
@@ -350,7 +360,7 @@ kiln_module *gr_build_module(kiln_graph *g, const char *target)
 	}
 	/* "webgpu-cpu" is WGSL under the schedule for CPU-emulated adapters */
 	const char *cg = !strcmp(target, "webgpu-cpu") ? "webgpu" : target;
-	kiln_module *m = g->ngroup ? kiln_build(ctx, g->ngroup, funcs, cg) : rt_module_new(cg);
+	kiln_module *m = nstep ? kiln_build(ctx, nstep, funcs, cg) : rt_module_new(cg);
 	if (!m)
 		return NULL;
 
@@ -370,7 +380,7 @@ kiln_module *gr_build_module(kiln_graph *g, const char *target)
 		plan_value(g, &pv, g->inputs[i]);
 	for (int i = 0; i < g->noutput; i++)
 		plan_value(g, &pv, g->outputs[i]);
-	for (int s = 0; s < g->ngroup; s++)
+	for (int s = 0; s < nstep; s++)
 		for (int a = 0; a < nstepargs[s]; a++)
 			plan_value(g, &pv, stepargs[s][a]);
 
@@ -412,9 +422,9 @@ kiln_module *gr_build_module(kiln_graph *g, const char *target)
 	put_u(&w, (uint64_t)g->noutput, 4);
 	for (int i = 0; i < g->noutput; i++)
 		put_u(&w, (uint64_t)pv.index[g->outputs[i]], 4);
-	put_u(&w, (uint64_t)g->ngroup, 4);
-	for (int s = 0; s < g->ngroup; s++) {
-		put_str(&w, g->groups[s].fn);
+	put_u(&w, (uint64_t)nstep, 4);
+	for (int s = 0; s < nstep; s++) {
+		put_str(&w, stepfn[s]);
 		put_u(&w, (uint64_t)nstepargs[s], 4);
 		for (int a = 0; a < nstepargs[s]; a++)
 			put_u(&w, (uint64_t)pv.index[stepargs[s][a]], 4);

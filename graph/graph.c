@@ -157,7 +157,7 @@ void gr_print(const kiln_graph *g, const char *title, FILE *out)
 		if (n->dead)
 			continue;
 		if (n->group >= 0)
-			fprintf(out, "  [k%d] ", n->group);
+			fprintf(out, "  [k%d%s] ", n->group, g->groups[n->group].in_place ? ", in place" : "");
 		else
 			fprintf(out, "  ");
 		for (int k = 0; k < n->nout; k++) {

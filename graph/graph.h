@@ -11,7 +11,8 @@
  *   simplify.c Identity / Dropout vanish; BatchNormalization
  *             folds into the convolution before it
  *   fuse.c    elementwise consumers join their producer's group
- *   plan.c    liveness-based buffer reuse for intermediates
+ *   plan.c    liveness-based buffer reuse for intermediates; a Concat's
+ *             inputs placed inside its output (no copy)
  *   build.c   one tensor-expression function per group, lowered and built
  *
  * Everything lives in the context's arena and dies with it.
@@ -73,6 +74,10 @@ typedef struct {
 	int nout;              /* the values it writes (several for Split) */
 	int *outs;
 	const char *fn;        /* its function in the module */
+	/* plan.c: a lone Concat whose inputs' producers write straight into
+	 * their slices of its output; targets that address intermediates by
+	 * arena offset (llvm, wasm) run no kernel for it */
+	bool in_place;
 } gr_group;
 
 struct kiln_graph {

@@ -6,6 +6,13 @@
  * Offsets are placed first-fit among the values live at the same time
  * (largest first, as onnxruntime's and TVM's planners order them), so the
  * arena is the peak of what is live, not the sum of every intermediate.
+ *
+ * A Concat along an axis with only 1s before it is one contiguous run of its
+ * inputs, one after another. Where each input is an intermediate only this
+ * Concat gathers, it is placed at its slice of the Concat's output: its
+ * producer writes there, the copy disappears (SqueezeNet's eight fire
+ * modules end in one), and the output's lifetime widens to cover the
+ * inputs' (written earlier, maybe read later).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,17 +41,68 @@ static int by_offset(const void *a, const void *b)
 	return (*x)->offset < (*y)->offset ? -1 : (*x)->offset > (*y)->offset;
 }
 
+/*
+ * Marks group s in place when it is a lone Concat whose inputs can live in
+ * its output (see above): alias[v] gets the output, at[v] the byte offset,
+ * and the output's lifetime takes in the inputs'.
+ */
+static void concat_in_place(kiln_graph *g, int s, int *first, int *last, int *alias, int64_t *at)
+{
+	gr_group *gp = &g->groups[s];
+	const gr_node *n = &g->nodes[gp->nodes[0]];
+	if (gp->n != 1 || strcmp(n->op, "Concat") || n->nout != 1 || gp->nout != 1 || gp->outs[0] != n->out[0])
+		return;
+	int o = n->out[0];
+	const gr_value *y = &g->values[o];
+	if (y->is_output || y->is_input || y->data || alias[o] >= 0)
+		return;
+	int64_t axis = gr_attr_int(n, "axis", 1);
+	if (axis < 0)
+		axis += y->ndim;
+	for (int d = 0; d < axis && d < y->ndim; d++)
+		if (y->shape[d] != 1)
+			return;
+	for (int k = 0; k < n->nin; k++) {
+		int v = n->in[k];
+		const gr_value *x = v >= 0 ? &g->values[v] : NULL;
+		/* written by an earlier kernel, one slice only, not a Concat's output in turn */
+		if (!x || x->is_output || x->is_input || x->data || first[v] < 0 || first[v] >= s || alias[v] >= 0 ||
+		    x->dtype.bits != y->dtype.bits || x->dtype.lanes != y->dtype.lanes)
+			return;
+		for (int j = 0; j < k; j++)
+			if (n->in[j] == v)
+				return;
+		for (int t = 0; t < g->ngroup; t++)
+			if (g->groups[t].in_place && g->groups[t].outs[0] == v)
+				return;
+	}
+	int64_t off = 0;
+	for (int k = 0; k < n->nin; k++) {
+		int v = n->in[k];
+		alias[v] = o;
+		at[v] = off;
+		off += (int64_t)gr_bytes(&g->values[v]);
+		if (first[v] < first[o])
+			first[o] = first[v];
+		if (last[v] > last[o])
+			last[o] = last[v];
+	}
+	gp->in_place = true;
+}
+
 int gr_plan(kiln_graph *g)
 {
 	int *first = calloc(g->nvalue, sizeof(int)), *last = calloc(g->nvalue, sizeof(int));
+	int *alias = calloc(g->nvalue, sizeof(int));
+	int64_t *at = calloc(g->nvalue, sizeof(int64_t));
 	interval *iv = calloc(g->nvalue + 1, sizeof *iv);
 	const interval **placed = calloc(g->nvalue + 1, sizeof *placed);
-	if (!first || !last || !iv || !placed) {
-		free(first), free(last), free(iv), free(placed);
+	if (!first || !last || !alias || !at || !iv || !placed) {
+		free(first), free(last), free(alias), free(at), free(iv), free(placed);
 		return ir_error(g->ctx, "%s: out of memory planning buffers", g->what);
 	}
 	for (int v = 0; v < g->nvalue; v++)
-		first[v] = last[v] = -1;
+		first[v] = last[v] = alias[v] = -1;
 	for (int s = 0; s < g->ngroup; s++) {
 		gr_group *gp = &g->groups[s];
 		for (int k = 0; k < gp->nout; k++)
@@ -56,6 +114,8 @@ int gr_plan(kiln_graph *g)
 					last[n->in[k]] = s;
 		}
 	}
+	for (int s = 0; s < g->ngroup; s++)
+		concat_in_place(g, s, first, last, alias, at);
 	int niv = 0;
 	g->unplanned_bytes = 0;
 	for (int v = 0; v < g->nvalue; v++) {
@@ -63,6 +123,10 @@ int gr_plan(kiln_graph *g)
 		if (first[v] < 0 || x->is_output || x->is_input || x->data)
 			continue;
 		int64_t size = ((int64_t)gr_bytes(x) + ALIGN - 1) / ALIGN * ALIGN;
+		if (alias[v] >= 0) {
+			g->unplanned_bytes += size; /* the comparison stays "every intermediate apart" */
+			continue;
+		}
 		iv[niv++] = (interval){v, first[v], last[v] < first[v] ? first[v] : last[v], size ? size : ALIGN, 0};
 		g->unplanned_bytes += size;
 	}
@@ -90,6 +154,9 @@ int gr_plan(kiln_graph *g)
 		if (at + iv[i].size > g->arena_bytes)
 			g->arena_bytes = at + iv[i].size;
 	}
-	free(first), free(last), free(iv), free(placed);
+	for (int v = 0; v < g->nvalue; v++)
+		if (alias[v] >= 0)
+			g->offset[v] = g->offset[alias[v]] + at[v];
+	free(first), free(last), free(alias), free(at), free(iv), free(placed);
 	return 0;
 }

@@ -317,6 +317,133 @@ static kiln_module *compile(kiln_ctx *ctx, const char *target, kiln_graph **gout
 
 static const char *targets[] = {"llvm", "opencl", "webgl"};
 
+/*
+ * Two Concats along channels: cat = [relu(conv(x) + b1); conv(x)] gathers
+ * two kernels' outputs, which the planner places inside it (no copy);
+ * cat2 = [conv(x); x] reads the graph input and a value cat already holds,
+ * so it stays a copy. y = relu(cat), y2 = relu(cat2).
+ */
+static uint8_t *concat_model_bytes(size_t *size)
+{
+	static const int64_t dw1[] = {C1, C0, 3, 3}, dc[] = {C1}, pads[] = {1, 1, 1, 1};
+	static const char *in_c1[] = {"x", "w1", "b1"}, *in_r1[] = {"c1"}, *in_c2[] = {"x", "w1"},
+	                  *in_cat[] = {"r1", "c2"}, *in_y[] = {"cat"}, *in_cat2[] = {"c2", "x"}, *in_y2[] = {"cat2"};
+	Onnx__AttributeProto *a[4] = {attr_ints("pads", 4, pads), attr_ints("pads", 4, pads), attr_int("axis", 1),
+	                              attr_int("axis", 1)};
+	Onnx__NodeProto *nodes[] = {
+		node("Conv", 3, in_c1, "c1", 1, &a[0]),   node("Relu", 1, in_r1, "r1", 0, NULL),
+		node("Conv", 2, in_c2, "c2", 1, &a[1]),   node("Concat", 2, in_cat, "cat", 1, &a[2]),
+		node("Relu", 1, in_y, "y", 0, NULL),      node("Concat", 2, in_cat2, "cat2", 1, &a[3]),
+		node("Relu", 1, in_y2, "y2", 0, NULL),
+	};
+	Onnx__TensorProto *inits[] = {tensor("w1", 4, dw1, &w1[0][0][0][0]), tensor("b1", 1, dc, b1)};
+	int64_t xd[] = {1, C0, H, W}, yd[] = {1, 2 * C1, H, W}, y2d[] = {1, C1 + C0, H, W};
+	Onnx__ValueInfoProto *ins[] = {value("x", 4, xd)}, *outs[] = {value("y", 4, yd), value("y2", 4, y2d)};
+	Onnx__GraphProto g;
+	onnx__graph_proto__init(&g);
+	g.name = "concat";
+	g.n_node = sizeof nodes / sizeof *nodes;
+	g.node = nodes;
+	g.n_initializer = 2;
+	g.initializer = inits;
+	g.n_input = 1;
+	g.input = ins;
+	g.n_output = 2;
+	g.output = outs;
+	Onnx__OperatorSetIdProto op;
+	onnx__operator_set_id_proto__init(&op);
+	op.domain = "";
+	op.has_version = 1;
+	op.version = 13;
+	Onnx__OperatorSetIdProto *ops[] = {&op};
+	Onnx__ModelProto m;
+	onnx__model_proto__init(&m);
+	m.has_ir_version = 1;
+	m.ir_version = 7;
+	m.n_opset_import = 1;
+	m.opset_import = ops;
+	m.graph = &g;
+	*size = onnx__model_proto__get_packed_size(&m);
+	uint8_t *buf = malloc(*size);
+	onnx__model_proto__pack(&m, buf);
+	for (size_t i = 0; i < g.n_node; i++) {
+		free(nodes[i]->output);
+		free(nodes[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		free(a[i]);
+	for (size_t i = 0; i < g.n_initializer; i++)
+		free(inits[i]);
+	Onnx__ValueInfoProto *vs[] = {ins[0], outs[0], outs[1]};
+	for (int i = 0; i < 3; i++) {
+		Onnx__TensorShapeProto *sh = vs[i]->type->tensor_type->shape;
+		for (size_t d = 0; d < sh->n_dim; d++)
+			free(sh->dim[d]);
+		free(sh->dim), free(sh), free(vs[i]->type->tensor_type), free(vs[i]->type), free(vs[i]);
+	}
+	return buf;
+}
+
+/*
+ * The Concat planned in place: printed so, its kernel gone on llvm (the
+ * arena holds it) and kept on opencl and webgl (a buffer per value); the
+ * outputs of both Concats, poisoned first, match plain loops on each target.
+ */
+START_TEST(concat_in_place)
+{
+	init_weights();
+	kiln_ctx *ctx = kiln_ctx_new();
+	size_t n;
+	uint8_t *bytes = concat_model_bytes(&n);
+	kiln_onnx_model *om = kiln_onnx_load_bytes(ctx, bytes, n, "concat.onnx");
+	free(bytes);
+	ck_assert_msg(om, "%s", kiln_error(ctx));
+	kiln_graph *g = kiln_onnx_import(ctx, om, 0, NULL);
+	kiln_onnx_free(om);
+	ck_assert_msg(g, "%s", kiln_error(ctx));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	kiln_module *mod = kiln_graph_compile(g, targets[_i], mem);
+	fclose(mem);
+	ck_assert_msg(mod, "%s", kiln_error(ctx));
+	const char *at = strstr(text, ", in place] %cat:");
+	ck_assert_msg(at && !strstr(at + 12, "in place"), "want cat, and only cat, in place:\n%s", text);
+	free(text);
+	/* conv, conv, Concat, Relu, Concat, Relu */
+	ck_assert_int_eq(kiln_module_num_functions(mod), _i == 0 ? 5 : 6);
+	kiln_model *m = kiln_model_from_module(mod);
+	ck_assert_msg(m, "%s", kiln_rt_last_error());
+	kiln_array *x = kiln_array_empty(4, (int64_t[]){1, C0, H, W}, KILN_F32);
+	kiln_array_fill_random(x, 11, -1, 1);
+	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
+	for (int o = 0; o < 2; o++) {
+		const kiln_array *y = kiln_model_get_output(m, o);
+		memset(y->data, 0xff, sizeof(float) * (size_t)kiln_array_numel(y)); /* NaN poison */
+	}
+	ck_assert_msg(!kiln_model_run(m), "%s", kiln_rt_last_error());
+	static float c1[C1 * H * W], c2[C1 * H * W];
+	conv3x3(C0, C1, x->data, &w1[0][0][0][0], b1, c1);
+	conv3x3(C0, C1, x->data, &w1[0][0][0][0], NULL, c2);
+	const float *y = kiln_model_get_output(m, 0)->data, *y2 = kiln_model_get_output(m, 1)->data;
+	const float *xs = x->data;
+	for (int p = 0; p < 2 * C1 * H * W; p++) {
+		float v = p < C1 * H * W ? c1[p] : c2[p - C1 * H * W];
+		v = v > 0 ? v : 0;
+		ck_assert_msg(fabsf(y[p] - v) <= 1e-4f + 1e-4f * fabsf(v), "%s: y[%d] = %g, want %g", targets[_i], p, y[p], v);
+	}
+	for (int p = 0; p < (C1 + C0) * H * W; p++) {
+		float v = p < C1 * H * W ? c2[p] : xs[p - C1 * H * W];
+		v = v > 0 ? v : 0;
+		ck_assert_msg(fabsf(y2[p] - v) <= 1e-4f + 1e-4f * fabsf(v), "%s: y2[%d] = %g, want %g", targets[_i], p, y2[p],
+		              v);
+	}
+	kiln_array_free(x);
+	kiln_model_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(residual_network)
 {
 	init_weights();
@@ -609,6 +736,7 @@ int main(void)
 	TCase *tc = tcase_create("graph");
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, residual_network, 0, 3);
+	tcase_add_loop_test(tc, concat_in_place, 0, 3);
 	tcase_add_test(tc, saved_and_loaded);
 	tcase_add_test(tc, group_visits);
 	tcase_add_test(tc, symbolic_batch);
