@@ -500,7 +500,9 @@ START_TEST(misuse_lowering)
 }
 END_TEST
 
-/* ---- vector loads with a constant stride, and clamped ones ---- */
+/* ---- vector loads with a constant stride, and clamped ones (on x86 with AVX
+ * the lanes at a clamped edge come from masked loads, elsewhere a gather;
+ * the guard page after X catches a read past its last element) ---- */
 
 typedef struct {
 	kiln_tensor *X;
@@ -538,7 +540,7 @@ START_TEST(strided_vector_loads)
 	long page = sysconf(_SC_PAGESIZE);
 	static const int lanes[] = {4, 8, 14, 16};
 	for (int clamp = -1; clamp <= 1; clamp++)
-		for (int64_t s = 2; s <= 4; s++)
+		for (int64_t s = 1; s <= 4; s++)
 			for (size_t l = 0; l < sizeof lanes / sizeof *lanes; l++) {
 				/* a row that is not whole vectors: the last one shifted inwards */
 				int64_t W = 3 * lanes[l] + 1, len = s * W;

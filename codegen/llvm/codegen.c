@@ -397,25 +397,50 @@ static int64_t small_stride(const ir_expr *ix)
  * vector ends at the last lane's element, so nothing past what the gather
  * would have read is touched.
  */
-static LLVMValueRef strided_load(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef base, int64_t s)
+/* n lanes at p: a plain load, or with a masked load only the lanes whose index idx0 + i lies in [lo, hi] (either bound NULL) */
+static LLVMValueRef chunk_load(cg *g, const ir_buffer *buf, LLVMTypeRef vt, int n, LLVMValueRef p, LLVMValueRef idx0,
+                               LLVMValueRef lo, LLVMValueRef hi)
 {
-	int n = t.lanes;
-	LLVMTypeRef vt = mem_type(g, t);
-	LLVMValueRef p = elem_ptr(g, buf, base);
-	if (s == 1) {
+	if (!lo && !hi) {
 		LLVMValueRef v = LLVMBuildLoad2(g->b, vt, p, "");
 		LLVMSetAlignment(v, elem_align(buf));
 		return v;
 	}
+	LLVMTypeRef it = LLVMTypeOf(idx0);
+	LLVMValueRef lanes[64];
+	for (int i = 0; i < n; i++)
+		lanes[i] = LLVMConstInt(it, (uint64_t)i, 0);
+	LLVMValueRef iv = LLVMBuildAdd(g->b, splat(g, idx0, n), LLVMConstVector(lanes, (unsigned)n), "");
+	LLVMValueRef mask = LLVMConstAllOnes(LLVMVectorType(g->i1, (unsigned)n));
+	if (lo)
+		mask = LLVMBuildAnd(g->b, mask, LLVMBuildICmp(g->b, LLVMIntSGE, iv, splat(g, lo, n), ""), "");
+	if (hi)
+		mask = LLVMBuildAnd(g->b, mask, LLVMBuildICmp(g->b, LLVMIntSLE, iv, splat(g, hi, n), ""), "");
+	LLVMTypeRef ot[2] = {vt, g->ptr};
+	unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+	LLVMValueRef args[4] = {p, LLVMConstInt(g->i32, elem_align(buf), 0), mask, LLVMGetUndef(vt)};
+	return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->c, id, ot, 2), LLVMGetIntrinsicDeclaration(g->mod, id, ot, 2),
+	                      args, 4, "");
+}
+
+/* With lo or hi (the element index of p being base): chunks read only elements inside [lo, hi]; the other lanes are undefined. */
+static LLVMValueRef strided_load_in(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef base, int64_t s, LLVMValueRef lo,
+                                    LLVMValueRef hi)
+{
+	int n = t.lanes;
+	LLVMTypeRef vt = mem_type(g, t);
+	LLVMValueRef p = elem_ptr(g, buf, base);
+	if (s == 1)
+		return chunk_load(g, buf, vt, n, p, base, lo, hi);
 	int64_t span = (n - 1) * s + 1, nch = (span + n - 1) / n;
 	LLVMValueRef acc = NULL, mask[64];
 	int from[64];
 	for (int64_t j = 0; j < nch; j++) {
 		int64_t start = j < nch - 1 ? j * n : span - n;
+		LLVMValueRef cs = LLVMConstInt(LLVMTypeOf(base), (uint64_t)start, 0);
 		LLVMValueRef cp = LLVMBuildGEP2(g->b, mem_type(g, buf->elem), p,
 		                                (LLVMValueRef[]){LLVMConstInt(g->i64, (uint64_t)start, 0)}, 1, "");
-		LLVMValueRef c = LLVMBuildLoad2(g->b, vt, cp, "");
-		LLVMSetAlignment(c, elem_align(buf));
+		LLVMValueRef c = chunk_load(g, buf, vt, n, cp, lo || hi ? LLVMBuildAdd(g->b, base, cs, "") : NULL, lo, hi);
 		if (!acc) {
 			acc = c;
 			for (int i = 0; i < n; i++)
@@ -435,6 +460,11 @@ static LLVMValueRef strided_load(cg *g, const ir_buffer *buf, ir_type t, LLVMVal
 				from[i] = i;
 	}
 	return acc;
+}
+
+static LLVMValueRef strided_load(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef base, int64_t s)
+{
+	return strided_load_in(g, buf, t, base, s, NULL, NULL);
 }
 
 static bool bcast_of(const ir_expr *e, const ir_expr **v)
@@ -471,6 +501,73 @@ static bool clamped_ramp(const ir_expr *ix, const ir_expr **off, const ir_expr *
 	}
 	*ramp = ix;
 	return (*lo || *hi) && small_stride(ix) != 0;
+}
+
+/* x86 with AVX: llvm.masked.load is one instruction (vmaskmovps, or a
+ * k-masked load), where other targets would get a branch per lane */
+static bool native_masked_loads(const cg *g, const ir_buffer *buf)
+{
+	int bits = ir_elem(buf->elem).bits;
+	return !g->tgt->wasm && g->tgt->features && strstr(g->tgt->features, "+avx") && (bits == 32 || bits == 64);
+}
+
+/*
+ * A clamped load of stride s at the edges of its range, without a gather:
+ * the lanes inside [lo, hi] come from masked loads of the span (shuffled as
+ * strided_load does), the lanes below lo repeat lane 0's element and those
+ * above hi lane n-1's (each clamped as the gather would: every address read
+ * is one it reads).
+ */
+static LLVMValueRef masked_clamped_load(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef off, LLVMValueRef rb,
+                                        int64_t s, const ir_expr *lo, const ir_expr *hi)
+{
+	int n = t.lanes;
+	LLVMTypeRef it = LLVMTypeOf(rb);
+	LLVMValueRef lanes[64];
+	for (int i = 0; i < n; i++)
+		lanes[i] = LLVMConstInt(it, (uint64_t)(i * s), 0);
+	LLVMValueRef rv = LLVMBuildAdd(g->b, splat(g, rb, n), LLVMConstVector(lanes, (unsigned)n), "");
+	LLVMValueRef lov = lo ? expr(g, lo) : NULL, hiv = hi ? expr(g, hi) : NULL, below = NULL, above = NULL;
+	if (lov)
+		below = LLVMBuildICmp(g->b, LLVMIntSLT, rv, splat(g, lov, n), "");
+	if (hiv)
+		above = LLVMBuildICmp(g->b, LLVMIntSGT, rv, splat(g, hiv, n), "");
+	/* lane 0's and lane n-1's clamped indices */
+	LLVMValueRef ends[2];
+	for (int k = 0; k < 2; k++) {
+		LLVMValueRef x = k ? LLVMBuildAdd(g->b, rb, LLVMConstInt(it, (uint64_t)((n - 1) * s), 0), "") : rb;
+		if (hiv)
+			x = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, x, hiv, ""), x, hiv, "");
+		if (lov)
+			x = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, x, lov, ""), x, lov, "");
+		LLVMValueRef v = LLVMBuildLoad2(g->b, mem_type(g, buf->elem), elem_ptr(g, buf, off ? LLVMBuildAdd(g->b, off, x, "") : x), "");
+		LLVMSetAlignment(v, elem_align(buf));
+		ends[k] = splat(g, v, n);
+	}
+	if (s == 1) {
+		/* one masked load whose masked-off lanes are the repeated ends */
+		LLVMValueRef pass = below ? LLVMBuildSelect(g->b, below, ends[0], ends[1], "") : ends[1];
+		LLVMValueRef mask = LLVMConstAllOnes(LLVMVectorType(g->i1, (unsigned)n));
+		if (below)
+			mask = LLVMBuildNot(g->b, below, "");
+		if (above)
+			mask = LLVMBuildAnd(g->b, mask, LLVMBuildNot(g->b, above, ""), "");
+		LLVMTypeRef vt = mem_type(g, t), ot[2] = {vt, g->ptr};
+		unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+		LLVMValueRef args[4] = {elem_ptr(g, buf, off ? LLVMBuildAdd(g->b, off, rb, "") : rb),
+		                        LLVMConstInt(g->i32, elem_align(buf), 0), mask, pass};
+		return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->c, id, ot, 2), LLVMGetIntrinsicDeclaration(g->mod, id, ot, 2),
+		                      args, 4, "");
+	}
+	/* the masks compare element indices relative to the buffer's start minus off */
+	LLVMValueRef v = strided_load_in(g, buf, t, off ? LLVMBuildAdd(g->b, off, rb, "") : rb, s,
+	                                 lov && off ? LLVMBuildAdd(g->b, off, lov, "") : lov,
+	                                 hiv && off ? LLVMBuildAdd(g->b, off, hiv, "") : hiv);
+	if (below)
+		v = LLVMBuildSelect(g->b, below, ends[0], v, "");
+	if (above)
+		v = LLVMBuildSelect(g->b, above, ends[1], v, "");
+	return v;
 }
 
 static LLVMValueRef load(cg *g, const ir_expr *e)
@@ -518,7 +615,8 @@ static LLVMValueRef load(cg *g, const ir_expr *e)
 		bb[0] = LLVMGetInsertBlock(g->b);
 		LLVMBuildBr(g->b, done);
 		LLVMPositionBuilderAtEnd(g->b, slow);
-		v[1] = gather(g, buf, e->type, expr(g, ix));
+		v[1] = native_masked_loads(g, buf) ? masked_clamped_load(g, buf, e->type, off ? expr(g, off) : NULL, rb, rs, lo, hi)
+		                                   : gather(g, buf, e->type, expr(g, ix));
 		bb[1] = LLVMGetInsertBlock(g->b);
 		LLVMBuildBr(g->b, done);
 		LLVMPositionBuilderAtEnd(g->b, done);
