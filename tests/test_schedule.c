@@ -701,6 +701,66 @@ START_TEST(partitioned_shifted_tiles)
 }
 END_TEST
 
+/* Y[j, i] = (s*i + 37*j - 600) OP K, or K OP that: a vector of i compared with a bound, per row j */
+typedef struct {
+	int op, ramp_first;
+	int64_t s, k;
+} cmp_fix;
+
+static kiln_expr *ramp_cmp_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	static kiln_expr *(*const ops[])(kiln_ctx *, kiln_expr *, kiln_expr *) = {kiln_lt, kiln_le, kiln_gt, kiln_ge};
+	cmp_fix *f = user;
+	kiln_expr *r = kiln_add(ctx, kiln_add(ctx, kiln_mul(ctx, idx[1], kiln_int(ctx, f->s)), kiln_mul(ctx, idx[0], kiln_int(ctx, 37))),
+	                        kiln_int(ctx, -600));
+	kiln_expr *k = kiln_int(ctx, f->k);
+	kiln_expr *c = f->ramp_first ? ops[f->op](ctx, r, k) : ops[f->op](ctx, k, r);
+	return kiln_select(ctx, c, kiln_float(ctx, 1), kiln_float(ctx, 0));
+}
+
+/*
+ * Vector compares of a ramp with a bound become 32-bit lane offsets against
+ * one clamped scalar difference (codegen's lane_cmp): every operator, both
+ * orders, rising and falling strides, bounds inside the lanes and far
+ * outside them (2^40: the clamp), against the same compare in C.
+ */
+START_TEST(ramp_compares)
+{
+	static const int64_t strides[] = {1, 3, -2}, bounds[] = {0, 5, -7, (int64_t)1 << 40, -((int64_t)1 << 40)};
+	int64_t J = 40, I = 32;
+	for (int op = 0; op < 4; op++)
+		for (int rf = 0; rf <= 1; rf++)
+			for (size_t si = 0; si < 3; si++)
+				for (size_t bi = 0; bi < 5; bi++) {
+					cmp_fix f = {op, rf, strides[si], bounds[bi]};
+					kiln_ctx *ctx = kiln_ctx_new();
+					kiln_tensor *Y = kiln_compute(ctx, "Y", 2, (int64_t[]){J, I}, ramp_cmp_body, &f);
+					kiln_schedule *sch = kiln_schedule_create(ctx, 1, &Y);
+					kiln_stage *st = kiln_stage_of(sch, Y);
+					kiln_iter *o, *in;
+					ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 1), 16, &o, &in), 0);
+					ck_assert_int_eq(kiln_vectorize(st, in), 0);
+					kiln_module *m = kiln_build_schedule(sch, "f", 1, &Y, "llvm");
+					ck_assert_msg(m, "%s", kiln_error(ctx));
+					kiln_array *y = tu_guarded_array(2, (int64_t[]){J, I}, KILN_F32);
+					ck_assert_int_eq(kiln_module_call(m, "f", &y, 1), 0);
+					for (int64_t j = 0; j < J; j++)
+						for (int64_t i = 0; i < I; i++) {
+							int64_t r = f.s * i + 37 * j - 600, a = rf ? r : f.k, b = rf ? f.k : r;
+							bool want = op == 0 ? a < b : op == 1 ? a <= b : op == 2 ? a > b : a >= b;
+							ck_assert_msg(((float *)y->data)[j * I + i] == (want ? 1.0f : 0.0f),
+							              "op %d, ramp first %d, stride %lld, bound %lld: Y[%lld, %lld] = %g", op, rf,
+							              (long long)f.s, (long long)f.k, (long long)j, (long long)i,
+							              ((float *)y->data)[j * I + i]);
+						}
+					ck_assert(tu_guard_intact("Y", y));
+					kiln_array_free(y);
+					kiln_module_free(m);
+					kiln_ctx_free(ctx);
+				}
+}
+END_TEST
+
 /* ---- calls: count, dtype, shape ---- */
 
 START_TEST(misuse_calls)
@@ -743,6 +803,7 @@ Suite *schedule_suite(void)
 	tcase_add_test(tc, strided_vector_loads);
 	tcase_add_test(tc, interleaved_stores_and_unsigned_selects);
 	tcase_add_test(tc, partitioned_shifted_tiles);
+	tcase_add_test(tc, ramp_compares);
 	tcase_add_test(tc, prim_split_reduce_guard);
 	tcase_add_test(tc, prim_fuse_reorder_parallel);
 	tcase_add_test(tc, prim_tile_vectorize_unroll);

@@ -305,8 +305,49 @@ static LLVMValueRef int_divmod(cg *g, const ir_expr *e, LLVMValueRef a, LLVMValu
 	return LLVMBuildAdd(g->b, r, LLVMBuildSelect(g->b, fix, b, zero, ""), "");
 }
 
+/*
+ * The lanes i of base + step*i (64-bit scalars) that compare pred (signed)
+ * with bound: step*i against bound - base clamped to just past the lanes'
+ * offsets, as 32-bit constants (a 16-lane i64 compare is two zmm compares
+ * plus the ramp's adds; padding stages test every lane).
+ */
+static LLVMValueRef lane_cmp(cg *g, int n, int64_t step, LLVMValueRef base, LLVMIntPredicate pred, LLVMValueRef bound)
+{
+	int64_t m = (step < 0 ? -step : step) * (n - 1) + 1;
+	LLVMValueRef d = LLVMBuildSub(g->b, bound, base, "");
+	LLVMValueRef cm = LLVMConstInt(g->i64, (uint64_t)m, 0), cneg = LLVMConstInt(g->i64, (uint64_t)-m, 1);
+	d = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, d, cm, ""), cm, d, "");
+	d = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, d, cneg, ""), cneg, d, "");
+	LLVMValueRef off[64];
+	for (int i = 0; i < n; i++)
+		off[i] = LLVMConstInt(g->i32, (uint64_t)(step * i), 1);
+	return LLVMBuildICmp(g->b, pred, LLVMConstVector(off, (unsigned)n), splat(g, LLVMBuildTrunc(g->b, d, g->i32, ""), n), "");
+}
+
+/* ramp(b, s, n) < x(K) and the other orders, through lane_cmp; signed 64-bit ramps only, as lane_ends. NULL: another shape. */
+static LLVMValueRef ramp_compare(cg *g, const ir_expr *e)
+{
+	static const LLVMIntPredicate sp[] = {LLVMIntSLT, LLVMIntSLE, LLVMIntSGT, LLVMIntSGE};
+	static const LLVMIntPredicate flip[] = {LLVMIntSGT, LLVMIntSGE, LLVMIntSLT, LLVMIntSLE};
+	const ir_expr *a = e->bin.a, *b = e->bin.b;
+	int n = a->type.lanes, k = e->kind - IR_LT;
+	if (k < 0 || k > 3 || n < 2 || n > 64 || a->type.code != KILN_INT || a->type.bits != 64)
+		return NULL;
+	bool ramp_first = a->kind == IR_RAMP;
+	const ir_expr *r = ramp_first ? a : b, *c = ramp_first ? b : a;
+	int64_t st;
+	if (r->kind != IR_RAMP || c->kind != IR_BROADCAST || !ir_is_const_int(r->ramp.stride, &st) || st < -(1 << 20) ||
+	    st > (1 << 20))
+		return NULL;
+	/* ramp OP K: s*i OP K - b; K OP ramp: s*i flip(OP) K - b */
+	return lane_cmp(g, n, st, expr(g, r->ramp.base), ramp_first ? sp[k] : flip[k], expr(g, c->bcast.value));
+}
+
 static LLVMValueRef binary(cg *g, const ir_expr *e)
 {
+	LLVMValueRef rc = ramp_compare(g, e);
+	if (rc)
+		return rc;
 	LLVMValueRef a = expr(g, e->bin.a), b = expr(g, e->bin.b);
 	ir_type t = e->bin.a->type;
 	bool f = ir_is_float(t), u = t.code == KILN_UINT || t.code == KILN_BOOL;
@@ -406,16 +447,11 @@ static LLVMValueRef chunk_load(cg *g, const ir_buffer *buf, LLVMTypeRef vt, int 
 		LLVMSetAlignment(v, elem_align(buf));
 		return v;
 	}
-	LLVMTypeRef it = LLVMTypeOf(idx0);
-	LLVMValueRef lanes[64];
-	for (int i = 0; i < n; i++)
-		lanes[i] = LLVMConstInt(it, (uint64_t)i, 0);
-	LLVMValueRef iv = LLVMBuildAdd(g->b, splat(g, idx0, n), LLVMConstVector(lanes, (unsigned)n), "");
 	LLVMValueRef mask = LLVMConstAllOnes(LLVMVectorType(g->i1, (unsigned)n));
 	if (lo)
-		mask = LLVMBuildAnd(g->b, mask, LLVMBuildICmp(g->b, LLVMIntSGE, iv, splat(g, lo, n), ""), "");
+		mask = LLVMBuildAnd(g->b, mask, lane_cmp(g, n, 1, idx0, LLVMIntSGE, lo), "");
 	if (hi)
-		mask = LLVMBuildAnd(g->b, mask, LLVMBuildICmp(g->b, LLVMIntSLE, iv, splat(g, hi, n), ""), "");
+		mask = LLVMBuildAnd(g->b, mask, lane_cmp(g, n, 1, idx0, LLVMIntSLE, hi), "");
 	LLVMTypeRef ot[2] = {vt, g->ptr};
 	unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
 	LLVMValueRef args[4] = {p, LLVMConstInt(g->i32, elem_align(buf), 0), mask, LLVMGetUndef(vt)};
@@ -523,15 +559,11 @@ static LLVMValueRef masked_clamped_load(cg *g, const ir_buffer *buf, ir_type t, 
 {
 	int n = t.lanes;
 	LLVMTypeRef it = LLVMTypeOf(rb);
-	LLVMValueRef lanes[64];
-	for (int i = 0; i < n; i++)
-		lanes[i] = LLVMConstInt(it, (uint64_t)(i * s), 0);
-	LLVMValueRef rv = LLVMBuildAdd(g->b, splat(g, rb, n), LLVMConstVector(lanes, (unsigned)n), "");
 	LLVMValueRef lov = lo ? expr(g, lo) : NULL, hiv = hi ? expr(g, hi) : NULL, below = NULL, above = NULL;
 	if (lov)
-		below = LLVMBuildICmp(g->b, LLVMIntSLT, rv, splat(g, lov, n), "");
+		below = lane_cmp(g, n, s, rb, LLVMIntSLT, lov);
 	if (hiv)
-		above = LLVMBuildICmp(g->b, LLVMIntSGT, rv, splat(g, hiv, n), "");
+		above = lane_cmp(g, n, s, rb, LLVMIntSGT, hiv);
 	/* lane 0's and lane n-1's clamped indices */
 	LLVMValueRef ends[2];
 	for (int k = 0; k < 2; k++) {
