@@ -764,9 +764,24 @@ kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, con
 			return NULL;
 	for (int i = 0; i < n; i++) {
 		sch_stage *st = snap[i];
-		if (op_is(st, TAG_INJECTIVE) && st->attach == ATTACH_ROOT && !st->nrel && st->scope == KILN_SCOPE_GLOBAL)
-			if (schedule_injective(c, st))
-				return NULL;
+		if (!op_is(st, TAG_INJECTIVE) || st->attach != ATTACH_ROOT || st->nrel || st->scope != KILN_SCOPE_GLOBAL)
+			continue;
+		/* a GEMM convolution's NCHW view of its product (the product's
+		 * stage, or the copy out of its register blocks), read by one
+		 * elementwise stage (the bias and activation): read in place, not
+		 * copied whole first */
+		sch_stage *r = only_consumer(s, st);
+		bool view = false;
+		for (int k = 0; k < s->nstage && !view; k++) {
+			sch_stage *p = s->stages[k];
+			if (p == st || !sch_reads(st, p->outs[0]))
+				continue;
+			view = op_is(p, TAG_MATMUL);
+			for (int j = 0; j < s->nstage && !view; j++)
+				view = op_is(s->stages[j], TAG_MATMUL) && sch_reads(p, s->stages[j]->outs[0]);
+		}
+		if (view && !st->is_output && r && !r->op->nreduce ? kiln_compute_inline(st) : schedule_injective(c, st))
+			return NULL;
 	}
 	return s;
 }

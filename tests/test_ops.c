@@ -247,6 +247,35 @@ START_TEST(pool_input_with_two_readers)
 }
 END_TEST
 
+/*
+ * A GEMM-form convolution (rows of 14) with a ReLU after it: the ReLU reads
+ * the product in place through the NCHW view, which is no longer copied
+ * into a buffer of its own first; the pair matches the interpreter.
+ */
+START_TEST(gemm_conv_view_inlined)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 16, 14, 14}, KILN_F32);
+	kiln_tensor *W = kiln_placeholder(ctx, "W", 4, (int64_t[]){24, 16, 1, 1}, KILN_F32);
+	kiln_conv2d_attrs a = {{1, 1}, {0, 0, 0, 0}, {1, 1}, 1};
+	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_RELU, kiln_op_conv2d(ctx, X, W, &a), 0, 0);
+	kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &Y);
+	ck_assert_msg(s, "%s", kiln_error(ctx));
+	kiln_func *f = kiln_lower(s, "f", 3, (kiln_tensor *[]){X, W, Y}, NULL);
+	ck_assert_msg(f, "%s", kiln_error(ctx));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	kiln_func_print(f, mem);
+	fclose(mem);
+	ck_assert_msg(strstr(text, "allocate conv2d.gemm[") && !strstr(text, "allocate conv2d["),
+	              "want the product read in place:\n%s", text);
+	free(text);
+	ck_assert_double_ge(tu_check(ctx, kiln_schedule_cpu(ctx, 1, &Y), 3, (kiln_tensor *[]){X, W, Y}, 5), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 /* x[i] for a weight index: varied, repeatable, in [-1, 1] */
 static float weight_at(int64_t i) { return (float)((i * 7919) % 201) / 100.0f - 1.0f; }
 
@@ -420,6 +449,7 @@ Suite *ops_suite(void)
 	tcase_add_test(tc, kpacked_packed);
 	tcase_add_test(tc, direct_strided);
 	tcase_add_test(tc, pool_input_with_two_readers);
+	tcase_add_test(tc, gemm_conv_view_inlined);
 	tcase_add_loop_test(tc, op_default_other_cpus, 0, 2 * kiln_num_ops());
 	tcase_add_test(tc, targets_size_schedules);
 	suite_add_tcase(s, tc);
