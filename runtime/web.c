@@ -396,6 +396,43 @@ char *kiln_web_model_describe(const kiln_model *m)
 }
 
 /*
+ * Each step of a model timed alone (kiln_model_step_times: a warm run, then
+ * runs calls of each step, the median), as JSON (malloc'ed) in plan order:
+ * [{"step": function, "ms": median}]. The steps must finish when they
+ * return: wasm's do; a browser's GPU queue does not wait, so the JS API
+ * offers this for wasm only.
+ */
+EMSCRIPTEN_KEEPALIVE
+char *kiln_web_model_profile(kiln_model *m, int runs)
+{
+	int n = kiln_model_num_steps(m);
+	double *ms = calloc(n ? (size_t)n : 1, sizeof *ms);
+	if (!ms) {
+		rt_error("out of memory");
+		return NULL;
+	}
+	if (kiln_model_step_times(m, runs, ms)) {
+		free(ms);
+		return NULL;
+	}
+	sbuf b = {0};
+	sb_put(&b, "[");
+	for (int s = 0; s < n; s++) {
+		sb_put(&b, "%s{\"step\":", s ? "," : "");
+		sb_str(&b, kiln_model_step_name(m, s));
+		sb_put(&b, ",\"ms\":%.6f}", ms[s]);
+	}
+	sb_put(&b, "]");
+	free(ms);
+	if (b.oom) {
+		free(b.p);
+		rt_error("out of memory");
+		return NULL;
+	}
+	return b.p;
+}
+
+/*
  * The time evaluator for the host: out receives median, mean and min
  * milliseconds per call, the calls per sample, then the repeat samples.
  * Returns 0 or -1.

@@ -115,6 +115,17 @@ for (const m of models)
       else console.log(`ok: ${what} refused`);
     }
   };
+  // profile(): each kernel of the plan once, in order, each timed
+  model.feed({ input: mlp.inputs[0] });
+  const prof = model.profile({ repeat: 3 });
+  if (!prof.length || new Set(prof.map((p) => p.step)).size !== prof.length ||
+      !prof.every((p) => /^k\d+_/.test(p.step) && Number.isFinite(p.ms) && p.ms >= 0))
+    fail(`profile: ${JSON.stringify(prof)}`);
+  else console.log(`ok: profile times ${prof.length} kernels (${prof.map((p) => `${p.step} ${p.ms.toFixed(3)} ms`).join(', ')})`);
+  await refused('profile with repeat 0', async () => model.profile({ repeat: 0 }), 'from 1 to 100000');
+  const onGpu = await kiln.loadModel(base, { ...gpuOpts, backend: 'webgpu' });
+  await refused('profile on webgpu', async () => onGpu.profile(), 'steps of the wasm backend');
+  onGpu.dispose();
   await refused('a short input', () => model.run({ input: new Float32Array(3) }), "input 'input' has shape [1,64]");
   await refused('an unknown input', () => model.run({ input: mlp.inputs[0], other: mlp.inputs[0] }), 'the model has no input other');
   await refused('a missing input', () => model.run({}), "no value for input 'input'");

@@ -870,6 +870,23 @@ export class Model {
     };
   }
 
+  // Each kernel timed alone (inputs already fed), in plan order:
+  // [{step, ms}], ms the median of repeat calls after a warm run. wasm only:
+  // WebGPU and WebGL queue their work, so only whole runs (time()) are timed there.
+  profile({ repeat = 10 } = {}) {
+    const s = this.session, M = s.rt.M;
+    if (!this.ptr) throw new Error('kiln: the model was disposed');
+    if (s.backend !== 'wasm')
+      throw new Error(`kiln: profile() times the steps of the wasm backend; this model runs on ${s.backend} (time() times whole runs)`);
+    if (!Number.isInteger(repeat) || repeat < 1 || repeat > 100000)
+      throw new Error(`kiln: profile's repeat must be an integer from 1 to 100000, not ${repeat}`);
+    const p = M._kiln_web_model_profile(this.ptr, repeat);
+    if (!p) throw new Error(`kiln: ${s.rt.error()}`);
+    const steps = JSON.parse(s.rt.str(p));
+    M._free(p);
+    return steps;
+  }
+
   dispose() {
     if (this.ptr) this.session.rt.M._kiln_model_free(this.ptr);
     this.ptr = 0;
