@@ -219,17 +219,19 @@ static int conv_build(gr_build *b)
 	kiln_tensor *X = as_4d(b, 0), *W = as_4d(b, 1), *Y;
 	int64_t OH = nsp == 2 ? xs[2] + a.pad[0] + a.pad[2] - 2 : 0, OW = nsp == 2 ? xs[3] + a.pad[1] + a.pad[3] - 2 : 0;
 	kiln_tensor *U = nsp == 2 && X && W ? winograd_weight(b, &a, OH, OW) : NULL, *Wt = NULL;
+	int64_t ow = nsp == 2 ? conv_out(xs[3], a.pad[1] + a.pad[3], ws[3], a.stride[1], a.dilation[1]) : 0;
 	if (U)
 		Y = kiln_op_conv2d_winograd(b->ctx, X, U, &a, 1);
-	else if (nsp == 2 && X && W && (Wt = kpacked_weight(b, &a, conv_out(xs[3], a.pad[1] + a.pad[3], ws[3], a.stride[1], a.dilation[1]))))
+	else if (nsp == 2 && X && W && (Wt = kpacked_weight(b, &a, ow)))
 		Y = kiln_op_conv2d_kpacked(b->ctx, X, Wt, &a, 1);
 	else if (a.groups == C && K == C && ws[1] == 1 && a.groups > 1)
 		Y = kiln_op_depthwise_conv2d(b->ctx, X, W, &a);
-	else if (b->prepack && nsp == 2 && a.stride[1] > 1 &&
-	         conv_out(xs[3], a.pad[1] + a.pad[3], ws[3], a.stride[1], a.dilation[1]) >= 32)
-		/* a wide strided row the kpacked form did not take (a stem of 3
-		 * channels): strided vector loads beat the GEMM form's im2col gathers
-		 * (MobileNetV2's stem in the model, one AVX-512 core: 0.46 -> 0.39 ms) */
+	else if (b->prepack && nsp == 2 && a.stride[1] > 1 && ow >= 32)
+		/* a wide strided row the kpacked form did not take (too few output
+		 * channels or too shallow a reduction: the 3-channel stems of
+		 * MobileNetV2 and SqueezeNet): strided vector loads beat the GEMM
+		 * form's im2col gathers (MobileNetV2's stem in the model, one AVX-512
+		 * core: 0.46 -> 0.39 ms; SqueezeNet 8.65 -> 8.12 ms in all) */
 		Y = kiln_op_conv2d_direct(b->ctx, X, W, &a);
 	else
 		Y = kiln_op_conv2d(b->ctx, X, W, &a);

@@ -54,9 +54,11 @@ static void concat_in_place(kiln_graph *g, int s, int *first, int *last, int *al
 		return;
 	int o = n->out[0];
 	const gr_value *y = &g->values[o];
-	if (y->is_output || y->is_input || y->data || alias[o] >= 0)
+	/* two inputs at least, none empty: each slice is smaller than the output, so no input shares both
+	 * start and size with it (GPU devices key their buffers by host address and size) */
+	if (y->is_output || y->is_input || y->data || alias[o] >= 0 || n->nin < 2)
 		return;
-	int64_t axis = gr_attr_int(n, "axis", 1);
+	int64_t axis = gr_attr_int(n, "axis", 0), total = 0;
 	if (axis < 0)
 		axis += y->ndim;
 	for (int d = 0; d < axis && d < y->ndim; d++)
@@ -67,8 +69,9 @@ static void concat_in_place(kiln_graph *g, int s, int *first, int *last, int *al
 		const gr_value *x = v >= 0 ? &g->values[v] : NULL;
 		/* written by an earlier kernel, one slice only, not a Concat's output in turn */
 		if (!x || x->is_output || x->is_input || x->data || first[v] < 0 || first[v] >= s || alias[v] >= 0 ||
-		    x->dtype.bits != y->dtype.bits || x->dtype.lanes != y->dtype.lanes)
+		    x->dtype.bits != y->dtype.bits || x->dtype.lanes != y->dtype.lanes || !gr_bytes(x))
 			return;
+		total += (int64_t)gr_bytes(x);
 		for (int j = 0; j < k; j++)
 			if (n->in[j] == v)
 				return;
@@ -76,6 +79,8 @@ static void concat_in_place(kiln_graph *g, int s, int *first, int *last, int *al
 			if (g->groups[t].in_place && g->groups[t].outs[0] == v)
 				return;
 	}
+	if (total != (int64_t)gr_bytes(y))
+		return;
 	int64_t off = 0;
 	for (int k = 0; k < n->nin; k++) {
 		int v = n->in[k];
@@ -114,6 +119,8 @@ int gr_plan(kiln_graph *g)
 					last[n->in[k]] = s;
 		}
 	}
+	for (int s = 0; s < g->ngroup; s++)
+		g->groups[s].in_place = false;
 	for (int s = 0; s < g->ngroup; s++)
 		concat_in_place(g, s, first, last, alias, at);
 	int niv = 0;

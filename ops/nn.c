@@ -379,7 +379,10 @@ static kiln_tensor *conv_as_gemm(kiln_ctx *ctx, conv_args *c, int64_t OH, int64_
 	if (!g->mm)
 		return NULL;
 	g->mm->op->attr[0] = g->nb;
-	return op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){N, K, OH, OW}, gc_out_body, g), TAG_INJECTIVE);
+	kiln_tensor *y = op_tag(kiln_compute(ctx, "conv2d", 4, (int64_t[]){N, K, OH, OW}, gc_out_body, g), TAG_INJECTIVE);
+	if (y)
+		y->op->attr[1] = 1; /* a view of the product: CPU schedules read it in place */
+	return y;
 }
 
 /* The checks and attributes both convolutions share; NULL after an error. */

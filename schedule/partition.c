@@ -100,20 +100,20 @@ static ir_stmt *partition_stmt(ir_mutator *m, ir_stmt *s)
 	ir_visit_stmt_exprs(s->loop.body, find_div, &f);
 	if (!f.found)
 		return ir_mutate_stmt_children(m, s);
-	/* v*c <= K exactly for v < T */
-	int64_t t = f.k / f.c + 1;
+	/* v*c <= K exactly for v <= K/c: every iteration when K/c >= n - 1 */
+	int64_t kc = f.k / f.c;
 	ir_expr *v = s->loop.var, *start = f.c == 1 ? v : ir_mul(ctx, v, ir_int(ctx, v->type, f.c));
 	ir_stmt *body;
 	p->changed = true;
-	p->depth++;
-	if (t >= n) {
+	if (kc >= n - 1) {
 		body = ir_mutate_stmt(m, specialize(ctx, s->loop.body, &f, start));
 	} else {
+		p->depth++; /* the body is copied: count it against MAX_DEPTH */
 		ir_stmt *aligned = ir_mutate_stmt(m, specialize(ctx, s->loop.body, &f, start));
 		ir_stmt *last = ir_mutate_stmt(m, specialize(ctx, s->loop.body, &f, ir_int(ctx, v->type, f.k)));
-		body = ir_if(ctx, ir_lt(ctx, v, ir_int(ctx, v->type, t)), aligned, last);
+		p->depth--;
+		body = ir_if(ctx, ir_lt(ctx, v, ir_int(ctx, v->type, kc + 1)), aligned, last);
 	}
-	p->depth--;
 	return ir_for(ctx, v, s->loop.min, s->loop.extent, s->loop.kind, s->loop.thread, body);
 }
 

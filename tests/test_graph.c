@@ -318,21 +318,24 @@ static kiln_module *compile(kiln_ctx *ctx, const char *target, kiln_graph **gout
 static const char *targets[] = {"llvm", "opencl", "webgl"};
 
 /*
- * Two Concats along channels: cat = [relu(conv(x) + b1); conv(x)] gathers
- * two kernels' outputs, which the planner places inside it (no copy);
- * cat2 = [conv(x); x] reads the graph input and a value cat already holds,
- * so it stays a copy. y = relu(cat), y2 = relu(cat2).
+ * Two Concats along channels: cat = [relu(conv(x) + b1); conv(u)] with
+ * u = sigmoid(x) gathers two kernels' outputs, which the planner places
+ * inside it (no copy); u lives while the first input already sits in cat's
+ * bytes, so cat's lifetime must start with its first input's or u would be
+ * placed over it. cat2 = [conv(u); x] reads the graph input and a value cat
+ * already holds, so it stays a copy. y = relu(cat), y2 = relu(cat2).
  */
 static uint8_t *concat_model_bytes(size_t *size)
 {
 	static const int64_t dw1[] = {C1, C0, 3, 3}, dc[] = {C1}, pads[] = {1, 1, 1, 1};
-	static const char *in_c1[] = {"x", "w1", "b1"}, *in_r1[] = {"c1"}, *in_c2[] = {"x", "w1"},
+	static const char *in_c1[] = {"x", "w1", "b1"}, *in_r1[] = {"c1"}, *in_u[] = {"x"}, *in_c2[] = {"u", "w1"},
 	                  *in_cat[] = {"r1", "c2"}, *in_y[] = {"cat"}, *in_cat2[] = {"c2", "x"}, *in_y2[] = {"cat2"};
 	Onnx__AttributeProto *a[4] = {attr_ints("pads", 4, pads), attr_ints("pads", 4, pads), attr_int("axis", 1),
 	                              attr_int("axis", 1)};
 	Onnx__NodeProto *nodes[] = {
 		node("Conv", 3, in_c1, "c1", 1, &a[0]),   node("Relu", 1, in_r1, "r1", 0, NULL),
-		node("Conv", 2, in_c2, "c2", 1, &a[1]),   node("Concat", 2, in_cat, "cat", 1, &a[2]),
+		node("Sigmoid", 1, in_u, "u", 0, NULL),   node("Conv", 2, in_c2, "c2", 1, &a[1]),
+		node("Concat", 2, in_cat, "cat", 1, &a[2]),
 		node("Relu", 1, in_y, "y", 0, NULL),      node("Concat", 2, in_cat2, "cat2", 1, &a[3]),
 		node("Relu", 1, in_y2, "y2", 0, NULL),
 	};
@@ -410,8 +413,8 @@ START_TEST(concat_in_place)
 	const char *at = strstr(text, ", in place] %cat:");
 	ck_assert_msg(at && !strstr(at + 12, "in place"), "want cat, and only cat, in place:\n%.3000s", text);
 	free(text);
-	/* conv, conv, Concat, Relu, Concat, Relu */
-	ck_assert_int_eq(kiln_module_num_functions(mod), _i == 0 ? 5 : 6);
+	/* conv, sigmoid, conv, Concat, Relu, Concat, Relu */
+	ck_assert_int_eq(kiln_module_num_functions(mod), _i == 0 ? 6 : 7);
 	kiln_model *m = kiln_model_from_module(mod);
 	ck_assert_msg(m, "%s", kiln_rt_last_error());
 	kiln_array *x = kiln_array_empty(4, (int64_t[]){1, C0, H, W}, KILN_F32);
@@ -422,9 +425,11 @@ START_TEST(concat_in_place)
 		memset(y->data, 0xff, sizeof(float) * (size_t)kiln_array_numel(y)); /* NaN poison */
 	}
 	ck_assert_msg(!kiln_model_run(m), "%s", kiln_rt_last_error());
-	static float c1[C1 * H * W], c2[C1 * H * W];
+	static float c1[C1 * H * W], c2[C1 * H * W], u[C0 * H * W];
+	for (int p = 0; p < C0 * H * W; p++)
+		u[p] = 1 / (1 + expf(-((float *)x->data)[p]));
 	conv3x3(C0, C1, x->data, &w1[0][0][0][0], b1, c1);
-	conv3x3(C0, C1, x->data, &w1[0][0][0][0], NULL, c2);
+	conv3x3(C0, C1, u, &w1[0][0][0][0], NULL, c2);
 	const float *y = kiln_model_get_output(m, 0)->data, *y2 = kiln_model_get_output(m, 1)->data;
 	const float *xs = x->data;
 	for (int p = 0; p < 2 * C1 * H * W; p++) {

@@ -701,8 +701,9 @@ START_TEST(partitioned_shifted_tiles)
 }
 END_TEST
 
-/* Y[j, i] = (s*i + 37*j - 600) OP K, or K OP that: a vector of i compared with a bound, per row j */
+/* Y[j, i] = (s*i + B[j]) OP K, or K OP that: a vector of i compared with a bound, per row j (B a tensor: no bounds to fold with) */
 typedef struct {
+	kiln_tensor *B;
 	int op, ramp_first;
 	int64_t s, k;
 } cmp_fix;
@@ -711,52 +712,141 @@ static kiln_expr *ramp_cmp_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user
 {
 	static kiln_expr *(*const ops[])(kiln_ctx *, kiln_expr *, kiln_expr *) = {kiln_lt, kiln_le, kiln_gt, kiln_ge};
 	cmp_fix *f = user;
-	kiln_expr *r = kiln_add(ctx, kiln_add(ctx, kiln_mul(ctx, idx[1], kiln_int(ctx, f->s)), kiln_mul(ctx, idx[0], kiln_int(ctx, 37))),
-	                        kiln_int(ctx, -600));
-	kiln_expr *k = kiln_int(ctx, f->k);
+	kiln_expr *r = kiln_add(ctx, kiln_mul(ctx, idx[1], kiln_int(ctx, f->s)), KILN_READ(ctx, f->B, idx[0]));
+	kiln_expr *k = ir_int(ctx, IR_I64, f->k); /* int64: kiln_int makes int32 immediates */
 	kiln_expr *c = f->ramp_first ? ops[f->op](ctx, r, k) : ops[f->op](ctx, k, r);
 	return kiln_select(ctx, c, kiln_float(ctx, 1), kiln_float(ctx, 0));
 }
 
 /*
  * Vector compares of a ramp with a bound become 32-bit lane offsets against
- * one clamped scalar difference (codegen's lane_cmp): every operator, both
- * orders, rising and falling strides, bounds inside the lanes and far
- * outside them (2^40: the clamp), against the same compare in C.
+ * one clamped, saturated scalar difference (codegen's lane_cmp: the LLVM IR
+ * compares <16 x i32>): every operator, both orders, rising and falling
+ * strides, ramps starting far out (2^62) and bounds inside the lanes, far
+ * outside them and at the ends of int64 (where K - b overflows), against
+ * the same compare in C.
  */
 START_TEST(ramp_compares)
 {
-	static const int64_t strides[] = {1, 3, -2}, bounds[] = {0, 5, -7, (int64_t)1 << 40, -((int64_t)1 << 40)};
-	int64_t J = 40, I = 32;
+	static const int64_t strides[] = {1, 3, -2},
+	                     bounds[] = {0, 5, -7, (int64_t)1 << 40, -((int64_t)1 << 40), INT64_MAX, INT64_MIN},
+	                     starts[] = {0, -600, 5, -3, (int64_t)1 << 62, -((int64_t)1 << 62), 17, -40};
+	int64_t J = 8, I = 32;
 	for (int op = 0; op < 4; op++)
 		for (int rf = 0; rf <= 1; rf++)
 			for (size_t si = 0; si < 3; si++)
-				for (size_t bi = 0; bi < 5; bi++) {
-					cmp_fix f = {op, rf, strides[si], bounds[bi]};
+				for (size_t bi = 0; bi < sizeof bounds / sizeof *bounds; bi++) {
 					kiln_ctx *ctx = kiln_ctx_new();
+					cmp_fix f = {kiln_placeholder(ctx, "B", 1, &J, KILN_I64), op, rf, strides[si], bounds[bi]};
 					kiln_tensor *Y = kiln_compute(ctx, "Y", 2, (int64_t[]){J, I}, ramp_cmp_body, &f);
 					kiln_schedule *sch = kiln_schedule_create(ctx, 1, &Y);
 					kiln_stage *st = kiln_stage_of(sch, Y);
 					kiln_iter *o, *in;
 					ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 1), 16, &o, &in), 0);
 					ck_assert_int_eq(kiln_vectorize(st, in), 0);
-					kiln_module *m = kiln_build_schedule(sch, "f", 1, &Y, "llvm");
+					if (op == 0 && rf && si == 0 && bi == 1) {
+						kiln_func *fn = kiln_lower(sch, "f", 2, (kiln_tensor *[]){f.B, Y}, NULL);
+						ck_assert_msg(fn, "%s", kiln_error(ctx));
+						char *text = NULL;
+						size_t len = 0;
+						FILE *m = open_memstream(&text, &len);
+						ck_assert_int_eq(kiln_llvm_ir(ctx, 1, &fn, 0, m), 0);
+						fclose(m);
+						ck_assert_msg(strstr(text, "icmp slt <16 x i32>"), "want 32-bit lane compares:\n%.3000s", text);
+						free(text);
+					}
+					kiln_module *m = kiln_build_schedule(sch, "f", 2, (kiln_tensor *[]){f.B, Y}, "llvm");
 					ck_assert_msg(m, "%s", kiln_error(ctx));
+					kiln_array *b = kiln_array_wrap((void *)starts, 1, &J, KILN_I64);
 					kiln_array *y = tu_guarded_array(2, (int64_t[]){J, I}, KILN_F32);
-					ck_assert_int_eq(kiln_module_call(m, "f", &y, 1), 0);
+					ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){b, y}, 2), 0);
 					for (int64_t j = 0; j < J; j++)
 						for (int64_t i = 0; i < I; i++) {
-							int64_t r = f.s * i + 37 * j - 600, a = rf ? r : f.k, b = rf ? f.k : r;
-							bool want = op == 0 ? a < b : op == 1 ? a <= b : op == 2 ? a > b : a >= b;
+							int64_t r = f.s * i + starts[j], a = rf ? r : f.k, c = rf ? f.k : r;
+							bool want = op == 0 ? a < c : op == 1 ? a <= c : op == 2 ? a > c : a >= c;
 							ck_assert_msg(((float *)y->data)[j * I + i] == (want ? 1.0f : 0.0f),
 							              "op %d, ramp first %d, stride %lld, bound %lld: Y[%lld, %lld] = %g", op, rf,
 							              (long long)f.s, (long long)f.k, (long long)j, (long long)i,
 							              ((float *)y->data)[j * I + i]);
 						}
 					ck_assert(tu_guard_intact("Y", y));
+					kiln_array_free(b);
 					kiln_array_free(y);
 					kiln_module_free(m);
 					kiln_ctx_free(ctx);
+				}
+}
+END_TEST
+
+/* Y[i] = X[clamp(s*i - 8)] with the bounds B[0] (lo) and B[1] (hi) read at run time, nested either way */
+typedef struct {
+	kiln_tensor *X, *B;
+	int64_t s;
+	int min_outer;
+} clamp_fix;
+
+static kiln_expr *clamp_any_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	clamp_fix *f = user;
+	kiln_expr *i = kiln_add(ctx, kiln_mul(ctx, idx[0], kiln_int(ctx, f->s)), kiln_int(ctx, -8));
+	kiln_expr *lo = KILN_READ(ctx, f->B, kiln_int(ctx, 0)), *hi = KILN_READ(ctx, f->B, kiln_int(ctx, 1));
+	i = f->min_outer ? kiln_min(ctx, kiln_max(ctx, i, lo), hi) : kiln_max(ctx, kiln_min(ctx, i, hi), lo);
+	return kiln_read(ctx, f->X, &i);
+}
+
+/*
+ * Clamped vector loads whose bounds the compiler cannot see: both nestings
+ * (max(min(i, hi), lo) and min(max(i, lo), hi), which differ when lo > hi),
+ * strides 1-3, bounds inside the buffer, equal, or crossed; X between two
+ * inaccessible pages (touching either end), so no lane reads what the
+ * clamped index would not.
+ */
+START_TEST(clamped_loads_any_bounds)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	static const int64_t los[] = {0, 10, 20, 5}, his[] = {63, 20, 10, 5};
+	int64_t len = 64, W = 48, two = 2;
+	for (int front = 0; front <= 1; front++)
+		for (int mo = 0; mo <= 1; mo++)
+			for (int64_t s = 1; s <= 3; s++)
+				for (size_t b = 0; b < 4; b++) {
+					char *map = mmap(NULL, 3 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+					ck_assert(map != MAP_FAILED);
+					ck_assert_int_eq(mprotect(map, (size_t)page, PROT_NONE), 0);
+					ck_assert_int_eq(mprotect(map + 2 * page, (size_t)page, PROT_NONE), 0);
+					float *x = front ? (float *)(map + page) : (float *)(map + 2 * page) - len;
+					for (int64_t i = 0; i < len; i++)
+						x[i] = (float)i;
+					int64_t bounds[2] = {los[b], his[b]};
+					kiln_ctx *ctx = kiln_ctx_new();
+					clamp_fix f = {kiln_placeholder(ctx, "X", 1, &len, KILN_F32), kiln_placeholder(ctx, "B", 1, &two, KILN_I64),
+					               s, mo};
+					kiln_tensor *Y = kiln_compute(ctx, "Y", 1, &W, clamp_any_body, &f);
+					kiln_schedule *sch = kiln_schedule_create(ctx, 1, &Y);
+					kiln_stage *st = kiln_stage_of(sch, Y);
+					kiln_iter *o, *in;
+					ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), 16, &o, &in), 0);
+					ck_assert_int_eq(kiln_vectorize(st, in), 0);
+					kiln_module *m = kiln_build_schedule(sch, "f", 3, (kiln_tensor *[]){f.X, f.B, Y}, "llvm");
+					ck_assert_msg(m, "%s", kiln_error(ctx));
+					kiln_array *xa = kiln_array_wrap(x, 1, &len, KILN_F32), *ba = kiln_array_wrap(bounds, 1, &two, KILN_I64);
+					kiln_array *ya = tu_guarded_array(1, &W, KILN_F32);
+					ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){xa, ba, ya}, 3), 0);
+					for (int64_t i = 0; i < W; i++) {
+						int64_t k = s * i - 8, lo = bounds[0], hi = bounds[1];
+						k = mo ? (k < lo ? lo : k) : (k > hi ? hi : k);
+						k = mo ? (k > hi ? hi : k) : (k < lo ? lo : k);
+						ck_assert_msg(((float *)ya->data)[i] == (float)k, "%s, stride %lld, bounds %lld..%lld: Y[%lld] = %g, want %lld",
+						              mo ? "min(max())" : "max(min())", (long long)s, (long long)lo, (long long)hi,
+						              (long long)i, ((float *)ya->data)[i], (long long)k);
+					}
+					ck_assert(tu_guard_intact("Y", ya));
+					kiln_array_free(xa);
+					kiln_array_free(ba);
+					kiln_array_free(ya);
+					kiln_module_free(m);
+					kiln_ctx_free(ctx);
+					munmap(map, 3 * (size_t)page);
 				}
 }
 END_TEST
@@ -804,6 +894,7 @@ Suite *schedule_suite(void)
 	tcase_add_test(tc, interleaved_stores_and_unsigned_selects);
 	tcase_add_test(tc, partitioned_shifted_tiles);
 	tcase_add_test(tc, ramp_compares);
+	tcase_add_test(tc, clamped_loads_any_bounds);
 	tcase_add_test(tc, prim_split_reduce_guard);
 	tcase_add_test(tc, prim_fuse_reorder_parallel);
 	tcase_add_test(tc, prim_tile_vectorize_unroll);

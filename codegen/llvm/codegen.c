@@ -314,7 +314,8 @@ static LLVMValueRef int_divmod(cg *g, const ir_expr *e, LLVMValueRef a, LLVMValu
 static LLVMValueRef lane_cmp(cg *g, int n, int64_t step, LLVMValueRef base, LLVMIntPredicate pred, LLVMValueRef bound)
 {
 	int64_t m = (step < 0 ? -step : step) * (n - 1) + 1;
-	LLVMValueRef d = LLVMBuildSub(g->b, bound, base, "");
+	/* saturating: ramp(-10, 1, n) < INT64_MAX must stay all true */
+	LLVMValueRef d = call_intrinsic(g, "llvm.ssub.sat", g->i64, (LLVMValueRef[]){bound, base}, 2);
 	LLVMValueRef cm = LLVMConstInt(g->i64, (uint64_t)m, 0), cneg = LLVMConstInt(g->i64, (uint64_t)-m, 1);
 	d = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, d, cm, ""), cm, d, "");
 	d = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, d, cneg, ""), cneg, d, "");
@@ -431,13 +432,17 @@ static int64_t small_stride(const ir_expr *ix)
 	           : 0;
 }
 
-/*
- * n lanes at p[0], p[s], ..., p[(n-1)s]: whole vectors loaded from the span
- * they cover and shuffled together (a stride-2 window reads every other
- * column; lane-by-lane loads cost a load and an insert each). The last
- * vector ends at the last lane's element, so nothing past what the gather
- * would have read is touched.
- */
+/* llvm.masked.load of a vt at p: the lanes of mask read, the others are pass's */
+static LLVMValueRef masked_load(cg *g, const ir_buffer *buf, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask,
+                                LLVMValueRef pass)
+{
+	LLVMTypeRef ot[2] = {vt, g->ptr};
+	unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+	LLVMValueRef args[4] = {p, LLVMConstInt(g->i32, elem_align(buf), 0), mask, pass};
+	return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->c, id, ot, 2), LLVMGetIntrinsicDeclaration(g->mod, id, ot, 2),
+	                      args, 4, "");
+}
+
 /* n lanes at p: a plain load, or with a masked load only the lanes whose index idx0 + i lies in [lo, hi] (either bound NULL) */
 static LLVMValueRef chunk_load(cg *g, const ir_buffer *buf, LLVMTypeRef vt, int n, LLVMValueRef p, LLVMValueRef idx0,
                                LLVMValueRef lo, LLVMValueRef hi)
@@ -452,14 +457,18 @@ static LLVMValueRef chunk_load(cg *g, const ir_buffer *buf, LLVMTypeRef vt, int 
 		mask = LLVMBuildAnd(g->b, mask, lane_cmp(g, n, 1, idx0, LLVMIntSGE, lo), "");
 	if (hi)
 		mask = LLVMBuildAnd(g->b, mask, lane_cmp(g, n, 1, idx0, LLVMIntSLE, hi), "");
-	LLVMTypeRef ot[2] = {vt, g->ptr};
-	unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
-	LLVMValueRef args[4] = {p, LLVMConstInt(g->i32, elem_align(buf), 0), mask, LLVMGetUndef(vt)};
-	return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->c, id, ot, 2), LLVMGetIntrinsicDeclaration(g->mod, id, ot, 2),
-	                      args, 4, "");
+	return masked_load(g, buf, vt, p, mask, LLVMGetUndef(vt));
 }
 
-/* With lo or hi (the element index of p being base): chunks read only elements inside [lo, hi]; the other lanes are undefined. */
+/*
+ * n lanes at p[0], p[s], ..., p[(n-1)s]: whole vectors loaded from the span
+ * they cover and shuffled together (a stride-2 window reads every other
+ * column; lane-by-lane loads cost a load and an insert each). The last
+ * vector ends at the last lane's element, so nothing past what the gather
+ * would have read is touched. With lo or hi (base being the element index
+ * of the first lane), the chunks read only elements inside [lo, hi] and the
+ * lanes outside are undefined.
+ */
 static LLVMValueRef strided_load_in(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef base, int64_t s, LLVMValueRef lo,
                                     LLVMValueRef hi)
 {
@@ -518,9 +527,10 @@ static bool bcast_of(const ir_expr *e, const ir_expr **v)
  * when the index has another shape.
  */
 static bool clamped_ramp(const ir_expr *ix, const ir_expr **off, const ir_expr **ramp, const ir_expr **lo,
-                         const ir_expr **hi)
+                         const ir_expr **hi, bool *max_outer)
 {
 	*off = *lo = *hi = NULL;
+	*max_outer = false;
 	if (ix->kind == IR_ADD) {
 		if (bcast_of(ix->bin.a, off))
 			ix = ix->bin.b;
@@ -531,6 +541,8 @@ static bool clamped_ramp(const ir_expr *ix, const ir_expr **off, const ir_expr *
 	}
 	for (int k = 0; k < 2 && (ix->kind == IR_MAX || ix->kind == IR_MIN); k++) {
 		const ir_expr **bound = ix->kind == IR_MAX ? lo : hi;
+		if (!k)
+			*max_outer = ix->kind == IR_MAX;
 		if (*bound || !bcast_of(ix->bin.b, bound))
 			return false;
 		ix = ix->bin.a;
@@ -555,7 +567,7 @@ static bool native_masked_loads(const cg *g, const ir_buffer *buf)
  * is one it reads).
  */
 static LLVMValueRef masked_clamped_load(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef off, LLVMValueRef rb,
-                                        int64_t s, const ir_expr *lo, const ir_expr *hi)
+                                        int64_t s, const ir_expr *lo, const ir_expr *hi, bool max_outer)
 {
 	int n = t.lanes;
 	LLVMTypeRef it = LLVMTypeOf(rb);
@@ -564,14 +576,18 @@ static LLVMValueRef masked_clamped_load(cg *g, const ir_buffer *buf, ir_type t, 
 		below = lane_cmp(g, n, s, rb, LLVMIntSLT, lov);
 	if (hiv)
 		above = lane_cmp(g, n, s, rb, LLVMIntSGT, hiv);
-	/* lane 0's and lane n-1's clamped indices */
+	/* lane 0's and lane n-1's clamped indices, the bounds applied in the index's own order (when lo > hi,
+	 * max(min(i, hi), lo) is lo everywhere and min(max(i, lo), hi) is hi) */
 	LLVMValueRef ends[2];
 	for (int k = 0; k < 2; k++) {
 		LLVMValueRef x = k ? LLVMBuildAdd(g->b, rb, LLVMConstInt(it, (uint64_t)((n - 1) * s), 0), "") : rb;
-		if (hiv)
-			x = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, x, hiv, ""), x, hiv, "");
-		if (lov)
-			x = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, x, lov, ""), x, lov, "");
+		for (int b = 0; b < 2; b++) {
+			bool use_hi = (b == 0) == max_outer; /* the inner bound first */
+			if (use_hi && hiv)
+				x = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, x, hiv, ""), x, hiv, "");
+			else if (!use_hi && lov)
+				x = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, x, lov, ""), x, lov, "");
+		}
 		LLVMValueRef v = LLVMBuildLoad2(g->b, mem_type(g, buf->elem), elem_ptr(g, buf, off ? LLVMBuildAdd(g->b, off, x, "") : x), "");
 		LLVMSetAlignment(v, elem_align(buf));
 		ends[k] = splat(g, v, n);
@@ -584,12 +600,7 @@ static LLVMValueRef masked_clamped_load(cg *g, const ir_buffer *buf, ir_type t, 
 			mask = LLVMBuildNot(g->b, below, "");
 		if (above)
 			mask = LLVMBuildAnd(g->b, mask, LLVMBuildNot(g->b, above, ""), "");
-		LLVMTypeRef vt = mem_type(g, t), ot[2] = {vt, g->ptr};
-		unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
-		LLVMValueRef args[4] = {elem_ptr(g, buf, off ? LLVMBuildAdd(g->b, off, rb, "") : rb),
-		                        LLVMConstInt(g->i32, elem_align(buf), 0), mask, pass};
-		return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->c, id, ot, 2), LLVMGetIntrinsicDeclaration(g->mod, id, ot, 2),
-		                      args, 4, "");
+		return masked_load(g, buf, mem_type(g, t), elem_ptr(g, buf, off ? LLVMBuildAdd(g->b, off, rb, "") : rb), mask, pass);
 	}
 	/* the masks compare element indices relative to the buffer's start minus off */
 	LLVMValueRef v = strided_load_in(g, buf, t, off ? LLVMBuildAdd(g->b, off, rb, "") : rb, s,
@@ -626,7 +637,8 @@ static LLVMValueRef load(cg *g, const ir_expr *e)
 	if ((s = small_stride(ix)))
 		return from_mem(g, e->type, strided_load(g, buf, e->type, expr(g, ix->ramp.base), s));
 	const ir_expr *off, *ramp, *lo, *hi;
-	if (clamped_ramp(ix, &off, &ramp, &lo, &hi)) {
+	bool max_outer;
+	if (clamped_ramp(ix, &off, &ramp, &lo, &hi, &max_outer)) {
 		/* the clamp only matters at the edges: whole vectors where the ramp is in range */
 		int64_t rs = small_stride(ramp);
 		LLVMValueRef rb = expr(g, ramp->ramp.base), in = LLVMConstInt(g->i1, 1, 0);
@@ -647,8 +659,11 @@ static LLVMValueRef load(cg *g, const ir_expr *e)
 		bb[0] = LLVMGetInsertBlock(g->b);
 		LLVMBuildBr(g->b, done);
 		LLVMPositionBuilderAtEnd(g->b, slow);
-		v[1] = native_masked_loads(g, buf) ? masked_clamped_load(g, buf, e->type, off ? expr(g, off) : NULL, rb, rs, lo, hi)
-		                                   : gather(g, buf, e->type, expr(g, ix));
+		/* 64-bit signed indices only: lane_cmp's arithmetic (flattening makes every index one) */
+		bool i64 = ramp->type.code == KILN_INT && ramp->type.bits == 64;
+		v[1] = i64 && native_masked_loads(g, buf)
+		           ? masked_clamped_load(g, buf, e->type, off ? expr(g, off) : NULL, rb, rs, lo, hi, max_outer)
+		           : gather(g, buf, e->type, expr(g, ix));
 		bb[1] = LLVMGetInsertBlock(g->b);
 		LLVMBuildBr(g->b, done);
 		LLVMPositionBuilderAtEnd(g->b, done);
