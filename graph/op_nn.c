@@ -157,23 +157,27 @@ static kiln_tensor *replace_weight(gr_build *b, int k, const gr_value *v, const 
  * Weight input 1 of a convolution as Winograd's U (kiln_winograd_weights),
  * when the target is a CPU (where the Winograd schedule lives), the weight
  * a float constant, and the layer one Winograd makes faster: 3x3, stride 1,
- * ungrouped, 16 or more output tiles of 4x4 (a partial last tile is cropped),
- * and channels enough that the 36 GEMMs outweigh the transforms (ResNet-18's
- * 56x56, 28x28 and 14x14 layers, one AVX-512 core: 2.5 -> 1.0, 2.6 -> 1.1 and
- * 2.6 -> 1.3 ms). NULL: the direct or GEMM form.
+ * ungrouped, 16 or more output tiles (a partial last tile is cropped), and
+ * channels enough that the GEMMs outweigh the transforms. Tiles of 4x4
+ * where there are 16 of them (ResNet-18's 56x56, 28x28 and 14x14 layers,
+ * one AVX-512 core: 2.5 -> 1.0, 2.6 -> 1.1 and 2.6 -> 1.3 ms), else of 2x2
+ * (its 7x7 layers: 4 tiles of 4x4 would cover 64 outputs for 49). *m gets
+ * the tile; NULL: the direct or GEMM form.
  */
-static kiln_tensor *winograd_weight(gr_build *b, const kiln_conv2d_attrs *a, int64_t OH, int64_t OW)
+static kiln_tensor *winograd_weight(gr_build *b, const kiln_conv2d_attrs *a, int64_t OH, int64_t OW, int *m)
 {
 	gr_value *v = gr_input(b, 1);
 	const int64_t *ws = kiln_tensor_shape(b->in[1]);
 	int64_t K = ws[0], C = ws[1];
+	*m = (OH + 3) / 4 * ((OW + 3) / 4) >= 16 ? 4 : (OH + 1) / 2 * ((OW + 1) / 2) >= 16 ? 2 : 0;
 	if (!b->prepack || !v || !v->data || v->dtype.code != KILN_FLOAT || v->dtype.bits != 32 || ws[2] != 3 ||
 	    ws[3] != 3 || a->groups != 1 || a->stride[0] != 1 || a->stride[1] != 1 || a->dilation[0] != 1 ||
-	    a->dilation[1] != 1 || (OH + 3) / 4 * ((OW + 3) / 4) < 16 || C < 16 || K < 16 || gr_numel(v) != K * C * 9)
+	    a->dilation[1] != 1 || !*m || C < 16 || K < 16 || gr_numel(v) != K * C * 9)
 		return NULL;
-	float *u = ir_alloc(b->ctx, sizeof(float) * (size_t)(36 * K * C));
-	kiln_winograd_weights(v->data, K, C, u);
-	return replace_weight(b, 1, v, "winograd", 3, (int64_t[]){36, K, C}, u);
+	int64_t E = (*m + 2) * (*m + 2);
+	float *u = ir_alloc(b->ctx, sizeof(float) * (size_t)(E * K * C));
+	kiln_winograd_weights(v->data, K, C, *m, u);
+	return replace_weight(b, 1, v, "winograd", 3, (int64_t[]){E, K, C}, u);
 }
 
 /* Output extent of a window of k taps (dilated by d) over n inputs padded by p in all, at stride s. */
@@ -218,10 +222,11 @@ static int conv_build(gr_build *b)
 		return gr_node_error(b, "the bias must have shape [%lld]", (long long)K);
 	kiln_tensor *X = as_4d(b, 0), *W = as_4d(b, 1), *Y;
 	int64_t OH = nsp == 2 ? xs[2] + a.pad[0] + a.pad[2] - 2 : 0, OW = nsp == 2 ? xs[3] + a.pad[1] + a.pad[3] - 2 : 0;
-	kiln_tensor *U = nsp == 2 && X && W ? winograd_weight(b, &a, OH, OW) : NULL, *Wt = NULL;
+	int m = 0;
+	kiln_tensor *U = nsp == 2 && X && W ? winograd_weight(b, &a, OH, OW, &m) : NULL, *Wt = NULL;
 	int64_t ow = nsp == 2 ? conv_out(xs[3], a.pad[1] + a.pad[3], ws[3], a.stride[1], a.dilation[1]) : 0;
 	if (U)
-		Y = kiln_op_conv2d_winograd(b->ctx, X, U, &a, 1);
+		Y = kiln_op_conv2d_winograd(b->ctx, X, U, &a, m, 1);
 	else if (nsp == 2 && X && W && (Wt = kpacked_weight(b, &a, ow)))
 		Y = kiln_op_conv2d_kpacked(b->ctx, X, Wt, &a, 1);
 	else if (a.groups == C && K == C && ws[1] == 1 && a.groups > 1)

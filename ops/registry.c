@@ -138,7 +138,7 @@ static int d_winograd(kiln_ctx *ctx, int n, const int64_t *s, const char *a, kil
 	int64_t pad = (int64_t)attr_num(a, "pad", 1);
 	kiln_conv2d_attrs c = {{1, 1}, {pad, pad, pad, pad}, {1, 1}, 1};
 	kiln_tensor *X = ph(ctx, "X", 4, s), *W = ph(ctx, "W", 4, (int64_t[]){s[4], s[1], 3, 3});
-	kiln_tensor *Y = kiln_op_conv2d_winograd(ctx, X, W, &c, 0);
+	kiln_tensor *Y = kiln_op_conv2d_winograd(ctx, X, W, &c, (int)attr_num(a, "tile", 4), 0);
 	return finish(o, 2, (kiln_tensor *[]){X, W}, Y, Y ? 2.0 * numel(Y) * (double)s[1] * 9 : 0);
 }
 
@@ -302,7 +302,7 @@ static const kiln_attr_spec A_DENSE[] = {{"bias", 0, 1, 1, 0}, END};
 static const kiln_attr_spec A_CONV[] = {{"stride", 1, BIG, 1, 0}, {"pad", 0, BIG, 1, 0}, {"dilation", 1, BIG, 1, 0},
                                         {"groups", 1, BIG, 1, 0}, END};
 static const kiln_attr_spec A_DWCONV[] = {{"stride", 1, BIG, 1, 0}, {"pad", 0, BIG, 1, 0}, {"dilation", 1, BIG, 1, 0}, END};
-static const kiln_attr_spec A_WINOGRAD[] = {{"pad", 0, BIG, 1, 0}, END};
+static const kiln_attr_spec A_WINOGRAD[] = {{"pad", 0, BIG, 1, 0}, {"tile", 2, 4, 1, 0}, END};
 static const kiln_attr_spec A_POOL[] = {{"kernel", 1, BIG, 1, 0}, {"stride", 1, BIG, 1, 0}, {"pad", 0, BIG, 1, 0},
                                         {"count_include_pad", 0, 1, 1, 0}, END};
 static const kiln_attr_spec A_NONE[] = {END};
@@ -324,7 +324,8 @@ static const kiln_op_info ops[] = {
 	 EX(1, 6, 11, 13, 16, 3, 3), d_conv2d, A_CONV},
 	{"conv2d_kpacked", "2-D convolution, output channels in vector lanes (CPU)", "N,C,H,W,K,R,S", 7,
 	 "stride=1,pad=0,dilation=1", EX(1, 6, 11, 13, 20, 3, 3), d_kpacked, A_DWCONV},
-	{"conv2d_winograd", "3x3 convolution, stride 1, by Winograd F(4x4, 3x3) (CPU)", "N,C,H,W,K", 5, "pad=1",
+	{"conv2d_winograd", "3x3 convolution, stride 1, by Winograd F(tile x tile, 3x3), tile 4 or 2 (CPU)", "N,C,H,W,K", 5,
+	 "pad=1,tile=4",
 	 EX(1, 6, 12, 16, 8), d_winograd, A_WINOGRAD},
 	{"depthwise_conv2d", "one 2-D filter per channel", "N,C,H,W,R,S", 6, "stride=1,pad=0,dilation=1",
 	 EX(1, 5, 12, 19, 3, 3), d_depthwise, A_DWCONV},

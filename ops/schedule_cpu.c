@@ -535,8 +535,8 @@ static int schedule_wino_in(const cpu_desc *c, sch_schedule *s, sch_stage *v)
 	if (kiln_reorder(v, k, order) || kiln_fuse(v, ch, r, &par) || kiln_parallel(v, par) || kiln_unroll(v, e) ||
 	    kiln_vectorize(v, ti))
 		return -1;
-	v->note = ir_fmt(s->ctx, "default: Winograd input transform, %lld tiles per vector, 36 cases unrolled",
-	                 (long long)lanes);
+	v->note = ir_fmt(s->ctx, "default: Winograd input transform, %lld tiles per vector, %lld cases unrolled",
+	                 (long long)lanes, (long long)e->extent);
 	for (int i = 0; i < s->nstage; i++) {
 		sch_stage *tt = s->stages[i];
 		if (!op_is(tt, TAG_WINO_TILES) || !sch_reads(v, tt->outs[0]))
@@ -565,8 +565,9 @@ static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
 			return -1;
 		o = cons;
 	}
+	int64_t m = y->op->attr[0] ? y->op->attr[0] : 4; /* the output tile */
 	kiln_iter **ax = o->op->axis, *th, *i, *tw, *j, *two = NULL, *twi, *par, *order[7];
-	if (kiln_split(o, ax[2], 4, &th, &i) || kiln_split(o, ax[3], 4, &tw, &j))
+	if (kiln_split(o, ax[2], m, &th, &i) || kiln_split(o, ax[3], m, &tw, &j))
 		return -1;
 	int64_t lanes = pow2_lanes(tw->extent, c->vec);
 	twi = tw;
@@ -584,8 +585,8 @@ static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
 	if (kiln_reorder(o, k, order) || kiln_fuse(o, ax[0], ax[1], &par) || kiln_parallel(o, par) || kiln_unroll(o, i) ||
 	    kiln_unroll(o, j) || kiln_vectorize(o, twi))
 		return -1;
-	o->note = ir_fmt(s->ctx, "default: Winograd output transform, %lld tiles per vector, 16 cases unrolled",
-	                 (long long)lanes);
+	o->note = ir_fmt(s->ctx, "default: Winograd output transform, %lld tiles per vector, %lld cases unrolled",
+	                 (long long)lanes, (long long)(m * m));
 	return 0;
 }
 

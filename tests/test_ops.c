@@ -381,40 +381,42 @@ END_TEST
 
 /*
  * Winograd with weights transformed ahead (what the model compiler does):
- * kiln_winograd_weights, then the operator on the 36 x K x C result, against
- * a plain direct convolution written here. Partial tiles, no padding, a batch.
+ * kiln_winograd_weights, then the operator on the (m+2)^2 x K x C result,
+ * against tests/reference.c's direct convolution; tiles of 4x4 and 2x2.
+ * Partial tiles, no padding, a batch, a 7x7 image (ResNet-18's last layers).
  */
 START_TEST(winograd_transformed)
 {
 	static const struct {
-		int64_t N, C, H, W, K, pad;
-	} cases[] = {{1, 16, 14, 14, 24, 1}, {2, 3, 8, 12, 5, 0}, {1, 7, 9, 6, 4, 2}};
+		int64_t N, C, H, W, K, pad, m;
+	} cases[] = {{1, 16, 14, 14, 24, 1, 4}, {2, 3, 8, 12, 5, 0, 4}, {1, 7, 9, 6, 4, 2, 4},
+	             {1, 16, 7, 7, 24, 1, 2},  {2, 3, 8, 11, 5, 0, 2}, {1, 7, 9, 6, 4, 2, 2}};
 	for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
 		int64_t N = cases[t].N, C = cases[t].C, H = cases[t].H, Wd = cases[t].W, K = cases[t].K, p = cases[t].pad;
-		int64_t OH = H + 2 * p - 2, OW = Wd + 2 * p - 2;
+		int64_t OH = H + 2 * p - 2, OW = Wd + 2 * p - 2, tile = cases[t].m, E = (tile + 2) * (tile + 2);
 		kiln_ctx *ctx = kiln_ctx_new();
 		kiln_conv2d_attrs a = {{1, 1}, {p, p, p, p}, {1, 1}, 1};
 		kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){N, C, H, Wd}, KILN_F32);
-		kiln_tensor *U = kiln_placeholder(ctx, "U", 3, (int64_t[]){36, K, C}, KILN_F32);
-		kiln_tensor *Y = kiln_op_conv2d_winograd(ctx, X, U, &a, 1);
+		kiln_tensor *U = kiln_placeholder(ctx, "U", 3, (int64_t[]){E, K, C}, KILN_F32);
+		kiln_tensor *Y = kiln_op_conv2d_winograd(ctx, X, U, &a, (int)tile, 1);
 		ck_assert_msg(Y, "%s", kiln_error(ctx));
 		kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &Y);
 		kiln_module *m = kiln_build_schedule(s, "f", 3, (kiln_tensor *[]){X, U, Y}, "llvm");
 		ck_assert_msg(m, "%s", kiln_error(ctx));
 		kiln_array *x = tu_guarded_array(4, (int64_t[]){N, C, H, Wd}, KILN_F32);
-		kiln_array *u = tu_guarded_array(3, (int64_t[]){36, K, C}, KILN_F32);
+		kiln_array *u = tu_guarded_array(3, (int64_t[]){E, K, C}, KILN_F32);
 		kiln_array *y = tu_guarded_array(4, (int64_t[]){N, K, OH, OW}, KILN_F32);
 		kiln_array_fill_random(x, 11 + t, -1, 1);
 		float *w = malloc(sizeof(float) * (size_t)(K * C * 9));
 		for (int64_t i = 0; i < K * C * 9; i++)
 			w[i] = weight_at(i);
-		kiln_winograd_weights(w, K, C, u->data);
+		ck_assert_int_eq(kiln_winograd_weights(w, K, C, (int)tile, u->data), 0);
 		double *want = malloc(sizeof(double) * (size_t)(N * K * OH * OW));
 		conv_ref(x, w, K, 3, 3, 1, p, y, want);
 		memset(y->data, 0xff, sizeof(float) * (size_t)(N * K * OH * OW)); /* NaN poison */
 		ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){x, u, y}, 3), 0);
 		ck_assert(tu_guard_intact("Y", y));
-		ck_assert_msg(tu_compare_ref("winograd", y, want) >= 0, "case %zu", t);
+		ck_assert_msg(tu_compare_ref("winograd", y, want) >= 0, "case %zu (tiles of %lld)", t, (long long)tile);
 		free(want);
 		free(w);
 		kiln_array_free(x);
@@ -428,11 +430,18 @@ START_TEST(winograd_transformed)
 	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 4, 8, 8}, KILN_F32);
 	kiln_tensor *U = kiln_placeholder(ctx, "U", 3, (int64_t[]){36, 5, 3}, KILN_F32);
 	kiln_conv2d_attrs st = {{2, 2}, {1, 1, 1, 1}, {1, 1}, 1}, plain = {{1, 1}, {1, 1, 1, 1}, {1, 1}, 1};
-	ck_assert_ptr_null(kiln_op_conv2d_winograd(ctx, X, U, &st, 1));
+	ck_assert_ptr_null(kiln_op_conv2d_winograd(ctx, X, U, &st, 4, 1));
 	ck_assert_str_eq(kiln_error(ctx), "conv2d_winograd: only ungrouped 3x3 convolutions with stride 1 and dilation 1");
 	kiln_clear_error(ctx);
-	ck_assert_ptr_null(kiln_op_conv2d_winograd(ctx, X, U, &plain, 1));
+	ck_assert_ptr_null(kiln_op_conv2d_winograd(ctx, X, U, &plain, 4, 1));
 	ck_assert_str_eq(kiln_error(ctx), "conv2d_winograd: transformed weights must be [36, K, 4]");
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_op_conv2d_winograd(ctx, X, U, &plain, 2, 1));
+	ck_assert_str_eq(kiln_error(ctx), "conv2d_winograd: transformed weights must be [16, K, 4]");
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_op_conv2d_winograd(ctx, X, U, &plain, 3, 1));
+	ck_assert_str_eq(kiln_error(ctx), "conv2d_winograd: output tiles of 3 x 3; F(2x2, 3x3) and F(4x4, 3x3) are the forms there are");
+	ck_assert_int_eq(kiln_winograd_weights(NULL, 1, 1, 3, NULL), -1);
 	kiln_ctx_free(ctx);
 }
 END_TEST

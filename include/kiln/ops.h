@@ -56,15 +56,18 @@ kiln_tensor *kiln_op_conv2d_kpacked(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *
                                     int packed);
 void kiln_conv2d_pack_weights(const float *W, int64_t K, int64_t C, int64_t R, int64_t S, float *Wt);
 /*
- * A 3x3, stride-1, ungrouped convolution by Winograd's F(4x4, 3x3): 36
- * products per 4x4 output tile and channel pair instead of 144 (an output
- * that ends inside a tile is computed whole and cropped). W is [k, c, 3, 3], or with `transformed` the
- * [36, k, c] that kiln_winograd_weights makes of it (a model's constant
- * weights, transformed once). CPU targets (llvm, wasm) schedule it.
+ * A 3x3, stride-1, ungrouped convolution by Winograd's F(m x m, 3x3), m = 4
+ * or 2: (m+2)^2 products per m x m output tile and channel pair instead of
+ * 9 m^2 (an output that ends inside a tile is computed whole and cropped).
+ * F(4x4) saves the most; F(2x2) keeps small images (7x7) in enough tiles.
+ * W is [k, c, 3, 3], or with `transformed` the [(m+2)^2, k, c] that
+ * kiln_winograd_weights makes of it (a model's constant weights, transformed
+ * once). CPU targets (llvm, wasm) schedule it.
  */
-kiln_tensor *kiln_op_conv2d_winograd(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a,
+kiln_tensor *kiln_op_conv2d_winograd(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a, int m,
                                      int transformed);
-void kiln_winograd_weights(const float *W, int64_t K, int64_t C, float *U);
+/* U = [(m+2)^2, K, C] from W [K, C, 3, 3]; -1 for an m other than 2 and 4. */
+int kiln_winograd_weights(const float *W, int64_t K, int64_t C, int m, float *U);
 /* X [n, c, h, w], W [c, 1, r, s]: one filter per channel. */
 kiln_tensor *kiln_op_depthwise_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *a);
 
