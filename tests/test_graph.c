@@ -212,6 +212,61 @@ static void make_external(Onnx__TensorProto *t, const char *offset, const char *
 	t->external_data = ep[i];
 }
 
+/*
+ * A model of one graph (IR 7, opset 13) packed into bytes (malloc'ed, *size
+ * of them); then what the builders calloc'ed is freed: the nodes with their
+ * outputs and attributes, the initializers, the value infos.
+ */
+static uint8_t *pack_graph(const char *name, size_t nnode, Onnx__NodeProto **nodes, size_t ninit,
+                           Onnx__TensorProto **inits, size_t nin, Onnx__ValueInfoProto **ins, size_t nout,
+                           Onnx__ValueInfoProto **outs, size_t *size)
+{
+	Onnx__GraphProto g;
+	onnx__graph_proto__init(&g);
+	g.name = (char *)name;
+	g.n_node = nnode;
+	g.node = nodes;
+	g.n_initializer = ninit;
+	g.initializer = inits;
+	g.n_input = nin;
+	g.input = ins;
+	g.n_output = nout;
+	g.output = outs;
+	Onnx__OperatorSetIdProto op;
+	onnx__operator_set_id_proto__init(&op);
+	op.domain = "";
+	op.has_version = 1;
+	op.version = 13;
+	Onnx__OperatorSetIdProto *ops[] = {&op};
+	Onnx__ModelProto m;
+	onnx__model_proto__init(&m);
+	m.has_ir_version = 1;
+	m.ir_version = 7;
+	m.n_opset_import = 1;
+	m.opset_import = ops;
+	m.graph = &g;
+	*size = onnx__model_proto__get_packed_size(&m);
+	uint8_t *buf = malloc(*size);
+	onnx__model_proto__pack(&m, buf);
+	/* the structs only point at static data: free what calloc made */
+	for (size_t i = 0; i < nnode; i++) {
+		free(nodes[i]->output);
+		for (size_t a = 0; a < nodes[i]->n_attribute; a++)
+			free(nodes[i]->attribute[a]);
+		free(nodes[i]);
+	}
+	for (size_t i = 0; i < ninit; i++)
+		free(inits[i]);
+	for (size_t i = 0; i < nin + nout; i++) {
+		Onnx__ValueInfoProto *v = i < nin ? ins[i] : outs[i - nin];
+		Onnx__TensorShapeProto *sh = v->type->tensor_type->shape;
+		for (size_t d = 0; d < sh->n_dim; d++)
+			free(sh->dim[d]);
+		free(sh->dim), free(sh), free(v->type->tensor_type), free(v->type), free(v);
+	}
+	return buf;
+}
+
 /* The packed model; batch < 0 leaves the batch dimension symbolic; external:
  * w1 and w2 kept in weights.bin beside the model (w1 at 0, w2 after it). */
 static uint8_t *model_bytes_ext(size_t *size, int batch, bool external)
@@ -249,66 +304,32 @@ static uint8_t *model_bytes_ext(size_t *size, int batch, bool external)
 	}
 	int64_t xd[] = {batch, C0, H, W}, yd[] = {batch, NCLS};
 	Onnx__ValueInfoProto *ins[] = {value("x", 4, xd)}, *outs[] = {value("y", 2, yd)};
-	Onnx__GraphProto g;
-	onnx__graph_proto__init(&g);
-	g.name = "residual";
-	g.n_node = sizeof nodes / sizeof *nodes;
-	g.node = nodes;
-	g.n_initializer = sizeof inits / sizeof *inits;
-	g.initializer = inits;
-	g.n_input = 1;
-	g.input = ins;
-	g.n_output = 1;
-	g.output = outs;
-	Onnx__OperatorSetIdProto op;
-	onnx__operator_set_id_proto__init(&op);
-	op.domain = "";
-	op.has_version = 1;
-	op.version = 13;
-	Onnx__OperatorSetIdProto *ops[] = {&op};
-	Onnx__ModelProto m;
-	onnx__model_proto__init(&m);
-	m.has_ir_version = 1;
-	m.ir_version = 7;
-	m.n_opset_import = 1;
-	m.opset_import = ops;
-	m.graph = &g;
-	*size = onnx__model_proto__get_packed_size(&m);
-	uint8_t *buf = malloc(*size);
-	onnx__model_proto__pack(&m, buf);
-	/* the structs above only point at static data: free what calloc made */
-	for (size_t i = 0; i < g.n_node; i++) {
-		free(nodes[i]->output);
-		for (size_t a = 0; a < nodes[i]->n_attribute; a++)
-			free(nodes[i]->attribute[a]);
-		free(nodes[i]);
-	}
+	uint8_t *buf = pack_graph("residual", sizeof nodes / sizeof *nodes, nodes, sizeof inits / sizeof *inits, inits, 1, ins,
+	                          1, outs, size);
 	free(pa1), free(pa2), free(ga), free(sa);
-	for (size_t i = 0; i < g.n_initializer; i++)
-		free(inits[i]);
-	Onnx__ValueInfoProto *vs[] = {ins[0], outs[0]};
-	for (int i = 0; i < 2; i++) {
-		Onnx__TensorShapeProto *sh = vs[i]->type->tensor_type->shape;
-		for (size_t d = 0; d < sh->n_dim; d++)
-			free(sh->dim[d]);
-		free(sh->dim), free(sh), free(vs[i]->type->tensor_type), free(vs[i]->type), free(vs[i]);
-	}
 	return buf;
 }
 
 static uint8_t *model_bytes(size_t *size, int batch) { return model_bytes_ext(size, batch, false); }
 
 /* Compiles the network for target: the module, and the graph in *gout. */
-static kiln_module *compile(kiln_ctx *ctx, const char *target, kiln_graph **gout)
+/* The graph of packed model bytes (freed here), imported. */
+static kiln_graph *import_bytes(kiln_ctx *ctx, uint8_t *bytes, size_t n, const char *name)
 {
-	size_t n;
-	uint8_t *bytes = model_bytes(&n, 1);
-	kiln_onnx_model *om = kiln_onnx_load_bytes(ctx, bytes, n, "residual.onnx");
+	kiln_onnx_model *om = kiln_onnx_load_bytes(ctx, bytes, n, name);
 	free(bytes);
 	ck_assert_msg(om, "%s", kiln_error(ctx));
 	kiln_graph *g = kiln_onnx_import(ctx, om, 0, NULL);
 	kiln_onnx_free(om);
 	ck_assert_msg(g, "%s", kiln_error(ctx));
+	return g;
+}
+
+static kiln_module *compile(kiln_ctx *ctx, const char *target, kiln_graph **gout)
+{
+	size_t n;
+	uint8_t *bytes = model_bytes(&n, 1);
+	kiln_graph *g = import_bytes(ctx, bytes, n, "residual.onnx");
 	kiln_module *m = kiln_graph_compile(g, target, NULL);
 	ck_assert_msg(m, "%s", kiln_error(ctx));
 	*gout = g;
@@ -330,8 +351,8 @@ static uint8_t *concat_model_bytes(size_t *size)
 	static const int64_t dw1[] = {C1, C0, 3, 3}, dc[] = {C1}, pads[] = {1, 1, 1, 1};
 	static const char *in_c1[] = {"x", "w1", "b1"}, *in_r1[] = {"c1"}, *in_u[] = {"x"}, *in_c2[] = {"u", "w1"},
 	                  *in_cat[] = {"r1", "c2"}, *in_y[] = {"cat"}, *in_cat2[] = {"c2", "x"}, *in_y2[] = {"cat2"};
-	Onnx__AttributeProto *a[4] = {attr_ints("pads", 4, pads), attr_ints("pads", 4, pads), attr_int("axis", 1),
-	                              attr_int("axis", 1)};
+	static Onnx__AttributeProto *a[4];
+	a[0] = attr_ints("pads", 4, pads), a[1] = attr_ints("pads", 4, pads), a[2] = attr_int("axis", 1), a[3] = attr_int("axis", 1);
 	Onnx__NodeProto *nodes[] = {
 		node("Conv", 3, in_c1, "c1", 1, &a[0]),   node("Relu", 1, in_r1, "r1", 0, NULL),
 		node("Sigmoid", 1, in_u, "u", 0, NULL),   node("Conv", 2, in_c2, "c2", 1, &a[1]),
@@ -342,49 +363,7 @@ static uint8_t *concat_model_bytes(size_t *size)
 	Onnx__TensorProto *inits[] = {tensor("w1", 4, dw1, &w1[0][0][0][0]), tensor("b1", 1, dc, b1)};
 	int64_t xd[] = {1, C0, H, W}, yd[] = {1, 2 * C1, H, W}, y2d[] = {1, C1 + C0, H, W};
 	Onnx__ValueInfoProto *ins[] = {value("x", 4, xd)}, *outs[] = {value("y", 4, yd), value("y2", 4, y2d)};
-	Onnx__GraphProto g;
-	onnx__graph_proto__init(&g);
-	g.name = "concat";
-	g.n_node = sizeof nodes / sizeof *nodes;
-	g.node = nodes;
-	g.n_initializer = 2;
-	g.initializer = inits;
-	g.n_input = 1;
-	g.input = ins;
-	g.n_output = 2;
-	g.output = outs;
-	Onnx__OperatorSetIdProto op;
-	onnx__operator_set_id_proto__init(&op);
-	op.domain = "";
-	op.has_version = 1;
-	op.version = 13;
-	Onnx__OperatorSetIdProto *ops[] = {&op};
-	Onnx__ModelProto m;
-	onnx__model_proto__init(&m);
-	m.has_ir_version = 1;
-	m.ir_version = 7;
-	m.n_opset_import = 1;
-	m.opset_import = ops;
-	m.graph = &g;
-	*size = onnx__model_proto__get_packed_size(&m);
-	uint8_t *buf = malloc(*size);
-	onnx__model_proto__pack(&m, buf);
-	for (size_t i = 0; i < g.n_node; i++) {
-		free(nodes[i]->output);
-		free(nodes[i]);
-	}
-	for (int i = 0; i < 4; i++)
-		free(a[i]);
-	for (size_t i = 0; i < g.n_initializer; i++)
-		free(inits[i]);
-	Onnx__ValueInfoProto *vs[] = {ins[0], outs[0], outs[1]};
-	for (int i = 0; i < 3; i++) {
-		Onnx__TensorShapeProto *sh = vs[i]->type->tensor_type->shape;
-		for (size_t d = 0; d < sh->n_dim; d++)
-			free(sh->dim[d]);
-		free(sh->dim), free(sh), free(vs[i]->type->tensor_type), free(vs[i]->type), free(vs[i]);
-	}
-	return buf;
+	return pack_graph("concat", sizeof nodes / sizeof *nodes, nodes, 2, inits, 1, ins, 2, outs, size);
 }
 
 /*
@@ -398,12 +377,7 @@ START_TEST(concat_in_place)
 	kiln_ctx *ctx = kiln_ctx_new();
 	size_t n;
 	uint8_t *bytes = concat_model_bytes(&n);
-	kiln_onnx_model *om = kiln_onnx_load_bytes(ctx, bytes, n, "concat.onnx");
-	free(bytes);
-	ck_assert_msg(om, "%s", kiln_error(ctx));
-	kiln_graph *g = kiln_onnx_import(ctx, om, 0, NULL);
-	kiln_onnx_free(om);
-	ck_assert_msg(g, "%s", kiln_error(ctx));
+	kiln_graph *g = import_bytes(ctx, bytes, n, "concat.onnx");
 	char *text = NULL;
 	size_t len = 0;
 	FILE *mem = open_memstream(&text, &len);

@@ -261,13 +261,7 @@ START_TEST(gemm_conv_view_inlined)
 	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_RELU, kiln_op_conv2d(ctx, X, W, &a), 0, 0);
 	kiln_schedule *s = kiln_schedule_cpu(ctx, 1, &Y);
 	ck_assert_msg(s, "%s", kiln_error(ctx));
-	kiln_func *f = kiln_lower(s, "f", 3, (kiln_tensor *[]){X, W, Y}, NULL);
-	ck_assert_msg(f, "%s", kiln_error(ctx));
-	char *text = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&text, &len);
-	kiln_func_print(f, mem);
-	fclose(mem);
+	char *text = tu_lowered_text(ctx, s, 3, (kiln_tensor *[]){X, W, Y});
 	ck_assert_msg(strstr(text, "allocate conv2d.gemm[") && !strstr(text, "allocate conv2d["),
 	              "want the product read in place:\n%.3000s", text);
 	free(text);
@@ -290,92 +284,75 @@ static void conv_ref(const kiln_array *x, float *w, int64_t K, int64_t R, int64_
 	kiln_array_free(wa);
 }
 
+typedef struct {
+	int64_t N, C, H, W, K, R, st, pad;
+} conv_case;
+
 /*
- * Output channels in lanes with weights packed ahead (kiln_conv2d_pack_weights,
- * as the model compiler does) against plain loops.
+ * One convolution form on one case against tests/reference.c's conv2d:
+ * packed = 1, output channels in lanes with weights packed ahead
+ * (kiln_conv2d_pack_weights, as the model compiler does); 0, the direct form
+ * forced where kiln_op_conv2d would take the GEMM form. Guarded, poisoned.
  */
+static void check_conv_form(int packed, const conv_case *cs, uint64_t seed)
+{
+	int64_t N = cs->N, C = cs->C, H = cs->H, Wd = cs->W, K = cs->K, R = cs->R;
+	int64_t st = cs->st, p = cs->pad, OH = (H + 2 * p - R) / st + 1, OW = (Wd + 2 * p - R) / st + 1;
+	int64_t wshape[4] = {C, R, R, K}, raw[4] = {K, C, R, R};
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_conv2d_attrs a = {{st, st}, {p, p, p, p}, {1, 1}, 1};
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){N, C, H, Wd}, KILN_F32);
+	kiln_tensor *W = kiln_placeholder(ctx, "W", 4, packed ? wshape : raw, KILN_F32);
+	kiln_tensor *Y = packed ? kiln_op_conv2d_kpacked(ctx, X, W, &a, 1) : kiln_op_conv2d_direct(ctx, X, W, &a);
+	ck_assert_msg(Y && (packed || (Y->op->tag && !strcmp(Y->op->tag, "conv2d"))), "want the form: %s", kiln_error(ctx));
+	kiln_module *m = kiln_build_schedule(kiln_schedule_cpu(ctx, 1, &Y), "f", 3, (kiln_tensor *[]){X, W, Y}, "llvm");
+	ck_assert_msg(m, "%s", kiln_error(ctx));
+	kiln_array *x = tu_guarded_array(4, (int64_t[]){N, C, H, Wd}, KILN_F32);
+	kiln_array *wa = tu_guarded_array(4, packed ? wshape : raw, KILN_F32);
+	kiln_array *y = tu_guarded_array(4, (int64_t[]){N, K, OH, OW}, KILN_F32);
+	kiln_array_fill_random(x, seed, -1, 1);
+	float *w = malloc(sizeof(float) * (size_t)(K * C * R * R));
+	for (int64_t i = 0; i < K * C * R * R; i++)
+		w[i] = weight_at(i);
+	if (packed)
+		kiln_conv2d_pack_weights(w, K, C, R, R, wa->data);
+	else
+		memcpy(wa->data, w, sizeof(float) * (size_t)(K * C * R * R));
+	double *want = malloc(sizeof(double) * (size_t)(N * K * OH * OW));
+	conv_ref(x, w, K, R, R, st, p, y, want);
+	memset(y->data, 0xff, sizeof(float) * (size_t)(N * K * OH * OW)); /* NaN poison */
+	ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){x, wa, y}, 3), 0);
+	ck_assert(tu_guard_intact("Y", y));
+	ck_assert_msg(tu_compare_ref(packed ? "kpacked" : "direct", y, want) >= 0, "case %lldx%lld, %lld channels",
+	              (long long)H, (long long)Wd, (long long)C);
+	free(want);
+	free(w);
+	kiln_array_free(x);
+	kiln_array_free(wa);
+	kiln_array_free(y);
+	kiln_module_free(m);
+	kiln_ctx_free(ctx);
+}
+
+/* Output channels in lanes with weights packed ahead: a strided stem, a 7x7 image, a batch with 17 channels. */
 START_TEST(kpacked_packed)
 {
-	static const struct {
-		int64_t N, C, H, W, K, R, st, pad;
-	} cases[] = {{1, 3, 30, 30, 64, 7, 2, 3}, {1, 24, 7, 7, 48, 3, 1, 1}, {2, 16, 9, 12, 17, 1, 1, 0}};
-	for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
-		int64_t N = cases[t].N, C = cases[t].C, H = cases[t].H, Wd = cases[t].W, K = cases[t].K, R = cases[t].R;
-		int64_t st = cases[t].st, p = cases[t].pad, OH = (H + 2 * p - R) / st + 1, OW = (Wd + 2 * p - R) / st + 1;
-		kiln_ctx *ctx = kiln_ctx_new();
-		kiln_conv2d_attrs a = {{st, st}, {p, p, p, p}, {1, 1}, 1};
-		kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){N, C, H, Wd}, KILN_F32);
-		kiln_tensor *Wt = kiln_placeholder(ctx, "Wt", 4, (int64_t[]){C, R, R, K}, KILN_F32);
-		kiln_tensor *Y = kiln_op_conv2d_kpacked(ctx, X, Wt, &a, 1);
-		ck_assert_msg(Y, "%s", kiln_error(ctx));
-		kiln_module *m = kiln_build_schedule(kiln_schedule_cpu(ctx, 1, &Y), "f", 3, (kiln_tensor *[]){X, Wt, Y}, "llvm");
-		ck_assert_msg(m, "%s", kiln_error(ctx));
-		kiln_array *x = tu_guarded_array(4, (int64_t[]){N, C, H, Wd}, KILN_F32);
-		kiln_array *wt = tu_guarded_array(4, (int64_t[]){C, R, R, K}, KILN_F32);
-		kiln_array *y = tu_guarded_array(4, (int64_t[]){N, K, OH, OW}, KILN_F32);
-		kiln_array_fill_random(x, 21 + t, -1, 1);
-		float *w = malloc(sizeof(float) * (size_t)(K * C * R * R));
-		for (int64_t i = 0; i < K * C * R * R; i++)
-			w[i] = weight_at(i);
-		kiln_conv2d_pack_weights(w, K, C, R, R, wt->data);
-		double *want = malloc(sizeof(double) * (size_t)(N * K * OH * OW));
-		conv_ref(x, w, K, R, R, st, p, y, want);
-		memset(y->data, 0xff, sizeof(float) * (size_t)(N * K * OH * OW)); /* NaN poison */
-		ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){x, wt, y}, 3), 0);
-		ck_assert(tu_guard_intact("Y", y));
-		ck_assert_msg(tu_compare_ref("kpacked", y, want) >= 0, "case %zu", t);
-		free(want);
-		free(w);
-		kiln_array_free(x);
-		kiln_array_free(wt);
-		kiln_array_free(y);
-		kiln_module_free(m);
-		kiln_ctx_free(ctx);
-	}
+	static const conv_case cases[] = {{1, 3, 30, 30, 64, 7, 2, 3}, {1, 24, 7, 7, 48, 3, 1, 1}, {2, 16, 9, 12, 17, 1, 1, 0}};
+	for (size_t t = 0; t < sizeof cases / sizeof *cases; t++)
+		check_conv_form(1, &cases[t], 21 + t);
 }
 END_TEST
 
 /*
  * The direct form forced where kiln_op_conv2d would take the GEMM form
  * (what the model compiler picks for a CPU's strided stems): strides 2 and
- * 3 read with chunked vector loads, rows of whole and shifted vectors, a
- * batch, against plain loops.
+ * 3 read with chunked vector loads, rows of whole and shifted vectors, a batch.
  */
 START_TEST(direct_strided)
 {
-	static const struct {
-		int64_t N, C, H, W, K, R, st, pad;
-	} cases[] = {{1, 3, 69, 70, 32, 3, 2, 1}, {1, 3, 64, 75, 16, 3, 2, 0}, {2, 5, 20, 68, 8, 5, 3, 2}};
-	for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
-		int64_t N = cases[t].N, C = cases[t].C, H = cases[t].H, Wd = cases[t].W, K = cases[t].K, R = cases[t].R;
-		int64_t st = cases[t].st, p = cases[t].pad, OH = (H + 2 * p - R) / st + 1, OW = (Wd + 2 * p - R) / st + 1;
-		kiln_ctx *ctx = kiln_ctx_new();
-		kiln_conv2d_attrs a = {{st, st}, {p, p, p, p}, {1, 1}, 1};
-		kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){N, C, H, Wd}, KILN_F32);
-		kiln_tensor *W = kiln_placeholder(ctx, "W", 4, (int64_t[]){K, C, R, R}, KILN_F32);
-		kiln_tensor *Y = kiln_op_conv2d_direct(ctx, X, W, &a);
-		ck_assert_msg(Y && Y->op->tag && !strcmp(Y->op->tag, "conv2d"), "want the direct form: %s", kiln_error(ctx));
-		kiln_module *m = kiln_build_schedule(kiln_schedule_cpu(ctx, 1, &Y), "f", 3, (kiln_tensor *[]){X, W, Y}, "llvm");
-		ck_assert_msg(m, "%s", kiln_error(ctx));
-		kiln_array *x = tu_guarded_array(4, (int64_t[]){N, C, H, Wd}, KILN_F32);
-		kiln_array *w = tu_guarded_array(4, (int64_t[]){K, C, R, R}, KILN_F32);
-		kiln_array *y = tu_guarded_array(4, (int64_t[]){N, K, OH, OW}, KILN_F32);
-		kiln_array_fill_random(x, 31 + t, -1, 1);
-		for (int64_t i = 0; i < K * C * R * R; i++)
-			((float *)w->data)[i] = weight_at(i);
-		double *want = malloc(sizeof(double) * (size_t)(N * K * OH * OW));
-		conv_ref(x, w->data, K, R, R, st, p, y, want);
-		memset(y->data, 0xff, sizeof(float) * (size_t)(N * K * OH * OW)); /* NaN poison */
-		ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){x, w, y}, 3), 0);
-		ck_assert(tu_guard_intact("Y", y));
-		ck_assert_msg(tu_compare_ref("direct", y, want) >= 0, "case %zu", t);
-		free(want);
-		kiln_array_free(x);
-		kiln_array_free(w);
-		kiln_array_free(y);
-		kiln_module_free(m);
-		kiln_ctx_free(ctx);
-	}
+	static const conv_case cases[] = {{1, 3, 69, 70, 32, 3, 2, 1}, {1, 3, 64, 75, 16, 3, 2, 0}, {2, 5, 20, 68, 8, 5, 3, 2}};
+	for (size_t t = 0; t < sizeof cases / sizeof *cases; t++)
+		check_conv_form(0, &cases[t], 31 + t);
 }
 END_TEST
 

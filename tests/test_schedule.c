@@ -500,6 +500,19 @@ START_TEST(misuse_lowering)
 }
 END_TEST
 
+/* A schedule of Y alone with axis split by lanes and the inner part vectorized (*outer: the outer part). */
+static kiln_schedule *split_vectorized(kiln_ctx *ctx, kiln_tensor *Y, int axis, int64_t lanes, kiln_iter **outer)
+{
+	kiln_schedule *sch = kiln_schedule_create(ctx, 1, &Y);
+	kiln_stage *st = kiln_stage_of(sch, Y);
+	kiln_iter *o, *in;
+	ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, axis), lanes, &o, &in), 0);
+	ck_assert_int_eq(kiln_vectorize(st, in), 0);
+	if (outer)
+		*outer = o;
+	return sch;
+}
+
 /* ---- vector loads with a constant stride, and clamped ones (on x86 with AVX
  * the lanes at a clamped edge come from masked loads, elsewhere a gather;
  * the guard page after X catches a read past its last element) ---- */
@@ -554,11 +567,7 @@ START_TEST(strided_vector_loads)
 				kiln_ctx *ctx = kiln_ctx_new();
 				strided_fix f = {kiln_placeholder(ctx, "X", 1, &len, KILN_F32), s, len, clamp};
 				kiln_tensor *Y = kiln_compute(ctx, "Y", 1, &W, strided_body, &f);
-				kiln_schedule *sch = kiln_schedule_create(ctx, 1, &Y);
-				kiln_stage *st = kiln_stage_of(sch, Y);
-				kiln_iter *o, *in;
-				ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), lanes[l], &o, &in), 0);
-				ck_assert_int_eq(kiln_vectorize(st, in), 0);
+				kiln_schedule *sch = split_vectorized(ctx, Y, 0, lanes[l], NULL);
 				kiln_module *m = kiln_build_schedule(sch, "f", 2, (kiln_tensor *[]){f.X, Y}, "llvm");
 				ck_assert_msg(m, "%s", kiln_error(ctx));
 				kiln_array *xa = kiln_array_wrap(x, 1, &len, KILN_F32), *ya = tu_guarded_array(1, &W, KILN_F32);
@@ -627,11 +636,7 @@ START_TEST(interleaved_stores_and_unsigned_selects)
 	fix f = {kiln_ctx_new()};
 	int64_t W = 32;
 	kiln_tensor *Y = kiln_compute(f.ctx, "Y", 1, &W, unsigned_range_body, &f);
-	kiln_schedule *sch = kiln_schedule_create(f.ctx, 1, &Y);
-	kiln_stage *st = kiln_stage_of(sch, Y);
-	kiln_iter *io, *ii;
-	ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), 4, &io, &ii), 0);
-	ck_assert_int_eq(kiln_vectorize(st, ii), 0);
+	kiln_schedule *sch = split_vectorized(f.ctx, Y, 0, 4, NULL);
 	kiln_module *m = kiln_build_schedule(sch, "f", 1, &Y, "llvm");
 	ck_assert_msg(m, "%s", kiln_error(f.ctx));
 	kiln_array *y = tu_guarded_array(1, &W, KILN_F32);
@@ -668,13 +673,10 @@ START_TEST(partitioned_shifted_tiles)
 		int64_t W = 28, pshape[3] = {4, 2, 8};
 		f.A = kiln_placeholder(f.ctx, "P", 3, pshape, KILN_F32);
 		kiln_tensor *Y = kiln_compute(f.ctx, "Y", 1, &W, panel_body, &f);
-		kiln_schedule *sch = kiln_schedule_create(f.ctx, 1, &Y);
-		kiln_stage *st = kiln_stage_of(sch, Y);
-		kiln_iter *o, *in;
-		ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), 8, &o, &in), 0);
-		ck_assert_int_eq(kiln_vectorize(st, in), 0);
+		kiln_iter *o;
+		kiln_schedule *sch = split_vectorized(f.ctx, Y, 0, 8, &o);
 		if (par)
-			ck_assert_int_eq(kiln_parallel(st, o), 0);
+			ck_assert_int_eq(kiln_parallel(kiln_stage_of(sch, Y), o), 0);
 		const char *ir = lowered(sch, 2, (kiln_tensor *[]){f.A, Y});
 		ck_assert_msg(strstr(ir, "if (i.outer < 3) {") && strstr(ir, "P[ramp(i.outer*16 + 8, 1, 8)]") &&
 		                  strstr(ir, "Y[ramp(20, 1, 8)]"),
@@ -739,11 +741,7 @@ START_TEST(ramp_compares)
 					kiln_ctx *ctx = kiln_ctx_new();
 					cmp_fix f = {kiln_placeholder(ctx, "B", 1, &J, KILN_I64), op, rf, strides[si], bounds[bi]};
 					kiln_tensor *Y = kiln_compute(ctx, "Y", 2, (int64_t[]){J, I}, ramp_cmp_body, &f);
-					kiln_schedule *sch = kiln_schedule_create(ctx, 1, &Y);
-					kiln_stage *st = kiln_stage_of(sch, Y);
-					kiln_iter *o, *in;
-					ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 1), 16, &o, &in), 0);
-					ck_assert_int_eq(kiln_vectorize(st, in), 0);
+					kiln_schedule *sch = split_vectorized(ctx, Y, 1, 16, NULL);
 					if (op == 0 && rf && si == 0 && bi == 1) {
 						kiln_func *fn = kiln_lower(sch, "f", 2, (kiln_tensor *[]){f.B, Y}, NULL);
 						ck_assert_msg(fn, "%s", kiln_error(ctx));
@@ -822,11 +820,7 @@ START_TEST(clamped_loads_any_bounds)
 					clamp_fix f = {kiln_placeholder(ctx, "X", 1, &len, KILN_F32), kiln_placeholder(ctx, "B", 1, &two, KILN_I64),
 					               s, mo};
 					kiln_tensor *Y = kiln_compute(ctx, "Y", 1, &W, clamp_any_body, &f);
-					kiln_schedule *sch = kiln_schedule_create(ctx, 1, &Y);
-					kiln_stage *st = kiln_stage_of(sch, Y);
-					kiln_iter *o, *in;
-					ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 0), 16, &o, &in), 0);
-					ck_assert_int_eq(kiln_vectorize(st, in), 0);
+					kiln_schedule *sch = split_vectorized(ctx, Y, 0, 16, NULL);
 					kiln_module *m = kiln_build_schedule(sch, "f", 3, (kiln_tensor *[]){f.X, f.B, Y}, "llvm");
 					ck_assert_msg(m, "%s", kiln_error(ctx));
 					kiln_array *xa = kiln_array_wrap(x, 1, &len, KILN_F32), *ba = kiln_array_wrap(bounds, 1, &two, KILN_I64);
