@@ -176,7 +176,7 @@ static kiln_tensor *winograd_weight(gr_build *b, const kiln_conv2d_attrs *a, int
 		return NULL;
 	int64_t E = (*m + 2) * (*m + 2);
 	float *u = ir_alloc(b->ctx, sizeof(float) * (size_t)(E * K * C));
-	kiln_winograd_weights(v->data, K, C, *m, u);
+	ir_assert(!kiln_winograd_weights(v->data, K, C, *m, u)); /* m is 2 or 4 here */
 	return replace_weight(b, 1, v, "winograd", 3, (int64_t[]){E, K, C}, u);
 }
 

@@ -704,8 +704,8 @@ kiln_tensor *kiln_op_conv2d_winograd(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor 
 	const char *op = "conv2d_winograd";
 	const wg_mats *g = wg_for(m);
 	if (!g)
-		return ir_error(ctx, "%s: output tiles of %d x %d; F(2x2, 3x3) and F(4x4, 3x3) are the forms there are", op, m,
-		                m), NULL;
+		return ir_error(ctx, "%s: tile %d: F(2x2, 3x3) and F(4x4, 3x3) are the forms there are (tile 2 or 4)", op, m),
+		       NULL;
 	int E = g->a * g->a;
 	conv_args *c = conv_begin(ctx, op, X, W, attrs, transformed ? 3 : 4);
 	if (!c)

@@ -512,7 +512,7 @@ static int schedule_global_pool(sch_stage *st)
 
 /*
  * V[e, c, r, t] = (B^T d B)[e]: one parallel task per (channel, tile row);
- * its 36 cases unrolled over a vector of tiles, from B^T d (T) made at the
+ * its 36 (or 16) cases unrolled over a vector of tiles, from B^T d (T) made at the
  * same point in registers. Each input element is loaded once per case of
  * T's row index, and LLVM keeps the rest in registers.
  */
@@ -541,7 +541,7 @@ static int schedule_wino_in(const cpu_desc *c, sch_schedule *s, sch_stage *v)
 		sch_stage *tt = s->stages[i];
 		if (!op_is(tt, TAG_WINO_TILES) || !sch_reads(v, tt->outs[0]))
 			continue;
-		kiln_iter **ta = tt->op->axis; /* c, r, a, j, t */
+		kiln_iter **ta = tt->op->axis; /* c, r, i, j, t */
 		if (kiln_set_scope(tt, KILN_SCOPE_LOCAL) || kiln_unroll(tt, ta[2]) || kiln_unroll(tt, ta[3]) ||
 		    kiln_vectorize(tt, ta[4]) || kiln_compute_at(tt, v, to ? to : par))
 			return -1;
@@ -550,9 +550,9 @@ static int schedule_wino_in(const cpu_desc *c, sch_schedule *s, sch_stage *v)
 }
 
 /*
- * Y[n, k, h, w] = (A^T M A)[h%4, w%4]: rows and columns split by the tile
- * size and the in-tile loops unrolled (each of the 16 cases folds to its own
- * sum), a vector of tiles along the row. A same-shaped epilogue (bias,
+ * Y[n, k, h, w] = (A^T M A)[h%m, w%m] (m the output tile, 4 or 2): rows and
+ * columns split by m and the in-tile loops unrolled (each of the m*m cases
+ * folds to its own sum), a vector of tiles along the row. A same-shaped epilogue (bias,
  * activation, residual) takes Y inlined and this schedule.
  */
 static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
@@ -565,7 +565,8 @@ static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
 			return -1;
 		o = cons;
 	}
-	int64_t m = y->op->attr[0] ? y->op->attr[0] : 4; /* the output tile */
+	int64_t m = y->op->attr[0]; /* the output tile (kiln_op_conv2d_winograd sets it) */
+	ir_assert(m == 2 || m == 4);
 	kiln_iter **ax = o->op->axis, *th, *i, *tw, *j, *two = NULL, *twi, *par, *order[7];
 	if (kiln_split(o, ax[2], m, &th, &i) || kiln_split(o, ax[3], m, &tw, &j))
 		return -1;
@@ -590,7 +591,7 @@ static int schedule_wino_out(const cpu_desc *c, sch_schedule *s, sch_stage *y)
 	return 0;
 }
 
-/* U[e, k, c] from raw weights (the operator-level form): a task per output channel, the 36 cases unrolled */
+/* U[e, k, c] from raw weights (the operator-level form): a task per output channel, the 36 (or 16) cases unrolled */
 static int schedule_wino_weights(sch_stage *u)
 {
 	if (u->attach != ATTACH_ROOT || u->nrel)
@@ -598,7 +599,7 @@ static int schedule_wino_weights(sch_stage *u)
 	kiln_iter **ax = u->op->axis;
 	if (kiln_reorder(u, 3, (kiln_iter *[]){ax[1], ax[2], ax[0]}) || kiln_parallel(u, ax[1]) || kiln_unroll(u, ax[0]))
 		return -1;
-	u->note = "default: Winograd weight transform, 36 cases unrolled";
+	u->note = ir_fmt(u->s->ctx, "default: Winograd weight transform, %lld cases unrolled", (long long)ax[0]->extent);
 	return 0;
 }
 

@@ -215,7 +215,8 @@ static void make_external(Onnx__TensorProto *t, const char *offset, const char *
 /*
  * A model of one graph (IR 7, opset 13) packed into bytes (malloc'ed, *size
  * of them); then what the builders calloc'ed is freed: the nodes with their
- * outputs and attributes, the initializers, the value infos.
+ * outputs and attributes, the initializers, the value infos (the arrays of
+ * attribute pointers stay the caller's).
  */
 static uint8_t *pack_graph(const char *name, size_t nnode, Onnx__NodeProto **nodes, size_t ninit,
                            Onnx__TensorProto **inits, size_t nin, Onnx__ValueInfoProto **ins, size_t nout,
@@ -312,7 +313,6 @@ static uint8_t *model_bytes_ext(size_t *size, int batch, bool external)
 
 static uint8_t *model_bytes(size_t *size, int batch) { return model_bytes_ext(size, batch, false); }
 
-/* Compiles the network for target: the module, and the graph in *gout. */
 /* The graph of packed model bytes (freed here), imported. */
 static kiln_graph *import_bytes(kiln_ctx *ctx, uint8_t *bytes, size_t n, const char *name)
 {
@@ -325,6 +325,7 @@ static kiln_graph *import_bytes(kiln_ctx *ctx, uint8_t *bytes, size_t n, const c
 	return g;
 }
 
+/* Compiles the network for target: the module, and the graph in *gout. */
 static kiln_module *compile(kiln_ctx *ctx, const char *target, kiln_graph **gout)
 {
 	size_t n;
@@ -351,7 +352,7 @@ static uint8_t *concat_model_bytes(size_t *size)
 	static const int64_t dw1[] = {C1, C0, 3, 3}, dc[] = {C1}, pads[] = {1, 1, 1, 1};
 	static const char *in_c1[] = {"x", "w1", "b1"}, *in_r1[] = {"c1"}, *in_u[] = {"x"}, *in_c2[] = {"u", "w1"},
 	                  *in_cat[] = {"r1", "c2"}, *in_y[] = {"cat"}, *in_cat2[] = {"c2", "x"}, *in_y2[] = {"cat2"};
-	static Onnx__AttributeProto *a[4];
+	Onnx__AttributeProto *a[4];
 	a[0] = attr_ints("pads", 4, pads), a[1] = attr_ints("pads", 4, pads), a[2] = attr_int("axis", 1), a[3] = attr_int("axis", 1);
 	Onnx__NodeProto *nodes[] = {
 		node("Conv", 3, in_c1, "c1", 1, &a[0]),   node("Relu", 1, in_r1, "r1", 0, NULL),
@@ -499,11 +500,8 @@ START_TEST(group_visits)
 	kiln_ctx *ctx = kiln_ctx_new();
 	size_t n;
 	uint8_t *bytes = model_bytes(&n, 1);
-	kiln_onnx_model *om = kiln_onnx_load_bytes(ctx, bytes, n, "residual.onnx");
-	free(bytes);
-	kiln_graph *g = kiln_onnx_import(ctx, om, 0, NULL);
-	kiln_onnx_free(om);
-	ck_assert_msg(g && !kiln_graph_optimize(g, NULL), "%s", kiln_error(ctx));
+	kiln_graph *g = import_bytes(ctx, bytes, n, "residual.onnx");
+	ck_assert_msg(!kiln_graph_optimize(g, NULL), "%s", kiln_error(ctx));
 	int tunable = 0;
 	for (int i = 0; i < kiln_graph_num_groups(g); i++) {
 		const char *task = kiln_graph_group_task(g, i, NULL);
@@ -574,6 +572,69 @@ START_TEST(saved_and_loaded)
 	ck_assert_int_eq(t.nsamples, 3);
 	kiln_timing_free(&t);
 	kiln_array_free(bad);
+	kiln_array_free(x);
+	kiln_model_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+static int visit_text(void *out, const kiln_func *f)
+{
+	char **text = out;
+	size_t len = 0;
+	FILE *mem = open_memstream(text, &len);
+	kiln_func_print(f, mem);
+	fclose(mem);
+	return 0;
+}
+
+/*
+ * A 3x3 layer of 16 channels on a 7x7 image: 4x4 tiles would be 4 (64
+ * outputs for 49), so the model compiler takes Winograd F(2x2, 3x3): 16
+ * products per tile over 16 tiles (products of 16 cases x 16 channels x 16
+ * tiles). Against plain loops.
+ */
+START_TEST(winograd_small_image)
+{
+	init_weights();
+	static const int64_t dw2[] = {C1, C1, 3, 3}, pads[] = {1, 1, 1, 1}, xd[] = {1, C1, 7, 7};
+	static const char *in_c[] = {"x", "w2"};
+	Onnx__AttributeProto *a[1] = {attr_ints("pads", 4, pads)};
+	Onnx__NodeProto *nodes[] = {node("Conv", 2, in_c, "y", 1, a)};
+	Onnx__TensorProto *inits[] = {tensor("w2", 4, dw2, &w2[0][0][0][0])};
+	Onnx__ValueInfoProto *ins[] = {value("x", 4, xd)}, *outs[] = {value("y", 4, xd)};
+	size_t n;
+	uint8_t *bytes = pack_graph("small", 1, nodes, 1, inits, 1, ins, 1, outs, &n);
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_graph *g = import_bytes(ctx, bytes, n, "small.onnx");
+	ck_assert_msg(!kiln_graph_optimize(g, NULL), "%s", kiln_error(ctx));
+	char *text = NULL;
+	ck_assert_int_eq(kiln_graph_group_visit(g, 0, "llvm", NULL, visit_text, &text), 0);
+	ck_assert_msg(strstr(text, "allocate conv2d.products[float32 * 4096]"), "want F(2x2, 3x3):\n%.3000s", text);
+	free(text);
+	kiln_model *m = kiln_model_from_module(kiln_graph_compile(g, "llvm", NULL));
+	ck_assert_msg(m, "%s %s", kiln_error(ctx), kiln_rt_last_error());
+	kiln_array *x = kiln_array_empty(4, xd, KILN_F32);
+	kiln_array_fill_random(x, 3, -1, 1);
+	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
+	const kiln_array *y = kiln_model_get_output(m, 0);
+	memset(y->data, 0xff, sizeof(float) * C1 * 49); /* NaN poison */
+	ck_assert_int_eq(kiln_model_run(m), 0);
+	const float *xs = x->data, *ys = y->data;
+	for (int k = 0; k < C1; k++)
+		for (int i = 0; i < 7; i++)
+			for (int j = 0; j < 7; j++) {
+				double acc = 0;
+				for (int c = 0; c < C1; c++)
+					for (int r = 0; r < 3; r++)
+						for (int q = 0; q < 3; q++) {
+							int ii = i + r - 1, jj = j + q - 1;
+							if (ii >= 0 && ii < 7 && jj >= 0 && jj < 7)
+								acc += (double)xs[(c * 7 + ii) * 7 + jj] * w2[k][c][r][q];
+						}
+				float got = ys[(k * 7 + i) * 7 + j];
+				ck_assert_msg(fabs(got - acc) <= 1e-4 + 1e-4 * fabs(acc), "y[%d, %d, %d] = %g, want %g", k, i, j, got, acc);
+			}
 	kiln_array_free(x);
 	kiln_model_free(m);
 	kiln_ctx_free(ctx);
@@ -718,6 +779,7 @@ int main(void)
 	tcase_add_loop_test(tc, concat_in_place, 0, 3);
 	tcase_add_test(tc, saved_and_loaded);
 	tcase_add_test(tc, group_visits);
+	tcase_add_test(tc, winograd_small_image);
 	tcase_add_test(tc, symbolic_batch);
 	tcase_add_test(tc, hostile_plans);
 	tcase_add_test(tc, external_data);

@@ -882,9 +882,11 @@ export class Model {
       throw new Error(`kiln: profile's repeat must be an integer from 1 to 100000, not ${repeat}`);
     const p = M._kiln_web_model_profile(this.ptr, repeat);
     if (!p) throw new Error(`kiln: ${s.rt.error()}`);
-    const steps = JSON.parse(s.rt.str(p));
-    M._free(p);
-    return steps;
+    try {
+      return JSON.parse(s.rt.str(p));
+    } finally {
+      M._free(p);
+    }
   }
 
   dispose() {
