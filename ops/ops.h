@@ -24,6 +24,21 @@
 #define TAG_WINO_OUTPUT "winograd_output" /* A^T M A */
 
 kiln_tensor *op_tag(kiln_tensor *t, const char *tag);
+
+/* ---- convolutions (nn.c), shared with winograd.c ---- */
+typedef struct {
+	kiln_tensor *X, *W, *Xp, *Wt, *Yt;
+	kiln_iter *rc, *r, *s;
+	kiln_conv2d_attrs a;
+	int64_t cpg, kpg; /* channels per group in and out */
+	double value;     /* padding value */
+	int64_t pt, pl;
+} conv_args;
+/* The checks and attributes every convolution shares (wdim: the weight's rank); NULL after an error. */
+conv_args *op_conv_begin(kiln_ctx *ctx, const char *op, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs,
+                         int wdim);
+/* X padded by pad (top, left, bottom, right) with c->value: a compute, or X itself without padding. */
+kiln_tensor *op_pad_spatial(kiln_ctx *ctx, conv_args *c, const int64_t *pad);
 /* The stage's op has this tag. */
 bool op_is(const sch_stage *st, const char *tag);
 /* x as a float of type t (for constants in a body). */
