@@ -69,7 +69,7 @@ typedef struct {
 	const wg_mats *g;
 	kiln_tensor *U, *T, *V, *M, *Y;
 	kiln_iter *ck;          /* M's reduction over input channels */
-	int64_t TH, TW, P, nb;
+	int64_t TH, TW, P;
 } wino_args;
 
 /* sum of coef[i] * term(i) over the nonzero coefficients */

@@ -566,12 +566,15 @@ static bool native_masked_loads(const cg *g, const ir_buffer *buf)
  * above hi lane n-1's (each clamped as the gather would: every address read
  * is one it reads).
  */
+/* off + x, or x without an offset (NULL) */
+static LLVMValueRef plus_off(cg *g, LLVMValueRef off, LLVMValueRef x) { return off ? LLVMBuildAdd(g->b, off, x, "") : x; }
+
 static LLVMValueRef masked_clamped_load(cg *g, const ir_buffer *buf, ir_type t, LLVMValueRef off, LLVMValueRef rb,
-                                        int64_t s, const ir_expr *lo, const ir_expr *hi, bool max_outer)
+                                        int64_t s, LLVMValueRef lov, LLVMValueRef hiv, bool max_outer)
 {
 	int n = t.lanes;
 	LLVMTypeRef it = LLVMTypeOf(rb);
-	LLVMValueRef lov = lo ? expr(g, lo) : NULL, hiv = hi ? expr(g, hi) : NULL, below = NULL, above = NULL;
+	LLVMValueRef below = NULL, above = NULL;
 	if (lov)
 		below = lane_cmp(g, n, s, rb, LLVMIntSLT, lov);
 	if (hiv)
@@ -588,7 +591,7 @@ static LLVMValueRef masked_clamped_load(cg *g, const ir_buffer *buf, ir_type t, 
 			else if (!use_hi && lov)
 				x = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, x, lov, ""), x, lov, "");
 		}
-		LLVMValueRef v = LLVMBuildLoad2(g->b, mem_type(g, buf->elem), elem_ptr(g, buf, off ? LLVMBuildAdd(g->b, off, x, "") : x), "");
+		LLVMValueRef v = LLVMBuildLoad2(g->b, mem_type(g, buf->elem), elem_ptr(g, buf, plus_off(g, off, x)), "");
 		LLVMSetAlignment(v, elem_align(buf));
 		ends[k] = splat(g, v, n);
 	}
@@ -600,12 +603,11 @@ static LLVMValueRef masked_clamped_load(cg *g, const ir_buffer *buf, ir_type t, 
 			mask = LLVMBuildNot(g->b, below, "");
 		if (above)
 			mask = LLVMBuildAnd(g->b, mask, LLVMBuildNot(g->b, above, ""), "");
-		return masked_load(g, buf, mem_type(g, t), elem_ptr(g, buf, off ? LLVMBuildAdd(g->b, off, rb, "") : rb), mask, pass);
+		return masked_load(g, buf, mem_type(g, t), elem_ptr(g, buf, plus_off(g, off, rb)), mask, pass);
 	}
 	/* the masks compare element indices relative to the buffer's start minus off */
-	LLVMValueRef v = strided_load_in(g, buf, t, off ? LLVMBuildAdd(g->b, off, rb, "") : rb, s,
-	                                 lov && off ? LLVMBuildAdd(g->b, off, lov, "") : lov,
-	                                 hiv && off ? LLVMBuildAdd(g->b, off, hiv, "") : hiv);
+	LLVMValueRef v = strided_load_in(g, buf, t, plus_off(g, off, rb), s, lov ? plus_off(g, off, lov) : NULL,
+	                                 hiv ? plus_off(g, off, hiv) : NULL);
 	if (below)
 		v = LLVMBuildSelect(g->b, below, ends[0], v, "");
 	if (above)
@@ -641,18 +643,20 @@ static LLVMValueRef load(cg *g, const ir_expr *e)
 	if (clamped_ramp(ix, &off, &ramp, &lo, &hi, &max_outer)) {
 		/* the clamp only matters at the edges: whole vectors where the ramp is in range */
 		int64_t rs = small_stride(ramp);
+		/* the offset and bounds once, before the branch: both sides use them */
 		LLVMValueRef rb = expr(g, ramp->ramp.base), in = LLVMConstInt(g->i1, 1, 0);
-		if (lo)
-			in = LLVMBuildICmp(g->b, LLVMIntSGE, rb, expr(g, lo), "");
-		if (hi) {
+		LLVMValueRef offv = off ? expr(g, off) : NULL, lov = lo ? expr(g, lo) : NULL, hiv = hi ? expr(g, hi) : NULL;
+		if (lov)
+			in = LLVMBuildICmp(g->b, LLVMIntSGE, rb, lov, "");
+		if (hiv) {
 			LLVMValueRef last = LLVMBuildAdd(g->b, rb, LLVMConstInt(LLVMTypeOf(rb), (uint64_t)((lanes - 1) * rs), 1), "");
-			in = LLVMBuildAnd(g->b, in, LLVMBuildICmp(g->b, LLVMIntSLE, last, expr(g, hi), ""), "");
+			in = LLVMBuildAnd(g->b, in, LLVMBuildICmp(g->b, LLVMIntSLE, last, hiv, ""), "");
 		}
 		LLVMBasicBlockRef fast = new_block(g, "ld.whole"), slow = new_block(g, "ld.clamped"),
 		                  done = new_block(g, "ld.end");
 		LLVMBuildCondBr(g->b, in, fast, slow);
 		LLVMPositionBuilderAtEnd(g->b, fast);
-		LLVMValueRef base = off ? LLVMBuildAdd(g->b, expr(g, off), rb, "") : rb;
+		LLVMValueRef base = plus_off(g, offv, rb);
 		LLVMValueRef v[2];
 		LLVMBasicBlockRef bb[2];
 		v[0] = strided_load(g, buf, e->type, base, rs);
@@ -662,7 +666,7 @@ static LLVMValueRef load(cg *g, const ir_expr *e)
 		/* 64-bit signed indices only: lane_cmp's arithmetic (flattening makes every index one) */
 		bool i64 = ramp->type.code == KILN_INT && ramp->type.bits == 64;
 		v[1] = i64 && native_masked_loads(g, buf)
-		           ? masked_clamped_load(g, buf, e->type, off ? expr(g, off) : NULL, rb, rs, lo, hi, max_outer)
+		           ? masked_clamped_load(g, buf, e->type, offv, rb, rs, lov, hiv, max_outer)
 		           : gather(g, buf, e->type, expr(g, ix));
 		bb[1] = LLVMGetInsertBlock(g->b);
 		LLVMBuildBr(g->b, done);
