@@ -3,13 +3,19 @@
  * one run: the same random input (seed 1) through both, outputs compared,
  * and with --bench both timed (medians; the peer in the same run).
  *
- *   models MODEL.onnx [--target T] [--threads N] [--bench N] [--tol X]
+ *   models MODEL.onnx [--target T] [--threads N] [--bench N [--rounds R]] [--tol X]
  *
  * Prints one JSON line: compile seconds, kernels, planned and unplanned
  * intermediate bytes, the largest difference relative to the output's
  * largest magnitude, and with --bench kiln's and onnxruntime's medians and
  * their ratio (> 1: kiln is faster). Exit 1 when the outputs differ by more
  * than --tol (default 1e-4) or anything fails; the tests run it that way.
+ *
+ * The timing alternates: --rounds R (default 3) rounds of onnxruntime's N
+ * runs, then kiln's N. A shared VM's speed drifts by 20% over a minute;
+ * timed one after the other, the two were not compared at the same speed.
+ * Each side's time is the median of its round medians, and the speedup the
+ * median of the rounds' ratios.
  */
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +38,33 @@ static double now_s(void)
 	return (double)tv.tv_sec + tv.tv_usec * 1e-6;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* The median of n values (sorted in place). */
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Runs the onnxruntime-node reference (cmd); its median ms when it timed, 0 when not, -1 when it failed. */
+static double run_peer(const char *cmd)
+{
+	FILE *p = popen(cmd, "r");
+	char line[512] = "";
+	double ms = 0;
+	while (p && fgets(line, sizeof line, p)) {
+		char *k = strstr(line, "\"median_ms\":");
+		if (k)
+			ms = atof(k + 12);
+	}
+	return !p || pclose(p) ? -1 : ms;
+}
+
 static int fail(const char *what, const char *msg)
 {
 	fprintf(stderr, "models: %s: %s\n", what, msg);
@@ -40,8 +73,9 @@ static int fail(const char *what, const char *msg)
 
 int main(int argc, char **argv)
 {
+	static const char usage[] = "usage: models MODEL.onnx [--target T] [--threads N] [--bench N [--rounds R]] [--tol X]\n";
 	const char *path = NULL, *target = "llvm";
-	int threads = 1, bench = 0;
+	int threads = 1, bench = 0, rounds = 3;
 	double tol = 1e-4;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--target") && i + 1 < argc)
@@ -50,15 +84,17 @@ int main(int argc, char **argv)
 			threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--bench") && i + 1 < argc)
 			bench = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+			rounds = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--tol") && i + 1 < argc)
 			tol = atof(argv[++i]);
 		else if (!path && argv[i][0] != '-')
 			path = argv[i];
 		else
-			return fprintf(stderr, "usage: models MODEL.onnx [--target T] [--threads N] [--bench N] [--tol X]\n"), 2;
+			return fputs(usage, stderr), 2;
 	}
-	if (!path || threads < 1 || bench < 0)
-		return fprintf(stderr, "usage: models MODEL.onnx [--target T] [--threads N] [--bench N] [--tol X]\n"), 2;
+	if (!path || threads < 1 || bench < 0 || rounds < 1 || rounds > 100)
+		return fputs(usage, stderr), 2;
 	kiln_set_num_threads(threads);
 	kiln_ctx *ctx = kiln_ctx_new();
 	double t0 = now_s();
@@ -97,15 +133,8 @@ int main(int argc, char **argv)
 	if (!bench)
 		snprintf(cmd, sizeof cmd, "node %s/tests/ort_reference.mjs '%s' %s %s %s %d", KILN_SOURCE_DIR, path, inb,
 		         shape, outb, threads);
-	FILE *p = popen(cmd, "r");
-	char line[512] = "";
-	double ort_ms = 0;
-	while (p && fgets(line, sizeof line, p)) {
-		char *k = strstr(line, "\"median_ms\":");
-		if (k)
-			ort_ms = atof(k + 12);
-	}
-	if (!p || pclose(p))
+	double ort_ms[100];
+	if ((ort_ms[0] = run_peer(cmd)) < 0)
 		return fail(path, "onnxruntime-node failed (npm install with ONNXRUNTIME_NODE_INSTALL=skip)");
 	const kiln_array *y = kiln_model_get_output(m, 0);
 	int64_t n = kiln_array_numel(y);
@@ -130,12 +159,19 @@ int main(int argc, char **argv)
 	       "\"planned_bytes\": %lld, \"unplanned_bytes\": %lld, \"max_diff_rel\": %.3g",
 	       name, target, threads, compile_s, nkernels, (long long)planned, (long long)plain, rel);
 	if (bench) {
-		kiln_timing t;
-		if (kiln_model_time(m, &(kiln_time_opts){.warmup = 3, .repeat = bench}, &t))
-			return fail(path, kiln_rt_last_error());
-		printf(", \"kiln_ms\": %.3f, \"onnxruntime_ms\": %.3f, \"speedup\": %.3f", t.median_ms, ort_ms,
-		       ort_ms / t.median_ms);
-		kiln_timing_free(&t);
+		double kiln_ms[100], ratio[100];
+		for (int r = 0; r < rounds; r++) {
+			if (r && (ort_ms[r] = run_peer(cmd)) < 0)
+				return fail(path, "onnxruntime-node failed");
+			kiln_timing t;
+			if (kiln_model_time(m, &(kiln_time_opts){.warmup = 3, .repeat = bench}, &t))
+				return fail(path, kiln_rt_last_error());
+			kiln_ms[r] = t.median_ms;
+			ratio[r] = ort_ms[r] / t.median_ms;
+			kiln_timing_free(&t);
+		}
+		printf(", \"rounds\": %d, \"kiln_ms\": %.3f, \"onnxruntime_ms\": %.3f, \"speedup\": %.3f", rounds,
+		       median(kiln_ms, rounds), median(ort_ms, rounds), median(ratio, rounds));
 	}
 	printf("}\n");
 	free(ref);

@@ -266,6 +266,18 @@ const char *kiln_graph_group_task(kiln_graph *g, int i, const char **fn)
 	return ir_strdup(g->ctx, key);
 }
 
+/*
+ * Whether target is a CPU (llvm, any -mcpu, or wasm), whose forms take
+ * weights packed at compile time (g->prepack); g->cpu then describes it (vector width, registers,
+ * caches) for the op builders that choose between forms.
+ */
+static void cpu_target(kiln_graph *g, const char *target)
+{
+	char err[256];
+	g->prepack = !kiln_target_parse(target, &g->cpu, err, sizeof err) &&
+	             (g->cpu.kind == KILN_LLVM || g->cpu.kind == KILN_WASM);
+}
+
 int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_cpu_config *cfg,
                            kiln_group_visit_fn fn, void *user)
 {
@@ -281,7 +293,7 @@ int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_
 	gr_value *values = g->values;
 	bool prepack = g->prepack;
 	kiln_ctx_mark mark = kiln_ctx_save(ctx);
-	g->prepack = !strcmp(target, "llvm") || !strcmp(target, "wasm");
+	cpu_target(g, target);
 	gr_group *gp = &g->groups[i];
 	group_build gb;
 	kiln_tensor *outs[GR_MAX_OUT], *args[64 + GR_MAX_OUT];
@@ -305,7 +317,7 @@ int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_
 kiln_module *gr_build_module(kiln_graph *g, const char *target)
 {
 	kiln_ctx *ctx = g->ctx;
-	g->prepack = !strcmp(target, "llvm") || !strcmp(target, "wasm");
+	cpu_target(g, target);
 	/* their runtimes place every intermediate in one arena (the host's, or
 	 * wasm memory), so a Concat planned in place has nothing left to do; the
 	 * GPU devices give each intermediate a buffer of its own and keep it */

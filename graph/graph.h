@@ -22,6 +22,7 @@
 
 #include "ir/ir.h"
 #include "kiln/graph.h"
+#include "kiln/target.h"
 
 typedef enum { GR_INT, GR_FLOAT, GR_INTS, GR_FLOATS, GR_STRING, GR_TENSOR } gr_attr_kind;
 
@@ -97,6 +98,7 @@ struct kiln_graph {
 	const char *what;      /* names the graph in messages (the model's path) */
 	int opset;             /* the ONNX opset its operators follow */
 	bool prepack;          /* build.c, CPU targets: constant matmul weights packed at compile time */
+	kiln_target cpu;       /* build.c: that CPU target's description, when prepack */
 	kiln_group_config_fn config; /* build.c: a tuned schedule configuration per group task, or NULL */
 	void *config_user;
 };

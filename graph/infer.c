@@ -64,6 +64,7 @@ int gr_build_node(kiln_graph *g, int id, gr_build *b)
 	b->ctx = g->ctx;
 	b->opset = g->opset;
 	b->prepack = g->prepack;
+	b->cpu = g->prepack ? &g->cpu : NULL;
 	for (int k = 0; k < n->nin && k < GR_MAX_IN; k++) {
 		if (n->in[k] < 0 || (n->def->const_inputs >> k & 1))
 			continue;

@@ -191,7 +191,16 @@ static int64_t conv_out(int64_t n, int64_t p, int64_t k, int64_t s, int64_t d) {
  * takes on other targets), output channels enough to fill a vector and a
  * reduction deep enough to pay for the broadcasts (MobileNetV2's stem, 27
  * deep, was faster as a GEMM: 0.48 vs 0.57 ms; ResNet-18's, 147 deep, 3.4 ->
- * 2.5 ms; its 7x7 layers 2.8 -> 2.3 ms).
+ * 2.5 ms; its 7x7 layers 2.8 -> 2.3 ms, on AVX-512).
+ *
+ * And where its reads keep up with its FMAs. Each step of the reduction
+ * loads a line of weights (two vectors of channels) and a line of input for
+ * a block of a few columns; the weight panel of a block of channels is read
+ * again for every output row. Vectors of 16 lanes do 2-3x the FMAs per line
+ * of AVX2's 8-lane block (16 channels x 4-5 columns), whose panel must stay
+ * in the L1 to be fast: one AVX2 core (Zen 3), in the models, kpacked vs the
+ * GEMM form: 147-deep stem 3.5 vs 5.6 ms, 128-deep 0.23 vs 0.28, 256-deep
+ * 0.33 vs 0.33 and 0.30 vs 0.24, 512-deep 4.6 vs 2.8, 2304-deep 5.0 vs 2.3.
  */
 static kiln_tensor *kpacked_weight(gr_build *b, const kiln_conv2d_attrs *a, int64_t OW)
 {
@@ -200,6 +209,10 @@ static kiln_tensor *kpacked_weight(gr_build *b, const kiln_conv2d_attrs *a, int6
 	int64_t K = ws[0], C = ws[1], R = ws[2], S = ws[3];
 	if (!b->prepack || !v || !v->data || v->dtype.code != KILN_FLOAT || v->dtype.bits != 32 || a->groups != 1 ||
 	    !(OW < 32 || a->stride[1] > 1) || K < 16 || C * R * S < 64 || gr_numel(v) != K * C * R * S)
+		return NULL;
+	int64_t lanes = kiln_target_lanes(b->cpu), l1 = b->cpu->l1d_bytes ? b->cpu->l1d_bytes : 32768;
+	int64_t panel = C * R * S * (2 * lanes < K ? 2 * lanes : K) * (int64_t)sizeof(float);
+	if (lanes < 16 && panel >= l1 / 2)
 		return NULL;
 	float *d = ir_alloc(b->ctx, sizeof(float) * (size_t)(K * C * R * S));
 	kiln_conv2d_pack_weights(v->data, K, C, R, S, d);

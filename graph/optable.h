@@ -36,6 +36,7 @@ struct gr_build {
 	kiln_tensor *in[GR_MAX_IN];    /* NULL for omitted inputs and const inputs */
 	int in_value[GR_MAX_IN];       /* 1 + the value in[k] holds when not the node's input (packed weights) */
 	bool prepack;                  /* constant matmul weights may be packed now (CPU targets) */
+	const kiln_target *cpu;        /* that CPU target, when prepack (sizes the forms chosen) */
 	kiln_tensor *out[GR_MAX_OUT];
 	/* an output whose tensor is a view: the same elements in another shape
 	 * (a 1-D convolution built as a 2-D one); its value gets this shape */

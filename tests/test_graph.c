@@ -589,6 +589,47 @@ static int visit_text(void *out, const kiln_func *f)
 }
 
 /*
+ * Output channels in vector lanes (kpacked) for a 1x1 layer on a 7x7 image,
+ * by the target: with 16-lane vectors at any depth; with 8-lane ones only
+ * while a block's weight panel (depth x 16 channels) fits half the L1 (32
+ * KiB when the CPU is only named): 64 deep (4 KiB) yes, 256 deep (16 KiB)
+ * no, the GEMM form instead. Code is generated for those CPUs, not run.
+ */
+START_TEST(kpacked_by_target)
+{
+	static float wk[32 * 256];
+	for (int i = 0; i < 32 * 256; i++)
+		wk[i] = (float)(i % 7) - 3;
+	static const struct {
+		int64_t depth;
+		const char *target;
+		bool kpacked;
+	} cases[] = {{64, "llvm -mcpu=haswell", true},
+	             {256, "llvm -mcpu=haswell", false},
+	             {256, "llvm -mcpu=skylake-avx512", true},
+	             {64, "wasm", true}};
+	for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+		const int64_t wd[] = {32, cases[k].depth, 1, 1}, xd[] = {1, cases[k].depth, 7, 7}, yd[] = {1, 32, 7, 7};
+		static const char *in_c[] = {"x", "w"};
+		Onnx__NodeProto *nodes[] = {node("Conv", 2, in_c, "y", 0, NULL)};
+		Onnx__TensorProto *inits[] = {tensor("w", 4, wd, wk)};
+		Onnx__ValueInfoProto *ins[] = {value("x", 4, xd)}, *outs[] = {value("y", 4, yd)};
+		size_t n;
+		uint8_t *bytes = pack_graph("pointwise", 1, nodes, 1, inits, 1, ins, 1, outs, &n);
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_graph *g = import_bytes(ctx, bytes, n, "pointwise.onnx");
+		ck_assert_msg(!kiln_graph_optimize(g, NULL), "%s", kiln_error(ctx));
+		char *text = NULL;
+		ck_assert_msg(!kiln_graph_group_visit(g, 0, cases[k].target, NULL, visit_text, &text), "%s", kiln_error(ctx));
+		ck_assert_msg(!strstr(text, "conv2d.nhwc") == !cases[k].kpacked, "%lld deep on %s: want %s:\n%.3000s",
+		              (long long)cases[k].depth, cases[k].target, cases[k].kpacked ? "kpacked" : "the GEMM form", text);
+		free(text);
+		kiln_ctx_free(ctx);
+	}
+}
+END_TEST
+
+/*
  * A 3x3 layer of 16 channels on a 7x7 image: 4x4 tiles would be 4 (64
  * outputs for 49), so the model compiler takes Winograd F(2x2, 3x3): 16
  * products per tile over 16 tiles (products of 16 cases x 16 channels x 16
@@ -780,6 +821,7 @@ int main(void)
 	tcase_add_test(tc, saved_and_loaded);
 	tcase_add_test(tc, group_visits);
 	tcase_add_test(tc, winograd_small_image);
+	tcase_add_test(tc, kpacked_by_target);
 	tcase_add_test(tc, symbolic_batch);
 	tcase_add_test(tc, hostile_plans);
 	tcase_add_test(tc, external_data);

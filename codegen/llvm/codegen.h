@@ -16,6 +16,7 @@ typedef struct {
 	const char *triple;
 	const char *cpu;
 	const char *features;
+	char own_features[320]; /* a named CPU's -mattr with what kiln turns off (features points here) */
 	int vector_bits; /* preferred vector width */
 	bool wasm;
 	bool relaxed_madd; /* wasm: contracted vector mul-adds become relaxed_madd (cg_wasm_relaxed_madd) */
@@ -25,7 +26,7 @@ typedef struct {
  * llvm.wasm.relaxed.madd, which LLVM 19 does not form itself. Returns how many. */
 int cg_wasm_relaxed_madd(LLVMModuleRef mod);
 
-/* Fills t for this host (cpu name and features as LLVM detects them). */
+/* Fills t for this host (cpu name and features as LLVM detects them, SSE4a off on x86: jit.c says why). */
 void cg_host_target(cg_target *t);
 
 /*

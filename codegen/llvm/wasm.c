@@ -209,7 +209,8 @@ kiln_module *cg_wasm_build(kiln_ctx *ctx, int nfunc, kiln_func *const *funcs)
 		return NULL;
 	int rc = 0;
 	for (size_t v = 0; v < sizeof variants / sizeof *variants && !rc; v++) {
-		cg_target t = {"wasm32-unknown-unknown", "generic", variants[v][1], 128, true, v == 1};
+		cg_target t = {.triple = "wasm32-unknown-unknown", .cpu = "generic", .features = variants[v][1], .vector_bits = 128,
+		               .wasm = true, .relaxed_madd = v == 1};
 		LLVMContextRef c = LLVMContextCreate();
 		LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("kiln", c);
 		uint8_t *obj = NULL, *bin = NULL;
