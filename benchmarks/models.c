@@ -51,6 +51,14 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* the files the peer reads and writes, removed at exit whatever happens */
+static char dir[] = "/tmp/kiln-models-XXXXXX", inb[64], outb[64];
+
+static void remove_files(void)
+{
+	unlink(inb), unlink(outb), rmdir(dir);
+}
+
 /* Runs the onnxruntime-node reference (cmd); its median ms when it timed, 0 when not, -1 when it failed. */
 static double run_peer(const char *cmd)
 {
@@ -118,9 +126,10 @@ int main(int argc, char **argv)
 		return fail(path, kiln_rt_last_error());
 
 	/* the peer on the same bytes */
-	char dir[] = "/tmp/kiln-models-XXXXXX", inb[64], outb[64], shape[256] = "", cmd[2048];
+	char shape[256] = "", cmd[2048];
 	if (!mkdtemp(dir))
 		return fail(path, "no temporary folder");
+	atexit(remove_files);
 	snprintf(inb, sizeof inb, "%s/in.bin", dir);
 	snprintf(outb, sizeof outb, "%s/out.bin", dir);
 	FILE *f = fopen(inb, "wb");
@@ -143,7 +152,6 @@ int main(int argc, char **argv)
 	size_t got = f ? fread(ref, sizeof(float), (size_t)n + 1, f) : 0;
 	if (f)
 		fclose(f);
-	unlink(inb), unlink(outb), rmdir(dir);
 	if (got != (size_t)n)
 		return fail(path, "onnxruntime's output has another size");
 	double scale = 0, maxdiff = 0;
@@ -161,8 +169,9 @@ int main(int argc, char **argv)
 	if (bench) {
 		double kiln_ms[100], ratio[100];
 		for (int r = 0; r < rounds; r++) {
-			if (r && (ort_ms[r] = run_peer(cmd)) < 0)
-				return fail(path, "onnxruntime-node failed");
+			if (r && (ort_ms[r] = run_peer(cmd)) < 0) {
+				return fail(path, "onnxruntime-node failed in a later round");
+			}
 			kiln_timing t;
 			if (kiln_model_time(m, &(kiln_time_opts){.warmup = 3, .repeat = bench}, &t))
 				return fail(path, kiln_rt_last_error());
