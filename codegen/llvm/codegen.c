@@ -552,11 +552,13 @@ static bool clamped_ramp(const ir_expr *ix, const ir_expr **off, const ir_expr *
 }
 
 /* x86 with AVX: llvm.masked.load is one instruction (vmaskmovps, or a
- * k-masked load), where other targets would get a branch per lane */
+ * k-masked load), where other targets would get a branch per lane. From the
+ * target's vector width, not its -mattr: a CPU given by name (-mcpu=haswell)
+ * lists no features of its own. */
 static bool native_masked_loads(const cg *g, const ir_buffer *buf)
 {
 	int bits = ir_elem(buf->elem).bits;
-	return !g->tgt->wasm && g->tgt->features && strstr(g->tgt->features, "+avx") && (bits == 32 || bits == 64);
+	return !g->tgt->wasm && cg_is_x86(g->tgt->triple) && g->tgt->vector_bits >= 256 && (bits == 32 || bits == 64);
 }
 
 /*

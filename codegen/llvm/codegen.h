@@ -26,6 +26,8 @@ typedef struct {
  * llvm.wasm.relaxed.madd, which LLVM 19 does not form itself. Returns how many. */
 int cg_wasm_relaxed_madd(LLVMModuleRef mod);
 
+/* Whether an LLVM target triple names an x86 CPU. */
+bool cg_is_x86(const char *triple);
 /* Fills t for this host (cpu name and features as LLVM detects them, SSE4a off on x86: jit.c says why). */
 void cg_host_target(cg_target *t);
 

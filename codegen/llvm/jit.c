@@ -28,7 +28,7 @@ static void init_llvm(void)
 	LLVMInitializeNativeAsmPrinter();
 }
 
-static bool is_x86(const char *triple) { return !strncmp(triple, "x86_64", 6) || (triple[0] == 'i' && strstr(triple, "86-")); }
+bool cg_is_x86(const char *triple) { return !strncmp(triple, "x86_64", 6) || (triple[0] == 'i' && strstr(triple, "86-")); }
 
 /*
  * AMD's SSE4a (insertq, extrq), which LLVM picks for some vector shuffles on
@@ -49,7 +49,7 @@ void cg_host_target(cg_target *t)
 		features = LLVMGetHostCPUFeatures();
 		/* the same length: the host's list keeps its own buffer */
 		char *s = strstr(features, "+sse4a");
-		if (s && is_x86(triple))
+		if (s && cg_is_x86(triple))
 			*s = '-';
 	}
 	t->triple = triple;
@@ -186,7 +186,7 @@ static void llvm_target(const kiln_target *kt, cg_target *t)
 	if (kt && !kt->host) {
 		t->cpu = kt->cpu;
 		t->features = kt->attrs;
-		if (is_x86(t->triple)) {
+		if (cg_is_x86(t->triple)) {
 			snprintf(t->own_features, sizeof t->own_features, "%s%s-sse4a", kt->attrs, kt->attrs[0] ? "," : "");
 			t->features = t->own_features;
 		}
