@@ -2,7 +2,8 @@
 // thread: kiln's model bundle (loadModel, backend wasm) against
 // onnxruntime-web's wasm execution provider, in the same process on the same
 // input, outputs compared. DIR holds the .onnx files (scripts/export_models.py).
-// One JSON line per model: both medians and ratio = peer / kiln (> 1: kiln faster).
+// One JSON line per model: both medians and ratio = peer / kiln (> 1: kiln faster),
+// the median of the ratios of runs taken in turn.
 // V8 runs wasm in Liftoff first: both warm up 10 runs before any sample.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,15 +27,22 @@ const median = (v) => {
   const s = v.slice().sort((a, b) => a - b), m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const time = async (fn) => {
-  for (let i = 0; i < 10; i++) await fn();
-  const t = [];
+// kiln and the peer in turn, one run each per turn: a shared VM's speed drifts
+// by 20% within a minute, and timed one block after the other the two were not
+// measured at the same speed. Medians of each, and of the turns' ratios.
+const timeBoth = async (fk, fo) => {
+  for (let i = 0; i < 10; i++) await fk(), await fo();
+  const tk = [], to = [], r = [];
   for (let i = 0; i < repeat; i++) {
-    const t0 = performance.now();
-    await fn();
-    t.push(performance.now() - t0);
+    let t0 = performance.now();
+    await fk();
+    const k = performance.now() - t0;
+    t0 = performance.now();
+    await fo();
+    const o = performance.now() - t0;
+    tk.push(k), to.push(o), r.push(o / k);
   }
-  return median(t);
+  return [median(tk), median(to), median(r)];
 };
 let bad = 0;
 for (const [name, shape] of models) {
@@ -56,12 +64,11 @@ for (const [name, shape] of models) {
   }
   const rel = s ? d / s : d;
   if (!(rel <= 1e-4)) bad++;
-  const km = await time(() => model.run({ input: x }));
-  const om = await time(() => session.run(feeds));
+  const [km, om, ratio] = await timeBoth(() => model.run({ input: x }), () => session.run(feeds));
   console.log(JSON.stringify({
     bench: 'models_web', case: name, target: 'wasm', device: model.device, threads: 1, kiln_ms: +km.toFixed(2),
     peer: `onnxruntime-web ${ort.env.versions?.web ?? ''} wasm EP (node, 1 thread)`, peer_ms: +om.toFixed(2),
-    ratio: +(om / km).toFixed(3), max_diff_rel: +rel.toExponential(2),
+    ratio: +ratio.toFixed(3), max_diff_rel: +rel.toExponential(2),
   }));
   model.dispose();
   fs.rmSync(bundle, { recursive: true, force: true });
