@@ -1,0 +1,35 @@
+// models_webgpu.mjs DIR... — whole models through WebGPU in node (Dawn, npm `webgpu`;
+// KILN_DAWN_BACKEND=vulkan on a GPU machine): each DIR a model bundle (kiln compile
+// M.onnx --target web -o DIR/; the webgpu module and its weights are all it needs)
+// holding in.bin (the float32 input) and out.bin (onnxruntime's output for it, as
+// benchmarks/run.sh models_gpu writes them). Compares with out.bin and times run()
+// with the input's upload and the output's readback: median of 50 after 20
+// warm-ups. One JSON line per model. For the GPU machine (no node there), README's
+// GPU section says what to carry.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+const require = createRequire(import.meta.url);
+const pkg = require('webgpu');
+for (const dir of process.argv.slice(2)) {
+  const k = await import(pathToFileURL(`${dir}/kiln.mjs`).href);
+  const m = await k.loadModel(pathToFileURL(dir).href + '/', { backend: 'webgpu', ...k.dawnGpu(pkg) });
+  const buf = fs.readFileSync(`${dir}/in.bin`), wb = fs.readFileSync(`${dir}/out.bin`);
+  const want = new Float32Array(wb.buffer.slice(wb.byteOffset, wb.byteOffset + wb.byteLength));
+  const x = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  const feeds = { [m.inputs[0].name]: x };
+  const got = Object.values(await m.run(feeds))[0];
+  let d = 0, s = 0;
+  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(want[i] - got[i])), s = Math.max(s, Math.abs(want[i]));
+  for (let i = 0; i < 20; i++) await m.run(feeds);
+  const t = [];
+  for (let i = 0; i < 50; i++) {
+    const t0 = performance.now();
+    await m.run(feeds);
+    t.push(performance.now() - t0);
+  }
+  t.sort((a, b) => a - b);
+  console.log(JSON.stringify({ case: path.basename(path.resolve(dir)), backend: m.backend, device: m.device, ms: +t[25].toFixed(3),
+    min_ms: +t[0].toFixed(3), max_diff_rel: +(d / s).toExponential(2), n: got.length }));
+}
