@@ -588,6 +588,21 @@ static int visit_text(void *out, const kiln_func *f)
 	return 0;
 }
 
+/* A graph of one Conv (attributes a) of input x (shape xd) by the constant weight w (wd, data) into y (yd), optimized. */
+static kiln_graph *one_conv(kiln_ctx *ctx, const int64_t *xd, const int64_t *wd, const float *w, const int64_t *yd,
+                            int nattr, Onnx__AttributeProto **a)
+{
+	static const char *in_c[] = {"x", "w"};
+	Onnx__NodeProto *nodes[] = {node("Conv", 2, in_c, "y", nattr, a)};
+	Onnx__TensorProto *inits[] = {tensor("w", 4, wd, w)};
+	Onnx__ValueInfoProto *ins[] = {value("x", 4, xd)}, *outs[] = {value("y", 4, yd)};
+	size_t n;
+	uint8_t *bytes = pack_graph("conv", 1, nodes, 1, inits, 1, ins, 1, outs, &n);
+	kiln_graph *g = import_bytes(ctx, bytes, n, "conv.onnx");
+	ck_assert_msg(!kiln_graph_optimize(g, NULL), "%s", kiln_error(ctx));
+	return g;
+}
+
 /*
  * Output channels in vector lanes (kpacked) for a 1x1 layer on a 7x7 image,
  * by the target: with 16-lane vectors at any depth; with 8-lane ones only
@@ -610,15 +625,8 @@ START_TEST(kpacked_by_target)
 	             {64, "wasm", true}};
 	for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
 		const int64_t wd[] = {32, cases[k].depth, 1, 1}, xd[] = {1, cases[k].depth, 7, 7}, yd[] = {1, 32, 7, 7};
-		static const char *in_c[] = {"x", "w"};
-		Onnx__NodeProto *nodes[] = {node("Conv", 2, in_c, "y", 0, NULL)};
-		Onnx__TensorProto *inits[] = {tensor("w", 4, wd, wk)};
-		Onnx__ValueInfoProto *ins[] = {value("x", 4, xd)}, *outs[] = {value("y", 4, yd)};
-		size_t n;
-		uint8_t *bytes = pack_graph("pointwise", 1, nodes, 1, inits, 1, ins, 1, outs, &n);
 		kiln_ctx *ctx = kiln_ctx_new();
-		kiln_graph *g = import_bytes(ctx, bytes, n, "pointwise.onnx");
-		ck_assert_msg(!kiln_graph_optimize(g, NULL), "%s", kiln_error(ctx));
+		kiln_graph *g = one_conv(ctx, xd, wd, wk, yd, 0, NULL);
 		char *text = NULL;
 		ck_assert_msg(!kiln_graph_group_visit(g, 0, cases[k].target, NULL, visit_text, &text), "%s", kiln_error(ctx));
 		ck_assert_msg(!strstr(text, "conv2d.nhwc") == !cases[k].kpacked, "%lld deep on %s: want %s:\n%.3000s",
@@ -639,16 +647,9 @@ START_TEST(winograd_small_image)
 {
 	init_weights();
 	static const int64_t dw2[] = {C1, C1, 3, 3}, pads[] = {1, 1, 1, 1}, xd[] = {1, C1, 7, 7};
-	static const char *in_c[] = {"x", "w2"};
 	Onnx__AttributeProto *a[1] = {attr_ints("pads", 4, pads)};
-	Onnx__NodeProto *nodes[] = {node("Conv", 2, in_c, "y", 1, a)};
-	Onnx__TensorProto *inits[] = {tensor("w2", 4, dw2, &w2[0][0][0][0])};
-	Onnx__ValueInfoProto *ins[] = {value("x", 4, xd)}, *outs[] = {value("y", 4, xd)};
-	size_t n;
-	uint8_t *bytes = pack_graph("small", 1, nodes, 1, inits, 1, ins, 1, outs, &n);
 	kiln_ctx *ctx = kiln_ctx_new();
-	kiln_graph *g = import_bytes(ctx, bytes, n, "small.onnx");
-	ck_assert_msg(!kiln_graph_optimize(g, NULL), "%s", kiln_error(ctx));
+	kiln_graph *g = one_conv(ctx, xd, dw2, &w2[0][0][0][0], xd, 1, a);
 	char *text = NULL;
 	ck_assert_int_eq(kiln_graph_group_visit(g, 0, "llvm", NULL, visit_text, &text), 0);
 	ck_assert_msg(strstr(text, "allocate conv2d.products[float32 * 4096]"), "want F(2x2, 3x3):\n%.3000s", text);
