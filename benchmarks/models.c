@@ -169,9 +169,10 @@ int main(int argc, char **argv)
 	if (bench) {
 		double kiln_ms[100], ratio[100];
 		for (int r = 0; r < rounds; r++) {
-			if (r && (ort_ms[r] = run_peer(cmd)) < 0) {
+			if (r && (ort_ms[r] = run_peer(cmd)) < 0)
 				return fail(path, "onnxruntime-node failed in a later round");
-			}
+			if (ort_ms[r] <= 0)
+				return fail(path, "onnxruntime-node printed no median_ms");
 			kiln_timing t;
 			if (kiln_model_time(m, &(kiln_time_opts){.warmup = 3, .repeat = bench}, &t))
 				return fail(path, kiln_rt_last_error());

@@ -69,6 +69,8 @@ static void from_features(kiln_target *t, const char *f)
 		t->vector_bits = 256, t->vector_regs = 16;
 	if (t->vector_bits < 256 && (has_feature(f, "+avx") || has_feature(f, "+avx2")))
 		t->vector_bits = 256;
+	if (has_feature(f, "-avx")) /* LLVM drops what builds on it too: AVX2, FMA, AVX-512 */
+		t->vector_bits = 128, t->vector_regs = 16, t->fma = false;
 	if (has_feature(f, "+fma") || has_feature(f, "+avx512f"))
 		t->fma = true;
 	if (has_feature(f, "-fma"))
@@ -177,6 +179,8 @@ int kiln_target_parse(const char *text, kiln_target *t, char *err, int errlen)
 		t->vector_bits = cpus[c].bits;
 		t->vector_regs = cpus[c].bits == 512 ? 32 : 16;
 		t->fma = cpus[c].fma;
+		/* its caches are not this host's: unknown (the forms sized by them assume 32 KiB of L1) */
+		t->l1d_bytes = t->l2_bytes = 0;
 	}
 	if (mattr) {
 		if (strlen(mattr) >= sizeof t->attrs)

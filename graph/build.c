@@ -292,6 +292,7 @@ int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_
 	int nvalue = g->nvalue, vcap = g->vcap;
 	gr_value *values = g->values;
 	bool prepack = g->prepack;
+	kiln_target cpu = g->cpu;
 	kiln_ctx_mark mark = kiln_ctx_save(ctx);
 	cpu_target(g, target);
 	gr_group *gp = &g->groups[i];
@@ -311,6 +312,7 @@ int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_
 	g->vcap = vcap;
 	g->values = values;
 	g->prepack = prepack;
+	g->cpu = cpu;
 	return rc;
 }
 

@@ -27,16 +27,19 @@ const median = (v) => {
   const s = v.slice().sort((a, b) => a - b), m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-// kiln and the peer in turn, one run each per turn: a shared VM's speed drifts
-// by 20% within a minute, and timed one block after the other the two were not
-// measured at the same speed. Medians of each, and of the turns' ratios.
+// kiln and the peer in turn: a shared VM's speed drifts by 20% within a minute,
+// and timed one block after the other the two were not measured at the same
+// speed. Each turn runs each twice and times the second run, so neither is timed
+// with the caches the other left. Medians of each, and of the turns' ratios.
 const timeBoth = async (fk, fo) => {
   for (let i = 0; i < 10; i++) await fk(), await fo();
   const tk = [], to = [], r = [];
   for (let i = 0; i < repeat; i++) {
+    await fk();
     let t0 = performance.now();
     await fk();
     const k = performance.now() - t0;
+    await fo();
     t0 = performance.now();
     await fo();
     const o = performance.now() - t0;

@@ -21,41 +21,51 @@
 #include "schedule/schedule.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static char *host_triple, *host_cpu, *host_features;
 
+bool cg_is_x86(const char *triple) { return !strncmp(triple, "x86_64", 6) || (triple[0] == 'i' && strstr(triple, "86-")); }
+
+/* LLVM's features with what kiln turns off on x86 appended (later entries win): a copy to free. */
+static char *kiln_features(const char *triple, const char *features)
+{
+	if (!cg_is_x86(triple))
+		return strdup(features);
+	size_t n = strlen(features);
+	char *f = malloc(n + sizeof ",-sse4a");
+	if (f)
+		snprintf(f, n + sizeof ",-sse4a", "%s%s-sse4a", features, n ? "," : "");
+	return f;
+}
+
+/* Once per process: LLVM's native target, and this host as LLVM detects it (kept for the process's lifetime). */
 static void init_llvm(void)
 {
 	LLVMInitializeNativeTarget();
 	LLVMInitializeNativeAsmPrinter();
+	host_triple = LLVMGetDefaultTargetTriple();
+	host_cpu = LLVMGetHostCPUName();
+	char *f = LLVMGetHostCPUFeatures();
+	host_features = kiln_features(host_triple, f);
+	ir_assert(host_features);
+	LLVMDisposeMessage(f);
 }
-
-bool cg_is_x86(const char *triple) { return !strncmp(triple, "x86_64", 6) || (triple[0] == 'i' && strstr(triple, "86-")); }
 
 /*
  * AMD's SSE4a (insertq, extrq), which LLVM picks for some vector shuffles on
- * AMD CPUs, is off: it is a legacy-SSE encoding, and after 256-bit AVX code
- * each one cost 123 ns on a Zen 3 VM (against 2 ns for vpinsrq). MobileNetV2's
- * 56x56 depthwise layer took 1.26 ms with it and 0.34 ms without. Nothing
- * kiln generates needs it.
+ * AMD CPUs, is off on x86, whatever -mattr says: it is a legacy-SSE encoding,
+ * and after 256-bit AVX code each one cost 123 ns on a Zen 3 VM (against 2 ns
+ * for vpinsrq). MobileNetV2's 56x56 depthwise layer took 1.26 ms with it and
+ * 0.21 ms without. Nothing kiln generates needs it.
  *
  * Fills t for this host (cpu name and features as LLVM detects them).
  */
 void cg_host_target(cg_target *t)
 {
 	pthread_once(&init_once, init_llvm);
-	static char *triple, *cpu, *features;
-	if (!triple) {
-		triple = LLVMGetDefaultTargetTriple();
-		cpu = LLVMGetHostCPUName();
-		features = LLVMGetHostCPUFeatures();
-		/* the same length: the host's list keeps its own buffer */
-		char *s = strstr(features, "+sse4a");
-		if (s && cg_is_x86(triple))
-			*s = '-';
-	}
-	t->triple = triple;
-	t->cpu = cpu;
-	t->features = features;
-	t->vector_bits = strstr(features, "+avx512f") ? 512 : strstr(features, "+avx") ? 256 : 128;
+	t->triple = host_triple;
+	t->cpu = host_cpu;
+	t->features = host_features;
+	t->vector_bits = strstr(host_features, "+avx512f") ? 512 : strstr(host_features, "+avx") ? 256 : 128;
 	t->wasm = false;
 	t->relaxed_madd = false;
 }
