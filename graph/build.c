@@ -267,9 +267,10 @@ const char *kiln_graph_group_task(kiln_graph *g, int i, const char **fn)
 }
 
 /*
- * Whether target is a CPU (llvm, any -mcpu, or wasm), whose forms take
- * weights packed at compile time (g->prepack); g->cpu then describes it (vector width, registers,
- * caches) for the op builders that choose between forms.
+ * Whether target is a CPU (llvm, with or without -mcpu/-mattr, or wasm),
+ * whose forms take weights packed at compile time (g->prepack); g->cpu then
+ * describes it (vector width, registers, caches) for the op builders that
+ * choose between forms.
  */
 static void cpu_target(kiln_graph *g, const char *target)
 {
