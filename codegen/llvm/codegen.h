@@ -16,7 +16,7 @@ typedef struct {
 	const char *triple;
 	const char *cpu;
 	const char *features;
-	char own_features[320]; /* a named CPU's -mattr with what kiln turns off (features points here) */
+	char own_features[320]; /* a named CPU's -mattr with what kiln turns off on x86 (features points here) */
 	int vector_bits; /* preferred vector width */
 	bool wasm;
 	bool relaxed_madd; /* wasm: contracted vector mul-adds become relaxed_madd (cg_wasm_relaxed_madd) */

@@ -25,16 +25,11 @@ static char *host_triple, *host_cpu, *host_features;
 
 bool cg_is_x86(const char *triple) { return !strncmp(triple, "x86_64", 6) || (triple[0] == 'i' && strstr(triple, "86-")); }
 
-/* LLVM's features with what kiln turns off on x86 appended (later entries win): a copy to free. */
-static char *kiln_features(const char *triple, const char *features)
+/* LLVM's feature list f with what kiln turns off on x86 appended (later entries win), snprintf-style into dst. */
+static int kiln_features(char *dst, size_t n, const char *triple, const char *f)
 {
-	if (!cg_is_x86(triple))
-		return strdup(features);
-	size_t n = strlen(features);
-	char *f = malloc(n + sizeof ",-sse4a");
-	if (f)
-		snprintf(f, n + sizeof ",-sse4a", "%s%s-sse4a", features, n ? "," : "");
-	return f;
+	bool x86 = cg_is_x86(triple);
+	return snprintf(dst, n, "%s%s%s", f, x86 && *f ? "," : "", x86 ? "-sse4a" : "");
 }
 
 /* Once per process: LLVM's native target, and this host as LLVM detects it (kept for the process's lifetime). */
@@ -45,8 +40,10 @@ static void init_llvm(void)
 	host_triple = LLVMGetDefaultTargetTriple();
 	host_cpu = LLVMGetHostCPUName();
 	char *f = LLVMGetHostCPUFeatures();
-	host_features = kiln_features(host_triple, f);
+	size_t n = (size_t)kiln_features(NULL, 0, host_triple, f) + 1;
+	host_features = malloc(n);
 	ir_assert(host_features);
+	kiln_features(host_features, n, host_triple, f);
 	LLVMDisposeMessage(f);
 }
 
@@ -195,11 +192,8 @@ static void llvm_target(const kiln_target *kt, cg_target *t)
 	cg_host_target(t);
 	if (kt && !kt->host) {
 		t->cpu = kt->cpu;
-		t->features = kt->attrs;
-		if (cg_is_x86(t->triple)) {
-			snprintf(t->own_features, sizeof t->own_features, "%s%s-sse4a", kt->attrs, kt->attrs[0] ? "," : "");
-			t->features = t->own_features;
-		}
+		kiln_features(t->own_features, sizeof t->own_features, t->triple, kt->attrs);
+		t->features = t->own_features;
 	}
 	if (kt)
 		t->vector_bits = kt->vector_bits;
