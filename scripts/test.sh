@@ -24,13 +24,25 @@ status=0
 # the suites that run wasm and WebGPU kernels do so in node child processes,
 # which valgrind does not follow: it checks their C side (building, files);
 # tests tagged "large" (millions of elements) and "crash" (a kernel that
-# crashes an RPC worker on purpose) run in the two builds above only
-for t in test_ir test_schedule test_runtime test_ops test_opencl test_webgl test_wasm test_webgpu test_web test_onnx test_graph test_te test_rpc test_tune; do
-	[ -x "build/tests/$t" ] || { echo "valgrind: build/tests/$t is missing" >&2; status=1; continue; }
-	echo "-- valgrind $t"
-	CK_FORK=no CK_EXCLUDE_TAGS="large crash" valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite \
-		--errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp "build/tests/$t" || status=1
+# crashes an RPC worker on purpose) run in the two builds above only.
+# valgrind runs a program on one core, so the suites run two at a time
+# (KILN_VALGRIND_JOBS), the slowest first; each one's output is printed
+# whole when it ends, so that two suites' lines never interleave.
+vglogs=$(mktemp -d)
+trap 'rm -rf "$vglogs"' EXIT
+suites="test_web test_tune test_webgpu test_opencl test_ops test_wasm test_te test_webgl test_graph test_schedule test_rpc test_runtime test_ir test_onnx"
+for t in $suites; do
+	[ -x "build/tests/$t" ] || { echo "valgrind: build/tests/$t is missing" >&2; status=1; }
 done
+printf '%s\n' $suites | xargs -P "${KILN_VALGRIND_JOBS:-2}" -I@ sh -c '
+	start=$(date +%s)
+	CK_FORK=no CK_EXCLUDE_TAGS="large crash" valgrind -q --error-exitcode=9 --leak-check=full \
+		--show-leak-kinds=definite --errors-for-leak-kinds=definite \
+		--suppressions=tests/valgrind.supp "build/tests/$1" >"$2/$1.log" 2>&1 || touch "$2/$1.failed"
+	{ echo "-- valgrind $1 ($(( $(date +%s) - start )) s)$([ -e "$2/$1.failed" ] && echo ": FAILED")"
+	  cat "$2/$1.log"; } >"$2/$1.out"
+	flock "$2" cat "$2/$1.out"' sh @ "$vglogs" || status=1
+ls "$vglogs"/*.failed >/dev/null 2>&1 && status=1
 [ $status = 0 ] && echo "valgrind: clean"
 
 echo "== mutation test: wrong operators must fail the suite"
