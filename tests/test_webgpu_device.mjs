@@ -49,6 +49,45 @@ test('a launch of a kernel the module lacks is refused', async () => {
   assert.deepEqual([...new Float32Array((await d.download(y, 16)).buffer)], [0, 2, 4, 6]);
 });
 
+test('bind groups are made once per pipeline and buffers; staging buffers are kept', async () => {
+  const d = await device();
+  const src = '//@kernel twice\n@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n' +
+    '@group(0) @binding(1) var<storage, read_write> y: array<f32>;\n' +
+    '@compute @workgroup_size(4)\nfn twice(@builtin(local_invocation_id) i: vec3<u32>) { y[i.x] = x[i.x] * 2.0; }\n';
+  const p = await d.compile(src);
+  const made = { groups: 0, buffers: 0 };
+  const dev = d.device, createBindGroup = dev.createBindGroup.bind(dev), createBuffer = dev.createBuffer.bind(dev);
+  dev.createBindGroup = (desc) => (made.groups++, createBindGroup(desc));
+  dev.createBuffer = (desc) => (made.buffers++, createBuffer(desc));
+  try {
+    const launch = [{ kernel: 'twice', grid: [1, 1, 1], block: [4, 1, 1], args: [0, 1] }];
+    const read = async (b) => [...new Float32Array((await d.download(b, 16)).buffer)];
+    const x = d.alloc(16), y = d.alloc(16);
+    d.upload(x, new Float32Array([1, 2, 3, 4]));
+    await d.run(p, launch, [x, y], []);
+    assert.deepEqual(await read(y), [2, 4, 6, 8]);
+    const first = { ...made };
+    d.upload(x, new Float32Array([5, 6, 7, 8]));
+    await d.run(p, launch, [x, y], []);
+    assert.deepEqual(await read(y), [10, 12, 14, 16]);
+    assert.deepEqual(made, first); // the second run and readback made nothing new
+    assert.equal(made.groups, 1);
+    // the same pipeline over other buffers: a group of its own; a freed buffer's groups are gone
+    const y2 = d.alloc(16);
+    await d.run(p, launch, [x, y2], []);
+    assert.deepEqual(await read(y2), [10, 12, 14, 16]);
+    d.free(y);
+    const y3 = d.alloc(16);
+    d.upload(x, new Float32Array([0, 1, 0, 1]));
+    await d.run(p, launch, [x, y3], []);
+    assert.deepEqual(await read(y3), [0, 2, 0, 2]);
+    assert.equal(made.groups, 3);
+  } finally {
+    dev.createBindGroup = createBindGroup;
+    dev.createBuffer = createBuffer;
+  }
+});
+
 test('f16 kernels need shader-f16', async () => {
   const d = await device();
   const src = '//@kernel h\nenable f16;\n@group(0) @binding(0) var<storage, read_write> y: array<f16>;\n' +

@@ -75,6 +75,14 @@ export class WebGPUDevice {
     this.adapter = adapter;
     this.device = device;
     this.pipelines = new Map(); // source text -> Map(kernel name -> GPUComputePipeline)
+    // A model runs the same launches over the same buffers every time: their
+    // bind groups are made once (pipeline -> Map(buffer ids -> GPUBindGroup)),
+    // and dropped whole when any buffer is freed (a group holding a destroyed
+    // buffer fails validation).
+    this.groups = new WeakMap();
+    this.bufferIds = new WeakMap(); // GPUBuffer -> its number in the groups' keys
+    this.nextId = 1;
+    this.staging = new Map(); // size -> [idle MAP_READ buffers] for download()
     this.lost = null;
     this.pending = null; // {encoder, pass} while launches are being recorded
     device.lost.then((info) => { this.lost = info.message || info.reason || 'lost'; });
@@ -132,6 +140,12 @@ export class WebGPUDevice {
     });
   }
 
+  // Destroys buf, and forgets the bind groups that might hold it.
+  free(buf) {
+    buf.destroy();
+    this.groups = new WeakMap();
+  }
+
   upload(buf, bytes) {
     const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (u8.byteLength % 4 === 0) {
@@ -143,18 +157,51 @@ export class WebGPUDevice {
     }
   }
 
-  // The first bytes of buf, once every submitted launch is done.
+  // The first bytes of buf, once every submitted launch is done. The staging
+  // buffer is kept for the next download of that size (a model reads the same
+  // outputs on every run; making and destroying one each time cost a buffer
+  // allocation per run).
   async download(buf, bytes) {
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
-    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const idle = this.staging.get(size) ?? [];
+    const staging = idle.pop() ??
+      this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(buf, 0, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      staging.destroy();
+      throw e;
+    }
     const out = new Uint8Array(staging.getMappedRange().slice(0, bytes));
     staging.unmap();
-    staging.destroy();
+    if (idle.length < 4) {
+      idle.push(staging);
+      this.staging.set(size, idle);
+    } else {
+      staging.destroy();
+    }
     return out;
+  }
+
+  // The bind group of pipeline over buffers (binding i = buffers[i]), made on first use.
+  bindGroup(pipeline, buffers) {
+    let byKey = this.groups.get(pipeline);
+    if (!byKey) this.groups.set(pipeline, (byKey = new Map()));
+    const key = buffers.map((b) => {
+      let id = this.bufferIds.get(b);
+      if (!id) this.bufferIds.set(b, (id = this.nextId++));
+      return id;
+    }).join(',');
+    let g = byKey.get(key);
+    if (!g) {
+      const entries = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+      g = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      byKey.set(key, g);
+    }
+    return g;
   }
 
   // Records one launch of pipeline over buffers (bound in order) into the
@@ -165,10 +212,9 @@ export class WebGPUDevice {
       const encoder = dev.createCommandEncoder();
       this.pending = { encoder, pass: encoder.beginComputePass() };
     }
-    const entries = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
     const { pass } = this.pending;
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, dev.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    pass.setBindGroup(0, this.bindGroup(pipeline, buffers));
     const [x, y, z] = dispatchSize(grid);
     pass.dispatchWorkgroups(x, y, z);
   }

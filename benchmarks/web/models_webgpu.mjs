@@ -4,9 +4,10 @@
 // holding in.bin (the float32 input) and out.bin (onnxruntime's output for it, as
 // benchmarks/run.sh models_gpu writes them). Compares with out.bin and times run()
 // with the input's upload and the output's readback: median of 51 after 20
-// warm-ups. One JSON line per model; exit 1 when an output differs by more than
-// 1e-4 of its scale. For the GPU machine (no node there), README's
-// GPU section says what to carry.
+// warm-ups; and time() (launches_ms: the launches alone, input resident).
+// One JSON line per model; exit 1 when an output differs by more than 1e-4 of
+// its scale. For the GPU machine (no node there), README's GPU section says
+// what to carry.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -44,8 +45,12 @@ for (const dir of dirs) {
     t.push(performance.now() - t0);
   }
   t.sort((a, b) => a - b);
+  // and the launches alone, the input already on the device and nothing read
+  // back: what PyTorch eager's CUDA-event time covers (benchmarks/torch_models.py)
+  const launches = await m.time({ warmup: 5, repeat: 51 });
   console.log(JSON.stringify({ case: path.basename(path.resolve(dir)), backend: m.backend, device: m.device,
-    ms: +t[25].toFixed(3), min_ms: +t[0].toFixed(3), max_diff_rel: rel, n: got.length }));
+    ms: +t[25].toFixed(3), min_ms: +t[0].toFixed(3), launches_ms: +launches.medianMs.toFixed(3), max_diff_rel: rel,
+    n: got.length }));
   m.dispose();
 }
 process.exit(bad ? 1 : 0);
