@@ -10,7 +10,11 @@
  *   wasmCall(module, name, offsets)        run an export of a wasm module's
  *                                          kernel instance; returns its status
  *   gpuAlloc(bytes) -> id, gpuFree(id)     GPUBuffers for temporaries
- *   gpuDispatch(module, kernel, gx, gy, gz, ids)   record one launch
+ *   gpuDispatch(module, launch, kernel, gx, gy, gz, n, ids)
+ *                                          record one launch: pointers into
+ *                                          this memory (the launch's plan
+ *                                          entry names it while the module
+ *                                          lives: the host may cache by it)
  *   gpuSubmit(module)                      submit what was recorded
  *
  * A host function that fails returns non-zero and leaves its message in
@@ -48,12 +52,11 @@ EM_JS(int, host_gpu_alloc, (double bytes), {
 
 EM_JS(void, host_gpu_free, (int id), { Module['kilnHost'].gpuFree(id); });
 
-EM_JS(int, host_gpu_dispatch, (const kiln_module *m, const char *kernel, int gx, int gy, int gz, int n,
-                                const uint32_t *ids), {
+EM_JS(int, host_gpu_dispatch, (const kiln_module *m, const rt_launch *la, const char *kernel, int gx, int gy, int gz,
+                                int n, const uint32_t *ids), {
 	const h = Module['kilnHost'];
-	const b = Array.from(HEAPU32.subarray(ids >> 2, (ids >> 2) + n));
 	try {
-		return h.gpuDispatch(m, UTF8ToString(kernel), [gx >>> 0, gy >>> 0, gz >>> 0], b);
+		return h.gpuDispatch(m, la, kernel, gx >>> 0, gy >>> 0, gz >>> 0, n, ids);
 	} catch (e) {
 		h.lastError = String(e && e.message || e);
 		return -1;
@@ -174,7 +177,7 @@ static int webgpu_run(kiln_module *m, rt_function *f, kiln_array **args, double 
 				return rt_error("%s: launch %d binds argument %d, which the function does not have", f->name, l, k);
 			ids[a] = k >= 0 ? (uint32_t)(uintptr_t)args[k]->data : t->ids[-1 - k];
 		}
-		if (host_gpu_dispatch(m, la->kernel, (int)la->grid[0], (int)la->grid[1], (int)la->grid[2], la->nargs, ids))
+		if (host_gpu_dispatch(m, la, la->kernel, (int)la->grid[0], (int)la->grid[1], (int)la->grid[2], la->nargs, ids))
 			return host_failed(la->kernel);
 	}
 	if (host_gpu_submit(m))

@@ -114,6 +114,23 @@ test('the C runtime checks every call: count, shape, dtype, foreign arrays', asy
   }
 });
 
+test('webgpu: a function called on other arrays uses them (launches are kept per buffers)', async () => {
+  const s = await load(relu, { backend: 'webgpu' });
+  const x = s.array(input, [1000]), y1 = s.empty([1000]), y2 = s.empty([1000]);
+  await s.run('relu', [x, y1]);
+  await s.run('relu', [x, y2]); // same launch, another output buffer
+  assert.deepEqual(await y2.read(), expected);
+  assert.deepEqual(await y1.read(), expected);
+  const neg = s.array(input.map((v) => -v), [1000]);
+  await s.run('relu', [neg, y1]);
+  assert.deepEqual(await y1.read(), input.map((v) => Math.max(0, -v)));
+  y2.dispose(); // a freed buffer: launches made over it are forgotten, new arrays may take its place
+  const y3 = s.empty([1000]);
+  await s.run('relu', [x, y3]);
+  assert.deepEqual(await y3.read(), expected);
+  s.dispose();
+});
+
 test('time: milliseconds per call from the C time evaluator (wasm) and around submits (webgpu)', async () => {
   for (const b of ['wasm', 'webgpu']) {
     const s = await load(relu, { backend: b });

@@ -15,7 +15,7 @@
 // one was passed over. The C runtime parses the module, checks every call's
 // arguments and walks the launch plan; this file gives it what only JS has:
 // the wasm kernel instance, and WebGPU buffers and pipelines.
-import { WebGPUDevice } from './webgpu.mjs';
+import { WebGPUDevice, dispatchSize } from './webgpu.mjs';
 
 const isNode = typeof process === 'object' && !!process.versions?.node && typeof window === 'undefined';
 
@@ -386,7 +386,11 @@ export class Session {
     this.buffers = new Map(); // GPUBuffer id -> GPUBuffer
     this.nextBuffer = 1;
     this.scopes = 0; // open WebGPU error scopes
-    this.batching = false; // a model run: steps record into one pass, submitted at its end
+    this.launches = new Map(); // plan entry -> its recorded launch (host.gpuDispatch)
+    // a model run: its steps record into one pass, submitted once it holds
+    // submitEvery launches (at a step's end) and at the run's end
+    this.batching = false;
+    this.submitEvery = 16;
   }
 
   fn(name) {
@@ -419,6 +423,7 @@ export class Session {
     const b = this.buffers.get(id);
     if (b) this.gpu.free(b);
     this.buffers.delete(id);
+    this.launches.clear(); // their bind groups may hold b
   }
 
   // One call through the C runtime (checks the arguments, then runs or submits).
@@ -511,6 +516,7 @@ export class Session {
   dispose() {
     if (this.mod) this.rt.M._kiln_module_free(this.mod);
     this.mod = 0;
+    this.launches.clear();
     for (const b of this.buffers.values()) b.destroy();
     this.buffers.clear();
     this.gpu?.device.destroy();
@@ -674,14 +680,29 @@ function makeHost() {
   };
   host.gpuAlloc = (bytes) => host.session.gpuAlloc(bytes);
   host.gpuFree = (id) => host.session.gpuFree(id);
-  host.gpuDispatch = (mod, kernel, grid, ids) => {
-    const s = host.session, p = s.pipelines.get(kernel);
-    if (!p) throw new Error(`the module has no kernel '${kernel}'`);
-    s.gpu.dispatch(p, ids.map((id) => s.buffers.get(id)), grid);
+  // A launch's pipeline, bind group and workgroups are worked out once and
+  // kept under its plan entry (la, a pointer into the runtime's memory) for
+  // as long as its buffers stay the same: a model's ~100 launches per run
+  // cost the CPU more than the GPU took to run them.
+  host.gpuDispatch = (mod, la, kernel, gx, gy, gz, n, ids) => {
+    const s = host.session, H = s.rt.M.HEAPU32, at = ids >> 2;
+    let c = s.launches.get(la);
+    if (c && (c.mod !== mod || c.ids.length !== n)) c = null;
+    for (let i = 0; c && i < n; i++) if (c.ids[i] !== H[at + i]) c = null;
+    if (!c) {
+      const name = s.rt.str(kernel), p = s.pipelines.get(name);
+      if (!p) throw new Error(`the module has no kernel '${name}'`);
+      const idList = H.slice(at, at + n);
+      const group = s.gpu.bindGroup(p, Array.from(idList, (id) => s.buffers.get(id)));
+      c = { mod, ids: idList, pipeline: p, group, size: dispatchSize([gx, gy, gz]) };
+      s.launches.set(la, c);
+    }
+    s.gpu.record(c.pipeline, c.group, c.size);
     return 0;
   };
   host.gpuSubmit = () => {
-    if (!host.session.batching) host.session.gpu.submit();
+    const s = host.session;
+    if (!s.batching || s.gpu.recorded >= s.submitEvery) s.gpu.submit();
     return 0;
   };
   // a model's buffers (runtime/graph.c through web.c's rt_buffer_ops)

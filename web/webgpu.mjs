@@ -207,17 +207,24 @@ export class WebGPUDevice {
   // Records one launch of pipeline over buffers (bound in order) into the
   // pass being encoded; submit() sends every launch recorded since the last.
   dispatch(pipeline, buffers, grid) {
-    const dev = this.device;
+    this.record(pipeline, this.bindGroup(pipeline, buffers), dispatchSize(grid));
+  }
+
+  // dispatch() with its bind group and workgroup counts ([x, y, z]) at hand.
+  record(pipeline, group, size) {
     if (!this.pending) {
-      const encoder = dev.createCommandEncoder();
-      this.pending = { encoder, pass: encoder.beginComputePass() };
+      const encoder = this.device.createCommandEncoder();
+      this.pending = { encoder, pass: encoder.beginComputePass(), count: 0 };
     }
+    this.pending.count++;
     const { pass } = this.pending;
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, this.bindGroup(pipeline, buffers));
-    const [x, y, z] = dispatchSize(grid);
-    pass.dispatchWorkgroups(x, y, z);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(size[0], size[1], size[2]);
   }
+
+  // Launches recorded and not yet submitted.
+  get recorded() { return this.pending ? this.pending.count : 0; }
 
   submit() {
     if (!this.pending) return;
