@@ -20,6 +20,20 @@ kiln_tensor *op_tag(kiln_tensor *t, const char *tag)
 
 bool op_is(const sch_stage *st, const char *tag) { return st->op->tag && !strcmp(st->op->tag, tag); }
 
+bool op_readers_pure(sch_schedule *s, sch_stage *p)
+{
+	bool any = false;
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *c = s->stages[i];
+		if (c != p && sch_reads(c, p->outs[0])) {
+			if (c->op->nreduce)
+				return false;
+			any = true;
+		}
+	}
+	return any;
+}
+
 kiln_expr *op_const(kiln_ctx *ctx, kiln_dtype t, double v) { return kiln_const(ctx, t, v); }
 
 static int need_float(kiln_ctx *ctx, const char *op, kiln_tensor *t)

@@ -605,20 +605,6 @@ static int schedule_wino_weights(sch_stage *u)
 
 /* ---- computes no operator declared (a user's: no tag) ---- */
 
-static bool readers_all_pure(sch_schedule *s, sch_stage *p)
-{
-	bool any = false;
-	for (int i = 0; i < s->nstage; i++) {
-		sch_stage *c = s->stages[i];
-		if (c != p && sch_reads(c, p->outs[0])) {
-			if (c->op->nreduce)
-				return false;
-			any = true;
-		}
-	}
-	return any;
-}
-
 /* The largest vector width up to one register dividing k with two vectors at least (0: none). */
 static int64_t lanes_dividing(const cpu_desc *c, int64_t k)
 {
@@ -666,7 +652,7 @@ static int schedule_generic(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	if (st->attach != ATTACH_ROOT || st->nrel || st->nann || st->op->tag)
 		return 0; /* scheduled by hand, or an operator's */
 	if (st->op->nreduce == 0) {
-		if (!st->is_output && readers_all_pure(s, st)) {
+		if (!st->is_output && op_readers_pure(s, st)) {
 			st->note = "default: elementwise, inlined into its readers";
 			return kiln_compute_inline(st);
 		}

@@ -553,6 +553,17 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)
 		return NULL;
+	/* elementwise stages read only by other elementwise ones (a padding read
+	 * by an im2col, a GEMM convolution's NCHW view read by its bias and
+	 * activation) are computed where they are read: each was a kernel of its
+	 * own, a launch and a pass over memory (ResNet-18: 6 launches per GEMM
+	 * convolution, 110 in all, each costing the CPU more than the GPU) */
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *st = s->stages[i];
+		if (!st->is_output && !st->op->nreduce && (!st->op->tag || op_is(st, TAG_INJECTIVE)) &&
+		    st->attach == ATTACH_ROOT && !st->nrel && !st->nann && op_readers_pure(s, st) && kiln_compute_inline(st))
+			return NULL;
+	}
 	int n = s->nstage;
 	sch_stage **snap = ir_alloc(ctx, sizeof(sch_stage *) * n);
 	memcpy(snap, s->stages, sizeof(sch_stage *) * n);

@@ -58,6 +58,30 @@ START_TEST(conv_gemm_staged_split)
 }
 END_TEST
 
+/* A GEMM convolution with its activation: the padding is computed inside the
+ * im2col and the NCHW view inside the activation, not each a kernel (and a
+ * launch) of its own: 4 kernels (im2col, partial products, their sum,
+ * activation) where there were 6; and the result still the oracle's */
+START_TEST(conv_gemm_launches)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("conv2d"), 7, (int64_t[]){1, 64, 7, 7, 64, 3, 3}, "pad=1", &o), 0);
+	kiln_tensor *Y = kiln_op_unary(ctx, KILN_UN_RELU, o.args[o.nin], 0, 0);
+	kiln_tensor *args[3] = {o.args[0], o.args[1], Y};
+	kiln_schedule *s = kiln_schedule_for(ctx, "opencl", 1, &Y);
+	char *src = tu_device_text(ctx, s, 3, args, "opencl");
+	int n = 0;
+	for (const char *p = src; (p = strstr(p, "__kernel")); p++)
+		n++;
+	ck_assert_msg(n == 4 && !strstr(src, "X_pad["), "%d kernels (want 4), a padding kernel: %s", n,
+	              strstr(src, "X_pad[") ? "yes" : "no");
+	free(src);
+	ck_assert_double_ge(tu_check_target(ctx, s, 3, args, 9, "opencl"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 /* The same kernel WGSL and GLSL refuse (test_webgpu) runs on OpenCL, whose
  * index math stays 64-bit where 32 bits cannot be proved enough. */
 START_TEST(wide_index_math)
@@ -218,6 +242,7 @@ Suite *opencl_suite(void)
 	tcase_add_test(tc, device_guard_catches_overrun);
 	tcase_add_test(tc, wide_index_math);
 	tcase_add_test(tc, conv_gemm_staged_split);
+	tcase_add_test(tc, conv_gemm_launches);
 	suite_add_tcase(s, tc);
 	/* "large": millions of elements; test.sh skips them under valgrind
 	 * (CK_EXCLUDE_TAGS), where they took most of ten minutes */
