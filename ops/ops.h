@@ -41,7 +41,7 @@ conv_args *op_conv_begin(kiln_ctx *ctx, const char *op, kiln_tensor *X, kiln_ten
 kiln_tensor *op_pad_spatial(kiln_ctx *ctx, conv_args *c, const int64_t *pad);
 /* The stage's op has this tag. */
 bool op_is(const sch_stage *st, const char *tag);
-/* p has readers, and none of them reduces: inlined, p is computed once per element they compute. */
+/* p has readers, and none of them reduces (inlined, p is computed for each of their reads of it, not per step of a reduction). */
 bool op_readers_pure(sch_schedule *s, sch_stage *p);
 /* x as a float of type t (for constants in a body). */
 kiln_expr *op_const(kiln_ctx *ctx, kiln_dtype t, double v);

@@ -542,6 +542,36 @@ static sch_stage *split_reduction(sch_schedule *s, sch_stage *st)
 	return rs;
 }
 
+/*
+ * Whether an elementwise stage is computed where it is read rather than as a
+ * kernel of its own (a launch and a pass over memory: a GEMM convolution's
+ * padding read by its im2col and its NCHW view read by its activation took
+ * ResNet-18 from 110 launches to 81). Only a stage of one tensor (a padding,
+ * a view, an activation), so that its readers bind no more buffers than
+ * before (WebGPU allows 8 per kernel by default), and read by elementwise
+ * stages and im2col panels alone: not by a matmul's layout pack, which the
+ * matmul template computes inside the GEMM, once per step of its reduction.
+ */
+static bool gpu_inlinable(sch_schedule *s, sch_stage *st)
+{
+	if (st->is_output || st->op->nreduce || st->op->nout != 1 || (st->op->tag && !op_is(st, TAG_INJECTIVE)) ||
+	    st->attach != ATTACH_ROOT || st->nrel || st->nann || !op_readers_pure(s, st))
+		return false;
+	for (int i = 0; i < s->nstage; i++) {
+		sch_stage *c = s->stages[i];
+		if (c != st && op_is(c, TAG_PACK) && !c->op->attr[1] && sch_reads(c, st->outs[0]))
+			return false;
+	}
+	ir_tensor **ts = NULL;
+	int n = 0, cap = 0;
+	ir_expr_tensors(st->op->body[0], &ts, &n, &cap);
+	bool one = n > 0;
+	for (int i = 1; i < n; i++)
+		one = one && ts[i] == ts[0];
+	free(ts);
+	return one;
+}
+
 /* t: the target whose launch limits a configuration must fit (NULL: none checked) */
 typedef int (*stage_schedule)(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg, const kiln_target *t);
 
@@ -553,16 +583,13 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)
 		return NULL;
-	/* elementwise stages read only by other elementwise ones (a padding read
-	 * by an im2col, a GEMM convolution's NCHW view read by its bias and
-	 * activation) are computed where they are read: each was a kernel of its
-	 * own, a launch and a pass over memory (ResNet-18: 6 launches per GEMM
-	 * convolution, 110 in all, each costing the CPU more than the GPU) */
 	for (int i = 0; i < s->nstage; i++) {
 		sch_stage *st = s->stages[i];
-		if (!st->is_output && !st->op->nreduce && (!st->op->tag || op_is(st, TAG_INJECTIVE)) &&
-		    st->attach == ATTACH_ROOT && !st->nrel && !st->nann && op_readers_pure(s, st) && kiln_compute_inline(st))
-			return NULL;
+		if (gpu_inlinable(s, st)) {
+			st->note = "default: elementwise of one tensor, computed where it is read";
+			if (kiln_compute_inline(st))
+				return NULL;
+		}
 	}
 	int n = s->nstage;
 	sch_stage **snap = ir_alloc(ctx, sizeof(sch_stage *) * n);

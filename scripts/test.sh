@@ -34,14 +34,15 @@ suites="test_web test_tune test_webgpu test_opencl test_ops test_wasm test_te te
 for t in $suites; do
 	[ -x "build/tests/$t" ] || { echo "valgrind: build/tests/$t is missing" >&2; status=1; }
 done
-printf '%s\n' $suites | xargs -P "${KILN_VALGRIND_JOBS:-2}" -I@ sh -c '
+# (flock: util-linux, in every Debian install)
+printf '%s\n' $suites | VGLOGS=$vglogs xargs -P "${KILN_VALGRIND_JOBS:-2}" -n 1 sh -c '
 	start=$(date +%s)
 	CK_FORK=no CK_EXCLUDE_TAGS="large crash" valgrind -q --error-exitcode=9 --leak-check=full \
 		--show-leak-kinds=definite --errors-for-leak-kinds=definite \
-		--suppressions=tests/valgrind.supp "build/tests/$1" >"$2/$1.log" 2>&1 || touch "$2/$1.failed"
-	{ echo "-- valgrind $1 ($(( $(date +%s) - start )) s)$([ -e "$2/$1.failed" ] && echo ": FAILED")"
-	  cat "$2/$1.log"; } >"$2/$1.out"
-	flock "$2" cat "$2/$1.out"' sh @ "$vglogs" || status=1
+		--suppressions=tests/valgrind.supp "build/tests/$1" >"$VGLOGS/$1.log" 2>&1 || touch "$VGLOGS/$1.failed"
+	{ echo "-- valgrind $1 ($(( $(date +%s) - start )) s)$([ -e "$VGLOGS/$1.failed" ] && echo ": FAILED")"
+	  cat "$VGLOGS/$1.log"; } >"$VGLOGS/$1.out"
+	flock "$VGLOGS" cat "$VGLOGS/$1.out"' sh || status=1
 ls "$vglogs"/*.failed >/dev/null 2>&1 && status=1
 [ $status = 0 ] && echo "valgrind: clean"
 

@@ -125,24 +125,30 @@ for (const m of models)
   await refused('profile with repeat 0', async () => model.profile({ repeat: 0 }), 'from 1 to 100000');
   const onGpu = await kiln.loadModel(base, { ...gpuOpts, backend: 'webgpu' });
   await refused('profile on webgpu', async () => onGpu.profile(), 'steps of the wasm backend');
-  // WebGPU: a run's steps (prof.length of them) go to the queue as one command buffer
+  // WebGPU: a run's steps (prof.length of them, each a launch at least) go to
+  // the queue as one command buffer, or one per step when submitEvery is 1;
+  // the outputs are wasm's either way
   const q = onGpu.session.gpu.device.queue, submit = q.submit.bind(q);
-  let submits = 0;
-  q.submit = (buffers) => (submits++, submit(buffers));
-  onGpu.feed({ input: mlp.inputs[0] });
-  onGpu.launch();
-  await q.onSubmittedWorkDone();
-  q.submit = submit;
-  const again = await onGpu.run({ input: mlp.inputs[0] });
-  const first = (await kiln.loadModel(base, { backend: 'wasm' }).then(async (w) => {
+  const wasmOut = await kiln.loadModel(base, { backend: 'wasm' }).then(async (w) => {
     const out = await w.run({ input: mlp.inputs[0] });
     w.dispose();
     return out;
-  }));
-  const same = Object.keys(first).every((k) => scaleDiff(again[k], first[k]) <= 1e-5);
-  if (prof.length < 2 || submits !== 1 || !same)
-    fail(`webgpu: ${prof.length} steps made ${submits} submits (want 1); outputs as wasm's: ${same}`);
-  else console.log(`ok: webgpu submits a run's ${prof.length} steps at once`);
+  });
+  for (const every of [16, 1]) {
+    onGpu.session.submitEvery = every;
+    let submits = 0;
+    q.submit = (buffers) => (submits++, submit(buffers));
+    onGpu.feed({ input: mlp.inputs[0] });
+    onGpu.launch();
+    await q.onSubmittedWorkDone();
+    q.submit = submit;
+    const out = await onGpu.run({ input: mlp.inputs[0] });
+    const same = Object.keys(wasmOut).every((k) => scaleDiff(out[k], wasmOut[k]) <= 1e-5);
+    const want = every === 1 ? prof.length : 1;
+    if (prof.length < 2 || submits !== want || !same)
+      fail(`webgpu, submitEvery ${every}: ${prof.length} steps made ${submits} submits (want ${want}); outputs as wasm's: ${same}`);
+    else console.log(`ok: webgpu, submitEvery ${every}: a run's ${prof.length} steps in ${submits} submits`);
+  }
   onGpu.dispose();
   await refused('a short input', () => model.run({ input: new Float32Array(3) }), "input 'input' has shape [1,64]");
   await refused('an unknown input', () => model.run({ input: mlp.inputs[0], other: mlp.inputs[0] }), 'the model has no input other');

@@ -82,6 +82,31 @@ START_TEST(conv_gemm_launches)
 }
 END_TEST
 
+static kiln_expr *transposed(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	return KILN_READ(ctx, (kiln_tensor *)user, idx[1], idx[0]);
+}
+
+/* ...but an elementwise stage that a matmul's layout pack reads stays a
+ * kernel: the matmul template computes that pack inside the GEMM, where the
+ * stage would be recomputed at every step of the reduction */
+START_TEST(matmul_operand_kept)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *A = kiln_placeholder(ctx, "A", 2, (int64_t[]){64, 96}, KILN_F32);
+	kiln_tensor *B = kiln_placeholder(ctx, "B", 2, (int64_t[]){128, 96}, KILN_F32);
+	kiln_tensor *Bt = kiln_compute(ctx, "Bt", 2, (int64_t[]){96, 128}, transposed, B);
+	kiln_tensor *C = kiln_op_matmul(ctx, A, Bt, 0, 0);
+	kiln_tensor *args[3] = {A, B, C};
+	kiln_schedule *s = kiln_schedule_for(ctx, "opencl", 1, &C);
+	char *src = tu_device_text(ctx, s, 3, args, "opencl");
+	ck_assert_msg(strstr(src, "__global float *restrict Bt") != NULL, "the transpose was inlined into the GEMM");
+	free(src);
+	ck_assert_double_ge(tu_check_target(ctx, s, 3, args, 9, "opencl"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 /* The same kernel WGSL and GLSL refuse (test_webgpu) runs on OpenCL, whose
  * index math stays 64-bit where 32 bits cannot be proved enough. */
 START_TEST(wide_index_math)
@@ -243,6 +268,7 @@ Suite *opencl_suite(void)
 	tcase_add_test(tc, wide_index_math);
 	tcase_add_test(tc, conv_gemm_staged_split);
 	tcase_add_test(tc, conv_gemm_launches);
+	tcase_add_test(tc, matmul_operand_kept);
 	suite_add_tcase(s, tc);
 	/* "large": millions of elements; test.sh skips them under valgrind
 	 * (CK_EXCLUDE_TAGS), where they took most of ten minutes */

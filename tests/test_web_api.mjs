@@ -124,7 +124,7 @@ test('webgpu: a function called on other arrays uses them (launches are kept per
   const neg = s.array(input.map((v) => -v), [1000]);
   await s.run('relu', [neg, y1]);
   assert.deepEqual(await y1.read(), input.map((v) => Math.max(0, -v)));
-  y2.dispose(); // a freed buffer: launches made over it are forgotten, new arrays may take its place
+  y2.dispose(); // a freed buffer: the launches made over it are forgotten
   const y3 = s.empty([1000]);
   await s.run('relu', [x, y3]);
   assert.deepEqual(await y3.read(), expected);

@@ -77,6 +77,7 @@ test('bind groups are made once per pipeline and buffers; staging buffers are ke
     await d.run(p, launch, [x, y2], []);
     assert.deepEqual(await read(y2), [10, 12, 14, 16]);
     d.free(y);
+    assert.equal(d.groups.get(p.get('twice')), undefined); // every group that might hold y is gone
     const y3 = d.alloc(16);
     d.upload(x, new Float32Array([0, 1, 0, 1]));
     await d.run(p, launch, [x, y3], []);

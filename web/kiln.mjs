@@ -834,9 +834,10 @@ export class Model {
   }
 
   // Runs the plan once (WebGPU: the launches are submitted, not awaited).
-  // WebGPU: every step's launches go into one compute pass, submitted once at
-  // the end, where each step submitted its own (one command buffer per step
-  // cost more CPU time than the H200 took to run ResNet-18's kernels).
+  // WebGPU: the steps' launches go into one compute pass, submitted once it
+  // holds submitEvery launches (at a step's end) and at the run's end, where
+  // each step submitted its own (one command buffer per step cost more CPU
+  // time than the H200 took to run ResNet-18's kernels).
   launch() {
     const s = this.session;
     s.batching = s.backend === 'webgpu';

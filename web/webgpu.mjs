@@ -8,6 +8,7 @@
 // args[]}: args[i] >= 0 is the function's argument, < 0 its temporary -1-i.
 
 const MAX_GROUPS = 65535; // maxComputeWorkgroupsPerDimension (codegen/wgsl/wgsl.h)
+const STAGING_KEEP = 16 << 20; // readback buffers larger than this are not kept for the next one
 
 // The limits kiln asks for: the adapter's own, where it grants more than the
 // defaults (a compatibility-mode adapter starts at 4 storage buffers and
@@ -177,7 +178,7 @@ export class WebGPUDevice {
     }
     const out = new Uint8Array(staging.getMappedRange().slice(0, bytes));
     staging.unmap();
-    if (idle.length < 4) {
+    if (idle.length < 4 && size <= STAGING_KEEP) {
       idle.push(staging);
       this.staging.set(size, idle);
     } else {
@@ -190,7 +191,8 @@ export class WebGPUDevice {
   bindGroup(pipeline, buffers) {
     let byKey = this.groups.get(pipeline);
     if (!byKey) this.groups.set(pipeline, (byKey = new Map()));
-    const key = buffers.map((b) => {
+    const key = buffers.map((b, i) => {
+      if (!b) throw new Error(`webgpu: binding ${i} of ${pipeline.label || 'a kernel'} has no buffer (freed, or never made)`);
       let id = this.bufferIds.get(b);
       if (!id) this.bufferIds.set(b, (id = this.nextId++));
       return id;
