@@ -98,6 +98,8 @@ export declare class Session {
   /** the backends tried before this one, and why each could not run */
   readonly skipped: { backend: Backend; reason: string }[];
   readonly functions: FunctionInfo[];
+  /** WebGPU: a model run submits its recorded launches once this many are pending (default 16) */
+  submitEvery: number;
   /** An array of shape (default [values.length]) holding values (or uninitialised when null). */
   array<D extends DType = 'float32'>(values: TypedArrayOf<D> | ArrayLike<number> | null, shape?: number[], dtype?: D): KilnArray<D>;
   empty<D extends DType = 'float32'>(shape: number[], dtype?: D): KilnArray<D>;
@@ -155,6 +157,8 @@ export declare class Model {
   readonly inputs: ModelIO[];
   readonly outputs: ModelIO[];
   readonly arenaBytes: number;
+  /** The session that runs it (its submitEvery tunes WebGPU submission). */
+  readonly session: Session;
   /** Runs once: inputs by name (or in order), outputs by name. */
   run(feeds: Record<string, ArrayLike<number>> | ArrayLike<number>[]): Promise<Record<string, TypedArrayOf<DType>>>;
   /** Times whole runs of the inputs fed last (WebGPU: until the work is done). */
