@@ -1085,6 +1085,12 @@ static kiln_iter *axis_ref(parser *ps, kiln_stage **stp, bool need_stage)
 	if (!name)
 		return NULL;
 	kiln_iter *it = axis_named(st, name);
+	/* axes the primitives name themselves have dotted names (rfactor's ko.v) */
+	while (!it && tok_is(peek(ps), ".") && peek2(ps)->kind == TK_IDENT) {
+		ps->pos++;
+		name = ir_fmt(ps->ctx, "%s.%s", name, ident(ps, "an axis name"));
+		it = axis_named(st, name);
+	}
 	if (!it)
 		error_at(ps, t, "stage '%s' has no axis '%s'", st->op->name, name);
 	return it;
@@ -1267,7 +1273,14 @@ static int primitive(parser *ps)
 		kiln_scope sc;
 		kiln_stage *readers[MAX_NAMES];
 		int n = 0;
-		if (!stage_ref(ps, &t) || scope_named(ps, &sc))
+		/* any tensor, an input too: what it reads is a copy of a region of it */
+		token *tt = peek(ps);
+		const char *tn = ident(ps, "a tensor name");
+		if (!tn)
+			return -1;
+		if (!(t = find_tensor(ps, tn)))
+			return error_at(ps, tt, "unknown tensor '%s'", tn);
+		if (scope_named(ps, &sc))
 			return -1;
 		do {
 			if (n == MAX_NAMES)
