@@ -250,6 +250,7 @@ int kiln_graph_optimize(kiln_graph *g, FILE *print_graph)
 	} passes[] = {
 		{"infer", gr_infer},
 		{"simplify", gr_simplify},
+		{"patterns", gr_patterns},
 		{"fuse", gr_fuse},
 		{"plan", gr_plan},
 	};

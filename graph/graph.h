@@ -10,6 +10,8 @@
  *   infer.c   shapes and dtypes; nodes whose inputs are constants fold
  *   simplify.c Identity / Dropout vanish; BatchNormalization
  *             folds into the convolution before it
+ *   patterns.c subgraphs spelled out op by op become the one operator
+ *             they compute (a decomposed LayerNorm: LayerNormalization)
  *   fuse.c    elementwise consumers join their producer's group
  *   plan.c    liveness-based buffer reuse for intermediates; a Concat's
  *             inputs placed inside its output (no copy)
@@ -133,6 +135,7 @@ const int64_t *gr_attr_ints(const gr_node *n, const char *name, int *count);
 
 int gr_infer(kiln_graph *g);
 int gr_simplify(kiln_graph *g);
+int gr_patterns(kiln_graph *g);
 int gr_fuse(kiln_graph *g);
 int gr_plan(kiln_graph *g);
 kiln_module *gr_build_module(kiln_graph *g, const char *target);

@@ -141,6 +141,8 @@ void kiln_module_free(kiln_module *m)
 #ifndef __EMSCRIPTEN__
 	if (m->dl)
 		dlclose(m->dl);
+	if (m->code_fd)
+		close(m->code_fd - 1);
 #endif
 	free(m);
 }
@@ -628,7 +630,15 @@ static int load_linked(kiln_module *m, const rt_blob *so, const char *path)
 		else
 			rc = resolve_symbols(m, path);
 	}
-	close(fd);
+	/* dlopen returns a library already loaded under the same name without
+	 * opening the file: a memfd's name is its descriptor's number, so it stays
+	 * open while the library is loaded, and no two modules loaded at once share
+	 * a name (closed, the next module's memfd took the number, and got the
+	 * first module's code) */
+	if (!file[0] && m->dl)
+		m->code_fd = fd + 1;
+	else
+		close(fd);
 	if (file[0])
 		unlink(file);
 	return rc;

@@ -116,6 +116,7 @@ struct kiln_module {
 	int nblob;
 	rt_blob *blobs;
 	void *dl;                   /* dlopen handle of an exported library */
+	int code_fd;                /* 1 + the memfd its library was loaded from, kept open while loaded (module.c) */
 	void *owner;                /* e.g. the JIT that holds the code */
 	void (*owner_free)(void *owner);
 	void (*dev_free)(rt_function *f); /* releases f->dev */

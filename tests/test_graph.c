@@ -424,6 +424,148 @@ START_TEST(concat_in_place)
 }
 END_TEST
 
+/*
+ * A LayerNorm over the last axis of x [A, B, L] spelled out op by op, as
+ * exporters before opset 17 write it: m = ReduceMean(x), d = x - m,
+ * v = ReduceMean(d^2) (Pow, or Mul(d, d) when square), n = d / Sqrt(v + eps),
+ * then n * gamma + beta when affine; mean_out makes m a graph output too.
+ */
+static float ln_gamma[64], ln_beta[64];
+static const float ln_two = 2, ln_eps = 1e-3f;
+
+static uint8_t *layer_norm_bytes(size_t *size, const int64_t *xd, bool square, bool affine, bool mean_out)
+{
+	static const int64_t last[] = {-1}, third[] = {2};
+	static const char *in_m[] = {"x"}, *in_d[] = {"x", "m"}, *in_p[] = {"d", "two"}, *in_sq[] = {"d", "d"},
+	                  *in_v[] = {"p"}, *in_ve[] = {"v", "eps"}, *in_s[] = {"ve"}, *in_n[] = {"d", "s"},
+	                  *in_g[] = {"n", "gamma"}, *in_y[] = {"beta", "g"};
+	static int64_t dl[1];
+	Onnx__AttributeProto *a[2] = {attr_ints("axes", 1, last), attr_ints("axes", 1, third)};
+	Onnx__NodeProto *nodes[] = {
+		node("ReduceMean", 1, in_m, "m", 1, &a[0]),
+		node("Sub", 2, in_d, "d", 0, NULL),
+		square ? node("Mul", 2, in_sq, "p", 0, NULL) : node("Pow", 2, in_p, "p", 0, NULL),
+		node("ReduceMean", 1, in_v, "v", 1, &a[1]),
+		node("Add", 2, in_ve, "ve", 0, NULL),
+		node("Sqrt", 1, in_s, "s", 0, NULL),
+		node("Div", 2, in_n, affine ? "n" : "y", 0, NULL),
+		node("Mul", 2, in_g, "g", 0, NULL),
+		node("Add", 2, in_y, "y", 0, NULL),
+	};
+	dl[0] = xd[2];
+	Onnx__TensorProto *inits[] = {tensor("two", 0, NULL, &ln_two), tensor("eps", 0, NULL, &ln_eps),
+	                              tensor("gamma", 1, dl, ln_gamma), tensor("beta", 1, dl, ln_beta)};
+	int64_t md[] = {xd[0], xd[1], 1};
+	Onnx__ValueInfoProto *ins[] = {value("x", 3, xd)}, *outs[] = {value("y", 3, xd), value("m", 3, md)};
+	return pack_graph("layernorm", affine ? 9 : 7, nodes, affine ? 4 : 2, inits, 1, ins, mean_out ? 2 : 1, outs, size);
+}
+
+/* Runs m on x (seed) with its outputs poisoned and checks y against plain loops. */
+static void layer_norm_matches(kiln_model *m, const int64_t *xd, bool affine, uint64_t seed, const char *what)
+{
+	kiln_array *x = kiln_array_empty(3, xd, KILN_F32);
+	kiln_array_fill_random(x, seed, -2, 3);
+	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
+	const kiln_array *y = kiln_model_get_output(m, 0);
+	memset(y->data, 0xff, sizeof(float) * (size_t)kiln_array_numel(y));
+	ck_assert_msg(!kiln_model_run(m), "%s: %s", what, kiln_rt_last_error());
+	int64_t rows = xd[0] * xd[1], L = xd[2];
+	const float *xs = x->data, *ys = kiln_model_get_output(m, 0)->data;
+	for (int64_t r = 0; r < rows; r++) {
+		double mean = 0, var = 0;
+		for (int64_t c = 0; c < L; c++)
+			mean += xs[r * L + c];
+		mean /= (double)L;
+		for (int64_t c = 0; c < L; c++)
+			var += (xs[r * L + c] - mean) * (xs[r * L + c] - mean);
+		var /= (double)L;
+		for (int64_t c = 0; c < L; c++) {
+			double want = (xs[r * L + c] - mean) / sqrt(var + ln_eps);
+			if (affine)
+				want = want * ln_gamma[c] + ln_beta[c];
+			float got = ys[r * L + c];
+			ck_assert_msg(fabs(got - want) <= 1e-4 + 1e-4 * fabs(want), "%s: y[%lld] = %g, want %g", what,
+			              (long long)(r * L + c), got, want);
+		}
+	}
+	kiln_array_free(x);
+}
+
+/*
+ * The decomposed LayerNorm becomes one LayerNormalization node and one
+ * kernel on llvm, opencl and webgl (Pow or Mul(d, d), with or without gamma
+ * and beta); with its mean read outside (a graph output) it stays as it was.
+ * Outputs, poisoned first, against plain loops either way.
+ */
+START_TEST(layer_norm_pattern)
+{
+	for (int c = 0; c < 64; c++)
+		ln_gamma[c] = 0.5f + (float)(c % 7) * 0.25f, ln_beta[c] = (float)(c % 5) - 2;
+	const char *target = _i < 3 ? targets[_i] : "llvm";
+	bool square = _i == 3, affine = _i != 3, mean_out = _i == 4;
+	static const int64_t xd[] = {3, 5, 24};
+	kiln_ctx *ctx = kiln_ctx_new();
+	size_t n;
+	uint8_t *bytes = layer_norm_bytes(&n, xd, square, affine, mean_out);
+	kiln_graph *g = import_bytes(ctx, bytes, n, "layernorm.onnx");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	kiln_module *mod = kiln_graph_compile(g, target, mem);
+	fclose(mem);
+	ck_assert_msg(mod, "%s", kiln_error(ctx));
+	const char *fused = strstr(text, "// graph after fuse");
+	ck_assert_ptr_nonnull(fused);
+	bool one = strstr(fused, "= LayerNormalization(%x:") != NULL && !strstr(fused, "ReduceMean");
+	ck_assert_msg(mean_out ? !one : one, "%s, variant %d:\n%.3000s", target, (int)_i, fused);
+	if (!mean_out)
+		ck_assert_int_eq(kiln_module_num_functions(mod), 1);
+	free(text);
+	kiln_model *m = kiln_model_from_module(mod);
+	ck_assert_msg(m, "%s", kiln_rt_last_error());
+	layer_norm_matches(m, xd, affine, 7 + (uint64_t)_i, target);
+	kiln_model_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/*
+ * Two model modules loaded at once whose libraries name the same function
+ * (k0_LayerNormalization, compiled for other shapes): each runs its own
+ * code. Both came from memory files, and dlopen took the second's name
+ * (/proc/self/fd/N, its descriptor's number, free again after the first
+ * load) for the first library's and handed that back.
+ */
+START_TEST(two_modules_loaded)
+{
+	static const int64_t xa[] = {3, 5, 24}, xb[] = {2, 7, 16};
+	const int64_t *xd[2] = {xa, xb};
+	kiln_model *m[2];
+	for (int k = 0; k < 2; k++) {
+		kiln_ctx *ctx = kiln_ctx_new();
+		size_t n;
+		uint8_t *bytes = layer_norm_bytes(&n, xd[k], false, true, false);
+		kiln_graph *g = import_bytes(ctx, bytes, n, "layernorm.onnx");
+		kiln_module *mod = kiln_graph_compile(g, "llvm", NULL);
+		ck_assert_msg(mod, "%s", kiln_error(ctx));
+		char path[] = "/tmp/kiln-two-XXXXXX";
+		int fd = mkstemp(path);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+		ck_assert_msg(!kiln_module_save(mod, path), "%s", kiln_rt_last_error());
+		kiln_module_free(mod);
+		m[k] = kiln_model_load(path);
+		unlink(path);
+		ck_assert_msg(m[k], "%s", kiln_rt_last_error());
+		kiln_ctx_free(ctx);
+	}
+	for (int k = 0; k < 2; k++)
+		layer_norm_matches(m[k], xd[k], true, 21 + (uint64_t)k, k ? "second model" : "first model");
+	kiln_model_free(m[0]);
+	kiln_model_free(m[1]);
+}
+END_TEST
+
 START_TEST(residual_network)
 {
 	init_weights();
@@ -827,6 +969,8 @@ int main(void)
 	tcase_add_test(tc, symbolic_batch);
 	tcase_add_test(tc, hostile_plans);
 	tcase_add_test(tc, external_data);
+	tcase_add_loop_test(tc, layer_norm_pattern, 0, 5);
+	tcase_add_test(tc, two_modules_loaded);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
