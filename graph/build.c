@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kiln/ops.h"
+#include "ir/mutate.h"
 #include "optable.h"
 #include "runtime/rt.h"
 #define XXH_INLINE_ALL
@@ -34,10 +35,17 @@ typedef struct {
 	kiln_graph *g;
 	gr_group *gp;
 	gr_build anchor;              /* the anchor's build, when there is one */
-	gr_build *member;             /* per member: the node, for expr() */
-	kiln_tensor ***side;          /* per member, per input: its placeholder */
-	int ndim;
-	const int64_t *shape;
+	gr_build *member;             /* per member: the node (injective ones: built, for their index map) */
+	int nside;                    /* the values read from outside, each one placeholder */
+	int side_value[64];
+	kiln_tensor *side[64];
+	/* values already expressed at an index (a value two members read at the same index is one expression) */
+	int nmemo, memo_cap;
+	struct memo {
+		int value;
+		kiln_expr *const *idx;
+		kiln_expr *e;
+	} *memo;
 	/* the kernel's inputs */
 	int nargs;
 	kiln_tensor *args[64];
@@ -53,39 +61,153 @@ static int add_arg(group_build *gb, kiln_tensor *t, int value)
 	return 0;
 }
 
+/* The member producing value v (the anchor is member 0), or -1: read from outside. */
+static int member_of(const group_build *gb, int v)
+{
+	for (int m = 0; m < gb->gp->n; m++) {
+		const gr_node *n = &gb->g->nodes[gb->gp->nodes[m]];
+		for (int k = 0; k < n->nout; k++)
+			if (n->out[k] == v)
+				return m;
+	}
+	return -1;
+}
+
+static kiln_expr *value_at(group_build *gb, int v, kiln_expr *const *idx);
+
+/* idx into value `from` (numpy broadcasting) as an index into value `to` of lower or equal rank. */
+static kiln_expr *const *bcast_index(group_build *gb, int from, int to, kiln_expr *const *idx)
+{
+	const gr_value *f = &gb->g->values[from], *t = &gb->g->values[to];
+	if (f->ndim == t->ndim && !memcmp(f->shape, t->shape, sizeof(int64_t) * t->ndim))
+		return idx;
+	kiln_expr **ix = ir_alloc(gb->g->ctx, sizeof *ix * (t->ndim ? t->ndim : 1));
+	for (int d = 0; d < t->ndim; d++)
+		ix[d] = t->shape[d] == 1 ? kiln_const(gb->g->ctx, KILN_I64, 0) : idx[f->ndim - t->ndim + d];
+	return ix;
+}
+
+/*
+ * An injective member (Reshape, Transpose, Slice...) pulled through: its
+ * output tensor, built over a placeholder of its input, is read at idx and
+ * every compute it reads is expanded in place, down to the placeholder,
+ * whose reads become the input value's expression there. No copy is made.
+ */
+typedef struct {
+	ir_mutator m;
+	group_build *gb;
+	kiln_tensor *in;
+	int in_value;
+	bool failed;
+} pull_args;
+
+static ir_expr *pull_read(ir_mutator *mu, ir_expr *e)
+{
+	pull_args *pa = (pull_args *)mu;
+	if (e->kind != IR_READ)
+		return ir_mutate_expr_children(mu, e);
+	ir_tensor *t = e->read.t;
+	kiln_expr **ix = ir_alloc(mu->ctx, sizeof *ix * (t->ndim ? t->ndim : 1));
+	for (int d = 0; d < t->ndim; d++)
+		ix[d] = ir_mutate_expr(mu, e->read.idx[d]);
+	if (t == pa->in) {
+		/* the placeholder may be a view of the value (another shape, the same elements) */
+		const gr_value *v = &pa->gb->g->values[pa->in_value];
+		kiln_expr **vx = ix;
+		if (v->ndim != t->ndim || memcmp(v->shape, t->shape, sizeof(int64_t) * t->ndim)) {
+			vx = ir_alloc(mu->ctx, sizeof *vx * (v->ndim ? v->ndim : 1));
+			gr_unflatten(mu->ctx, gr_flatten(mu->ctx, t->ndim, t->shape, ix), v->ndim, v->shape, vx);
+		}
+		kiln_expr *x = value_at(pa->gb, pa->in_value, vx);
+		pa->failed |= !x;
+		return x ? x : e;
+	}
+	if (!t->op || t->op->kind != IR_OP_COMPUTE || t->op->nreduce || t->op->nout != 1) {
+		pa->failed = true;
+		return e;
+	}
+	ir_expr *vars[KILN_MAX_DIMS];
+	for (int d = 0; d < t->op->naxis; d++)
+		vars[d] = t->op->axis[d]->var;
+	return ir_mutate_expr(mu, ir_substitute(mu->ctx, t->op->body[0], t->op->naxis, vars, ix));
+}
+
+static kiln_expr *pull_member(group_build *gb, gr_build *b, int v, kiln_expr *const *idx)
+{
+	kiln_ctx *ctx = gb->g->ctx;
+	const gr_value *vv = &gb->g->values[v];
+	pull_args pa = {{ctx, pull_read, NULL, NULL}, gb, b->in[0], b->n->in[0], false};
+	kiln_expr *e = ir_mutate_expr(&pa.m, gr_read_as(ctx, b->out[0], vv->ndim, vv->shape, idx));
+	if (pa.failed)
+		return ctx->nerr ? NULL
+		                 : (ir_error(ctx, "%s: %s is not an index map kiln can fuse", gb->g->what,
+		                             gr_node_label(gb->g, b->n)), NULL);
+	return e;
+}
+
+/* Value v of the group at idx (an index of v's own shape). */
+static kiln_expr *value_at(group_build *gb, int v, kiln_expr *const *idx)
+{
+	kiln_ctx *ctx = gb->g->ctx;
+	const gr_value *vv = &gb->g->values[v];
+	for (int i = 0; i < gb->nmemo; i++)
+		if (gb->memo[i].value == v && !memcmp(gb->memo[i].idx, idx, sizeof *idx * vv->ndim))
+			return gb->memo[i].e;
+	int m = member_of(gb, v);
+	kiln_expr *e = NULL;
+	if (m < 0) {
+		for (int i = 0; i < gb->nside && !e; i++)
+			if (gb->side_value[i] == v)
+				e = kiln_read_n(ctx, gb->side[i], vv->ndim, idx);
+		if (!e)
+			return ir_error(ctx, "%s: value '%s' has no placeholder in its group", gb->g->what, vv->name), NULL;
+	} else if (m == 0 && gb->gp->anchor >= 0) {
+		gr_build *b = &gb->anchor;
+		e = gr_read_as(ctx, b->out[0], vv->ndim, vv->shape, idx);
+		if (b->epilogue)
+			e = b->epilogue(b, idx, e);
+	} else {
+		gr_build *b = &gb->member[m];
+		if (b->n->def->injective) {
+			e = pull_member(gb, b, v, idx);
+		} else {
+			kiln_expr *a[GR_MAX_IN] = {0};
+			for (int k = 0; k < b->n->nin && k < GR_MAX_IN; k++) {
+				int in = b->n->in[k];
+				if (in < 0 || (b->n->def->const_inputs >> k & 1))
+					continue;
+				if (member_of(gb, in) >= 0) {
+					a[k] = value_at(gb, in, bcast_index(gb, v, in, idx));
+				} else {
+					for (int i = 0; i < gb->nside && !a[k]; i++)
+						if (gb->side_value[i] == in)
+							a[k] = gr_bcast_read(ctx, gb->side[i], vv->ndim, idx);
+				}
+				if (!a[k])
+					return NULL;
+			}
+			e = b->n->def->expr(b, a);
+		}
+	}
+	if (!e)
+		return NULL;
+	if (gb->nmemo == gb->memo_cap) {
+		int cap = gb->memo_cap ? 2 * gb->memo_cap : 16;
+		struct memo *nm = ir_alloc(ctx, sizeof *nm * (size_t)cap);
+		if (gb->nmemo)
+			memcpy(nm, gb->memo, sizeof *nm * (size_t)gb->nmemo);
+		gb->memo = nm;
+		gb->memo_cap = cap;
+	}
+	gb->memo[gb->nmemo++] = (struct memo){v, idx, e};
+	return e;
+}
+
 static kiln_expr *group_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 {
+	(void)ctx;
 	group_build *gb = user;
-	int nv = gb->gp->n + 1, have = 0;
-	int *ids = ir_alloc(ctx, sizeof(int) * nv);
-	kiln_expr **vals = ir_alloc(ctx, sizeof(kiln_expr *) * nv);
-	int m0 = 0;
-	if (gb->gp->anchor >= 0) {
-		gr_build *b = &gb->anchor;
-		kiln_expr *acc = gr_read_as(ctx, b->out[0], gb->ndim, gb->shape, idx);
-		if (b->epilogue)
-			acc = b->epilogue(b, idx, acc);
-		ids[have] = b->n->out[0];
-		vals[have++] = acc;
-		m0 = 1;
-	}
-	for (int m = m0; m < gb->gp->n; m++) {
-		gr_build *b = &gb->member[m];
-		kiln_expr *a[GR_MAX_IN] = {0};
-		for (int k = 0; k < b->n->nin && k < GR_MAX_IN; k++) {
-			for (int j = 0; j < have && !a[k]; j++)
-				if (ids[j] == b->n->in[k])
-					a[k] = vals[j];
-			if (!a[k] && gb->side[m][k])
-				a[k] = gr_bcast_read(ctx, gb->side[m][k], gb->ndim, idx);
-		}
-		kiln_expr *e = b->n->def->expr(b, a);
-		if (!e)
-			return NULL;
-		ids[have] = b->n->out[0];
-		vals[have++] = e;
-	}
-	return vals[have - 1];
+	return value_at(gb, gb->gp->outs[0], idx);
 }
 
 /* Builds group gp's tensors: its output tensors in outs, inputs in gb. */
@@ -111,28 +233,34 @@ static int group_tensors(kiln_graph *g, gr_group *gp, group_build *gb, kiln_tens
 		}
 	}
 	const gr_value *ov = &g->values[gp->outs[0]];
-	gb->ndim = ov->ndim;
-	gb->shape = ov->shape;
 	gb->member = ir_alloc(ctx, sizeof *gb->member * gp->n);
-	gb->side = ir_alloc(ctx, sizeof *gb->side * gp->n);
 	for (int m = gp->anchor >= 0 ? 1 : 0; m < gp->n; m++) {
 		gr_node *n = &g->nodes[gp->nodes[m]];
 		gr_build *b = &gb->member[m];
-		*b = (gr_build){.g = g, .n = n, .ctx = ctx, .opset = g->opset};
-		gb->side[m] = ir_alloc(ctx, sizeof(kiln_tensor *) * GR_MAX_IN);
-		for (int k = 0; k < n->nin && k < GR_MAX_IN; k++) {
-			if (n->in[k] < 0 || (n->def->const_inputs >> k & 1))
-				continue;
-			bool inside = false;
-			for (int j = 0; j < m && !inside; j++)
-				inside = g->nodes[gp->nodes[j]].out[0] == n->in[k];
-			if (inside)
-				continue;
-			gr_value *v = &g->values[n->in[k]];
-			gb->side[m][k] = kiln_placeholder(ctx, ir_fmt(ctx, "v%d_%d_%d", n->in[k], m, k), v->ndim, v->shape,
-			                                  v->dtype);
-			if (!gb->side[m][k] || add_arg(gb, gb->side[m][k], n->in[k]))
+		if (n->def->injective) {
+			if (gr_build_node(g, gp->nodes[m], b))
 				return -1;
+		} else {
+			*b = (gr_build){.g = g, .n = n, .ctx = ctx, .opset = g->opset};
+		}
+		/* each value read from outside: one placeholder, one argument */
+		for (int k = 0; k < n->nin && k < GR_MAX_IN; k++) {
+			int in = n->in[k];
+			if (in < 0 || (n->def->const_inputs >> k & 1) || member_of(gb, in) >= 0)
+				continue;
+			bool have = false;
+			for (int i = 0; i < gb->nside; i++)
+				have |= gb->side_value[i] == in;
+			if (have)
+				continue;
+			if (gb->nside == 64)
+				return ir_error(ctx, "%s: a fused kernel reads more than 60 tensors", g->what);
+			gr_value *v = &g->values[in];
+			kiln_tensor *t = kiln_placeholder(ctx, ir_fmt(ctx, "v%d", in), v->ndim, v->shape, v->dtype);
+			if (!t || add_arg(gb, t, in))
+				return -1;
+			gb->side_value[gb->nside] = in;
+			gb->side[gb->nside++] = t;
 		}
 	}
 	outs[0] = kiln_compute(ctx, gp->fn, ov->ndim, ov->shape, group_body, gb);

@@ -7,6 +7,10 @@
  * graph output, and the node's result has its shape (the other inputs
  * broadcast into it). So conv + bias + relu + residual add, or matmul + bias
  * + GELU's erf chain, are one kernel; the intermediate values never exist.
+ * An index map (Reshape, Transpose, Slice, Squeeze, Unsqueeze, Flatten,
+ * Expand) starts such a chain too, or joins one that has no anchor: an
+ * attention head's Slice -> Reshape -> Transpose -> scale is one kernel
+ * that reads the projection once.
  * Groups then run in the order of their last members, which is a
  * topological order: a group's inputs are results of groups whose last
  * member came earlier.
@@ -21,18 +25,26 @@ static bool same_shape(const gr_value *a, const gr_value *b)
 	return a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof(int64_t) * a->ndim);
 }
 
-/* The group this elementwise node can join, or -1. */
+/*
+ * The group this elementwise or injective node can join, or -1. An
+ * injective one (an index map: Reshape, Transpose, Slice...) joins only a
+ * group without an anchor (a chain of maps and elementwise ops, read
+ * through in one pass), and by its data input; an anchor's output read
+ * through a map would not be its epilogue any more.
+ */
 static int joinable(kiln_graph *g, const gr_node *n, const bool *open)
 {
 	const gr_value *out = &g->values[n->out[0]];
-	for (int k = 0; k < n->nin; k++) {
+	bool map = n->def->injective;
+	for (int k = 0; k < (map ? 1 : n->nin); k++) {
 		if (n->in[k] < 0 || (n->def->const_inputs >> k & 1))
 			continue;
 		const gr_value *v = &g->values[n->in[k]];
-		if (v->producer < 0 || v->data || v->nuse != 1 || v->is_output || !same_shape(v, out))
+		if (v->producer < 0 || v->data || v->nuse != 1 || v->is_output || (!map && !same_shape(v, out)))
 			continue;
 		int grp = g->nodes[v->producer].group;
-		if (grp >= 0 && open[grp] && g->groups[grp].nout == 1 && g->groups[grp].outs[0] == n->in[k])
+		if (grp >= 0 && open[grp] && g->groups[grp].nout == 1 && g->groups[grp].outs[0] == n->in[k] &&
+		    (!map || g->groups[grp].anchor < 0))
 			return grp;
 	}
 	return -1;
@@ -58,7 +70,8 @@ int gr_fuse(kiln_graph *g)
 		gr_node *n = &g->nodes[i];
 		if (n->dead)
 			continue;
-		int grp = n->def->kind == GR_ELEMWISE && n->nout == 1 ? joinable(g, n, open) : -1;
+		bool chain = n->def->kind == GR_ELEMWISE || n->def->injective;
+		int grp = chain && n->nout == 1 ? joinable(g, n, open) : -1;
 		if (grp >= 0) {
 			gr_group *gp = &g->groups[grp];
 			int *nodes = ir_alloc(g->ctx, sizeof(int) * (gp->n + 1));
@@ -70,7 +83,7 @@ int gr_fuse(kiln_graph *g)
 			continue;
 		}
 		gr_group *gp = &g->groups[g->ngroup];
-		gp->anchor = n->def->kind == GR_ELEMWISE ? -1 : i;
+		gp->anchor = chain ? -1 : i;
 		gp->n = 1;
 		gp->nodes = ir_alloc(g->ctx, sizeof(int));
 		gp->nodes[0] = i;
@@ -78,8 +91,8 @@ int gr_fuse(kiln_graph *g)
 		for (int k = 0; k < n->nout; k++)
 			if (n->out[k] >= 0)
 				gp->outs[gp->nout++] = n->out[k];
-		/* only anchors and elementwise chains take followers */
-		open[g->ngroup] = n->def->kind == GR_ELEMWISE || n->def->kind == GR_ANCHOR;
+		/* only anchors and chains of elementwise ops and index maps take followers */
+		open[g->ngroup] = chain || n->def->kind == GR_ANCHOR;
 		n->group = g->ngroup++;
 	}
 	qsort(g->groups, g->ngroup, sizeof *g->groups, by_last_member);

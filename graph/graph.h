@@ -12,7 +12,8 @@
  *             folds into the convolution before it
  *   patterns.c subgraphs spelled out op by op become the one operator
  *             they compute (a decomposed LayerNorm: LayerNormalization)
- *   fuse.c    elementwise consumers join their producer's group
+ *   fuse.c    elementwise consumers join their producer's group; index
+ *             maps (Reshape, Transpose, Slice...) chain with them
  *   plan.c    liveness-based buffer reuse for intermediates; a Concat's
  *             inputs placed inside its output (no copy)
  *   build.c   one tensor-expression function per group, lowered and built
@@ -69,7 +70,8 @@ typedef struct {
 } gr_node;
 
 /* A fused group: an anchor (conv / matmul, or any single op) and the
- * elementwise nodes after it, built as ONE tensor-expression function. */
+ * elementwise nodes after it, or a chain of elementwise nodes and index
+ * maps, built as ONE tensor-expression function. */
 typedef struct {
 	int anchor;            /* node id, or -1: an elementwise chain alone */
 	int n;                 /* member nodes in execution order (anchor first) */

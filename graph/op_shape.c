@@ -709,16 +709,16 @@ static const char *const value_attr[] = {"value", NULL};
 static const char *const dropout_attrs[] = {"ratio", "seed", "is_test", NULL};
 
 const gr_opdef gr_ops_shape[] = {
-	{"Reshape", GR_OPAQUE, 2, 2, 1, 2u, allowzero, reshape_build, NULL},
-	{"Flatten", GR_OPAQUE, 1, 1, 1, 0, axis_attr, flatten_build, NULL},
-	{"Squeeze", GR_OPAQUE, 1, 2, 1, 2u, axes_attr, squeeze_build, NULL},
-	{"Unsqueeze", GR_OPAQUE, 1, 2, 1, 2u, axes_attr, unsqueeze_build, NULL},
-	{"Transpose", GR_OPAQUE, 1, 1, 1, 0, perm_attr, transpose_build, NULL},
+	{"Reshape", GR_OPAQUE, 2, 2, 1, 2u, allowzero, reshape_build, NULL, true},
+	{"Flatten", GR_OPAQUE, 1, 1, 1, 0, axis_attr, flatten_build, NULL, true},
+	{"Squeeze", GR_OPAQUE, 1, 2, 1, 2u, axes_attr, squeeze_build, NULL, true},
+	{"Unsqueeze", GR_OPAQUE, 1, 2, 1, 2u, axes_attr, unsqueeze_build, NULL, true},
+	{"Transpose", GR_OPAQUE, 1, 1, 1, 0, perm_attr, transpose_build, NULL, true},
 	{"Concat", GR_OPAQUE, 1, GR_MAX_IN, 1, 0, axis_attr, concat_build, NULL},
 	{"Split", GR_OPAQUE, 1, 2, GR_MAX_OUT, 2u, split_attrs, split_build, NULL},
-	{"Slice", GR_OPAQUE, 1, 5, 1, 30u, slice_attrs, slice_build, NULL},
+	{"Slice", GR_OPAQUE, 1, 5, 1, 30u, slice_attrs, slice_build, NULL, true},
 	{"Gather", GR_OPAQUE, 2, 2, 1, 0, axis_attr, gather_build, NULL},
-	{"Expand", GR_OPAQUE, 2, 2, 1, 2u, none, expand_build, NULL},
+	{"Expand", GR_OPAQUE, 2, 2, 1, 2u, none, expand_build, NULL, true},
 	{"Pad", GR_OPAQUE, 1, 4, 1, 14u, pad_attrs, pad_build, NULL},
 	{"Resize", GR_OPAQUE, 1, 4, 1, 14u, resize_attrs, resize_build, NULL},
 	{"Upsample", GR_OPAQUE, 2, 2, 1, 2u, resize_attrs, resize_build, NULL},

@@ -60,6 +60,9 @@ typedef struct gr_opdef {
 	const char *const *attrs;      /* the attributes it reads (NULL: none) */
 	int (*build)(gr_build *b);
 	kiln_expr *(*expr)(gr_build *b, kiln_expr *const *args);
+	/* an index map of input 0 (Reshape, Transpose, Slice...): fuse.c lets it
+	 * join a chain of such maps and elementwise ops, build.c reads through it */
+	bool injective;
 } gr_opdef;
 
 const gr_opdef *gr_op_find(const char *name);

@@ -566,6 +566,87 @@ START_TEST(two_modules_loaded)
 }
 END_TEST
 
+static Onnx__TensorProto *tensor_i64(const char *name, int n, const int64_t *data)
+{
+	static int64_t dims[8][1];
+	static int k;
+	int64_t *d = dims[k++ % 8];
+	d[0] = n;
+	Onnx__TensorProto *t = tensor(name, 1, d, NULL);
+	t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+	t->n_float_data = 0;
+	t->n_int64_data = (size_t)n;
+	t->int64_data = (int64_t *)data;
+	return t;
+}
+
+/*
+ * Index maps fused into a chain: y = Transpose(Reshape(Slice(x))) * 0.5 is
+ * ONE kernel reading x through the three maps; z = Transpose(MatMul(x, w))
+ * keeps its map apart from the matmul (2 kernels). 3 kernels on llvm,
+ * opencl and webgl; y and z, poisoned first, against plain loops.
+ */
+START_TEST(index_map_chain)
+{
+	static const int64_t starts[] = {1}, ends[] = {5}, axes[] = {1}, shape[] = {2, 2, 2, 4}, perm[] = {0, 2, 3, 1},
+	                     perm2[] = {0, 2, 1}, dw[] = {4, 3};
+	static const float half = 0.5f;
+	static float w[4][3];
+	for (int i = 0; i < 12; i++)
+		((float *)w)[i] = (float)(i % 5) - 1.5f;
+	static const char *in_s[] = {"x", "starts", "ends", "axes"}, *in_r[] = {"s", "shape"}, *in_t[] = {"r"},
+	                  *in_y[] = {"t", "half"}, *in_m[] = {"x", "w"}, *in_z[] = {"m"};
+	Onnx__AttributeProto *a[2] = {attr_ints("perm", 4, perm), attr_ints("perm", 3, perm2)};
+	Onnx__NodeProto *nodes[] = {
+		node("Slice", 4, in_s, "s", 0, NULL),    node("Reshape", 2, in_r, "r", 0, NULL),
+		node("Transpose", 1, in_t, "t", 1, &a[0]), node("Mul", 2, in_y, "y", 0, NULL),
+		node("MatMul", 2, in_m, "m", 0, NULL),   node("Transpose", 1, in_z, "z", 1, &a[1]),
+	};
+	Onnx__TensorProto *inits[] = {tensor_i64("starts", 1, starts), tensor_i64("ends", 1, ends),
+	                              tensor_i64("axes", 1, axes),     tensor_i64("shape", 4, shape),
+	                              tensor("half", 0, NULL, &half),  tensor("w", 2, dw, &w[0][0])};
+	int64_t xd[] = {2, 6, 4}, yd[] = {2, 2, 4, 2}, zd[] = {2, 3, 6};
+	Onnx__ValueInfoProto *ins[] = {value("x", 3, xd)}, *outs[] = {value("y", 4, yd), value("z", 3, zd)};
+	size_t n;
+	uint8_t *bytes = pack_graph("maps", 6, nodes, 6, inits, 1, ins, 2, outs, &n);
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_graph *g = import_bytes(ctx, bytes, n, "maps.onnx");
+	kiln_module *mod = kiln_graph_compile(g, targets[_i], NULL);
+	ck_assert_msg(mod, "%s", kiln_error(ctx));
+	ck_assert_int_eq(kiln_graph_num_groups(g), 3);
+	kiln_model *m = kiln_model_from_module(mod);
+	ck_assert_msg(m, "%s", kiln_rt_last_error());
+	kiln_array *x = kiln_array_empty(3, xd, KILN_F32);
+	kiln_array_fill_random(x, 5, -1, 1);
+	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
+	for (int o = 0; o < 2; o++) {
+		const kiln_array *y = kiln_model_get_output(m, o);
+		memset(y->data, 0xff, sizeof(float) * (size_t)kiln_array_numel(y));
+	}
+	ck_assert_msg(!kiln_model_run(m), "%s", kiln_rt_last_error());
+	const float *xs = x->data, *y = kiln_model_get_output(m, 0)->data, *z = kiln_model_get_output(m, 1)->data;
+	for (int b = 0; b < 2; b++)
+		for (int i2 = 0; i2 < 2; i2++)
+			for (int q = 0; q < 4; q++)
+				for (int i1 = 0; i1 < 2; i1++) {
+					float want = 0.5f * xs[(b * 6 + i1 * 2 + i2 + 1) * 4 + q], got = y[((b * 2 + i2) * 4 + q) * 2 + i1];
+					ck_assert_msg(got == want, "%s: y[%d,%d,%d,%d] = %g, want %g", targets[_i], b, i2, q, i1, got, want);
+				}
+	for (int b = 0; b < 2; b++)
+		for (int c = 0; c < 3; c++)
+			for (int r = 0; r < 6; r++) {
+				double want = 0;
+				for (int k = 0; k < 4; k++)
+					want += (double)xs[(b * 6 + r) * 4 + k] * w[k][c];
+				float got = z[(b * 3 + c) * 6 + r];
+				ck_assert_msg(fabs(got - want) <= 1e-5, "%s: z[%d,%d,%d] = %g, want %g", targets[_i], b, c, r, got, want);
+			}
+	kiln_array_free(x);
+	kiln_model_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(residual_network)
 {
 	init_weights();
@@ -971,6 +1052,7 @@ int main(void)
 	tcase_add_test(tc, external_data);
 	tcase_add_loop_test(tc, layer_norm_pattern, 0, 5);
 	tcase_add_test(tc, two_modules_loaded);
+	tcase_add_loop_test(tc, index_map_chain, 0, 3);
 	suite_add_tcase(s, tc);
 	return tu_run_suite(s);
 }
