@@ -36,16 +36,9 @@ typedef struct {
 	gr_group *gp;
 	gr_build anchor;              /* the anchor's build, when there is one */
 	gr_build *member;             /* per member: the node (injective ones: built, for their index map) */
-	int nside;                    /* the values read from outside, each one placeholder */
+	int nside;                    /* the values read from outside, each one placeholder (and argument) */
 	int side_value[64];
 	kiln_tensor *side[64];
-	/* values already expressed at an index (a value two members read at the same index is one expression) */
-	int nmemo, memo_cap;
-	struct memo {
-		int value;
-		kiln_expr *const *idx;
-		kiln_expr *e;
-	} *memo;
 	/* the kernel's inputs */
 	int nargs;
 	kiln_tensor *args[64];
@@ -150,9 +143,6 @@ static kiln_expr *value_at(group_build *gb, int v, kiln_expr *const *idx)
 {
 	kiln_ctx *ctx = gb->g->ctx;
 	const gr_value *vv = &gb->g->values[v];
-	for (int i = 0; i < gb->nmemo; i++)
-		if (gb->memo[i].value == v && !memcmp(gb->memo[i].idx, idx, sizeof *idx * vv->ndim))
-			return gb->memo[i].e;
 	int m = member_of(gb, v);
 	kiln_expr *e = NULL;
 	if (m < 0) {
@@ -189,17 +179,7 @@ static kiln_expr *value_at(group_build *gb, int v, kiln_expr *const *idx)
 			e = b->n->def->expr(b, a);
 		}
 	}
-	if (!e)
-		return NULL;
-	if (gb->nmemo == gb->memo_cap) {
-		int cap = gb->memo_cap ? 2 * gb->memo_cap : 16;
-		struct memo *nm = ir_alloc(ctx, sizeof *nm * (size_t)cap);
-		if (gb->nmemo)
-			memcpy(nm, gb->memo, sizeof *nm * (size_t)gb->nmemo);
-		gb->memo = nm;
-		gb->memo_cap = cap;
-	}
-	gb->memo[gb->nmemo++] = (struct memo){v, idx, e};
+	/* each member value has one reader (fuse.c), so each is expressed once: nothing to share */
 	return e;
 }
 
@@ -253,8 +233,6 @@ static int group_tensors(kiln_graph *g, gr_group *gp, group_build *gb, kiln_tens
 				have |= gb->side_value[i] == in;
 			if (have)
 				continue;
-			if (gb->nside == 64)
-				return ir_error(ctx, "%s: a fused kernel reads more than 60 tensors", g->what);
 			gr_value *v = &g->values[in];
 			kiln_tensor *t = kiln_placeholder(ctx, ir_fmt(ctx, "v%d", in), v->ndim, v->shape, v->dtype);
 			if (!t || add_arg(gb, t, in))

@@ -42,6 +42,9 @@ static int joinable(kiln_graph *g, const gr_node *n, const bool *open)
 		const gr_value *v = &g->values[n->in[k]];
 		if (v->producer < 0 || v->data || v->nuse != 1 || v->is_output || (!map && !same_shape(v, out)))
 			continue;
+		/* a map that reads elements several times (Expand) would recompute the chain for each */
+		if (map && gr_numel(out) > gr_numel(v))
+			continue;
 		int grp = g->nodes[v->producer].group;
 		if (grp >= 0 && open[grp] && g->groups[grp].nout == 1 && g->groups[grp].outs[0] == n->in[k] &&
 		    (!map || g->groups[grp].anchor < 0))

@@ -115,8 +115,8 @@ static bool fuse_layer_norm(kiln_graph *g, gr_node *r)
 	gr_node *sqrt_ = only_reader(g, add->out[0]);
 	if (!eps || !is_op(sqrt_, "Sqrt") || div->in[1] != sqrt_->out[0] || g->values[sqrt_->out[0]].nuse != 1)
 		return false;
-	/* then y = n * gamma + beta, either order, each optional */
-	gr_node *last = div, *mul = only_reader(g, div->out[0]), *bias = NULL;
+	/* then y = n * gamma + beta: each optional, gamma first, either operand order */
+	gr_node *last = div, *mul = only_reader(g, div->out[0]), *bias = mul;
 	int gamma = -1, beta = -1;
 	if (is_op(mul, "Mul") && const_f32(g, other_input(mul, div->out[0]), C)) {
 		gamma = other_input(mul, div->out[0]);

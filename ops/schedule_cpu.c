@@ -627,11 +627,6 @@ static int64_t lanes_dividing(const cpu_desc *c, int64_t k)
 	return 0;
 }
 
-/*
- * A reduction whose output has no vector axis (a row sum): the reduce axis
- * split into w lanes, the lanes factored out (rfactor) and summed as one
- * vector per output element, then added up.
- */
 /* st's reduction split into w lanes and the lanes factored out; the partial sums' stage, vectorized. */
 static sch_stage *lanes_rfactor(sch_schedule *s, sch_stage *st, int64_t w)
 {
@@ -651,6 +646,11 @@ static sch_stage *lanes_rfactor(sch_schedule *s, sch_stage *st, int64_t w)
 	return kiln_reorder(rs, k, order) || kiln_vectorize(rs, rs->op->axis[0]) ? NULL : rs;
 }
 
+/*
+ * A reduction whose output has no vector axis (a row sum): the reduce axis
+ * split into w lanes, the lanes factored out (rfactor) and summed as one
+ * vector per output element, then added up.
+ */
 static int schedule_lanes(sch_schedule *s, sch_stage *st, int64_t w)
 {
 	sch_stage *rs = lanes_rfactor(s, st, w);

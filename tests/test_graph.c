@@ -425,43 +425,60 @@ START_TEST(concat_in_place)
 END_TEST
 
 /*
- * A LayerNorm over the last axis of x [A, B, L] spelled out op by op, as
- * exporters before opset 17 write it: m = ReduceMean(x), d = x - m,
- * v = ReduceMean(d^2) (Pow, or Mul(d, d) when square), n = d / Sqrt(v + eps),
- * then n * gamma + beta when affine; mean_out makes m a graph output too.
+ * A LayerNorm of x [A, B, L] spelled out op by op, as exporters before
+ * opset 17 write it: m = ReduceMean(x), d = x - m, v = ReduceMean(d^2) (Pow,
+ * or Mul(d, d) when square), n = d / Sqrt(v + eps), then * gamma and + beta
+ * (each optional). Over axis 2 (the last, written -1 for m and 2 for v) or
+ * axis 1; extra names one more graph output ("m", "d" or NULL).
  */
+typedef struct {
+	bool square, gamma, beta;
+	int axis;
+	const char *extra;
+} ln_variant;
+
 static float ln_gamma[64], ln_beta[64];
 static const float ln_two = 2, ln_eps = 1e-3f;
 
-static uint8_t *layer_norm_bytes(size_t *size, const int64_t *xd, bool square, bool affine, bool mean_out)
+static uint8_t *layer_norm_bytes(size_t *size, const int64_t *xd, ln_variant v)
 {
-	static const int64_t last[] = {-1}, third[] = {2};
+	static const int64_t last[] = {-1}, third[] = {2}, second[] = {1};
 	static const char *in_m[] = {"x"}, *in_d[] = {"x", "m"}, *in_p[] = {"d", "two"}, *in_sq[] = {"d", "d"},
-	                  *in_v[] = {"p"}, *in_ve[] = {"v", "eps"}, *in_s[] = {"ve"}, *in_n[] = {"d", "s"},
-	                  *in_g[] = {"n", "gamma"}, *in_y[] = {"beta", "g"};
+	                  *in_v[] = {"p"}, *in_ve[] = {"v", "eps"}, *in_s[] = {"ve"}, *in_n[] = {"d", "s"};
+	static const char *in_g[] = {"n", "gamma"}, *in_b[2];
 	static int64_t dl[1];
-	Onnx__AttributeProto *a[2] = {attr_ints("axes", 1, last), attr_ints("axes", 1, third)};
-	Onnx__NodeProto *nodes[] = {
-		node("ReduceMean", 1, in_m, "m", 1, &a[0]),
-		node("Sub", 2, in_d, "d", 0, NULL),
-		square ? node("Mul", 2, in_sq, "p", 0, NULL) : node("Pow", 2, in_p, "p", 0, NULL),
-		node("ReduceMean", 1, in_v, "v", 1, &a[1]),
-		node("Add", 2, in_ve, "ve", 0, NULL),
-		node("Sqrt", 1, in_s, "s", 0, NULL),
-		node("Div", 2, in_n, affine ? "n" : "y", 0, NULL),
-		node("Mul", 2, in_g, "g", 0, NULL),
-		node("Add", 2, in_y, "y", 0, NULL),
-	};
 	dl[0] = xd[2];
-	Onnx__TensorProto *inits[] = {tensor("two", 0, NULL, &ln_two), tensor("eps", 0, NULL, &ln_eps),
-	                              tensor("gamma", 1, dl, ln_gamma), tensor("beta", 1, dl, ln_beta)};
-	int64_t md[] = {xd[0], xd[1], 1};
-	Onnx__ValueInfoProto *ins[] = {value("x", 3, xd)}, *outs[] = {value("y", 3, xd), value("m", 3, md)};
-	return pack_graph("layernorm", affine ? 9 : 7, nodes, affine ? 4 : 2, inits, 1, ins, mean_out ? 2 : 1, outs, size);
+	Onnx__AttributeProto *a[2] = {attr_ints("axes", 1, v.axis == 1 ? second : last),
+	                              attr_ints("axes", 1, v.axis == 1 ? second : third)};
+	Onnx__NodeProto *nodes[9];
+	int nn = 0;
+	nodes[nn++] = node("ReduceMean", 1, in_m, "m", 1, &a[0]);
+	nodes[nn++] = node("Sub", 2, in_d, "d", 0, NULL);
+	nodes[nn++] = v.square ? node("Mul", 2, in_sq, "p", 0, NULL) : node("Pow", 2, in_p, "p", 0, NULL);
+	nodes[nn++] = node("ReduceMean", 1, in_v, "v", 1, &a[1]);
+	nodes[nn++] = node("Add", 2, in_ve, "ve", 0, NULL);
+	nodes[nn++] = node("Sqrt", 1, in_s, "s", 0, NULL);
+	nodes[nn++] = node("Div", 2, in_n, v.gamma || v.beta ? "n" : "y", 0, NULL);
+	if (v.gamma)
+		nodes[nn++] = node("Mul", 2, in_g, v.beta ? "g" : "y", 0, NULL);
+	in_b[0] = "beta", in_b[1] = v.gamma ? "g" : "n";
+	if (v.beta)
+		nodes[nn++] = node("Add", 2, in_b, "y", 0, NULL);
+	Onnx__TensorProto *inits[4] = {tensor("two", 0, NULL, &ln_two), tensor("eps", 0, NULL, &ln_eps)};
+	int ni = 2;
+	if (v.gamma)
+		inits[ni++] = tensor("gamma", 1, dl, ln_gamma);
+	if (v.beta)
+		inits[ni++] = tensor("beta", 1, dl, ln_beta);
+	int64_t md[] = {xd[0], v.axis == 1 ? 1 : xd[1], v.axis == 1 ? xd[2] : 1};
+	Onnx__ValueInfoProto *ins[] = {value("x", 3, xd)}, *outs[2] = {value("y", 3, xd)};
+	if (v.extra)
+		outs[1] = !strcmp(v.extra, "m") ? value("m", 3, md) : value(v.extra, 3, xd);
+	return pack_graph("layernorm", (size_t)nn, nodes, (size_t)ni, inits, 1, ins, v.extra ? 2 : 1, outs, size);
 }
 
 /* Runs m on x (seed) with its outputs poisoned and checks y against plain loops. */
-static void layer_norm_matches(kiln_model *m, const int64_t *xd, bool affine, uint64_t seed, const char *what)
+static void layer_norm_matches(kiln_model *m, const int64_t *xd, ln_variant v, uint64_t seed, const char *what)
 {
 	kiln_array *x = kiln_array_empty(3, xd, KILN_F32);
 	kiln_array_fill_random(x, seed, -2, 3);
@@ -469,44 +486,58 @@ static void layer_norm_matches(kiln_model *m, const int64_t *xd, bool affine, ui
 	const kiln_array *y = kiln_model_get_output(m, 0);
 	memset(y->data, 0xff, sizeof(float) * (size_t)kiln_array_numel(y));
 	ck_assert_msg(!kiln_model_run(m), "%s: %s", what, kiln_rt_last_error());
-	int64_t rows = xd[0] * xd[1], L = xd[2];
 	const float *xs = x->data, *ys = kiln_model_get_output(m, 0)->data;
-	for (int64_t r = 0; r < rows; r++) {
-		double mean = 0, var = 0;
-		for (int64_t c = 0; c < L; c++)
-			mean += xs[r * L + c];
-		mean /= (double)L;
-		for (int64_t c = 0; c < L; c++)
-			var += (xs[r * L + c] - mean) * (xs[r * L + c] - mean);
-		var /= (double)L;
-		for (int64_t c = 0; c < L; c++) {
-			double want = (xs[r * L + c] - mean) / sqrt(var + ln_eps);
-			if (affine)
-				want = want * ln_gamma[c] + ln_beta[c];
-			float got = ys[r * L + c];
-			ck_assert_msg(fabs(got - want) <= 1e-4 + 1e-4 * fabs(want), "%s: y[%lld] = %g, want %g", what,
-			              (long long)(r * L + c), got, want);
+	int64_t A = xd[0], B = xd[1], L = xd[2];
+	/* the normalized axis runs with stride `step` through rows starting at `base` */
+	int64_t n = v.axis == 1 ? B : L, step = v.axis == 1 ? L : 1;
+	for (int64_t a = 0; a < A; a++)
+		for (int64_t r = 0; r < (v.axis == 1 ? L : B); r++) {
+			int64_t base = v.axis == 1 ? a * B * L + r : (a * B + r) * L;
+			double mean = 0, var = 0;
+			for (int64_t c = 0; c < n; c++)
+				mean += xs[base + c * step];
+			mean /= (double)n;
+			for (int64_t c = 0; c < n; c++)
+				var += (xs[base + c * step] - mean) * (xs[base + c * step] - mean);
+			var /= (double)n;
+			for (int64_t c = 0; c < n; c++) {
+				int64_t at = base + c * step, col = at % L;
+				double want = (xs[at] - mean) / sqrt(var + ln_eps);
+				if (v.gamma)
+					want *= ln_gamma[col];
+				if (v.beta)
+					want += ln_beta[col];
+				float got = ys[at];
+				ck_assert_msg(fabs(got - want) <= 1e-4 + 1e-4 * fabs(want), "%s: y[%lld] = %g, want %g", what,
+				              (long long)at, got, want);
+			}
 		}
-	}
 	kiln_array_free(x);
 }
 
 /*
  * The decomposed LayerNorm becomes one LayerNormalization node and one
- * kernel on llvm, opencl and webgl (Pow or Mul(d, d), with or without gamma
- * and beta); with its mean read outside (a graph output) it stays as it was.
+ * kernel on llvm, opencl and webgl (variants 0-2), with Mul(d, d) and no
+ * gamma or beta (3), with beta only (4); it stays as it was when its mean or
+ * d is read outside (graph outputs: 5, 6) or it normalizes axis 1 (7).
  * Outputs, poisoned first, against plain loops either way.
  */
 START_TEST(layer_norm_pattern)
 {
 	for (int c = 0; c < 64; c++)
 		ln_gamma[c] = 0.5f + (float)(c % 7) * 0.25f, ln_beta[c] = (float)(c % 5) - 2;
+	static const ln_variant vs[] = {
+		{false, true, true, 2, NULL}, {false, true, true, 2, NULL}, {false, true, true, 2, NULL},
+		{true, false, false, 2, NULL}, {false, false, true, 2, NULL}, {false, true, true, 2, "m"},
+		{false, true, true, 2, "d"},  {false, true, true, 1, NULL},
+	};
+	ln_variant v = vs[_i];
 	const char *target = _i < 3 ? targets[_i] : "llvm";
-	bool square = _i == 3, affine = _i != 3, mean_out = _i == 4;
+	bool fused = _i < 5;
 	static const int64_t xd[] = {3, 5, 24};
 	kiln_ctx *ctx = kiln_ctx_new();
 	size_t n;
-	uint8_t *bytes = layer_norm_bytes(&n, xd, square, affine, mean_out);
+	uint8_t *bytes = layer_norm_bytes(&n, xd, v);
 	kiln_graph *g = import_bytes(ctx, bytes, n, "layernorm.onnx");
 	char *text = NULL;
 	size_t len = 0;
@@ -514,16 +545,16 @@ START_TEST(layer_norm_pattern)
 	kiln_module *mod = kiln_graph_compile(g, target, mem);
 	fclose(mem);
 	ck_assert_msg(mod, "%s", kiln_error(ctx));
-	const char *fused = strstr(text, "// graph after fuse");
-	ck_assert_ptr_nonnull(fused);
-	bool one = strstr(fused, "= LayerNormalization(%x:") != NULL && !strstr(fused, "ReduceMean");
-	ck_assert_msg(mean_out ? !one : one, "%s, variant %d:\n%.3000s", target, (int)_i, fused);
-	if (!mean_out)
+	const char *after = strstr(text, "// graph after fuse");
+	ck_assert_ptr_nonnull(after);
+	bool one = strstr(after, "= LayerNormalization(%x:") != NULL && !strstr(after, "ReduceMean");
+	ck_assert_msg(fused ? one : !one, "%s, variant %d:\n%.3000s", target, (int)_i, after);
+	if (fused)
 		ck_assert_int_eq(kiln_module_num_functions(mod), 1);
 	free(text);
 	kiln_model *m = kiln_model_from_module(mod);
 	ck_assert_msg(m, "%s", kiln_rt_last_error());
-	layer_norm_matches(m, xd, affine, 7 + (uint64_t)_i, target);
+	layer_norm_matches(m, xd, v, 7 + (uint64_t)_i, target);
 	kiln_model_free(m);
 	kiln_ctx_free(ctx);
 }
@@ -544,7 +575,7 @@ START_TEST(two_modules_loaded)
 	for (int k = 0; k < 2; k++) {
 		kiln_ctx *ctx = kiln_ctx_new();
 		size_t n;
-		uint8_t *bytes = layer_norm_bytes(&n, xd[k], false, true, false);
+		uint8_t *bytes = layer_norm_bytes(&n, xd[k], (ln_variant){false, true, true, 2, NULL});
 		kiln_graph *g = import_bytes(ctx, bytes, n, "layernorm.onnx");
 		kiln_module *mod = kiln_graph_compile(g, "llvm", NULL);
 		ck_assert_msg(mod, "%s", kiln_error(ctx));
@@ -560,7 +591,8 @@ START_TEST(two_modules_loaded)
 		kiln_ctx_free(ctx);
 	}
 	for (int k = 0; k < 2; k++)
-		layer_norm_matches(m[k], xd[k], true, 21 + (uint64_t)k, k ? "second model" : "first model");
+		layer_norm_matches(m[k], xd[k], (ln_variant){false, true, true, 2, NULL}, 21 + (uint64_t)k,
+		                   k ? "second model" : "first model");
 	kiln_model_free(m[0]);
 	kiln_model_free(m[1]);
 }
@@ -581,10 +613,11 @@ static Onnx__TensorProto *tensor_i64(const char *name, int n, const int64_t *dat
 }
 
 /*
- * Index maps fused into a chain: y = Transpose(Reshape(Slice(x))) * 0.5 is
- * ONE kernel reading x through the three maps; z = Transpose(MatMul(x, w))
- * keeps its map apart from the matmul (2 kernels). 3 kernels on llvm,
- * opencl and webgl; y and z, poisoned first, against plain loops.
+ * Index maps fused into a chain: y = Transpose(Reshape(Slice(sigmoid(x)))) *
+ * 0.5 is ONE kernel reading x through the three maps; z =
+ * Transpose(MatMul(x, w)) keeps its map apart from the matmul. 3 kernels on
+ * llvm, opencl and webgl, the chain's nodes in one; y and z, poisoned first,
+ * against plain loops.
  */
 START_TEST(index_map_chain)
 {
@@ -594,10 +627,11 @@ START_TEST(index_map_chain)
 	static float w[4][3];
 	for (int i = 0; i < 12; i++)
 		((float *)w)[i] = (float)(i % 5) - 1.5f;
-	static const char *in_s[] = {"x", "starts", "ends", "axes"}, *in_r[] = {"s", "shape"}, *in_t[] = {"r"},
+	static const char *in_u[] = {"x"}, *in_s[] = {"u", "starts", "ends", "axes"}, *in_r[] = {"s", "shape"}, *in_t[] = {"r"},
 	                  *in_y[] = {"t", "half"}, *in_m[] = {"x", "w"}, *in_z[] = {"m"};
 	Onnx__AttributeProto *a[2] = {attr_ints("perm", 4, perm), attr_ints("perm", 3, perm2)};
 	Onnx__NodeProto *nodes[] = {
+		node("Sigmoid", 1, in_u, "u", 0, NULL),
 		node("Slice", 4, in_s, "s", 0, NULL),    node("Reshape", 2, in_r, "r", 0, NULL),
 		node("Transpose", 1, in_t, "t", 1, &a[0]), node("Mul", 2, in_y, "y", 0, NULL),
 		node("MatMul", 2, in_m, "m", 0, NULL),   node("Transpose", 1, in_z, "z", 1, &a[1]),
@@ -608,12 +642,32 @@ START_TEST(index_map_chain)
 	int64_t xd[] = {2, 6, 4}, yd[] = {2, 2, 4, 2}, zd[] = {2, 3, 6};
 	Onnx__ValueInfoProto *ins[] = {value("x", 3, xd)}, *outs[] = {value("y", 4, yd), value("z", 3, zd)};
 	size_t n;
-	uint8_t *bytes = pack_graph("maps", 6, nodes, 6, inits, 1, ins, 2, outs, &n);
+	uint8_t *bytes = pack_graph("maps", 7, nodes, 6, inits, 1, ins, 2, outs, &n);
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_graph *g = import_bytes(ctx, bytes, n, "maps.onnx");
-	kiln_module *mod = kiln_graph_compile(g, targets[_i], NULL);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	kiln_module *mod = kiln_graph_compile(g, targets[_i], mem);
+	fclose(mem);
 	ck_assert_msg(mod, "%s", kiln_error(ctx));
 	ck_assert_int_eq(kiln_graph_num_groups(g), 3);
+	/* which kernel each value is computed in, after fusion */
+	const char *after = strstr(text, "// graph after fuse");
+	ck_assert_ptr_nonnull(after);
+	int k_of[7];
+	const char *names[] = {"%u:", "%s:", "%r:", "%t:", "%y:", "%m:", "%z:"};
+	for (int i = 0; i < 7; i++) {
+		const char *at = strstr(after, names[i]);
+		ck_assert_msg(at, "%s missing:\n%.2000s", names[i], after);
+		while (at > after && at[-1] != '[')
+			at--;
+		k_of[i] = atoi(at + 1);
+	}
+	for (int i = 1; i < 5; i++)
+		ck_assert_msg(k_of[i] == k_of[0], "%s: %s not in u's kernel:\n%.2000s", targets[_i], names[i], after);
+	ck_assert_msg(k_of[5] != k_of[6] && k_of[5] != k_of[0], "%s: the matmul and its map:\n%.2000s", targets[_i], after);
+	free(text);
 	kiln_model *m = kiln_model_from_module(mod);
 	ck_assert_msg(m, "%s", kiln_rt_last_error());
 	kiln_array *x = kiln_array_empty(3, xd, KILN_F32);
@@ -629,8 +683,10 @@ START_TEST(index_map_chain)
 		for (int i2 = 0; i2 < 2; i2++)
 			for (int q = 0; q < 4; q++)
 				for (int i1 = 0; i1 < 2; i1++) {
-					float want = 0.5f * xs[(b * 6 + i1 * 2 + i2 + 1) * 4 + q], got = y[((b * 2 + i2) * 4 + q) * 2 + i1];
-					ck_assert_msg(got == want, "%s: y[%d,%d,%d,%d] = %g, want %g", targets[_i], b, i2, q, i1, got, want);
+					double want = 0.5 / (1 + exp(-(double)xs[(b * 6 + i1 * 2 + i2 + 1) * 4 + q]));
+					float got = y[((b * 2 + i2) * 4 + q) * 2 + i1];
+					ck_assert_msg(fabs(got - want) <= 1e-6, "%s: y[%d,%d,%d,%d] = %g, want %g", targets[_i], b, i2, q,
+					              i1, got, want);
 				}
 	for (int b = 0; b < 2; b++)
 		for (int c = 0; c < 3; c++)
@@ -1050,7 +1106,7 @@ int main(void)
 	tcase_add_test(tc, symbolic_batch);
 	tcase_add_test(tc, hostile_plans);
 	tcase_add_test(tc, external_data);
-	tcase_add_loop_test(tc, layer_norm_pattern, 0, 5);
+	tcase_add_loop_test(tc, layer_norm_pattern, 0, 8);
 	tcase_add_test(tc, two_modules_loaded);
 	tcase_add_loop_test(tc, index_map_chain, 0, 3);
 	suite_add_tcase(s, tc);

@@ -1068,7 +1068,9 @@ static kiln_iter *axis_named(sch_stage *st, const char *name)
 static kiln_iter *axis_ref(parser *ps, kiln_stage **stp, bool need_stage)
 {
 	kiln_stage *st = *stp;
-	if (need_stage || !st || (peek(ps)->kind == TK_IDENT && tok_is(peek2(ps), "."))) {
+	/* "S.a", or "a" of the stage before; "ko.v" alone is an axis of that stage, not a stage ko */
+	if (need_stage || !st ||
+	    (peek(ps)->kind == TK_IDENT && tok_is(peek2(ps), ".") && find_tensor(ps, tok_str(ps, peek(ps))))) {
 		kiln_stage *named = stage_ref(ps, NULL);
 		if (!named)
 			return NULL;
@@ -1085,12 +1087,21 @@ static kiln_iter *axis_ref(parser *ps, kiln_stage **stp, bool need_stage)
 	if (!name)
 		return NULL;
 	kiln_iter *it = axis_named(st, name);
-	/* axes the primitives name themselves have dotted names (rfactor's ko.v) */
-	while (!it && tok_is(peek(ps), ".") && peek2(ps)->kind == TK_IDENT) {
+	/* axes the primitives name themselves have dotted names (rfactor's ko.v):
+	 * the longest name that is an axis wins (ko.v over a ko beside it) */
+	int at = ps->pos;
+	const char *full = name;
+	while (tok_is(peek(ps), ".") && peek2(ps)->kind == TK_IDENT) {
 		ps->pos++;
-		name = ir_fmt(ps->ctx, "%s.%s", name, ident(ps, "an axis name"));
-		it = axis_named(st, name);
+		full = ir_fmt(ps->ctx, "%s.%s", full, ident(ps, "an axis name"));
+		kiln_iter *longer = axis_named(st, full);
+		if (longer) {
+			it = longer;
+			name = full;
+			at = ps->pos;
+		}
 	}
+	ps->pos = at;
 	if (!it)
 		error_at(ps, t, "stage '%s' has no axis '%s'", st->op->name, name);
 	return it;
