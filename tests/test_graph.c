@@ -339,6 +339,19 @@ static kiln_module *compile(kiln_ctx *ctx, const char *target, kiln_graph **gout
 
 static const char *targets[] = {"llvm", "opencl", "webgl"};
 
+/* Compiles g for target; *text gets the graph printed after each pass (free it). */
+static kiln_module *compile_printed(kiln_ctx *ctx, kiln_graph *g, const char *target, char **text)
+{
+	size_t len = 0;
+	*text = NULL;
+	FILE *mem = open_memstream(text, &len);
+	kiln_module *mod = kiln_graph_compile(g, target, mem);
+	fclose(mem);
+	ck_assert_msg(mod, "%s", kiln_error(ctx));
+	return mod;
+}
+
+
 /*
  * Two Concats along channels: cat = [relu(conv(x) + b1); conv(u)] with
  * u = sigmoid(x) gathers two kernels' outputs, which the planner places
@@ -379,12 +392,8 @@ START_TEST(concat_in_place)
 	size_t n;
 	uint8_t *bytes = concat_model_bytes(&n);
 	kiln_graph *g = import_bytes(ctx, bytes, n, "concat.onnx");
-	char *text = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&text, &len);
-	kiln_module *mod = kiln_graph_compile(g, targets[_i], mem);
-	fclose(mem);
-	ck_assert_msg(mod, "%s", kiln_error(ctx));
+	char *text;
+	kiln_module *mod = compile_printed(ctx, g, targets[_i], &text);
 	const char *at = strstr(text, ", in place] %cat:");
 	ck_assert_msg(at && !strstr(at + 12, "in place"), "want cat, and only cat, in place:\n%.3000s", text);
 	free(text);
@@ -539,12 +548,8 @@ START_TEST(layer_norm_pattern)
 	size_t n;
 	uint8_t *bytes = layer_norm_bytes(&n, xd, v);
 	kiln_graph *g = import_bytes(ctx, bytes, n, "layernorm.onnx");
-	char *text = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&text, &len);
-	kiln_module *mod = kiln_graph_compile(g, target, mem);
-	fclose(mem);
-	ck_assert_msg(mod, "%s", kiln_error(ctx));
+	char *text;
+	kiln_module *mod = compile_printed(ctx, g, target, &text);
 	const char *after = strstr(text, "// graph after fuse");
 	ck_assert_ptr_nonnull(after);
 	bool one = strstr(after, "= LayerNormalization(%x:") != NULL && !strstr(after, "ReduceMean");
@@ -645,12 +650,8 @@ START_TEST(index_map_chain)
 	uint8_t *bytes = pack_graph("maps", 7, nodes, 6, inits, 1, ins, 2, outs, &n);
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_graph *g = import_bytes(ctx, bytes, n, "maps.onnx");
-	char *text = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&text, &len);
-	kiln_module *mod = kiln_graph_compile(g, targets[_i], mem);
-	fclose(mem);
-	ck_assert_msg(mod, "%s", kiln_error(ctx));
+	char *text;
+	kiln_module *mod = compile_printed(ctx, g, targets[_i], &text);
 	ck_assert_int_eq(kiln_graph_num_groups(g), 3);
 	/* which kernel each value is computed in, after fusion */
 	const char *after = strstr(text, "// graph after fuse");
