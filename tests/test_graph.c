@@ -1107,9 +1107,21 @@ int main(void)
 	tcase_add_test(tc, symbolic_batch);
 	tcase_add_test(tc, hostile_plans);
 	tcase_add_test(tc, external_data);
-	tcase_add_loop_test(tc, layer_norm_pattern, 0, 8);
-	tcase_add_test(tc, two_modules_loaded);
-	tcase_add_loop_test(tc, index_map_chain, 0, 3);
 	suite_add_tcase(s, tc);
+	/* the pattern and index-map passes, and models side by side; their
+	 * opencl and webgl runs are "large" (not under valgrind: PoCL's and
+	 * Mesa's compilers there cost ~40 s, and the graph code is the llvm runs') */
+	TCase *tp = tcase_create("patterns"), *td = tcase_create("patterns_devices");
+	tcase_set_timeout(tp, 300);
+	tcase_set_timeout(td, 300);
+	tcase_set_tags(td, "large");
+	tcase_add_loop_test(tp, layer_norm_pattern, 0, 1);
+	tcase_add_loop_test(tp, layer_norm_pattern, 3, 8);
+	tcase_add_loop_test(td, layer_norm_pattern, 1, 3);
+	tcase_add_test(tp, two_modules_loaded);
+	tcase_add_loop_test(tp, index_map_chain, 0, 1);
+	tcase_add_loop_test(td, index_map_chain, 1, 3);
+	suite_add_tcase(s, tp);
+	suite_add_tcase(s, td);
 	return tu_run_suite(s);
 }
