@@ -107,6 +107,14 @@ int64_t gr_numel(const gr_value *v)
 
 size_t gr_bytes(const gr_value *v) { return (size_t)gr_numel(v) * kiln_dtype_bytes(v->dtype); }
 
+const float *gr_const_f32(const kiln_graph *g, int v, int64_t n)
+{
+	if (v < 0)
+		return NULL;
+	const gr_value *x = &g->values[v];
+	return x->data && x->dtype.code == KILN_FLOAT && x->dtype.bits == 32 && gr_numel(x) == n ? x->data : NULL;
+}
+
 void gr_count_uses(kiln_graph *g)
 {
 	for (int i = 0; i < g->nvalue; i++)

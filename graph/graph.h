@@ -119,6 +119,8 @@ gr_attr *gr_add_attr(kiln_graph *g, int node, const char *name, gr_attr_kind kin
 const char *gr_node_label(const kiln_graph *g, const gr_node *n);
 int64_t gr_numel(const gr_value *v);
 size_t gr_bytes(const gr_value *v);
+/* Value v's data when it is a float32 constant of n elements, else NULL (v < 0 too). */
+const float *gr_const_f32(const kiln_graph *g, int v, int64_t n);
 /* Recounts nuse over live nodes (graph outputs count as a use). */
 void gr_count_uses(kiln_graph *g);
 /* Writes the graph: one line per live node with its inputs' and outputs' types. */

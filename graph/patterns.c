@@ -35,15 +35,6 @@ static gr_node *only_reader(kiln_graph *g, int v)
 
 static bool is_op(const gr_node *n, const char *op) { return n && !n->dead && !strcmp(n->op, op); }
 
-/* A float32 constant of n elements, or NULL. */
-static const float *const_f32(const kiln_graph *g, int v, int64_t n)
-{
-	if (v < 0)
-		return NULL;
-	const gr_value *x = &g->values[v];
-	return x->data && x->dtype.code == KILN_FLOAT && x->dtype.bits == 32 && gr_numel(x) == n ? x->data : NULL;
-}
-
 /* The input of the two-input node n that is not v (-1 when neither or both are v). */
 static int other_input(const gr_node *n, int v)
 {
@@ -97,7 +88,7 @@ static bool fuse_layer_norm(kiln_graph *g, gr_node *r)
 		else if (is_op(n, "Mul") && n->nin == 2 && n->in[0] == d && n->in[1] == d)
 			sq = n;
 		else if (is_op(n, "Pow") && n->in[0] == d) {
-			const float *e = const_f32(g, n->in[1], 1);
+			const float *e = gr_const_f32(g, n->in[1], 1);
 			if (e && *e == 2.0f)
 				sq = n;
 		}
@@ -111,21 +102,21 @@ static bool fuse_layer_norm(kiln_graph *g, gr_node *r)
 	gr_node *add = only_reader(g, var->out[0]);
 	if (!is_op(add, "Add"))
 		return false;
-	const float *eps = const_f32(g, other_input(add, var->out[0]), 1);
+	const float *eps = gr_const_f32(g, other_input(add, var->out[0]), 1);
 	gr_node *sqrt_ = only_reader(g, add->out[0]);
 	if (!eps || !is_op(sqrt_, "Sqrt") || div->in[1] != sqrt_->out[0] || g->values[sqrt_->out[0]].nuse != 1)
 		return false;
 	/* then y = n * gamma + beta: each optional, gamma first, either operand order */
 	gr_node *last = div, *mul = only_reader(g, div->out[0]), *bias = mul;
 	int gamma = -1, beta = -1;
-	if (is_op(mul, "Mul") && const_f32(g, other_input(mul, div->out[0]), C)) {
+	if (is_op(mul, "Mul") && gr_const_f32(g, other_input(mul, div->out[0]), C)) {
 		gamma = other_input(mul, div->out[0]);
 		last = mul;
 		bias = only_reader(g, mul->out[0]);
 	} else {
 		mul = NULL;
 	}
-	if (is_op(bias, "Add") && const_f32(g, other_input(bias, last->out[0]), C)) {
+	if (is_op(bias, "Add") && gr_const_f32(g, other_input(bias, last->out[0]), C)) {
 		beta = other_input(bias, last->out[0]);
 		last = bias;
 	}

@@ -21,19 +21,11 @@ static void replace_uses(kiln_graph *g, int from, int to)
 	}
 }
 
-static bool const_f32(const kiln_graph *g, int v, int64_t n)
-{
-	if (v < 0)
-		return false;
-	const gr_value *x = &g->values[v];
-	return x->data && x->dtype.code == KILN_FLOAT && x->dtype.bits == 32 && gr_numel(x) == n;
-}
-
 /* BatchNormalization as y = x * scale[c] + shift[c]; false when its statistics are not constants. */
 static bool bn_affine(kiln_graph *g, gr_node *bn, int64_t C, float **scale, float **shift)
 {
 	for (int k = 1; k < 5; k++)
-		if (!const_f32(g, bn->in[k], C))
+		if (!gr_const_f32(g, bn->in[k], C))
 			return false;
 	double eps = gr_attr_float(bn, "epsilon", 1e-5);
 	const float *gamma = g->values[bn->in[1]].data, *beta = g->values[bn->in[2]].data;
@@ -61,7 +53,7 @@ static bool fold_into_conv(kiln_graph *g, gr_node *bn, const float *scale, const
 	int64_t K = xv->shape[1];
 	gr_value *w = &g->values[conv->in[1]];
 	int has_bias = conv->nin > 2 && conv->in[2] >= 0;
-	if (!const_f32(g, conv->in[1], gr_numel(w)) || w->shape[0] != K || (has_bias && !const_f32(g, conv->in[2], K)))
+	if (!gr_const_f32(g, conv->in[1], gr_numel(w)) || w->shape[0] != K || (has_bias && !gr_const_f32(g, conv->in[2], K)))
 		return false;
 	int64_t per = gr_numel(w) / K;
 	float *nw = ir_alloc(g->ctx, sizeof(float) * gr_numel(w)), *nb = ir_alloc(g->ctx, sizeof(float) * K);
