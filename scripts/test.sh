@@ -23,8 +23,10 @@ echo "== unit tests under valgrind"
 status=0
 # the suites that run wasm and WebGPU kernels do so in node child processes,
 # which valgrind does not follow: it checks their C side (building, files);
-# tests tagged "large" (millions of elements) and "crash" (a kernel that
-# crashes an RPC worker on purpose) run in the two builds above only.
+# tests tagged "large" (millions of elements), "crash" (a kernel that
+# crashes an RPC worker on purpose) and "slow" (more schedules or sweeps
+# through C paths other tests take here, whose time is LLVM's, node's or
+# Chromium's) run in the two builds above only.
 # valgrind runs a program on one core, so the suites run two at a time
 # (KILN_VALGRIND_JOBS), the slowest first; each one's output is printed
 # whole when it ends, so that two suites' lines never interleave.
@@ -37,7 +39,7 @@ done
 # (flock: util-linux, in every Debian install)
 printf '%s\n' $suites | VGLOGS=$vglogs xargs -P "${KILN_VALGRIND_JOBS:-2}" -n 1 sh -c '
 	start=$(date +%s)
-	CK_FORK=no CK_EXCLUDE_TAGS="large crash" valgrind -q --error-exitcode=9 --leak-check=full \
+	CK_FORK=no CK_EXCLUDE_TAGS="large crash slow" valgrind -q --error-exitcode=9 --leak-check=full \
 		--show-leak-kinds=definite --errors-for-leak-kinds=definite \
 		--suppressions=tests/valgrind.supp "build/tests/$1" >"$VGLOGS/$1.log" 2>&1 || touch "$VGLOGS/$1.failed"
 	{ echo "-- valgrind $1 ($(( $(date +%s) - start )) s)$([ -e "$VGLOGS/$1.failed" ] && echo ": FAILED")"

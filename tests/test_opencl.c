@@ -261,7 +261,6 @@ Suite *opencl_suite(void)
 	TCase *tc = tcase_create("ops");
 	tcase_set_timeout(tc, 600);
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
-	tcase_add_loop_test(tc, op_grid2d, 0, kiln_num_ops());
 	tcase_add_test(tc, source_text);
 	tcase_add_test(tc, device_errors);
 	tcase_add_test(tc, device_guard_catches_overrun);
@@ -272,6 +271,13 @@ Suite *opencl_suite(void)
 	suite_add_tcase(s, tc);
 	/* "large": millions of elements; test.sh skips them under valgrind
 	 * (CK_EXCLUDE_TAGS), where they took most of ten minutes */
+	/* every operator under a second schedule: the same C paths, so not
+	 * under valgrind (scripts/test.sh) */
+	TCase *slow = tcase_create("ops_grid2d");
+	tcase_set_timeout(slow, 600);
+	tcase_set_tags(slow, "slow");
+	tcase_add_loop_test(slow, op_grid2d, 0, kiln_num_ops());
+	suite_add_tcase(s, slow);
 	TCase *large = tcase_create("tiled");
 	tcase_set_tags(large, "large");
 	tcase_set_timeout(large, 600);

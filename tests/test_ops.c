@@ -212,6 +212,23 @@ START_TEST(op_attrs)
 	RUN("depthwise_conv2d", "pad=1", 1, 16, 20, 40, 3, 3);
 	RUN("avg_pool2d", "kernel=3,stride=3,pad=1", 1, 8, 30, 50);
 	RUN("max_pool2d", "kernel=4,stride=4", 3, 3, 20, 70);
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_conv2d_attrs bad = {{1, 1}, {0, 0, 0, 0}, {1, 1}, 3};
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 4, 5, 5}, KILN_F32);
+	kiln_tensor *W = kiln_placeholder(ctx, "W", 4, (int64_t[]){6, 4, 3, 3}, KILN_F32);
+	ck_assert_ptr_null(kiln_op_conv2d(ctx, X, W, &bad));
+	ck_assert_str_eq(kiln_error(ctx), "conv2d: 3 groups do not divide 4 input and 6 output channels");
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/*
+ * The Winograd and kpacked forms at the shapes their edges hide in. Tagged
+ * "slow": its time goes to code generation, and winograd_transformed and
+ * kpacked_packed take the same schedules through valgrind.
+ */
+START_TEST(op_attrs_conv_forms)
+{
 	/* Winograd: whole and partial tiles, padding 0 and 2, a batch, a row of tiles wider than a vector */
 	RUN("conv2d_winograd", "pad=1", 1, 16, 16, 16, 24);
 	RUN("conv2d_winograd", "pad=0", 2, 3, 11, 7, 5);
@@ -226,13 +243,6 @@ START_TEST(op_attrs)
 	RUN("conv2d_kpacked", "pad=1", 2, 9, 7, 7, 20, 3, 3);
 	RUN("conv2d_kpacked", "", 1, 17, 13, 13, 70, 1, 1);
 	RUN("conv2d_kpacked", "stride=2,pad=2,dilation=2", 1, 5, 15, 31, 33, 3, 3);
-	kiln_ctx *ctx = kiln_ctx_new();
-	kiln_conv2d_attrs bad = {{1, 1}, {0, 0, 0, 0}, {1, 1}, 3};
-	kiln_tensor *X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1, 4, 5, 5}, KILN_F32);
-	kiln_tensor *W = kiln_placeholder(ctx, "W", 4, (int64_t[]){6, 4, 3, 3}, KILN_F32);
-	ck_assert_ptr_null(kiln_op_conv2d(ctx, X, W, &bad));
-	ck_assert_str_eq(kiln_error(ctx), "conv2d: 3 groups do not divide 4 input and 6 output channels");
-	kiln_ctx_free(ctx);
 }
 END_TEST
 
@@ -449,9 +459,17 @@ Suite *ops_suite(void)
 	tcase_add_test(tc, direct_strided);
 	tcase_add_test(tc, pool_input_with_two_readers);
 	tcase_add_test(tc, gemm_conv_view_inlined);
-	tcase_add_loop_test(tc, op_default_other_cpus, 0, 2 * kiln_num_ops());
 	tcase_add_test(tc, targets_size_schedules);
 	suite_add_tcase(s, tc);
+	/* code generation for other CPUs and more of it for the same paths:
+	 * not under valgrind (scripts/test.sh), where LLVM would take most of
+	 * the time; both other builds run them */
+	TCase *slow = tcase_create("every_op_slow");
+	tcase_set_timeout(slow, 300);
+	tcase_set_tags(slow, "slow");
+	tcase_add_loop_test(slow, op_default_other_cpus, 0, 2 * kiln_num_ops());
+	tcase_add_test(slow, op_attrs_conv_forms);
+	suite_add_tcase(s, slow);
 	return s;
 }
 

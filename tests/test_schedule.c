@@ -730,49 +730,56 @@ static kiln_expr *ramp_cmp_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user
  */
 START_TEST(ramp_compares)
 {
-	static const int64_t strides[] = {1, 3, -2},
-	                     bounds[] = {0, 5, -7, (int64_t)1 << 40, -((int64_t)1 << 40), INT64_MAX, INT64_MIN},
+	enum { NS = 3, NB = 7 };
+	static const int64_t strides[NS] = {1, 3, -2},
+	                     bounds[NB] = {0, 5, -7, (int64_t)1 << 40, -((int64_t)1 << 40), INT64_MAX, INT64_MIN},
 	                     starts[] = {0, -600, 5, -3, (int64_t)1 << 62, -((int64_t)1 << 62), 17, -40};
 	int64_t J = 8, I = 32;
+	/* one module per operator and order, one function per stride and bound:
+	 * a build per case spent its time (under valgrind, minutes) in LLVM */
 	for (int op = 0; op < 4; op++)
-		for (int rf = 0; rf <= 1; rf++)
-			for (size_t si = 0; si < 3; si++)
-				for (size_t bi = 0; bi < sizeof bounds / sizeof *bounds; bi++) {
-					kiln_ctx *ctx = kiln_ctx_new();
-					cmp_fix f = {kiln_placeholder(ctx, "B", 1, &J, KILN_I64), op, rf, strides[si], bounds[bi]};
-					kiln_tensor *Y = kiln_compute(ctx, "Y", 2, (int64_t[]){J, I}, ramp_cmp_body, &f);
-					kiln_schedule *sch = split_vectorized(ctx, Y, 1, 16, NULL);
-					if (op == 0 && rf && si == 0 && bi == 1) {
-						kiln_func *fn = kiln_lower(sch, "f", 2, (kiln_tensor *[]){f.B, Y}, NULL);
-						ck_assert_msg(fn, "%s", kiln_error(ctx));
-						char *text = NULL;
-						size_t len = 0;
-						FILE *m = open_memstream(&text, &len);
-						ck_assert_int_eq(kiln_llvm_ir(ctx, 1, &fn, 0, m), 0);
-						fclose(m);
-						ck_assert_msg(strstr(text, "icmp slt <16 x i32>"), "want 32-bit lane compares:\n%.3000s", text);
-						free(text);
+		for (int rf = 0; rf <= 1; rf++) {
+			kiln_ctx *ctx = kiln_ctx_new();
+			cmp_fix f[NS * NB];
+			kiln_func *fns[NS * NB];
+			for (int c = 0; c < NS * NB; c++) {
+				f[c] = (cmp_fix){kiln_placeholder(ctx, "B", 1, &J, KILN_I64), op, rf, strides[c / NB], bounds[c % NB]};
+				kiln_tensor *Y = kiln_compute(ctx, "Y", 2, (int64_t[]){J, I}, ramp_cmp_body, &f[c]);
+				kiln_schedule *sch = split_vectorized(ctx, Y, 1, 16, NULL);
+				fns[c] = kiln_lower(sch, ir_fmt(ctx, "f%d", c), 2, (kiln_tensor *[]){f[c].B, Y}, NULL);
+				ck_assert_msg(fns[c], "%s", kiln_error(ctx));
+			}
+			if (op == 0 && rf) {
+				char *text = NULL;
+				size_t len = 0;
+				FILE *m = open_memstream(&text, &len);
+				ck_assert_int_eq(kiln_llvm_ir(ctx, 1, &fns[1], 0, m), 0); /* stride 1, bound 5 */
+				fclose(m);
+				ck_assert_msg(strstr(text, "icmp slt <16 x i32>"), "want 32-bit lane compares:\n%.3000s", text);
+				free(text);
+			}
+			kiln_module *m = kiln_build(ctx, NS * NB, fns, "llvm");
+			ck_assert_msg(m, "%s", kiln_error(ctx));
+			kiln_array *b = kiln_array_wrap((void *)starts, 1, &J, KILN_I64);
+			for (int c = 0; c < NS * NB; c++) {
+				kiln_array *y = tu_guarded_array(2, (int64_t[]){J, I}, KILN_F32);
+				ck_assert_int_eq(kiln_module_call(m, ir_fmt(ctx, "f%d", c), (kiln_array *[]){b, y}, 2), 0);
+				for (int64_t j = 0; j < J; j++)
+					for (int64_t i = 0; i < I; i++) {
+						int64_t r = f[c].s * i + starts[j], a = rf ? r : f[c].k, d = rf ? f[c].k : r;
+						bool want = op == 0 ? a < d : op == 1 ? a <= d : op == 2 ? a > d : a >= d;
+						ck_assert_msg(((float *)y->data)[j * I + i] == (want ? 1.0f : 0.0f),
+						              "op %d, ramp first %d, stride %lld, bound %lld: Y[%lld, %lld] = %g", op, rf,
+						              (long long)f[c].s, (long long)f[c].k, (long long)j, (long long)i,
+						              ((float *)y->data)[j * I + i]);
 					}
-					kiln_module *m = kiln_build_schedule(sch, "f", 2, (kiln_tensor *[]){f.B, Y}, "llvm");
-					ck_assert_msg(m, "%s", kiln_error(ctx));
-					kiln_array *b = kiln_array_wrap((void *)starts, 1, &J, KILN_I64);
-					kiln_array *y = tu_guarded_array(2, (int64_t[]){J, I}, KILN_F32);
-					ck_assert_int_eq(kiln_module_call(m, "f", (kiln_array *[]){b, y}, 2), 0);
-					for (int64_t j = 0; j < J; j++)
-						for (int64_t i = 0; i < I; i++) {
-							int64_t r = f.s * i + starts[j], a = rf ? r : f.k, c = rf ? f.k : r;
-							bool want = op == 0 ? a < c : op == 1 ? a <= c : op == 2 ? a > c : a >= c;
-							ck_assert_msg(((float *)y->data)[j * I + i] == (want ? 1.0f : 0.0f),
-							              "op %d, ramp first %d, stride %lld, bound %lld: Y[%lld, %lld] = %g", op, rf,
-							              (long long)f.s, (long long)f.k, (long long)j, (long long)i,
-							              ((float *)y->data)[j * I + i]);
-						}
-					ck_assert(tu_guard_intact("Y", y));
-					kiln_array_free(b);
-					kiln_array_free(y);
-					kiln_module_free(m);
-					kiln_ctx_free(ctx);
-				}
+				ck_assert(tu_guard_intact("Y", y));
+				kiln_array_free(y);
+			}
+			kiln_array_free(b);
+			kiln_module_free(m);
+			kiln_ctx_free(ctx);
+		}
 }
 END_TEST
 
@@ -949,8 +956,6 @@ Suite *schedule_suite(void)
 	tcase_add_test(tc, strided_vector_loads);
 	tcase_add_test(tc, interleaved_stores_and_unsigned_selects);
 	tcase_add_test(tc, partitioned_shifted_tiles);
-	tcase_add_test(tc, ramp_compares);
-	tcase_add_test(tc, clamped_loads_any_bounds);
 	tcase_add_test(tc, x86_targets);
 	tcase_add_test(tc, prim_split_reduce_guard);
 	tcase_add_test(tc, prim_fuse_reorder_parallel);
@@ -969,6 +974,14 @@ Suite *schedule_suite(void)
 	tcase_add_test(tc, misuse_lowering);
 	tcase_add_test(tc, misuse_calls);
 	suite_add_tcase(s, tc);
+	/* sweeps of generated compares and clamps against C, a few hundred
+	 * small functions: LLVM's time, so not under valgrind (scripts/test.sh) */
+	TCase *sweeps = tcase_create("codegen_sweeps");
+	tcase_set_timeout(sweeps, 120);
+	tcase_set_tags(sweeps, "slow");
+	tcase_add_test(sweeps, ramp_compares);
+	tcase_add_test(sweeps, clamped_loads_any_bounds);
+	suite_add_tcase(s, sweeps);
 	return s;
 }
 

@@ -106,11 +106,17 @@ int main(void)
 	TCase *tc = tcase_create("wasm");
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
-	tcase_add_loop_test(tc, op_plain, 0, kiln_num_ops());
 	tcase_add_test(tc, simd128_variant);
 	tcase_add_test(tc, relaxed_variant);
 	tcase_add_test(tc, native_call_refused);
 	suite_add_tcase(s, tc);
+	/* the second schedule of every operator: LLVM's time and node's, the
+	 * same C paths as op_default, so not under valgrind (scripts/test.sh) */
+	TCase *slow = tcase_create("wasm_plain");
+	tcase_set_timeout(slow, 120);
+	tcase_set_tags(slow, "slow");
+	tcase_add_loop_test(slow, op_plain, 0, kiln_num_ops());
+	suite_add_tcase(s, slow);
 	int failed = tu_run_suite(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

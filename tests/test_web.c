@@ -252,6 +252,9 @@ int main(void)
 	tcase_add_loop_test(tn, node_webgpu_cpu, 0, ncases);
 	suite_add_tcase(s, tn);
 	TCase *tc = tcase_create("chromium");
+	/* the same bundles as the node cases, in the browser: the C side is the
+	 * node cases' and valgrind does not follow Chromium (scripts/test.sh) */
+	tcase_set_tags(tc, "slow");
 	tcase_add_loop_test(tc, chromium_wasm, 0, ncases);
 	tcase_add_loop_test(tc, chromium_webgpu, 0, ncases);
 	tcase_add_loop_test(tc, chromium_webgl, 0, ncases);

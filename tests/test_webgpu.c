@@ -265,8 +265,6 @@ int main(void)
 	TCase *tc = tcase_create("webgpu");
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
-	tcase_add_loop_test(tc, op_grid2d, 0, kiln_num_ops());
-	tcase_add_loop_test(tc, op_emulated, 0, kiln_num_ops());
 	tcase_add_test(tc, emulated_tiles);
 	tcase_add_test(tc, tiled_shapes);
 	tcase_add_test(tc, source_text);
@@ -276,6 +274,14 @@ int main(void)
 	tcase_add_test(tc, refusals);
 	tcase_add_test(tc, native_call_refused);
 	suite_add_tcase(s, tc);
+	/* every operator again under two more schedules: mostly node's and
+	 * Dawn's time, so not under valgrind (scripts/test.sh) */
+	TCase *slow = tcase_create("webgpu_more_schedules");
+	tcase_set_timeout(slow, 120);
+	tcase_set_tags(slow, "slow");
+	tcase_add_loop_test(slow, op_grid2d, 0, kiln_num_ops());
+	tcase_add_loop_test(slow, op_emulated, 0, kiln_num_ops());
+	suite_add_tcase(s, slow);
 	int failed = tu_run_suite(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
