@@ -372,6 +372,64 @@ START_TEST(anneal_finds_best)
 }
 END_TEST
 
+/* Features of a configuration made of its knobs alone (the model needs only something that varies). */
+static int knob_features(void *user, int i, float *out)
+{
+	const kiln_cpu_config *c = (const kiln_cpu_config *)user + i;
+	memset(out, 0, sizeof(float) * KILN_TUNE_FEATURES);
+	out[0] = (float)c->rows, out[1] = (float)c->vecs, out[2] = (float)c->unroll, out[3] = (float)c->tile;
+	out[4] = (float)c->order;
+	return 0;
+}
+
+/*
+ * A driver that asks for several configurations at once (kiln tune
+ * building candidates in parallel) asks at most kiln_tuner_ready() more:
+ * then the xgb search proposes the same configurations, in the same order,
+ * whether they are asked one at a time or five at a time. Throughput here
+ * is a known function of the knobs, so the runs differ only in grouping.
+ */
+START_TEST(tuner_groups_same_search)
+{
+	kiln_target t;
+	char err[256];
+	ck_assert(!kiln_target_parse("llvm -mcpu=x86-64-v3", &t, err, sizeof err));
+	kiln_cpu_config *sp = malloc(sizeof *sp * 4096);
+	int n = kiln_tune_space(&t, sp, 4096), seq[2][64];
+	for (int g = 0; g < 2; g++) {
+		int group = g ? 5 : 1, got = 0;
+		kiln_tuner *tu = kiln_tuner_new("xgb", sp, n, 7, knob_features, sp);
+		ck_assert_ptr_nonnull(tu);
+		ck_assert_int_eq(kiln_tuner_ready(tu), 0); /* nothing chosen yet */
+		while (got < 64) {
+			int ids[5], k = 0;
+			ids[k++] = kiln_tuner_next(tu);
+			while (k < group && kiln_tuner_ready(tu) > 0)
+				ids[k++] = kiln_tuner_next(tu);
+			ck_assert_int_ge(ids[0], 0);
+			if (got == 0)
+				ck_assert_int_eq(kiln_tuner_ready(tu), 16 - k); /* the rest of the first batch */
+			for (int j = 0; j < k && got < 64; j++) {
+				float s;
+				ck_assert_int_eq(known_score(sp, &ids[j], 1, &s), 0);
+				ck_assert_int_eq(kiln_tuner_update(tu, ids[j], 20 + s), 0);
+				seq[g][got++] = ids[j];
+			}
+		}
+		ck_assert_msg(!kiln_tuner_note(tu)[0], "the model was not used: %s", kiln_tuner_note(tu));
+		kiln_tuner_free(tu);
+	}
+	for (int i = 0; i < 64; i++)
+		ck_assert_msg(seq[0][i] == seq[1][i], "trial %d: configuration %d one at a time, %d in groups of 5", i, seq[0][i],
+		              seq[1][i]);
+	/* grid and random never wait for results */
+	kiln_tuner *grid = kiln_tuner_new("grid", sp, n, 7, NULL, NULL);
+	ck_assert_int_gt(kiln_tuner_ready(grid), 0);
+	kiln_tuner_free(grid);
+	free(sp);
+}
+END_TEST
+
 /*
  * The cost model on real kernels: matmul 256^3 under 72 random
  * configurations of the host's space, each built and timed; trained on 48,
@@ -475,6 +533,7 @@ int main(void)
 	tcase_add_test(tc, log_round_trip);
 	tcase_add_test(tc, features_differ);
 	tcase_add_test(tc, anneal_finds_best);
+	tcase_add_test(tc, tuner_groups_same_search);
 	suite_add_tcase(s, tc);
 	/* "large" (scripts/test.sh skips them under valgrind): 16 configurations of each case (128 builds);
 	 * PoCL's compiler, minutes per kernel under valgrind; node, which valgrind does not look into; 72 kernels

@@ -9,10 +9,12 @@ dir=$(mktemp -d /tmp/kiln-tune-XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-# a grid search whose first candidates crash and hang
+# a grid search whose first candidates crash and hang: in a build worker of four at once, and in a
+# worker that builds and measures
 KILN_MEASURE_FAULT=crash:1,1,1,1,1 "$kiln" tune matmul --shape 64,64,64 --trials 6 --search grid --repeat 3 \
-	--log "$dir/a.jsonl" >"$dir/out" 2>"$dir/err" || { cat "$dir/out" "$dir/err"; fail "tune stopped at a crash"; }
+	--build-jobs 4 --log "$dir/a.jsonl" >"$dir/out" 2>"$dir/err" || { cat "$dir/out" "$dir/err"; fail "tune stopped at a crash"; }
 KILN_MEASURE_FAULT=hang:1,1,1,2,1 "$kiln" tune matmul --shape 64,64,64 --trials 3 --search grid --repeat 3 --timeout 3 \
+	--build-jobs 1 \
 	--log "$dir/a.jsonl" >>"$dir/out" 2>>"$dir/err" || { cat "$dir/out" "$dir/err"; fail "tune stopped at a hang"; }
 [ "$(wc -l <"$dir/a.jsonl")" -eq 9 ] || fail "expected 9 records, got $(wc -l <"$dir/a.jsonl")"
 # (a plain build dies of SIGSEGV; under ASan the sanitizer reports it and exits)
@@ -29,6 +31,22 @@ for line in open(sys.argv[1]):
         assert k in r, k
     assert r["error"] or (r["median_ms"] > 0 and len(r["samples_ms"]) >= 1), r
 PY
+
+# candidates built three at a time, each measured from the module its build worker saved: the same
+# configurations in the same order as one at a time, every one checked or timed, nothing left in TMPDIR
+mkdir "$dir/tmp"
+for j in 1 3; do
+	TMPDIR="$dir/tmp" "$kiln" tune matmul --shape 48,40,24 --trials 7 --search grid --repeat 2 --build-jobs $j \
+		--log "$dir/p$j.jsonl" >"$dir/out" 2>&1 || { cat "$dir/out"; fail "tune --build-jobs $j"; }
+done
+python3 - "$dir/p1.jsonl" "$dir/p3.jsonl" <<'PY' || fail "building three at a time changed the trials"
+import json, sys
+one, three = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
+assert len(one) == len(three) == 7, (len(one), len(three))
+assert [r["config"] for r in one] == [r["config"] for r in three]
+assert all(not r["error"] and r["median_ms"] > 0 for r in one + three), [r["error"] for r in one + three]
+PY
+[ -z "$(ls -A "$dir/tmp")" ] || { ls -R "$dir/tmp"; fail "tune left files in TMPDIR"; }
 
 # apply-best: the fastest record without error, of this task and this machine only
 cat >"$dir/b.jsonl" <<'JL'

@@ -53,6 +53,8 @@ typedef struct {
 	int min_repeat_ms, cooldown_ms; /* measure_option's: a sample's least length, a pause between trials */
 	const char *log, *tuning_log, *search, *config;
 	const char *oracle; /* measure --check: where the oracle's outputs are kept between trials */
+	const char *save_module, *module; /* measure: build only and save the module there / measure the one saved there */
+	int build_jobs;                   /* tune: candidates built at once (0: one per core, at most 8) */
 	bool node_runner;   /* tune: rpc is the node runner on this machine (its records are this machine's) */
 	int list_space;     /* tune --list-space: print the configurations the task's schedule takes */
 	const char *rpc, *key; /* run and bench there: HOST:PORT of a server or proxy, and its key */
@@ -130,16 +132,19 @@ static void cmd_usage(const char *cmd)
 	if (!strcmp(cmd, "tune") || !strcmp(cmd, "measure")) {
 		printf("usage: kiln tune OP|FILE.kte|MODEL.onnx [--shape S] [--attr A] [--target 'llvm ...'] --log F.jsonl\n"
 		       "                 [--trials N] [--search xgb|random|grid] [--seed N] [--timeout S] [--repeat N]\n"
-		       "                 [--min-repeat-ms MS] [--cooldown-ms MS]\n"
+		       "                 [--min-repeat-ms MS] [--cooldown-ms MS] [--build-jobs N]\n"
 		       "                 [--rpc HOST:PORT [--key K]] [--list-space]\n\n"
 		       "Searches the CPU template for OP on this machine: register blocks (rows x vectors\n"
 		       "of columns), unrolling of the innermost reduction, the order of the block loops\n"
 		       "and tiles of blocks. --search xgb (the default) measures batches of 16: the first\n"
 		       "at random, the next chosen by simulated annealing on a cost model (XGBoost,\n"
 		       "trained on features of the lowered code of every trial so far) plus a few at\n"
-		       "random. Each trial is built, run and timed by a worker process (kiln measure)\n"
+		       "random. Each trial is built, run and timed by worker processes (kiln measure)\n"
 		       "with a timeout, the first one and every new best checked against the oracle;\n"
-		       "failures are recorded and the search goes on. A trial's time is the median of\n"
+		       "failures are recorded and the search goes on. --build-jobs N candidates (one per\n"
+		       "core, at most 8) are built at once, each saving its module, and then measured one\n"
+		       "after another with nothing else running; 1 builds each in its measuring worker.\n"
+		       "A trial's time is the median of\n"
 		       "--repeat samples (10), each at least --min-repeat-ms long (20); --cooldown-ms\n"
 		       "pauses between trials. --list-space prints the configurations the operator's\n"
 		       "schedule takes (one --config per line) and measures nothing. Appends one JSON line per trial\n"
@@ -293,6 +298,19 @@ static int parse(int argc, char **argv, opts *o)
 			o->config = v;
 		else if (!strcmp(a, "--oracle"))
 			o->oracle = v;
+		else if (!strcmp(a, "--save-module"))
+			o->save_module = v;
+		else if (!strcmp(a, "--module"))
+			o->module = v;
+		else if (!strcmp(a, "--build-jobs")) {
+			long long x;
+			char err[256];
+			if (cli_parse_int(a, v, 1, 64, &x, err, sizeof err)) {
+				fprintf(stderr, "kiln: %s\n", err);
+				return -1;
+			}
+			o->build_jobs = (int)x;
+		}
 		else if (!strcmp(a, "--port"))
 			o->port = v;
 		else if (!strcmp(a, "--rpc"))
@@ -584,13 +602,17 @@ static kiln_module *prepare(kiln_ctx *ctx, const opts *o, kiln_op_inst *inst, co
 {
 	kiln_target t;
 	char err[256];
-	if (!o->rpc && !kiln_target_parse(o->target, &t, err, sizeof err) && !kiln_target_runs_here(&t)) {
+	if (!o->rpc && !o->save_module && !kiln_target_parse(o->target, &t, err, sizeof err) &&
+	    !kiln_target_runs_here(&t)) {
 		fprintf(stderr, "kiln: this CPU cannot run code for '%s' (it lacks features that target has); "
 		                "build it with -o instead\n", o->target);
 		return NULL;
 	}
 	*info = declare(ctx, o, inst);
-	kiln_module *m = *info ? build(ctx, *info, inst, o->target) : NULL;
+	/* measure --module: the candidate a build worker saved (kiln tune builds several at once) */
+	kiln_module *m = !*info ? NULL : o->module ? kiln_module_load(o->module) : build(ctx, *info, inst, o->target);
+	if (m && o->save_module) /* measure --save-module: built here, kept for a measuring worker */
+		return m;
 	if (m && o->rpc) { /* built here, run there: the remote twin replaces it */
 		kiln_module *r = (session = cli_rpc_connect(o->rpc, o->key)) ? kiln_rpc_upload(session, m) : NULL;
 		if (session && !r) {
@@ -1244,10 +1266,16 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
 	kiln_timing r = {0};
 	if (!m && kiln_error(ctx)[0])
 		snprintf(error, sizeof error, "build: %s", kiln_error(ctx));
-	else if (!m) /* the session: connecting, the key, the upload */
-		snprintf(error, sizeof error, "%s: %s", o->rpc ? "rpc" : "build",
+	else if (!m) /* the session: connecting, the key, the upload; or the saved candidate */
+		snprintf(error, sizeof error, "%s: %s", o->rpc ? "rpc" : o->module ? "load" : "build",
 		         kiln_rt_last_error()[0] ? kiln_rt_last_error() : "failed");
-	if (m && kiln_module_call(m, info->name, a, inst.nargs))
+	if (m && o->save_module) {
+		if (kiln_module_save(m, o->save_module))
+			snprintf(error, sizeof error, "build: saving the module: %s", kiln_rt_last_error());
+		kiln_module_free(m);
+		m = NULL;
+	}
+	if (m && !error[0] && kiln_module_call(m, info->name, a, inst.nargs))
 		snprintf(error, sizeof error, "run: %s", kiln_rt_last_error());
 	/* the oracle, on this trial's inputs, for every output */
 	for (int k = inst.nin; m && !error[0] && o->check && k < inst.nargs; k++) {
@@ -1277,7 +1305,7 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
 	if (m && !error[0] && kiln_module_time(m, info->name, a, inst.nargs, &t, &r))
 		snprintf(error, sizeof error, "time: %s", kiln_rt_last_error());
 	cJSON_AddStringToObject(out, "error", error);
-	if (!error[0]) {
+	if (!error[0] && !o->save_module) {
 		cJSON_AddNumberToObject(out, "median_ms", r.median_ms);
 		cJSON_AddNumberToObject(out, "gflops", inst.flops / r.median_ms / 1e6);
 		cJSON *s = cJSON_AddArrayToObject(out, "samples_ms");
@@ -1295,19 +1323,29 @@ static int cmd_measure(kiln_ctx *ctx, const opts *o)
 	return error[0] ? 1 : 0;
 }
 
+/* A `kiln measure` worker in flight: its pid, the read end of its stdout, its deadline. */
+typedef struct {
+	pid_t pid;
+	int fd;
+	double deadline;
+	int timeout;
+} worker;
+
 /*
- * Runs `kiln measure` for cfg in a worker process with o's timeout: its
- * JSON result, or NULL with the reason in error (could not start, timed
- * out, died, printed no JSON, or reported an error of its own).
+ * Starts `kiln measure` for cfg in a worker process with o's timeout; with
+ * save, it only builds the candidate and saves the module there; with load,
+ * it measures the module saved there instead of building one. 0, or -1 with
+ * the reason in error.
  */
-static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, bool check, char *error, size_t errlen)
+static int worker_start(const opts *o, const char *self, kiln_cpu_config cfg, bool check, const char *save,
+                        const char *load, worker *w, char *error, size_t errlen)
 {
 	char config[64], repeat[16];
 	kiln_tune_config_str(&cfg, config, sizeof config);
 	char min_ms[16];
 	snprintf(repeat, sizeof repeat, "%d", o->repeat);
 	snprintf(min_ms, sizeof min_ms, "%d", o->min_repeat_ms);
-	const char *argv[32 + 2 * 16];
+	const char *argv[36 + 2 * 16];
 	int n = 0;
 	argv[n++] = self;
 	argv[n++] = "measure";
@@ -1323,11 +1361,15 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 		argv[n++] = "--config", argv[n++] = config;
 	argv[n++] = "--repeat", argv[n++] = repeat;
 	argv[n++] = "--min-repeat-ms", argv[n++] = min_ms;
-	if (o->rpc)
+	if (save)
+		argv[n++] = "--save-module", argv[n++] = save;
+	if (load)
+		argv[n++] = "--module", argv[n++] = load;
+	if (o->rpc && !save) /* (a build worker builds here) */
 		argv[n++] = "--rpc", argv[n++] = o->rpc;
-	if (check)
+	if (check && !save)
 		argv[n++] = "--check";
-	if (check && o->oracle)
+	if (check && !save && o->oracle)
 		argv[n++] = "--oracle", argv[n++] = o->oracle;
 	if (o->tuning_log) /* a model's round: a configuration per task */
 		argv[n++] = "--tuning-log", argv[n++] = o->tuning_log;
@@ -1335,7 +1377,7 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 	int fd[2];
 	if (pipe(fd)) {
 		snprintf(error, errlen, "pipe: %s", strerror(errno));
-		return NULL;
+		return -1;
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -1350,12 +1392,26 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 		_exit(127);
 	}
 	close(fd[1]);
+	if (pid < 0) {
+		close(fd[0]);
+		snprintf(error, errlen, "fork: %s", strerror(errno));
+		return -1;
+	}
+	*w = (worker){pid, fd[0], bench_clock() + o->timeout, o->timeout};
+	return 0;
+}
+
+/*
+ * Waits for a worker: its JSON result, or NULL with the reason in error
+ * (timed out, died, printed no JSON, or reported an error of its own).
+ */
+static cJSON *worker_finish(worker *w, char *error, size_t errlen)
+{
 	/* everything the worker prints, up to 1 MiB, until it closes its end or the deadline */
 	size_t len = 0, cap = 4096;
 	char *buf = malloc(cap);
 	bool timed_out = false;
-	double deadline = bench_clock() + o->timeout;
-	while (pid > 0 && buf) {
+	while (buf) {
 		if (len + 1 == cap) {
 			char *nb = cap < (1 << 20) ? realloc(buf, cap * 2) : NULL;
 			if (!nb)
@@ -1363,43 +1419,39 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 			buf = nb;
 			cap *= 2;
 		}
-		struct pollfd p = {fd[0], POLLIN, 0};
-		int left = (int)((deadline - bench_clock()) * 1000);
+		struct pollfd p = {w->fd, POLLIN, 0};
+		int left = (int)((w->deadline - bench_clock()) * 1000);
 		if (left <= 0 || poll(&p, 1, left) <= 0) {
 			timed_out = true;
 			break;
 		}
-		ssize_t k = read(fd[0], buf + len, cap - 1 - len);
+		ssize_t k = read(w->fd, buf + len, cap - 1 - len);
 		if (k <= 0)
 			break;
 		len += (size_t)k;
 	}
 	if (buf)
 		buf[len] = 0;
-	close(fd[0]);
+	close(w->fd);
 	int status = 0;
-	if (pid > 0) {
-		/* a worker that closed its output but keeps running is stopped at the deadline too */
-		if (timed_out)
-			kill(pid, SIGKILL);
-		while (waitpid(pid, &status, timed_out ? 0 : WNOHANG) == 0) {
-			if (bench_clock() > deadline) {
-				timed_out = true;
-				kill(pid, SIGKILL);
-				continue;
-			}
-			struct timespec ms = {0, 1000000};
-			nanosleep(&ms, NULL);
+	/* a worker that closed its output but keeps running is stopped at the deadline too */
+	if (timed_out)
+		kill(w->pid, SIGKILL);
+	while (waitpid(w->pid, &status, timed_out ? 0 : WNOHANG) == 0) {
+		if (bench_clock() > w->deadline) {
+			timed_out = true;
+			kill(w->pid, SIGKILL);
+			continue;
 		}
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
 	}
 	cJSON *res = buf ? cJSON_Parse(buf) : NULL;
 	free(buf);
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(res, "error");
 	error[0] = 0;
-	if (pid < 0)
-		snprintf(error, errlen, "fork: %s", strerror(errno));
-	else if (timed_out)
-		snprintf(error, errlen, "timeout: no result within %d s", o->timeout);
+	if (timed_out)
+		snprintf(error, errlen, "timeout: no result within %d s", w->timeout);
 	else if (WIFSIGNALED(status))
 		snprintf(error, errlen, "the worker died (signal %d)", WTERMSIG(status));
 	else if (cJSON_IsString(e) && e->valuestring[0])
@@ -1413,10 +1465,19 @@ static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, b
 	return res;
 }
 
-/* Runs one trial of an operator in a worker; fills r (r->error on any failure). */
-static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool check, kiln_tune_record *r)
+/* Runs `kiln measure` for cfg in a worker and waits for it (worker_start, worker_finish). */
+static cJSON *run_worker(const opts *o, const char *self, kiln_cpu_config cfg, bool check, const char *load,
+                         char *error, size_t errlen)
 {
-	cJSON *res = run_worker(o, self, cfg, check, r->error, sizeof r->error);
+	worker w;
+	return worker_start(o, self, cfg, check, NULL, load, &w, error, errlen) ? NULL : worker_finish(&w, error, errlen);
+}
+
+/* Runs one trial of an operator in a worker (of the module saved at load, if given); fills r (r->error on any failure). */
+static void run_trial(const opts *o, const char *self, kiln_cpu_config cfg, bool check, const char *load,
+                      kiln_tune_record *r)
+{
+	cJSON *res = run_worker(o, self, cfg, check, load, r->error, sizeof r->error);
 	const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res, "median_ms"),
 	            *s = cJSON_GetObjectItemCaseSensitive(res, "samples_ms"), *x;
 	if (res && !cJSON_IsNumber(ms))
@@ -1675,7 +1736,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 			goto done;
 		}
 		round.tuning_log = i > 0 ? cfgpath : NULL;
-		cJSON *res = run_worker(&round, self, (kiln_cpu_config){0}, false, err, sizeof err), *x;
+		cJSON *res = run_worker(&round, self, (kiln_cpu_config){0}, false, NULL, err, sizeof err), *x;
 		if (tune_interrupted) {
 			cJSON_Delete(res);
 			break;
@@ -1949,6 +2010,42 @@ static int tune_features(void *user, int i, float *out)
 	return rc;
 }
 
+/* A mkdtemp/mkstemp template for stem in $TMPDIR (or /tmp, also when that would not fit n). */
+static char *temp_name(char *buf, size_t n, const char *stem)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir || (size_t)snprintf(buf, n, "%s/%s-XXXXXX", dir, stem) >= n)
+		snprintf(buf, n, "/tmp/%s-XXXXXX", stem);
+	return buf;
+}
+
+/* Candidates built at once when --build-jobs is not given: one per core, at most 8. */
+static int default_build_jobs(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
+/*
+ * Builds space[ids[k]] for k < n at once, each in a worker that saves its
+ * module as DIR/cK.kmod; error[k] gets why one failed ("" when it built).
+ */
+static void build_candidates(const opts *o, const char *self, const kiln_cpu_config *space, const int *ids, int n,
+                             const char *dir, char (*error)[512])
+{
+	worker w[64];
+	bool started[64];
+	for (int k = 0; k < n; k++) {
+		char path[600];
+		snprintf(path, sizeof path, "%s/c%d.kmod", dir, k);
+		error[k][0] = 0;
+		started[k] = !worker_start(o, self, space[ids[k]], false, path, NULL, &w[k], error[k], 512);
+	}
+	for (int k = 0; k < n; k++)
+		if (started[k])
+			cJSON_Delete(worker_finish(&w[k], error[k], 512));
+}
+
 static int cmd_tune(const opts *o)
 {
 	kiln_target t;
@@ -2063,9 +2160,9 @@ static int cmd_tune(const opts *o)
 	}
 	int n = o->trials < nspace ? o->trials : nspace;
 	/* the workers that check a trial share the oracle's outputs through a private folder */
-	char odir[64] = "/tmp/kiln-oracle-XXXXXX", opath[80] = "";
+	char odir[512], opath[600] = "";
 	opts checked = *o;
-	if (mkdtemp(odir)) {
+	if (mkdtemp(temp_name(odir, sizeof odir, "kiln-oracle"))) {
 		snprintf(opath, sizeof opath, "%s/out", odir);
 		checked.oracle = opath;
 	}
@@ -2084,8 +2181,30 @@ static int cmd_tune(const opts *o)
 	fprintf(stderr, "tuning %s %s on %s: %d of %d configurations (%s search; %d the schedule refuses), log %s\n",
 	        task.op, task.shape, desc, n, nspace, o->search, nall - nspace, o->log);
 	bool oracle_ready = false; /* a checked trial has run the oracle (and kept its answer) */
+	/* candidates are built ahead, jobs at a time, each in a worker that saves its module; then measured one
+	 * after another with nothing else running (AutoTVM's builder and runner): building is most of a trial */
+	char cdir[512];
+	int jobs = o->build_jobs ? o->build_jobs : default_build_jobs(), ids[64], ngroup = 0, next = 0;
+	bool ahead = jobs > 1 && mkdtemp(temp_name(cdir, sizeof cdir, "kiln-candidates"));
+	char (*built)[512] = calloc(64, sizeof *built);
+	if (!built)
+		n = 0;
 	for (int i = 0; i < n && !tune_interrupted; i++) {
-		int at = kiln_tuner_next(tu);
+		if (next == ngroup) { /* the next group: as many as the search gives before it wants results */
+			ngroup = next = 0;
+			int want = ahead ? (jobs < n - i ? jobs : n - i) : 1;
+			ids[ngroup++] = kiln_tuner_next(tu);
+			while (ids[0] >= 0 && ngroup < want && kiln_tuner_ready(tu) > 0)
+				ids[ngroup++] = kiln_tuner_next(tu);
+			if (ids[0] < 0)
+				break;
+			if (ahead)
+				build_candidates(o, self, space, ids, ngroup, cdir, built);
+		}
+		int at = ids[next];
+		char load[600];
+		snprintf(load, sizeof load, "%s/c%d.kmod", cdir, next);
+		const char *build_error = built[next++];
 		kiln_tune_record r = {.task = task, .cfg = space[at]};
 		snprintf(r.device, sizeof r.device, "%.255s", desc);
 		snprintf(r.version, sizeof r.version, "%s", KILN_VERSION);
@@ -2097,19 +2216,24 @@ static int cmd_tune(const opts *o)
 		opts chk = *o;
 		if (!oracle_ready)
 			chk.timeout = o->timeout < 100000 ? o->timeout * 20 : o->timeout;
-		run_trial(i == 0 ? &chk : o, self, r.cfg, i == 0, &r);
+		if (ahead && build_error[0])
+			snprintf(r.error, sizeof r.error, "%s", build_error);
+		else
+			run_trial(i == 0 ? &chk : o, self, r.cfg, i == 0, ahead ? load : NULL, &r);
 		oracle_ready |= i == 0 && !r.error[0];
 		if (!r.error[0] && r.median_ms > 0) {
 			r.gflops = flops / r.median_ms / 1e6;
 			if (i > 0 && (best_i < 0 || r.gflops > best)) {
 				kiln_tune_record again = r;
 				again.nsamples = 0;
-				run_trial(&chk, self, r.cfg, true, &again);
+				run_trial(&chk, self, r.cfg, true, ahead ? load : NULL, &again);
 				oracle_ready |= !again.error[0];
 				if (again.error[0])
 					snprintf(r.error, sizeof r.error, "%s", again.error);
 			}
 		}
+		if (ahead)
+			unlink(load);
 		if (tune_interrupted) /* the trial was cut short: not a result */
 			break;
 		kiln_tuner_update(tu, at, r.error[0] ? 0 : r.gflops);
@@ -2131,6 +2255,15 @@ static int cmd_tune(const opts *o)
 		        "##############################", i + 1, n, best, errors, (int)eta / 60, (int)eta % 60);
 	}
 	fprintf(stderr, "\n");
+	if (ahead) { /* what an interruption or an error left built and unmeasured */
+		for (int k = 0; k < ngroup; k++) {
+			char left[600];
+			snprintf(left, sizeof left, "%s/c%d.kmod", cdir, k);
+			unlink(left);
+		}
+		rmdir(cdir);
+	}
+	free(built);
 	if (tu && kiln_tuner_note(tu)[0])
 		fprintf(stderr, "kiln: %s (the batches after it were chosen at random)\n", kiln_tuner_note(tu));
 	if (tune_interrupted && !rc) {
@@ -2162,7 +2295,7 @@ static int cmd_tune(const opts *o)
 	if (opath[0]) { /* the oracle's outputs, and any a killed worker left half-written */
 		DIR *d = opendir(odir);
 		for (struct dirent *e; d && (e = readdir(d));) {
-			char f[128];
+			char f[600];
 			snprintf(f, sizeof f, "%s/%.60s", odir, e->d_name);
 			if (e->d_name[0] != '.')
 				unlink(f);

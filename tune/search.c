@@ -139,6 +139,13 @@ int kiln_tuner_next(kiln_tuner *tu)
 	return tu->pos < tu->nbatch ? tu->batch[tu->pos++] : -1;
 }
 
+int kiln_tuner_ready(const kiln_tuner *tu)
+{
+	if (!tu->xgb)
+		return tu->n; /* (more than are left) */
+	return tu->nbatch - tu->pos;
+}
+
 int kiln_tuner_update(kiln_tuner *tu, int i, double gflops)
 {
 	if (i < 0 || i >= tu->n)

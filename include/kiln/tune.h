@@ -131,6 +131,14 @@ typedef int (*kiln_tune_feature_fn)(void *user, int i, float *out);
 kiln_tuner *kiln_tuner_new(const char *search, const kiln_cpu_config *space, int n, uint64_t seed,
                            kiln_tune_feature_fn features, void *user);
 int kiln_tuner_next(kiln_tuner *tu);
+/*
+ * How many more configurations next gives before it needs the updates of
+ * those it gave (the xgb search picks each batch from every result before
+ * it; grid and random never wait): a driver that builds several candidates
+ * at once asks up to this many, so the search is the same however many it
+ * builds at once. 0: the next call starts a new batch.
+ */
+int kiln_tuner_ready(const kiln_tuner *tu);
 int kiln_tuner_update(kiln_tuner *tu, int i, double gflops);
 const char *kiln_tuner_note(const kiln_tuner *tu);
 void kiln_tuner_free(kiln_tuner *tu);
