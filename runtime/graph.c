@@ -655,58 +655,82 @@ int kiln_model_num_steps(const kiln_model *m) { return m ? m->nstep : 0; }
 
 const char *kiln_model_step_name(const kiln_model *m, int s) { return m && s >= 0 && s < m->nstep ? m->steps[s].fn : NULL; }
 
-int kiln_model_step_times(kiln_model *m, int runs, double *ms)
+/* Step s run once and waited for: its milliseconds, or -1. */
+static double timed_step(kiln_model *m, int s)
+{
+	double t0 = rt_now_ms();
+	if (run_step(m, s) || (m->resident && m->device->sync && m->device->sync())) /* queued: wait for it */
+		return -1;
+	return rt_now_ms() - t0;
+}
+
+static double median_of(double *x, int n)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && x[j - 1] > x[j]; j--) {
+			double t = x[j];
+			x[j] = x[j - 1];
+			x[j - 1] = t;
+		}
+	return x[n / 2];
+}
+
+/*
+ * Each step's median over runs samples: in_runs, timed inside whole runs of
+ * the model; else repeated alone after one warm run.
+ */
+static int step_times(kiln_model *m, int runs, double *ms, bool in_runs)
 {
 	if (!m || runs < 1 || runs > 100000 || !ms)
 		return rt_error("model step times: a model, 1 to 100000 runs and room for every step");
-	double *samples = calloc((size_t)runs, sizeof *samples);
+	/* in runs: every step's samples at once; alone: one step's at a time */
+	size_t rows = in_runs && m->nstep ? (size_t)m->nstep : 1;
+	double *samples = calloc(rows * (size_t)runs, sizeof *samples);
 	if (!samples)
-		return rt_error("out of memory");
+		return rt_error("model step times: out of memory for %d runs of %d steps", runs, m->nstep);
 	int rc = kiln_model_run(m); /* warm */
+	for (int r = 0; r < runs && !rc && in_runs; r++)
+		for (int s = 0; s < m->nstep && !rc; s++)
+			rc = (samples[(size_t)s * runs + r] = timed_step(m, s)) < 0;
 	for (int s = 0; s < m->nstep && !rc; s++) {
-		for (int r = 0; r < runs && !rc; r++) {
-			double t0 = rt_now_ms();
-			rc = run_step(m, s);
-			if (!rc && m->resident && m->device->sync) /* queued: wait for it */
-				rc = m->device->sync();
-			samples[r] = rt_now_ms() - t0;
-		}
-		/* the median of the step's samples */
-		for (int i = 1; i < runs; i++)
-			for (int j = i; j > 0 && samples[j - 1] > samples[j]; j--) {
-				double x = samples[j];
-				samples[j] = samples[j - 1];
-				samples[j - 1] = x;
-			}
-		ms[s] = samples[runs / 2];
+		for (int r = 0; r < runs && !rc && !in_runs; r++)
+			rc = (samples[r] = timed_step(m, s)) < 0;
+		if (!rc)
+			ms[s] = median_of(samples + (in_runs ? (size_t)s * runs : 0), runs);
 	}
 	free(samples);
-	return rc;
+	return rc ? -1 : 0;
 }
+
+int kiln_model_step_times(kiln_model *m, int runs, double *ms) { return step_times(m, runs, ms, false); }
+
+int kiln_model_step_times_in_runs(kiln_model *m, int runs, double *ms) { return step_times(m, runs, ms, true); }
 
 int kiln_model_profile(kiln_model *m, int runs, FILE *out)
 {
 	if (!m || runs < 1 || runs > 100000 || !out)
 		return rt_error("model profile: a model, 1 to 100000 runs and a stream");
 	step_time *t = calloc(m->nstep ? m->nstep : 1, sizeof *t);
-	double *ms = calloc(m->nstep ? m->nstep : 1, sizeof *ms), total = 0;
-	if (!t || !ms) {
-		free(t), free(ms);
+	double *ms = calloc(m->nstep ? m->nstep : 1, sizeof *ms), *alone = calloc(m->nstep ? m->nstep : 1, sizeof *ms);
+	double total = 0, total_alone = 0;
+	if (!t || !ms || !alone) {
+		free(t), free(ms), free(alone);
 		return rt_error("out of memory");
 	}
-	int rc = kiln_model_step_times(m, runs, ms);
+	int rc = kiln_model_step_times_in_runs(m, runs, ms) || kiln_model_step_times(m, runs, alone);
 	for (int s = 0; s < m->nstep && !rc; s++) {
 		t[s] = (step_time){s, ms[s]};
 		total += ms[s];
+		total_alone += alone[s];
 	}
 	if (!rc) {
 		qsort(t, m->nstep, sizeof *t, by_time);
-		fprintf(out, "%-40s %10s %7s\n", "step (kernel)", "median ms", "share");
+		fprintf(out, "%-40s %10s %7s %10s\n", "step (kernel)", "median ms", "share", "alone ms");
 		for (int s = 0; s < m->nstep; s++)
-			fprintf(out, "%-40s %10.3f %6.1f%%\n", m->steps[t[s].step].fn, t[s].ms,
-			        total > 0 ? 100 * t[s].ms / total : 0);
-		fprintf(out, "%-40s %10.3f\n", "total", total);
+			fprintf(out, "%-40s %10.3f %6.1f%% %10.3f\n", m->steps[t[s].step].fn, t[s].ms,
+			        total > 0 ? 100 * t[s].ms / total : 0, alone[t[s].step]);
+		fprintf(out, "%-40s %10.3f %7s %10.3f\n", "total", total, "", total_alone);
 	}
-	free(t), free(ms);
-	return rc;
+	free(t), free(ms), free(alone);
+	return rc ? -1 : 0;
 }

@@ -851,6 +851,26 @@ START_TEST(saved_and_loaded)
 	ck_assert_int_eq(kiln_model_time(m, &(kiln_time_opts){.repeat = 3}, &t), 0);
 	ck_assert_int_eq(t.nsamples, 3);
 	kiln_timing_free(&t);
+	/* each step timed alone and inside whole runs, and the model runs right after */
+	int ns = kiln_model_num_steps(m);
+	ck_assert_int_gt(ns, 1);
+	double *alone = calloc((size_t)ns, sizeof *alone), *in_runs = calloc((size_t)ns, sizeof *in_runs);
+	ck_assert_int_eq(kiln_model_step_times(m, 3, alone), 0);
+	ck_assert_int_eq(kiln_model_step_times_in_runs(m, 4, in_runs), 0);
+	for (int s = 0; s < ns; s++)
+		ck_assert_msg(alone[s] > 0 && in_runs[s] > 0, "step %d: %g ms alone, %g in runs", s, alone[s], in_runs[s]);
+	run_matches_reference(m, 3);
+	ck_assert_int_eq(kiln_model_step_times_in_runs(m, 0, in_runs), -1);
+	ck_assert_ptr_nonnull(strstr(kiln_rt_last_error(), "1 to 100000 runs"));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	ck_assert_int_eq(kiln_model_profile(m, 2, mem), 0);
+	fclose(mem);
+	ck_assert_msg(strstr(text, "alone ms") && strstr(text, "total"), "%s", text);
+	free(text);
+	free(alone);
+	free(in_runs);
 	kiln_array_free(bad);
 	kiln_array_free(x);
 	kiln_model_free(m);

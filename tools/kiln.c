@@ -118,8 +118,8 @@ static void cmd_usage(const char *cmd)
 		       "pass. -o M.so (llvm) writes ONE shared library holding code, plan and weights, with\n"
 		       "a plain C entry int model_run(const float *input, float *output).\n"
 		       "kiln run M.kmod|M.so [--input X.npy ...] [-o Y.npy|DIR] runs it (random inputs\n"
-		       "without --input; -o writes the outputs); bench times it (--print-graph: each kernel);\n"
-		       "kiln_model_load (kiln/model.h) loads it in C.\n");
+		       "without --input; -o writes the outputs); bench times it (--print-graph: each kernel\n"
+		       "inside whole runs and alone); kiln_model_load (kiln/model.h) loads it in C.\n");
 		return;
 	}
 	if (!strcmp(cmd, "onnx")) {

@@ -60,14 +60,19 @@ int kiln_model_run(kiln_model *m);
 const kiln_array *kiln_model_get_output(const kiln_model *m, int i);
 /* Output name, or NULL. */
 const kiln_array *kiln_model_get_output_by_name(const kiln_model *m, const char *name);
-/* Times each step (kernel) runs times and writes a table, slowest first, with
- * medians and shares of the total: where a model spends its time. */
+/* Times each step (kernel) and writes a table, slowest first, with medians
+ * and shares of the total: where a model spends its time. Each step is timed
+ * in whole runs (the caches as the steps before it leave them) and alone,
+ * repeated runs times (its data warm): a step slower in runs than alone
+ * waits on memory its neighbours evicted. */
 int kiln_model_profile(kiln_model *m, int runs, FILE *out);
 /* Steps (one kernel each) and the name of step s's function (the graph's group function). */
 int kiln_model_num_steps(const kiln_model *m);
 const char *kiln_model_step_name(const kiln_model *m, int s);
 /* The median milliseconds of each step over runs runs, into ms[0..num_steps). 0 or -1. */
 int kiln_model_step_times(kiln_model *m, int runs, double *ms);
+/* The same, each step timed inside runs whole runs of the model. */
+int kiln_model_step_times_in_runs(kiln_model *m, int runs, double *ms);
 /* Times whole runs with the time evaluator's options (kiln_module_time's). */
 int kiln_model_time(kiln_model *m, const kiln_time_opts *opts, kiln_timing *out);
 
