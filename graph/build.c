@@ -385,6 +385,13 @@ static void cpu_target(kiln_graph *g, const char *target)
 	             (g->cpu.kind == KILN_LLVM || g->cpu.kind == KILN_WASM);
 }
 
+/* Targets with a schedule template a configuration applies to: the CPU one (llvm, wasm) and the GPU one. */
+static bool tunable_target(const kiln_target *t)
+{
+	return t->kind == KILN_LLVM || t->kind == KILN_WASM ||
+	       ((t->kind == KILN_OPENCL || t->kind == KILN_WEBGPU) && !t->emulated);
+}
+
 int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_cpu_config *cfg,
                            kiln_group_visit_fn fn, void *user)
 {
@@ -393,8 +400,9 @@ int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_
 	kiln_ctx *ctx = g->ctx;
 	kiln_target tt;
 	char terr[256];
-	if (cfg && (kiln_target_parse(target, &tt, terr, sizeof terr) || (tt.kind != KILN_LLVM && tt.kind != KILN_WASM)))
-		return ir_error(ctx, "graph: configurations of the CPU template are for llvm and wasm, not '%s'", target), -1;
+	if (cfg && (kiln_target_parse(target, &tt, terr, sizeof terr) || !tunable_target(&tt)))
+		return ir_error(ctx, "graph: configurations are for llvm and wasm (the CPU template) and opencl and webgpu "
+		                "(the GPU one), not '%s'", target), -1;
 	/* building a matmul group packs its weights into a new graph value: the graph is put back as it was */
 	int nvalue = g->nvalue, vcap = g->vcap;
 	gr_value *values = g->values;
@@ -409,7 +417,7 @@ int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_
 	if (!group_tensors(g, gp, &gb, outs)) {
 		memcpy(args, gb.args, sizeof(kiln_tensor *) * gb.nargs);
 		memcpy(args + gb.nargs, outs, sizeof(kiln_tensor *) * gp->nout);
-		kiln_schedule *sch = cfg ? kiln_schedule_cpu_config(ctx, &tt, cfg, gp->nout, outs)
+		kiln_schedule *sch = cfg ? kiln_schedule_template(ctx, &tt, cfg, gp->nout, outs)
 		                         : kiln_schedule_for(ctx, target, gp->nout, outs);
 		kiln_func *f = sch && fn ? kiln_lower(sch, gp->fn, gb.nargs + gp->nout, args, NULL) : NULL;
 		rc = !sch || (fn && !f) ? -1 : fn ? fn(user, f) : 0;
@@ -449,16 +457,18 @@ kiln_module *gr_build_module(kiln_graph *g, const char *target)
 		kiln_tensor *args[64 + GR_MAX_OUT];
 		memcpy(args, gb.args, sizeof(kiln_tensor *) * gb.nargs);
 		memcpy(args + gb.nargs, outs, sizeof(kiln_tensor *) * gp->nout);
-		/* a tuned configuration for this group's task, where the caller has one (CPU targets) */
+		/* a tuned configuration for this group's task, where the caller has one */
 		const kiln_cpu_config *cfg = NULL;
 		kiln_target tt;
 		char terr[256];
-		if (g->config && !kiln_target_parse(target, &tt, terr, sizeof terr) && (tt.kind == KILN_LLVM || tt.kind == KILN_WASM)) {
+		if (g->config && !kiln_target_parse(target, &tt, terr, sizeof terr) && tunable_target(&tt)) {
 			char key[1024];
 			group_task(g, gp, key, sizeof key);
 			cfg = g->config(key, g->config_user);
+			if (cfg && !memcmp(cfg, &(kiln_cpu_config){0}, sizeof *cfg))
+				cfg = NULL; /* every knob 0: the default schedule (a tuner's record of it) */
 		}
-		kiln_schedule *sch = cfg ? kiln_schedule_cpu_config(ctx, &tt, cfg, gp->nout, outs)
+		kiln_schedule *sch = cfg ? kiln_schedule_template(ctx, &tt, cfg, gp->nout, outs)
 		                         : kiln_schedule_for(ctx, target, gp->nout, outs);
 		if (!sch && cfg) {
 			/* a configuration this group's schedule does not take: its default, as a tuner expects */

@@ -591,13 +591,20 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 				return NULL;
 		}
 	}
-	int n = s->nstage;
+	int n = s->nstage, nmm = 0;
 	sch_stage **snap = ir_alloc(ctx, sizeof(sch_stage *) * n);
 	memcpy(snap, s->stages, sizeof(sch_stage *) * n);
-	for (int i = n - 1; i >= 0; i--)
+	for (int i = n - 1; i >= 0; i--) {
+		nmm += op_is(snap[i], TAG_MATMUL);
 		if ((op_is(snap[i], TAG_MATMUL) && matmul(s, snap[i], cfg, t)) ||
 		    (conv && op_is(snap[i], TAG_CONV) && conv(s, snap[i], cfg, t)))
 			return NULL;
+	}
+	/* a configuration nothing takes would only repeat the default under another name (a tuner's space
+	 * leaves it out): refused */
+	if (cfg && !nmm)
+		return ir_error(ctx, "schedule: the GPU template's configurations are for matrix products (and GEMM-form "
+		                "convolutions); '%s' has none", outs[0]->name), NULL;
 	for (int i = 0; i < n; i++) {
 		sch_stage *rs = split_reduction(s, snap[i]);
 		if (ctx->nerr || (rs && one_thread_per_element(rs)))

@@ -211,6 +211,18 @@ START_TEST(gpu_refusals)
 	ck_assert(!kiln_target_parse("webgl", &t, err, sizeof err));
 	ck_assert_ptr_null(kiln_schedule_template(ctx, &t, &wide, 1, o.args + o.nin));
 	ck_assert_msg(strstr(kiln_error(ctx), "'webgl' has no template"), "%s", kiln_error(ctx));
+	kiln_clear_error(ctx);
+	/* nor has an operator without a matrix product (a model's depthwise convolution): its space is empty */
+	kiln_op_inst dw;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("depthwise_conv2d"), 6, (int64_t[]){1, 8, 12, 12, 3, 3}, "", &dw),
+	                 0);
+	kiln_cpu_config one = {2, 1, 8, 8, 1};
+	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &one, 1, dw.args + dw.nin));
+	ck_assert_msg(strstr(kiln_error(ctx), "configurations are for matrix products"), "%s", kiln_error(ctx));
+	kiln_clear_error(ctx);
+	ck_assert(!kiln_target_parse("opencl", &t, err, sizeof err));
+	kiln_cpu_config space[8];
+	ck_assert_int_eq(kiln_tune_space_taken(ctx, &t, 1, dw.args + dw.nin, space, 8), 0);
 	kiln_ctx_free(ctx);
 }
 END_TEST

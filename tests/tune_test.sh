@@ -79,6 +79,20 @@ grep -q '"op":"graph Conv","shape":"","attrs":"Conv \[1,1,7,5\] \[1,1,3,3\]' "$d
 "$kiln" compile "$model" -o "$dir/m.kmod" --tuning-log "$dir/m.jsonl" | grep -q "tuned configurations for 1 of 1" ||
 	fail "compile did not apply the model's log"
 "$kiln" run "$dir/m.kmod" >/dev/null || fail "the tuned model does not run"
+grep -q '"config":{"rows":0,"vecs":0,"unroll":0,"tile":0,"order":0}' "$dir/m.jsonl" ||
+	fail "no record of the default schedule (apply-best would take a slower trial over it)"
+# the same model on OpenCL (PoCL here): the GPU template per task, records naming the device, applied by compile
+"$kiln" tune "$model" --target opencl --trials 3 --repeat 3 --log "$dir/mo.jsonl" >"$dir/out" 2>"$dir/err" ||
+	{ cat "$dir/out" "$dir/err"; fail "tune of a model on opencl"; }
+grep -q "tuned outputs within .* of the default's" "$dir/out" || fail "the tuned opencl model was not checked"
+[ "$(grep -c '"op":"graph Conv",.*"target":"opencl","device":"opencl: .* on .*"error":""' "$dir/mo.jsonl")" -eq 3 ] ||
+	{ cat "$dir/mo.jsonl"; fail "the opencl model's records"; }
+grep -q '"stages":[12],"pad":[12]}' "$dir/mo.jsonl" || fail "no record of the GPU template's knobs"
+"$kiln" compile "$model" --target opencl -o "$dir/mo.kmod" --tuning-log "$dir/mo.jsonl" | grep -q "tuned configurations for 1 of 1" ||
+	fail "compile did not apply the opencl model's log"
+"$kiln" run "$dir/mo.kmod" >/dev/null || fail "the tuned opencl model does not run"
+"$kiln" tune "$model" --target webgpu --trials 2 --log "$dir/mo.jsonl" 2>&1 | grep -q "a model tunes on llvm and opencl" ||
+	fail "a webgpu model tuning is not refused with the reason"
 "$kiln" compile "$model" -o "$dir/m.kmod" --tuning-log "$dir/missing.jsonl" 2>/dev/null && fail "a missing log must fail compile"
 
 # wasm measured in node on this machine (the node runner: a private proxy and web/rpc-node.mjs,

@@ -162,11 +162,12 @@ static void cmd_usage(const char *cmd)
 		       "VECTORS (float4s) per thread, UNROLL the k panel's depth, TILE threads per block side,\n"
 		       "ORDER 2 deals float4s a block apart, STAGES 2 double-buffers the shared panels,\n"
 		       "PAD 1 pads their rows off the same bank.\n"
-		       "For MODEL.onnx each distinct convolution and matrix product is searched on its own;\n"
-		       "a round (--trials counts rounds) builds the model with every task's next\n"
-		       "configuration and profiles its kernels once; the tuned model is checked against\n"
+		       "For MODEL.onnx (llvm, or opencl: the GPU template) each distinct convolution and\n"
+		       "matrix product is searched on its own; a round (--trials counts rounds) builds the\n"
+		       "model with every task's next configuration and times its kernels inside whole runs;\n"
+		       "the first round (the defaults) is logged too, and the tuned model is checked against\n"
 		       "the default one at the end.\n"
-		       "kiln compile MODEL.onnx -o M.so --tuning-log F.jsonl builds with those.\n");
+		       "kiln compile MODEL.onnx -o M.so|M.kmod [--target T] --tuning-log F.jsonl builds with those.\n");
 		return;
 	}
 	if (!strcmp(cmd, "devices")) {
@@ -872,14 +873,20 @@ static const kiln_cpu_config *group_config(const char *task, void *user)
 	return &gc->cfg[gc->n++];
 }
 
-/* The host's description as tuning records carry it. */
+/* This machine's device for target as tuning records carry it (an OpenCL device's name included). */
 static void host_device(const char *target, char *out, size_t n)
 {
 	kiln_target t;
 	char err[512];
 	out[0] = 0;
-	if (!kiln_target_parse(target, &t, err, sizeof err))
-		snprintf(out, n, "%.255s", kiln_target_describe(&t, err, sizeof err));
+	if (!kiln_target_parse(target, &t, err, sizeof err)) {
+		const char *dev = t.kind == KILN_OPENCL ? kiln_opencl_device_name() : NULL;
+		kiln_target_describe(&t, err, sizeof err);
+		if (dev)
+			snprintf(out, n, "%.200s on %.200s", err, dev);
+		else
+			snprintf(out, n, "%.255s", err);
+	}
 }
 
 static int cmd_compile(const opts *o)
@@ -1131,28 +1138,24 @@ static kiln_tune_task task_of(const opts *o)
 	return t;
 }
 
-/* --config R,V or the best record of --tuning-log for this task; 0, or -1 (printed). */
 /*
- * The machine a tuning record belongs to: the target's description, and for
- * --rpc the server's address (records measured there apply there).
+ * The machine a tuning record belongs to: the target's description (a GPU's
+ * with the device it was measured on), and for --rpc the server's address
+ * (records measured there apply there).
  */
 static const char *tuning_device(const opts *o, const kiln_target *t, char *desc, size_t n)
 {
-	char d[512];
-	kiln_target_describe(t, d, sizeof d);
-	/* a GPU's records belong to the device they were measured on */
-	const char *dev = t->kind == KILN_OPENCL && !o->rpc ? kiln_opencl_device_name() : NULL;
-	if (dev) {
-		snprintf(desc, n, "%.200s on %.200s", d, dev);
-		return desc;
+	if (o->rpc && !o->node_runner) {
+		char d[512];
+		kiln_target_describe(t, d, sizeof d);
+		snprintf(desc, n, "%.140s; remote %.100s", d, o->rpc);
+	} else {
+		host_device(o->target, desc, n);
 	}
-	if (o->rpc && !o->node_runner)
-		snprintf(desc, n, "%.200s; remote %.200s", d, o->rpc);
-	else
-		snprintf(desc, n, "%.255s", d);
 	return desc;
 }
 
+/* --config R,V or the best record of --tuning-log for this task; 0, or -1 (printed). */
 static int pick_config(const opts *o, kiln_cpu_config *cfg)
 {
 	if (o->config) {
@@ -1553,7 +1556,8 @@ static int cmd_measure_model(const opts *o)
 		m = model_with(ctx, o, g, &gc, error, sizeof error);
 	int ns = m ? kiln_model_num_steps(m) : 0;
 	double *ms = calloc((size_t)(ns ? ns : 1), sizeof *ms);
-	if (m && (random_inputs(m, o->seed) || kiln_model_step_times(m, o->repeat, ms)))
+	/* each kernel timed inside whole runs: the caches as the kernels before it leave them, as the model runs */
+	if (m && (random_inputs(m, o->seed) || kiln_model_step_times_in_runs(m, o->repeat, ms)))
 		snprintf(error, sizeof error, "run: %s", kiln_rt_last_error());
 	/* each step's kernel is a group's function: its task's time is the sum over its groups */
 	for (int s = 0; !error[0] && s < ns; s++) {
@@ -1756,16 +1760,16 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 				if (cJSON_IsString(tk) && cJSON_IsNumber(m) && !strcmp(tk->valuestring, mt->key))
 					ms = m->valuedouble;
 			}
-			if (i == 0) {
+			if (i == 0)
 				mt->def_ms = ms > 0 ? ms : 1e300;
+			else if (mt->at < 0)
 				continue;
-			}
-			if (mt->at < 0)
-				continue;
-			/* the model learns throughput: 1/time (the task's work is the same in every trial) */
-			kiln_tuner_update(mt->tuner, mt->at, ms > 0 ? 1.0 / ms : 0);
-			kiln_tune_record r = {.task = group_record_task(mt->key, o->target), .cfg = mt->space[mt->at],
-			                      .median_ms = ms, .nsamples = ms > 0, .samples_ms = {ms}};
+			else /* the model learns throughput: 1/time (the task's work is the same in every trial) */
+				kiln_tuner_update(mt->tuner, mt->at, ms > 0 ? 1.0 / ms : 0);
+			/* round 0's record is the default schedule (every knob 0): apply-best keeps it when no trial beats it */
+			kiln_tune_record r = {.task = group_record_task(mt->key, o->target),
+			                      .cfg = i == 0 ? (kiln_cpu_config){0} : mt->space[mt->at], .median_ms = ms,
+			                      .nsamples = ms > 0, .samples_ms = {ms}};
 			if (ms <= 0)
 				snprintf(r.error, sizeof r.error, "%.250s", res ? "no time for this task" : err);
 			snprintf(r.device, sizeof r.device, "%.255s", desc);
@@ -1777,7 +1781,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 				rc = 1;
 				goto done;
 			}
-			if (ms > 0 && ms < mt->best_ms) {
+			if (i > 0 && ms > 0 && ms < mt->best_ms) {
 				mt->best_ms = ms;
 				mt->best = mt->space[mt->at];
 			}
@@ -1835,8 +1839,10 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 		rc = 1;
 	} else {
 		printf("tunable kernels: %.3f ms with the defaults, %.3f ms tuned (%.2fx); tuned outputs within %.1e of the "
-		       "default's; log %s, plot %s\napply it with: kiln compile %s -o M.so --tuning-log %s\n",
-		       def, best, best > 0 ? def / best : 0, diff, o->log, plot, o->op, o->log);
+		       "default's; log %s, plot %s\napply it with: kiln compile %s -o %s%s%s --tuning-log %s\n",
+		       def, best, best > 0 ? def / best : 0, diff, o->log, plot, o->op,
+		       strcmp(o->target, "llvm") ? "M.kmod --target '" : "M.so", strcmp(o->target, "llvm") ? o->target : "",
+		       strcmp(o->target, "llvm") ? "'" : "", o->log);
 	}
 	kiln_model_free(a);
 	kiln_model_free(b);
@@ -2070,9 +2076,9 @@ static int cmd_tune(const opts *o)
 		                "in a browser tab with --rpc); not '%s'\n", o->target);
 		return 1;
 	}
-	if ((t.kind == KILN_OPENCL || t.kind == KILN_WEBGPU) && is_onnx(o->op)) {
+	if (t.kind == KILN_WEBGPU && is_onnx(o->op)) {
 		fprintf(stderr, "kiln: tuning a whole model for %s is not supported yet (its matrix products: tune them "
-		                "one by one)\n", t.name);
+		                "one by one; a model tunes on llvm and opencl)\n", t.name);
 		return 1;
 	}
 	/* a log that cannot be written is said before the first trial, not after it */
@@ -2128,7 +2134,7 @@ static int cmd_tune(const opts *o)
 	}
 	self[sl] = 0;
 	if (is_onnx(o->op)) {
-		kiln_target_describe(&t, desc, sizeof desc);
+		host_device(o->target, desc, sizeof desc);
 		return cmd_tune_model(o, &t, self, desc);
 	}
 	kiln_cpu_config *space = malloc(sizeof *space * TUNE_SPACE_MAX);

@@ -47,8 +47,9 @@ kiln_module *kiln_graph_compile(kiln_graph *g, const char *target, FILE *print_g
  * anchor operator, input shapes, attributes and fused operators; groups with
  * one key are one task) and its function's name in the module (*fn).
  * kiln_graph_set_config makes the next compile ask fn for each group's
- * configuration on CPU targets (NULL answer: the default schedule; one the
- * group's schedule refuses: the default too).
+ * configuration on llvm, wasm, opencl and webgpu (the CPU and GPU templates;
+ * NULL answer: the default schedule; one the group's schedule refuses: the
+ * default too).
  */
 int kiln_graph_num_groups(const kiln_graph *g);
 const char *kiln_graph_group_task(kiln_graph *g, int i, const char **fn);
