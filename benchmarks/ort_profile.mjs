@@ -3,7 +3,7 @@
 // 30) of one random float32 input of SHAPE (like 1,3,224,224), THREADS intra-op threads
 // (default 1). One JSON line per node in execution order, then one with the sum: the peer's
 // side of a per-layer comparison (kiln's: `kiln bench M.so --print-graph` times each kernel
-// alone; whole runs under `perf record` give each kernel's share in context).
+// inside whole runs and alone).
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';

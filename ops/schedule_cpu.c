@@ -736,9 +736,10 @@ kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, con
 		    cfg->order > 2)
 			return ir_error(ctx, "schedule: unroll %d, tile %d, order %d (unroll 0-64, tile 0-1024, order 0-2)",
 			                cfg->unroll, cfg->tile, cfg->order), NULL;
-		if (cfg->stages || cfg->pad)
-			return ir_error(ctx, "schedule: stages %d, pad %d: the CPU template has no shared-memory panels to "
-			                     "double-buffer or pad (give 0)", cfg->stages, cfg->pad), NULL;
+		if (cfg->stages || cfg->pad || cfg->split)
+			return ir_error(ctx, "schedule: stages %d, pad %d, split %d: the CPU template has no shared-memory "
+			                     "panels to double-buffer or pad, nor a split reduction (give 0)", cfg->stages,
+			                cfg->pad, cfg->split), NULL;
 		cd.rows = cfg->rows;
 		cd.vecs = cfg->vecs;
 		cd.unroll = cfg->unroll;

@@ -237,31 +237,52 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 {
 	int n = c->op->naxis;
 	int64_t M = c->outs[0]->shape[n - 2], N = c->outs[0]->shape[n - 1];
-	if (M < 64 || N < 64 || c->attach != ATTACH_ROOT || c->nrel)
+	if (M < 64 || N < 64 || c->attach != ATTACH_ROOT || c->nrel) {
+		if (cfg && cfg->split)
+			return ir_error(s->ctx, "schedule: split %d: '%s' is one thread per output, with no tiles to split",
+			                cfg->split, c->op->name), -1;
 		return one_thread_per_element(c);
+	}
 	/* Too few blocks to fill the device (a deep convolution as a GEMM: 512 x 49 outputs are 8
 	 * blocks of 64x64, each looping over 4608 k): the default splits the reduction into parts,
 	 * each part a slice of a batched GEMM (blockIdx.z) into partial sums that one more kernel
 	 * adds (rfactor; split-K) */
 	int64_t K = c->op->nreduce == 1 ? c->op->reduce[0]->extent : 0, blocks = ((M + 63) / 64) * ((N + 63) / 64);
-	if (!cfg && n == 2 && blocks < SPLIT_K_BLOCKS && K >= 2 * SPLIT_K_DEPTH) {
-		int64_t parts = (SPLIT_K_BLOCKS + blocks - 1) / blocks;
+	bool splits = n == 2 && blocks < SPLIT_K_BLOCKS && K >= 2 * SPLIT_K_DEPTH; /* where splitting is considered */
+	int64_t parts = 1;
+	if (splits) {
+		parts = (SPLIT_K_BLOCKS + blocks - 1) / blocks;
 		if (parts > K / SPLIT_K_DEPTH)
 			parts = K / SPLIT_K_DEPTH;
 		while (K % parts) /* whole parts: no guard in the panels */
 			parts--;
-		if (parts > 1) {
-			kiln_iter *ko, *ki;
-			if (kiln_split_nparts(c, c->op->reduce[0], parts, &ko, &ki))
-				return -1;
-			kiln_tensor *rf = kiln_rfactor(s, c->outs[0], ko);
-			if (!rf)
-				return -1;
-			sch_stage *rs = sch_stage_of(s, rf);
-			c->note = ir_fmt(s->ctx, "default: the reduction split into %lld parts ('%s' holds the partial sums)",
-			                 (long long)parts, rs->op->name);
-			return one_thread_per_element(c) || schedule_matmul_gpu(s, rs, cfg, t) ? -1 : 0;
-		}
+	}
+	/* the split knob; what would only repeat another configuration is refused (a tuner's space leaves it out) */
+	int want = cfg ? cfg->split : 0;
+	if (want == 1 && parts <= 1)
+		return ir_error(s->ctx, "schedule: split 1: '%s' is not split anyway (give 0)", c->op->name), -1;
+	if (want >= 2 && (!splits || K % want || want == parts))
+		return ir_error(s->ctx, "schedule: split %d: '%s' %s", want, c->op->name,
+		                !splits ? "has blocks enough or too short a reduction to split (2-D, fewer than 256 blocks, "
+		                          "256 deep or more)"
+		                : K % want ? "has a reduction the parts do not divide"
+		                           : "is split into as many parts by default (give 0)"), -1;
+	if (want)
+		parts = want;
+	if (parts > 1) {
+		kiln_iter *ko, *ki;
+		if (kiln_split_nparts(c, c->op->reduce[0], parts, &ko, &ki))
+			return -1;
+		kiln_tensor *rf = kiln_rfactor(s, c->outs[0], ko);
+		if (!rf)
+			return -1;
+		sch_stage *rs = sch_stage_of(s, rf);
+		c->note = ir_fmt(s->ctx, "%s: the reduction split into %lld parts ('%s' holds the partial sums)",
+		                 want ? "split knob" : "default", (long long)parts, rs->op->name);
+		/* the partial sums' batched GEMM takes the rest of the configuration */
+		kiln_cpu_config rest = cfg ? *cfg : (kiln_cpu_config){0};
+		rest.split = 0;
+		return one_thread_per_element(c) || schedule_matmul_gpu(s, rs, cfg ? &rest : NULL, t) ? -1 : 0;
 	}
 	ir_tensor *rd[8];
 	bool gather; /* an operand indexed through div/mod (convolution as GEMM) */
@@ -630,9 +651,9 @@ static kiln_schedule *gpu_config_for(kiln_ctx *ctx, const kiln_target *t, const 
                                      kiln_tensor *const *outs)
 {
 	if (cfg && (cfg->rows < 0 || cfg->vecs < 0 || cfg->unroll < 0 || cfg->tile < 0 || cfg->order < 0 || cfg->order > 2 ||
-	            cfg->stages < 0 || cfg->stages > 2 || cfg->pad < 0 || cfg->pad > 2))
-		return ir_error(ctx, "schedule: negative knobs, or order %d, stages %d, pad %d (each 0-2)", cfg->order,
-		                cfg->stages, cfg->pad), NULL;
+	            cfg->stages < 0 || cfg->stages > 2 || cfg->pad < 0 || cfg->pad > 2 || cfg->split < 0 || cfg->split > 64))
+		return ir_error(ctx, "schedule: negative knobs, or order %d, stages %d, pad %d (each 0-2), split %d (0-64)",
+		                cfg->order, cfg->stages, cfg->pad, cfg->split), NULL;
 	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, cfg, t);
 }
 

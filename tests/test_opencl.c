@@ -269,15 +269,16 @@ Suite *opencl_suite(void)
 	tcase_add_test(tc, conv_gemm_launches);
 	tcase_add_test(tc, matmul_operand_kept);
 	suite_add_tcase(s, tc);
-	/* "large": millions of elements; test.sh skips them under valgrind
-	 * (CK_EXCLUDE_TAGS), where they took most of ten minutes */
-	/* every operator under a second schedule: the same C paths, so not
-	 * under valgrind (scripts/test.sh) */
+	/* every operator under a second schedule (one thread per element on a
+	 * 2-D grid): code generation and PoCL's compiler over C paths op_default
+	 * mostly takes too, so not under valgrind (scripts/test.sh) */
 	TCase *slow = tcase_create("ops_grid2d");
 	tcase_set_timeout(slow, 600);
 	tcase_set_tags(slow, "slow");
 	tcase_add_loop_test(slow, op_grid2d, 0, kiln_num_ops());
 	suite_add_tcase(s, slow);
+	/* "large": millions of elements; test.sh skips them under valgrind
+	 * (CK_EXCLUDE_TAGS), where they took most of ten minutes */
 	TCase *large = tcase_create("tiled");
 	tcase_set_tags(large, "large");
 	tcase_set_timeout(large, 600);

@@ -39,6 +39,7 @@ static const tune_case cases[] = {
 /* the GPU matmul template's: matrix products of at least 64 x 64 outputs (uneven: partial blocks) */
 static const tune_case gpu_cases[] = {
 	{"matmul", "", 3, {128, 96, 40}},
+	{"matmul", "", 3, {64, 72, 1024}}, /* few blocks, a deep reduction: the split knob's values */
 	{"matmul", "trans_b=1", 3, {100, 136, 24}},
 	{"batch_matmul", "", 4, {2, 64, 128, 36}},
 	{"dense", "", 3, {72, 64, 48}},
@@ -201,6 +202,28 @@ START_TEST(gpu_refusals)
 	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &threads, 1, o.args + o.nin));
 	ck_assert_msg(strstr(kiln_error(ctx), "33x33 threads"), "%s", kiln_error(ctx));
 	kiln_clear_error(ctx);
+	/* the split knob: what would repeat another configuration, or does not divide the reduction, is refused */
+	kiln_op_inst deep;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){64, 128, 2048}, "", &deep), 0);
+	static const struct {
+		kiln_cpu_config cfg;
+		const char *why;
+	} splits[] = {{{4, 2, 8, 16, 1, 2, 1, 16}, "split into as many parts by default"},
+	              {{4, 2, 8, 16, 1, 2, 1, 3}, "the parts do not divide"}};
+	for (int i = 0; i < 2; i++) {
+		ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &splits[i].cfg, 1, deep.args + deep.nin));
+		ck_assert_msg(strstr(kiln_error(ctx), splits[i].why), "%s", kiln_error(ctx));
+		kiln_clear_error(ctx);
+	}
+	kiln_cpu_config whole = {4, 2, 8, 16, 1, 2, 1, 1}, four = {4, 2, 8, 16, 1, 2, 1, 4};
+	ck_assert_ptr_nonnull(kiln_schedule_gpu_config(ctx, &whole, 1, deep.args + deep.nin));
+	ck_assert_ptr_nonnull(kiln_schedule_gpu_config(ctx, &four, 1, deep.args + deep.nin));
+	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &whole, 1, o.args + o.nin)); /* 96x96x32: never split */
+	ck_assert_msg(strstr(kiln_error(ctx), "is not split anyway"), "%s", kiln_error(ctx));
+	kiln_clear_error(ctx);
+	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &four, 1, o.args + o.nin));
+	ck_assert_msg(strstr(kiln_error(ctx), "too short a reduction"), "%s", kiln_error(ctx));
+	kiln_clear_error(ctx);
 	/* the default fits its blocks to a narrow output (64 rows under 128-row blocks) instead of refusing */
 	kiln_op_inst wide_o;
 	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){64, 65536, 8}, "", &wide_o), 0);
@@ -264,9 +287,19 @@ START_TEST(config_strings)
 	ck_assert_mem_eq(&c, &gpu, sizeof c);
 	ck_assert_int_eq(kiln_tune_config_parse("3,1", &c), 0); /* the older two-knob form */
 	ck_assert(c.rows == 3 && c.vecs == 1 && !c.unroll && !c.tile && !c.order);
+	/* the split knob follows the GPU pair, written only when set */
+	kiln_cpu_config split = {8, 2, 8, 16, 2, 2, 1, 4};
+	kiln_tune_config_str(&split, buf, sizeof buf);
+	ck_assert_str_eq(buf, "8,2,8,16,2,2,1,4");
+	ck_assert_int_eq(kiln_tune_config_parse(buf, &c), 0);
+	ck_assert_mem_eq(&c, &split, sizeof c);
+	kiln_target ocl;
+	ck_assert(!kiln_target_parse("opencl", &ocl, desc, sizeof desc));
+	kiln_tune_config_describe_for(&ocl, &split, desc, sizeof desc);
+	ck_assert_msg(strstr(desc, ", the reduction in 4 parts"), "%s", desc);
 	static const char *const bad[] = {"", "3", "3,", "3,1,", "a,1", "3,1,2,4,1,9", "17,1", "3,9", "3,1,65",
 	                                  "3,1,1,1025", "3,1,1,1,3", "-1,1", "3,1 ", "99999999999999999999,1",
-	                                  "8,2,8,16,2,3,1", "8,2,8,16,2,2,3", "8,2,8,16,2,2,1,1"};
+	                                  "8,2,8,16,2,3,1", "8,2,8,16,2,2,3", "8,2,8,16,2,2,1,65", "8,2,8,16,2,2,1,1,1"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		ck_assert_msg(kiln_tune_config_parse(bad[i], &c) == -1, "'%s' parsed", bad[i]);
 	kiln_tune_config_describe(&d, desc, sizeof desc);
@@ -283,7 +316,7 @@ START_TEST(log_round_trip)
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	kiln_tune_record r = {.task = {"matmul", "64,64,96", "trans_b=1", "llvm -mcpu=znver3"},
-	                      .cfg = {5, 2, 4, 16, 1, 2, 1}, .median_ms = 0.25, .gflops = 3.5, .nsamples = 3,
+	                      .cfg = {5, 2, 4, 16, 1, 2, 1, 8}, .median_ms = 0.25, .gflops = 3.5, .nsamples = 3,
 	                      .samples_ms = {0.3, 0.25, 0.2}, .device = "llvm -mcpu=znver3 (this host)", .version = "9.9",
 	                      .unix_time = 1.8e9},
 	                  slow = r, failed = r, back;
@@ -436,7 +469,10 @@ START_TEST(tuner_groups_same_search)
 		              seq[1][i]);
 	/* grid and random never wait for results */
 	kiln_tuner *grid = kiln_tuner_new("grid", sp, n, 7, NULL, NULL);
-	ck_assert_int_gt(kiln_tuner_ready(grid), 0);
+	ck_assert_int_eq(kiln_tuner_ready(grid), n);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(kiln_tuner_next(grid), i);
+	ck_assert_int_eq(kiln_tuner_ready(grid), n - 3); /* all that are left */
 	kiln_tuner_free(grid);
 	free(sp);
 }

@@ -110,8 +110,9 @@ int main(void)
 	tcase_add_test(tc, relaxed_variant);
 	tcase_add_test(tc, native_call_refused);
 	suite_add_tcase(s, tc);
-	/* the second schedule of every operator: LLVM's time and node's, the
-	 * same C paths as op_default, so not under valgrind (scripts/test.sh) */
+	/* the second schedule of every operator: LLVM's time and node's, over C
+	 * paths op_default mostly takes too, so not under valgrind
+	 * (scripts/test.sh) */
 	TCase *slow = tcase_create("wasm_plain");
 	tcase_set_timeout(slow, 120);
 	tcase_set_tags(slow, "slow");

@@ -274,8 +274,10 @@ int main(void)
 	tcase_add_test(tc, refusals);
 	tcase_add_test(tc, native_call_refused);
 	suite_add_tcase(s, tc);
-	/* every operator again under two more schedules: mostly node's and
-	 * Dawn's time, so not under valgrind (scripts/test.sh) */
+	/* every operator again under two more schedules (a 2-D grid, emulated
+	 * tiles): mostly node's and Dawn's time, so not under valgrind
+	 * (scripts/test.sh; folded_grid and emulated_tiles take those schedules
+	 * there) */
 	TCase *slow = tcase_create("webgpu_more_schedules");
 	tcase_set_timeout(slow, 120);
 	tcase_set_tags(slow, "slow");

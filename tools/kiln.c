@@ -156,12 +156,13 @@ static void cmd_usage(const char *cmd)
 		       "--key K in a browser tab. A web bundle built with --tuning-log takes each module's own\n"
 		       "target's best record (wasm the CPU template's, webgpu the GPU one's).\n"
 		       "--tuning-log F.jsonl on lower, build, run and bench applies the best record of the\n"
-		       "same task; --config ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD]] applies one by hand\n"
-		       "(ORDER 1: column blocks outside, 2: rows outside; 0 for a knob: the default).\n"
+		       "same task; --config ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD[,SPLIT]]] applies one\n"
+		       "by hand (ORDER 1: column blocks outside, 2: rows outside; 0 for a knob: the default).\n"
 		       "--target opencl|webgpu on a GPU searches the GPU matmul template instead: ROWS and\n"
 		       "VECTORS (float4s) per thread, UNROLL the k panel's depth, TILE threads per block side,\n"
 		       "ORDER 2 deals float4s a block apart, STAGES 2 double-buffers the shared panels,\n"
-		       "PAD 1 pads their rows off the same bank.\n"
+		       "PAD 1 pads their rows off the same bank, SPLIT 1 keeps a deep reduction whole and N\n"
+		       "splits it into N parts (split-K; 0 lets the default decide).\n"
 		       "For MODEL.onnx (llvm, or opencl: the GPU template) each distinct convolution and\n"
 		       "matrix product is searched on its own; a round (--trials counts rounds) builds the\n"
 		       "model with every task's next configuration and times its kernels inside whole runs;\n"
@@ -851,7 +852,7 @@ typedef struct {
 	const char *log, *target;
 	char device[256];
 	const kiln_cpu_config *fixed;
-	int n, applied, asked;
+	int n, applied, asked, kept; /* kept: the best record is the default schedule's */
 	kiln_cpu_config cfg[512];
 } group_configs;
 
@@ -868,6 +869,10 @@ static const kiln_cpu_config *group_config(const char *task, void *user)
 	char err[512];
 	if (gc->n == 512 || kiln_tune_log_best(gc->log, &t, gc->device, &best, err, sizeof err) != 1)
 		return NULL;
+	if (!memcmp(&best.cfg, &(kiln_cpu_config){0}, sizeof best.cfg)) { /* the tuner's record of the default won */
+		gc->kept++;
+		return NULL;
+	}
 	gc->cfg[gc->n] = best.cfg;
 	gc->applied++;
 	return &gc->cfg[gc->n++];
@@ -957,8 +962,8 @@ static int cmd_compile(const opts *o)
 	}
 	kiln_module *mod = g && !log_bad ? kiln_graph_compile(g, o->target, o->print_graph ? stdout : NULL) : NULL;
 	if (mod && o->tuning_log)
-		printf("%s: tuned configurations for %d of %d convolution and matrix-product kernels\n", o->tuning_log,
-		       gc.applied, gc.asked);
+		printf("%s: tuned configurations for %d of %d convolution and matrix-product kernels (%d kept the default: "
+		       "no trial beat it)\n", o->tuning_log, gc.applied, gc.asked, gc.kept);
 	if (!mod && !log_bad)
 		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 	else if (is_library(o->out) && strcmp(o->target, "llvm"))
@@ -1121,6 +1126,15 @@ static int cmd_serve(const opts *o)
 
 /* ---- tuning: kiln tune drives kiln measure workers ---- */
 
+/* A mkdtemp/mkstemp template for stem in $TMPDIR (or /tmp, also when that would not fit n). */
+static char *temp_name(char *buf, size_t n, const char *stem)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir || (size_t)snprintf(buf, n, "%s/%s-XXXXXX", dir, stem) >= n)
+		snprintf(buf, n, "/tmp/%s-XXXXXX", stem);
+	return buf;
+}
+
 static double bench_clock(void)
 {
 	struct timespec ts;
@@ -1146,9 +1160,12 @@ static kiln_tune_task task_of(const opts *o)
 static const char *tuning_device(const opts *o, const kiln_target *t, char *desc, size_t n)
 {
 	if (o->rpc && !o->node_runner) {
-		char d[512];
+		char d[512], full[1024];
 		kiln_target_describe(t, d, sizeof d);
-		snprintf(desc, n, "%.140s; remote %.100s", d, o->rpc);
+		int l = snprintf(full, sizeof full, "%.200s; remote %.200s", d, o->rpc); /* (the form records have had) */
+		l = l < 0 ? 0 : (size_t)l < n ? l : (int)n - 1;
+		memcpy(desc, full, (size_t)l);
+		desc[l] = 0;
 	} else {
 		host_device(o->target, desc, n);
 	}
@@ -1160,8 +1177,8 @@ static int pick_config(const opts *o, kiln_cpu_config *cfg)
 {
 	if (o->config) {
 		if (kiln_tune_config_parse(o->config, cfg)) {
-			fprintf(stderr, "kiln: --config takes ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD]] (0-16, 0-8, 0-64, 0-1024, "
-			                "0-2, 0-2, 0-2), "
+			fprintf(stderr, "kiln: --config takes ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD[,SPLIT]]] (0-16, 0-8, 0-64, "
+			                "0-1024, 0-2, 0-2, 0-2, 0-64), "
 			                "not '%s'\n", o->config);
 			return -1;
 		}
@@ -1251,10 +1268,11 @@ static int oracle_kept(const char *path, int k, kiln_array *want, bool save)
 /* One trial in this process (spawned by kiln tune): one JSON line on stdout. */
 static int cmd_measure(kiln_ctx *ctx, const opts *o)
 {
-	/* fault injection for the tests: a worker that crashes or hangs must not stop the tuner */
+	/* fault injection for the tests: a worker that crashes or hangs must not stop the tuner
+	 * (crash-measure: only one measuring a module a build worker saved) */
 	const char *fault = getenv("KILN_MEASURE_FAULT");
 	if (fault && o->config && !strcmp(o->config, fault + strcspn(fault, ":") + (fault[strcspn(fault, ":")] ? 1 : 0))) {
-		if (!strncmp(fault, "crash:", 6))
+		if (!strncmp(fault, "crash:", 6) || (!strncmp(fault, "crash-measure:", 14) && o->module))
 			raise(SIGSEGV);
 		if (!strncmp(fault, "hang:", 5))
 			for (;;)
@@ -1378,7 +1396,7 @@ static int worker_start(const opts *o, const char *self, kiln_cpu_config cfg, bo
 		argv[n++] = "--tuning-log", argv[n++] = o->tuning_log;
 	argv[n] = NULL;
 	int fd[2];
-	if (pipe(fd)) {
+	if (pipe2(fd, O_CLOEXEC)) { /* (a worker started after another must not hold that one's pipe open) */
 		snprintf(error, errlen, "pipe: %s", strerror(errno));
 		return -1;
 	}
@@ -1422,9 +1440,11 @@ static cJSON *worker_finish(worker *w, char *error, size_t errlen)
 			buf = nb;
 			cap *= 2;
 		}
+		/* past the deadline too, output already there is read (a group of build workers started together is
+		 * waited for one after another: the later ones' deadlines have passed by then, their results not lost) */
 		struct pollfd p = {w->fd, POLLIN, 0};
 		int left = (int)((w->deadline - bench_clock()) * 1000);
-		if (left <= 0 || poll(&p, 1, left) <= 0) {
+		if (poll(&p, 1, left > 0 ? left : 0) <= 0) { /* nothing by the deadline, or a signal (kiln tune's stop) */
 			timed_out = true;
 			break;
 		}
@@ -1650,10 +1670,11 @@ static int model_task_features(void *user, int i, float *out)
  * over the configurations its schedule takes. A round asks every task's
  * tuner for its next configuration, builds the model with all of them (a
  * log of one record per task, read by the worker as --tuning-log) and
- * profiles its kernels once in a worker: one model run measures every task,
- * each weighted by how often it runs (a task's time sums its groups'). The
- * first round is the defaults; the tuned model is checked against the
- * default one on the same inputs at the end.
+ * times its kernels inside whole runs in a worker: one model run measures
+ * every task, each weighted by how often it runs (a task's time sums its
+ * groups'). The first round is the defaults, logged with every knob 0; the
+ * tuned model is checked against the default one on the same inputs at the
+ * end. llvm (the CPU template) or opencl (the GPU one).
  */
 static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self, const char *desc)
 {
@@ -1664,7 +1685,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	int nall = all ? kiln_tune_space(t, all, TUNE_SPACE_MAX) : 0, ntask = 0, n = o->trials, errors = 0, rc = 0;
 	model_task *tasks = calloc(256, sizeof *tasks);
 	double *curve = calloc((size_t)n, sizeof *curve), t0 = bench_clock();
-	char err[600], cfgpath[64] = "", last_error[512] = "";
+	char err[600], cfgpath[512] = "", last_error[512] = "";
 	if (!g || !tasks || !curve || !all) {
 		rc = 1;
 		goto done;
@@ -1701,8 +1722,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 		goto done;
 	}
 	int fd = -1;
-	snprintf(cfgpath, sizeof cfgpath, "/tmp/kiln-round-XXXXXX");
-	if ((fd = mkstemp(cfgpath)) < 0) {
+	if ((fd = mkstemp(temp_name(cfgpath, sizeof cfgpath, "kiln-round"))) < 0) {
 		fprintf(stderr, "kiln: a file for the rounds' configurations: %s\n", strerror(errno));
 		cfgpath[0] = 0;
 		rc = 1;
@@ -1839,10 +1859,9 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 		rc = 1;
 	} else {
 		printf("tunable kernels: %.3f ms with the defaults, %.3f ms tuned (%.2fx); tuned outputs within %.1e of the "
-		       "default's; log %s, plot %s\napply it with: kiln compile %s -o %s%s%s --tuning-log %s\n",
+		       "default's; log %s, plot %s\napply it with: kiln compile %s -o %s%s --tuning-log %s\n",
 		       def, best, best > 0 ? def / best : 0, diff, o->log, plot, o->op,
-		       strcmp(o->target, "llvm") ? "M.kmod --target '" : "M.so", strcmp(o->target, "llvm") ? o->target : "",
-		       strcmp(o->target, "llvm") ? "'" : "", o->log);
+		       t->kind == KILN_LLVM ? "M.so" : "M.kmod --target ", t->kind == KILN_LLVM ? "" : t->name, o->log);
 	}
 	kiln_model_free(a);
 	kiln_model_free(b);
@@ -1905,8 +1924,8 @@ typedef struct {
  */
 static pid_t spawn_logged(const char *path, const char *const *argv, int *out)
 {
-	char name[] = "/tmp/kiln-runner-XXXXXX";
-	int fd = mkstemp(name);
+	char name[512];
+	int fd = mkstemp(temp_name(name, sizeof name, "kiln-runner"));
 	if (fd < 0)
 		return -1;
 	unlink(name);
@@ -2016,12 +2035,26 @@ static int tune_features(void *user, int i, float *out)
 	return rc;
 }
 
-/* A mkdtemp/mkstemp template for stem in $TMPDIR (or /tmp, also when that would not fit n). */
-static char *temp_name(char *buf, size_t n, const char *stem)
+
+/* Removes a private temporary folder of the tuner's and the files in it. */
+static void remove_folder(const char *dir)
 {
-	const char *dir = getenv("TMPDIR");
-	if (!dir || !*dir || (size_t)snprintf(buf, n, "%s/%s-XXXXXX", dir, stem) >= n)
-		snprintf(buf, n, "/tmp/%s-XXXXXX", stem);
+	DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char f[600];
+		snprintf(f, sizeof f, "%s/%.60s", dir, e->d_name);
+		if (e->d_name[0] != '.')
+			unlink(f);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* Where build worker k of a group saves its candidate's module. */
+static const char *candidate_path(char *buf, size_t n, const char *dir, int k)
+{
+	snprintf(buf, n, "%s/c%d.kmod", dir, k);
 	return buf;
 }
 
@@ -2034,7 +2067,8 @@ static int default_build_jobs(void)
 
 /*
  * Builds space[ids[k]] for k < n at once, each in a worker that saves its
- * module as DIR/cK.kmod; error[k] gets why one failed ("" when it built).
+ * module as candidate_path(DIR, k); error[k] gets why one failed ("" when
+ * it built), beginning "build: ". kiln tune's stop stops them all.
  */
 static void build_candidates(const opts *o, const char *self, const kiln_cpu_config *space, const int *ids, int n,
                              const char *dir, char (*error)[512])
@@ -2043,13 +2077,21 @@ static void build_candidates(const opts *o, const char *self, const kiln_cpu_con
 	bool started[64];
 	for (int k = 0; k < n; k++) {
 		char path[600];
-		snprintf(path, sizeof path, "%s/c%d.kmod", dir, k);
 		error[k][0] = 0;
-		started[k] = !worker_start(o, self, space[ids[k]], false, path, NULL, &w[k], error[k], 512);
+		started[k] = !worker_start(o, self, space[ids[k]], false, candidate_path(path, sizeof path, dir, k), NULL,
+		                           &w[k], error[k], 512);
 	}
-	for (int k = 0; k < n; k++)
+	for (int k = 0; k < n; k++) {
+		if (started[k] && tune_interrupted)
+			w[k].deadline = 0; /* killed at once */
 		if (started[k])
 			cJSON_Delete(worker_finish(&w[k], error[k], 512));
+		if (error[k][0] && strncmp(error[k], "build: ", 7)) { /* the worker died or hung while building */
+			char e[512];
+			snprintf(e, sizeof e, "build: %.500s", error[k]);
+			memcpy(error[k], e, sizeof e);
+		}
+	}
 }
 
 static int cmd_tune(const opts *o)
@@ -2189,9 +2231,9 @@ static int cmd_tune(const opts *o)
 	bool oracle_ready = false; /* a checked trial has run the oracle (and kept its answer) */
 	/* candidates are built ahead, jobs at a time, each in a worker that saves its module; then measured one
 	 * after another with nothing else running (AutoTVM's builder and runner): building is most of a trial */
-	char cdir[512];
+	char cdir[512] = "";
 	int jobs = o->build_jobs ? o->build_jobs : default_build_jobs(), ids[64], ngroup = 0, next = 0;
-	bool ahead = jobs > 1 && mkdtemp(temp_name(cdir, sizeof cdir, "kiln-candidates"));
+	bool ahead = jobs > 1 && mkdtemp(temp_name(cdir, sizeof cdir, "kiln-candidates")), made = ahead;
 	char (*built)[512] = calloc(64, sizeof *built);
 	if (!built)
 		n = 0;
@@ -2200,16 +2242,25 @@ static int cmd_tune(const opts *o)
 			ngroup = next = 0;
 			int want = ahead ? (jobs < n - i ? jobs : n - i) : 1;
 			ids[ngroup++] = kiln_tuner_next(tu);
-			while (ids[0] >= 0 && ngroup < want && kiln_tuner_ready(tu) > 0)
+			while (ids[ngroup - 1] >= 0 && ngroup < want && kiln_tuner_ready(tu) > 0)
 				ids[ngroup++] = kiln_tuner_next(tu);
-			if (ids[0] < 0)
+			if (ids[ngroup - 1] < 0 && --ngroup == 0)
 				break;
 			if (ahead)
 				build_candidates(o, self, space, ids, ngroup, cdir, built);
+			/* a module that cannot be saved (no C compiler to link a CPU one): each built where it is measured */
+			for (int k = 0; ahead && k < ngroup; k++)
+				if (!strncmp(built[k], "build: saving the module", 24)) {
+					fprintf(stderr, "\nkiln: %s; building each candidate in its measuring worker instead\n", built[k]);
+					ahead = false;
+				}
+			if (!ahead)
+				memset(built, 0, 64 * sizeof *built);
 		}
 		int at = ids[next];
-		char load[600];
-		snprintf(load, sizeof load, "%s/c%d.kmod", cdir, next);
+		char load[600] = "";
+		if (ahead)
+			candidate_path(load, sizeof load, cdir, next);
 		const char *build_error = built[next++];
 		kiln_tune_record r = {.task = task, .cfg = space[at]};
 		snprintf(r.device, sizeof r.device, "%.255s", desc);
@@ -2261,14 +2312,8 @@ static int cmd_tune(const opts *o)
 		        "##############################", i + 1, n, best, errors, (int)eta / 60, (int)eta % 60);
 	}
 	fprintf(stderr, "\n");
-	if (ahead) { /* what an interruption or an error left built and unmeasured */
-		for (int k = 0; k < ngroup; k++) {
-			char left[600];
-			snprintf(left, sizeof left, "%s/c%d.kmod", cdir, k);
-			unlink(left);
-		}
-		rmdir(cdir);
-	}
+	if (made) /* with what an interruption or an error left built and unmeasured */
+		remove_folder(cdir);
 	free(built);
 	if (tu && kiln_tuner_note(tu)[0])
 		fprintf(stderr, "kiln: %s (the batches after it were chosen at random)\n", kiln_tuner_note(tu));
@@ -2298,18 +2343,8 @@ static int cmd_tune(const opts *o)
 		       o->rpc && !o->node_runner ? o->rpc : "", o->log);
 	}
 	kiln_tuner_free(tu);
-	if (opath[0]) { /* the oracle's outputs, and any a killed worker left half-written */
-		DIR *d = opendir(odir);
-		for (struct dirent *e; d && (e = readdir(d));) {
-			char f[600];
-			snprintf(f, sizeof f, "%s/%.60s", odir, e->d_name);
-			if (e->d_name[0] != '.')
-				unlink(f);
-		}
-		if (d)
-			closedir(d);
-		rmdir(odir);
-	}
+	if (opath[0]) /* the oracle's outputs, and any a killed worker left half-written */
+		remove_folder(odir);
 	free(best_so_far);
 	free(space);
 	return rc;
@@ -2336,6 +2371,10 @@ int main(int argc, char **argv)
 	opts o;
 	if (parse(argc, argv, &o))
 		return 2;
+	if ((o.save_module || o.module) && strcmp(cmd, "measure")) {
+		fprintf(stderr, "kiln: --save-module and --module are options of kiln measure (kiln tune's workers)\n");
+		return 2;
+	}
 	if (o.help) {
 		cmd_usage(cmd);
 		return 0;

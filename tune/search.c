@@ -33,6 +33,7 @@ struct kiln_tuner {
 	unsigned char *have;       /* 1: feat asked; 2: could not be computed (zeros) */
 	float *xs, *ys;            /* measured trials, for training */
 	int nmeasured;
+	int ngiven; /* configurations next has given */
 	int batch[BATCH], nbatch, pos;
 	kiln_tune_feature_fn features;
 	void *user;
@@ -117,7 +118,7 @@ int kiln_tuner_next(kiln_tuner *tu)
 	if (!tu->xgb) {
 		int i = unused(tu);
 		if (i >= 0)
-			tu->used[i] = 1;
+			tu->used[i] = 1, tu->ngiven++;
 		return i;
 	}
 	if (tu->pos == tu->nbatch) {
@@ -136,13 +137,16 @@ int kiln_tuner_next(kiln_tuner *tu)
 			tu->batch[tu->nbatch++] = i;
 		}
 	}
-	return tu->pos < tu->nbatch ? tu->batch[tu->pos++] : -1;
+	if (tu->pos == tu->nbatch)
+		return -1;
+	tu->ngiven++;
+	return tu->batch[tu->pos++];
 }
 
 int kiln_tuner_ready(const kiln_tuner *tu)
 {
 	if (!tu->xgb)
-		return tu->n; /* (more than are left) */
+		return tu->n - tu->ngiven; /* all that are left */
 	return tu->nbatch - tu->pos;
 }
 

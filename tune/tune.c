@@ -21,7 +21,10 @@
  */
 static int gpu_space(kiln_cpu_config *out, int max)
 {
-	static const int rows[] = {2, 4, 8}, vec4s[] = {1, 2, 4}, panels[] = {4, 8, 16}, threads[] = {8, 16};
+	/* split: as the default decides, never, or 4 or 16 parts (the schedule refuses the ones that would repeat
+	 * the default or that a GEMM with blocks enough never needs) */
+	static const int rows[] = {2, 4, 8}, vec4s[] = {1, 2, 4}, panels[] = {4, 8, 16}, threads[] = {8, 16},
+	                 splits[] = {0, 1, 4, 16};
 	int n = 0;
 	for (int r = 0; r < 3; r++)
 		for (int v = 0; v < 3; v++) {
@@ -31,12 +34,13 @@ static int gpu_space(kiln_cpu_config *out, int max)
 				for (int th = 0; th < 2; th++)
 					for (int order = 1; order <= (vec4s[v] > 1 ? 2 : 1); order++)
 						for (int stages = 1; stages <= 2; stages++)
-							for (int pad = 1; pad <= 2; pad++) {
-								if (n < max)
-									out[n] = (kiln_cpu_config){rows[r], vec4s[v], panels[p], threads[th], order,
-									                           stages, pad};
-								n++;
-							}
+							for (int pad = 1; pad <= 2; pad++)
+								for (int sp = 0; sp < 4; sp++) {
+									if (n < max)
+										out[n] = (kiln_cpu_config){rows[r], vec4s[v], panels[p], threads[th], order,
+										                           stages, pad, splits[sp]};
+									n++;
+								}
 		}
 	return n < max ? n : max;
 }
@@ -84,9 +88,10 @@ int kiln_tune_space_taken(kiln_ctx *ctx, const kiln_target *t, int nout, kiln_te
 void kiln_tune_config_str(const kiln_cpu_config *c, char *buf, size_t n)
 {
 	/* the GPU knobs only when set: older tools read the five-knob form */
-	int k = snprintf(buf, n, "%d,%d,%d,%d,%d", c->rows, c->vecs, c->unroll, c->tile, c->order);
-	if ((c->stages || c->pad) && k >= 0 && (size_t)k < n)
-		snprintf(buf + k, n - (size_t)k, ",%d,%d", c->stages, c->pad);
+	int k = 0, used = tune_knobs_used(c);
+	buf[0] = 0;
+	for (int i = 0; i < used && k >= 0 && (size_t)k < n; i++)
+		k += snprintf(buf + k, n - (size_t)k, i ? ",%d" : "%d", tune_knob(c, i));
 }
 
 int kiln_tune_config_parse(const char *s, kiln_cpu_config *c)
@@ -111,7 +116,7 @@ int kiln_tune_config_parse(const char *s, kiln_cpu_config *c)
 			return -1;
 		iv[i] = (int)v[i];
 	}
-	if (*p || k < 2 || k == 6) /* the GPU knobs come as a pair */
+	if (*p || k < 2 || k == 6) /* the GPU knobs come as a pair (and then the split) */
 		return -1;
 	*c = tune_config_of(iv);
 	return 0;
@@ -123,9 +128,12 @@ void kiln_tune_config_describe_for(const kiln_target *t, const kiln_cpu_config *
 		kiln_tune_config_describe(c, buf, n);
 		return;
 	}
-	snprintf(buf, n, "%d rows x %d float4s per thread, k panels of %d, %dx%d threads%s%s%s", c->rows, c->vecs,
+	char split[48] = "";
+	if (c->split)
+		snprintf(split, sizeof split, c->split == 1 ? ", the reduction whole" : ", the reduction in %d parts", c->split);
+	snprintf(buf, n, "%d rows x %d float4s per thread, k panels of %d, %dx%d threads%s%s%s%s", c->rows, c->vecs,
 	         c->unroll, c->tile, c->tile, c->order == 2 && c->vecs > 1 ? ", float4s dealt a block apart" : "",
-	         c->stages == 2 ? ", double-buffered" : "", c->pad == 1 ? ", padded rows" : "");
+	         c->stages == 2 ? ", double-buffered" : "", c->pad == 1 ? ", padded rows" : "", split);
 }
 
 void kiln_tune_config_describe(const kiln_cpu_config *c, char *buf, size_t n)
@@ -165,7 +173,7 @@ int kiln_tune_log_append(const char *path, const kiln_tune_record *r, char *err,
 	cJSON_AddStringToObject(o, "device", r->device);
 	cJSON *cfg = cJSON_AddObjectToObject(o, "config");
 	/* the GPU knobs only when set, as in --config */
-	int nk = r->cfg.stages || r->cfg.pad ? TUNE_KNOBS : 5;
+	int nk = tune_knobs_used(&r->cfg);
 	for (int k = 0; k < nk; k++)
 		cJSON_AddNumberToObject(cfg, tune_knob_info[k].name, tune_knob(&r->cfg, k));
 	cJSON_AddNumberToObject(o, "median_ms", r->median_ms);

@@ -294,6 +294,20 @@ int cg_run(char *const *argv)
  * and carries no RUNPATH: a program that loads it has the runtime already,
  * or finds an installed one the usual way, never this build's folder.
  */
+/*
+ * A mkstemps template "DIR/stem-XXXXXXsuffix" in $TMPDIR, or /tmp when it is
+ * unset, too long, or holds a character the assembly's .incbin string could
+ * not carry.
+ */
+static char *temp_template(char *buf, size_t n, const char *stem, const char *suffix)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir || strpbrk(dir, "\"\\\n") ||
+	    (size_t)snprintf(buf, n, "%s/%s-XXXXXX%s", dir, stem, suffix) >= n)
+		snprintf(buf, n, "/tmp/%s-XXXXXX%s", stem, suffix);
+	return buf;
+}
+
 /* Writes n bytes to a new temporary file named from tmpl (mkstemps, suffix length sl). */
 static int write_temp(kiln_ctx *ctx, char *tmpl, int sl, const void *data, size_t n)
 {
@@ -318,8 +332,8 @@ static int write_temp(kiln_ctx *ctx, char *tmpl, int sl, const void *data, size_
 /* Links objb, and extra source files (assembly, C), into the shared library path. */
 static int link_shared_with(kiln_ctx *ctx, const rt_blob *objb, const char *path, int nextra, char **extra)
 {
-	char obj[] = "/tmp/kiln-export-XXXXXX.o";
-	if (write_temp(ctx, obj, 2, objb->data, objb->size))
+	char obj[512];
+	if (write_temp(ctx, temp_template(obj, sizeof obj, "kiln-export", ".o"), 2, objb->data, objb->size))
 		return -1;
 	Dl_info info;
 	char rt[4096] = "";
@@ -365,8 +379,10 @@ static int link_model(kiln_ctx *ctx, const kiln_module *m, const rt_blob *objb, 
 	size_t size;
 	if (rt_module_serialize_data(m, &data, &size))
 		return ir_error(ctx, "export: %s", kiln_rt_last_error());
-	char bin[] = "/tmp/kiln-model-XXXXXX.bin", as[] = "/tmp/kiln-model-XXXXXX.s", c[] = "/tmp/kiln-model-XXXXXX.c";
-	int rc = write_temp(ctx, bin, 4, data, size);
+	char bin[512], as[512], c[512];
+	temp_template(as, sizeof as, "kiln-model", ".s");
+	temp_template(c, sizeof c, "kiln-model", ".c");
+	int rc = write_temp(ctx, temp_template(bin, sizeof bin, "kiln-model", ".bin"), 4, data, size);
 	free(data);
 	if (rc)
 		return -1;
@@ -447,8 +463,8 @@ static int link_for_save(kiln_module *m)
 	const rt_blob *objb = rt_module_blob(m, "llvm-obj");
 	if (!objb)
 		return 0;
-	char so[] = "/tmp/kiln-save-XXXXXX.so";
-	int fd = mkstemps(so, 3);
+	char so[512];
+	int fd = mkstemps(temp_template(so, sizeof so, "kiln-save", ".so"), 3);
 	if (fd < 0)
 		return rt_error("save: cannot create a temporary file");
 	close(fd);

@@ -128,9 +128,11 @@ typedef struct kiln_cpu_config {
 	int unroll, tile, order;
 	/* GPU templates only (0: the default): stages 2 double-buffers the
 	 * shared-memory panels, 1 keeps one copy; pad 1 pads panel rows that
-	 * are a whole number of banks by one float4, 2 leaves them (see
+	 * are a whole number of banks by one float4, 2 leaves them; split 1
+	 * never splits the reduction, N >= 2 splits it into N parts (split-K:
+	 * partial sums a second kernel adds), 0 as the default decides (see
 	 * kiln_schedule_gpu_config) */
-	int stages, pad;
+	int stages, pad, split;
 } kiln_cpu_config;
 kiln_schedule *kiln_schedule_cpu_config(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
                                         kiln_tensor *const *outs);

@@ -134,9 +134,10 @@ int kiln_tuner_next(kiln_tuner *tu);
 /*
  * How many more configurations next gives before it needs the updates of
  * those it gave (the xgb search picks each batch from every result before
- * it; grid and random never wait): a driver that builds several candidates
- * at once asks up to this many, so the search is the same however many it
- * builds at once. 0: the next call starts a new batch.
+ * it; grid and random never wait: all that are left). A driver that builds
+ * several candidates at once asks up to this many, so the search is the
+ * same however many it builds at once. 0 (xgb): the next call starts a new
+ * batch.
  */
 int kiln_tuner_ready(const kiln_tuner *tu);
 int kiln_tuner_update(kiln_tuner *tu, int i, double gflops);
