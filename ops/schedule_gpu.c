@@ -238,9 +238,10 @@ static int schedule_matmul_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 	int n = c->op->naxis;
 	int64_t M = c->outs[0]->shape[n - 2], N = c->outs[0]->shape[n - 1];
 	if (M < 64 || N < 64 || c->attach != ATTACH_ROOT || c->nrel) {
-		if (cfg && cfg->split)
-			return ir_error(s->ctx, "schedule: split %d: '%s' is one thread per output, with no tiles to split",
-			                cfg->split, c->op->name), -1;
+		/* a configuration would only repeat the default here (a tuner's space leaves it out) */
+		if (cfg && memcmp(cfg, &(kiln_cpu_config){0}, sizeof *cfg))
+			return ir_error(s->ctx, "schedule: '%s' is one thread per output (fewer than 64 rows or columns, or "
+			                "placed by hand): the template's tiles do not apply", c->op->name), -1;
 		return one_thread_per_element(c);
 	}
 	/* Too few blocks to fill the device (a deep convolution as a GEMM: 512 x 49 outputs are 8

@@ -5,9 +5,10 @@ python3-torchvision: random weights from a fixed seed, nothing downloaded.
     /usr/bin/python3 scripts/export_models.py OUTDIR [NAME...]
 
 NAME: resnet18 mobilenet_v2 squeezenet1_1 transformer (default: those four), or
-mlp (a tiny 64-128-10 perceptron for the export tests). Each
-model is written as OUTDIR/NAME.onnx with batch 1, input "input", output
-"output", opset 14 (LayerNorm arrives decomposed, GELU as Erf).
+mlp (a tiny 64-128-10 perceptron for the export tests), or mlp64 (96-128-80 on a
+batch of 64, for tuning the GPU template). Each model is written as
+OUTDIR/NAME.onnx with batch 1 (mlp64: 64), input "input", output "output",
+opset 14 (LayerNorm arrives decomposed, GELU as Erf).
 """
 import os
 import sys
@@ -34,6 +35,9 @@ def build(name):
     if name == "mlp":
         return torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.GELU(), torch.nn.Linear(128, 10),
                                    torch.nn.Softmax(dim=1)), torch.randn(1, 64)
+    if name == "mlp64":  # a batch of 64: matrix products large enough for the GPU template's tiles
+        return torch.nn.Sequential(torch.nn.Linear(96, 128), torch.nn.ReLU(), torch.nn.Linear(128, 80)), \
+            torch.randn(64, 96)
     if name == "transformer":
         return Encoder(), torch.randn(1, 128, 256)
     model = getattr(torchvision.models, name)(weights=None)
@@ -68,7 +72,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     names = sys.argv[2:] or ["resnet18", "mobilenet_v2", "squeezenet1_1", "transformer"]
     for n in names:
-        if n not in ("resnet18", "mobilenet_v2", "squeezenet1_1", "transformer", "mlp"):
+        if n not in ("resnet18", "mobilenet_v2", "squeezenet1_1", "transformer", "mlp", "mlp64"):
             sys.exit("unknown model " + n)
         export(n, out)
 
