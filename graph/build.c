@@ -179,7 +179,8 @@ static kiln_expr *value_at(group_build *gb, int v, kiln_expr *const *idx)
 			e = b->n->def->expr(b, a);
 		}
 	}
-	/* each member value has one reader (fuse.c), so each is expressed once: nothing to share */
+	/* a member value has one reader, but for a diamond's (fuse.c, at most one a group), which is expressed
+	 * once per reader: nothing worth sharing */
 	return e;
 }
 

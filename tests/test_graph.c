@@ -704,6 +704,100 @@ START_TEST(index_map_chain)
 }
 END_TEST
 
+/* The kernel each named value of text's graph after fusion is computed in ("[kN] %name:"). */
+static int kernel_of(const char *text, const char *name)
+{
+	const char *after = strstr(text, "// graph after fuse");
+	ck_assert_ptr_nonnull(after);
+	char key[64];
+	snprintf(key, sizeof key, "%%%s:", name);
+	const char *at = strstr(after, key);
+	ck_assert_msg(at, "%s missing:\n%.3000s", key, after);
+	while (at > after && at[-1] != '[')
+		at--;
+	return atoi(at + 1);
+}
+
+/*
+ * Diamonds: a matmul's biased output read by GELU's two branches (x *
+ * (1 + erf(x / sqrt 2)) / 2) is one kernel with the matmul; a second
+ * diamond after it (SiLU: y * sigmoid(y)) is not (one a group); and a
+ * value whose second reader also takes another kernel's output stays
+ * apart (t = tanh(a2), o2 = a2 * (t + exp(x2))). Against plain loops.
+ */
+START_TEST(diamond_fusion)
+{
+	enum { R = 8, C = 6, N = 16 };
+	static float w[C][N], w2[C][N], b[N], b2[N];
+	static const float rt2 = 1.41421356f, one = 1, half = 0.5f;
+	for (int i = 0; i < C * N; i++)
+		((float *)w)[i] = (float)(i % 7) * 0.1f - 0.3f, ((float *)w2)[i] = (float)(i % 5) * 0.15f - 0.3f;
+	for (int i = 0; i < N; i++)
+		b[i] = (float)(i % 3) * 0.2f - 0.2f, b2[i] = (float)(i % 4) * 0.1f;
+	static const char *in_m[] = {"x", "w"}, *in_a[] = {"m", "b"}, *in_d[] = {"a", "rt2"}, *in_e[] = {"d"},
+	                  *in_f[] = {"e", "one"}, *in_g[] = {"a", "f"}, *in_y[] = {"g", "half"}, *in_s[] = {"y"},
+	                  *in_z[] = {"y", "s"}, *in_m2[] = {"x", "w2"}, *in_a2[] = {"m2", "b2"}, *in_r[] = {"x2"},
+	                  *in_t[] = {"a2"}, *in_u[] = {"t", "r"}, *in_o[] = {"a2", "u"};
+	Onnx__NodeProto *nodes[] = {
+		node("MatMul", 2, in_m, "m", 0, NULL), node("Add", 2, in_a, "a", 0, NULL),   node("Div", 2, in_d, "d", 0, NULL),
+		node("Erf", 1, in_e, "e", 0, NULL),    node("Add", 2, in_f, "f", 0, NULL),   node("Mul", 2, in_g, "g", 0, NULL),
+		node("Mul", 2, in_y, "y", 0, NULL),    node("Sigmoid", 1, in_s, "s", 0, NULL), node("Mul", 2, in_z, "z", 0, NULL),
+		node("MatMul", 2, in_m2, "m2", 0, NULL), node("Add", 2, in_a2, "a2", 0, NULL), node("Exp", 1, in_r, "r", 0, NULL),
+		node("Tanh", 1, in_t, "t", 0, NULL),   node("Add", 2, in_u, "u", 0, NULL),   node("Mul", 2, in_o, "o2", 0, NULL),
+	};
+	int64_t wd[] = {C, N}, bd[] = {N}, xd[] = {R, C}, od[] = {R, N};
+	Onnx__TensorProto *inits[] = {tensor("w", 2, wd, &w[0][0]), tensor("w2", 2, wd, &w2[0][0]), tensor("b", 1, bd, b),
+	                              tensor("b2", 1, bd, b2),       tensor("rt2", 0, NULL, &rt2), tensor("one", 0, NULL, &one),
+	                              tensor("half", 0, NULL, &half)};
+	Onnx__ValueInfoProto *ins[] = {value("x", 2, xd), value("x2", 2, od)}, *outs[] = {value("z", 2, od), value("o2", 2, od)};
+	size_t n;
+	uint8_t *bytes = pack_graph("diamonds", 15, nodes, 7, inits, 2, ins, 2, outs, &n);
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_graph *g = import_bytes(ctx, bytes, n, "diamonds.onnx");
+	char *text;
+	kiln_module *mod = compile_printed(ctx, g, targets[_i], &text);
+	ck_assert_msg(kiln_graph_num_groups(g) == 5, "%s: %d kernels:\n%.3000s", targets[_i], kiln_graph_num_groups(g),
+	              strstr(text, "// graph after fuse"));
+	static const char *gelu[] = {"a", "d", "e", "f", "g", "y"};
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(kernel_of(text, gelu[i]), kernel_of(text, "m"));
+	ck_assert_int_eq(kernel_of(text, "s"), kernel_of(text, "z"));
+	ck_assert_int_ne(kernel_of(text, "s"), kernel_of(text, "m"));
+	ck_assert_int_eq(kernel_of(text, "a2"), kernel_of(text, "m2"));
+	ck_assert_int_ne(kernel_of(text, "t"), kernel_of(text, "m2"));
+	ck_assert_int_eq(kernel_of(text, "o2"), kernel_of(text, "t"));
+	free(text);
+	kiln_model *m = kiln_model_from_module(mod);
+	ck_assert_msg(m, "%s", kiln_rt_last_error());
+	kiln_array *x = kiln_array_empty(2, xd, KILN_F32), *x2 = kiln_array_empty(2, od, KILN_F32);
+	kiln_array_fill_random(x, 7, -2, 2);
+	kiln_array_fill_random(x2, 8, -1, 1);
+	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
+	ck_assert_int_eq(kiln_model_set_input(m, "x2", x2), 0);
+	for (int o = 0; o < 2; o++)
+		memset(kiln_model_get_output(m, o)->data, 0xff, sizeof(float) * R * N);
+	ck_assert_msg(!kiln_model_run(m), "%s", kiln_rt_last_error());
+	const float *xs = x->data, *x2s = x2->data, *z = kiln_model_get_output(m, 0)->data,
+	            *o2 = kiln_model_get_output(m, 1)->data;
+	for (int r = 0; r < R; r++)
+		for (int c = 0; c < N; c++) {
+			double a = b[c], a2 = b2[c];
+			for (int k = 0; k < C; k++)
+				a += (double)xs[r * C + k] * w[k][c], a2 += (double)xs[r * C + k] * w2[k][c];
+			double y = a * 0.5 * (1 + erf(a / sqrt(2))), zw = y / (1 + exp(-y)),
+			       ow = a2 * (tanh(a2) + exp((double)x2s[r * N + c]));
+			ck_assert_msg(fabs(z[r * N + c] - zw) <= 1e-5 * (1 + fabs(zw)), "%s: z[%d,%d] = %g, want %g", targets[_i], r,
+			              c, z[r * N + c], zw);
+			ck_assert_msg(fabs(o2[r * N + c] - ow) <= 1e-5 * (1 + fabs(ow)), "%s: o2[%d,%d] = %g, want %g", targets[_i],
+			              r, c, o2[r * N + c], ow);
+		}
+	kiln_array_free(x);
+	kiln_array_free(x2);
+	kiln_model_free(m);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(residual_network)
 {
 	init_weights();
@@ -1146,6 +1240,8 @@ int main(void)
 	tcase_add_test(tp, two_modules_loaded);
 	tcase_add_loop_test(tp, index_map_chain, 0, 1);
 	tcase_add_loop_test(td, index_map_chain, 1, 3);
+	tcase_add_loop_test(tp, diamond_fusion, 0, 1);
+	tcase_add_loop_test(td, diamond_fusion, 1, 3);
 	suite_add_tcase(s, tp);
 	suite_add_tcase(s, td);
 	return tu_run_suite(s);
