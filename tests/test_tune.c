@@ -39,7 +39,7 @@ static const tune_case cases[] = {
 /* the GPU matmul template's: matrix products of at least 64 x 64 outputs (uneven: partial blocks) */
 static const tune_case gpu_cases[] = {
 	{"matmul", "", 3, {128, 96, 40}},
-	{"matmul", "", 3, {64, 72, 1024}}, /* few blocks, a deep reduction: the split knob's values */
+	{"matmul", "", 3, {64, 64, 256}}, /* one block, a reduction deep enough to split: the split knob's values */
 	{"matmul", "trans_b=1", 3, {100, 136, 24}},
 	{"batch_matmul", "", 4, {2, 64, 128, 36}},
 	{"dense", "", 3, {72, 64, 48}},
