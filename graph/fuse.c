@@ -54,11 +54,12 @@ static bool elementwise_like(const kiln_graph *g, const gr_node *n, const gr_val
  */
 static bool chained_from(const kiln_graph *g, int u, const gr_node *n, int depth)
 {
+	const gr_value *uv = &g->values[u];
+	if (uv->nuse != 1 || uv->is_output) /* n's output too: read elsewhere, the chain could leave the group */
+		return false;
 	if (u == n->out[0])
 		return true;
-	const gr_value *uv = &g->values[u];
-	if (depth > 16 || uv->producer < 0 || uv->nuse != 1 || uv->is_output ||
-	    !elementwise_like(g, &g->nodes[uv->producer], &g->values[n->out[0]]))
+	if (depth > 16 || uv->producer < 0 || !elementwise_like(g, &g->nodes[uv->producer], &g->values[n->out[0]]))
 		return false;
 	const gr_node *p = &g->nodes[uv->producer];
 	int chain = -1;
@@ -195,6 +196,24 @@ int gr_fuse(kiln_graph *g)
 		/* only anchors and chains of elementwise ops and index maps take followers */
 		open[g->ngroup] = chain || n->def->kind == GR_ANCHOR;
 		n->group = g->ngroup++;
+	}
+	/* every value a member reads from outside its group is a graph input, a constant or a group's output
+	 * (what the plan gives memory); a fusion rule that broke this would read what nothing wrote */
+	for (int i = 0; i < g->nnode; i++) {
+		const gr_node *n = &g->nodes[i];
+		for (int k = 0; !n->dead && k < n->nin; k++) {
+			int in = n->in[k];
+			const gr_value *v = in >= 0 ? &g->values[in] : NULL;
+			if (!v || v->producer < 0 || v->data || g->nodes[v->producer].group == n->group)
+				continue;
+			const gr_group *pg = &g->groups[g->nodes[v->producer].group];
+			bool out = false;
+			for (int o = 0; o < pg->nout; o++)
+				out |= pg->outs[o] == in;
+			if (!out)
+				return ir_error(g->ctx, "%s: fusion left '%s' inside its kernel while %s reads it", g->what, v->name,
+				                gr_node_label(g, n)), -1;
+		}
 	}
 	qsort(g->groups, g->ngroup, sizeof *g->groups, by_last_member);
 	for (int k = 0; k < g->ngroup; k++) {

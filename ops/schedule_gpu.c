@@ -226,7 +226,8 @@ static int64_t panel_bytes(kiln_ctx *ctx, const ir_op *op, const gpu_tile *g)
  * block; order 2 deals a thread's columns out in float4s one block-width
  * apart (virtual threads), 1 keeps them together; stages 2 double-buffers
  * the panels, 1 keeps one copy; pad 1 pads panel rows of a whole number of
- * banks by a float4, 2 does not.
+ * banks by a float4, 2 does not; split 1 keeps a deep reduction whole, N
+ * splits it into N parts (split-K), 0 splits as the default does.
  */
 
 /* split-K: reductions of at least twice SPLIT_K_DEPTH over fewer than SPLIT_K_BLOCKS blocks */

@@ -721,9 +721,10 @@ static int kernel_of(const char *text, const char *name)
 /*
  * Diamonds: a matmul's biased output read by GELU's two branches (x *
  * (1 + erf(x / sqrt 2)) / 2) is one kernel with the matmul; a second
- * diamond after it (SiLU: y * sigmoid(y)) is not (one a group); and a
+ * diamond after it (SiLU: y * sigmoid(y)) is not (one a group); a
  * value whose second reader also takes another kernel's output stays
- * apart (t = tanh(a2), o2 = a2 * (t + exp(x2))). Against plain loops.
+ * apart (t = tanh(a2), o2 = a2 * (t + exp(x2))); so does a SiLU whose gate
+ * is a graph output too (q = sigmoid(p), o3 = p * q). Against plain loops.
  */
 START_TEST(diamond_fusion)
 {
@@ -737,26 +738,29 @@ START_TEST(diamond_fusion)
 	static const char *in_m[] = {"x", "w"}, *in_a[] = {"m", "b"}, *in_d[] = {"a", "rt2"}, *in_e[] = {"d"},
 	                  *in_f[] = {"e", "one"}, *in_g[] = {"a", "f"}, *in_y[] = {"g", "half"}, *in_s[] = {"y"},
 	                  *in_z[] = {"y", "s"}, *in_m2[] = {"x", "w2"}, *in_a2[] = {"m2", "b2"}, *in_r[] = {"x2"},
-	                  *in_t[] = {"a2"}, *in_u[] = {"t", "r"}, *in_o[] = {"a2", "u"};
+	                  *in_t[] = {"a2"}, *in_u[] = {"t", "r"}, *in_o[] = {"a2", "u"}, *in_p[] = {"x", "w2"},
+	                  *in_q[] = {"p"}, *in_o3[] = {"p", "q"};
 	Onnx__NodeProto *nodes[] = {
 		node("MatMul", 2, in_m, "m", 0, NULL), node("Add", 2, in_a, "a", 0, NULL),   node("Div", 2, in_d, "d", 0, NULL),
 		node("Erf", 1, in_e, "e", 0, NULL),    node("Add", 2, in_f, "f", 0, NULL),   node("Mul", 2, in_g, "g", 0, NULL),
 		node("Mul", 2, in_y, "y", 0, NULL),    node("Sigmoid", 1, in_s, "s", 0, NULL), node("Mul", 2, in_z, "z", 0, NULL),
 		node("MatMul", 2, in_m2, "m2", 0, NULL), node("Add", 2, in_a2, "a2", 0, NULL), node("Exp", 1, in_r, "r", 0, NULL),
 		node("Tanh", 1, in_t, "t", 0, NULL),   node("Add", 2, in_u, "u", 0, NULL),   node("Mul", 2, in_o, "o2", 0, NULL),
+		node("MatMul", 2, in_p, "p", 0, NULL), node("Sigmoid", 1, in_q, "q", 0, NULL), node("Mul", 2, in_o3, "o3", 0, NULL),
 	};
 	int64_t wd[] = {C, N}, bd[] = {N}, xd[] = {R, C}, od[] = {R, N};
 	Onnx__TensorProto *inits[] = {tensor("w", 2, wd, &w[0][0]), tensor("w2", 2, wd, &w2[0][0]), tensor("b", 1, bd, b),
 	                              tensor("b2", 1, bd, b2),       tensor("rt2", 0, NULL, &rt2), tensor("one", 0, NULL, &one),
 	                              tensor("half", 0, NULL, &half)};
-	Onnx__ValueInfoProto *ins[] = {value("x", 2, xd), value("x2", 2, od)}, *outs[] = {value("z", 2, od), value("o2", 2, od)};
+	Onnx__ValueInfoProto *ins[] = {value("x", 2, xd), value("x2", 2, od)},
+	                     *outs[] = {value("z", 2, od), value("o2", 2, od), value("q", 2, od), value("o3", 2, od)};
 	size_t n;
-	uint8_t *bytes = pack_graph("diamonds", 15, nodes, 7, inits, 2, ins, 2, outs, &n);
+	uint8_t *bytes = pack_graph("diamonds", 18, nodes, 7, inits, 2, ins, 4, outs, &n);
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_graph *g = import_bytes(ctx, bytes, n, "diamonds.onnx");
 	char *text;
 	kiln_module *mod = compile_printed(ctx, g, targets[_i], &text);
-	ck_assert_msg(kiln_graph_num_groups(g) == 5, "%s: %d kernels:\n%.3000s", targets[_i], kiln_graph_num_groups(g),
+	ck_assert_msg(kiln_graph_num_groups(g) == 8, "%s: %d kernels:\n%.3000s", targets[_i], kiln_graph_num_groups(g),
 	              strstr(text, "// graph after fuse"));
 	static const char *gelu[] = {"a", "d", "e", "f", "g", "y"};
 	for (int i = 0; i < 6; i++)
@@ -766,6 +770,7 @@ START_TEST(diamond_fusion)
 	ck_assert_int_eq(kernel_of(text, "a2"), kernel_of(text, "m2"));
 	ck_assert_int_ne(kernel_of(text, "t"), kernel_of(text, "m2"));
 	ck_assert_int_eq(kernel_of(text, "o2"), kernel_of(text, "t"));
+	ck_assert_int_ne(kernel_of(text, "q"), kernel_of(text, "p"));
 	free(text);
 	kiln_model *m = kiln_model_from_module(mod);
 	ck_assert_msg(m, "%s", kiln_rt_last_error());
@@ -774,16 +779,22 @@ START_TEST(diamond_fusion)
 	kiln_array_fill_random(x2, 8, -1, 1);
 	ck_assert_int_eq(kiln_model_set_input(m, "x", x), 0);
 	ck_assert_int_eq(kiln_model_set_input(m, "x2", x2), 0);
-	for (int o = 0; o < 2; o++)
+	for (int o = 0; o < 4; o++)
 		memset(kiln_model_get_output(m, o)->data, 0xff, sizeof(float) * R * N);
 	ck_assert_msg(!kiln_model_run(m), "%s", kiln_rt_last_error());
 	const float *xs = x->data, *x2s = x2->data, *z = kiln_model_get_output(m, 0)->data,
-	            *o2 = kiln_model_get_output(m, 1)->data;
+	            *o2 = kiln_model_get_output(m, 1)->data, *q = kiln_model_get_output(m, 2)->data,
+	            *o3 = kiln_model_get_output(m, 3)->data;
 	for (int r = 0; r < R; r++)
 		for (int c = 0; c < N; c++) {
-			double a = b[c], a2 = b2[c];
+			double a = b[c], a2 = b2[c], pw = 0;
 			for (int k = 0; k < C; k++)
-				a += (double)xs[r * C + k] * w[k][c], a2 += (double)xs[r * C + k] * w2[k][c];
+				a += (double)xs[r * C + k] * w[k][c], a2 += (double)xs[r * C + k] * w2[k][c],
+					pw += (double)xs[r * C + k] * w2[k][c];
+			double qw = 1 / (1 + exp(-pw));
+			ck_assert_msg(fabs(q[r * N + c] - qw) <= 1e-5 && fabs(o3[r * N + c] - pw * qw) <= 1e-5 * (1 + fabs(pw)),
+			              "%s: q, o3 [%d,%d] = %g, %g; want %g, %g", targets[_i], r, c, q[r * N + c], o3[r * N + c], qw,
+			              pw * qw);
 			double y = a * 0.5 * (1 + erf(a / sqrt(2))), zw = y / (1 + exp(-y)),
 			       ow = a2 * (tanh(a2) + exp((double)x2s[r * N + c]));
 			ck_assert_msg(fabs(z[r * N + c] - zw) <= 1e-5 * (1 + fabs(zw)), "%s: z[%d,%d] = %g, want %g", targets[_i], r,

@@ -67,11 +67,11 @@ static void check_sample(const tune_case *tc, uint64_t c, const char *target, in
 	int n = accepted(tc, &t, space, 4096), checked = 0, *order = malloc(sizeof(int) * (size_t)n);
 	ck_assert_msg(n > 0, "%s: the schedule takes no configuration", tc->op);
 	kiln_tune_order("random", 100 + c, n, order);
-	/* unroll, tile, order, stages, pad values: checked, in the space */
-	bool seen[5][17] = {{0}}, offered[5][17] = {{0}};
+	/* unroll, tile, order, stages, pad, split values: checked, in the space */
+	bool seen[6][17] = {{0}}, offered[6][17] = {{0}};
 	for (int i = 0; i < n; i++)
 		offered[0][space[i].unroll % 17] = offered[1][space[i].tile % 17] = offered[2][space[i].order % 17] =
-		    offered[3][space[i].stages % 17] = offered[4][space[i].pad % 17] = true;
+		    offered[3][space[i].stages % 17] = offered[4][space[i].pad % 17] = offered[5][space[i].split % 17] = true;
 	for (int k = 0; k < want && k < n; k++) {
 		int i = order[k];
 		const kiln_cpu_config *cfg = &space[i];
@@ -86,14 +86,14 @@ static void check_sample(const tune_case *tc, uint64_t c, const char *target, in
 		              "%s %s on %s, %s: %s", tc->op, tc->attrs, target, d, kiln_error(ctx));
 		kiln_ctx_free(ctx);
 		seen[0][cfg->unroll % 17] = seen[1][cfg->tile % 17] = seen[2][cfg->order % 17] = seen[3][cfg->stages % 17] =
-		    seen[4][cfg->pad % 17] = true;
+		    seen[4][cfg->pad % 17] = seen[5][cfg->split % 17] = true;
 		checked++;
 	}
 	free(space);
 	free(order);
 	ck_assert_int_eq(checked, want < n ? want : n);
 	/* a sample of 16 moves every knob the space moves */
-	for (int k = 0; k < 5 && want >= 16; k++) {
+	for (int k = 0; k < 6 && want >= 16; k++) {
 		int in_space = 0, in_sample = 0;
 		for (int v = 0; v < 17; v++)
 			in_space += offered[k][v], in_sample += seen[k][v];

@@ -1431,7 +1431,7 @@ static cJSON *worker_finish(worker *w, char *error, size_t errlen)
 	/* everything the worker prints, up to 1 MiB, until it closes its end or the deadline */
 	size_t len = 0, cap = 4096;
 	char *buf = malloc(cap);
-	bool timed_out = false;
+	bool timed_out = false, ended = false;
 	while (buf) {
 		if (len + 1 == cap) {
 			char *nb = cap < (1 << 20) ? realloc(buf, cap * 2) : NULL;
@@ -1449,19 +1449,23 @@ static cJSON *worker_finish(worker *w, char *error, size_t errlen)
 			break;
 		}
 		ssize_t k = read(w->fd, buf + len, cap - 1 - len);
-		if (k <= 0)
+		if (k <= 0) {
+			ended = k == 0;
 			break;
+		}
 		len += (size_t)k;
 	}
 	if (buf)
 		buf[len] = 0;
 	close(w->fd);
 	int status = 0;
-	/* a worker that closed its output but keeps running is stopped at the deadline too */
+	/* a worker that closed its output but keeps running is stopped at the deadline too (one that has said
+	 * everything gets two seconds more to exit: a group's later workers are read past their deadlines) */
 	if (timed_out)
 		kill(w->pid, SIGKILL);
+	double stop = ended && w->deadline < bench_clock() + 2 ? bench_clock() + 2 : w->deadline;
 	while (waitpid(w->pid, &status, timed_out ? 0 : WNOHANG) == 0) {
-		if (bench_clock() > w->deadline) {
+		if (bench_clock() > stop) {
 			timed_out = true;
 			kill(w->pid, SIGKILL);
 			continue;

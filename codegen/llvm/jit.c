@@ -289,12 +289,6 @@ int cg_run(char *const *argv)
 }
 
 /*
- * Links object code into a shared library at path with the system's cc. The
- * library needs libkiln_runtime (parallel loops, workspaces) by its soname
- * and carries no RUNPATH: a program that loads it has the runtime already,
- * or finds an installed one the usual way, never this build's folder.
- */
-/*
  * A mkstemps template "DIR/stem-XXXXXXsuffix" in $TMPDIR, or /tmp when it is
  * unset, too long, or holds a character the assembly's .incbin string could
  * not carry.
@@ -361,6 +355,12 @@ static int link_shared_with(kiln_ctx *ctx, const rt_blob *objb, const char *path
 	return 0;
 }
 
+/*
+ * Links object code into a shared library at path with the system's cc. The
+ * library needs libkiln_runtime (parallel loops, workspaces) by its soname
+ * and carries no RUNPATH: a program that loads it has the runtime already,
+ * or finds an installed one the usual way, never this build's folder.
+ */
 static int link_shared(kiln_ctx *ctx, const rt_blob *objb, const char *path)
 {
 	return link_shared_with(ctx, objb, path, 0, NULL);
