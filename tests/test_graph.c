@@ -624,6 +624,20 @@ static Onnx__TensorProto *tensor_i64(const char *name, int n, const int64_t *dat
  * llvm, opencl and webgl, the chain's nodes in one; y and z, poisoned first,
  * against plain loops.
  */
+/* The kernel each named value of text's graph after fusion is computed in ("[kN] %name:"). */
+static int kernel_of(const char *text, const char *name)
+{
+	const char *after = strstr(text, "// graph after fuse");
+	ck_assert_ptr_nonnull(after);
+	char key[64];
+	snprintf(key, sizeof key, "%%%s:", name);
+	const char *at = strstr(after, key);
+	ck_assert_msg(at, "%s missing:\n%.3000s", key, after);
+	while (at > after && at[-1] != '[')
+		at--;
+	return atoi(at + 1);
+}
+
 START_TEST(index_map_chain)
 {
 	static const int64_t starts[] = {1}, ends[] = {5}, axes[] = {1}, shape[] = {2, 2, 2, 4}, perm[] = {0, 2, 3, 1},
@@ -655,16 +669,10 @@ START_TEST(index_map_chain)
 	ck_assert_int_eq(kiln_graph_num_groups(g), 3);
 	/* which kernel each value is computed in, after fusion */
 	const char *after = strstr(text, "// graph after fuse");
-	ck_assert_ptr_nonnull(after);
 	int k_of[7];
-	const char *names[] = {"%u:", "%s:", "%r:", "%t:", "%y:", "%m:", "%z:"};
-	for (int i = 0; i < 7; i++) {
-		const char *at = strstr(after, names[i]);
-		ck_assert_msg(at, "%s missing:\n%.2000s", names[i], after);
-		while (at > after && at[-1] != '[')
-			at--;
-		k_of[i] = atoi(at + 1);
-	}
+	const char *names[] = {"u", "s", "r", "t", "y", "m", "z"};
+	for (int i = 0; i < 7; i++)
+		k_of[i] = kernel_of(text, names[i]);
 	for (int i = 1; i < 5; i++)
 		ck_assert_msg(k_of[i] == k_of[0], "%s: %s not in u's kernel:\n%.2000s", targets[_i], names[i], after);
 	ck_assert_msg(k_of[5] != k_of[6] && k_of[5] != k_of[0], "%s: the matmul and its map:\n%.2000s", targets[_i], after);
@@ -703,20 +711,6 @@ START_TEST(index_map_chain)
 	kiln_ctx_free(ctx);
 }
 END_TEST
-
-/* The kernel each named value of text's graph after fusion is computed in ("[kN] %name:"). */
-static int kernel_of(const char *text, const char *name)
-{
-	const char *after = strstr(text, "// graph after fuse");
-	ck_assert_ptr_nonnull(after);
-	char key[64];
-	snprintf(key, sizeof key, "%%%s:", name);
-	const char *at = strstr(after, key);
-	ck_assert_msg(at, "%s missing:\n%.3000s", key, after);
-	while (at > after && at[-1] != '[')
-		at--;
-	return atoi(at + 1);
-}
 
 /*
  * Diamonds: a matmul's biased output read by GELU's two branches (x *
