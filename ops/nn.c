@@ -253,13 +253,16 @@ static kiln_expr *conv_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
  * phase (s*dw) % sw at q = ow + (s*dw) / sw: contiguous in ow, where the
  * plain padded input would make each vector gather every sw-th element
  * (MobileNetV2's stride-2 layers ran at a sixth of the stride-1 ones' rate).
+ * The phases read a padded copy (c->Xpad, made a plane at a time like the
+ * stride-1 layers' padding), so their strided reads need no bounds test:
+ * padding inside this body made every vector a masked load, a clamp and a
+ * select, and the phases took most of the layer's time.
  */
 static kiln_expr *phase_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
 {
 	conv_args *c = user;
 	kiln_expr *w = kiln_add(ctx, kiln_mul(ctx, idx[4], kiln_const(ctx, KILN_I64, (double)c->a.stride[1])), idx[3]);
-	kiln_expr *in[4] = {idx[0], idx[1], idx[2], w};
-	return pad_body(ctx, in, c);
+	return KILN_READ(ctx, c->Xpad, idx[0], idx[1], idx[2], w);
 }
 
 static kiln_expr *dw_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
@@ -534,11 +537,14 @@ kiln_tensor *kiln_op_depthwise_conv2d(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor
 	if (check_window(ctx, "depthwise_conv2d", X, W->shape[2], W->shape[3], c->a.stride, c->a.pad, c->a.dilation, &oh, &ow))
 		return NULL;
 	if (c->a.stride[1] > 1) {
-		int64_t sw = c->a.stride[1], wp = X->shape[3] + c->a.pad[1] + c->a.pad[3];
-		c->pt = c->a.pad[0];
-		c->pl = c->a.pad[1];
-		int64_t shape[5] = {X->shape[0], X->shape[1], X->shape[2] + c->a.pad[0] + c->a.pad[2], sw, (wp + sw - 1) / sw};
-		c->Xp = op_tag(kiln_compute(ctx, ir_fmt(ctx, "%s.phases", X->name), 5, shape, phase_body, c), TAG_INJECTIVE);
+		/* padded on the right to a whole number of phases (never read: every tap is inside the padded input) */
+		int64_t sw = c->a.stride[1], wp = X->shape[3] + c->a.pad[1] + c->a.pad[3], q = (wp + sw - 1) / sw;
+		int64_t pad[4] = {c->a.pad[0], c->a.pad[1], c->a.pad[2], c->a.pad[3] + q * sw - wp};
+		c->Xpad = op_pad_spatial(ctx, c, pad);
+		int64_t shape[5] = {X->shape[0], X->shape[1], X->shape[2] + pad[0] + pad[2], sw, q};
+		c->Xp = c->Xpad ? op_tag(kiln_compute(ctx, ir_fmt(ctx, "%s.phases", X->name), 5, shape, phase_body, c),
+		                         TAG_INJECTIVE)
+		                : NULL;
 	} else {
 		c->Xp = op_pad_spatial(ctx, c, c->a.pad);
 	}

@@ -33,6 +33,7 @@ typedef struct {
 	int64_t cpg, kpg; /* channels per group in and out */
 	double value;     /* padding value */
 	int64_t pt, pl;
+	kiln_tensor *Xpad; /* a strided depthwise convolution: the padded input its phases read */
 } conv_args;
 /* The checks and attributes every convolution shares (wdim: the weight's rank); NULL after an error. */
 conv_args *op_conv_begin(kiln_ctx *ctx, const char *op, kiln_tensor *X, kiln_tensor *W, const kiln_conv2d_attrs *attrs,

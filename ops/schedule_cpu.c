@@ -437,12 +437,15 @@ static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	 * cache. A root pad stage wrote the whole padded tensor to memory first
 	 * (two thirds of a stride-2 pooling's time).
 	 */
-	for (int i = 0; i < s->nstage; i++) {
+	/* from the last stage back: a strided depthwise layer's phases, then the padded input they read */
+	sch_stage *reader = red;
+	for (int i = s->nstage - 1; i >= 0; i--) {
 		sch_stage *p = s->stages[i];
 		if (p == red || p == out || p->is_output || p->attach != ATTACH_ROOT || p->nrel || !op_is(p, TAG_INJECTIVE) ||
-		    p->scope != KILN_SCOPE_GLOBAL || only_consumer(s, p) != red || p->op->naxis < 4 ||
+		    p->scope != KILN_SCOPE_GLOBAL || only_consumer(s, p) != reader || p->op->naxis < 4 ||
 		    p->outs[0]->shape[0] != sh[0] || p->outs[0]->shape[1] != sh[1])
 			continue;
+		reader = p;
 		kiln_iter *last = p->op->axis[p->op->naxis - 1], *o, *in;
 		if (last->extent >= ew_lanes(c) && (kiln_split(p, last, ew_lanes(c), &o, &in) || kiln_vectorize(p, in)))
 			return -1;
