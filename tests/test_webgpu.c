@@ -130,48 +130,6 @@ START_TEST(folded_grid)
 }
 END_TEST
 
-/* C[i] = A[i] + B[i + 1] + A[5]: A read as aligned vec4s and one element, B as unaligned vec4s */
-typedef struct {
-	kiln_tensor *A, *B;
-} views_args;
-
-static kiln_expr *views_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
-{
-	views_args *v = user;
-	kiln_expr *five = kiln_const(ctx, KILN_I64, 5), *one = kiln_const(ctx, KILN_I64, 1);
-	return kiln_add(ctx, kiln_add(ctx, KILN_READ(ctx, v->A, idx[0]), KILN_READ(ctx, v->B, kiln_add(ctx, idx[0], one))),
-	                KILN_READ(ctx, v->A, five));
-}
-
-/*
- * Buffers whose vector accesses are all aligned vec4s are declared
- * array<vec4<f32>>: A (its single element read as a component) and the
- * output; B, read from odd offsets, stays array<f32>. All run against the
- * oracle and the reference.
- */
-START_TEST(vec4_views)
-{
-	kiln_ctx *ctx = kiln_ctx_new();
-	views_args v = {kiln_placeholder(ctx, "A", 1, (int64_t[]){64}, KILN_F32),
-	                kiln_placeholder(ctx, "B", 1, (int64_t[]){68}, KILN_F32)};
-	kiln_tensor *C = kiln_compute(ctx, "C", 1, (int64_t[]){64}, views_body, &v);
-	kiln_schedule *s = kiln_schedule_create(ctx, 1, &C);
-	kiln_stage *st = kiln_stage_of(s, C);
-	kiln_iter *o, *l, *bo, *to;
-	ck_assert(!kiln_split(st, kiln_stage_axis(st, 0), 4, &o, &l) && !kiln_split(st, o, 8, &bo, &to) &&
-	          !kiln_bind(st, bo, KILN_BLOCK_X) && !kiln_bind(st, to, KILN_THREAD_X) && !kiln_vectorize(st, l));
-	char *text = source_of(ctx, kiln_lower(s, "views", 3, (kiln_tensor *[]){v.A, v.B, C}, NULL));
-	ck_assert_msg(strstr(text, "var<storage, read> A: array<vec4<f32>>;") &&
-	                  strstr(text, "var<storage, read> B: array<f32>;") &&
-	                  strstr(text, "var<storage, read_write> C: array<vec4<f32>>;"),
-	              "%s", text);
-	ck_assert_msg(strstr(text, ") >> 2u][(") && strstr(text, ") & 3]"), "no element of A as a component:\n%s", text);
-	free(text);
-	ck_assert_double_ge(tu_check_target(ctx, s, 3, (kiln_tensor *[]){v.A, v.B, C}, 13, "webgpu"), 0);
-	kiln_ctx_free(ctx);
-}
-END_TEST
-
 /* The schedule for emulated adapters at shapes that take its register tiles
  * (a matmul, a direct convolution 36 wide) and one that falls back (34 wide):
  * tiles indexed by constants are vec4 variables; all run against the oracle. */
@@ -310,7 +268,6 @@ int main(void)
 	tcase_add_test(tc, emulated_tiles);
 	tcase_add_test(tc, tiled_shapes);
 	tcase_add_test(tc, source_text);
-	tcase_add_test(tc, vec4_views);
 	tcase_add_test(tc, f16_source);
 	tcase_add_test(tc, names_and_infinity);
 	tcase_add_test(tc, folded_grid);
