@@ -29,14 +29,9 @@ typedef struct {
 	int nvec4;
 	const ir_buffer *vec4[MAX_VEC4];
 	const char **vars[MAX_VEC4]; /* their variables' names, one per four elements */
-	/* storage and workgroup buffers declared array<vec4<T>>, see vec4_view */
-	int nview;
-	const ir_buffer *view[MAX_VEC4];
 } wgsl_needs;
 
 /* ---- private arrays as vectors ---- */
-
-static const char **vec4_vars(cg_src *s, const ir_buffer *b);
 
 typedef struct {
 	const ir_buffer *b;
@@ -108,47 +103,6 @@ static bool vec4_layout(const ir_stmt *st, void *user)
 		}
 	}
 	return true;
-}
-
-/*
- * Storage and workgroup buffers whose vector accesses are all aligned vec4s
- * (a unit ramp of 4 lanes from a multiple of 4) are declared
- * array<vec4<T>>: each such access is then one 16-byte load or store, where
- * array<T> made it four scalar ones that a driver need not merge. Dawn on
- * Mesa's GL ES (llvmpipe) ran the 256^3 matmul in 214-220 ms instead of
- * 255-258; NVIDIA's Vulkan driver merged them already (H200: 2048^3 and
- * 4096^3 unchanged, 32.8 and 24.0 TFLOP/s). Single elements are the
- * vector's components, a[i >> 2][i & 3]. Only buffers of a whole number of
- * vec4s: a runtime-sized array<vec4> ends at the last whole one.
- */
-static void vec4_views(cg_src *s, wgsl_needs *n)
-{
-	const ir_kernel *k = s->k;
-	for (int i = 0; i < k->nparam + k->nshared && n->nview < MAX_VEC4; i++) {
-		const ir_buffer *b = i < k->nparam ? k->params[i] : k->shared[i - k->nparam];
-		if (b->elem.bits != 32 || b->elem.code == KILN_BOOL || b->size % 4 || vec4_vars(s, b))
-			continue;
-		vec4_use u = {b, s->ctx, false, false, false};
-		ir_visit_stmts(k->body, vec4_store, &u);
-		ir_visit_stmt_exprs(k->body, vec4_load, &u);
-		if (u.vector && !u.other)
-			n->view[n->nview++] = b;
-	}
-}
-
-static bool vec4_viewed(cg_src *s, const ir_buffer *b)
-{
-	wgsl_needs *n = s->user;
-	for (int i = 0; i < n->nview; i++)
-		if (n->view[i] == b)
-			return true;
-	return false;
-}
-
-/* Element idx (printed) of a buffer viewed as vec4s. */
-static char *view_elem(cg_src *s, const char *name, const char *idx)
-{
-	return cg_fmt(s, "%s[(%s) >> 2u][(%s) & 3]", name, idx, idx);
 }
 
 /* The names of b's vec4 variables, or NULL when b is an array. */
@@ -263,7 +217,6 @@ static void wg_kernel_begin(cg_src *s)
 	memset(n, 0, sizeof *n);
 	ir_visit_stmt_exprs(k->body, scan, n);
 	ir_visit_stmts(k->body, vec4_layout, &(vec4_scan){s, n});
-	vec4_views(s, n);
 	for (int p = 0; p < k->nparam; p++) {
 		const ir_buffer *b = k->params[p];
 		if (b->elem.bits != 32 && !(b->elem.code == KILN_FLOAT && b->elem.bits == 16))
@@ -293,17 +246,12 @@ static void wg_kernel_begin(cg_src *s)
 		fputs("enable f16;\n", s->f);
 	for (int p = 0; p < k->nparam; p++) {
 		const ir_buffer *b = k->params[p];
-		bool v = vec4_viewed(s, b);
 		fprintf(s->f, "@group(0) @binding(%d) var<storage, %s> %s: array<%s>;\n", p,
-		        written(k, b) ? "read_write" : "read", cg_name_of(s, b, b->name),
-		        wg_type(s, v ? ir_with_lanes(b->elem, 4) : b->elem, tb));
+		        written(k, b) ? "read_write" : "read", cg_name_of(s, b, b->name), wg_type(s, b->elem, tb));
 	}
-	for (int i = 0; i < k->nshared; i++) {
-		const ir_buffer *b = k->shared[i];
-		bool v = vec4_viewed(s, b);
-		fprintf(s->f, "var<workgroup> %s: array<%s, %lld>;\n", cg_name_of(s, b, b->name),
-		        wg_type(s, v ? ir_with_lanes(b->elem, 4) : b->elem, tb), (long long)(v ? b->size / 4 : b->size));
-	}
+	for (int i = 0; i < k->nshared; i++)
+		fprintf(s->f, "var<workgroup> %s: array<%s, %lld>;\n", cg_name_of(s, k->shared[i], k->shared[i]->name),
+		        wg_type(s, k->shared[i]->elem, tb), (long long)k->shared[i]->size);
 	fprintf(s->f, "\n@compute @workgroup_size(%lld, %lld, %lld)\nfn %s(@builtin(workgroup_id) kiln_wid: vec3<u32>, "
 	              "@builtin(local_invocation_id) kiln_lid: vec3<u32>%s)\n{\n",
 	        (long long)k->block[0], (long long)k->block[1], (long long)k->block[2], k->name,
@@ -377,22 +325,15 @@ static char *wg_load(cg_src *s, const ir_expr *e)
 	const char **vars = vec4_vars(s, b);
 	if (vars)
 		return vec4_ref(s, vars, ix, n);
-	bool view = vec4_viewed(s, b);
 	if (n == 1)
-		return view ? view_elem(s, name, cg_temp(s, ix)) : cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
+		return cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
 	if (ix->kind == IR_BROADCAST)
-		return cg_fmt(s, "%s(%s)", wg_type(s, e->type, tb),
-		              view ? view_elem(s, name, cg_temp(s, ix->bcast.value))
-		                   : cg_fmt(s, "%s[%s]", name, cg_expr(s, ix->bcast.value)));
+		return cg_fmt(s, "%s(%s[%s])", wg_type(s, e->type, tb), name, cg_expr(s, ix->bcast.value));
 	bool ramp = cg_unit_ramp(ix);
-	if (view && ramp && n == 4) /* aligned: vec4_views saw every vector access */
-		return cg_fmt(s, "%s[(%s) >> 2u]", name, cg_expr(s, ix->ramp.base));
 	const char *iv = cg_temp(s, ramp ? ix->ramp.base : ix);
 	char *lanes = cg_fmt(s, "%s", "");
-	for (int i = 0; i < n; i++) {
-		const char *li = lane_index(s, iv, ramp, i);
-		lanes = cg_fmt(s, "%s%s%s", lanes, i ? ", " : "", view ? view_elem(s, name, li) : cg_fmt(s, "%s[%s]", name, li));
-	}
+	for (int i = 0; i < n; i++)
+		lanes = cg_fmt(s, "%s%s%s[%s]", lanes, i ? ", " : "", name, lane_index(s, iv, ramp, i));
 	return cg_fmt(s, "%s(%s)", wg_type(s, e->type, tb), lanes);
 }
 
@@ -408,24 +349,16 @@ static void wg_store(cg_src *s, const ir_stmt *st)
 		cg_line(s, "%s = %s;", vec4_ref(s, vars, ix, n), v);
 		return;
 	}
-	bool view = vec4_viewed(s, b);
 	if (n == 1) {
 		char *v = cg_expr(s, val);
-		cg_line(s, "%s = %s;", view ? view_elem(s, name, cg_temp(s, ix)) : cg_fmt(s, "%s[%s]", name, cg_expr(s, ix)), v);
-		return;
-	}
-	bool ramp = cg_unit_ramp(ix);
-	if (view && ramp && n == 4) {
-		char *v = cg_expr(s, val);
-		cg_line(s, "%s[(%s) >> 2u] = %s;", name, cg_expr(s, ix->ramp.base), v);
+		cg_line(s, "%s[%s] = %s;", name, cg_expr(s, ix), v);
 		return;
 	}
 	const char *vv = cg_temp(s, val);
+	bool ramp = cg_unit_ramp(ix);
 	const char *iv = cg_temp(s, ramp ? ix->ramp.base : ix);
-	for (int i = 0; i < n; i++) {
-		const char *li = lane_index(s, iv, ramp, i);
-		cg_line(s, "%s = %s.%s;", view ? view_elem(s, name, li) : cg_fmt(s, "%s[%s]", name, li), vv, cg_lane(s, i));
-	}
+	for (int i = 0; i < n; i++)
+		cg_line(s, "%s[%s] = %s.%s;", name, lane_index(s, iv, ramp, i), vv, cg_lane(s, i));
 }
 
 static void wg_barrier(cg_src *s) { cg_line(s, "workgroupBarrier();"); }
