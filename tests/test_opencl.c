@@ -38,6 +38,7 @@ START_TEST(tiled_shapes)
 	RUN("conv2d", "pad=1", 1, 64, 7, 7, 64, 3, 3);
 	RUN("conv2d", "pad=1", 1, 32, 14, 14, 64, 3, 3);
 	RUN("matmul", "", 64, 96, 1024); /* split-K: 8 parts of 128 */
+	RUN("depthwise_conv2d", "stride=3,pad=2", 1, 9, 20, 22, 5, 5); /* its padding and phases inlined */
 }
 END_TEST
 

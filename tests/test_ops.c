@@ -210,6 +210,9 @@ START_TEST(op_attrs)
 	RUN("max_pool2d", "kernel=3,stride=2,pad=1", 1, 8, 37, 37);
 	RUN("depthwise_conv2d", "stride=2,pad=1", 2, 5, 35, 34, 3, 3);
 	RUN("depthwise_conv2d", "pad=1", 1, 16, 20, 40, 3, 3);
+	/* strided phases read from a padded plane widened to whole phases (26 -> 27 columns, 19 -> 20) */
+	RUN("depthwise_conv2d", "stride=3,pad=2", 1, 9, 20, 22, 5, 5);
+	RUN("depthwise_conv2d", "stride=2,pad=2,dilation=2", 1, 8, 13, 15, 3, 3);
 	RUN("avg_pool2d", "kernel=3,stride=3,pad=1", 1, 8, 30, 50);
 	RUN("max_pool2d", "kernel=4,stride=4", 3, 3, 20, 70);
 	kiln_ctx *ctx = kiln_ctx_new();
