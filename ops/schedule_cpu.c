@@ -435,17 +435,22 @@ static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	 * The padded input (or its column phases) one channel plane at a time,
 	 * just before that plane's rows: written and read back while it is in
 	 * cache. A root pad stage wrote the whole padded tensor to memory first
-	 * (two thirds of a stride-2 pooling's time).
+	 * (two thirds of a stride-2 pooling's time). From the last stage back, so
+	 * that what only a stage placed here reads comes along: a strided
+	 * depthwise layer's column phases, then the padded input they read.
 	 */
-	/* from the last stage back: a strided depthwise layer's phases, then the padded input they read */
-	sch_stage *reader = red;
+	sch_stage *placed[8] = {red};
+	int nplaced = 1;
 	for (int i = s->nstage - 1; i >= 0; i--) {
-		sch_stage *p = s->stages[i];
-		if (p == red || p == out || p->is_output || p->attach != ATTACH_ROOT || p->nrel || !op_is(p, TAG_INJECTIVE) ||
-		    p->scope != KILN_SCOPE_GLOBAL || only_consumer(s, p) != reader || p->op->naxis < 4 ||
-		    p->outs[0]->shape[0] != sh[0] || p->outs[0]->shape[1] != sh[1])
+		sch_stage *p = s->stages[i], *r = only_consumer(s, p);
+		bool feeds = false;
+		for (int k = 0; k < nplaced; k++)
+			feeds |= r == placed[k];
+		if (!feeds || p == out || p->is_output || p->attach != ATTACH_ROOT || p->nrel || !op_is(p, TAG_INJECTIVE) ||
+		    p->scope != KILN_SCOPE_GLOBAL || p->op->naxis < 4 || p->outs[0]->shape[0] != sh[0] ||
+		    p->outs[0]->shape[1] != sh[1] || nplaced == 8)
 			continue;
-		reader = p;
+		placed[nplaced++] = p;
 		kiln_iter *last = p->op->axis[p->op->naxis - 1], *o, *in;
 		if (last->extent >= ew_lanes(c) && (kiln_split(p, last, ew_lanes(c), &o, &in) || kiln_vectorize(p, in)))
 			return -1;
