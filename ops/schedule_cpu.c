@@ -437,18 +437,22 @@ static int schedule_spatial(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	 * cache. A root pad stage wrote the whole padded tensor to memory first
 	 * (two thirds of a stride-2 pooling's time). From the last stage back, so
 	 * that what only a stage placed here reads comes along: a strided
-	 * depthwise layer's column phases, then the padded input they read.
+	 * depthwise layer's column phases, then the padded input they read, and
+	 * any elementwise stage of the same planes before them (up to 7 stages).
 	 */
 	sch_stage *placed[8] = {red};
 	int nplaced = 1;
-	for (int i = s->nstage - 1; i >= 0; i--) {
-		sch_stage *p = s->stages[i], *r = only_consumer(s, p);
+	for (int i = s->nstage - 1; i >= 0 && nplaced < 8; i--) {
+		sch_stage *p = s->stages[i];
+		if (p == out || p->is_output || p->attach != ATTACH_ROOT || p->nrel || !op_is(p, TAG_INJECTIVE) ||
+		    p->scope != KILN_SCOPE_GLOBAL || p->op->naxis < 4 || p->outs[0]->shape[0] != sh[0] ||
+		    p->outs[0]->shape[1] != sh[1])
+			continue;
+		sch_stage *r = only_consumer(s, p); /* (last: it reads every stage's body) */
 		bool feeds = false;
 		for (int k = 0; k < nplaced; k++)
 			feeds |= r == placed[k];
-		if (!feeds || p == out || p->is_output || p->attach != ATTACH_ROOT || p->nrel || !op_is(p, TAG_INJECTIVE) ||
-		    p->scope != KILN_SCOPE_GLOBAL || p->op->naxis < 4 || p->outs[0]->shape[0] != sh[0] ||
-		    p->outs[0]->shape[1] != sh[1] || nplaced == 8)
+		if (!feeds)
 			continue;
 		placed[nplaced++] = p;
 		kiln_iter *last = p->op->axis[p->op->naxis - 1], *o, *in;
