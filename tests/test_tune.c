@@ -482,8 +482,9 @@ END_TEST
  * The cost model on real kernels: matmul 256^3 under 72 random
  * configurations of the host's space, each built and timed; trained on 48,
  * it must order the other 24 better than chance. Only pairs whose times
- * differ by more than 20% count (closer ones are within this VM's noise;
- * meson runs this suite alone for the same reason).
+ * differ by more than 30% count (closer ones are within this VM's noise
+ * when its neighbours are busy; meson runs this suite alone for the same
+ * reason).
  */
 START_TEST(cost_model_ranks)
 {
@@ -541,13 +542,13 @@ START_TEST(cost_model_ranks)
 	for (int i = TRAIN; i < ALL; i++)
 		for (int j = i + 1; j < ALL; j++) {
 			float hi = fmaxf(y[i], y[j]), lo = fminf(y[i], y[j]);
-			if (hi < 1.2f * lo)
+			if (hi < 1.3f * lo)
 				continue;
 			pairs++;
 			right += (y[i] > y[j]) == (pred[i - TRAIN] > pred[j - TRAIN]);
 		}
 	fprintf(stderr, "cost model: %d of %d held-out pairs ordered right\n", right, pairs);
-	ck_assert_msg(pairs >= 20, "only %d held-out pairs differ by 20%%: the space does not spread", pairs);
+	ck_assert_msg(pairs >= 20, "only %d held-out pairs differ by 30%%: the space does not spread", pairs);
 	ck_assert_msg(right > 0.65 * pairs, "the model orders %d of %d held-out pairs right (chance: half)", right, pairs);
 	/* an untrained model refuses to predict; too little data refuses to train */
 	kiln_cost_model *fresh = kiln_cost_new();
