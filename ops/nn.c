@@ -291,13 +291,25 @@ static int check_window(kiln_ctx *ctx, const char *op, const kiln_tensor *X, int
 	for (int i = 0; i < 4; i++)
 		if (pad[i] < 0)
 			return ir_error(ctx, "%s: padding must not be negative", op);
-	int64_t eh = (R - 1) * dil[0] + 1, ew = (S - 1) * dil[1] + 1;
-	int64_t hp = X->shape[2] + pad[0] + pad[2], wp = X->shape[3] + pad[1] + pad[3];
+	/* every size from here on overflow-checked: shapes and attributes come from users and files */
+	int64_t eh, ew, hp, wp, n;
+	if (__builtin_mul_overflow(R - 1, dil[0], &eh) || __builtin_mul_overflow(S - 1, dil[1], &ew) ||
+	    __builtin_add_overflow(X->shape[2], pad[0], &hp) || __builtin_add_overflow(hp, pad[2], &hp) ||
+	    __builtin_add_overflow(X->shape[3], pad[1], &wp) || __builtin_add_overflow(wp, pad[3], &wp) ||
+	    hp > KILN_MAX_ARRAY_BYTES || wp > KILN_MAX_ARRAY_BYTES || eh >= KILN_MAX_ARRAY_BYTES || ew >= KILN_MAX_ARRAY_BYTES)
+		return ir_error(ctx, "%s: the window (dilation %lldx%lld) or the padding (%lld, %lld, %lld, %lld) is too large",
+		                op, (long long)dil[0], (long long)dil[1], (long long)pad[0], (long long)pad[1],
+		                (long long)pad[2], (long long)pad[3]);
+	eh++, ew++;
 	if (eh > hp || ew > wp)
 		return ir_error(ctx, "%s: the %lldx%lld window is larger than the padded %lldx%lld input", op, (long long)eh,
 		                (long long)ew, (long long)hp, (long long)wp);
 	*oh = (hp - eh) / stride[0] + 1;
 	*ow = (wp - ew) / stride[1] + 1;
+	/* the output's positions over the batch (its forms multiply them: a GEMM's columns) */
+	if (__builtin_mul_overflow(X->shape[0], *oh, &n) || __builtin_mul_overflow(n, *ow, &n) || n > KILN_MAX_ARRAY_BYTES)
+		return ir_error(ctx, "%s: %lld images of %lldx%lld outputs are more than %lld positions", op,
+		                (long long)X->shape[0], (long long)*oh, (long long)*ow, (long long)KILN_MAX_ARRAY_BYTES);
 	return 0;
 }
 

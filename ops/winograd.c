@@ -216,9 +216,14 @@ kiln_tensor *kiln_op_conv2d_winograd(kiln_ctx *ctx, kiln_tensor *X, kiln_tensor 
 	for (int i = 0; i < 4; i++)
 		if (p[i] < 0 || p[i] > H + Wd)
 			return ir_error(ctx, "%s: padding %lld is out of range", op, (long long)p[i]), NULL;
-	int64_t OH = H + p[0] + p[2] - 2, OW = Wd + p[1] + p[3] - 2;
+	int64_t OH = H + p[0] + p[2] - 2, OW = Wd + p[1] + p[3] - 2, tiles;
 	if (OH < 1 || OW < 1)
 		return ir_error(ctx, "%s: the window is larger than the padded input", op), NULL;
+	/* (the padding is at most H + W above, so OH and OW cannot overflow; their product over the batch can) */
+	if (__builtin_mul_overflow(N, (OH + m - 1) / m, &tiles) || __builtin_mul_overflow(tiles, (OW + m - 1) / m, &tiles) ||
+	    tiles > KILN_MAX_ARRAY_BYTES)
+		return ir_error(ctx, "%s: %lld images of %lldx%lld outputs are too many tiles", op, (long long)N, (long long)OH,
+		                (long long)OW), NULL;
 	wino_args *w = ir_alloc(ctx, sizeof *w);
 	w->c = c;
 	w->g = g;

@@ -222,6 +222,14 @@ START_TEST(op_attrs)
 	ck_assert_ptr_null(kiln_op_conv2d(ctx, X, W, &bad));
 	ck_assert_str_eq(kiln_error(ctx), "conv2d: 3 groups do not divide 4 input and 6 output channels");
 	kiln_ctx_free(ctx);
+	/* an output whose positions overflow (fuzz_cli found N * OH * OW overflowing in the GEMM form): refused */
+	ctx = kiln_ctx_new();
+	kiln_conv2d_attrs huge = {{2, 2}, {333333, 333333, 333333, 333333}, {1, 1}, 1};
+	X = kiln_placeholder(ctx, "X", 4, (int64_t[]){1555555555, 6, 11, 1}, KILN_F32);
+	W = kiln_placeholder(ctx, "W", 4, (int64_t[]){16, 6, 3, 3}, KILN_F32);
+	ck_assert_ptr_null(kiln_op_conv2d(ctx, X, W, &huge));
+	ck_assert_msg(strstr(kiln_error(ctx), "positions") != NULL, "%s", kiln_error(ctx));
+	kiln_ctx_free(ctx);
 }
 END_TEST
 
