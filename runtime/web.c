@@ -400,13 +400,14 @@ char *kiln_web_model_describe(const kiln_model *m)
 
 /*
  * Each step of a model timed alone (kiln_model_step_times: a warm run, then
- * runs calls of each step, the median), as JSON (malloc'ed) in plan order:
+ * runs calls of each step, the median), or with in_runs inside runs whole
+ * runs (kiln_model_step_times_in_runs), as JSON (malloc'ed) in plan order:
  * [{"step": function, "ms": median}]. The steps must finish when they
  * return: wasm's do; a browser's GPU queue does not wait, so the JS API
  * offers this for wasm only.
  */
 EMSCRIPTEN_KEEPALIVE
-char *kiln_web_model_profile(kiln_model *m, int runs)
+char *kiln_web_model_profile(kiln_model *m, int runs, int in_runs)
 {
 	int n = kiln_model_num_steps(m);
 	double *ms = calloc(n ? (size_t)n : 1, sizeof *ms);
@@ -414,7 +415,7 @@ char *kiln_web_model_profile(kiln_model *m, int runs)
 		rt_error("out of memory");
 		return NULL;
 	}
-	if (kiln_model_step_times(m, runs, ms)) {
+	if ((in_runs ? kiln_model_step_times_in_runs : kiln_model_step_times)(m, runs, ms)) {
 		free(ms);
 		return NULL;
 	}

@@ -84,6 +84,13 @@ grep -q "\"target\":\"wasm\".*; remote 127.0.0.1:$port" "$work/tune.jsonl" || fa
 "$kiln" run matmul --shape 64,64,64 --target wasm --rpc "127.0.0.1:$port" --key tab-key --tuning-log "$work/tune.jsonl" \
 	>"$work/tune.log" 2>&1 || fail "run with the tab's tuning log: $(cat "$work/tune.log")"
 grep -q "has no record" "$work/tune.log" && fail "the tab's records did not apply there"
+# a whole model's wasm kernels tuned in the tab: each round's model built here, each kernel timed
+# there inside whole runs (MODEL_STEPS), the tuned model checked against the default one there
+"$kiln" tune "$model" --target wasm --trials 3 --repeat 3 --rpc "127.0.0.1:$port" --key tab-key \
+	--log "$work/mtune.jsonl" >"$work/tune.log" 2>&1 || fail "model tune in the tab: $(cat "$work/tune.log")"
+grep -q "tuned outputs within .* of the default's" "$work/tune.log" || fail "the tab's tuned model was not checked"
+[ "$(grep -c '"op":"graph Conv",.*"target":"wasm",.*"error":""' "$work/mtune.jsonl")" = 3 ] ||
+	fail "model tune in the tab: $(cat "$work/mtune.jsonl")"
 
 KILN_TEST_PROXY=$port KILN_TEST_WEB_PORT=$wport KILN_TEST_NODE_KEY=node-key KILN_TEST_TAB_KEY=tab-key KILN_TEST_TAB_PID=$tab \
 	CK_RUN_CASE="through the proxy" "$test_rpc" || fail "test_rpc through the proxy failed"

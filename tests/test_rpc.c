@@ -19,6 +19,9 @@
 #include <unistd.h>
 
 #include "kiln/build.h"
+#include "kiln/graph.h"
+#include "kiln/model.h"
+#include "kiln/onnx.h"
 #include "kiln/ops.h"
 #include "kiln/rpc.h"
 #include "runtime/rpc/proto.h"
@@ -529,6 +532,122 @@ START_TEST(killed_worker_and_restarted_server)
 }
 END_TEST
 
+/*
+ * A model's steps timed there inside whole runs (MODEL_STEPS, what model
+ * tuning over RPC measures): the steps of the model built here, in plan
+ * order, each with a time; bad run counts refused on both sides.
+ */
+START_TEST(remote_model_steps)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_onnx_model *om = kiln_onnx_load(ctx, "/usr/share/libonnx-testdata/data/node/test_conv_with_strides_padding/model.onnx");
+	kiln_graph *g = om ? kiln_onnx_import(ctx, om, 0, NULL) : NULL;
+	kiln_module *mod = g ? kiln_graph_compile(g, "llvm", NULL) : NULL;
+	ck_assert_msg(mod != NULL, "%s", kiln_error(ctx));
+	char path[] = "/tmp/kiln-test-model-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_msg(kiln_module_save(mod, path) == 0, "%s", kiln_rt_last_error());
+	FILE *f = fopen(path, "rb");
+	ck_assert(f != NULL);
+	static uint8_t bytes[1 << 20];
+	size_t n = fread(bytes, 1, sizeof bytes, f);
+	fclose(f);
+	unlink(path);
+	ck_assert(n > 0 && n < sizeof bytes);
+	kiln_model *local = kiln_model_from_module(mod); /* (takes mod) */
+	ck_assert(local != NULL);
+	kiln_rpc *s = connect_ok();
+	kiln_rpc_model *m = kiln_rpc_load_model(s, bytes, n);
+	ck_assert_msg(m != NULL, "%s", kiln_rt_last_error());
+	kiln_array *x[2];
+	ck_assert_int_eq(kiln_rpc_model_num_inputs(m), 2); /* x and W */
+	for (int i = 0; i < 2; i++) {
+		const kiln_arg_info *in = kiln_rpc_model_input_info(m, i);
+		x[i] = kiln_array_empty(in->ndim, in->shape, in->dtype);
+		kiln_array_fill_random(x[i], 3 + (uint64_t)i, -1, 1);
+	}
+	kiln_rpc_step *steps;
+	int ns;
+	ck_assert_msg(kiln_rpc_model_step_times(m, (const kiln_array *const *)x, 3, &steps, &ns) == 0, "%s",
+	              kiln_rt_last_error());
+	ck_assert_int_eq(ns, kiln_model_num_steps(local));
+	ck_assert_int_gt(ns, 0);
+	for (int i = 0; i < ns; i++) {
+		ck_assert_str_eq(steps[i].fn, kiln_model_step_name(local, i));
+		ck_assert(steps[i].ms >= 0 && steps[i].ms < 1e4);
+	}
+	free(steps);
+	ck_assert_int_ne(kiln_rpc_model_step_times(m, (const kiln_array *const *)x, 0, &steps, &ns), 0);
+	ck_assert(steps == NULL && ns == 0);
+	/* the request as the server decodes it: model, inputs, runs */
+	rpc_buf b = {0};
+	rpc_begin(&b, RPC_MODEL_STEPS);
+	rpc_u32(&b, 1);
+	rpc_u32(&b, 1);
+	rpc_bytes(&b, x[0]->data, (uint64_t)kiln_array_numel(x[0]) * 4);
+	rpc_u32(&b, 0);
+	ck_assert_int_eq(rpc_end(&b), 0);
+	rpc_msg d;
+	char err[256];
+	ck_assert_int_eq(rpc_decode(b.p + 4, b.n - 4, &d, err, sizeof err), 0);
+	ck_assert(d.type == RPC_MODEL_STEPS && d.model == 1 && d.nio == 1 && d.runs == 0);
+	rpc_buf_free(&b);
+	kiln_array_free(x[0]);
+	kiln_array_free(x[1]);
+	kiln_rpc_model_free(m);
+	kiln_rpc_close(s);
+	kiln_model_free(local);
+	kiln_onnx_free(om);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
+/* STEP_TIMES: every entry checked at decode, walked after; prefixes and oversized names refused. */
+START_TEST(proto_step_times)
+{
+	rpc_buf b = {0};
+	rpc_begin(&b, RPC_STEP_TIMES);
+	rpc_u32(&b, 2);
+	rpc_str(&b, "k0_Conv", 7);
+	rpc_f64(&b, 0.5);
+	rpc_str(&b, "k1_Relu", 7);
+	rpc_f64(&b, 0.25);
+	ck_assert_int_eq(rpc_end(&b), 0);
+	rpc_msg m;
+	char err[256];
+	ck_assert_int_eq(rpc_decode(b.p + 4, b.n - 4, &m, err, sizeof err), 0);
+	ck_assert_int_eq(m.nsteps, 2);
+	size_t at = 0;
+	rpc_span name;
+	double ms;
+	rpc_step_next(&m, &at, &name, &ms);
+	ck_assert(name.n == 7 && !memcmp(name.p, "k0_Conv", 7) && ms == 0.5);
+	rpc_step_next(&m, &at, &name, &ms);
+	ck_assert(name.n == 7 && !memcmp(name.p, "k1_Relu", 7) && ms == 0.25);
+	ck_assert_uint_eq(at, m.steps.n);
+	for (size_t k = 0; k < b.n - 4; k++)
+		ck_assert_int_ne(rpc_decode(b.p + 4, k, &m, err, sizeof err), 0);
+	/* more steps announced than the limit, and a name over RPC_MAX_NAME */
+	rpc_begin(&b, RPC_STEP_TIMES);
+	rpc_u32(&b, RPC_MAX_STEPS + 1);
+	ck_assert_int_eq(rpc_end(&b), 0);
+	ck_assert_int_ne(rpc_decode(b.p + 4, b.n - 4, &m, err, sizeof err), 0);
+	ck_assert(strstr(err, "step count") != NULL);
+	static char big[RPC_MAX_NAME + 1];
+	memset(big, 'a', sizeof big);
+	rpc_begin(&b, RPC_STEP_TIMES);
+	rpc_u32(&b, 1);
+	rpc_str(&b, big, sizeof big);
+	rpc_f64(&b, 1);
+	ck_assert_int_eq(rpc_end(&b), 0);
+	ck_assert_int_ne(rpc_decode(b.p + 4, b.n - 4, &m, err, sizeof err), 0);
+	ck_assert(strstr(err, "step name") != NULL);
+	rpc_buf_free(&b);
+}
+END_TEST
+
 START_TEST(proto_round_trip)
 {
 	rpc_buf b = {0};
@@ -972,6 +1091,8 @@ int main(void)
 	tcase_add_unchecked_fixture(t, start_server, stop_server);
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, proto_round_trip);
+	tcase_add_test(t, proto_step_times);
+	tcase_add_test(t, remote_model_steps);
 	tcase_add_test(t, devices_listed);
 	tcase_add_test(t, remote_llvm);
 	tcase_add_test(t, remote_opencl);

@@ -109,8 +109,35 @@ kept=$(sed -n 's/.*(\([0-2]\) kept the default.*/\1/p' "$dir/out")
 [ -n "$applied" ] && [ -n "$kept" ] && [ $((applied + kept)) -eq 2 ] ||
 	{ cat "$dir/out"; fail "compile did not apply the opencl model's log to both tasks"; }
 "$kiln" run "$dir/mo.kmod" >/dev/null || fail "the tuned opencl model does not run"
-"$kiln" tune "$model" --target webgpu --trials 2 --log "$dir/mo.jsonl" 2>&1 | grep -q "a model tunes on llvm and opencl" ||
+"$kiln" tune "$model" --target webgpu --trials 2 --log "$dir/mo.jsonl" 2>&1 | grep -q "a model tunes on llvm, wasm and opencl" ||
 	fail "a webgpu model tuning is not refused with the reason"
+"$kiln" tune "$model" --rpc 127.0.0.1:1 --key k --trials 2 --log "$dir/mo.jsonl" 2>&1 |
+	grep -q "over RPC measures wasm" || fail "a CPU model's tuning over RPC is not refused with the reason"
+# the same model as wasm, measured in node (the node runner; each kernel timed inside whole runs
+# there, MODEL_STEPS): records of this machine's wasm, applied to a wasm build and a web bundle's wasm
+"$kiln" tune "$dir/mlp64.onnx" --target wasm --trials 4 --repeat 3 --log "$dir/mw.jsonl" >"$dir/out" 2>"$dir/err" ||
+	{ cat "$dir/out" "$dir/err"; fail "tune of a model on wasm"; }
+grep -q "tuned outputs within .* of the default's" "$dir/out" || fail "the tuned wasm model was not checked"
+[ "$(grep -c '"op":"graph Gemm",.*"target":"wasm","device":"wasm: 128-bit vectors",.*"error":""' "$dir/mw.jsonl")" -eq 8 ] ||
+	{ cat "$dir/mw.jsonl"; fail "the wasm model's records (two tasks, four rounds)"; }
+# the trials were timed, not copied: a task's four times are not all one number
+for task in 'Gemm \[64,96\]' 'Gemm \[64,128\]'; do
+	[ "$(grep "$task" "$dir/mw.jsonl" | sed -n 's/.*"median_ms":\([^,]*\),.*/\1/p' | sort -u | wc -l)" -ge 2 ] ||
+		{ cat "$dir/mw.jsonl"; fail "the wasm model's trials of $task all took the same time"; }
+done
+"$kiln" compile "$dir/mlp64.onnx" --target wasm -o "$dir/mw.kmod" --tuning-log "$dir/mw.jsonl" >"$dir/out" ||
+	fail "compile with the wasm model's log"
+applied=$(sed -n 's/.*tuned configurations for \([0-2]\) of 2 .*/\1/p' "$dir/out")
+kept=$(sed -n 's/.*(\([0-2]\) kept the default.*/\1/p' "$dir/out")
+[ -n "$applied" ] && [ -n "$kept" ] && [ $((applied + kept)) -eq 2 ] ||
+	{ cat "$dir/out"; fail "compile did not apply the wasm model's log to both tasks"; }
+"$kiln" compile "$dir/mlp64.onnx" --target web -o "$dir/mwb/" --tuning-log "$dir/mw.jsonl" >"$dir/out" ||
+	fail "a web bundle with the wasm model's log"
+grep -Eq "tuned configurations for [0-2] of 2 wasm kernels \([0-2] kept" "$dir/out" ||
+	{ cat "$dir/out"; fail "the bundle's wasm module did not take the wasm records"; }
+grep -q "of 2 webgpu kernels" "$dir/out" && fail "the bundle's webgpu module took CPU-template records"
+"$kiln" compile "$dir/mlp64.onnx" --target web -o "$dir/mwb/" --tuning-log "$dir/missing.jsonl" 2>/dev/null &&
+	fail "a missing log must fail a bundle's compile"
 "$kiln" compile "$model" -o "$dir/m.kmod" --tuning-log "$dir/missing.jsonl" 2>/dev/null && fail "a missing log must fail compile"
 
 # wasm measured in node on this machine (the node runner: a private proxy and web/rpc-node.mjs,

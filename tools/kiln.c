@@ -36,6 +36,9 @@
 #include "npy.h"
 #include "rpc.h"
 
+/* a model's outputs compared after tuning, at most */
+#define MAX_COMPARED_OUTPUTS 64
+
 typedef struct {
 	const char *op, *shape, *attrs, *target, *out;
 	int threads, repeat;
@@ -163,12 +166,13 @@ static void cmd_usage(const char *cmd)
 		       "ORDER 2 deals float4s a block apart, STAGES 2 double-buffers the shared panels,\n"
 		       "PAD 1 pads their rows off the same bank, SPLIT 1 keeps a deep reduction whole and N\n"
 		       "splits it into N parts (split-K; 0 lets the default decide).\n"
-		       "For MODEL.onnx (llvm, or opencl: the GPU template) each distinct convolution and\n"
-		       "matrix product is searched on its own; a round (--trials counts rounds) builds the\n"
-		       "model with every task's next configuration and times its kernels inside whole runs;\n"
-		       "the first round (the defaults) is logged too, and the tuned model is checked against\n"
-		       "the default one at the end.\n"
-		       "kiln compile MODEL.onnx -o M.so|M.kmod [--target T] --tuning-log F.jsonl builds with those.\n");
+		       "For MODEL.onnx (llvm; wasm, in node or with --rpc in a browser tab; or opencl: the GPU\n"
+		       "template) each distinct convolution and matrix product is searched on its own; a round\n"
+		       "(--trials counts rounds) builds the model with every task's next configuration and\n"
+		       "times its kernels inside whole runs; the first round (the defaults) is logged too, and\n"
+		       "the tuned model is checked against the default one at the end.\n"
+		       "kiln compile MODEL.onnx -o M.so|M.kmod|DIR/ [--target T|web] --tuning-log F.jsonl builds\n"
+		       "with those (a web bundle's wasm module takes the wasm records).\n");
 		return;
 	}
 	if (!strcmp(cmd, "devices")) {
@@ -922,14 +926,26 @@ static int cmd_compile(const opts *o)
 	kiln_onnx_model *m = kiln_onnx_load(ctx, o->op);
 	kiln_graph *g = m ? kiln_onnx_import(ctx, m, o->ninput_shape, binds) : NULL;
 	int rc = 1;
-	if (web) {
+	FILE *lf = o->tuning_log ? fopen(o->tuning_log, "r") : NULL;
+	bool log_bad = o->tuning_log && !lf;
+	if (log_bad)
+		fprintf(stderr, "kiln: cannot open %s: %s\n", o->tuning_log, strerror(errno));
+	if (lf)
+		fclose(lf);
+	if (web && !log_bad) {
 		/* one bundle: wasm, webgpu (and webgpu-cpu for emulated adapters), webgl; the JS API picks */
 		static const char *targets[] = {"webgpu", "webgpu-cpu", "webgl", "wasm"};
 		kiln_module *mods[4] = {0};
+		group_configs gcs[4];
 		int n = 0;
-		for (; g && n < 4; n++)
+		for (; g && n < 4; n++) {
+			/* each module with its own target's records (model tuning logs wasm's: kiln tune --target wasm) */
+			gcs[n] = (group_configs){.log = o->tuning_log, .target = targets[n]};
+			host_device(targets[n], gcs[n].device, sizeof gcs[n].device);
+			kiln_graph_set_config(g, o->tuning_log ? group_config : NULL, &gcs[n]);
 			if (!(mods[n] = kiln_graph_compile(g, targets[n], o->print_graph && !n ? stdout : NULL)))
 				break;
+		}
 		if (n < 4)
 			fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 		else if (kiln_bundle_write_keys(ctx, o->out, "model", 4, mods, targets))
@@ -937,6 +953,10 @@ static int cmd_compile(const opts *o)
 		else {
 			printf("wrote %s: a model bundle (webgpu, webgpu-cpu, webgl, wasm; kiln.mjs's loadModel opens it)\n",
 			       o->out);
+			for (int i = 0; o->tuning_log && i < 4; i++)
+				if (gcs[i].applied || gcs[i].kept)
+					printf("%s: tuned configurations for %d of %d %s kernels (%d kept the default)\n", o->tuning_log,
+					       gcs[i].applied, gcs[i].asked, targets[i], gcs[i].kept);
 			rc = 0;
 		}
 		for (int i = 0; i < 4; i++)
@@ -948,25 +968,18 @@ static int cmd_compile(const opts *o)
 		return rc;
 	}
 	group_configs gc = {.log = o->tuning_log, .target = o->target};
-	bool log_bad = false;
-	if (g && o->tuning_log) {
-		FILE *lf = fopen(o->tuning_log, "r");
-		if (!lf) {
-			fprintf(stderr, "kiln: cannot open %s: %s\n", o->tuning_log, strerror(errno));
-			log_bad = true;
-		} else {
-			fclose(lf);
-			host_device(o->target, gc.device, sizeof gc.device);
-			kiln_graph_set_config(g, group_config, &gc);
-		}
+	if (g && o->tuning_log && !log_bad) {
+		host_device(o->target, gc.device, sizeof gc.device);
+		kiln_graph_set_config(g, group_config, &gc);
 	}
 	kiln_module *mod = g && !log_bad ? kiln_graph_compile(g, o->target, o->print_graph ? stdout : NULL) : NULL;
 	if (mod && o->tuning_log)
 		printf("%s: tuned configurations for %d of %d convolution and matrix-product kernels (%d kept the default: "
 		       "no trial beat it)\n", o->tuning_log, gc.applied, gc.asked, gc.kept);
-	if (!mod && !log_bad)
-		fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
-	else if (is_library(o->out) && strcmp(o->target, "llvm"))
+	if (!mod) {
+		if (!log_bad) /* (said above) */
+			fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
+	} else if (is_library(o->out) && strcmp(o->target, "llvm"))
 		fprintf(stderr, "kiln: a model library (.so) holds CPU code: --target llvm, or write a .kmod for %s\n",
 		        o->target);
 	else if (is_library(o->out) ? kiln_export_library(ctx, mod, o->out) : kiln_module_save(mod, o->out))
@@ -1564,31 +1577,67 @@ static kiln_model *model_with(kiln_ctx *ctx, const opts *o, kiln_graph *g, group
 	return m;
 }
 
-/* One trial of a whole model (spawned by kiln tune MODEL.onnx): each tunable task's kernel time, as JSON. */
+/*
+ * g compiled for o's target under gc and saved to a temporary module file
+ * (its name into path, a buffer of n: the caller removes it where path[0]),
+ * for a server to load (--rpc). 0, or -1 with error.
+ */
+static int model_file(kiln_ctx *ctx, const opts *o, kiln_graph *g, group_configs *gc, char *path, size_t n,
+                      char *error, size_t en)
+{
+	error[0] = 0;
+	kiln_graph_set_config(g, group_config, gc);
+	kiln_module *mod = kiln_graph_compile(g, o->target, NULL);
+	int fd = mod ? mkstemp(temp_name(path, n, "kiln-model")) : -1;
+	if (!mod)
+		snprintf(error, en, "compile: %s", kiln_error(ctx));
+	else if (fd < 0)
+		snprintf(error, en, "a temporary file for the model: %s", strerror(errno));
+	else if (close(fd), kiln_module_save(mod, path))
+		snprintf(error, en, "save: %s", kiln_rt_last_error());
+	if (fd < 0)
+		path[0] = 0;
+	kiln_module_free(mod);
+	return error[0] ? -1 : 0;
+}
+
+/*
+ * One trial of a whole model (spawned by kiln tune MODEL.onnx): each tunable
+ * task's kernel time, as JSON. Each kernel is timed inside whole runs (the
+ * caches as the kernels before it leave them, as the model runs): here, or
+ * with --rpc on the server, which loads the model module built here.
+ */
 static int cmd_measure_model(const opts *o)
 {
 	kiln_ctx *ctx = kiln_ctx_new();
 	kiln_onnx_model *om = NULL;
-	char error[600] = "";
+	char error[600] = "", path[512] = "";
 	cJSON *out = cJSON_CreateObject(), *tasks = cJSON_CreateArray();
 	kiln_graph *g = model_graph(ctx, o, &om);
 	group_configs gc = {.target = o->target, .fixed = cpu_config, .log = o->tuning_log};
 	kiln_model *m = NULL;
+	kiln_rpc_step *remote = NULL;
+	int ns = 0;
+	double *ms = NULL;
 	if (!g)
 		snprintf(error, sizeof error, "model: %s", kiln_error(ctx)[0] ? kiln_error(ctx) : "cannot import it");
-	else
-		m = model_with(ctx, o, g, &gc, error, sizeof error);
-	int ns = m ? kiln_model_num_steps(m) : 0;
-	double *ms = calloc((size_t)(ns ? ns : 1), sizeof *ms);
-	/* each kernel timed inside whole runs: the caches as the kernels before it leave them, as the model runs */
-	if (m && (random_inputs(m, o->seed) || kiln_model_step_times_in_runs(m, o->repeat, ms)))
-		snprintf(error, sizeof error, "run: %s", kiln_rt_last_error());
+	else if (o->rpc && !model_file(ctx, o, g, &gc, path, sizeof path, error, sizeof error))
+		cli_rpc_model_measure(path, o->rpc, o->seed, o->repeat, &remote, 0, NULL, &ns, error, sizeof error);
+	else if (!o->rpc && (m = model_with(ctx, o, g, &gc, error, sizeof error))) {
+		ns = kiln_model_num_steps(m);
+		if (!(ms = calloc((size_t)(ns ? ns : 1), sizeof *ms)))
+			snprintf(error, sizeof error, "out of memory");
+		else if (random_inputs(m, o->seed) || kiln_model_step_times_in_runs(m, o->repeat, ms))
+			snprintf(error, sizeof error, "run: %s", kiln_rt_last_error());
+	}
+	if (path[0])
+		unlink(path);
 	/* each step's kernel is a group's function: its task's time is the sum over its groups */
 	for (int s = 0; !error[0] && s < ns; s++) {
-		const char *fn = NULL, *task = NULL;
+		const char *fn = NULL, *task = NULL, *step = remote ? remote[s].fn : kiln_model_step_name(m, s);
 		for (int i = 0; i < kiln_graph_num_groups(g) && !task; i++) {
 			const char *t = kiln_graph_group_task(g, i, &fn);
-			if (t && fn && !strcmp(fn, kiln_model_step_name(m, s)))
+			if (t && fn && !strcmp(fn, step))
 				task = t;
 		}
 		if (!task || !tunable_task(task))
@@ -1607,7 +1656,7 @@ static int cmd_measure_model(const opts *o)
 			cJSON_AddItemToArray(tasks, x);
 		}
 		cJSON *t = cJSON_GetObjectItemCaseSensitive(x, "ms"), *c = cJSON_GetObjectItemCaseSensitive(x, "count");
-		cJSON_SetNumberValue(t, t->valuedouble + ms[s]);
+		cJSON_SetNumberValue(t, t->valuedouble + (remote ? remote[s].ms : ms[s]));
 		cJSON_SetNumberValue(c, c->valuedouble + 1);
 	}
 	cJSON_AddStringToObject(out, "error", error);
@@ -1617,10 +1666,26 @@ static int cmd_measure_model(const opts *o)
 	cJSON_free(line);
 	cJSON_Delete(out);
 	free(ms);
+	free(remote);
 	kiln_model_free(m);
 	kiln_onnx_free(om);
 	kiln_ctx_free(ctx);
 	return error[0] ? 1 : 0;
+}
+
+/* The largest difference between two runs' float outputs, relative to each output's largest magnitude. */
+static double compare_outputs(int n, const kiln_array *const *x, const kiln_array *const *y)
+{
+	double worst = 0;
+	for (int i = 0; i < n; i++) {
+		double scale = 1e-6;
+		const float *a = x[i]->data, *b = y[i]->data;
+		for (int64_t k = 0; k < kiln_array_numel(x[i]); k++)
+			scale = fmax(scale, fabs(a[k]));
+		for (int64_t k = 0; k < kiln_array_numel(x[i]); k++)
+			worst = fmax(worst, fabs(a[k] - b[k]) / scale);
+	}
+	return worst;
 }
 
 /* The largest relative difference between two models' outputs on the same inputs (-1: they could not run). */
@@ -1628,16 +1693,36 @@ static double compare_models(kiln_model *a, kiln_model *b, uint64_t seed)
 {
 	if (random_inputs(a, seed) || random_inputs(b, seed) || kiln_model_run(a) || kiln_model_run(b))
 		return -1;
-	double worst = 0;
-	for (int i = 0; i < kiln_model_num_outputs(a); i++) {
-		const kiln_array *x = kiln_model_get_output(a, i), *y = kiln_model_get_output(b, i);
-		double scale = 1e-6;
-		for (int64_t k = 0; k < kiln_array_numel(x); k++)
-			scale = fmax(scale, fabs(((const float *)x->data)[k]));
-		for (int64_t k = 0; k < kiln_array_numel(x); k++)
-			worst = fmax(worst, fabs(((const float *)x->data)[k] - ((const float *)y->data)[k]) / scale);
-	}
-	return worst;
+	const kiln_array *x[MAX_COMPARED_OUTPUTS], *y[MAX_COMPARED_OUTPUTS];
+	int n = kiln_model_num_outputs(a) < MAX_COMPARED_OUTPUTS ? kiln_model_num_outputs(a) : MAX_COMPARED_OUTPUTS;
+	for (int i = 0; i < n; i++)
+		x[i] = kiln_model_get_output(a, i), y[i] = kiln_model_get_output(b, i);
+	return compare_outputs(n, x, y);
+}
+
+/*
+ * The same on the server at o->rpc: the default build (g1) and the tuned one
+ * (g2, under gc) each loaded there and run on the same inputs.
+ */
+static double compare_remote(kiln_ctx *ctx, const opts *o, kiln_graph *g1, kiln_graph *g2, group_configs *gc,
+                             char *err, size_t en)
+{
+	group_configs none = {.target = o->target};
+	char pa[512] = "", pb[512] = "";
+	kiln_array *x[MAX_COMPARED_OUTPUTS] = {0}, *y[MAX_COMPARED_OUTPUTS] = {0};
+	int nx = 0, ny = 0;
+	double diff = -1;
+	if (!model_file(ctx, o, g1, &none, pa, sizeof pa, err, en) && !model_file(ctx, o, g2, gc, pb, sizeof pb, err, en) &&
+	    !cli_rpc_model_measure(pa, o->rpc, o->seed, 1, NULL, MAX_COMPARED_OUTPUTS, x, &nx, err, en) &&
+	    !cli_rpc_model_measure(pb, o->rpc, o->seed, 1, NULL, MAX_COMPARED_OUTPUTS, y, &ny, err, en))
+		diff = nx == ny ? compare_outputs(nx, (const kiln_array *const *)x, (const kiln_array *const *)y) : -1;
+	for (int i = 0; i < MAX_COMPARED_OUTPUTS; i++)
+		kiln_array_free(x[i]), kiln_array_free(y[i]);
+	if (pa[0])
+		unlink(pa);
+	if (pb[0])
+		unlink(pb);
+	return diff;
 }
 
 /* One distinct tunable task of a model, searched on its own. */
@@ -1854,9 +1939,9 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	err[0] = 0;
 	group_configs none = {.target = o->target}, logged = {.target = o->target, .log = o->log};
 	host_device(o->target, logged.device, sizeof logged.device);
-	kiln_model *a = g2 ? model_with(ctx, o, g1, &none, err, sizeof err) : NULL;
+	kiln_model *a = g2 && !o->rpc ? model_with(ctx, o, g1, &none, err, sizeof err) : NULL;
 	kiln_model *b = a ? model_with(ctx, o, g2, &logged, err, sizeof err) : NULL;
-	double diff = b ? compare_models(a, b, o->seed) : -1;
+	double diff = b ? compare_models(a, b, o->seed) : g2 && o->rpc ? compare_remote(ctx, o, g1, g2, &logged, err, sizeof err) : -1;
 	if (diff < 0 || diff > 1e-4) {
 		fprintf(stderr, "kiln: the tuned model %s the default one (%s)\n", diff < 0 ? "could not run beside" :
 		        "differs from", err[0] ? err : kiln_rt_last_error());
@@ -2009,7 +2094,10 @@ static int node_runner_start(const char *self, node_runner *nr)
 	/* the key through the environment, not argv; the runtime's .wasm from where it was built or installed */
 	setenv("KILN_RPC_KEY", nr->key, 1);
 	setenv("KILN_WEB_RUNTIME_DIR", kiln_web_dir(true), 1);
-	const char *nargv[] = {"node", "--experimental-websocket", script, url, NULL};
+	/* --no-liftoff: V8 compiles wasm with its optimizing tier at once, so a trial measures the code a page
+	 * runs after its first seconds (a model's kernels ran 1.5-2x slower in the baseline tier, and which
+	 * configuration wins there is not which wins in the optimized code) */
+	const char *nargv[] = {"node", "--no-liftoff", "--experimental-websocket", script, url, NULL};
 	nr->node = access(script, R_OK) ? -1 : spawn_logged("node", nargv, &nr->node_out);
 	out[0] = 0;
 	if (nr->node < 0 || await_text(nr->node_out, &nr->node, out, sizeof out, "registered", 60)) {
@@ -2123,8 +2211,14 @@ static int cmd_tune(const opts *o)
 		return 1;
 	}
 	if (t.kind == KILN_WEBGPU && is_onnx(o->op)) {
+		/* a model's tuning times each kernel inside whole runs; a WebGPU queue runs a model's kernels as one pass */
 		fprintf(stderr, "kiln: tuning a whole model for %s is not supported yet (its matrix products: tune them "
-		                "one by one; a model tunes on llvm and opencl)\n", t.name);
+		                "one by one; a model tunes on llvm, wasm and opencl)\n", t.name);
+		return 1;
+	}
+	if (o->rpc && is_onnx(o->op) && t.kind != KILN_WASM) {
+		fprintf(stderr, "kiln: tuning a whole model over RPC measures wasm (in a browser tab or node); for %s tune it "
+		                "on the machine itself\n", t.name);
 		return 1;
 	}
 	/* a log that cannot be written is said before the first trial, not after it */
@@ -2137,10 +2231,6 @@ static int cmd_tune(const opts *o)
 	struct sigaction sa = {.sa_handler = on_tune_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	if (t.kind == KILN_WASM && !o->rpc && is_onnx(o->op)) {
-		fprintf(stderr, "kiln: tuning a whole model for wasm is not supported yet (its kernels: tune them one by one)\n");
-		return 1;
-	}
 	if ((t.kind == KILN_WASM || t.kind == KILN_WEBGPU) && !o->rpc && !o->list_space) {
 		char self[4096];
 		ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -2160,10 +2250,6 @@ static int cmd_tune(const opts *o)
 	if (!o->rpc && !o->list_space && !kiln_target_runs_here(&t)) {
 		fprintf(stderr, "kiln: this CPU cannot run code for '%s' (measure it on a machine that can: --rpc)\n",
 		        o->target);
-		return 1;
-	}
-	if (o->rpc && is_onnx(o->op)) {
-		fprintf(stderr, "kiln: tuning a whole model over RPC is not supported yet; tune it on the machine itself\n");
 		return 1;
 	}
 	if (o->rpc && !o->list_space) { /* the workers measure there; the key reaches them through the environment */

@@ -376,3 +376,47 @@ int cli_rpc_model(const char *path, const char *addr, const char *key, bool benc
 	kiln_rpc_close(s);
 	return rc;
 }
+
+int cli_rpc_model_measure(const char *path, const char *addr, uint64_t seed, int runs, kiln_rpc_step **steps,
+                          int nout, kiln_array **outs, int *n, char *err, size_t errn)
+{
+	size_t size;
+	*n = 0;
+	uint8_t *data = read_file(path, &size);
+	kiln_rpc *s = data ? cli_rpc_connect(addr, NULL) : NULL; /* the key: KILN_RPC_KEY */
+	if (!data)
+		snprintf(err, errn, "cannot read %s", path);
+	kiln_rpc_model *m = s ? kiln_rpc_load_model(s, data, size) : NULL;
+	bool read = data;
+	free(data);
+	int nin = kiln_rpc_model_num_inputs(m), rc = m ? 0 : -1;
+	kiln_array *in[RPC_MAX_IO_CLI] = {0};
+	if (!rc && (nin > RPC_MAX_IO_CLI || (outs && kiln_rpc_model_num_outputs(m) > nout))) {
+		snprintf(err, errn, "the model has more than %d inputs or %d outputs", RPC_MAX_IO_CLI, nout);
+		rc = 1;
+	}
+	for (int i = 0; !rc && i < nin; i++) {
+		const kiln_arg_info *info = kiln_rpc_model_input_info(m, i);
+		if (!(in[i] = kiln_array_empty(info->ndim, info->shape, info->dtype)))
+			rc = -1;
+		else
+			kiln_array_fill_random(in[i], seed + (uint64_t)i, -1, 1);
+	}
+	for (int i = 0; !rc && outs && i < kiln_rpc_model_num_outputs(m); i++) {
+		const kiln_arg_info *info = kiln_rpc_model_output_info(m, i);
+		if (!(outs[i] = kiln_array_empty(info->ndim, info->shape, info->dtype)))
+			rc = -1;
+		*n = i + 1;
+	}
+	if (!rc && outs)
+		rc = kiln_rpc_model_run(m, (const kiln_array *const *)in, outs);
+	else if (!rc)
+		rc = kiln_rpc_model_step_times(m, (const kiln_array *const *)in, runs, steps, n);
+	if (rc < 0 && read)
+		snprintf(err, errn, "rpc: %s", kiln_rt_last_error());
+	for (int i = 0; i < RPC_MAX_IO_CLI; i++)
+		kiln_array_free(in[i]);
+	kiln_rpc_model_free(m);
+	kiln_rpc_close(s);
+	return rc ? -1 : 0;
+}

@@ -163,8 +163,8 @@ export declare class Model {
   run(feeds: Record<string, ArrayLike<number>> | ArrayLike<number>[]): Promise<Record<string, TypedArrayOf<DType>>>;
   /** Times whole runs of the inputs fed last (WebGPU: until the work is done). */
   time(opts?: { warmup?: number; repeat?: number }): Promise<{ medianMs: number; meanMs: number; minMs: number; repeat: number; samples: number[] }>;
-  /** Each kernel timed alone (median of repeat calls), in plan order; the wasm backend only. */
-  profile(opts?: { repeat?: number }): { step: string; ms: number }[];
+  /** Each kernel timed alone (median of repeat calls), or with inRuns inside repeat whole runs, in plan order; the wasm backend only. */
+  profile(opts?: { repeat?: number; inRuns?: boolean }): { step: string; ms: number }[];
   dispose(): void;
 }
 

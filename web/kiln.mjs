@@ -914,16 +914,18 @@ export class Model {
   }
 
   // Each kernel timed alone (inputs already fed), in plan order:
-  // [{step, ms}], ms the median of repeat calls after a warm run. wasm only:
-  // WebGPU and WebGL queue their work, so only whole runs (time()) are timed there.
-  profile({ repeat = 10 } = {}) {
+  // [{step, ms}], ms the median of repeat calls after a warm run; with
+  // inRuns, each timed inside repeat whole runs (the caches as the kernels
+  // before it leave them: what tuning a model measures). wasm only: WebGPU
+  // and WebGL queue their work, so only whole runs (time()) are timed there.
+  profile({ repeat = 10, inRuns = false } = {}) {
     const s = this.session, M = s.rt.M;
     if (!this.ptr) throw new Error('kiln: the model was disposed');
     if (s.backend !== 'wasm')
       throw new Error(`kiln: profile() times the steps of the wasm backend; this model runs on ${s.backend} (time() times whole runs)`);
     if (!Number.isInteger(repeat) || repeat < 1 || repeat > 100000)
       throw new Error(`kiln: profile's repeat must be an integer from 1 to 100000, not ${repeat}`);
-    const p = M._kiln_web_model_profile(this.ptr, repeat);
+    const p = M._kiln_web_model_profile(this.ptr, repeat, inRuns ? 1 : 0);
     if (!p) throw new Error(`kiln: ${s.rt.error()}`);
     try {
       return JSON.parse(s.rt.str(p));

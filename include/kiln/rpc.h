@@ -84,6 +84,20 @@ int kiln_rpc_model_run(kiln_rpc_model *m, const kiln_array *const *inputs, kiln_
 /* The time evaluator there over whole runs on these inputs. */
 int kiln_rpc_model_time(kiln_rpc_model *m, const kiln_array *const *inputs, const kiln_time_opts *opts,
                         kiln_timing *out);
+/* One step of a model: its kernel's function and a time. */
+typedef struct {
+	char fn[128];
+	double ms;
+} kiln_rpc_step;
+/*
+ * Each step of the model timed there inside runs whole runs (after a warm
+ * one) on these inputs, as kiln_model_step_times_in_runs: the medians in
+ * plan order into *steps (malloc'ed: free it) and their count into *n.
+ * What tuning a whole model measures: each kernel with the caches as the
+ * kernels before it leave them. 0 or -1.
+ */
+int kiln_rpc_model_step_times(kiln_rpc_model *m, const kiln_array *const *inputs, int runs, kiln_rpc_step **steps,
+                              int *n);
 void kiln_rpc_model_free(kiln_rpc_model *m);
 
 /* Ends the session (remote modules still open then fail with a message). */

@@ -692,6 +692,47 @@ int kiln_rpc_model_time(kiln_rpc_model *m, const kiln_array *const *inputs, cons
 	return flush(m->s) ? -1 : receive_timing(m->s, out);
 }
 
+int kiln_rpc_model_step_times(kiln_rpc_model *m, const kiln_array *const *inputs, int runs, kiln_rpc_step **steps,
+                              int *n)
+{
+	*steps = NULL;
+	*n = 0;
+	if (!m)
+		return rt_error("rpc: no model");
+	if (runs < 1 || runs > 100000)
+		return rt_error("rpc: step times over %d runs (1 to 100000)", runs);
+	if (put_inputs(m, RPC_MODEL_STEPS, inputs))
+		return -1;
+	rpc_u32(&m->s->out, (uint32_t)runs);
+	queue_request(m->s);
+	if (flush(m->s))
+		return -1;
+	rpc_msg *rep = malloc(sizeof *rep);
+	uint8_t *body = NULL;
+	int rc = rep ? receive(m->s, RPC_STEP_TIMES, rep, &body) : rt_error("rpc: out of memory");
+	kiln_rpc_step *out = rc ? NULL : calloc(rep->nsteps ? rep->nsteps : 1, sizeof *out);
+	if (!rc && !out)
+		rc = rt_error("rpc: out of memory for %u steps", rep->nsteps);
+	size_t at = 0;
+	for (uint32_t i = 0; !rc && i < rep->nsteps; i++) {
+		rpc_span name;
+		rpc_step_next(rep, &at, &name, &out[i].ms);
+		if (name.n >= sizeof out[i].fn || memchr(name.p, 0, name.n) || !(out[i].ms >= 0))
+			rc = rt_error("rpc: the server sent step %u with a name of %zu bytes and %g ms", i, name.n, out[i].ms);
+		else
+			memcpy(out[i].fn, name.p, name.n);
+	}
+	if (!rc) {
+		*steps = out;
+		*n = (int)rep->nsteps;
+	} else {
+		free(out);
+	}
+	free(body);
+	free(rep);
+	return rc;
+}
+
 void kiln_rpc_model_free(kiln_rpc_model *m)
 {
 	if (!m)

@@ -16,7 +16,7 @@ static const char *names[RPC_NUM_TYPES] = {
 	[RPC_CALL] = "CALL", [RPC_TIME] = "TIME", [RPC_TIMING] = "TIMING", [RPC_CLOSE] = "CLOSE",
 	[RPC_MODEL_LOAD] = "MODEL_LOAD", [RPC_MODEL_INFO] = "MODEL_INFO", [RPC_MODEL_RUN] = "MODEL_RUN",
 	[RPC_MODEL_OUTPUTS] = "MODEL_OUTPUTS", [RPC_MODEL_TIME] = "MODEL_TIME", [RPC_FREE_MODEL] = "FREE_MODEL",
-	[RPC_PARCEL] = "PARCEL", [RPC_POOL] = "POOL",
+	[RPC_PARCEL] = "PARCEL", [RPC_POOL] = "POOL", [RPC_MODEL_STEPS] = "MODEL_STEPS", [RPC_STEP_TIMES] = "STEP_TIMES",
 };
 
 const char *rpc_type_name(int type) { return type > 0 && type < RPC_NUM_TYPES ? names[type] : "unknown"; }
@@ -252,6 +252,24 @@ int rpc_decode(const uint8_t *body, size_t n, rpc_msg *m, char *err, size_t errn
 	case RPC_FREE_MODEL:
 		m->model = get_u32(&c, "model");
 		break;
+	case RPC_MODEL_STEPS:
+		m->model = get_u32(&c, "model");
+		get_io(&c, m);
+		m->runs = (int32_t)get_u32(&c, "runs");
+		break;
+	case RPC_STEP_TIMES: {
+		/* every entry checked here, so rpc_step_next walks them without checks */
+		m->nsteps = get_u32(&c, "step count");
+		if (!c.fail && m->nsteps > RPC_MAX_STEPS)
+			c.fail = "step count";
+		const uint8_t *from = c.p;
+		for (uint32_t i = 0; i < m->nsteps && !c.fail; i++) {
+			get_str(&c, RPC_MAX_NAME, "step name");
+			get_f64(&c, "step time");
+		}
+		m->steps = (rpc_span){from, c.fail ? 0 : (size_t)(c.p - from)};
+		break;
+	}
 	case RPC_PARCEL:
 		m->text = get_str(&c, 64, "token");
 		m->size = get_le(&c, 8, "size");
@@ -275,6 +293,14 @@ double rpc_sample(const rpc_msg *m, uint32_t i)
 {
 	cursor c = {m->samples + 8 * (size_t)i, 8, NULL};
 	return i < m->nsamples ? get_f64(&c, "sample") : 0;
+}
+
+void rpc_step_next(const rpc_msg *m, size_t *at, rpc_span *name, double *ms)
+{
+	cursor c = {m->steps.p + *at, m->steps.n - *at, NULL};
+	*name = get_str(&c, RPC_MAX_NAME, "step name");
+	*ms = get_f64(&c, "step time");
+	*at = m->steps.n - c.left;
 }
 
 /* ---- encoding ---- */

@@ -33,6 +33,10 @@
  *   MODEL_TIME u32 model, u32 n, bytes input[n], i32 warmup, i32 number, i32 repeat,
  *              f64 min_repeat_ms     -> TIMING
  *   FREE_MODEL u32 model             -> OK
+ *   MODEL_STEPS u32 model, u32 n, bytes input[n], i32 runs
+ *                                    -> STEP_TIMES u32 n, {str function, f64 ms}[n]: each step
+ *                                       (kernel) timed inside runs whole runs after a warm one,
+ *                                       its median, in plan order (what model tuning measures)
  *   PARCEL     str token, u64 size   proxy -> web device: fetch the next message's body
  *              from GET /parcel/TOKEN on the proxy (large messages: a browser fetches
  *              faster than it receives a WebSocket message)
@@ -60,6 +64,7 @@
 #define RPC_MAX_ARGS 256
 #define RPC_MAX_SAMPLES 100000
 #define RPC_MAX_IO 64
+#define RPC_MAX_STEPS 100000
 #define RPC_REGISTER_PARCELS 1u
 
 enum {
@@ -91,6 +96,8 @@ enum {
 	RPC_FREE_MODEL,
 	RPC_PARCEL,
 	RPC_POOL,
+	RPC_MODEL_STEPS,
+	RPC_STEP_TIMES,
 	RPC_NUM_TYPES
 };
 
@@ -124,6 +131,9 @@ typedef struct {
 	rpc_span io[RPC_MAX_IO];
 	uint32_t nin, nout;          /* MODEL_INFO */
 	kiln_arg_info in_info[RPC_MAX_IO], out_info[RPC_MAX_IO];
+	int32_t runs;                /* MODEL_STEPS */
+	uint32_t nsteps;             /* STEP_TIMES: nsteps {str, f64} checked, walked by rpc_step_next */
+	rpc_span steps;
 	uint32_t ndevices;           /* DEVICE_LIST */
 	rpc_span dev_target[RPC_MAX_DEVICES], dev_desc[RPC_MAX_DEVICES];
 } rpc_msg;
@@ -134,6 +144,8 @@ const char *rpc_type_name(int type);
 int rpc_decode(const uint8_t *body, size_t n, rpc_msg *m, char *err, size_t errn);
 /* samples[i] of a decoded TIMING. */
 double rpc_sample(const rpc_msg *m, uint32_t i);
+/* The next step of a decoded STEP_TIMES from *at (0 for the first): its function's name and time. */
+void rpc_step_next(const rpc_msg *m, size_t *at, rpc_span *name, double *ms);
 
 /* A message being built: a frame (u32 length, then the body) in one buffer. */
 typedef struct {

@@ -419,6 +419,37 @@ static int do_model_time(session *s, const rpc_msg *m)
 	return reply_timing(s, &t);
 }
 
+/* Each step timed inside whole runs (kiln_model_step_times_in_runs): what a model's tuning measures. */
+static int do_model_steps(session *s, const rpc_msg *m)
+{
+	int rc = 0;
+	kiln_model *mm = model_with_inputs(s, m, &rc);
+	if (!mm)
+		return rc;
+	if (m->runs < 1 || m->runs > 100000)
+		return reply_error(s, "MODEL_STEPS: %d runs (1 to 100000)", m->runs);
+	int n = kiln_model_num_steps(mm);
+	double *ms = calloc(n ? (size_t)n : 1, sizeof *ms);
+	if (!ms)
+		return reply_error(s, "out of memory for %d steps", n);
+	arm_crash(s->fd, "MODEL_STEPS", kiln_model_target(mm));
+	rc = kiln_model_step_times_in_runs(mm, m->runs, ms);
+	crash_fd = -1;
+	if (rc) {
+		free(ms);
+		return reply_error(s, "%s", kiln_rt_last_error());
+	}
+	rpc_begin(&s->out, RPC_STEP_TIMES);
+	rpc_u32(&s->out, (uint32_t)n);
+	for (int i = 0; i < n; i++) {
+		const char *fn = kiln_model_step_name(mm, i);
+		rpc_str(&s->out, fn, strlen(fn));
+		rpc_f64(&s->out, ms[i]);
+	}
+	free(ms);
+	return send_out(s);
+}
+
 /* One request; 1 when the session ends cleanly, -1 on a broken connection. */
 static int handle(session *s, const rpc_msg *m)
 {
@@ -450,6 +481,8 @@ static int handle(session *s, const rpc_msg *m)
 		return do_model_run(s, m);
 	case RPC_MODEL_TIME:
 		return do_model_time(s, m);
+	case RPC_MODEL_STEPS:
+		return do_model_steps(s, m);
 	case RPC_FREE_MODEL:
 		if (!model_of(s, m->model))
 			return reply_error(s, "no model %u in this session", m->model);
