@@ -535,7 +535,7 @@ END_TEST
 /*
  * A model's steps timed there inside whole runs (MODEL_STEPS, what model
  * tuning over RPC measures): the steps of the model built here, in plan
- * order, each with a time; bad run counts refused on both sides.
+ * order, each with a time; a bad run count refused before it is sent.
  */
 START_TEST(remote_model_steps)
 {

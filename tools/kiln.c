@@ -112,8 +112,8 @@ static void cmd_usage(const char *cmd)
 		return;
 	}
 	if (!strcmp(cmd, "compile")) {
-		printf("usage: kiln compile MODEL.onnx -o M.kmod|M.so [--target T] [--input-shape NAME=N,N,...] [--print-graph]\n"
-		       "                    [--tuning-log F.jsonl]\n\n"
+		printf("usage: kiln compile MODEL.onnx -o M.kmod|M.so|DIR/ [--target T|web] [--input-shape NAME=N,N,...]\n"
+		       "                    [--print-graph] [--tuning-log F.jsonl [--rpc HOST:PORT]]\n\n"
 		       "Imports the model, runs the graph passes (shape inference and constant folding,\n"
 		       "simplification, fusion, memory planning) and writes one model module: a kernel per\n"
 		       "fused group, the execution plan and the weights. --input-shape binds an input's\n"
@@ -122,7 +122,10 @@ static void cmd_usage(const char *cmd)
 		       "a plain C entry int model_run(const float *input, float *output).\n"
 		       "kiln run M.kmod|M.so [--input X.npy ...] [-o Y.npy|DIR] runs it (random inputs\n"
 		       "without --input; -o writes the outputs); bench times it (--print-graph: each kernel\n"
-		       "inside whole runs and alone); kiln_model_load (kiln/model.h) loads it in C.\n");
+		       "inside whole runs and alone); kiln_model_load (kiln/model.h) loads it in C.\n"
+		       "--target web -o DIR/ writes a bundle of the web targets' modules (kiln.mjs's loadModel).\n"
+		       "--tuning-log applies the best record of each kernel's task (kiln tune MODEL.onnx) measured\n"
+		       "on this machine, or with --rpc on that server or browser tab.\n");
 		return;
 	}
 	if (!strcmp(cmd, "onnx")) {
@@ -882,16 +885,23 @@ static const kiln_cpu_config *group_config(const char *task, void *user)
 	return &gc->cfg[gc->n++];
 }
 
-/* This machine's device for target as tuning records carry it (an OpenCL device's name included). */
-static void host_device(const char *target, char *out, size_t n)
+/*
+ * The device for target as tuning records carry it: this machine's (an
+ * OpenCL device's name included), or with remote the server's or tab's at
+ * that address (records measured there apply there: kiln run --rpc, kiln
+ * compile --rpc).
+ */
+static void host_device(const char *target, const char *remote, char *out, size_t n)
 {
 	kiln_target t;
 	char err[512];
 	out[0] = 0;
 	if (!kiln_target_parse(target, &t, err, sizeof err)) {
-		const char *dev = t.kind == KILN_OPENCL ? kiln_opencl_device_name() : NULL;
+		const char *dev = t.kind == KILN_OPENCL && !remote ? kiln_opencl_device_name() : NULL;
 		kiln_target_describe(&t, err, sizeof err);
-		if (dev)
+		if (remote)
+			snprintf(out, n, "%.200s; remote %.200s", err, remote); /* (the form records have had) */
+		else if (dev)
 			snprintf(out, n, "%.200s on %.200s", err, dev);
 		else
 			snprintf(out, n, "%.255s", err);
@@ -941,7 +951,7 @@ static int cmd_compile(const opts *o)
 		for (; g && n < 4; n++) {
 			/* each module with its own target's records (model tuning logs wasm's: kiln tune --target wasm) */
 			gcs[n] = (group_configs){.log = o->tuning_log, .target = targets[n]};
-			host_device(targets[n], gcs[n].device, sizeof gcs[n].device);
+			host_device(targets[n], o->rpc, gcs[n].device, sizeof gcs[n].device);
 			kiln_graph_set_config(g, o->tuning_log ? group_config : NULL, &gcs[n]);
 			if (!(mods[n] = kiln_graph_compile(g, targets[n], o->print_graph && !n ? stdout : NULL)))
 				break;
@@ -954,7 +964,7 @@ static int cmd_compile(const opts *o)
 			printf("wrote %s: a model bundle (webgpu, webgpu-cpu, webgl, wasm; kiln.mjs's loadModel opens it)\n",
 			       o->out);
 			for (int i = 0; o->tuning_log && i < 4; i++)
-				if (gcs[i].applied || gcs[i].kept)
+				if (gcs[i].applied || gcs[i].kept || !strcmp(targets[i], "wasm"))
 					printf("%s: tuned configurations for %d of %d %s kernels (%d kept the default)\n", o->tuning_log,
 					       gcs[i].applied, gcs[i].asked, targets[i], gcs[i].kept);
 			rc = 0;
@@ -969,7 +979,7 @@ static int cmd_compile(const opts *o)
 	}
 	group_configs gc = {.log = o->tuning_log, .target = o->target};
 	if (g && o->tuning_log && !log_bad) {
-		host_device(o->target, gc.device, sizeof gc.device);
+		host_device(o->target, o->rpc, gc.device, sizeof gc.device);
 		kiln_graph_set_config(g, group_config, &gc);
 	}
 	kiln_module *mod = g && !log_bad ? kiln_graph_compile(g, o->target, o->print_graph ? stdout : NULL) : NULL;
@@ -977,7 +987,7 @@ static int cmd_compile(const opts *o)
 		printf("%s: tuned configurations for %d of %d convolution and matrix-product kernels (%d kept the default: "
 		       "no trial beat it)\n", o->tuning_log, gc.applied, gc.asked, gc.kept);
 	if (!mod) {
-		if (!log_bad) /* (said above) */
+		if (!g || !log_bad) /* (a missing log was said above) */
 			fprintf(stderr, "kiln: %s\n", kiln_error(ctx));
 	} else if (is_library(o->out) && strcmp(o->target, "llvm"))
 		fprintf(stderr, "kiln: a model library (.so) holds CPU code: --target llvm, or write a .kmod for %s\n",
@@ -1170,18 +1180,9 @@ static kiln_tune_task task_of(const opts *o)
  * with the device it was measured on), and for --rpc the server's address
  * (records measured there apply there).
  */
-static const char *tuning_device(const opts *o, const kiln_target *t, char *desc, size_t n)
+static const char *tuning_device(const opts *o, char *desc, size_t n)
 {
-	if (o->rpc && !o->node_runner) {
-		char d[512], full[1024];
-		kiln_target_describe(t, d, sizeof d);
-		int l = snprintf(full, sizeof full, "%.200s; remote %.200s", d, o->rpc); /* (the form records have had) */
-		l = l < 0 ? 0 : (size_t)l < n ? l : (int)n - 1;
-		memcpy(desc, full, (size_t)l);
-		desc[l] = 0;
-	} else {
-		host_device(o->target, desc, n);
-	}
+	host_device(o->target, o->rpc && !o->node_runner ? o->rpc : NULL, desc, n);
 	return desc;
 }
 
@@ -1206,7 +1207,7 @@ static int pick_config(const opts *o, kiln_cpu_config *cfg)
 	char err[512], desc[512] = "";
 	kiln_target t;
 	if (!kiln_target_parse(o->target, &t, err, sizeof err))
-		tuning_device(o, &t, desc, 256);
+		tuning_device(o, desc, 256);
 	/* records measured on another machine do not apply here */
 	int found = kiln_tune_log_best(o->tuning_log, &task, desc[0] ? desc : NULL, &best, err, sizeof err);
 	if (found < 0) {
@@ -1714,11 +1715,14 @@ static double compare_remote(kiln_ctx *ctx, const opts *o, kiln_graph *g1, kiln_
 	double diff = -1;
 	if (!model_file(ctx, o, g1, &none, pa, sizeof pa, err, en) && !model_file(ctx, o, g2, gc, pb, sizeof pb, err, en) &&
 	    !cli_rpc_model_measure(pa, o->rpc, o->seed, 1, NULL, MAX_COMPARED_OUTPUTS, x, &nx, err, en) &&
-	    !cli_rpc_model_measure(pb, o->rpc, o->seed, 1, NULL, MAX_COMPARED_OUTPUTS, y, &ny, err, en))
+	    !cli_rpc_model_measure(pb, o->rpc, o->seed, 1, NULL, MAX_COMPARED_OUTPUTS, y, &ny, err, en)) {
 		diff = nx == ny ? compare_outputs(nx, (const kiln_array *const *)x, (const kiln_array *const *)y) : -1;
+		if (nx != ny)
+			snprintf(err, en, "the default model has %d outputs there, the tuned one %d", nx, ny);
+	}
 	for (int i = 0; i < MAX_COMPARED_OUTPUTS; i++)
 		kiln_array_free(x[i]), kiln_array_free(y[i]);
-	if (pa[0])
+	if (pa[0]) /* (a model not sent there is still here) */
 		unlink(pa);
 	if (pb[0])
 		unlink(pb);
@@ -1938,7 +1942,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	kiln_graph *g1 = model_graph(ctx, o, &om1), *g2 = g1 ? model_graph(ctx, o, &om2) : NULL;
 	err[0] = 0;
 	group_configs none = {.target = o->target}, logged = {.target = o->target, .log = o->log};
-	host_device(o->target, logged.device, sizeof logged.device);
+	snprintf(logged.device, sizeof logged.device, "%.255s", desc); /* where the records were measured */
 	kiln_model *a = g2 && !o->rpc ? model_with(ctx, o, g1, &none, err, sizeof err) : NULL;
 	kiln_model *b = a ? model_with(ctx, o, g2, &logged, err, sizeof err) : NULL;
 	double diff = b ? compare_models(a, b, o->seed) : g2 && o->rpc ? compare_remote(ctx, o, g1, g2, &logged, err, sizeof err) : -1;
@@ -2266,7 +2270,7 @@ static int cmd_tune(const opts *o)
 	}
 	self[sl] = 0;
 	if (is_onnx(o->op)) {
-		host_device(o->target, desc, sizeof desc);
+		tuning_device(o, desc, sizeof desc);
 		return cmd_tune_model(o, &t, self, desc);
 	}
 	kiln_cpu_config *space = malloc(sizeof *space * TUNE_SPACE_MAX);
@@ -2315,7 +2319,7 @@ static int cmd_tune(const opts *o)
 		n = 0;
 	}
 	kiln_tune_task task = task_of(o);
-	tuning_device(o, &t, desc, sizeof desc);
+	tuning_device(o, desc, sizeof desc);
 	fprintf(stderr, "tuning %s %s on %s: %d of %d configurations (%s search; %d the schedule refuses), log %s\n",
 	        task.op, task.shape, desc, n, nspace, o->search, nall - nspace, o->log);
 	bool oracle_ready = false; /* a checked trial has run the oracle (and kept its answer) */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kiln/build.h"
 #include "kiln/rpc.h"
@@ -382,17 +383,24 @@ int cli_rpc_model_measure(const char *path, const char *addr, uint64_t seed, int
 {
 	size_t size;
 	*n = 0;
+	err[0] = 0;
 	uint8_t *data = read_file(path, &size);
-	kiln_rpc *s = data ? cli_rpc_connect(addr, NULL) : NULL; /* the key: KILN_RPC_KEY */
+	unlink(path); /* read: a worker killed at its deadline leaves nothing behind */
+	const char *key = getenv("KILN_RPC_KEY");
+	kiln_rpc *s = data && key && key[0] ? cli_rpc_connect(addr, NULL) : NULL;
 	if (!data)
 		snprintf(err, errn, "cannot read %s", path);
+	else if (!key || !key[0])
+		snprintf(err, errn, "rpc needs a key: KILN_RPC_KEY");
 	kiln_rpc_model *m = s ? kiln_rpc_load_model(s, data, size) : NULL;
-	bool read = data;
 	free(data);
 	int nin = kiln_rpc_model_num_inputs(m), rc = m ? 0 : -1;
 	kiln_array *in[RPC_MAX_IO_CLI] = {0};
-	if (!rc && (nin > RPC_MAX_IO_CLI || (outs && kiln_rpc_model_num_outputs(m) > nout))) {
-		snprintf(err, errn, "the model has more than %d inputs or %d outputs", RPC_MAX_IO_CLI, nout);
+	if (!rc && nin > RPC_MAX_IO_CLI) {
+		snprintf(err, errn, "the model has %d inputs, more than %d", nin, RPC_MAX_IO_CLI);
+		rc = 1;
+	} else if (!rc && outs && kiln_rpc_model_num_outputs(m) > nout) {
+		snprintf(err, errn, "the model has %d outputs, more than %d", kiln_rpc_model_num_outputs(m), nout);
 		rc = 1;
 	}
 	for (int i = 0; !rc && i < nin; i++) {
@@ -412,8 +420,8 @@ int cli_rpc_model_measure(const char *path, const char *addr, uint64_t seed, int
 		rc = kiln_rpc_model_run(m, (const kiln_array *const *)in, outs);
 	else if (!rc)
 		rc = kiln_rpc_model_step_times(m, (const kiln_array *const *)in, runs, steps, n);
-	if (rc < 0 && read)
-		snprintf(err, errn, "rpc: %s", kiln_rt_last_error());
+	if (rc < 0 && !err[0]) /* (the client's messages say rpc: or remote:) */
+		snprintf(err, errn, "%s", kiln_rt_last_error());
 	for (int i = 0; i < RPC_MAX_IO_CLI; i++)
 		kiln_array_free(in[i]);
 	kiln_rpc_model_free(m);

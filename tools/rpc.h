@@ -23,8 +23,8 @@ int rpc_split(const char *s, char *host, size_t n, int *port);
 int cli_rpc_model(const char *path, const char *addr, const char *key, bool bench, int ninput,
                   const char *const *inputs, const char *out, uint64_t seed, int repeat);
 /*
- * The model module at path loaded on the server at addr (the key from
- * KILN_RPC_KEY), on random inputs of seed: with outs (room for nout), one
+ * The model module at path (a temporary file: removed once read) loaded on
+ * the server at addr (the key from KILN_RPC_KEY), on random inputs of seed: with outs (room for nout), one
  * run's outputs (allocated, *n of them); else each step's time inside runs
  * whole runs (kiln_rpc_model_step_times: *steps, *n). 0, or -1 with err.
  */

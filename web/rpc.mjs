@@ -39,12 +39,14 @@ class ProtocolError extends Error {}
 // functions are tiered up in the background: a model's kernels ran 1.5-2x
 // slower for its first second or more, and which schedule wins there is not
 // which wins in the optimized code. Whole runs until they stop getting
-// faster (three batches in a row within 3% of the best) and at least 2 s, at
-// most 15 s; node started with --no-liftoff (kiln tune's runner) compiles
-// with the optimizing tier at once and needs no minimum.
+// faster (three batches in a row none of them 3% faster than the best so
+// far) and at least 2 s, at most 15 s, once per model; node started with
+// --no-liftoff (kiln tune's runner) compiles with the optimizing tier at
+// once and needs no minimum.
 const eager = globalThis.process?.execArgv?.includes('--no-liftoff') ?? false;
 async function warmed(model) {
-  if (model.backend !== 'wasm') return;
+  if (model.backend !== 'wasm' || model.warmed) return;
+  model.warmed = true;
   const t0 = performance.now(), least = eager ? 0 : 2000;
   let best = Infinity, calm = 0;
   while ((calm < 3 || performance.now() - t0 < least) && performance.now() - t0 < 15000) {
@@ -543,7 +545,7 @@ export class RpcServer {
     case T.MODEL_STEPS: {
       const model = this.model(r.u32('model')), inputs = this.modelInputs(r, model), runs = r.i32('runs');
       r.end(type);
-      if (!(runs >= 1 && runs <= 100000)) throw new Error(`MODEL_STEPS: ${runs} runs (1 to 100000)`);
+      if (!(runs >= 1 && runs <= 1000)) throw new Error(`MODEL_STEPS: ${runs} runs (1 to 1000)`);
       model.feed(inputs());
       await warmed(model);
       // each kernel inside whole runs; profile() says so where the backend cannot (WebGPU, WebGL queue their work)

@@ -90,8 +90,8 @@ typedef struct {
 	double ms;
 } kiln_rpc_step;
 /*
- * Each step of the model timed there inside runs whole runs (after a warm
- * one) on these inputs, as kiln_model_step_times_in_runs: the medians in
+ * Each step of the model timed there inside runs (1 to 1000) whole runs
+ * (after a warm one) on these inputs, as kiln_model_step_times_in_runs: the medians in
  * plan order into *steps (malloc'ed: free it) and their count into *n.
  * What tuning a whole model measures: each kernel with the caches as the
  * kernels before it leave them. 0 or -1.

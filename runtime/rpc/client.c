@@ -699,17 +699,23 @@ int kiln_rpc_model_step_times(kiln_rpc_model *m, const kiln_array *const *inputs
 	*n = 0;
 	if (!m)
 		return rt_error("rpc: no model");
-	if (runs < 1 || runs > 100000)
-		return rt_error("rpc: step times over %d runs (1 to 100000)", runs);
-	if (put_inputs(m, RPC_MODEL_STEPS, inputs))
+	if (runs < 1 || runs > RPC_MAX_STEP_RUNS)
+		return rt_error("rpc: step times over %d runs (1 to %d)", runs, RPC_MAX_STEP_RUNS);
+	rpc_msg *rep = malloc(sizeof *rep); /* (before the request: its reply must be read) */
+	if (!rep)
+		return rt_error("rpc: out of memory");
+	if (put_inputs(m, RPC_MODEL_STEPS, inputs)) {
+		free(rep);
 		return -1;
+	}
 	rpc_u32(&m->s->out, (uint32_t)runs);
 	queue_request(m->s);
-	if (flush(m->s))
+	if (flush(m->s)) {
+		free(rep);
 		return -1;
-	rpc_msg *rep = malloc(sizeof *rep);
+	}
 	uint8_t *body = NULL;
-	int rc = rep ? receive(m->s, RPC_STEP_TIMES, rep, &body) : rt_error("rpc: out of memory");
+	int rc = receive(m->s, RPC_STEP_TIMES, rep, &body);
 	kiln_rpc_step *out = rc ? NULL : calloc(rep->nsteps ? rep->nsteps : 1, sizeof *out);
 	if (!rc && !out)
 		rc = rt_error("rpc: out of memory for %u steps", rep->nsteps);

@@ -33,7 +33,7 @@
  *   MODEL_TIME u32 model, u32 n, bytes input[n], i32 warmup, i32 number, i32 repeat,
  *              f64 min_repeat_ms     -> TIMING
  *   FREE_MODEL u32 model             -> OK
- *   MODEL_STEPS u32 model, u32 n, bytes input[n], i32 runs
+ *   MODEL_STEPS u32 model, u32 n, bytes input[n], i32 runs (1 to RPC_MAX_STEP_RUNS)
  *                                    -> STEP_TIMES u32 n, {str function, f64 ms}[n]: each step
  *                                       (kernel) timed inside runs whole runs after a warm one,
  *                                       its median, in plan order (what model tuning measures)
@@ -65,6 +65,7 @@
 #define RPC_MAX_SAMPLES 100000
 #define RPC_MAX_IO 64
 #define RPC_MAX_STEPS 100000
+#define RPC_MAX_STEP_RUNS 1000 /* MODEL_STEPS */
 #define RPC_REGISTER_PARCELS 1u
 
 enum {

@@ -426,8 +426,9 @@ static int do_model_steps(session *s, const rpc_msg *m)
 	kiln_model *mm = model_with_inputs(s, m, &rc);
 	if (!mm)
 		return rc;
-	if (m->runs < 1 || m->runs > 100000)
-		return reply_error(s, "MODEL_STEPS: %d runs (1 to 100000)", m->runs);
+	/* (a sample per step and run is kept: bounded, as a request's work is) */
+	if (m->runs < 1 || m->runs > RPC_MAX_STEP_RUNS)
+		return reply_error(s, "MODEL_STEPS: %d runs (1 to %d)", m->runs, RPC_MAX_STEP_RUNS);
 	int n = kiln_model_num_steps(mm);
 	double *ms = calloc(n ? (size_t)n : 1, sizeof *ms);
 	if (!ms)
