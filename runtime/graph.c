@@ -670,7 +670,7 @@ static int by_value(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* (qsort: a request over RPC may ask for 100000 runs) */
+/* (qsort: up to 100000 runs, many of them asked for over RPC) */
 static double median_of(double *x, int n)
 {
 	qsort(x, (size_t)n, sizeof *x, by_value);

@@ -93,6 +93,13 @@ grep -q '"op":"graph Conv","shape":"","attrs":"Conv \[1,1,7,5\] \[1,1,3,3\]' "$d
 "$kiln" run "$dir/m.kmod" >/dev/null || fail "the tuned model does not run"
 grep -q '"config":{"rows":0,"vecs":0,"unroll":0,"tile":0,"order":0}' "$dir/m.jsonl" ||
 	fail "no record of the default schedule (apply-best would take a slower trial over it)"
+# compile's report in $dir/out: each of mlp64's two tasks took its record or kept the default
+both_tasks_took() {
+	applied=$(sed -n 's/.*tuned configurations for \([0-2]\) of 2 .*/\1/p' "$dir/out")
+	kept=$(sed -n 's/.*(\([0-2]\) kept the default.*/\1/p' "$dir/out")
+	[ -n "$applied" ] && [ -n "$kept" ] && [ $((applied + kept)) -eq 2 ] ||
+		{ cat "$dir/out"; fail "compile did not apply $1 to both tasks"; }
+}
 # on OpenCL (PoCL here) a model of two 64-row matrix products (the exporter's mlp64, Debian's torch):
 # the GPU template per task, records naming the device, applied by compile
 /usr/bin/python3 "$(dirname "$0")/../scripts/export_models.py" "$dir" mlp64 >/dev/null 2>&1 || fail "export of mlp64"
@@ -104,10 +111,7 @@ grep -q "tuned outputs within .* of the default's" "$dir/out" || fail "the tuned
 grep -q '"stages":[12],"pad":[12]' "$dir/mo.jsonl" || fail "no record of the GPU template's knobs"
 "$kiln" compile "$dir/mlp64.onnx" --target opencl -o "$dir/mo.kmod" --tuning-log "$dir/mo.jsonl" >"$dir/out" ||
 	fail "compile with the opencl model's log"
-applied=$(sed -n 's/.*tuned configurations for \([0-2]\) of 2 .*/\1/p' "$dir/out")
-kept=$(sed -n 's/.*(\([0-2]\) kept the default.*/\1/p' "$dir/out")
-[ -n "$applied" ] && [ -n "$kept" ] && [ $((applied + kept)) -eq 2 ] ||
-	{ cat "$dir/out"; fail "compile did not apply the opencl model's log to both tasks"; }
+both_tasks_took "the opencl model's log"
 "$kiln" run "$dir/mo.kmod" >/dev/null || fail "the tuned opencl model does not run"
 "$kiln" tune "$model" --target webgpu --trials 2 --log "$dir/mo.jsonl" 2>&1 | grep -q "a model tunes on llvm, wasm and opencl" ||
 	fail "a webgpu model tuning is not refused with the reason"
@@ -127,10 +131,7 @@ for task in 'Gemm \[64,96\]' 'Gemm \[64,128\]'; do
 done
 "$kiln" compile "$dir/mlp64.onnx" --target wasm -o "$dir/mw.kmod" --tuning-log "$dir/mw.jsonl" >"$dir/out" ||
 	fail "compile with the wasm model's log"
-applied=$(sed -n 's/.*tuned configurations for \([0-2]\) of 2 .*/\1/p' "$dir/out")
-kept=$(sed -n 's/.*(\([0-2]\) kept the default.*/\1/p' "$dir/out")
-[ -n "$applied" ] && [ -n "$kept" ] && [ $((applied + kept)) -eq 2 ] ||
-	{ cat "$dir/out"; fail "compile did not apply the wasm model's log to both tasks"; }
+both_tasks_took "the wasm model's log"
 "$kiln" compile "$dir/mlp64.onnx" --target web -o "$dir/mwb/" --tuning-log "$dir/mw.jsonl" >"$dir/out" ||
 	fail "a web bundle with the wasm model's log"
 grep -Eq "tuned configurations for [0-2] of 2 wasm kernels \([0-2] kept" "$dir/out" ||
