@@ -171,6 +171,9 @@ START_TEST(op_attrs)
 {
 	RUN("matmul", "trans_a=1,trans_b=1", 33, 70, 21);
 	RUN("matmul", "", 64, 64, 64);
+	/* rows too few for a register block: the whole packed panel per block, a shifted last one */
+	RUN("matmul", "", 1, 100, 37);
+	RUN("matmul", "trans_b=1", 3, 70, 20);
 	RUN("batch_matmul", "trans_b=1", 2, 9, 40, 5);
 	RUN("dense", "bias=0", 1, 100, 64);
 	RUN("conv2d", "pad=1", 1, 8, 14, 14, 16, 3, 3);
