@@ -18,7 +18,8 @@
  * What the schedules size from the target (include/kiln/target.h): f32
  * lanes of one vector register, and how many registers a block of
  * accumulators may take (the rest hold the operands being broadcast and
- * loaded). AVX-512: 16 lanes, 28; AVX2 and wasm: 8 or 4 lanes, 12.
+ * loaded). AVX-512: 16 lanes, 28; AVX2: 8 lanes, 12; wasm: 4 lanes, 8 (V8
+ * keeps the rest).
  */
 typedef struct {
 	int vec;
@@ -260,21 +261,22 @@ static int schedule_matmul(const cpu_desc *c, sch_schedule *s, sch_stage *st)
 	int n = out->op->naxis;
 	int64_t M = out->outs[0]->shape[n - 2], nb = red->op->attr[0] ? red->op->attr[0] : c->vec;
 	int64_t N = out->outs[0]->shape[n - 1];
-	/* two vectors of columns, within one packed panel */
+	/* columns: a tuner's vectors, else two vectors within one packed panel (or the panel: below) */
 	if (c->vecs) {
 		int64_t want = (int64_t)c->vecs * c->vec;
 		if (want > nb || nb % want)
 			return ir_error(s->ctx, "schedule: %d vectors of %d lanes do not divide the packed panel of %lld columns",
 			                c->vecs, c->vec, (long long)nb);
 		nb = want;
-	} else if (nb > 2 * c->vec && nb % (2 * c->vec) == 0 && !(M < c->acc / 2 && M * (nb / c->vec) <= c->acc)) {
-		/* two vectors; but a block whose rows M cuts short (a matrix-vector
-		 * product: a classifier at batch 1) takes the whole panel when its
-		 * accumulators fit: it then streams the packed weights in order, a
-		 * panel row a step, where two vectors read every other line and come
-		 * back for the rest, with more chains of FMAs. MobileNetV2's
-		 * 1000x1280 classifier in runs, one AVX2 core: 0.71 -> 0.48-0.53 ms
-		 * (5 MB of weights from memory) */
+	} else if (nb > 2 * c->vec && nb % (2 * c->vec) == 0 && !(c->vec >= 8 && M * (nb / c->vec) <= c->acc)) {
+		/* two vectors; but on AVX2 a block of rows so few that the whole
+		 * panel's accumulators fit (a matrix-vector product: a classifier at
+		 * batch 1) takes the whole panel: it then streams the packed weights
+		 * in order, a panel row a step, where two vectors read every other
+		 * line and come back for the rest, with a chain of FMAs per vector.
+		 * MobileNetV2's 1000x1280 classifier in runs, one AVX2 core: 0.68-0.77
+		 * -> 0.44-0.58 ms (5 MB of weights from memory). (AVX-512's panel is
+		 * two vectors already; wasm's not measured.) */
 		nb = 2 * c->vec;
 	}
 	if (nb > N)

@@ -156,6 +156,23 @@ START_TEST(targets_size_schedules)
 		free(text);
 		kiln_ctx_free(ctx);
 	}
+	/* a matrix-vector product (one row): AVX2 takes the whole packed panel of 32 columns, wasm two vectors */
+	static const struct {
+		const char *target, *block;
+	} gemv[] = {{"llvm -mcpu=haswell", "allocate matmul.local[float32 * 32]"},
+	            {"wasm", "allocate matmul.local[float32 * 8]"}};
+	for (size_t c = 0; c < sizeof gemv / sizeof *gemv; c++) {
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_tensor *A = kiln_placeholder(ctx, "A", 2, (int64_t[]){1, 80}, KILN_F32);
+		kiln_tensor *B = kiln_placeholder(ctx, "B", 2, (int64_t[]){80, 100}, KILN_F32);
+		kiln_tensor *C = kiln_op_matmul(ctx, A, B, 0, 0);
+		kiln_schedule *s = kiln_schedule_for(ctx, gemv[c].target, 1, &C);
+		ck_assert_msg(s, "%s", kiln_error(ctx));
+		char *text = tu_lowered_text(ctx, s, 3, (kiln_tensor *[]){A, B, C});
+		ck_assert_msg(strstr(text, gemv[c].block), "%s:\n%.3000s", gemv[c].target, text);
+		free(text);
+		kiln_ctx_free(ctx);
+	}
 }
 END_TEST
 
