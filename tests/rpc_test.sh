@@ -92,6 +92,7 @@ grep -q "has no record" "$work/tune.log" && fail "the tab's records did not appl
 "$kiln" tune "$work/mlp64.onnx" --target wasm --trials 3 --repeat 3 --rpc "127.0.0.1:$port" --key tab-key \
 	--log "$work/mtune.jsonl" >"$work/tune.log" 2>&1 || fail "model tune in the tab: $(cat "$work/tune.log")"
 grep -q "tuned outputs within .* of the default's" "$work/tune.log" || fail "the tab's tuned model was not checked"
+grep -q "apply it with: kiln compile .* --rpc 127.0.0.1:$port" "$work/tune.log" || fail "the hint does not name the tab"
 [ "$(grep -c '"op":"graph Gemm",.*"target":"wasm",.*; remote 127.0.0.1:'"$port"'",.*"error":""' "$work/mtune.jsonl")" = 6 ] ||
 	fail "model tune in the tab: $(cat "$work/mtune.jsonl")"
 # its records apply to a build for the tab (compile --rpc), not to one for this machine

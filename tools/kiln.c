@@ -1952,9 +1952,10 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 		rc = 1;
 	} else {
 		printf("tunable kernels: %.3f ms with the defaults, %.3f ms tuned (%.2fx); tuned outputs within %.1e of the "
-		       "default's; log %s, plot %s\napply it with: kiln compile %s -o %s%s --tuning-log %s\n",
+		       "default's; log %s, plot %s\napply it with: kiln compile %s -o %s%s --tuning-log %s%s%s\n",
 		       def, best, best > 0 ? def / best : 0, diff, o->log, plot, o->op,
-		       t->kind == KILN_LLVM ? "M.so" : "M.kmod --target ", t->kind == KILN_LLVM ? "" : t->name, o->log);
+		       t->kind == KILN_LLVM ? "M.so" : "M.kmod --target ", t->kind == KILN_LLVM ? "" : t->name, o->log,
+		       o->rpc && !o->node_runner ? " --rpc " : "", o->rpc && !o->node_runner ? o->rpc : "");
 	}
 	kiln_model_free(a);
 	kiln_model_free(b);
