@@ -134,7 +134,7 @@ int kiln_module_call(kiln_module *m, const char *fn, kiln_array **args, int narg
 	return f ? m->device->run(m, f, args, NULL) : -1;
 }
 
-static int cmp_double(const void *a, const void *b)
+int rt_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
@@ -269,7 +269,7 @@ void rt_timing_summarize(kiln_timing *out, int repeat)
 	out->nsamples = repeat;
 	double *sorted = malloc(sizeof(double) * repeat);
 	memcpy(sorted, out->samples_ms, sizeof(double) * repeat);
-	qsort(sorted, (size_t)repeat, sizeof(double), cmp_double);
+	qsort(sorted, (size_t)repeat, sizeof(double), rt_cmp_double);
 	out->median_ms = repeat % 2 ? sorted[repeat / 2] : (sorted[repeat / 2 - 1] + sorted[repeat / 2]) / 2;
 	out->min_ms = sorted[0];
 	double sum = 0;

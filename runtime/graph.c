@@ -664,16 +664,10 @@ static double timed_step(kiln_model *m, int s)
 	return rt_now_ms() - t0;
 }
 
-static int by_value(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* (qsort: up to 100000 runs, many of them asked for over RPC) */
 static double median_of(double *x, int n)
 {
-	qsort(x, (size_t)n, sizeof *x, by_value);
+	qsort(x, (size_t)n, sizeof *x, rt_cmp_double);
 	return x[n / 2];
 }
 

@@ -74,6 +74,8 @@ int rt_time_opts(const kiln_time_opts *opts, kiln_time_opts *out);
 int rt_time_host(int (*once)(void *), void *arg, const kiln_time_opts *o, kiln_timing *out);
 /* Median, mean and min of out->samples_ms[0..repeat). */
 void rt_timing_summarize(kiln_timing *out, int repeat);
+/* qsort's comparison of doubles, ascending. */
+int rt_cmp_double(const void *a, const void *b);
 
 /* This machine's memory in bytes, or 0 when unknown (asked once). */
 uint64_t rt_physical_memory(void);

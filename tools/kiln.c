@@ -1566,14 +1566,21 @@ static int random_inputs(kiln_model *m, uint64_t seed)
 }
 
 /* A model compiled for o's target with one configuration for every tunable group (NULL: defaults), or from a log. */
-static kiln_model *model_with(kiln_ctx *ctx, const opts *o, kiln_graph *g, group_configs *gc, char *error, size_t n)
+/* g compiled for o's target under gc; NULL with error. */
+static kiln_module *compiled_with(kiln_ctx *ctx, const opts *o, kiln_graph *g, group_configs *gc, char *error, size_t n)
 {
 	kiln_graph_set_config(g, group_config, gc);
 	kiln_module *mod = kiln_graph_compile(g, o->target, NULL);
-	kiln_model *m = mod ? kiln_model_from_module(mod) : NULL;
 	if (!mod)
 		snprintf(error, n, "compile: %s", kiln_error(ctx));
-	else if (!m)
+	return mod;
+}
+
+static kiln_model *model_with(kiln_ctx *ctx, const opts *o, kiln_graph *g, group_configs *gc, char *error, size_t n)
+{
+	kiln_module *mod = compiled_with(ctx, o, g, gc, error, n);
+	kiln_model *m = mod ? kiln_model_from_module(mod) : NULL;
+	if (mod && !m)
 		snprintf(error, n, "load: %s", kiln_rt_last_error());
 	return m;
 }
@@ -1587,14 +1594,11 @@ static int model_file(kiln_ctx *ctx, const opts *o, kiln_graph *g, group_configs
                       char *error, size_t en)
 {
 	error[0] = 0;
-	kiln_graph_set_config(g, group_config, gc);
-	kiln_module *mod = kiln_graph_compile(g, o->target, NULL);
+	kiln_module *mod = compiled_with(ctx, o, g, gc, error, en);
 	int fd = mod ? mkstemp(temp_name(path, n, "kiln-model")) : -1;
-	if (!mod)
-		snprintf(error, en, "compile: %s", kiln_error(ctx));
-	else if (fd < 0)
+	if (mod && fd < 0)
 		snprintf(error, en, "a temporary file for the model: %s", strerror(errno));
-	else if (close(fd), kiln_module_save(mod, path))
+	else if (mod && (close(fd), kiln_module_save(mod, path)))
 		snprintf(error, en, "save: %s", kiln_rt_last_error());
 	if (fd < 0)
 		path[0] = 0;
