@@ -670,18 +670,112 @@ kiln_schedule *kiln_schedule_gpu_emulated(kiln_ctx *ctx, int nout, kiln_tensor *
 }
 
 /*
- * WebGL2: one fragment per output element, so every stage is a kernel whose
- * fused output axis is the fragment index (no split: a fragment writes only
- * its own element); reductions loop inside the fragment.
+ * A root stage in WebGL2's fragment model. Its fused output axis is the
+ * fragment index (no shifted split: a fragment writes only its own
+ * elements), and reductions loop inside the fragment. Three knobs, a
+ * template's (1 each: the default):
+ *   lanes 4   packs: four consecutive elements per RGBA texel, so each
+ *             fragment computes four outputs (the innermost axis split by
+ *             4, one vector) and reads aligned inputs four at a time;
+ *   rows L    blocks: the leading axes split into L parts, and each fragment
+ *             computes its element of every part, each into a render target
+ *             of its own (the runtime copies them into place): a matmul
+ *             fragment reuses each texel of B for L rows;
+ *   unroll u  the innermost reduction split by u and unrolled.
+ * Rows and unrolling apply to stages with a reduction only.
  */
-kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
+static int webgl_stage(kiln_ctx *ctx, sch_stage *st, int lanes, int rows, int unroll)
+{
+	int n = st->op->naxis;
+	kiln_iter *fa[KILN_MAX_DIMS + 1] = {0}, *li = NULL, *ki = NULL, *rb = NULL;
+	int nf = 0;
+	for (int d = 0; d < n; d++)
+		fa[nf++] = st->op->axis[d];
+	if (lanes == 4) {
+		kiln_iter *last = fa[--nf], *lo;
+		if (last->extent % 4)
+			return ir_error(ctx, "webgl packing: the innermost extent of '%s' is %lld, not a multiple of 4",
+			                st->op->name, (long long)last->extent);
+		if (kiln_split(st, last, 4, &lo, &li))
+			return -1;
+		fa[nf++] = lo;
+	}
+	if (st->op->nreduce == 0)
+		rows = unroll = 1;
+	if (rows > 1) {
+		/* the fewest leading axes whose product the blocks divide: block r is then texels r * T/L .. */
+		int64_t lead = 1, texels = 1;
+		int m = -1;
+		for (int d = 0; d < nf; d++)
+			texels *= fa[d]->extent;
+		for (int d = 0; d < nf && m < 0; d++)
+			if ((lead *= fa[d]->extent) % rows == 0)
+				m = d;
+		if (m < 0)
+			return ir_error(ctx, "webgl rows %d: no leading axes of '%s' split into %d equal blocks", rows,
+			                st->op->name, rows);
+		if (texels > 4096 && (texels / rows) % 4096)
+			return ir_error(ctx, "webgl rows %d: blocks of %lld texels of '%s' are not whole texture rows (4096)",
+			                rows, (long long)(texels / rows), st->op->name);
+		kiln_iter *g = fa[0];
+		for (int d = 1; d <= m; d++)
+			if (kiln_fuse(st, g, fa[d], &g))
+				return -1;
+		kiln_iter *gi;
+		if (kiln_split_nparts(st, g, rows, &rb, &gi))
+			return -1;
+		fa[0] = gi;
+		memmove(fa + 1, fa + m + 1, sizeof *fa * (size_t)(nf - m - 1));
+		nf -= m;
+	}
+	kiln_iter *order[KILN_MAX_DIMS * 3 + 4] = {0};
+	int k = 0;
+	for (int d = 0; d < nf; d++)
+		order[k++] = fa[d];
+	for (int r = 0; r < st->op->nreduce; r++) {
+		kiln_iter *ax = st->op->reduce[r];
+		if (r == st->op->nreduce - 1 && unroll > 1) {
+			if (ax->extent % unroll)
+				return ir_error(ctx, "webgl unroll %d: the reduction of '%s' has %lld steps", unroll, st->op->name,
+				                (long long)ax->extent);
+			if (kiln_split(st, ax, unroll, &ax, &ki))
+				return -1;
+			order[k++] = ax;
+			order[k++] = ki;
+			continue;
+		}
+		order[k++] = ax;
+	}
+	if (rb)
+		order[k++] = rb;
+	if (li)
+		order[k++] = li;
+	if (kiln_reorder(st, k, order))
+		return -1;
+	kiln_iter *f = fa[0];
+	for (int d = 1; d < nf; d++)
+		if (kiln_fuse(st, f, fa[d], &f))
+			return -1;
+	return kiln_bind(st, f, KILN_BLOCK_X) || (ki && kiln_unroll(st, ki)) || (rb && kiln_unroll(st, rb)) ||
+	       (li && kiln_vectorize(st, li));
+}
+
+/* Every stage in the fragment model under the knobs (see webgl_stage); packing inlines elementwise producers. */
+static kiln_schedule *schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *outs, int lanes, int rows,
+                                     int unroll)
 {
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)
 		return NULL;
-	for (int i = s->nstage - 1; i >= 0; i--) {
-		split_reduction(s, s->stages[i]);
-		if (ctx->nerr)
+	if (lanes == 1)
+		for (int i = s->nstage - 1; i >= 0; i--) {
+			split_reduction(s, s->stages[i]);
+			if (ctx->nerr)
+				return NULL;
+		}
+	for (int i = 0; lanes == 4 && i < s->nstage; i++) {
+		sch_stage *st = s->stages[i];
+		if (!st->is_output && st->op->nreduce == 0 && kiln_compute_inline(st))
 			return NULL;
 	}
 	for (int i = 0; i < s->nstage; i++) {
@@ -690,62 +784,31 @@ kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *
 			continue;
 		if (!st->op->tag && !st->note)
 			st->note = "default: one fragment per output element";
-		kiln_iter *f = st->op->axis[0];
-		for (int d = 1; d < st->op->naxis; d++)
-			if (kiln_fuse(st, f, st->op->axis[d], &f))
-				return NULL;
-		if (kiln_bind(st, f, KILN_BLOCK_X))
+		if (webgl_stage(ctx, st, lanes, rows, unroll))
 			return NULL;
 	}
 	return s;
 }
 
-/*
- * WebGL2 with RGBA packing: four consecutive elements per texel, so each
- * fragment computes four outputs (its innermost axis split by 4, one
- * vector) and reads its inputs four at a time where they are aligned.
- * Elementwise producers are inlined; every other stage's innermost extent
- * must be a multiple of 4.
- */
+kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
+{
+	return schedule_webgl(ctx, nout, outs, 1, 1, 1);
+}
+
 kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
-	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
-	if (!s)
-		return NULL;
-	for (int i = 0; i < s->nstage; i++) {
-		sch_stage *st = s->stages[i];
-		if (!st->is_output && st->op->nreduce == 0 && kiln_compute_inline(st))
-			return NULL;
-	}
-	for (int i = 0; i < s->nstage; i++) {
-		sch_stage *st = s->stages[i];
-		int n = st->op->naxis;
-		if (st->attach != ATTACH_ROOT || n == 0)
-			continue;
-		kiln_iter *last = st->op->axis[n - 1], *lo, *li;
-		if (last->extent % 4)
-			return ir_error(ctx, "webgl packing: the innermost extent of '%s' is %lld, not a multiple of 4",
-			                st->op->name, (long long)last->extent), NULL;
-		if (kiln_split(st, last, 4, &lo, &li))
-			return NULL;
-		kiln_iter *order[KILN_MAX_DIMS * 2 + 2];
-		int k = 0;
-		for (int d = 0; d < n - 1; d++)
-			order[k++] = st->op->axis[d];
-		order[k++] = lo;
-		for (int r = 0; r < st->op->nreduce; r++)
-			order[k++] = st->op->reduce[r];
-		order[k++] = li;
-		if (kiln_reorder(st, k, order))
-			return NULL;
-		kiln_iter *f = st->leaf[0];
-		for (int d = 1; d < n; d++)
-			if (kiln_fuse(st, f, st->leaf[1], &f))
-				return NULL;
-		if (kiln_bind(st, f, KILN_BLOCK_X) || kiln_vectorize(st, li))
-			return NULL;
-	}
-	return s;
+	return schedule_webgl(ctx, nout, outs, 4, 1, 1);
+}
+
+kiln_schedule *kiln_schedule_webgl_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout,
+                                          kiln_tensor *const *outs)
+{
+	int rows = cfg && cfg->rows ? cfg->rows : 1, lanes = cfg && cfg->vecs ? cfg->vecs : 1,
+	    unroll = cfg && cfg->unroll ? cfg->unroll : 1;
+	if (rows < 1 || rows > 8 || (lanes != 1 && lanes != 4) || unroll < 1 || unroll > 64)
+		return ir_error(ctx, "schedule: webgl takes rows 1-8 (blocks per fragment), vecs 1 or 4 (elements per "
+		                "texel) and unroll 1-64, not %d, %d, %d", cfg->rows, cfg->vecs, cfg->unroll), NULL;
+	return schedule_webgl(ctx, nout, outs, lanes, rows, unroll);
 }
 
 kiln_schedule *kiln_schedule_template(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
@@ -761,10 +824,10 @@ kiln_schedule *kiln_schedule_template(kiln_ctx *ctx, const kiln_target *t, const
 			return gpu_config_for(ctx, t, cfg, nout, outs);
 		break;
 	case KILN_WEBGL:
-		break;
+		return kiln_schedule_webgl_config(ctx, cfg, nout, outs);
 	}
-	return ir_error(ctx, "schedule: '%s' has no template a configuration applies to (llvm, wasm, opencl and webgpu "
-	                "have)", t->name), NULL;
+	return ir_error(ctx, "schedule: '%s' has no template a configuration applies to (llvm, wasm, opencl, webgpu and "
+	                "webgl have)", t->name), NULL;
 }
 
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs)

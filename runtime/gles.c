@@ -6,7 +6,9 @@
  *
  * Every buffer is an R32F texture of cg_glsl_width(n) columns; a kernel
  * draws one full-screen triangle into the texture of its output (an FBO,
- * EXT_color_buffer_float), reading its inputs with texelFetch.
+ * EXT_color_buffer_float), reading its inputs with texelFetch. A kernel
+ * whose fragments compute several blocks of their output ("rows=L") draws
+ * into L block textures, which are then blitted into the output's rows.
  *
  * Compiled by Emscripten, the same file runs on WebGL2: only the context
  * comes from elsewhere (a canvas the JS layer registers as "#kiln-webgl").
@@ -30,6 +32,9 @@
 
 typedef struct {
 	GLuint vs, fbo, vao;
+	GLuint blit_fbo; /* the draw side of a blit from a kernel's block textures */
+	int max_targets; /* render targets one draw can write */
+	int attached;    /* attachments of fbo that may hold a texture */
 	GLenum read_fmt; /* how R32F textures read back: GL_RED, else GL_RGBA (WebGL's one sure format) */
 	char name[256];
 } gl_state;
@@ -47,7 +52,9 @@ typedef struct {
 	GLuint *progs;
 	float *staging;
 	int lanes; /* elements per texel: 1 (R32F) or 4 (RGBA32F) for the whole function */
-	int *outs; /* render targets of each launch */
+	int *outs;     /* outputs of each launch */
+	int *rows;     /* blocks of each output a fragment computes (a render target each) */
+	GLuint **blks; /* a launch's block textures, output o's block r at o * rows + r (rows > 1) */
 } fn_state;
 
 #ifdef __EMSCRIPTEN__
@@ -59,7 +66,7 @@ typedef struct {
  * with OpenCL but no EGL runs kiln's CPU and OpenCL models).
  */
 #define EGL_FUNCS(X) X(eglBindAPI) X(eglChooseConfig) X(eglCreateContext) X(eglGetDisplay) X(eglGetProcAddress) X(eglInitialize) X(eglMakeCurrent)
-#define GLES_FUNCS(X) X(glActiveTexture) X(glAttachShader) X(glBindFramebuffer) X(glBindTexture) X(glBindVertexArray) X(glCheckFramebufferStatus) X(glCompileShader) X(glCreateProgram) X(glCreateShader) X(glDeleteProgram) X(glDeleteShader) X(glDeleteTextures) X(glDrawArrays) X(glDrawBuffers) X(glFinish) X(glFramebufferTexture2D) X(glGenFramebuffers) X(glGenTextures) X(glGenVertexArrays) X(glGetError) X(glGetIntegerv) X(glGetProgramiv) X(glGetShaderInfoLog) X(glGetShaderiv) X(glGetString) X(glGetUniformLocation) X(glLinkProgram) X(glReadBuffer) X(glReadPixels) X(glShaderSource) X(glTexImage2D) X(glTexParameteri) X(glTexSubImage2D) X(glUniform1i) X(glUseProgram) X(glViewport)
+#define GLES_FUNCS(X) X(glActiveTexture) X(glAttachShader) X(glBindFramebuffer) X(glBindTexture) X(glBindVertexArray) X(glBlitFramebuffer) X(glCheckFramebufferStatus) X(glCompileShader) X(glCreateProgram) X(glCreateShader) X(glDeleteProgram) X(glDeleteShader) X(glDeleteTextures) X(glDrawArrays) X(glDrawBuffers) X(glFinish) X(glFramebufferTexture2D) X(glGenFramebuffers) X(glGenTextures) X(glGenVertexArrays) X(glGetError) X(glGetIntegerv) X(glGetProgramiv) X(glGetShaderInfoLog) X(glGetShaderiv) X(glGetString) X(glGetUniformLocation) X(glLinkProgram) X(glReadBuffer) X(glReadPixels) X(glShaderSource) X(glTexImage2D) X(glTexParameteri) X(glTexSubImage2D) X(glUniform1i) X(glUseProgram) X(glViewport)
 static struct {
 #define X(f) __typeof__(&f) f;
 	EGL_FUNCS(X)
@@ -178,6 +185,12 @@ static int init_locked(void)
 	gl_state *s = calloc(1, sizeof *s);
 	s->vs = compile(GL_VERTEX_SHADER, vertex_src, "the vertex shader");
 	GL(glGenFramebuffers)(1, &s->fbo);
+	GL(glGenFramebuffers)(1, &s->blit_fbo);
+	GLint draw = 4, attach = 4;
+	GL(glGetIntegerv)(GL_MAX_DRAW_BUFFERS, &draw);
+	GL(glGetIntegerv)(GL_MAX_COLOR_ATTACHMENTS, &attach);
+	s->max_targets = draw < attach ? draw : attach;
+	s->attached = 1;
 	GL(glGenVertexArrays)(1, &s->vao);
 	/* a browser masks GL_RENDERER ("WebKit WebGL"); WEBGL_debug_renderer_info's
 	 * unmasked strings name the real device where the browser offers them */
@@ -221,12 +234,23 @@ const char *kiln_gles_device_name(void)
 	return rc ? NULL : gs->name;
 }
 
+/* The number after `key` ("outputs=") in the header p..q, or dflt without one. */
+static int header_int(const char *p, const char *q, const char *key, int dflt)
+{
+	size_t kl = strlen(key);
+	for (; p + kl <= q; p++)
+		if (!memcmp(p, key, kl))
+			return atoi(p + kl);
+	return dflt;
+}
+
 /*
  * The source of kernel `name` in the module's blob of "//@kernel NAME[ rgba]
- * [ outputs=N]" sections; *lanes is 4 for a packed (RGBA) kernel, else 1;
- * *outs is how many render targets it writes (its first parameters).
+ * [ outputs=N][ rows=L]" sections; *lanes is 4 for a packed (RGBA) kernel,
+ * else 1; *outs is how many outputs it writes (its first parameters), *rows
+ * how many blocks of each a fragment computes.
  */
-static char *kernel_source(const rt_blob *b, const char *name, int *lanes, int *outs)
+static char *kernel_source(const rt_blob *b, const char *name, int *lanes, int *outs, int *rows)
 {
 	char marker[96];
 	snprintf(marker, sizeof marker, "//@kernel %s", name);
@@ -238,13 +262,9 @@ static char *kernel_source(const rt_blob *b, const char *name, int *lanes, int *
 			if (!q)
 				return NULL;
 			*lanes = p[ml] == ' ' && q - (p + ml) >= 5 && !memcmp(p + ml, " rgba", 5) ? 4 : 1;
-			const char *o = p + ml;
-			*outs = 1;
-			while (o < q && memcmp(o, "outputs=", 8))
-				o++;
-			if (o < q)
-				*outs = atoi(o + 8);
-			if (*outs < 1 || *outs > 8)
+			*outs = header_int(p + ml, q, "outputs=", 1);
+			*rows = header_int(p + ml, q, "rows=", 1);
+			if (*outs < 1 || *outs > 8 || *rows < 1 || *rows > 8)
 				return NULL;
 			q++;
 			const char *stop = q;
@@ -266,9 +286,15 @@ static void free_fn_state(rt_function *f)
 	if (!fs)
 		return;
 	GL(glDeleteTextures)(fs->n, fs->tex);
-	for (int l = 0; l < f->nlaunch; l++)
+	for (int l = 0; l < f->nlaunch; l++) {
 		if (fs->progs[l])
 			GL(glDeleteProgram)(fs->progs[l]);
+		if (fs->blks[l])
+			GL(glDeleteTextures)(fs->outs[l] * fs->rows[l], fs->blks[l]);
+		free(fs->blks[l]);
+	}
+	free(fs->blks);
+	free(fs->rows);
 	free(fs->tex);
 	free(fs->elems);
 	free(fs->progs);
@@ -292,19 +318,49 @@ static void define_texture(GLuint tex, int64_t tx, int lanes)
 	GL(glTexParameteri)(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
 }
 
-static int prepare(kiln_module *m, rt_function *f)
+/* Argument index of a launch's argument a (negative: a temporary after the arguments). */
+static int launch_arg(const rt_function *f, const rt_launch *la, int a)
 {
-	if (f->dev)
-		return 0;
+	return la->args[a] >= 0 ? la->args[a] : f->nargs - 1 - la->args[a];
+}
+
+/*
+ * Launch l's block textures: each of its outputs in rows blocks of whole
+ * texture rows (or of one row), which a blit puts in place after the draw.
+ */
+static int make_blocks(rt_function *f, int l)
+{
+	fn_state *fs = f->dev;
+	int nout = fs->outs[l], rows = fs->rows[l];
+	if (nout * rows > gs->max_targets)
+		return rt_error("%s: kernel '%s' draws %d render targets (%d outputs in %d blocks); %s allows %d", f->name,
+		                f->launches[l].kernel, nout * rows, nout, rows, gs->name, gs->max_targets);
+	int64_t tx = texels(fs, launch_arg(f, &f->launches[l], 0)), block = tx / rows;
+	if (tx % rows || (tx > WIDTH && block % WIDTH))
+		return rt_error("%s: kernel '%s' splits %lld texels into %d blocks that are not whole texture rows", f->name,
+		                f->launches[l].kernel, (long long)tx, rows);
+	fs->blks[l] = calloc((size_t)(nout * rows), sizeof(GLuint));
+	if (!fs->blks[l])
+		return rt_error("out of memory");
+	GL(glGenTextures)(nout * rows, fs->blks[l]);
+	for (int i = 0; i < nout * rows; i++)
+		define_texture(fs->blks[l][i], block, fs->lanes);
+	return 0;
+}
+
+static int prepare_new(kiln_module *m, rt_function *f)
+{
 	const rt_blob *b = rt_module_blob(m, "glsl-src");
 	if (!b)
 		return rt_error("%s: the module carries no GLSL source", f->name);
 	fn_state *fs = calloc(1, sizeof *fs);
 	fs->lanes = 1;
 	fs->outs = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(int));
+	fs->rows = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(int));
+	fs->blks = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(GLuint *));
 	if (f->nlaunch) {
-		int outs;
-		char *first = kernel_source(b, f->launches[0].kernel, &fs->lanes, &outs);
+		int outs, rows;
+		char *first = kernel_source(b, f->launches[0].kernel, &fs->lanes, &outs, &rows);
 		free(first);
 	}
 	fs->n = f->nargs + f->ntemp;
@@ -339,12 +395,16 @@ static int prepare(kiln_module *m, rt_function *f)
 	fs->staging = malloc(sizeof(float) * (size_t)(tex_width(most) * tex_height(most)) * 4);
 	int lanes = 1;
 	for (int l = 0; l < f->nlaunch; l++) {
-		char *src = kernel_source(b, f->launches[l].kernel, &lanes, &fs->outs[l]);
+		char *src = kernel_source(b, f->launches[l].kernel, &lanes, &fs->outs[l], &fs->rows[l]);
 		if (!src || fs->outs[l] > f->launches[l].nargs)
 			return rt_error("%s: no valid source for kernel '%s'", f->name, f->launches[l].kernel);
 		if (lanes != fs->lanes) {
 			free(src);
 			return rt_error("%s: kernels disagree on packing (RGBA or not)", f->name);
+		}
+		if (fs->rows[l] > 1 && make_blocks(f, l)) {
+			free(src);
+			return -1;
 		}
 		GLuint fsh = compile(GL_FRAGMENT_SHADER, src, f->launches[l].kernel);
 		free(src);
@@ -376,6 +436,32 @@ static void wait_draws(fn_state *fs)
 	(void)fs;
 	GL(glFinish)();
 #endif
+}
+
+/*
+ * Copies launch l's blocks into its outputs (tx texels each): block r to
+ * rows r * h .. of a many-row texture, or to columns r * w .. of a one-row one.
+ */
+static void blit_blocks(rt_function *f, int l, const GLuint *tex, int64_t tx)
+{
+	fn_state *fs = f->dev;
+	int rows = fs->rows[l];
+	int64_t block = tx / rows, w = tex_width(block), h = tex_height(block);
+	GL(glBindFramebuffer)(GL_DRAW_FRAMEBUFFER, gs->blit_fbo); /* gs->fbo stays the read side */
+	for (int o = 0; o < fs->outs[l]; o++) {
+		int idx = launch_arg(f, &f->launches[l], o);
+		GL(glFramebufferTexture2D)(GL_DRAW_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D,
+		                           idx < f->nargs ? tex[idx] : fs->tex[idx], 0);
+		for (int r = 0; r < rows; r++) {
+			GLint x = tx > WIDTH ? 0 : (GLint)(r * w), y = tx > WIDTH ? (GLint)(r * h) : 0;
+			GL(glReadBuffer)(GL_COLOR_ATTACHMENT0 + (GLenum)(o * rows + r));
+			GL(glBlitFramebuffer)(0, 0, (GLint)w, (GLint)h, x, y, x + (GLint)w, y + (GLint)h, GL_COLOR_BUFFER_BIT,
+			                      GL_NEAREST);
+		}
+	}
+	GL(glFramebufferTexture2D)(GL_DRAW_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, 0, 0);
+	GL(glBindFramebuffer)(GL_FRAMEBUFFER, gs->fbo);
+	GL(glReadBuffer)(GL_COLOR_ATTACHMENT0);
 }
 
 /*
@@ -411,39 +497,43 @@ static int run_with(rt_function *f, const GLuint *tex, kiln_array **args, const 
 	GL(glBindVertexArray)(gs->vao);
 	for (int l = 0; l < f->nlaunch; l++) {
 		rt_launch *la = &f->launches[l];
-		int nout = fs->outs[l], out = 0;
+		int nout = fs->outs[l], rows = fs->rows[l], ntarget = nout * rows;
 		GLenum bufs[8];
-		for (int o = 0; o < nout; o++) { /* one render target per output */
-			int idx = la->args[o] >= 0 ? la->args[o] : f->nargs - 1 - la->args[o];
-			if (o == 0)
-				out = idx;
-			GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D,
-			                           idx < f->nargs ? tex[idx] : fs->tex[idx], 0);
-			bufs[o] = GL_COLOR_ATTACHMENT0 + (GLenum)o;
+		/* one render target per output, or per block of each output */
+		for (int a = 0; a < ntarget; a++) {
+			int idx = launch_arg(f, la, a / rows);
+			GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)a, GL_TEXTURE_2D,
+			                           rows > 1 ? fs->blks[l][a] : idx < f->nargs ? tex[idx] : fs->tex[idx], 0);
+			bufs[a] = GL_COLOR_ATTACHMENT0 + (GLenum)a;
 		}
-		for (int o = nout; o < 4; o++) /* detach what an earlier launch attached */
-			GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, 0, 0);
-		GL(glDrawBuffers)(nout, bufs);
+		for (int a = ntarget; a < gs->attached; a++) /* detach what an earlier launch attached */
+			GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)a, GL_TEXTURE_2D, 0, 0);
+		gs->attached = ntarget;
+		GL(glDrawBuffers)(ntarget, bufs);
 		if (GL(glCheckFramebufferStatus)(GL_FRAMEBUFFER) != GL_FRAMEBUFFER_COMPLETE)
 			return rt_error("%s: cannot render into float textures on %s", f->name, gs->name);
 		GL(glUseProgram)(fs->progs[l]);
 		for (int a = nout; a < la->nargs; a++) {
-			int idx = la->args[a] >= 0 ? la->args[a] : f->nargs - 1 - la->args[a];
+			int idx = launch_arg(f, la, a);
 			char uname[16];
 			snprintf(uname, sizeof uname, "t%d", a - nout);
 			GL(glActiveTexture)(GL_TEXTURE0 + (GLenum)(a - nout));
 			GL(glBindTexture)(GL_TEXTURE_2D, idx < f->nargs ? tex[idx] : fs->tex[idx]);
 			GL(glUniform1i)(GL(glGetUniformLocation)(fs->progs[l], uname), a - nout);
 		}
-		GL(glViewport)(0, 0, (GLsizei)tex_width(texels(fs, out)), (GLsizei)tex_height(texels(fs, out)));
+		int64_t tx = texels(fs, launch_arg(f, la, 0)), block = tx / rows;
+		GL(glViewport)(0, 0, (GLsizei)tex_width(block), (GLsizei)tex_height(block));
 		GL(glDrawArrays)(GL_TRIANGLES, 0, 3);
+		if (rows > 1)
+			blit_blocks(f, l, tex, tx);
 	}
 	if (ms) {
 		wait_draws(fs);
 		*ms = rt_now_ms() - t0;
 	}
-	for (int o = 1; o < 4; o++)
-		GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)o, GL_TEXTURE_2D, 0, 0);
+	for (int a = 1; a < gs->attached; a++)
+		GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)a, GL_TEXTURE_2D, 0, 0);
+	gs->attached = 1;
 	GLenum first = GL_COLOR_ATTACHMENT0;
 	GL(glDrawBuffers)(1, &first);
 	GL(glReadBuffer)(GL_COLOR_ATTACHMENT0);
@@ -466,6 +556,17 @@ static int run_with(rt_function *f, const GLuint *tex, kiln_array **args, const 
 	if (err != GL_NO_ERROR)
 		return rt_error("%s: OpenGL ES error 0x%x on %s", f->name, err, gs->name);
 	return 0;
+}
+
+/* A function's textures and programs, made on its first call; a failure leaves none behind. */
+static int prepare(kiln_module *m, rt_function *f)
+{
+	if (f->dev)
+		return 0;
+	int rc = prepare_new(m, f);
+	if (rc)
+		free_fn_state(f);
+	return rc;
 }
 
 static int run_locked(kiln_module *m, rt_function *f, kiln_array **args, double *ms)

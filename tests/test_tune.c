@@ -118,6 +118,69 @@ END_TEST
 START_TEST(template_webgpu) { check_sample(&gpu_cases[_i], (uint64_t)_i, "webgpu", 4); }
 END_TEST
 
+/* the WebGL template under Mesa's EGL: 8 configurations of each case (blocks, packing, unrolling) */
+START_TEST(template_webgl) { check_sample(&cases[_i], (uint64_t)_i, "webgl", 8); }
+END_TEST
+
+/* The GLSL of a case under the WebGL template's cfg; NULL with the schedule's error in err. */
+static char *webgl_source(const tune_case *tc, const kiln_cpu_config *cfg, char *err, size_t n)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_op_inst o;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(tc->op), tc->n, tc->shape, tc->attrs, &o), 0);
+	kiln_schedule *s = kiln_schedule_webgl_config(ctx, cfg, o.nargs - o.nin, o.args + o.nin);
+	char *src = s ? tu_device_text(ctx, s, o.nargs, o.args, "webgl") : NULL;
+	snprintf(err, n, "%s", s ? "" : kiln_error(ctx));
+	kiln_ctx_free(ctx);
+	return src;
+}
+
+static int count(const char *s, const char *what);
+
+/*
+ * What the WebGL knobs make of a matmul: 4 blocks x RGBA is 4 render targets
+ * of vec4s, one fetch of B per step shared by the 4 rows, A's four k values
+ * from one texel; and the refusals, each with its reason.
+ */
+START_TEST(webgl_template)
+{
+	char err[256];
+	const tune_case mm = {"matmul", "", 3, {64, 32, 96}};
+	char *src = webgl_source(&mm, &(kiln_cpu_config){4, 4, 4, 1, 1}, err, sizeof err);
+	ck_assert_msg(src, "%s", err);
+	ck_assert_msg(strstr(src, "rgba rows=4\n"), "%s", src);
+	ck_assert_int_eq(count(src, "layout(location = "), 4);
+	ck_assert_msg(strstr(src, "kiln_frag3 = kiln_out3;"), "%s", src);
+	/* a step of 4 k values x 4 rows: 16 products, each reading whole texels of A and B (besides the two helpers);
+	 * the 4 blocks' reads of B and the 4 k values' reads of A name the same texels, which the compiler shares */
+	ck_assert_int_eq(count(src, "kiln_t1v("), 16 + 2);
+	ck_assert_int_eq(count(src, "kiln_t0v("), 16 + 2);
+	ck_assert_int_eq(count(src, ").x) * kiln_t1v("), 4);
+	free(src);
+	/* the default: one element per fragment, one render target */
+	src = webgl_source(&mm, &(kiln_cpu_config){0}, err, sizeof err);
+	ck_assert_msg(src && !strstr(src, "rows=") && !strstr(src, " rgba") && !strstr(src, "layout(location"), "%s", src);
+	free(src);
+	struct {
+		kiln_cpu_config cfg;
+		const char *why;
+	} bad[] = {
+		{{3, 1, 1, 1, 1}, "no leading axes of 'matmul' split into 3 equal blocks"},
+		{{1, 4, 5, 1, 1}, "the reduction of 'matmul' has 96 steps"},
+		{{1, 2, 1, 1, 1}, "vecs 1 or 4"},
+		{{9, 1, 1, 1, 1}, "rows 1-8"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		src = webgl_source(&mm, &bad[i].cfg, err, sizeof err);
+		ck_assert_msg(!src && strstr(err, bad[i].why), "case %zu: %s", i, src ? src : err);
+	}
+	/* 5120 outputs in 8 blocks of 640: not whole texture rows, which the runtime copies */
+	const tune_case odd = {"matmul", "", 3, {128, 96, 40}};
+	src = webgl_source(&odd, &(kiln_cpu_config){8, 1, 1, 1, 1}, err, sizeof err);
+	ck_assert_msg(!src && strstr(err, "not whole texture rows"), "%s", src ? src : err);
+}
+END_TEST
+
 /* The OpenCL source of a matmul-shaped case under cfg (for what the double buffering made of it). */
 static char *gpu_source(const tune_case *tc, const kiln_cpu_config *cfg)
 {
@@ -228,12 +291,12 @@ START_TEST(gpu_refusals)
 	kiln_op_inst wide_o;
 	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, (int64_t[]){64, 65536, 8}, "", &wide_o), 0);
 	ck_assert_msg(kiln_schedule_gpu_config(ctx, NULL, 1, wide_o.args + wide_o.nin), "%s", kiln_error(ctx));
-	/* webgl has no template */
+	/* an emulated GPU has no template */
 	kiln_target t;
 	char err[256];
-	ck_assert(!kiln_target_parse("webgl", &t, err, sizeof err));
+	ck_assert(!kiln_target_parse("webgpu-cpu", &t, err, sizeof err));
 	ck_assert_ptr_null(kiln_schedule_template(ctx, &t, &wide, 1, o.args + o.nin));
-	ck_assert_msg(strstr(kiln_error(ctx), "'webgl' has no template"), "%s", kiln_error(ctx));
+	ck_assert_msg(strstr(kiln_error(ctx), "has no template"), "%s", kiln_error(ctx));
 	kiln_clear_error(ctx);
 	/* nor has an operator without a matrix product (a model's depthwise convolution): its space is empty */
 	kiln_op_inst dw;
@@ -580,6 +643,7 @@ int main(void)
 	tcase_add_test(tc, refused_factors);
 	tcase_add_test(tc, gpu_refusals);
 	tcase_add_test(tc, double_buffer_source);
+	tcase_add_test(tc, webgl_template);
 	tcase_add_test(tc, config_strings);
 	tcase_add_test(tc, log_round_trip);
 	tcase_add_test(tc, features_differ);
@@ -593,6 +657,7 @@ int main(void)
 	add_large(s, "opencl", template_opencl, NGPU_CASES);
 	add_large(s, "wasm", template_wasm, NCASES);
 	add_large(s, "webgpu", template_webgpu, NGPU_CASES);
+	add_large(s, "webgl", template_webgl, NCASES);
 	add_large(s, "double buffer", double_buffered, NGPU_CASES);
 	add_large(s, "cost model", cost_model_ranks, 1);
 	return tu_run_suite(s) ? 1 : 0;

@@ -494,12 +494,13 @@ static kiln_func *lower(kiln_ctx *ctx, const kiln_op_info *info, kiln_op_inst *i
 	kiln_target t;
 	char err[256];
 	kiln_schedule *s;
-	if (cpu_config && !kiln_target_parse(target, &t, err, sizeof err) && t.kind != KILN_WEBGL && !t.emulated) {
+	if (cpu_config && !kiln_target_parse(target, &t, err, sizeof err) && !t.emulated) {
 		static char buf[512];
 		char d[160];
 		kiln_tune_config_describe_for(&t, cpu_config, d, sizeof d);
-		snprintf(buf, sizeof buf, "the %s template, %s (%s)", t.kind == KILN_LLVM || t.kind == KILN_WASM ? "CPU" : "GPU",
-		         d, cpu_config_from);
+		snprintf(buf, sizeof buf, "the %s template, %s (%s)",
+		         t.kind == KILN_LLVM || t.kind == KILN_WASM ? "CPU" : t.kind == KILN_WEBGL ? "WebGL" : "GPU", d,
+		         cpu_config_from);
 		which = buf;
 		s = kiln_schedule_template(ctx, &t, cpu_config, nout, inst->args + inst->nin);
 	} else {
@@ -747,10 +748,10 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 	for (; n < nt; n++) {
 		opts one = *o;
 		one.target = keys[n];
-		/* --tuning-log: wasm takes the CPU template's record, webgpu the GPU one's (webgl: none) */
+		/* --tuning-log: wasm takes the CPU template's record, webgpu the GPU one's, webgl its own */
 		static kiln_cpu_config picked; /* cpu_config may point at it past this iteration */
 		kiln_target kt;
-		bool templated = !kiln_target_parse(keys[n], &kt, err, sizeof err) && kt.kind != KILN_WEBGL && !kt.emulated;
+		bool templated = !kiln_target_parse(keys[n], &kt, err, sizeof err) && !kt.emulated;
 		if (o->tuning_log && !o->config) {
 			cpu_config = NULL;
 			if (templated && pick_config(&one, &picked))

@@ -45,11 +45,33 @@ static int gpu_space(kiln_cpu_config *out, int max)
 	return n < max ? n : max;
 }
 
+/*
+ * The WebGL template's space: 1-8 blocks of the output per fragment (a
+ * render target each; more than 4 only where the device has the targets),
+ * one element or an RGBA texel of four per fragment and block, and the
+ * reduction unrolled 1-8 times.
+ */
+static int webgl_space(kiln_cpu_config *out, int max)
+{
+	static const int rows[] = {1, 2, 4, 8}, lanes[] = {1, 4}, unrolls[] = {1, 2, 4, 8};
+	int n = 0;
+	for (int r = 0; r < 4; r++)
+		for (int l = 0; l < 2; l++)
+			for (int u = 0; u < 4; u++) {
+				if (n < max)
+					out[n] = (kiln_cpu_config){rows[r], lanes[l], unrolls[u], 1, 1};
+				n++;
+			}
+	return n < max ? n : max;
+}
+
 int kiln_tune_space(const kiln_target *t, kiln_cpu_config *out, int max)
 {
 	static const int unrolls[] = {1, 2, 4, 8}, tiles[] = {1, 2, 4, 8, 16};
 	if ((t->kind == KILN_OPENCL || t->kind == KILN_WEBGPU) && !t->emulated)
 		return gpu_space(out, max);
+	if (t->kind == KILN_WEBGL)
+		return webgl_space(out, max);
 	int n = 0, budget = t->vector_regs > 8 ? t->vector_regs - 4 : 4;
 	for (int vecs = 1; vecs <= 4; vecs++)
 		for (int rows = 1; rows <= 8; rows++) {
@@ -126,6 +148,11 @@ void kiln_tune_config_describe_for(const kiln_target *t, const kiln_cpu_config *
 {
 	if (!t || t->kind == KILN_LLVM || t->kind == KILN_WASM || t->emulated) {
 		kiln_tune_config_describe(c, buf, n);
+		return;
+	}
+	if (t->kind == KILN_WEBGL) {
+		snprintf(buf, n, "%d block%s x %d element%s per fragment (%s), reduction unrolled %d", c->rows,
+		         c->rows == 1 ? "" : "s", c->vecs, c->vecs == 1 ? "" : "s", c->vecs == 4 ? "RGBA" : "R32F", c->unroll);
 		return;
 	}
 	char split[48] = "";

@@ -4,9 +4,16 @@
  * The WebGL programming model: one fragment per output element. Each kernel
  * is a fragment shader of its own; tensors are R32F textures, element i at
  * texel (i % W, i / W) with W = min(size, KILN_GLSL_WIDTH), read with
- * texelFetch. A kernel writes exactly one buffer and only the element of
- * its own fragment: that element lives in a local accumulator (so a
- * reduction can read and update it), and becomes the fragment's colour.
+ * texelFetch. A kernel writes only the element of its own fragment in each
+ * output: that element lives in a local accumulator (so a reduction can
+ * read and update it), and becomes the fragment's colour.
+ *
+ * A fragment may compute several blocks of an output ("rows=L"): its grid
+ * covers 1/L of the output's texels, and block r (the texels r*n/L + id)
+ * goes to a render target of its own, which the runtime then copies into
+ * place. That is how one fragment writes more than 4 elements (WebGL's
+ * only way: a fragment writes its own texel of each target) while every
+ * tensor keeps one layout, so a kernel reading it needs to know nothing.
  * No shared memory, no 64-bit integers: indices are 32-bit ints.
  */
 #include <string.h>
@@ -18,6 +25,7 @@
 
 /* What the hooks need to know about the kernel being printed. */
 #define MAX_OUTPUTS 4 /* draw buffers every GLES 3.0 / WebGL2 device has */
+#define MAX_TARGETS 8 /* outputs x rows: what most devices allow (the runtime checks its own) */
 
 typedef struct {
 	const ir_buffer *out; /* the first global buffer the kernel writes */
@@ -26,6 +34,9 @@ typedef struct {
 	int ntex;
 	const ir_buffer *tex[64]; /* the global buffers it reads, as textures t0, t1, ... */
 	int lanes;                /* elements per texel: 1 (R32F) or 4 (RGBA32F, packed) */
+	int rows;                 /* blocks of each output per fragment, a render target each */
+	int64_t block;            /* texels per block: the fragments */
+	unsigned stored[MAX_OUTPUTS]; /* blocks of each output the kernel stores to (bit r: block r) */
 	int function_lanes;       /* the first kernel's, which every kernel of the function shares */
 } glsl_state;
 
@@ -71,11 +82,11 @@ static void gl_int_imm(cg_src *s, ir_type t, int64_t v)
 		fprintf(s->f, "%lld", (long long)v);
 }
 
-/* The accumulator of render target o: kiln_out, or kiln_out0, kiln_out1, ... */
-static const char *out_name(cg_src *s, int o)
+/* The accumulator of block r of output o: kiln_out, or kiln_out0, kiln_out1, ... (render target o * rows + r). */
+static const char *out_name(cg_src *s, int o, int r)
 {
 	glsl_state *g = s->user;
-	return g->nout == 1 ? "kiln_out" : cg_fmt(s, "kiln_out%d", o);
+	return g->nout * g->rows == 1 ? "kiln_out" : cg_fmt(s, "kiln_out%d", o * g->rows + r);
 }
 
 static int out_index(glsl_state *g, const ir_buffer *b)
@@ -135,20 +146,40 @@ static void gl_kernel_begin(cg_src *s)
 	if (s->err)
 		return;
 	int L = g->lanes;
-	int64_t n = texels(g->out->size, L), w = cg_glsl_width(n);
+	int64_t n = texels(g->out->size, L);
 	if (L == 4 && g->out->size % 4)
 		cg_fail(s, "packed output '%s' has %lld elements, not a multiple of 4", g->out->name, (long long)g->out->size);
+	int64_t threads = k->grid[0] * k->block[0]; /* one per texel of a block */
+	g->rows = threads > 0 && n % threads == 0 && n / threads <= MAX_TARGETS ? (int)(n / threads) : 1;
+	g->block = n / g->rows;
+	if (threads != g->block)
+		cg_fail(s, "kernel '%s' runs %lld threads for %lld outputs; webgl runs one fragment per output element, "
+		           "or per element of each of up to %d blocks (bind the output's fused axis without a shifted or "
+		           "guarded split)", k->name, (long long)threads, (long long)n, MAX_TARGETS);
+	else if (g->nout * g->rows > MAX_TARGETS)
+		cg_fail(s, "kernel '%s' writes %d outputs in %d blocks each: %d render targets, more than %d", k->name,
+		        g->nout, g->rows, g->nout * g->rows, MAX_TARGETS);
+	else if (g->rows > 1 && n > KILN_GLSL_WIDTH && g->block % KILN_GLSL_WIDTH)
+		cg_fail(s, "kernel '%s' computes blocks of %lld texels of '%s'; blocks must be whole texture rows (%d "
+		           "texels) to be copied into place", k->name, (long long)g->block, g->out->name, KILN_GLSL_WIDTH);
+	if (s->err)
+		return;
+	int64_t w = cg_glsl_width(g->block);
 	fprintf(s->f, "//@kernel %s%s", k->name, L == 4 ? " rgba" : "");
 	if (g->nout > 1)
 		fprintf(s->f, " outputs=%d", g->nout);
+	if (g->rows > 1)
+		fprintf(s->f, " rows=%d", g->rows);
 	fputs("\n#version 300 es\nprecision highp float;\nprecision highp int;\nprecision highp sampler2D;\n", s->f);
 	for (int i = 0; i < g->ntex; i++)
 		fprintf(s->f, "uniform highp sampler2D t%d; /* %s */\n", i, g->tex[i]->name);
-	if (g->nout == 1)
+	if (g->nout * g->rows == 1)
 		fputs("out vec4 kiln_frag;\n", s->f);
 	else
 		for (int o = 0; o < g->nout; o++)
-			fprintf(s->f, "layout(location = %d) out vec4 kiln_frag%d; /* %s */\n", o, o, g->outs[o]->name);
+			for (int r = 0; r < g->rows; r++)
+				fprintf(s->f, "layout(location = %d) out vec4 kiln_frag%d; /* %s, block %d */\n", o * g->rows + r,
+				        o * g->rows + r, g->outs[o]->name, r);
 	for (int i = 0; i < g->ntex; i++) {
 		long long tw = (long long)cg_glsl_width(texels(g->tex[i]->size, L));
 		if (L == 1) {
@@ -173,12 +204,7 @@ static void gl_kernel_begin(cg_src *s)
 	fprintf(s->f, "void main()\n{\n");
 	s->indent = 1;
 	cg_line(s, "int kiln_id = int(gl_FragCoord.y) * %lld + int(gl_FragCoord.x);", (long long)w);
-	cg_line(s, "if (kiln_id >= %lld) discard;", (long long)n);
-	int64_t threads = k->grid[0] * k->block[0]; /* one per texel */
-	if (threads != n)
-		cg_fail(s, "kernel '%s' runs %lld threads for %lld outputs; webgl runs one fragment per output element "
-		           "(bind the output's fused axis without a shifted or guarded split)", k->name, (long long)threads,
-		        (long long)n);
+	cg_line(s, "if (kiln_id >= %lld) discard;", (long long)g->block);
 	if (k->index[KILN_BLOCK_X])
 		cg_line(s, "int %s = kiln_id / %lld;", cg_name_of(s, k->index[KILN_BLOCK_X], "blockIdx.x"),
 		        (long long)k->block[0]);
@@ -186,24 +212,33 @@ static void gl_kernel_begin(cg_src *s)
 		cg_line(s, "int %s = kiln_id %% %lld;", cg_name_of(s, k->index[KILN_THREAD_X], "threadIdx.x"),
 		        (long long)k->block[0]);
 	for (int o = 0; o < g->nout; o++)
-		cg_line(s, "%s %s = %s;", L == 4 ? "vec4" : "float", out_name(s, o), L == 4 ? "vec4(0.0)" : "0.0");
+		for (int r = 0; r < g->rows; r++)
+			cg_line(s, "%s %s = %s;", L == 4 ? "vec4" : "float", out_name(s, o, r), L == 4 ? "vec4(0.0)" : "0.0");
 }
 
 static void gl_kernel_end(cg_src *s)
 {
 	glsl_state *g = s->user;
-	for (int o = 0; o < g->nout; o++) {
-		const char *frag = g->nout == 1 ? "kiln_frag" : cg_fmt(s, "kiln_frag%d", o);
-		if (g->lanes == 4)
-			cg_line(s, "%s = %s;", frag, out_name(s, o));
-		else
-			cg_line(s, "%s = vec4(%s, 0.0, 0.0, 1.0);", frag, out_name(s, o));
-	}
+	for (int o = 0; o < g->nout && !s->err; o++)
+		if (g->stored[o] != (1u << g->rows) - 1)
+			cg_fail(s, "kernel '%s' computes %d blocks of '%s' per fragment but does not store all of them "
+			        "(unroll the loop over the blocks)", s->k->name, g->rows, g->outs[o]->name);
+	for (int o = 0; o < g->nout; o++)
+		for (int r = 0; r < g->rows; r++) {
+			const char *frag = g->nout * g->rows == 1 ? "kiln_frag" : cg_fmt(s, "kiln_frag%d", o * g->rows + r);
+			if (g->lanes == 4)
+				cg_line(s, "%s = %s;", frag, out_name(s, o, r));
+			else
+				cg_line(s, "%s = vec4(%s, 0.0, 0.0, 1.0);", frag, out_name(s, o, r));
+		}
 	fputs("}\n", s->f);
 }
 
-/* The fragment may only touch its own output element. */
-static void check_own(cg_src *s, const ir_expr *index)
+/*
+ * The fragment may only touch its own output element, or its own element
+ * of one of its blocks: the block it touches (-1 after an error).
+ */
+static int check_own(cg_src *s, const ir_expr *index)
 {
 	const ir_kernel *k = s->k;
 	glsl_state *g = s->user;
@@ -213,7 +248,7 @@ static void check_own(cg_src *s, const ir_expr *index)
 		    index->type.lanes != g->lanes) {
 			cg_fail(s, "kernel '%s' writes a non-contiguous vector; a packed fragment writes 4 consecutive elements",
 			        k->name);
-			return;
+			return -1;
 		}
 		index = ir_div(s->ctx, ir_cast(s->ctx, IR_I64, index->ramp.base), ir_i64(s->ctx, g->lanes));
 	}
@@ -226,9 +261,11 @@ static void check_own(cg_src *s, const ir_expr *index)
 		id = ir_i64(s->ctx, 0);
 	ir_expr *d = ir_simplify_expr(s->ctx, NULL, ir_sub(s->ctx, ir_cast(s->ctx, IR_I64, (ir_expr *)index), id));
 	int64_t v;
-	if (!ir_is_const_int(d, &v) || v != 0)
-		cg_fail(s, "kernel '%s' touches output element %s, not its own; webgl runs one fragment per element "
-		           "(bind the output's fused axis without a shifted split)", k->name, ir_expr_to_str(s->ctx, index));
+	if (ir_is_const_int(d, &v) && v >= 0 && v % g->block == 0 && v / g->block < g->rows)
+		return (int)(v / g->block);
+	cg_fail(s, "kernel '%s' touches output element %s, not its own; webgl runs one fragment per element "
+	           "(bind the output's fused axis without a shifted split)", k->name, ir_expr_to_str(s->ctx, index));
+	return -1;
 }
 
 static char *gl_load(cg_src *s, const ir_expr *e)
@@ -242,11 +279,18 @@ static char *gl_load(cg_src *s, const ir_expr *e)
 	if (o >= 0) {
 		if (n != g->lanes)
 			cg_fail(s, "a %d-lane read of the output '%s' in a %d-lane kernel", n, b->name, g->lanes);
-		check_own(s, ix);
-		return cg_fmt(s, "%s", out_name(s, o));
+		int r = check_own(s, ix);
+		return cg_fmt(s, "%s", out_name(s, o, r < 0 ? 0 : r));
 	}
 	int t = tex_index(g, b);
 	const char *name = t >= 0 ? NULL : cg_name_of(s, b, b->name);
+	int64_t rem;
+	if (n == 1 && t >= 0 && g->lanes == 4 &&
+	    ir_is_const_int(ir_simplify_expr(s->ctx, &s->env, ir_mod(s->ctx, (ir_expr *)ix, ir_i64(s->ctx, 4))), &rem)) {
+		/* a known component of an aligned texel: the same fetch as its neighbours', which the compiler shares */
+		ir_expr *base = ir_simplify_expr(s->ctx, &s->env, ir_sub(s->ctx, (ir_expr *)ix, ir_i64(s->ctx, rem)));
+		return cg_fmt(s, "kiln_t%dv(%s).%s", t, cg_expr(s, base), cg_lane(s, (int)rem));
+	}
 	if (n == 1)
 		return t >= 0 ? cg_fmt(s, "kiln_t%d(%s)", t, cg_expr(s, ix)) : cg_fmt(s, "%s[%s]", name, cg_expr(s, ix));
 	if (t >= 0 && g->lanes == 4 && n == 4 && cg_aligned_ramp(s, ix)) /* four aligned elements: one texel */
@@ -268,8 +312,10 @@ static void gl_store(cg_src *s, const ir_stmt *st)
 	char *v = cg_expr(s, val);
 	int o = out_index(g, b);
 	if (o >= 0) {
-		check_own(s, st->store.index);
-		cg_line(s, "%s = %s;", out_name(s, o), v);
+		int r = check_own(s, st->store.index);
+		if (r >= 0)
+			g->stored[o] |= 1u << r;
+		cg_line(s, "%s = %s;", out_name(s, o, r < 0 ? 0 : r), v);
 		return;
 	}
 	if (b->scope == KILN_SCOPE_GLOBAL) {

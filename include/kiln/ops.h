@@ -153,7 +153,7 @@ kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
  * shared memory.
  */
 kiln_schedule *kiln_schedule_gpu_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout, kiln_tensor *const *outs);
-/* The template of target t (CPU or GPU, above) under cfg; an error for a target without one (webgl). */
+/* The template of target t (CPU, GPU or WebGL, above) under cfg. */
 kiln_schedule *kiln_schedule_template(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
                                       kiln_tensor *const *outs);
 /* For GPUs emulated on a CPU (SwiftShader, lavapipe; WebGPU's "webgpu-cpu"):
@@ -164,6 +164,17 @@ kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *
 /* WebGL2 with RGBA packing (4 elements per texel and per fragment): a schedule
  * choice for stages whose innermost extent is a multiple of 4. */
 kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
+/*
+ * The WebGL template under a tuner's configuration, the knobs read as: vecs:
+ * elements per texel and fragment along the innermost axis, 1 (R32F) or 4
+ * (RGBA32F, as _packed); rows: blocks of the output per fragment, 1-8, each
+ * drawn to a render target of its own and copied into place (a matmul's
+ * fragment computes rows x vecs outputs, reusing each texel it reads); unroll:
+ * the innermost reduction unrolled by 1-64. Rows and unroll apply to stages
+ * with a reduction; 0 is 1.
+ */
+kiln_schedule *kiln_schedule_webgl_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout,
+                                          kiln_tensor *const *outs);
 /* The default schedule for a target name ("llvm", "wasm", "opencl", "webgl", "webgpu",
  * "webgpu-cpu"). */
 kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, kiln_tensor *const *outs);
