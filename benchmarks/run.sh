@@ -169,61 +169,78 @@ tune_web)
 	exit 0 ;;
 tune_gpu)
 	# the GPU matmul template's grid (kiln_tune_space for opencl) at 2048^3 and
-	# 4096^3, for a GPU machine without LLVM (the H200 lent to us): every
-	# configuration is built here into a module, and KILN_BENCH_OUT (build-gpu) gets them with
-	# module_runner, libkiln_runtime, libffi and the cuBLAS peer; there,
+	# 4096^3, and the WebGL template's (webgl) at 1024^3 and 2048^3, for a GPU
+	# machine without LLVM (the H200 lent to us): every configuration is built
+	# here into a module, and KILN_BENCH_OUT (build-gpu) gets them with
+	# module_runner, libkiln_runtime, libffi and the peers: cuBLAS for OpenCL,
+	# gles_probe's hand-written 4x4-per-fragment matmul for WebGL. There,
 	# `sh DIR/grid.sh` times each (checked against double-precision dot products)
-	# and prints JSON lines and the best per size against the default and cuBLAS.
-	# (On a GPU machine with kiln built: kiln tune matmul --target opencl.)
+	# and prints JSON lines and the best per target and size against the default
+	# and the peer. (On a GPU machine with kiln built: kiln tune matmul --target opencl|webgl.)
 	dir=${KILN_BENCH_OUT:-$here/build-gpu}
 	[ -z "${KILN_BENCH_SMOKE:-}" ] || dir=$(mktemp -d /tmp/kiln-tune-gpu-XXXXXX)
-	ninja -C "$build" kiln benchmarks/module_runner >/dev/null
+	ninja -C "$build" kiln benchmarks/module_runner benchmarks/gles_probe >/dev/null
 	rm -rf "$dir" && mkdir -p "$dir/k"
-	cp "$build/benchmarks/module_runner" "$build/libkiln_runtime.so" "$here/benchmarks/cublas_matmul.py" "$dir/"
+	cp "$build/benchmarks/module_runner" "$build/benchmarks/gles_probe" "$build/libkiln_runtime.so" \
+		"$here/benchmarks/cublas_matmul.py" "$dir/"
 	cp -L "$(ldd "$build/libkiln_runtime.so" | sed -n 's/.*libffi.so.8 => \([^ ]*\).*/\1/p')" "$dir/"
-	# KILN_BENCH_SIZES, KILN_BENCH_CONFIGS: other sizes, and a list of configurations instead of the
-	# whole space (a second pass over the best of a first one, at more sizes)
-	sizes=${KILN_BENCH_SMOKE:+128}
-	for n in ${KILN_BENCH_SIZES:-${sizes:-2048 4096}}; do
-		"$build/kiln" build matmul --shape $n,$n,$n --target opencl -o "$dir/k/mm${n}_default.kmod" >/dev/null
-		# the smoke run on PoCL builds every fifth (5 is prime to the two-valued knobs, so each value is met)
-		for cfg in ${KILN_BENCH_CONFIGS:-$("$build/kiln" tune matmul --shape $n,$n,$n --target opencl --list-space |
-			awk -v every=${KILN_BENCH_SMOKE:+5} 'NR % (every ? every : 1) == 0')}; do
-			"$build/kiln" build matmul --shape $n,$n,$n --target opencl --config "$cfg" \
-				-o "$dir/k/mm${n}_$(echo "$cfg" | tr , _).kmod" >/dev/null
+	# KILN_BENCH_TARGETS, KILN_BENCH_SIZES, KILN_BENCH_CONFIGS: fewer targets, other sizes, and a list of
+	# configurations instead of the whole space (a second pass over the best of a first one, at more sizes)
+	for tg in ${KILN_BENCH_TARGETS:-opencl webgl}; do
+		dflt="2048 4096"
+		[ "$tg" = webgl ] && dflt="1024 2048" # fragment shaders run on a few of the chip's units
+		[ -z "${KILN_BENCH_SMOKE:-}" ] || dflt=128
+		dflt=${KILN_BENCH_SIZES:-$dflt}
+		for n in $dflt; do
+			"$build/kiln" build matmul --shape $n,$n,$n --target $tg -o "$dir/k/${tg}_${n}_default.kmod" >/dev/null
+			# the smoke run (PoCL, llvmpipe) builds every fifth (5 is prime to the two-valued knobs, so each value is met)
+			for cfg in ${KILN_BENCH_CONFIGS:-$("$build/kiln" tune matmul --shape $n,$n,$n --target $tg --list-space |
+				awk -v every=${KILN_BENCH_SMOKE:+5} 'NR % (every ? every : 1) == 0')}; do
+				"$build/kiln" build matmul --shape $n,$n,$n --target $tg --config "$cfg" \
+					-o "$dir/k/${tg}_${n}_$(echo "$cfg" | tr , _).kmod" >/dev/null 2>&1 || true # (a space of another target's)
+			done
 		done
 	done
 	cat >"$dir/grid.sh" <<'GRID'
 #!/bin/sh
-# grid.sh (from benchmarks/run.sh tune_gpu): each module's matmul timed on this machine's OpenCL GPU
+# grid.sh (from benchmarks/run.sh tune_gpu): each module's matmul timed on this machine's GPU (OpenCL, GLES)
 cd "$(dirname "$0")" && export LD_LIBRARY_PATH="$PWD${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 for f in k/*.kmod; do
-	b=${f#k/mm} n=${b%%_*}
-	timeout 60 ./module_runner "$f" matmul --check-matmul --flops $((2 * n * n * n)) --bench tune_gpu --case "${f#k/}" ||
+	b=${f#k/*_} n=${b%%_*}
+	timeout 120 ./module_runner "$f" matmul --check-matmul --flops $((2 * n * n * n)) --bench tune_gpu --case "${f#k/}" ||
 		echo "{\"bench\": \"tune_gpu\", \"case\": \"${f#k/}\", \"error\": \"failed\"}"
 done >results.jsonl
-python3 cublas_matmul.py $(ls k | sed -n 's/^mm\([0-9]*\)_default.kmod$/\1/p') >cublas.jsonl 2>/dev/null || true
-cat results.jsonl cublas.jsonl
+sizes() { ls k | sed -n "s/^$1_\([0-9]*\)_default.kmod$/\1/p"; }
+[ -z "$(sizes opencl)" ] || python3 cublas_matmul.py $(sizes opencl) >cublas.jsonl 2>/dev/null || true
+[ -z "$(sizes webgl)" ] || ./gles_probe ${KILN_BENCH_SMOKE:+--small} >gles.jsonl 2>/dev/null || true
+touch cublas.jsonl gles.jsonl
+cat results.jsonl cublas.jsonl gles.jsonl
 python3 - <<'PY'
 import json
 rows = [json.loads(l) for l in open("results.jsonl")]
-peer = {r["case"].split("x")[0]: r["gflops"] for r in map(json.loads, open("cublas.jsonl"))}
-for n in sorted({r["case"][2:].split("_")[0] for r in rows}, key=int):
-    ok = [r for r in rows if r["case"].startswith(f"mm{n}_") and "gflops" in r]
+peer = {("opencl", r["case"].split("x")[0]): (r["gflops"], "cublas") for r in map(json.loads, open("cublas.jsonl"))}
+for r in map(json.loads, open("gles.jsonl")):
+    if r.get("case", "").startswith("matmul ") and "gflops" in r:  # "matmul NxNxN, 4x4 per fragment"
+        peer[("webgl", r["case"].split()[1].split("x")[0])] = (r["gflops"], "hand-written 4x4 per fragment")
+for tg, n in sorted({tuple(r["case"].split("_")[:2]) for r in rows}, key=lambda k: (k[0], int(k[1]))):
+    ok = [r for r in rows if r["case"].startswith(f"{tg}_{n}_") and "gflops" in r]
+    if not ok:
+        continue
     best = max(ok, key=lambda r: r["gflops"])
     dflt = next((r["gflops"] for r in ok if "default" in r["case"]), None)
-    print(json.dumps({"bench": "tune_gpu", "case": f"{n}x{n}x{n}", "configurations": len(ok), "best": best["case"],
-                      "best_gflops": best["gflops"], "default_gflops": dflt, "cublas_gflops": peer.get(n),
-                      "best_vs_cublas": round(best["gflops"] / peer[n], 3) if n in peer else None}))
+    p, what = peer.get((tg, n), (None, None))
+    print(json.dumps({"bench": "tune_gpu", "target": tg, "case": f"{n}x{n}x{n}", "configurations": len(ok),
+                      "best": best["case"], "best_gflops": best["gflops"], "default_gflops": dflt, "peer": what,
+                      "peer_gflops": p, "best_vs_peer": round(best["gflops"] / p, 3) if p else None}))
 PY
 GRID
 	echo "tune_gpu: $(ls "$dir/k" | wc -l) modules in $dir; on the GPU machine: sh $dir/grid.sh"
 	if [ -n "${KILN_BENCH_SMOKE:-}" ]; then
-		# every configuration run here (PoCL) and checked: a wrong kernel fails the smoke run
-		sh "$dir/grid.sh" >"$dir/smoke.log" 2>&1
+		# every configuration run here (PoCL, llvmpipe) and checked: a wrong kernel fails the smoke run
+		KILN_BENCH_SMOKE=1 sh "$dir/grid.sh" >"$dir/smoke.log" 2>&1
 		grep -q '"error"' "$dir/results.jsonl" && { cat "$dir/smoke.log" >&2; exit 1; } # module_runner: off by > 1e-3
 		[ "$(grep -c '"gflops"' "$dir/results.jsonl")" = "$(ls "$dir/k" | wc -l)" ] || { cat "$dir/smoke.log" >&2; exit 1; }
-		tail -1 "$dir/smoke.log"
+		tail -2 "$dir/smoke.log"
 		rm -rf "$dir"
 	fi
 	exit 0 ;;

@@ -84,6 +84,19 @@ grep -q "\"target\":\"wasm\".*; remote 127.0.0.1:$port" "$work/tune.jsonl" || fa
 "$kiln" run matmul --shape 64,64,64 --target wasm --rpc "127.0.0.1:$port" --key tab-key --tuning-log "$work/tune.jsonl" \
 	>"$work/tune.log" 2>&1 || fail "run with the tab's tuning log: $(cat "$work/tune.log")"
 grep -q "has no record" "$work/tune.log" && fail "the tab's records did not apply there"
+# the WebGL template in the tab's WebGL2: 4 and 8 blocks per fragment, each a render target blitted into
+# place, checked here against the oracle; then tuned there (its records name the tab, and apply there)
+for cfg in 4,4,4,1,1 8,1,2,1,1; do
+	"$kiln" run matmul --shape 64,48,96 --target webgl --config $cfg --rpc "127.0.0.1:$port" --key tab-key \
+		>"$work/gl.log" 2>&1 || fail "the WebGL template ($cfg) in the tab: $(cat "$work/gl.log")"
+done
+"$kiln" tune matmul --shape 64,64,64 --target webgl --trials 3 --repeat 3 --rpc "127.0.0.1:$port" --key tab-key \
+	--log "$work/gltune.jsonl" >"$work/tune.log" 2>&1 || fail "webgl tune in the tab: $(cat "$work/tune.log")"
+[ "$(grep -c '"target":"webgl",.*; remote 127.0.0.1:'"$port"'",.*"error":""' "$work/gltune.jsonl")" = 3 ] ||
+	fail "webgl tune in the tab: $(cat "$work/gltune.jsonl")"
+"$kiln" run matmul --shape 64,64,64 --target webgl --rpc "127.0.0.1:$port" --key tab-key --tuning-log \
+	"$work/gltune.jsonl" >"$work/tune.log" 2>&1 || fail "webgl run with the tab's tuning log: $(cat "$work/tune.log")"
+grep -q "has no record" "$work/tune.log" && fail "the tab's webgl records did not apply there"
 # a whole model's wasm kernels tuned in the tab: each round's model built here, each kernel timed
 # there inside whole runs (MODEL_STEPS), the tuned model checked against the default one there;
 # the exporter's mlp64 (two 64-row matrix products, Debian's torch): the test's conv kernel runs

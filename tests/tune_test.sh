@@ -166,8 +166,16 @@ grep -q '"error":"[^"]' "$dir/g.jsonl" && { cat "$dir/g.jsonl"; fail "a webgpu t
 	{ cat "$dir/out"; fail "a bundle with the webgpu records"; }
 grep -q "no record for matmul 128,128,64 on webgpu " "$dir/out" && fail "the webgpu records did not apply to the bundle"
 grep -q "no record for matmul 128,128,64 on wasm " "$dir/out" || fail "the bundle's wasm module took a GPU record"
-"$kiln" tune matmul --shape 128,128,64 --target webgl --trials 2 --log "$dir/g.jsonl" 2>&1 | grep -q "not 'webgl'" ||
-	fail "webgl has no template to tune"
+# the WebGL template on this machine's GLES (Mesa's llvmpipe): blocks per fragment, packing, unrolling
+"$kiln" tune matmul --shape 128,128,64 --target webgl --trials 4 --repeat 2 --log "$dir/gl.jsonl" >"$dir/out" 2>&1 ||
+	{ cat "$dir/out"; fail "tune for webgl"; }
+[ "$(grep -c '"target":"webgl","device":"[^"]*llvmpipe[^"]*",.*"error":""' "$dir/gl.jsonl")" -eq 4 ] ||
+	{ cat "$dir/gl.jsonl"; fail "the webgl records"; }
+"$kiln" lower matmul --shape 128,128,64 --target webgl --tuning-log "$dir/gl.jsonl" >"$dir/out" 2>&1 ||
+	{ cat "$dir/out"; fail "lower with the webgl records"; }
+grep -q "the WebGL template, .* per fragment .*(best of " "$dir/out" || { head -3 "$dir/out"; fail "webgl records not applied"; }
+"$kiln" tune "$dir/mlp64.onnx" --target webgl --trials 2 --log "$dir/g.jsonl" 2>&1 | grep -q "whole model for webgl" ||
+	fail "a whole model's webgl tuning is refused with its reason"
 
 # measured on a remote server: its records name it, and apply there, not here
 KILN_RPC_KEY=tune-key "$kiln" rpc server --port 0 >"$dir/server" 2>&1 &
@@ -191,7 +199,7 @@ kill $server
 # bad values
 "$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --search bogus 2>/dev/null; [ $? -eq 2 ] || fail "--search bogus"
 "$kiln" run matmul --shape 64,64,64 --config 0,99 2>/dev/null && fail "--config 0,99 accepted"
-"$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --target webgl 2>/dev/null && fail "tune on webgl accepted"
+"$kiln" tune matmul --shape 64,64,64 --log "$dir/d.jsonl" --target webgpu-cpu 2>/dev/null && fail "tune on an emulated GPU accepted"
 
 # the GPU matmul template on OpenCL (PoCL here): records name the device and apply to opencl builds
 "$kiln" tune matmul --shape 128,96,32 --target opencl --trials 3 --repeat 3 --log "$dir/g.jsonl" >"$dir/out" 2>&1 ||

@@ -898,7 +898,10 @@ static void host_device(const char *target, const char *remote, char *out, size_
 	char err[512];
 	out[0] = 0;
 	if (!kiln_target_parse(target, &t, err, sizeof err)) {
-		const char *dev = t.kind == KILN_OPENCL && !remote ? kiln_opencl_device_name() : NULL;
+		const char *dev = remote                   ? NULL
+		                  : t.kind == KILN_OPENCL ? kiln_opencl_device_name()
+		                  : t.kind == KILN_WEBGL  ? kiln_gles_device_name()
+		                                          : NULL;
 		kiln_target_describe(&t, err, sizeof err);
 		if (remote)
 			snprintf(out, n, "%.200s; remote %.200s", err, remote); /* (the form records have had) */
@@ -2213,11 +2216,17 @@ static int cmd_tune(const opts *o)
 		return 1;
 	}
 	/* the CPU template's knobs: llvm here or on a server, wasm in node here or in a browser tab (--rpc);
-	 * the GPU matmul template's: opencl here or on a server, webgpu in node (Dawn) here or in a browser tab */
-	if (t.kind == KILN_WEBGL || t.emulated) {
+	 * the GPU matmul template's: opencl here or on a server, webgpu in node (Dawn) here or in a browser tab;
+	 * the WebGL template's: webgl here (EGL) or on a server or in a browser tab */
+	if (t.emulated) {
 		fprintf(stderr, "kiln: tune measures the CPU template (llvm here or on a server with --rpc, wasm in node here "
-		                "or in a browser tab with --rpc) and the GPU matmul template (opencl; webgpu in node here or "
-		                "in a browser tab with --rpc); not '%s'\n", o->target);
+		                "or in a browser tab with --rpc), the GPU matmul template (opencl; webgpu in node here or "
+		                "in a browser tab with --rpc) and the WebGL one (webgl); not '%s'\n", o->target);
+		return 1;
+	}
+	if (t.kind == KILN_WEBGL && is_onnx(o->op)) {
+		fprintf(stderr, "kiln: tuning a whole model for webgl is not supported yet (its operators: tune them one by "
+		                "one; a model tunes on llvm, wasm and opencl)\n");
 		return 1;
 	}
 	if (t.kind == KILN_WEBGPU && is_onnx(o->op)) {
