@@ -197,7 +197,7 @@ tune_gpu)
 			for cfg in ${KILN_BENCH_CONFIGS:-$("$build/kiln" tune matmul --shape $n,$n,$n --target $tg --list-space |
 				awk -v every=${KILN_BENCH_SMOKE:+5} 'NR % (every ? every : 1) == 0')}; do
 				"$build/kiln" build matmul --shape $n,$n,$n --target $tg --config "$cfg" \
-					-o "$dir/k/${tg}_${n}_$(echo "$cfg" | tr , _).kmod" >/dev/null 2>&1 || true # (a space of another target's)
+					-o "$dir/k/${tg}_${n}_$(echo "$cfg" | tr , _).kmod" >/dev/null
 			done
 		done
 	done

@@ -767,6 +767,12 @@ static kiln_schedule *schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)
 		return NULL;
+	bool reduces = false;
+	for (int i = 0; i < s->nstage; i++)
+		reduces = reduces || s->stages[i]->op->nreduce > 0;
+	if (!reduces && (rows > 1 || unroll > 1)) /* which would repeat rows 1, unroll 1 */
+		return ir_error(ctx, "webgl rows %d, unroll %d: no stage of '%s' has a reduction", rows, unroll,
+		                s->stages[s->nstage - 1]->op->name), NULL;
 	if (lanes == 1)
 		for (int i = s->nstage - 1; i >= 0; i--) {
 			split_reduction(s, s->stages[i]);

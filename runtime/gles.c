@@ -190,6 +190,7 @@ static int init_locked(void)
 	GL(glGetIntegerv)(GL_MAX_DRAW_BUFFERS, &draw);
 	GL(glGetIntegerv)(GL_MAX_COLOR_ATTACHMENTS, &attach);
 	s->max_targets = draw < attach ? draw : attach;
+	s->max_targets = s->max_targets < 8 ? s->max_targets : 8; /* what a kernel may draw (codegen's limit) */
 	s->attached = 1;
 	GL(glGenVertexArrays)(1, &s->vao);
 	/* a browser masks GL_RENDERER ("WebKit WebGL"); WEBGL_debug_renderer_info's
@@ -234,13 +235,17 @@ const char *kiln_gles_device_name(void)
 	return rc ? NULL : gs->name;
 }
 
-/* The number after `key` ("outputs=") in the header p..q, or dflt without one. */
+/* The number after `key` ("outputs=") in the header p..q, dflt without one, -1 past 1000 (a module's text). */
 static int header_int(const char *p, const char *q, const char *key, int dflt)
 {
 	size_t kl = strlen(key);
 	for (; p + kl <= q; p++)
-		if (!memcmp(p, key, kl))
-			return atoi(p + kl);
+		if (!memcmp(p, key, kl)) {
+			long v = 0;
+			for (const char *d = p + kl; d < q && *d >= '0' && *d <= '9' && v <= 1000; d++)
+				v = v * 10 + (*d - '0');
+			return v > 1000 ? -1 : (int)v;
+		}
 	return dflt;
 }
 
@@ -264,7 +269,7 @@ static char *kernel_source(const rt_blob *b, const char *name, int *lanes, int *
 			*lanes = p[ml] == ' ' && q - (p + ml) >= 5 && !memcmp(p + ml, " rgba", 5) ? 4 : 1;
 			*outs = header_int(p + ml, q, "outputs=", 1);
 			*rows = header_int(p + ml, q, "rows=", 1);
-			if (*outs < 1 || *outs > 8 || *rows < 1 || *rows > 8)
+			if (*outs < 1 || *rows < 1 || *outs * *rows > 8)
 				return NULL;
 			q++;
 			const char *stop = q;
@@ -285,8 +290,9 @@ static void free_fn_state(rt_function *f)
 	fn_state *fs = f->dev;
 	if (!fs)
 		return;
-	GL(glDeleteTextures)(fs->n, fs->tex);
-	for (int l = 0; l < f->nlaunch; l++) {
+	if (fs->tex)
+		GL(glDeleteTextures)(fs->n, fs->tex);
+	for (int l = 0; l < f->nlaunch && fs->progs && fs->blks; l++) {
 		if (fs->progs[l])
 			GL(glDeleteProgram)(fs->progs[l]);
 		if (fs->blks[l])
@@ -354,21 +360,26 @@ static int prepare_new(kiln_module *m, rt_function *f)
 	if (!b)
 		return rt_error("%s: the module carries no GLSL source", f->name);
 	fn_state *fs = calloc(1, sizeof *fs);
+	if (!fs)
+		return rt_error("out of memory");
+	size_t nl = (size_t)(f->nlaunch ? f->nlaunch : 1);
 	fs->lanes = 1;
-	fs->outs = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(int));
-	fs->rows = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(int));
-	fs->blks = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(GLuint *));
+	fs->n = f->nargs + f->ntemp;
+	fs->outs = calloc(nl, sizeof(int));
+	fs->rows = calloc(nl, sizeof(int));
+	fs->blks = calloc(nl, sizeof(GLuint *));
+	fs->progs = calloc(nl, sizeof(GLuint));
+	fs->tex = calloc((size_t)fs->n + 1, sizeof(GLuint));
+	fs->elems = calloc((size_t)fs->n + 1, sizeof(int64_t));
+	f->dev = fs;
+	m->dev_free = free_fn_state;
+	if (!fs->outs || !fs->rows || !fs->blks || !fs->progs || !fs->tex || !fs->elems)
+		return rt_error("out of memory");
 	if (f->nlaunch) {
 		int outs, rows;
 		char *first = kernel_source(b, f->launches[0].kernel, &fs->lanes, &outs, &rows);
 		free(first);
 	}
-	fs->n = f->nargs + f->ntemp;
-	fs->tex = calloc((size_t)fs->n, sizeof(GLuint));
-	fs->elems = calloc((size_t)fs->n, sizeof(int64_t));
-	fs->progs = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(GLuint));
-	f->dev = fs;
-	m->dev_free = free_fn_state;
 	GL(glGenTextures)(fs->n, fs->tex);
 	int64_t most = 1;
 	for (int i = 0; i < fs->n; i++) {
@@ -393,6 +404,8 @@ static int prepare_new(kiln_module *m, rt_function *f)
 		define_texture(fs->tex[i], tx, fs->lanes);
 	}
 	fs->staging = malloc(sizeof(float) * (size_t)(tex_width(most) * tex_height(most)) * 4);
+	if (!fs->staging)
+		return rt_error("%s: out of memory for a staging buffer of %lld texels", f->name, (long long)most);
 	int lanes = 1;
 	for (int l = 0; l < f->nlaunch; l++) {
 		char *src = kernel_source(b, f->launches[l].kernel, &lanes, &fs->outs[l], &fs->rows[l]);
@@ -417,9 +430,9 @@ static int prepare_new(kiln_module *m, rt_function *f)
 		GL(glDeleteShader)(fsh);
 		GLint ok = 0;
 		GL(glGetProgramiv)(p, GL_LINK_STATUS, &ok);
+		fs->progs[l] = p; /* (freed with the rest on failure) */
 		if (!ok)
 			return rt_error("%s: kernel '%s' does not link", f->name, f->launches[l].kernel);
-		fs->progs[l] = p;
 	}
 	return 0;
 }

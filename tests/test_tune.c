@@ -174,7 +174,22 @@ START_TEST(webgl_template)
 		src = webgl_source(&mm, &bad[i].cfg, err, sizeof err);
 		ck_assert_msg(!src && strstr(err, bad[i].why), "case %zu: %s", i, src ? src : err);
 	}
-	/* 5120 outputs in 8 blocks of 640: not whole texture rows, which the runtime copies */
+	/* blocks of whole texture rows (outputs past 4096 texels: block r blitted to rows r * h), run on
+	 * Mesa's GLES and checked against both references: 256 x 128 outputs, R32F in 2 and 8 blocks
+	 * (16384 and 4096 texels each), RGBA in 2 blocks of 4096 texels */
+	const tune_case tall = {"matmul", "", 3, {256, 128, 64}};
+	const kiln_cpu_config tall_cfgs[] = {{2, 1, 1, 1, 1}, {8, 1, 2, 1, 1}, {2, 4, 4, 1, 1}};
+	for (size_t i = 0; i < sizeof tall_cfgs / sizeof *tall_cfgs; i++) {
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_op_inst o;
+		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, tall.shape, "", &o), 0);
+		kiln_schedule *s = kiln_schedule_webgl_config(ctx, &tall_cfgs[i], o.nargs - o.nin, o.args + o.nin);
+		ck_assert_msg(s, "%s", kiln_error(ctx));
+		ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 5 + i, "webgl", "matmul", "") >= 0, "config %zu: %s", i,
+		              kiln_error(ctx));
+		kiln_ctx_free(ctx);
+	}
+	/* 128 x 96 = 12288 outputs in 8 blocks of 1536: not whole texture rows, which the runtime copies */
 	const tune_case odd = {"matmul", "", 3, {128, 96, 40}};
 	src = webgl_source(&odd, &(kiln_cpu_config){8, 1, 1, 1, 1}, err, sizeof err);
 	ck_assert_msg(!src && strstr(err, "not whole texture rows"), "%s", src ? src : err);

@@ -757,9 +757,15 @@ static int cmd_bundle(kiln_ctx *ctx, const opts *o)
 			if (templated && pick_config(&one, &picked))
 				goto done;
 		}
+		/* one --config for several modules is the CPU's or GPU's; the webgl module keeps its default */
+		const kiln_cpu_config *given = cpu_config;
+		if (o->config && nt > 1 && templated && kt.kind == KILN_WEBGL)
+			cpu_config = NULL;
 		kiln_op_inst inst;
 		const kiln_op_info *info = declare(ctx, &one, &inst);
-		if (!info || !(mods[n] = build(ctx, info, &inst, keys[n])))
+		bool built = info && (mods[n] = build(ctx, info, &inst, keys[n]));
+		cpu_config = o->config ? given : cpu_config;
+		if (!built)
 			goto done;
 		if (o->tuning_log && !o->config)
 			cpu_config = NULL; /* the next module picks its own */

@@ -151,8 +151,10 @@ void kiln_tune_config_describe_for(const kiln_target *t, const kiln_cpu_config *
 		return;
 	}
 	if (t->kind == KILN_WEBGL) {
-		snprintf(buf, n, "%d block%s x %d element%s per fragment (%s), reduction unrolled %d", c->rows,
-		         c->rows == 1 ? "" : "s", c->vecs, c->vecs == 1 ? "" : "s", c->vecs == 4 ? "RGBA" : "R32F", c->unroll);
+		int rows = c->rows ? c->rows : 1, vecs = c->vecs ? c->vecs : 1; /* 0: the default, 1 */
+		snprintf(buf, n, "%d block%s x %d element%s per fragment (%s), reduction unrolled %d", rows,
+		         rows == 1 ? "" : "s", vecs, vecs == 1 ? "" : "s", vecs == 4 ? "RGBA" : "R32F",
+		         c->unroll ? c->unroll : 1);
 		return;
 	}
 	char split[48] = "";
