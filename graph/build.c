@@ -389,7 +389,7 @@ static void cpu_target(kiln_graph *g, const char *target)
 /* Targets with a schedule template a configuration applies to: the CPU one (llvm, wasm) and the GPU one. */
 static bool tunable_target(const kiln_target *t)
 {
-	return t->kind == KILN_LLVM || t->kind == KILN_WASM ||
+	return t->kind == KILN_LLVM || t->kind == KILN_WASM || t->kind == KILN_WEBGL ||
 	       ((t->kind == KILN_OPENCL || t->kind == KILN_WEBGPU) && !t->emulated);
 }
 
@@ -402,8 +402,8 @@ int kiln_graph_group_visit(kiln_graph *g, int i, const char *target, const kiln_
 	kiln_target tt;
 	char terr[256];
 	if (cfg && (kiln_target_parse(target, &tt, terr, sizeof terr) || !tunable_target(&tt)))
-		return ir_error(ctx, "graph: configurations are for llvm and wasm (the CPU template) and opencl and webgpu "
-		                "(the GPU one), not '%s'", target), -1;
+		return ir_error(ctx, "graph: configurations are for llvm and wasm (the CPU template), opencl and webgpu "
+		                "(the GPU one) and webgl (its own), not '%s'", target), -1;
 	/* building a matmul group packs its weights into a new graph value: the graph is put back as it was */
 	int nvalue = g->nvalue, vcap = g->vcap;
 	gr_value *values = g->values;

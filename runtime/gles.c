@@ -8,7 +8,7 @@
  * draws one full-screen triangle into the texture of its output (an FBO,
  * EXT_color_buffer_float), reading its inputs with texelFetch. A kernel
  * whose fragments compute several blocks of their output ("rows=L") draws
- * into L block textures, which are then blitted into the output's rows.
+ * into L block textures, which one more draw gathers into the output.
  *
  * Compiled by Emscripten, the same file runs on WebGL2: only the context
  * comes from elsewhere (a canvas the JS layer registers as "#kiln-webgl").
@@ -32,7 +32,8 @@
 
 typedef struct {
 	GLuint vs, fbo, vao;
-	GLuint blit_fbo; /* the draw side of a blit from a kernel's block textures */
+	GLuint gather;   /* the program that gathers a kernel's blocks into its output (made when first needed) */
+	GLint gather_at[4]; /* its uniforms: block texels, block texture width, output width, output texels */
 	int max_targets; /* render targets one draw can write */
 	int attached;    /* attachments of fbo that may hold a texture */
 	GLenum read_fmt; /* how R32F textures read back: GL_RED, else GL_RGBA (WebGL's one sure format) */
@@ -66,7 +67,7 @@ typedef struct {
  * with OpenCL but no EGL runs kiln's CPU and OpenCL models).
  */
 #define EGL_FUNCS(X) X(eglBindAPI) X(eglChooseConfig) X(eglCreateContext) X(eglGetDisplay) X(eglGetProcAddress) X(eglInitialize) X(eglMakeCurrent)
-#define GLES_FUNCS(X) X(glActiveTexture) X(glAttachShader) X(glBindFramebuffer) X(glBindTexture) X(glBindVertexArray) X(glBlitFramebuffer) X(glCheckFramebufferStatus) X(glCompileShader) X(glCreateProgram) X(glCreateShader) X(glDeleteProgram) X(glDeleteShader) X(glDeleteTextures) X(glDrawArrays) X(glDrawBuffers) X(glFinish) X(glFramebufferTexture2D) X(glGenFramebuffers) X(glGenTextures) X(glGenVertexArrays) X(glGetError) X(glGetIntegerv) X(glGetProgramiv) X(glGetShaderInfoLog) X(glGetShaderiv) X(glGetString) X(glGetUniformLocation) X(glLinkProgram) X(glReadBuffer) X(glReadPixels) X(glShaderSource) X(glTexImage2D) X(glTexParameteri) X(glTexSubImage2D) X(glUniform1i) X(glUseProgram) X(glViewport)
+#define GLES_FUNCS(X) X(glActiveTexture) X(glAttachShader) X(glBindFramebuffer) X(glBindTexture) X(glBindVertexArray) X(glCheckFramebufferStatus) X(glCompileShader) X(glCreateProgram) X(glCreateShader) X(glDeleteProgram) X(glDeleteShader) X(glDeleteTextures) X(glDrawArrays) X(glDrawBuffers) X(glFinish) X(glFramebufferTexture2D) X(glGenFramebuffers) X(glGenTextures) X(glGenVertexArrays) X(glGetError) X(glGetIntegerv) X(glGetProgramiv) X(glGetShaderInfoLog) X(glGetShaderiv) X(glGetString) X(glGetUniformLocation) X(glLinkProgram) X(glReadBuffer) X(glReadPixels) X(glShaderSource) X(glTexImage2D) X(glTexParameteri) X(glTexSubImage2D) X(glUniform1i) X(glUseProgram) X(glViewport)
 static struct {
 #define X(f) __typeof__(&f) f;
 	EGL_FUNCS(X)
@@ -131,6 +132,26 @@ static GLuint compile(GLenum kind, const char *src, const char *what)
 	return sh;
 }
 
+/* A program of the full-screen triangle and the fragment shader src; 0 with a message. */
+static GLuint link_program(const char *src, const char *what)
+{
+	GLuint fsh = compile(GL_FRAGMENT_SHADER, src, what);
+	if (!fsh)
+		return 0;
+	GLuint p = GL(glCreateProgram)();
+	GL(glAttachShader)(p, gs->vs);
+	GL(glAttachShader)(p, fsh);
+	GL(glLinkProgram)(p);
+	GL(glDeleteShader)(fsh);
+	GLint ok = 0;
+	GL(glGetProgramiv)(p, GL_LINK_STATUS, &ok);
+	if (ok)
+		return p;
+	GL(glDeleteProgram)(p);
+	rt_error("webgl: %s does not link on %s", what, gs->name);
+	return 0;
+}
+
 #ifdef __EMSCRIPTEN__
 /* A WebGL2 context on the canvas the JS layer put in specialHTMLTargets. */
 static int make_context(void)
@@ -185,7 +206,6 @@ static int init_locked(void)
 	gl_state *s = calloc(1, sizeof *s);
 	s->vs = compile(GL_VERTEX_SHADER, vertex_src, "the vertex shader");
 	GL(glGenFramebuffers)(1, &s->fbo);
-	GL(glGenFramebuffers)(1, &s->blit_fbo);
 	GLint draw = 4, attach = 4;
 	GL(glGetIntegerv)(GL_MAX_DRAW_BUFFERS, &draw);
 	GL(glGetIntegerv)(GL_MAX_COLOR_ATTACHMENTS, &attach);
@@ -331,9 +351,10 @@ static int launch_arg(const rt_function *f, const rt_launch *la, int a)
 }
 
 /*
- * Launch l's block textures: each of its outputs in rows blocks of whole
- * texture rows (or of one row), which a blit puts in place after the draw.
+ * Launch l's block textures: each of its outputs in rows equal blocks, which
+ * gather_blocks puts in place after the draw.
  */
+static int gather_program(void);
 static int make_blocks(rt_function *f, int l)
 {
 	fn_state *fs = f->dev;
@@ -342,9 +363,11 @@ static int make_blocks(rt_function *f, int l)
 		return rt_error("%s: kernel '%s' draws %d render targets (%d outputs in %d blocks); %s allows %d", f->name,
 		                f->launches[l].kernel, nout * rows, nout, rows, gs->name, gs->max_targets);
 	int64_t tx = texels(fs, launch_arg(f, &f->launches[l], 0)), block = tx / rows;
-	if (tx % rows || (tx > WIDTH && block % WIDTH))
-		return rt_error("%s: kernel '%s' splits %lld texels into %d blocks that are not whole texture rows", f->name,
-		                f->launches[l].kernel, (long long)tx, rows);
+	if (tx % rows)
+		return rt_error("%s: kernel '%s' splits %lld texels into %d unequal blocks", f->name, f->launches[l].kernel,
+		                (long long)tx, rows);
+	if (gather_program())
+		return -1;
 	fs->blks[l] = calloc((size_t)(nout * rows), sizeof(GLuint));
 	if (!fs->blks[l])
 		return rt_error("out of memory");
@@ -419,20 +442,10 @@ static int prepare_new(kiln_module *m, rt_function *f)
 			free(src);
 			return -1;
 		}
-		GLuint fsh = compile(GL_FRAGMENT_SHADER, src, f->launches[l].kernel);
+		fs->progs[l] = link_program(src, f->launches[l].kernel);
 		free(src);
-		if (!fsh)
+		if (!fs->progs[l])
 			return -1;
-		GLuint p = GL(glCreateProgram)();
-		GL(glAttachShader)(p, gs->vs);
-		GL(glAttachShader)(p, fsh);
-		GL(glLinkProgram)(p);
-		GL(glDeleteShader)(fsh);
-		GLint ok = 0;
-		GL(glGetProgramiv)(p, GL_LINK_STATUS, &ok);
-		fs->progs[l] = p; /* (freed with the rest on failure) */
-		if (!ok)
-			return rt_error("%s: kernel '%s' does not link", f->name, f->launches[l].kernel);
 	}
 	return 0;
 }
@@ -452,29 +465,74 @@ static void wait_draws(fn_state *fs)
 }
 
 /*
- * Copies launch l's blocks into its outputs (tx texels each): block r to
- * rows r * h .. of a many-row texture, or to columns r * w .. of a one-row one.
+ * The program that copies blocks into place: output texel p is texel
+ * p % block of block p / block (up to 8, samplers b0..b7 on units 0..7).
  */
-static void blit_blocks(rt_function *f, int l, const GLuint *tex, int64_t tx)
+static const char gather_src[] =
+	"#version 300 es\nprecision highp float;\nprecision highp int;\nprecision highp sampler2D;\n"
+	"uniform sampler2D b0;\nuniform sampler2D b1;\nuniform sampler2D b2;\nuniform sampler2D b3;\n"
+	"uniform sampler2D b4;\nuniform sampler2D b5;\nuniform sampler2D b6;\nuniform sampler2D b7;\n"
+	"uniform int kiln_block, kiln_bw, kiln_w, kiln_n;\nout vec4 kiln_frag;\n"
+	"void main() {\n"
+	"  int p = int(gl_FragCoord.y) * kiln_w + int(gl_FragCoord.x);\n"
+	"  if (p >= kiln_n) discard;\n"
+	"  int r = p / kiln_block, t = p - r * kiln_block;\n"
+	"  ivec2 c = ivec2(t % kiln_bw, t / kiln_bw);\n"
+	"  if (r == 0) kiln_frag = texelFetch(b0, c, 0); else if (r == 1) kiln_frag = texelFetch(b1, c, 0);\n"
+	"  else if (r == 2) kiln_frag = texelFetch(b2, c, 0); else if (r == 3) kiln_frag = texelFetch(b3, c, 0);\n"
+	"  else if (r == 4) kiln_frag = texelFetch(b4, c, 0); else if (r == 5) kiln_frag = texelFetch(b5, c, 0);\n"
+	"  else if (r == 6) kiln_frag = texelFetch(b6, c, 0); else kiln_frag = texelFetch(b7, c, 0);\n"
+	"}\n";
+
+static int gather_program(void)
+{
+	if (gs->gather)
+		return 0;
+	GLuint p = link_program(gather_src, "the block gather shader");
+	if (!p)
+		return -1;
+	GL(glUseProgram)(p);
+	for (int r = 0; r < 8; r++) {
+		char name[4] = {'b', (char)('0' + r), 0};
+		GL(glUniform1i)(GL(glGetUniformLocation)(p, name), r);
+	}
+	static const char *const names[4] = {"kiln_block", "kiln_bw", "kiln_w", "kiln_n"};
+	for (int i = 0; i < 4; i++)
+		gs->gather_at[i] = GL(glGetUniformLocation)(p, names[i]);
+	gs->gather = p;
+	return 0;
+}
+
+/*
+ * Copies launch l's blocks into its outputs of tx texels each, one draw per
+ * output (any block size: the blocks need not be whole texture rows).
+ */
+static void gather_blocks(rt_function *f, int l, const GLuint *tex, int64_t tx)
 {
 	fn_state *fs = f->dev;
 	int rows = fs->rows[l];
-	int64_t block = tx / rows, w = tex_width(block), h = tex_height(block);
-	GL(glBindFramebuffer)(GL_DRAW_FRAMEBUFFER, gs->blit_fbo); /* gs->fbo stays the read side */
+	int64_t block = tx / rows;
+	for (int a = 1; a < gs->attached; a++)
+		GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0 + (GLenum)a, GL_TEXTURE_2D, 0, 0);
+	gs->attached = 1;
+	GLenum first = GL_COLOR_ATTACHMENT0;
+	GL(glDrawBuffers)(1, &first);
+	GL(glUseProgram)(gs->gather);
+	GL(glUniform1i)(gs->gather_at[0], (GLint)block);
+	GL(glUniform1i)(gs->gather_at[1], (GLint)tex_width(block));
+	GL(glUniform1i)(gs->gather_at[2], (GLint)tex_width(tx));
+	GL(glUniform1i)(gs->gather_at[3], (GLint)tx);
+	GL(glViewport)(0, 0, (GLsizei)tex_width(tx), (GLsizei)tex_height(tx));
 	for (int o = 0; o < fs->outs[l]; o++) {
 		int idx = launch_arg(f, &f->launches[l], o);
-		GL(glFramebufferTexture2D)(GL_DRAW_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D,
+		GL(glFramebufferTexture2D)(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D,
 		                           idx < f->nargs ? tex[idx] : fs->tex[idx], 0);
-		for (int r = 0; r < rows; r++) {
-			GLint x = tx > WIDTH ? 0 : (GLint)(r * w), y = tx > WIDTH ? (GLint)(r * h) : 0;
-			GL(glReadBuffer)(GL_COLOR_ATTACHMENT0 + (GLenum)(o * rows + r));
-			GL(glBlitFramebuffer)(0, 0, (GLint)w, (GLint)h, x, y, x + (GLint)w, y + (GLint)h, GL_COLOR_BUFFER_BIT,
-			                      GL_NEAREST);
+		for (int r = 0; r < 8; r++) { /* the blocks; the rest of the units never read */
+			GL(glActiveTexture)(GL_TEXTURE0 + (GLenum)r);
+			GL(glBindTexture)(GL_TEXTURE_2D, fs->blks[l][o * rows + (r < rows ? r : 0)]);
 		}
+		GL(glDrawArrays)(GL_TRIANGLES, 0, 3);
 	}
-	GL(glFramebufferTexture2D)(GL_DRAW_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, 0, 0);
-	GL(glBindFramebuffer)(GL_FRAMEBUFFER, gs->fbo);
-	GL(glReadBuffer)(GL_COLOR_ATTACHMENT0);
 }
 
 /*
@@ -538,7 +596,7 @@ static int run_with(rt_function *f, const GLuint *tex, kiln_array **args, const 
 		GL(glViewport)(0, 0, (GLsizei)tex_width(block), (GLsizei)tex_height(block));
 		GL(glDrawArrays)(GL_TRIANGLES, 0, 3);
 		if (rows > 1)
-			blit_blocks(f, l, tex, tx);
+			gather_blocks(f, l, tex, tx);
 	}
 	if (ms) {
 		wait_draws(fs);
@@ -679,6 +737,31 @@ static void rt_gles_forget(const void *host, size_t bytes)
 	pthread_mutex_unlock(&mu);
 }
 
+/*
+ * Waits for every queued draw, for a step timed inside a model's runs:
+ * glFinish natively; WebGL's finish() returns at once, so there a
+ * one-texel readback of what is attached, which waits for what came before.
+ */
+static int rt_gles_sync(void)
+{
+	pthread_mutex_lock(&mu);
+	if (gs) {
+#ifdef __EMSCRIPTEN__
+		float px[4];
+		GL(glBindFramebuffer)(GL_FRAMEBUFFER, gs->fbo);
+		GL(glReadBuffer)(GL_COLOR_ATTACHMENT0);
+		if (GL(glCheckFramebufferStatus)(GL_FRAMEBUFFER) == GL_FRAMEBUFFER_COMPLETE)
+			GL(glReadPixels)(0, 0, 1, 1, GL_RGBA, GL_FLOAT, px);
+		else
+			GL(glFinish)();
+#else
+		GL(glFinish)();
+#endif
+	}
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
+
 const rt_device rt_gles_device = {
 	.name = "gles",
 	.arrays = KILN_DEV_CPU, /* host arrays, mirrored in textures */
@@ -686,5 +769,6 @@ const rt_device rt_gles_device = {
 	.kernel_clock = true,
 	.needs_code = true,
 	.run_resident = rt_gles_run_resident,
+	.sync = rt_gles_sync,
 	.forget = rt_gles_forget,
 };

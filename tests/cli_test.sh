@@ -41,7 +41,7 @@ expect 2 "--min-repeat-ms takes a whole number from 0 to 60000" tune matmul --mi
 expect 2 "--cooldown-ms takes a whole number from 0 to 60000" tune matmul --cooldown-ms 99999999 --log "$dir/t.jsonl"
 expect 1 "cannot append to $dir/no/such/t.jsonl" tune matmul --log "$dir/no/such/t.jsonl"
 expect 1 "the WebGL one (webgl); not 'webgpu-cpu'" tune matmul --target webgpu-cpu --log "$dir/t.jsonl"
-expect 1 "a model tunes on llvm, wasm and opencl" tune "$dir/m.onnx" --target webgpu --log "$dir/t.jsonl"
+expect 1 "a model tunes on llvm, wasm, opencl and webgl" tune "$dir/m.onnx" --target webgpu --log "$dir/t.jsonl"
 expect 1 "over RPC measures wasm (in a browser tab or node); for opencl tune it" tune "$dir/m.onnx" --target opencl --rpc 127.0.0.1:1 --log "$dir/t.jsonl"
 expect 1 "--config takes ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD[,SPLIT]]]" run matmul --config 4,2,3,1,9
 expect 1 "--config takes ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD[,SPLIT]]]" run matmul --config 4,2,3,1,1,1

@@ -161,6 +161,31 @@ START_TEST(webgl_template)
 	src = webgl_source(&mm, &(kiln_cpu_config){0}, err, sizeof err);
 	ck_assert_msg(src && !strstr(src, "rows=") && !strstr(src, " rgba") && !strstr(src, "layout(location"), "%s", src);
 	free(src);
+	/* the default's blocks: 4 where they share a read and 1024 fragments remain (B for a matmul's rows,
+	 * the input for a batch-1 convolution's channels); none for a depthwise window, or few outputs */
+	const struct {
+		tune_case tc;
+		bool blocks;
+	} dflt[] = {
+		{{"matmul", "", 3, {128, 64, 32}}, true},
+		{{"conv2d", "pad=1", 7, {1, 16, 32, 32, 16, 3, 3}}, true},
+		{{"depthwise_conv2d", "pad=1", 6, {1, 16, 32, 32, 3, 3}}, false},
+		{{"matmul", "", 3, {64, 32, 96}}, false},
+	};
+	for (size_t i = 0; i < sizeof dflt / sizeof *dflt; i++) {
+		kiln_ctx *ctx = kiln_ctx_new();
+		kiln_op_inst o;
+		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(dflt[i].tc.op), dflt[i].tc.n, dflt[i].tc.shape,
+		                                 dflt[i].tc.attrs, &o), 0);
+		kiln_schedule *s = kiln_schedule_webgl(ctx, o.nargs - o.nin, o.args + o.nin);
+		char *text = tu_device_text(ctx, s, o.nargs, o.args, "webgl");
+		ck_assert_msg((strstr(text, " rows=4\n") != NULL) == dflt[i].blocks, "%s: %s", dflt[i].tc.op, text);
+		free(text);
+		ck_assert_msg(tu_check_ref(ctx, kiln_schedule_webgl(ctx, o.nargs - o.nin, o.args + o.nin), o.nargs, o.args, 3,
+		                           "webgl", dflt[i].tc.op, dflt[i].tc.attrs) >= 0, "%s: %s", dflt[i].tc.op,
+		              kiln_error(ctx));
+		kiln_ctx_free(ctx);
+	}
 	struct {
 		kiln_cpu_config cfg;
 		const char *why;
@@ -174,25 +199,32 @@ START_TEST(webgl_template)
 		src = webgl_source(&mm, &bad[i].cfg, err, sizeof err);
 		ck_assert_msg(!src && strstr(err, bad[i].why), "case %zu: %s", i, src ? src : err);
 	}
-	/* blocks of whole texture rows (outputs past 4096 texels: block r blitted to rows r * h), run on
-	 * Mesa's GLES and checked against both references: 256 x 128 outputs, R32F in 2 and 8 blocks
-	 * (16384 and 4096 texels each), RGBA in 2 blocks of 4096 texels */
-	const tune_case tall = {"matmul", "", 3, {256, 128, 64}};
-	const kiln_cpu_config tall_cfgs[] = {{2, 1, 1, 1, 1}, {8, 1, 2, 1, 1}, {2, 4, 4, 1, 1}};
-	for (size_t i = 0; i < sizeof tall_cfgs / sizeof *tall_cfgs; i++) {
+	/* blocks gathered into place by one more draw, run on Mesa's GLES and checked against both references:
+	 * 256 x 128 outputs (past one texture row of 4096 texels), R32F in 2 and 8 blocks (16384 and 4096
+	 * texels each), RGBA in 2 blocks; 128 x 96 in 8 blocks of 1536 texels (not whole texture rows), RGBA
+	 * in 4 blocks of 768; a convolution in 4 blocks of output channels with its 3-wide window unrolled */
+	const struct {
+		tune_case tc;
+		kiln_cpu_config cfg;
+	} runs[] = {
+		{{"matmul", "", 3, {256, 128, 64}}, {2, 1, 1, 1, 1}},
+		{{"matmul", "", 3, {256, 128, 64}}, {8, 1, 2, 1, 1}},
+		{{"matmul", "", 3, {256, 128, 64}}, {2, 4, 4, 1, 1}},
+		{{"matmul", "", 3, {128, 96, 40}}, {8, 1, 1, 1, 1}},
+		{{"matmul", "", 3, {128, 96, 40}}, {4, 4, 8, 1, 1}},
+		{{"conv2d", "pad=1", 7, {1, 16, 14, 14, 16, 3, 3}}, {4, 1, 3, 1, 1}},
+	};
+	for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
 		kiln_ctx *ctx = kiln_ctx_new();
 		kiln_op_inst o;
-		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("matmul"), 3, tall.shape, "", &o), 0);
-		kiln_schedule *s = kiln_schedule_webgl_config(ctx, &tall_cfgs[i], o.nargs - o.nin, o.args + o.nin);
-		ck_assert_msg(s, "%s", kiln_error(ctx));
-		ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 5 + i, "webgl", "matmul", "") >= 0, "config %zu: %s", i,
-		              kiln_error(ctx));
+		ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find(runs[i].tc.op), runs[i].tc.n, runs[i].tc.shape,
+		                                 runs[i].tc.attrs, &o), 0);
+		kiln_schedule *s = kiln_schedule_webgl_config(ctx, &runs[i].cfg, o.nargs - o.nin, o.args + o.nin);
+		ck_assert_msg(s, "case %zu: %s", i, kiln_error(ctx));
+		ck_assert_msg(tu_check_ref(ctx, s, o.nargs, o.args, 5 + i, "webgl", runs[i].tc.op, runs[i].tc.attrs) >= 0,
+		              "case %zu: %s", i, kiln_error(ctx));
 		kiln_ctx_free(ctx);
 	}
-	/* 128 x 96 = 12288 outputs in 8 blocks of 1536: not whole texture rows, which the runtime copies */
-	const tune_case odd = {"matmul", "", 3, {128, 96, 40}};
-	src = webgl_source(&odd, &(kiln_cpu_config){8, 1, 1, 1, 1}, err, sizeof err);
-	ck_assert_msg(!src && strstr(err, "not whole texture rows"), "%s", src ? src : err);
 }
 END_TEST
 

@@ -113,7 +113,7 @@ grep -q '"stages":[12],"pad":[12]' "$dir/mo.jsonl" || fail "no record of the GPU
 	fail "compile with the opencl model's log"
 both_tasks_took "the opencl model's log"
 "$kiln" run "$dir/mo.kmod" >/dev/null || fail "the tuned opencl model does not run"
-"$kiln" tune "$model" --target webgpu --trials 2 --log "$dir/mo.jsonl" 2>&1 | grep -q "a model tunes on llvm, wasm and opencl" ||
+"$kiln" tune "$model" --target webgpu --trials 2 --log "$dir/mo.jsonl" 2>&1 | grep -q "a model tunes on llvm, wasm, opencl and webgl" ||
 	fail "a webgpu model tuning is not refused with the reason"
 "$kiln" tune "$model" --rpc 127.0.0.1:1 --key k --trials 2 --log "$dir/mo.jsonl" 2>&1 |
 	grep -q "over RPC measures wasm" || fail "a CPU model's tuning over RPC is not refused with the reason"
@@ -174,8 +174,15 @@ grep -q "no record for matmul 128,128,64 on wasm " "$dir/out" || fail "the bundl
 "$kiln" lower matmul --shape 128,128,64 --target webgl --tuning-log "$dir/gl.jsonl" >"$dir/out" 2>&1 ||
 	{ cat "$dir/out"; fail "lower with the webgl records"; }
 grep -q "the WebGL template, .* per fragment .*(best of " "$dir/out" || { head -3 "$dir/out"; fail "webgl records not applied"; }
-"$kiln" tune "$dir/mlp64.onnx" --target webgl --trials 2 --log "$dir/g.jsonl" 2>&1 | grep -q "whole model for webgl" ||
-	fail "a whole model's webgl tuning is refused with its reason"
+# a whole model's webgl kernels, each timed inside whole runs on the GLES device (glFinish after each)
+"$kiln" tune "$dir/mlp64.onnx" --target webgl --trials 3 --repeat 3 --log "$dir/glm.jsonl" >"$dir/out" 2>&1 ||
+	{ cat "$dir/out"; fail "model tune for webgl"; }
+grep -q "tuned outputs within .* of the default's" "$dir/out" || { cat "$dir/out"; fail "the webgl model was not checked"; }
+[ "$(grep -c '"op":"graph Gemm",.*"target":"webgl",.*"error":""' "$dir/glm.jsonl")" = 6 ] ||
+	{ cat "$dir/glm.jsonl"; fail "the webgl model's records"; }
+"$kiln" compile "$dir/mlp64.onnx" --target webgl -o "$dir/glm.kmod" --tuning-log "$dir/glm.jsonl" >"$dir/out" 2>&1 ||
+	{ cat "$dir/out"; fail "compile with the webgl model records"; }
+grep -q "tuned configurations for [0-9] of 2 " "$dir/out" || { cat "$dir/out"; fail "the webgl model records"; }
 
 # measured on a remote server: its records name it, and apply there, not here
 KILN_RPC_KEY=tune-key "$kiln" rpc server --port 0 >"$dir/server" 2>&1 &

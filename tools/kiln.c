@@ -988,6 +988,16 @@ static int cmd_compile(const opts *o)
 		return rc;
 	}
 	group_configs gc = {.log = o->tuning_log, .target = o->target};
+	static kiln_cpu_config given; /* --config: one configuration for every task, as a tuner's round builds */
+	if (g && o->config && (o->tuning_log || kiln_tune_config_parse(o->config, &given))) {
+		fprintf(stderr, "kiln: compile takes --config ROWS,VECTORS[,...] (every convolution and matrix product "
+		                "whose schedule takes it) or --tuning-log, not %s\n",
+		        o->tuning_log ? "both" : o->config);
+		log_bad = true;
+	} else if (g && o->config) {
+		gc.fixed = &given;
+		kiln_graph_set_config(g, group_config, &gc);
+	}
 	if (g && o->tuning_log && !log_bad) {
 		host_device(o->target, o->rpc, gc.device, sizeof gc.device);
 		kiln_graph_set_config(g, group_config, &gc);
@@ -1931,16 +1941,28 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 		goto done;
 	}
 	n = i;
+	bool measured = false;
+	for (int k = 0; k < ntask; k++)
+		measured = measured || tasks[k].def_ms < 1e300;
+	if (!measured) { /* no default measured: nothing to compare with, and no record written */
+		fprintf(stderr, "kiln: no round measured the model (%s); nothing was tuned\n",
+		        last_error[0] ? last_error : "no rounds");
+		rc = 1;
+		goto done;
+	}
 	double def = 0, best = 0;
 	for (int k = 0; k < ntask; k++) {
 		model_task *mt = &tasks[k];
 		bool tuned = mt->best_ms < mt->def_ms;
 		char d[160];
-		kiln_tune_config_describe(&mt->best, d, sizeof d);
+		kiln_tune_config_describe_for(t, &mt->best, d, sizeof d);
 		def += mt->def_ms < 1e300 ? mt->def_ms : 0;
 		best += fmin(mt->def_ms, mt->best_ms) < 1e300 ? fmin(mt->def_ms, mt->best_ms) : 0;
-		printf("%-56.56s (%d) %8.3f -> %8.3f ms  (%s)\n", mt->key, mt->ngroups, mt->def_ms, fmin(mt->def_ms, mt->best_ms),
-		       tuned ? d : "the default");
+		if (mt->def_ms < 1e300)
+			printf("%-56.56s (%d) %8.3f -> %8.3f ms  (%s)\n", mt->key, mt->ngroups, mt->def_ms,
+			       fmin(mt->def_ms, mt->best_ms), tuned ? d : "the default");
+		else
+			printf("%-56.56s (%d) not measured (the default)\n", mt->key, mt->ngroups);
 		if (mt->tuner && kiln_tuner_note(mt->tuner)[0])
 			fprintf(stderr, "kiln: %.60s: %s\n", mt->key, kiln_tuner_note(mt->tuner));
 	}
@@ -2230,15 +2252,10 @@ static int cmd_tune(const opts *o)
 		                "in a browser tab with --rpc) and the WebGL one (webgl); not '%s'\n", o->target);
 		return 1;
 	}
-	if (t.kind == KILN_WEBGL && is_onnx(o->op)) {
-		fprintf(stderr, "kiln: tuning a whole model for webgl is not supported yet (its operators: tune them one by "
-		                "one; a model tunes on llvm, wasm and opencl)\n");
-		return 1;
-	}
 	if (t.kind == KILN_WEBGPU && is_onnx(o->op)) {
 		/* a model's tuning times each kernel inside whole runs; a WebGPU queue runs a model's kernels as one pass */
 		fprintf(stderr, "kiln: tuning a whole model for %s is not supported yet (its matrix products: tune them "
-		                "one by one; a model tunes on llvm, wasm and opencl)\n", t.name);
+		                "one by one; a model tunes on llvm, wasm, opencl and webgl)\n", t.name);
 		return 1;
 	}
 	if (o->rpc && is_onnx(o->op) && t.kind != KILN_WASM) {

@@ -49,15 +49,15 @@ static int gpu_space(kiln_cpu_config *out, int max)
  * The WebGL template's space: 1-8 blocks of the output per fragment (a
  * render target each; more than 4 only where the device has the targets),
  * one element or an RGBA texel of four per fragment and block, and the
- * reduction unrolled 1-8 times.
+ * reduction unrolled 1-8 times (3: a 3x3 window's columns).
  */
 static int webgl_space(kiln_cpu_config *out, int max)
 {
-	static const int rows[] = {1, 2, 4, 8}, lanes[] = {1, 4}, unrolls[] = {1, 2, 4, 8};
+	static const int rows[] = {1, 2, 4, 8}, lanes[] = {1, 4}, unrolls[] = {1, 2, 3, 4, 8};
 	int n = 0;
 	for (int r = 0; r < 4; r++)
 		for (int l = 0; l < 2; l++)
-			for (int u = 0; u < 4; u++) {
+			for (int u = 0; u < 5; u++) {
 				if (n < max)
 					out[n] = (kiln_cpu_config){rows[r], lanes[l], unrolls[u], 1, 1};
 				n++;
@@ -151,10 +151,11 @@ void kiln_tune_config_describe_for(const kiln_target *t, const kiln_cpu_config *
 		return;
 	}
 	if (t->kind == KILN_WEBGL) {
-		int rows = c->rows ? c->rows : 1, vecs = c->vecs ? c->vecs : 1; /* 0: the default, 1 */
-		snprintf(buf, n, "%d block%s x %d element%s per fragment (%s), reduction unrolled %d", rows,
-		         rows == 1 ? "" : "s", vecs, vecs == 1 ? "" : "s", vecs == 4 ? "RGBA" : "R32F",
-		         c->unroll ? c->unroll : 1);
+		int vecs = c->vecs ? c->vecs : 1; /* 0: the default (rows: the default's choice) */
+		char rows[32];
+		snprintf(rows, sizeof rows, c->rows ? "%d block%s" : "the default's blocks", c->rows, c->rows == 1 ? "" : "s");
+		snprintf(buf, n, "%s x %d element%s per fragment (%s), reduction unrolled %d", rows, vecs, vecs == 1 ? "" : "s",
+		         vecs == 4 ? "RGBA" : "R32F", c->unroll ? c->unroll : 1);
 		return;
 	}
 	char split[48] = "";

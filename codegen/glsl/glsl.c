@@ -10,8 +10,8 @@
  *
  * A fragment may compute several blocks of an output ("rows=L"): its grid
  * covers 1/L of the output's texels, and block r (the texels r*n/L + id)
- * goes to a render target of its own, which the runtime then copies into
- * place. That is how one fragment writes more than 4 elements (WebGL's
+ * goes to a render target of its own, which the runtime then gathers into
+ * place (one more draw). That is how one fragment writes more than 4 elements (WebGL's
  * only way: a fragment writes its own texel of each target) while every
  * tensor keeps one layout, so a kernel reading it needs to know nothing.
  * No shared memory, no 64-bit integers: indices are 32-bit ints.
@@ -159,9 +159,6 @@ static void gl_kernel_begin(cg_src *s)
 	else if (g->nout * g->rows > MAX_TARGETS)
 		cg_fail(s, "kernel '%s' writes %d outputs in %d blocks each: %d render targets, more than %d", k->name,
 		        g->nout, g->rows, g->nout * g->rows, MAX_TARGETS);
-	else if (g->rows > 1 && n > KILN_GLSL_WIDTH && g->block % KILN_GLSL_WIDTH)
-		cg_fail(s, "kernel '%s' computes blocks of %lld texels of '%s'; blocks must be whole texture rows (%d "
-		           "texels) to be copied into place", k->name, (long long)g->block, g->out->name, KILN_GLSL_WIDTH);
 	if (s->err)
 		return;
 	int64_t w = cg_glsl_width(g->block);

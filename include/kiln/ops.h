@@ -159,7 +159,8 @@ kiln_schedule *kiln_schedule_template(kiln_ctx *ctx, const kiln_target *t, const
 /* For GPUs emulated on a CPU (SwiftShader, lavapipe; WebGPU's "webgpu-cpu"):
  * no shared memory or barriers, a 4x4 register tile per thread for matmuls. */
 kiln_schedule *kiln_schedule_gpu_emulated(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
-/* The default schedule for WebGL2 (webgl): one fragment per output element. */
+/* The default schedule for WebGL2 (webgl): one fragment per output element, or
+ * per element of 4 blocks of a large reduction whose blocks share a read. */
 kiln_schedule *kiln_schedule_webgl(kiln_ctx *ctx, int nout, kiln_tensor *const *outs);
 /* WebGL2 with RGBA packing (4 elements per texel and per fragment): a schedule
  * choice for stages whose innermost extent is a multiple of 4. */
@@ -171,7 +172,8 @@ kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *
  * drawn to a render target of its own and copied into place (a matmul's
  * fragment computes rows x vecs outputs, reusing each texel it reads); unroll:
  * the innermost reduction unrolled by 1-64. Rows and unroll apply to stages
- * with a reduction; 0 is 1.
+ * with a reduction; 0 is 1, except rows 0: the default's choice (4 where the
+ * blocks share a read and 4096 fragments remain, else 1).
  */
 kiln_schedule *kiln_schedule_webgl_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout,
                                           kiln_tensor *const *outs);
