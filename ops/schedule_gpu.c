@@ -669,10 +669,14 @@ kiln_schedule *kiln_schedule_gpu_emulated(kiln_ctx *ctx, int nout, kiln_tensor *
 	return schedule_kernels(ctx, nout, outs, schedule_matmul_emulated, schedule_conv_emulated, NULL, NULL);
 }
 
-/* Whether some read of e is the same for every value of vars (a texel blocks along them would share). */
+/*
+ * Whether some read of e is the same for every value of vars but moves
+ * along the reduction (red): a stream of texels blocks along vars would
+ * share (a constant or a 0-d tensor is no such stream).
+ */
 typedef struct {
-	ir_expr *const *vars;
-	int n;
+	ir_expr *const *vars, *const *red;
+	int n, nred;
 	bool shared;
 } share_scan;
 
@@ -681,11 +685,14 @@ static bool find_shared(const ir_expr *e, void *user)
 	share_scan *ss = user;
 	if (e->kind != IR_READ)
 		return true;
-	bool uses = false;
-	for (int d = 0; d < e->read.t->ndim && !uses; d++)
-		for (int v = 0; v < ss->n && !uses; v++)
-			uses = ir_expr_uses_var(e->read.idx[d], ss->vars[v]);
-	ss->shared = ss->shared || !uses;
+	bool uses = false, moves = false;
+	for (int d = 0; d < e->read.t->ndim; d++) {
+		for (int v = 0; v < ss->n; v++)
+			uses = uses || ir_expr_uses_var(e->read.idx[d], ss->vars[v]);
+		for (int v = 0; v < ss->nred; v++)
+			moves = moves || ir_expr_uses_var(e->read.idx[d], ss->red[v]);
+	}
+	ss->shared = ss->shared || (!uses && moves);
 	return true;
 }
 
@@ -710,14 +717,19 @@ static int webgl_default_rows(sch_stage *st, kiln_iter *const *fa, int nf)
 			m = d;
 	if (m < 0 || texels / 4 < 1024)
 		return 1;
-	ir_expr *vars[KILN_MAX_DIMS];
-	int n = 0;
+	ir_expr *vars[KILN_MAX_DIMS], *red[KILN_MAX_DIMS];
+	int n = 0, nred = 0;
 	for (int d = 0; d <= m && d < st->op->naxis; d++)
 		if (st->op->axis[d]->extent > 1) /* (a batch of 1 is one value) */
 			vars[n++] = st->op->axis[d]->var;
-	share_scan ss = {vars, n, false};
+	for (int r = 0; r < st->op->nreduce && nred < KILN_MAX_DIMS; r++)
+		red[nred++] = st->op->reduce[r]->var;
+	share_scan ss = {vars, red, n, nred, false};
 	ir_visit_expr(st->op->body[0], find_shared, &ss);
-	return ss.shared ? 4 : 1;
+	if (!ss.shared)
+		return 1;
+	st->note = "default: 4 blocks of the output per fragment, a render target each (they share a read)";
+	return 4;
 }
 
 /*
@@ -765,6 +777,9 @@ static int webgl_stage(kiln_ctx *ctx, sch_stage *st, int lanes, int rows, int un
 		if (m < 0)
 			return ir_error(ctx, "webgl rows %d: no leading axes of '%s' split into %d equal blocks", rows,
 			                st->op->name, rows);
+		if (st->op->nout * rows > 8)
+			return ir_error(ctx, "webgl rows %d: '%s' writes %d outputs, %d render targets (8 at most)", rows,
+			                st->op->name, st->op->nout, st->op->nout * rows);
 		kiln_iter *g = fa[0];
 		for (int d = 1; d <= m; d++)
 			if (kiln_fuse(st, g, fa[d], &g))
@@ -865,8 +880,9 @@ kiln_schedule *kiln_schedule_webgl_config(kiln_ctx *ctx, const kiln_cpu_config *
 	/* rows 0: the default's choice (webgl_default_rows) */
 	int rows = cfg ? cfg->rows : 0, lanes = cfg && cfg->vecs ? cfg->vecs : 1, unroll = cfg && cfg->unroll ? cfg->unroll : 1;
 	if (rows < 0 || rows > 8 || (lanes != 1 && lanes != 4) || unroll < 1 || unroll > 64)
-		return ir_error(ctx, "schedule: webgl takes rows 1-8 (blocks per fragment), vecs 1 or 4 (elements per "
-		                "texel) and unroll 1-64, not %d, %d, %d", cfg->rows, cfg->vecs, cfg->unroll), NULL;
+		return ir_error(ctx, "schedule: webgl takes rows 1-8 (blocks per fragment; 0: the default's choice), vecs 1 "
+		                "or 4 (elements per texel) and unroll 1-64, not %d, %d, %d", cfg->rows, cfg->vecs, cfg->unroll),
+		       NULL;
 	return schedule_webgl(ctx, nout, outs, lanes, rows, unroll);
 }
 

@@ -84,8 +84,8 @@ grep -q "\"target\":\"wasm\".*; remote 127.0.0.1:$port" "$work/tune.jsonl" || fa
 "$kiln" run matmul --shape 64,64,64 --target wasm --rpc "127.0.0.1:$port" --key tab-key --tuning-log "$work/tune.jsonl" \
 	>"$work/tune.log" 2>&1 || fail "run with the tab's tuning log: $(cat "$work/tune.log")"
 grep -q "has no record" "$work/tune.log" && fail "the tab's records did not apply there"
-# the WebGL template in the tab's WebGL2: 4 and 8 blocks per fragment, each a render target blitted into
-# place, checked here against the oracle; then tuned there (its records name the tab, and apply there)
+# the WebGL template in the tab's WebGL2: 4 and 8 blocks per fragment, each a render target gathered into
+# place by one more draw, checked here against the oracle; then tuned there (its records name the tab, and apply there)
 for cfg in 4,4,4,1,1 8,1,2,1,1; do
 	"$kiln" run matmul --shape 64,48,96 --target webgl --config $cfg --rpc "127.0.0.1:$port" --key tab-key \
 		>"$work/gl.log" 2>&1 || fail "the WebGL template ($cfg) in the tab: $(cat "$work/gl.log")"

@@ -182,7 +182,18 @@ grep -q "tuned outputs within .* of the default's" "$dir/out" || { cat "$dir/out
 	{ cat "$dir/glm.jsonl"; fail "the webgl model's records"; }
 "$kiln" compile "$dir/mlp64.onnx" --target webgl -o "$dir/glm.kmod" --tuning-log "$dir/glm.jsonl" >"$dir/out" 2>&1 ||
 	{ cat "$dir/out"; fail "compile with the webgl model records"; }
-grep -q "tuned configurations for [0-9] of 2 " "$dir/out" || { cat "$dir/out"; fail "the webgl model records"; }
+both_tasks_took "the webgl model's log"
+"$kiln" run "$dir/glm.kmod" -o "$dir/glm.npy" >"$dir/out" 2>&1 || { cat "$dir/out"; fail "the tuned webgl model does not run"; }
+# one configuration for every task: 2 blocks of RGBA texels (mlp64's products take it), and refusals
+"$kiln" compile "$dir/mlp64.onnx" --target webgl -o "$dir/glc.kmod" --config 2,4,4 >"$dir/out" 2>&1 ||
+	{ cat "$dir/out"; fail "compile --config on webgl"; }
+"$kiln" run "$dir/glc.kmod" -o "$dir/glc.npy" >/dev/null 2>&1 || fail "the --config webgl model does not run"
+/usr/bin/python3 -c "import numpy as n, sys; sys.exit(0 if n.allclose(n.load(sys.argv[1]), n.load(sys.argv[2]), rtol=1e-5, atol=1e-6) else 1)" \
+	"$dir/glm.npy" "$dir/glc.npy" || fail "the --config webgl model differs from the tuned one"
+"$kiln" compile "$dir/mlp64.onnx" --target webgl -o "$dir/glc.kmod" --config 2,4,4 --tuning-log "$dir/glm.jsonl" 2>&1 |
+	grep -q "not both" || fail "compile took --config and --tuning-log together"
+"$kiln" compile "$dir/mlp64.onnx" --target web -o "$dir/glb/" --config 2,4,4 2>&1 | grep -q "one target's model" ||
+	fail "a bundle took --config"
 
 # measured on a remote server: its records name it, and apply there, not here
 KILN_RPC_KEY=tune-key "$kiln" rpc server --port 0 >"$dir/server" 2>&1 &

@@ -113,7 +113,7 @@ static void cmd_usage(const char *cmd)
 	}
 	if (!strcmp(cmd, "compile")) {
 		printf("usage: kiln compile MODEL.onnx -o M.kmod|M.so|DIR/ [--target T|web] [--input-shape NAME=N,N,...]\n"
-		       "                    [--print-graph] [--tuning-log F.jsonl [--rpc HOST:PORT]]\n\n"
+		       "                    [--print-graph] [--tuning-log F.jsonl [--rpc HOST:PORT] | --config C]\n\n"
 		       "Imports the model, runs the graph passes (shape inference and constant folding,\n"
 		       "simplification, fusion, memory planning) and writes one model module: a kernel per\n"
 		       "fused group, the execution plan and the weights. --input-shape binds an input's\n"
@@ -125,7 +125,8 @@ static void cmd_usage(const char *cmd)
 		       "inside whole runs and alone); kiln_model_load (kiln/model.h) loads it in C.\n"
 		       "--target web -o DIR/ writes a bundle of the web targets' modules (kiln.mjs's loadModel).\n"
 		       "--tuning-log applies the best record of each kernel's task (kiln tune MODEL.onnx) measured\n"
-		       "on this machine, or with --rpc on that server or browser tab.\n");
+		       "on this machine, or with --rpc on that server or browser tab; --config C gives every\n"
+		       "convolution and matrix product whose schedule takes it one configuration (kiln tune --help).\n");
 		return;
 	}
 	if (!strcmp(cmd, "onnx")) {
@@ -169,8 +170,11 @@ static void cmd_usage(const char *cmd)
 		       "ORDER 2 deals float4s a block apart, STAGES 2 double-buffers the shared panels,\n"
 		       "PAD 1 pads their rows off the same bank, SPLIT 1 keeps a deep reduction whole and N\n"
 		       "splits it into N parts (split-K; 0 lets the default decide).\n"
-		       "For MODEL.onnx (llvm; wasm, in node or with --rpc in a browser tab; or opencl: the GPU\n"
-		       "template) each distinct convolution and matrix product is searched on its own; a round\n"
+		       "--target webgl searches the WebGL template (here on EGL, or with --rpc in a tab):\n"
+		       "ROWS blocks of the output per fragment (1-8, a render target each; 0: the default's\n"
+		       "choice), VECTORS 1 (R32F) or 4 (RGBA texels), UNROLL the innermost reduction's.\n"
+		       "For MODEL.onnx (llvm; wasm, in node or with --rpc in a browser tab; opencl: the GPU\n"
+		       "template; webgl: its own) each distinct convolution and matrix product is searched on its own; a round\n"
 		       "(--trials counts rounds) builds the model with every task's next configuration and\n"
 		       "times its kernels inside whole runs; the first round (the defaults) is logged too, and\n"
 		       "the tuned model is checked against the default one at the end.\n"
@@ -936,6 +940,12 @@ static int cmd_compile(const opts *o)
 		binds[i].ndim = n;
 	}
 	bool web = !strcmp(o->target, "web");
+	if (o->config && (web || o->tuning_log)) {
+		fprintf(stderr, "kiln: compile: --config gives one target's model one configuration%s\n",
+		        web ? " (one target's model: not a bundle's, whose targets take different knobs)"
+		            : "; --config or --tuning-log, not both");
+		return 2;
+	}
 	if (!web && strcmp(o->target, "llvm") && strcmp(o->target, "opencl") && strcmp(o->target, "webgl") &&
 	    strcmp(o->target, "wasm") && strcmp(o->target, "webgpu") && strcmp(o->target, "webgpu-cpu")) {
 		fprintf(stderr, "kiln: compile: unknown target '%s' (llvm, opencl, webgl, wasm, webgpu, webgpu-cpu, or web: "
@@ -989,10 +999,9 @@ static int cmd_compile(const opts *o)
 	}
 	group_configs gc = {.log = o->tuning_log, .target = o->target};
 	static kiln_cpu_config given; /* --config: one configuration for every task, as a tuner's round builds */
-	if (g && o->config && (o->tuning_log || kiln_tune_config_parse(o->config, &given))) {
+	if (g && o->config && kiln_tune_config_parse(o->config, &given)) {
 		fprintf(stderr, "kiln: compile takes --config ROWS,VECTORS[,...] (every convolution and matrix product "
-		                "whose schedule takes it) or --tuning-log, not %s\n",
-		        o->tuning_log ? "both" : o->config);
+		                "whose schedule takes it), not %s\n", o->config);
 		log_bad = true;
 	} else if (g && o->config) {
 		gc.fixed = &given;
@@ -1943,7 +1952,7 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 	n = i;
 	bool measured = false;
 	for (int k = 0; k < ntask; k++)
-		measured = measured || tasks[k].def_ms < 1e300;
+		measured = measured || tasks[k].def_ms < 1e300 || tasks[k].best_ms < 1e300;
 	if (!measured) { /* no default measured: nothing to compare with, and no record written */
 		fprintf(stderr, "kiln: no round measured the model (%s); nothing was tuned\n",
 		        last_error[0] ? last_error : "no rounds");
@@ -1957,10 +1966,13 @@ static int cmd_tune_model(const opts *o, const kiln_target *t, const char *self,
 		char d[160];
 		kiln_tune_config_describe_for(t, &mt->best, d, sizeof d);
 		def += mt->def_ms < 1e300 ? mt->def_ms : 0;
-		best += fmin(mt->def_ms, mt->best_ms) < 1e300 ? fmin(mt->def_ms, mt->best_ms) : 0;
+		best += mt->def_ms < 1e300 ? fmin(mt->def_ms, mt->best_ms) : 0; /* (like with like: the tasks whose default ran) */
 		if (mt->def_ms < 1e300)
 			printf("%-56.56s (%d) %8.3f -> %8.3f ms  (%s)\n", mt->key, mt->ngroups, mt->def_ms,
 			       fmin(mt->def_ms, mt->best_ms), tuned ? d : "the default");
+		else if (mt->best_ms < 1e300)
+			printf("%-56.56s (%d) the default not measured -> %8.3f ms  (%s)\n", mt->key, mt->ngroups, mt->best_ms,
+			       d);
 		else
 			printf("%-56.56s (%d) not measured (the default)\n", mt->key, mt->ngroups);
 		if (mt->tuner && kiln_tuner_note(mt->tuner)[0])

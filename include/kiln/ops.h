@@ -173,7 +173,7 @@ kiln_schedule *kiln_schedule_webgl_packed(kiln_ctx *ctx, int nout, kiln_tensor *
  * fragment computes rows x vecs outputs, reusing each texel it reads); unroll:
  * the innermost reduction unrolled by 1-64. Rows and unroll apply to stages
  * with a reduction; 0 is 1, except rows 0: the default's choice (4 where the
- * blocks share a read and 4096 fragments remain, else 1).
+ * blocks share a read and 1024 fragments remain, else 1).
  */
 kiln_schedule *kiln_schedule_webgl_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout,
                                           kiln_tensor *const *outs);
