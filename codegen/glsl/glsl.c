@@ -11,9 +11,10 @@
  * A fragment may compute several blocks of an output ("rows=L"): its grid
  * covers 1/L of the output's texels, and block r (the texels r*n/L + id)
  * goes to a render target of its own, which the runtime then gathers into
- * place (one more draw). That is how one fragment writes more than 4 elements (WebGL's
- * only way: a fragment writes its own texel of each target) while every
- * tensor keeps one layout, so a kernel reading it needs to know nothing.
+ * place (one more draw). That is how one fragment writes more than 4
+ * elements (WebGL's only way: a fragment writes its own texel of each
+ * target) while every tensor keeps one layout, so a kernel reading it
+ * needs to know nothing.
  * No shared memory, no 64-bit integers: indices are 32-bit ints.
  */
 #include <string.h>
