@@ -491,10 +491,11 @@ static ir_expr *simp_int(simp *s, int kind, ir_expr *e, ir_expr *a, ir_expr *b)
 		if (kb && cb > 0) {
 			if (cb == 1)
 				return kind == IR_DIV ? a : ir_int(ctx, t, 0);
-			/* (x / p) / q == x / (p*q) for positive p, q */
-			int64_t p;
-			if (kind == IR_DIV && a->kind == IR_DIV && ir_is_const_int(a->bin.b, &p) && p > 0)
-				return simp_int(s, IR_DIV, e, a->bin.a, ir_int(ctx, t, p * cb));
+			/* (x / p) / q == x / (p*q) for positive p, q (whose product fits: a fuzzer's chain of them did not) */
+			int64_t p, pq;
+			if (kind == IR_DIV && a->kind == IR_DIV && ir_is_const_int(a->bin.b, &p) && p > 0 &&
+			    !__builtin_mul_overflow(p, cb, &pq))
+				return simp_int(s, IR_DIV, e, a->bin.a, ir_int(ctx, t, pq));
 			lin l = {0}, q = {0}, r = {0};
 			to_lin(&l, a, 1);
 			for (int i = 0; i < l.n; i++)
