@@ -669,6 +669,16 @@ kiln_schedule *kiln_schedule_gpu_emulated(kiln_ctx *ctx, int nout, kiln_tensor *
 	return schedule_kernels(ctx, nout, outs, schedule_matmul_emulated, schedule_conv_emulated, NULL, NULL);
 }
 
+/* The last of the fewest leading axes fa[0..m] whose product rows divides (block r: texels r * T/rows ..), or -1. */
+static int webgl_lead_axes(kiln_iter *const *fa, int nf, int rows)
+{
+	int64_t lead = 1;
+	for (int d = 0; d < nf; d++)
+		if ((lead *= fa[d]->extent) % rows == 0)
+			return d;
+	return -1;
+}
+
 /*
  * Whether some read of e is the same for every value of vars but moves
  * along the reduction (red): a stream of texels blocks along vars would
@@ -708,13 +718,10 @@ static int webgl_default_rows(sch_stage *st, kiln_iter *const *fa, int nf)
 {
 	if (st->op->nreduce == 0 || st->op->nout != 1)
 		return 1;
-	int64_t texels = 1, lead = 1;
-	int m = -1;
+	int64_t texels = 1;
 	for (int d = 0; d < nf; d++)
 		texels *= fa[d]->extent;
-	for (int d = 0; d < nf && m < 0; d++)
-		if ((lead *= fa[d]->extent) % 4 == 0)
-			m = d;
+	int m = webgl_lead_axes(fa, nf, 4);
 	if (m < 0 || texels / 4 < 1024)
 		return 1;
 	ir_expr *vars[KILN_MAX_DIMS], *red[KILN_MAX_DIMS];
@@ -768,12 +775,7 @@ static int webgl_stage(kiln_ctx *ctx, sch_stage *st, int lanes, int rows, int un
 	if (rows == 0)
 		rows = webgl_default_rows(st, fa, nf);
 	if (rows > 1) {
-		/* the fewest leading axes whose product the blocks divide: block r is then texels r * T/L .. */
-		int64_t lead = 1;
-		int m = -1;
-		for (int d = 0; d < nf && m < 0; d++)
-			if ((lead *= fa[d]->extent) % rows == 0)
-				m = d;
+		int m = webgl_lead_axes(fa, nf, rows);
 		if (m < 0)
 			return ir_error(ctx, "webgl rows %d: no leading axes of '%s' split into %d equal blocks", rows,
 			                st->op->name, rows);
