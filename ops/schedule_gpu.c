@@ -534,6 +534,92 @@ static int schedule_conv_emulated(sch_schedule *s, sch_stage *c, const kiln_cpu_
 }
 
 /*
+ * The GPU template for window reductions: direct convolutions (n, k, oh, ow;
+ * reduce c, r, s), and depthwise convolutions and pools (n, c, oh, ow;
+ * reduce r, s). Each thread computes a register tile of rows x 4*vecs
+ * outputs, the columns float4s along the row. Its rows are output channels
+ * for a convolution (each input element is read once for all of them) and
+ * output rows for the others (neighbouring windows share input rows). The
+ * reduction runs outside the tile with the window's taps unrolled; blocks of
+ * tile x tile threads take the rest; a tile that does not divide the
+ * output is shifted inwards at its end. The knobs that only the matmul
+ * template reads must keep their first value (unroll 4, order, stages and
+ * pad 1, split 0): any other would repeat a configuration under a new name.
+ * Without a configuration these stages stay one thread per output.
+ */
+static int schedule_window_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg, const kiln_target *t)
+{
+	bool conv = op_is(c, TAG_CONV);
+	int n = c->op->naxis, ra = conv ? 1 : 2; /* the tile's rows: output channels, or output rows */
+	if (!cfg)
+		return 0; /* (left to the pass that makes every root stage one thread per output) */
+	if (n != 4 || c->op->nreduce != (conv ? 3 : 2) || c->op->nout != 1 || c->attach != ATTACH_ROOT || c->nrel)
+		return ir_error(s->ctx, "schedule: '%s' is not a window reduction over an NCHW output the GPU template "
+		                "tiles (or was placed by hand)", c->op->name), -1;
+	if ((cfg->unroll && cfg->unroll != 4) || cfg->order > 1 || cfg->stages > 1 || cfg->pad > 1 || cfg->split)
+		return ir_error(s->ctx, "schedule: '%s' takes rows, vecs and tile from the GPU template; unroll %d, order %d, "
+		                "stages %d, pad %d and split %d are the matmul template's (give 4, 1, 1, 1, 0)",
+		                c->op->name, cfg->unroll, cfg->order, cfg->stages, cfg->pad, cfg->split), -1;
+	int rows = cfg->rows ? cfg->rows : 4, vec4s = cfg->vecs ? cfg->vecs : 1, side = cfg->tile ? cfg->tile : 8;
+	int64_t cols = 4 * (int64_t)vec4s, RA = c->op->axis[ra]->extent, OW = c->op->axis[3]->extent;
+	if (rows > 16 || vec4s > 4 || side < 2 || side > 32 || rows * cols > 64)
+		return ir_error(s->ctx, "schedule: a GPU window tile of %d %s x %d float4s per thread, %dx%d threads (rows "
+		                "1-16, float4s 1-4, at most 64 outputs per thread, threads 2-32 a side)", rows,
+		                conv ? "channels" : "rows", vec4s, side, side), -1;
+	/* a tile that does not divide the output shifts its last one inwards (it recomputes the overlap) */
+	if (RA < rows || OW < cols)
+		return ir_error(s->ctx, "schedule: a tile of %d %s x %lld columns is larger than '%s' (%lld %s, %lld columns)",
+		                rows, conv ? "channels" : "rows", (long long)cols, c->op->name, (long long)RA,
+		                conv ? "channels" : "rows", (long long)OW), -1;
+	int64_t threads = (int64_t)side * side;
+	if (t && t->max_threads && threads > t->max_threads)
+		return ir_error(s->ctx, "schedule: %dx%d threads per block; %s blocks have at most %d", side, side, t->name,
+		                t->max_threads), -1;
+	kiln_tensor *cl_t = kiln_cache_write(s, c->outs[0], KILN_SCOPE_LOCAL);
+	if (!cl_t)
+		return -1;
+	sch_stage *cl = sch_stage_of(s, cl_t);
+	kiln_iter **ax = c->op->axis, *ro, *ri, *wo, *wi, *f, *bx, *tx;
+	kiln_iter *order[6] = {ax[0], conv ? NULL : ax[1], NULL, NULL, NULL, NULL};
+	if (kiln_split(c, ax[ra], rows, &ro, &ri) || kiln_split(c, ax[3], cols, &wo, &wi))
+		return -1;
+	if (conv) {
+		order[1] = ro;
+		order[2] = ax[2];
+	} else {
+		order[2] = ro;
+	}
+	order[3] = wo;
+	order[4] = ri;
+	order[5] = wi;
+	if (kiln_reorder(c, 6, order) || kiln_fuse(c, order[0], order[1], &f) || kiln_fuse(c, f, order[2], &f) ||
+	    kiln_fuse(c, f, wo, &f))
+		return -1;
+	if (f->extent < threads)
+		threads = f->extent;
+	if (kiln_split(c, f, threads, &bx, &tx) || kiln_bind(c, bx, KILN_BLOCK_X) || kiln_bind(c, tx, KILN_THREAD_X) ||
+	    kiln_compute_at(cl, c, tx) || kiln_unroll(c, ri) || kiln_unroll(c, wi))
+		return -1;
+	/* the local tile: the reduction outside (the window's taps unrolled), rows unrolled, float4 columns */
+	kiln_iter **la = cl->op->axis, **lr = cl->op->reduce, *lo, *lv;
+	kiln_iter *lorder[7];
+	int k = 0;
+	lorder[k++] = la[0];
+	lorder[k++] = la[conv ? 2 : 1];
+	for (int r = 0; r < cl->op->nreduce; r++)
+		lorder[k++] = lr[r];
+	lorder[k++] = la[ra];
+	lorder[k++] = la[3];
+	if (kiln_reorder(cl, k, lorder) || kiln_unroll(cl, lr[cl->op->nreduce - 2]) ||
+	    kiln_unroll(cl, lr[cl->op->nreduce - 1]) || kiln_unroll(cl, la[ra]) || kiln_split(cl, la[3], 4, &lo, &lv) ||
+	    kiln_unroll(cl, lo) || kiln_vectorize(cl, lv))
+		return -1;
+	c->note = ir_fmt(s->ctx, "template: %d %s x %lld columns per thread (float4s), %lld threads per block", rows,
+	                 conv ? "output channels" : "output rows", (long long)cols, (long long)threads);
+	return 0;
+}
+
+/*
  * A user's reduction (no operator tag) with few outputs and a long
  * reduction: one thread per output would leave the device idle, so the
  * reduction is split across SPLIT_PARTS threads per output (rfactor: a
@@ -598,10 +684,12 @@ static bool gpu_inlinable(sch_schedule *s, sch_stage *st)
 /* t: the target whose launch limits a configuration must fit (NULL: none checked) */
 typedef int (*stage_schedule)(sch_schedule *s, sch_stage *c, const kiln_cpu_config *cfg, const kiln_target *t);
 
-/* Matmul-shaped stages by matmul, direct convolutions by conv (when given),
- * every other root stage one thread per element; cfg: a tuner's knobs for them. */
+/* Matmul-shaped stages by matmul, direct convolutions by conv (when given; with
+ * window_too depthwise convolutions and pools too), every other root stage one
+ * thread per element; cfg: a tuner's knobs for them. */
 static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *const *outs, stage_schedule matmul,
-                                       stage_schedule conv, const kiln_cpu_config *cfg, const kiln_target *t)
+                                       stage_schedule conv, bool window_too, const kiln_cpu_config *cfg,
+                                       const kiln_target *t)
 {
 	sch_schedule *s = kiln_schedule_create(ctx, nout, outs);
 	if (!s)
@@ -618,16 +706,17 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 	sch_stage **snap = ir_alloc(ctx, sizeof(sch_stage *) * n);
 	memcpy(snap, s->stages, sizeof(sch_stage *) * n);
 	for (int i = n - 1; i >= 0; i--) {
-		nmm += op_is(snap[i], TAG_MATMUL);
-		if ((op_is(snap[i], TAG_MATMUL) && matmul(s, snap[i], cfg, t)) ||
-		    (conv && op_is(snap[i], TAG_CONV) && conv(s, snap[i], cfg, t)))
+		bool window = conv && (op_is(snap[i], TAG_CONV) || (window_too && op_is(snap[i], TAG_SPATIAL_REDUCE)));
+		nmm += op_is(snap[i], TAG_MATMUL) || window;
+		if ((op_is(snap[i], TAG_MATMUL) && matmul(s, snap[i], cfg, t)) || (window && conv(s, snap[i], cfg, t)))
 			return NULL;
 	}
 	/* a configuration nothing takes would only repeat the default under another name (a tuner's space
 	 * leaves it out): refused */
 	if (cfg && !nmm)
-		return ir_error(ctx, "schedule: the GPU template's configurations are for matrix products (and GEMM-form "
-		                "convolutions); '%s' has none", outs[0]->name), NULL;
+		return ir_error(ctx, "schedule: the GPU template's configurations are for matrix products (GEMM-form "
+		                "convolutions too) and window reductions (direct and depthwise convolutions, pools); '%s' "
+		                "has none", outs[0]->name), NULL;
 	for (int i = 0; i < n; i++) {
 		sch_stage *rs = split_reduction(s, snap[i]);
 		if (ctx->nerr || (rs && one_thread_per_element(rs)))
@@ -646,7 +735,7 @@ static kiln_schedule *schedule_kernels(kiln_ctx *ctx, int nout, kiln_tensor *con
 
 kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
-	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, NULL, NULL);
+	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, false, NULL, NULL);
 }
 
 static kiln_schedule *gpu_config_for(kiln_ctx *ctx, const kiln_target *t, const kiln_cpu_config *cfg, int nout,
@@ -656,7 +745,7 @@ static kiln_schedule *gpu_config_for(kiln_ctx *ctx, const kiln_target *t, const 
 	            cfg->stages < 0 || cfg->stages > 2 || cfg->pad < 0 || cfg->pad > 2 || cfg->split < 0 || cfg->split > 64))
 		return ir_error(ctx, "schedule: negative knobs, or order %d, stages %d, pad %d (each 0-2), split %d (0-64)",
 		                cfg->order, cfg->stages, cfg->pad, cfg->split), NULL;
-	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, cfg, t);
+	return schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, schedule_window_gpu, true, cfg, t);
 }
 
 kiln_schedule *kiln_schedule_gpu_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout, kiln_tensor *const *outs)
@@ -666,7 +755,7 @@ kiln_schedule *kiln_schedule_gpu_config(kiln_ctx *ctx, const kiln_cpu_config *cf
 
 kiln_schedule *kiln_schedule_gpu_emulated(kiln_ctx *ctx, int nout, kiln_tensor *const *outs)
 {
-	return schedule_kernels(ctx, nout, outs, schedule_matmul_emulated, schedule_conv_emulated, NULL, NULL);
+	return schedule_kernels(ctx, nout, outs, schedule_matmul_emulated, schedule_conv_emulated, false, NULL, NULL);
 }
 
 /* The last of the fewest leading axes fa[0..m] whose product rows divides (block r: texels r * T/rows ..), or -1. */
@@ -923,7 +1012,7 @@ kiln_schedule *kiln_schedule_for(kiln_ctx *ctx, const char *target, int nout, ki
 		/* WGSL runs the OpenCL schedule (same workgroups, shared panels and float4 loops),
 		 * except on adapters that are a CPU underneath (a bundle's "webgpu-cpu" module) */
 		return t.emulated ? kiln_schedule_gpu_emulated(ctx, nout, outs)
-		                  : schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, NULL, &t);
+		                  : schedule_kernels(ctx, nout, outs, schedule_matmul_gpu, NULL, false, NULL, &t);
 	case KILN_WEBGL:
 		return kiln_schedule_webgl(ctx, nout, outs);
 	}

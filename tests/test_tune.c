@@ -36,13 +36,18 @@ static const tune_case cases[] = {
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
-/* the GPU matmul template's: matrix products of at least 64 x 64 outputs (uneven: partial blocks) */
+/* the GPU template's: matrix products of at least 64 x 64 outputs (uneven: partial blocks), and window
+ * reductions (a direct convolution: rows of 32 columns or more; depthwise ones, strided too; pools) */
 static const tune_case gpu_cases[] = {
 	{"matmul", "", 3, {128, 96, 40}},
 	{"matmul", "", 3, {64, 64, 256}}, /* one block, a reduction deep enough to split: the split knob's values */
 	{"matmul", "trans_b=1", 3, {100, 136, 24}},
 	{"batch_matmul", "", 4, {2, 64, 128, 36}},
 	{"dense", "", 3, {72, 64, 48}},
+	{"conv2d", "pad=1", 7, {2, 6, 5, 38, 12, 3, 3}}, /* tiles of 8 channels, 8 and 16 columns shifted */
+	{"depthwise_conv2d", "pad=1", 6, {1, 8, 12, 32, 3, 3}},
+	{"depthwise_conv2d", "stride=2,pad=1", 6, {1, 4, 16, 64, 3, 3}},
+	{"max_pool2d", "kernel=3,stride=1,pad=1", 4, {1, 4, 8, 48}},
 };
 #define NGPU_CASES (int)(sizeof gpu_cases / sizeof gpu_cases[0])
 
@@ -345,17 +350,40 @@ START_TEST(gpu_refusals)
 	ck_assert_ptr_null(kiln_schedule_template(ctx, &t, &wide, 1, o.args + o.nin));
 	ck_assert_msg(strstr(kiln_error(ctx), "has no template"), "%s", kiln_error(ctx));
 	kiln_clear_error(ctx);
-	/* nor has an operator without a matrix product (a model's depthwise convolution): its space is empty */
+	/* a window reduction (a depthwise convolution) takes rows, vecs and tile; the matmul template's other knobs
+	 * would only repeat a configuration, a tile wider than the output or past 64 registers is refused */
 	kiln_op_inst dw;
 	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("depthwise_conv2d"), 6, (int64_t[]){1, 8, 12, 12, 3, 3}, "", &dw),
 	                 0);
-	kiln_cpu_config one = {2, 1, 8, 8, 1};
-	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &one, 1, dw.args + dw.nin));
+	static const struct {
+		kiln_cpu_config cfg;
+		const char *why;
+	} windows[] = {{{2, 1, 8, 8, 1}, "are the matmul template's"},
+	               {{2, 1, 4, 8, 1, 2}, "are the matmul template's"},
+	               {{2, 4, 4, 8, 1}, "is larger than 'depthwise_conv2d' (10 rows, 10 columns)"},
+	               {{8, 4, 4, 8, 1}, "8 rows x 4 float4s per thread"},
+	               {{2, 1, 4, 64, 1}, "threads 2-32 a side"}};
+	for (size_t i = 0; i < sizeof windows / sizeof *windows; i++) {
+		ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &windows[i].cfg, 1, dw.args + dw.nin));
+		ck_assert_msg(strstr(kiln_error(ctx), windows[i].why), "%s", kiln_error(ctx));
+		kiln_clear_error(ctx);
+	}
+	kiln_cpu_config one = {2, 2, 4, 8, 1};
+	ck_assert_msg(kiln_schedule_gpu_config(ctx, &one, 1, dw.args + dw.nin), "%s", kiln_error(ctx));
+	ck_assert(!kiln_target_parse("opencl", &t, err, sizeof err));
+	kiln_cpu_config space[64];
+	int n = kiln_tune_space_taken(ctx, &t, 1, dw.args + dw.nin, space, 64);
+	ck_assert_int_eq(n, 12); /* rows 2, 4, 8 x 4 or 8 columns (16 is wider than the 10 outputs), 8x8 or 16x16 threads */
+	for (int i = 0; i < n; i++)
+		ck_assert(space[i].unroll == 4 && space[i].order == 1 && space[i].stages == 1 && space[i].pad == 1 &&
+		          space[i].split == 0);
+	/* nor has an operator with neither a matrix product nor a window (a softmax): its space is empty */
+	kiln_op_inst sm;
+	ck_assert_int_eq(kiln_op_declare(ctx, kiln_op_find("softmax"), 2, (int64_t[]){64, 64}, "", &sm), 0);
+	ck_assert_ptr_null(kiln_schedule_gpu_config(ctx, &one, 1, sm.args + sm.nin));
 	ck_assert_msg(strstr(kiln_error(ctx), "configurations are for matrix products"), "%s", kiln_error(ctx));
 	kiln_clear_error(ctx);
-	ck_assert(!kiln_target_parse("opencl", &t, err, sizeof err));
-	kiln_cpu_config space[8];
-	ck_assert_int_eq(kiln_tune_space_taken(ctx, &t, 1, dw.args + dw.nin, space, 8), 0);
+	ck_assert_int_eq(kiln_tune_space_taken(ctx, &t, 1, sm.args + sm.nin, space, 64), 0);
 	kiln_ctx_free(ctx);
 }
 END_TEST
