@@ -201,15 +201,52 @@ tune_gpu)
 			done
 		done
 	done
+	# the GPU template's window reductions on opencl (KILN_BENCH_WINDOWS: lines of OP SHAPE ATTRS): ResNet-18's
+	# direct 56x56 convolution and MobileNetV2's depthwise ones; w/list holds each module's function, its
+	# FLOPs and the layer as cudnn_conv.py takes it (N,C,H,W,K,R,S,stride,pad,groups)
+	mkdir -p "$dir/w" && : >"$dir/w/list"
+	case " ${KILN_BENCH_TARGETS:-opencl} " in *" opencl "*)
+		printf '%s\n' "${KILN_BENCH_WINDOWS:-conv2d 1,64,56,56,64,3,3 pad=1
+depthwise_conv2d 1,32,112,112,3,3 pad=1
+depthwise_conv2d 1,144,56,56,3,3 pad=1
+depthwise_conv2d 1,144,56,56,3,3 stride=2,pad=1
+depthwise_conv2d 1,576,14,14,3,3 pad=1}" | while read -r op shape attrs; do
+			[ -n "${KILN_BENCH_SMOKE:-}" ] && { [ "$op" = conv2d ] && shape=1,4,6,36,8,3,3 || shape=1,4,10,32,3,3; }
+			IFS=, read -r bn bc bh bw b4 b5 b6 <<EOF2
+$shape
+EOF2
+			st=$(echo "$attrs" | sed -n 's/.*stride=\([0-9]*\).*/\1/p') pd=$(echo "$attrs" | sed -n 's/.*pad=\([0-9]*\).*/\1/p')
+			st=${st:-1} pd=${pd:-0}
+			if [ "$op" = conv2d ]; then k=$b4 r=$b5 sw=$b6 g=1; else k=$bc r=$b4 sw=$b5 g=$bc; fi
+			oh=$(((bh + 2 * pd - r) / st + 1)) ow=$(((bw + 2 * pd - sw) / st + 1))
+			flops=$((2 * bn * k * oh * ow * bc / g * r * sw)) tag=$(echo "$op-$shape-$attrs" | tr ',=' '__')
+			for cfg in default $("$build/kiln" tune $op --shape $shape --attr "$attrs" --target opencl --list-space |
+				awk -v every=${KILN_BENCH_SMOKE:+5} 'NR % (every ? every : 1) == 0'); do
+				"$build/kiln" build $op --shape $shape --attr "$attrs" --target opencl \
+					$([ "$cfg" = default ] || echo --config "$cfg") -o "$dir/w/${tag}_$(echo "$cfg" | tr , _).kmod" >/dev/null
+				echo "${tag}_$(echo "$cfg" | tr , _) $op $flops $bn,$bc,$bh,$bw,$k,$r,$sw,$st,$pd,$g" >>"$dir/w/list"
+			done
+		done
+		cp "$here/benchmarks/cudnn_conv.py" "$dir/" ;;
+	esac
 	cat >"$dir/grid.sh" <<'GRID'
 #!/bin/sh
-# grid.sh (from benchmarks/run.sh tune_gpu): each module's matmul timed on this machine's GPU (OpenCL, GLES)
+# grid.sh (from benchmarks/run.sh tune_gpu): each module's matmul timed on this machine's GPU (OpenCL, GLES),
+# then each window reduction's configurations against cuDNN
 cd "$(dirname "$0")" && export LD_LIBRARY_PATH="$PWD${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 for f in k/*.kmod; do
+	[ -e "$f" ] || continue
 	b=${f#k/*_} n=${b%%_*}
 	timeout 120 ./module_runner "$f" matmul --check-matmul --flops $((2 * n * n * n)) --bench tune_gpu --case "${f#k/}" ||
 		echo "{\"bench\": \"tune_gpu\", \"case\": \"${f#k/}\", \"error\": \"failed\"}"
 done >results.jsonl
+while read -r name fn flops layer; do
+	timeout 120 ./module_runner "w/$name.kmod" "$fn" --flops "$flops" --bench tune_gpu_window --case "$name" ||
+		echo "{\"bench\": \"tune_gpu_window\", \"case\": \"$name\", \"error\": \"failed\"}"
+done <w/list >windows.jsonl
+[ -s w/list ] && python3 cudnn_conv.py $(cut -d' ' -f4 w/list | sort -u) >cudnn.jsonl 2>/dev/null || true
+touch cudnn.jsonl
+cat windows.jsonl cudnn.jsonl
 sizes() { ls k | sed -n "s/^$1_\([0-9]*\)_default.kmod$/\1/p"; }
 [ -z "$(sizes opencl)" ] || python3 cublas_matmul.py $(sizes opencl) >cublas.jsonl 2>/dev/null || true
 [ -z "$(sizes webgl)" ] || ./gles_probe ${KILN_BENCH_SMOKE:+--small} >gles.jsonl 2>/dev/null || true
@@ -232,13 +269,29 @@ for tg, n in sorted({tuple(r["case"].split("_")[:2]) for r in rows}, key=lambda 
     print(json.dumps({"bench": "tune_gpu", "target": tg, "case": f"{n}x{n}x{n}", "configurations": len(ok),
                       "best": best["case"], "best_gflops": best["gflops"], "default_gflops": dflt, "peer": what,
                       "peer_gflops": p, "best_vs_peer": round(best["gflops"] / p, 3) if p else None}))
+layers = {}
+for line in open("w/list"):
+    name, fn, flops, layer = line.split()
+    layers.setdefault(layer, []).append(name)
+wins = {r["case"]: r for r in map(json.loads, open("windows.jsonl")) if "kiln_ms" in r}
+cudnn = {r["case"]: r["peer_ms"] for r in map(json.loads, open("cudnn.jsonl"))}
+for layer, names in layers.items():
+    ok = [wins[n] for n in names if n in wins]
+    if not ok:
+        continue
+    best = min(ok, key=lambda r: r["kiln_ms"])
+    dflt = next((r["kiln_ms"] for r in ok if r["case"].endswith("_default")), None)
+    p = cudnn.get(layer)
+    print(json.dumps({"bench": "tune_gpu_window", "layer": layer, "configurations": len(ok), "best": best["case"],
+                      "best_ms": best["kiln_ms"], "default_ms": dflt, "peer": "cudnn", "peer_ms": p,
+                      "peer_vs_best": round(p / best["kiln_ms"], 3) if p else None}))
 PY
 GRID
-	echo "tune_gpu: $(ls "$dir/k" | wc -l) modules in $dir; on the GPU machine: sh $dir/grid.sh"
+	echo "tune_gpu: $(($(ls "$dir/k" | wc -l) + $(wc -l <"$dir/w/list"))) modules in $dir; on the GPU machine: sh $dir/grid.sh"
 	if [ -n "${KILN_BENCH_SMOKE:-}" ]; then
 		# every configuration run here (PoCL, llvmpipe) and checked: a wrong kernel fails the smoke run
 		KILN_BENCH_SMOKE=1 sh "$dir/grid.sh" >"$dir/smoke.log" 2>&1
-		grep -q '"error"' "$dir/results.jsonl" && { cat "$dir/smoke.log" >&2; exit 1; } # module_runner: off by > 1e-3
+		grep -q '"error"' "$dir/results.jsonl" "$dir/windows.jsonl" && { cat "$dir/smoke.log" >&2; exit 1; } # module_runner: off by > 1e-3
 		[ "$(grep -c '"gflops"' "$dir/results.jsonl")" = "$(ls "$dir/k" | wc -l)" ] || { cat "$dir/smoke.log" >&2; exit 1; }
 		tail -2 "$dir/smoke.log"
 		rm -rf "$dir"

@@ -150,7 +150,10 @@ kiln_schedule *kiln_schedule_gpu(kiln_ctx *ctx, int nout, kiln_tensor *const *ou
  * them together; stages 2 double-buffers the shared panels (1: one copy);
  * pad 1 makes each panel row of a whole number of banks (32 words) a float4
  * longer (2: not). 0: the default, sized from the shape and the target's
- * shared memory.
+ * shared memory. Window reductions (direct and depthwise convolutions,
+ * pools) read rows (output channels of a convolution, else output rows),
+ * vecs and tile only, as a register tile per thread; the other knobs must
+ * keep their first value (unroll 4, order, stages and pad 1, split 0).
  */
 kiln_schedule *kiln_schedule_gpu_config(kiln_ctx *ctx, const kiln_cpu_config *cfg, int nout, kiln_tensor *const *outs);
 /* The template of target t (CPU, GPU or WebGL, above) under cfg. */

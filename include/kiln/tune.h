@@ -52,7 +52,8 @@ typedef struct {
  * the innermost reduction unrolled 1-8 times, both block orders, and tiles
  * of 1-16 blocks. GPU (opencl, webgpu; kiln_schedule_gpu_config): 2-8 rows
  * x 1-4 float4s per thread, k panels of 4-16, 8x8 or 16x16 threads, both
- * ways of dealing float4s. Returns how many (at most max); a task's
+ * ways of dealing float4s (a window reduction takes those whose other knobs
+ * keep their first value). Returns how many (at most max); a task's
  * schedule refuses some (kiln_schedule_template fails: factors that do not
  * divide it).
  */
