@@ -74,6 +74,22 @@ for case in "127.0.0.1:$sport native-key llvm opencl webgl" "127.0.0.1:$port nod
 		echo "model on $key, $t: $(cat "$work/model.log")"
 	done
 done
+# a whole model tuned on the native server (llvm, then opencl): each round's module built here and
+# timed there inside whole runs; the records name the server and apply to a build for it
+/usr/bin/python3 "$src/scripts/export_models.py" "$work" mlp64 >/dev/null 2>&1 || fail "export of mlp64"
+for t in llvm opencl; do
+	"$kiln" tune "$work/mlp64.onnx" --target $t --trials 3 --repeat 3 --rpc "127.0.0.1:$sport" --key native-key \
+		--log "$work/ntune_$t.jsonl" >"$work/tune.log" 2>&1 || fail "model tune for $t on the server: $(cat "$work/tune.log")"
+	grep -q "tuned outputs within .* of the default's" "$work/tune.log" || fail "the server's tuned $t model was not checked"
+	[ "$(grep -c '"op":"graph Gemm",.*"target":"'$t'",.*; remote 127.0.0.1:'"$sport"'",.*"error":""' "$work/ntune_$t.jsonl")" = 6 ] ||
+		fail "model tune for $t on the server: $(cat "$work/ntune_$t.jsonl")"
+	"$kiln" compile "$work/mlp64.onnx" --target $t -o "$work/nt.kmod" --tuning-log "$work/ntune_$t.jsonl" \
+		--rpc "127.0.0.1:$sport" >"$work/tune.log" 2>&1 || fail "compile with the server's $t records: $(cat "$work/tune.log")"
+	grep -q "tuned configurations for [0-2] of 2 " "$work/tune.log" && ! grep -q "for 0 of 2 .*(0 kept" "$work/tune.log" ||
+		fail "the server's $t records did not apply to a build for it: $(cat "$work/tune.log")"
+	"$kiln" run "$work/nt.kmod" --rpc "127.0.0.1:$sport" --key native-key >"$work/tune.log" 2>&1 ||
+		fail "the tuned $t model on the server: $(cat "$work/tune.log")"
+done
 kill $server
 
 # tuning wasm kernels in the tab: each trial built here, measured there, the first and every best checked
@@ -99,9 +115,8 @@ done
 grep -q "has no record" "$work/tune.log" && fail "the tab's webgl records did not apply there"
 # a whole model's wasm kernels tuned in the tab: each round's model built here, each kernel timed
 # there inside whole runs (MODEL_STEPS), the tuned model checked against the default one there;
-# the exporter's mlp64 (two 64-row matrix products, Debian's torch): the test's conv kernel runs
-# below the tab's clock resolution once optimized
-/usr/bin/python3 "$src/scripts/export_models.py" "$work" mlp64 >/dev/null 2>&1 || fail "export of mlp64"
+# the exporter's mlp64 (two 64-row matrix products, Debian's torch; exported above): the test's conv
+# kernel runs below the tab's clock resolution once optimized
 "$kiln" tune "$work/mlp64.onnx" --target wasm --trials 3 --repeat 3 --rpc "127.0.0.1:$port" --key tab-key \
 	--log "$work/mtune.jsonl" >"$work/tune.log" 2>&1 || fail "model tune in the tab: $(cat "$work/tune.log")"
 grep -q "tuned outputs within .* of the default's" "$work/tune.log" || fail "the tab's tuned model was not checked"

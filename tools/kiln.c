@@ -176,7 +176,8 @@ static void cmd_usage(const char *cmd)
 		       "ROWS blocks of the output per fragment (1-8, a render target each; 0: the default's\n"
 		       "choice), VECTORS 1 (R32F) or 4 (RGBA texels), UNROLL the innermost reduction's.\n"
 		       "For MODEL.onnx (llvm; wasm, in node or with --rpc in a browser tab; opencl: the GPU\n"
-		       "template; webgl: its own) each distinct convolution and matrix product is searched on its own; a round\n"
+		       "template; webgl: its own; with --rpc llvm, opencl and webgl on a server too) each\n"
+		       "distinct convolution and matrix product is searched on its own; a round\n"
 		       "(--trials counts rounds) builds the model with every task's next configuration and\n"
 		       "times its kernels inside whole runs; the first round (the defaults) is logged too, and\n"
 		       "the tuned model is checked against the default one at the end.\n"
@@ -2270,11 +2271,6 @@ static int cmd_tune(const opts *o)
 		/* a model's tuning times each kernel inside whole runs; a WebGPU queue runs a model's kernels as one pass */
 		fprintf(stderr, "kiln: tuning a whole model for %s is not supported yet (its matrix products: tune them "
 		                "one by one; a model tunes on llvm, wasm, opencl and webgl)\n", t.name);
-		return 1;
-	}
-	if (o->rpc && is_onnx(o->op) && t.kind != KILN_WASM) {
-		fprintf(stderr, "kiln: tuning a whole model over RPC measures wasm (in a browser tab or node); for %s tune it "
-		                "on the machine itself\n", t.name);
 		return 1;
 	}
 	/* a log that cannot be written is said before the first trial, not after it */
