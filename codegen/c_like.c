@@ -421,6 +421,8 @@ char *cg_expr(cg_src *s, const ir_expr *e)
 		              vec_of(s, e->type, cg_expr(s, e->ramp.base)));
 	}
 	case IR_BROADCAST:
+		if (e->type.code == KILN_BOOL && s->lang->true_all_ones)
+			return vec_of(s, e->type, cg_fmt(s, "-(int)(%s)", cg_expr(s, e->bcast.value)));
 		return vec_of(s, e->type, cg_expr(s, e->bcast.value));
 	case IR_LET: {
 		const char *v = cg_name_of(s, e->let.var, e->let.var->var.name);

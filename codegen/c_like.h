@@ -46,6 +46,9 @@ typedef struct {
 	char *(*special_float)(cg_src *s, double v);
 	bool output_first;  /* kernel parameters: the written buffer first (one per kernel) */
 	bool constructors;  /* vector literals as T(a, b) (GLSL, WGSL) rather than ((T)(a, b)) (OpenCL) */
+	/* a boolean vector's true lanes are -1 (OpenCL C: what comparisons give and select() tests the top bit
+	 * of), so a broadcast bool is -(int)b: ((int4)(b)) would make its true lanes 1 */
+	bool true_all_ones;
 	const char *value_decl; /* how a named value is declared: "const " in C; GLSL's const wants constants */
 	/* the declaration of a variable (mut) or a named value, without its initializer
 	 * (NULL: C's "T name", value_decl first for values) */

@@ -143,6 +143,37 @@ START_TEST(device_guard_catches_overrun)
 END_TEST
 
 /* The OpenCL C of a small kernel, pinned; the same kernel runs in op tests. */
+/*
+ * A vector select whose condition mixes a scalar (broadcast to the lanes) with
+ * a vector comparison: OpenCL's select tests each lane's top bit, so a
+ * broadcast bool must make true lanes -1 as comparisons do, not 1 (a padded
+ * window read in place gave 0 for every in-bounds float4 on PoCL).
+ */
+static kiln_expr *masked_body(kiln_ctx *ctx, kiln_expr *const *idx, void *user)
+{
+	kiln_tensor *X = user;
+	kiln_expr *c = kiln_and(ctx, kiln_eq(ctx, kiln_mod(ctx, idx[0], kiln_int(ctx, 2)), kiln_int(ctx, 0)),
+	                        kiln_lt(ctx, idx[1], kiln_int(ctx, 13)));
+	return kiln_select(ctx, c, KILN_READ(ctx, X, idx[0], idx[1]), kiln_float(ctx, -1.0));
+}
+
+START_TEST(vector_select_scalar_condition)
+{
+	kiln_ctx *ctx = kiln_ctx_new();
+	kiln_tensor *X = kiln_placeholder(ctx, "X", 2, (int64_t[]){6, 16}, KILN_F32);
+	kiln_tensor *Y = kiln_compute(ctx, "masked", 2, (int64_t[]){6, 16}, masked_body, X);
+	kiln_schedule *s = kiln_schedule_create(ctx, 1, &Y);
+	kiln_stage *st = kiln_stage_of(s, Y);
+	kiln_iter *jo, *ji;
+	ck_assert_int_eq(kiln_split(st, kiln_stage_axis(st, 1), 4, &jo, &ji), 0);
+	ck_assert_int_eq(kiln_bind(st, kiln_stage_axis(st, 0), KILN_BLOCK_X), 0);
+	ck_assert_int_eq(kiln_bind(st, jo, KILN_THREAD_X), 0);
+	ck_assert_int_eq(kiln_vectorize(st, ji), 0);
+	ck_assert_double_ge(tu_check_target(ctx, s, 2, (kiln_tensor *[]){X, Y}, 5, "opencl"), 0);
+	kiln_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(source_text)
 {
 	kiln_ctx *ctx = kiln_ctx_new();
@@ -263,6 +294,7 @@ Suite *opencl_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_loop_test(tc, op_default, 0, kiln_num_ops());
 	tcase_add_test(tc, source_text);
+	tcase_add_test(tc, vector_select_scalar_condition);
 	tcase_add_test(tc, device_errors);
 	tcase_add_test(tc, device_guard_catches_overrun);
 	tcase_add_test(tc, wide_index_math);

@@ -238,4 +238,5 @@ const cg_lang cg_opencl = {
 	.max_lanes = 16,
 	.lanes_ok = cl_lanes_ok,
 	.int64 = true,
+	.true_all_ones = true,
 };
