@@ -211,6 +211,10 @@ depthwise_conv2d 1,32,112,112,3,3 pad=1
 depthwise_conv2d 1,144,56,56,3,3 pad=1
 depthwise_conv2d 1,144,56,56,3,3 stride=2,pad=1
 depthwise_conv2d 1,576,14,14,3,3 pad=1}" | while read -r op shape attrs; do
+			case $op in conv2d | depthwise_conv2d) ;; *)
+				echo "run.sh: KILN_BENCH_WINDOWS takes conv2d and depthwise_conv2d lines, not '$op'" >&2
+				exit 1 ;;
+			esac
 			[ -n "${KILN_BENCH_SMOKE:-}" ] && { [ "$op" = conv2d ] && shape=1,4,6,36,8,3,3 || shape=1,4,10,32,3,3; }
 			IFS=, read -r bn bc bh bw b4 b5 b6 <<EOF2
 $shape
@@ -220,6 +224,7 @@ EOF2
 			if [ "$op" = conv2d ]; then k=$b4 r=$b5 sw=$b6 g=1; else k=$bc r=$b4 sw=$b5 g=$bc; fi
 			oh=$(((bh + 2 * pd - r) / st + 1)) ow=$(((bw + 2 * pd - sw) / st + 1))
 			flops=$((2 * bn * k * oh * ow * bc / g * r * sw)) tag=$(echo "$op-$shape-$attrs" | tr ',=' '__')
+			! grep -q "^${tag}_" "$dir/w/list" || continue # (the smoke run's shapes repeat)
 			for cfg in default $("$build/kiln" tune $op --shape $shape --attr "$attrs" --target opencl --list-space |
 				awk -v every=${KILN_BENCH_SMOKE:+5} 'NR % (every ? every : 1) == 0'); do
 				"$build/kiln" build $op --shape $shape --attr "$attrs" --target opencl \
@@ -289,10 +294,13 @@ PY
 GRID
 	echo "tune_gpu: $(($(ls "$dir/k" | wc -l) + $(wc -l <"$dir/w/list"))) modules in $dir; on the GPU machine: sh $dir/grid.sh"
 	if [ -n "${KILN_BENCH_SMOKE:-}" ]; then
-		# every configuration run here (PoCL, llvmpipe) and checked: a wrong kernel fails the smoke run
+		# every configuration run here (PoCL, llvmpipe), the matmuls checked: a wrong one fails the smoke run
 		KILN_BENCH_SMOKE=1 sh "$dir/grid.sh" >"$dir/smoke.log" 2>&1
 		grep -q '"error"' "$dir/results.jsonl" "$dir/windows.jsonl" && { cat "$dir/smoke.log" >&2; exit 1; } # module_runner: off by > 1e-3
 		[ "$(grep -c '"gflops"' "$dir/results.jsonl")" = "$(ls "$dir/k" | wc -l)" ] || { cat "$dir/smoke.log" >&2; exit 1; }
+		# the window modules only run here (module_runner checks matmuls alone; test_tune checks these templates)
+		[ -s "$dir/w/list" ] && [ "$(grep -c '"kiln_ms"' "$dir/windows.jsonl")" = "$(wc -l <"$dir/w/list")" ] ||
+			{ cat "$dir/smoke.log" >&2; exit 1; }
 		tail -2 "$dir/smoke.log"
 		rm -rf "$dir"
 	fi

@@ -540,7 +540,7 @@ static int schedule_conv_emulated(sch_schedule *s, sch_stage *c, const kiln_cpu_
  * outputs, the columns float4s along the row. Its rows are output channels
  * for a convolution (each input element is read once for all of them) and
  * output rows for the others (neighbouring windows share input rows). The
- * reduction runs outside the tile with the window's taps unrolled; blocks of
+ * reduction runs outside the tile with a small window's taps unrolled; blocks of
  * tile x tile threads take the rest; a tile that does not divide the
  * output is shifted inwards at its end. The knobs that only the matmul
  * template reads must keep their first value (unroll 4, order, stages and
@@ -570,7 +570,7 @@ static int schedule_window_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 		return ir_error(s->ctx, "schedule: '%s' takes rows, vecs and tile from the GPU template; unroll %d, order %d, "
 		                "stages %d, pad %d and split %d are the matmul template's (give 4, 1, 1, 1, 0)",
 		                c->op->name, cfg->unroll, cfg->order, cfg->stages, cfg->pad, cfg->split), -1;
-	int rows = cfg->rows ? cfg->rows : 4, vec4s = cfg->vecs ? cfg->vecs : 1, side = cfg->tile ? cfg->tile : 8;
+	int rows = cfg->rows ? cfg->rows : 2, vec4s = cfg->vecs ? cfg->vecs : 1, side = cfg->tile ? cfg->tile : 8;
 	int64_t cols = 4 * (int64_t)vec4s, RA = c->op->axis[ra]->extent, OW = c->op->axis[3]->extent;
 	if (rows > 16 || vec4s > 4 || side < 2 || side > 32 || rows * cols > 64)
 		return ir_error(s->ctx, "schedule: a GPU window tile of %d %s x %d float4s per thread, %dx%d threads (rows "
@@ -610,7 +610,7 @@ static int schedule_window_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 	if (kiln_split(c, f, threads, &bx, &tx) || kiln_bind(c, bx, KILN_BLOCK_X) || kiln_bind(c, tx, KILN_THREAD_X) ||
 	    kiln_compute_at(cl, c, tx) || kiln_unroll(c, ri) || kiln_unroll(c, wi))
 		return -1;
-	/* the local tile: the reduction outside (the window's taps unrolled), rows unrolled, float4 columns */
+	/* the local tile: the reduction outside (a small window's taps unrolled), rows unrolled, float4 columns */
 	kiln_iter **la = cl->op->axis, **lr = cl->op->reduce, *lo, *lv;
 	kiln_iter *lorder[7];
 	int k = 0;
@@ -620,9 +620,12 @@ static int schedule_window_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 		lorder[k++] = lr[r];
 	lorder[k++] = la[ra];
 	lorder[k++] = la[3];
-	if (kiln_reorder(cl, k, lorder) || kiln_unroll(cl, lr[cl->op->nreduce - 2]) ||
-	    kiln_unroll(cl, lr[cl->op->nreduce - 1]) || kiln_unroll(cl, la[ra]) || kiln_split(cl, la[3], 4, &lo, &lv) ||
-	    kiln_unroll(cl, lo) || kiln_vectorize(cl, lv))
+	/* the taps unrolled where the window is small (3x3, 5x5, 7x7 rows): a 13x13 pool's 169 taps x the tile
+	 * would be thousands of statements */
+	kiln_iter *tr = lr[cl->op->nreduce - 2], *ts = lr[cl->op->nreduce - 1];
+	if (kiln_reorder(cl, k, lorder) || (ts->extent <= 7 && kiln_unroll(cl, ts)) ||
+	    (tr->extent * ts->extent <= 25 && kiln_unroll(cl, tr)) || kiln_unroll(cl, la[ra]) ||
+	    kiln_split(cl, la[3], 4, &lo, &lv) || kiln_unroll(cl, lo) || kiln_vectorize(cl, lv))
 		return -1;
 	c->note = ir_fmt(s->ctx, "%s: %d %s x %lld columns per thread (float4s), %lld threads per block", by, rows,
 	                 conv ? "output channels" : "output rows", (long long)cols, (long long)threads);

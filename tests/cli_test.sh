@@ -42,7 +42,7 @@ expect 2 "--cooldown-ms takes a whole number from 0 to 60000" tune matmul --cool
 expect 1 "cannot append to $dir/no/such/t.jsonl" tune matmul --log "$dir/no/such/t.jsonl"
 expect 1 "the WebGL one (webgl); not 'webgpu-cpu'" tune matmul --target webgpu-cpu --log "$dir/t.jsonl"
 expect 1 "a model tunes on llvm, wasm, opencl and webgl" tune "$dir/m.onnx" --target webgpu --log "$dir/t.jsonl"
-expect 1 "no round measured the model (rpc: cannot connect to 127.0.0.1:1" tune /usr/share/libonnx-testdata/data/node/test_conv_with_strides_padding/model.onnx --target opencl --rpc 127.0.0.1:1 --key k --log "$dir/t.jsonl"
+expect 1 "no round measured the model (rpc: cannot connect to 127.0.0.1:1" tune /usr/share/libonnx-testdata/data/node/test_conv_with_strides_padding/model.onnx --target opencl --rpc 127.0.0.1:1 --key k --trials 2 --log "$dir/t.jsonl"
 expect 1 "--config takes ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD[,SPLIT]]]" run matmul --config 4,2,3,1,9
 expect 1 "--config takes ROWS,VECTORS[,UNROLL,TILE,ORDER[,STAGES,PAD[,SPLIT]]]" run matmul --config 4,2,3,1,1,1
 expect 1 "the CPU template has no shared-memory panels to double-buffer or pad" run matmul --config 4,2,3,1,1,2,1

@@ -74,18 +74,21 @@ for case in "127.0.0.1:$sport native-key llvm opencl webgl" "127.0.0.1:$port nod
 		echo "model on $key, $t: $(cat "$work/model.log")"
 	done
 done
-# a whole model tuned on the native server (llvm, then opencl): each round's module built here and
+# a whole model tuned on the native server (llvm, opencl, webgl): each round's module built here and
 # timed there inside whole runs; the records name the server and apply to a build for it
 /usr/bin/python3 "$src/scripts/export_models.py" "$work" mlp64 >/dev/null 2>&1 || fail "export of mlp64"
-for t in llvm opencl; do
+for t in llvm opencl webgl; do
 	"$kiln" tune "$work/mlp64.onnx" --target $t --trials 3 --repeat 3 --rpc "127.0.0.1:$sport" --key native-key \
 		--log "$work/ntune_$t.jsonl" >"$work/tune.log" 2>&1 || fail "model tune for $t on the server: $(cat "$work/tune.log")"
 	grep -q "tuned outputs within .* of the default's" "$work/tune.log" || fail "the server's tuned $t model was not checked"
+	grep -q "apply it with: kiln compile .* --rpc 127.0.0.1:$sport" "$work/tune.log" || fail "the $t hint does not name the server"
 	[ "$(grep -c '"op":"graph Gemm",.*"target":"'$t'",.*; remote 127.0.0.1:'"$sport"'",.*"error":""' "$work/ntune_$t.jsonl")" = 6 ] ||
 		fail "model tune for $t on the server: $(cat "$work/ntune_$t.jsonl")"
 	"$kiln" compile "$work/mlp64.onnx" --target $t -o "$work/nt.kmod" --tuning-log "$work/ntune_$t.jsonl" \
 		--rpc "127.0.0.1:$sport" >"$work/tune.log" 2>&1 || fail "compile with the server's $t records: $(cat "$work/tune.log")"
-	grep -q "tuned configurations for [0-2] of 2 " "$work/tune.log" && ! grep -q "for 0 of 2 .*(0 kept" "$work/tune.log" ||
+	applied=$(sed -n 's/.*tuned configurations for \([0-2]\) of 2 .*/\1/p' "$work/tune.log")
+	kept=$(sed -n 's/.*(\([0-2]\) kept the default.*/\1/p' "$work/tune.log")
+	[ -n "$applied" ] && [ -n "$kept" ] && [ $((applied + kept)) -eq 2 ] ||
 		fail "the server's $t records did not apply to a build for it: $(cat "$work/tune.log")"
 	"$kiln" run "$work/nt.kmod" --rpc "127.0.0.1:$sport" --key native-key >"$work/tune.log" 2>&1 ||
 		fail "the tuned $t model on the server: $(cat "$work/tune.log")"

@@ -109,8 +109,8 @@ static char *cl_load(cg_src *s, const ir_expr *e)
 	if (cg_unit_ramp(ix))
 		return from_mem(s, e->type, cg_fmt(s, "vload%d(0, (%s%s *)%s + %s)", n, space(b), mem_type(s, ir_elem(b->elem), tb),
 		                                   name, cg_expr(s, ix->ramp.base)));
-	if (ix->kind == IR_BROADCAST)
-		return cg_fmt(s, "((%s)(%s))", cl_type(s, e->type, tb), from_mem(s, ir_elem(e->type), cg_fmt(s, "%s[%s]", name, cg_expr(s, ix->bcast.value))));
+	if (ix->kind == IR_BROADCAST) /* (a bool through the vector's from_mem: true lanes -1) */
+		return from_mem(s, e->type, cg_fmt(s, "((%s)(%s[%s]))", mem_type(s, e->type, tb), name, cg_expr(s, ix->bcast.value)));
 	/* a gather: name the index vector, read lane by lane */
 	const char *iv = cg_temp(s, ix);
 	char *lanes = cg_fmt(s, "%s", "");
@@ -128,7 +128,7 @@ static void cl_store(cg_src *s, const ir_stmt *st)
 	char *v = cg_expr(s, val);
 	int n = val->type.lanes;
 	if (b->elem.code == KILN_BOOL)
-		v = n > 1 ? cg_fmt(s, "convert_uchar%d(%s != 0)", n, v) : cg_fmt(s, "(uchar)(%s)", v);
+		v = n > 1 ? cg_fmt(s, "convert_uchar%d(-(%s != 0))", n, v) : cg_fmt(s, "(uchar)(%s)", v); /* bytes of 1, not -1 */
 	if (n == 1) {
 		cg_line(s, "%s[%s] = %s;", name, cg_expr(s, ix), v);
 		return;
@@ -202,6 +202,9 @@ static char *cl_cast(cg_src *s, ir_type to, const ir_expr *from, const char *v)
 	if (to.lanes > 1) {
 		if (to.code == KILN_BOOL)
 			return cg_fmt(s, "(%s != 0)", v);
+		/* a bool vector's true lanes are -1: a number from one is 1 */
+		if (from->type.code == KILN_BOOL)
+			return cg_fmt(s, "convert_%s(-(%s))", cl_type(s, to, tb), v);
 		return cg_fmt(s, "convert_%s(%s)", cl_type(s, to, tb), v);
 	}
 	if (to.code == KILN_BOOL)
