@@ -279,10 +279,10 @@ static void free_fn_state(rt_function *f)
 	fn_state *fs = f->dev;
 	if (!fs)
 		return;
-	for (int i = 0; i < fs->n; i++)
+	for (int i = 0; fs->mem && i < fs->n; i++)
 		if (fs->mem[i])
 			CL(clReleaseMemObject)(fs->mem[i]);
-	for (int l = 0; l < f->nlaunch; l++)
+	for (int l = 0; fs->kernels && l < f->nlaunch; l++)
 		if (fs->kernels[l])
 			CL(clReleaseKernel)(fs->kernels[l]);
 	free(fs->mem);
@@ -322,12 +322,18 @@ static int prepare(kiln_module *m, rt_function *f)
 	if (!p)
 		return -1;
 	fn_state *fs = calloc(1, sizeof *fs);
+	if (!fs)
+		return rt_error("%s: out of memory", f->name);
 	fs->n = f->nargs + f->ntemp;
-	fs->mem = calloc((size_t)fs->n, sizeof(cl_mem));
-	fs->bytes = calloc((size_t)fs->n, sizeof(size_t));
+	fs->mem = calloc((size_t)(fs->n ? fs->n : 1), sizeof(cl_mem));
+	fs->bytes = calloc((size_t)(fs->n ? fs->n : 1), sizeof(size_t));
 	fs->kernels = calloc((size_t)(f->nlaunch ? f->nlaunch : 1), sizeof(cl_kernel));
 	f->dev = fs;
 	m->dev_free = free_fn_state;
+	if (!fs->mem || !fs->bytes || !fs->kernels) {
+		free_fn_state(f);
+		return rt_error("%s: out of memory", f->name);
+	}
 	cl_int e;
 	for (int i = 0; i < fs->n; i++) {
 		size_t bytes;
