@@ -590,18 +590,10 @@ static int schedule_window_gpu(sch_schedule *s, sch_stage *c, const kiln_cpu_con
 		return -1;
 	sch_stage *cl = sch_stage_of(s, cl_t);
 	kiln_iter **ax = c->op->axis, *ro, *ri, *wo, *wi, *f, *bx, *tx;
-	kiln_iter *order[6] = {ax[0], conv ? NULL : ax[1], NULL, NULL, NULL, NULL};
 	if (kiln_split(c, ax[ra], rows, &ro, &ri) || kiln_split(c, ax[3], cols, &wo, &wi))
 		return -1;
-	if (conv) {
-		order[1] = ro;
-		order[2] = ax[2];
-	} else {
-		order[2] = ro;
-	}
-	order[3] = wo;
-	order[4] = ri;
-	order[5] = wi;
+	/* the row blocks in place of the tiled axis, the tile's rows and columns innermost */
+	kiln_iter *order[6] = {ax[0], conv ? ro : ax[1], conv ? ax[2] : ro, wo, ri, wi};
 	if (kiln_reorder(c, 6, order) || kiln_fuse(c, order[0], order[1], &f) || kiln_fuse(c, f, order[2], &f) ||
 	    kiln_fuse(c, f, wo, &f))
 		return -1;
